@@ -1,0 +1,101 @@
+/**
+ * Keys and aliases as the store keeps them. The KMS layer (`src/kms/`) owns
+ * the meaning of every field; the store owns durability, locking and
+ * encryption at rest. Field names are camelCase; the KMS layer maps them to
+ * the PascalCase shapes of the AWS API.
+ */
+
+export type HmacKeySpec = 'HMAC_224' | 'HMAC_256' | 'HMAC_384' | 'HMAC_512';
+export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion' | 'PendingImport';
+export type KeyOrigin = 'AWS_KMS' | 'EXTERNAL';
+
+export interface Tag {
+  TagKey: string;
+  TagValue: string;
+}
+
+/** An outstanding GetParametersForImport: the RSA private key that unwraps the material. */
+export interface ImportParameters {
+  /** Opaque token id embedded in the ImportToken the client received. */
+  tokenId: string;
+  wrappingAlgorithm: string;
+  wrappingKeySpec: string;
+  /** PKCS#8 DER of the RSA private key. Secret: encrypted at rest like key material. */
+  privateKey: Uint8Array;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+}
+
+export interface KeyRecord {
+  /** UUID, or `mrk-` + 32 hex digits for multi-Region keys. */
+  keyId: string;
+  arn: string;
+  keySpec: HmacKeySpec;
+  keyUsage: 'GENERATE_VERIFY_MAC';
+  keyState: KeyState;
+  origin: KeyOrigin;
+  description: string;
+  multiRegion: boolean;
+  /** Epoch milliseconds. */
+  creationDate: number;
+  /** Epoch milliseconds; set while PendingDeletion. */
+  deletionDate?: number;
+  pendingDeletionWindowInDays?: number;
+  /** The key state to return to on CancelKeyDeletion is always Disabled (AWS); kept for imports. */
+  /** Secret: never logged, never in errors, encrypted at rest when a passphrase is set. Absent while PendingImport. */
+  keyMaterial?: Uint8Array;
+  /** For EXTERNAL keys: SHA-256 of the first imported material, to enforce "same material on reimport". */
+  importedMaterialDigest?: string;
+  expirationModel?: 'KEY_MATERIAL_EXPIRES' | 'KEY_MATERIAL_DOES_NOT_EXPIRE';
+  /** Epoch milliseconds; imported material expires then and the key returns to PendingImport. */
+  validTo?: number;
+  importParameters?: ImportParameters;
+  tags: Tag[];
+  /** Fast path: the ARN of the same key (same imported material) in AWS KMS. */
+  remoteArn?: string;
+}
+
+export interface AliasRecord {
+  /** `alias/…` */
+  aliasName: string;
+  aliasArn: string;
+  targetKeyId: string;
+  /** Epoch milliseconds. */
+  creationDate: number;
+  lastUpdatedDate: number;
+}
+
+/** A consistent view of the store, handed to a mutation. Changes apply on commit. */
+export interface KeyStoreTransaction {
+  getKey(keyId: string): KeyRecord | undefined;
+  listKeys(): KeyRecord[];
+  getAlias(aliasName: string): AliasRecord | undefined;
+  listAliases(): AliasRecord[];
+  /** Adds a key; throws if the id exists (a key is never silently overwritten). */
+  insertKey(record: KeyRecord): void;
+  /** Replaces an existing key; throws if it does not exist. */
+  replaceKey(record: KeyRecord): void;
+  deleteKey(keyId: string): void;
+  /** Adds an alias; throws if the name exists. */
+  insertAlias(alias: AliasRecord): void;
+  replaceAlias(alias: AliasRecord): void;
+  deleteAlias(aliasName: string): void;
+}
+
+export interface KeyStore {
+  /** Synchronous reads for the MAC hot path. Returned records must not be mutated. */
+  getKey(keyId: string): KeyRecord | undefined;
+  listKeys(): KeyRecord[];
+  getAlias(aliasName: string): AliasRecord | undefined;
+  listAliases(): AliasRecord[];
+  /**
+   * Runs `mutate` against the latest state under the store's write lock and
+   * persists the result durably before resolving. If `mutate` throws, nothing
+   * is written and the error propagates.
+   */
+  transact<T>(mutate: (tx: KeyStoreTransaction) => T): Promise<T>;
+  /** A counter that changes whenever the visible state changes (own or another process's commits). */
+  readonly version: number;
+  /** Flushes and releases resources (locks, watchers). */
+  close(): Promise<void>;
+}
