@@ -75,11 +75,14 @@ export interface KeyStoreTransaction {
   insertKey(record: KeyRecord): void;
   /** Replaces an existing key; throws if it does not exist. */
   replaceKey(record: KeyRecord): void;
-  deleteKey(keyId: string): void;
+  /** Removes a key; returns whether it existed (never throws for a missing id). */
+  deleteKey(keyId: string): boolean | void;
   /** Adds an alias; throws if the name exists. */
   insertAlias(alias: AliasRecord): void;
+  /** Replaces an existing alias; throws if it does not exist. */
   replaceAlias(alias: AliasRecord): void;
-  deleteAlias(aliasName: string): void;
+  /** Removes an alias; returns whether it existed (never throws for a missing name). */
+  deleteAlias(aliasName: string): boolean | void;
 }
 
 export interface KeyStore {
@@ -90,10 +93,12 @@ export interface KeyStore {
   listAliases(): AliasRecord[];
   /**
    * Runs `mutate` against the latest state under the store's write lock and
-   * persists the result durably before resolving. If `mutate` throws, nothing
-   * is written and the error propagates.
+   * persists the result durably before resolving. If `mutate` throws (or the
+   * promise it returns rejects), nothing is written and the error propagates.
+   * `mutate` may be async; the lock is held until it settles, so keep it short.
+   * The transaction object is unusable once `mutate` has settled.
    */
-  transact<T>(mutate: (tx: KeyStoreTransaction) => T): Promise<T>;
+  transact<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T>;
   /** A counter that changes whenever the visible state changes (own or another process's commits). */
   readonly version: number;
   /** Flushes and releases resources (locks, watchers). */

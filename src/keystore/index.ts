@@ -1,0 +1,49 @@
+/**
+ * Key stores: the `KeyStore` contract, the in-memory store and the durable
+ * file store, and `openKeyStore` which turns the `keyStore` client option
+ * into a store.
+ */
+import { MemoryKeyStore } from './memory.js';
+import type { KeyStore } from './types.js';
+
+export type {
+  AliasRecord,
+  HmacKeySpec,
+  ImportParameters,
+  KeyOrigin,
+  KeyRecord,
+  KeyState,
+  KeyStore,
+  KeyStoreTransaction,
+  Tag,
+} from './types.js';
+export {
+  KeyStoreCorruptError,
+  KeyStoreError,
+  KeyStoreLockTimeoutError,
+  KeyStorePassphraseError,
+  type KeyStoreErrorCode,
+} from './errors.js';
+export { MemoryKeyStore } from './memory.js';
+
+function isKeyStore(v: unknown): v is KeyStore {
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as KeyStore).getKey === 'function' &&
+    typeof (v as KeyStore).transact === 'function'
+  );
+}
+
+/**
+ * `undefined` → a new MemoryKeyStore; a KeyStore instance → itself; a path →
+ * a FileKeyStore (opened synchronously).
+ */
+export function openKeyStore(spec: string | KeyStore | undefined): KeyStore {
+  if (spec === undefined) return new MemoryKeyStore();
+  if (isKeyStore(spec)) return spec;
+  if (typeof spec === 'string') {
+    throw new TypeError('file key stores are not available yet');
+  }
+  throw new TypeError('keyStore must be a file path, a KeyStore instance, or undefined');
+}
