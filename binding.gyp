@@ -13,7 +13,12 @@
         "native/addon.cc",
         "native/batch.cc",
         "native/hmac.cc",
-        "native/openssl_api.cc"
+        "native/openssl_api.cc",
+        "native/mb/mb_hmac.cc",
+        "native/mb/sha256_avx2.cc",
+        "native/mb/sha512_avx2.cc",
+        "native/mb/mb_dispatch.cc",
+        "native/mb/mb_exports.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

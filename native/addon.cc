@@ -16,6 +16,7 @@
 
 #include "batch.h"
 #include "hmac.h"
+#include "mb/mb_exports.h"
 #include "openssl_api.h"
 
 namespace kmshmac {
@@ -467,6 +468,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("macLengths", mac_lengths);
   exports.Set("blockLengths", block_lengths);
   exports.Set("asyncThreads", Napi::Number::New(env, static_cast<double>(AsyncThreadCount())));
+  mb::AddExports(env, exports);  // simdPath, simdReason, simdPaths, setSimdPath (native/mb)
   return exports;
 }
 

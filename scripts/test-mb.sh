@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 CXX="${CXX:-g++}"
 OUT="${TMPDIR:-/tmp}/kms-hmac-test-mb-$$"
-FLAGS="-std=c++17 -O2 -g -Wall -Wextra -Werror"
+FLAGS="-std=c++17 -O3 -D_FORTIFY_SOURCE=2 -g -Wall -Wextra -Werror"
 if [ "${1:-}" = "--asan" ]; then
   FLAGS="$FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
   shift

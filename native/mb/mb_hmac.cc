@@ -263,7 +263,7 @@ void hmac_batch(const W inner[8], const W outer[8], size_t out_len, const Span* 
   }
 
   // Outer hash: H(outer state, inner digest || padding), one block each.
-  alignas(32) uint8_t ob[L][B];
+  alignas(32) uint8_t ob[L][2 * B];  // pad_tail may write 2 blocks in general; here it writes 1
   for (size_t base = 0; base < n; base += L) {
     const size_t m = n - base < L ? n - base : L;
     for (size_t l = 0; l < L; l++) {
