@@ -1,0 +1,407 @@
+// kms-hmac WebAssembly engine: HMAC (RFC 2104) over SHA-224/256/384/512.
+//
+// The ABI is static regions (layout.ts) plus a few calls. JS copies inputs
+// into the regions, calls once per chunk, and copies results out. Nothing
+// here allocates; every entry point checks its scalar arguments and the
+// batch offsets, and returns a status instead of trapping, so bad input can
+// neither crash the host nor make the engine read another region (such as the
+// key slots) into a MAC.
+//
+// Status codes: 0 ok, 1 bad argument, 2 bad offsets. verify* return 1 valid,
+// 0 invalid, -1 bad argument.
+
+import {
+  DATA, DATA_SIZE, OFFS, OUT, RES, KEYS, KEYWIN, KEYWIN_SIZE, KEY_SLOTS, SLOT_SIZE, MAX_BATCH,
+  PAD, TMP, W256, W512, CTX, blockLen, digestLen,
+} from './layout';
+import { compress256, IV224, IV256 } from './sha256';
+import { compress512, IV384, IV512 } from './sha512';
+import { compress256x4, WX4, WB4, ST4 } from './sha256x4';
+
+export {
+  DATA, DATA_SIZE, OFFS, OUT, RES, KEYS, KEYWIN, KEYWIN_SIZE, KEY_SLOTS, SLOT_SIZE, MAX_BATCH,
+} from './layout';
+
+/** 1 when this build hashes SHA-256 batches four lanes at a time. */
+export const SIMD: u32 = ASC_FEATURE_SIMD ? 1 : 0;
+
+// Working state of one hash (64 B) and SIMD lane bookkeeping.
+const HS: usize = memory.data(64, 16);
+// Per lane (32 B): message index, data pointer, length, block, block count, phase.
+const LANES: usize = memory.data(4 * 32, 16);
+const LPAD: usize = memory.data(4 * 64, 16);
+const LDIG: usize = memory.data(4 * 32, 16);
+
+// ---------------------------------------------------------------- helpers
+
+@inline function compress(alg: u32, state: usize, block: usize): void {
+  if (alg >= 2) compress512(state, block);
+  else compress256(state, block);
+}
+
+@inline function slotPtr(slot: u32): usize {
+  return KEYS + <usize>slot * SLOT_SIZE;
+}
+
+function loadIv(alg: u32, dst: usize): void {
+  const iv = alg == 0 ? IV224 : alg == 1 ? IV256 : alg == 2 ? IV384 : IV512;
+  memory.copy(dst, iv, 64);
+}
+
+/** Writes the first digestLen(alg) bytes of `state` big-endian to `out`. */
+function writeDigest(alg: u32, state: usize, out: usize): void {
+  if (alg >= 2) {
+    const n: usize = alg == 2 ? 6 : 8;
+    for (let i: usize = 0; i < n; i++) store<u64>(out + (i << 3), bswap<u64>(load<u64>(state + (i << 3))));
+  } else {
+    const n: usize = alg == 0 ? 7 : 8;
+    for (let i: usize = 0; i < n; i++) store<u32>(out + (i << 2), bswap<u32>(load<u32>(state + (i << 2))));
+  }
+}
+
+/**
+ * Absorbs the final `len` bytes at `p` into `state` and applies the FIPS
+ * 180-4 padding (5.1), where `prefix` bytes were already absorbed. Full
+ * blocks are read in place; only the tail is copied into PAD.
+ */
+function hashTail(alg: u32, state: usize, p: usize, len: u32, prefix: u64): void {
+  const bl = blockLen(alg);
+  let n = len;
+  while (n >= bl) {
+    compress(alg, state, p);
+    p += bl;
+    n -= bl;
+  }
+  memory.copy(PAD, p, n);
+  store<u8>(PAD + n, 0x80);
+  const lenBytes: u32 = alg >= 2 ? 16 : 8;
+  if (n + 1 + lenBytes > bl) {
+    memory.fill(PAD + n + 1, 0, bl - n - 1);
+    compress(alg, state, PAD);
+    memory.fill(PAD, 0, bl - 8);
+  } else {
+    memory.fill(PAD + n + 1, 0, bl - 8 - n - 1);
+  }
+  store<u64>(PAD + bl - 8, bswap<u64>((prefix + <u64>len) << 3));
+  compress(alg, state, PAD);
+}
+
+/** Outer hash: HS = outer(slot) absorbing the inner digest held in `inner`. */
+function outerFinish(alg: u32, s: usize, inner: usize): void {
+  const bl = blockLen(alg);
+  const dl = digestLen(alg);
+  writeDigest(alg, inner, PAD);
+  store<u8>(PAD + dl, 0x80);
+  memory.fill(PAD + dl + 1, 0, bl - 8 - dl - 1);
+  store<u64>(PAD + bl - 8, bswap<u64>(<u64>(bl + dl) << 3));
+  memory.copy(HS, s + 64, 64);
+  compress(alg, HS, PAD);
+}
+
+/** HMAC of `len` bytes at `p` with the key in slot `s`, left in HS. */
+function macMsg(alg: u32, s: usize, p: usize, len: u32): void {
+  memory.copy(HS, s, 64);
+  hashTail(alg, HS, p, len, <u64>blockLen(alg));
+  outerFinish(alg, s, HS);
+}
+
+/** Constant-time equality of n bytes: 1 equal, 0 different. */
+function ctEqual(a: usize, b: usize, n: u32): u32 {
+  let diff: u32 = 0;
+  for (let i: usize = 0; i < <usize>n; i++) diff |= <u32>load<u8>(a + i) ^ <u32>load<u8>(b + i);
+  return (diff - 1) >>> 31;
+}
+
+@inline function badArgs(slot: u32, alg: u32): bool {
+  return slot >= KEY_SLOTS || alg > 3;
+}
+
+/** Offsets i..count (minus base) must be non-decreasing and inside DATA. */
+function offsetsOk(count: u32, base: u32): bool {
+  if (count > MAX_BATCH) return false;
+  let prev: u32 = 0;
+  for (let i: usize = 0; i <= <usize>count; i++) {
+    const o = load<u32>(OFFS + (i << 2)) - base;
+    if (o > DATA_SIZE || o < prev) return false;
+    prev = o;
+  }
+  return true;
+}
+
+// ------------------------------------------------------------------- keys
+
+/**
+ * Precomputes the inner and outer states for the key in KEYWIN (keyLen <=
+ * block length; longer keys are hashed first with the stream calls) into
+ * slot `slot`, then wipes the key window and every scratch area that saw
+ * key-derived words.
+ */
+export function keySetup(slot: u32, alg: u32, keyLen: u32): u32 {
+  if (badArgs(slot, alg) || keyLen > blockLen(alg)) {
+    wipeScratch();
+    return 1;
+  }
+  const s = slotPtr(slot);
+  const bl = blockLen(alg);
+  for (let i: u32 = 0; i < bl; i++) store<u8>(PAD + i, (i < keyLen ? load<u8>(KEYWIN + i) : 0) ^ 0x36);
+  loadIv(alg, s);
+  compress(alg, s, PAD);
+  for (let i: u32 = 0; i < bl; i++) store<u8>(PAD + i, (i < keyLen ? load<u8>(KEYWIN + i) : 0) ^ 0x5c);
+  loadIv(alg, s + 64);
+  compress(alg, s + 64, PAD);
+  wipeScratch();
+  return 0;
+}
+
+/** Zeroes a key slot. */
+export function keyWipe(slot: u32): void {
+  if (slot < KEY_SLOTS) memory.fill(slotPtr(slot), 0, SLOT_SIZE);
+}
+
+/** Zeroes the key window and all scratch (schedules, pads, stream context). */
+export function wipeScratch(): void {
+  memory.fill(KEYWIN, 0, KEYWIN_SIZE);
+  memory.fill(PAD, 0, 256);
+  memory.fill(TMP, 0, 64);
+  memory.fill(W256, 0, 64 * 4);
+  memory.fill(W512, 0, 80 * 8);
+  memory.fill(CTX, 0, 256);
+  memory.fill(HS, 0, 64);
+  memory.fill(LANES, 0, 4 * 32);
+  memory.fill(LPAD, 0, 4 * 64);
+  memory.fill(LDIG, 0, 4 * 32);
+  memory.fill(WX4, 0, 64 * 16);
+  memory.fill(ST4, 0, 8 * 16);
+}
+
+// ------------------------------------------------------------- streaming
+// CTX: state @0 (64 B), buffer @64 (128 B), buffered u32 @192, alg u32 @196,
+// absorbed bytes u64 @200. Used for keys longer than a block (plain hash)
+// and for single messages larger than DATA (HMAC).
+
+/** Starts a plain hash (slot < 0) or the inner hash of an HMAC key. */
+export function streamInit(alg: u32, slot: i32): u32 {
+  if (alg > 3 || slot >= <i32>KEY_SLOTS) return 1;
+  if (slot < 0) {
+    loadIv(alg, CTX);
+    store<u64>(CTX, 0, 200);
+  } else {
+    memory.copy(CTX, slotPtr(<u32>slot), 64);
+    store<u64>(CTX, <u64>blockLen(alg), 200);
+  }
+  store<u32>(CTX, 0, 192);
+  store<u32>(CTX, alg, 196);
+  return 0;
+}
+
+/** Absorbs `len` bytes from DATA (from = 0) or KEYWIN (from = 1). */
+export function streamUpdate(from: u32, len: u32): u32 {
+  if (from > 1 || len > (from == 0 ? DATA_SIZE : KEYWIN_SIZE)) return 1;
+  let src: usize = from == 0 ? DATA : KEYWIN;
+  const alg = load<u32>(CTX, 196);
+  const bl = blockLen(alg);
+  let buffered = load<u32>(CTX, 192);
+  let total = load<u64>(CTX, 200);
+  if (buffered > 0) {
+    const take = min(bl - buffered, len);
+    memory.copy(CTX + 64 + buffered, src, take);
+    buffered += take;
+    src += take;
+    len -= take;
+    if (buffered == bl) {
+      compress(alg, CTX, CTX + 64);
+      total += bl;
+      buffered = 0;
+    }
+  }
+  while (len >= bl) {
+    compress(alg, CTX, src);
+    total += bl;
+    src += bl;
+    len -= bl;
+  }
+  if (len > 0) {
+    memory.copy(CTX + 64, src, len);
+    buffered = len;
+  }
+  store<u32>(CTX, buffered, 192);
+  store<u64>(CTX, total, 200);
+  return 0;
+}
+
+/** Finishes a plain hash: digest into KEYWIN[0..digestLen). Returns its length. */
+export function streamDigestToKeyWindow(): u32 {
+  const alg = load<u32>(CTX, 196);
+  hashTail(alg, CTX, CTX + 64, load<u32>(CTX, 192), load<u64>(CTX, 200));
+  writeDigest(alg, CTX, KEYWIN);
+  memory.fill(CTX, 0, 256);
+  return digestLen(alg);
+}
+
+/**
+ * Finishes an HMAC started with streamInit(alg, slot). mode 0: MAC into
+ * OUT; mode 1: compare with the MAC at OUT and return 1/0.
+ */
+export function streamMacFinal(slot: u32, mode: u32): i32 {
+  const alg = load<u32>(CTX, 196);
+  if (badArgs(slot, alg)) return -1;
+  hashTail(alg, CTX, CTX + 64, load<u32>(CTX, 192), load<u64>(CTX, 200));
+  outerFinish(alg, slotPtr(slot), CTX);
+  memory.fill(CTX, 0, 256);
+  if (mode == 0) {
+    writeDigest(alg, HS, OUT);
+    return 1;
+  }
+  writeDigest(alg, HS, TMP);
+  return <i32>ctEqual(TMP, OUT, digestLen(alg));
+}
+
+// ----------------------------------------------------------- single MAC
+
+/** MAC of DATA[0..len) into OUT. */
+export function macOne(slot: u32, alg: u32, len: u32): u32 {
+  if (badArgs(slot, alg) || len > DATA_SIZE) return 1;
+  macMsg(alg, slotPtr(slot), DATA, len);
+  writeDigest(alg, HS, OUT);
+  return 0;
+}
+
+/** Verifies DATA[0..len) against the MAC at OUT, in constant time. */
+export function verifyOne(slot: u32, alg: u32, len: u32): i32 {
+  if (badArgs(slot, alg) || len > DATA_SIZE) return -1;
+  macMsg(alg, slotPtr(slot), DATA, len);
+  writeDigest(alg, HS, TMP);
+  return <i32>ctEqual(TMP, OUT, digestLen(alg));
+}
+
+// ----------------------------------------------------------------- batch
+
+/**
+ * Message i is DATA[OFFS[i]-base .. OFFS[i+1]-base). mode 0: MAC i into
+ * OUT + i*digestLen. mode 1: compare with the MAC there, result into RES[i].
+ */
+export function batch(slot: u32, alg: u32, count: u32, base: u32, mode: u32): u32 {
+  if (badArgs(slot, alg) || mode > 1) return 1;
+  if (!offsetsOk(count, base)) return 2;
+  if (ASC_FEATURE_SIMD) {
+    if (alg < 2 && count > 1) {
+      batchX4(slotPtr(slot), alg, count, base, mode);
+      return 0;
+    }
+  }
+  const s = slotPtr(slot);
+  const dl = digestLen(alg);
+  for (let i: u32 = 0; i < count; i++) {
+    const start = load<u32>(OFFS + (<usize>i << 2)) - base;
+    const end = load<u32>(OFFS + (<usize>i << 2), 4) - base;
+    macMsg(alg, s, DATA + start, end - start);
+    emit(alg, HS, i, dl, mode);
+  }
+  return 0;
+}
+
+@inline function emit(alg: u32, state: usize, i: u32, dl: u32, mode: u32): void {
+  const at = OUT + <usize>i * dl;
+  if (mode == 0) {
+    writeDigest(alg, state, at);
+  } else {
+    writeDigest(alg, state, TMP);
+    store<u8>(RES + i, <u8>ctEqual(TMP, at, dl));
+  }
+}
+
+// ------------------------------------------------------ SIMD (4 lanes)
+// Four messages at a time, one 64-byte block per lane per step. Each lane
+// runs its own message: inner blocks (read in place, or the padded tail
+// built in LPAD), then the single outer block; when a lane finishes it
+// emits its MAC and takes the next message, so messages of any mix of
+// lengths share the steps without grouping. Lanes without work idle.
+
+function laneStart(l: usize, idx: u32, s: usize, base: u32): void {
+  const L = LANES + (l << 5);
+  const start = load<u32>(OFFS + (<usize>idx << 2)) - base;
+  const len = load<u32>(OFFS + (<usize>idx << 2), 4) - start - base;
+  store<u32>(L, idx, 0);
+  store<u32>(L, <u32>(DATA + start), 4);
+  store<u32>(L, len, 8);
+  store<u32>(L, 0, 12);
+  store<u32>(L, (len + 72) >> 6, 16);
+  store<u32>(L, 0, 20);
+  for (let j: usize = 0; j < 8; j++) store<u32>(ST4 + (j << 4) + (l << 2), load<u32>(s + (j << 2)));
+}
+
+function laneFill(l: usize, alg: u32): void {
+  const L = LANES + (l << 5);
+  const col = WB4 + (l << 2);
+  if (load<u32>(L, 20) == 0) {
+    const ptr = <usize>load<u32>(L, 4);
+    const len = load<u32>(L, 8);
+    const blk = load<u32>(L, 12);
+    const off = blk << 6;
+    let src: usize;
+    if (off + 64 <= len) {
+      src = ptr + off;
+    } else {
+      src = LPAD + (l << 6);
+      memory.fill(src, 0, 64);
+      if (len >= off) {
+        const r = len - off;
+        memory.copy(src, ptr + off, r);
+        store<u8>(src + r, 0x80);
+      }
+      if (blk + 1 == load<u32>(L, 16)) store<u64>(src + 56, bswap<u64>((<u64>len + 64) << 3));
+    }
+    for (let t: usize = 0; t < 16; t++) store<u32>(col + (t << 4), bswap<u32>(load<u32>(src + (t << 2))));
+  } else {
+    const dw: usize = alg == 0 ? 7 : 8;
+    const dig = LDIG + (l << 5);
+    for (let t: usize = 0; t < dw; t++) store<u32>(col + (t << 4), load<u32>(dig + (t << 2)));
+    store<u32>(col + (dw << 4), 0x80000000);
+    for (let t: usize = dw + 1; t < 15; t++) store<u32>(col + (t << 4), 0);
+    store<u32>(col + (15 << 4), <u32>(64 + (dw << 2)) << 3);
+  }
+}
+
+function batchX4(s: usize, alg: u32, count: u32, base: u32, mode: u32): void {
+  const dl = digestLen(alg);
+  let next: u32 = 0;
+  let active: u32 = 0;
+  let live: u32 = 0; // bit l set: lane l has a message
+  for (let l: usize = 0; l < 4; l++) {
+    if (next < count) {
+      laneStart(l, next++, s, base);
+      live |= 1 << <u32>l;
+      active++;
+    }
+  }
+  while (active > 0) {
+    for (let l: usize = 0; l < 4; l++) if (live & (1 << <u32>l)) laneFill(l, alg);
+    compress256x4();
+    for (let l: usize = 0; l < 4; l++) {
+      if (!(live & (1 << <u32>l))) continue;
+      const L = LANES + (l << 5);
+      if (load<u32>(L, 20) == 0) {
+        const blk = load<u32>(L, 12) + 1;
+        store<u32>(L, blk, 12);
+        if (blk == load<u32>(L, 16)) {
+          // Inner hash done: keep its digest words, switch the lane to the outer state.
+          store<u32>(L, 1, 20);
+          const dig = LDIG + (l << 5);
+          for (let j: usize = 0; j < 8; j++) {
+            store<u32>(dig + (j << 2), load<u32>(ST4 + (j << 4) + (l << 2)));
+            store<u32>(ST4 + (j << 4) + (l << 2), load<u32>(s + 64 + (j << 2)));
+          }
+        }
+      } else {
+        for (let j: usize = 0; j < 8; j++) store<u32>(HS + (j << 2), load<u32>(ST4 + (j << 4) + (l << 2)));
+        emit(alg, HS, load<u32>(L, 0), dl, mode);
+        if (next < count) {
+          laneStart(l, next++, s, base);
+        } else {
+          live &= ~(1 << <u32>l);
+          active--;
+        }
+      }
+    }
+  }
+}
