@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// npm run test:asan — builds the addon with AddressSanitizer and
+// UndefinedBehaviorSanitizer in a scratch copy of the package, then runs the
+// native tests against that build with the sanitizer runtimes preloaded.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'kms-hmac-asan-'));
+try {
+  cpSync(join(root, 'native'), join(scratch, 'native'), { recursive: true });
+  cpSync(join(root, 'binding.gyp'), join(scratch, 'binding.gyp'));
+  cpSync(join(root, 'package.json'), join(scratch, 'package.json'));
+  symlinkSync(join(root, 'node_modules'), join(scratch, 'node_modules'));
+
+  const nodeGyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const built = spawnSync(process.execPath, [nodeGyp, 'rebuild', '--', '-Dkms_hmac_sanitize=true'], {
+    cwd: scratch,
+    stdio: 'inherit',
+  });
+  if (built.status !== 0) process.exit(built.status ?? 1);
+
+  const runtime = (name) => execFileSync('g++', [`-print-file-name=${name}`], { encoding: 'utf8' }).trim();
+  const env = {
+    ...process.env,
+    KMS_HMAC_NATIVE_DIR: scratch,
+    KMS_HMAC_TEST_BACKENDS: 'native',
+    LD_PRELOAD: [runtime('libasan.so'), runtime('libubsan.so')].join(' '),
+    // V8 and Node keep memory alive until exit by design: leaks are not what we look for here.
+    ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1',
+    UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
+  };
+  const tests = ['test/backend.test.ts', 'test/native.test.ts', 'test/native-simd.test.ts'];
+  const run = spawnSync(process.execPath, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...tests], {
+    cwd: root,
+    env,
+    stdio: 'inherit',
+  });
+  process.exitCode = run.status ?? 1;
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}

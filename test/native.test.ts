@@ -1,0 +1,85 @@
+/**
+ * The addon called directly, without the MacKey façade in front: it must
+ * check every argument itself and answer bad input with TypeError/RangeError,
+ * never an abort.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadNativeBinding, type NativeBinding } from '../src/backend/native.js';
+
+const binding: NativeBinding = loadNativeBinding();
+
+describe('native addon exports', () => {
+  it('reports OpenSSL 3.x and the digest and block sizes', () => {
+    expect(binding.opensslVersion).toMatch(/^OpenSSL 3\./);
+    expect(binding.opensslVersionNumber >>> 28).toBe(3);
+    expect(binding.opensslVersion).toContain(process.versions.openssl);
+    expect(binding.macLengths).toEqual([28, 32, 48, 64]);
+    expect(binding.blockLengths).toEqual([64, 64, 128, 128]);
+    expect(binding.asyncThreads).toBeGreaterThanOrEqual(1);
+  });
+
+  it('loading from a directory without a build is a catchable error', () => {
+    expect(() => loadNativeBinding('/nonexistent-kms-hmac-dir')).toThrow();
+  });
+});
+
+describe('native addon rejects bad input by itself', () => {
+  const key = new binding.Key(1, new Uint8Array(32));
+  const message = new Uint8Array(8);
+  const out = new Uint8Array(64);
+  const junk: unknown[] = [undefined, null, 1, 'x', {}, [], new Uint32Array(2), new ArrayBuffer(2), Symbol('s'), () => 0];
+
+  it('constructor', () => {
+    for (const bad of [undefined, -1, 4, 1.5, NaN, '1']) {
+      expect(() => new binding.Key(bad as never, message)).toThrow(/algorithm/);
+    }
+    for (const bad of junk) expect(() => new binding.Key(0, bad as never)).toThrow(TypeError);
+  });
+
+  it('single and batch calls', () => {
+    for (const bad of junk) {
+      expect(() => key.macInto(bad as never, out, 0)).toThrow(TypeError);
+      expect(() => key.macInto(message, bad as never, 0)).toThrow();
+      expect(() => key.verify(message, bad as never)).toThrow(TypeError);
+      if (!(bad instanceof Uint32Array)) expect(() => key.macPackedInto(message, bad as never, out)).toThrow(TypeError);
+      expect(() => key.macArrayInto([bad] as never, out)).toThrow(/messages\[0\]/);
+      expect(() => key.verifyArrayInto([message], [bad] as never, out)).toThrow(/macs\[0\]/);
+    }
+    expect(() => key.macArrayInto('not an array' as never, out)).toThrow(TypeError);
+    expect(() => key.macInto(message, out, -1)).toThrow(RangeError);
+    expect(() => key.macInto(message, out, 33)).toThrow(RangeError);
+    expect(() => key.macInto(message, out, Number.MAX_SAFE_INTEGER)).toThrow(RangeError);
+    expect(() => key.macPackedInto(message, new Uint32Array([0, 9]), out)).toThrow(RangeError);
+    expect(() => key.macPackedInto(message, new Uint32Array([4, 2]), out)).toThrow(RangeError);
+    expect(() => key.macPackedInto(message, new Uint32Array(0), out)).toThrow(RangeError);
+    expect(() => key.macPackedInto(message, new Uint32Array([0, 1, 2, 3]), new Uint8Array(95))).toThrow(RangeError);
+    expect(() => key.verifyPackedInto(message, new Uint32Array([0, 8]), new Uint8Array(31), out)).toThrow(RangeError);
+    expect(() => key.verifyPackedInto(message, new Uint32Array([0, 8]), out, new Uint8Array(0))).toThrow(RangeError);
+    expect(() => key.verifyArrayInto([message], [], out)).toThrow(RangeError);
+  });
+
+  it('shared and detached buffers', () => {
+    const shared = new Uint8Array(new SharedArrayBuffer(8));
+    expect(() => key.macInto(shared, out, 0)).toThrow(/SharedArrayBuffer/);
+    expect(() => key.macInto(message, new Uint8Array(new SharedArrayBuffer(64)), 0)).toThrow(/SharedArrayBuffer/);
+    expect(() => key.macPackedInto(message, new Uint32Array(new SharedArrayBuffer(8)), out)).toThrow(/SharedArrayBuffer/);
+    const buffer = new ArrayBuffer(8);
+    const view = new Uint8Array(buffer);
+    structuredClone(buffer, { transfer: [buffer] });
+    expect(() => key.macInto(view, out, 0)).toThrow(/detached/);
+    expect(() => key.macArrayInto([message, view], out)).toThrow(/messages\[1\] is backed by a detached/);
+  });
+
+  it('async calls reject synchronously-detectable errors by throwing', () => {
+    expect(() => key.macPackedAsync(message, new Uint32Array([0, 9]))).toThrow(RangeError);
+    expect(() => key.macArrayAsync([1] as never)).toThrow(TypeError);
+    expect(() => key.verifyPackedAsync(message, new Uint32Array([0, 8]), new Uint8Array(1))).toThrow(RangeError);
+  });
+
+  it('a destroyed key refuses work', () => {
+    const doomed = new binding.Key(3, new Uint8Array(3));
+    doomed.destroy();
+    expect(() => doomed.macInto(message, out, 0)).toThrow(/destroyed/);
+    expect(() => doomed.macPackedAsync(message, new Uint32Array([0, 8]))).toThrow(/destroyed/);
+  });
+});
