@@ -3,6 +3,7 @@
  * file store, and `openKeyStore` which turns the `keyStore` client option
  * into a store.
  */
+import { FileKeyStore, type FileKeyStoreOptions } from './file.js';
 import { MemoryKeyStore } from './memory.js';
 import type { KeyStore } from './types.js';
 
@@ -25,6 +26,7 @@ export {
   type KeyStoreErrorCode,
 } from './errors.js';
 export { MemoryKeyStore } from './memory.js';
+export { FileKeyStore, PASSPHRASE_ENV, type FileKeyStoreOptions } from './file.js';
 
 function isKeyStore(v: unknown): v is KeyStore {
   return (
@@ -37,13 +39,16 @@ function isKeyStore(v: unknown): v is KeyStore {
 
 /**
  * `undefined` → a new MemoryKeyStore; a KeyStore instance → itself; a path →
- * a FileKeyStore (opened synchronously).
+ * a FileKeyStore opened synchronously (`FileKeyStore.openSync(path, options)`;
+ * the passphrase defaults to `KMS_HMAC_PASSPHRASE`). Throws the store's typed
+ * errors (KeyStoreCorruptError, KeyStorePassphraseError) for a bad file.
  */
-export function openKeyStore(spec: string | KeyStore | undefined): KeyStore {
+export function openKeyStore(spec: string | KeyStore | undefined, options?: FileKeyStoreOptions): KeyStore {
   if (spec === undefined) return new MemoryKeyStore();
   if (isKeyStore(spec)) return spec;
   if (typeof spec === 'string') {
-    throw new TypeError('file key stores are not available yet');
+    if (spec.length === 0) throw new TypeError('keyStore path must not be empty');
+    return FileKeyStore.openSync(spec, options);
   }
   throw new TypeError('keyStore must be a file path, a KeyStore instance, or undefined');
 }
