@@ -1,0 +1,179 @@
+/**
+ * AWS JSON 1.1 codec for the KMS operations this server speaks: request JSON
+ * → the `@aws-sdk/client-kms` input shape (Uint8Array blobs, Date timestamps)
+ * and output shape → response JSON (standard base64, epoch-second numbers).
+ *
+ * Input member types come from the KMS model (botocore 1.43.11 service-2.json,
+ * the same model as @aws-sdk/client-kms 3.1164.0). A member of the wrong JSON
+ * type is a SerializationException, as in AWS's (Coral) deserializer; `null`
+ * means absent; unknown members are ignored. Constraint checks (lengths,
+ * enums, required) are the KMS layer's, which answers ValidationException.
+ */
+
+type MemberType = 'string' | 'blob' | 'timestamp' | 'boolean' | 'integer' | 'strings' | 'tags';
+type InputSchema = Readonly<Record<string, MemberType>>;
+
+export interface OperationSpec {
+  /** Method name on KmsHmacClient. */
+  readonly method: string;
+  readonly input: InputSchema;
+  /** Changes state: an unexpected failure is never answered with a 5xx (a client retry could repeat it). */
+  readonly mutating: boolean;
+}
+
+const KEY: InputSchema = { KeyId: 'string' };
+const PAGE = { Limit: 'integer', Marker: 'string' } as const;
+const MAC_COMMON = { Message: 'blob', KeyId: 'string', MacAlgorithm: 'string', GrantTokens: 'strings', DryRun: 'boolean' } as const;
+
+function op(method: string, input: InputSchema, mutating: boolean): OperationSpec {
+  return Object.freeze({ method, input: Object.freeze(input), mutating });
+}
+
+/** X-Amz-Target operation name (after `TrentService.`) → how to decode and call it. */
+export const OPERATIONS: ReadonlyMap<string, OperationSpec> = new Map<string, OperationSpec>([
+  ['CreateKey', op('createKey', {
+    Policy: 'string', Description: 'string', KeyUsage: 'string', CustomerMasterKeySpec: 'string', KeySpec: 'string',
+    Origin: 'string', CustomKeyStoreId: 'string', BypassPolicyLockoutSafetyCheck: 'boolean', Tags: 'tags',
+    MultiRegion: 'boolean', XksKeyId: 'string',
+  }, true)],
+  ['DescribeKey', op('describeKey', { KeyId: 'string', GrantTokens: 'strings' }, false)],
+  ['ListKeys', op('listKeys', { ...PAGE }, false)],
+  ['CreateAlias', op('createAlias', { AliasName: 'string', TargetKeyId: 'string' }, true)],
+  ['UpdateAlias', op('updateAlias', { AliasName: 'string', TargetKeyId: 'string' }, true)],
+  ['DeleteAlias', op('deleteAlias', { AliasName: 'string' }, true)],
+  ['ListAliases', op('listAliases', { KeyId: 'string', ...PAGE }, false)],
+  ['EnableKey', op('enableKey', KEY, true)],
+  ['DisableKey', op('disableKey', KEY, true)],
+  ['ScheduleKeyDeletion', op('scheduleKeyDeletion', { KeyId: 'string', PendingWindowInDays: 'integer' }, true)],
+  ['CancelKeyDeletion', op('cancelKeyDeletion', KEY, true)],
+  ['GetParametersForImport', op('getParametersForImport', { KeyId: 'string', WrappingAlgorithm: 'string', WrappingKeySpec: 'string' }, true)],
+  ['ImportKeyMaterial', op('importKeyMaterial', {
+    KeyId: 'string', ImportToken: 'blob', EncryptedKeyMaterial: 'blob', ValidTo: 'timestamp', ExpirationModel: 'string',
+    ImportType: 'string', KeyMaterialDescription: 'string', KeyMaterialId: 'string',
+  }, true)],
+  ['DeleteImportedKeyMaterial', op('deleteImportedKeyMaterial', { KeyId: 'string', KeyMaterialId: 'string' }, true)],
+  ['TagResource', op('tagResource', { KeyId: 'string', Tags: 'tags' }, true)],
+  ['UntagResource', op('untagResource', { KeyId: 'string', TagKeys: 'strings' }, true)],
+  ['ListResourceTags', op('listResourceTags', { KeyId: 'string', ...PAGE }, false)],
+  ['EnableKeyRotation', op('enableKeyRotation', { KeyId: 'string', RotationPeriodInDays: 'integer' }, true)],
+  ['DisableKeyRotation', op('disableKeyRotation', KEY, true)],
+  ['GetKeyRotationStatus', op('getKeyRotationStatus', KEY, false)],
+  ['GenerateMac', op('generateMac', { ...MAC_COMMON }, false)],
+  ['VerifyMac', op('verifyMac', { ...MAC_COMMON, Mac: 'blob' }, false)],
+]);
+
+export class SerializationError extends Error {
+  override readonly name = 'SerializationException';
+}
+
+/** Standard alphabet, padding required, no whitespace (spec §12: decode strictly). */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export function decodeBase64Strict(s: string): Buffer | undefined {
+  if (s.length % 4 !== 0 || !BASE64.test(s)) return undefined;
+  return Buffer.from(s, 'base64');
+}
+
+/** Parses a request body (UTF-8 JSON object). An empty body is `{}` (JSON 1.1 clients may send none). */
+export function parseBody(body: Buffer): Record<string, unknown> {
+  if (body.length === 0) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new SerializationError('The request body is not valid JSON.');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new SerializationError('The request body must be a JSON object.');
+  }
+  return v as Record<string, unknown>;
+}
+
+/** JSON object → SDK input shape, for one operation's schema. */
+export function decodeInput(spec: OperationSpec, json: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const schema = spec.input;
+  for (const name in schema) {
+    const v = json[name];
+    if (v === undefined || v === null) continue;
+    out[name] = decodeMember(name, schema[name]!, v);
+  }
+  return out;
+}
+
+function typeError(name: string, expected: string): SerializationError {
+  return new SerializationError(`Invalid value for member '${name}': expected ${expected}.`);
+}
+
+function decodeMember(name: string, type: MemberType, v: unknown): unknown {
+  switch (type) {
+    case 'string':
+      if (typeof v !== 'string') throw typeError(name, 'a string');
+      return v;
+    case 'blob': {
+      if (typeof v !== 'string') throw typeError(name, 'a base64 string');
+      const b = decodeBase64Strict(v);
+      if (b === undefined) throw new SerializationError(`Invalid base64 in member '${name}': standard alphabet with '=' padding is required.`);
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    }
+    case 'timestamp':
+      // JSON 1.1 timestamps are epoch seconds (fractions allowed).
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw typeError(name, 'a number of epoch seconds');
+      return new Date(v * 1000);
+    case 'boolean':
+      if (typeof v !== 'boolean') throw typeError(name, 'a boolean');
+      return v;
+    case 'integer':
+      if (typeof v !== 'number' || !Number.isInteger(v) || v > 2147483647 || v < -2147483648) {
+        throw typeError(name, 'a 32-bit integer');
+      }
+      return v;
+    case 'strings': {
+      if (!Array.isArray(v)) throw typeError(name, 'a list of strings');
+      for (const s of v) if (typeof s !== 'string') throw typeError(name, 'a list of strings');
+      return v.slice();
+    }
+    case 'tags': {
+      if (!Array.isArray(v)) throw typeError(name, 'a list of tags');
+      return v.map((t) => {
+        if (typeof t !== 'object' || t === null || Array.isArray(t)) throw typeError(name, 'a list of {TagKey, TagValue}');
+        const o = t as Record<string, unknown>;
+        const tag: Record<string, string> = {};
+        for (const k of ['TagKey', 'TagValue'] as const) {
+          const x = o[k];
+          if (x === undefined || x === null) continue;
+          if (typeof x !== 'string') throw typeError(`${name}.${k}`, 'a string');
+          tag[k] = x;
+        }
+        return tag;
+      });
+    }
+  }
+}
+
+function base64(u: Uint8Array): string {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64');
+}
+
+/** JSON.stringify replacer: Uint8Array → base64, Date → epoch seconds; drops `$`-members ($metadata). */
+function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  if (key.charCodeAt(0) === 36 /* $ */) return undefined;
+  const orig = this[key];
+  if (orig instanceof Uint8Array) return base64(orig);
+  if (orig instanceof Date) return orig.getTime() / 1000;
+  return value;
+}
+
+/** SDK output shape → response body. */
+export function encodeOutput(output: unknown): string {
+  if (output === undefined || output === null) return '{}';
+  return JSON.stringify(output, replacer);
+}
+
+/** Hot path for GenerateMac's output: one template, no replacer walk. */
+export function encodeGenerateMacOutput(out: { KeyId?: string; Mac?: Uint8Array; MacAlgorithm?: string }): string {
+  if (typeof out.KeyId !== 'string' || !(out.Mac instanceof Uint8Array) || typeof out.MacAlgorithm !== 'string') {
+    return encodeOutput(out);
+  }
+  return '{"KeyId":' + JSON.stringify(out.KeyId) + ',"Mac":"' + base64(out.Mac) + '","MacAlgorithm":' + JSON.stringify(out.MacAlgorithm) + '}';
+}

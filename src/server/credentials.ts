@@ -1,0 +1,96 @@
+/**
+ * Credentials for SigV4 verification: pairs from flags, environment, or a
+ * JSON credentials file holding several pairs (optionally with session tokens).
+ *
+ * File format (mode 0600 recommended; the server warns when others can read it):
+ *   { "credentials": [ { "accessKeyId": "AKID…", "secretAccessKey": "…", "sessionToken": "…" }, … ] }
+ * A bare array is accepted too, and the AWS spellings AccessKeyId /
+ * SecretAccessKey / SessionToken.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import type { Credential } from './sigv4.js';
+
+export const ENV_ACCESS_KEY_ID = 'KMS_HMAC_ACCESS_KEY_ID';
+export const ENV_SECRET_ACCESS_KEY = 'KMS_HMAC_SECRET_ACCESS_KEY';
+export const ENV_SESSION_TOKEN = 'KMS_HMAC_SESSION_TOKEN';
+
+export class CredentialsError extends Error {
+  override readonly name = 'CredentialsError';
+}
+
+function str(o: Record<string, unknown>, a: string, b: string): string | undefined {
+  const v = o[a] ?? o[b];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/** Validates one pair; throws CredentialsError naming `where` (never the secret). */
+export function checkCredential(c: Partial<Credential>, where: string): Credential {
+  if (typeof c.accessKeyId !== 'string' || !/^[A-Za-z0-9_.:-]{1,128}$/.test(c.accessKeyId)) {
+    throw new CredentialsError(`${where}: accessKeyId must be 1-128 characters of [A-Za-z0-9_.:-]`);
+  }
+  if (typeof c.secretAccessKey !== 'string' || c.secretAccessKey === '') {
+    throw new CredentialsError(`${where}: secretAccessKey is missing for access key ${c.accessKeyId}`);
+  }
+  const out: Credential = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey };
+  if (c.sessionToken !== undefined) {
+    if (typeof c.sessionToken !== 'string' || c.sessionToken === '') throw new CredentialsError(`${where}: sessionToken must be a non-empty string`);
+    out.sessionToken = c.sessionToken;
+  }
+  return out;
+}
+
+export function parseCredentialsFile(text: string, path: string): Credential[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new CredentialsError(`${path}: not valid JSON (expected {"credentials":[{"accessKeyId","secretAccessKey"}]})`);
+  }
+  const list = Array.isArray(doc) ? doc : (doc as { credentials?: unknown } | null)?.credentials;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new CredentialsError(`${path}: expected a non-empty "credentials" array`);
+  }
+  return list.map((entry, i) => {
+    if (typeof entry !== 'object' || entry === null) throw new CredentialsError(`${path}: credentials[${i}] is not an object`);
+    const o = entry as Record<string, unknown>;
+    const c: Partial<Credential> = {
+      accessKeyId: str(o, 'accessKeyId', 'AccessKeyId'),
+      secretAccessKey: str(o, 'secretAccessKey', 'SecretAccessKey'),
+    };
+    const token = o.sessionToken ?? o.SessionToken;
+    if (token !== undefined) c.sessionToken = token as string;
+    return checkCredential(c, `${path}: credentials[${i}]`);
+  });
+}
+
+export function loadCredentialsFile(path: string, warn?: (msg: string) => void): Credential[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CredentialsError(`cannot read credentials file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (warn && process.platform !== 'win32') {
+    try {
+      if ((statSync(path).mode & 0o077) !== 0) warn(`credentials file ${path} is readable by other users; chmod 600 it`);
+    } catch {
+      /* ignore */
+    }
+  }
+  return parseCredentialsFile(text, path);
+}
+
+/** Merges pairs, rejecting two different secrets for one access key id. */
+export function mergeCredentials(lists: ReadonlyArray<readonly Credential[]>): Credential[] {
+  const byId = new Map<string, Credential>();
+  for (const list of lists) {
+    for (const c of list) {
+      const prev = byId.get(c.accessKeyId);
+      if (prev && (prev.secretAccessKey !== c.secretAccessKey || prev.sessionToken !== c.sessionToken)) {
+        throw new CredentialsError(`access key ${c.accessKeyId} is configured twice with different secrets`);
+      }
+      byId.set(c.accessKeyId, c);
+    }
+  }
+  return [...byId.values()];
+}

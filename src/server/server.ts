@@ -1,0 +1,398 @@
+/**
+ * The KMS-compatible HTTP endpoint: AWS JSON 1.1 over `POST /`,
+ * `X-Amz-Target: TrentService.<Operation>`, SigV4 on every request.
+ *
+ * Request pipeline (each step answers its own error; none buffers more than
+ * `maxBodyBytes`): method/path → body (size-limited) → SigV4 → target →
+ * JSON → member types → KmsHmacClient → response.
+ *
+ * Status policy: client errors are 4xx, always. A 5xx is only ever sent for a
+ * read-only operation (GenerateMac, VerifyMac, Describe*, List*): clients
+ * retry 5xx, so answering one after a mutation committed would make them
+ * repeat it (a second CreateKey). Unexpected failures of mutating operations
+ * are answered KMSInternalException with HTTP 400.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { toWireError } from '../kms/errors.js';
+import { AuthError, SigV4Verifier, type Credential } from './sigv4.js';
+import {
+  OPERATIONS,
+  SerializationError,
+  decodeInput,
+  encodeGenerateMacOutput,
+  encodeOutput,
+  parseBody,
+  type OperationSpec,
+} from './codec.js';
+import { createAccessLog, type AccessLog, type AccessLogOptions } from './log.js';
+
+export const DEFAULT_PORT = 4599;
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_REGION = 'us-east-1';
+export const DEFAULT_ACCOUNT_ID = '111122223333';
+/** Request bodies above this are refused (413) without being buffered. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+const TARGET_PREFIX = 'TrentService.';
+const CONTENT_TYPE = 'application/x-amz-json-1.1';
+
+/** The subset of KmsHmacClient the server calls: async methods by name, sync MAC twins for the hot path. */
+export interface KmsApi {
+  [method: string]: unknown;
+  generateMacSync?(input: Record<string, unknown>): unknown;
+  verifyMacSync?(input: Record<string, unknown>): unknown;
+  close?(): Promise<void> | void;
+}
+
+export interface HandlerOptions {
+  client: KmsApi;
+  /** Credential pairs accepted for SigV4; at least one unless `auth` is `'any'`. */
+  credentials?: readonly Credential[];
+  /** `'sigv4'` (default): verify signatures. `'any'`: emulator mode, any well-formed in-window signature. */
+  auth?: 'sigv4' | 'any';
+  /** Region the credential scope must name (default us-east-1). `--auth any` accepts any region. */
+  region?: string;
+  maxBodyBytes?: number;
+  log?: AccessLog | null;
+  /** Clock for SigV4, for tests. */
+  now?: () => number;
+}
+
+interface Ctx {
+  id: string;
+  start: number;
+  op: string | undefined;
+  accessKeyId: string | undefined;
+}
+
+/** A request handler bound to one client; exposed separately so tests can drive it without a listener. */
+export class KmsRequestHandler {
+  readonly client: KmsApi;
+  private readonly verifier: SigV4Verifier;
+  private readonly maxBody: number;
+  private readonly log: AccessLog | null;
+  private readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
+  private readonly verSync: ((i: Record<string, unknown>) => unknown) | undefined;
+  /** Set during shutdown: responses carry `Connection: close`. */
+  closing = false;
+  private inflight = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(opts: HandlerOptions) {
+    this.client = opts.client;
+    const acceptAny = opts.auth === 'any';
+    this.verifier = new SigV4Verifier({
+      credentials: opts.credentials ?? [],
+      acceptAny,
+      region: acceptAny ? '*' : (opts.region ?? DEFAULT_REGION),
+      ...(opts.now ? { now: opts.now } : {}),
+    });
+    this.maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+    this.log = opts.log ?? null;
+    const c = this.client;
+    this.genSync = typeof c.generateMacSync === 'function' ? c.generateMacSync.bind(c) : undefined;
+    this.verSync = typeof c.verifyMacSync === 'function' ? c.verifyMacSync.bind(c) : undefined;
+  }
+
+  /** Resolves when no request is being processed (used by shutdown before closing the store). */
+  idle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const ctx: Ctx = { id: randomUUID(), start: performance.now(), op: undefined, accessKeyId: undefined };
+    if (req.method !== 'POST') {
+      res.setHeader('Allow', 'POST');
+      this.sendError(req, res, ctx, 405, 'MethodNotAllowedException',
+        `Method ${req.method} is not allowed: the KMS JSON 1.1 protocol uses POST / with an X-Amz-Target header.`);
+      req.resume();
+      return;
+    }
+    if (req.url !== '/') {
+      this.sendError(req, res, ctx, 404, 'UnknownOperationException',
+        `No endpoint at this path: the KMS JSON 1.1 protocol uses POST / with an X-Amz-Target header.`);
+      req.resume();
+      return;
+    }
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.maxBody) {
+      this.refuseTooLarge(req, res, ctx);
+      return;
+    }
+    this.inflight++;
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
+    let size = 0;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      this.leave();
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > this.maxBody) {
+        req.removeListener('data', onData);
+        req.removeListener('end', onEnd);
+        first = undefined;
+        chunks = undefined;
+        finish();
+        this.refuseTooLarge(req, res, ctx);
+        return;
+      }
+      if (first === undefined) first = chunk;
+      else (chunks ??= [first]).push(chunk);
+    };
+    const onEnd = () => {
+      const body = chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY);
+      let p: Promise<void> | undefined;
+      try {
+        p = this.process(req, res, ctx, body);
+      } catch (err) {
+        this.sendUnexpected(req, res, ctx, err, undefined);
+      }
+      if (p) p.finally(finish);
+      else finish();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', finish);
+    req.on('close', () => { if (!req.complete) finish(); });
+  };
+
+  private leave(): void {
+    if (--this.inflight === 0 && this.idleWaiters.length > 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  /** Answers 413 and closes the connection; the rest of the body is discarded as it arrives, never stored. */
+  private refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx): void {
+    res.shouldKeepAlive = false;
+    this.sendError(req, res, ctx, 413, 'RequestEntityTooLargeException',
+      `Request body exceeds the limit of ${this.maxBody} bytes.`, true);
+    // Keep reading (and dropping) a bounded amount so the client can finish sending and read the
+    // answer instead of hitting a reset; past that, cut the connection.
+    let drained = 0;
+    const limit = 8 * this.maxBody;
+    req.on('data', (c: Buffer) => {
+      drained += c.length;
+      if (drained > limit) req.socket.destroy();
+    });
+    req.resume();
+    const t = setTimeout(() => req.socket.destroy(), 5000);
+    t.unref();
+    req.socket.once('close', () => clearTimeout(t));
+  }
+
+  /** Returns a promise only for async operations. */
+  private process(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, body: Buffer): Promise<void> | undefined {
+    try {
+      ctx.accessKeyId = this.verifier.verify({ method: 'POST', path: '/', rawHeaders: req.rawHeaders, body }).accessKeyId;
+    } catch (err) {
+      if (err instanceof AuthError) {
+        this.sendError(req, res, ctx, 400, err.name, err.message);
+        return undefined;
+      }
+      throw err;
+    }
+    const target = req.headers['x-amz-target'];
+    const opName = typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
+    const spec = opName === undefined ? undefined : OPERATIONS.get(opName);
+    if (spec === undefined) {
+      this.sendError(req, res, ctx, 400, 'UnknownOperationException',
+        typeof target === 'string' ? `Unknown operation ${truncate(target)}` : 'Missing X-Amz-Target header');
+      return undefined;
+    }
+    ctx.op = opName;
+    let input: Record<string, unknown>;
+    try {
+      input = decodeInput(spec, parseBody(body));
+    } catch (err) {
+      if (err instanceof SerializationError) {
+        this.sendError(req, res, ctx, 400, 'SerializationException', err.message);
+        return undefined;
+      }
+      throw err;
+    }
+    // Hot path: MAC operations run synchronously (no promise, no extra tick).
+    if (opName === 'GenerateMac' && this.genSync) {
+      let out: unknown;
+      try {
+        out = this.genSync(input);
+      } catch (err) {
+        this.sendKmsError(req, res, ctx, err, spec);
+        return undefined;
+      }
+      this.send(req, res, ctx, 200, encodeGenerateMacOutput(out as Record<string, never>), undefined);
+      return undefined;
+    }
+    if (opName === 'VerifyMac' && this.verSync) {
+      let out: unknown;
+      try {
+        out = this.verSync(input);
+      } catch (err) {
+        this.sendKmsError(req, res, ctx, err, spec);
+        return undefined;
+      }
+      this.send(req, res, ctx, 200, encodeOutput(out), undefined);
+      return undefined;
+    }
+    const fn = this.client[spec.method];
+    if (typeof fn !== 'function') {
+      this.sendError(req, res, ctx, 400, 'UnknownOperationException', `Unknown operation ${truncate(String(target))}`);
+      return undefined;
+    }
+    let result: Promise<unknown>;
+    try {
+      result = Promise.resolve((fn as (i: unknown) => unknown).call(this.client, input));
+    } catch (err) {
+      this.sendKmsError(req, res, ctx, err, spec);
+      return undefined;
+    }
+    return result.then(
+      (out) => {
+        let text: string;
+        try {
+          text = encodeOutput(out);
+        } catch (err) {
+          this.sendUnexpected(req, res, ctx, err, spec);
+          return;
+        }
+        this.send(req, res, ctx, 200, text, undefined);
+      },
+      (err) => this.sendKmsError(req, res, ctx, err, spec),
+    );
+  }
+
+  private sendKmsError(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, err: unknown, spec: OperationSpec | undefined): void {
+    const w = toWireError(err);
+    if (w.type === 'KMSInternalException' && this.log) this.log.error(ctx.id, ctx.op, err);
+    let status = w.status;
+    if (status >= 500 && (spec === undefined || spec.mutating)) status = 400;
+    this.sendError(req, res, ctx, status, w.type, w.message);
+  }
+
+  private sendUnexpected(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, err: unknown, spec: OperationSpec | undefined): void {
+    if (this.log) this.log.error(ctx.id, ctx.op, err);
+    const status = spec === undefined || spec.mutating ? 400 : 500;
+    this.sendError(req, res, ctx, status, 'KMSInternalException', 'An internal error occurred.');
+  }
+
+  private sendError(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: Ctx,
+    status: number,
+    type: string,
+    message: string | undefined,
+    close = false,
+  ): void {
+    const body = message === undefined
+      ? '{"__type":' + JSON.stringify(type) + '}'
+      : '{"__type":' + JSON.stringify(type) + ',"message":' + JSON.stringify(message) + '}';
+    this.send(req, res, ctx, status, body, type, close);
+  }
+
+  private send(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: Ctx,
+    status: number,
+    body: string,
+    errorType: string | undefined,
+    close = false,
+  ): void {
+    if (res.headersSent || res.destroyed) return;
+    const headers: http.OutgoingHttpHeaders = {
+      'Content-Type': CONTENT_TYPE,
+      'Content-Length': Buffer.byteLength(body),
+      'x-amzn-RequestId': ctx.id,
+    };
+    if (errorType !== undefined) headers['x-amzn-ErrorType'] = errorType;
+    if (close || this.closing) headers['Connection'] = 'close';
+    res.writeHead(status, headers);
+    res.end(body);
+    if (this.log) this.log.request(req, ctx.id, ctx.op, status, errorType, ctx.accessKeyId, performance.now() - ctx.start);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function truncate(s: string): string {
+  return s.length > 120 ? s.slice(0, 120) + '…' : s;
+}
+
+export interface ListenOptions extends HandlerOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** How long shutdown waits for in-flight requests before cutting connections. */
+  shutdownTimeoutMs?: number;
+  /** Closes the client (its key store) after the last request finished. Default true. */
+  closeClient?: boolean;
+}
+
+export interface RunningServer {
+  /** `http://host:port` */
+  url: string;
+  host: string;
+  port: number;
+  /** Graceful: stop accepting, finish in-flight requests, close the client/store. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Listens with one process. `startServer` (index) adds key store opening, logging and workers. */
+export async function listen(opts: ListenOptions): Promise<RunningServer & { handler: KmsRequestHandler; server: http.Server }> {
+  const handler = new KmsRequestHandler(opts);
+  const server = http.createServer({ keepAlive: true, noDelay: true }, handler.handle);
+  // Clients pool connections for a while; outlive their idle timers so they never reuse a socket we just closed.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 120_000;
+  server.maxHeadersCount = 100;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Unparseable HTTP: answer 400 in JSON when the socket is still writable.
+    if (socket.writable && !('_httpMessage' in socket && (socket as { _httpMessage?: unknown })._httpMessage)) {
+      const type = err.code === 'HPE_HEADER_OVERFLOW' ? 'RequestHeaderFieldsTooLargeException' : 'SerializationException';
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify({ __type: type, message: 'Malformed HTTP request.' });
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: ${CONTENT_TYPE}\r\n` +
+          `x-amzn-ErrorType: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    } else {
+      socket.destroy();
+    }
+  });
+  const host = opts.host ?? DEFAULT_HOST;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? DEFAULT_PORT, host, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      handler.closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const cut = setTimeout(() => server.closeAllConnections(), opts.shutdownTimeoutMs ?? 10_000);
+      cut.unref();
+      await closed;
+      await handler.idle();
+      clearTimeout(cut);
+      if (opts.closeClient !== false && typeof handler.client.close === 'function') await handler.client.close();
+    })();
+    return closing;
+  };
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  return { url: `http://${shownHost}:${port}`, host, port, close, handler, server };
+}

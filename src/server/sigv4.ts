@@ -1,0 +1,321 @@
+/**
+ * SigV4 verification for the KMS endpoint (spec §8, §12).
+ *
+ * Hand-written rather than delegated to `@smithy/signature-v4` because the
+ * server must canonicalize what it *received* (headers from `req.rawHeaders`,
+ * the raw body bytes, the signed-header order the client declared), while
+ * the SDK signer canonicalizes a request it builds itself; it is also
+ * async and allocates far more per call than the hot path can afford. The
+ * test suite checks this verifier against requests signed by the SDK signer,
+ * the real `@aws-sdk/client-kms` and the AWS CLI.
+ *
+ * Evaluation order: parse Authorization → credential scope → date window →
+ * access key → session token → payload hash → signature (constant time).
+ */
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
+
+export const SIGV4_ALGORITHM = 'AWS4-HMAC-SHA256';
+/** Clock-skew window, both directions (AWS: 15 minutes). */
+export const SIGV4_WINDOW_MS = 15 * 60 * 1000;
+
+export interface Credential {
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** When set, requests must carry this exact `X-Amz-Security-Token`. */
+  sessionToken?: string;
+}
+
+export type AuthErrorType =
+  | 'MissingAuthenticationTokenException'
+  | 'IncompleteSignatureException'
+  | 'InvalidSignatureException'
+  | 'UnrecognizedClientException';
+
+export class AuthError extends Error {
+  override readonly name: AuthErrorType;
+  constructor(type: AuthErrorType, message: string) {
+    super(message);
+    this.name = type;
+  }
+}
+
+export const MSG_SIGNATURE_MISMATCH =
+  'The request signature we calculated does not match the signature you provided. ' +
+  'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
+export const MSG_INVALID_TOKEN = 'The security token included in the request is invalid.';
+
+export interface VerifierOptions {
+  /** Known credential pairs. Ignored when `acceptAny` is true. */
+  credentials?: readonly Credential[];
+  /** Emulator mode: any well-formed, in-window, correctly scoped signature is accepted; nothing is verified. */
+  acceptAny?: boolean;
+  /** Region that the credential scope must name; `'*'` accepts any region. */
+  region: string;
+  /** Service name in the scope (always `kms` for this server). */
+  service?: string;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+/** What a verified request proved: the access key that signed it. */
+export interface AuthResult {
+  accessKeyId: string;
+}
+
+/** The parts of an incoming request the verifier needs. */
+export interface SignedRequest {
+  method: string;
+  /** Canonical URI as received (the endpoint accepts only `/`). */
+  path: string;
+  /** Node's `req.rawHeaders`: [name, value, name, value, …] as received. */
+  rawHeaders: readonly string[];
+  body: Uint8Array;
+}
+
+interface ParsedAuthorization {
+  accessKeyId: string;
+  date: string;
+  region: string;
+  service: string;
+  terminator: string;
+  signedHeaders: string;
+  signedHeaderList: string[];
+  signature: string;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+
+/** Finds a header by lowercase name in rawHeaders; joins repeats with ',' (SigV4 rule). */
+export function rawHeader(rawHeaders: readonly string[], lowerName: string): string | undefined {
+  let out: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const n = rawHeaders[i]!;
+    if (n.length === lowerName.length && (n === lowerName || n.toLowerCase() === lowerName)) {
+      const v = canonicalValue(rawHeaders[i + 1]!);
+      out = out === undefined ? v : out + ',' + v;
+    }
+  }
+  return out;
+}
+
+function canonicalValue(v: string): string {
+  // Node's parser already strips leading/trailing OWS; collapse inner runs only when present.
+  if (v.indexOf('  ') === -1 && v.indexOf('\t') === -1 && v.trim() === v) return v;
+  return v.trim().replace(/[ \t]+/g, ' ');
+}
+
+export function parseAuthorization(header: string): ParsedAuthorization {
+  const sp = header.indexOf(' ');
+  const algorithm = sp === -1 ? header : header.slice(0, sp);
+  if (algorithm !== SIGV4_ALGORITHM) {
+    throw new AuthError('IncompleteSignatureException', `Unsupported AWS 'algorithm': '${truncate(algorithm)}'.`);
+  }
+  let credential: string | undefined;
+  let signedHeaders: string | undefined;
+  let signature: string | undefined;
+  for (const raw of header.slice(sp + 1).split(',')) {
+    const part = raw.trim();
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    if (eq <= 0) {
+      throw new AuthError(
+        'IncompleteSignatureException',
+        `'${truncate(part)}' not a valid key=value pair (missing equal-sign) in Authorization header: '${truncate(header)}'.`,
+      );
+    }
+    const k = part.slice(0, eq);
+    const v = part.slice(eq + 1);
+    if (k === 'Credential') credential = v;
+    else if (k === 'SignedHeaders') signedHeaders = v;
+    else if (k === 'Signature') signature = v;
+  }
+  const missing: string[] = [];
+  if (credential === undefined) missing.push("'Credential'");
+  if (signedHeaders === undefined) missing.push("'SignedHeaders'");
+  if (signature === undefined) missing.push("'Signature'");
+  if (missing.length > 0) {
+    throw new AuthError(
+      'IncompleteSignatureException',
+      `Authorization header requires ${missing.join(', ')} parameter${missing.length > 1 ? 's' : ''}. ` +
+        `Authorization=${truncate(header)}`,
+    );
+  }
+  const scope = credential!.split('/');
+  if (scope.length !== 5 || scope.some((s) => s === '')) {
+    throw new AuthError(
+      'IncompleteSignatureException',
+      `Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '${truncate(credential!)}'`,
+    );
+  }
+  if (!HEX64.test(signature!)) {
+    throw new AuthError('IncompleteSignatureException', 'Signature must be 64 lowercase hexadecimal characters.');
+  }
+  const signedHeaderList = signedHeaders!.split(';');
+  for (const h of signedHeaderList) {
+    if (h === '' || h !== h.toLowerCase()) {
+      throw new AuthError('IncompleteSignatureException', `Invalid SignedHeaders '${truncate(signedHeaders!)}': names must be lowercase and ';'-separated.`);
+    }
+  }
+  return {
+    accessKeyId: scope[0]!,
+    date: scope[1]!,
+    region: scope[2]!,
+    service: scope[3]!,
+    terminator: scope[4]!,
+    signedHeaders: signedHeaders!,
+    signedHeaderList,
+    signature: signature!,
+  };
+}
+
+function truncate(s: string): string {
+  return s.length > 200 ? s.slice(0, 200) + '…' : s;
+}
+
+function parseAmzDate(v: string): number | undefined {
+  const m = AMZ_DATE.exec(v);
+  if (!m) return undefined;
+  const t = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+function isoBasic(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+export class SigV4Verifier {
+  private readonly byKey = new Map<string, Credential>();
+  private readonly acceptAny: boolean;
+  private readonly region: string;
+  private readonly service: string;
+  private readonly now: () => number;
+  /** Signing keys by accessKeyId/date/region: derivation is 4 HMACs, done once a day per key. */
+  private readonly signingKeys = new Map<string, Buffer>();
+
+  constructor(opts: VerifierOptions) {
+    this.acceptAny = opts.acceptAny === true;
+    this.region = opts.region;
+    this.service = opts.service ?? 'kms';
+    this.now = opts.now ?? Date.now;
+    for (const c of opts.credentials ?? []) this.byKey.set(c.accessKeyId, c);
+    if (!this.acceptAny && this.byKey.size === 0) throw new Error('SigV4Verifier: no credentials configured');
+  }
+
+  /** Throws AuthError; returns the authenticated access key. */
+  verify(req: SignedRequest): AuthResult {
+    const { rawHeaders } = req;
+    const authorization = rawHeader(rawHeaders, 'authorization');
+    if (authorization === undefined || authorization === '') {
+      throw new AuthError('MissingAuthenticationTokenException', 'Missing Authentication Token');
+    }
+    const auth = parseAuthorization(authorization);
+
+    const amzDate = rawHeader(rawHeaders, 'x-amz-date');
+    if (amzDate === undefined) {
+      throw new AuthError(
+        'IncompleteSignatureException',
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+      );
+    }
+    const t = parseAmzDate(amzDate);
+    if (t === undefined) {
+      throw new AuthError('IncompleteSignatureException', `X-Amz-Date must be in the ISO-8601 basic format YYYYMMDD'T'HHMMSS'Z', got '${truncate(amzDate)}'.`);
+    }
+    if (auth.date !== amzDate.slice(0, 8)) {
+      throw new AuthError(
+        'InvalidSignatureException',
+        `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${truncate(auth.date)}' != '${amzDate.slice(0, 8)}', from '${amzDate}'.`,
+      );
+    }
+    if (auth.service !== this.service) {
+      throw new AuthError('InvalidSignatureException', `Credential should be scoped to correct service: '${this.service}'. `);
+    }
+    if (this.region !== '*' && auth.region !== this.region) {
+      throw new AuthError('InvalidSignatureException', `Credential should be scoped to a valid region, not '${truncate(auth.region)}'. `);
+    }
+    if (auth.terminator !== 'aws4_request') {
+      throw new AuthError(
+        'InvalidSignatureException',
+        `Credential should be scoped with a valid terminator: 'aws4_request', not '${truncate(auth.terminator)}'. `,
+      );
+    }
+    const now = this.now();
+    if (t < now - SIGV4_WINDOW_MS) {
+      throw new AuthError(
+        'InvalidSignatureException',
+        `Signature expired: ${amzDate} is now earlier than ${isoBasic(now - SIGV4_WINDOW_MS)} (${isoBasic(now)} - 15 min.)`,
+      );
+    }
+    if (t > now + SIGV4_WINDOW_MS) {
+      throw new AuthError(
+        'InvalidSignatureException',
+        `Signature not yet current: ${amzDate} is still later than ${isoBasic(now + SIGV4_WINDOW_MS)} (${isoBasic(now)} + 15 min.)`,
+      );
+    }
+    let hasHost = false;
+    let hasTarget = false;
+    for (const h of auth.signedHeaderList) {
+      if (h === 'host') hasHost = true;
+      else if (h === 'x-amz-target') hasTarget = true;
+    }
+    if (!hasHost) {
+      throw new AuthError('InvalidSignatureException', "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+    }
+    if (!hasTarget) {
+      throw new AuthError('InvalidSignatureException', "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.");
+    }
+
+    const payloadHash = hash('sha256', req.body, 'hex');
+    const declared = rawHeader(rawHeaders, 'x-amz-content-sha256');
+    if (declared !== undefined && declared !== payloadHash) {
+      throw new AuthError('InvalidSignatureException', "The provided 'x-amz-content-sha256' header does not match what was computed.");
+    }
+
+    if (this.acceptAny) return { accessKeyId: auth.accessKeyId };
+    const cred = this.byKey.get(auth.accessKeyId);
+    if (cred === undefined) throw new AuthError('UnrecognizedClientException', MSG_INVALID_TOKEN);
+    const token = rawHeader(rawHeaders, 'x-amz-security-token');
+    if (cred.sessionToken === undefined ? token !== undefined : !sameString(token, cred.sessionToken)) {
+      throw new AuthError('UnrecognizedClientException', MSG_INVALID_TOKEN);
+    }
+
+    // Canonical request (spec §12.5): method, URI, empty query, headers in the declared order.
+    let canonical = req.method + '\n' + req.path + '\n\n';
+    for (const h of auth.signedHeaderList) canonical += h + ':' + (rawHeader(rawHeaders, h) ?? '') + '\n';
+    canonical += '\n' + auth.signedHeaders + '\n' + payloadHash;
+
+    const stringToSign =
+      SIGV4_ALGORITHM + '\n' + amzDate + '\n' + auth.date + '/' + auth.region + '/' + auth.service + '/aws4_request\n' +
+      hash('sha256', canonical, 'hex');
+    const expected = createHmac('sha256', this.signingKey(cred, auth.date, auth.region)).update(stringToSign).digest();
+    const given = Buffer.from(auth.signature, 'hex');
+    if (!timingSafeEqual(expected, given)) throw new AuthError('InvalidSignatureException', MSG_SIGNATURE_MISMATCH);
+    return { accessKeyId: auth.accessKeyId };
+  }
+
+  private signingKey(cred: Credential, date: string, region: string): Buffer {
+    const id = cred.accessKeyId + '/' + date + '/' + region;
+    let key = this.signingKeys.get(id);
+    if (key === undefined) {
+      key = deriveSigningKey(cred.secretAccessKey, date, region, this.service);
+      if (this.signingKeys.size >= 1024) this.signingKeys.clear();
+      this.signingKeys.set(id, key);
+    }
+    return key;
+  }
+}
+
+export function deriveSigningKey(secret: string, date: string, region: string, service: string): Buffer {
+  const kDate = createHmac('sha256', 'AWS4' + secret).update(date).digest();
+  const kRegion = createHmac('sha256', kDate).update(region).digest();
+  const kService = createHmac('sha256', kRegion).update(service).digest();
+  return createHmac('sha256', kService).update('aws4_request').digest();
+}
+
+function sameString(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
