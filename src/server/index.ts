@@ -1,0 +1,211 @@
+/**
+ * `startServer(options)`: the KMS-compatible endpoint with its key store,
+ * credentials, access log and (optionally) several worker processes.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KmsHmacClient } from '../client.js';
+import type { KeyStore } from '../keystore/types.js';
+import { createAccessLog, type AccessLogOptions } from './log.js';
+import { loadCredentialsFile, mergeCredentials, CredentialsError } from './credentials.js';
+import {
+  DEFAULT_ACCOUNT_ID,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  DEFAULT_REGION,
+  listen,
+  type KmsApi,
+  type RunningServer,
+} from './server.js';
+import type { Credential } from './sigv4.js';
+
+export { DEFAULT_ACCOUNT_ID, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, MAX_BODY_BYTES, KmsRequestHandler } from './server.js';
+export type { KmsApi, RunningServer } from './server.js';
+export { SigV4Verifier, AuthError, deriveSigningKey, type Credential } from './sigv4.js';
+export { CredentialsError, ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN } from './credentials.js';
+
+export interface StartServerOptions {
+  /** Default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** Default 4599; 0 picks a free port (reported in the result). */
+  port?: number;
+  /** Key store file (durable FileKeyStore) or a KeyStore; default an in-memory store. Required for workers > 1. */
+  keyStore?: string | KeyStore;
+  /** Use this client instead of creating one (then keyStore/region/accountId are the client's business). */
+  client?: KmsApi;
+  region?: string;
+  accountId?: string;
+  /** Accepted SigV4 credential pairs. */
+  credentials?: readonly Credential[];
+  /** JSON file with more pairs (see credentials.ts). */
+  credentialsFile?: string;
+  /** `'sigv4'` (default) verifies signatures against the credentials; `'any'` is emulator mode. */
+  auth?: 'sigv4' | 'any';
+  /** Worker processes (node:cluster) sharing the port and one durable key store. Default 1 (in-process). */
+  workers?: number;
+  /** Access log; `false` or `{ level: 'silent' }` disables it. Default: info to stderr. */
+  log?: AccessLogOptions | false;
+  maxBodyBytes?: number;
+  shutdownTimeoutMs?: number;
+}
+
+export interface StartedServer extends RunningServer {
+  workers: number;
+}
+
+/** Checks what startServer would refuse, before anything is opened. */
+function checkOptions(o: StartServerOptions): Credential[] {
+  const fromFile = o.credentialsFile ? loadCredentialsFile(o.credentialsFile, (m) => process.emitWarning(m)) : [];
+  const credentials = mergeCredentials([o.credentials ?? [], fromFile]);
+  if (o.auth !== 'any' && credentials.length === 0) {
+    throw new CredentialsError(
+      'no credentials configured: set KMS_HMAC_ACCESS_KEY_ID and KMS_HMAC_SECRET_ACCESS_KEY, ' +
+        'or pass --access-key-id/--secret-access-key or --credentials-file, ' +
+        'or run with --auth any to accept any well-formed signature (local emulator mode)',
+    );
+  }
+  const workers = o.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError('workers must be an integer from 1 to 64');
+  if (workers > 1 && typeof o.keyStore !== 'string') {
+    throw new TypeError('workers > 1 needs a key store file path (processes share keys through the durable store)');
+  }
+  if (workers > 1 && o.client) throw new TypeError('workers > 1 cannot use an injected client');
+  return credentials;
+}
+
+export async function startServer(options: StartServerOptions = {}): Promise<StartedServer> {
+  const credentials = checkOptions(options);
+  const workers = options.workers ?? 1;
+  if (workers > 1) return startWorkers(options, credentials, workers);
+
+  const log = options.log === false ? null : createAccessLog(options.log ?? {});
+  const client =
+    options.client ??
+    (new KmsHmacClient({
+      keyStore: options.keyStore,
+      region: options.region ?? DEFAULT_REGION,
+      accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
+    }) as unknown as KmsApi);
+  let srv;
+  try {
+    srv = await listen({
+      client,
+      credentials,
+      auth: options.auth ?? 'sigv4',
+      region: options.region ?? DEFAULT_REGION,
+      host: options.host ?? DEFAULT_HOST,
+      port: options.port ?? DEFAULT_PORT,
+      log,
+      ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+      ...(options.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: options.shutdownTimeoutMs } : {}),
+      // An injected client belongs to the caller.
+      closeClient: options.client === undefined,
+    });
+  } catch (err) {
+    if (!options.client && typeof client.close === 'function') await client.close();
+    throw err;
+  }
+  const close = async () => {
+    await srv.close();
+    log?.flush();
+  };
+  return { url: srv.url, host: srv.host, port: srv.port, close, workers: 1 };
+}
+
+/** Worker entry (compiled JS: cluster workers cannot load .ts). */
+function workerScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  const js = here.endsWith('.ts')
+    ? resolve(dirname(here), '../../dist/server/worker.js')
+    : resolve(dirname(here), 'worker.js');
+  if (!existsSync(js)) throw new Error(`worker script ${js} is missing: run \`npm run build:ts\``);
+  return js;
+}
+
+/** What the primary sends each worker (over the IPC channel, so secrets never sit in argv or env). */
+export interface WorkerStartMessage {
+  type: 'start';
+  options: Omit<StartServerOptions, 'client' | 'workers' | 'credentialsFile'> & { keyStore: string; credentials: Credential[] };
+}
+
+async function startWorkers(options: StartServerOptions, credentials: Credential[], n: number): Promise<StartedServer> {
+  const exec = workerScript();
+  cluster.setupPrimary({ exec, args: [], silent: false });
+  const wOptions: WorkerStartMessage['options'] = {
+    host: options.host ?? DEFAULT_HOST,
+    port: options.port ?? DEFAULT_PORT,
+    keyStore: options.keyStore as string,
+    region: options.region ?? DEFAULT_REGION,
+    accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
+    credentials,
+    auth: options.auth ?? 'sigv4',
+    log: options.log ?? {},
+    ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    ...(options.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: options.shutdownTimeoutMs } : {}),
+  };
+  let closing = false;
+  const live = new Set<Worker>();
+  let restarts = 0;
+
+  const fork = (port: number): Promise<number> =>
+    new Promise((resolveFork, rejectFork) => {
+      const w = cluster.fork();
+      live.add(w);
+      let started = false;
+      w.on('message', (m: { type?: string; port?: number; error?: string }) => {
+        if (m?.type === 'listening') {
+          started = true;
+          resolveFork(m.port!);
+        } else if (m?.type === 'failed') {
+          rejectFork(new Error(`worker ${w.process.pid} failed to start: ${m.error}`));
+        }
+      });
+      w.once('online', () => w.send({ type: 'start', options: { ...wOptions, port } } satisfies WorkerStartMessage));
+      w.once('exit', (code, signal) => {
+        live.delete(w);
+        if (!started) {
+          rejectFork(new Error(`worker ${w.process.pid} exited during startup (code ${code}, signal ${signal})`));
+          return;
+        }
+        if (!closing && restarts < 20) {
+          restarts++;
+          process.emitWarning(`kms-hmac serve: worker ${w.process.pid} exited (code ${code}, signal ${signal}); starting another`);
+          fork(port).catch((err) => process.emitWarning(String(err)));
+        }
+      });
+    });
+
+  const stopAll = async (): Promise<void> => {
+    closing = true;
+    await Promise.all(
+      [...live].map(
+        (w) =>
+          new Promise<void>((res) => {
+            if (w.isDead()) return res();
+            w.once('exit', () => res());
+            try {
+              w.send({ type: 'shutdown' });
+            } catch {
+              w.kill('SIGTERM');
+            }
+          }),
+      ),
+    );
+  };
+
+  let port: number;
+  try {
+    // The first worker fixes the port (port 0 → one free port that every worker shares).
+    port = await fork(options.port ?? DEFAULT_PORT);
+    await Promise.all(Array.from({ length: n - 1 }, () => fork(port)));
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const host = wOptions.host!;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  let done: Promise<void> | undefined;
+  return { url: `http://${shownHost}:${port}`, host, port, workers: n, close: () => (done ??= stopAll()) };
+}

@@ -1,0 +1,45 @@
+/**
+ * Cluster worker entry for `startServer({ workers: N })`: waits for its
+ * options over IPC, serves, and shuts down gracefully on `shutdown`,
+ * SIGTERM or SIGINT (exit 0 once in-flight requests finished and the store
+ * is closed).
+ */
+import { startServer, type WorkerStartMessage, type StartedServer } from './index.js';
+
+let server: StartedServer | undefined;
+let stopping = false;
+
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  try {
+    await server?.close();
+    process.exitCode = 0;
+  } catch (err) {
+    process.stderr.write(`kms-hmac worker ${process.pid}: shutdown failed: ${String(err)}\n`);
+    process.exitCode = 1;
+  }
+  process.disconnect?.();
+  // Let pino's async destination flush, then leave even if a handle lingers.
+  setTimeout(() => process.exit(), 200).unref();
+}
+
+process.on('message', (m: WorkerStartMessage | { type: 'shutdown' }) => {
+  if (m?.type === 'start' && server === undefined) {
+    startServer({ ...m.options, workers: 1 }).then(
+      (s) => {
+        server = s;
+        if (stopping) void s.close();
+        else process.send?.({ type: 'listening', port: s.port });
+      },
+      (err) => {
+        process.send?.({ type: 'failed', error: err instanceof Error ? err.message : String(err) });
+        process.exit(1);
+      },
+    );
+  } else if (m?.type === 'shutdown') {
+    void stop();
+  }
+});
+process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());
