@@ -1,0 +1,54 @@
+/**
+ * What the log pipeline needs from a key: packed batch MAC and verify on
+ * worker threads, plus single MACs for the header and trailer. The CLI builds
+ * one from the KMS layer (key resolution and key-state checks on every call);
+ * library users and benchmarks can build one from a MacKey.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { MAC_LENGTH, type MacAlgorithm } from '../backend/types.js';
+
+export interface MacEngine {
+  /** ARN of the key, written into sidecar headers. */
+  readonly keyArn: string;
+  readonly algorithm: MacAlgorithm;
+  readonly macLength: number;
+  /** MACs of message i = data[offsets[i]..offsets[i+1]) at i*macLength. Inputs may be reused once this returns. */
+  macPacked(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
+  /** One byte per message: 1 valid, 0 invalid. */
+  verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
+  /** A fresh (not pooled) MAC. */
+  mac(message: Uint8Array): Promise<Uint8Array>;
+  verify(message: Uint8Array, mac: Uint8Array): Promise<boolean>;
+}
+
+/** The parts of a MacKey (src/mac-key.ts) or a backend key the engine uses. */
+export interface PackedMacKey {
+  macPackedAsync(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
+  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
+}
+
+/** An engine over a MacKey-like object (no KMS key-state checks: the caller owns the key). */
+export function engineFromMacKey(key: PackedMacKey, keyArn: string, algorithm: MacAlgorithm): MacEngine {
+  const macLength = MAC_LENGTH[algorithm];
+  return {
+    keyArn,
+    algorithm,
+    macLength,
+    macPacked: (data, offsets) => key.macPackedAsync(data, offsets),
+    verifyPacked: (data, offsets, macs) => key.verifyPackedAsync(data, offsets, macs),
+    async mac(message) {
+      const offs = new Uint32Array([0, message.length]);
+      return Uint8Array.from(await key.macPackedAsync(message, offs));
+    },
+    async verify(message, mac) {
+      if (mac.length !== macLength) return false;
+      const r = await key.verifyPackedAsync(message, new Uint32Array([0, message.length]), mac);
+      return r[0] === 1;
+    },
+  };
+}
+
+/** Constant-time compare that treats a length difference as a mismatch. */
+export function macEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,224 @@
+/**
+ * Splits a byte stream into records and packs their MAC inputs into batches
+ * without a JS object per record: one contiguous buffer of
+ * `streamId | u64 seq | kind | payload` inputs plus an offsets array, which
+ * is what the backend's packed batch calls take.
+ *
+ * A record is the bytes up to and including its delimiter (the last record
+ * may lack one), so the records partition the file exactly: CR of a CRLF
+ * ending belongs to its record, and so does the final newline (its presence
+ * or absence is therefore signed too). A record longer than RAW_RECORD_MAX
+ * bytes is hashed incrementally, never buffered, so memory stays constant
+ * whatever the record or file size.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import {
+  KIND_DIGEST,
+  KIND_RAW,
+  MAC_INPUT_PREFIX,
+  RAW_RECORD_MAX,
+  nodeDigestName,
+  writePrefix,
+  type DigestName,
+} from './format.js';
+
+export interface RecordBatch {
+  /** Index (0-based) of the first record in the whole stream. */
+  first: number;
+  count: number;
+  /** Packed MAC inputs; the seq field holds the record index. */
+  data: Buffer;
+  /** count + 1 entries into `data`. */
+  offsets: Uint32Array;
+  /** Byte offset in the log where each record starts. */
+  starts: Float64Array;
+  /** Byte offset in the log just after the last record. */
+  end: number;
+}
+
+export interface FramerOptions {
+  streamId: Uint8Array;
+  delimiter: Uint8Array;
+  digest: DigestName;
+  /** Records per batch (default 4096). */
+  batchSize?: number;
+  /** Bytes of MAC input per batch (default 1 MiB; at least 4096). */
+  batchBytes?: number;
+  /** Called with each complete record (whole bytes, only for records <= RAW_RECORD_MAX) — used for NDJSON checks. */
+  checkRecord?: (record: Buffer, index: number, start: number) => void;
+}
+
+export class RecordFramer {
+  private readonly streamId: Uint8Array;
+  private readonly delim: Buffer;
+  private readonly d0: number;
+  private readonly digest: 'sha256' | 'sha512';
+  private readonly batchSize: number;
+  private readonly batchBytes: number;
+  private readonly checkRecord: FramerOptions['checkRecord'];
+
+  /** Records seen so far (index of the next record). */
+  records = 0;
+  /** Log bytes seen so far. */
+  bytes = 0;
+
+  // record under construction (spans chunks)
+  private partial: Buffer[] = [];
+  private partialLen = 0;
+  private hash: Hash | null = null;
+  private recStart = 0;
+  /** last delimiter-length - 1 bytes of the record under construction (multi-byte delimiters only). */
+  private tail = Buffer.alloc(0);
+
+  // batch under construction
+  private data!: Buffer;
+  private offsets!: Uint32Array;
+  private starts!: Float64Array;
+  private n = 0;
+  private pos = 0;
+  private first = 0;
+  private out: RecordBatch[] = [];
+
+  constructor(opts: FramerOptions) {
+    this.streamId = opts.streamId;
+    this.delim = Buffer.from(opts.delimiter);
+    this.d0 = this.delim[0]!;
+    this.digest = nodeDigestName(opts.digest);
+    this.batchSize = opts.batchSize ?? 4096;
+    this.batchBytes = Math.max(opts.batchBytes ?? 1 << 20, MAC_INPUT_PREFIX + RAW_RECORD_MAX);
+    this.checkRecord = opts.checkRecord;
+    this.newBatch();
+  }
+
+  private newBatch(): void {
+    this.data = Buffer.allocUnsafe(this.batchBytes);
+    this.offsets = new Uint32Array(this.batchSize + 1);
+    this.starts = new Float64Array(this.batchSize);
+    this.n = 0;
+    this.pos = 0;
+    this.first = this.records;
+  }
+
+  private closeBatch(): void {
+    if (this.n === 0) return;
+    this.out.push({
+      first: this.first,
+      count: this.n,
+      data: this.data,
+      offsets: this.offsets.subarray(0, this.n + 1),
+      starts: this.starts.subarray(0, this.n),
+      end: this.bytes,
+    });
+    this.newBatch();
+  }
+
+  /** Appends one complete record's MAC input; `src[a..b)` is the record when `digest` is null. */
+  private emit(src: Buffer, a: number, b: number, digest: Buffer | null, start: number): void {
+    const payload = digest ? digest.length : b - a;
+    if (this.n === this.batchSize || this.pos + MAC_INPUT_PREFIX + payload > this.data.length) this.closeBatch();
+    const p = this.pos;
+    writePrefix(this.data, p, this.streamId, this.records, digest ? KIND_DIGEST : KIND_RAW);
+    if (digest) digest.copy(this.data, p + MAC_INPUT_PREFIX);
+    else src.copy(this.data, p + MAC_INPUT_PREFIX, a, b);
+    this.starts[this.n] = start;
+    this.n++;
+    this.pos = p + MAC_INPUT_PREFIX + payload;
+    this.offsets[this.n] = this.pos;
+    this.records++;
+  }
+
+  private append(chunk: Buffer, a: number, b: number): void {
+    if (b <= a) return;
+    const len = b - a;
+    if (this.hash) this.hash.update(chunk.subarray(a, b));
+    else if (this.partialLen + len > RAW_RECORD_MAX) {
+      this.hash = createHash(this.digest);
+      for (const p of this.partial) this.hash.update(p);
+      this.hash.update(chunk.subarray(a, b));
+      this.partial = [];
+    } else this.partial.push(Buffer.from(chunk.subarray(a, b))); // copy: chunk buffers may be reused by the source
+    this.partialLen += len;
+    if (this.delim.length > 1) {
+      const t = Buffer.concat([this.tail, chunk.subarray(a, b)]);
+      this.tail = Buffer.from(t.subarray(Math.max(0, t.length - (this.delim.length - 1))));
+    }
+  }
+
+  private finishPartial(): void {
+    const start = this.recStart;
+    if (this.hash) {
+      const d = this.hash.digest();
+      this.hash = null;
+      this.emit(d, 0, 0, d, start);
+    } else {
+      const rec = this.partial.length === 1 ? this.partial[0]! : Buffer.concat(this.partial, this.partialLen);
+      this.checkRecord?.(rec, this.records, start);
+      this.emit(rec, 0, rec.length, null, start);
+    }
+    this.partial = [];
+    this.partialLen = 0;
+    this.tail = Buffer.alloc(0);
+  }
+
+  /** Feeds bytes; returns the batches completed so far. */
+  push(chunk: Buffer): RecordBatch[] {
+    const base = this.bytes;
+    const dl = this.delim.length;
+    let pos = 0;
+    if (dl > 1 && this.partialLen > 0) {
+      // a delimiter may straddle the previous chunk and this one
+      for (let k = Math.min(dl - 1, this.tail.length); k >= 1; k--) {
+        if (
+          this.tail.subarray(this.tail.length - k).equals(this.delim.subarray(0, k)) &&
+          chunk.length >= dl - k &&
+          chunk.subarray(0, dl - k).equals(this.delim.subarray(k))
+        ) {
+          this.append(chunk, 0, dl - k);
+          this.finishPartial();
+          pos = dl - k;
+          this.recStart = base + pos;
+          break;
+        }
+      }
+    }
+    const check = this.checkRecord;
+    for (;;) {
+      const idx = dl === 1 ? chunk.indexOf(this.d0, pos) : chunk.indexOf(this.delim, pos);
+      if (idx < 0) {
+        if (pos < chunk.length) {
+          if (this.partialLen === 0) this.recStart = base + pos;
+          this.append(chunk, pos, chunk.length);
+        }
+        break;
+      }
+      const end = idx + dl;
+      if (this.partialLen === 0) {
+        const len = end - pos;
+        if (len <= RAW_RECORD_MAX) {
+          if (check) check(chunk.subarray(pos, end), this.records, base + pos);
+          this.emit(chunk, pos, end, null, base + pos);
+        } else {
+          const d = createHash(this.digest).update(chunk.subarray(pos, end)).digest();
+          this.emit(d, 0, 0, d, base + pos);
+        }
+      } else {
+        this.append(chunk, pos, end);
+        this.finishPartial();
+      }
+      pos = end;
+    }
+    this.bytes = base + chunk.length;
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  /** Ends the input: the unterminated last record (if any) and the final partial batch. */
+  end(): RecordBatch[] {
+    if (this.partialLen > 0) this.finishPartial();
+    this.closeBatch();
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+}

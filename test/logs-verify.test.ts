@@ -1,0 +1,287 @@
+/**
+ * Log signing and verification (src/stream): every tamper kind is reported
+ * exactly, and an intact log never gives an issue. An independent oracle
+ * (node:crypto, written from docs/log-format.md) checks the sidecar bytes.
+ */
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createMacKey } from '../src/mac-key.js';
+import { engineFromMacKey } from '../src/stream/engine.js';
+import { signLog } from '../src/stream/sign.js';
+import { verifyLog, type VerifyReport } from '../src/stream/verify.js';
+import type { Framing } from '../src/stream/format.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-logs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const material = randomBytes(32);
+const ARN = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000001';
+const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', material), ARN, 'HMAC_SHA_256');
+const otherEngine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), ARN, 'HMAC_SHA_256');
+
+let fileNo = 0;
+function chunks(buf: Buffer, size = 7): Readable {
+  // small, uneven chunks exercise records and delimiters split across reads
+  const parts: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += size) parts.push(buf.subarray(i, i + size));
+  return Readable.from(parts);
+}
+
+async function sign(log: Buffer, framing?: Framing, chunk?: number): Promise<string> {
+  const sidecar = join(dir, `s${fileNo++}.mac`);
+  await signLog(chunk ? chunks(log, chunk) : Readable.from([log]), sidecar, { engine, framing, batchSize: 16 });
+  return sidecar;
+}
+
+async function verify(log: Buffer, sidecar: string, eng = engine, chunk?: number): Promise<VerifyReport> {
+  return verifyLog(chunk ? chunks(log, chunk) : Readable.from([log]), sidecar, { engine: eng, batchSize: 16, window: 64 });
+}
+
+function lines(n: number, tag = 'rec'): string[] {
+  return Array.from({ length: n }, (_, i) => `${tag} ${i + 1} ${'x'.repeat(i % 13)}\n`);
+}
+const join_ = (ls: string[]) => Buffer.from(ls.join(''));
+
+function summary(r: VerifyReport) {
+  return r.issues.map((i) => ({ kind: i.kind, line: i.line, signedRecord: i.signedRecord, count: i.count }));
+}
+
+describe('intact logs verify with no issue', () => {
+  const cases: [string, Buffer][] = [
+    ['empty file', Buffer.alloc(0)],
+    ['one record', Buffer.from('only\n')],
+    ['one record, no trailing newline', Buffer.from('only')],
+    ['no trailing newline', Buffer.from('a\nb\nc')],
+    ['CRLF', Buffer.from('a\r\nb\r\n\r\nc\r\n')],
+    ['blank lines', Buffer.from('\n\n\n')],
+    ['binary bytes', Buffer.concat([randomBytes(5000), Buffer.from('\n'), Buffer.from([0, 255, 13, 10, 0])])],
+    ['records of 4096 and 4097 bytes', Buffer.from('a'.repeat(4095) + '\n' + 'b'.repeat(4096) + '\n' + 'c'.repeat(4070) + '\n' + 'd'.repeat(4071) + '\n')],
+    ['a record of 100 KiB', Buffer.from('z'.repeat(100 * 1024) + '\nshort\n')],
+    ['many records across batches', join_(lines(200))],
+  ];
+  it.each(cases)('%s', async (_name, log) => {
+    for (const chunk of [undefined, 7, 4099]) {
+      const sc = await sign(log, undefined, chunk);
+      const r = await verify(log, sc, engine, chunk);
+      expect(summary(r)).toEqual([]);
+      expect(r.ok).toBe(true);
+      expect(r.records).toBe(r.signedRecords);
+      expect(r.verified).toBe(r.records);
+    }
+  });
+
+  it('delimiter framing (multi-byte, split across chunks) and ndjson', async () => {
+    const log = Buffer.from('one\r\n\r\ntwo\r\n\r\nthree');
+    const sc = await sign(log, { type: 'delimiter', delimiter: Buffer.from('\r\n\r\n') }, 3);
+    const r = await verify(log, sc, engine, 2);
+    expect(r.ok).toBe(true);
+    expect(r.records).toBe(3);
+    const nd = Buffer.from('{"a":1}\n{"b":[2]}\n\n');
+    const sc2 = await sign(nd, { type: 'ndjson' });
+    expect((await verify(nd, sc2)).ok).toBe(true);
+    await expect(sign(Buffer.from('{"a":1}\nnot json\n'), { type: 'ndjson' })).rejects.toThrow(/line 2 is not valid JSON/);
+  });
+});
+
+describe('sidecar bytes match an independent node:crypto implementation of docs/log-format.md', () => {
+  it('record MACs, digest rule at 4071/4072 bytes, header and trailer', async () => {
+    const log = Buffer.from('a'.repeat(4070) + '\n' + 'b'.repeat(4071) + '\nlast');
+    const sc = readFileSync(await sign(log));
+    const j = sc.readUInt32BE(8);
+    const header = JSON.parse(sc.subarray(12, 12 + j).toString());
+    const sid = Buffer.from(header.streamId, 'hex');
+    const input = (seq: number, kind: number, payload: Buffer) => {
+      const p = Buffer.alloc(25);
+      sid.copy(p);
+      p.writeBigUInt64BE(BigInt(seq), 16);
+      p[24] = kind;
+      return Buffer.concat([p, payload]);
+    };
+    const hmac = (m: Buffer) => createHmac('sha256', material).update(m).digest();
+    const recs = [Buffer.from('a'.repeat(4070) + '\n'), Buffer.from('b'.repeat(4071) + '\n'), Buffer.from('last')];
+    const expected = Buffer.concat([
+      hmac(input(0, 0x48, sc.subarray(0, 12 + j))),
+      hmac(input(0, 0, recs[0]!)), // 4071 bytes: raw
+      hmac(input(1, 1, createHash('sha256').update(recs[1]!).digest())), // 4072 bytes: digest
+      hmac(input(2, 0, recs[2]!)),
+      Buffer.from('KHMACEND'),
+      Buffer.from([0, 0, 0, 0, 0, 0, 0, 3]),
+      (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(log.length)); return b; })(),
+    ]);
+    expect(sc.subarray(12 + j, sc.length - 32).equals(expected)).toBe(true);
+    const tin = Buffer.alloc(8);
+    tin.writeBigUInt64BE(BigInt(log.length));
+    expect(sc.subarray(sc.length - 32).equals(hmac(input(3, 0x54, tin)))).toBe(true);
+  });
+});
+
+describe('tampering is reported exactly', () => {
+  const base = lines(40);
+  let sc: string;
+  const signed = async () => (sc ??= await sign(join_(base)));
+
+  it('modified record', async () => {
+    const t = [...base];
+    t[9] = 'rec 10 CHANGED\n';
+    const r = await verify(join_(t), await signed());
+    expect(r.ok).toBe(false);
+    expect(summary(r)).toEqual([{ kind: 'modified', line: 10, signedRecord: 10, count: 1 }]);
+  });
+
+  it('CRLF changed to LF on one line is a modification', async () => {
+    const crlf = Buffer.from('a\r\nb\r\nc\r\n');
+    const s = await sign(crlf);
+    const r = await verify(Buffer.from('a\r\nb\nc\r\n'), s);
+    expect(summary(r)).toEqual([{ kind: 'modified', line: 2, signedRecord: 2, count: 1 }]);
+  });
+
+  it('inserted record', async () => {
+    const t = [...base];
+    t.splice(5, 0, 'evil\n');
+    const r = await verify(join_(t), await signed());
+    expect(summary(r)).toEqual([{ kind: 'inserted', line: 6, signedRecord: undefined, count: 1 }]);
+  });
+
+  it('several inserted records in a row, and at the start', async () => {
+    const t = [...base];
+    t.splice(20, 0, 'x1\n', 'x2\n', 'x3\n');
+    t.unshift('first\n');
+    const r = await verify(join_(t), await signed());
+    expect(summary(r)).toEqual([
+      { kind: 'inserted', line: 1, signedRecord: undefined, count: 1 },
+      { kind: 'inserted', line: 22, signedRecord: undefined, count: 3 },
+    ]);
+  });
+
+  it('deleted records', async () => {
+    const t = [...base];
+    t.splice(12, 3);
+    t.splice(0, 1);
+    const r = await verify(join_(t), await signed());
+    expect(summary(r)).toEqual([
+      { kind: 'deleted', line: undefined, signedRecord: 1, count: 1 },
+      { kind: 'deleted', line: undefined, signedRecord: 13, count: 3 },
+    ]);
+  });
+
+  it('reordered records: swap, move earlier, move later', async () => {
+    const swap = [...base];
+    [swap[3], swap[4]] = [swap[4]!, swap[3]!];
+    const r1 = await verify(join_(swap), await signed());
+    expect(r1.counts.reordered).toBe(1);
+    expect(r1.issues.length).toBe(1);
+    expect(r1.issues[0]).toMatchObject({ kind: 'reordered' });
+
+    const earlier = [...base];
+    const [moved] = earlier.splice(30, 1);
+    earlier.splice(2, 0, moved!);
+    const r2 = await verify(join_(earlier), await signed());
+    expect(summary(r2)).toEqual([{ kind: 'reordered', line: 3, signedRecord: 31, count: 1 }]);
+
+    const later = [...base];
+    const [m2] = later.splice(2, 1);
+    later.splice(30, 0, m2!);
+    const r3 = await verify(join_(later), await signed());
+    expect(summary(r3)).toEqual([{ kind: 'reordered', line: 31, signedRecord: 3, count: 1 }]);
+  });
+
+  it('truncated log (cut at a record boundary and inside a record)', async () => {
+    const r = await verify(join_(base.slice(0, 30)), await signed());
+    expect(summary(r)).toEqual([{ kind: 'log-truncated', line: undefined, signedRecord: 31, count: 10 }]);
+    const cut = join_(base);
+    const r2 = await verify(cut.subarray(0, cut.length - 3), await signed());
+    expect(summary(r2)).toEqual([{ kind: 'modified', line: 40, signedRecord: 40, count: 1 }]);
+  });
+
+  it('removing or adding the final newline is a modification', async () => {
+    const log = Buffer.from('a\nb\n');
+    const r = await verify(Buffer.from('a\nb'), await sign(log));
+    expect(summary(r)).toEqual([{ kind: 'modified', line: 2, signedRecord: 2, count: 1 }]);
+  });
+
+  it('truncated sidecar (at an entry boundary, inside the trailer, inside the records)', async () => {
+    const full = readFileSync(await signed());
+    for (const cut of [32 + 24, 10, 32 * 5 + 56 + 7]) {
+      const p = join(dir, `cut${cut}.mac`);
+      writeFileSync(p, full.subarray(0, full.length - cut));
+      const r = await verify(join_(base), p);
+      expect(r.ok).toBe(false);
+      expect(r.issues[0]!.kind).toBe('sidecar-truncated');
+      const covered = r.signedRecords;
+      if (cut === 10 || cut === 56) expect(covered).toBe(40);
+      else {
+        expect(covered).toBe(34);
+        expect(summary(r).slice(1)).toEqual([{ kind: 'unsigned', line: 35, signedRecord: undefined, count: 6 }]);
+      }
+    }
+  });
+
+  it('trailer altered (count changed)', async () => {
+    const full = Buffer.from(readFileSync(await signed()));
+    full[full.length - 32 - 9] ^= 1;
+    const p = join(dir, 'trailer.mac');
+    writeFileSync(p, full);
+    const r = await verify(join_(base), p);
+    expect(r.issues.map((i) => i.kind)).toEqual(['sidecar-trailer']);
+  });
+
+  it('records spliced in from another signed log', async () => {
+    const other = lines(40, 'other');
+    await sign(join_(other));
+    const t = [...base];
+    t.splice(10, 2, base[10]!.replace('rec', 'rec'), other[11]!);
+    const r = await verify(join_(t), await signed());
+    expect(summary(r)).toEqual([{ kind: 'modified', line: 12, signedRecord: 12, count: 1 }]);
+  });
+
+  it('sidecar from another log', async () => {
+    const otherSc = await sign(join_(lines(40, 'other')));
+    const r = await verify(join_(base), otherSc);
+    expect(r.ok).toBe(false);
+    expect(r.issues[0]!.kind).toBe('foreign-sidecar');
+    expect(r.verified).toBe(0);
+  });
+
+  it('the same log signed twice gets different stream ids: sidecars are not interchangeable for splicing', async () => {
+    const a = readFileSync(await sign(join_(base)));
+    const b = readFileSync(await sign(join_(base)));
+    expect(a.equals(b)).toBe(false);
+  });
+
+  it('wrong key: header MAC fails', async () => {
+    const r = await verify(join_(base), await signed(), otherEngine);
+    expect(r.issues.map((i) => i.kind)).toEqual(['sidecar-header']);
+    expect(r.issues[0]!.message).toMatch(/another key/);
+  });
+
+  it('a damaged header', async () => {
+    const full = Buffer.from(readFileSync(await signed()));
+    full[20] ^= 1;
+    const p = join(dir, 'hdr.mac');
+    writeFileSync(p, full);
+    const r = await verify(join_(base), p);
+    expect(r.issues.map((i) => i.kind)).toEqual(['sidecar-header']);
+  });
+
+  it('a mix of every kind at once, far apart', async () => {
+    const big = lines(600);
+    const s = await sign(join_(big));
+    const t = [...big];
+    t[50] = 'changed\n'; // line 51 modified
+    t.splice(200, 2); // signed 201-202 deleted
+    t.splice(300, 0, 'ins\n'); // inserted at line 301
+    const [mv] = t.splice(400, 1); // signed 403 moved later
+    t.splice(420, 0, mv!);
+    const r = await verify(join_(t), s);
+    expect(summary(r)).toEqual([
+      { kind: 'modified', line: 51, signedRecord: 51, count: 1 },
+      { kind: 'deleted', line: undefined, signedRecord: 201, count: 2 },
+      { kind: 'inserted', line: 301, signedRecord: undefined, count: 1 },
+      { kind: 'reordered', line: 421, signedRecord: 402, count: 1 },
+    ]);
+  });
+});
