@@ -244,8 +244,8 @@ export class WasmEngine {
 
 const modules = new Map<WasmVariant, WebAssembly.Module>();
 
-function wasmBytes(variant: WasmVariant): Uint8Array {
-  return Buffer.from(variant === 'simd' ? WASM_SIMD_BASE64 : WASM_SCALAR_BASE64, 'base64');
+function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(Buffer.from(variant === 'simd' ? WASM_SIMD_BASE64 : WASM_SCALAR_BASE64, 'base64'));
 }
 
 /** Whether this JavaScript engine can run the SIMD128 build. */
