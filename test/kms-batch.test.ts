@@ -1,0 +1,112 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { KmsHmacClient } from '../src/client.js';
+import { packMessages } from '../src/mac-key.js';
+
+async function caught(p: Promise<unknown> | (() => unknown)): Promise<any> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected an error');
+}
+
+async function setup(spec = 'HMAC_256') {
+  const client = new KmsHmacClient();
+  const { KeyMetadata } = await client.createKey({ KeySpec: spec, KeyUsage: 'GENERATE_VERIFY_MAC' });
+  const material = client.keyStore.getKey(KeyMetadata.KeyId)!.keyMaterial!;
+  return { client, key: KeyMetadata, material: Buffer.from(material) };
+}
+
+const messages = Array.from({ length: 300 }, (_, i) => randomBytes(1 + ((i * 37) % 4096)));
+
+describe('batch extensions', () => {
+  it('generateMacBatch (array and packed) equals node:crypto and single GenerateMac', async () => {
+    const { client, key, material } = await setup();
+    const a = client.generateMacBatch({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Messages: messages });
+    expect(a.KeyId).toBe(key.Arn);
+    expect(a.MacLength).toBe(32);
+    expect(a.Macs.length).toBe(300 * 32);
+    const { data, offsets } = packMessages(messages);
+    const p = client.generateMacBatch({ KeyId: key.Arn, MacAlgorithm: 'HMAC_SHA_256', Data: data, Offsets: offsets });
+    expect(p.Macs).toEqual(a.Macs);
+    for (let i = 0; i < messages.length; i += 29) {
+      const expected = createHmac('sha256', material).update(messages[i]!).digest();
+      expect(Buffer.from(a.Macs.subarray(i * 32, (i + 1) * 32))).toEqual(expected);
+      expect(client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: messages[i]! }).Mac).toEqual(new Uint8Array(expected));
+    }
+    const asyncA = await client.generateMacBatchAsync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Messages: messages });
+    expect(asyncA.Macs).toEqual(a.Macs);
+    const asyncP = await client.generateMacBatchAsync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Data: data, Offsets: offsets });
+    expect(asyncP.Macs).toEqual(a.Macs);
+    // empty batch
+    expect(client.generateMacBatch({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Messages: [] }).Macs.length).toBe(0);
+  });
+
+  it('verifyMacBatch: per-item results, no exception per item; every input form', async () => {
+    const { client, key } = await setup('HMAC_384');
+    const g = client.generateMacBatch({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_384', Messages: messages });
+    const macs = Array.from({ length: messages.length }, (_, i) => g.Macs.slice(i * 48, (i + 1) * 48));
+    macs[3]![0]! ^= 1;
+    macs[7] = macs[7]!.subarray(0, 40); // wrong length is just invalid
+    const packedMacs = new Uint8Array(g.Macs);
+    packedMacs[3 * 48]! ^= 1;
+    packedMacs[7 * 48]! ^= 1;
+    const { data, offsets } = packMessages(messages);
+    const expected = new Uint8Array(messages.length).fill(1);
+    expected[3] = 0;
+    expected[7] = 0;
+    const base = { KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_384' };
+    const r1 = client.verifyMacBatch({ ...base, Messages: messages, Macs: macs });
+    expect(r1.MacValid).toEqual(expected);
+    expect(r1.KeyId).toBe(key.Arn);
+    expect(client.verifyMacBatch({ ...base, Data: data, Offsets: offsets, Macs: packedMacs }).MacValid).toEqual(expected);
+    expect(client.verifyMacBatch({ ...base, Messages: messages, Macs: packedMacs }).MacValid).toEqual(expected);
+    expect(client.verifyMacBatch({ ...base, Data: data, Offsets: offsets, Macs: macs }).MacValid).toEqual(expected);
+    expect((await client.verifyMacBatchAsync({ ...base, Messages: messages, Macs: macs })).MacValid).toEqual(expected);
+    expect((await client.verifyMacBatchAsync({ ...base, Data: data, Offsets: offsets, Macs: packedMacs })).MacValid).toEqual(expected);
+  });
+
+  it('KMS validation per message, reporting the failing index', async () => {
+    const { client, key } = await setup();
+    const base = { KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256' };
+    let e = await caught(() => client.generateMacBatch({ ...base, Messages: [new Uint8Array(1), new Uint8Array(4097)] }));
+    expect(e.name).toBe('ValidationException');
+    expect(e.message).toBe("1 validation error detected: Value at 'messages[1]' failed to satisfy constraint: Member must have length less than or equal to 4096");
+    expect(e.BatchIndex).toBe(1);
+    e = await caught(client.generateMacBatchAsync({ ...base, Messages: [new Uint8Array(1), new Uint8Array(1), new Uint8Array(0)] }));
+    expect(e.BatchIndex).toBe(2);
+    expect(e.message).toMatch(/'messages\[2\]'.*greater than or equal to 1$/);
+    e = await caught(() => client.generateMacBatch({ ...base, Data: new Uint8Array(10), Offsets: new Uint32Array([0, 5, 5, 10]) }));
+    expect(e.BatchIndex).toBe(1);
+    e = await caught(() => client.generateMacBatch({ ...base, Data: new Uint8Array(10), Offsets: new Uint32Array([0, 11]) }));
+    expect(e.name).toBe('ValidationException');
+    e = await caught(() => client.verifyMacBatch({ ...base, Messages: [new Uint8Array(1)], Macs: [new Uint8Array(0)] }));
+    expect(e.message).toMatch(/'macs\[0\]'/);
+    e = await caught(() => client.verifyMacBatch({ ...base, Messages: [new Uint8Array(1)], Macs: new Uint8Array(31) }));
+    expect(e.name).toBe('ValidationException');
+    // the single-request rules still apply
+    e = await caught(() => client.generateMacBatch({ ...base, MacAlgorithm: 'HMAC_SHA_512', Messages: [new Uint8Array(1)] }));
+    expect(e.name).toBe('InvalidKeyUsageException');
+    e = await caught(() => client.generateMacBatch({ ...base, MacAlgorithm: 'BAD', Messages: [new Uint8Array(1)] }));
+    expect(e.message).toMatch(/at 'macAlgorithm'/);
+    e = await caught(() => client.generateMacBatch({ ...base, Messages: [new Uint8Array(1)], DryRun: true }));
+    expect(e.name).toBe('DryRunOperationException');
+    await client.disableKey({ KeyId: key.KeyId });
+    e = await caught(client.verifyMacBatchAsync({ ...base, Messages: [new Uint8Array(1)], Macs: [new Uint8Array(32)] }));
+    expect(e.name).toBe('DisabledException');
+  });
+
+  it('a large async batch on all cores', async () => {
+    const { client, key, material } = await setup();
+    const many = Array.from({ length: 20_000 }, (_, i) => Buffer.from(`record-${i}-${'x'.repeat(i % 50)}`));
+    const { data, offsets } = packMessages(many);
+    const out = await client.generateMacBatchAsync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Data: data, Offsets: offsets });
+    for (const i of [0, 1, 9_999, 19_999]) {
+      expect(Buffer.from(out.Macs.subarray(i * 32, (i + 1) * 32))).toEqual(createHmac('sha256', material).update(many[i]!).digest());
+    }
+    const v = await client.verifyMacBatchAsync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Data: data, Offsets: offsets, Macs: out.Macs });
+    expect(v.MacValid.every((x) => x === 1)).toBe(true);
+  });
+});
