@@ -1,0 +1,77 @@
+/** createSignStream / createVerifyStream: order, backpressure, round trip through the KMS client. */
+import { randomBytes } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import { KmsHmacClient } from '../src/client.js';
+import { createSignStream, createVerifyStream, type SignedRecord, type VerifiedRecord } from '../src/stream/index.js';
+
+async function collect<T>(src: Iterable<unknown> | AsyncIterable<unknown>, ...stages: NodeJS.ReadWriteStream[]): Promise<T[]> {
+  const out: T[] = [];
+  await pipeline(
+    Readable.from(src as Iterable<unknown>),
+    ...(stages as [NodeJS.ReadWriteStream]),
+    new Writable({
+      objectMode: true,
+      highWaterMark: 1,
+      write(chunk: T, _e, cb) {
+        out.push(chunk);
+        setImmediate(cb); // a slow consumer: exercises backpressure
+      },
+    }),
+  );
+  return out;
+}
+
+describe('record streams', () => {
+  it('sign then verify round trip, in order, through the KMS client (alias)', async () => {
+    const client = new KmsHmacClient();
+    const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    await client.createAlias({ AliasName: 'alias/streams', TargetKeyId: KeyMetadata.KeyId });
+    const records = Array.from({ length: 10_000 }, (_, i) => (i % 997 === 0 ? randomBytes(5000) : `record ${i}`));
+    const signer = createSignStream({ client, keyId: 'alias/streams', batchSize: 256 });
+    const signed = await collect<SignedRecord>(records, signer);
+    expect(signed.length).toBe(records.length);
+    expect(signed.map((s) => s.seq)).toEqual(records.map((_, i) => i));
+    expect(signer.keyArn).toBe(KeyMetadata.Arn);
+
+    const tampered = signed.map((s) => ({ record: s.record, mac: s.mac }));
+    tampered[5000] = { ...tampered[5000]!, record: Buffer.from('forged') };
+    [tampered[10], tampered[11]] = [tampered[11]!, tampered[10]!];
+    const verified = await collect<VerifiedRecord>(tampered, createVerifyStream({ client, keyId: KeyMetadata.Arn, streamId: signer.streamId, batchSize: 300 }));
+    expect(verified.filter((v) => !v.valid).map((v) => v.seq)).toEqual([10, 11, 5000]);
+
+    // another stream id: nothing verifies
+    const other = await collect<VerifiedRecord>(tampered.slice(0, 5), createVerifyStream({ client, keyId: KeyMetadata.Arn, streamId: randomBytes(16) }));
+    expect(other.every((v) => !v.valid)).toBe(true);
+    await client.close();
+  });
+
+  it('failFast errors the stream; a disabled key errors it with DisabledException', async () => {
+    const client = new KmsHmacClient();
+    const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_512', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    const signer = createSignStream({ client, keyId: KeyMetadata.KeyId });
+    const signed = await collect<SignedRecord>(['a', 'b', 'c'], signer);
+    expect(signed[0]!.mac.length).toBe(64);
+    const bad = [{ ...signed[0]!, record: Buffer.from('x') }];
+    await expect(collect(bad, createVerifyStream({ client, keyId: KeyMetadata.KeyId, streamId: signer.streamId, failFast: true }))).rejects.toMatchObject({
+      name: 'KMSInvalidMacException',
+    });
+    await client.disableKey({ KeyId: KeyMetadata.KeyId });
+    await expect(collect(['a'], createSignStream({ client, keyId: KeyMetadata.KeyId }))).rejects.toMatchObject({ name: 'DisabledException' });
+    await client.close();
+  });
+
+  it('a slow trickle of records is flushed without waiting for a full batch', async () => {
+    const client = new KmsHmacClient();
+    const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    const s = createSignStream({ client, keyId: KeyMetadata.KeyId, flushMs: 5 });
+    const got = new Promise<SignedRecord>((resolve) => s.once('data', resolve));
+    s.write('one');
+    const first = await got;
+    expect(first.seq).toBe(0);
+    s.end();
+    s.resume();
+    await client.close();
+  });
+});
