@@ -3,10 +3,11 @@
 // UndefinedBehaviorSanitizer in a scratch copy of the package, then runs the
 // native tests against that build with the sanitizer runtimes preloaded.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeHeadersDir } from './node-headers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'kms-hmac-asan-'));
@@ -17,11 +18,7 @@ try {
   symlinkSync(join(root, 'node_modules'), join(scratch, 'node_modules'));
 
   const nodeGyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  // Build against the running Node's own headers (npm passes nodedir when run
-  // as `npm run test:asan`; run directly, use the headers beside this node).
-  const localHeaders = join(dirname(process.execPath), '..');
-  const nodedir =
-    process.env.npm_config_nodedir ?? (existsSync(join(localHeaders, 'include', 'node', 'node_api.h')) ? localHeaders : undefined);
+  const nodedir = nodeHeadersDir();
   const args = [nodeGyp, 'rebuild', ...(nodedir ? [`--nodedir=${nodedir}`] : []), '--', '-Dkms_hmac_sanitize=true'];
   const built = spawnSync(process.execPath, args, {
     cwd: scratch,
