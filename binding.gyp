@@ -17,6 +17,7 @@
         "native/mb/mb_hmac.cc",
         "native/mb/sha256_avx2.cc",
         "native/mb/sha512_avx2.cc",
+        "native/mb/sha256_shani.cc",
         "native/mb/mb_dispatch.cc",
         "native/mb/mb_exports.cc"
       ],

@@ -14,6 +14,6 @@ if [ "${1:-}" = "--asan" ]; then
   shift
 fi
 # shellcheck disable=SC2086
-"$CXX" $FLAGS -o "$OUT" native/mb/test_mb.cc native/mb/mb_hmac.cc native/mb/sha256_avx2.cc native/mb/sha512_avx2.cc
+"$CXX" $FLAGS -o "$OUT" native/mb/test_mb.cc native/mb/mb_hmac.cc native/mb/sha256_avx2.cc native/mb/sha512_avx2.cc native/mb/sha256_shani.cc
 trap 'rm -f "$OUT"' EXIT
 "$OUT" "$@"

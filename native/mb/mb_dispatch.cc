@@ -11,6 +11,12 @@ namespace mb {
 namespace {
 
 std::atomic<int> g_active{-1};  // -1: not yet initialised from detect()
+std::atomic<bool> g_force{false};
+
+bool Wanted(Path p, bool sha512, size_t n, size_t total) {
+  if (p == Path::Off || n == 0) return false;
+  return g_force.load(std::memory_order_relaxed) || worth_it(p, sha512, n, total);
+}
 
 bool IsSha512Family(Algorithm alg) { return alg == Algorithm::Sha384 || alg == Algorithm::Sha512; }
 
@@ -48,7 +54,7 @@ bool Gather(const HmacKey& key, const SpanList& messages, size_t begin, size_t e
     (*spans)[i] = {s.data, s.length};
     total += s.length;
   }
-  return worth_it(*p, IsSha512Family(key.alg), n, total);
+  return Wanted(*p, IsSha512Family(key.alg), n, total);
 }
 
 }  // namespace
@@ -62,16 +68,19 @@ Path active_path() {
   return static_cast<Path>(v);
 }
 
-bool set_active_path(Path p) {
+bool set_active_path(Path p, bool force) {
   if (!path_available(p)) return false;
   g_active.store(static_cast<int>(p), std::memory_order_relaxed);
+  g_force.store(force, std::memory_order_relaxed);
   return true;
 }
+
+bool forced() { return g_force.load(std::memory_order_relaxed); }
 
 bool MacRange(const HmacKey& key, const SpanList& messages, size_t begin, size_t end, uint8_t* out) {
   // Cheap pre-check before building the span list.
   const Path p0 = active_path();
-  if (p0 == Path::Off || !worth_it(p0, IsSha512Family(key.alg), end - begin, SIZE_MAX)) return false;
+  if (!Wanted(p0, IsSha512Family(key.alg), end - begin, SIZE_MAX)) return false;
   Path p;
   std::vector<mb::Span> spans;
   if (!Gather(key, messages, begin, end, &p, &spans)) return false;
@@ -81,7 +90,7 @@ bool MacRange(const HmacKey& key, const SpanList& messages, size_t begin, size_t
 bool VerifyRange(const HmacKey& key, const SpanList& messages, const MacList& macs, size_t begin, size_t end,
                  uint8_t* results) {
   const Path p0 = active_path();
-  if (p0 == Path::Off || !worth_it(p0, IsSha512Family(key.alg), end - begin, SIZE_MAX)) return false;
+  if (!Wanted(p0, IsSha512Family(key.alg), end - begin, SIZE_MAX)) return false;
   Path p;
   std::vector<mb::Span> spans;
   if (!Gather(key, messages, begin, end, &p, &spans)) return false;

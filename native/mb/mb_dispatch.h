@@ -16,9 +16,12 @@ namespace mb {
 
 // The path batches use now: detect() at load, changed by set_active_path().
 Path active_path();
-// Switches the path for later batches (tests/benchmarks). Returns false, and
-// changes nothing, if `p` cannot run here.
-bool set_active_path(Path p);
+// Switches the path for later batches (tests/benchmarks). With `force`, every
+// batch of 1+ messages goes to the lanes regardless of the size thresholds
+// (tests use it to reach every partial-lane count; bench/simd.js to measure
+// the raw lanes). Returns false, and changes nothing, if `p` cannot run here.
+bool set_active_path(Path p, bool force = false);
+bool forced();
 
 // MACs messages [begin, end) into out + i*mac_length through the lanes, if
 // the active path is on and the batch is large enough to win. Returns false

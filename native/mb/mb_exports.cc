@@ -15,14 +15,15 @@ Napi::Value GetSimdPath(const Napi::CallbackInfo& info) {
 Napi::Value SetSimdPath(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) {
-    throw Napi::TypeError::New(env, "setSimdPath: name must be a string (off|avx2|avx512)");
+    throw Napi::TypeError::New(env, "setSimdPath: name must be a string (off|avx2|shani|avx512)");
   }
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   Path p;
   if (!parse_path(name.c_str(), &p)) {
-    throw Napi::RangeError::New(env, "setSimdPath: unknown path '" + name + "' (expected off|avx2|avx512)");
+    throw Napi::RangeError::New(env, "setSimdPath: unknown path '" + name + "' (expected off|avx2|shani|avx512)");
   }
-  if (!set_active_path(p)) {
+  const bool force = info.Length() >= 2 && info[1].ToBoolean().Value();
+  if (!set_active_path(p, force)) {
     throw Napi::RangeError::New(env, "setSimdPath: path '" + name + "' is not available on this machine/build");
   }
   return Napi::String::New(env, path_name(active_path()));
@@ -35,7 +36,7 @@ void AddExports(Napi::Env env, Napi::Object exports) {
   exports.Set("simdReason", Napi::String::New(env, detect_reason()));
   Napi::Array paths = Napi::Array::New(env);
   uint32_t i = 0;
-  for (Path p : {Path::Off, Path::Avx2, Path::Avx512}) {
+  for (Path p : {Path::Off, Path::Avx2, Path::ShaNi, Path::Avx512}) {
     if (path_available(p)) paths.Set(i++, Napi::String::New(env, path_name(p)));
   }
   exports.Set("simdPaths", paths);

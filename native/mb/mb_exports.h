@@ -7,11 +7,13 @@ namespace kmshmac {
 namespace mb {
 
 // Adds to the addon's exports:
-//   simdPath      getter: "off" | "avx2" (the path batches use now)
+//   simdPath      getter: "off" | "avx2" | "shani" (the path batches use now)
 //   simdReason    string: why detect() chose the load-time path
 //   simdPaths     string[]: every path this machine can run ("off" first)
-//   setSimdPath(name) -> string: switch path for later batches (tests and
-//                 benchmarks); RangeError if the machine cannot run it.
+//   setSimdPath(name, force = false) -> string: switch path for later
+//                 batches (tests and benchmarks); with force, batches skip
+//                 the size thresholds and always use the lanes. RangeError
+//                 if the machine cannot run the path.
 void AddExports(Napi::Env env, Napi::Object exports);
 
 }  // namespace mb

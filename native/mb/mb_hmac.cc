@@ -58,6 +58,9 @@ const uint64_t kK512[80] = {
 
 namespace {
 
+// Messages interleaved by the SHA-NI kernel (see sha256_shani.cc).
+constexpr size_t kShaNiStreams = 2;
+
 struct Detected {
   Path path;
   const char* reason;
@@ -71,7 +74,7 @@ uint64_t read_xcr0() {
   return (static_cast<uint64_t>(edx) << 32) | eax;
 }
 
-bool cpu_has_avx2() {
+bool cpu_has_avx2_uncached() {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
   const bool osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
@@ -82,17 +85,38 @@ bool cpu_has_avx2() {
   __cpuid_count(7, 0, a, b, c, d);
   return (b >> 5) & 1;  // AVX2
 }
+
+bool cpu_has_shani_uncached() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool ssse3 = (c >> 9) & 1, sse41 = (c >> 19) & 1;
+  if (!ssse3 || !sse41) return false;
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, 0, a, b, c, d);
+  return (b >> 29) & 1;  // SHA extensions (XMM state only: no XCR0 bits beyond SSE needed)
+}
+
+// cpuid can trap to the hypervisor (microseconds): ask once per process.
+bool cpu_has_avx2() {
+  static const bool v = cpu_has_avx2_uncached();
+  return v;
+}
+bool cpu_has_shani() {
+  static const bool v = cpu_has_shani_uncached();
+  return v;
+}
 #else
 bool cpu_has_avx2() { return false; }
+bool cpu_has_shani() { return false; }
 #endif
 
 Detected compute() {
-  const bool avx2 = cpu_has_avx2();
+  const bool avx2 = cpu_has_avx2(), shani = cpu_has_shani();
   const char* env = std::getenv("KMS_HMAC_SIMD");
   if (env != nullptr && env[0] != '\0') {
     Path forced;
     if (!parse_path(env, &forced)) {
-      return {Path::Off, "KMS_HMAC_SIMD has an unknown value (expected off|avx2|avx512); using OpenSSL"};
+      return {Path::Off, "KMS_HMAC_SIMD has an unknown value (expected off|avx2|shani|avx512); using OpenSSL"};
     }
     if (forced == Path::Off) return {Path::Off, "forced off by KMS_HMAC_SIMD"};
     if (forced == Path::Avx512) {
@@ -100,14 +124,20 @@ Detected compute() {
               "KMS_HMAC_SIMD=avx512 requested, but this build has no AVX-512 lanes (they could not be "
               "tested on the development hardware); using OpenSSL"};
     }
+    if (forced == Path::ShaNi) {
+      if (!shani) return {Path::Off, "KMS_HMAC_SIMD=shani requested, but the CPU lacks SHA-NI; using OpenSSL"};
+      return {Path::ShaNi, "forced shani by KMS_HMAC_SIMD"};
+    }
     if (!avx2) return {Path::Off, "KMS_HMAC_SIMD=avx2 requested, but the CPU/OS lacks AVX2; using OpenSSL"};
     return {Path::Avx2, "forced avx2 by KMS_HMAC_SIMD"};
   }
 #if !KMS_HMAC_MB_X86
   return {Path::Off, "no multi-buffer kernels for this architecture/compiler"};
 #else
-  if (!avx2) return {Path::Off, "CPU/OS lacks AVX2"};
-  return {Path::Avx2, "AVX2 detected (cpuid + xgetbv)"};
+  if (shani && avx2) return {Path::ShaNi, "SHA-NI and AVX2 detected (cpuid + xgetbv)"};
+  if (shani) return {Path::ShaNi, "SHA-NI detected, no AVX2: SHA-384/512 stay on OpenSSL"};
+  if (avx2) return {Path::Avx2, "AVX2 detected (cpuid + xgetbv), no SHA-NI"};
+  return {Path::Off, "CPU/OS lacks AVX2 and SHA-NI"};
 #endif
 }
 
@@ -127,6 +157,8 @@ const char* path_name(Path p) {
       return "avx2";
     case Path::Avx512:
       return "avx512";
+    case Path::ShaNi:
+      return "shani";
     case Path::Off:
     default:
       return "off";
@@ -139,6 +171,8 @@ bool parse_path(const char* s, Path* out) {
     *out = Path::Off;
   } else if (std::strcmp(s, "avx2") == 0) {
     *out = Path::Avx2;
+  } else if (std::strcmp(s, "shani") == 0) {
+    *out = Path::ShaNi;
   } else if (std::strcmp(s, "avx512") == 0) {
     *out = Path::Avx512;
   } else {
@@ -153,14 +187,24 @@ bool path_available(Path p) {
       return true;
     case Path::Avx2:
       return KMS_HMAC_MB_X86 && cpu_has_avx2();
+    case Path::ShaNi:
+      return KMS_HMAC_MB_X86 && cpu_has_shani();
     case Path::Avx512:  // not implemented: see mb_hmac.h
     default:
       return false;
   }
 }
 
-size_t lanes_sha256(Path p) { return p == Path::Avx2 && path_available(p) ? 8 : 0; }
-size_t lanes_sha512(Path p) { return p == Path::Avx2 && path_available(p) ? 4 : 0; }
+size_t lanes_sha256(Path p) {
+  if (!path_available(p)) return 0;
+  return p == Path::Avx2 ? 8 : p == Path::ShaNi ? kShaNiStreams : 0;
+}
+// The SHA-NI path has no SHA-512 instructions; it uses the AVX2 lanes when
+// the CPU has them.
+size_t lanes_sha512(Path p) {
+  if (p != Path::Avx2 && p != Path::ShaNi) return 0;
+  return path_available(p) && path_available(Path::Avx2) ? 4 : 0;
+}
 
 namespace {
 
@@ -286,10 +330,14 @@ void hmac_batch(const W inner[8], const W outer[8], size_t out_len, const Span* 
 bool hmac_sha256_batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
                        const Span* spans, size_t n, uint8_t* out) {
   if (out_len != 28 && out_len != 32) return false;
-  if (p != Path::Avx2 || !path_available(p)) return false;
+  if (lanes_sha256(p) == 0) return false;
   if (n == 0) return true;
 #if KMS_HMAC_MB_X86
-  hmac_batch<uint32_t, 8, 64, 8, detail::sha256_x8_avx2>(inner, outer, out_len, spans, n, out);
+  if (p == Path::ShaNi) {
+    hmac_batch<uint32_t, kShaNiStreams, 64, 8, detail::sha256_x2_shani>(inner, outer, out_len, spans, n, out);
+  } else {
+    hmac_batch<uint32_t, 8, 64, 8, detail::sha256_x8_avx2>(inner, outer, out_len, spans, n, out);
+  }
   return true;
 #else
   (void)inner, (void)outer, (void)spans, (void)out;
@@ -300,7 +348,7 @@ bool hmac_sha256_batch(Path p, const uint32_t inner[8], const uint32_t outer[8],
 bool hmac_sha512_batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
                        const Span* spans, size_t n, uint8_t* out) {
   if (out_len != 48 && out_len != 64) return false;
-  if (p != Path::Avx2 || !path_available(p)) return false;
+  if (lanes_sha512(p) == 0) return false;
   if (n == 0) return true;
 #if KMS_HMAC_MB_X86
   hmac_batch<uint64_t, 4, 128, 16, detail::sha512_x4_avx2>(inner, outer, out_len, spans, n, out);
@@ -313,7 +361,7 @@ bool hmac_sha512_batch(Path p, const uint64_t inner[8], const uint64_t outer[8],
 
 bool worth_it(Path p, bool sha512, size_t n, size_t total_bytes) {
   (void)total_bytes;
-  if (p != Path::Avx2) return false;
+  if (p == Path::Off) return false;
   // Placeholder until bench/simd.js measures the crossover.
   return sha512 ? n >= 4 : n >= 8;
 }

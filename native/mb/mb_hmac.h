@@ -2,7 +2,9 @@
 //
 // One SIMD register holds the same state word of several independent
 // messages, so one pass of the SHA-2 rounds advances 8 SHA-256 messages
-// (AVX2, 8 x 32-bit lanes) or 4 SHA-512 messages (AVX2, 4 x 64-bit lanes).
+// (AVX2, 8 x 32-bit lanes) or 4 SHA-512 messages (AVX2, 4 x 64-bit lanes);
+// or, with SHA-NI, 2 SHA-256 messages are interleaved in one instruction
+// stream so the SHA256RNDS2 latency chain of one hides behind the other.
 // Written from FIPS 180-4; no code is taken from OpenSSL, isa-l or others.
 //
 // This layer knows nothing about N-API or OpenSSL, so test_mb.cc can test it
@@ -24,19 +26,25 @@
 namespace kmshmac {
 namespace mb {
 
-enum class Path { Off, Avx2, Avx512 };
+// Off: OpenSSL one message at a time (the addon's own loop).
+// Avx2: SHA-224/256 in 8 AVX2 lanes, SHA-384/512 in 4 AVX2 lanes.
+// ShaNi: SHA-224/256 as 2 interleaved SHA-NI streams (beats both OpenSSL's
+//   single stream and the AVX2 lanes where SHA-NI exists); SHA-384/512 in the
+//   4 AVX2 lanes when the CPU has AVX2, else OpenSSL.
+// Avx512: reserved, not implemented (see above).
+enum class Path { Off, Avx2, ShaNi, Avx512 };
 
 // The path this process uses: the best the CPU and OS support, unless env
-// KMS_HMAC_SIMD=off|avx2|avx512 forces one. Forcing a path the machine (or
+// KMS_HMAC_SIMD=off|avx2|shani|avx512 forces one. Forcing a path the machine (or
 // this build) cannot run yields Off; detect_reason() says why. Computed once.
 Path detect();
 // Human-readable reason for detect()'s answer (static storage).
 const char* detect_reason();
-// "off" | "avx2" | "avx512".
+// "off" | "avx2" | "shani" | "avx512".
 const char* path_name(Path);
 // True when `p` can run here (Off always can; it means "use OpenSSL").
 bool path_available(Path p);
-// Parses "off"/"avx2"/"avx512"; returns false for anything else.
+// Parses "off"/"avx2"/"shani"/"avx512"; returns false for anything else.
 bool parse_path(const char* s, Path* out);
 
 struct Span {

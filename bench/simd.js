@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+// Multi-buffer SIMD lanes vs this package's OpenSSL batch path, 1 thread,
+// in the same process run (the path is switched with the addon's
+// setSimdPath between tasks). Usage:
+//   node bench/simd.js            the issue-7 cases (64 B, 4096 B, mixed)
+//   node bench/simd.js --sweep    small batch sizes: where the lanes start to win
+//   options: --time MS (per task and round, default 300), --rounds N (default 3), --json FILE
+// Each case runs in N rounds with the task order alternating; the figure is
+// the median over rounds of tinybench's median batch latency, and the ratio
+// is the median of the per-round ratios (robust on a shared, noisy machine).
+import { createHmac } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Bench } from 'tinybench';
+
+const require = createRequire(import.meta.url);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const addon = require('node-gyp-build')(root);
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const TIME = Number(opt('--time', 300));
+const ROUNDS = Number(opt('--rounds', 3));
+const SWEEP = args.includes('--sweep');
+const JSON_OUT = opt('--json', undefined);
+
+const ALGS = { 'HMAC-SHA-256': 1, 'HMAC-SHA-512': 3 };
+const HASH = { 1: 'sha256', 3: 'sha512' };
+const lanesPath = addon.simdPaths.filter((p) => p !== 'off').pop();
+
+// Deterministic data (xorshift32), so runs are comparable.
+let seed = 0x9e3779b9;
+const rand = () => {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) / 4294967296;
+};
+
+function packed(lengths) {
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const data = new Uint8Array(total);
+  for (let i = 0; i < total; i++) data[i] = (rand() * 256) | 0;
+  const offsets = new Uint32Array(lengths.length + 1);
+  for (let i = 0; i < lengths.length; i++) offsets[i + 1] = offsets[i] + lengths[i];
+  return { data, offsets, total };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+// Runs one case: OpenSSL path vs forced lanes. Returns figures per path.
+async function runCase(name, alg, lengths) {
+  const key = new addon.Key(alg, new Uint8Array(32).fill(7));
+  const macLen = addon.macLengths[alg];
+  const { data, offsets, total } = packed(lengths);
+  const out = new Uint8Array(lengths.length * macLen);
+  // Both paths must agree with node:crypto before anything is timed.
+  const want = Buffer.alloc(out.length);
+  for (let i = 0; i < lengths.length; i++) {
+    createHmac(HASH[alg], new Uint8Array(32).fill(7))
+      .update(data.subarray(offsets[i], offsets[i + 1]))
+      .digest()
+      .copy(want, i * macLen);
+  }
+  const paths = { openssl: ['off', false] };
+  if (lanesPath) paths[lanesPath] = [lanesPath, true];
+  for (const [p, force] of Object.values(paths)) {
+    addon.setSimdPath(p, force);
+    out.fill(0);
+    key.macPackedInto(data, offsets, out);
+    if (!want.equals(out)) throw new Error(`${name}: path ${p} disagrees with node:crypto`);
+  }
+  const lat = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    const bench = new Bench({ time: TIME, warmupTime: 50 });
+    const order = Object.keys(paths);
+    if (r % 2) order.reverse();
+    for (const label of order) {
+      const [p, force] = paths[label];
+      bench.add(label, () => {
+        addon.setSimdPath(p, force);
+        key.macPackedInto(data, offsets, out);
+      });
+    }
+    await bench.run();
+    for (const t of bench.tasks) lat[t.name].push(t.result.latency.p50);
+  }
+  addon.setSimdPath(addon.simdPaths.includes(lanesPath) ? lanesPath : 'off', false);
+  key.destroy();
+  const n = lengths.length;
+  const res = { name, messages: n, bytes: total, paths: {} };
+  for (const [label, ms] of Object.entries(lat)) {
+    const m = median(ms);
+    res.paths[label] = { medianMs: m, msgPerSec: n / (m / 1e3), mbPerSec: total / (m / 1e3) / 1e6 };
+  }
+  if (lanesPath) {
+    res.ratio = median(lat.openssl.map((o, i) => o / lat[lanesPath][i]));
+  }
+  return res;
+}
+
+const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+function header() {
+  const cpu = os.cpus()[0]?.model ?? 'unknown';
+  console.log(`CPU: ${cpu} (${os.cpus().length} cores)`);
+  console.log(`Node ${process.version}, ${addon.opensslVersion}`);
+  console.log(`SIMD path at load: ${addon.simdPath} (${addon.simdReason}); available: ${addon.simdPaths.join(', ')}`);
+  console.log(`1 thread, packed sync batch; ${ROUNDS} rounds x ${TIME} ms per task; medians`);
+  if (!lanesPath) console.log('No multi-buffer path on this machine: only the OpenSSL path is measured.');
+}
+
+function print(results, targets = {}) {
+  const rows = results.map((r) => {
+    const o = r.paths.openssl;
+    const l = lanesPath ? r.paths[lanesPath] : undefined;
+    const t = targets[r.name];
+    return {
+      case: r.name,
+      messages: r.messages,
+      'openssl msg/s': fmt(o.msgPerSec),
+      'openssl MB/s': fmt(o.mbPerSec),
+      [`${lanesPath ?? 'lanes'} msg/s`]: l ? fmt(l.msgPerSec) : '-',
+      [`${lanesPath ?? 'lanes'} MB/s`]: l ? fmt(l.mbPerSec) : '-',
+      ratio: r.ratio ? `${fmt(r.ratio, 2)}x` : '-',
+      ...(t ? { target: `>= ${t}x`, met: r.ratio >= t ? 'yes' : 'NO' } : {}),
+    };
+  });
+  console.table(rows);
+}
+
+header();
+const results = [];
+if (SWEEP) {
+  for (const [algName, alg] of Object.entries(ALGS)) {
+    for (const size of [64, 256, 1024, 4096]) {
+      for (const n of [1, 2, 3, 4, 6, 8, 12, 16, 32, 64]) {
+        results.push(await runCase(`${algName} ${size} B x${n}`, alg, Array(n).fill(size)));
+      }
+    }
+  }
+  print(results);
+} else {
+  const mixed = (n) => Array.from({ length: n }, () => 16 + Math.floor(rand() * (4096 - 16 + 1)));
+  const cases = [
+    ['HMAC-SHA-256 64 B', 1, Array(1024).fill(64), 1.5],
+    ['HMAC-SHA-256 4096 B', 1, Array(128).fill(4096), 2.0],
+    ['HMAC-SHA-256 mixed 16..4096 B', 1, mixed(512), 1.8],
+    ['HMAC-SHA-512 64 B', 3, Array(1024).fill(64), 2.0],
+    ['HMAC-SHA-512 4096 B', 3, Array(128).fill(4096), 3.5],
+    ['HMAC-SHA-512 mixed 16..4096 B', 3, mixed(512), undefined],
+  ];
+  const targets = {};
+  for (const [name, alg, lengths, target] of cases) {
+    results.push(await runCase(name, alg, lengths));
+    if (target) targets[name] = target;
+  }
+  print(results, targets);
+  console.log('ratio = OpenSSL batch latency / lanes batch latency (same process, same data). Targets from issue 7.');
+}
+if (JSON_OUT) {
+  writeFileSync(
+    JSON_OUT,
+    JSON.stringify(
+      {
+        cpu: os.cpus()[0]?.model,
+        node: process.version,
+        openssl: addon.opensslVersion,
+        simdPath: addon.simdPath,
+        results,
+      },
+      null,
+      2,
+    ),
+  );
+}

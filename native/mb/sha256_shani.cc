@@ -1,0 +1,90 @@
+// SHA-256 compression with the x86 SHA extensions (SHA-NI), several
+// independent messages interleaved in one instruction stream.
+//
+// Why: one SHA-256 stream is a serial chain of SHA256RNDS2 instructions, so
+// a single message runs at the instruction's latency; independent messages
+// interleaved run at its throughput. On CPUs with SHA-NI (AMD Zen, Intel
+// Goldmont+/Ice Lake+) this beats both OpenSSL's single-stream SHA-NI code
+// and 8-lane AVX2 for batches. Written from the instruction definitions in
+// the Intel SDM (SHA256RNDS2/SHA256MSG1/SHA256MSG2) and FIPS 180-4.
+#include "mb_internal.h"
+
+#if KMS_HMAC_MB_X86
+#include <immintrin.h>
+
+#define MB_SHANI __attribute__((target("sha,sse4.1")))
+#define MB_INLINE static inline __attribute__((always_inline, target("sha,sse4.1")))
+
+namespace kmshmac {
+namespace mb {
+namespace detail {
+namespace {
+
+// W[t..t+3] for t >= 16 from the four previous groups (W[t-16..t-1]):
+// MSG1 adds sigma0(W[t-15..]) to W[t-16..], the ALIGNR term is W[t-7..],
+// MSG2 adds sigma1 of W[t-2], W[t-1] and of the two words it just made.
+MB_INLINE __m128i next_w(__m128i m0, __m128i m1, __m128i m2, __m128i m3) {
+  __m128i t = _mm_add_epi32(_mm_sha256msg1_epu32(m0, m1), _mm_alignr_epi8(m3, m2, 4));
+  return _mm_sha256msg2_epu32(t, m3);
+}
+
+template <size_t N>
+MB_INLINE void compress(uint32_t st[8][N], const uint8_t* const blk[N]) {
+  const __m128i bswap = _mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12);
+  // SHA256RNDS2 keeps the state as ABEF (A in the top dword) and CDGH.
+  __m128i abef[N], cdgh[N], abef0[N], cdgh0[N], m[N][4];
+  for (size_t s = 0; s < N; s++) {
+    abef[s] = _mm_set_epi32(static_cast<int>(st[0][s]), static_cast<int>(st[1][s]), static_cast<int>(st[4][s]),
+                            static_cast<int>(st[5][s]));
+    cdgh[s] = _mm_set_epi32(static_cast<int>(st[2][s]), static_cast<int>(st[3][s]), static_cast<int>(st[6][s]),
+                            static_cast<int>(st[7][s]));
+    abef0[s] = abef[s];
+    cdgh0[s] = cdgh[s];
+    for (size_t j = 0; j < 4; j++) {
+      // W[4j..4j+3], W[4j] in the low dword.
+      m[s][j] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[s] + 16 * j)), bswap);
+    }
+  }
+  // Fully unrolled, so the message ring m[][] stays in registers and the
+  // streams' instructions interleave.
+#pragma GCC unroll 16
+  for (size_t g = 0; g < 16; g++) {  // 16 groups of 4 rounds
+    const __m128i k = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kK256 + 4 * g));
+#pragma GCC unroll 4
+    for (size_t s = 0; s < N; s++) {
+      if (g >= 4) {
+        // Group g uses W[4g..4g+3], computed from groups g-4..g-1 (ring of 4).
+        m[s][g & 3] = next_w(m[s][g & 3], m[s][(g + 1) & 3], m[s][(g + 2) & 3], m[s][(g + 3) & 3]);
+      }
+      __m128i wk = _mm_add_epi32(m[s][g & 3], k);
+      cdgh[s] = _mm_sha256rnds2_epu32(cdgh[s], abef[s], wk);  // rounds 4g, 4g+1: new ABEF
+      wk = _mm_shuffle_epi32(wk, 0x0E);                          // W+K for rounds 4g+2, 4g+3
+      abef[s] = _mm_sha256rnds2_epu32(abef[s], cdgh[s], wk);  // the two rounds after
+    }
+  }
+  for (size_t s = 0; s < N; s++) {
+    abef[s] = _mm_add_epi32(abef[s], abef0[s]);
+    cdgh[s] = _mm_add_epi32(cdgh[s], cdgh0[s]);
+    st[0][s] = static_cast<uint32_t>(_mm_extract_epi32(abef[s], 3));
+    st[1][s] = static_cast<uint32_t>(_mm_extract_epi32(abef[s], 2));
+    st[4][s] = static_cast<uint32_t>(_mm_extract_epi32(abef[s], 1));
+    st[5][s] = static_cast<uint32_t>(_mm_extract_epi32(abef[s], 0));
+    st[2][s] = static_cast<uint32_t>(_mm_extract_epi32(cdgh[s], 3));
+    st[3][s] = static_cast<uint32_t>(_mm_extract_epi32(cdgh[s], 2));
+    st[6][s] = static_cast<uint32_t>(_mm_extract_epi32(cdgh[s], 1));
+    st[7][s] = static_cast<uint32_t>(_mm_extract_epi32(cdgh[s], 0));
+  }
+}
+
+}  // namespace
+
+MB_SHANI void sha256_x2_shani(uint32_t st[8][2], const uint8_t* const blk[2]) { compress<2>(st, blk); }
+MB_SHANI void sha256_x1_shani(uint32_t st[8][1], const uint8_t* const blk[1]) { compress<1>(st, blk); }
+MB_SHANI void sha256_x3_shani(uint32_t st[8][3], const uint8_t* const blk[3]) { compress<3>(st, blk); }
+MB_SHANI void sha256_x4_shani(uint32_t st[8][4], const uint8_t* const blk[4]) { compress<4>(st, blk); }
+
+}  // namespace detail
+}  // namespace mb
+}  // namespace kmshmac
+
+#endif  // KMS_HMAC_MB_X86
