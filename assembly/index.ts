@@ -12,11 +12,11 @@
 
 import {
   DATA, DATA_SIZE, OFFS, OUT, RES, KEYS, KEYWIN, KEYWIN_SIZE, KEY_SLOTS, SLOT_SIZE, MAX_BATCH,
-  PAD, TMP, W256, W512, CTX, blockLen, digestLen,
+  PAD, TMP, CTX, blockLen, digestLen,
 } from './layout';
 import { compress256, IV224, IV256 } from './sha256';
 import { compress512, IV384, IV512 } from './sha512';
-import { compress256x4, WX4, WB4, ST4 } from './sha256x4';
+import { compress256x4, WB4, ST4 } from './sha256x4';
 
 export {
   DATA, DATA_SIZE, OFFS, OUT, RES, KEYS, KEYWIN, KEYWIN_SIZE, KEY_SLOTS, SLOT_SIZE, MAX_BATCH,
@@ -163,14 +163,12 @@ export function wipeScratch(): void {
   memory.fill(KEYWIN, 0, KEYWIN_SIZE);
   memory.fill(PAD, 0, 256);
   memory.fill(TMP, 0, 64);
-  memory.fill(W256, 0, 64 * 4);
-  memory.fill(W512, 0, 80 * 8);
   memory.fill(CTX, 0, 256);
   memory.fill(HS, 0, 64);
   memory.fill(LANES, 0, 4 * 32);
   memory.fill(LPAD, 0, 4 * 64);
   memory.fill(LDIG, 0, 4 * 32);
-  memory.fill(WX4, 0, 64 * 16);
+  memory.fill(WB4, 0, 16 * 16);
   memory.fill(ST4, 0, 8 * 16);
 }
 

@@ -28,11 +28,9 @@ export const KEYS: usize = memory.data(KEY_SLOTS * SLOT_SIZE, 16);
 export const KEYWIN: usize = memory.data(KEYWIN_SIZE, 16);
 
 // Scratch. PAD: one padded tail block (<= 128 B); TMP: one computed MAC for
-// verify; W256 / W512: message schedules; CTX: streaming hash context.
+// verify; CTX: streaming hash context. (Message schedules live in locals.)
 export const PAD: usize = memory.data(256, 16);
 export const TMP: usize = memory.data(64, 16);
-export const W256: usize = memory.data(64 * 4, 16);
-export const W512: usize = memory.data(80 * 8, 16);
 // CTX: state (64 B) @0, buffer (128 B) @64, buffered byte count u32 @192,
 // total byte count u64 @200.
 export const CTX: usize = memory.data(256, 16);

@@ -20,6 +20,24 @@ import { WASM_HASH, WASM_SCALAR_BASE64, WASM_SIMD_BASE64 } from './wasm-binaries
 
 export type WasmVariant = 'simd' | 'scalar';
 
+// The slice of the WebAssembly JS API used here, typed locally: the
+// project's lib (ES2022 + @types/node) declares no WebAssembly globals.
+interface WasmModule {
+  readonly __wasmModule?: never;
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+interface WasmInstance {
+  readonly exports: Record<string, unknown>;
+}
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => WasmInstance;
+}
+const WA = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+
 const ALG_CODE: Readonly<Record<MacAlgorithm, number>> = {
   HMAC_SHA_224: 0,
   HMAC_SHA_256: 1,
@@ -44,7 +62,7 @@ const MESSAGE_COST = 64;
  */
 export class WasmEngine {
   readonly ex: any;
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   readonly u8: Uint8Array;
   readonly u32: Uint32Array;
   readonly DATA: number;
@@ -60,7 +78,7 @@ export class WasmEngine {
   readonly MAX_BATCH: number;
   readonly simd: boolean;
 
-  constructor(instance: WebAssembly.Instance) {
+  constructor(instance: WasmInstance) {
     const ex: any = instance.exports;
     this.ex = ex;
     this.memory = ex.memory;
@@ -242,7 +260,7 @@ export class WasmEngine {
 
 // ------------------------------------------------------------ module cache
 
-const modules = new Map<WasmVariant, WebAssembly.Module>();
+const modules = new Map<WasmVariant, WasmModule>();
 
 function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(Buffer.from(variant === 'simd' ? WASM_SIMD_BASE64 : WASM_SCALAR_BASE64, 'base64'));
@@ -251,25 +269,25 @@ function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
 /** Whether this JavaScript engine can run the SIMD128 build. */
 export function wasmSimdSupported(): boolean {
   try {
-    return WebAssembly.validate(wasmBytes('simd'));
+    return WA !== undefined && WA.validate(wasmBytes('simd'));
   } catch {
     return false;
   }
 }
 
-function compiledModule(variant: WasmVariant): WebAssembly.Module {
+function compiledModule(variant: WasmVariant): WasmModule {
   let mod = modules.get(variant);
   if (mod) return mod;
-  if (typeof WebAssembly !== 'object') throw new Error('kms-hmac: WebAssembly is not available in this JavaScript engine');
+  if (WA === undefined) throw new Error('kms-hmac: WebAssembly is not available in this JavaScript engine');
   const bytes = wasmBytes(variant);
-  if (!WebAssembly.validate(bytes)) {
+  if (!WA.validate(bytes)) {
     throw new Error(
       variant === 'simd'
         ? 'kms-hmac: this JavaScript engine does not support WebAssembly SIMD128 (the wasm-scalar backend does not need it)'
         : 'kms-hmac: the WebAssembly module failed validation',
     );
   }
-  mod = new WebAssembly.Module(bytes);
+  mod = new WA.Module(bytes);
   modules.set(variant, mod);
   return mod;
 }
@@ -330,7 +348,7 @@ class WorkerPool {
   private nextId = 1;
 
   constructor(
-    private readonly module: WebAssembly.Module,
+    private readonly module: WasmModule,
     readonly size: number,
   ) {}
 
@@ -448,10 +466,10 @@ class WasmBackend implements Backend {
 
   constructor(
     readonly variant: WasmVariant,
-    private readonly module: WebAssembly.Module,
+    private readonly module: WasmModule,
     private readonly threads: number,
   ) {
-    this.engine = new WasmEngine(new WebAssembly.Instance(module, {}));
+    this.engine = new WasmEngine(new WA!.Instance(module, {}));
     this.name = variant === 'simd' ? 'wasm-simd' : 'wasm-scalar';
     this.details = Object.freeze({
       simd: this.engine.simd,
