@@ -1,0 +1,206 @@
+/**
+ * Multi-buffer SIMD paths of the native addon (native/mb/): every path this
+ * CPU can run — "off" (OpenSSL one message at a time), "avx2" (8 SHA-256 /
+ * 4 SHA-512 lanes), "shani" (2 interleaved SHA-NI streams) — must give the
+ * bytes node:crypto gives, for every message length 0..4200, every batch size
+ * 1..100 (every partial-lane count), mixed lengths, all four algorithms, in
+ * packed/array, sync/async and verify forms. Lane paths are forced past the
+ * size thresholds (setSimdPath(name, true)) so tiny batches reach the lanes
+ * too; "auto" is the shipped dispatch with thresholds on.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadNativeBinding, type NativeBinding } from '../src/backend/native.js';
+
+interface SimdKey {
+  macPackedInto(data: Uint8Array, offsets: Uint32Array, out: Uint8Array): void;
+  macArrayInto(messages: readonly Uint8Array[], out: Uint8Array): void;
+  verifyPackedInto(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results: Uint8Array): void;
+  verifyArrayInto(messages: readonly Uint8Array[], macs: readonly Uint8Array[], results: Uint8Array): void;
+  macPackedAsync(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
+  macArrayAsync(messages: readonly Uint8Array[]): Promise<Uint8Array>;
+  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
+  destroy(): void;
+}
+interface SimdBinding {
+  Key: new (algorithm: number, keyMaterial: Uint8Array) => SimdKey;
+  macLengths: number[];
+  simdPath: string;
+  simdReason: string;
+  simdPaths: string[];
+  setSimdPath(name: string, force?: boolean): string;
+}
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const binding = loadNativeBinding() as NativeBinding & SimdBinding;
+const loadPath = binding.simdPath;
+afterAll(() => {
+  binding.setSimdPath(loadPath, false);
+});
+
+const ALGS = [
+  { index: 0, hash: 'sha224', name: 'HMAC_SHA_224' },
+  { index: 1, hash: 'sha256', name: 'HMAC_SHA_256' },
+  { index: 2, hash: 'sha384', name: 'HMAC_SHA_384' },
+  { index: 3, hash: 'sha512', name: 'HMAC_SHA_512' },
+] as const;
+
+// [label, path, force]
+const PATHS: [string, string, boolean][] = [
+  ['off', 'off', false],
+  ...binding.simdPaths.filter((p) => p !== 'off').map((p): [string, string, boolean] => [p, p, true]),
+  ['auto', loadPath, false],
+];
+
+function pack(messages: Uint8Array[]): { data: Uint8Array; offsets: Uint32Array } {
+  const offsets = new Uint32Array(messages.length + 1);
+  for (let i = 0; i < messages.length; i++) offsets[i + 1] = offsets[i] + messages[i].length;
+  // One spare byte in front: message starts land on odd addresses.
+  const backing = new Uint8Array(offsets[messages.length] + 1);
+  const data = backing.subarray(1);
+  messages.forEach((m, i) => data.set(m, offsets[i]));
+  return { data, offsets };
+}
+
+function expected(hash: string, key: Uint8Array, messages: Uint8Array[], macLength: number): Buffer {
+  const out = Buffer.alloc(messages.length * macLength);
+  messages.forEach((m, i) => createHmac(hash, key).update(m).digest().copy(out, i * macLength));
+  return out;
+}
+
+function firstMismatch(got: Uint8Array, want: Uint8Array, macLength: number, messages: Uint8Array[]): string {
+  for (let i = 0; i * macLength < want.length; i++) {
+    const a = Buffer.from(got.subarray(i * macLength, (i + 1) * macLength));
+    const b = want.subarray(i * macLength, (i + 1) * macLength);
+    if (!a.equals(b)) return `message ${i} (length ${messages[i].length}) of ${messages.length}`;
+  }
+  return 'none';
+}
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+const randomLengths = (n: number, max: number) => Array.from({ length: n }, () => Math.floor(Math.random() * (max + 1)));
+
+describe('SIMD path selection', () => {
+  it('reports the active path, the reason and the available paths', () => {
+    expect(binding.simdPaths[0]).toBe('off');
+    expect(binding.simdPaths).toContain(binding.simdPath);
+    expect(binding.simdPaths).not.toContain('avx512'); // not implemented: cannot be tested on the dev hardware
+    expect(typeof binding.simdReason).toBe('string');
+    expect(binding.simdReason.length).toBeGreaterThan(0);
+  });
+
+  it('setSimdPath switches paths and rejects unknown or unavailable ones', () => {
+    for (const p of binding.simdPaths) expect(binding.setSimdPath(p)).toBe(p);
+    expect(binding.simdPath).toBe(binding.simdPaths[binding.simdPaths.length - 1]);
+    expect(() => binding.setSimdPath('sse9')).toThrow(RangeError);
+    expect(() => binding.setSimdPath('avx512')).toThrow(RangeError);
+    expect(() => binding.setSimdPath(1 as never)).toThrow(TypeError);
+    binding.setSimdPath(loadPath, false);
+    expect(binding.simdPath).toBe(loadPath);
+  });
+
+  it('KMS_HMAC_SIMD forces a path at load; unsupported values fall back to off with a reason', () => {
+    const probe = (value: string) => {
+      const script =
+        "const b = require('node-gyp-build')(process.env.KMS_HMAC_NATIVE_DIR || process.cwd());" +
+        'process.stdout.write(JSON.stringify([b.simdPath, b.simdReason]))';
+      const r = spawnSync(process.execPath, ['-e', script], {
+        cwd: ROOT,
+        env: { ...process.env, KMS_HMAC_SIMD: value },
+        encoding: 'utf8',
+      });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as [string, string];
+    };
+    expect(probe('off')[0]).toBe('off');
+    const [p512, why512] = probe('avx512');
+    expect(p512).toBe('off');
+    expect(why512).toMatch(/AVX-512/);
+    expect(probe('bogus')).toEqual(['off', expect.stringMatching(/unknown value/)]);
+    for (const p of binding.simdPaths) expect(probe(p)[0]).toBe(p);
+  });
+});
+
+describe.each(PATHS)('path %s', (label, path, force) => {
+  const use = () => binding.setSimdPath(path, force);
+
+  describe.each(ALGS)('$name', ({ index, hash }) => {
+    const keyBytes = random(index * 37 + 20);
+    const key = new binding.Key(index, keyBytes);
+    const macLength = binding.macLengths[index];
+
+    it('every message length 0..4200 in one packed batch', () => {
+      use();
+      const messages = Array.from({ length: 4201 }, (_, len) => random(len));
+      const { data, offsets } = pack(messages);
+      const out = new Uint8Array(messages.length * macLength);
+      key.macPackedInto(data, offsets, out);
+      const want = expected(hash, keyBytes, messages, macLength);
+      expect(firstMismatch(out, want, macLength, messages)).toBe('none');
+    });
+
+    it('batch sizes 1..100 (every partial-lane count), equal and mixed lengths, array form', () => {
+      use();
+      for (let n = 1; n <= 100; n++) {
+        const len = Math.floor(Math.random() * 300);
+        for (const messages of [
+          Array.from({ length: n }, () => random(len)),
+          randomLengths(n, 1100).map(random),
+        ]) {
+          const out = new Uint8Array(n * macLength);
+          key.macArrayInto(messages, out);
+          const want = expected(hash, keyBytes, messages, macLength);
+          expect(firstMismatch(out, want, macLength, messages), `n=${n}`).toBe('none');
+        }
+      }
+    });
+
+    it('mixed lengths 0..4200: packed, array, async and verify agree with node:crypto', async () => {
+      use();
+      const messages = randomLengths(600, 4200).map(random);
+      const want = expected(hash, keyBytes, messages, macLength);
+      const { data, offsets } = pack(messages);
+      const packed = new Uint8Array(want.length);
+      key.macPackedInto(data, offsets, packed);
+      expect(firstMismatch(packed, want, macLength, messages)).toBe('none');
+      const array = new Uint8Array(want.length);
+      key.macArrayInto(messages, array);
+      expect(firstMismatch(array, want, macLength, messages)).toBe('none');
+      // Async: 600 messages split across the worker threads.
+      expect(firstMismatch(await key.macPackedAsync(data, offsets), want, macLength, messages)).toBe('none');
+      expect(firstMismatch(await key.macArrayAsync(messages), want, macLength, messages)).toBe('none');
+
+      // Verify: every third MAC corrupted in one bit, one truncated.
+      const macs = Uint8Array.from(want);
+      const bad = new Set<number>();
+      for (let i = 0; i < messages.length; i += 3) {
+        macs[i * macLength + (i % macLength)] ^= 1 << (i % 8);
+        bad.add(i);
+      }
+      const results = new Uint8Array(messages.length);
+      key.verifyPackedInto(data, offsets, macs, results);
+      results.forEach((r, i) => expect(r, `verifyPacked ${i}`).toBe(bad.has(i) ? 0 : 1));
+      const macList = messages.map((_, i) => macs.subarray(i * macLength, (i + 1) * macLength));
+      macList[1] = macList[1].subarray(0, macLength - 1);
+      bad.add(1);
+      results.fill(9);
+      key.verifyArrayInto(messages, macList, results);
+      results.forEach((r, i) => expect(r, `verifyArray ${i}`).toBe(bad.has(i) ? 0 : 1));
+      const asyncResults = await key.verifyPackedAsync(data, offsets, macs);
+      asyncResults.forEach((r, i) => expect(r, `verifyPackedAsync ${i}`).toBe(bad.has(i) && i !== 1 ? 0 : 1));
+    });
+
+    it(`${label}: one long message among many short ones, and empty batches`, () => {
+      use();
+      const messages = [random(9000), ...randomLengths(40, 20).map(random), random(5000)];
+      const out = new Uint8Array(messages.length * macLength);
+      key.macArrayInto(messages, out);
+      expect(firstMismatch(out, expected(hash, keyBytes, messages, macLength), macLength, messages)).toBe('none');
+      const empty = new Uint8Array(0);
+      key.macPackedInto(empty, new Uint32Array(1), empty);
+      key.macArrayInto([], empty);
+    });
+  });
+});
