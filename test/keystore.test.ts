@@ -496,3 +496,15 @@ describe('FileKeyStore on disk', () => {
     await expect(s.transact(() => undefined)).rejects.toMatchObject({ code: 'STORE_CLOSED' });
   });
 });
+
+describe('FileKeyStore version alone notices other processes', () => {
+  test('a caller that only reads version (cache by version) sees another writer', async () => {
+    const path = freshPath();
+    const reader = track(await FileKeyStore.open(path, { passphrase: null, pollIntervalMs: 20 }));
+    const writer = track(await FileKeyStore.open(path, { passphrase: null }));
+    const v = reader.version;
+    await writer.transact((tx) => tx.insertKey(key()));
+    await new Promise((r) => setTimeout(r, 60));
+    expect(reader.version).not.toBe(v);
+  });
+});

@@ -235,7 +235,13 @@ export class FileKeyStore implements KeyStore {
     return this.#cipher !== undefined;
   }
 
+  /**
+   * Like the reads, checks (at most every pollIntervalMs) whether another
+   * process replaced the file, so a caller that caches by version alone still
+   * sees other processes' commits.
+   */
   get version(): number {
+    if (this.#due) this.#poll();
     return this.#version;
   }
 

@@ -99,7 +99,11 @@ export interface KeyStore {
    * The transaction object is unusable once `mutate` has settled.
    */
   transact<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T>;
-  /** A counter that changes whenever the visible state changes (own or another process's commits). */
+  /**
+   * A counter that changes whenever the visible state changes (own or another
+   * process's commits). Reading it is as cheap as a read and, like the reads,
+   * lets a file store notice another process's commit, so caching by version is safe.
+   */
   readonly version: number;
   /** Flushes and releases resources (locks, watchers). */
   close(): Promise<void>;
