@@ -349,7 +349,7 @@ export interface RunningServer {
 /** Listens with one process. `startServer` (index) adds key store opening, logging and workers. */
 export async function listen(opts: ListenOptions): Promise<RunningServer & { handler: KmsRequestHandler; server: http.Server }> {
   const handler = new KmsRequestHandler(opts);
-  const server = http.createServer({ keepAlive: true, noDelay: true }, handler.handle);
+  const server = http.createServer({ keepAlive: true, noDelay: true, requireHostHeader: false }, handler.handle);
   // Clients pool connections for a while; outlive their idle timers so they never reuse a socket we just closed.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
