@@ -308,30 +308,34 @@ let workerSource: string | undefined;
 function getWorkerSource(): string {
   // The engine class's own source text, so the worker runs exactly the same
   // chunking code as the main thread (works from src/ and from dist/).
+  // Dynamic import, not require(): eval workers inherit the parent's
+  // execArgv, so the same code must parse as CommonJS and as an ES module
+  // (e.g. under --input-type=module).
   workerSource ??= `'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
 const WasmEngine = (${WasmEngine.toString()});
-const engine = new WasmEngine(new WebAssembly.Instance(workerData.module, {}));
-parentPort.on('message', (job) => {
-  const { id, keyState, alg, ml, data, offsets, macs } = job;
-  try {
-    engine.writeSlot(0, keyState);
-    keyState.fill(0);
-    const n = offsets.length - 1;
-    let result;
-    if (macs) {
-      result = new Uint8Array(n);
-      engine.packed(0, alg, ml, data, offsets, 1, macs, result);
-    } else {
-      result = new Uint8Array(n * ml);
-      engine.packed(0, alg, ml, data, offsets, 0, result);
+import('node:worker_threads').then(({ parentPort, workerData }) => {
+  const engine = new WasmEngine(new WebAssembly.Instance(workerData.module, {}));
+  parentPort.on('message', (job) => {
+    const { id, keyState, alg, ml, data, offsets, macs } = job;
+    try {
+      engine.writeSlot(0, keyState);
+      keyState.fill(0);
+      const n = offsets.length - 1;
+      let result;
+      if (macs) {
+        result = new Uint8Array(n);
+        engine.packed(0, alg, ml, data, offsets, 1, macs, result);
+      } else {
+        result = new Uint8Array(n * ml);
+        engine.packed(0, alg, ml, data, offsets, 0, result);
+      }
+      engine.wipeSlot(0);
+      parentPort.postMessage({ id, result }, [result.buffer]);
+    } catch (err) {
+      engine.wipeSlot(0);
+      parentPort.postMessage({ id, error: String((err && err.message) || err) });
     }
-    engine.wipeSlot(0);
-    parentPort.postMessage({ id, result }, [result.buffer]);
-  } catch (err) {
-    engine.wipeSlot(0);
-    parentPort.postMessage({ id, error: String((err && err.message) || err) });
-  }
+  });
 });
 `;
   return workerSource;
