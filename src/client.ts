@@ -11,8 +11,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
-import { createMacKey, type MacKey } from './mac-key.js';
-import type { Backend, BackendName, MacAlgorithm } from './backend/types.js';
+import { getBackend, type BackendChoice } from './backend/index.js';
+import type { Backend, BackendKey, MacAlgorithm } from './backend/types.js';
 import { openKeyStore } from './keystore/index.js';
 import type { AliasRecord, HmacKeySpec, KeyRecord, KeyStore, KeyStoreTransaction, Tag } from './keystore/types.js';
 import { kmsError, type KmsErrorLike } from './kms/errors.js';
@@ -74,7 +74,7 @@ export interface KmsHmacClientOptions {
   /** Default `111122223333`. */
   accountId?: string;
   /** HMAC backend (name or instance); default: the package's automatic selection. */
-  backend?: BackendName | Backend;
+  backend?: BackendChoice | Backend;
   /** Epoch milliseconds; injectable for tests (deletion windows, token and material expiry). */
   clock?: () => number;
 }
@@ -154,13 +154,17 @@ interface HotEntry {
   readonly deadline: number;
 }
 
-/** A prepared MacKey for one record's material; destroyed when retired and idle. */
+/**
+ * A prepared backend key (HMAC inner/outer state) for one record's material;
+ * destroyed when retired and idle. The façade has validated every argument
+ * before it reaches `macKey`, so it talks to the backend key directly.
+ */
 class KeySlot {
   record: KeyRecord;
-  readonly macKey: MacKey;
+  readonly macKey: BackendKey;
   inflight = 0;
   retired = false;
-  constructor(record: KeyRecord, macKey: MacKey) {
+  constructor(record: KeyRecord, macKey: BackendKey) {
     this.record = record;
     this.macKey = macKey;
   }
@@ -224,7 +228,7 @@ export class KmsHmacClient {
   readonly #scope: Scope;
   readonly #store: KeyStore;
   readonly #ownsStore: boolean;
-  readonly #backend: BackendName | Backend | undefined;
+  readonly #backend: BackendChoice | Backend | undefined;
   readonly #clock: () => number;
   /** KeyId string as given → resolved usable key. Cleared whenever the store version changes. */
   readonly #hot = new Map<string, HotEntry>();
@@ -265,9 +269,7 @@ export class KmsHmacClient {
     ) {
       const e = this.#hotEntry(keyId, 'GenerateMac');
       if (e.algorithm !== alg) throw kmsError('InvalidKeyUsageException', `Algorithm ${alg} is incompatible with key spec ${e.slot.record.keySpec}.`);
-      const mac = new Uint8Array(e.macLength);
-      e.slot.macKey.macInto(msg, mac, 0);
-      return { Mac: mac, MacAlgorithm: alg, KeyId: e.arn };
+      return { Mac: macFromPool(e, msg), MacAlgorithm: alg, KeyId: e.arn };
     }
     return this.#generateMacFull(input, undefined);
   }
@@ -326,9 +328,7 @@ export class KmsHmacClient {
     const e = local ? this.#entryForLocal(local.keyId, 'GenerateMac') : this.#hotEntry(r.keyId, 'GenerateMac');
     if (e.algorithm !== r.alg) throw kmsError('InvalidKeyUsageException', `Algorithm ${r.alg} is incompatible with key spec ${e.slot.record.keySpec}.`);
     if (r.dryRun) throw dryRunError();
-    const mac = new Uint8Array(e.macLength);
-    e.slot.macKey.macInto(r.message, mac, 0);
-    return { Mac: mac, MacAlgorithm: r.alg, KeyId: local ? local.responseKeyId : e.arn };
+    return { Mac: macFromPool(e, r.message), MacAlgorithm: r.alg, KeyId: local ? local.responseKeyId : e.arn };
   }
 
   #verifyMacFull(input: VerifyMacInput, local: { keyId: string; responseKeyId: string } | undefined): VerifyMacOutput {
@@ -377,7 +377,7 @@ export class KmsHmacClient {
       }
       existing.retire();
     }
-    const macKey = createMacKey(SPEC_ALGORITHM[rec.keySpec], rec.keyMaterial!, this.#backend === undefined ? undefined : { backend: this.#backend });
+    const macKey = getBackend(this.#backend === undefined ? {} : { backend: this.#backend }).createKey(SPEC_ALGORITHM[rec.keySpec], rec.keyMaterial!);
     const slot = new KeySlot(rec, macKey);
     this.#slots.set(rec.keyId, slot);
     return slot;
@@ -390,7 +390,9 @@ export class KmsHmacClient {
     const b = this.#batchPrepare(input, false);
     try {
       const mk = b.entry.slot.macKey;
-      const Macs = b.packed ? mk.macPacked(b.packed.data, b.packed.offsets) : concatMacs(mk.macBatch(b.messages!), b.entry.macLength);
+      const Macs = new Uint8Array(b.count * b.entry.macLength);
+      if (b.packed) mk.macPackedInto(b.packed.data, b.packed.offsets, Macs);
+      else mk.macArrayInto(b.messages!, Macs);
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacLength: b.entry.macLength, Macs };
     } finally {
       b.entry.slot.release();
@@ -401,9 +403,9 @@ export class KmsHmacClient {
     const b = this.#batchPrepare(input, true);
     try {
       const mk = b.entry.slot.macKey;
-      const MacValid = b.packed
-        ? mk.verifyPacked(b.packed.data, b.packed.offsets, b.packedMacs!)
-        : mk.verifyBatch(b.messages!, b.macList!);
+      const MacValid = new Uint8Array(b.count);
+      if (b.packed) mk.verifyPackedInto(b.packed.data, b.packed.offsets, b.packedMacs!, MacValid);
+      else mk.verifyArrayInto(b.messages!, b.macList!, MacValid);
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid };
     } finally {
       b.entry.slot.release();
@@ -417,7 +419,7 @@ export class KmsHmacClient {
       const mk = b.entry.slot.macKey;
       const Macs = b.packed
         ? await mk.macPackedAsync(b.packed.data, b.packed.offsets)
-        : concatMacs(await mk.macBatchAsync(b.messages!), b.entry.macLength);
+        : await mk.macArrayAsync(b.messages!);
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacLength: b.entry.macLength, Macs };
     } finally {
       b.entry.slot.release();
@@ -430,7 +432,7 @@ export class KmsHmacClient {
       const mk = b.entry.slot.macKey;
       const MacValid = b.packed
         ? await mk.verifyPackedAsync(b.packed.data, b.packed.offsets, b.packedMacs!)
-        : await mk.verifyBatchAsync(b.messages!, b.macList!);
+        : await mk.verifyArrayAsync(b.messages!, b.macList!);
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid };
     } finally {
       b.entry.slot.release();
@@ -506,7 +508,7 @@ export class KmsHmacClient {
     if (!packed && packedMacs !== undefined) macList = splitStride(packedMacs, entry.macLength, count);
     if (dryRun === true) throw dryRunError();
     entry.slot.inflight++;
-    return { entry, alg: alg!, messages, packed, macList, packedMacs };
+    return { entry, alg: alg!, count, messages, packed, macList, packedMacs };
   }
 
   // -------------------------------------------------------------------------
@@ -658,7 +660,11 @@ export class KmsHmacClient {
       tags,
       ...(external ? {} : { keyMaterial: new Uint8Array(randomBytes(GENERATED_MATERIAL_LENGTH[hmacSpec])) }),
     };
-    await this.#mutate((tx) => tx.insertKey(record));
+    try {
+      await this.#mutate((tx) => tx.insertKey(record));
+    } finally {
+      record.keyMaterial?.fill(0); // the store keeps its own copy
+    }
     return { KeyMetadata: keyMetadata(record) };
   }
 
@@ -1218,6 +1224,29 @@ export interface CreateKeyInput {
 
 // ---------------------------------------------------------------------------
 
+// MACs handed to callers are views into a shared pool, like Buffer.allocUnsafe():
+// an ArrayBuffer per 32-byte MAC costs more than the MAC itself, and a small
+// fresh Uint8Array would be materialized by V8 when the backend asks for its
+// memory. A pool is never reused, so a MAC stays valid for as long as it is
+// referenced; its `.buffer` is shared with other MACs (not secret: MAC outputs).
+const POOL_SIZE = 64 * 1024;
+let pool = new ArrayBuffer(POOL_SIZE);
+let poolBytes = new Uint8Array(pool);
+let poolOffset = 0;
+
+function macFromPool(e: HotEntry, message: Uint8Array): Uint8Array {
+  const length = e.macLength;
+  if (poolOffset + length > POOL_SIZE) {
+    pool = new ArrayBuffer(POOL_SIZE);
+    poolBytes = new Uint8Array(pool);
+    poolOffset = 0;
+  }
+  const offset = poolOffset;
+  e.slot.macKey.macInto(message, poolBytes, offset);
+  poolOffset = offset + length;
+  return new Uint8Array(pool, offset, length);
+}
+
 function dryRunError() {
   return kmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.');
 }
@@ -1290,18 +1319,6 @@ function paginate<T>(items: T[], limit: number, marker: string | undefined, pos:
   const truncated = start + limit < items.length;
   const next = truncated ? Buffer.from(JSON.stringify(pos(page[page.length - 1]!))).toString('base64url') : undefined;
   return { items: page, truncated, next };
-}
-
-/** MacKey.macBatch returns views of one fresh buffer: reuse it when it is exactly that, else copy. */
-function concatMacs(macs: Uint8Array[], macLength: number): Uint8Array {
-  const first = macs[0];
-  if (first === undefined) return new Uint8Array(0);
-  if (first.byteOffset === 0 && first.buffer.byteLength === macs.length * macLength && macs[macs.length - 1]!.buffer === first.buffer) {
-    return new Uint8Array(first.buffer);
-  }
-  const out = new Uint8Array(macs.length * macLength);
-  for (let i = 0; i < macs.length; i++) out.set(macs[i]!, i * macLength);
-  return out;
 }
 
 function splitPacked(data: Uint8Array, offsets: Uint32Array): Uint8Array[] {
