@@ -430,6 +430,20 @@ describe('FileKeyStore on disk', () => {
     await expect(FileKeyStore.open(path, { passphrase: 'p' })).rejects.toThrow(/failed authentication/);
   });
 
+  test('a well-formed file holding an invalid record is reported as corrupt', async () => {
+    const path = freshPath();
+    const a = await FileKeyStore.open(path, { passphrase: null });
+    await a.transact((tx) => tx.insertKey(key()));
+    await a.close();
+    const { canonical, checksumOf } = await import('../src/keystore/format.js');
+    const doc = JSON.parse(readFileSync(path, 'utf8'));
+    doc.keys[0].keyMaterial = 'not bytes';
+    delete doc.checksum;
+    doc.checksum = checksumOf(doc);
+    writeFileSync(path, canonical(doc));
+    await expect(FileKeyStore.open(path, { passphrase: null })).rejects.toThrow(KeyStoreCorruptError);
+  });
+
   test("another process's commits are picked up by sync reads within the poll interval", async () => {
     const path = freshPath();
     const reader = track(await FileKeyStore.open(path, { passphrase: null, pollIntervalMs: 20 }));

@@ -32,7 +32,7 @@ import {
 import { open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
-import { KeyStoreError, KeyStorePassphraseError } from './errors.js';
+import { KeyStoreCorruptError, KeyStoreError, KeyStorePassphraseError } from './errors.js';
 import {
   type Cipher,
   DEFAULT_SCRYPT,
@@ -173,6 +173,8 @@ export class FileKeyStore implements KeyStore {
   #closed = false;
   #loadError: Error | undefined;
   #tempsCleaned = false;
+  /** True while this instance holds the write lock: nobody else can change the file, and #write updates our state. */
+  #locked = false;
 
   private constructor(path: string, options: FileKeyStoreOptions, passphrase: Buffer | undefined) {
     this.path = path;
@@ -292,6 +294,7 @@ export class FileKeyStore implements KeyStore {
     return this.#mutex.run(async () => {
       // Transactions queued before close() still run; close() waits for them.
       const lock = await FileLock.acquire(this.#lockPath, this.path, this.#lockTimeoutMs);
+      this.#locked = true;
       try {
         if (!this.#tempsCleaned) await this.#removeTemps();
         // Read-modify-write under the lock: always start from what is on disk now.
@@ -315,6 +318,7 @@ export class FileKeyStore implements KeyStore {
         if (next || this.#needsWrite) await this.#write(next ?? base);
         return result;
       } finally {
+        this.#locked = false;
         await lock.release();
       }
     });
@@ -372,6 +376,7 @@ export class FileKeyStore implements KeyStore {
   #poll(): void {
     this.#due = false;
     this.#assertOpen();
+    if (this.#locked) return;
     try {
       this.refresh();
     } catch (err) {
@@ -453,7 +458,7 @@ export class FileKeyStore implements KeyStore {
       linkSync(tmp, this.path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') return false;
+      if (code === 'EEXIST' || code === 'ENOENT') return false; // ENOENT: a writer's cleanup took our temp; retry
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
       this.#needsWrite = true; // no hard links here: the first transact creates the file
       return true;
@@ -492,7 +497,14 @@ export class FileKeyStore implements KeyStore {
           keys.set(id, prev);
           continue;
         }
-        const record = adoptKey(decodeKey(this.path, entry, cipher));
+        const decoded = decodeKey(this.path, entry, cipher);
+        let record: KeyRecord;
+        try {
+          record = adoptKey(decoded);
+        } catch (err) {
+          for (const b of secretBuffers(decoded)) b.fill(0);
+          throw new KeyStoreCorruptError(this.path, `key ${id}: ${(err as Error).message}`);
+        }
         fresh.push(...secretBuffers(record));
         keys.set(id, { canon, record });
         // Reuse the stored ciphertext on the next write when it was produced under our cipher.
@@ -507,7 +519,12 @@ export class FileKeyStore implements KeyStore {
       const prev = this.#aliases.get(id);
       if (prev && prev.canon === canon) aliases.set(id, prev);
       else {
-        const record = freezeAlias(decodeAlias(this.path, entry));
+        let record: AliasRecord;
+        try {
+          record = freezeAlias(decodeAlias(this.path, entry));
+        } catch (err) {
+          throw new KeyStoreCorruptError(this.path, `alias ${id}: ${(err as Error).message}`);
+        }
         aliases.set(id, { canon, record });
         this.#aliasEncoded.set(record, canon);
       }

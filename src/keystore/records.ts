@@ -115,8 +115,9 @@ export function freezeAlias(input: AliasRecord): AliasRecord {
 /** The secret buffers a record holds (for identity reuse and wiping). */
 export function secretBuffers(rec: KeyRecord): Uint8Array[] {
   const out: Uint8Array[] = [];
-  if (rec.keyMaterial) out.push(rec.keyMaterial);
-  if (rec.importParameters?.privateKey) out.push(rec.importParameters.privateKey);
+  if (rec.keyMaterial instanceof Uint8Array) out.push(rec.keyMaterial);
+  const pk = rec.importParameters?.privateKey;
+  if (pk instanceof Uint8Array) out.push(pk);
   return out;
 }
 
