@@ -226,6 +226,15 @@ describe('FileKeyStore crash safety (child processes, SIGKILL)', () => {
         await store.transact((tx) => tx.deleteKey('none'));
         expect(existsSync(`${path}.lock`)).toBe(false);
       }
+      // Our own pid with another start time: an earlier process that had our pid (container restart) → stale.
+      if (existsSync('/proc/self/stat')) {
+        writeFileSync(
+          `${path}.lock`,
+          JSON.stringify({ pid: process.pid, hostname: hostname(), createdAt: Date.now(), token: 'w', procStart: '1' }),
+        );
+        await store.transact((tx) => tx.deleteKey('none'));
+        expect(existsSync(`${path}.lock`)).toBe(false);
+      }
       // Empty lock file (crash between create and write), older than 5 s → stale.
       writeFileSync(`${path}.lock`, '');
       const old = new Date(Date.now() - 60_000);

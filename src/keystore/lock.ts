@@ -81,8 +81,9 @@ function isStale(info: LockInfo | undefined, ageMs: number): boolean {
   if (info.hostname !== hostname()) return false;
   const myBoot = bootId();
   if (info.bootId && myBoot && info.bootId !== myBoot) return true;
-  if (info.pid === process.pid) return false; // another store instance in this process: alive by definition
-  if (!pidAlive(info.pid)) return true;
+  // Our own pid is alive by definition (another store instance in this process) unless the start time
+  // says the lock is from an earlier process that had our pid (a restarted container's pid 1, say).
+  if (info.pid !== process.pid && !pidAlive(info.pid)) return true;
   if (info.procStart) {
     const now = procStart(info.pid);
     if (now !== undefined && now !== info.procStart) return true;
