@@ -13,7 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
 import { getBackend, type BackendChoice } from './backend/index.js';
 import type { Backend, BackendKey, MacAlgorithm } from './backend/types.js';
-import { openKeyStore } from './keystore/index.js';
+import { openKeyStore, type FileKeyStoreOptions } from './keystore/index.js';
 import type { AliasRecord, HmacKeySpec, KeyRecord, KeyStore, KeyStoreTransaction, Tag } from './keystore/types.js';
 import { kmsError, type KmsErrorLike } from './kms/errors.js';
 import {
@@ -69,6 +69,8 @@ export type { KeyMetadata } from './kms/keys.js';
 export interface KmsHmacClientOptions {
   /** A file path (durable FileKeyStore), a KeyStore instance, or omitted (in memory). */
   keyStore?: string | KeyStore;
+  /** Options for a store opened from a path (passphrase, lock timeout, polling). */
+  keyStoreOptions?: FileKeyStoreOptions;
   /** Default `us-east-1`. */
   region?: string;
   /** Default `111122223333`. */
@@ -245,7 +247,7 @@ export class KmsHmacClient {
     this.accountId = options.accountId ?? '111122223333';
     this.#scope = { region: this.region, accountId: this.accountId, partition: partitionOf(this.region) };
     this.#ownsStore = !(typeof options.keyStore === 'object' && options.keyStore !== null);
-    this.#store = openKeyStore(options.keyStore);
+    this.#store = openKeyStore(options.keyStore, options.keyStoreOptions);
     this.#backend = options.backend;
     this.#clock = options.clock ?? Date.now;
   }
