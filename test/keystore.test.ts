@@ -194,6 +194,9 @@ describe.each(stores)('%s', (_name, make) => {
     await expect(s.transact((tx) => tx.insertKey({ ...key(), keyMaterial: 'abc' as unknown as Uint8Array }))).rejects.toMatchObject({
       code: 'INVALID_RECORD',
     });
+    await expect(
+      s.transact((tx) => tx.insertKey({ ...key(), extra: { $bytes: 'AAAA' } } as unknown as KeyRecord)),
+    ).rejects.toMatchObject({ code: 'INVALID_RECORD' });
     expect(s.listKeys()).toEqual([]);
   });
 

@@ -81,6 +81,7 @@ function copyValue(v: unknown, path: string, owned: ReadonlySet<Uint8Array> | un
     for (const k of Object.keys(v)) {
       const x = (v as Record<string, unknown>)[k];
       if (x === undefined) continue;
+      if (k.startsWith('$')) invalid(`${path}.${k}: field names starting with '$' are reserved for the file format`);
       out[k] = copyValue(x, `${path}.${k}`, owned, depth + 1);
     }
     return Object.freeze(out);
