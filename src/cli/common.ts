@@ -1,0 +1,94 @@
+/**
+ * Shared CLI plumbing: exit codes, error reporting, opening the key store.
+ *
+ * Exit codes (docs: README "CLI"):
+ *   0  success / everything verified
+ *   1  verification failed: a MAC did not verify, tampering found
+ *   2  usage or input error (bad flags, unreadable file, ValidationException, not a sidecar)
+ *   3  key or service error (NotFoundException, DisabledException, KMSInvalidStateException,
+ *      InvalidKeyUsageException, key store errors, anything unexpected)
+ */
+import { KmsHmacClient } from '../client.js';
+import { defaultKeyStorePath } from './paths.js';
+
+export const EXIT_OK = 0;
+export const EXIT_VERIFY_FAILED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_KEY = 3;
+
+/** An error with a chosen exit code and a message printed as is. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly errorName = 'Error',
+  ) {
+    super(message);
+  }
+}
+
+export const KEYSTORE_HELP = 'key store file (default: $KMS_HMAC_KEYSTORE, else $XDG_DATA_HOME/kms-hmac/keystore.json, else ~/.local/share/kms-hmac/keystore.json)';
+
+export interface CommonFlags {
+  keystore?: string;
+  region?: string;
+  accountId?: string;
+}
+
+export function keystorePath(flags: CommonFlags): string {
+  return flags.keystore ?? defaultKeyStorePath();
+}
+
+export async function withClient<T>(flags: CommonFlags, fn: (client: KmsHmacClient) => Promise<T>): Promise<T> {
+  const client = new KmsHmacClient({ keyStore: keystorePath(flags), region: flags.region, accountId: flags.accountId });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+const INPUT_ERRORS = new Set(['ValidationException', 'SerializationException', 'LogInputError', 'SidecarFormatError']);
+
+/** The exit code for an error thrown by a command. */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof CliError) return err.exitCode;
+  const e = err as { name?: string; code?: string };
+  if (e?.name === 'KMSInvalidMacException') return EXIT_VERIFY_FAILED;
+  if (e?.name && INPUT_ERRORS.has(e.name)) return EXIT_USAGE;
+  if (e?.code === 'ENOENT' || e?.code === 'EISDIR' || e?.code === 'EACCES' || e?.code === 'ENOTDIR') return EXIT_USAGE;
+  return EXIT_KEY;
+}
+
+/** `Name: message` — the KMS exception name first, as the AWS CLI prints it. */
+export function formatError(err: unknown): string {
+  const e = err as { name?: string; message?: string; code?: string; path?: string };
+  if (err instanceof CliError) return err.errorName === 'Error' ? err.message : `${err.errorName}: ${err.message}`;
+  if (e?.code && e.path) return `${e.code}: cannot open ${e.path}`;
+  const name = e?.name ?? 'Error';
+  const message = e?.message ?? String(err);
+  return message && message !== name ? `${name}: ${message}` : name;
+}
+
+export function printJson(v: unknown): void {
+  process.stdout.write(JSON.stringify(v, jsonReplacer, 2) + '\n');
+}
+
+export function jsonReplacer(_k: string, v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+  if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+    return Buffer.from((v as { data: number[] }).data).toString('base64');
+  }
+  return v;
+}
+
+/** Reads all of a file, or stdin for `-`/undefined. */
+export async function readInput(file: string | undefined): Promise<Buffer> {
+  if (file === undefined || file === '-') {
+    const parts: Buffer[] = [];
+    for await (const c of process.stdin) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  }
+  const { readFile } = await import('node:fs/promises');
+  return readFile(file);
+}

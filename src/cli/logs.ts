@@ -1,0 +1,177 @@
+/** `kms-hmac sign FILE` / `kms-hmac verify FILE`: log sidecars (docs/log-format.md). */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
+import { KmsHmacClient } from '../client.js';
+import { parseDelimiter, type Framing } from '../stream/format.js';
+import { engineFromClient } from '../stream/kms-engine.js';
+import { signLog } from '../stream/sign.js';
+import { verifyLog, type VerifyReport } from '../stream/verify.js';
+import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, keystorePath, printJson, withClient, type CommonFlags } from './common.js';
+import { progressBar } from './progress.js';
+
+function posInt(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('expected a positive integer');
+  return Number(v);
+}
+
+interface SignFlags extends CommonFlags {
+  keyId: string;
+  algorithm?: MacAlgorithm;
+  out?: string;
+  framing: 'line' | 'ndjson' | 'delimiter';
+  delimiter?: string;
+  json?: boolean;
+  progress: boolean;
+  batchSize?: number;
+}
+
+interface VerifyFlags extends CommonFlags {
+  sidecar?: string;
+  keyId?: string;
+  json?: boolean;
+  progress: boolean;
+  maxIssues: number;
+  window: number;
+  batchSize?: number;
+}
+
+function framingOf(flags: SignFlags): Framing {
+  if (flags.delimiter !== undefined) {
+    if (flags.framing !== 'line' && flags.framing !== 'delimiter') throw new CliError('--delimiter goes with --framing delimiter (or no --framing)', EXIT_USAGE);
+    try {
+      return { type: 'delimiter', delimiter: parseDelimiter(flags.delimiter) };
+    } catch (err) {
+      throw new CliError(`--delimiter: ${(err as Error).message}`, EXIT_USAGE);
+    }
+  }
+  if (flags.framing === 'delimiter') throw new CliError('--framing delimiter needs --delimiter', EXIT_USAGE);
+  return { type: flags.framing };
+}
+
+async function sizeOf(file: string): Promise<number | undefined> {
+  if (file === '-') return undefined;
+  const s = await stat(file);
+  if (!s.isFile()) throw new CliError(`${file} is not a regular file`, EXIT_USAGE);
+  return s.size;
+}
+
+const mb = (b: number) => (b / 1e6).toFixed(1);
+const rate = (n: number, ms: number) => Math.round(n / (ms / 1000 || 1e-9)).toLocaleString('en-US');
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--keystore <path>', KEYSTORE_HELP)
+    .option('--region <region>', 'region in key ARNs (default us-east-1; verify: from the sidecar)')
+    .option('--account-id <id>', 'account id in key ARNs (default 111122223333; verify: from the sidecar)')
+    .option('--json', 'print a JSON report on stdout')
+    .option('--no-progress', 'no progress bar (it is shown only on a TTY anyway)')
+    .option('--batch-size <n>', 'records per batch MAC call', posInt);
+}
+
+export function signCommand(): Command {
+  return common(
+    new Command('sign')
+      .description('MAC every record of a log into a sidecar file (default FILE.mac)')
+      .argument('<file>', 'the log (`-` for stdin, then --out is required)')
+      .requiredOption('--key-id <id>', 'key ID, key ARN, alias name (alias/logs) or alias ARN')
+      .addOption(new Option('--algorithm <alg>', "MAC algorithm (default: the key's only algorithm, HMAC_SHA_256 for HMAC_256 keys)").choices(MAC_ALGORITHMS))
+      .option('--out <sidecar>', 'sidecar path (default: FILE.mac)')
+      .addOption(new Option('--framing <framing>', 'record framing: a line per record, NDJSON (lines checked to be JSON), or --delimiter').choices(['line', 'ndjson', 'delimiter']).default('line'))
+      .option('--delimiter <bytes>', 'record delimiter, 1–64 bytes; escapes \\n \\r \\t \\0 \\\\ \\xHH (implies --framing delimiter)'),
+  ).action(async (file: string, flags: SignFlags) => {
+    const framing = framingOf(flags);
+    if (file === '-' && !flags.out) throw new CliError('sign -: reading stdin needs --out SIDECAR', EXIT_USAGE);
+    const out = flags.out ?? `${file}.mac`;
+    const total = await sizeOf(file);
+    await withClient(flags, async (client) => {
+      const engine = await engineFromClient(client, flags.keyId, flags.algorithm);
+      const bar = progressBar('signing', total, flags.progress && !flags.json);
+      const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+      try {
+        const s = await signLog(input, out, { engine, framing, batchSize: flags.batchSize, onProgress: (p) => bar.update(p) });
+        bar.stop();
+        if (flags.json) printJson({ ok: true, file, ...s, recordsPerSecond: Math.round(s.records / (s.elapsedMs / 1000 || 1e-9)) });
+        else {
+          process.stdout.write(
+            `signed ${s.records.toLocaleString('en-US')} records (${mb(s.bytes)} MB) of ${file} -> ${out}\n` +
+              `  key ${s.keyArn}, ${s.macAlgorithm}, framing ${s.framing}, stream ${s.streamId}\n` +
+              `  ${(s.elapsedMs / 1000).toFixed(2)} s, ${rate(s.records, s.elapsedMs)} records/s, ${mb((s.bytes / s.elapsedMs) * 1000)} MB/s\n`,
+          );
+        }
+      } finally {
+        bar.stop();
+      }
+    });
+  });
+}
+
+export function printReport(file: string, sidecar: string, r: VerifyReport, indent = ''): void {
+  const w = { write: (s: string) => process.stdout.write(s.replace(/^(?=.)/gm, indent)) };
+  if (r.ok) {
+    w.write(
+      `OK: ${file}: all ${r.records.toLocaleString('en-US')} records verified against ${sidecar}\n` +
+        `  key ${r.keyArn}, ${r.macAlgorithm}, framing ${r.framing}, stream ${r.streamId}\n` +
+        `  ${(r.elapsedMs / 1000).toFixed(2)} s, ${rate(r.records, r.elapsedMs)} records/s, ${mb((r.bytes / r.elapsedMs) * 1000)} MB/s\n`,
+    );
+    return;
+  }
+  const kinds = Object.entries(r.counts)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  w.write(`TAMPERED: ${file} does not match ${sidecar} (${kinds})\n`);
+  for (const i of r.issues) w.write(`  ${i.message}\n`);
+  if (r.issuesTruncated) w.write(`  … more issues not listed (raise --max-issues)\n`);
+  w.write(`  ${r.verified.toLocaleString('en-US')} of ${r.records.toLocaleString('en-US')} records in order; ${r.signedRecords.toLocaleString('en-US')} records signed\n`);
+}
+
+export function verifyCommand(): Command {
+  return common(
+    new Command('verify')
+      .description('check a log against its sidecar: all good, or every modified, inserted, deleted or reordered record and any truncation')
+      .argument('<file>', 'the log (`-` for stdin, then --sidecar is required)')
+      .option('--sidecar <sidecar>', 'sidecar path (default: FILE.mac)')
+      .option('--key-id <id>', 'verify with this key instead of the key ARN named in the sidecar')
+      .option('--max-issues <n>', 'issues listed (counts are always complete)', posInt, 1000)
+      .option('--window <n>', 'alignment window: how far a moved or deleted record is searched for', posInt, 1024),
+  ).action(async (file: string, flags: VerifyFlags) => {
+    if (file === '-' && !flags.sidecar) throw new CliError('verify -: reading stdin needs --sidecar SIDECAR', EXIT_USAGE);
+    const sidecar = flags.sidecar ?? `${file}.mac`;
+    const total = await sizeOf(file);
+    await stat(sidecar);
+    let client: KmsHmacClient | undefined;
+    const bar = progressBar('verifying', total, flags.progress && !flags.json);
+    try {
+      const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+      const report = await verifyLog(input, sidecar, {
+        engine: async (header) => {
+          const arn = /^arn:[^:]+:kms:([^:]+):(\d+):/.exec(header.keyArn);
+          client = new KmsHmacClient({
+            keyStore: keystorePath(flags),
+            region: flags.region ?? arn?.[1],
+            accountId: flags.accountId ?? arn?.[2],
+          });
+          return engineFromClient(client, flags.keyId ?? header.keyArn, header.macAlgorithm);
+        },
+        maxIssues: flags.maxIssues,
+        window: flags.window,
+        batchSize: flags.batchSize,
+        onProgress: (p) => bar.update(p),
+      });
+      bar.stop();
+      if (flags.json) printJson({ file, sidecar, ...report });
+      else printReport(file, sidecar, report);
+      if (!report.ok) process.exitCode = EXIT_VERIFY_FAILED;
+    } catch (err) {
+      if ((err as Error).name === 'SidecarFormatError') throw new CliError(`${sidecar}: ${(err as Error).message}`, EXIT_USAGE, 'SidecarFormatError');
+      throw err;
+    } finally {
+      bar.stop();
+      await client?.close().catch(() => {});
+    }
+  });
+}
+
+export { withClient };
