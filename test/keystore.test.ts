@@ -295,6 +295,12 @@ describe('FileKeyStore on disk', () => {
     expect(b.getAlias('alias/one')).toMatchObject({ targetKeyId: k1.keyId, lastUpdatedDate: 4 });
   });
 
+  test('bad options are RangeErrors', async () => {
+    await expect(FileKeyStore.open(freshPath(), { lockTimeoutMs: -1 })).rejects.toThrow(RangeError);
+    await expect(FileKeyStore.open(freshPath(), { pollIntervalMs: Number.NaN })).rejects.toThrow(RangeError);
+    await expect(FileKeyStore.open(freshPath(), { passphrase: 'x', scrypt: { N: 1000 } })).rejects.toThrow(RangeError);
+  });
+
   test('a missing file is an empty store', async () => {
     const s = track(await FileKeyStore.open(freshPath(), { passphrase: null }));
     expect(s.listKeys()).toEqual([]);

@@ -185,6 +185,13 @@ export class FileKeyStore implements KeyStore {
     this.#scrypt = { ...DEFAULT_SCRYPT, ...options.scrypt };
     this.#passphrase = passphrase;
     const poll = options.pollIntervalMs ?? 100;
+    for (const [name, v] of [['lockTimeoutMs', this.#lockTimeoutMs], ['pollIntervalMs', poll]] as const) {
+      if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${name} must be a finite number >= 0`);
+    }
+    const { N, r, p } = this.#scrypt;
+    if (!Number.isInteger(N) || N < 2 || N > 1 << 20 || (N & (N - 1)) !== 0 || !Number.isInteger(r) || r < 1 || r > 32 || !Number.isInteger(p) || p < 1 || p > 16) {
+      throw new RangeError('scrypt: N must be a power of two in 2..2^20, r in 1..32, p in 1..16');
+    }
     if (poll > 0) {
       this.#timer = setInterval(() => {
         this.#due = true;
