@@ -209,13 +209,43 @@ size_t lanes_sha512(Path p) {
 namespace {
 
 #if KMS_HMAC_MB_X86
+// A compression kernel and its state layout: word w of lane l lives at
+// st[w * L + l] (word-major: the AVX2 lanes, one register per word) or at
+// st[l * 8 + w] (lane-major: SHA-NI, one stream's state contiguous).
+template <typename W_, size_t L_, size_t B_, bool LaneMajor, void (*C)(W_*, const uint8_t* const*)>
+struct Kernel {
+  using W = W_;
+  static constexpr size_t L = L_, B = B_, LB = B_ == 64 ? 8 : 16;
+  static size_t at(size_t w, size_t l) { return LaneMajor ? l * 8 + w : w * L + l; }
+  static void compress(W* st, const uint8_t* const* blk) { C(st, blk); }
+};
+
+void avx2_256(uint32_t* st, const uint8_t* const* blk) {
+  detail::sha256_x8_avx2(reinterpret_cast<uint32_t(*)[8]>(st), blk);
+}
+void avx2_512(uint64_t* st, const uint8_t* const* blk) {
+  detail::sha512_x4_avx2(reinterpret_cast<uint64_t(*)[4]>(st), blk);
+}
+void shani_256(uint32_t* st, const uint8_t* const* blk) {
+  detail::sha256_x2_shani(reinterpret_cast<uint32_t(*)[8]>(st), blk);
+}
+using Avx2Sha256 = Kernel<uint32_t, 8, 64, false, avx2_256>;
+using Avx2Sha512 = Kernel<uint64_t, 4, 128, false, avx2_512>;
+using ShaNiSha256 = Kernel<uint32_t, kShaNiStreams, 64, true, shani_256>;
+
+inline void put_be(uint8_t* p, uint32_t v) {
+  v = __builtin_bswap32(v);
+  std::memcpy(p, &v, 4);
+}
+inline void put_be(uint8_t* p, uint64_t v) {
+  v = __builtin_bswap64(v);
+  std::memcpy(p, &v, 8);
+}
+
 // Stores the first n_words words of lane `lane` big-endian.
-template <typename W, size_t L>
-void store_digest(const W (&st)[8][L], size_t lane, size_t n_words, uint8_t* out) {
-  for (size_t w = 0; w < n_words; w++) {
-    W v = st[w][lane];
-    for (size_t b = 0; b < sizeof(W); b++) out[w * sizeof(W) + b] = static_cast<uint8_t>(v >> (8 * (sizeof(W) - 1 - b)));
-  }
+template <typename K>
+void store_digest(const typename K::W* st, size_t lane, size_t n_words, uint8_t* out) {
+  for (size_t w = 0; w < n_words; w++) put_be(out + w * sizeof(typename K::W), st[K::at(w, lane)]);
 }
 
 // Writes the FIPS 180-4 5.1 padding for a message whose last `rem` bytes
@@ -242,8 +272,11 @@ size_t pad_tail(const uint8_t* src, size_t rem, uint64_t total_bytes, uint8_t* d
 // inner digest is parked in `out` and the lane takes the next message,
 // restarting from the inner state. Idle lanes hash a dummy block. Then a
 // second pass runs the outer hash, one block per message, over the digests.
-template <typename W, size_t L, size_t B, size_t LB, void (*Compress)(W (*)[L], const uint8_t* const*)>
-void hmac_batch(const W inner[8], const W outer[8], size_t out_len, const Span* spans, size_t n, uint8_t* out) {
+template <typename K>
+void hmac_batch(const typename K::W inner[8], const typename K::W outer[8], size_t out_len, const Span* spans, size_t n,
+                uint8_t* out) {
+  using W = typename K::W;
+  constexpr size_t L = K::L, B = K::B, LB = K::LB;
   struct Lane {
     const uint8_t* p;    // next full block in the caller's message
     size_t full_left;    // full blocks still to hash from p
@@ -254,7 +287,7 @@ void hmac_batch(const W inner[8], const W outer[8], size_t out_len, const Span* 
     alignas(32) uint8_t tail[2 * B];
   };
   alignas(32) static const uint8_t kDummy[B] = {};
-  alignas(32) W st[8][L];
+  alignas(32) W st[8 * L];
   Lane lanes[L];
   const uint8_t* blk[L];
   const size_t out_words = out_len / sizeof(W);
@@ -274,7 +307,7 @@ void hmac_batch(const W inner[8], const W outer[8], size_t out_len, const Span* 
     ln.tail_next = 0;
     const size_t rem = s.len % B;
     ln.tail_blocks = pad_tail<B, LB>(s.data + (s.len - rem), rem, static_cast<uint64_t>(s.len) + B, ln.tail);
-    for (size_t w = 0; w < 8; w++) st[w][l] = inner[w];
+    for (size_t w = 0; w < 8; w++) st[K::at(w, l)] = inner[w];
   };
 
   size_t active = 0;
@@ -295,11 +328,11 @@ void hmac_batch(const W inner[8], const W outer[8], size_t out_len, const Span* 
         blk[l] = ln.tail + B * ln.tail_next++;
       }
     }
-    Compress(st, blk);
+    K::compress(st, blk);
     for (size_t l = 0; l < L; l++) {
       Lane& ln = lanes[l];
       if (ln.active && ln.full_left == 0 && ln.tail_next == ln.tail_blocks) {
-        store_digest(st, l, out_words, out + ln.msg * out_len);
+        store_digest<K>(st, l, out_words, out + ln.msg * out_len);
         assign(l);
         active -= !ln.active;
       }
@@ -311,7 +344,7 @@ void hmac_batch(const W inner[8], const W outer[8], size_t out_len, const Span* 
   for (size_t base = 0; base < n; base += L) {
     const size_t m = n - base < L ? n - base : L;
     for (size_t l = 0; l < L; l++) {
-      for (size_t w = 0; w < 8; w++) st[w][l] = outer[w];
+      for (size_t w = 0; w < 8; w++) st[K::at(w, l)] = outer[w];
       if (l < m) {
         pad_tail<B, LB>(out + (base + l) * out_len, out_len, static_cast<uint64_t>(out_len) + B, ob[l]);
         blk[l] = ob[l];
@@ -319,8 +352,8 @@ void hmac_batch(const W inner[8], const W outer[8], size_t out_len, const Span* 
         blk[l] = kDummy;
       }
     }
-    Compress(st, blk);
-    for (size_t l = 0; l < m; l++) store_digest(st, l, out_words, out + (base + l) * out_len);
+    K::compress(st, blk);
+    for (size_t l = 0; l < m; l++) store_digest<K>(st, l, out_words, out + (base + l) * out_len);
   }
 }
 #endif  // KMS_HMAC_MB_X86
@@ -334,9 +367,9 @@ bool hmac_sha256_batch(Path p, const uint32_t inner[8], const uint32_t outer[8],
   if (n == 0) return true;
 #if KMS_HMAC_MB_X86
   if (p == Path::ShaNi) {
-    hmac_batch<uint32_t, kShaNiStreams, 64, 8, detail::sha256_x2_shani>(inner, outer, out_len, spans, n, out);
+    hmac_batch<ShaNiSha256>(inner, outer, out_len, spans, n, out);
   } else {
-    hmac_batch<uint32_t, 8, 64, 8, detail::sha256_x8_avx2>(inner, outer, out_len, spans, n, out);
+    hmac_batch<Avx2Sha256>(inner, outer, out_len, spans, n, out);
   }
   return true;
 #else
@@ -351,7 +384,7 @@ bool hmac_sha512_batch(Path p, const uint64_t inner[8], const uint64_t outer[8],
   if (lanes_sha512(p) == 0) return false;
   if (n == 0) return true;
 #if KMS_HMAC_MB_X86
-  hmac_batch<uint64_t, 4, 128, 16, detail::sha512_x4_avx2>(inner, outer, out_len, spans, n, out);
+  hmac_batch<Avx2Sha512>(inner, outer, out_len, spans, n, out);
   return true;
 #else
   (void)inner, (void)outer, (void)spans, (void)out;
@@ -360,10 +393,26 @@ bool hmac_sha512_batch(Path p, const uint64_t inner[8], const uint64_t outer[8],
 }
 
 bool worth_it(Path p, bool sha512, size_t n, size_t total_bytes) {
-  (void)total_bytes;
-  if (p == Path::Off) return false;
-  // Placeholder until bench/simd.js measures the crossover.
-  return sha512 ? n >= 4 : n >= 8;
+  // Crossovers measured with `node bench/simd.js --sweep` on AMD Zen 3 (EPYC,
+  // SHA-NI + AVX2), against OpenSSL 3.0 one message at a time:
+  if (sha512) {
+    // 4 AVX2 lanes: n=1 ~0.6x, n=2 ~0.9-1.1x, n>=3 1.1-1.8x.
+    return lanes_sha512(p) != 0 && n >= 3;
+  }
+  if (p == Path::ShaNi) {
+    // 2 SHA-NI streams: n=1 ~0.8x (one stream idles); small messages win
+    // from ~8 messages, long ones (>= 512 B on average) from 2.
+    return n >= 8 || (n >= 2 && total_bytes >= 512 * n);
+  }
+  if (p == Path::Avx2) {
+    // 8 AVX2 lanes lose to OpenSSL's SHA-NI code (0.6-0.8x on Zen 3), so
+    // where SHA-NI exists SHA-256 stays on OpenSSL. Without SHA-NI, OpenSSL's
+    // single stream is ~3-4x slower per byte than SHA-NI while the lanes are
+    // not; n >= 8 (full lanes) is an estimate, not measured here: no AVX2
+    // machine without SHA-NI was available.
+    return !cpu_has_shani() && n >= 8;
+  }
+  return false;
 }
 
 }  // namespace mb

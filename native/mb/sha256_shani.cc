@@ -28,18 +28,18 @@ MB_INLINE __m128i next_w(__m128i m0, __m128i m1, __m128i m2, __m128i m3) {
   return _mm_sha256msg2_epu32(t, m3);
 }
 
+// st[s] = {A..H} of stream s (lane-major: one stream's state is contiguous,
+// so converting to and from the ABEF/CDGH register form is 4 shuffles).
 template <size_t N>
-MB_INLINE void compress(uint32_t st[8][N], const uint8_t* const blk[N]) {
+MB_INLINE void compress(uint32_t (*st)[8], const uint8_t* const blk[N]) {
   const __m128i bswap = _mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12);
   // SHA256RNDS2 keeps the state as ABEF (A in the top dword) and CDGH.
   __m128i abef[N], cdgh[N], abef0[N], cdgh0[N], m[N][4];
   for (size_t s = 0; s < N; s++) {
-    abef[s] = _mm_set_epi32(static_cast<int>(st[0][s]), static_cast<int>(st[1][s]), static_cast<int>(st[4][s]),
-                            static_cast<int>(st[5][s]));
-    cdgh[s] = _mm_set_epi32(static_cast<int>(st[2][s]), static_cast<int>(st[3][s]), static_cast<int>(st[6][s]),
-                            static_cast<int>(st[7][s]));
-    abef0[s] = abef[s];
-    cdgh0[s] = cdgh[s];
+    const __m128i dcba = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(st[s])), 0x1B);
+    const __m128i hgfe = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(st[s] + 4)), 0x1B);
+    abef[s] = abef0[s] = _mm_unpackhi_epi64(hgfe, dcba);  // low to high: F E B A
+    cdgh[s] = cdgh0[s] = _mm_unpacklo_epi64(hgfe, dcba);  // H G D C
     for (size_t j = 0; j < 4; j++) {
       // W[4j..4j+3], W[4j] in the low dword.
       m[s][j] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[s] + 16 * j)), bswap);
@@ -63,25 +63,17 @@ MB_INLINE void compress(uint32_t st[8][N], const uint8_t* const blk[N]) {
     }
   }
   for (size_t s = 0; s < N; s++) {
-    abef[s] = _mm_add_epi32(abef[s], abef0[s]);
-    cdgh[s] = _mm_add_epi32(cdgh[s], cdgh0[s]);
-    st[0][s] = static_cast<uint32_t>(_mm_extract_epi32(abef[s], 3));
-    st[1][s] = static_cast<uint32_t>(_mm_extract_epi32(abef[s], 2));
-    st[4][s] = static_cast<uint32_t>(_mm_extract_epi32(abef[s], 1));
-    st[5][s] = static_cast<uint32_t>(_mm_extract_epi32(abef[s], 0));
-    st[2][s] = static_cast<uint32_t>(_mm_extract_epi32(cdgh[s], 3));
-    st[3][s] = static_cast<uint32_t>(_mm_extract_epi32(cdgh[s], 2));
-    st[6][s] = static_cast<uint32_t>(_mm_extract_epi32(cdgh[s], 1));
-    st[7][s] = static_cast<uint32_t>(_mm_extract_epi32(cdgh[s], 0));
+    const __m128i fe_ba = _mm_add_epi32(abef[s], abef0[s]);
+    const __m128i hg_dc = _mm_add_epi32(cdgh[s], cdgh0[s]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(st[s]), _mm_shuffle_epi32(_mm_unpackhi_epi64(hg_dc, fe_ba), 0x1B));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(st[s] + 4),
+                     _mm_shuffle_epi32(_mm_unpacklo_epi64(hg_dc, fe_ba), 0x1B));
   }
 }
 
 }  // namespace
 
-MB_SHANI void sha256_x2_shani(uint32_t st[8][2], const uint8_t* const blk[2]) { compress<2>(st, blk); }
-MB_SHANI void sha256_x1_shani(uint32_t st[8][1], const uint8_t* const blk[1]) { compress<1>(st, blk); }
-MB_SHANI void sha256_x3_shani(uint32_t st[8][3], const uint8_t* const blk[3]) { compress<3>(st, blk); }
-MB_SHANI void sha256_x4_shani(uint32_t st[8][4], const uint8_t* const blk[4]) { compress<4>(st, blk); }
+MB_SHANI void sha256_x2_shani(uint32_t st[2][8], const uint8_t* const blk[2]) { compress<2>(st, blk); }
 
 }  // namespace detail
 }  // namespace mb
