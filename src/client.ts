@@ -348,6 +348,7 @@ export class KmsHmacClient {
     if (version !== this.#hotVersion) {
       this.#hot.clear();
       this.#hotVersion = version;
+      this.#retireStaleSlots();
     }
     const cached = this.#hot.get(keyId);
     if (cached !== undefined && (cached.deadline === Infinity || cached.deadline > this.#clock())) return cached;
@@ -355,6 +356,17 @@ export class KmsHmacClient {
     const entry = this.#usableEntry(rec, op);
     if (this.#store.version === version) this.#hot.set(keyId, entry);
     return entry;
+  }
+
+  /** Wipes prepared keys whose key is gone or lost its material (deleted, expired, material deleted). */
+  #retireStaleSlots(): void {
+    for (const [keyId, slot] of this.#slots) {
+      const rec = this.#store.getKey(keyId);
+      if (rec === undefined || rec.keyMaterial === undefined) {
+        slot.retire();
+        this.#slots.delete(keyId);
+      }
+    }
   }
 
   #entryForLocal(localKeyId: string, op: 'GenerateMac' | 'VerifyMac'): HotEntry {

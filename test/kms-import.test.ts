@@ -155,9 +155,14 @@ describe('import flow', () => {
     // same material again: fine
     await client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(material) });
     expect((await client.describeKey({ KeyId: md.KeyId })).KeyMetadata.KeyState).toBe('Enabled');
+    // a new GetParametersForImport supersedes the old token
+    const p2 = await client.getParametersForImport({ KeyId: md.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' });
+    e = await caught(client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(material) }));
+    expect(e.name).toBe('InvalidImportTokenException');
+    await client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p2.ImportToken, EncryptedKeyMaterial: enc(material, p2.PublicKey) });
     // expired token (24 h)
     t.now += 24 * HOUR;
-    e = await caught(client.send(new ImportKeyMaterialCommand({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(material) })));
+    e = await caught(client.send(new ImportKeyMaterialCommand({ KeyId: md.KeyId, ImportToken: p2.ImportToken, EncryptedKeyMaterial: enc(material, p2.PublicKey) })));
     expect(e).toBeInstanceOf(ExpiredImportTokenException);
     // nothing secret in what we can print
     const rec = client.keyStore.getKey(md.KeyId)!;
