@@ -4,7 +4,7 @@
  * errors a client can provoke with raw requests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { constants, createHmac, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, createHmac, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -151,7 +151,11 @@ describe('@aws-sdk/client-kms against kms-hmac serve', () => {
       expect(params.ParametersValidTo).toBeInstanceOf(Date);
       const material = randomBytes(Number(spec.slice(5)) / 8);
       const wrapped = publicEncrypt(
-        { key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki', padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+        {
+          key: createPublicKey({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki' }),
+          padding: constants.RSA_PKCS1_OAEP_PADDING,
+          oaepHash: 'sha256',
+        },
         material,
       );
       await kms.send(

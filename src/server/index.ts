@@ -88,9 +88,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       region: options.region ?? DEFAULT_REGION,
       accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
     }) as unknown as KmsApi);
+  // Another process (a worker, or `kms-hmac keys …`) may change a file store: on a lookup miss, re-read it.
+  const store = (client as { keyStore?: { refresh?: () => boolean } }).keyStore;
+  const refresh = typeof store?.refresh === 'function' ? () => store.refresh!() : undefined;
   let srv;
   try {
     srv = await listen({
+      ...(refresh ? { refresh } : {}),
       client,
       credentials,
       auth: options.auth ?? 'sigv4',
@@ -149,20 +153,22 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
   const live = new Set<Worker>();
   let restarts = 0;
 
-  const fork = (port: number): Promise<number> =>
+  const fork = (requested: number): Promise<number> =>
     new Promise((resolveFork, rejectFork) => {
       const w = cluster.fork();
       live.add(w);
       let started = false;
       w.on('message', (m: { type?: string; port?: number; error?: string }) => {
-        if (m?.type === 'listening') {
+        if (m?.type === 'ready') {
+          // Sent once the worker's message handler exists (a message sent on 'online' could arrive before it and be dropped).
+          w.send({ type: 'start', options: { ...wOptions, port: requested } } satisfies WorkerStartMessage);
+        } else if (m?.type === 'listening') {
           started = true;
           resolveFork(m.port!);
         } else if (m?.type === 'failed') {
           rejectFork(new Error(`worker ${w.process.pid} failed to start: ${m.error}`));
         }
       });
-      w.once('online', () => w.send({ type: 'start', options: { ...wOptions, port } } satisfies WorkerStartMessage));
       w.once('exit', (code, signal) => {
         live.delete(w);
         if (!started) {
@@ -172,7 +178,7 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
         if (!closing && restarts < 20) {
           restarts++;
           process.emitWarning(`kms-hmac serve: worker ${w.process.pid} exited (code ${code}, signal ${signal}); starting another`);
-          fork(port).catch((err) => process.emitWarning(String(err)));
+          fork(requested).catch((err) => process.emitWarning(String(err)));
         }
       });
     });
@@ -197,9 +203,11 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
 
   let port: number;
   try {
-    // The first worker fixes the port (port 0 → one free port that every worker shares).
-    port = await fork(options.port ?? DEFAULT_PORT);
-    await Promise.all(Array.from({ length: n - 1 }, () => fork(port)));
+    // Every worker asks for the same port: with 0, the cluster primary binds one free port, shared by all.
+    const wanted = options.port ?? DEFAULT_PORT;
+    port = await fork(wanted);
+    const others = await Promise.all(Array.from({ length: n - 1 }, () => fork(wanted)));
+    if (others.some((p) => p !== port)) throw new Error(`workers listen on different ports: ${[port, ...others].join(', ')}`);
   } catch (err) {
     await stopAll();
     throw err;

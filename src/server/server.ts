@@ -57,7 +57,17 @@ export interface HandlerOptions {
   log?: AccessLog | null;
   /** Clock for SigV4, for tests. */
   now?: () => number;
+  /**
+   * Re-reads the key store if another process changed it; true when it did.
+   * Called only when a read-only operation failed on key lookup or state, so
+   * a key created through another worker a moment ago is found at once
+   * instead of after the store's next poll.
+   */
+  refresh?: () => boolean;
 }
+
+/** Errors that a stale view of the store can cause (another process created, enabled or imported the key). */
+const STALE_ERRORS = new Set(['NotFoundException', 'DisabledException', 'KMSInvalidStateException']);
 
 interface Ctx {
   id: string;
@@ -74,6 +84,7 @@ export class KmsRequestHandler {
   private readonly log: AccessLog | null;
   private readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
   private readonly verSync: ((i: Record<string, unknown>) => unknown) | undefined;
+  private readonly refresh: (() => boolean) | undefined;
   /** Set during shutdown: responses carry `Connection: close`. */
   closing = false;
   private inflight = 0;
@@ -93,6 +104,26 @@ export class KmsRequestHandler {
     const c = this.client;
     this.genSync = typeof c.generateMacSync === 'function' ? c.generateMacSync.bind(c) : undefined;
     this.verSync = typeof c.verifyMacSync === 'function' ? c.verifyMacSync.bind(c) : undefined;
+    this.refresh = opts.refresh;
+  }
+
+  /** True when `err` may come from a stale store view and the store did change since: worth one retry. */
+  private staleRetry(err: unknown): boolean {
+    if (this.refresh === undefined || !(err instanceof Error) || !STALE_ERRORS.has(err.name)) return false;
+    try {
+      return this.refresh();
+    } catch {
+      return false;
+    }
+  }
+
+  private callSync(fn: (i: Record<string, unknown>) => unknown, input: Record<string, unknown>): unknown {
+    try {
+      return fn(input);
+    } catch (err) {
+      if (this.staleRetry(err)) return fn(input);
+      throw err;
+    }
   }
 
   /** Resolves when no request is being processed (used by shutdown before closing the store). */
@@ -223,7 +254,7 @@ export class KmsRequestHandler {
     if (opName === 'GenerateMac' && this.genSync) {
       let out: unknown;
       try {
-        out = this.genSync(input);
+        out = this.callSync(this.genSync, input);
       } catch (err) {
         this.sendKmsError(req, res, ctx, err, spec);
         return undefined;
@@ -234,7 +265,7 @@ export class KmsRequestHandler {
     if (opName === 'VerifyMac' && this.verSync) {
       let out: unknown;
       try {
-        out = this.verSync(input);
+        out = this.callSync(this.verSync, input);
       } catch (err) {
         this.sendKmsError(req, res, ctx, err, spec);
         return undefined;
@@ -247,13 +278,15 @@ export class KmsRequestHandler {
       this.sendError(req, res, ctx, 400, 'UnknownOperationException', `Unknown operation ${truncate(String(target))}`);
       return undefined;
     }
+    const call = () => Promise.resolve((fn as (i: unknown) => unknown).call(this.client, input));
     let result: Promise<unknown>;
     try {
-      result = Promise.resolve((fn as (i: unknown) => unknown).call(this.client, input));
+      result = call();
     } catch (err) {
       this.sendKmsError(req, res, ctx, err, spec);
       return undefined;
     }
+    if (!spec.mutating) result = result.catch((err) => (this.staleRetry(err) ? call() : Promise.reject(err)));
     return result.then(
       (out) => {
         let text: string;

@@ -43,3 +43,4 @@ process.on('message', (m: WorkerStartMessage | { type: 'shutdown' }) => {
 });
 process.on('SIGTERM', () => void stop());
 process.on('SIGINT', () => void stop());
+process.send?.({ type: 'ready' });

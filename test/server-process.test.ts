@@ -1,0 +1,151 @@
+/**
+ * The server as users run it: a child process (`node dist/cli/serve.js`, the
+ * compiled serve command — a child cannot load .ts; see builtServeEntry) on a
+ * durable FileKeyStore.
+ * - SIGTERM under load: exit 0, and every CreateKey that was acknowledged is
+ *   in the store when it is reopened.
+ * - --workers 2: one port, one store; a key created through one worker is
+ *   usable through the other at once.
+ * - refusing to start without credentials.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileKeyStore } from '../src/keystore/file.js';
+import { CRED, builtServeEntry, signKms, rawRequest, type RawResponse } from './server-helpers.js';
+
+let entry = '';
+let dir = '';
+
+beforeAll(() => {
+  entry = builtServeEntry();
+  dir = mkdtempSync(join(tmpdir(), 'kms-hmac-serve-'));
+}, 300_000);
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Child> {
+  const proc = spawn(process.execPath, [entry, '--port', '0', '--quiet', ...args], {
+    env: { PATH: process.env.PATH, HOME: dir, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 60_000);
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/[^ ]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, url: m[1]!, stderr: () => err, exited });
+      }
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening: ${err}`));
+    });
+  });
+}
+
+async function call(url: string, op: string, body: unknown, agent?: http.Agent): Promise<RawResponse> {
+  const text = JSON.stringify(body);
+  const headers = await signKms(url, { target: `TrentService.${op}`, body: text });
+  return rawRequest(url, { headers, body: text, ...(agent ? { agent } : {}) });
+}
+
+describe('kms-hmac serve as a process', () => {
+  it('refuses to start without credentials, saying how to set them', async () => {
+    const proc = spawn(process.execPath, [entry, '--port', '0', '--keystore', join(dir, 'none.json')], {
+      env: { PATH: process.env.PATH, HOME: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    proc.stderr.on('data', (d) => (err += d));
+    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+    expect(code).toBe(2);
+    expect(err).toContain('KMS_HMAC_ACCESS_KEY_ID');
+    expect(err).toContain('--auth any');
+  }, 60_000);
+
+  it('SIGTERM under load: exit 0 and no acknowledged CreateKey is lost', async () => {
+    const store = join(dir, 'shutdown.json');
+    const child = await serve(['--keystore', store]);
+    const acked: string[] = [];
+    const statuses: number[] = [];
+    let failures = 0;
+    let stop = false;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const loops = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        try {
+          const r = await call(child.url, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }, agent);
+          statuses.push(r.status);
+          if (r.status === 200) acked.push((r.json!.KeyMetadata as { KeyId: string }).KeyId);
+        } catch {
+          failures++; // connection refused/reset once the server stopped: not acknowledged
+          if (failures > 50) return;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    });
+    // Let load build up, then signal mid-flight.
+    while (acked.length < 40) await new Promise((r) => setTimeout(r, 10));
+    const atSignal = acked.length;
+    child.proc.kill('SIGTERM');
+    const { code, signal } = await child.exited;
+    stop = true;
+    await Promise.all(loops);
+    agent.destroy();
+    expect({ code, signal }, child.stderr()).toEqual({ code: 0, signal: null });
+    expect(statuses.filter((s) => s >= 500)).toEqual([]);
+    expect(acked.length).toBeGreaterThanOrEqual(atSignal);
+
+    const reopened = await FileKeyStore.open(store, { pollIntervalMs: 0 });
+    try {
+      const present = new Set(reopened.listKeys().map((k) => k.keyId));
+      const lost = acked.filter((id) => !present.has(id));
+      expect(lost).toEqual([]);
+    } finally {
+      await reopened.close();
+    }
+  }, 180_000);
+
+  it('--workers 2: one port, one store; keys created through one worker work through the other at once', async () => {
+    const store = join(dir, 'workers.json');
+    const child = await serve(['--keystore', store, '--workers', '2']);
+    try {
+      // Separate connections (agent: false) are spread across the workers by the cluster primary.
+      for (let i = 0; i < 12; i++) {
+        const created = await call(child.url, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+        expect(created.status, created.body).toBe(200);
+        const KeyId = (created.json!.KeyMetadata as { KeyId: string }).KeyId;
+        const mac = await call(child.url, 'GenerateMac', { KeyId, Message: 'aGk=', MacAlgorithm: 'HMAC_SHA_256' });
+        expect(mac.status, mac.body).toBe(200);
+        const ver = await call(child.url, 'VerifyMac', { KeyId, Message: 'aGk=', MacAlgorithm: 'HMAC_SHA_256', Mac: mac.json!.Mac });
+        expect(ver.json?.MacValid, ver.body).toBe(true);
+      }
+      const listed = await call(child.url, 'ListKeys', {});
+      expect((listed.json!.Keys as unknown[]).length).toBe(12);
+    } finally {
+      child.proc.kill('SIGTERM');
+      const { code } = await child.exited;
+      expect(code).toBe(0);
+    }
+  }, 180_000);
+});
