@@ -147,6 +147,15 @@ async function lane(rounds: number, writers: number, pass: string, from: 'ready'
       await store.close();
     }
   }
+  // The next writer removes crash debris (temp files, the stale lock) under the lock.
+  const store = await FileKeyStore.open(path, { passphrase: pass || null, pollIntervalMs: 0 });
+  try {
+    await store.transact((tx) => tx.deleteKey('none'));
+    expect(store.listKeys().length).toBeGreaterThanOrEqual(acked.size);
+  } finally {
+    await store.close();
+  }
+  expect(readdirSync(dirname(path))).toEqual(['keys.json']);
   stats.acked = acked.size;
   return stats;
 }
