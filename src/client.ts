@@ -1275,10 +1275,12 @@ function batchError(violation: string, index: number) {
   return err;
 }
 
-function checkMacState(rec: KeyRecord, _op: string): void {
-  switch (rec.keyState) {
+/** Key state, then key usage (spec §3 evaluation order steps 5 and 6). */
+function checkMacState(rec: KeyRecord, op: string): void {
+  switch (rec.keyState as string) {
     case 'Enabled':
-      return;
+    case 'Updating': // multi-Region primary-region change: MAC operations succeed
+      break;
     case 'Disabled':
       throw kmsError('DisabledException', `${rec.arn} is disabled.`);
     case 'PendingDeletion':
@@ -1287,6 +1289,9 @@ function checkMacState(rec: KeyRecord, _op: string): void {
       throw kmsError('KMSInvalidStateException', `${rec.arn} is pending import.`);
     default:
       throw kmsError('KMSInvalidStateException', `${rec.arn} is ${String(rec.keyState).toLowerCase()}.`);
+  }
+  if (rec.keyUsage !== 'GENERATE_VERIFY_MAC') {
+    throw kmsError('InvalidKeyUsageException', `${rec.arn} key usage is ${rec.keyUsage} which is not valid for ${op}.`);
   }
 }
 

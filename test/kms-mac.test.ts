@@ -256,6 +256,17 @@ describe('GenerateMac / VerifyMac', () => {
       expect(e2.message).toBe('Algorithm HMAC_SHA_224 is incompatible with key spec HMAC_256.');
     });
 
+    it('key usage other than GENERATE_VERIFY_MAC → InvalidKeyUsageException (a foreign record in a shared store)', async () => {
+      const { client, key } = await setup();
+      const rec = client.keyStore.getKey(key.KeyId)!;
+      await client.keyStore.transact((tx) => tx.replaceKey({ ...rec, keyUsage: 'ENCRYPT_DECRYPT' as any }));
+      const e = await caught(client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
+      expect(e).toBeInstanceOf(InvalidKeyUsageException);
+      expect(e.message).toBe(`${key.Arn} key usage is ENCRYPT_DECRYPT which is not valid for GenerateMac.`);
+      const e2 = await caught(client.verifyMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x', Mac: new Uint8Array(32) }));
+      expect(e2.message).toBe(`${key.Arn} key usage is ENCRYPT_DECRYPT which is not valid for VerifyMac.`);
+    });
+
     it('state is checked before the algorithm', async () => {
       const { client, key } = await setup();
       await client.disableKey({ KeyId: key.KeyId });
