@@ -1,0 +1,205 @@
+// `npm run bench:server`: load on the KMS-compatible endpoint.
+//
+// autocannon drives pre-signed GenerateMac requests (a pool of 128 distinct
+// 64-byte messages, SigV4-signed once; signatures stay valid for the 15-minute
+// window) over keep-alive loopback connections against:
+//   1. `kms-hmac serve` with 1 worker   (signature verification on, access log off)
+//   2. `kms-hmac serve --workers 2`     (same)
+//   3. a minimal Node server doing SigV4 + createHmac with node:crypto (bench/server-baseline.js)
+// Each server runs in its own child process; the load generator shares the
+// machine. Reports req/s, p50/p99 latency and errors for each, and checks the
+// targets (1 worker ≥ 18,000 req/s, p99 ≤ 10 ms, 0 errors; 2 workers ≥ 1.4×).
+//
+// Env: BENCH_SERVER_DURATION (s, default 10), BENCH_SERVER_CONNECTIONS (default 32),
+// BENCH_SERVER_MESSAGE_BYTES (default 64), BENCH_SERVER_LOG=1 (access log on, to /dev/null),
+// BENCH_SERVER_ONLY=one,two,baseline. `--json` prints the results as JSON too.
+// Needs dist/ (`npm run build:ts`; `npm ci` builds it).
+import { spawn } from 'node:child_process';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { environment, printEnvironment } from './env.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SERVE = join(ROOT, 'dist/cli/serve.js');
+const BASELINE = join(ROOT, 'bench/server-baseline.js');
+const DURATION = Number(process.env.BENCH_SERVER_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_SERVER_CONNECTIONS ?? 32);
+const MESSAGE_BYTES = Number(process.env.BENCH_SERVER_MESSAGE_BYTES ?? 64);
+const ONLY = (process.env.BENCH_SERVER_ONLY ?? 'one,two,baseline').split(',');
+const CRED = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret-key' };
+const REGION = 'us-east-1';
+
+if (!existsSync(SERVE)) {
+  console.error(`${SERVE} is missing: run \`npm run build:ts\` first`);
+  process.exit(1);
+}
+
+const keyCache = new Map();
+function signingKey(date) {
+  let k = keyCache.get(date);
+  if (!k) {
+    k = createHmac('sha256', 'AWS4' + CRED.secretAccessKey).update(date).digest();
+    for (const p of [REGION, 'kms', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
+    keyCache.set(date, k);
+  }
+  return k;
+}
+
+/** SigV4 as the JS SDK sends it (content-type, host, x-amz-content-sha256, x-amz-date, x-amz-target signed). */
+function sign(host, target, body) {
+  const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const date = amzDate.slice(0, 8);
+  const payloadHash = createHash('sha256').update(body).digest('hex');
+  const headers = {
+    'content-type': 'application/x-amz-json-1.1',
+    host,
+    'x-amz-content-sha256': payloadHash,
+    'x-amz-date': amzDate,
+    'x-amz-target': target,
+  };
+  const names = Object.keys(headers).sort();
+  const signed = names.join(';');
+  const canonical = `POST\n/\n\n${names.map((n) => `${n}:${headers[n]}\n`).join('')}\n${signed}\n${payloadHash}`;
+  const scope = `${date}/${REGION}/kms/aws4_request`;
+  const sts = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
+  const sig = createHmac('sha256', signingKey(date)).update(sts).digest('hex');
+  return { ...headers, authorization: `AWS4-HMAC-SHA256 Credential=${CRED.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}` };
+}
+
+function startChild(args, readyPattern) {
+  const proc = spawn(process.execPath, args, {
+    env: { ...process.env, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolvePromise, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = readyPattern.exec(out);
+      if (m) resolvePromise({ proc, port: Number(m[1]) });
+    });
+    proc.on('exit', (code) => reject(new Error(`${args.join(' ')} exited (${code}) before listening`)));
+  });
+}
+
+async function stopChild(proc) {
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await exited;
+}
+
+async function post(port, target, body) {
+  const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: sign(`127.0.0.1:${port}`, target, body), body });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${target}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+function requestsFor(port, keyId) {
+  const requests = [];
+  for (let i = 0; i < 128; i++) {
+    const body = JSON.stringify({ KeyId: keyId, Message: randomBytes(MESSAGE_BYTES).toString('base64'), MacAlgorithm: 'HMAC_SHA_256' });
+    requests.push({ method: 'POST', path: '/', headers: sign(`127.0.0.1:${port}`, 'TrentService.GenerateMac', body), body });
+  }
+  return requests;
+}
+
+function cannon(port, requests, duration) {
+  return new Promise((resolvePromise, reject) => {
+    const inst = autocannon(
+      { url: `http://127.0.0.1:${port}`, connections: CONNECTIONS, pipelining: 1, duration, requests, timeout: 10 },
+      (err, result) => (err ? reject(err) : resolvePromise(result)),
+    );
+    autocannon.track(inst, { renderProgressBar: false, renderResultsTable: false, renderLatencyTable: false });
+  });
+}
+
+async function run(name, start) {
+  const { proc, port, keyId } = await start();
+  try {
+    const requests = requestsFor(port, keyId);
+    // Sanity: the pre-signed request is accepted and answers a MAC.
+    const probe = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: requests[0].headers, body: requests[0].body });
+    const probeBody = await probe.text();
+    if (probe.status !== 200 || !JSON.parse(probeBody).Mac) throw new Error(`${name}: probe failed: ${probe.status} ${probeBody}`);
+    await cannon(port, requests, 2); // warm-up (JIT, connection setup)
+    const r = await cannon(port, requests, DURATION);
+    return {
+      name,
+      reqPerSec: Math.round(r.requests.average),
+      p50ms: r.latency.p50,
+      p99ms: r.latency.p99,
+      maxms: r.latency.max,
+      requests: r.requests.total,
+      errors: r.errors + r.timeouts + r.non2xx,
+      non2xx: r.non2xx,
+      durationS: r.duration,
+    };
+  } finally {
+    await stopChild(proc);
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-bench-server-'));
+const logArgs = process.env.BENCH_SERVER_LOG === '1' ? ['--log', '/dev/null'] : ['--quiet'];
+
+function kmsHmac(workers) {
+  return async () => {
+    const store = join(dir, `keystore-${workers}.json`);
+    const { proc, port } = await startChild(
+      [SERVE, '--port', '0', '--keystore', store, '--workers', String(workers), ...logArgs],
+      /listening on http:\/\/127\.0\.0\.1:(\d+)/,
+    );
+    const created = await post(port, 'TrentService.CreateKey', JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }));
+    return { proc, port, keyId: created.KeyMetadata.KeyId };
+  };
+}
+
+async function baseline() {
+  const arn = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000';
+  const { proc, port } = await startChild([BASELINE, randomBytes(32).toString('hex'), arn], /listening (\d+)/);
+  return { proc, port, keyId: arn };
+}
+
+const env = environment();
+printEnvironment(env);
+console.log(
+  `# load: autocannon, ${CONNECTIONS} keep-alive connections, ${DURATION} s (after 2 s warm-up), ` +
+    `GenerateMac of ${MESSAGE_BYTES}-byte messages, SigV4 verified, access log ${logArgs[0] === '--quiet' ? 'off' : 'on (/dev/null)'}`,
+);
+console.log('# the load generator runs on the same machine as the servers');
+
+const results = [];
+try {
+  if (ONLY.includes('one')) results.push(await run('kms-hmac serve, 1 worker', kmsHmac(1)));
+  if (ONLY.includes('two')) results.push(await run('kms-hmac serve, --workers 2', kmsHmac(2)));
+  if (ONLY.includes('baseline')) results.push(await run('baseline: node:crypto + SigV4, minimal', baseline));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+console.log();
+console.log(`${pad('server', 42)}${lpad('req/s', 9)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('max ms', 9)}${lpad('errors', 8)}${lpad('requests', 10)}`);
+for (const r of results) {
+  console.log(`${pad(r.name, 42)}${lpad(r.reqPerSec, 9)}${lpad(r.p50ms, 9)}${lpad(r.p99ms, 9)}${lpad(r.maxms, 9)}${lpad(r.errors, 8)}${lpad(r.requests, 10)}`);
+}
+
+const one = results.find((r) => r.name.includes('1 worker'));
+const two = results.find((r) => r.name.includes('workers 2'));
+const base = results.find((r) => r.name.startsWith('baseline'));
+console.log();
+if (one) {
+  const mark = (ok) => (ok ? 'met' : 'MISSED');
+  console.log(`target 1 worker ≥ 18000 req/s: ${one.reqPerSec} → ${mark(one.reqPerSec >= 18000)}`);
+  console.log(`target p99 ≤ 10 ms: ${one.p99ms} ms → ${mark(one.p99ms <= 10)}`);
+  console.log(`target 0 errors: ${one.errors} → ${mark(one.errors === 0)}`);
+  if (two) console.log(`target --workers 2 ≥ 1.4× one worker: ${(two.reqPerSec / one.reqPerSec).toFixed(2)}× → ${mark(two.reqPerSec >= 1.4 * one.reqPerSec)}`);
+  if (base) console.log(`1 worker vs minimal node:crypto baseline: ${(one.reqPerSec / base.reqPerSec).toFixed(2)}×`);
+}
+if (process.argv.includes('--json')) console.log(JSON.stringify({ environment: env, connections: CONNECTIONS, durationS: DURATION, messageBytes: MESSAGE_BYTES, results }, null, 2));
