@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <vector>
 
 #include "../openssl_api.h"
 
@@ -13,48 +12,60 @@ namespace {
 std::atomic<int> g_active{-1};  // -1: not yet initialised from detect()
 std::atomic<bool> g_force{false};
 
+// Messages handed to the lanes per call. Bounded so the span list and the
+// verify scratch live on the stack (no allocation, nothing to throw on a
+// worker thread); the lanes idle at most once per chunk while the last
+// messages drain, which at 256 messages is a few percent at worst.
+constexpr size_t kChunk = 256;
+
+bool IsSha512Family(Algorithm alg) { return alg == Algorithm::Sha384 || alg == Algorithm::Sha512; }
+
 bool Wanted(Path p, bool sha512, size_t n, size_t total) {
   if (p == Path::Off || n == 0) return false;
   return g_force.load(std::memory_order_relaxed) || worth_it(p, sha512, n, total);
 }
 
-bool IsSha512Family(Algorithm alg) { return alg == Algorithm::Sha384 || alg == Algorithm::Sha512; }
-
-// MACs spans[0..n) with the key's precomputed states. SHA256_CTX::h and
-// SHA512_CTX::h hold the chaining values after the ipad/opad block (the
-// handle absorbed exactly one block, so nothing is buffered).
-bool Lanes(Path p, const HmacKey& key, const Span* spans, size_t n, uint8_t* out) {
-  if (IsSha512Family(key.alg)) {
-    uint64_t in[8], ou[8];
-    for (int w = 0; w < 8; w++) in[w] = key.s512.inner.h[w], ou[w] = key.s512.outer.h[w];
-    const bool ok = hmac_sha512_batch(p, in, ou, key.mac_length, spans, n, out);
-    Ssl().cleanse(in, sizeof in);
-    Ssl().cleanse(ou, sizeof ou);
-    return ok;
+// The key's chaining values after the ipad/opad block: SHA256_CTX::h and
+// SHA512_CTX::h (the handle absorbed exactly one block, nothing buffered).
+struct States {
+  uint32_t in256[8], out256[8];
+  uint64_t in512[8], out512[8];
+  explicit States(const HmacKey& key) {
+    if (IsSha512Family(key.alg)) {
+      for (int w = 0; w < 8; w++) in512[w] = key.s512.inner.h[w], out512[w] = key.s512.outer.h[w];
+    } else {
+      for (int w = 0; w < 8; w++) in256[w] = key.s256.inner.h[w], out256[w] = key.s256.outer.h[w];
+    }
   }
-  uint32_t in[8], ou[8];
-  for (int w = 0; w < 8; w++) in[w] = key.s256.inner.h[w], ou[w] = key.s256.outer.h[w];
-  const bool ok = hmac_sha256_batch(p, in, ou, key.mac_length, spans, n, out);
-  Ssl().cleanse(in, sizeof in);
-  Ssl().cleanse(ou, sizeof ou);
-  return ok;
+  ~States() { Ssl().cleanse(this, sizeof *this); }
+  States(const States&) = delete;
+  States& operator=(const States&) = delete;
+};
+
+bool Lanes(Path p, const HmacKey& key, const States& st, const Span* spans, size_t n, uint8_t* out) {
+  return IsSha512Family(key.alg) ? hmac_sha512_batch(p, st.in512, st.out512, key.mac_length, spans, n, out)
+                                 : hmac_sha256_batch(p, st.in256, st.out256, key.mac_length, spans, n, out);
 }
 
-// Collects spans [begin, end) and their total size; nullopt-free: returns
-// false if the batch should stay on OpenSSL.
-bool Gather(const HmacKey& key, const SpanList& messages, size_t begin, size_t end, Path* p,
-            std::vector<mb::Span>* spans) {
-  *p = active_path();
-  if (*p == Path::Off || end <= begin) return false;
-  const size_t n = end - begin;
-  spans->resize(n);
+// Decides for messages [begin, end): the path to use, or Off.
+Path Choose(const HmacKey& key, const SpanList& messages, size_t begin, size_t end) {
+  const Path p = active_path();
+  const bool sha512 = IsSha512Family(key.alg);
+  const size_t n = end > begin ? end - begin : 0;
+  // Cheap test first (the byte count can only make the answer "no").
+  if (!Wanted(p, sha512, n, SIZE_MAX)) return Path::Off;
   size_t total = 0;
-  for (size_t i = 0; i < n; i++) {
-    const kmshmac::Span s = messages[begin + i];
-    (*spans)[i] = {s.data, s.length};
-    total += s.length;
+  for (size_t i = begin; i < end; i++) total += messages[i].length;
+  return Wanted(p, sha512, n, total) ? p : Path::Off;
+}
+
+size_t Gather(const SpanList& messages, size_t at, size_t end, mb::Span* spans) {
+  const size_t m = std::min(kChunk, end - at);
+  for (size_t j = 0; j < m; j++) {
+    const kmshmac::Span s = messages[at + j];
+    spans[j] = {s.data, s.length};
   }
-  return Wanted(*p, IsSha512Family(key.alg), n, total);
+  return m;
 }
 
 }  // namespace
@@ -78,36 +89,41 @@ bool set_active_path(Path p, bool force) {
 bool forced() { return g_force.load(std::memory_order_relaxed); }
 
 bool MacRange(const HmacKey& key, const SpanList& messages, size_t begin, size_t end, uint8_t* out) {
-  // Cheap pre-check before building the span list.
-  const Path p0 = active_path();
-  if (!Wanted(p0, IsSha512Family(key.alg), end - begin, SIZE_MAX)) return false;
-  Path p;
-  std::vector<mb::Span> spans;
-  if (!Gather(key, messages, begin, end, &p, &spans)) return false;
-  return Lanes(p, key, spans.data(), spans.size(), out + begin * key.mac_length);
+  const Path p = Choose(key, messages, begin, end);
+  if (p == Path::Off) return false;
+  const States st(key);
+  mb::Span spans[kChunk];
+  for (size_t at = begin; at < end;) {
+    const size_t m = Gather(messages, at, end, spans);
+    // Lanes() only fails if the path cannot run, which Choose() excluded; if
+    // it ever did, the caller's OpenSSL loop redoes the whole range.
+    if (!Lanes(p, key, st, spans, m, out + at * key.mac_length)) return false;
+    at += m;
+  }
+  return true;
 }
 
 bool VerifyRange(const HmacKey& key, const SpanList& messages, const MacList& macs, size_t begin, size_t end,
                  uint8_t* results) {
-  const Path p0 = active_path();
-  if (!Wanted(p0, IsSha512Family(key.alg), end - begin, SIZE_MAX)) return false;
-  Path p;
-  std::vector<mb::Span> spans;
-  if (!Gather(key, messages, begin, end, &p, &spans)) return false;
-  // Expected MACs in bounded chunks, then a constant-time compare of each.
-  constexpr size_t kChunk = 4096;
+  const Path p = Choose(key, messages, begin, end);
+  if (p == Path::Off) return false;
+  const States st(key);
   const size_t ml = key.mac_length;
-  std::vector<uint8_t> expected(std::min(kChunk, spans.size()) * ml);
-  for (size_t at = 0; at < spans.size(); at += kChunk) {
-    const size_t m = std::min(kChunk, spans.size() - at);
-    if (!Lanes(p, key, spans.data() + at, m, expected.data())) return false;  // nothing written to results yet for this chunk
-    for (size_t j = 0; j < m; j++) {
-      const kmshmac::Span mac = macs[begin + at + j];
-      results[begin + at + j] = mac.length == ml && Ssl().memcmp(expected.data() + j * ml, mac.data, ml) == 0 ? 1 : 0;
+  mb::Span spans[kChunk];
+  uint8_t expected[kChunk * kMaxMacLength];
+  bool ok = true;
+  for (size_t at = begin; at < end && ok;) {
+    const size_t m = Gather(messages, at, end, spans);
+    ok = Lanes(p, key, st, spans, m, expected);
+    for (size_t j = 0; ok && j < m; j++) {
+      const kmshmac::Span mac = macs[at + j];
+      // Constant time in the MAC bytes; the length is public.
+      results[at + j] = mac.length == ml && Ssl().memcmp(expected + j * ml, mac.data, ml) == 0 ? 1 : 0;
     }
+    at += m;
   }
-  Ssl().cleanse(expected.data(), expected.size());
-  return true;
+  Ssl().cleanse(expected, sizeof expected);
+  return ok;  // false: the caller's OpenSSL loop rewrites every result
 }
 
 }  // namespace mb
