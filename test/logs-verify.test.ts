@@ -163,8 +163,8 @@ describe('tampering is reported exactly', () => {
     t.splice(0, 1);
     const r = await verify(join_(t), await signed());
     expect(summary(r)).toEqual([
-      { kind: 'deleted', line: undefined, signedRecord: 1, count: 1 },
-      { kind: 'deleted', line: undefined, signedRecord: 13, count: 3 },
+      { kind: 'deleted', line: 1, signedRecord: 1, count: 1 },
+      { kind: 'deleted', line: 12, signedRecord: 13, count: 3 },
     ]);
   });
 
@@ -279,7 +279,7 @@ describe('tampering is reported exactly', () => {
     const r = await verify(join_(t), s);
     expect(summary(r)).toEqual([
       { kind: 'modified', line: 51, signedRecord: 51, count: 1 },
-      { kind: 'deleted', line: undefined, signedRecord: 201, count: 2 },
+      { kind: 'deleted', line: 201, signedRecord: 201, count: 2 },
       { kind: 'inserted', line: 301, signedRecord: undefined, count: 1 },
       { kind: 'reordered', line: 421, signedRecord: 402, count: 1 },
     ]);

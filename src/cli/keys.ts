@@ -14,10 +14,20 @@ function common(cmd: Command): Command {
 }
 
 function keyIdOpt(cmd: Command): Command {
-  return cmd.requiredOption('--key-id <id>', 'key ID, key ARN, alias name (alias/…) or alias ARN');
+  return cmd.requiredOption('--key-id <id>', 'key ID, key ARN, alias name (alias/…) or alias ARN (aliases are resolved with DescribeKey)');
 }
 
 type F = CommonFlags & Record<string, string | boolean | undefined>;
+
+/**
+ * EnableKey, DisableKey, Schedule/CancelKeyDeletion and the import calls take
+ * only a key ID or key ARN in KMS; the CLI also accepts an alias by resolving
+ * it with DescribeKey first (the KMS call then sees the key ID).
+ */
+async function resolveKeyId(c: KmsHmacClient, keyId: string): Promise<string> {
+  if (!keyId.startsWith('alias/') && !/^arn:[^:]+:kms:[^:]*:[^:]*:alias\//.test(keyId)) return keyId;
+  return (await c.describeKey({ KeyId: keyId })).KeyMetadata.KeyId;
+}
 
 function act(fn: (client: KmsHmacClient, flags: F) => Promise<void>) {
   return async (flags: F) => withClient(flags, (c) => fn(c, flags));
@@ -115,7 +125,7 @@ export function keysCommand(): Command {
         .description(desc)
         .action(
           act(async (c, f) => {
-            await c[op]({ KeyId: f.keyId as string });
+            await c[op]({ KeyId: await resolveKeyId(c, f.keyId as string) });
             const { KeyMetadata } = await c.describeKey({ KeyId: f.keyId as string });
             printJson({ KeyId: KeyMetadata.Arn, KeyState: KeyMetadata.KeyState });
           }),
@@ -127,13 +137,13 @@ export function keysCommand(): Command {
     keyIdOpt(common(new Command('schedule-deletion')))
       .description('schedule a key for deletion (7–30 days)')
       .option('--pending-window-in-days <n>', 'waiting period, 7 to 30', '30')
-      .action(act(async (c, f) => printJson(await c.scheduleKeyDeletion({ KeyId: f.keyId as string, PendingWindowInDays: Number(f.pendingWindowInDays) })))),
+      .action(act(async (c, f) => printJson(await c.scheduleKeyDeletion({ KeyId: await resolveKeyId(c, f.keyId as string), PendingWindowInDays: Number(f.pendingWindowInDays) })))),
   );
 
   keys.addCommand(
     keyIdOpt(common(new Command('cancel-deletion')))
       .description('cancel a scheduled deletion (the key returns Disabled, as in KMS)')
-      .action(act(async (c, f) => printJson(await c.cancelKeyDeletion({ KeyId: f.keyId as string })))),
+      .action(act(async (c, f) => printJson(await c.cancelKeyDeletion({ KeyId: await resolveKeyId(c, f.keyId as string) })))),
   );
 
   keys.addCommand(
@@ -150,8 +160,9 @@ export function keysCommand(): Command {
           else if (f.materialBase64) material = Buffer.from(f.materialBase64 as string, 'base64');
           else if (f.material) material = await readInput(f.material as string);
           else throw new CliError('keys import: give --material FILE, --material-hex or --material-base64', EXIT_USAGE);
+          const keyId = await resolveKeyId(c, f.keyId as string);
           const params = (await c.getParametersForImport({
-            KeyId: f.keyId as string,
+            KeyId: keyId,
             WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
             WrappingKeySpec: 'RSA_2048',
           })) as { PublicKey: Uint8Array; ImportToken: Uint8Array };
@@ -163,7 +174,7 @@ export function keysCommand(): Command {
           const validTo = f.validTo ? new Date(f.validTo as string) : undefined;
           if (validTo && Number.isNaN(validTo.getTime())) throw new CliError(`--valid-to: not a date: ${String(f.validTo)}`, EXIT_USAGE);
           await c.importKeyMaterial({
-            KeyId: f.keyId as string,
+            KeyId: keyId,
             ImportToken: params.ImportToken,
             EncryptedKeyMaterial: wrapped,
             ExpirationModel: validTo ? 'KEY_MATERIAL_EXPIRES' : 'KEY_MATERIAL_DOES_NOT_EXPIRE',

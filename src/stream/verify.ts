@@ -210,11 +210,12 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
     const issue = (i: VerifyIssue): void => {
       counts[i.kind] += i.count;
       const p = pending;
+      const bySeq = i.kind === 'deleted' || i.kind === 'log-truncated';
       if (
         p &&
         p.kind === i.kind &&
-        (p.kind === 'inserted' || p.kind === 'unsigned' || p.kind === 'modified' || p.kind === 'deleted' || p.kind === 'log-truncated') &&
-        (p.line === undefined ? i.line === undefined : i.line === p.line + p.count) &&
+        (p.kind === 'inserted' || p.kind === 'unsigned' || p.kind === 'modified' || bySeq) &&
+        (bySeq ? i.line === p.line : p.line === undefined ? i.line === undefined : i.line === p.line + p.count) &&
         (p.signedRecord === undefined ? i.signedRecord === undefined : i.signedRecord === p.signedRecord + p.count)
       ) {
         p.count += i.count;
@@ -233,6 +234,10 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
     };
     const finish = (records: number, bytes: number, n: number, signedBytes: number | null, verified: number): VerifyReport => {
       flushIssue();
+      // found in stream order; reported in log order (sidecar-level issues first)
+      const at = (i: VerifyIssue) =>
+        i.kind === 'log-truncated' ? Infinity : i.line === undefined ? -1 : i.kind === 'deleted' ? i.line - 0.5 : i.line;
+      issues.sort((a, b) => at(a) - at(b));
       const ok = ISSUE_KINDS.every((k) => counts[k] === 0);
       return { ok, records, signedRecords: n, bytes, signedBytes, verified, counts, issues, issuesTruncated, ...base, elapsedMs: performance.now() - t0 };
     };
@@ -301,7 +306,8 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
     let foreign = false;
     let searchBudget = 50_000_000;
     const missing: number[] = []; // ascending seqs < e, skipped; entries may be stale (see missingSet)
-    const missingSet = new Set<number>();
+    /** seq → the line before which it was expected (where it went missing). */
+    const missingSet = new Map<number, number>();
     const ahead = new Set<number>();
     const run: Rec[] = [];
     let deferred: Rec | null = null;
@@ -315,7 +321,8 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
       while (ahead.has(e)) ahead.delete(e++);
       while (missing.length && missing[0]! < e - W) {
         const s = missing.shift()!;
-        if (missingSet.delete(s)) issue({ kind: 'deleted', signedRecord: s + 1, count: 1, message: '' });
+        const before = missingSet.get(s);
+        if (missingSet.delete(s)) issue({ kind: 'deleted', line: before, signedRecord: s + 1, count: 1, message: '' });
       }
     };
 
@@ -325,7 +332,7 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
     };
 
     /** Pairs the run with the unmatched signed records in [e, o) and moves e past o. */
-    const resolveRun = (o: number): void => {
+    const resolveRun = (o: number, at: Rec | null): void => {
       let k = 0;
       for (let s = e; s < o; s++) {
         if (ahead.delete(s)) continue;
@@ -335,7 +342,7 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
           k++;
         } else {
           missing.push(s);
-          missingSet.add(s);
+          missingSet.set(s, at ? at.index + 1 : 0);
         }
       }
       for (; k < run.length; k++) unmatchedRecord(run[k]!);
@@ -416,7 +423,7 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
         return;
       }
       if (o === e) {
-        resolveRun(o);
+        resolveRun(o, r);
         verified++;
         return;
       }
@@ -430,7 +437,7 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
         issue({ kind: 'reordered', ...lineOf(r), signedRecord: o + 1, count: 1, message: '' });
         return;
       }
-      resolveRun(o);
+      resolveRun(o, r);
       verified++;
     };
 
@@ -537,7 +544,10 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
     const extraSeqs = tailSeqs.slice(k);
     for (const r of extraRecords) unmatchedRecord(r);
     run.length = 0;
-    for (const s of missing) if (missingSet.delete(s)) issue({ kind: 'deleted', signedRecord: s + 1, count: 1, message: '' });
+    for (const s of missing) {
+      const before = missingSet.get(s);
+      if (missingSet.delete(s)) issue({ kind: 'deleted', line: before, signedRecord: s + 1, count: 1, message: '' });
+    }
     for (const s of extraSeqs) issue({ kind: 'log-truncated', signedRecord: s + 1, count: 1, message: '' });
     return finish(framer.records, framer.bytes, n, signedBytes, verified);
   } catch (err) {
@@ -586,7 +596,7 @@ export function describe(i: VerifyIssue): string {
     case 'unsigned':
       return `${lines}: not covered (the sidecar is truncated)`;
     case 'deleted':
-      return `${signed}: deleted`;
+      return `${signed}: deleted (missing before line ${i.line})`;
     case 'reordered':
       return `line ${i.line}: reordered (it is signed record #${i.signedRecord})`;
     case 'log-truncated':

@@ -1,0 +1,135 @@
+/** `kms-hmac sign` / `kms-hmac verify` as a child process (bin/kms-hmac.js → dist/). */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const BIN = fileURLToPath(new URL('../bin/kms-hmac.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-cli-logs-'));
+const KS = join(dir, 'keystore.json');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(args: string[], input?: string | Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, KMS_HMAC_KEYSTORE: KS }, stdio: 'pipe' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+const path = (n: string) => join(dir, n);
+const lines = (n: number, tag = 'line') => Array.from({ length: n }, (_, i) => `${tag} ${i + 1}\r\n`);
+
+beforeAll(async () => {
+  for (const [spec, alias] of [
+    ['HMAC_256', 'alias/logs'],
+    ['HMAC_256', 'alias/other'],
+    ['HMAC_384', 'alias/temp'],
+  ]) {
+    const r = await cli(['keys', 'create', '--key-spec', spec!, '--alias', alias!]);
+    expect(r.code).toBe(0);
+  }
+});
+
+describe('sign / verify', () => {
+  it('sign writes FILE.mac; verify says OK (exit 0), with --json', async () => {
+    writeFileSync(path('app.log'), lines(1000).join(''));
+    const s = await cli(['sign', 'app.log', '--key-id', 'alias/logs']);
+    expect(s.stderr).toBe('');
+    expect(s.code).toBe(0);
+    expect(s.stdout).toMatch(/signed 1,000 records .* -> app\.log\.mac/);
+    expect(readFileSync(path('app.log.mac')).subarray(0, 8).toString()).toBe('KHMACLOG');
+    const v = await cli(['verify', 'app.log']);
+    expect([v.code, v.stderr]).toEqual([0, '']);
+    expect(v.stdout).toMatch(/^OK: app\.log: all 1,000 records verified against app\.log\.mac/);
+    const j = await cli(['verify', 'app.log', '--json']);
+    expect(JSON.parse(j.stdout)).toMatchObject({ ok: true, records: 1000, signedRecords: 1000, verified: 1000, issues: [] });
+  });
+
+  it('tampering: exit 1, every issue by line number, in text and --json', async () => {
+    const t = lines(1000);
+    t[99] = 'line 100 changed\r\n';
+    t.splice(499, 1);
+    t.splice(700, 0, 'forged\r\n');
+    writeFileSync(path('bad.log'), t.join(''));
+    const v = await cli(['verify', 'bad.log', '--sidecar', 'app.log.mac']);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/^TAMPERED: bad\.log does not match app\.log\.mac \(modified 1, inserted 1, deleted 1\)/);
+    expect(v.stdout).toMatch(/line 100: modified \(was signed record #100\)/);
+    expect(v.stdout).toMatch(/signed record #500: deleted \(missing before line 500\)/);
+    expect(v.stdout).toMatch(/line 701: inserted/);
+    const j = await cli(['verify', 'bad.log', '--sidecar', 'app.log.mac', '--json']);
+    expect(j.code).toBe(1);
+    const rep = JSON.parse(j.stdout);
+    expect(rep.ok).toBe(false);
+    expect(rep.issues.map((i: { kind: string; line?: number }) => [i.kind, i.line])).toEqual([
+      ['modified', 100],
+      ['deleted', 500],
+      ['inserted', 701],
+    ]);
+  });
+
+  it('--out, stdin, --delimiter and ndjson framing', async () => {
+    const s = await cli(['sign', '-', '--key-id', 'alias/logs', '--out', 'stdin.mac', '--delimiter', '\\0'], 'a\0b\0c');
+    expect(s.code).toBe(0);
+    const v = await cli(['verify', '-', '--sidecar', 'stdin.mac', '--json'], 'a\0b\0c');
+    expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, records: 3, framing: 'delimiter' });
+    writeFileSync(path('x.ndjson'), '{"a":1}\nnope\n');
+    const nd = await cli(['sign', 'x.ndjson', '--key-id', 'alias/logs', '--framing', 'ndjson']);
+    expect(nd.code).toBe(2);
+    expect(nd.stderr).toMatch(/line 2 is not valid JSON/);
+  });
+
+  it('a key disabled between sign and verify: clear error, exit 3', async () => {
+    writeFileSync(path('t.log'), lines(10).join(''));
+    expect((await cli(['sign', 't.log', '--key-id', 'alias/temp'])).code).toBe(0);
+    expect((await cli(['keys', 'disable', '--key-id', 'alias/temp'])).code).toBe(0);
+    const v = await cli(['verify', 't.log']);
+    expect(v.code).toBe(3);
+    expect(v.stderr).toMatch(/^kms-hmac: DisabledException: arn:aws:kms:us-east-1:111122223333:key\/[0-9a-f-]+ is disabled\.\n$/);
+    const s = await cli(['sign', 't.log', '--key-id', 'alias/temp']);
+    expect(s.code).toBe(3);
+    expect(s.stderr).toMatch(/DisabledException/);
+  });
+
+  it('the wrong key (exit 1), a sidecar from another log (exit 1), not a sidecar (exit 2), missing files (exit 2)', async () => {
+    const wrong = await cli(['verify', 'app.log', '--key-id', 'alias/other']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toMatch(/sidecar header MAC does not verify .* another key/);
+
+    writeFileSync(path('b.log'), lines(1000, 'other').join(''));
+    expect((await cli(['sign', 'b.log', '--key-id', 'alias/logs'])).code).toBe(0);
+    const foreign = await cli(['verify', 'app.log', '--sidecar', 'b.log.mac']);
+    expect(foreign.code).toBe(1);
+    expect(foreign.stdout).toMatch(/made for another log/);
+
+    const notSidecar = await cli(['verify', 'app.log', '--sidecar', 'app.log']);
+    expect(notSidecar.code).toBe(2);
+    expect(notSidecar.stderr).toMatch(/not a kms-hmac log sidecar/);
+    const missing = await cli(['verify', 'nope.log']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/ENOENT/);
+    const missingKey = await cli(['sign', 'app.log', '--key-id', 'alias/nope', '--out', 'n.mac']);
+    expect(missingKey.code).toBe(3);
+    expect(missingKey.stderr).toMatch(/NotFoundException/);
+  });
+
+  it('truncated sidecar and truncated log: exit 1 and named', async () => {
+    const sc = readFileSync(path('app.log.mac'));
+    writeFileSync(path('cut.mac'), sc.subarray(0, sc.length - 100));
+    const a = await cli(['verify', 'app.log', '--sidecar', 'cut.mac']);
+    expect(a.code).toBe(1);
+    expect(a.stdout).toMatch(/sidecar is truncated/);
+    writeFileSync(path('short.log'), lines(990).join(''));
+    const b = await cli(['verify', 'short.log', '--sidecar', 'app.log.mac']);
+    expect(b.code).toBe(1);
+    expect(b.stdout).toMatch(/log truncated: signed records #991-1000 missing at the end/);
+  });
+});
