@@ -16,7 +16,7 @@
 // Needs dist/ (`npm run build:ts`; `npm ci` builds it).
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +68,38 @@ function sign(host, target, body) {
   const sts = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
   const sig = createHmac('sha256', signingKey(date)).update(sts).digest('hex');
   return { ...headers, authorization: `AWS4-HMAC-SHA256 Credential=${CRED.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}` };
+}
+
+/**
+ * CPU seconds (user + system) used so far by a process and its descendants (Linux /proc; null
+ * elsewhere). On a shared machine, wall-clock req/s includes waiting for a core; CPU time per
+ * request does not, and 1e6 / (CPU µs per request) is what one fully available core would serve.
+ */
+function cpuSeconds(rootPid) {
+  try {
+    const stats = new Map();
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const text = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+        stats.set(Number(d), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+      } catch {
+        /* exited */
+      }
+    }
+    const tree = new Set([rootPid]);
+    let grew = true;
+    while (grew) {
+      grew = false;
+      for (const [pid, st] of stats) if (!tree.has(pid) && tree.has(st.ppid)) (tree.add(pid), (grew = true));
+    }
+    let ticks = 0;
+    for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
+    return ticks / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
 }
 
 function startChild(args, readyPattern) {
@@ -127,7 +159,10 @@ async function run(name, start) {
     const probeBody = await probe.text();
     if (probe.status !== 200 || !JSON.parse(probeBody).Mac) throw new Error(`${name}: probe failed: ${probe.status} ${probeBody}`);
     await cannon(port, requests, 2); // warm-up (JIT, connection setup)
+    const cpu0 = cpuSeconds(proc.pid);
     const r = await cannon(port, requests, DURATION);
+    const cpu1 = cpuSeconds(proc.pid);
+    const cpuUsPerReq = cpu0 === null || cpu1 === null ? null : Math.round(((cpu1 - cpu0) * 1e6) / r.requests.total * 10) / 10;
     return {
       name,
       reqPerSec: Math.round(r.requests.average),
@@ -138,6 +173,8 @@ async function run(name, start) {
       errors: r.errors + r.timeouts + r.non2xx,
       non2xx: r.non2xx,
       durationS: r.duration,
+      serverCpuUsPerReq: cpuUsPerReq,
+      serverCpuCores: cpu0 === null || cpu1 === null ? null : Math.round(((cpu1 - cpu0) / r.duration) * 100) / 100,
     };
   } finally {
     await stopChild(proc);
@@ -185,10 +222,18 @@ try {
 const pad = (s, n) => String(s).padEnd(n);
 const lpad = (s, n) => String(s).padStart(n);
 console.log();
-console.log(`${pad('server', 42)}${lpad('req/s', 9)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('max ms', 9)}${lpad('errors', 8)}${lpad('requests', 10)}`);
+console.log(
+  `${pad('server', 42)}${lpad('req/s', 9)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('max ms', 9)}${lpad('errors', 8)}${lpad('requests', 10)}` +
+    `${lpad('server CPU µs/req', 19)}${lpad('cores used', 12)}${lpad('req/s per core', 16)}`,
+);
 for (const r of results) {
-  console.log(`${pad(r.name, 42)}${lpad(r.reqPerSec, 9)}${lpad(r.p50ms, 9)}${lpad(r.p99ms, 9)}${lpad(r.maxms, 9)}${lpad(r.errors, 8)}${lpad(r.requests, 10)}`);
+  const perCore = r.serverCpuUsPerReq ? Math.round(1e6 / r.serverCpuUsPerReq) : 'n/a';
+  console.log(
+    `${pad(r.name, 42)}${lpad(r.reqPerSec, 9)}${lpad(r.p50ms, 9)}${lpad(r.p99ms, 9)}${lpad(r.maxms, 9)}${lpad(r.errors, 8)}${lpad(r.requests, 10)}` +
+      `${lpad(r.serverCpuUsPerReq ?? 'n/a', 19)}${lpad(r.serverCpuCores ?? 'n/a', 12)}${lpad(perCore, 16)}`,
+  );
 }
+console.log('# req/s per core = 1e6 / server CPU µs per request: what one fully available core would serve');
 
 const one = results.find((r) => r.name.includes('1 worker'));
 const two = results.find((r) => r.name.includes('workers 2'));
@@ -200,6 +245,11 @@ if (one) {
   console.log(`target p99 ≤ 10 ms: ${one.p99ms} ms → ${mark(one.p99ms <= 10)}`);
   console.log(`target 0 errors: ${one.errors} → ${mark(one.errors === 0)}`);
   if (two) console.log(`target --workers 2 ≥ 1.4× one worker: ${(two.reqPerSec / one.reqPerSec).toFixed(2)}× → ${mark(two.reqPerSec >= 1.4 * one.reqPerSec)}`);
-  if (base) console.log(`1 worker vs minimal node:crypto baseline: ${(one.reqPerSec / base.reqPerSec).toFixed(2)}×`);
+  if (base) {
+    console.log(`1 worker vs minimal node:crypto baseline: ${(one.reqPerSec / base.reqPerSec).toFixed(2)}× req/s`);
+    if (one.serverCpuUsPerReq && base.serverCpuUsPerReq) {
+      console.log(`server CPU per request, 1 worker vs baseline: ${(one.serverCpuUsPerReq / base.serverCpuUsPerReq).toFixed(2)}× (lower is better)`);
+    }
+  }
 }
 if (process.argv.includes('--json')) console.log(JSON.stringify({ environment: env, connections: CONNECTIONS, durationS: DURATION, messageBytes: MESSAGE_BYTES, results }, null, 2));
