@@ -17,17 +17,19 @@ import {
 import { compress256, IV224, IV256 } from './sha256';
 import { compress512, IV384, IV512 } from './sha512';
 import { compress256x4, WB4, ST4 } from './sha256x4';
+import { compress512x2, WB2, ST2 } from './sha512x2';
 
 export {
   DATA, DATA_SIZE, OFFS, OUT, RES, KEYS, KEYWIN, KEYWIN_SIZE, KEY_SLOTS, SLOT_SIZE, MAX_BATCH,
 } from './layout';
 
-/** 1 when this build hashes SHA-256 batches four lanes at a time. */
+/** 1 when this build hashes batches in SIMD lanes (SHA-224/256 x4, SHA-384/512 x2). */
 export const SIMD: u32 = ASC_FEATURE_SIMD ? 1 : 0;
 
 // Working state of one hash (64 B) and SIMD lane bookkeeping.
 const HS: usize = memory.data(64, 16);
 // Per lane (32 B): message index, data pointer, length, block, block count, phase.
+// LPAD / LDIG: 4 lanes x 64 B (SHA-256) or 2 lanes x 128 B / 64 B (SHA-512).
 const LANES: usize = memory.data(4 * 32, 16);
 const LPAD: usize = memory.data(4 * 64, 16);
 const LDIG: usize = memory.data(4 * 32, 16);
@@ -170,6 +172,8 @@ export function wipeScratch(): void {
   memory.fill(LDIG, 0, 4 * 32);
   memory.fill(WB4, 0, 16 * 16);
   memory.fill(ST4, 0, 8 * 16);
+  memory.fill(WB2, 0, 16 * 16);
+  memory.fill(ST2, 0, 8 * 16);
 }
 
 // ------------------------------------------------------------- streaming
@@ -286,6 +290,10 @@ export function batch(slot: u32, alg: u32, count: u32, base: u32, mode: u32): u3
       batchX4(slotPtr(slot), alg, count, base, mode);
       return 0;
     }
+    if (alg >= 2 && count > 1) {
+      batchX2(slotPtr(slot), alg, count, base, mode);
+      return 0;
+    }
   }
   const s = slotPtr(slot);
   const dl = digestLen(alg);
@@ -395,6 +403,98 @@ function batchX4(s: usize, alg: u32, count: u32, base: u32, mode: u32): void {
         emit(alg, HS, load<u32>(L, 0), dl, mode);
         if (next < count) {
           laneStart(l, next++, s, base);
+        } else {
+          live &= ~(1 << <u32>l);
+          active--;
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------ SIMD (2 lanes)
+// The same scheduler for SHA-384/512: two messages, one 128-byte block per
+// lane per step, u64 words in i64x2 lanes.
+
+function lane2Start(l: usize, idx: u32, s: usize, base: u32): void {
+  const L = LANES + (l << 5);
+  const start = load<u32>(OFFS + (<usize>idx << 2)) - base;
+  const len = load<u32>(OFFS + (<usize>idx << 2), 4) - start - base;
+  store<u32>(L, idx, 0);
+  store<u32>(L, <u32>(DATA + start), 4);
+  store<u32>(L, len, 8);
+  store<u32>(L, 0, 12);
+  store<u32>(L, (len + 144) >> 7, 16);
+  store<u32>(L, 0, 20);
+  for (let j: usize = 0; j < 8; j++) store<u64>(ST2 + (j << 4) + (l << 3), load<u64>(s + (j << 3)));
+}
+
+function lane2Fill(l: usize, alg: u32): void {
+  const L = LANES + (l << 5);
+  const col = WB2 + (l << 3);
+  if (load<u32>(L, 20) == 0) {
+    const ptr = <usize>load<u32>(L, 4);
+    const len = load<u32>(L, 8);
+    const blk = load<u32>(L, 12);
+    const off = blk << 7;
+    let src: usize;
+    if (off + 128 <= len) {
+      src = ptr + off;
+    } else {
+      src = LPAD + (l << 7);
+      memory.fill(src, 0, 128);
+      if (len >= off) {
+        const r = len - off;
+        memory.copy(src, ptr + off, r);
+        store<u8>(src + r, 0x80);
+      }
+      if (blk + 1 == load<u32>(L, 16)) store<u64>(src + 120, bswap<u64>((<u64>len + 128) << 3));
+    }
+    for (let t: usize = 0; t < 16; t++) store<u64>(col + (t << 4), bswap<u64>(load<u64>(src + (t << 3))));
+  } else {
+    const dw: usize = alg == 2 ? 6 : 8;
+    const dig = LDIG + (l << 6);
+    for (let t: usize = 0; t < dw; t++) store<u64>(col + (t << 4), load<u64>(dig + (t << 3)));
+    store<u64>(col + (dw << 4), 0x8000000000000000);
+    for (let t: usize = dw + 1; t < 15; t++) store<u64>(col + (t << 4), 0);
+    store<u64>(col + (15 << 4), <u64>(128 + (dw << 3)) << 3);
+  }
+}
+
+function batchX2(s: usize, alg: u32, count: u32, base: u32, mode: u32): void {
+  const dl = digestLen(alg);
+  let next: u32 = 0;
+  let active: u32 = 0;
+  let live: u32 = 0;
+  for (let l: usize = 0; l < 2; l++) {
+    if (next < count) {
+      lane2Start(l, next++, s, base);
+      live |= 1 << <u32>l;
+      active++;
+    }
+  }
+  while (active > 0) {
+    for (let l: usize = 0; l < 2; l++) if (live & (1 << <u32>l)) lane2Fill(l, alg);
+    compress512x2();
+    for (let l: usize = 0; l < 2; l++) {
+      if (!(live & (1 << <u32>l))) continue;
+      const L = LANES + (l << 5);
+      if (load<u32>(L, 20) == 0) {
+        const blk = load<u32>(L, 12) + 1;
+        store<u32>(L, blk, 12);
+        if (blk == load<u32>(L, 16)) {
+          store<u32>(L, 1, 20);
+          const dig = LDIG + (l << 6);
+          for (let j: usize = 0; j < 8; j++) {
+            store<u64>(dig + (j << 3), load<u64>(ST2 + (j << 4) + (l << 3)));
+            store<u64>(ST2 + (j << 4) + (l << 3), load<u64>(s + 64 + (j << 3)));
+          }
+        }
+      } else {
+        for (let j: usize = 0; j < 8; j++) store<u64>(HS + (j << 3), load<u64>(ST2 + (j << 4) + (l << 3)));
+        emit(alg, HS, load<u32>(L, 0), dl, mode);
+        if (next < count) {
+          lane2Start(l, next++, s, base);
         } else {
           live &= ~(1 << <u32>l);
           active--;
