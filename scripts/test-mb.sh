@@ -1,19 +1,26 @@
 #!/bin/sh
 # Builds and runs the standalone multi-buffer lane tests (native/mb/test_mb.cc)
 # against a scalar SHA-2 oracle. No OpenSSL or Node needed; only a C++ compiler.
-#   scripts/test-mb.sh           optimized build
-#   scripts/test-mb.sh --asan    with -fsanitize=address,undefined
-#   extra args after that go to the test binary (e.g. --quick)
+#   scripts/test-mb.sh             optimized build, every lane path this CPU runs
+#   scripts/test-mb.sh --asan      with -fsanitize=address,undefined
+#   scripts/test-mb.sh --no-simd   kernels compiled out (-DKMS_HMAC_MB_DISABLE),
+#                                  as on non-x86 builds: must compile and report "off"
+#   further args go to the test binary (e.g. --quick)
 set -eu
 cd "$(dirname "$0")/.."
 CXX="${CXX:-g++}"
 OUT="${TMPDIR:-/tmp}/kms-hmac-test-mb-$$"
 FLAGS="-std=c++17 -O3 -D_FORTIFY_SOURCE=2 -g -Wall -Wextra -Werror"
-if [ "${1:-}" = "--asan" ]; then
-  FLAGS="$FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --asan) FLAGS="$FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" ;;
+    --no-simd) FLAGS="$FLAGS -DKMS_HMAC_MB_DISABLE" ;;
+    *) break ;;
+  esac
   shift
-fi
+done
 # shellcheck disable=SC2086
-"$CXX" $FLAGS -o "$OUT" native/mb/test_mb.cc native/mb/mb_hmac.cc native/mb/sha256_avx2.cc native/mb/sha512_avx2.cc native/mb/sha256_shani.cc
+"$CXX" $FLAGS -o "$OUT" native/mb/test_mb.cc native/mb/mb_hmac.cc native/mb/sha256_avx2.cc \
+  native/mb/sha512_avx2.cc native/mb/sha256_shani.cc
 trap 'rm -f "$OUT"' EXIT
 "$OUT" "$@"

@@ -111,6 +111,7 @@ bool cpu_has_shani() { return false; }
 #endif
 
 Detected compute() {
+  if (!KMS_HMAC_MB_X86) return {Path::Off, "no multi-buffer kernels in this build (architecture/compiler)"};
   const bool avx2 = cpu_has_avx2(), shani = cpu_has_shani();
   const char* env = std::getenv("KMS_HMAC_SIMD");
   if (env != nullptr && env[0] != '\0') {
@@ -131,14 +132,10 @@ Detected compute() {
     if (!avx2) return {Path::Off, "KMS_HMAC_SIMD=avx2 requested, but the CPU/OS lacks AVX2; using OpenSSL"};
     return {Path::Avx2, "forced avx2 by KMS_HMAC_SIMD"};
   }
-#if !KMS_HMAC_MB_X86
-  return {Path::Off, "no multi-buffer kernels for this architecture/compiler"};
-#else
   if (shani && avx2) return {Path::ShaNi, "SHA-NI and AVX2 detected (cpuid + xgetbv)"};
   if (shani) return {Path::ShaNi, "SHA-NI detected, no AVX2: SHA-384/512 stay on OpenSSL"};
   if (avx2) return {Path::Avx2, "AVX2 detected (cpuid + xgetbv), no SHA-NI"};
   return {Path::Off, "CPU/OS lacks AVX2 and SHA-NI"};
-#endif
 }
 
 const Detected& detected() {

@@ -7,7 +7,9 @@
 
 // The AVX2 kernels need GCC/Clang per-function target attributes and x86-64.
 // Elsewhere (other arches, MSVC) the multi-buffer path simply does not exist.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// -DKMS_HMAC_MB_DISABLE compiles it out on x86-64 too (and is how the
+// non-x86 build of this code is checked).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(KMS_HMAC_MB_DISABLE)
 #define KMS_HMAC_MB_X86 1
 #else
 #define KMS_HMAC_MB_X86 0
