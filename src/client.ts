@@ -374,6 +374,7 @@ export class KmsHmacClient {
   }
 
   #usableEntry(rec: KeyRecord, op: string): HotEntry {
+    if (this.#closed) throw new Error('KmsHmacClient is closed');
     checkMacState(rec, op);
     if (!rec.keyMaterial) throw kmsError('KMSInvalidStateException', `${rec.arn} is pending import.`);
     const slot = this.#slotFor(rec);

@@ -55,3 +55,14 @@ describe('errors', () => {
     expect(toWireError(new TypeError('secret internals'))).toEqual({ status: 500, type: 'KMSInternalException', message: 'An internal error occurred.' });
   });
 });
+
+describe('lifecycle', () => {
+  it('a closed client refuses MAC work with a clear error', async () => {
+    const client = new KmsHmacClient();
+    const { KeyMetadata: k } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    client.generateMacSync({ KeyId: k.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' });
+    await client.close();
+    expect(() => client.generateMacSync({ KeyId: k.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' })).toThrow('KmsHmacClient is closed');
+    await expect(client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).rejects.toThrow(/closed/);
+  });
+});
