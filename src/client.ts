@@ -629,7 +629,7 @@ export class KmsHmacClient {
   async createKey(input: CreateKeyInput = {}): Promise<{ KeyMetadata: KeyMetadata }> {
     input ??= {};
     const v = new Violations();
-    v.string('policy', input.Policy, 1, 131072, false);
+    v.string('policy', input.Policy, 1, 32768, false);
     const description = v.string('description', input.Description, 0, 8192, false);
     const usage = v.enumValue('keyUsage', input.KeyUsage, KEY_USAGE_ENUM, `[${KEY_USAGE_ENUM.join(', ')}]`, false);
     const cmks = v.enumValue('customerMasterKeySpec', input.CustomerMasterKeySpec, CUSTOMER_MASTER_KEY_SPEC_ENUM, `[${CUSTOMER_MASTER_KEY_SPEC_ENUM.join(', ')}]`, false);
