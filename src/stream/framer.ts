@@ -18,7 +18,6 @@ import {
   MAC_INPUT_PREFIX,
   RAW_RECORD_MAX,
   nodeDigestName,
-  writePrefix,
   type DigestName,
 } from './format.js';
 
@@ -49,7 +48,6 @@ export interface FramerOptions {
 }
 
 export class RecordFramer {
-  private readonly streamId: Uint8Array;
   private readonly delim: Buffer;
   private readonly d0: number;
   private readonly digest: 'sha256' | 'sha512';
@@ -70,8 +68,13 @@ export class RecordFramer {
   /** last delimiter-length - 1 bytes of the record under construction (multi-byte delimiters only). */
   private tail = Buffer.alloc(0);
 
+  /** The stream id as four big-endian words: written with DataView, far cheaper per record than set(). */
+  private readonly sidWords: [number, number, number, number];
+
   // batch under construction
   private data!: Buffer;
+  private view!: DataView;
+  private bytesView!: Uint8Array;
   private offsets!: Uint32Array;
   private starts!: Float64Array;
   private n = 0;
@@ -80,18 +83,21 @@ export class RecordFramer {
   private out: RecordBatch[] = [];
 
   constructor(opts: FramerOptions) {
-    this.streamId = opts.streamId;
     this.delim = Buffer.from(opts.delimiter);
     this.d0 = this.delim[0]!;
     this.digest = nodeDigestName(opts.digest);
     this.batchSize = opts.batchSize ?? 4096;
     this.batchBytes = Math.max(opts.batchBytes ?? 1 << 20, MAC_INPUT_PREFIX + RAW_RECORD_MAX);
     this.checkRecord = opts.checkRecord;
+    const sv = new DataView(opts.streamId.buffer, opts.streamId.byteOffset, 16);
+    this.sidWords = [sv.getUint32(0), sv.getUint32(4), sv.getUint32(8), sv.getUint32(12)];
     this.newBatch();
   }
 
   private newBatch(): void {
     this.data = Buffer.allocUnsafe(this.batchBytes);
+    this.view = new DataView(this.data.buffer, this.data.byteOffset, this.data.byteLength);
+    this.bytesView = new Uint8Array(this.data.buffer, this.data.byteOffset, this.data.byteLength);
     this.offsets = new Uint32Array(this.batchSize + 1);
     this.starts = new Float64Array(this.batchSize);
     this.n = 0;
@@ -117,9 +123,19 @@ export class RecordFramer {
     const payload = digest ? digest.length : b - a;
     if (this.n === this.batchSize || this.pos + MAC_INPUT_PREFIX + payload > this.data.length) this.closeBatch();
     const p = this.pos;
-    writePrefix(this.data, p, this.streamId, this.records, digest ? KIND_DIGEST : KIND_RAW);
-    if (digest) digest.copy(this.data, p + MAC_INPUT_PREFIX);
-    else src.copy(this.data, p + MAC_INPUT_PREFIX, a, b);
+    // the hot path: ~5 M records/s per core depend on these few lines (see bench/logs.js)
+    const v = this.view;
+    const w = this.sidWords;
+    const seq = this.records;
+    v.setUint32(p, w[0]);
+    v.setUint32(p + 4, w[1]);
+    v.setUint32(p + 8, w[2]);
+    v.setUint32(p + 12, w[3]);
+    v.setUint32(p + 16, seq > 0xffffffff ? Math.floor(seq / 0x1_0000_0000) : 0);
+    v.setUint32(p + 20, seq >>> 0);
+    this.bytesView[p + 24] = digest ? KIND_DIGEST : KIND_RAW;
+    if (digest) this.bytesView.set(digest, p + MAC_INPUT_PREFIX);
+    else this.bytesView.set(new Uint8Array(src.buffer, src.byteOffset + a, b - a), p + MAC_INPUT_PREFIX);
     this.starts[this.n] = start;
     this.n++;
     this.pos = p + MAC_INPUT_PREFIX + payload;
