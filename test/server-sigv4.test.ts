@@ -233,3 +233,37 @@ describe('--auth any (emulator mode)', () => {
     }
   });
 });
+
+describe('credentials file', () => {
+  it('accepts several pairs (one with a session token); rejects malformed files without echoing secrets', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { startServer } = await import('../src/server/index.js');
+    const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-cred-'));
+    try {
+      const file = join(dir, 'creds.json');
+      writeFileSync(file, JSON.stringify({ credentials: [CRED, { AccessKeyId: CRED2.accessKeyId, SecretAccessKey: CRED2.secretAccessKey, SessionToken: CRED2.sessionToken }] }), { mode: 0o600 });
+      const { client, calls } = stub();
+      const s = await startServer({ client, credentialsFile: file, port: 0, log: false });
+      try {
+        for (const credential of [CRED, CRED2]) {
+          const h = await signKms(s.url, { body: GOOD_BODY, credential });
+          expect((await rawRequest(s.url, { headers: h, body: GOOD_BODY })).status).toBe(200);
+        }
+        expect(calls.length).toBe(2);
+      } finally {
+        await s.close();
+      }
+      writeFileSync(file, JSON.stringify({ credentials: [{ accessKeyId: 'AKID', secretAccessKey: '' }] }));
+      await expect(startServer({ client, credentialsFile: file, port: 0, log: false })).rejects.toThrow(/secretAccessKey is missing/);
+      writeFileSync(file, '{"credentials": [{"accessKeyId":"AKID","secretAccessKey":"s3cr3t"');
+      const err = await startServer({ client, credentialsFile: file, port: 0, log: false }).catch((e: Error) => e);
+      expect(String(err)).toMatch(/not valid JSON/);
+      expect(String(err)).not.toContain('s3cr3t');
+      await expect(startServer({ client, port: 0, log: false })).rejects.toThrow(/KMS_HMAC_ACCESS_KEY_ID/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -133,7 +133,7 @@ export class KmsRequestHandler {
   }
 
   readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const ctx: Ctx = { id: randomUUID(), start: performance.now(), op: undefined, accessKeyId: undefined };
+    const ctx: Ctx = { id: randomUUID(), start: this.log ? performance.now() : 0, op: undefined, accessKeyId: undefined };
     if (req.method !== 'POST') {
       res.setHeader('Allow', 'POST');
       this.sendError(req, res, ctx, 405, 'MethodNotAllowedException',
