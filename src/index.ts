@@ -2,9 +2,65 @@
  * kms-hmac: the AWS KMS HMAC API (GenerateMac / VerifyMac) computed locally.
  * Public exports only; every module below owns one concern.
  */
+
+// Low level: keys with precomputed HMAC states on the active backend.
 export { createMacKey, MacKey, packMessages } from './mac-key.js';
 export type { MacKeyOptions, PackedMessages } from './mac-key.js';
 export { backendInfo, getBackend, loadBackend, BACKEND_NAMES } from './backend/index.js';
 export type { BackendChoice, BackendInfo, BackendOptions } from './backend/index.js';
 export { MAC_ALGORITHMS, MAC_LENGTH, BLOCK_LENGTH } from './backend/types.js';
 export type { Backend, BackendKey, BackendName, MacAlgorithm } from './backend/types.js';
+
+// The KMS API.
+export { KmsHmacClient, SUPPORTED_OPERATIONS } from './client.js';
+export type {
+  KmsHmacClientOptions,
+  CreateKeyInput,
+  KeyMetadata,
+  GenerateMacInput,
+  GenerateMacOutput,
+  VerifyMacInput,
+  VerifyMacOutput,
+  GenerateMacBatchInput,
+  GenerateMacBatchOutput,
+  VerifyMacBatchInput,
+  VerifyMacBatchOutput,
+} from './client.js';
+export { createFastPathClient } from './fast-path.js';
+export type { FastPathClient, FastPathStats, SendingClient } from './fast-path.js';
+export {
+  KmsError,
+  isKmsError,
+  kmsError,
+  toWireError,
+  useSdkErrorClasses,
+  sdkErrorClassesActive,
+  ValidationException,
+  SerializationException,
+  NotFoundException,
+  DisabledException,
+  KMSInvalidStateException,
+  InvalidKeyUsageException,
+  KMSInvalidMacException,
+  DryRunOperationException,
+  InvalidGrantTokenException,
+  AlreadyExistsException,
+  UnsupportedOperationException,
+  IncorrectKeyMaterialException,
+  InvalidImportTokenException,
+  ExpiredImportTokenException,
+  InvalidCiphertextException,
+  InvalidArnException,
+  InvalidMarkerException,
+  InvalidAliasNameException,
+  NotAuthorizedException,
+  TagException,
+  LimitExceededException,
+  KMSInternalException,
+  KeyUnavailableException,
+  UnknownOperationException,
+} from './kms/errors.js';
+export type { KmsErrorLike, KmsErrorMetadata, KmsErrorName, WireError } from './kms/errors.js';
+
+// Key stores.
+export * from './keystore/index.js';
