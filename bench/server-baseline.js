@@ -3,12 +3,14 @@
 // canonical request from rawHeaders, constant-time compare), parses the JSON
 // body and answers GenerateMac with createHmac. No KMS semantics, no key
 // store, no logging: the floor a real endpoint is compared against.
-// Usage: node bench/server-baseline.js <keyHex> ; prints "listening <port>".
+// Usage: node bench/server-baseline.js <keyHex> <keyArn> ; prints "listening <port>".
+// With --http-only instead of the key: no SigV4, no HMAC, a fixed answer — the floor set by
+// node:http and the kernel alone.
 import http from 'node:http';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 const SECRET = process.env.KMS_HMAC_SECRET_ACCESS_KEY;
-const KEY = Buffer.from(process.argv[2], 'hex');
+const KEY = process.argv[2] === '--http-only' ? undefined : Buffer.from(process.argv[2], 'hex');
 const KEY_ARN = process.argv[3];
 const signingKeys = new Map();
 
@@ -40,7 +42,18 @@ function verify(req, body) {
   return timingSafeEqual(createHmac('sha256', k).update(sts).digest(), Buffer.from(sig, 'hex'));
 }
 
+const HTTP_ONLY = process.argv[2] === '--http-only';
+const FIXED = JSON.stringify({ KeyId: 'arn:aws:kms:us-east-1:111122223333:key/x', Mac: 'A'.repeat(43) + '=', MacAlgorithm: 'HMAC_SHA_256' });
+
 const server = http.createServer({ keepAlive: true, noDelay: true }, (req, res) => {
+  if (HTTP_ONLY) {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'application/x-amz-json-1.1', 'Content-Length': Buffer.byteLength(FIXED) });
+      res.end(FIXED);
+    });
+    return;
+  }
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {

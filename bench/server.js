@@ -6,13 +6,14 @@
 //   1. `kms-hmac serve` with 1 worker   (signature verification on, access log off)
 //   2. `kms-hmac serve --workers 2`     (same)
 //   3. a minimal Node server doing SigV4 + createHmac with node:crypto (bench/server-baseline.js)
+//   4. node:http alone answering a fixed body (the floor: HTTP parsing, the kernel, the load generator)
 // Each server runs in its own child process; the load generator shares the
 // machine. Reports req/s, p50/p99 latency and errors for each, and checks the
 // targets (1 worker ≥ 18,000 req/s, p99 ≤ 10 ms, 0 errors; 2 workers ≥ 1.4×).
 //
 // Env: BENCH_SERVER_DURATION (s, default 10), BENCH_SERVER_CONNECTIONS (default 32),
 // BENCH_SERVER_MESSAGE_BYTES (default 64), BENCH_SERVER_LOG=1 (access log on, to /dev/null),
-// BENCH_SERVER_ONLY=one,two,baseline. `--json` prints the results as JSON too.
+// BENCH_SERVER_ONLY=one,two,baseline,http. `--json` prints the results as JSON too.
 // Needs dist/ (`npm run build:ts`; `npm ci` builds it).
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
@@ -29,7 +30,7 @@ const BASELINE = join(ROOT, 'bench/server-baseline.js');
 const DURATION = Number(process.env.BENCH_SERVER_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_SERVER_CONNECTIONS ?? 32);
 const MESSAGE_BYTES = Number(process.env.BENCH_SERVER_MESSAGE_BYTES ?? 64);
-const ONLY = (process.env.BENCH_SERVER_ONLY ?? 'one,two,baseline').split(',');
+const ONLY = (process.env.BENCH_SERVER_ONLY ?? 'one,two,baseline,http').split(',');
 const CRED = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret-key' };
 const REGION = 'us-east-1';
 
@@ -196,6 +197,11 @@ function kmsHmac(workers) {
   };
 }
 
+async function httpOnly() {
+  const { proc, port } = await startChild([BASELINE, '--http-only'], /listening (\d+)/);
+  return { proc, port, keyId: 'x' };
+}
+
 async function baseline() {
   const arn = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000';
   const { proc, port } = await startChild([BASELINE, randomBytes(32).toString('hex'), arn], /listening (\d+)/);
@@ -215,6 +221,7 @@ try {
   if (ONLY.includes('one')) results.push(await run('kms-hmac serve, 1 worker', kmsHmac(1)));
   if (ONLY.includes('two')) results.push(await run('kms-hmac serve, --workers 2', kmsHmac(2)));
   if (ONLY.includes('baseline')) results.push(await run('baseline: node:crypto + SigV4, minimal', baseline));
+  if (ONLY.includes('http')) results.push(await run('floor: node:http, fixed answer', httpOnly));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

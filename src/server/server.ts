@@ -184,8 +184,15 @@ export class KmsRequestHandler {
       } catch (err) {
         this.sendUnexpected(req, res, ctx, err, undefined);
       }
-      if (p) p.finally(finish);
-      else finish();
+      if (p) {
+        p.then(finish, (err: unknown) => {
+          // process() answers its own errors; this is a last resort that must not become an unhandled rejection.
+          finish();
+          this.sendUnexpected(req, res, ctx, err, undefined);
+        });
+      } else {
+        finish();
+      }
     };
     req.on('data', onData);
     req.on('end', onEnd);
