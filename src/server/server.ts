@@ -126,6 +126,11 @@ export class KmsRequestHandler {
     }
   }
 
+  /** Wipes cached signing keys (after shutdown). */
+  destroy(): void {
+    this.verifier.destroy();
+  }
+
   /** Resolves when no request is being processed (used by shutdown before closing the store). */
   idle(): Promise<void> {
     if (this.inflight === 0) return Promise.resolve();
@@ -429,6 +434,7 @@ export async function listen(opts: ListenOptions): Promise<RunningServer & { han
       await closed;
       await handler.idle();
       clearTimeout(cut);
+      handler.destroy();
       if (opts.closeClient !== false && typeof handler.client.close === 'function') await handler.client.close();
     })();
     return closing;

@@ -13,6 +13,7 @@
  * access key → session token → payload hash → signature (constant time).
  */
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
+import { createMacKey, type MacKey } from '../mac-key.js';
 
 export const SIGV4_ALGORITHM = 'AWS4-HMAC-SHA256';
 /** Clock-skew window, both directions (AWS: 15 minutes). */
@@ -226,8 +227,13 @@ export class SigV4Verifier {
   private readonly region: string;
   private readonly service: string;
   private readonly now: () => number;
-  /** Signing keys by accessKeyId/date/region: derivation is 4 HMACs, done once a day per key. */
-  private readonly signingKeys = new Map<string, Buffer>();
+  /**
+   * Signing keys by accessKeyId/date/region: derived once a day per key (4 HMACs) and held as a
+   * prepared HMAC-SHA-256 key of this package's own backend (inner/outer state precomputed, so
+   * checking a signature is two SHA-256 compressions and a constant-time compare, no per-request
+   * HMAC object).
+   */
+  private readonly signingKeys = new Map<string, SigningKey>();
 
   constructor(opts: VerifierOptions) {
     this.acceptAny = opts.acceptAny === true;
@@ -321,24 +327,57 @@ export class SigV4Verifier {
     for (const h of auth.signedHeaderList) canonical += h + ':' + (rawHeader(rawHeaders, h) ?? '') + '\n';
     canonical += '\n' + auth.signedHeaders + '\n' + payloadHash;
 
+    // Header values arrive as latin1 strings (one char per byte received): hash those bytes, not their UTF-8 re-encoding.
     const stringToSign =
       SIGV4_ALGORITHM + '\n' + amzDate + '\n' + auth.date + '/' + auth.region + '/' + auth.service + '/aws4_request\n' +
-      hash('sha256', canonical, 'hex');
-    const expected = createHmac('sha256', this.signingKey(cred, auth.date, auth.region)).update(stringToSign).digest();
+      hash('sha256', Buffer.from(canonical, 'latin1'), 'hex');
     const given = Buffer.from(auth.signature, 'hex');
-    if (!timingSafeEqual(expected, given)) throw new AuthError('InvalidSignatureException', MSG_SIGNATURE_MISMATCH);
+    if (!this.signingKey(cred, auth.date, auth.region).verify(Buffer.from(stringToSign, 'latin1'), given)) {
+      throw new AuthError('InvalidSignatureException', MSG_SIGNATURE_MISMATCH);
+    }
     return { accessKeyId: auth.accessKeyId };
   }
 
-  private signingKey(cred: Credential, date: string, region: string): Buffer {
+  private signingKey(cred: Credential, date: string, region: string): SigningKey {
     const id = cred.accessKeyId + '/' + date + '/' + region;
     let key = this.signingKeys.get(id);
     if (key === undefined) {
-      key = deriveSigningKey(cred.secretAccessKey, date, region, this.service);
-      if (this.signingKeys.size >= 1024) this.signingKeys.clear();
+      key = prepareSigningKey(deriveSigningKey(cred.secretAccessKey, date, region, this.service));
+      if (this.signingKeys.size >= 1024) {
+        for (const k of this.signingKeys.values()) k.destroy();
+        this.signingKeys.clear();
+      }
       this.signingKeys.set(id, key);
     }
     return key;
+  }
+
+  /** Wipes the cached signing keys. */
+  destroy(): void {
+    for (const k of this.signingKeys.values()) k.destroy();
+    this.signingKeys.clear();
+  }
+}
+
+interface SigningKey {
+  verify(message: Uint8Array, mac: Uint8Array): boolean;
+  destroy(): void;
+}
+
+/** The package's HMAC backend when it loads; node:crypto otherwise (the verifier must never depend on it). */
+function prepareSigningKey(key: Buffer): SigningKey {
+  try {
+    const k: MacKey = createMacKey('HMAC_SHA_256', key);
+    key.fill(0);
+    return k;
+  } catch {
+    return {
+      verify: (message, mac) => {
+        const expected = createHmac('sha256', key).update(message).digest();
+        return expected.length === mac.length && timingSafeEqual(expected, mac);
+      },
+      destroy: () => key.fill(0),
+    };
   }
 }
 
