@@ -23,6 +23,13 @@ interface CliResult {
   stderr: string;
 }
 
+// CI can insist: KMS_HMAC_REQUIRE_AWSCLI=1 turns a missing CLI into a failure instead of a skip.
+describe.runIf(!present && process.env.KMS_HMAC_REQUIRE_AWSCLI === '1')('AWS CLI v2 required', () => {
+  it(`${AWS} is installed`, () => {
+    expect(existsSync(AWS), `${AWS} is missing (apt-get install -y awscli)`).toBe(true);
+  });
+});
+
 describe.skipIf(!present)('AWS CLI v2 against kms-hmac serve', () => {
   let server: StartedServer;
   let dir: string;
