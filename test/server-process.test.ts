@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileKeyStore } from '../src/keystore/file.js';
@@ -36,7 +36,8 @@ interface Child {
 }
 
 function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const proc = spawn(process.execPath, [entry, '--port', '0', '--quiet', ...args], {
+  const quiet = args.includes('--log') ? [] : ['--quiet'];
+  const proc = spawn(process.execPath, [entry, '--port', '0', ...quiet, ...args], {
     env: { PATH: process.env.PATH, HOME: dir, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -82,6 +83,35 @@ describe('kms-hmac serve as a process', () => {
     expect(err).toContain('KMS_HMAC_ACCESS_KEY_ID');
     expect(err).toContain('--auth any');
   }, 60_000);
+
+  it('writes a structured access log without secrets, signatures or bodies', async () => {
+    const logFile = join(dir, 'access.log');
+    const child = await serve(['--keystore', join(dir, 'log.json'), '--log', logFile, '--log-level', 'info']);
+    const created = await call(child.url, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    const KeyId = (created.json!.KeyMetadata as { KeyId: string }).KeyId;
+    const message = Buffer.from('very secret log record').toString('base64');
+    const mac = await call(child.url, 'GenerateMac', { KeyId, Message: message, MacAlgorithm: 'HMAC_SHA_256' });
+    expect(mac.status).toBe(200);
+    const bad = await call(child.url, 'VerifyMac', { KeyId, Message: message, MacAlgorithm: 'HMAC_SHA_256', Mac: 'AAAA' });
+    expect(bad.json?.__type).toBe('KMSInvalidMacException');
+    child.proc.kill('SIGTERM');
+    expect((await child.exited).code).toBe(0);
+    const text = readFileSync(logFile, 'utf8');
+    const lines = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => [l.op, l.status, l.err ?? null])).toEqual([
+      ['CreateKey', 200, null],
+      ['GenerateMac', 200, null],
+      ['VerifyMac', 400, 'KMSInvalidMacException'],
+    ]);
+    for (const l of lines) {
+      expect(l.akid).toBe(CRED.accessKeyId);
+      expect(typeof l.reqId).toBe('string');
+      expect(typeof l.ms).toBe('number');
+    }
+    for (const secret of [CRED.secretAccessKey, message, mac.json!.Mac as string, 'Signature=', 'very secret']) {
+      expect(text).not.toContain(secret);
+    }
+  }, 120_000);
 
   it('SIGTERM under load: exit 0 and no acknowledged CreateKey is lost', async () => {
     const store = join(dir, 'shutdown.json');
