@@ -161,7 +161,9 @@ async function run(name, start) {
     if (probe.status !== 200 || !JSON.parse(probeBody).Mac) throw new Error(`${name}: probe failed: ${probe.status} ${probeBody}`);
     await cannon(port, requests, 2); // warm-up (JIT, connection setup)
     const cpu0 = cpuSeconds(proc.pid);
+    const gen0 = process.cpuUsage();
     const r = await cannon(port, requests, DURATION);
+    const gen = process.cpuUsage(gen0);
     const cpu1 = cpuSeconds(proc.pid);
     const cpuUsPerReq = cpu0 === null || cpu1 === null ? null : Math.round(((cpu1 - cpu0) * 1e6) / r.requests.total * 10) / 10;
     return {
@@ -176,6 +178,7 @@ async function run(name, start) {
       durationS: r.duration,
       serverCpuUsPerReq: cpuUsPerReq,
       serverCpuCores: cpu0 === null || cpu1 === null ? null : Math.round(((cpu1 - cpu0) / r.duration) * 100) / 100,
+      loadGeneratorCores: Math.round(((gen.user + gen.system) / 1e6 / r.duration) * 100) / 100,
     };
   } finally {
     await stopChild(proc);
@@ -231,16 +234,17 @@ const lpad = (s, n) => String(s).padStart(n);
 console.log();
 console.log(
   `${pad('server', 42)}${lpad('req/s', 9)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('max ms', 9)}${lpad('errors', 8)}${lpad('requests', 10)}` +
-    `${lpad('server CPU µs/req', 19)}${lpad('cores used', 12)}${lpad('req/s per core', 16)}`,
+    `${lpad('server CPU µs/req', 19)}${lpad('server cores', 14)}${lpad('req/s per core', 16)}${lpad('autocannon cores', 18)}`,
 );
 for (const r of results) {
   const perCore = r.serverCpuUsPerReq ? Math.round(1e6 / r.serverCpuUsPerReq) : 'n/a';
   console.log(
     `${pad(r.name, 42)}${lpad(r.reqPerSec, 9)}${lpad(r.p50ms, 9)}${lpad(r.p99ms, 9)}${lpad(r.maxms, 9)}${lpad(r.errors, 8)}${lpad(r.requests, 10)}` +
-      `${lpad(r.serverCpuUsPerReq ?? 'n/a', 19)}${lpad(r.serverCpuCores ?? 'n/a', 12)}${lpad(perCore, 16)}`,
+      `${lpad(r.serverCpuUsPerReq ?? 'n/a', 19)}${lpad(r.serverCpuCores ?? 'n/a', 14)}${lpad(perCore, 16)}${lpad(r.loadGeneratorCores, 18)}`,
   );
 }
 console.log('# req/s per core = 1e6 / server CPU µs per request: what one fully available core would serve');
+console.log(`# load average at the end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')} (on ${env.cores} cores)`);
 
 const one = results.find((r) => r.name.includes('1 worker'));
 const two = results.find((r) => r.name.includes('workers 2'));
