@@ -123,6 +123,9 @@ Example:
             '!!! Local emulator use only: never expose this endpoint beyond loopback.\n\n',
         );
       }
+      if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(flags.host)) {
+        process.stderr.write(`kms-hmac serve: binding to ${flags.host}, which is not loopback: other machines can reach this endpoint\n`);
+      }
       let server;
       try {
         server = await startServer(options!);
