@@ -317,6 +317,41 @@ export function batch(slot: u32, alg: u32, count: u32, base: u32, mode: u32): u3
 }
 
 // ------------------------------------------------------ SIMD (4 lanes)
+
+/**
+ * Finishes the last busy lane with the scalar code: its state (word j at
+ * st + j*16 + l*wordBytes) moves to HS, and the rest of its message (blocks
+ * of 1 << blockShift bytes, from the lane's current block) is hashed in place.
+ */
+function finishLaneScalar(
+  l: usize, alg: u32, s: usize, dl: u32, mode: u32, st: usize, wordBytes: usize, dig: usize, blockShift: u32,
+): void {
+  const L = LANES + (l << 5);
+  for (let j: usize = 0; j < 8; j++) {
+    if (wordBytes == 8) store<u64>(HS + (j << 3), load<u64>(st + (j << 4) + (l << 3)));
+    else store<u32>(HS + (j << 2), load<u32>(st + (j << 4) + (l << 2)));
+  }
+  if (load<u32>(L, 20) == 0) {
+    const bl: u32 = 1 << blockShift;
+    const off = load<u32>(L, 12) << blockShift;
+    const len = load<u32>(L, 8);
+    if (off <= len) {
+      // The 0x80 terminator is still ahead: hash the rest of the message in
+      // place; bytes absorbed so far are the key block plus `off`.
+      hashTail(alg, HS, <usize>load<u32>(L, 4) + off, len - off, <u64>(bl + off));
+    } else {
+      // Only the length block is left (the terminator went into the previous block).
+      memory.fill(PAD, 0, bl - 8);
+      store<u64>(PAD + bl - 8, bswap<u64>((<u64>len + bl) << 3));
+      compress(alg, HS, PAD);
+    }
+    outerFinish(alg, s, HS);
+  } else {
+    // Only the outer block is left: the inner digest words are in `dig`.
+    outerFinish(alg, s, dig);
+  }
+  emit(alg, HS, load<u32>(L, 0), dl, mode);
+}
 // Four messages at a time, one 64-byte block per lane per step. Each lane
 // runs its own message: inner blocks (read in place, or the padded tail
 // built in LPAD), then the single outer block; when a lane finishes it
@@ -381,6 +416,11 @@ function batchX4(s: usize, alg: u32, count: u32, base: u32, mode: u32): void {
     }
   }
   while (active > 0) {
+    if (active == 1 && next >= count) {
+      // One message left: a 4-lane step would cost ~2 scalar blocks for 1.
+      finishLaneScalar(<usize>ctz(live), alg, s, dl, mode, ST4, 4, LDIG + (<usize>ctz(live) << 5), 6);
+      return;
+    }
     for (let l: usize = 0; l < 4; l++) if (live & (1 << <u32>l)) laneFill(l, alg);
     compress256x4();
     for (let l: usize = 0; l < 4; l++) {
@@ -474,6 +514,10 @@ function batchX2(s: usize, alg: u32, count: u32, base: u32, mode: u32): void {
     }
   }
   while (active > 0) {
+    if (active == 1 && next >= count) {
+      finishLaneScalar(<usize>ctz(live), alg, s, dl, mode, ST2, 8, LDIG + (<usize>ctz(live) << 6), 7);
+      return;
+    }
     for (let l: usize = 0; l < 2; l++) if (live & (1 << <u32>l)) lane2Fill(l, alg);
     compress512x2();
     for (let l: usize = 0; l < 2; l++) {

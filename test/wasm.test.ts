@@ -133,6 +133,25 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       key.destroy();
     });
 
+    it.each(ALGS)('%s: the last busy lane hands over to the scalar path at every block position', (alg) => {
+      // One message of length L with short companions: the companions finish
+      // first, leaving L's lane alone mid-inner-hash, on its length-only block,
+      // or with only the outer block left, depending on L.
+      const keyBytes = randomBytes(33);
+      const key = backend().createKey(alg, keyBytes);
+      const ml = key.macLength;
+      for (let len = 0; len <= 400; len++) {
+        for (const shape of [[len, 0, 0, 0], [0, 0, 0, len], [len, 0], [3, len, 200, 1, 0]]) {
+          const messages = shape.map((n) => randomBytes(n));
+          const out = new Uint8Array(messages.length * ml);
+          key.macArrayInto(messages, out);
+          const expected = Buffer.concat(messages.map((m) => oracle(alg, keyBytes, m)));
+          if (!Buffer.from(out).equals(expected)) throw new Error(`${alg}: wrong MAC for batch lengths ${shape.join(',')}`);
+        }
+      }
+      key.destroy();
+    });
+
     it('batches of 1, 2, 3, 5 messages (idle lanes) and empty batches', () => {
       const keyBytes = randomBytes(32);
       const key = backend().createKey('HMAC_SHA_256', keyBytes);
