@@ -1,7 +1,7 @@
 /**
  * Multi-buffer SIMD paths of the native addon (native/mb/): every path this
  * CPU can run — "off" (OpenSSL one message at a time), "avx2" (8 SHA-256 /
- * 4 SHA-512 lanes), "shani" (2 or 4 interleaved SHA-NI streams) — must give the
+ * 4 SHA-512 lanes), "shani" (2 interleaved SHA-NI streams) — must give the
  * bytes node:crypto gives, for every message length 0..4200, every batch size
  * 1..100 (every partial-lane count), mixed lengths, all four algorithms, in
  * packed/array, sync/async and verify forms. Lane paths are forced past the

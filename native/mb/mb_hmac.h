@@ -3,7 +3,7 @@
 // One SIMD register holds the same state word of several independent
 // messages, so one pass of the SHA-2 rounds advances 8 SHA-256 messages
 // (AVX2, 8 x 32-bit lanes) or 4 SHA-512 messages (AVX2, 4 x 64-bit lanes);
-// or, with SHA-NI, 2 or 4 SHA-256 messages are interleaved in one instruction
+// or, with SHA-NI, 2 SHA-256 messages are interleaved in one instruction
 // stream so the SHA256RNDS2 latency chain of one hides behind the other.
 // Written from FIPS 180-4; no code is taken from OpenSSL, isa-l or others.
 //
@@ -28,7 +28,7 @@ namespace mb {
 
 // Off: OpenSSL one message at a time (the addon's own loop).
 // Avx2: SHA-224/256 in 8 AVX2 lanes, SHA-384/512 in 4 AVX2 lanes.
-// ShaNi: SHA-224/256 as 2 or 4 interleaved SHA-NI streams (beats both OpenSSL's
+// ShaNi: SHA-224/256 as 2 interleaved SHA-NI streams (beats both OpenSSL's
 //   single stream and the AVX2 lanes where SHA-NI exists); SHA-384/512 in the
 //   4 AVX2 lanes when the CPU has AVX2, else OpenSSL.
 // Avx512: reserved, not implemented (see above).
@@ -52,8 +52,7 @@ struct Span {
   size_t len;
 };
 
-// Number of lanes a path hashes at once, at most (0: none here). The SHA-NI
-// path runs 2 streams for batches under 8 messages, else 4.
+// Number of lanes a path hashes at once (0: none here).
 size_t lanes_sha256(Path);
 size_t lanes_sha512(Path);
 

@@ -29,10 +29,9 @@ extern const uint64_t kK512[80];
 // Only call after the CPU/OS were found to support AVX2.
 void sha256_x8_avx2(uint32_t st[8][8], const uint8_t* const blk[8]);
 void sha512_x4_avx2(uint64_t st[8][4], const uint8_t* const blk[4]);
-// SHA-NI, 2 or 4 messages interleaved. Lane-major state: st[s][w] is word w
-// of stream s. Only call after the CPU was found to support SHA and SSE4.1.
+// SHA-NI, 2 messages interleaved. Lane-major state: st[s][w] is word w of
+// stream s. Only call after the CPU was found to support SHA and SSE4.1.
 void sha256_x2_shani(uint32_t st[2][8], const uint8_t* const blk[2]);
-void sha256_x4_shani(uint32_t st[4][8], const uint8_t* const blk[4]);
 #endif
 
 }  // namespace detail

@@ -4,7 +4,8 @@
 // Why: one SHA-256 stream is a serial chain of SHA256RNDS2 instructions, so
 // a single message runs at the instruction's latency; independent messages
 // interleaved run at its throughput. Measured on Zen 3 (TSC cycles per
-// 64-byte block): 1 stream ~115, 2 streams ~63, 4 streams ~56. On CPUs with SHA-NI (AMD Zen, Intel
+// 64-byte block): 1 stream ~115, 2 streams ~57-65. 4 streams (~50-77) need
+// more than 16 XMM registers, spill, and vary with memory layout: not used. On CPUs with SHA-NI (AMD Zen, Intel
 // Goldmont+/Ice Lake+) this beats both OpenSSL's single-stream SHA-NI code
 // and 8-lane AVX2 for batches. Written from the instruction definitions in
 // the Intel SDM (SHA256RNDS2/SHA256MSG1/SHA256MSG2) and FIPS 180-4.
@@ -75,7 +76,6 @@ MB_INLINE void compress(uint32_t (*st)[8], const uint8_t* const blk[N]) {
 }  // namespace
 
 MB_SHANI void sha256_x2_shani(uint32_t st[2][8], const uint8_t* const blk[2]) { compress<2>(st, blk); }
-MB_SHANI void sha256_x4_shani(uint32_t st[4][8], const uint8_t* const blk[4]) { compress<4>(st, blk); }
 
 }  // namespace detail
 }  // namespace mb
