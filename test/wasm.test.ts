@@ -291,6 +291,30 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       const slots = wasmEngineOf(b).KEY_SLOTS;
       for (let i = 0; i < slots + 10; i++) b.createKey('HMAC_SHA_224', new Uint8Array([i & 0xff])).destroy();
     });
+
+    it('more live keys than slots: the extras share the swap slot and stay correct, interleaved', () => {
+      const b = backend();
+      const engine = wasmEngineOf(b);
+      const n = engine.KEY_SLOTS + 3;
+      const keys = Array.from({ length: n }, (_, i) => {
+        const material = new Uint8Array(4);
+        new DataView(material.buffer).setUint32(0, i);
+        return { material, key: b.createKey('HMAC_SHA_256', material) };
+      });
+      const msg = new TextEncoder().encode('interleaved');
+      const out = new Uint8Array(32);
+      // Alternate spilled keys with each other and with slotted ones.
+      for (const i of [n - 1, 0, n - 2, n - 1, 5, n - 3, n - 3, n - 2]) {
+        keys[i]!.key.macInto(msg, out, 0);
+        expect(Buffer.from(out), `key ${i}`).toEqual(oracle('HMAC_SHA_256', keys[i]!.material, msg));
+      }
+      const swap = engine.readSlot(engine.KEY_SLOTS - 1);
+      expect(swap.some((x) => x !== 0)).toBe(true);
+      for (const { key } of keys) key.destroy();
+      // Everything is wiped, the swap slot included.
+      const at = engine.KEYS;
+      expect(engine.u8.subarray(at, at + engine.KEY_SLOTS * engine.SLOT_SIZE).every((x) => x === 0)).toBe(true);
+    });
   });
 
   describe('async worker pool', () => {

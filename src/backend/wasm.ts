@@ -412,12 +412,21 @@ export interface WasmBackendOptions {
   threads?: number;
 }
 
-const slotRegistry = new FinalizationRegistry<{ engine: WasmEngine; slot: number; free: number[] }>(
-  ({ engine, slot, free }) => {
-    engine.wipeSlot(slot);
-    free.push(slot);
-  },
-);
+/**
+ * Key slots: slots 0 .. KEY_SLOTS-2 hold one key each. Keys created beyond
+ * that are "spilled": their 128-byte state lives in a JS buffer and is copied
+ * into the last slot (the swap slot) when used after another spilled key, so
+ * the number of live keys is unbounded and only the extras pay a copy.
+ * Keys that are garbage-collected without destroy() are wiped and freed too.
+ */
+interface SlotToken {
+  backend: WasmBackend;
+  id: number;
+  slot: number;
+  spill: Uint8Array | null;
+}
+const slotRegistry = new FinalizationRegistry<SlotToken>((token) => token.backend.release(token));
+let nextKeyId = 1;
 
 function checkBytes(name: string, v: unknown): asserts v is Uint8Array {
   if (!(v instanceof Uint8Array)) throw new TypeError(`${name} must be a Uint8Array`);
@@ -477,7 +486,7 @@ class WasmBackend implements Backend {
     this.name = variant === 'simd' ? 'wasm-simd' : 'wasm-scalar';
     this.details = Object.freeze({
       simd: this.engine.simd,
-      lanes: this.engine.simd ? 4 : 1,
+      simdLanes: this.engine.simd ? 'SHA-224/256 x4 (i32x4), SHA-384/512 x2 (i64x2)' : 'none',
       threads,
       keySlots: this.engine.KEY_SLOTS,
       wasmHash: WASM_HASH.slice(0, 16),
@@ -489,35 +498,68 @@ class WasmBackend implements Backend {
     return this.pool;
   }
 
-  allocSlot(): number {
+  /** The swap slot's current spilled key (0: none). */
+  private swapOwner = 0;
+
+  private get swapSlot(): number {
+    return this.engine.KEY_SLOTS - 1;
+  }
+
+  /** A free slot, or -1 when every regular slot is taken. */
+  private allocSlot(): number {
     const slot = this.freeSlots.pop();
     if (slot !== undefined) return slot;
-    if (this.nextSlot >= this.engine.KEY_SLOTS) {
-      throw new RangeError(
-        `kms-hmac ${this.name}: too many live keys (${this.engine.KEY_SLOTS}); destroy() keys that are no longer used`,
-      );
-    }
+    if (this.nextSlot >= this.swapSlot) return -1;
     return this.nextSlot++;
+  }
+
+  /** The slot holding this key's state now (copies a spilled state in when needed). */
+  slotFor(token: SlotToken): number {
+    if (token.spill === null) return token.slot;
+    if (this.swapOwner !== token.id) {
+      this.engine.writeSlot(this.swapSlot, token.spill);
+      this.swapOwner = token.id;
+    }
+    return this.swapSlot;
+  }
+
+  /** Wipes a key's state wherever it is and frees its slot. */
+  release(token: SlotToken): void {
+    if (token.spill !== null) {
+      token.spill.fill(0);
+      if (this.swapOwner === token.id) {
+        this.engine.wipeSlot(this.swapSlot);
+        this.swapOwner = 0;
+      }
+    } else {
+      this.engine.wipeSlot(token.slot);
+      this.freeSlots.push(token.slot);
+    }
   }
 
   createKey(algorithm: MacAlgorithm, keyMaterial: Uint8Array): BackendKey {
     if (!Object.hasOwn(ALG_CODE, algorithm)) throw new RangeError(`unsupported MAC algorithm: ${String(algorithm)}`);
     checkBytes('keyMaterial', keyMaterial);
     const slot = this.allocSlot();
+    const target = slot >= 0 ? slot : this.swapSlot;
+    const token: SlotToken = { backend: this, id: nextKeyId++, slot: target, spill: null };
     try {
-      this.engine.setKey(slot, ALG_CODE[algorithm], keyMaterial);
+      if (slot < 0) this.swapOwner = 0; // the swap slot is overwritten below
+      this.engine.setKey(target, ALG_CODE[algorithm], keyMaterial);
     } catch (err) {
-      this.engine.wipeSlot(slot);
-      this.freeSlots.push(slot);
+      this.engine.wipeSlot(target);
+      if (slot >= 0) this.freeSlots.push(slot);
       throw err;
     }
-    const key = new WasmKey(this, algorithm, slot);
-    const token = { engine: this.engine, slot, free: this.freeSlots };
+    if (slot < 0) {
+      token.spill = this.engine.readSlot(target);
+      this.swapOwner = token.id;
+    }
+    const key = new WasmKey(this, algorithm, token);
     slotRegistry.register(key, token, key);
     key.onDestroy = () => {
       slotRegistry.unregister(key);
-      this.engine.wipeSlot(slot);
-      this.freeSlots.push(slot);
+      this.release(token);
     };
     return key;
   }
@@ -532,7 +574,7 @@ class WasmKey implements BackendKey {
   constructor(
     private readonly backend: WasmBackend,
     readonly algorithm: MacAlgorithm,
-    private slot: number,
+    private readonly token: SlotToken,
   ) {
     this.macLength = MAC_LENGTH[algorithm];
     this.alg = ALG_CODE[algorithm];
@@ -540,7 +582,7 @@ class WasmKey implements BackendKey {
 
   private live(): number {
     if (this.destroyed) throw new Error('kms-hmac: this key has been destroyed');
-    return this.slot;
+    return this.backend.slotFor(this.token);
   }
 
   macInto(message: Uint8Array, out: Uint8Array, outOffset: number): void {
