@@ -1,6 +1,7 @@
 /** `kms-hmac sign FILE` / `kms-hmac verify FILE`: log sidecars (docs/log-format.md). */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
 import { KmsHmacClient } from '../client.js';
@@ -89,6 +90,7 @@ export function signCommand(): Command {
     const framing = framingOf(flags);
     if (file === '-' && !flags.out) throw new CliError('sign -: reading stdin needs --out SIDECAR', EXIT_USAGE);
     const out = flags.out ?? `${file}.mac`;
+    if (file !== '-' && resolve(out) === resolve(file)) throw new CliError('--out must not be the log itself', EXIT_USAGE);
     const total = await sizeOf(file);
     const c0 = process.cpuUsage();
     await withClient(flags, async (client) => {

@@ -9,7 +9,8 @@ import { MAC_LENGTH } from '../backend/types.js';
 import type { KmsHmacClient } from '../client.js';
 import type { MacEngine } from './engine.js';
 
-type ClientLike = Pick<KmsHmacClient, 'describeKey' | 'generateMac' | 'verifyMac' | 'generateMacBatchAsync' | 'verifyMacBatchAsync'>;
+type ClientLike = Pick<KmsHmacClient, 'describeKey' | 'generateMac' | 'verifyMac' | 'generateMacBatchAsync' | 'verifyMacBatchAsync'> &
+  Partial<Pick<KmsHmacClient, 'verifyMacBatch'>>;
 
 /**
  * Resolves `keyId` once (for its ARN and algorithm), then MACs through the
@@ -30,6 +31,9 @@ export async function engineFromClient(client: ClientLike, keyId: string, algori
     async verifyPacked(data, offsets, macs) {
       return (await client.verifyMacBatchAsync({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Macs: macs })).MacValid;
     },
+    verifyPackedSync: client.verifyMacBatch
+      ? (data, offsets, macs) => client.verifyMacBatch!({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Macs: macs }).MacValid
+      : undefined,
     async mac(message) {
       return Uint8Array.from((await client.generateMac({ KeyId, MacAlgorithm: alg, Message: message })).Mac);
     },
