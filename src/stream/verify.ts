@@ -412,9 +412,22 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
         const p = e + run.length;
         return p !== e && !ahead.has(p) ? tryMatch(r, [p]) : -1;
       }
+      // likely places first, on this thread: the next record (a swap or a single deletion), where the
+      // current run would put it, and the records skipped earlier (a move) — then the whole window
+      const likely: number[] = [];
+      for (const s of [e + 1, e + run.length, e + run.length + 1]) if (s > e && !ahead.has(s) && !likely.includes(s)) likely.push(s);
+      let pending = 0;
+      for (let i = missing.length - 1; i >= 0 && pending < 32; i--) {
+        if (missingSet.has(missing[i]!)) {
+          likely.push(missing[i]!);
+          pending++;
+        }
+      }
+      const hit = await tryMatch(r, likely);
+      if (hit >= 0) return hit;
       const seqs: number[] = [];
-      for (let i = missing.length - 1; i >= 0; i--) if (missingSet.has(missing[i]!)) seqs.push(missing[i]!);
-      for (let s = e + 1; s < Math.min(n, e + 1 + W); s++) if (!ahead.has(s)) seqs.push(s);
+      for (let i = missing.length - 1; i >= 0; i--) if (missingSet.has(missing[i]!) && !likely.includes(missing[i]!)) seqs.push(missing[i]!);
+      for (let s = e + 1; s < Math.min(n, e + 1 + W); s++) if (!ahead.has(s) && !likely.includes(s)) seqs.push(s);
       return tryMatch(r, seqs);
     };
 
