@@ -28,39 +28,7 @@ export type {
 } from './client.js';
 export { createFastPathClient } from './fast-path.js';
 export type { FastPathClient, FastPathStats, SendingClient } from './fast-path.js';
-export {
-  KmsError,
-  isKmsError,
-  kmsError,
-  toWireError,
-  useSdkErrorClasses,
-  sdkErrorClassesActive,
-  ValidationException,
-  SerializationException,
-  NotFoundException,
-  DisabledException,
-  KMSInvalidStateException,
-  InvalidKeyUsageException,
-  KMSInvalidMacException,
-  DryRunOperationException,
-  InvalidGrantTokenException,
-  AlreadyExistsException,
-  UnsupportedOperationException,
-  IncorrectKeyMaterialException,
-  InvalidImportTokenException,
-  ExpiredImportTokenException,
-  InvalidCiphertextException,
-  InvalidArnException,
-  InvalidMarkerException,
-  InvalidAliasNameException,
-  NotAuthorizedException,
-  TagException,
-  LimitExceededException,
-  KMSInternalException,
-  KeyUnavailableException,
-  UnknownOperationException,
-} from './kms/errors.js';
-export type { KmsErrorLike, KmsErrorMetadata, KmsErrorName, WireError } from './kms/errors.js';
+export * from './kms/errors.js';
 
 // Key stores.
 export * from './keystore/index.js';

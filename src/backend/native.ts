@@ -4,7 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BackendKey, MacAlgorithm } from './types.js';
+import type { Backend, BackendKey } from './types.js';
 import { MAC_ALGORITHMS } from './types.js';
 
 const require = createRequire(import.meta.url);
@@ -12,19 +12,8 @@ const require = createRequire(import.meta.url);
 /** The package root: src/backend/ and dist/backend/ both sit two levels below it. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-interface NativeKey {
-  macInto(message: Uint8Array, out: Uint8Array, outOffset: number): void;
-  verify(message: Uint8Array, mac: Uint8Array): boolean;
-  macPackedInto(data: Uint8Array, offsets: Uint32Array, out: Uint8Array): void;
-  macArrayInto(messages: readonly Uint8Array[], out: Uint8Array): void;
-  verifyPackedInto(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results: Uint8Array): void;
-  verifyArrayInto(messages: readonly Uint8Array[], macs: readonly Uint8Array[], results: Uint8Array): void;
-  macPackedAsync(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
-  macArrayAsync(messages: readonly Uint8Array[]): Promise<Uint8Array>;
-  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
-  verifyArrayAsync(messages: readonly Uint8Array[], macs: readonly Uint8Array[]): Promise<Uint8Array>;
-  destroy(): void;
-}
+/** The addon's key handle: the BackendKey methods, implemented in native/addon.cc. */
+type NativeKey = Omit<BackendKey, 'algorithm' | 'macLength'>;
 
 /** What the addon exports (native/addon.cc). */
 export interface NativeBinding {
@@ -48,55 +37,6 @@ export function loadNativeBinding(root: string = process.env.KMS_HMAC_NATIVE_DIR
   return nodeGypBuild(root) as NativeBinding;
 }
 
-class NativeBackendKey implements BackendKey {
-  readonly macLength: number;
-  #key: NativeKey;
-
-  constructor(
-    binding: NativeBinding,
-    readonly algorithm: MacAlgorithm,
-    keyMaterial: Uint8Array,
-  ) {
-    const index = MAC_ALGORITHMS.indexOf(algorithm);
-    this.#key = new binding.Key(index, keyMaterial);
-    this.macLength = binding.macLengths[index]!;
-  }
-
-  macInto(message: Uint8Array, out: Uint8Array, outOffset: number): void {
-    this.#key.macInto(message, out, outOffset);
-  }
-  verify(message: Uint8Array, mac: Uint8Array): boolean {
-    return this.#key.verify(message, mac);
-  }
-  macPackedInto(data: Uint8Array, offsets: Uint32Array, out: Uint8Array): void {
-    this.#key.macPackedInto(data, offsets, out);
-  }
-  macArrayInto(messages: readonly Uint8Array[], out: Uint8Array): void {
-    this.#key.macArrayInto(messages, out);
-  }
-  verifyPackedInto(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results: Uint8Array): void {
-    this.#key.verifyPackedInto(data, offsets, macs, results);
-  }
-  verifyArrayInto(messages: readonly Uint8Array[], macs: readonly Uint8Array[], results: Uint8Array): void {
-    this.#key.verifyArrayInto(messages, macs, results);
-  }
-  macPackedAsync(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array> {
-    return this.#key.macPackedAsync(data, offsets);
-  }
-  macArrayAsync(messages: readonly Uint8Array[]): Promise<Uint8Array> {
-    return this.#key.macArrayAsync(messages);
-  }
-  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array> {
-    return this.#key.verifyPackedAsync(data, offsets, macs);
-  }
-  verifyArrayAsync(messages: readonly Uint8Array[], macs: readonly Uint8Array[]): Promise<Uint8Array> {
-    return this.#key.verifyArrayAsync(messages, macs);
-  }
-  destroy(): void {
-    this.#key.destroy();
-  }
-}
-
 export function createNativeBackend(binding: NativeBinding = loadNativeBinding()): Backend {
   const details: Record<string, string | number | boolean> = {
     openssl: binding.opensslVersion,
@@ -106,6 +46,15 @@ export function createNativeBackend(binding: NativeBinding = loadNativeBinding()
   return {
     name: 'native',
     details,
-    createKey: (algorithm, keyMaterial) => new NativeBackendKey(binding, algorithm, keyMaterial),
+    createKey(algorithm, keyMaterial) {
+      // The native handle already has every BackendKey method; only the two
+      // descriptive fields are added, so calls go straight into the addon.
+      const index = MAC_ALGORITHMS.indexOf(algorithm);
+      const key = new binding.Key(index, keyMaterial);
+      return Object.defineProperties(key, {
+        algorithm: { value: algorithm, enumerable: true },
+        macLength: { value: binding.macLengths[index], enumerable: true },
+      }) as BackendKey;
+    },
   };
 }
