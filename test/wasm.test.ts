@@ -184,6 +184,28 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
     });
   });
 
+  describe('inputs larger than the static regions', () => {
+    it.each(ALGS)('%s: keys longer than the 4 KiB key window, messages longer than the 1 MiB data region', (alg) => {
+      const msg = randomBytes(1_300_000);
+      for (const keyLen of [4095, 4096, 4097, 10_000]) {
+        const keyBytes = randomBytes(keyLen);
+        const key = backend().createKey(alg, keyBytes);
+        const expected = oracle(alg, keyBytes, msg);
+        const out = new Uint8Array(key.macLength);
+        key.macInto(msg, out, 0);
+        expect(Buffer.from(out)).toEqual(expected);
+        expect(key.verify(msg, expected)).toBe(true);
+        const bad = Uint8Array.from(expected);
+        bad[0]! ^= 0x80;
+        expect(key.verify(msg, bad)).toBe(false);
+        const results = new Uint8Array(2);
+        key.verifyArrayInto([msg, msg.subarray(1)], [expected, expected], results);
+        expect([...results]).toEqual([1, 0]);
+        key.destroy();
+      }
+    });
+  });
+
   describe('state after errors', () => {
     it('rejects bad input with typed errors and still computes correct MACs afterwards', async () => {
       const keyBytes = randomBytes(48);
