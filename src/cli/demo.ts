@@ -15,6 +15,7 @@ import { backendInfo } from '../backend/index.js';
 import type { KmsHmacClient } from '../client.js';
 import { MAC_INPUT_PREFIX, RAW_RECORD_MAX, writePrefix } from '../stream/format.js';
 import { engineFromClient } from '../stream/kms-engine.js';
+import { readFileChunks } from '../stream/read.js';
 import { signLog } from '../stream/sign.js';
 import { verifyLog } from '../stream/verify.js';
 import { KEYSTORE_HELP, keystorePath, withClient, type CommonFlags } from './common.js';
@@ -151,10 +152,10 @@ export function demoCommand(): Command {
           w(`1. generated ${log}: ${flags.records.toLocaleString('en-US')} records, ${(data.length / 1e6).toFixed(1)} MB`);
 
           const engine = await engineFromClient(client, DEMO_ALIAS);
-          const signed = await signLog(createReadStream(log, { highWaterMark: 1 << 20 }), `${log}.mac`, { engine });
+          const signed = await signLog(readFileChunks(log), `${log}.mac`, { engine });
           w(`2. kms-hmac sign app.log --key-id ${DEMO_ALIAS}  -> app.log.mac in ${(signed.elapsedMs / 1000).toFixed(2)} s`);
 
-          const ok = await verifyLog(createReadStream(log, { highWaterMark: 1 << 20 }), `${log}.mac`, { engine });
+          const ok = await verifyLog(readFileChunks(log), `${log}.mac`, { engine });
           w(`3. kms-hmac verify app.log  -> ${ok.ok ? 'OK' : 'FAILED'}: ${ok.verified.toLocaleString('en-US')} records verified in ${(ok.elapsedMs / 1000).toFixed(2)} s`);
           w();
 
@@ -171,7 +172,7 @@ export function demoCommand(): Command {
           await writeFile(tampered, Buffer.from(t.join(''), 'latin1'));
           w(`4. tampered copy: changed line 1000, deleted line 5000, inserted a line before line 7000, swapped lines 9000/9001, cut the last 10 lines (of ${n.toLocaleString('en-US')})`);
           w(`   kms-hmac verify tampered.log --sidecar app.log.mac   (exit code 1)`);
-          const bad = await verifyLog(createReadStream(tampered, { highWaterMark: 1 << 20 }), `${log}.mac`, { engine });
+          const bad = await verifyLog(readFileChunks(tampered), `${log}.mac`, { engine });
           printReport('tampered.log', 'app.log.mac', bad, '   ');
           w();
 

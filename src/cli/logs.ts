@@ -1,5 +1,4 @@
 /** `kms-hmac sign FILE` / `kms-hmac verify FILE`: log sidecars (docs/log-format.md). */
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -7,6 +6,7 @@ import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
 import { KmsHmacClient } from '../client.js';
 import { parseDelimiter, type Framing } from '../stream/format.js';
 import { engineFromClient } from '../stream/kms-engine.js';
+import { readFileChunks } from '../stream/read.js';
 import { signLog } from '../stream/sign.js';
 import { verifyLog, type VerifyReport } from '../stream/verify.js';
 import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, keystorePath, printJson, withClient, type CommonFlags } from './common.js';
@@ -96,7 +96,7 @@ export function signCommand(): Command {
     await withClient(flags, async (client) => {
       const engine = await engineFromClient(client, flags.keyId, flags.algorithm);
       const bar = progressBar('signing', total, flags.progress && !flags.json);
-      const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+      const input = file === '-' ? process.stdin : readFileChunks(file);
       try {
         const s = await signLog(input, out, { engine, framing, batchSize: flags.batchSize, onProgress: (p) => bar.update(p) });
         bar.stop();
@@ -153,7 +153,7 @@ export function verifyCommand(): Command {
     let client: KmsHmacClient | undefined;
     const bar = progressBar('verifying', total, flags.progress && !flags.json);
     try {
-      const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+      const input = file === '-' ? process.stdin : readFileChunks(file);
       const report = await verifyLog(input, sidecar, {
         engine: async (header) => {
           const arn = /^arn:[^:]+:kms:([^:]+):(\d+):/.exec(header.keyArn);

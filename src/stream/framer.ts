@@ -81,6 +81,8 @@ export class RecordFramer {
   private pos = 0;
   private first = 0;
   private out: RecordBatch[] = [];
+  /** Batch buffers handed back with release(): reused instead of allocating (and page-faulting) 1 MiB per batch. */
+  private readonly pool: { data: Buffer; offsets: Uint32Array; starts: Float64Array }[] = [];
 
   constructor(opts: FramerOptions) {
     this.delim = Buffer.from(opts.delimiter);
@@ -95,11 +97,12 @@ export class RecordFramer {
   }
 
   private newBatch(): void {
-    this.data = Buffer.allocUnsafe(this.batchBytes);
+    const reused = this.pool.pop();
+    this.data = reused?.data ?? Buffer.allocUnsafeSlow(this.batchBytes);
     this.view = new DataView(this.data.buffer, this.data.byteOffset, this.data.byteLength);
     this.bytesView = new Uint8Array(this.data.buffer, this.data.byteOffset, this.data.byteLength);
-    this.offsets = new Uint32Array(this.batchSize + 1);
-    this.starts = new Float64Array(this.batchSize);
+    this.offsets = reused?.offsets ?? new Uint32Array(this.batchSize + 1);
+    this.starts = reused?.starts ?? new Float64Array(this.batchSize);
     this.n = 0;
     this.pos = 0;
     this.first = this.records;
@@ -176,7 +179,19 @@ export class RecordFramer {
     this.tail = Buffer.alloc(0);
   }
 
-  /** Feeds bytes; returns the batches completed so far. */
+  /**
+   * Hands a batch's buffers back for reuse once nothing refers to them any
+   * more (its MACs are computed and nothing kept a view into `data`).
+   */
+  release(batch: RecordBatch): void {
+    if (this.pool.length >= 4 || batch.data.length !== this.batchBytes) return;
+    this.pool.push({ data: batch.data, offsets: new Uint32Array(batch.offsets.buffer, 0, this.batchSize + 1), starts: new Float64Array(batch.starts.buffer, 0, this.batchSize) });
+  }
+
+  /**
+   * Feeds bytes; returns the batches completed so far. `chunk` is not kept
+   * (bytes of an unfinished record are copied), so the caller may reuse it.
+   */
   push(chunk: Buffer): RecordBatch[] {
     const base = this.bytes;
     const dl = this.delim.length;

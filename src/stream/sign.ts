@@ -115,6 +115,7 @@ export async function signLog(input: Readable | AsyncIterable<Buffer | string>, 
       while (queue.length > keep) {
         const { batch, macs } = queue.shift()!;
         const m = await macs;
+        framer.release(batch);
         await fh.write(m, 0, batch.count * engine.macLength);
         done += batch.count;
         opts.onProgress?.({ records: done, bytes: batch.end });

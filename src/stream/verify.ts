@@ -540,6 +540,7 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
       }
       // the next unprocessed record is expected at e + run.length (a run is most often a modified stretch)
       d = e + run.length - (deferred ? deferred.index : batch.first + batch.count);
+      framer.release(batch); // the aligner copied what it keeps
       bytesDone = batch.end;
       opts.onProgress?.({ records: batch.first + batch.count, bytes: bytesDone });
     };
