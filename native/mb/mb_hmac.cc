@@ -397,13 +397,14 @@ bool worth_it(Path p, bool sha512, size_t n, size_t total_bytes) {
   // Crossovers measured with `node bench/simd.js --sweep` on AMD Zen 3 (EPYC,
   // SHA-NI + AVX2), against OpenSSL 3.0 one message at a time:
   if (sha512) {
-    // 4 AVX2 lanes: n=1 ~0.6x, n=2 ~0.9-1.1x, n>=3 1.1-1.8x.
+    // 4 AVX2 lanes: n=1 0.4-0.7x, n=2 0.7-0.9x, n=3 ~1.1x, n>=4 1.1-1.6x.
     return lanes_sha512(p) != 0 && n >= 3;
   }
   if (p == Path::ShaNi) {
-    // 2 SHA-NI streams: n=1 ~0.8x (one stream idles); small messages win
-    // from ~8 messages, long ones (>= 512 B on average) from 2.
-    return n >= 8 || (n >= 2 && total_bytes >= 512 * n);
+    // 2 SHA-NI streams: n=1 0.8-0.96x (one stream idles); 64 B messages
+    // break even at n=2-4 and win from 6 (1.1-1.3x); from 256 B on average
+    // n >= 2 wins (1.1-1.6x).
+    return n >= 6 || (n >= 2 && total_bytes >= 256 * n);
   }
   if (p == Path::Avx2) {
     // 8 AVX2 lanes lose to OpenSSL's SHA-NI code (0.6-0.8x on Zen 3), so
