@@ -14,7 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { BLOCK_LENGTH, MAC_LENGTH } from './types.js';
+import { MAC_LENGTH } from './types.js';
 import type { Backend, BackendKey, BackendName, MacAlgorithm } from './types.js';
 import { WASM_HASH, WASM_SCALAR_BASE64, WASM_SIMD_BASE64 } from './wasm-binaries.js';
 
@@ -61,22 +61,24 @@ const MESSAGE_COST = 64;
  * (tsc output) need no separate worker file.
  */
 export class WasmEngine {
-  readonly ex: any;
-  readonly memory: WasmMemory;
-  readonly u8: Uint8Array;
-  readonly u32: Uint32Array;
-  readonly DATA: number;
-  readonly DATA_SIZE: number;
-  readonly OFFS: number;
-  readonly OUT: number;
-  readonly RES: number;
-  readonly KEYS: number;
-  readonly KEYWIN: number;
-  readonly KEYWIN_SIZE: number;
-  readonly KEY_SLOTS: number;
-  readonly SLOT_SIZE: number;
-  readonly MAX_BATCH: number;
-  readonly simd: boolean;
+  // `declare`: no class-field emit, so the source text stays plain ES2015
+  // class syntax whatever a bundler's target (it is eval'd in workers).
+  declare readonly ex: any;
+  declare readonly memory: WasmMemory;
+  declare readonly u8: Uint8Array;
+  declare readonly u32: Uint32Array;
+  declare readonly DATA: number;
+  declare readonly DATA_SIZE: number;
+  declare readonly OFFS: number;
+  declare readonly OUT: number;
+  declare readonly RES: number;
+  declare readonly KEYS: number;
+  declare readonly KEYWIN: number;
+  declare readonly KEYWIN_SIZE: number;
+  declare readonly KEY_SLOTS: number;
+  declare readonly SLOT_SIZE: number;
+  declare readonly MAX_BATCH: number;
+  declare readonly simd: boolean;
 
   constructor(instance: WasmInstance) {
     const ex: any = instance.exports;
@@ -774,4 +776,3 @@ export function wasmEngineOf(backend: Backend): WasmEngine {
   return backend.engine;
 }
 
-export { BLOCK_LENGTH };
