@@ -249,6 +249,26 @@ void store_digest(const typename K::W* st, size_t lane, size_t n_words, uint8_t*
   for (size_t w = 0; w < n_words; w++) put_be(out + w * sizeof(typename K::W), st[K::at(w, lane)]);
 }
 
+// Copies n bytes without reading outside [src, src+n) and without the
+// `rep movs`/`rep stos` sequences compilers emit for variable-size
+// memcpy/memset, whose start-up cost dominated small messages (perf).
+// Overlapping fixed-size moves cover the ragged ends.
+inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
+  if (n >= 16) {
+    size_t i = 0;
+    for (; i + 16 < n; i += 16) std::memcpy(dst + i, src + i, 16);
+    std::memcpy(dst + n - 16, src + n - 16, 16);
+  } else if (n >= 8) {
+    std::memcpy(dst, src, 8);
+    std::memcpy(dst + n - 8, src + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(dst, src, 4);
+    std::memcpy(dst + n - 4, src + n - 4, 4);
+  } else {
+    for (size_t i = 0; i < n; i++) dst[i] = src[i];
+  }
+}
+
 // Writes the FIPS 180-4 5.1 padding for a message whose last `rem` bytes
 // (rem < B) are at `src` and whose total length (including the key block
 // already hashed) is `total_bytes`, into `dst` (2*B bytes). Returns the
@@ -256,14 +276,16 @@ void store_digest(const typename K::W* st, size_t lane, size_t n_words, uint8_t*
 template <size_t B, size_t LB>
 size_t pad_tail(const uint8_t* src, size_t rem, uint64_t total_bytes, uint8_t* dst) {
   const size_t blocks = rem + 1 + LB <= B ? 1 : 2;
-  std::memset(dst, 0, blocks * B);
-  if (rem) std::memcpy(dst, src, rem);
+  if (blocks == 1) {
+    std::memset(dst, 0, B);  // constant sizes: plain vector stores
+  } else {
+    std::memset(dst, 0, 2 * B);
+  }
+  copy_small(dst, src, rem);
   dst[rem] = 0x80;
   // The bit length fits 64 bits for any in-memory message; the upper 64 bits
   // of SHA-512's 128-bit length field stay zero.
-  const uint64_t bits = total_bytes * 8;
-  uint8_t* end = dst + blocks * B;
-  for (size_t b = 0; b < 8; b++) end[-1 - static_cast<ptrdiff_t>(b)] = static_cast<uint8_t>(bits >> (8 * b));
+  put_be(dst + blocks * B - 8, static_cast<uint64_t>(total_bytes * 8));
   return blocks;
 }
 
@@ -341,13 +363,20 @@ void hmac_batch(const typename K::W inner[8], const typename K::W outer[8], size
   }
 
   // Outer hash: H(outer state, inner digest || padding), one block each.
-  alignas(32) uint8_t ob[L][2 * B];  // pad_tail may write 2 blocks in general; here it writes 1
+  // The padding is the same for every message (out_len + 9 or 17 <= B):
+  // lay it out once per lane, then copy in each digest.
+  alignas(32) uint8_t ob[L][B];
+  std::memset(ob, 0, sizeof ob);
+  for (size_t l = 0; l < L; l++) {
+    ob[l][out_len] = 0x80;
+    put_be(ob[l] + B - 8, static_cast<uint64_t>((out_len + B) * 8));
+  }
   for (size_t base = 0; base < n; base += L) {
     const size_t m = n - base < L ? n - base : L;
     for (size_t l = 0; l < L; l++) {
       for (size_t w = 0; w < 8; w++) st[K::at(w, l)] = outer[w];
       if (l < m) {
-        pad_tail<B, LB>(out + (base + l) * out_len, out_len, static_cast<uint64_t>(out_len) + B, ob[l]);
+        copy_small(ob[l], out + (base + l) * out_len, out_len);
         blk[l] = ob[l];
       } else {
         blk[l] = kDummy;
