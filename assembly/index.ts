@@ -371,27 +371,30 @@ function laneStart(l: usize, idx: u32, s: usize, base: u32): void {
   for (let j: usize = 0; j < 8; j++) store<u32>(ST4 + (j << 4) + (l << 2), load<u32>(s + (j << 2)));
 }
 
+/** Pointer to lane l's current inner block (in place, or its padded tail built in LPAD). */
+function laneSrc(l: usize): usize {
+  const L = LANES + (l << 5);
+  const ptr = <usize>load<u32>(L, 4);
+  const len = load<u32>(L, 8);
+  const blk = load<u32>(L, 12);
+  const off = blk << 6;
+  if (off + 64 <= len) return ptr + off;
+  const src = LPAD + (l << 6);
+  memory.fill(src, 0, 64);
+  if (len >= off) {
+    const r = len - off;
+    memory.copy(src, ptr + off, r);
+    store<u8>(src + r, 0x80);
+  }
+  if (blk + 1 == load<u32>(L, 16)) store<u64>(src + 56, bswap<u64>((<u64>len + 64) << 3));
+  return src;
+}
+
 function laneFill(l: usize, alg: u32): void {
   const L = LANES + (l << 5);
   const col = WB4 + (l << 2);
   if (load<u32>(L, 20) == 0) {
-    const ptr = <usize>load<u32>(L, 4);
-    const len = load<u32>(L, 8);
-    const blk = load<u32>(L, 12);
-    const off = blk << 6;
-    let src: usize;
-    if (off + 64 <= len) {
-      src = ptr + off;
-    } else {
-      src = LPAD + (l << 6);
-      memory.fill(src, 0, 64);
-      if (len >= off) {
-        const r = len - off;
-        memory.copy(src, ptr + off, r);
-        store<u8>(src + r, 0x80);
-      }
-      if (blk + 1 == load<u32>(L, 16)) store<u64>(src + 56, bswap<u64>((<u64>len + 64) << 3));
-    }
+    const src = laneSrc(l);
     for (let t: usize = 0; t < 16; t++) store<u32>(col + (t << 4), bswap<u32>(load<u32>(src + (t << 2))));
   } else {
     const dw: usize = alg == 0 ? 7 : 8;
@@ -400,6 +403,33 @@ function laneFill(l: usize, alg: u32): void {
     store<u32>(col + (dw << 4), 0x80000000);
     for (let t: usize = dw + 1; t < 15; t++) store<u32>(col + (t << 4), 0);
     store<u32>(col + (15 << 4), <u32>(64 + (dw << 2)) << 3);
+  }
+}
+
+/**
+ * All four lanes on inner blocks: transpose the four blocks 4 words at a
+ * time with shuffles, folding the big-endian byte swap into the first stage.
+ */
+function fillAllX4(): void {
+  const a = laneSrc(0);
+  const b = laneSrc(1);
+  const c = laneSrc(2);
+  const d = laneSrc(3);
+  for (let t: usize = 0; t < 64; t += 16) {
+    const va = v128.load(a + t);
+    const vb = v128.load(b + t);
+    const vc = v128.load(c + t);
+    const vd = v128.load(d + t);
+    // [A0 B0 A1 B1] and [A2 B2 A3 B3], byte-swapped; same for C/D.
+    const abLo = i8x16.shuffle(va, vb, 3, 2, 1, 0, 19, 18, 17, 16, 7, 6, 5, 4, 23, 22, 21, 20);
+    const abHi = i8x16.shuffle(va, vb, 11, 10, 9, 8, 27, 26, 25, 24, 15, 14, 13, 12, 31, 30, 29, 28);
+    const cdLo = i8x16.shuffle(vc, vd, 3, 2, 1, 0, 19, 18, 17, 16, 7, 6, 5, 4, 23, 22, 21, 20);
+    const cdHi = i8x16.shuffle(vc, vd, 11, 10, 9, 8, 27, 26, 25, 24, 15, 14, 13, 12, 31, 30, 29, 28);
+    const row = WB4 + (t << 2); // word t/4 of every lane
+    v128.store(row, i8x16.shuffle(abLo, cdLo, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), 0);
+    v128.store(row, i8x16.shuffle(abLo, cdLo, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 16);
+    v128.store(row, i8x16.shuffle(abHi, cdHi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), 32);
+    v128.store(row, i8x16.shuffle(abHi, cdHi, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), 48);
   }
 }
 
@@ -421,7 +451,11 @@ function batchX4(s: usize, alg: u32, count: u32, base: u32, mode: u32): void {
       finishLaneScalar(<usize>ctz(live), alg, s, dl, mode, ST4, 4, LDIG + (<usize>ctz(live) << 5), 6);
       return;
     }
-    for (let l: usize = 0; l < 4; l++) if (live & (1 << <u32>l)) laneFill(l, alg);
+    if (live == 15 && (load<u32>(LANES, 20) | load<u32>(LANES, 52) | load<u32>(LANES, 84) | load<u32>(LANES, 116)) == 0) {
+      fillAllX4();
+    } else {
+      for (let l: usize = 0; l < 4; l++) if (live & (1 << <u32>l)) laneFill(l, alg);
+    }
     compress256x4();
     for (let l: usize = 0; l < 4; l++) {
       if (!(live & (1 << <u32>l))) continue;
@@ -469,27 +503,30 @@ function lane2Start(l: usize, idx: u32, s: usize, base: u32): void {
   for (let j: usize = 0; j < 8; j++) store<u64>(ST2 + (j << 4) + (l << 3), load<u64>(s + (j << 3)));
 }
 
+/** Pointer to lane l's current inner 128-byte block (in place, or its padded tail in LPAD). */
+function lane2Src(l: usize): usize {
+  const L = LANES + (l << 5);
+  const ptr = <usize>load<u32>(L, 4);
+  const len = load<u32>(L, 8);
+  const blk = load<u32>(L, 12);
+  const off = blk << 7;
+  if (off + 128 <= len) return ptr + off;
+  const src = LPAD + (l << 7);
+  memory.fill(src, 0, 128);
+  if (len >= off) {
+    const r = len - off;
+    memory.copy(src, ptr + off, r);
+    store<u8>(src + r, 0x80);
+  }
+  if (blk + 1 == load<u32>(L, 16)) store<u64>(src + 120, bswap<u64>((<u64>len + 128) << 3));
+  return src;
+}
+
 function lane2Fill(l: usize, alg: u32): void {
   const L = LANES + (l << 5);
   const col = WB2 + (l << 3);
   if (load<u32>(L, 20) == 0) {
-    const ptr = <usize>load<u32>(L, 4);
-    const len = load<u32>(L, 8);
-    const blk = load<u32>(L, 12);
-    const off = blk << 7;
-    let src: usize;
-    if (off + 128 <= len) {
-      src = ptr + off;
-    } else {
-      src = LPAD + (l << 7);
-      memory.fill(src, 0, 128);
-      if (len >= off) {
-        const r = len - off;
-        memory.copy(src, ptr + off, r);
-        store<u8>(src + r, 0x80);
-      }
-      if (blk + 1 == load<u32>(L, 16)) store<u64>(src + 120, bswap<u64>((<u64>len + 128) << 3));
-    }
+    const src = lane2Src(l);
     for (let t: usize = 0; t < 16; t++) store<u64>(col + (t << 4), bswap<u64>(load<u64>(src + (t << 3))));
   } else {
     const dw: usize = alg == 2 ? 6 : 8;
@@ -498,6 +535,19 @@ function lane2Fill(l: usize, alg: u32): void {
     store<u64>(col + (dw << 4), 0x8000000000000000);
     for (let t: usize = dw + 1; t < 15; t++) store<u64>(col + (t << 4), 0);
     store<u64>(col + (15 << 4), <u64>(128 + (dw << 3)) << 3);
+  }
+}
+
+/** Both lanes on inner blocks: interleave and byte-swap two words at a time with shuffles. */
+function fillAllX2(): void {
+  const a = lane2Src(0);
+  const b = lane2Src(1);
+  for (let t: usize = 0; t < 128; t += 16) {
+    const va = v128.load(a + t);
+    const vb = v128.load(b + t);
+    const row = WB2 + (t << 1); // words t/8 and t/8+1 of both lanes
+    v128.store(row, i8x16.shuffle(va, vb, 7, 6, 5, 4, 3, 2, 1, 0, 23, 22, 21, 20, 19, 18, 17, 16), 0);
+    v128.store(row, i8x16.shuffle(va, vb, 15, 14, 13, 12, 11, 10, 9, 8, 31, 30, 29, 28, 27, 26, 25, 24), 16);
   }
 }
 
@@ -518,7 +568,11 @@ function batchX2(s: usize, alg: u32, count: u32, base: u32, mode: u32): void {
       finishLaneScalar(<usize>ctz(live), alg, s, dl, mode, ST2, 8, LDIG + (<usize>ctz(live) << 6), 7);
       return;
     }
-    for (let l: usize = 0; l < 2; l++) if (live & (1 << <u32>l)) lane2Fill(l, alg);
+    if (live == 3 && (load<u32>(LANES, 20) | load<u32>(LANES, 52)) == 0) {
+      fillAllX2();
+    } else {
+      for (let l: usize = 0; l < 2; l++) if (live & (1 << <u32>l)) lane2Fill(l, alg);
+    }
     compress512x2();
     for (let l: usize = 0; l < 2; l++) {
       if (!(live & (1 << <u32>l))) continue;
