@@ -402,7 +402,13 @@ class WorkerPool {
       const id = this.nextId++;
       this.jobs.set(id, { resolve, reject, worker: pw });
       if (pw.pending++ === 0) pw.worker.ref();
-      pw.worker.postMessage({ ...job, id }, transfer);
+      try {
+        pw.worker.postMessage({ ...job, id }, transfer);
+      } catch (err) {
+        this.jobs.delete(id);
+        this.settle(pw);
+        reject(err);
+      }
     });
   }
 }
