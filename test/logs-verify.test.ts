@@ -335,4 +335,12 @@ describe('randomised single tampering: exactly one issue of the right kind, neve
       { kind: 'inserted', line: 201, signedRecord: undefined, count: 1 },
     ]);
   });
+
+  it('the first 300 records changed, the rest intact: modified, not "another log"', async () => {
+    const base = lines(1000, 'head');
+    const sc = await sign(join_(base));
+    const t = base.map((l, i) => (i < 300 ? l.replace('head', 'HEAD') : l));
+    const r = await verify(join_(t), sc);
+    expect(summary(r)).toEqual([{ kind: 'modified', line: 1, signedRecord: 1, count: 300 }]);
+  });
 });
