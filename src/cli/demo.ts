@@ -179,16 +179,19 @@ export function demoCommand(): Command {
           const key = randomBytes(32);
           const baseSign = await nodeCryptoSign(log, join(dir, 'baseline.mac'), key);
           const baseVerify = await nodeCryptoVerify(log, join(dir, 'baseline.mac'), key);
+          // steady state: a second run, past JIT warm-up and worker start-up (steps 2 and 3 paid for them)
+          const signed2 = await signLog(readFileChunks(log), `${log}.mac`, { engine });
+          const ok2 = await verifyLog(readFileChunks(log), `${log}.mac`, { engine });
           const rps = (ms: number) => Math.round(flags.records / (ms / 1000));
           const mbs = (ms: number) => (data.length / 1e6 / (ms / 1000)).toFixed(0);
-          w('5. throughput on this machine (same log, same framing; node:crypto = createHmac per record):');
-          w(`   sign    kms-hmac ${rps(signed.elapsedMs).toLocaleString('en-US').padStart(11)} rec/s ${mbs(signed.elapsedMs).padStart(5)} MB/s   node:crypto ${rps(baseSign).toLocaleString('en-US').padStart(11)} rec/s ${mbs(baseSign).padStart(5)} MB/s   ${(baseSign / signed.elapsedMs).toFixed(1)}x`);
-          w(`   verify  kms-hmac ${rps(ok.elapsedMs).toLocaleString('en-US').padStart(11)} rec/s ${mbs(ok.elapsedMs).padStart(5)} MB/s   node:crypto ${rps(baseVerify).toLocaleString('en-US').padStart(11)} rec/s ${mbs(baseVerify).padStart(5)} MB/s   ${(baseVerify / ok.elapsedMs).toFixed(1)}x`);
+          w('5. throughput on this machine (same log, same framing; node:crypto = createHmac per record; kms-hmac: a second, warm run):');
+          w(`   sign    kms-hmac ${rps(signed2.elapsedMs).toLocaleString('en-US').padStart(11)} rec/s ${mbs(signed2.elapsedMs).padStart(5)} MB/s   node:crypto ${rps(baseSign).toLocaleString('en-US').padStart(11)} rec/s ${mbs(baseSign).padStart(5)} MB/s   ${(baseSign / signed2.elapsedMs).toFixed(1)}x`);
+          w(`   verify  kms-hmac ${rps(ok2.elapsedMs).toLocaleString('en-US').padStart(11)} rec/s ${mbs(ok2.elapsedMs).padStart(5)} MB/s   node:crypto ${rps(baseVerify).toLocaleString('en-US').padStart(11)} rec/s ${mbs(baseVerify).padStart(5)} MB/s   ${(baseVerify / ok2.elapsedMs).toFixed(1)}x`);
           w('   (a short run on a small log; `npm run bench:logs` measures a 1 GiB log)');
           w();
           w('Next: kms-hmac keys create --key-spec HMAC_256 --alias alias/logs && kms-hmac sign app.log --key-id alias/logs && kms-hmac verify app.log');
           if (flags.keep) w(`files kept in ${dir}`);
-          if (!ok.ok || bad.ok) process.exitCode = 3; // the demo itself failed
+          if (!ok.ok || !ok2.ok || bad.ok) process.exitCode = 3; // the demo itself failed
         });
       } finally {
         if (!flags.keep) await rm(dir, { recursive: true, force: true });
