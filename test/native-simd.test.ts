@@ -14,27 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadNativeBinding, type NativeBinding } from '../src/backend/native.js';
 
-interface SimdKey {
-  macPackedInto(data: Uint8Array, offsets: Uint32Array, out: Uint8Array): void;
-  macArrayInto(messages: readonly Uint8Array[], out: Uint8Array): void;
-  verifyPackedInto(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results: Uint8Array): void;
-  verifyArrayInto(messages: readonly Uint8Array[], macs: readonly Uint8Array[], results: Uint8Array): void;
-  macPackedAsync(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
-  macArrayAsync(messages: readonly Uint8Array[]): Promise<Uint8Array>;
-  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
-  destroy(): void;
-}
-interface SimdBinding {
-  Key: new (algorithm: number, keyMaterial: Uint8Array) => SimdKey;
-  macLengths: number[];
-  simdPath: string;
-  simdReason: string;
-  simdPaths: string[];
-  setSimdPath(name: string, force?: boolean): string;
-}
-
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const binding = loadNativeBinding() as NativeBinding & SimdBinding;
+const binding: NativeBinding = loadNativeBinding();
 const loadPath = binding.simdPath;
 afterAll(() => {
   binding.setSimdPath(loadPath, false);

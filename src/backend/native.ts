@@ -23,8 +23,14 @@ export interface NativeBinding {
   macLengths: number[];
   blockLengths: number[];
   asyncThreads: number;
-  /** Multi-buffer SIMD path in use for batches, when the addon has one. */
-  simdPath?: string;
+  /** Multi-buffer SIMD path batches use: 'off' | 'avx2' | 'shani' (native/mb). */
+  simdPath: string;
+  /** Why that path was chosen (CPU features, KMS_HMAC_SIMD). */
+  simdReason: string;
+  /** The paths this CPU can run. */
+  simdPaths: string[];
+  /** Switches the path (tests and benchmarks); `force` ignores the size thresholds. Returns the active path; throws if unavailable. */
+  setSimdPath(path: string, force?: boolean): string;
 }
 
 /**
@@ -42,10 +48,12 @@ export function createNativeBackend(binding: NativeBinding = loadNativeBinding()
     openssl: binding.opensslVersion,
     asyncThreads: binding.asyncThreads,
   };
-  if (binding.simdPath !== undefined) details.simdPath = binding.simdPath;
   return {
     name: 'native',
-    details,
+    // A getter: tests and benchmarks may switch the path after load.
+    get details() {
+      return { ...details, simdPath: binding.simdPath };
+    },
     createKey(algorithm, keyMaterial) {
       // The native handle already has every BackendKey method; only the two
       // descriptive fields are added, so calls go straight into the addon.
