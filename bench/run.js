@@ -4,7 +4,7 @@
 // median absolute deviation as spread) and ratios to node:crypto; writes
 // bench/results/latest.json and bench/results/chart.svg.
 //
-//   npm run bench               full run (~2 min)
+//   npm run bench               full run (a few minutes)
 //   npm run bench -- --quick    shorter sampling, same tables
 //
 // Each task iteration is a whole pass over many distinct messages, so the
@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { Bench } from 'tinybench';
 import { createMacKey, loadBackend, packMessages } from '../dist/index.js';
 import { renderChart } from './chart.js';
+import { formatRows as formatWasmRows, runWasmBench } from './wasm.js';
 import { environment, printEnvironment } from './env.js';
 
 const quick = process.argv.includes('--quick');
@@ -135,9 +136,15 @@ for (const algorithm of ALGORITHMS) {
   rows.push(...algorithmRows);
 }
 
+// The WebAssembly engine against the other WASM/JS HMACs on npm (hash-wasm,
+// @noble/hashes), one thread and the async worker pool (bench/wasm.js).
+console.log('\nWebAssembly engine against hash-wasm and @noble/hashes (ratios to hash-wasm createHMAC):');
+const wasmRows = await runWasmBench({ quick, time: quick ? 150 : 250, rounds: quick ? 2 : 3 });
+console.log(formatWasmRows(wasmRows));
+
 const results = new URL('./results/', import.meta.url);
 mkdirSync(results, { recursive: true });
-writeFileSync(new URL('latest.json', results), JSON.stringify({ environment: env, quick, rows }, null, 2) + '\n');
+writeFileSync(new URL('latest.json', results), JSON.stringify({ environment: env, quick, rows, wasmRows }, null, 2) + '\n');
 const chart = renderChart({
   title: 'kms-hmac: HMAC throughput by message size (higher is better)',
   subtitle: `${env.cpu}, ${env.cores} cores, Node ${env.node}, OpenSSL ${env.openssl}, ${env.date.slice(0, 10)}`,
