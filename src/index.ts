@@ -32,3 +32,6 @@ export * from './kms/errors.js';
 
 // Key stores.
 export * from './keystore/index.js';
+
+// Log integrity: sidecars and record streams.
+export * from './stream/index.js';
