@@ -1,6 +1,6 @@
 /**
  * Key identifiers: key ID, key ARN, alias name, alias ARN (spec §6).
- * Parsing only; lookups live in the client.
+ * Parsing only; lookups live in ./context.ts.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 

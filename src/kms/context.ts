@@ -1,0 +1,125 @@
+/**
+ * The state every operation module of a KmsHmacClient shares: the store,
+ * the clock, the client's region/account, and the two ways to reach a key —
+ * a lock-free read view (time rules applied virtually) and a transaction
+ * (time rules applied for real first). One instance per client; the client
+ * owns the store's lifetime and flips `closed`.
+ */
+import type { BackendChoice } from '../backend/index.js';
+import type { Backend } from '../backend/types.js';
+import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from '../keystore/types.js';
+import { kmsError } from './errors.js';
+import { aliasArn, keyArn, parseKeyId, type Scope } from './identifiers.js';
+import { applyTimeRules, timeAdjusted, timeDeadline } from './keys.js';
+
+export class ClientContext {
+  readonly store: KeyStore;
+  readonly clock: () => number;
+  readonly scope: Scope;
+  /** HMAC backend for prepared keys; undefined: the package's automatic selection. */
+  readonly backend: BackendChoice | Backend | undefined;
+  closed = false;
+  /** The pending background persistence of time rules noticed by a read (see readKey). */
+  sweep: Promise<void> | undefined;
+
+  constructor(store: KeyStore, clock: () => number, scope: Scope, backend: BackendChoice | Backend | undefined) {
+    this.store = store;
+    this.clock = clock;
+    this.scope = scope;
+    this.backend = backend;
+  }
+
+  /** Reads (no write lock). Applies time rules virtually and schedules their persistence. */
+  readKey(keyId: string): KeyRecord | undefined {
+    const rec = this.store.getKey(keyId);
+    if (rec === undefined) return undefined;
+    const deadline = timeDeadline(rec);
+    if (deadline === Infinity) return rec;
+    const now = this.clock();
+    if (deadline > now) return rec;
+    this.#scheduleSweep();
+    return timeAdjusted(rec, now);
+  }
+
+  /**
+   * Resolves a KeyId in any form allowed by the operation, from the read
+   * view. `allowAlias` false: key ID or key ARN only.
+   */
+  resolveRead(id: string, allowAlias: boolean): KeyRecord {
+    return resolveKeyId(this.scope, id, allowAlias, (k) => this.readKey(k), (a) => this.store.getAlias(a));
+  }
+
+  /** Like resolveRead, inside a mutation's transaction. */
+  resolveTx(tx: KeyStoreTransaction, id: string, allowAlias: boolean): KeyRecord {
+    return resolveKeyId(this.scope, id, allowAlias, (k) => tx.getKey(k), (a) => tx.getAlias(a));
+  }
+
+  /** Runs a mutation with the time rules applied first (expired keys really deleted). */
+  mutate<T>(fn: (tx: KeyStoreTransaction, now: number) => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('KmsHmacClient is closed'));
+    return this.store.transact((tx) => {
+      const now = this.clock();
+      applyTimeRules(tx, now);
+      return fn(tx, now);
+    });
+  }
+
+  // Reads must not take the write lock, so a read that sees an expired key
+  // answers from the adjusted copy and leaves the store's write to a later tick.
+  #scheduleSweep(): void {
+    if (this.sweep || this.closed) return;
+    this.sweep = new Promise<void>((resolve) => {
+      setImmediate(() => {
+        this.store
+          .transact((tx) => {
+            applyTimeRules(tx, this.clock());
+          })
+          .catch(() => undefined)
+          .finally(() => {
+            this.sweep = undefined;
+            resolve();
+          });
+      });
+    });
+  }
+}
+
+/** KeyId (key ID, key ARN, alias name, alias ARN) → record, with the KMS NotFoundException messages. */
+function resolveKeyId(
+  s: Scope,
+  id: string,
+  allowAlias: boolean,
+  getKey: (k: string) => KeyRecord | undefined,
+  getAlias: (a: string) => AliasRecord | undefined,
+): KeyRecord {
+  const p = parseKeyId(id);
+  switch (p.kind) {
+    case 'keyId': {
+      const rec = getKey(p.keyId);
+      if (!rec) throw kmsError('NotFoundException', `Key '${keyArn(s, p.keyId)}' does not exist`);
+      return rec;
+    }
+    case 'keyArn': {
+      if (p.region !== s.region) throw kmsError('NotFoundException', `Invalid arn ${p.region}`);
+      const rec = p.account === s.accountId && p.partition === s.partition ? getKey(p.keyId) : undefined;
+      if (!rec) throw kmsError('NotFoundException', `Key '${p.arn}' does not exist`);
+      return rec;
+    }
+    case 'aliasName':
+    case 'aliasArn': {
+      if (!allowAlias) throw kmsError('NotFoundException', `Invalid keyId '${id}'`);
+      let arn: string;
+      if (p.kind === 'aliasArn') {
+        if (p.region !== s.region) throw kmsError('NotFoundException', `Invalid arn ${p.region}`);
+        arn = p.arn;
+        if (p.account !== s.accountId || p.partition !== s.partition) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+      } else arn = aliasArn(s, p.aliasName);
+      const a = getAlias(p.aliasName);
+      const rec = a ? getKey(a.targetKeyId) : undefined;
+      if (!rec) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+      return rec;
+    }
+    default:
+      throw kmsError('NotFoundException', `Invalid keyId '${id}'`);
+  }
+}
