@@ -21,7 +21,7 @@ import type { HmacKeySpec, KeyStore, Tag } from './keystore/types.js';
 import { ClientContext } from './kms/context.js';
 import { kmsError } from './kms/errors.js';
 import { partitionOf } from './kms/identifiers.js';
-import { ImportOperations } from './kms/import-operations.js';
+import { ImportOperations, type ImportKeyMaterialInput } from './kms/import-operations.js';
 import { KeyOperations, type CreateKeyInput } from './kms/key-operations.js';
 import type { KeyMetadata } from './kms/keys.js';
 import {
@@ -38,6 +38,7 @@ import {
 
 export type { KeyMetadata } from './kms/keys.js';
 export type { CreateKeyInput } from './kms/key-operations.js';
+export type { ImportKeyMaterialInput } from './kms/import-operations.js';
 export type {
   GenerateMacBatchInput,
   GenerateMacBatchOutput,
@@ -252,16 +253,7 @@ export class KmsHmacClient {
     return this.#import.getParametersForImport(input);
   }
 
-  importKeyMaterial(input: {
-    KeyId: string | undefined;
-    ImportToken: Uint8Array | undefined;
-    EncryptedKeyMaterial: Uint8Array | undefined;
-    ValidTo?: Date | number;
-    ExpirationModel?: string;
-    ImportType?: string;
-    KeyMaterialDescription?: string;
-    KeyMaterialId?: string;
-  }): Promise<{ KeyId: string }> {
+  importKeyMaterial(input: ImportKeyMaterialInput): Promise<{ KeyId: string }> {
     return this.#import.importKeyMaterial(input);
   }
 

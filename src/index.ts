@@ -15,6 +15,7 @@ export type { Backend, BackendKey, BackendName, MacAlgorithm } from './backend/t
 export { KmsHmacClient, SUPPORTED_OPERATIONS } from './client.js';
 export type {
   KmsHmacClientOptions,
+  ImportKeyMaterialInput,
   CreateKeyInput,
   KeyMetadata,
   GenerateMacInput,

@@ -1,16 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { caught } from './caught.js';
 import { KmsHmacClient } from '../src/client.js';
 import { packMessages } from '../src/mac-key.js';
-
-async function caught(p: Promise<unknown> | (() => unknown)): Promise<any> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected an error');
-}
 
 async function setup(spec = 'HMAC_256') {
   const client = new KmsHmacClient();

@@ -1,6 +1,7 @@
 import { constants, createCipheriv, createHmac, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { caught } from './caught.js';
 import {
   ExpiredImportTokenException,
   GetParametersForImportCommand,
@@ -11,15 +12,6 @@ import {
 import { KmsHmacClient } from '../src/client.js';
 
 const HOUR = 3_600_000;
-
-async function caught(p: Promise<unknown> | (() => unknown)): Promise<any> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected an error');
-}
 
 function wrap(publicKeyDer: Uint8Array, material: Uint8Array, algorithm: string): Uint8Array {
   const key = createPublicKey({ key: Buffer.from(publicKeyDer), format: 'der', type: 'spki' });

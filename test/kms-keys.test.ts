@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { caught } from './caught.js';
 import {
   AlreadyExistsException,
   CreateKeyCommand,
@@ -12,15 +13,6 @@ import { KmsHmacClient } from '../src/client.js';
 
 const HMAC = { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' } as const;
 const DAY = 86_400_000;
-
-async function caught(p: Promise<unknown> | (() => unknown)): Promise<any> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected an error');
-}
 
 function clockAt(start: number) {
   const c = { now: start, clock: () => c.now };

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { caught } from './caught.js';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -25,15 +26,6 @@ const SPECS = [
   ['HMAC_384', 'HMAC_SHA_384', 'sha384', 48],
   ['HMAC_512', 'HMAC_SHA_512', 'sha512', 64],
 ] as const;
-
-async function caught(p: Promise<unknown> | (() => unknown)): Promise<any> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected an error');
-}
 
 async function setup() {
   const client = new KmsHmacClient();

@@ -1,6 +1,7 @@
 // Every [H] behaviour of the spec, through both the methods and send() with
 // real @aws-sdk/client-kms command objects, asserting the SDK classes.
 import { describe, expect, it } from 'vitest';
+import { caught } from './caught.js';
 import * as sdk from '@aws-sdk/client-kms';
 import { KmsHmacClient } from '../src/client.js';
 
@@ -10,15 +11,6 @@ const enc = new TextEncoder();
 type Call = (client: KmsHmacClient, op: string, input: any) => Promise<any>;
 const viaMethod: Call = (client, op, input) => (client as any)[op[0]!.toLowerCase() + op.slice(1)](input);
 const viaSend: Call = (client, op, input) => client.send(new (sdk as any)[`${op}Command`](input));
-
-async function caught(p: Promise<unknown>): Promise<any> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected an error');
-}
 
 describe.each([
   ['method', viaMethod],

@@ -30,6 +30,17 @@ import {
   WRAPPING_KEY_SPEC_ENUM,
 } from './validation.js';
 
+export interface ImportKeyMaterialInput {
+  KeyId: string | undefined;
+  ImportToken: Uint8Array | undefined;
+  EncryptedKeyMaterial: Uint8Array | undefined;
+  ValidTo?: Date | number;
+  ExpirationModel?: string;
+  ImportType?: string;
+  KeyMaterialDescription?: string;
+  KeyMaterialId?: string;
+}
+
 export class ImportOperations {
   readonly #ctx: ClientContext;
   /** Remote key ID / ARN / alias (name and ARN) → local keyId; rebuilt when the store version changes. */
@@ -71,16 +82,7 @@ export class ImportOperations {
     });
   }
 
-  async importKeyMaterial(input: {
-    KeyId: string | undefined;
-    ImportToken: Uint8Array | undefined;
-    EncryptedKeyMaterial: Uint8Array | undefined;
-    ValidTo?: Date | number;
-    ExpirationModel?: string;
-    ImportType?: string;
-    KeyMaterialDescription?: string;
-    KeyMaterialId?: string;
-  }): Promise<{ KeyId: string }> {
+  async importKeyMaterial(input: ImportKeyMaterialInput): Promise<{ KeyId: string }> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
     const token = v.blob('importToken', input?.ImportToken, 1, 6144, true, false);
