@@ -1,6 +1,28 @@
 // A dependency-free SVG line chart: throughput against message size, one
-// line per path, log-log axes. One panel per algorithm.
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+// line per path, log-log axes, one panel per algorithm.
+//   node bench/chart.js   re-renders bench/results/chart.svg from latest.json
+import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+// Colour says what kind of call a path makes, dashing says which backend
+// runs it, and the node:crypto baseline is a thick black line.
+const KIND_COLORS = [
+  ['mac()', '#d62728'],
+  ['batch packed', '#1f77b4'],
+  ['batch array', '#2ca02c'],
+  ['async batch', '#9467bd'],
+];
+const DASHES = [
+  ['wasm-simd', '7,4'],
+  ['wasm-scalar', '2,3'],
+];
+
+function styleOf(name) {
+  if (name.startsWith('node:crypto')) return { color: '#000', width: 3.5, dash: '' };
+  const color = KIND_COLORS.find(([kind]) => name.endsWith(kind))?.[1] ?? '#7f7f7f';
+  const dash = DASHES.find(([backend]) => name.startsWith(backend))?.[1] ?? '';
+  return { color, width: 2, dash };
+}
 
 const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 
@@ -22,7 +44,10 @@ export function renderChart(chart) {
     `<text x="10" y="38" fill="#555">${escape(chart.subtitle)}</text>`,
   ];
   const names = [...new Set(chart.panels.flatMap((p) => p.series.map((s) => s.name)))];
-  const color = (name) => COLORS[names.indexOf(name) % COLORS.length];
+  const stroke = (name) => {
+    const { color, width, dash } = styleOf(name);
+    return `stroke="${color}" stroke-width="${width}"${dash ? ` stroke-dasharray="${dash}"` : ''}`;
+  };
 
   chart.panels.forEach((panel, index) => {
     const x0 = index * panelWidth + margin.left;
@@ -53,18 +78,39 @@ export function renderChart(chart) {
     );
     for (const series of panel.series) {
       const path = series.points.map(([x, y], i) => `${i ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
-      parts.push(`<path d="${path}" fill="none" stroke="${color(series.name)}" stroke-width="2"/>`);
+      parts.push(`<path d="${path}" fill="none" ${stroke(series.name)}/>`);
       for (const [x, y] of series.points) {
-        parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${color(series.name)}"/>`);
+        parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${styleOf(series.name).color}"/>`);
       }
     }
   });
   const lx = chart.panels.length * panelWidth + 10;
   names.forEach((name, i) => {
     const y = 90 + i * 20;
-    parts.push(`<line x1="${lx}" x2="${lx + 24}" y1="${y - 4}" y2="${y - 4}" stroke="${color(name)}" stroke-width="3"/>`);
+    parts.push(`<line x1="${lx}" x2="${lx + 24}" y1="${y - 4}" y2="${y - 4}" ${stroke(name)}/>`);
     parts.push(`<text x="${lx + 30}" y="${y}">${escape(name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
+}
+
+/** The chart `npm run bench` writes, from its rows and environment. */
+export function benchChart(env, rows) {
+  return renderChart({
+    title: 'kms-hmac: HMAC throughput by message size (higher is better)',
+    subtitle: `${env.cpu}, ${env.cores} cores, Node ${env.node}, OpenSSL ${env.openssl}, ${env.date.slice(0, 10)}`,
+    panels: [...new Set(rows.map((r) => r.algorithm))].map((algorithm) => ({
+      title: algorithm,
+      series: [...new Set(rows.map((r) => r.path))].map((path) => ({
+        name: path,
+        points: rows.filter((r) => r.algorithm === algorithm && r.path === path).map((r) => [r.size, r.messagesPerSecond]),
+      })),
+    })),
+  });
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const results = new URL('./results/', import.meta.url);
+  const { environment, rows } = JSON.parse(readFileSync(new URL('latest.json', results), 'utf8'));
+  writeFileSync(new URL('chart.svg', results), benchChart(environment, rows));
 }

@@ -13,7 +13,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Bench } from 'tinybench';
 import { createMacKey, loadBackend, packMessages } from '../dist/index.js';
-import { renderChart } from './chart.js';
+import { benchChart } from './chart.js';
 import { formatRows as formatWasmRows, runWasmBench } from './wasm.js';
 import { environment, printEnvironment } from './env.js';
 
@@ -145,16 +145,5 @@ console.log(formatWasmRows(wasmRows));
 const results = new URL('./results/', import.meta.url);
 mkdirSync(results, { recursive: true });
 writeFileSync(new URL('latest.json', results), JSON.stringify({ environment: env, quick, rows, wasmRows }, null, 2) + '\n');
-const chart = renderChart({
-  title: 'kms-hmac: HMAC throughput by message size (higher is better)',
-  subtitle: `${env.cpu}, ${env.cores} cores, Node ${env.node}, OpenSSL ${env.openssl}, ${env.date.slice(0, 10)}`,
-  panels: ALGORITHMS.map((algorithm) => ({
-    title: algorithm,
-    series: [...new Set(rows.map((r) => r.path))].map((path) => ({
-      name: path,
-      points: rows.filter((r) => r.algorithm === algorithm && r.path === path).map((r) => [r.size, r.messagesPerSecond]),
-    })),
-  })),
-});
-writeFileSync(new URL('chart.svg', results), chart);
+writeFileSync(new URL('chart.svg', results), benchChart(env, rows));
 console.log('\nwrote bench/results/latest.json and bench/results/chart.svg');
