@@ -8,6 +8,7 @@ import { inspect } from 'node:util';
 import { getBackend, type BackendChoice } from './backend/index.js';
 import type { Backend, BackendKey, BackendName, MacAlgorithm } from './backend/types.js';
 import { MAC_ALGORITHMS } from './backend/types.js';
+import { pooledMac } from './mac-pool.js';
 
 export interface MacKeyOptions {
   /** A backend name or instance; default: the process-wide selection (see backendInfo()). */
@@ -41,13 +42,6 @@ export function packMessages(messages: readonly Uint8Array[]): PackedMessages {
   return { data, offsets };
 }
 
-// MACs from mac() are views into a shared pool, like Buffer.allocUnsafe():
-// allocating an ArrayBuffer per MAC costs more than the MAC itself.
-const POOL_SIZE = 16 * 1024;
-let pool = new ArrayBuffer(POOL_SIZE);
-let poolBytes = new Uint8Array(pool);
-let poolOffset = 0;
-
 export class MacKey {
   readonly algorithm: MacAlgorithm;
   readonly macLength: number;
@@ -74,16 +68,7 @@ export class MacKey {
   mac(message: Uint8Array): Uint8Array {
     const key = this.#live();
     assertBytes(message, 'message');
-    const length = this.macLength;
-    if (poolOffset + length > POOL_SIZE) {
-      pool = new ArrayBuffer(POOL_SIZE);
-      poolBytes = new Uint8Array(pool);
-      poolOffset = 0;
-    }
-    const offset = poolOffset;
-    key.macInto(message, poolBytes, offset);
-    poolOffset += length;
-    return new Uint8Array(pool, offset, length);
+    return pooledMac(key, message);
   }
 
   /** Writes the MAC of `message` to `out` at `offset`; returns `out`. */

@@ -8,6 +8,7 @@
  * check does not accept takes the full evaluation order of spec §3, which
  * produces the exact KMS error.
  */
+import { pooledMac } from '../mac-pool.js';
 import { inspect } from 'node:util';
 import { getBackend } from '../backend/index.js';
 import type { BackendKey, MacAlgorithm } from '../backend/types.js';
@@ -146,7 +147,7 @@ export class MacOperations {
     ) {
       const e = this.#hotEntry(keyId, 'GenerateMac');
       if (e.algorithm !== alg) throw incompatibleAlgorithm(alg, e);
-      return { Mac: macFromPool(e, msg), MacAlgorithm: alg, KeyId: e.arn };
+      return { Mac: pooledMac(e.slot.macKey, msg), MacAlgorithm: alg, KeyId: e.arn };
     }
     return this.generateMacFull(input, undefined);
   }
@@ -176,7 +177,7 @@ export class MacOperations {
     const e = this.#hotEntry(local ? local.keyId : r.keyId, 'GenerateMac');
     if (e.algorithm !== r.alg) throw incompatibleAlgorithm(r.alg, e);
     if (r.dryRun) throw dryRunError();
-    return { Mac: macFromPool(e, r.message), MacAlgorithm: r.alg, KeyId: local ? local.responseKeyId : e.arn };
+    return { Mac: pooledMac(e.slot.macKey, r.message), MacAlgorithm: r.alg, KeyId: local ? local.responseKeyId : e.arn };
   }
 
   /** VerifyMac in the full evaluation order; `local` as for generateMacFull. */
@@ -460,25 +461,3 @@ function splitStride(packed: Uint8Array, stride: number, n: number): Uint8Array[
   return out;
 }
 
-// MACs handed to callers are views into a shared pool, like Buffer.allocUnsafe():
-// an ArrayBuffer per 32-byte MAC costs more than the MAC itself, and a small
-// fresh Uint8Array would be materialized by V8 when the backend asks for its
-// memory. A pool is never reused, so a MAC stays valid for as long as it is
-// referenced; its `.buffer` is shared with other MACs (not secret: MAC outputs).
-const POOL_SIZE = 64 * 1024;
-let pool = new ArrayBuffer(POOL_SIZE);
-let poolBytes = new Uint8Array(pool);
-let poolOffset = 0;
-
-function macFromPool(e: HotEntry, message: Uint8Array): Uint8Array {
-  const length = e.macLength;
-  if (poolOffset + length > POOL_SIZE) {
-    pool = new ArrayBuffer(POOL_SIZE);
-    poolBytes = new Uint8Array(pool);
-    poolOffset = 0;
-  }
-  const offset = poolOffset;
-  e.slot.macKey.macInto(message, poolBytes, offset);
-  poolOffset = offset + length;
-  return new Uint8Array(pool, offset, length);
-}
