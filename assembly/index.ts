@@ -371,23 +371,33 @@ function laneStart(l: usize, idx: u32, s: usize, base: u32): void {
   for (let j: usize = 0; j < 8; j++) store<u32>(ST4 + (j << 4) + (l << 2), load<u32>(s + (j << 2)));
 }
 
-/** Pointer to lane l's current inner block (in place, or its padded tail built in LPAD). */
-function laneSrc(l: usize): usize {
+/**
+ * Pointer to lane l's current inner block of 1 << shift bytes (64 for
+ * SHA-224/256, 128 for SHA-384/512): in place, or its padded tail built in
+ * LPAD. The length field is the last 8 bytes of the final block (the high
+ * half of SHA-512's 128-bit length is always zero here).
+ */
+@inline function laneBlockSrc(l: usize, shift: u32): usize {
+  const block: u32 = 1 << shift;
   const L = LANES + (l << 5);
   const ptr = <usize>load<u32>(L, 4);
   const len = load<u32>(L, 8);
   const blk = load<u32>(L, 12);
-  const off = blk << 6;
-  if (off + 64 <= len) return ptr + off;
-  const src = LPAD + (l << 6);
-  memory.fill(src, 0, 64);
+  const off = blk << shift;
+  if (off + block <= len) return ptr + off;
+  const src = LPAD + (l << shift);
+  memory.fill(src, 0, block);
   if (len >= off) {
     const r = len - off;
     memory.copy(src, ptr + off, r);
     store<u8>(src + r, 0x80);
   }
-  if (blk + 1 == load<u32>(L, 16)) store<u64>(src + 56, bswap<u64>((<u64>len + 64) << 3));
+  if (blk + 1 == load<u32>(L, 16)) store<u64>(src + block - 8, bswap<u64>((<u64>len + block) << 3));
   return src;
+}
+
+@inline function laneSrc(l: usize): usize {
+  return laneBlockSrc(l, 6);
 }
 
 function laneFill(l: usize, alg: u32): void {
@@ -503,23 +513,8 @@ function lane2Start(l: usize, idx: u32, s: usize, base: u32): void {
   for (let j: usize = 0; j < 8; j++) store<u64>(ST2 + (j << 4) + (l << 3), load<u64>(s + (j << 3)));
 }
 
-/** Pointer to lane l's current inner 128-byte block (in place, or its padded tail in LPAD). */
-function lane2Src(l: usize): usize {
-  const L = LANES + (l << 5);
-  const ptr = <usize>load<u32>(L, 4);
-  const len = load<u32>(L, 8);
-  const blk = load<u32>(L, 12);
-  const off = blk << 7;
-  if (off + 128 <= len) return ptr + off;
-  const src = LPAD + (l << 7);
-  memory.fill(src, 0, 128);
-  if (len >= off) {
-    const r = len - off;
-    memory.copy(src, ptr + off, r);
-    store<u8>(src + r, 0x80);
-  }
-  if (blk + 1 == load<u32>(L, 16)) store<u64>(src + 120, bswap<u64>((<u64>len + 128) << 3));
-  return src;
+@inline function lane2Src(l: usize): usize {
+  return laneBlockSrc(l, 7);
 }
 
 function lane2Fill(l: usize, alg: u32): void {
