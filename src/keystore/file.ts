@@ -55,7 +55,7 @@ import {
 } from './format.js';
 import { FileLock } from './lock.js';
 import { adoptKey, freezeAlias, secretBuffers } from './records.js';
-import { Mutex, Snapshot, Transaction, droppedSecrets, wipeLater } from './state.js';
+import { Mutex, Snapshot, droppedSecrets, runTransaction, wipeLater } from './state.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
 
 export const PASSPHRASE_ENV = 'KMS_HMAC_PASSPHRASE';
@@ -313,15 +313,7 @@ export class FileKeyStore implements KeyStore {
         this.#fileId = fileId(this.path); // stable while we hold the lock
         this.#loadError = undefined;
         const base = this.#state;
-        const tx = new Transaction(base);
-        let result: T;
-        try {
-          result = await mutate(tx);
-        } catch (err) {
-          tx.abandon();
-          throw err;
-        }
-        const next = tx.finish();
+        const { result, next } = await runTransaction(base, mutate);
         if (next || this.#needsWrite) await this.#write(next ?? base);
         return result;
       } finally {

@@ -5,7 +5,7 @@
  */
 import { inspect } from 'node:util';
 import { KeyStoreError } from './errors.js';
-import { Mutex, Snapshot, Transaction, droppedSecrets, wipeLater } from './state.js';
+import { Mutex, Snapshot, droppedSecrets, runTransaction, wipeLater } from './state.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
 
 export class MemoryKeyStore implements KeyStore {
@@ -39,15 +39,7 @@ export class MemoryKeyStore implements KeyStore {
     return this.#mutex.run(async () => {
       if (this.#closed) throw new KeyStoreError('STORE_CLOSED', 'the key store is closed');
       const base = this.#state;
-      const tx = new Transaction(base);
-      let result: T;
-      try {
-        result = await mutate(tx);
-      } catch (err) {
-        tx.abandon();
-        throw err;
-      }
-      const next = tx.finish();
+      const { result, next } = await runTransaction(base, mutate);
       if (next) {
         this.#state = next;
         this.#version++;

@@ -144,6 +144,25 @@ export class Transaction implements KeyStoreTransaction {
 }
 
 /** Grace period before bytes dropped from the store are zeroed (in-flight async MACs may still hold them). */
+/**
+ * Runs `mutate` against a transaction over `base`: its result, and the new
+ * snapshot (undefined when nothing changed). If `mutate` throws, the
+ * transaction is abandoned and the error propagates.
+ */
+export async function runTransaction<T>(
+  base: Snapshot,
+  mutate: (tx: KeyStoreTransaction) => T | Promise<T>,
+): Promise<{ result: T; next: Snapshot | undefined }> {
+  const tx = new Transaction(base);
+  try {
+    const result = await mutate(tx);
+    return { result, next: tx.finish() };
+  } catch (err) {
+    tx.abandon();
+    throw err;
+  }
+}
+
 export const WIPE_GRACE_MS = 5_000;
 
 /** Secret buffers present in `before` but no longer referenced by `after`. */
