@@ -3,39 +3,18 @@
  * (which imports dist/ — run `npm run build:ts` first; CI's `npm ci` does).
  * Exit codes: 0 ok, 1 verification failed, 2 usage/input, 3 key/service.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliRun } from './cli-run.js';
 
-const BIN = fileURLToPath(new URL('../bin/kms-hmac.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-cli-'));
 const KS = join(dir, 'keystore.json');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], input?: string | Buffer, env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: dir,
-      env: { ...process.env, KMS_HMAC_KEYSTORE: KS, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
+function cli(args: string[], input?: string | Buffer, env: Record<string, string> = {}): Promise<CliRun> {
+  return runCli(args, { cwd: dir, env: { KMS_HMAC_KEYSTORE: KS, ...env }, input });
 }
 
 const file = (name: string, content: string | Buffer) => {

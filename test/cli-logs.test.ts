@@ -1,27 +1,16 @@
 /** `kms-hmac sign` / `kms-hmac verify` as a child process (bin/kms-hmac.js → dist/). */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliRun } from './cli-run.js';
 
-const BIN = fileURLToPath(new URL('../bin/kms-hmac.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-cli-logs-'));
 const KS = join(dir, 'keystore.json');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(args: string[], input?: string | Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, KMS_HMAC_KEYSTORE: KS }, stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
+function cli(args: string[], input?: string | Buffer): Promise<CliRun> {
+  return runCli(args, { cwd: dir, env: { KMS_HMAC_KEYSTORE: KS }, input });
 }
 
 const path = (n: string) => join(dir, n);

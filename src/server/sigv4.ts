@@ -127,16 +127,7 @@ export function parseAuthorization(header: string): ParsedAuthorization {
     const scope = m[1]!.split('/');
     const signedHeaderList = splitSignedHeaders(m[2]!);
     if (scope.length === 5 && scope.every((x) => x !== '') && signedHeaderList.every((h) => h !== '')) {
-      return {
-        accessKeyId: scope[0]!,
-        date: scope[1]!,
-        region: scope[2]!,
-        service: scope[3]!,
-        terminator: scope[4]!,
-        signedHeaders: m[2]!,
-        signedHeaderList,
-        signature: m[3]!,
-      };
+      return parsed(scope, m[2]!, signedHeaderList, m[3]!);
     }
   }
   return parseAuthorizationSlow(header);
@@ -194,15 +185,20 @@ function parseAuthorizationSlow(header: string): ParsedAuthorization {
       throw new AuthError('IncompleteSignatureException', `Invalid SignedHeaders '${truncate(signedHeaders!)}': names must be lowercase and ';'-separated.`);
     }
   }
+  return parsed(scope, signedHeaders!, signedHeaderList, signature!);
+}
+
+/** The parsed header from its checked parts (scope: key/date/region/service/terminator). */
+function parsed(scope: string[], signedHeaders: string, signedHeaderList: string[], signature: string): ParsedAuthorization {
   return {
     accessKeyId: scope[0]!,
     date: scope[1]!,
     region: scope[2]!,
     service: scope[3]!,
     terminator: scope[4]!,
-    signedHeaders: signedHeaders!,
+    signedHeaders,
     signedHeaderList,
-    signature: signature!,
+    signature,
   };
 }
 
