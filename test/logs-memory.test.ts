@@ -88,7 +88,10 @@ it(`signs and verifies a ${MIB} MiB log in constant memory`, { timeout: 30 * 60_
   );
   // bounded by batches in flight, stream buffers and allocator slack — not by the log (or its 24 MiB record)
   expect(growth).toBeLessThan(96);
-  // flat: the second half of each run needs no more memory than the first (a leak would grow with size)
-  expect(signPeak.secondHalf - signPeak.firstHalf).toBeLessThan(24 * 2 ** 20);
-  expect(verifyPeak.secondHalf - verifyPeak.firstHalf).toBeLessThan(24 * 2 ** 20);
+  // flat: the second half of each run needs no more memory than the first (a leak would grow with size).
+  // The 24 MiB record starts the second half and GC timing decides when its chunks are freed, so the
+  // margin is twice that; a real leak still hits the absolute bound above on a large log.
+  const FLAT_MARGIN = 48 * 2 ** 20;
+  expect(signPeak.secondHalf - signPeak.firstHalf).toBeLessThan(FLAT_MARGIN);
+  expect(verifyPeak.secondHalf - verifyPeak.firstHalf).toBeLessThan(FLAT_MARGIN);
 });
