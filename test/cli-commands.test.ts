@@ -156,4 +156,14 @@ describe('mac generate / verify', () => {
     expect(alg.code).toBe(3);
     expect(alg.stderr).toMatch(/InvalidKeyUsageException: Algorithm HMAC_SHA_512 is incompatible with key spec HMAC_256\./);
   });
+
+  it('takes the AWS CLI flag name --mac-algorithm as well as --algorithm', async () => {
+    const a = await cli(['mac', 'generate', '--key-id', 'alias/logs', '--algorithm', 'HMAC_SHA_256'], 'x');
+    const b = await cli(['mac', 'generate', '--key-id', 'alias/logs', '--mac-algorithm', 'HMAC_SHA_256'], 'x');
+    expect([b.code, b.stdout]).toEqual([0, a.stdout]);
+    const wrong = await cli(['mac', 'generate', '--key-id', 'alias/logs', '--mac-algorithm', 'HMAC_SHA_512'], 'x');
+    expect(wrong.stderr).toMatch(/InvalidKeyUsageException/);
+    const both = await cli(['mac', 'generate', '--key-id', 'alias/logs', '--algorithm', 'HMAC_SHA_256', '--mac-algorithm', 'HMAC_SHA_256'], 'x');
+    expect(both.code).toBe(2);
+  });
 });

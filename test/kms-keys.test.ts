@@ -205,8 +205,9 @@ describe('aliases', () => {
     await client.createAlias({ AliasName: 'alias/' + 'a'.repeat(250), TargetKeyId: k.KeyId });
     e = await caught(client.createAlias({ AliasName: 'alias/aws/s3', TargetKeyId: k.KeyId }));
     expect(e.name).toBe('NotAuthorizedException');
-    e = await caught(client.createAlias({ AliasName: 'alias/x:y', TargetKeyId: k.KeyId }));
-    expect(e.name).toBe('InvalidAliasNameException');
+    e = await caught(client.createAlias({ AliasName: 'alias/my:alias', TargetKeyId: k.KeyId }));
+    expect(e.name).toBe('ValidationException');
+    expect(e.message).toBe('alias/my:alias contains invalid characters for an alias');
     await client.createAlias({ AliasName: 'alias/dup', TargetKeyId: k.KeyId });
     e = await caught(client.createAlias({ AliasName: 'alias/dup', TargetKeyId: k.KeyId }));
     expect(e).toBeInstanceOf(AlreadyExistsException);
@@ -328,5 +329,21 @@ describe('tags and rotation', () => {
     const { EnableKeyRotationCommand } = await import('@aws-sdk/client-kms');
     const e2 = await caught(client.send(new EnableKeyRotationCommand({ KeyId: k.KeyId })));
     expect(e2.name).toBe('UnsupportedOperationException');
+  });
+});
+
+describe('enum lists in validation messages', () => {
+  it('hold exactly the values of the pinned @aws-sdk/client-kms model', async () => {
+    const sdk = await import('@aws-sdk/client-kms');
+    const v = await import('../src/kms/validation.js');
+    const sorted = (values: Iterable<string>) => [...values].sort();
+    expect(sorted(v.KEY_SPEC_ENUM)).toEqual(sorted(Object.values(sdk.KeySpec)));
+    expect(sorted(v.KEY_USAGE_ENUM)).toEqual(sorted(Object.values(sdk.KeyUsageType)));
+    expect(sorted(v.CUSTOMER_MASTER_KEY_SPEC_ENUM)).toEqual(sorted(Object.values(sdk.CustomerMasterKeySpec)));
+    expect(sorted(v.ORIGIN_ENUM)).toEqual(sorted(Object.values(sdk.OriginType)));
+    expect(sorted(v.WRAPPING_ALGORITHM_ENUM)).toEqual(sorted(Object.values(sdk.AlgorithmSpec)));
+    expect(sorted(v.WRAPPING_KEY_SPEC_ENUM)).toEqual(sorted(Object.values(sdk.WrappingKeySpec)));
+    expect(sorted(v.EXPIRATION_MODEL_ENUM)).toEqual(sorted(Object.values(sdk.ExpirationModelType)));
+    expect(sorted(v.MAC_ALGORITHM_SET)).toEqual(sorted(Object.values(sdk.MacAlgorithmSpec)));
   });
 });

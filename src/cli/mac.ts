@@ -7,13 +7,15 @@ import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, printJson, rea
 interface MacFlags extends CommonFlags {
   keyId: string;
   algorithm?: MacAlgorithm;
+  macAlgorithm?: MacAlgorithm;
   json?: boolean;
   mac?: string;
   macFile?: string;
 }
 
 async function algorithmFor(c: KmsHmacClient, flags: MacFlags): Promise<MacAlgorithm> {
-  if (flags.algorithm) return flags.algorithm;
+  const named = flags.algorithm ?? flags.macAlgorithm;
+  if (named) return named;
   return (await c.describeKey({ KeyId: flags.keyId })).KeyMetadata.MacAlgorithms[0]!;
 }
 
@@ -22,6 +24,8 @@ function base(name: string): Command {
     .argument('[file]', 'message file (default: stdin; at most 4096 bytes, as in KMS)')
     .requiredOption('--key-id <id>', 'key ID, key ARN, alias name or alias ARN')
     .addOption(new Option('--algorithm <alg>', "MAC algorithm (default: the key's only algorithm)").choices(MAC_ALGORITHMS))
+    // The AWS CLI's name for the same flag, so commands pasted from `aws kms generate-mac` work.
+    .addOption(new Option('--mac-algorithm <alg>', 'same as --algorithm').choices(MAC_ALGORITHMS).conflicts('algorithm'))
     .option('--json', 'print the KMS response as JSON (blobs in base64)')
     .option('--keystore <path>', KEYSTORE_HELP)
     .option('--region <region>', 'region in key ARNs', 'us-east-1')

@@ -56,9 +56,10 @@ export function checkAliasName(name: string): void {
   }
   if (problem === 'prefix') throw aliasPrefixError();
   if (problem === 'reserved') throw kmsError('NotAuthorizedException', `Alias names that begin with alias/aws/ are reserved for AWS managed keys: ${name}`);
-  if (problem === 'characters') {
-    throw kmsError('InvalidAliasNameException', `Alias name ${name} is not valid: use only alphanumeric characters, forward slashes (/), underscores (_) and dashes (-) after alias/.`);
-  }
+  // A name the model pattern allows (e.g. with ':') but the service does not:
+  // AWS answers ValidationException with this text (quoted from a real AWS
+  // response in the Terraform AWS provider's issue tracker).
+  if (problem === 'characters') throw validationMessage(`${name} contains invalid characters for an alias`);
 }
 
 export function aliasPrefixError() {
