@@ -97,6 +97,9 @@ describe('keys', () => {
     const list = await cli(['keys', 'list', '--json', '--keystore', other]);
     expect(JSON.parse(list.stdout).Keys.map((k: { KeyId: string }) => k.KeyId)).toEqual([md.KeyId]);
     expect((await cli(['keys', 'alias', '--key-id', md.KeyId, '--alias', 'alias/x', '--keystore', other])).code).toBe(0);
+    // --key-id may name another alias: it is resolved to the key first.
+    const viaAlias = await cli(['keys', 'alias', '--key-id', 'alias/x', '--alias', 'alias/y', '--keystore', other]);
+    expect(JSON.parse(viaAlias.stdout)).toEqual({ AliasName: 'alias/y', TargetKeyId: md.KeyId });
     const d = await cli(['keys', 'describe', '--key-id', 'alias/x', '--keystore', other]);
     expect(JSON.parse(d.stdout).KeyMetadata.Arn).toBe(md.Arn);
     const dis = await cli(['keys', 'disable', '--key-id', 'alias/x', '--keystore', other]);

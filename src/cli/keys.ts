@@ -108,10 +108,11 @@ export function keysCommand(): Command {
       .option('--update', 'retarget an existing alias')
       .action(
         act(async (c, f) => {
-          const input = { AliasName: f.alias as string, TargetKeyId: f.keyId as string };
+          // CreateAlias/UpdateAlias take a key ID or ARN only; --key-id may name another alias.
+          const input = { AliasName: f.alias as string, TargetKeyId: await resolveKeyId(c, f.keyId as string) };
           if (f.update) await c.updateAlias(input);
           else await c.createAlias(input);
-          printJson({ AliasName: f.alias, TargetKeyId: (await c.describeKey({ KeyId: f.keyId as string })).KeyMetadata.KeyId });
+          printJson(input);
         }),
       ),
   );
