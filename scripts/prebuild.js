@@ -26,7 +26,15 @@ import { nodeHeadersDir } from './node-headers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** Cross toolchains this script drives from a linux-x64 host, by target arch (Debian package names). */
+/** The C library tag prebuildify and node-gyp-build agree on (they only tell Alpine's musl apart). */
+export const HOST_LIBC = existsSync('/etc/alpine-release') ? 'musl' : 'glibc';
+
+/**
+ * Cross toolchains, by target arch, for a linux-x64 glibc host (Debian's
+ * packages). Other targets are built natively on their own runners
+ * (.github/workflows/release.yml).
+ */
+const CROSS_HOST = process.platform === 'linux' && process.arch === 'x64' && HOST_LIBC === 'glibc';
 const CROSS = { arm64: { prefix: 'aarch64-linux-gnu-', apt: 'g++-aarch64-linux-gnu' } };
 
 /** ELF e_machine of each Linux target, to check what the compiler produced. */
@@ -36,32 +44,47 @@ const ELF_MACHINE = { x64: 62, arm64: 183 };
 const HOST_TUNED = /\s-m(arch|tune|cpu)=native\b/;
 const X86_ONLY = /\s-(m32|m64|msse[\d.]*|mavx\S*|msha|march=x86-64\S*)(?=\s)/;
 
+/** What `npm run prebuild` builds by default: this host, and linux-arm64 too on a linux-x64 glibc host. */
+export function defaultArches() {
+  return CROSS_HOST ? [process.arch, ...Object.keys(CROSS)] : [process.arch];
+}
+
+/** A prebuild's path inside the package, as node-gyp-build looks for it. */
+export function prebuildPath(arch) {
+  return `prebuilds/${process.platform}-${arch}/kms-hmac.${HOST_LIBC}.node`;
+}
+
 function parseArgs(argv) {
-  const options = { arches: undefined, out: root };
+  const options = { arches: defaultArches(), out: root };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--arch') options.arches = argv[++i].split(',');
     else if (argv[i] === '--out') options.out = resolve(argv[++i]);
     else throw new Error(`unknown argument ${argv[i]} (usage: prebuild.js [--arch x64,arm64] [--out DIR])`);
   }
-  options.arches ??= process.platform === 'linux' && process.arch === 'x64' ? ['x64', 'arm64'] : [process.arch];
   return options;
 }
 
-/** The environment for one build: release flags only, the cross toolchain when `arch` is not the host's. */
-function buildEnv(arch) {
+/**
+ * How to build for `arch`: the environment (release flags only, the cross
+ * compiler when `arch` is not the host's) and prebuildify's strip tool.
+ */
+function toolchain(arch) {
   const env = { ...process.env, JOBS: 'max' };
   // A developer's CFLAGS (say -march=native) must not end up in a shipped binary.
   for (const name of ['CFLAGS', 'CXXFLAGS', 'CPPFLAGS', 'LDFLAGS']) delete env[name];
   const nodedir = nodeHeadersDir();
   if (nodedir) env.npm_config_nodedir = nodedir;
-  if (arch === process.arch) return env;
-  const cross = process.platform === 'linux' && process.arch === 'x64' ? CROSS[arch] : undefined;
+  if (arch === process.arch) return { env, stripArgs: [] };
+  const cross = CROSS_HOST ? CROSS[arch] : undefined;
   if (!cross) throw new Error(`no cross toolchain for ${process.platform}-${process.arch} -> ${arch}; build it on its own runner`);
   const compiler = `${cross.prefix}g++`;
   if (spawnSync(compiler, ['--version']).status !== 0) {
     throw new Error(`${compiler} not found: apt-get install ${cross.apt} (or pass --arch ${process.arch})`);
   }
-  return { ...env, CC: `${cross.prefix}gcc`, CXX: compiler, LINK: compiler, AR: `${cross.prefix}ar` };
+  return {
+    env: { ...env, CC: `${cross.prefix}gcc`, CXX: compiler, LINK: compiler, AR: `${cross.prefix}ar` },
+    stripArgs: [`--strip-bin=${cross.prefix}strip`],
+  };
 }
 
 function elfMachine(file) {
@@ -92,30 +115,34 @@ function checkBuild(scratch, arch, addon) {
 
 /** Builds one prebuild and returns its path. */
 function prebuild(arch, out) {
-  const env = buildEnv(arch);
+  const { env, stripArgs } = toolchain(arch);
   const platformDir = join(out, 'prebuilds', `${process.platform}-${arch}`);
   rmSync(platformDir, { recursive: true, force: true }); // no stale, differently tagged builds left beside it
   const scratch = addonScratchCopy(`kms-hmac-prebuild-${arch}-`);
   try {
     const prebuildify = join(root, 'node_modules', 'prebuildify', 'bin.js');
-    const cross = CROSS[arch] && arch !== process.arch ? [`--strip-bin=${CROSS[arch].prefix}strip`] : [];
-    // --target: the headers are this Node's (nodedir); without it prebuildify
-    // names the newest Node it knows, which only confuses the log.
-    const args = ['--napi', '--strip', '--tag-libc', `--arch=${arch}`, `--target=${process.versions.node}`, ...cross];
+    // --target: this Node's headers (N-API, so any Node >= the engines floor
+    // loads the result); left out, prebuildify asks node-gyp for the newest
+    // Node it knows, whose headers node-gyp downloads when npm sets no nodedir.
+    const args = ['--napi', '--strip', '--tag-libc', `--arch=${arch}`, `--target=${process.versions.node}`, ...stripArgs];
     execFileSync(process.execPath, [prebuildify, ...args, `--out=${out}`, scratch], { cwd: scratch, env, stdio: 'inherit' });
-    const [addon] = readdirSync(platformDir).filter((f) => f.endsWith('.node'));
-    if (!addon) throw new Error(`prebuildify left no .node file in ${platformDir}`);
-    checkBuild(scratch, arch, join(platformDir, addon));
-    return join(platformDir, addon);
+    const addon = join(out, prebuildPath(arch));
+    if (!existsSync(addon)) throw new Error(`prebuildify did not produce ${addon}`);
+    checkBuild(scratch, arch, addon);
+    return addon;
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-const { arches, out } = parseArgs(process.argv.slice(2));
-const built = arches.map((arch) => prebuild(arch, out));
-console.log('\nprebuilds:');
-for (const file of built) {
-  console.log(`  ${relative(process.cwd(), file)}`);
-  if (file.endsWith('.glibc.node')) for (const line of formatFloor(libcFloor(file))) console.log(`    ${line}`);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { arches, out } = parseArgs(process.argv.slice(2));
+  const built = arches.map((arch) => prebuild(arch, out));
+  console.log('\nprebuilds:');
+  for (const file of built) {
+    console.log(`  ${relative(process.cwd(), file)}`);
+    if (process.platform === 'linux' && HOST_LIBC === 'glibc') {
+      for (const line of formatFloor(libcFloor(file))) console.log(`    ${line}`);
+    }
+  }
 }

@@ -1,5 +1,8 @@
 // Types for scripts/tarball.js (plain JavaScript, also run outside the TypeScript build).
 
+/** True on Windows, where npm and npx (.cmd scripts) must be spawned through a shell. */
+export const WINDOWS_SHELL: boolean;
+
 /** Packs `packageDir` into `destination` (lifecycle scripts skipped); returns the tarball and the paths it holds. */
 export function packPackage(packageDir: string, destination: string, env?: NodeJS.ProcessEnv): { tarball: string; files: string[] };
 

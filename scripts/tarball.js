@@ -6,6 +6,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
+/** npm and npx are .cmd scripts on Windows, which Node only runs through a shell. */
+export const WINDOWS_SHELL = process.platform === 'win32';
+
 /**
  * Packs `packageDir` into `destination` without running its lifecycle scripts
  * (dist/ and prebuilds/ are already built; `prepare` would rebuild dist/).
@@ -16,6 +19,7 @@ export function packPackage(packageDir, destination, env = process.env) {
     cwd: packageDir,
     env,
     encoding: 'utf8',
+    shell: WINDOWS_SHELL,
   });
   const [{ filename, files }] = JSON.parse(json);
   return { tarball: join(destination, filename), files: files.map((f) => f.path) };
@@ -28,7 +32,7 @@ export function packPackage(packageDir, destination, env = process.env) {
 export function compilerFreeEnv(dir, env = process.env) {
   // Windows: node-gyp finds Visual Studio through vswhere, not PATH; the
   // tests' check there is that no build/ directory appears.
-  if (process.platform === 'win32') return { ...env };
+  if (WINDOWS_SHELL) return { ...env };
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
   // npm-cli.js and npx-cli.js sit together: beside the running npm, else in this Node's prefix.
@@ -50,5 +54,5 @@ export function installTarball(tarball, consumer, env, extraArgs = []) {
   mkdirSync(consumer, { recursive: true });
   writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   const args = ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', ...extraArgs];
-  return spawnSync('npm', args, { cwd: consumer, env, encoding: 'utf8' });
+  return spawnSync('npm', args, { cwd: consumer, env, encoding: 'utf8', shell: WINDOWS_SHELL });
 }

@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { prebuildPath } from './prebuild.js';
 import { compilerFreeEnv, installTarball, packPackage } from './tarball.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -38,15 +39,13 @@ function newestMtime(path) {
   return Math.max(stat.mtimeMs, ...readdirSync(path).map((entry) => newestMtime(join(path, entry))));
 }
 
-/** prebuilds/linux-arm64, rebuilt first when missing or older than the addon sources. */
-function arm64Prebuild() {
-  const dir = join(root, 'prebuilds', 'linux-arm64');
-  const addon = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.node')) : undefined;
+/** Builds the linux-arm64 prebuild when it is missing or older than the addon sources. */
+function ensureArm64Prebuild() {
+  const addon = join(root, prebuildPath('arm64'));
   const sources = Math.max(newestMtime(join(root, 'binding.gyp')), newestMtime(join(root, 'native')));
-  if (addon && statSync(join(dir, addon)).mtimeMs >= sources) return join(dir, addon);
-  console.log('prebuilds/linux-arm64 is missing or older than native/: building it');
+  if (existsSync(addon) && statSync(addon).mtimeMs >= sources) return;
+  console.log(`${prebuildPath('arm64')} is missing or older than native/: building it`);
   execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.js'), '--arch', 'arm64'], { stdio: 'inherit' });
-  return arm64Prebuild();
 }
 
 /** The official arm64 node binary, fetched once through npm and checked against the pinned checksum. */
@@ -84,13 +83,13 @@ function main() {
       throw new Error(`no arm64 runtime in ${SYSROOT}: apt-get install g++-aarch64-linux-gnu (or set QEMU_LD_PREFIX)`);
     }
   }
-  const prebuild = arm64Prebuild();
+  ensureArm64Prebuild();
   const node = arm64Node();
 
   const scratch = mkdtempSync(join(tmpdir(), 'kms-hmac-arm64-'));
   try {
     const { tarball, files } = packPackage(root, scratch);
-    if (!files.includes('prebuilds/linux-arm64/' + prebuild.split('/').pop())) throw new Error('the tarball lacks the arm64 prebuild');
+    if (!files.includes(prebuildPath('arm64'))) throw new Error(`the tarball lacks ${prebuildPath('arm64')}`);
     // --ignore-scripts: the install hook would run here, on the x64 host; the arm64 Node loads the prebuild itself.
     const consumer = join(scratch, 'consumer');
     const install = installTarball(tarball, consumer, compilerFreeEnv(scratch), ['--ignore-scripts']);

@@ -11,18 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compilerFreeEnv, installTarball, packPackage } from '../scripts/tarball.js';
+import { defaultArches, prebuildPath } from '../scripts/prebuild.js';
+import { WINDOWS_SHELL, compilerFreeEnv, installTarball, packPackage } from '../scripts/tarball.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'kms-hmac-pack-'));
 const packageDir = join(scratch, 'package');
 const consumer = join(scratch, 'consumer');
 const installed = join(consumer, 'node_modules', 'kms-hmac');
-const platformArch = `${process.platform}-${process.arch}`;
-/** What `npm run prebuild` makes here: linux-x64 hosts cross-build linux-arm64 too. */
-const expectedPrebuilds = [platformArch, ...(platformArch === 'linux-x64' ? ['linux-arm64'] : [])];
-const libc = process.platform === 'linux' ? (existsSync('/etc/alpine-release') ? 'musl' : 'glibc') : undefined;
-const prebuildFile = (dir: string) => `prebuilds/${dir}/${['kms-hmac', libc, 'node'].filter(Boolean).join('.')}`;
 
 const env = compilerFreeEnv(scratch, { ...process.env, XDG_DATA_HOME: join(scratch, 'data') });
 let packed: string[] = [];
@@ -45,7 +41,8 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('the npm tarball', () => {
   it('holds the prebuilds, dist/, the WebAssembly, the CLI and the sources for other platforms', () => {
-    for (const dir of expectedPrebuilds) expect(packed).toContain(prebuildFile(dir));
+    // This platform's, and linux-arm64's too on a linux-x64 glibc host (cross-built).
+    for (const arch of defaultArches()) expect(packed).toContain(prebuildPath(arch));
     expect(packed).toContain('dist/index.js');
     expect(packed).toContain('dist/backend/wasm-binaries.js'); // both WebAssembly builds, embedded
     expect(packed).toContain('bin/kms-hmac.js');
@@ -68,11 +65,11 @@ describe('the npm tarball', () => {
       { env, encoding: 'utf8' },
     );
     expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
-    expect(check.stdout).toContain(join(installed, prebuildFile(platformArch)));
+    expect(check.stdout).toContain(join(installed, prebuildPath(process.arch)));
   });
 
   it('runs `npx kms-hmac demo`', { timeout: 180_000 }, () => {
-    const demo = spawnSync('npx', ['kms-hmac', 'demo'], { cwd: consumer, env, encoding: 'utf8' });
+    const demo = spawnSync('npx', ['kms-hmac', 'demo'], { cwd: consumer, env, encoding: 'utf8', shell: WINDOWS_SHELL });
     expect(demo.status, `${demo.stdout}${demo.stderr}`).toBe(0);
     expect(demo.stdout).toMatch(/kms-hmac demo — backend native/);
     expect(demo.stdout).toMatch(/kms-hmac verify app\.log {2}-> OK/);
