@@ -16,6 +16,6 @@ export function addonScratchCopy(prefix) {
   for (const entry of ['binding.gyp', 'native', 'package.json']) {
     cpSync(join(root, entry), join(scratch, entry), { recursive: true });
   }
-  symlinkSync(join(root, 'node_modules'), join(scratch, 'node_modules'));
+  symlinkSync(join(root, 'node_modules'), join(scratch, 'node_modules'), 'junction'); // junction: no admin rights needed on Windows
   return scratch;
 }
