@@ -1,7 +1,4 @@
-// Types for the parts of scripts/prebuild.js the tests use.
-
-/** 'musl' on Alpine, else 'glibc': the tag prebuildify gives and node-gyp-build looks for. */
-export const HOST_LIBC: 'glibc' | 'musl';
+// Types for the part of scripts/prebuild.js the tests use.
 
 /** The architectures `npm run prebuild` builds by default on this host. */
 export function defaultArches(): string[];

@@ -1,7 +1,7 @@
 // The package as users get it: `npm pack`, then `npm install <tarball>` into
 // an empty project whose PATH holds no compiler, so an install that tried to
 // build the addon would fail instead of quietly compiling it.
-// Used by test/prebuild.test.ts and scripts/test-arm64.js.
+// Used by scripts/check-tarball.js, scripts/test-arm64.js and test/prebuild.test.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -44,7 +44,7 @@ export function compilerFreeEnv(dir, env = process.env) {
   const tools = { node: process.execPath, npm: join(npmBin, 'npm-cli.js'), npx: join(npmBin, 'npx-cli.js'), sh: '/bin/sh' };
   for (const [name, target] of Object.entries(tools)) symlinkSync(target, join(bin, name));
   const clean = { ...env, PATH: bin };
-  // npm's own script PATH additions (node-gyp-bin) and build settings must not carry a compiler in.
+  // Nor may compiler settings inherited from the calling shell or npm.
   for (const name of ['CC', 'CXX', 'LINK', 'npm_config_node_gyp']) delete clean[name];
   return clean;
 }
