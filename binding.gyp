@@ -43,7 +43,12 @@
       },
       "conditions": [
         ["OS=='linux'", {
-          "ldflags": ["-Wl,-z,relro", "-Wl,-z,now"]
+          "ldflags": ["-Wl,-z,relro", "-Wl,-z,now"],
+          # dlsym (native/openssl_api.cc) lives in libdl before glibc 2.34.
+          # Named here, a build on an old glibc (the release workflow's 2.28
+          # baseline) records libdl's dlsym version instead of leaving it
+          # unversioned; from glibc 2.34 on, -ldl is an empty stub.
+          "libraries": ["-ldl"]
         }],
         ["kms_hmac_sanitize=='true'", {
           "cflags_cc": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"],

@@ -3,20 +3,15 @@
 // UndefinedBehaviorSanitizer in a scratch copy of the package, then runs the
 // native tests against that build with the sanitizer runtimes preloaded.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { addonScratchCopy } from './addon-scratch.js';
 import { nodeHeadersDir } from './node-headers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const scratch = mkdtempSync(join(tmpdir(), 'kms-hmac-asan-'));
+const scratch = addonScratchCopy('kms-hmac-asan-');
 try {
-  cpSync(join(root, 'native'), join(scratch, 'native'), { recursive: true });
-  cpSync(join(root, 'binding.gyp'), join(scratch, 'binding.gyp'));
-  cpSync(join(root, 'package.json'), join(scratch, 'package.json'));
-  symlinkSync(join(root, 'node_modules'), join(scratch, 'node_modules'));
-
   const nodeGyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   const nodedir = nodeHeadersDir();
   const args = [nodeGyp, 'rebuild', ...(nodedir ? [`--nodedir=${nodedir}`] : []), '--', '-Dkms_hmac_sanitize=true'];
