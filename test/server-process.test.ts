@@ -10,12 +10,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileKeyStore } from '../src/keystore/file.js';
-import { CRED, builtServeEntry, signKms, rawRequest, type RawResponse } from './server-helpers.js';
+import { CRED, builtServeEntry, signKms, rawRequest, startServe, type RawResponse, type ServeChild } from './server-helpers.js';
 
 let entry = '';
 let dir = '';
@@ -28,40 +28,8 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Child {
-  proc: ChildProcess;
-  url: string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const quiet = args.includes('--log') ? [] : ['--quiet'];
-  const proc = spawn(process.execPath, [entry, '--port', '0', ...quiet, ...args], {
-    env: { PATH: process.env.PATH, HOME: dir, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 60_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[^ ]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, url: m[1]!, stderr: () => err, exited });
-      }
-    });
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening: ${err}`));
-    });
-  });
+function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeChild> {
+  return startServe(args, dir, env);
 }
 
 async function call(url: string, op: string, body: unknown, agent?: http.Agent): Promise<RawResponse> {

@@ -464,8 +464,9 @@ export async function listen(opts: ListenOptions): Promise<RunningServer & { han
   server.keepAliveTimeout = 65_000;
   server.maxHeadersCount = 100;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    // Unparseable HTTP or a timeout: answer in JSON when the socket is still writable and no response is under way.
-    if (socket.writable && !('_httpMessage' in socket && (socket as { _httpMessage?: unknown })._httpMessage)) {
+    // Unparseable HTTP or a timeout: answer in JSON when the socket is still writable and no answer has begun.
+    const pending = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (socket.writable && (!pending || !pending.headersSent)) {
       const [status, type, message] =
         err.code === 'HPE_HEADER_OVERFLOW'
           ? [431, 'RequestHeaderFieldsTooLargeException', 'Malformed HTTP request.']
