@@ -103,13 +103,18 @@ const REVOKING = new Set(['DisableKeyCommand', 'ScheduleKeyDeletionCommand', 'De
 const RESTORING = new Set(['EnableKeyCommand', 'CancelKeyDeletionCommand', 'ImportKeyMaterialCommand']);
 const PROBE_MESSAGE = new Uint8Array(1);
 
-/** How a probe reads an error: no HTTP status (network, timeout, abort), 5xx or throttling is "unreachable"; any other answer refuses. */
+/**
+ * How a probe reads an error. A refusal for the key or the caller refuses, whatever its status
+ * (KeyUnavailableException is a 500). Otherwise no HTTP status (network, timeout, abort), 5xx
+ * or throttling is "unreachable", and any other answer refuses.
+ */
 function probeOutcome(err: unknown): ProbeOutcome {
-  const e = err as { name?: unknown; $metadata?: { httpStatusCode?: number }; $fault?: unknown; $retryable?: { throttling?: boolean } };
-  const status = e?.$metadata?.httpStatusCode;
+  const e = err as { $metadata?: { httpStatusCode?: number }; $fault?: unknown; $retryable?: { throttling?: boolean } } | undefined;
   const name = errorName(err);
+  if (KEY_REFUSED.has(name) || CREDENTIALS_REFUSED.has(name)) return { result: 'refused', error: name };
+  const status = e?.$metadata?.httpStatusCode;
   const unreachable =
-    status === undefined || status >= 500 || status === 429 || e.$fault === 'server' || e.$retryable?.throttling === true || THROTTLING.has(name);
+    status === undefined || status >= 500 || status === 429 || e?.$fault === 'server' || e?.$retryable?.throttling === true || THROTTLING.has(name);
   return { result: unreachable ? 'unreachable' : 'refused', error: name };
 }
 
