@@ -7,9 +7,11 @@
  * - --workers 2: one port, one store; a key created through one worker is
  *   usable through the other at once.
  * - refusing to start without credentials.
+ * - --max-connections, --headers-timeout and --request-timeout reach the listener.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
+import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +52,42 @@ describe('kms-hmac serve as a process', () => {
     expect(code).toBe(2);
     expect(err).toContain('KMS_HMAC_ACCESS_KEY_ID');
     expect(err).toContain('--auth any');
+  }, 60_000);
+
+  it('--max-connections, --headers-timeout and --request-timeout bound what callers hold', async () => {
+    const child = await serve(['--keystore', join(dir, 'limits.json'), '--max-connections', '2', '--headers-timeout', '300', '--request-timeout', '600']);
+    const port = Number(new URL(child.url).port);
+    const held: net.Socket[] = [];
+    try {
+      const replies: Array<Promise<string>> = [];
+      for (let i = 0; i < 2; i++) {
+        const s = net.connect(port, '127.0.0.1');
+        let got = '';
+        s.on('data', (d) => (got += d));
+        replies.push(new Promise((resolve) => s.on('close', () => resolve(got))));
+        s.on('error', () => undefined);
+        await new Promise((r) => s.once('connect', r));
+        held.push(s);
+      }
+      // A third connection while two are open: closed at once, no answer.
+      const third = await new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        let got = '';
+        s.on('data', (d) => (got += d));
+        s.on('error', () => undefined);
+        s.on('close', () => resolve(got));
+        s.write('POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n');
+      });
+      expect(third).toBe('');
+      // The two silent ones: 408 after the headers timeout, then closed.
+      for (const r of await Promise.all(replies)) expect(r).toMatch(/^HTTP\/1\.1 408 [^]*RequestTimeoutException/);
+      const ok = await call(child.url, 'ListKeys', {});
+      expect(ok.status).toBe(200);
+    } finally {
+      for (const s of held) s.destroy();
+      child.proc.kill('SIGTERM');
+      await child.exited;
+    }
   }, 60_000);
 
   it('writes a structured access log without secrets, signatures or bodies', async () => {
