@@ -7,7 +7,6 @@
 // (a child process standing in for AWS KMS; real AWS adds a network round trip
 // to every forwarded call). 64-byte messages, HMAC-SHA-256, one call at a time
 // (latency) and 32 in flight (throughput). Needs dist/ (`npm run build:ts`).
-import { spawn } from 'node:child_process';
 import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,28 +21,13 @@ import {
   KMSClient,
 } from '@aws-sdk/client-kms';
 import { createFastPathClient, KmsHmacClient } from '../dist/index.js';
+import { startChild, stopChild } from './child.js';
 import { environment, printEnvironment } from './env.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SERVE = join(ROOT, 'dist/cli/serve.js');
 const CRED = { accessKeyId: 'AKIDBENCHFAST', secretAccessKey: 'bench-fast-path-secret' };
 const IN_FLIGHT = 32;
-
-function startServe(dir) {
-  const proc = spawn(process.execPath, [SERVE, '--port', '0', '--quiet', '--keystore', join(dir, 'remote.json')], {
-    env: { ...process.env, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolvePromise, reject) => {
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[^ ]+)/.exec(out);
-      if (m) resolvePromise({ proc, url: m[1] });
-    });
-    proc.on('exit', (code) => reject(new Error(`kms-hmac serve exited (${code}) before listening`)));
-  });
-}
 
 /** An EXTERNAL key in the remote with material the local copy also gets, made the way a user makes one. */
 async function importedKey(kms) {
@@ -60,7 +44,7 @@ async function importedKey(kms) {
 
 export async function runFastPathBench({ quick = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-bench-fast-path-'));
-  const { proc, url } = await startServe(dir);
+  const { proc, ready: url } = await startChild([SERVE, '--port', '0', '--quiet', '--keystore', join(dir, 'remote.json')], /listening on (http:\/\/[^ ]+)/, CRED);
   const kms = new KMSClient({ endpoint: url, region: 'us-east-1', credentials: CRED, maxAttempts: 1 });
   const local = new KmsHmacClient();
   const client = createFastPathClient(kms, local);
@@ -118,9 +102,7 @@ export async function runFastPathBench({ quick = false } = {}) {
   } finally {
     client.destroy();
     await local.close();
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    await exited;
+    await stopChild(proc);
     rmSync(dir, { recursive: true, force: true });
   }
 }
