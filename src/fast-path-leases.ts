@@ -140,14 +140,17 @@ export class LeaseTable extends EventEmitter {
   }
 
   /**
-   * The lease of a key a request names, marked used. A key seen for the first
-   * time, or one no longer probed, gets a probe scheduled (not run: the
-   * request does not wait for it).
+   * The lease of a key a request names, marked used (undefined if the local
+   * copy has no MAC algorithm to probe with). A key seen for the first time,
+   * or one no longer probed, gets a probe scheduled (not run: the request
+   * does not wait for it).
    */
-  use(keyId: string, macAlgorithm: string): KeyLease {
+  use(keyId: string, macAlgorithm: () => string | undefined): KeyLease | undefined {
     let lease = this.#leases.get(keyId);
     if (lease === undefined) {
-      lease = new KeyLease(keyId, macAlgorithm);
+      const alg = macAlgorithm();
+      if (alg === undefined) return undefined;
+      lease = new KeyLease(keyId, alg);
       this.#leases.set(keyId, lease);
     }
     lease.used = true;

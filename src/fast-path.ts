@@ -239,15 +239,21 @@ export function createFastPathClient<T extends SendingClient>(
     );
   }
 
-  function tryLocal(name: string, input: GenerateMacInput | VerifyMacInput): Record<string, unknown> | undefined {
-    const found = hooks.findRemote(input.KeyId as string);
+  /** The local copy a request's KeyId names, and its key's lease (started if new, marked used). */
+  function useLease(keyId: string): { copy: string; lease: KeyLease } | undefined {
+    const found = hooks.findRemote(keyId);
     if (found === undefined) return undefined;
-    const macAlgorithm = hooks.macAlgorithm(found.keyId);
-    if (macAlgorithm === undefined) return undefined;
-    const lease = leases.use(found.remoteArn, macAlgorithm);
+    const lease = leases.use(found.remoteArn, () => hooks.macAlgorithm(found.keyId));
+    return lease === undefined ? undefined : { copy: found.keyId, lease };
+  }
+
+  function tryLocal(name: string, input: GenerateMacInput | VerifyMacInput): Record<string, unknown> | undefined {
+    const used = useLease(input.KeyId as string);
+    if (used === undefined) return undefined;
+    const { copy, lease } = used;
     // DryRun exists to ask AWS about permissions: always AWS's answer.
     const decision = input.DryRun === true ? 'forward' : leases.decide(lease);
-    if (decision === 'forward' || !hooks.usable(found.keyId)) {
+    if (decision === 'forward' || !hooks.usable(copy)) {
       lease.forwarded++;
       return undefined;
     }
@@ -259,8 +265,8 @@ export function createFastPathClient<T extends SendingClient>(
     }
     const out =
       name === 'GenerateMacCommand'
-        ? hooks.generate(input, found.keyId, found.remoteArn)
-        : hooks.verify(input as VerifyMacInput, found.keyId, found.remoteArn);
+        ? hooks.generate(input, copy, lease.keyId)
+        : hooks.verify(input as VerifyMacInput, copy, lease.keyId);
     return { ...out, $metadata: metadata() };
   }
 
@@ -286,11 +292,10 @@ export function createFastPathClient<T extends SendingClient>(
     once: (event, listener) => (leases.once(event, listener), control),
     off: (event, listener) => (leases.off(event, listener), control),
     async probe(keyId: string) {
-      const found = typeof keyId === 'string' ? hooks.findRemote(keyId) : undefined;
-      const macAlgorithm = found === undefined ? undefined : hooks.macAlgorithm(found.keyId);
-      if (found === undefined || macAlgorithm === undefined) return undefined;
-      await leases.probeNow(leases.use(found.remoteArn, macAlgorithm));
-      return leases.stats()[found.remoteArn];
+      const used = typeof keyId === 'string' ? useLease(keyId) : undefined;
+      if (used === undefined) return undefined;
+      await leases.probeNow(used.lease);
+      return leases.stats()[used.lease.keyId];
     },
     leaseSeconds,
     onUnreachable,

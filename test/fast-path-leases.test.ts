@@ -9,6 +9,7 @@ import { LeaseTable, type LeaseEvent, type ProbeOutcome } from '../src/fast-path
 
 const KEY = 'arn:aws:kms:us-east-1:111122223333:key/k';
 const LEASE_MS = 10_000;
+const ALG = () => 'HMAC_SHA_256';
 
 /** A probe whose answers the test gives, one per call, when it chooses. */
 function scriptedProbe() {
@@ -40,7 +41,7 @@ afterEach(() => {
 describe('LeaseTable', () => {
   it('a first request schedules a probe and is forwarded; "would succeed" grants until start + lease', async () => {
     const { t, calls, events } = table();
-    const lease = t.use(KEY, 'HMAC_SHA_256');
+    const lease = t.use(KEY, ALG)!;
     expect(calls).toHaveLength(0); // scheduled, not run on the request path
     expect(t.decide(lease)).toBe('forward');
     await vi.advanceTimersByTimeAsync(0);
@@ -58,13 +59,13 @@ describe('LeaseTable', () => {
   it('renews keys in use at a jittered 50–75 % of the term; lets unused ones lapse; a material ValidTo caps the lease', async () => {
     for (const [random, at] of [[0, 0.5], [0.999, 0.75]] as const) {
       const { t, calls, events } = table({ random: () => random });
-      const lease = t.use(KEY, 'HMAC_SHA_256');
+      const lease = t.use(KEY, ALG)!;
       await vi.advanceTimersByTimeAsync(0);
       const started = Date.now();
       calls[0]!.answer({ result: 'granted', validTo: started + LEASE_MS / 2 + 1000 });
       await settle();
       expect(t.stats()[KEY]!.expiresAt!.getTime()).toBe(started + LEASE_MS / 2 + 1000);
-      t.use(KEY, 'HMAC_SHA_256'); // in use: renewed
+      t.use(KEY, ALG)!; // in use: renewed
       await vi.advanceTimersByTimeAsync(LEASE_MS * at - 10);
       expect(calls).toHaveLength(1);
       await vi.advanceTimersByTimeAsync(20);
@@ -78,7 +79,7 @@ describe('LeaseTable', () => {
       expect(t.decide(lease)).toBe('forward');
       expect(events.at(-1)).toMatchObject({ state: 'expired', reason: 'not renewed: the key was not requested since the last probe' });
       // The next request starts probing again (and is forwarded meanwhile).
-      t.use(KEY, 'HMAC_SHA_256');
+      t.use(KEY, ALG)!;
       await vi.advanceTimersByTimeAsync(0);
       expect(calls).toHaveLength(3);
       t.close();
@@ -87,16 +88,16 @@ describe('LeaseTable', () => {
 
   it('a refusal drops the lease at once; a later grant restores it', async () => {
     const { t, calls, events } = table();
-    const lease = t.use(KEY, 'HMAC_SHA_256');
+    const lease = t.use(KEY, ALG)!;
     await vi.advanceTimersByTimeAsync(0);
     calls[0]!.answer({ result: 'granted' });
     await settle();
-    t.use(KEY, 'HMAC_SHA_256');
+    t.use(KEY, ALG)!;
     await vi.advanceTimersByTimeAsync(LEASE_MS * 0.625);
     calls[1]!.answer({ result: 'refused', error: 'DisabledException' });
     await settle();
     expect(t.decide(lease)).toBe('forward');
-    t.use(KEY, 'HMAC_SHA_256');
+    t.use(KEY, ALG)!;
     await vi.advanceTimersByTimeAsync(LEASE_MS * 0.625);
     calls[2]!.answer({ result: 'granted' });
     await settle();
@@ -111,7 +112,7 @@ describe('LeaseTable', () => {
 
   it('revoke() abandons a probe in flight: an answer that may predate the change is ignored', async () => {
     const { t, calls } = table();
-    const lease = t.use(KEY, 'HMAC_SHA_256');
+    const lease = t.use(KEY, ALG)!;
     await vi.advanceTimersByTimeAsync(0);
     calls[0]!.answer({ result: 'granted' });
     await settle();
@@ -130,13 +131,13 @@ describe('LeaseTable', () => {
   it('unreachable: retried with capped backoff; fail-closed forwards after expiry, serve-stale answers stale', async () => {
     for (const serveStale of [false, true]) {
       const { t, calls, events } = table({ serveStale, random: () => 1 - Number.EPSILON });
-      const lease = t.use(KEY, 'HMAC_SHA_256');
+      const lease = t.use(KEY, ALG)!;
       await vi.advanceTimersByTimeAsync(0);
       calls[0]!.answer({ result: 'granted' });
       await settle();
       const gaps: number[] = [];
       for (let i = 1; i <= 6; i++) {
-        t.use(KEY, 'HMAC_SHA_256');
+        t.use(KEY, ALG)!;
         while (calls.length <= i) await vi.advanceTimersByTimeAsync(10);
         if (i > 1) gaps.push(calls[i]!.at - calls[i - 1]!.at);
         calls[i]!.answer({ result: 'unreachable', error: 'ECONNREFUSED' });
@@ -154,11 +155,11 @@ describe('LeaseTable', () => {
 
   it('serve-stale: a renewal still out at expiry counts as unreachable; a lease lapsed unused does not', async () => {
     const { t, calls } = table({ serveStale: true });
-    const lease = t.use(KEY, 'HMAC_SHA_256');
+    const lease = t.use(KEY, ALG)!;
     await vi.advanceTimersByTimeAsync(0);
     calls[0]!.answer({ result: 'granted' });
     await settle();
-    t.use(KEY, 'HMAC_SHA_256');
+    t.use(KEY, ALG)!;
     await vi.advanceTimersByTimeAsync(LEASE_MS * 0.625 + 1);
     expect(calls).toHaveLength(2); // the renewal, never answered
     await vi.advanceTimersByTimeAsync(LEASE_MS * 0.375);
@@ -166,7 +167,7 @@ describe('LeaseTable', () => {
     t.close();
 
     const idle = table({ serveStale: true });
-    const l2 = idle.t.use(KEY, 'HMAC_SHA_256');
+    const l2 = idle.t.use(KEY, ALG)!;
     await vi.advanceTimersByTimeAsync(0);
     idle.calls[0]!.answer({ result: 'granted' });
     await settle();
@@ -177,7 +178,7 @@ describe('LeaseTable', () => {
 
   it('a probe that never answers is abandoned after min(10 s, lease) and counted unreachable', async () => {
     const { t, calls } = table();
-    t.use(KEY, 'HMAC_SHA_256');
+    t.use(KEY, ALG)!;
     await vi.advanceTimersByTimeAsync(0);
     await vi.advanceTimersByTimeAsync(LEASE_MS);
     expect(calls[0]!.signal.aborted).toBe(true);
@@ -201,7 +202,7 @@ describe('LeaseTable', () => {
       }
     }) as never);
     try {
-      const lease = t.use(KEY, 'HMAC_SHA_256');
+      const lease = t.use(KEY, ALG)!;
       await vi.advanceTimersByTimeAsync(0);
       calls[0]!.answer({ result: 'granted' });
       await settle();
