@@ -29,7 +29,6 @@ import {
   ImportKeyMaterialCommand,
   KMSClient,
   KMSInvalidMacException,
-  KMSInvalidStateException,
   ScheduleKeyDeletionCommand,
   VerifyMacCommand,
 } from '@aws-sdk/client-kms';
