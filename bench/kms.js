@@ -9,11 +9,13 @@
 // harness's per-iteration cost never rivals a sub-microsecond call.
 // Targets (issue 4): generateMacSync ≥ 3.5×, generateMacBatch ≥ 12×,
 // generateMac (Promise) ≥ 2× node:crypto createHmac.
+// Then the fast path's local GenerateMac against a forwarded one (bench/fast-path.js).
 import { createHmac, randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 import * as pkg from '../dist/index.js';
 import { environment, printEnvironment } from './env.js';
+import { printFastPathRows, runFastPathBench } from './fast-path.js';
 
 const KmsHmacClient = pkg.KmsHmacClient ?? (await import('../dist/client.js')).KmsHmacClient;
 const packMessages = pkg.packMessages;
@@ -162,6 +164,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const env = environment();
   printEnvironment(env);
   const rows = await runKmsBench({ quick });
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ environment: env, rows }, null, 2));
-  else printRows(rows);
+  const fastPath = await runFastPathBench({ quick });
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ environment: env, rows, fastPath }, null, 2));
+  else {
+    printRows(rows);
+    printFastPathRows(fastPath);
+  }
 }

@@ -15,13 +15,13 @@
 // BENCH_SERVER_MESSAGE_BYTES (default 64), BENCH_SERVER_LOG=1 (access log on, to /dev/null),
 // BENCH_SERVER_ONLY=one,two,baseline,http. `--json` prints the results as JSON too.
 // Needs dist/ (`npm run build:ts`; `npm ci` builds it).
-import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { startChild, stopChild } from './child.js';
 import { environment, printEnvironment } from './env.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -103,26 +103,9 @@ function cpuSeconds(rootPid) {
   }
 }
 
-function startChild(args, readyPattern) {
-  const proc = spawn(process.execPath, args, {
-    env: { ...process.env, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolvePromise, reject) => {
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = readyPattern.exec(out);
-      if (m) resolvePromise({ proc, port: Number(m[1]) });
-    });
-    proc.on('exit', (code) => reject(new Error(`${args.join(' ')} exited (${code}) before listening`)));
-  });
-}
-
-async function stopChild(proc) {
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGTERM');
-  await exited;
+async function startServer(args, readyPattern) {
+  const { proc, ready } = await startChild(args, readyPattern, CRED);
+  return { proc, port: Number(ready) };
 }
 
 async function post(port, target, body) {
@@ -191,7 +174,7 @@ const logArgs = process.env.BENCH_SERVER_LOG === '1' ? ['--log', '/dev/null'] : 
 function kmsHmac(workers) {
   return async () => {
     const store = join(dir, `keystore-${workers}.json`);
-    const { proc, port } = await startChild(
+    const { proc, port } = await startServer(
       [SERVE, '--port', '0', '--keystore', store, '--workers', String(workers), ...logArgs],
       /listening on http:\/\/127\.0\.0\.1:(\d+)/,
     );
@@ -201,13 +184,13 @@ function kmsHmac(workers) {
 }
 
 async function httpOnly() {
-  const { proc, port } = await startChild([BASELINE, '--http-only'], /listening (\d+)/);
+  const { proc, port } = await startServer([BASELINE, '--http-only'], /listening (\d+)/);
   return { proc, port, keyId: 'x' };
 }
 
 async function baseline() {
   const arn = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000';
-  const { proc, port } = await startChild([BASELINE, randomBytes(32).toString('hex'), arn], /listening (\d+)/);
+  const { proc, port } = await startServer([BASELINE, randomBytes(32).toString('hex'), arn], /listening (\d+)/);
   return { proc, port, keyId: arn };
 }
 

@@ -23,7 +23,7 @@ import { kmsError } from './kms/errors.js';
 import { partitionOf } from './kms/identifiers.js';
 import { ImportOperations, type ImportKeyMaterialInput } from './kms/import-operations.js';
 import { KeyOperations, type CreateKeyInput } from './kms/key-operations.js';
-import type { KeyMetadata } from './kms/keys.js';
+import { SPEC_ALGORITHM, type KeyMetadata } from './kms/keys.js';
 import {
   MacOperations,
   type GenerateMacBatchInput,
@@ -75,6 +75,8 @@ export interface FastPathHooks {
   verify(input: VerifyMacInput, localKeyId: string, responseKeyId: string): VerifyMacOutput;
   /** Whether the local copy can answer now (exists, Enabled). */
   usable(localKeyId: string): boolean;
+  /** The one MAC algorithm of the local copy's key spec (what a DryRun probe for the remote key asks for). */
+  macAlgorithm(localKeyId: string): string | undefined;
 }
 
 const OPERATIONS: Record<string, string> = {
@@ -291,6 +293,10 @@ export class KmsHmacClient {
       usable: (localKeyId) => {
         const rec = this.#ctx.readKey(localKeyId);
         return rec !== undefined && rec.keyState === 'Enabled' && rec.keyMaterial !== undefined;
+      },
+      macAlgorithm: (localKeyId) => {
+        const spec = this.#ctx.readKey(localKeyId)?.keySpec;
+        return spec === undefined ? undefined : SPEC_ALGORITHM[spec];
       },
     };
   }

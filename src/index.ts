@@ -27,8 +27,18 @@ export type {
   VerifyMacBatchInput,
   VerifyMacBatchOutput,
 } from './client.js';
-export { createFastPathClient } from './fast-path.js';
-export type { FastPathClient, FastPathStats, SendingClient } from './fast-path.js';
+export { createFastPathClient, DEFAULT_LEASE_SECONDS } from './fast-path.js';
+export type {
+  FastPathClient,
+  FastPathControl,
+  FastPathOptions,
+  FastPathStats,
+  KeyLeaseStats,
+  LeaseEvent,
+  LeaseState,
+  ProbeResult,
+  SendingClient,
+} from './fast-path.js';
 export * from './kms/errors.js';
 
 // Key stores.

@@ -7,10 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import net from 'node:net';
-import { createHash, createHmac } from 'node:crypto';
 import { startServer, type StartedServer } from '../src/server/index.js';
 import { OPERATIONS } from '../src/server/codec.js';
-import { CRED, rawRequest, signedCall } from './server-helpers.js';
+import { CRED, amzNow, rawRequest, signFast as sign, signedCall } from './server-helpers.js';
 
 function rng(seed: number) {
   let a = seed >>> 0;
@@ -21,37 +20,6 @@ function rng(seed: number) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-const keyCache = new Map<string, Buffer>();
-
-/** A fast SigV4 signer for the fuzz loop (the verifier is checked against the SDK signer elsewhere). */
-function sign(host: string, target: string, body: Buffer, amzDate: string, extra: [string, string][] = []) {
-  const date = amzDate.slice(0, 8);
-  const headers: [string, string][] = [
-    ['content-type', 'application/x-amz-json-1.1'],
-    ['host', host],
-    ['x-amz-date', amzDate],
-    ['x-amz-target', target],
-    ...extra,
-  ];
-  headers.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  const signed = headers.map((h) => h[0]).join(';');
-  const canonical = `POST\n/\n\n${headers.map(([k, v]) => `${k}:${v}\n`).join('')}\n${signed}\n${createHash('sha256').update(body).digest('hex')}`;
-  const scope = `${date}/us-east-1/kms/aws4_request`;
-  const sts = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
-  let k = keyCache.get(date);
-  if (!k) {
-    k = createHmac('sha256', 'AWS4' + CRED.secretAccessKey).update(date).digest();
-    for (const p of ['us-east-1', 'kms', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
-    keyCache.set(date, k);
-  }
-  const sig = createHmac('sha256', k).update(sts).digest('hex');
-  return [...headers, ['authorization', `AWS4-HMAC-SHA256 Credential=${CRED.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}`]] as [string, string][];
-}
-
-function amzNow(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
 }
 
 let server: StartedServer;

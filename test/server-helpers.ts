@@ -1,11 +1,11 @@
 /**
  * Helpers for the server suites: an independent SigV4 signer (the SDK's own,
- * `@smithy/signature-v4`), raw HTTP over keep-alive agents, credentials, and
- * the compiled entry point for child-process tests.
+ * `@smithy/signature-v4`) and a fast one for load loops, raw HTTP over
+ * keep-alive agents, credentials, and `kms-hmac serve` as a child process.
  */
 import http from 'node:http';
 import { createHash, createHmac } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -152,4 +152,93 @@ export function builtServeEntry(): string {
   }
   if (!existsSync(entry)) throw new Error(`${entry} is missing and \`npm run build:ts\` did not produce it`);
   return entry;
+}
+
+const signingKeys = new Map<string, Buffer>();
+
+/**
+ * A fast SigV4 signer for load and fuzz loops (synchronous, no SDK): the JS
+ * SDK's header set, optionally with extra headers. The verifier is checked
+ * against the SDK's own signer elsewhere.
+ */
+export function signFast(
+  host: string,
+  target: string,
+  body: Buffer,
+  amzDate: string,
+  extra: [string, string][] = [],
+  credential: { accessKeyId: string; secretAccessKey: string } = CRED,
+): [string, string][] {
+  const date = amzDate.slice(0, 8);
+  const headers: [string, string][] = [
+    ['content-type', 'application/x-amz-json-1.1'],
+    ['host', host],
+    ['x-amz-date', amzDate],
+    ['x-amz-target', target],
+    ...extra,
+  ];
+  headers.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const signed = headers.map((h) => h[0]).join(';');
+  const canonical = `POST\n/\n\n${headers.map(([k, v]) => `${k}:${v}\n`).join('')}\n${signed}\n${createHash('sha256').update(body).digest('hex')}`;
+  const scope = `${date}/us-east-1/kms/aws4_request`;
+  const sts = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
+  const id = `${credential.secretAccessKey}/${date}`;
+  let k = signingKeys.get(id);
+  if (!k) {
+    k = createHmac('sha256', 'AWS4' + credential.secretAccessKey).update(date).digest();
+    for (const p of ['us-east-1', 'kms', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
+    signingKeys.set(id, k);
+  }
+  const sig = createHmac('sha256', k).update(sts).digest('hex');
+  return [...headers, ['authorization', `AWS4-HMAC-SHA256 Credential=${credential.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}`]];
+}
+
+export function amzNow(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+export interface ServeChild {
+  proc: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Starts `node dist/cli/serve.js --port 0 [--quiet] …args` (credentials CRED
+ * in its environment, HOME = `home`) and resolves once it says where it listens.
+ */
+export function startServe(args: string[], home: string, env: NodeJS.ProcessEnv = {}): Promise<ServeChild> {
+  const quiet = args.includes('--log') ? [] : ['--quiet'];
+  const proc = spawn(process.execPath, [builtServeEntry(), '--port', '0', ...quiet, ...args], {
+    env: { PATH: process.env.PATH, HOME: home, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 60_000);
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/[^ ]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, url: m[1]!, stderr: () => err, exited });
+      }
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening: ${err}`));
+    });
+  });
+}
+
+/** Stops a serve child with SIGTERM and resolves with how it exited. */
+export async function stopServe(child: ServeChild): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGTERM');
+  return child.exited;
 }

@@ -7,15 +7,17 @@
  * - --workers 2: one port, one store; a key created through one worker is
  *   usable through the other at once.
  * - refusing to start without credentials.
+ * - --max-connections, --headers-timeout and --request-timeout reach the listener.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
-import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileKeyStore } from '../src/keystore/file.js';
-import { CRED, builtServeEntry, signKms, rawRequest, type RawResponse } from './server-helpers.js';
+import { CRED, builtServeEntry, signKms, rawRequest, startServe, type RawResponse, type ServeChild } from './server-helpers.js';
 
 let entry = '';
 let dir = '';
@@ -28,40 +30,8 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Child {
-  proc: ChildProcess;
-  url: string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const quiet = args.includes('--log') ? [] : ['--quiet'];
-  const proc = spawn(process.execPath, [entry, '--port', '0', ...quiet, ...args], {
-    env: { PATH: process.env.PATH, HOME: dir, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 60_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[^ ]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, url: m[1]!, stderr: () => err, exited });
-      }
-    });
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening: ${err}`));
-    });
-  });
+function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeChild> {
+  return startServe(args, dir, env);
 }
 
 async function call(url: string, op: string, body: unknown, agent?: http.Agent): Promise<RawResponse> {
@@ -82,6 +52,42 @@ describe('kms-hmac serve as a process', () => {
     expect(code).toBe(2);
     expect(err).toContain('KMS_HMAC_ACCESS_KEY_ID');
     expect(err).toContain('--auth any');
+  }, 60_000);
+
+  it('--max-connections, --headers-timeout and --request-timeout bound what callers hold', async () => {
+    const child = await serve(['--keystore', join(dir, 'limits.json'), '--max-connections', '2', '--headers-timeout', '300', '--request-timeout', '600']);
+    const port = Number(new URL(child.url).port);
+    const held: net.Socket[] = [];
+    try {
+      const replies: Array<Promise<string>> = [];
+      for (let i = 0; i < 2; i++) {
+        const s = net.connect(port, '127.0.0.1');
+        let got = '';
+        s.on('data', (d) => (got += d));
+        replies.push(new Promise((resolve) => s.on('close', () => resolve(got))));
+        s.on('error', () => undefined);
+        await new Promise((r) => s.once('connect', r));
+        held.push(s);
+      }
+      // A third connection while two are open: closed at once, no answer.
+      const third = await new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        let got = '';
+        s.on('data', (d) => (got += d));
+        s.on('error', () => undefined);
+        s.on('close', () => resolve(got));
+        s.write('POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n');
+      });
+      expect(third).toBe('');
+      // The two silent ones: 408 after the headers timeout, then closed.
+      for (const r of await Promise.all(replies)) expect(r).toMatch(/^HTTP\/1\.1 408 [^]*RequestTimeoutException/);
+      const ok = await call(child.url, 'ListKeys', {});
+      expect(ok.status).toBe(200);
+    } finally {
+      for (const s of held) s.destroy();
+      child.proc.kill('SIGTERM');
+      await child.exited;
+    }
   }, 60_000);
 
   it('writes a structured access log without secrets, signatures or bodies', async () => {

@@ -250,25 +250,31 @@ describe('protocol errors (raw requests)', () => {
     expect(path.headers['content-type']).toBe('application/x-amz-json-1.1');
   });
 
-  it('a body over 1 MiB is refused with 413 (declared or chunked) and the server keeps serving', async () => {
+  it('a signed body over 1 MiB is refused with 413 (declared or chunked) and the server keeps serving', async () => {
     const big = Buffer.alloc(1024 * 1024 + 1, 0x20);
-    const r = await rawRequest(server.url, { headers: { 'content-type': 'application/x-amz-json-1.1' }, body: big });
+    const r = await rawRequest(server.url, { headers: await signKms(server.url, { body: big }), body: big });
     expect(r.status).toBe(413);
     expect(r.json?.__type).toBe('RequestEntityTooLargeException');
     expect(r.headers.connection).toBe('close');
+    // Unsigned: the missing credentials are the answer, whatever the size.
+    const stranger = await rawRequest(server.url, { headers: { 'content-type': 'application/x-amz-json-1.1' }, body: big });
+    expect(stranger.status).toBe(400);
+    expect(stranger.json?.__type).toBe('MissingAuthenticationTokenException');
     // Chunked: no Content-Length, counted as it arrives.
     const http = await import('node:http');
     const u = new URL(server.url);
+    const total = 3 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const headers = await signKms(server.url, { body: Buffer.alloc(total, 0x20) });
     const chunked = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/', agent: false }, (res) => {
+      const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers, agent: false }, (res) => {
         res.resume();
         resolve(res.statusCode!);
       });
       req.on('error', reject);
       let sent = 0;
-      const chunk = Buffer.alloc(64 * 1024, 0x20);
       const pump = () => {
-        while (sent < 3 * 1024 * 1024) {
+        while (sent < total) {
           sent += chunk.length;
           if (!req.write(chunk)) return void req.once('drain', pump);
         }

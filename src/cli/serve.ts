@@ -13,6 +13,9 @@ import {
   DEFAULT_HOST,
   DEFAULT_PORT,
   DEFAULT_REGION,
+  HEADERS_TIMEOUT_MS,
+  MAX_CONNECTIONS,
+  REQUEST_TIMEOUT_MS,
   ENV_ACCESS_KEY_ID,
   ENV_SECRET_ACCESS_KEY,
   ENV_SESSION_TOKEN,
@@ -36,6 +39,9 @@ interface ServeFlags {
   logLevel: string;
   quiet?: boolean;
   shutdownTimeout: number;
+  maxConnections: number;
+  headersTimeout: number;
+  requestTimeout: number;
 }
 
 function intArg(min: number, max: number) {
@@ -84,12 +90,16 @@ export function serveCommand(): Command {
     .option('--log-level <level>', 'access log level (info, warn, error, silent)', 'info')
     .option('-q, --quiet', 'no access log (same as --log-level silent)')
     .option('--shutdown-timeout <ms>', 'how long shutdown waits for in-flight requests', intArg(0, 600_000), 10_000)
+    .option('--max-connections <n>', 'open connections allowed at once (all workers together); more are closed on accept', intArg(1, 1_000_000), MAX_CONNECTIONS)
+    .option('--headers-timeout <ms>', "time allowed for a request's headers", intArg(1, 600_000), HEADERS_TIMEOUT_MS)
+    .option('--request-timeout <ms>', 'time allowed for a whole request, body included', intArg(1, 600_000), REQUEST_TIMEOUT_MS)
     .addHelpText(
       'after',
       `
 Credentials: ${ENV_ACCESS_KEY_ID} / ${ENV_SECRET_ACCESS_KEY} (and ${ENV_SESSION_TOKEN}),
 or --access-key-id/--secret-access-key, or --credentials-file. Without any, the server
-refuses to start unless --auth any is given.
+refuses to start unless --auth any is given. A request with no credentials or unknown ones is
+answered at once (its body is never read) and its connection closed.
 
 Example:
   ${ENV_ACCESS_KEY_ID}=AKIDLOCAL ${ENV_SECRET_ACCESS_KEY}=local-secret kms-hmac serve --port 4599
@@ -110,6 +120,9 @@ Example:
           workers: flags.workers,
           log: flags.quiet ? false : { destination: flags.log, level: flags.logLevel },
           shutdownTimeoutMs: flags.shutdownTimeout,
+          maxConnections: flags.maxConnections,
+          headersTimeoutMs: flags.headersTimeout,
+          requestTimeoutMs: flags.requestTimeout,
         };
         if (flags.credentialsFile !== undefined) options.credentialsFile = flags.credentialsFile;
       } catch (err) {

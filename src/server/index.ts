@@ -16,12 +16,23 @@ import {
   DEFAULT_PORT,
   DEFAULT_REGION,
   listen,
+  serverLimits,
   type KmsApi,
   type RunningServer,
 } from './server.js';
 import type { Credential } from './sigv4.js';
 
-export { DEFAULT_ACCOUNT_ID, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, MAX_BODY_BYTES, KmsRequestHandler } from './server.js';
+export {
+  DEFAULT_ACCOUNT_ID,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  DEFAULT_REGION,
+  HEADERS_TIMEOUT_MS,
+  MAX_BODY_BYTES,
+  MAX_CONNECTIONS,
+  REQUEST_TIMEOUT_MS,
+  KmsRequestHandler,
+} from './server.js';
 export type { KmsApi, RunningServer } from './server.js';
 export { SigV4Verifier, AuthError, deriveSigningKey, type Credential } from './sigv4.js';
 export { CredentialsError, ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN } from './credentials.js';
@@ -49,6 +60,12 @@ export interface StartServerOptions {
   log?: AccessLogOptions | false;
   maxBodyBytes?: number;
   shutdownTimeoutMs?: number;
+  /** Open connections allowed at once, all workers together (default 1024); more are closed as they are accepted. */
+  maxConnections?: number;
+  /** Time allowed for a request's headers (default 10 s). */
+  headersTimeoutMs?: number;
+  /** Time allowed for a whole request, body included (default 30 s). */
+  requestTimeoutMs?: number;
 }
 
 export interface StartedServer extends RunningServer {
@@ -72,6 +89,7 @@ function checkOptions(o: StartServerOptions): Credential[] {
     throw new TypeError('workers > 1 needs a key store file path (processes share keys through the durable store)');
   }
   if (workers > 1 && o.client) throw new TypeError('workers > 1 cannot use an injected client');
+  serverLimits(o);
   return credentials;
 }
 
@@ -104,6 +122,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       log,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
       ...(options.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: options.shutdownTimeoutMs } : {}),
+      ...serverLimits(options),
       // An injected client belongs to the caller.
       closeClient: options.client === undefined,
     });
@@ -148,7 +167,10 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
     log: options.log ?? {},
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
     ...(options.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: options.shutdownTimeoutMs } : {}),
+    ...serverLimits(options),
   };
+  // The cluster primary hands connections to workers in turn: each worker holds its share of the cap.
+  wOptions.maxConnections = Math.ceil(wOptions.maxConnections! / n);
   let closing = false;
   const live = new Set<Worker>();
   let restarts = 0;

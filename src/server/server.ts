@@ -3,8 +3,16 @@
  * `X-Amz-Target: TrentService.<Operation>`, SigV4 on every request.
  *
  * Request pipeline (each step answers its own error; none buffers more than
- * `maxBodyBytes`): method/path → body (size-limited) → SigV4 → target →
- * JSON → member types → KmsHmacClient → response.
+ * `maxBodyBytes`): method/path → SigV4 on the headers → body (size-limited)
+ * → SigV4 on the body → target → JSON → member types → KmsHmacClient →
+ * response. A request refused before its body is read (wrong method or
+ * path, no or unknown credentials, a bad scope or date, a body declared too
+ * large) is answered at once and its connection closed: the body is never
+ * buffered.
+ *
+ * Resources a caller can hold are bounded: open connections
+ * (`maxConnections`), time to send the headers (`headersTimeoutMs`) and the
+ * whole request (`requestTimeoutMs`), body size (`maxBodyBytes`).
  *
  * Status policy: client errors are 4xx, always. A 5xx is only ever sent for a
  * read-only operation (GenerateMac, VerifyMac, Describe*, List*): clients
@@ -16,7 +24,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { toWireError } from '../kms/errors.js';
-import { AuthError, SigV4Verifier, type Credential } from './sigv4.js';
+import { AuthError, SigV4Verifier, type Credential, type PendingAuth } from './sigv4.js';
 import {
   OPERATIONS,
   SerializationError,
@@ -34,6 +42,12 @@ export const DEFAULT_REGION = 'us-east-1';
 export const DEFAULT_ACCOUNT_ID = '111122223333';
 /** Request bodies above this are refused (413) without being buffered. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** Open connections beyond this are closed as they are accepted. */
+export const MAX_CONNECTIONS = 1024;
+/** A request's headers must arrive within this (from its first byte). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** A whole request, body included, must arrive within this (from its first byte). */
+export const REQUEST_TIMEOUT_MS = 30_000;
 const TARGET_PREFIX = 'TrentService.';
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
 
@@ -141,15 +155,23 @@ export class KmsRequestHandler {
     const ctx: Ctx = { id: randomUUID(), start: this.log ? performance.now() : 0, op: undefined, accessKeyId: undefined };
     if (req.method !== 'POST') {
       res.setHeader('Allow', 'POST');
-      this.sendError(req, res, ctx, 405, 'MethodNotAllowedException',
+      this.refuse(req, res, ctx, 405, 'MethodNotAllowedException',
         `Method ${req.method} is not allowed: the KMS JSON 1.1 protocol uses POST / with an X-Amz-Target header.`);
-      req.resume();
       return;
     }
     if (req.url !== '/') {
-      this.sendError(req, res, ctx, 404, 'UnknownOperationException',
+      this.refuse(req, res, ctx, 404, 'UnknownOperationException',
         `No endpoint at this path: the KMS JSON 1.1 protocol uses POST / with an X-Amz-Target header.`);
-      req.resume();
+      return;
+    }
+    // Strangers (no credentials, unknown ones, out-of-window or mis-scoped signatures) are answered now,
+    // before a byte of their body is read.
+    let pending: PendingAuth;
+    try {
+      pending = this.verifier.checkHeaders('POST', '/', req.rawHeaders);
+    } catch (err) {
+      if (err instanceof AuthError) this.refuse(req, res, ctx, 400, err.name, err.message);
+      else this.sendUnexpected(req, res, ctx, err, undefined, true);
       return;
     }
     const declared = req.headers['content-length'];
@@ -185,7 +207,7 @@ export class KmsRequestHandler {
       const body = chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY);
       let p: Promise<void> | undefined;
       try {
-        p = this.process(req, res, ctx, body);
+        p = this.process(req, res, ctx, pending, body);
       } catch (err) {
         this.sendUnexpected(req, res, ctx, err, undefined);
       }
@@ -213,29 +235,23 @@ export class KmsRequestHandler {
     }
   }
 
-  /** Answers 413 and closes the connection; the rest of the body is discarded as it arrives, never stored. */
   private refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx): void {
-    res.shouldKeepAlive = false;
-    this.sendError(req, res, ctx, 413, 'RequestEntityTooLargeException',
-      `Request body exceeds the limit of ${this.maxBody} bytes.`, true);
-    // Keep reading (and dropping) a bounded amount so the client can finish sending and read the
-    // answer instead of hitting a reset; past that, cut the connection.
-    let drained = 0;
-    const limit = 8 * this.maxBody;
-    req.on('data', (c: Buffer) => {
-      drained += c.length;
-      if (drained > limit) req.socket.destroy();
-    });
-    req.resume();
-    const t = setTimeout(() => req.socket.destroy(), 5000);
-    t.unref();
-    req.socket.once('close', () => clearTimeout(t));
+    this.refuse(req, res, ctx, 413, 'RequestEntityTooLargeException', `Request body exceeds the limit of ${this.maxBody} bytes.`);
+  }
+
+  /**
+   * Answers a request that will not be served, without waiting for (or storing) its body, and
+   * closes the connection once the answer is written: node:http discards whatever body bytes
+   * arrive before then, so a refused request costs its headers and nothing more.
+   */
+  private refuse(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, status: number, type: string, message: string): void {
+    this.sendError(req, res, ctx, status, type, message, true);
   }
 
   /** Returns a promise only for async operations. */
-  private process(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, body: Buffer): Promise<void> | undefined {
+  private process(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, pending: PendingAuth, body: Buffer): Promise<void> | undefined {
     try {
-      ctx.accessKeyId = this.verifier.verify({ method: 'POST', path: '/', rawHeaders: req.rawHeaders, body }).accessKeyId;
+      ctx.accessKeyId = this.verifier.checkBody(pending, body).accessKeyId;
     } catch (err) {
       if (err instanceof AuthError) {
         this.sendError(req, res, ctx, 400, err.name, err.message);
@@ -322,10 +338,17 @@ export class KmsRequestHandler {
     this.sendError(req, res, ctx, status, w.type, w.message);
   }
 
-  private sendUnexpected(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, err: unknown, spec: OperationSpec | undefined): void {
+  private sendUnexpected(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: Ctx,
+    err: unknown,
+    spec: OperationSpec | undefined,
+    close = false,
+  ): void {
     if (this.log) this.log.error(ctx.id, ctx.op, err);
     const status = spec === undefined || spec.mutating ? 400 : 500;
-    this.sendError(req, res, ctx, status, 'KMSInternalException', 'An internal error occurred.');
+    this.sendError(req, res, ctx, status, 'KMSInternalException', 'An internal error occurred.', close);
   }
 
   private sendError(
@@ -378,6 +401,12 @@ export interface ListenOptions extends HandlerOptions {
   port?: number;
   /** How long shutdown waits for in-flight requests before cutting connections. */
   shutdownTimeoutMs?: number;
+  /** Open connections allowed at once (default 1024); more are closed as they are accepted. */
+  maxConnections?: number;
+  /** Time allowed for a request's headers, from its first byte (default 10 s); then 408 and the connection is closed. */
+  headersTimeoutMs?: number;
+  /** Time allowed for a whole request, body included, from its first byte (default 30 s); then the connection is closed. */
+  requestTimeoutMs?: number;
   /** Closes the client (its key store) after the last request finished. Default true. */
   closeClient?: boolean;
 }
@@ -391,24 +420,65 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+export interface ServerLimits {
+  maxConnections: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+/** The connection limits with their defaults, checked (a bad value is a RangeError, never a silently unlimited server). */
+export function serverLimits(o: Partial<ServerLimits>): ServerLimits {
+  const limits = {
+    maxConnections: o.maxConnections ?? MAX_CONNECTIONS,
+    headersTimeoutMs: o.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: o.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+  };
+  for (const [name, v] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${String(v)}`);
+  }
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new RangeError(`headersTimeoutMs (${limits.headersTimeoutMs}) must not exceed requestTimeoutMs (${limits.requestTimeoutMs})`);
+  }
+  return limits;
+}
+
 /** Listens with one process. `startServer` (index) adds key store opening, logging and workers. */
 export async function listen(opts: ListenOptions): Promise<RunningServer & { handler: KmsRequestHandler; server: http.Server }> {
   const handler = new KmsRequestHandler(opts);
-  const server = http.createServer({ keepAlive: true, noDelay: true, requireHostHeader: false }, handler.handle);
+  const limits = serverLimits(opts);
+  const server = http.createServer(
+    {
+      keepAlive: true,
+      noDelay: true,
+      requireHostHeader: false,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // node:http enforces both timeouts on this tick (default 30 s, which would stretch a 10 s limit to 40 s).
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    },
+    handler.handle,
+  );
+  server.maxConnections = limits.maxConnections;
   // Clients pool connections for a while; outlive their idle timers so they never reuse a socket we just closed.
+  // (An idle connection is not a request: the headers timeout starts with a request's first byte.)
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 120_000;
   server.maxHeadersCount = 100;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    // Unparseable HTTP: answer 400 in JSON when the socket is still writable.
-    if (socket.writable && !('_httpMessage' in socket && (socket as { _httpMessage?: unknown })._httpMessage)) {
-      const type = err.code === 'HPE_HEADER_OVERFLOW' ? 'RequestHeaderFieldsTooLargeException' : 'SerializationException';
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-      const body = JSON.stringify({ __type: type, message: 'Malformed HTTP request.' });
+    // Unparseable HTTP or a timeout: answer in JSON when the socket is still writable and no answer has begun.
+    const pending = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (socket.writable && (!pending || !pending.headersSent)) {
+      const [status, type, message] =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'RequestHeaderFieldsTooLargeException', 'Malformed HTTP request.']
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? [408, 'RequestTimeoutException', 'The request was not received in time.']
+            : [400, 'SerializationException', 'Malformed HTTP request.'];
+      const body = JSON.stringify({ __type: type, message });
       socket.end(
         `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: ${CONTENT_TYPE}\r\n` +
           `x-amzn-ErrorType: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        // Closed once written: the socket is half-open, and a peer that never closes its side must not keep it.
+        () => socket.destroy(),
       );
     } else {
       socket.destroy();

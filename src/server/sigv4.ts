@@ -9,8 +9,11 @@
  * test suite checks this verifier against requests signed by the SDK signer,
  * the real `@aws-sdk/client-kms` and the AWS CLI.
  *
- * Evaluation order: parse Authorization → credential scope → date window →
- * access key → session token → payload hash → signature (constant time).
+ * Evaluation order, in two steps so a stranger is refused before its body is
+ * read. Headers: parse Authorization → credential scope → date window →
+ * signed headers → access key → session token → signature, when the payload
+ * hash is declared. Body: payload hash → signature, when it was not.
+ * Signatures are compared in constant time.
  */
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { createMacKey, type MacKey } from '../mac-key.js';
@@ -44,6 +47,7 @@ export const MSG_SIGNATURE_MISMATCH =
   'The request signature we calculated does not match the signature you provided. ' +
   'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
 export const MSG_INVALID_TOKEN = 'The security token included in the request is invalid.';
+const MSG_PAYLOAD_HASH = "The provided 'x-amz-content-sha256' header does not match what was computed.";
 
 export interface VerifierOptions {
   /** Known credential pairs. Ignored when `acceptAny` is true. */
@@ -71,6 +75,29 @@ export interface SignedRequest {
   /** Node's `req.rawHeaders`: [name, value, name, value, …] as received. */
   rawHeaders: readonly string[];
   body: Uint8Array;
+}
+
+/** What `checkHeaders` proved, and what is left to prove once the body is in. */
+export interface PendingAuth {
+  /** The access key the request names: known (or `--auth any`), its session token right. Not yet proof of the secret. */
+  readonly accessKeyId: string;
+  /** `x-amz-content-sha256` as sent: the body must hash to it. */
+  readonly declaredHash: string | undefined;
+  /** Set when the signature still has to be checked against the body's hash. */
+  readonly signature: PendingSignature | undefined;
+}
+
+interface PendingSignature {
+  /** The canonical request up to (not including) the payload hash. */
+  canonicalWithoutPayload: string;
+  /** The string to sign up to (not including) the canonical request's hash. */
+  stringToSignPrefix: string;
+  /** The signature sent, 64 hex digits. */
+  given: string;
+  /** Which signing key: looked up when checked (the cache may have been emptied in between). */
+  credential: Credential;
+  date: string;
+  region: string;
 }
 
 interface ParsedAuthorization {
@@ -240,9 +267,21 @@ export class SigV4Verifier {
     if (!this.acceptAny && this.byKey.size === 0) throw new Error('SigV4Verifier: no credentials configured');
   }
 
-  /** Throws AuthError; returns the authenticated access key. */
+  /** Throws AuthError; returns the authenticated access key. Both steps of `checkHeaders` + `checkBody`. */
   verify(req: SignedRequest): AuthResult {
-    const { rawHeaders } = req;
+    return this.checkBody(this.checkHeaders(req.method, req.path, req.rawHeaders), req.body);
+  }
+
+  /**
+   * Everything the headers alone can prove, checked before a byte of the body
+   * is read (so a stranger costs a header parse, never a buffered body):
+   * Authorization syntax, credential scope, date window, signed headers,
+   * access key and session token. When the request declares its payload hash
+   * (`x-amz-content-sha256`, which the JS SDK always sends), the signature is
+   * checked here too and only the body's hash is left for `checkBody`.
+   * Throws AuthError.
+   */
+  checkHeaders(method: string, path: string, rawHeaders: readonly string[]): PendingAuth {
     const authorization = rawHeader(rawHeaders, 'authorization');
     if (authorization === undefined || authorization === '') {
       throw new AuthError('MissingAuthenticationTokenException', 'Missing Authentication Token');
@@ -303,14 +342,11 @@ export class SigV4Verifier {
     if (!hasTarget) {
       throw new AuthError('InvalidSignatureException', "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.");
     }
+    // A declared payload hash the body can never match (not 64 lowercase hex digits) fails now, not after the body.
+    const declaredHash = rawHeader(rawHeaders, 'x-amz-content-sha256');
+    if (declaredHash !== undefined && !HEX64.test(declaredHash)) throw new AuthError('InvalidSignatureException', MSG_PAYLOAD_HASH);
 
-    const payloadHash = hash('sha256', req.body, 'hex');
-    const declared = rawHeader(rawHeaders, 'x-amz-content-sha256');
-    if (declared !== undefined && declared !== payloadHash) {
-      throw new AuthError('InvalidSignatureException', "The provided 'x-amz-content-sha256' header does not match what was computed.");
-    }
-
-    if (this.acceptAny) return { accessKeyId: auth.accessKeyId };
+    if (this.acceptAny) return { accessKeyId: auth.accessKeyId, declaredHash, signature: undefined };
     const cred = this.byKey.get(auth.accessKeyId);
     if (cred === undefined) throw new AuthError('UnrecognizedClientException', MSG_INVALID_TOKEN);
     const token = rawHeader(rawHeaders, 'x-amz-security-token');
@@ -318,20 +354,41 @@ export class SigV4Verifier {
       throw new AuthError('UnrecognizedClientException', MSG_INVALID_TOKEN);
     }
 
-    // Canonical request (spec §12.5): method, URI, empty query, headers in the declared order.
-    let canonical = req.method + '\n' + req.path + '\n\n';
+    // Canonical request (spec §12.5): method, URI, empty query, headers in the declared order; the payload hash ends it.
+    let canonical = method + '\n' + path + '\n\n';
     for (const h of auth.signedHeaderList) canonical += h + ':' + (rawHeader(rawHeaders, h) ?? '') + '\n';
-    canonical += '\n' + auth.signedHeaders + '\n' + payloadHash;
+    canonical += '\n' + auth.signedHeaders + '\n';
+    const signature: PendingSignature = {
+      canonicalWithoutPayload: canonical,
+      stringToSignPrefix: SIGV4_ALGORITHM + '\n' + amzDate + '\n' + auth.date + '/' + auth.region + '/' + auth.service + '/aws4_request\n',
+      given: auth.signature,
+      credential: cred,
+      date: auth.date,
+      region: auth.region,
+    };
+    if (declaredHash === undefined) return { accessKeyId: auth.accessKeyId, declaredHash, signature };
+    this.checkSignature(signature, declaredHash);
+    return { accessKeyId: auth.accessKeyId, declaredHash, signature: undefined };
+  }
 
+  /** Finishes what `checkHeaders` began: the body's hash, then the signature if it was left for now. Throws AuthError. */
+  checkBody(pending: PendingAuth, body: Uint8Array): AuthResult {
+    const payloadHash = hash('sha256', body, 'hex');
+    if (pending.declaredHash !== undefined && pending.declaredHash !== payloadHash) {
+      throw new AuthError('InvalidSignatureException', MSG_PAYLOAD_HASH);
+    }
+    if (pending.signature !== undefined) this.checkSignature(pending.signature, payloadHash);
+    return { accessKeyId: pending.accessKeyId };
+  }
+
+  /** Compares the signature in constant time against the one computed over the canonical request ending in `payloadHash`. */
+  private checkSignature(p: PendingSignature, payloadHash: string): void {
     // Header values arrive as latin1 strings (one char per byte received): hash those bytes, not their UTF-8 re-encoding.
-    const stringToSign =
-      SIGV4_ALGORITHM + '\n' + amzDate + '\n' + auth.date + '/' + auth.region + '/' + auth.service + '/aws4_request\n' +
-      hash('sha256', Buffer.from(canonical, 'latin1'), 'hex');
-    const given = Buffer.from(auth.signature, 'hex');
-    if (!this.signingKey(cred, auth.date, auth.region).verify(Buffer.from(stringToSign, 'latin1'), given)) {
+    const canonicalHash = hash('sha256', Buffer.from(p.canonicalWithoutPayload + payloadHash, 'latin1'), 'hex');
+    const stringToSign = Buffer.from(p.stringToSignPrefix + canonicalHash, 'latin1');
+    if (!this.signingKey(p.credential, p.date, p.region).verify(stringToSign, Buffer.from(p.given, 'hex'))) {
       throw new AuthError('InvalidSignatureException', MSG_SIGNATURE_MISMATCH);
     }
-    return { accessKeyId: auth.accessKeyId };
   }
 
   private signingKey(cred: Credential, date: string, region: string): SigningKey {
