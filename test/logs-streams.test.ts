@@ -47,6 +47,39 @@ describe('record streams', () => {
     await client.close();
   });
 
+  it('records are checked at their position: a carried seq is compared, never trusted (dropped, reordered, relabelled)', async () => {
+    const client = new KmsHmacClient();
+    const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    const signer = createSignStream({ client, keyId: KeyMetadata.KeyId, firstSeq: 100 });
+    const signed = await collect<SignedRecord>(Array.from({ length: 6 }, (_, i) => `r${i}`), signer);
+    const verify = (input: object[]) =>
+      collect<VerifiedRecord>(input, createVerifyStream({ client, keyId: KeyMetadata.KeyId, streamId: signer.streamId, firstSeq: 100 }));
+
+    // intact, carrying their own seq: valid
+    const intact = await verify(signed);
+    expect(intact.map((v) => [v.seq, v.valid])).toEqual(signed.map((s) => [s.seq, true]));
+
+    // the old verifier's hole: records reordered and dropped, each carrying the seq it was signed with
+    const attack = [signed[0]!, signed[2]!, signed[1]!, signed[4]!, signed[5]!];
+    const got = await verify(attack);
+    expect(got.map((v) => [v.seq, v.valid, v.problem, v.claimedSeq])).toEqual([
+      [100, true, undefined, undefined],
+      [101, false, 'order', 102],
+      [102, false, 'order', 101],
+      [103, false, 'order', 104],
+      [104, false, 'order', 105],
+    ]);
+    // the same without carried seqs: the MACs fail at their new positions
+    const bare = await verify(attack.map(({ record, mac }) => ({ record, mac })));
+    expect(bare.map((v) => [v.valid, v.problem])).toEqual([[true, undefined], [false, 'mac'], [false, 'mac'], [false, 'mac'], [false, 'mac']]);
+    // a correct MAC relabelled with another seq is still an issue
+    const relabelled = await verify([{ ...signed[0]!, seq: 7 }]);
+    expect(relabelled[0]).toMatchObject({ seq: 100, valid: false, problem: 'order', claimedSeq: 7 });
+    await expect(verify([{ ...signed[0]!, seq: 'x' }])).rejects.toThrow(TypeError);
+    expect(() => createVerifyStream({ streamId: signer.streamId } as never)).toThrow(/name the key/);
+    await client.close();
+  });
+
   it('failFast errors the stream; a disabled key errors it with DisabledException', async () => {
     const client = new KmsHmacClient();
     const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_512', KeyUsage: 'GENERATE_VERIFY_MAC' });

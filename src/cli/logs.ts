@@ -3,13 +3,12 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
-import { KmsHmacClient } from '../client.js';
+import { parseKeyId } from '../kms/identifiers.js';
 import { parseDelimiter, type Framing } from '../stream/format.js';
 import { engineFromClient } from '../stream/kms-engine.js';
-import { readFileChunks } from '../stream/read.js';
 import { signLog } from '../stream/sign.js';
 import { verifyLog, type VerifyReport } from '../stream/verify.js';
-import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, keystorePath, printJson, withClient, type CommonFlags } from './common.js';
+import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, printJson, withClient, type CommonFlags } from './common.js';
 import { progressBar } from './progress.js';
 
 function posInt(v: string): number {
@@ -69,8 +68,8 @@ const rate = (n: number, ms: number) => Math.round(n / (ms / 1000 || 1e-9)).toLo
 function common(cmd: Command): Command {
   return cmd
     .option('--keystore <path>', KEYSTORE_HELP)
-    .option('--region <region>', 'region in key ARNs (default us-east-1; verify: from the sidecar)')
-    .option('--account-id <id>', 'account id in key ARNs (default 111122223333; verify: from the sidecar)')
+    .option('--region <region>', 'region in key ARNs (default: from --key-id when it is an ARN, else us-east-1)')
+    .option('--account-id <id>', 'account id in key ARNs (default: from --key-id when it is an ARN, else 111122223333)')
     .option('--json', 'print a JSON report on stdout')
     .option('--no-progress', 'no progress bar (it is shown only on a TTY anyway)')
     .option('--batch-size <n>', 'records per batch MAC call', posInt);
@@ -93,10 +92,10 @@ export function signCommand(): Command {
     if (file !== '-' && resolve(out) === resolve(file)) throw new CliError('--out must not be the log itself', EXIT_USAGE);
     const total = await sizeOf(file);
     const c0 = process.cpuUsage();
-    await withClient(flags, async (client) => {
+    await withClient(scopeOf(flags), async (client) => {
       const engine = await engineFromClient(client, flags.keyId, flags.algorithm);
       const bar = progressBar('signing', total, flags.progress && !flags.json);
-      const input = file === '-' ? process.stdin : readFileChunks(file);
+      const input = file === '-' ? process.stdin : file;
       try {
         const s = await signLog(input, out, { engine, framing, batchSize: flags.batchSize, onProgress: (p) => bar.update(p) });
         bar.stop();
@@ -135,40 +134,58 @@ export function printReport(file: string, sidecar: string, r: VerifyReport, inde
   w.write(`  ${r.verified.toLocaleString('en-US')} of ${r.records.toLocaleString('en-US')} records in order; ${r.signedRecords.toLocaleString('en-US')} records signed\n`);
 }
 
+/**
+ * The key's region and account: an ARN given as --key-id names them (so a key
+ * made with --region eu-west-1 is found by its ARN alone); else the flags.
+ */
+function scopeOf<F extends CommonFlags & { keyId?: string }>(flags: F): F {
+  const id = parseKeyId(flags.keyId ?? '');
+  if (id.kind !== 'keyArn' && id.kind !== 'aliasArn') return flags;
+  return { ...flags, region: flags.region ?? id.region, accountId: flags.accountId ?? id.account };
+}
+
+const VERIFY_KEY_HELP = 'the key to trust (required): key ID, key ARN, alias name (alias/logs) or alias ARN; a sidecar made with any other key fails';
+
+/** `verify` without --key-id: a usage error that says why the key is not taken from the sidecar. */
+function requireKeyId(keyId: string | undefined): string {
+  if (keyId) return keyId;
+  throw new CliError(
+    'verify needs --key-id: the key to trust. The sidecar names the key that made it, but whoever can edit the log can sign it again with a key of their own, so that name proves nothing.',
+    EXIT_USAGE,
+  );
+}
+
 export function verifyCommand(): Command {
   return common(
     new Command('verify')
-      .description('check a log against its sidecar: all good, or every modified, inserted, deleted or reordered record and any truncation')
+      .description('check a log against its sidecar with the key you trust: all good, or every modified, inserted, deleted or reordered record and any truncation')
       .argument('<file>', 'the log (`-` for stdin, then --sidecar is required)')
+      .usage('<file> --key-id <id> [options]')
       .option('--sidecar <sidecar>', 'sidecar path (default: FILE.mac)')
-      .option('--key-id <id>', 'verify with this key instead of the key ARN named in the sidecar')
+      .option('--key-id <id>', VERIFY_KEY_HELP)
       .option('--max-issues <n>', 'issues listed (counts are always complete)', posInt, 1000)
-      .option('--window <n>', 'alignment window: how far a moved or deleted record is searched for', posInt, 1024),
+      .option('--window <n>', 'alignment window: how far a moved or deleted record is searched for', posInt, 1024)
+      .addHelpText('after', '\nExample:\n  kms-hmac verify app.log --key-id alias/logs'),
   ).action(async (file: string, flags: VerifyFlags) => {
+    const keyId = requireKeyId(flags.keyId);
     if (file === '-' && !flags.sidecar) throw new CliError('verify -: reading stdin needs --sidecar SIDECAR', EXIT_USAGE);
     const sidecar = flags.sidecar ?? `${file}.mac`;
     const total = await sizeOf(file);
     await stat(sidecar);
     const c0 = process.cpuUsage();
-    let client: KmsHmacClient | undefined;
     const bar = progressBar('verifying', total, flags.progress && !flags.json);
     try {
-      const input = file === '-' ? process.stdin : readFileChunks(file);
-      const report = await verifyLog(input, sidecar, {
-        engine: async (header) => {
-          const arn = /^arn:[^:]+:kms:([^:]+):(\d+):/.exec(header.keyArn);
-          client = new KmsHmacClient({
-            keyStore: keystorePath(flags),
-            region: flags.region ?? arn?.[1],
-            accountId: flags.accountId ?? arn?.[2],
-          });
-          return engineFromClient(client, flags.keyId ?? header.keyArn, header.macAlgorithm);
-        },
-        maxIssues: flags.maxIssues,
-        window: flags.window,
-        batchSize: flags.batchSize,
-        onProgress: (p) => bar.update(p),
-      });
+      const input = file === '-' ? process.stdin : file;
+      const report = await withClient(scopeOf(flags), (client) =>
+        verifyLog(input, sidecar, {
+          client,
+          keyId,
+          maxIssues: flags.maxIssues,
+          window: flags.window,
+          batchSize: flags.batchSize,
+          onProgress: (p) => bar.update(p),
+        }),
+      );
       bar.stop();
       if (flags.json) printJson({ file, sidecar, ...report, cpuMs: cpuMs(c0) });
       else printReport(file, sidecar, report);
@@ -178,7 +195,6 @@ export function verifyCommand(): Command {
       throw err;
     } finally {
       bar.stop();
-      await client?.close().catch(() => {});
     }
   });
 }

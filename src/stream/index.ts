@@ -8,5 +8,7 @@ export type { VerifyLogOptions, VerifyReport, VerifyIssue, IssueKind } from './v
 export { engineFromMacKey } from './engine.js';
 export type { MacEngine, PackedMacKey } from './engine.js';
 export { engineFromClient } from './kms-engine.js';
+export type { KeyOptions } from './kms-engine.js';
+export type { LogInput, FilePath } from './input.js';
 export { SIDECAR_VERSION, RAW_RECORD_MAX, recordMacInput, parseDelimiter } from './format.js';
 export type { Framing, SidecarHeader } from './format.js';

@@ -6,10 +6,9 @@
  * into place only when complete, so a crash never leaves a plausible but
  * partial sidecar.
  */
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
-import type { MacEngine } from './engine.js';
+import { createTemp, pathString } from './atomic-file.js';
+import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput } from './input.js';
+import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 import {
   RAW_RECORD_MAX,
   SIDECAR_FORMAT,
@@ -31,8 +30,7 @@ export interface Progress {
   bytes: number;
 }
 
-export interface SignLogOptions {
-  engine: MacEngine;
+export interface SignLogOptions extends KeyOptions {
   framing?: Framing;
   /** 16 bytes; random by default. */
   streamId?: Uint8Array;
@@ -73,10 +71,17 @@ export function ndjsonCheck(framing: Framing): ((rec: Buffer, index: number) => 
   };
 }
 
-/** Signs `input` (a byte stream) and writes the sidecar to `sidecarPath`. */
-export async function signLog(input: Readable | AsyncIterable<Buffer | string>, sidecarPath: string, opts: SignLogOptions): Promise<SignSummary> {
+/**
+ * Signs a log and writes its sidecar to `sidecarPath`. `input` is a file path
+ * (string or URL), the log's bytes, a byte stream or an async iterable of
+ * byte chunks (see input.ts); the key is named by `opts` (KeyOptions).
+ */
+export async function signLog(input: LogInput, sidecarPath: FilePath, opts: SignLogOptions): Promise<SignSummary> {
   const t0 = performance.now();
-  const { engine } = opts;
+  assertLogInput(input, 'signLog');
+  assertPath(sidecarPath, 'signLog: the sidecar');
+  assertKeyOptions(opts, 'signLog');
+  const engine = await engineFor(opts, 'signLog');
   const framing = opts.framing ?? { type: 'line' };
   const streamId = Buffer.from(opts.streamId ?? newStreamId());
   const digest = digestFor(engine.algorithm);
@@ -95,8 +100,8 @@ export async function signLog(input: Readable | AsyncIterable<Buffer | string>, 
   const headerBytes = encodeHeader(header);
   const headerMac = await engine.mac(headerMacInput(streamId, headerBytes));
 
-  const tmp = join(dirname(sidecarPath), `.${basename(sidecarPath)}.${process.pid}.${Date.now()}.tmp`);
-  const fh = await open(tmp, 'w', 0o644);
+  const tmp = await createTemp(sidecarPath);
+  const { fh } = tmp;
   let ok = false;
   try {
     await fh.write(headerBytes);
@@ -129,18 +134,14 @@ export async function signLog(input: Readable | AsyncIterable<Buffer | string>, 
         await drain(inflight);
       }
     };
-    for await (const chunk of input) {
-      await submit(framer.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
-    }
+    for await (const chunk of logChunks(input, 'signLog')) await submit(framer.push(chunk));
     await submit(framer.end());
     await drain(0);
     const trailer = encodeTrailerFixed(framer.records, framer.bytes);
     const trailerMac = await engine.mac(trailerMacInput(streamId, framer.records, framer.bytes));
     await fh.write(trailer);
     await fh.write(trailerMac);
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, sidecarPath);
+    await tmp.commit();
     ok = true;
     return {
       records: framer.records,
@@ -149,13 +150,10 @@ export async function signLog(input: Readable | AsyncIterable<Buffer | string>, 
       keyArn: engine.keyArn,
       macAlgorithm: engine.algorithm,
       framing: framing.type,
-      sidecar: sidecarPath,
+      sidecar: pathString(sidecarPath),
       elapsedMs: performance.now() - t0,
     };
   } finally {
-    if (!ok) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-    }
+    if (!ok) await tmp.discard();
   }
 }

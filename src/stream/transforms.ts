@@ -2,7 +2,13 @@
  * Object-mode Transform streams for pipelines that never touch files.
  *
  *   createSignStream:   record (Buffer | Uint8Array | string) → { seq, record, mac }
- *   createVerifyStream: { record, mac, seq? }                 → { seq, record, mac, valid }
+ *   createVerifyStream: { record, mac, seq? }                 → { seq, record, mac, valid, problem? }
+ *
+ * Here a string is a record's text (UTF-8): these streams carry records, not
+ * logs, so there is no path to confuse it with. The verifier checks each
+ * record at its position in the stream (firstSeq, firstSeq + 1, …): a record
+ * dropped, repeated or moved fails, and a `seq` carried by the input is only
+ * compared with the position, never trusted.
  *
  * Each MAC is the sidecar format's record MAC (docs/log-format.md): it binds
  * the stream id and the record's sequence number, and a record longer than
@@ -13,19 +19,13 @@
  * silence so a slow source still gets its MACs promptly.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import type { MacAlgorithm } from '../backend/types.js';
-import type { KmsHmacClient } from '../client.js';
 import type { MacEngine } from './engine.js';
 import { macEqual } from './engine.js';
 import { digestFor, newStreamId, recordMacInput, type DigestName } from './format.js';
-import { engineFromClient } from './kms-engine.js';
+import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 
-export interface RecordStreamOptions {
-  /** An engine (see engineFromMacKey / engineFromClient), or a client + keyId. */
-  engine?: MacEngine;
-  client?: KmsHmacClient;
-  keyId?: string;
-  algorithm?: MacAlgorithm;
+/** The key (an engine, or a client + keyId: see KeyOptions) and the stream's parameters. */
+export interface RecordStreamOptions extends KeyOptions {
   /** 16 bytes (or 32 hex digits). Sign: random by default. Verify: required. */
   streamId?: Uint8Array | string;
   /** First sequence number (default 0): continue a stream across restarts. */
@@ -42,7 +42,16 @@ export interface SignedRecord {
 }
 
 export interface VerifiedRecord extends SignedRecord {
+  /** `seq` is the record's position in the stream, whatever the input carried. */
   valid: boolean;
+  /**
+   * Why it is not valid: `order` — the input carried a `seq` other than the
+   * record's position (`claimedSeq`); `mac` — the MAC does not verify at the
+   * record's position (the record was changed, or records before it were
+   * dropped, added or moved).
+   */
+  problem?: 'order' | 'mac';
+  claimedSeq?: number;
 }
 
 export interface VerifyStreamOptions extends RecordStreamOptions {
@@ -50,8 +59,9 @@ export interface VerifyStreamOptions extends RecordStreamOptions {
   failFast?: boolean;
 }
 
-function toBuf(x: Buffer | Uint8Array | string): Buffer {
+function toBuf(x: Buffer | Uint8Array | string, what: string): Buffer {
   if (typeof x === 'string') return Buffer.from(x, 'utf8');
+  if (!(x instanceof Uint8Array)) throw new TypeError(`${what} must be a Buffer, Uint8Array or string`);
   return Buffer.isBuffer(x) ? x : Buffer.from(x.buffer, x.byteOffset, x.byteLength);
 }
 
@@ -92,7 +102,7 @@ abstract class BatchingTransform<In, Out> extends Transform {
     this.batchSize = opts.batchSize ?? 4096;
     this.inflight = opts.inflight ?? 2;
     this.flushMs = opts.flushMs ?? 20;
-    if (!opts.engine && !(opts.client && opts.keyId)) throw new TypeError('pass an engine, or a client and a keyId');
+    assertKeyOptions(opts, verify ? 'createVerifyStream' : 'createSignStream');
   }
 
   /** The key ARN once resolved. */
@@ -102,15 +112,14 @@ abstract class BatchingTransform<In, Out> extends Transform {
 
   protected async ready(): Promise<MacEngine> {
     if (this.engine) return this.engine;
-    this.enginePromise ??= this.opts.engine
-      ? Promise.resolve(this.opts.engine)
-      : engineFromClient(this.opts.client!, this.opts.keyId!, this.opts.algorithm);
+    this.enginePromise ??= engineFor(this.opts, 'record stream');
     this.engine = await this.enginePromise;
     this.digest = digestFor(this.engine.algorithm);
     return this.engine;
   }
 
-  protected abstract input(item: In, seq: number): { record: Buffer; seq: number; item: In };
+  /** The record carried by an input chunk (checked: a TypeError for anything else). */
+  protected abstract recordOf(item: In): Buffer;
   protected abstract run(engine: MacEngine, data: Buffer, offsets: Uint32Array, items: In[], seqs: number[], records: Buffer[]): Promise<Out[]>;
 
   private records: Buffer[] = [];
@@ -118,10 +127,10 @@ abstract class BatchingTransform<In, Out> extends Transform {
   override _transform(chunk: In, _enc: BufferEncoding, cb: TransformCallback): void {
     this.ready()
       .then(async () => {
-        const { record, seq, item } = this.input(chunk, this.seq);
-        this.seq = seq + 1;
+        const record = this.recordOf(chunk);
+        const seq = this.seq++;
         this.batch.inputs.push(recordMacInput(this.sid, seq, record, this.digest));
-        this.batch.items.push(item);
+        this.batch.items.push(chunk);
         this.batch.seqs.push(seq);
         this.records.push(record);
         if (this.batch.inputs.length >= this.batchSize) this.submit();
@@ -179,8 +188,8 @@ abstract class BatchingTransform<In, Out> extends Transform {
 }
 
 class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedRecord> {
-  protected input(item: Buffer | Uint8Array | string, seq: number) {
-    return { record: toBuf(item), seq, item };
+  protected recordOf(item: Buffer | Uint8Array | string): Buffer {
+    return toBuf(item, 'createSignStream: a record');
   }
   protected async run(engine: MacEngine, data: Buffer, offsets: Uint32Array, _items: unknown[], seqs: number[], records: Buffer[]) {
     const macs = Buffer.from(await engine.macPacked(data, offsets));
@@ -195,9 +204,10 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
   constructor(private readonly vopts: VerifyStreamOptions) {
     super(vopts, true);
   }
-  protected input(item: VerifyIn, seq: number) {
+  protected recordOf(item: VerifyIn): Buffer {
     if (!item || !(item.mac instanceof Uint8Array)) throw new TypeError('createVerifyStream: each chunk must be { record, mac, seq? }');
-    return { record: toBuf(item.record), seq: item.seq ?? seq, item };
+    if (item.seq !== undefined && typeof item.seq !== 'number') throw new TypeError('createVerifyStream: seq must be a number');
+    return toBuf(item.record, 'createVerifyStream: record');
   }
   protected async run(engine: MacEngine, data: Buffer, offsets: Uint32Array, items: VerifyIn[], seqs: number[], records: Buffer[]) {
     const L = engine.macLength;
@@ -206,15 +216,19 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
       if (it.mac.length === L) macs.set(it.mac, i * L);
     });
     const res = await engine.verifyPacked(data, offsets, macs);
-    return records.map((record, i) => {
-      const mac = toBuf(items[i]!.mac);
-      const valid = res[i] === 1 && mac.length === L && macEqual(mac, macs.subarray(i * L, (i + 1) * L));
-      if (!valid && this.vopts.failFast) {
-        const err = new Error(`record ${seqs[i]} does not verify`);
+    return records.map((record, i): VerifiedRecord => {
+      const { seq: claimedSeq, mac: m } = items[i]!;
+      const mac = toBuf(m, 'createVerifyStream: mac');
+      const seq = seqs[i]!;
+      const problem =
+        claimedSeq !== undefined && claimedSeq !== seq ? 'order' : res[i] === 1 && mac.length === L && macEqual(mac, macs.subarray(i * L, (i + 1) * L)) ? undefined : 'mac';
+      if (problem && this.vopts.failFast) {
+        const err = new Error(problem === 'order' ? `record ${seq} arrived carrying seq ${claimedSeq}: out of order` : `record ${seq} does not verify`);
         err.name = 'KMSInvalidMacException';
         throw err;
       }
-      return { seq: seqs[i]!, record, mac, valid };
+      if (!problem) return { seq, record, mac, valid: true };
+      return problem === 'order' ? { seq, record, mac, valid: false, problem, claimedSeq } : { seq, record, mac, valid: false, problem };
     });
   }
 }
@@ -224,7 +238,7 @@ export function createSignStream(options: RecordStreamOptions): Transform & { re
   return new SignStream(options, false);
 }
 
-/** `{ record, mac, seq? }` in, `{ seq, record, mac, valid }` out. */
+/** `{ record, mac, seq? }` in, `{ seq, record, mac, valid, problem? }` out; `options.streamId` and the key are required. */
 export function createVerifyStream(options: VerifyStreamOptions): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
   return new VerifyStream(options);
 }

@@ -33,8 +33,8 @@
  * reordered; after long failure runs the exhaustive search is sampled.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
-import type { MacEngine } from './engine.js';
+import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput } from './input.js';
+import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 import {
   MAC_INPUT_PREFIX,
   SidecarFormatError,
@@ -46,7 +46,6 @@ import {
   readU64,
   trailerMacInput,
   writePrefix,
-  type SidecarHeader,
 } from './format.js';
 import { RecordFramer, type RecordBatch } from './framer.js';
 import type { Progress } from './sign.js';
@@ -61,6 +60,7 @@ export type IssueKind =
   | 'sidecar-truncated'
   | 'sidecar-trailer'
   | 'sidecar-header'
+  | 'wrong-key'
   | 'foreign-sidecar';
 
 export const ISSUE_KINDS: readonly IssueKind[] = [
@@ -73,6 +73,7 @@ export const ISSUE_KINDS: readonly IssueKind[] = [
   'sidecar-truncated',
   'sidecar-trailer',
   'sidecar-header',
+  'wrong-key',
   'foreign-sidecar',
 ];
 
@@ -111,9 +112,12 @@ export interface VerifyReport {
   elapsedMs: number;
 }
 
-export interface VerifyLogOptions {
-  /** Builds the engine for the key named in the sidecar header. */
-  engine: MacEngine | ((header: SidecarHeader) => Promise<MacEngine>);
+/**
+ * The key to trust is required (KeyOptions): the key a sidecar names is never
+ * used to check it, since whoever edits a log can sign it again with a key of
+ * their own. A sidecar made with any other key is reported as `wrong-key`.
+ */
+export interface VerifyLogOptions extends KeyOptions {
   /** Alignment window W (default 1024). */
   window?: number;
   /** Issues kept in the report (default 1000; counts are always complete). */
@@ -203,9 +207,16 @@ class EntryReader {
   }
 }
 
-/** Verifies `input` (the log bytes) against the sidecar at `sidecarPath`. */
-export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>, sidecarPath: string, opts: VerifyLogOptions): Promise<VerifyReport> {
+/**
+ * Verifies a log against the sidecar at `sidecarPath` with the key `opts`
+ * names. `input` is a file path (string or URL), the log's bytes, a byte
+ * stream or an async iterable of byte chunks (see input.ts).
+ */
+export async function verifyLog(input: LogInput, sidecarPath: FilePath, opts: VerifyLogOptions): Promise<VerifyReport> {
   const t0 = performance.now();
+  assertLogInput(input, 'verifyLog');
+  assertPath(sidecarPath, 'verifyLog: the sidecar');
+  assertKeyOptions(opts, 'verifyLog');
   const W = Math.max(8, opts.window ?? 1024);
   const maxIssues = opts.maxIssues ?? 1000;
   const fh = await open(sidecarPath, 'r');
@@ -213,7 +224,7 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
     const size = (await fh.stat()).size;
     const sc = await openSidecar(fh, size);
     const { header, streamId, L, recordsAt } = sc;
-    const engine = typeof opts.engine === 'function' ? await opts.engine(header) : opts.engine;
+    const engine = await engineFor(opts, 'verifyLog', header.macAlgorithm);
 
     const counts = Object.fromEntries(ISSUE_KINDS.map((k) => [k, 0])) as Record<IssueKind, number>;
     const issues: VerifyIssue[] = [];
@@ -260,6 +271,18 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
       const ok = ISSUE_KINDS.every((k) => counts[k] === 0);
       return { ok, records, signedRecords: n, bytes, signedBytes, verified, counts, issues, issuesTruncated, ...base, elapsedMs: performance.now() - t0 };
     };
+
+    // the key: only the one the caller trusts
+    if (engine.keyArn !== header.keyArn || engine.algorithm !== header.macAlgorithm) {
+      issue({
+        kind: 'wrong-key',
+        count: 1,
+        message:
+          `the sidecar was made with key ${header.keyArn} (${header.macAlgorithm}), not the expected key ${engine.keyArn} (${engine.algorithm}): ` +
+          'whoever can change the log can sign it again with a key of their own, so a sidecar made with any other key is not trusted',
+      });
+      return finish(0, 0, 0, null, 0);
+    }
 
     // header MAC
     if (!(await engine.verify(headerMacInput(streamId, sc.headerBytes), sc.headerMac)) || sc.headerMac.length !== L) {
@@ -400,7 +423,7 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
         reader.get(cand[i]!).copy(macs, i * L);
       }
       // a few candidates: on this thread (a worker round trip costs more than the MACs)
-      const res = cand.length <= 64 && engine.verifyPackedSync ? engine.verifyPackedSync(data, offsets, macs) : await engine.verifyPacked(data, offsets, macs);
+      const res = cand.length <= 64 ? engine.verifyPackedSync(data, offsets, macs) : await engine.verifyPacked(data, offsets, macs);
       for (let i = 0; i < cand.length; i++) if (res[i] === 1) return cand[i]!;
       return -1;
     };
@@ -556,7 +579,7 @@ export async function verifyLog(input: Readable | AsyncIterable<Buffer | string>
       if (atEnd) while (queue.length) await handle(queue.shift()!, queue.length === 0);
     };
 
-    for await (const chunk of input) await pump(framer.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk), false);
+    for await (const chunk of logChunks(input, 'verifyLog')) await pump(framer.push(chunk), false);
     await pump(framer.end(), true);
     if (deferred) {
       await step(deferred, null);
