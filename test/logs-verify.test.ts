@@ -3,7 +3,7 @@
  * exactly, and an intact log never gives an issue. An independent oracle
  * (node:crypto, written from docs/log-format.md) checks the sidecar bytes.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { engineFromMacKey } from '../src/stream/engine.js';
 import { signLog } from '../src/stream/sign.js';
 import { verifyLog, type VerifyReport } from '../src/stream/verify.js';
 import type { Framing } from '../src/stream/format.js';
+import { v1Sidecar, v2Sidecar } from './log-oracle.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-logs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -87,35 +88,70 @@ describe('intact logs verify with no issue', () => {
   });
 });
 
-describe('sidecar bytes match an independent node:crypto implementation of docs/log-format.md', () => {
-  it('record MACs, digest rule at 4071/4072 bytes, header and trailer', async () => {
-    const log = Buffer.from('a'.repeat(4070) + '\n' + 'b'.repeat(4071) + '\nlast');
-    const sc = readFileSync(await sign(log));
+describe('sidecar bytes match an independent node:crypto implementation of docs/log-format.md (test/log-oracle.ts)', () => {
+  /** The times the sidecar's checkpoints state, walking its blocks. */
+  function checkpointTimes(sc: Buffer): number[] {
     const j = sc.readUInt32BE(8);
-    const header = JSON.parse(sc.subarray(12, 12 + j).toString());
-    const sid = Buffer.from(header.streamId, 'hex');
-    const input = (seq: number, kind: number, payload: Buffer) => {
-      const p = Buffer.alloc(25);
-      sid.copy(p);
-      p.writeBigUInt64BE(BigInt(seq), 16);
-      p[24] = kind;
-      return Buffer.concat([p, payload]);
-    };
-    const hmac = (m: Buffer) => createHmac('sha256', material).update(m).digest();
-    const recs = [Buffer.from('a'.repeat(4070) + '\n'), Buffer.from('b'.repeat(4071) + '\n'), Buffer.from('last')];
-    const expected = Buffer.concat([
-      hmac(input(0, 0x48, sc.subarray(0, 12 + j))),
-      hmac(input(0, 0, recs[0]!)), // 4071 bytes: raw
-      hmac(input(1, 1, createHash('sha256').update(recs[1]!).digest())), // 4072 bytes: digest
-      hmac(input(2, 0, recs[2]!)),
-      Buffer.from('KHMACEND'),
-      Buffer.from([0, 0, 0, 0, 0, 0, 0, 3]),
-      (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(log.length)); return b; })(),
+    let pos = 12 + j + 32;
+    let records = 0;
+    const times: number[] = [];
+    while (sc.subarray(pos, pos + 8).toString() === 'KHMACCKP') {
+      times.push(Number(sc.readBigUInt64BE(pos + 32)));
+      const count = Number(sc.readBigUInt64BE(pos + 16));
+      pos += 72 + (count - records) * 32;
+      records = count;
+    }
+    return times;
+  }
+
+  it.each([
+    ['digest rule at 4071/4072 bytes, no final newline', Buffer.from('a'.repeat(4070) + '\n' + 'b'.repeat(4071) + '\nlast'), 2],
+    ['a block per record', join_(lines(5)), 1],
+    ['an exact number of blocks', join_(lines(9)), 3],
+    ['an empty log: one checkpoint for zero records', Buffer.alloc(0), 4],
+  ] as const)('%s', async (_name, log, every) => {
+    const sidecar = join(dir, `oracle${fileNo++}.mac`);
+    await signLog(log, sidecar, { engine, batchSize: 2, checkpointEvery: every });
+    const sc = readFileSync(sidecar);
+    const head = sc.subarray(0, 12 + sc.readUInt32BE(8));
+    expect(JSON.parse(head.subarray(12).toString())).toMatchObject({ version: 2, checkpointEvery: every, previous: null });
+    const times = checkpointTimes(sc);
+    expect(sc.equals(v2Sidecar(log, material, head, every, (k) => times[k]!))).toBe(true);
+  });
+});
+
+describe('version-1 sidecars (written by earlier releases) still verify', () => {
+  const sid = randomBytes(16);
+  const base = lines(60);
+  const v1 = join(dir, 'v1.mac');
+  writeFileSync(v1, v1Sidecar(join_(base), material, sid, ARN));
+
+  it('intact: ok, version 1, no checkpoint', async () => {
+    const r = await verify(join_(base), v1);
+    expect(summary(r)).toEqual([]);
+    expect(r).toMatchObject({ ok: true, version: 1, checkpoint: null, closed: true, records: 60, verified: 60, signedBytes: join_(base).length });
+  });
+
+  it('tampering and truncation are reported as before', async () => {
+    const t = [...base];
+    t[4] = 'changed\n';
+    t.splice(20, 1);
+    t.push('appended\n');
+    const r = await verify(join_(t), v1);
+    expect(summary(r)).toEqual([
+      { kind: 'modified', line: 5, signedRecord: 5, count: 1 },
+      { kind: 'deleted', line: 21, signedRecord: 21, count: 1 },
+      { kind: 'inserted', line: 60, signedRecord: undefined, count: 1 },
     ]);
-    expect(sc.subarray(12 + j, sc.length - 32).equals(expected)).toBe(true);
-    const tin = Buffer.alloc(8);
-    tin.writeBigUInt64BE(BigInt(log.length));
-    expect(sc.subarray(sc.length - 32).equals(hmac(input(3, 0x54, tin)))).toBe(true);
+    const full = readFileSync(v1);
+    const cut = join(dir, 'v1-cut.mac');
+    writeFileSync(cut, full.subarray(0, full.length - 56 - 32 * 10));
+    const c = await verify(join_(base), cut);
+    expect(summary(c)).toEqual([
+      { kind: 'sidecar-truncated', line: undefined, signedRecord: undefined, count: 1 },
+      { kind: 'unsigned', line: 51, signedRecord: undefined, count: 10 },
+    ]);
+    expect(c.tampered).toBe(true);
   });
 });
 
@@ -203,21 +239,58 @@ describe('tampering is reported exactly', () => {
     expect(summary(r)).toEqual([{ kind: 'modified', line: 2, signedRecord: 2, count: 1 }]);
   });
 
-  it('truncated sidecar (at an entry boundary, inside the trailer, inside the records)', async () => {
-    const full = readFileSync(await signed());
-    for (const cut of [32 + 24, 10, 32 * 5 + 56 + 7]) {
+  it('a sidecar cut short looks like a signer that crashed: records after its last whole checkpoint are unsigned, not tampered', async () => {
+    const log = join_(base);
+    const sidecar = join(dir, 'blocks.mac');
+    await signLog(log, sidecar, { engine, batchSize: 16, checkpointEvery: 10 });
+    const full = readFileSync(sidecar);
+    const block = 72 + 10 * 32;
+    const trailer = 56;
+    for (const [cut, through] of [
+      [10, 40], // inside the trailer: every checkpoint is whole
+      [trailer, 40], // just the trailer: an open sidecar
+      [trailer + 7, 30], // inside the last block
+      [trailer + block, 30], // at a block boundary
+      [trailer + block + 100, 20],
+    ]) {
       const p = join(dir, `cut${cut}.mac`);
-      writeFileSync(p, full.subarray(0, full.length - cut));
-      const r = await verify(join_(base), p);
-      expect(r.ok).toBe(false);
-      expect(r.issues[0]!.kind).toBe('sidecar-truncated');
-      const covered = r.signedRecords;
-      if (cut === 10 || cut === 56) expect(covered).toBe(40);
-      else {
-        expect(covered).toBe(34);
-        expect(summary(r).slice(1)).toEqual([{ kind: 'unsigned', line: 35, signedRecord: undefined, count: 6 }]);
-      }
+      writeFileSync(p, full.subarray(0, full.length - cut!));
+      const r = await verify(log, p);
+      expect(r.closed).toBe(false);
+      expect(r.tampered, `cut ${cut}`).toBe(false);
+      expect(r.signedRecords).toBe(through);
+      expect(r.checkpoint).toMatchObject({ index: through! / 10 - 1, records: through });
+      expect(r.verified).toBe(through);
+      expect(summary(r)).toEqual(through === 40 ? [] : [{ kind: 'unsigned', line: through! + 1, signedRecord: undefined, count: 40 - through! }]);
     }
+  });
+
+  it('a damaged checkpoint, or a record MAC changed in the sidecar, breaks the chain', async () => {
+    const log = join_(base);
+    const sidecar = join(dir, 'chain.mac');
+    await signLog(log, sidecar, { engine, batchSize: 16, checkpointEvery: 10 });
+    const full = readFileSync(sidecar);
+    const at = (k: number) => full.indexOf('KHMACCKP') + k * (72 + 10 * 32);
+    const time = Buffer.from(full);
+    time[at(1) + 39] ^= 1; // checkpoint 1's time
+    writeFileSync(join(dir, 'chain-time.mac'), time);
+    const r1 = await verify(log, join(dir, 'chain-time.mac'));
+    expect(r1.issues.map((i) => i.kind)).toEqual(['sidecar-checkpoint']);
+    expect(r1.issues[0]!.message).toMatch(/checkpoint 1 \(records through 20\) does not verify/);
+    const mac = Buffer.from(full);
+    mac[at(2) + 72 + 5 * 32] ^= 1; // the MAC of record 26
+    writeFileSync(join(dir, 'chain-mac.mac'), mac);
+    const r2 = await verify(log, join(dir, 'chain-mac.mac'));
+    expect(summary(r2)).toEqual([
+      { kind: 'sidecar-checkpoint', line: undefined, signedRecord: undefined, count: 1 },
+      { kind: 'modified', line: 26, signedRecord: 26, count: 1 },
+    ]);
+    const count = Buffer.from(full);
+    count[at(1) + 23] ^= 1; // checkpoint 1's record count: the blocks after it no longer parse
+    writeFileSync(join(dir, 'chain-count.mac'), count);
+    const r3 = await verify(log, join(dir, 'chain-count.mac'));
+    expect(r3.tampered).toBe(true);
+    expect(r3.issues[0]!.kind).toBe('sidecar-checkpoint');
   });
 
   it('trailer altered (count changed)', async () => {
@@ -252,10 +325,10 @@ describe('tampering is reported exactly', () => {
     expect(a.equals(b)).toBe(false);
   });
 
-  it('wrong key: header MAC fails', async () => {
+  it('the same key ARN with other material: the header MAC fails', async () => {
     const r = await verify(join_(base), await signed(), otherEngine);
     expect(r.issues.map((i) => i.kind)).toEqual(['sidecar-header']);
-    expect(r.issues[0]!.message).toMatch(/another key/);
+    expect(r.issues[0]!.message).toMatch(/header MAC does not verify/);
   });
 
   it('a damaged header', async () => {

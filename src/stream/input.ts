@@ -7,7 +7,7 @@
  * chunks. Anything else is a TypeError, and so is a chunk that is not bytes
  * (a string chunk has no byte encoding the signer could assume).
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /** A log: a file path (string or file: URL), its bytes, a byte stream, or an async iterable of byte chunks. */
@@ -59,18 +59,23 @@ export async function* logChunks(input: LogInput, caller: string): AsyncGenerato
  * buffer saves allocating and page-faulting a fresh 1 MiB per read, which
  * createReadStream does. Only for consumers that do not keep chunks.
  */
-export async function* readFileChunks(path: FilePath, start = 0, end = Infinity, chunkSize = 1 << 20): AsyncGenerator<Buffer> {
+export async function* readFileChunks(path: FilePath, start = 0, end = Infinity): AsyncGenerator<Buffer> {
   const fh = await open(path, 'r');
   try {
-    const buf = Buffer.allocUnsafeSlow(chunkSize);
-    for (let pos = start; pos < end; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(chunkSize, end - pos), pos);
-      if (bytesRead === 0) return;
-      pos += bytesRead;
-      yield buf.subarray(0, bytesRead);
-    }
+    yield* fileChunks(fh, start, end);
   } finally {
     await fh.close();
+  }
+}
+
+/** The same over an open file (which stays open). */
+export async function* fileChunks(fh: FileHandle, start = 0, end = Infinity, chunkSize = 1 << 20): AsyncGenerator<Buffer> {
+  const buf = Buffer.allocUnsafeSlow(chunkSize);
+  for (let pos = start; pos < end; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(chunkSize, end - pos), pos);
+    if (bytesRead === 0) return;
+    pos += bytesRead;
+    yield buf.subarray(0, bytesRead);
   }
 }
 
