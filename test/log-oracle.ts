@@ -99,3 +99,21 @@ export function v2Sidecar(log: Buffer, key: Buffer, head: Buffer, every: number,
   parts.push(Buffer.from('KHMACEND'), u64(recs.length), u64(bytes), o.mac(recs.length, 0x54, u64(bytes), prev));
   return Buffer.concat(parts);
 }
+
+/** The blocks of a version-2 sidecar: each checkpoint's fields and where its block ends. */
+export function blocks(sc: Buffer): { index: number; records: number; logBytes: number; time: number; end: number }[] {
+  const j = sc.readUInt32BE(8);
+  const L = JSON.parse(sc.subarray(12, 12 + j).toString()).macLength as number;
+  const out = [];
+  let pos = 12 + j + L;
+  let records = 0;
+  while (pos + 40 + L <= sc.length && sc.subarray(pos, pos + 8).toString() === 'KHMACCKP') {
+    const count = Number(sc.readBigUInt64BE(pos + 16));
+    const end = pos + 40 + L + (count - records) * L;
+    if (end > sc.length) break;
+    out.push({ index: Number(sc.readBigUInt64BE(pos + 8)), records: count, logBytes: Number(sc.readBigUInt64BE(pos + 24)), time: Number(sc.readBigUInt64BE(pos + 32)), end });
+    pos = end;
+    records = count;
+  }
+  return out;
+}

@@ -1,6 +1,7 @@
 /**
  * Files written whole or not at all: a temporary sibling created exclusively,
- * then renamed over the target.
+ * then renamed over the target (commit), or linked to it where nothing may be
+ * replaced (publish).
  *
  * The temporary file gets a random name and is opened with O_CREAT | O_EXCL |
  * O_NOFOLLOW, so a file or symlink planted in the directory (even a dangling
@@ -11,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FilePath } from './input.js';
@@ -32,6 +33,11 @@ export interface TempFile {
   path: string;
   /** fsyncs and closes the file, renames it over the target and fsyncs the directory. */
   commit(): Promise<void>;
+  /**
+   * fsyncs the file and gives it the target's name unless something is there
+   * already (EEXIST); `fh` stays open, now writing the target.
+   */
+  publish(): Promise<void>;
   /** Closes and removes the temporary file (after a failure). Never throws. */
   discard(): Promise<void>;
 }
@@ -56,6 +62,12 @@ export async function createTemp(target: FilePath): Promise<TempFile> {
         await fh.sync();
         await fh.close();
         await rename(path, dest);
+        await syncDir(dir);
+      },
+      async publish() {
+        await fh.sync();
+        await link(path, dest);
+        await unlink(path);
         await syncDir(dir);
       },
       async discard() {

@@ -30,18 +30,19 @@ import { constants, watch, type FSWatcher } from 'node:fs';
 import { link, lstat, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Anchor, CheckpointAnchor } from './anchors.js';
-import { openExclusive, pathString, syncDir } from './atomic-file.js';
+import { createTemp, pathString, syncDir } from './atomic-file.js';
 import type { MacEngine } from './engine.js';
 import { SidecarFormatError, type ChainLink, type Framing, type SidecarHeader } from './format.js';
 import { assertPath, fileChunks, type FilePath } from './input.js';
 import { IssueLog } from './issues.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 import { headerVerifies, openSidecar, scanSidecar } from './sidecar-reader.js';
-import { SidecarWriter, checkpointSettings, type CheckpointOptions } from './sidecar-writer.js';
+import { checkpointSettings } from './checkpoint.js';
+import { SidecarWriter, type SidecarCheckpointOptions } from './sidecar-writer.js';
 import { SignPipeline, framerFor, newHeader } from './sign.js';
 import { verifyLog } from './verify.js';
 
-export interface FollowOptions extends KeyOptions, CheckpointOptions {
+export interface FollowOptions extends KeyOptions, SidecarCheckpointOptions {
   /** The sidecar (default: the log's path + `.mac`). */
   sidecar?: FilePath;
   /** Framing of a new sidecar (a resumed one keeps its own). */
@@ -52,6 +53,8 @@ export interface FollowOptions extends KeyOptions, CheckpointOptions {
   signal?: AbortSignal;
   /** How often to look for new data when no fs.watch event came (ms; default 250). */
   pollMs?: number;
+  /** Use fs.watch (default true); false: polling only (filesystems where inotify sees nothing, e.g. some network mounts). */
+  watch?: boolean;
   /** After a rename rotation, how long the old file must stay quiet before it is finished (ms; default 1000). */
   rotateGraceMs?: number;
   onEvent?: (e: FollowEvent) => void;
@@ -146,7 +149,7 @@ class Follower {
     const onAbort = () => this.wake?.();
     this.opts.signal?.addEventListener('abort', onAbort);
     try {
-      this.watcher = this.watchDir();
+      if (this.opts.watch !== false) this.watcher = this.watchDir();
       const fh = await this.openLog();
       if (!fh) return { log: this.path, sidecar: this.sidecarPath, streamId: '', records: 0, bytes: 0, checkpoints: 0, segments: 0, elapsedMs: performance.now() - this.t0 };
       if (await exists(this.sidecarPath)) await this.resume(fh);
@@ -243,11 +246,17 @@ class Follower {
   private async startSegment(fh: FileHandle, previous: ChainLink | null): Promise<void> {
     const ino = (await fh.stat({ bigint: true })).ino;
     const header = newHeader(this.engine, { framing: this.opts.framing ?? { type: 'line' }, checkpointEvery: this.every, previous, logInode: String(ino) });
-    const sidecarFh = await openExclusive(this.sidecarPath);
-    const writer = await SidecarWriter.create(sidecarFh, header, this.writerOptions(fh));
-    await sidecarFh.datasync();
-    await syncDir(this.dir);
-    this.install(fh, ino, header, sidecarFh, writer, Buffer.alloc(0), Buffer.alloc(0));
+    // the sidecar appears with its header complete, or not at all: a crash here never leaves a stub that blocks a restart
+    const tmp = await createTemp(this.sidecarPath);
+    let writer: SidecarWriter;
+    try {
+      writer = await SidecarWriter.create(tmp.fh, header, this.writerOptions(fh));
+      await tmp.publish();
+    } catch (err) {
+      await tmp.discard();
+      throw err;
+    }
+    this.install(fh, ino, header, tmp.fh, writer, Buffer.alloc(0), Buffer.alloc(0));
     this.opts.onEvent?.({ type: 'start', log: this.path, sidecar: this.sidecarPath, streamId: header.streamId, resumed: null, previous: previous?.streamId ?? null });
   }
 

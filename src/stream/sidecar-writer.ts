@@ -14,79 +14,32 @@
  * but the write and the fdatasync run behind: the signer keeps framing and
  * MACing meanwhile, with at most two blocks waiting for the disk.
  */
-import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { checkpointAnchor, type Anchor } from './anchors.js';
+import type { Anchor } from './anchors.js';
+import { CheckpointChain, type ChainHead, type CheckpointOptions } from './checkpoint.js';
 import type { MacEngine } from './engine.js';
-import {
-  DEFAULT_CHECKPOINT_EVERY,
-  MAX_CHECKPOINT_EVERY,
-  checkpointMacInput,
-  checkpointSize,
-  encodeCheckpoint,
-  encodeHeader,
-  encodeTrailerFixed,
-  headerMacInput,
-  nodeDigestName,
-  trailerMacInput,
-  type CheckpointFields,
-  type SidecarHeader,
-} from './format.js';
+import { checkpointSize, encodeCheckpoint, encodeHeader, encodeTrailerFixed, headerMacInput, trailerMacInput, type SidecarHeader } from './format.js';
 import { recordEnd, type RecordBatch } from './framer.js';
 import type { SidecarFile, SidecarState } from './sidecar-reader.js';
 
-export interface CheckpointOptions {
-  /** Records per checkpoint: default 10,000, at most 1,000,000 (a block's MACs wait in memory until it is sealed). */
-  checkpointEvery?: number;
-  /** A checkpoint at least this often (ms) while records are waiting; default 10,000. */
-  checkpointIntervalMs?: number;
-  /** Each checkpoint once durable, and the closing trailer; awaited (ship it before signing goes on). */
+/** Checkpoints of a sidecar: when, and who hears of them. */
+export interface SidecarCheckpointOptions extends CheckpointOptions {
+  /** Each checkpoint once durable, and the closing trailer; awaited (ship it off the host before signing goes on). */
   onCheckpoint?: (a: Anchor) => void | Promise<void>;
 }
 
-export const DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000;
-
-/** Validated checkpoint options (RangeError for bad values). */
-export function checkpointSettings(o: CheckpointOptions): { every: number; intervalMs: number } {
-  const every = o.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
-  const intervalMs = o.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
-  if (!Number.isSafeInteger(every) || every < 1 || every > MAX_CHECKPOINT_EVERY) {
-    throw new RangeError(`checkpointEvery must be an integer from 1 to ${MAX_CHECKPOINT_EVERY}, got ${every}`);
-  }
-  if (!(typeof intervalMs === 'number' && intervalMs > 0 && intervalMs <= 2 ** 31 - 1)) {
-    throw new RangeError(`checkpointIntervalMs must be a positive number of milliseconds, got ${intervalMs}`);
-  }
-  return { every, intervalMs };
-}
-
-export interface WriterOptions extends CheckpointOptions {
+export interface WriterOptions extends SidecarCheckpointOptions {
   engine: MacEngine;
   /** fdatasync each block before announcing its checkpoint (a live log); else the caller syncs at the end. */
   durable: boolean;
 }
 
-/** The chain's state after a checkpoint. */
-interface Head {
-  index: number;
-  records: number;
-  logBytes: number;
-  mac: Buffer;
-}
-
 export class SidecarWriter {
-  readonly streamId: Buffer;
   private readonly L: number;
   private readonly C: number;
-  private readonly every: number;
-  private readonly intervalMs: number;
-  private readonly digest: 'sha256' | 'sha512';
-  /** The last checkpoint (index -1 and the chain origin before the first). */
-  private head: Head;
+  private readonly chain: CheckpointChain;
   /** The block being filled: room for its checkpoint, then its MACs. */
   private block: Buffer;
-  private pending = 0;
-  private pendingEnd: number;
-  private lastSeal = Date.now();
   /** Where the next write goes. */
   private pos: number;
   /** Writes waiting for the disk, in order; the first failure is kept and rethrown. */
@@ -99,19 +52,15 @@ export class SidecarWriter {
     private readonly fh: FileHandle,
     private readonly header: SidecarHeader,
     private readonly opts: WriterOptions,
-    head: Head,
+    head: ChainHead,
     pos: number,
   ) {
-    this.streamId = Buffer.from(header.streamId, 'hex');
     this.L = header.macLength;
     this.C = checkpointSize(this.L);
-    this.every = header.checkpointEvery!;
-    this.intervalMs = checkpointSettings(opts).intervalMs;
-    this.digest = nodeDigestName(header.digest);
-    this.head = head;
-    this.pendingEnd = head.logBytes;
+    // the header fixes the block size; the options give the interval
+    this.chain = new CheckpointChain(header.keyArn, Buffer.from(header.streamId, 'hex'), header.digest, head, { ...opts, checkpointEvery: header.checkpointEvery });
     this.pos = pos;
-    this.block = Buffer.allocUnsafe(this.C + Math.min(this.every, 4096) * this.L);
+    this.block = Buffer.allocUnsafe(this.C + Math.min(header.checkpointEvery!, 4096) * this.L);
   }
 
   /** Writes the header of a new sidecar into `fh` (empty, opened for writing). */
@@ -137,55 +86,54 @@ export class SidecarWriter {
     return new SidecarWriter(fh, sf.header, opts, head, state.validEnd);
   }
 
-  /** Records MACed so far (sealed or waiting). */
+  /** Records MACed so far (sealed or waiting), and the log bytes they cover. */
   get records(): number {
-    return this.head.records + this.pending;
+    return this.chain.records;
   }
 
-  /** Log bytes those records cover. */
   get logBytes(): number {
-    return this.pendingEnd;
+    return this.chain.logBytes;
   }
 
   /** The last checkpoint written: index (-1 before the first), records, log bytes, MAC. */
-  get chainHead(): Readonly<Head> {
-    return this.head;
+  get chainHead(): Readonly<ChainHead> {
+    return this.chain.last;
   }
 
   /** Adds the MACs of a batch, in order; seals a block each time `checkpointEvery` records are waiting. */
   async add(batch: RecordBatch, macs: Uint8Array): Promise<void> {
     this.check();
-    const L = this.L;
+    const { L, C, chain } = this;
     for (let i = 0; i < batch.count; ) {
-      const take = Math.min(this.every - this.pending, batch.count - i);
-      const need = this.C + (this.pending + take) * L;
-      if (need > this.block.length) {
-        const grown = Buffer.allocUnsafe(Math.min(this.C + this.every * L, Math.max(need, this.block.length * 2)));
-        this.block.copy(grown, 0, 0, this.C + this.pending * L);
+      const take = Math.min(chain.room, batch.count - i);
+      const at = C + chain.pending * L;
+      if (at + take * L > this.block.length) {
+        const grown = Buffer.allocUnsafe(Math.max(at + take * L, this.block.length * 2));
+        this.block.copy(grown, 0, 0, at);
         this.block = grown;
       }
-      this.block.set(macs.subarray(i * L, (i + take) * L), this.C + this.pending * L);
-      this.pending += take;
+      const part = macs.subarray(i * L, (i + take) * L);
+      this.block.set(part, at);
       i += take;
-      this.pendingEnd = recordEnd(batch, i - 1);
-      if (this.pending === this.every) await this.seal();
+      chain.add(part, take, recordEnd(batch, i - 1));
+      if (chain.room === 0) await this.seal();
     }
   }
 
   /** Whether records have waited `checkpointIntervalMs` for a checkpoint. */
   due(now = Date.now()): boolean {
-    return this.pending > 0 && now - this.lastSeal >= this.intervalMs;
+    return this.chain.due(now);
   }
 
   /** Milliseconds until `due()` (Infinity when nothing waits). */
   dueIn(now = Date.now()): number {
-    return this.pending > 0 ? Math.max(0, this.lastSeal + this.intervalMs - now) : Infinity;
+    return this.chain.dueIn(now);
   }
 
   /** Seals the waiting records (if any) into a checkpoint. */
   async checkpoint(): Promise<void> {
     this.check();
-    if (this.pending > 0) await this.seal();
+    if (this.chain.pending > 0) await this.seal();
   }
 
   /** Waits until every sealed block is written (and synced, if durable). */
@@ -201,12 +149,12 @@ export class SidecarWriter {
    */
   async close(): Promise<void> {
     this.check();
-    if (this.pending > 0 || this.head.index < 0) await this.seal();
-    const h = this.head;
-    const trailerMac = Buffer.from(await this.opts.engine.mac(trailerMacInput(this.streamId, h.records, h.logBytes, h.mac)));
-    const trailer = Buffer.concat([encodeTrailerFixed(h.records, h.logBytes), trailerMac]);
+    if (this.chain.pending > 0 || this.chain.last.index < 0) await this.seal();
+    const h = this.chain.last;
+    const streamId = Buffer.from(this.header.streamId, 'hex');
+    const trailerMac = Buffer.from(await this.opts.engine.mac(trailerMacInput(streamId, h.records, h.logBytes, h.mac)));
     this.closed = true;
-    this.queue(trailer, {
+    this.queue(Buffer.concat([encodeTrailerFixed(h.records, h.logBytes), trailerMac]), {
       type: 'close',
       keyArn: this.header.keyArn,
       streamId: this.header.streamId,
@@ -220,18 +168,11 @@ export class SidecarWriter {
   }
 
   private async seal(): Promise<void> {
-    const { C, L } = this;
-    const fields: CheckpointFields = { index: this.head.index + 1, records: this.head.records + this.pending, logBytes: this.pendingEnd, timeMs: Date.now() };
-    const body = this.block.subarray(0, C + this.pending * L);
-    const digest = createHash(this.digest).update(body.subarray(C)).digest();
-    const prev = this.head.mac;
-    const mac = Buffer.from(await this.opts.engine.mac(checkpointMacInput(this.streamId, fields, prev, digest)));
+    const body = this.block.subarray(0, this.C + this.chain.pending * this.L);
+    const { fields, mac, anchor } = await this.chain.seal(this.opts.engine);
     encodeCheckpoint(body, 0, fields, mac);
-    this.head = { index: fields.index, records: fields.records, logBytes: fields.logBytes, mac };
-    this.pending = 0;
-    this.lastSeal = fields.timeMs;
     this.block = Buffer.allocUnsafe(this.block.length); // the sealed one is written behind
-    this.queue(body, checkpointAnchor(this.header.keyArn, this.streamId, fields, prev, digest, mac));
+    this.queue(body, anchor);
     if (this.ioQueued > 2) await this.io;
   }
 

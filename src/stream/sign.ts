@@ -26,14 +26,15 @@ import {
 import { RecordFramer, type RecordBatch } from './framer.js';
 import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput } from './input.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
-import { SidecarWriter, checkpointSettings, type CheckpointOptions } from './sidecar-writer.js';
+import { checkpointSettings } from './checkpoint.js';
+import { SidecarWriter, type SidecarCheckpointOptions } from './sidecar-writer.js';
 
 export interface Progress {
   records: number;
   bytes: number;
 }
 
-export interface SignLogOptions extends KeyOptions, CheckpointOptions {
+export interface SignLogOptions extends KeyOptions, SidecarCheckpointOptions {
   framing?: Framing;
   /** 16 bytes; random by default. */
   streamId?: Uint8Array;

@@ -17,8 +17,16 @@
  * while that many batches are pending and the readable side's backpressure is
  * respected by Transform. A partial batch is flushed after `flushMs` of
  * silence so a slow source still gets its MACs promptly.
+ *
+ * The sign stream also keeps the checkpoint chain of the sidecar format:
+ * every `checkpointEvery` records (and every `checkpointIntervalMs` while
+ * records wait) it emits a 'checkpoint' event, after the records it seals
+ * were pushed, with the same object `sign --checkpoints-out` ships (verify it
+ * with anchorVerifies). Its `logBytes` counts record bytes.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import type { CheckpointAnchor } from './anchors.js';
+import { CheckpointChain, checkpointSettings, type CheckpointOptions } from './checkpoint.js';
 import type { MacEngine } from './engine.js';
 import { macEqual } from './engine.js';
 import { digestFor, newStreamId, recordMacInput, type DigestName } from './format.js';
@@ -33,6 +41,16 @@ export interface RecordStreamOptions extends KeyOptions {
   batchSize?: number;
   inflight?: number;
   flushMs?: number;
+}
+
+export interface SignStreamOptions extends RecordStreamOptions, CheckpointOptions {
+  /** Each checkpoint, after the records it seals were pushed (also emitted as 'checkpoint'); awaited. */
+  onCheckpoint?: (c: CheckpointAnchor) => void | Promise<void>;
+  /**
+   * The last checkpoint of an earlier run of this stream, to continue its
+   * chain: the stream id and `firstSeq` default to (and must match) its own.
+   */
+  chainFrom?: CheckpointAnchor;
 }
 
 export interface SignedRecord {
@@ -89,7 +107,7 @@ abstract class BatchingTransform<In, Out> extends Transform {
   private batch: { inputs: Buffer[]; items: In[]; seqs: number[] } = { inputs: [], items: [], seqs: [] };
   /** Emission of each submitted batch, in order; resolved once its records are pushed. */
   private readonly done: Promise<void>[] = [];
-  private chain: Promise<void> = Promise.resolve();
+  private emission: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private enginePromise: Promise<MacEngine> | undefined;
 
@@ -165,20 +183,34 @@ abstract class BatchingTransform<In, Out> extends Transform {
     const p = this.run(this.engine!, Buffer.concat(inputs), offsets, items, seqs, records);
     p.catch(() => {});
     // results are pushed strictly in submission order
-    const emitted = this.chain.then(async () => {
-      for (const o of await p) this.push(o);
+    this.enqueue(async () => {
+      const outs = await p;
+      for (const o of outs) this.push(o);
+      await this.afterEmit(outs);
     });
-    this.chain = emitted.catch((err: Error) => {
-      this.destroy(err);
-    }).finally(() => {
+    const settled = this.emission.finally(() => {
       this.done.shift();
     });
-    this.done.push(this.chain);
+    this.done.push(settled);
   }
+
+  /** Runs `fn` after everything already queued for emission; a failure destroys the stream. */
+  protected enqueue(fn: () => Promise<void>): void {
+    this.emission = this.emission.then(fn).catch((err: Error) => {
+      this.destroy(err);
+    });
+  }
+
+  /** After a batch's records were pushed, in order. */
+  protected async afterEmit(_outs: Out[]): Promise<void> {}
+
+  /** Once every record was pushed, before the stream ends. */
+  protected async finish(): Promise<void> {}
 
   override _flush(cb: TransformCallback): void {
     this.submit();
-    this.chain.then(() => cb(), (err: Error) => cb(err));
+    this.enqueue(() => this.finish());
+    this.emission.then(() => cb(), (err: Error) => cb(err));
   }
 
   override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
@@ -188,13 +220,87 @@ abstract class BatchingTransform<In, Out> extends Transform {
 }
 
 class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedRecord> {
+  private checkpoints: CheckpointChain | undefined;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private readonly firstSeq: number;
+
+  constructor(private readonly sopts: SignStreamOptions) {
+    const from = sopts.chainFrom;
+    if (from) {
+      if (sopts.streamId !== undefined && streamIdOf(sopts.streamId, false).toString('hex') !== from.streamId) throw new RangeError('createSignStream: streamId differs from chainFrom.streamId');
+      if (sopts.firstSeq !== undefined && sopts.firstSeq !== from.records) throw new RangeError('createSignStream: firstSeq differs from chainFrom.records');
+    }
+    super(from ? { ...sopts, streamId: from.streamId, firstSeq: from.records } : sopts, false);
+    checkpointSettings(sopts);
+    this.firstSeq = this.seq;
+  }
+
   protected recordOf(item: Buffer | Uint8Array | string): Buffer {
     return toBuf(item, 'createSignStream: a record');
   }
+
   protected async run(engine: MacEngine, data: Buffer, offsets: Uint32Array, _items: unknown[], seqs: number[], records: Buffer[]) {
     const macs = Buffer.from(await engine.macPacked(data, offsets));
     const L = engine.macLength;
+    // one buffer: afterEmit hands consecutive MACs to the checkpoint chain as one span
     return records.map((record, i) => ({ seq: seqs[i]!, record, mac: macs.subarray(i * L, (i + 1) * L) }));
+  }
+
+  private chain(): CheckpointChain {
+    if (this.checkpoints) return this.checkpoints;
+    const engine = this.engine!;
+    const from = this.sopts.chainFrom;
+    const head = from
+      ? { index: from.checkpoint, records: from.records, logBytes: from.logBytes, mac: Buffer.from(from.mac, 'base64') }
+      : { index: -1, records: this.firstSeq, logBytes: 0, mac: Buffer.alloc(engine.macLength) }; // a stream's chain starts from zeros
+    this.checkpoints = new CheckpointChain(engine.keyArn, this.sid, digestFor(engine.algorithm), head, this.sopts);
+    return this.checkpoints;
+  }
+
+  protected override async afterEmit(outs: SignedRecord[]): Promise<void> {
+    const chain = this.chain();
+    const L = this.engine!.macLength;
+    let bytes = chain.logBytes;
+    for (let i = 0; i < outs.length; ) {
+      const take = Math.min(chain.room, outs.length - i);
+      const first = outs[i]!.mac;
+      for (let k = i; k < i + take; k++) bytes += outs[k]!.record.length;
+      chain.add(Buffer.from(first.buffer, first.byteOffset, take * L), take, bytes);
+      i += take;
+      if (chain.room === 0) await this.seal();
+    }
+    if (chain.due()) await this.seal();
+    this.armCheckpoint();
+  }
+
+  protected override async finish(): Promise<void> {
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    if (this.checkpoints && this.checkpoints.pending > 0) await this.seal();
+  }
+
+  private async seal(): Promise<void> {
+    const { anchor } = await this.chain().seal(this.engine!);
+    this.emit('checkpoint', anchor);
+    await this.sopts.onCheckpoint?.(anchor);
+  }
+
+  /** A checkpoint for records that wait while no more come. */
+  private armCheckpoint(): void {
+    const wait = this.checkpoints?.dueIn() ?? Infinity;
+    if (this.checkpointTimer || wait === Infinity) return;
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = undefined;
+      this.enqueue(async () => {
+        if (this.checkpoints?.due()) await this.seal();
+        this.armCheckpoint();
+      });
+    }, wait);
+    this.checkpointTimer.unref();
+  }
+
+  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    super._destroy(err, cb);
   }
 }
 
@@ -233,9 +339,13 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
   }
 }
 
-/** Records in, `{ seq, record, mac }` out. `stream.streamId` is the (hex) stream id to verify with later. */
-export function createSignStream(options: RecordStreamOptions): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
-  return new SignStream(options, false);
+/**
+ * Records in, `{ seq, record, mac }` out, and a 'checkpoint' event every
+ * `checkpointEvery` records. `stream.streamId` is the (hex) stream id to
+ * verify with later.
+ */
+export function createSignStream(options: SignStreamOptions): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
+  return new SignStream(options);
 }
 
 /** `{ record, mac, seq? }` in, `{ seq, record, mac, valid, problem? }` out; `options.streamId` and the key are required. */
