@@ -11,7 +11,7 @@ import type { MacEngine } from './engine.js';
 import { DEFAULT_CHECKPOINT_EVERY, MAX_CHECKPOINT_EVERY, checkpointMacInput, nodeDigestName, type CheckpointFields, type DigestName } from './format.js';
 
 export interface CheckpointOptions {
-  /** Records per checkpoint: default 10,000, at most 1,000,000 (a sidecar block's MACs wait in memory until it is sealed). */
+  /** Records per checkpoint: default 10,000, at most 1,000,000 (which bounds what a crash can leave unsealed). */
   checkpointEvery?: number;
   /** A checkpoint at least this often (ms) while records are waiting; default 10,000. */
   checkpointIntervalMs?: number;

@@ -363,7 +363,7 @@ class BlockSource implements MacSource {
     private readonly issues: IssueLog,
   ) {
     this.macLength = sf.macLength;
-    this.file = new PositionalReader(sf.fh, sf.size);
+    this.file = new PositionalReader(sf.fh, sf.size, SEQUENTIAL_READ);
     this.pos = sf.recordsAt;
     this.prev = chainOrigin(sf);
     const name = nodeDigestName(sf.header.digest);
@@ -376,10 +376,11 @@ class BlockSource implements MacSource {
       if (this.block + 1 >= this.state.blocks) return 0;
       await this.nextBlock();
     }
-    const n = Math.min(max, this.left);
-    const dst = out.subarray(pos, pos + n * L);
-    await readFully(this.sf.fh, dst, this.pos);
-    this.digest!.update(dst);
+    // through the reader's buffer: one large read serves many blocks (reads share libuv's pool with the MAC workers)
+    const n = Math.min(max, this.left, Math.floor(SEQUENTIAL_READ / L));
+    const src = await this.file.read(this.pos, n * L);
+    src.copy(out, pos);
+    this.digest!.update(src);
     this.pos += n * L;
     this.left -= n;
     if (this.left === 0) await this.seal();
@@ -418,7 +419,14 @@ class BlockSource implements MacSource {
   }
 }
 
-/** Positional reads through a small cache: walking a sidecar's checkpoint entries costs one read per 64 KiB. */
+/** Bytes a sequential reader fetches at once. */
+const SEQUENTIAL_READ = 2 << 20;
+
+/**
+ * Positional reads through a cache of `readSize` bytes: walking a sidecar's
+ * checkpoint entries costs one read per 64 KiB, and reading it from end to
+ * end one read per 2 MiB.
+ */
 class PositionalReader {
   private cache = Buffer.alloc(0);
   private at = 0;
@@ -426,11 +434,13 @@ class PositionalReader {
   constructor(
     private readonly fh: FileHandle,
     private readonly size: number,
+    private readonly readSize = 1 << 16,
   ) {}
+  /** `len` bytes at `pos` (fewer at the end of the file), valid until the next read. */
   async read(pos: number, len: number): Promise<Buffer> {
     len = Math.max(0, Math.min(len, this.size - pos));
     if (pos < this.at || pos + len > this.at + this.filled) {
-      const n = Math.min(Math.max(len, 1 << 16), this.size - pos);
+      const n = Math.min(Math.max(len, this.readSize), this.size - pos);
       if (n > this.cache.length) this.cache = Buffer.allocUnsafe(n);
       await readFully(this.fh, this.cache.subarray(0, n), pos);
       this.at = pos;

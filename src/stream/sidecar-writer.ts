@@ -3,16 +3,17 @@
  * checkpoint and the MACs of the records it seals — and, when the signer
  * finishes, a trailer.
  *
- * MACs are kept in memory until their block is sealed (at most
- * `checkpointEvery` of them) and each block is written in one write, so the
- * file only ever grows by whole blocks: a crash can cut at most the last
- * write short, and a reader ignores that. With `durable`, every block is
- * fdatasynced before its checkpoint is announced (`onCheckpoint`, e.g. to be
- * shipped off the host): a shipped checkpoint is always on disk.
+ * Record MACs are written as they come, after a gap left for their block's
+ * checkpoint; sealing the block writes the checkpoint into the gap. Until
+ * then the block has no valid checkpoint, and a reader takes its MACs for
+ * what a crash leaves behind: not signed, not tampering. Memory stays small
+ * whatever `checkpointEvery` is. With `durable`, every block is fdatasynced
+ * before its checkpoint is announced (`onCheckpoint`, e.g. to be shipped off
+ * the host): a shipped checkpoint is always on disk.
  *
  * Sealing computes the checkpoint MAC at once (the chain must stay in order),
- * but the write and the fdatasync run behind: the signer keeps framing and
- * MACing meanwhile, with at most two blocks waiting for the disk.
+ * but its write and the fdatasync run behind: the signer keeps framing and
+ * MACing meanwhile, with at most two checkpoints waiting for the disk.
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Anchor } from './anchors.js';
@@ -38,10 +39,11 @@ export class SidecarWriter {
   private readonly L: number;
   private readonly C: number;
   private readonly chain: CheckpointChain;
-  /** The block being filled: room for its checkpoint, then its MACs. */
-  private block: Buffer;
-  /** Where the next write goes. */
-  private pos: number;
+  /** Where the current block's checkpoint goes, and where its next MAC goes. */
+  private blockAt: number;
+  private macAt: number;
+  /** The end of everything this writer has written: a live sidecar that grows beyond it has another writer. */
+  private written: number;
   /** Writes waiting for the disk, in order; the first failure is kept and rethrown. */
   private io: Promise<void> = Promise.resolve();
   private ioQueued = 0;
@@ -59,8 +61,8 @@ export class SidecarWriter {
     this.C = checkpointSize(this.L);
     // the header fixes the block size; the options give the interval
     this.chain = new CheckpointChain(header.keyArn, Buffer.from(header.streamId, 'hex'), header.digest, head, { ...opts, checkpointEvery: header.checkpointEvery });
-    this.pos = pos;
-    this.block = Buffer.allocUnsafe(this.C + Math.min(header.checkpointEvery!, 4096) * this.L);
+    this.blockAt = this.written = pos;
+    this.macAt = pos + this.C;
   }
 
   /** Writes the header of a new sidecar into `fh` (empty, opened for writing). */
@@ -103,17 +105,13 @@ export class SidecarWriter {
   /** Adds the MACs of a batch, in order; seals a block each time `checkpointEvery` records are waiting. */
   async add(batch: RecordBatch, macs: Uint8Array): Promise<void> {
     this.check();
-    const { L, C, chain } = this;
+    const { L, chain } = this;
     for (let i = 0; i < batch.count; ) {
       const take = Math.min(chain.room, batch.count - i);
-      const at = C + chain.pending * L;
-      if (at + take * L > this.block.length) {
-        const grown = Buffer.allocUnsafe(Math.max(at + take * L, this.block.length * 2));
-        this.block.copy(grown, 0, 0, at);
-        this.block = grown;
-      }
       const part = macs.subarray(i * L, (i + take) * L);
-      this.block.set(part, at);
+      await writeAll(this.fh, part, this.macAt);
+      this.macAt += part.length;
+      this.written = Math.max(this.written, this.macAt);
       i += take;
       chain.add(part, take, recordEnd(batch, i - 1));
       if (chain.room === 0) await this.seal();
@@ -154,7 +152,7 @@ export class SidecarWriter {
     const streamId = Buffer.from(this.header.streamId, 'hex');
     const trailerMac = Buffer.from(await this.opts.engine.mac(trailerMacInput(streamId, h.records, h.logBytes, h.mac)));
     this.closed = true;
-    this.queue(Buffer.concat([encodeTrailerFixed(h.records, h.logBytes), trailerMac]), {
+    this.queue(Buffer.concat([encodeTrailerFixed(h.records, h.logBytes), trailerMac]), this.blockAt, {
       type: 'close',
       keyArn: this.header.keyArn,
       streamId: this.header.streamId,
@@ -168,24 +166,27 @@ export class SidecarWriter {
   }
 
   private async seal(): Promise<void> {
-    const body = this.block.subarray(0, this.C + this.chain.pending * this.L);
     const { fields, mac, anchor } = await this.chain.seal(this.opts.engine);
-    encodeCheckpoint(body, 0, fields, mac);
-    this.block = Buffer.allocUnsafe(this.block.length); // the sealed one is written behind
-    this.queue(body, anchor);
+    const entry = Buffer.allocUnsafe(this.C);
+    encodeCheckpoint(entry, 0, fields, mac);
+    this.queue(entry, this.blockAt, anchor);
+    this.blockAt = this.macAt;
+    this.macAt = this.blockAt + this.C;
     if (this.ioQueued > 2) await this.io;
   }
 
-  /** Appends `bytes` behind the writes already queued, then syncs and announces. */
-  private queue(bytes: Buffer, anchor: Anchor): void {
-    const at = this.pos;
-    this.pos += bytes.length;
+  /** Writes `bytes` at `at` behind the writes already queued, then syncs and announces. */
+  private queue(bytes: Buffer, at: number, anchor: Anchor): void {
+    this.written = Math.max(this.written, at + bytes.length);
+    const end = this.written;
     this.ioQueued++;
     this.io = this.io
       .then(async () => {
         if (this.failure) return;
-        // one signer per sidecar: a live sidecar that grew behind our back has another writer
-        if (this.opts.durable && (await this.fh.stat()).size !== at) throw new Error('the sidecar changed under the signer: is another signer running on it?');
+        // one signer per sidecar: a live sidecar that grew beyond what we wrote has another writer
+        if (this.opts.durable && (await this.fh.stat()).size > Math.max(end, this.written)) {
+          throw new Error('the sidecar changed under the signer: is another signer running on it?');
+        }
         await writeAll(this.fh, bytes, at);
         if (this.opts.durable) await this.fh.datasync();
         await this.opts.onCheckpoint?.(anchor);
@@ -205,7 +206,7 @@ export class SidecarWriter {
 }
 
 /** Writes all of `buf` at `pos` (write(2) may write less than asked). */
-export async function writeAll(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
+export async function writeAll(fh: FileHandle, buf: Uint8Array, pos: number): Promise<void> {
   for (let done = 0; done < buf.length; ) {
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
     done += bytesWritten;
