@@ -251,6 +251,20 @@ describe('followLog', () => {
     expect((await verifyLog(log, `${log}.mac`, { engine })).ok).toBe(true);
   });
 
+  it('stopped after a rotation, before the new file appears: the old segment is finished and set aside', async () => {
+    const d = workDir();
+    const log = join(d, 'gone.log');
+    writeFileSync(log, lines(0, 12));
+    const f = follow(log);
+    await until('12', () => f.signed() === 12);
+    renameSync(log, join(d, 'gone.log-1'));
+    await until('rotated', () => f.events.some((e) => e.type === 'rotate'));
+    const s = await f.stop();
+    expect(s).toMatchObject({ sidecar: join(d, 'gone.log-1.mac'), records: 12, segments: 1 });
+    expect((await verifyLog(join(d, 'gone.log-1'), s.sidecar, { engine })).ok).toBe(true);
+    expect(existsSync(`${log}.mac`)).toBe(false);
+  });
+
   it('bad options are TypeErrors / RangeErrors', async () => {
     await expect(followLog(42 as never, { engine })).rejects.toThrow(TypeError);
     await expect(followLog('x.log', {} as never)).rejects.toThrow(/name the key/);

@@ -11,10 +11,12 @@ import { FollowError, followLog, type FollowEvent } from '../stream/follow.js';
 import { engineFromClient } from '../stream/kms-engine.js';
 import { checkpointsOut } from './checkpoints-out.js';
 import { CliError, EXIT_VERIFY_FAILED, jsonReplacer, withClient } from './common.js';
-import { count, scopeOf, type SignFlags } from './logs.js';
+import type { SignFlags } from './logs.js';
+import { count } from './numbers.js';
 
 const STATUS_EVERY_MS = 60_000;
 
+/** `flags` as parsed, with the key's region and account settled. */
 export async function follow(file: string, sidecar: string, framing: Framing, flags: SignFlags): Promise<void> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -22,7 +24,7 @@ export async function follow(file: string, sidecar: string, framing: Framing, fl
   process.once('SIGINT', onSignal);
   const sink = await checkpointsOut(flags.checkpointsOut, file);
   try {
-    await withClient(scopeOf(flags), async (client) => {
+    await withClient(flags, async (client) => {
       const engine = await engineFromClient(client, flags.keyId, flags.algorithm);
       await followLog(file, {
         engine,

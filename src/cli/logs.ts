@@ -11,6 +11,7 @@ import { verifyLog, type VerifyReport } from '../stream/verify.js';
 import { checkpointsOut } from './checkpoints-out.js';
 import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, printJson, withClient, type CommonFlags } from './common.js';
 import { follow } from './follow.js';
+import { count, cpuMs, mb, rate } from './numbers.js';
 import { progressBar } from './progress.js';
 
 function posInt(v: string): number {
@@ -56,7 +57,7 @@ interface VerifyFlags extends CommonFlags {
   batchSize?: number;
 }
 
-export function framingOf(flags: SignFlags): Framing {
+function framingOf(flags: SignFlags): Framing {
   if (flags.delimiter !== undefined) {
     if (flags.framing !== 'line' && flags.framing !== 'delimiter') throw new CliError('--delimiter goes with --framing delimiter (or no --framing)', EXIT_USAGE);
     try {
@@ -76,20 +77,12 @@ async function sizeOf(file: string): Promise<number | undefined> {
   return s.size;
 }
 
-/** CPU time (all threads) since `c0`, in ms: a steadier figure than wall time on a busy machine. */
-const cpuMs = (c0: NodeJS.CpuUsage) => {
-  const c = process.cpuUsage(c0);
-  return Math.round((c.user + c.system) / 1000);
-};
-const mb = (b: number) => (b / 1e6).toFixed(1);
-const rate = (n: number, ms: number) => Math.round(n / (ms / 1000 || 1e-9)).toLocaleString('en-US');
-export const count = (n: number) => n.toLocaleString('en-US');
 
 /**
  * The key's region and account: an ARN given as --key-id names them (so a key
  * made with --region eu-west-1 is found by its ARN alone); else the flags.
  */
-export function scopeOf<F extends CommonFlags & { keyId?: string }>(flags: F): F {
+function scopeOf<F extends CommonFlags & { keyId?: string }>(flags: F): F {
   const id = parseKeyId(flags.keyId ?? '');
   if (id.kind !== 'keyArn' && id.kind !== 'aliasArn') return flags;
   return { ...flags, region: flags.region ?? id.region, accountId: flags.accountId ?? id.account };
@@ -133,7 +126,7 @@ export function signCommand(): Command {
     if (flags.checkpointsOut !== undefined && flags.checkpointsOut !== '-' && [file, out].some((p) => resolve(p) === resolve(flags.checkpointsOut!))) {
       throw new CliError('--checkpoints-out must be neither the log nor the sidecar', EXIT_USAGE);
     }
-    if (flags.follow) return follow(file, out, framing, flags);
+    if (flags.follow) return follow(file, out, framing, scopeOf(flags));
     const total = await sizeOf(file);
     const c0 = process.cpuUsage();
     const sink = await checkpointsOut(flags.checkpointsOut, file);

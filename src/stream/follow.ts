@@ -97,6 +97,10 @@ interface Segment {
   sidecarFh: FileHandle;
   writer: SidecarWriter;
   pipeline: SignPipeline;
+  /** Where its sidecar is: the live path, or where it was set aside once finished. */
+  sidecar: string;
+  /** Finished (trailer written, files closed). */
+  retired: boolean;
   /** Log bytes read and framed. */
   readPos: number;
   head: Buffer;
@@ -164,7 +168,7 @@ class Follower {
 
   /** Reads and signs until stopped, handling rotations. */
   private async follow(): Promise<void> {
-    while (!this.stopped) {
+    while (!this.stopped && !this.seg.retired) {
       const got = await this.read();
       const seg = this.seg;
       if (got === 'truncated') {
@@ -226,10 +230,11 @@ class Follower {
     else await seg.pipeline.flush();
     const rotatedLog = how === 'rename' ? await this.findByInode(seg.ino) : await this.findCopy(seg);
     const link = await this.retire(seg.writer, seg.sidecarFh, seg.header, how, rotatedLog, false);
+    seg.retired = true;
     if (how === 'truncate') return this.startSegment(seg.fh, link);
     await seg.fh.close();
     const fh = await this.openLog();
-    if (fh) await this.startSegment(fh, link);
+    if (fh) await this.startSegment(fh, link); // else stopped before the new file appeared: the summary is the old segment's
   }
 
   /** Closes a sidecar with its trailer and moves it next to the rotated log; returns the link its successor continues. */
@@ -238,6 +243,7 @@ class Follower {
     await sidecarFh.close();
     const h = writer.chainHead;
     const sidecar = await this.setAside(header.streamId, rotatedLog);
+    if (this.seg && this.seg.writer === writer) this.seg.sidecar = sidecar;
     this.opts.onEvent?.({ type: 'rotate', how, log: this.path, rotatedLog, sidecar, streamId: header.streamId, records: h.records, whileStopped });
     return { streamId: header.streamId, checkpoint: h.index, records: h.records, head: h.mac };
   }
@@ -271,6 +277,8 @@ class Follower {
       sidecarFh,
       writer,
       pipeline: new SignPipeline(this.engine, framerFor(header, this.opts.batchSize, start), writer, this.opts.inflight),
+      sidecar: this.sidecarPath,
+      retired: false,
       readPos: start.bytes,
       head,
       tail,
@@ -356,18 +364,20 @@ class Follower {
   /** Stops: signs the complete records read so far, closes the sidecar with its trailer. */
   private async finish(): Promise<FollowSummary> {
     const seg = this.seg;
-    for (;;) {
-      const got = await this.read();
-      if (got === 0 || got === 'truncated') break;
+    if (!seg.retired) {
+      for (;;) {
+        const got = await this.read();
+        if (got === 0 || got === 'truncated') break;
+      }
+      await seg.pipeline.flush();
+      await seg.writer.close();
+      await seg.sidecarFh.close();
+      await seg.fh.close();
     }
-    await seg.pipeline.flush();
-    await seg.writer.close();
-    await seg.sidecarFh.close();
-    await seg.fh.close();
     const h = seg.writer.chainHead;
     const summary: FollowSummary = {
       log: this.path,
-      sidecar: this.sidecarPath,
+      sidecar: seg.sidecar,
       streamId: seg.header.streamId,
       records: h.records,
       bytes: h.logBytes,
@@ -451,8 +461,9 @@ class Follower {
 
   private watchDir(): FSWatcher | null {
     try {
+      // the log's own name: writes to it, and its rename or re-creation (not the sidecar's writes beside it)
       const w = watch(this.dir, { persistent: false }, (_event, name) => {
-        if (name === null || name === this.base || String(name).startsWith(this.base)) this.wake?.();
+        if (name === null || String(name) === this.base) this.wake?.();
       });
       w.on('error', () => {}); // polling carries on
       return w;
