@@ -96,9 +96,16 @@ export const TRAILER_AT_LOG_BYTES = 16;
 export const TRAILER_FIXED = 24;
 
 export const MAX_DELIMITER = 64;
-/** Records per checkpoint: default, and the most a block may hold (its MACs are kept in memory until sealed). */
+/** Records per checkpoint: default, and the most a block may hold. */
 export const DEFAULT_CHECKPOINT_EVERY = 10_000;
 export const MAX_CHECKPOINT_EVERY = 1_000_000;
+/**
+ * How many blocks at the end of a sidecar a crash (or power cut) may leave
+ * unfinished: a writer starts block k + CRASH_TAIL_BLOCKS only once block k
+ * is on disk. A reader takes up to that much after the last checkpoint that
+ * verifies (plus a trailer) for a crash's leftovers; more is tampering.
+ */
+export const CRASH_TAIL_BLOCKS = 4;
 
 export type Framing =
   | { type: 'line' }

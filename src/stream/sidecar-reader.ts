@@ -5,10 +5,9 @@
  * scanSidecar() walks the structure first — for version 2 only the
  * checkpoint entries, one small read per block — and settles what the
  * sidecar covers: through its last checkpoint that verifies, or (version 1)
- * through its trailer. A version-2 sidecar whose signer crashed ends with a
- * block cut short by the crash (at most one block): that is not tampering;
- * its records are simply not signed. Anything larger that is not a
- * checkpoint is.
+ * through its trailer. A version-2 sidecar whose signer crashed may end with
+ * blocks the crash left unfinished (at most CRASH_TAIL_BLOCKS): that is not
+ * tampering; their records are simply not signed. More than that is.
  *
  * MacWindow then serves the record MACs to the verifier in sequence order,
  * reading the sidecar forward once and checking every checkpoint's MAC (the
@@ -20,6 +19,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { MacEngine } from './engine.js';
 import {
   CKPT_AT_MAC,
+  CRASH_TAIL_BLOCKS,
   HEADER_READ,
   TRAILER_AT_COUNT,
   TRAILER_AT_LOG_BYTES,
@@ -163,11 +163,13 @@ async function scanV2(sf: SidecarFile, engine: MacEngine, issues: IssueLog, visi
   const { size, recordsAt, macLength: L, header } = sf;
   const C = checkpointSize(L);
   const T = TRAILER_FIXED + L;
-  const every = header.checkpointEvery!;
+  /** The most a crash can leave after the last checkpoint on disk (format.ts: CRASH_TAIL_BLOCKS). */
+  const crashTail = CRASH_TAIL_BLOCKS * (C + header.checkpointEvery! * L) + T;
   const file = new PositionalReader(sf.fh, size);
   let pos = recordsAt;
-  let last: StoredCheckpoint | null = null;
-  let beforeLast: StoredCheckpoint | null = null;
+  /** The blocks that end within crashTail of the end (a crash may have left them unfinished), and the one before. */
+  const recent: StoredCheckpoint[] = [];
+  let before: StoredCheckpoint | null = null;
   let blocks = 0;
   let trailerAt = -1;
   while (pos < size) {
@@ -177,25 +179,51 @@ async function scanV2(sf: SidecarFile, engine: MacEngine, issues: IssueLog, visi
       break;
     }
     const c = entry.length === C ? decodeCheckpoint(entry, 0) : null;
-    const prevRecords: number = last?.records ?? 0;
-    if (!c || c.index !== blocks || c.records < prevRecords || c.records - prevRecords > every || c.logBytes < (last?.logBytes ?? 0)) break;
-    const end: number = pos + C + (c.records - prevRecords) * L;
+    const prev: StoredCheckpoint | null = recent.at(-1) ?? before;
+    const prevRecords = prev?.records ?? 0;
+    if (!c || c.index !== blocks || c.records < prevRecords || c.records - prevRecords > header.checkpointEvery! || c.logBytes < (prev?.logBytes ?? 0)) break;
+    const end = pos + C + (c.records - prevRecords) * L;
     if (end > size) break;
-    beforeLast = last;
-    last = { ...c, mac: Buffer.from(entry.subarray(CKPT_AT_MAC, C)), at: pos, end };
-    visit?.(last);
+    const stored = { ...c, mac: Buffer.from(entry.subarray(CKPT_AT_MAC, C)), at: pos, end };
+    visit?.(stored);
+    recent.push(stored);
+    while (recent.length && recent[0]!.end < size - crashTail) before = recent.shift()!;
     blocks++;
     pos = end;
   }
-  const state: SidecarState = { signed: 0, signedBytes: 0, closed: false, last, blocks, validEnd: pos, tornBytes: 0, truncated: false };
-  const sealed = (s: StoredCheckpoint | null) => `checkpoint ${s ? `${s.index} (record ${s.records})` : '-'}`;
 
+  // a trailer is written only once every block is on disk; without one, the blocks near the end may be a crash's
+  // leftovers: the first of them whose checkpoint does not verify over its MACs ends what the sidecar covers
+  if (trailerAt < 0) {
+    let prevMac = before?.mac ?? chainOrigin(sf);
+    for (let i = 0; i < recent.length; i++) {
+      if (!(await blockVerifies(sf, engine, recent[i]!, prevMac))) {
+        blocks -= recent.length - i;
+        pos = recent[i]!.at;
+        recent.length = i;
+        break;
+      }
+      prevMac = recent[i]!.mac;
+    }
+  }
+  const last = recent.at(-1) ?? before;
+  const state: SidecarState = {
+    signed: last?.records ?? 0,
+    signedBytes: last?.logBytes ?? 0,
+    closed: false,
+    last,
+    blocks,
+    validEnd: pos,
+    tornBytes: 0,
+    truncated: false,
+  };
+  const sealed = `checkpoint ${last ? `${last.index} (record ${last.records})` : '-'}`;
   if (trailerAt >= 0 && size - trailerAt < T) {
     state.tornBytes = size - trailerAt; // a trailer cut short by a crash while closing
   } else if (trailerAt >= 0) {
-    const t = await file.read(trailerAt, Math.min(T, size - trailerAt));
-    const count = t.length === T ? readU64(t, TRAILER_AT_COUNT) : -1;
-    const logBytes = t.length === T ? readU64(t, TRAILER_AT_LOG_BYTES) : -1;
+    const t = await file.read(trailerAt, T);
+    const count = readU64(t, TRAILER_AT_COUNT);
+    const logBytes = readU64(t, TRAILER_AT_LOG_BYTES);
     const ok =
       last !== null &&
       trailerAt + T === size &&
@@ -207,28 +235,16 @@ async function scanV2(sf: SidecarFile, engine: MacEngine, issues: IssueLog, visi
       issues.add({
         kind: 'sidecar-trailer',
         count: 1,
-        message: `the sidecar trailer does not verify against its last ${sealed(last)}: the trailer, or the sidecar around it, was altered`,
+        message: `the sidecar trailer does not verify against its last ${sealed}: the trailer, or the sidecar around it, was altered`,
       });
     }
-  } else if (size > pos) {
-    // a crash can leave one block, or a trailer, partly written: nothing more
-    if (size - pos <= C + every * L + T) state.tornBytes = size - pos;
-    else {
-      issues.add({
-        kind: 'sidecar-checkpoint',
-        count: 1,
-        message: `the sidecar holds ${size - pos} bytes after its ${sealed(last)} that are not a checkpoint: it was altered`,
-      });
-    }
-  } else if (last && !(await blockVerifies(sf, engine, last, beforeLast ? beforeLast.mac : chainOrigin(sf)))) {
-    // the last block written, without its MACs: a crash during the write (fdatasync had not returned)
-    state.tornBytes = last.end - last.at;
-    state.validEnd = last.at;
-    state.last = last = beforeLast;
-    state.blocks--;
-  }
-  state.signed = last?.records ?? 0;
-  state.signedBytes = last?.logBytes ?? 0;
+  } else if (size - pos > crashTail) {
+    issues.add({
+      kind: 'sidecar-checkpoint',
+      count: 1,
+      message: `the sidecar holds ${size - pos} bytes after its ${sealed} that are not checkpointed blocks, more than a crash can leave: it was altered`,
+    });
+  } else state.tornBytes = size - pos;
   return state;
 }
 

@@ -13,13 +13,14 @@
  *
  * Sealing computes the checkpoint MAC at once (the chain must stay in order),
  * but its write and the fdatasync run behind: the signer keeps framing and
- * MACing meanwhile, with at most two checkpoints waiting for the disk.
+ * MACing meanwhile, with at most CRASH_TAIL_BLOCKS - 1 checkpoints waiting
+ * for the disk.
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Anchor } from './anchors.js';
 import { CheckpointChain, type ChainHead, type CheckpointOptions } from './checkpoint.js';
 import type { MacEngine } from './engine.js';
-import { checkpointSize, encodeCheckpoint, encodeHeader, encodeTrailerFixed, headerMacInput, trailerMacInput, type SidecarHeader } from './format.js';
+import { CRASH_TAIL_BLOCKS, checkpointSize, encodeCheckpoint, encodeHeader, encodeTrailerFixed, headerMacInput, trailerMacInput, type SidecarHeader } from './format.js';
 import { recordEnd, type RecordBatch } from './framer.js';
 import type { SidecarFile, SidecarState } from './sidecar-reader.js';
 
@@ -109,9 +110,10 @@ export class SidecarWriter {
     for (let i = 0; i < batch.count; ) {
       const take = Math.min(chain.room, batch.count - i);
       const part = macs.subarray(i * L, (i + take) * L);
-      await writeAll(this.fh, part, this.macAt);
+      const at = this.macAt;
       this.macAt += part.length;
-      this.written = Math.max(this.written, this.macAt);
+      this.written = Math.max(this.written, this.macAt); // before the write: the check in queue() may look meanwhile
+      await writeAll(this.fh, part, at);
       i += take;
       chain.add(part, take, recordEnd(batch, i - 1));
       if (chain.room === 0) await this.seal();
@@ -172,7 +174,8 @@ export class SidecarWriter {
     this.queue(entry, this.blockAt, anchor);
     this.blockAt = this.macAt;
     this.macAt = this.blockAt + this.C;
-    if (this.ioQueued > 2) await this.io;
+    // bounds what a crash can leave unfinished (and what the disk lags behind)
+    if (this.ioQueued >= CRASH_TAIL_BLOCKS - 1) await this.io;
   }
 
   /** Writes `bytes` at `at` behind the writes already queued, then syncs and announces. */
