@@ -276,7 +276,7 @@ class Follower {
       header,
       sidecarFh,
       writer,
-      pipeline: new SignPipeline(this.engine, framerFor(header, this.opts.batchSize, start), writer, this.opts.inflight),
+      pipeline: new SignPipeline(this.engine, framerFor(header, { batchSize: this.opts.batchSize, start, checkNdjson: false }), writer, this.opts.inflight),
       sidecar: this.sidecarPath,
       retired: false,
       readPos: start.bytes,

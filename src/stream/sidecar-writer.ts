@@ -22,7 +22,7 @@ import { CheckpointChain, type ChainHead, type CheckpointOptions } from './check
 import type { MacEngine } from './engine.js';
 import { CRASH_TAIL_BLOCKS, checkpointSize, encodeCheckpoint, encodeHeader, encodeTrailerFixed, headerMacInput, trailerMacInput, type SidecarHeader } from './format.js';
 import { recordEnd, type RecordBatch } from './framer.js';
-import type { SidecarFile, SidecarState } from './sidecar-reader.js';
+import { chainOrigin, type SidecarFile, type SidecarState } from './sidecar-reader.js';
 
 /** Checkpoints of a sidecar: when, and who hears of them. */
 export interface SidecarCheckpointOptions extends CheckpointOptions {
@@ -85,7 +85,7 @@ export class SidecarWriter {
     await fh.truncate(state.validEnd);
     await fh.datasync();
     const l = state.last;
-    const head = l ? { index: l.index, records: l.records, logBytes: l.logBytes, mac: l.mac } : { index: -1, records: 0, logBytes: 0, mac: sf.header.previous?.head ?? sf.headerMac };
+    const head = l ? { index: l.index, records: l.records, logBytes: l.logBytes, mac: l.mac } : { index: -1, records: 0, logBytes: 0, mac: chainOrigin(sf) };
     return new SidecarWriter(fh, sf.header, opts, head, state.validEnd);
   }
 

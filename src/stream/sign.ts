@@ -101,15 +101,20 @@ export function newHeader(
   };
 }
 
-/** A framer for the records a header describes, starting at `start` (a resumed signer). */
-export function framerFor(header: SidecarHeader, batchSize?: number, start?: { records: number; bytes: number }): RecordFramer {
+/**
+ * A framer for the records a header describes, starting at `start` (a
+ * resumed signer). `checkNdjson`: reject a record that is not JSON under
+ * ndjson framing (a live log's signer signs it anyway: one bad line must not
+ * stop it for good).
+ */
+export function framerFor(header: SidecarHeader, opts: { batchSize?: number; start?: { records: number; bytes: number }; checkNdjson: boolean }): RecordFramer {
   return new RecordFramer({
     streamId: Buffer.from(header.streamId, 'hex'),
     delimiter: framingDelimiter(header.framing),
     digest: header.digest,
-    batchSize,
-    checkRecord: ndjsonCheck(header.framing),
-    start,
+    batchSize: opts.batchSize,
+    checkRecord: opts.checkNdjson ? ndjsonCheck(header.framing) : undefined,
+    start: opts.start,
   });
 }
 
@@ -187,7 +192,7 @@ export async function signLog(input: LogInput, sidecarPath: FilePath, opts: Sign
   let ok = false;
   try {
     const writer = await SidecarWriter.create(tmp.fh, header, { ...opts, engine, durable: false });
-    const pipeline = new SignPipeline(engine, framerFor(header, opts.batchSize), writer, opts.inflight, opts.onProgress);
+    const pipeline = new SignPipeline(engine, framerFor(header, { batchSize: opts.batchSize, checkNdjson: true }), writer, opts.inflight, opts.onProgress);
     for await (const chunk of logChunks(input, 'signLog')) {
       await pipeline.push(chunk);
       if (writer.due()) await writer.checkpoint();
