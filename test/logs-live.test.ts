@@ -110,8 +110,9 @@ describe('sign --follow', () => {
     let resumed = 0;
     let streamId = '';
     const t0 = Date.now();
+    const shipped = p('kill.checkpoints');
     for (let i = 0; i < KILLS; i++) {
-      const f = follower(log);
+      const f = follower(log, '--checkpoints-out', shipped);
       // one time in five while it starts or checks the signed prefix; else while it follows
       if (i % 5 === 0) await sleep(Math.random() * 500);
       else {
@@ -129,7 +130,8 @@ describe('sign --follow', () => {
         resumed++;
         expect((start.resumed as { records: number }).records, `restart ${i}`).toBe(signed);
       }
-      const r = await verifyLog(log, `${log}.mac`, { engine });
+      // a checkpoint is shipped only once it is on disk: the shipped lines never run ahead of the sidecar
+      const r = await verifyLog(log, `${log}.mac`, { engine, ...(existsSync(shipped) ? { checkpoints: shipped } : {}) });
       expect(r.tampered, `kill ${i}: ${JSON.stringify(r.issues.slice(0, 3))}`).toBe(false);
       expect(r.verified, `kill ${i}`).toBe(r.signedRecords); // every record up to the last checkpoint
       expect(r.signedRecords, `kill ${i}: nothing signed is lost`).toBeGreaterThanOrEqual(signed);
@@ -142,9 +144,9 @@ describe('sign --follow', () => {
     expect(resumed).toBeGreaterThanOrEqual(Math.floor(KILLS * 0.7)); // most restarts continued a sidecar
     expect(signed).toBeGreaterThan(KILLS * 50); // and signing went on between kills
     const lines = await stopWriter(w);
-    const f = follower(log);
+    const f = follower(log, '--checkpoints-out', shipped);
     await finish(f, lines);
-    const v = await cli(['verify', log, '--key-id', 'alias/live', '--json']);
+    const v = await cli(['verify', log, '--key-id', 'alias/live', '--checkpoints', shipped, '--json']);
     expect(v.code).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, closed: true, records: lines, verified: lines, streamId });
     console.log(`${KILLS} kills in ${(loopMs / 1000).toFixed(1)} s (${resumed} restarts resumed); ${lines} lines signed, ${signed} of them checkpointed before the last kill`);
