@@ -43,6 +43,22 @@ function prefix(sid, n, kind) {
   return Buffer.concat([sid, u64(n), Buffer.from([kind])]);
 }
 
+const CKPT = Buffer.from('KHMACCKP');
+
+/** The checkpoints of a version-2 sidecar: [{ records, time }], walking its blocks. */
+function checkpointsOf(fd, at, L) {
+  const out = [];
+  const entry = Buffer.alloc(40);
+  let records = 0;
+  while (readSync(fd, entry, 0, 40, at) === 40 && entry.subarray(0, 8).equals(CKPT)) {
+    const count = Number(entry.readBigUInt64BE(16));
+    out.push({ records: count, time: Number(entry.readBigUInt64BE(32)) });
+    at += 40 + L + (count - records) * L;
+    records = count;
+  }
+  return out;
+}
+
 /** Calls onRecord(record) for each line (the '\n' included), then afterChunk() per 1 MiB read. */
 async function eachLine(path, onRecord, afterChunk = async () => {}) {
   let carry = Buffer.alloc(0);
@@ -68,72 +84,114 @@ let records = 0;
 let ok = true;
 let bytes = 0;
 
+const { fd, size, header, headerBytes } = readHeader(mode === 'sign' ? arg('--like') : outPath);
+const alg = header.macAlgorithm === 'HMAC_SHA_512' ? 'sha512' : header.macAlgorithm === 'HMAC_SHA_384' ? 'sha384' : header.macAlgorithm === 'HMAC_SHA_224' ? 'sha224' : 'sha256';
+const digest = header.digest === 'SHA-512' ? 'sha512' : 'sha256';
+const L = header.macLength;
+const sid = Buffer.from(header.streamId, 'hex');
+const hmac = (...parts) => {
+  const h = createHmac(alg, key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+const recordMac = (seq, rec) => (rec.length <= RAW_MAX ? hmac(prefix(sid, seq, 0), rec) : hmac(prefix(sid, seq, 1), createHash(digest).update(rec).digest()));
+const headerMac = hmac(prefix(sid, 0, 0x48), headerBytes);
+const checkpointMac = (k, count, logBytes, time, prev, macs) =>
+  hmac(prefix(sid, k, 0x43), u64(count), u64(logBytes), u64(time), prev, createHash(digest).update(macs).digest());
+// the checkpoints of the sidecar to imitate (sign) or check (verify): where each block ends, and its time
+const checkpoints = checkpointsOf(fd, headerBytes.length + L, L);
+if (header.version !== 2) throw new Error('the baseline implements version 2 only');
+
 if (mode === 'sign') {
-  const { fd, header, headerBytes } = readHeader(arg('--like'));
   closeSync(fd);
-  const alg = header.macAlgorithm === 'HMAC_SHA_512' ? 'sha512' : header.macAlgorithm === 'HMAC_SHA_384' ? 'sha384' : header.macAlgorithm === 'HMAC_SHA_224' ? 'sha224' : 'sha256';
-  const digest = header.digest === 'SHA-512' ? 'sha512' : 'sha256';
-  const sid = Buffer.from(header.streamId, 'hex');
   const out = await open(outPath, 'w');
-  await out.write(headerBytes);
-  await out.write(createHmac(alg, key).update(prefix(sid, 0, 0x48)).update(headerBytes).digest());
-  let pending = [];
-  bytes = await eachLine(
+  await out.write(Buffer.concat([headerBytes, headerMac]));
+  let prev = headerMac;
+  let k = 0;
+  let block = [];
+  const sealed = [];
+  const seal = () => {
+    const c = checkpoints[k];
+    const macs = Buffer.concat(block);
+    const mac = checkpointMac(k, c.records, bytes, c.time, prev, macs);
+    sealed.push(CKPT, u64(k), u64(c.records), u64(bytes), u64(c.time), mac, macs);
+    prev = mac;
+    block = [];
+    k++;
+  };
+  await eachLine(
     logPath,
     (rec) => {
-      const h = createHmac(alg, key);
-      if (rec.length <= RAW_MAX) h.update(prefix(sid, records, 0)).update(rec);
-      else h.update(prefix(sid, records, 1)).update(createHash(digest).update(rec).digest());
-      pending.push(h.digest());
+      block.push(recordMac(records, rec));
       records++;
+      bytes += rec.length;
+      if (records === checkpoints[k]?.records) seal();
     },
     async () => {
-      await out.write(Buffer.concat(pending));
-      pending = [];
+      await out.write(Buffer.concat(sealed));
+      sealed.length = 0;
     },
   );
-  await out.write(Buffer.concat(pending));
-  await out.write(Buffer.concat([Buffer.from('KHMACEND'), u64(records), u64(bytes)]));
-  await out.write(createHmac(alg, key).update(prefix(sid, records, 0x54)).update(u64(bytes)).digest());
+  while (k < checkpoints.length) seal(); // a last checkpoint with no new record (an empty log)
+  sealed.push(Buffer.from('KHMACEND'), u64(records), u64(bytes), hmac(prefix(sid, records, 0x54), u64(bytes), prev));
+  await out.write(Buffer.concat(sealed));
   await out.sync();
   await out.close();
 } else if (mode === 'verify') {
-  const { fd, size, header, headerBytes } = readHeader(outPath);
-  const alg = header.macAlgorithm === 'HMAC_SHA_512' ? 'sha512' : header.macAlgorithm === 'HMAC_SHA_384' ? 'sha384' : header.macAlgorithm === 'HMAC_SHA_224' ? 'sha224' : 'sha256';
-  const digest = header.digest === 'SHA-512' ? 'sha512' : 'sha256';
-  const L = header.macLength;
-  const sid = Buffer.from(header.streamId, 'hex');
-  const at = headerBytes.length;
-  const hmac = Buffer.alloc(L);
-  readSync(fd, hmac, 0, L, at);
-  ok = timingSafeEqual(hmac, createHmac(alg, key).update(prefix(sid, 0, 0x48)).update(headerBytes).digest());
+  const stored = Buffer.alloc(L);
+  readSync(fd, stored, 0, L, headerBytes.length);
+  ok = timingSafeEqual(stored, headerMac);
+  // the record MACs of each block, read as the log is read
+  let at = headerBytes.length + L;
+  let k = -1;
+  let left = 0;
+  let macs = Buffer.alloc(0);
+  let used = 0;
+  let prev = headerMac;
+  let logBytes = 0;
+  const entry = Buffer.alloc(40 + L);
+  const nextBlock = () => {
+    readSync(fd, entry, 0, entry.length, at);
+    const count = Number(entry.readBigUInt64BE(16));
+    left = count - (k < 0 ? 0 : checkpoints[k].records);
+    k++;
+    macs = Buffer.alloc(left * L);
+    readSync(fd, macs, 0, macs.length, at + entry.length);
+    at += entry.length + macs.length;
+    used = 0;
+  };
+  const endBlock = () => {
+    const c = checkpoints[k];
+    const mac = checkpointMac(k, c.records, Number(entry.readBigUInt64BE(24)), c.time, prev, macs);
+    if (!timingSafeEqual(mac, entry.subarray(40)) || Number(entry.readBigUInt64BE(24)) !== logBytes) ok = false;
+    prev = mac;
+  };
+  bytes = await eachLine(logPath, (rec) => {
+    while (left === 0) {
+      if (k >= 0) endBlock();
+      if (k + 1 >= checkpoints.length) {
+        ok = false; // more records than the sidecar signed
+        records++;
+        return;
+      }
+      nextBlock();
+    }
+    if (!timingSafeEqual(recordMac(records, rec), macs.subarray(used * L, used * L + L))) ok = false;
+    used++;
+    left--;
+    records++;
+    logBytes += rec.length;
+  });
+  if (k >= 0 && left === 0) endBlock();
+  while (k + 1 < checkpoints.length) {
+    nextBlock();
+    if (left !== 0) ok = false; // signed records missing from the log
+    endBlock();
+  }
   const trailer = Buffer.alloc(24 + L);
   readSync(fd, trailer, 0, trailer.length, size - trailer.length);
-  const count = Number(trailer.readBigUInt64BE(8));
-  // record MACs read in blocks of 4096 as the log is read
-  let block = Buffer.alloc(0);
-  let blockStart = 0;
-  bytes = await eachLine(logPath, (rec) => {
-    if (records >= count) {
-      ok = false;
-      records++;
-      return;
-    }
-    if (records - blockStart >= block.length / L) {
-      blockStart = records;
-      const n = Math.min(4096, count - records);
-      block = Buffer.alloc(n * L);
-      readSync(fd, block, 0, block.length, at + L + records * L);
-    }
-    const h = createHmac(alg, key);
-    if (rec.length <= RAW_MAX) h.update(prefix(sid, records, 0)).update(rec);
-    else h.update(prefix(sid, records, 1)).update(createHash(digest).update(rec).digest());
-    const off = (records - blockStart) * L;
-    if (!timingSafeEqual(h.digest(), block.subarray(off, off + L))) ok = false;
-    records++;
-  });
-  const tmac = createHmac(alg, key).update(prefix(sid, count, 0x54)).update(trailer.subarray(16, 24)).digest();
-  ok = ok && records === count && timingSafeEqual(tmac, trailer.subarray(24));
+  const tmac = hmac(prefix(sid, records, 0x54), u64(bytes), prev);
+  ok = ok && at + trailer.length === size && Number(trailer.readBigUInt64BE(8)) === records && timingSafeEqual(tmac, trailer.subarray(24));
   closeSync(fd);
 } else {
   console.error('usage: logs-baseline.js sign LOG OUT --key-hex HEX --like SIDECAR | verify LOG SIDECAR --key-hex HEX');

@@ -114,7 +114,7 @@ try {
   await warm(log);
   const oursSign = await json(BIN, ['sign', log, '--key-id', 'alias/bench', '--out', join(dir, 'ours.mac'), '--json', '--no-progress'], cliEnv);
   await warm(log, join(dir, 'ours.mac'));
-  const oursVerify = await json(BIN, ['verify', log, '--sidecar', join(dir, 'ours.mac'), '--json', '--no-progress'], cliEnv);
+  const oursVerify = await json(BIN, ['verify', log, '--sidecar', join(dir, 'ours.mac'), '--key-id', 'alias/bench', '--json', '--no-progress'], cliEnv);
   await warm(log);
   const baseSign = await json(BASELINE, ['sign', log, join(dir, 'base.mac'), '--key-hex', keyHex, '--like', join(dir, 'ours.mac')]);
   await warm(log, join(dir, 'ours.mac'));

@@ -1,10 +1,11 @@
 /** createSignStream / createVerifyStream: order, backpressure, round trip through the KMS client. */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { KmsHmacClient } from '../src/client.js';
-import { createSignStream, createVerifyStream, type SignedRecord, type VerifiedRecord } from '../src/stream/index.js';
+import { createMacKey } from '../src/mac-key.js';
+import { anchorVerifies, createSignStream, createVerifyStream, engineFromMacKey, type CheckpointAnchor, type SignedRecord, type VerifiedRecord } from '../src/stream/index.js';
 
 async function collect<T>(src: Iterable<unknown> | AsyncIterable<unknown>, ...stages: NodeJS.ReadWriteStream[]): Promise<T[]> {
   const out: T[] = [];
@@ -47,6 +48,39 @@ describe('record streams', () => {
     await client.close();
   });
 
+  it('records are checked at their position: a carried seq is compared, never trusted (dropped, reordered, relabelled)', async () => {
+    const client = new KmsHmacClient();
+    const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    const signer = createSignStream({ client, keyId: KeyMetadata.KeyId, firstSeq: 100 });
+    const signed = await collect<SignedRecord>(Array.from({ length: 6 }, (_, i) => `r${i}`), signer);
+    const verify = (input: object[]) =>
+      collect<VerifiedRecord>(input, createVerifyStream({ client, keyId: KeyMetadata.KeyId, streamId: signer.streamId, firstSeq: 100 }));
+
+    // intact, carrying their own seq: valid
+    const intact = await verify(signed);
+    expect(intact.map((v) => [v.seq, v.valid])).toEqual(signed.map((s) => [s.seq, true]));
+
+    // the old verifier's hole: records reordered and dropped, each carrying the seq it was signed with
+    const attack = [signed[0]!, signed[2]!, signed[1]!, signed[4]!, signed[5]!];
+    const got = await verify(attack);
+    expect(got.map((v) => [v.seq, v.valid, v.problem, v.claimedSeq])).toEqual([
+      [100, true, undefined, undefined],
+      [101, false, 'order', 102],
+      [102, false, 'order', 101],
+      [103, false, 'order', 104],
+      [104, false, 'order', 105],
+    ]);
+    // the same without carried seqs: the MACs fail at their new positions
+    const bare = await verify(attack.map(({ record, mac }) => ({ record, mac })));
+    expect(bare.map((v) => [v.valid, v.problem])).toEqual([[true, undefined], [false, 'mac'], [false, 'mac'], [false, 'mac'], [false, 'mac']]);
+    // a correct MAC relabelled with another seq is still an issue
+    const relabelled = await verify([{ ...signed[0]!, seq: 7 }]);
+    expect(relabelled[0]).toMatchObject({ seq: 100, valid: false, problem: 'order', claimedSeq: 7 });
+    await expect(verify([{ ...signed[0]!, seq: 'x' }])).rejects.toThrow(TypeError);
+    expect(() => createVerifyStream({ streamId: signer.streamId } as never)).toThrow(/name the key/);
+    await client.close();
+  });
+
   it('failFast errors the stream; a disabled key errors it with DisabledException', async () => {
     const client = new KmsHmacClient();
     const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_512', KeyUsage: 'GENERATE_VERIFY_MAC' });
@@ -62,6 +96,65 @@ describe('record streams', () => {
     await client.close();
   });
 
+  it('checkpoints: every N records and at the end, after the records they seal, chained, each verifiable on its own', async () => {
+    const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), 'arn:aws:kms:us-east-1:111122223333:key/cp', 'HMAC_SHA_256');
+    const signer = createSignStream({ engine, checkpointEvery: 100, batchSize: 64 });
+    const cps: CheckpointAnchor[] = [];
+    const signed: SignedRecord[] = [];
+    signer.on('checkpoint', (c: CheckpointAnchor) => {
+      cps.push(c);
+      // emitted once the records it seals were pushed: taken already, or waiting on the readable side
+      expect(signed.length + signer.readableLength).toBeGreaterThanOrEqual(c.records);
+    });
+    const records = Array.from({ length: 250 }, (_, i) => `rec ${i}`);
+    await pipeline(
+      Readable.from(records),
+      signer,
+      new Writable({
+        objectMode: true,
+        highWaterMark: 1,
+        write(r: SignedRecord, _e, cb) {
+          signed.push(r);
+          setImmediate(cb);
+        },
+      }),
+    );
+    expect(cps.map((c) => [c.checkpoint, c.records])).toEqual([[0, 100], [1, 200], [2, 250]]);
+    let prev = Buffer.alloc(32).toString('base64');
+    for (const c of cps) {
+      expect(await anchorVerifies(c, engine)).toBe(true);
+      expect(c.prev).toBe(prev);
+      const first = c.checkpoint * 100;
+      const macs = Buffer.concat(signed.slice(first, c.records).map((s) => s.mac));
+      expect(c.digest).toBe(createHash('sha256').update(macs).digest('base64'));
+      expect(c.logBytes).toBe(records.slice(0, c.records).join('').length);
+      prev = c.mac;
+    }
+    expect(await anchorVerifies({ ...cps[1]!, records: 201 }, engine)).toBe(false);
+
+    // a later run continues the chain, the stream id and the sequence
+    const next = createSignStream({ engine, checkpointEvery: 100, chainFrom: cps.at(-1)! });
+    const more: CheckpointAnchor[] = [];
+    next.on('checkpoint', (c: CheckpointAnchor) => more.push(c));
+    const out = await collect<SignedRecord>(['a', 'b'], next);
+    expect(out.map((o) => o.seq)).toEqual([250, 251]);
+    expect(next.streamId).toBe(signer.streamId);
+    expect(more).toMatchObject([{ checkpoint: 3, records: 252, logBytes: cps.at(-1)!.logBytes + 2, prev: cps.at(-1)!.mac }]);
+    expect(() => createSignStream({ engine, chainFrom: cps[0]!, firstSeq: 5 })).toThrow(RangeError);
+    expect(() => createSignStream({ engine, checkpointEvery: 0 })).toThrow(RangeError);
+  });
+
+  it('a checkpoint for records that wait, after checkpointIntervalMs, without the stream ending', async () => {
+    const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), 'arn:aws:kms:us-east-1:111122223333:key/cp', 'HMAC_SHA_256');
+    const s = createSignStream({ engine, flushMs: 5, checkpointIntervalMs: 40 });
+    const got = new Promise<CheckpointAnchor>((resolve) => s.once('checkpoint', resolve));
+    s.resume();
+    s.write('one');
+    s.write('two');
+    expect(await got).toMatchObject({ checkpoint: 0, records: 2 });
+    s.end();
+  });
+
   it('a slow trickle of records is flushed without waiting for a full batch', async () => {
     const client = new KmsHmacClient();
     const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
@@ -72,6 +165,7 @@ describe('record streams', () => {
     expect(first.seq).toBe(0);
     s.end();
     s.resume();
+    await finished(s); // its last checkpoint needs the client
     await client.close();
   });
 });

@@ -3,7 +3,7 @@
  * exactly, and an intact log never gives an issue. An independent oracle
  * (node:crypto, written from docs/log-format.md) checks the sidecar bytes.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { engineFromMacKey } from '../src/stream/engine.js';
 import { signLog } from '../src/stream/sign.js';
 import { verifyLog, type VerifyReport } from '../src/stream/verify.js';
 import type { Framing } from '../src/stream/format.js';
+import { blocks, v1Sidecar, v2Sidecar } from './log-oracle.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-logs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -87,35 +88,55 @@ describe('intact logs verify with no issue', () => {
   });
 });
 
-describe('sidecar bytes match an independent node:crypto implementation of docs/log-format.md', () => {
-  it('record MACs, digest rule at 4071/4072 bytes, header and trailer', async () => {
-    const log = Buffer.from('a'.repeat(4070) + '\n' + 'b'.repeat(4071) + '\nlast');
-    const sc = readFileSync(await sign(log));
-    const j = sc.readUInt32BE(8);
-    const header = JSON.parse(sc.subarray(12, 12 + j).toString());
-    const sid = Buffer.from(header.streamId, 'hex');
-    const input = (seq: number, kind: number, payload: Buffer) => {
-      const p = Buffer.alloc(25);
-      sid.copy(p);
-      p.writeBigUInt64BE(BigInt(seq), 16);
-      p[24] = kind;
-      return Buffer.concat([p, payload]);
-    };
-    const hmac = (m: Buffer) => createHmac('sha256', material).update(m).digest();
-    const recs = [Buffer.from('a'.repeat(4070) + '\n'), Buffer.from('b'.repeat(4071) + '\n'), Buffer.from('last')];
-    const expected = Buffer.concat([
-      hmac(input(0, 0x48, sc.subarray(0, 12 + j))),
-      hmac(input(0, 0, recs[0]!)), // 4071 bytes: raw
-      hmac(input(1, 1, createHash('sha256').update(recs[1]!).digest())), // 4072 bytes: digest
-      hmac(input(2, 0, recs[2]!)),
-      Buffer.from('KHMACEND'),
-      Buffer.from([0, 0, 0, 0, 0, 0, 0, 3]),
-      (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(log.length)); return b; })(),
+describe('sidecar bytes match an independent node:crypto implementation of docs/log-format.md (test/log-oracle.ts)', () => {
+  it.each([
+    ['digest rule at 4071/4072 bytes, no final newline', Buffer.from('a'.repeat(4070) + '\n' + 'b'.repeat(4071) + '\nlast'), 2],
+    ['a block per record', join_(lines(5)), 1],
+    ['an exact number of blocks', join_(lines(9)), 3],
+    ['an empty log: one checkpoint for zero records', Buffer.alloc(0), 4],
+  ] as const)('%s', async (_name, log, every) => {
+    const sidecar = join(dir, `oracle${fileNo++}.mac`);
+    await signLog(log, sidecar, { engine, batchSize: 2, checkpointEvery: every });
+    const sc = readFileSync(sidecar);
+    const head = sc.subarray(0, 12 + sc.readUInt32BE(8));
+    expect(JSON.parse(head.subarray(12).toString())).toMatchObject({ version: 2, checkpointEvery: every, previous: null });
+    const times = blocks(sc).map((b) => b.time);
+    expect(sc.equals(v2Sidecar(log, material, head, every, (k) => times[k]!))).toBe(true);
+  });
+});
+
+describe('version-1 sidecars (written by earlier releases) still verify', () => {
+  const sid = randomBytes(16);
+  const base = lines(60);
+  const v1 = join(dir, 'v1.mac');
+  writeFileSync(v1, v1Sidecar(join_(base), material, sid, ARN));
+
+  it('intact: ok, version 1, no checkpoint', async () => {
+    const r = await verify(join_(base), v1);
+    expect(summary(r)).toEqual([]);
+    expect(r).toMatchObject({ ok: true, version: 1, checkpoint: null, closed: true, records: 60, verified: 60, signedBytes: join_(base).length });
+  });
+
+  it('tampering and truncation are reported as before', async () => {
+    const t = [...base];
+    t[4] = 'changed\n';
+    t.splice(20, 1);
+    t.push('appended\n');
+    const r = await verify(join_(t), v1);
+    expect(summary(r)).toEqual([
+      { kind: 'modified', line: 5, signedRecord: 5, count: 1 },
+      { kind: 'deleted', line: 21, signedRecord: 21, count: 1 },
+      { kind: 'inserted', line: 60, signedRecord: undefined, count: 1 },
     ]);
-    expect(sc.subarray(12 + j, sc.length - 32).equals(expected)).toBe(true);
-    const tin = Buffer.alloc(8);
-    tin.writeBigUInt64BE(BigInt(log.length));
-    expect(sc.subarray(sc.length - 32).equals(hmac(input(3, 0x54, tin)))).toBe(true);
+    const full = readFileSync(v1);
+    const cut = join(dir, 'v1-cut.mac');
+    writeFileSync(cut, full.subarray(0, full.length - 56 - 32 * 10));
+    const c = await verify(join_(base), cut);
+    expect(summary(c)).toEqual([
+      { kind: 'sidecar-truncated', line: undefined, signedRecord: undefined, count: 1 },
+      { kind: 'unsigned', line: 51, signedRecord: undefined, count: 10 },
+    ]);
+    expect(c.tampered).toBe(true);
   });
 });
 
@@ -203,21 +224,71 @@ describe('tampering is reported exactly', () => {
     expect(summary(r)).toEqual([{ kind: 'modified', line: 2, signedRecord: 2, count: 1 }]);
   });
 
-  it('truncated sidecar (at an entry boundary, inside the trailer, inside the records)', async () => {
-    const full = readFileSync(await signed());
-    for (const cut of [32 + 24, 10, 32 * 5 + 56 + 7]) {
+  it('a sidecar cut short looks like a signer that crashed: records after its last whole checkpoint are unsigned, not tampered', async () => {
+    const log = join_(base);
+    const sidecar = join(dir, 'blocks.mac');
+    await signLog(log, sidecar, { engine, batchSize: 16, checkpointEvery: 10 });
+    const full = readFileSync(sidecar);
+    const block = 72 + 10 * 32;
+    const trailer = 56;
+    for (const [cut, through] of [
+      [10, 40], // inside the trailer: every checkpoint is whole
+      [trailer, 40], // just the trailer: an open sidecar
+      [trailer + 7, 30], // inside the last block
+      [trailer + block, 30], // at a block boundary
+      [trailer + block + 100, 20],
+    ]) {
       const p = join(dir, `cut${cut}.mac`);
-      writeFileSync(p, full.subarray(0, full.length - cut));
-      const r = await verify(join_(base), p);
-      expect(r.ok).toBe(false);
-      expect(r.issues[0]!.kind).toBe('sidecar-truncated');
-      const covered = r.signedRecords;
-      if (cut === 10 || cut === 56) expect(covered).toBe(40);
-      else {
-        expect(covered).toBe(34);
-        expect(summary(r).slice(1)).toEqual([{ kind: 'unsigned', line: 35, signedRecord: undefined, count: 6 }]);
-      }
+      writeFileSync(p, full.subarray(0, full.length - cut!));
+      const r = await verify(log, p);
+      expect(r.closed).toBe(false);
+      expect(r.tampered, `cut ${cut}`).toBe(false);
+      expect(r.signedRecords).toBe(through);
+      expect(r.checkpoint).toMatchObject({ index: through! / 10 - 1, records: through });
+      expect(r.verified).toBe(through);
+      expect(summary(r)).toEqual(through === 40 ? [] : [{ kind: 'unsigned', line: through! + 1, signedRecord: undefined, count: 40 - through! }]);
     }
+  });
+
+  it('a damaged checkpoint, or a record MAC changed in the sidecar, breaks the chain', async () => {
+    const log = join_(base);
+    const sidecar = join(dir, 'chain.mac');
+    await signLog(log, sidecar, { engine, batchSize: 16, checkpointEvery: 2 }); // 20 blocks
+    const full = readFileSync(sidecar);
+    const at = (k: number) => blocks(full)[k]!.end - (72 + 2 * 32);
+    const damaged = (name: string, edit: (b: Buffer) => void) => {
+      const b = Buffer.from(full);
+      edit(b);
+      writeFileSync(join(dir, name), b);
+      return verify(log, join(dir, name));
+    };
+    const r1 = await damaged('chain-time.mac', (b) => (b[at(1) + 39] ^= 1)); // checkpoint 1's time
+    expect(r1.issues.map((i) => i.kind)).toEqual(['sidecar-checkpoint']);
+    expect(r1.issues[0]!.message).toMatch(/checkpoint 1 \(records through 4\) does not verify/);
+    const r2 = await damaged('chain-mac.mac', (b) => (b[at(5) + 72 + 32] ^= 1)); // the MAC of record 12
+    expect(summary(r2)).toEqual([
+      { kind: 'sidecar-checkpoint', line: undefined, signedRecord: undefined, count: 1 },
+      { kind: 'modified', line: 12, signedRecord: 12, count: 1 },
+    ]);
+    // checkpoint 1's record count: the blocks after it no longer parse, far more than a crash leaves
+    const r3 = await damaged('chain-count.mac', (b) => (b[at(1) + 23] ^= 1));
+    expect(r3.tampered).toBe(true);
+    expect(r3.issues[0]!.message).toMatch(/after its checkpoint 0 .* more than a crash can leave/);
+  });
+
+  it('damage in the last blocks of a sidecar without its trailer cannot be told from a crash: unsigned, not tampered (the documented limit)', async () => {
+    const log = join_(base);
+    const sidecar = join(dir, 'tail.mac');
+    await signLog(log, sidecar, { engine, batchSize: 16, checkpointEvery: 2 });
+    const full = readFileSync(sidecar);
+    const b = blocks(full);
+    const open = Buffer.from(full.subarray(0, b.at(-1)!.end)); // no trailer: a signer that was still running
+    open[b.at(-2)!.end - 1] ^= 1; // a MAC in the second-to-last block, as a power cut before fdatasync could leave it
+    writeFileSync(join(dir, 'tail-damaged.mac'), open);
+    const r = await verify(log, join(dir, 'tail-damaged.mac'));
+    expect(r).toMatchObject({ tampered: false, signedRecords: 36, checkpoint: { index: 17 } });
+    expect(r.tornBytes).toBe(2 * (72 + 64));
+    expect(summary(r)).toEqual([{ kind: 'unsigned', line: 37, signedRecord: undefined, count: 4 }]);
   });
 
   it('trailer altered (count changed)', async () => {
@@ -252,10 +323,10 @@ describe('tampering is reported exactly', () => {
     expect(a.equals(b)).toBe(false);
   });
 
-  it('wrong key: header MAC fails', async () => {
+  it('the same key ARN with other material: the header MAC fails', async () => {
     const r = await verify(join_(base), await signed(), otherEngine);
     expect(r.issues.map((i) => i.kind)).toEqual(['sidecar-header']);
-    expect(r.issues[0]!.message).toMatch(/another key/);
+    expect(r.issues[0]!.message).toMatch(/header MAC does not verify/);
   });
 
   it('a damaged header', async () => {

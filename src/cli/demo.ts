@@ -15,7 +15,6 @@ import { backendInfo } from '../backend/index.js';
 import type { KmsHmacClient } from '../client.js';
 import { MAC_INPUT_PREFIX, RAW_RECORD_MAX, writePrefix } from '../stream/format.js';
 import { engineFromClient } from '../stream/kms-engine.js';
-import { readFileChunks } from '../stream/read.js';
 import { signLog } from '../stream/sign.js';
 import { verifyLog } from '../stream/verify.js';
 import { KEYSTORE_HELP, keystorePath, withClient, type CommonFlags } from './common.js';
@@ -152,11 +151,11 @@ export function demoCommand(): Command {
           w(`1. generated ${log}: ${flags.records.toLocaleString('en-US')} records, ${(data.length / 1e6).toFixed(1)} MB`);
 
           const engine = await engineFromClient(client, DEMO_ALIAS);
-          const signed = await signLog(readFileChunks(log), `${log}.mac`, { engine });
+          const signed = await signLog(log, `${log}.mac`, { engine });
           w(`2. kms-hmac sign app.log --key-id ${DEMO_ALIAS}  -> app.log.mac in ${(signed.elapsedMs / 1000).toFixed(2)} s`);
 
-          const ok = await verifyLog(readFileChunks(log), `${log}.mac`, { engine });
-          w(`3. kms-hmac verify app.log  -> ${ok.ok ? 'OK' : 'FAILED'}: ${ok.verified.toLocaleString('en-US')} records verified in ${(ok.elapsedMs / 1000).toFixed(2)} s`);
+          const ok = await verifyLog(log, `${log}.mac`, { engine });
+          w(`3. kms-hmac verify app.log --key-id ${DEMO_ALIAS}  -> ${ok.ok ? 'OK' : 'FAILED'}: ${ok.verified.toLocaleString('en-US')} records verified in ${(ok.elapsedMs / 1000).toFixed(2)} s`);
           w();
 
           const lines = data.toString('latin1').split(/(?<=\n)/);
@@ -171,8 +170,8 @@ export function demoCommand(): Command {
           const tampered = join(dir, 'tampered.log');
           await writeFile(tampered, Buffer.from(t.join(''), 'latin1'));
           w(`4. tampered copy: changed line 1000, deleted line 5000, inserted a line before line 7000, swapped lines 9000/9001, cut the last 10 lines (of ${n.toLocaleString('en-US')})`);
-          w(`   kms-hmac verify tampered.log --sidecar app.log.mac   (exit code 1)`);
-          const bad = await verifyLog(readFileChunks(tampered), `${log}.mac`, { engine });
+          w(`   kms-hmac verify tampered.log --sidecar app.log.mac --key-id ${DEMO_ALIAS}   (exit code 1)`);
+          const bad = await verifyLog(tampered, `${log}.mac`, { engine });
           printReport('tampered.log', 'app.log.mac', bad, '   ');
           w();
 
@@ -180,8 +179,8 @@ export function demoCommand(): Command {
           const baseSign = await nodeCryptoSign(log, join(dir, 'baseline.mac'), key);
           const baseVerify = await nodeCryptoVerify(log, join(dir, 'baseline.mac'), key);
           // steady state: a second run, past JIT warm-up and worker start-up (steps 2 and 3 paid for them)
-          const signed2 = await signLog(readFileChunks(log), `${log}.mac`, { engine });
-          const ok2 = await verifyLog(readFileChunks(log), `${log}.mac`, { engine });
+          const signed2 = await signLog(log, `${log}.mac`, { engine });
+          const ok2 = await verifyLog(log, `${log}.mac`, { engine });
           const rps = (ms: number) => Math.round(flags.records / (ms / 1000));
           const mbs = (ms: number) => (data.length / 1e6 / (ms / 1000)).toFixed(0);
           w('5. throughput on this machine (same log, same framing; node:crypto = createHmac per record; kms-hmac: a second, warm run):');
@@ -189,7 +188,7 @@ export function demoCommand(): Command {
           w(`   verify  kms-hmac ${rps(ok2.elapsedMs).toLocaleString('en-US').padStart(11)} rec/s ${mbs(ok2.elapsedMs).padStart(5)} MB/s   node:crypto ${rps(baseVerify).toLocaleString('en-US').padStart(11)} rec/s ${mbs(baseVerify).padStart(5)} MB/s   ${(baseVerify / ok2.elapsedMs).toFixed(1)}x`);
           w('   (a short run on a small log; `npm run bench:logs` measures a 1 GiB log)');
           w();
-          w('Next: kms-hmac keys create --key-spec HMAC_256 --alias alias/logs && kms-hmac sign app.log --key-id alias/logs && kms-hmac verify app.log');
+          w('Next: kms-hmac keys create --key-spec HMAC_256 --alias alias/logs && kms-hmac sign app.log --key-id alias/logs && kms-hmac verify app.log --key-id alias/logs');
           if (flags.keep) w(`files kept in ${dir}`);
           if (!ok.ok || !ok2.ok || bad.ok) process.exitCode = 3; // the demo itself failed
         });

@@ -1,15 +1,17 @@
-/** `kms-hmac sign FILE` / `kms-hmac verify FILE`: log sidecars (docs/log-format.md). */
+/** `kms-hmac sign FILE` / `kms-hmac verify FILE`: log sidecars (docs/log-format.md, docs/live-logs.md). */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
-import { KmsHmacClient } from '../client.js';
-import { parseDelimiter, type Framing } from '../stream/format.js';
+import { parseKeyId } from '../kms/identifiers.js';
+import { MAX_CHECKPOINT_EVERY, parseDelimiter, type Framing } from '../stream/format.js';
 import { engineFromClient } from '../stream/kms-engine.js';
-import { readFileChunks } from '../stream/read.js';
 import { signLog } from '../stream/sign.js';
 import { verifyLog, type VerifyReport } from '../stream/verify.js';
-import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, keystorePath, printJson, withClient, type CommonFlags } from './common.js';
+import { checkpointsOut } from './checkpoints-out.js';
+import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, printJson, withClient, type CommonFlags } from './common.js';
+import { follow } from './follow.js';
+import { count, cpuMs, mb, rate } from './numbers.js';
 import { progressBar } from './progress.js';
 
 function posInt(v: string): number {
@@ -17,7 +19,19 @@ function posInt(v: string): number {
   return Number(v);
 }
 
-interface SignFlags extends CommonFlags {
+function checkpointEvery(v: string): number {
+  const n = posInt(v);
+  if (n > MAX_CHECKPOINT_EVERY) throw new InvalidArgumentError(`at most ${MAX_CHECKPOINT_EVERY}`);
+  return n;
+}
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0) || n > 86_400) throw new InvalidArgumentError('expected seconds, more than 0 and at most 86400 (e.g. 10 or 0.5)');
+  return n;
+}
+
+export interface SignFlags extends CommonFlags {
   keyId: string;
   algorithm?: MacAlgorithm;
   out?: string;
@@ -26,11 +40,16 @@ interface SignFlags extends CommonFlags {
   json?: boolean;
   progress: boolean;
   batchSize?: number;
+  follow?: boolean;
+  checkpointEvery: number;
+  checkpointInterval: number;
+  checkpointsOut?: string;
 }
 
 interface VerifyFlags extends CommonFlags {
   sidecar?: string;
   keyId?: string;
+  checkpoints?: string;
   json?: boolean;
   progress: boolean;
   maxIssues: number;
@@ -58,19 +77,22 @@ async function sizeOf(file: string): Promise<number | undefined> {
   return s.size;
 }
 
-/** CPU time (all threads) since `c0`, in ms: a steadier figure than wall time on a busy machine. */
-const cpuMs = (c0: NodeJS.CpuUsage) => {
-  const c = process.cpuUsage(c0);
-  return Math.round((c.user + c.system) / 1000);
-};
-const mb = (b: number) => (b / 1e6).toFixed(1);
-const rate = (n: number, ms: number) => Math.round(n / (ms / 1000 || 1e-9)).toLocaleString('en-US');
+
+/**
+ * The key's region and account: an ARN given as --key-id names them (so a key
+ * made with --region eu-west-1 is found by its ARN alone); else the flags.
+ */
+function scopeOf<F extends CommonFlags & { keyId?: string }>(flags: F): F {
+  const id = parseKeyId(flags.keyId ?? '');
+  if (id.kind !== 'keyArn' && id.kind !== 'aliasArn') return flags;
+  return { ...flags, region: flags.region ?? id.region, accountId: flags.accountId ?? id.account };
+}
 
 function common(cmd: Command): Command {
   return cmd
     .option('--keystore <path>', KEYSTORE_HELP)
-    .option('--region <region>', 'region in key ARNs (default us-east-1; verify: from the sidecar)')
-    .option('--account-id <id>', 'account id in key ARNs (default 111122223333; verify: from the sidecar)')
+    .option('--region <region>', 'region in key ARNs (default: from --key-id when it is an ARN, else us-east-1)')
+    .option('--account-id <id>', 'account id in key ARNs (default: from --key-id when it is an ARN, else 111122223333)')
     .option('--json', 'print a JSON report on stdout')
     .option('--no-progress', 'no progress bar (it is shown only on a TTY anyway)')
     .option('--batch-size <n>', 'records per batch MAC call', posInt);
@@ -79,48 +101,88 @@ function common(cmd: Command): Command {
 export function signCommand(): Command {
   return common(
     new Command('sign')
-      .description('MAC every record of a log into a sidecar file (default FILE.mac)')
+      .description('MAC every record of a log into a sidecar file (default FILE.mac); --follow signs a live log as it is written')
       .argument('<file>', 'the log (`-` for stdin, then --out is required)')
       .requiredOption('--key-id <id>', 'key ID, key ARN, alias name (alias/logs) or alias ARN')
       .addOption(new Option('--algorithm <alg>', "MAC algorithm (default: the key's only algorithm, HMAC_SHA_256 for HMAC_256 keys)").choices(MAC_ALGORITHMS))
       .option('--out <sidecar>', 'sidecar path (default: FILE.mac)')
       .addOption(new Option('--framing <framing>', 'record framing: a line per record, NDJSON (lines checked to be JSON), or --delimiter').choices(['line', 'ndjson', 'delimiter']).default('line'))
-      .option('--delimiter <bytes>', 'record delimiter, 1–64 bytes; escapes \\n \\r \\t \\0 \\\\ \\xHH (implies --framing delimiter)'),
+      .option('--delimiter <bytes>', 'record delimiter, 1–64 bytes; escapes \\n \\r \\t \\0 \\\\ \\xHH (implies --framing delimiter)')
+      .option('--follow', 'sign records as they are appended (like tail -F), through log rotation, until SIGTERM or SIGINT; resumes the sidecar after a restart')
+      // (no toLocaleString here: it would load ICU's locale data on every start of the CLI)
+      .option('--checkpoint-every <n>', 'a checkpoint every N records (at most 1000000)', checkpointEvery, 10_000)
+      .option('--checkpoint-interval <seconds>', 'and at least this often while records wait (--follow: each one fdatasynced)', seconds, 10)
+      .option('--checkpoints-out <path>', 'also write each checkpoint as a JSON line to PATH (appended) or - (stdout), to keep off this host')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  kms-hmac sign app.log --key-id alias/logs\n  kms-hmac sign --follow /var/log/app.log --key-id alias/logs --checkpoints-out /mnt/other/app.checkpoints',
+      ),
   ).action(async (file: string, flags: SignFlags) => {
     const framing = framingOf(flags);
-    if (file === '-' && !flags.out) throw new CliError('sign -: reading stdin needs --out SIDECAR', EXIT_USAGE);
+    if (file === '-' && (!flags.out || flags.follow)) throw new CliError(flags.follow ? 'sign --follow needs a file, not stdin' : 'sign -: reading stdin needs --out SIDECAR', EXIT_USAGE);
     const out = flags.out ?? `${file}.mac`;
     if (file !== '-' && resolve(out) === resolve(file)) throw new CliError('--out must not be the log itself', EXIT_USAGE);
+    if (flags.checkpointsOut === '-' && flags.json) throw new CliError('--checkpoints-out - and --json both write to stdout: pick one', EXIT_USAGE);
+    if (flags.checkpointsOut !== undefined && flags.checkpointsOut !== '-' && [file, out].some((p) => resolve(p) === resolve(flags.checkpointsOut!))) {
+      throw new CliError('--checkpoints-out must be neither the log nor the sidecar', EXIT_USAGE);
+    }
+    if (flags.follow) return follow(file, out, framing, scopeOf(flags));
     const total = await sizeOf(file);
     const c0 = process.cpuUsage();
-    await withClient(flags, async (client) => {
-      const engine = await engineFromClient(client, flags.keyId, flags.algorithm);
-      const bar = progressBar('signing', total, flags.progress && !flags.json);
-      const input = file === '-' ? process.stdin : readFileChunks(file);
-      try {
-        const s = await signLog(input, out, { engine, framing, batchSize: flags.batchSize, onProgress: (p) => bar.update(p) });
-        bar.stop();
-        if (flags.json) printJson({ ok: true, file, ...s, recordsPerSecond: Math.round(s.records / (s.elapsedMs / 1000 || 1e-9)), cpuMs: cpuMs(c0) });
-        else {
-          process.stdout.write(
-            `signed ${s.records.toLocaleString('en-US')} records (${mb(s.bytes)} MB) of ${file} -> ${out}\n` +
-              `  key ${s.keyArn}, ${s.macAlgorithm}, framing ${s.framing}, stream ${s.streamId}\n` +
-              `  ${(s.elapsedMs / 1000).toFixed(2)} s, ${rate(s.records, s.elapsedMs)} records/s, ${mb((s.bytes / s.elapsedMs) * 1000)} MB/s\n`,
-          );
+    const sink = await checkpointsOut(flags.checkpointsOut, file);
+    try {
+      await withClient(scopeOf(flags), async (client) => {
+        const engine = await engineFromClient(client, flags.keyId, flags.algorithm);
+        const bar = progressBar('signing', total, flags.progress && !flags.json);
+        const input = file === '-' ? process.stdin : file;
+        try {
+          const s = await signLog(input, out, {
+            engine,
+            framing,
+            batchSize: flags.batchSize,
+            checkpointEvery: flags.checkpointEvery,
+            checkpointIntervalMs: flags.checkpointInterval * 1000,
+            onCheckpoint: sink?.write,
+            onProgress: (p) => bar.update(p),
+          });
+          bar.stop();
+          if (flags.json) printJson({ ok: true, file, ...s, recordsPerSecond: Math.round(s.records / (s.elapsedMs / 1000 || 1e-9)), cpuMs: cpuMs(c0) });
+          else {
+            process.stdout.write(
+              `signed ${count(s.records)} records (${mb(s.bytes)} MB) of ${file} -> ${out}\n` +
+                `  key ${s.keyArn}, ${s.macAlgorithm}, framing ${s.framing}, stream ${s.streamId}, ${count(s.checkpoints)} checkpoints\n` +
+                `  ${(s.elapsedMs / 1000).toFixed(2)} s, ${rate(s.records, s.elapsedMs)} records/s, ${mb((s.bytes / s.elapsedMs) * 1000)} MB/s\n`,
+            );
+          }
+        } finally {
+          bar.stop();
         }
-      } finally {
-        bar.stop();
-      }
-    });
+      });
+    } finally {
+      await sink?.close();
+    }
   });
 }
 
+/** "signed through record n (checkpoint k, time t)" for a version-2 report. */
+function signedThrough(r: VerifyReport): string {
+  const c = r.checkpoint;
+  if (r.version < 2) return '';
+  const state = r.closed ? 'closed' : 'open: no trailer yet (its signer is running, or stopped before closing it)';
+  return c ? `signed through record ${count(c.records)} (checkpoint ${c.index}, ${c.time}); ${state}` : `no checkpoint yet; ${state}`;
+}
+
 export function printReport(file: string, sidecar: string, r: VerifyReport, indent = ''): void {
-  const w = { write: (s: string) => process.stdout.write(s.replace(/^(?=.)/gm, indent)) };
+  const w = (s: string) => process.stdout.write(s.replace(/^(?=.)/gm, indent));
+  const through = signedThrough(r);
+  const keyLine = `  key ${r.keyArn}, ${r.macAlgorithm}, framing ${r.framing}, stream ${r.streamId}${r.previous ? ` (continues stream ${r.previous.streamId})` : ''}\n`;
+  const anchors = r.anchors ? `  ${count(r.anchors.shipped)} shipped checkpoints of this stream agree${r.anchors.newest ? `; the newest is ${r.anchors.newest.checkpoint}` : ''}\n` : '';
   if (r.ok) {
-    w.write(
-      `OK: ${file}: all ${r.records.toLocaleString('en-US')} records verified against ${sidecar}\n` +
-        `  key ${r.keyArn}, ${r.macAlgorithm}, framing ${r.framing}, stream ${r.streamId}\n` +
+    w(
+      `OK: ${file}: all ${count(r.records)} records verified against ${sidecar}\n` +
+        (through ? `  ${through}\n` : '') +
+        anchors +
+        keyLine +
         `  ${(r.elapsedMs / 1000).toFixed(2)} s, ${rate(r.records, r.elapsedMs)} records/s, ${mb((r.bytes / r.elapsedMs) * 1000)} MB/s\n`,
     );
     return;
@@ -129,46 +191,59 @@ export function printReport(file: string, sidecar: string, r: VerifyReport, inde
     .filter(([, n]) => n > 0)
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
-  w.write(`TAMPERED: ${file} does not match ${sidecar} (${kinds})\n`);
-  for (const i of r.issues) w.write(`  ${i.message}\n`);
-  if (r.issuesTruncated) w.write(`  … more issues not listed (raise --max-issues)\n`);
-  w.write(`  ${r.verified.toLocaleString('en-US')} of ${r.records.toLocaleString('en-US')} records in order; ${r.signedRecords.toLocaleString('en-US')} records signed\n`);
+  if (r.tampered) w(`TAMPERED: ${file} does not match ${sidecar} (${kinds})\n`);
+  else w(`INCOMPLETE: ${file}: ${count(r.counts.unsigned)} records are not signed yet by ${sidecar}; nothing was tampered with\n`);
+  if (through) w(`  ${through}\n`);
+  for (const i of r.issues) w(`  ${i.message}\n`);
+  if (r.issuesTruncated) w(`  … more issues not listed (raise --max-issues)\n`);
+  w(`  ${count(r.verified)} of ${count(r.records)} records verified in order; ${count(r.signedRecords)} records signed\n`);
+}
+
+const VERIFY_KEY_HELP = 'the key to trust (required): key ID, key ARN, alias name (alias/logs) or alias ARN; a sidecar made with any other key fails';
+
+/** `verify` without --key-id: a usage error that says why the key is not taken from the sidecar. */
+function requireKeyId(keyId: string | undefined): string {
+  if (keyId) return keyId;
+  throw new CliError(
+    'verify needs --key-id: the key to trust. The sidecar names the key that made it, but whoever can edit the log can sign it again with a key of their own, so that name proves nothing.',
+    EXIT_USAGE,
+  );
 }
 
 export function verifyCommand(): Command {
   return common(
     new Command('verify')
-      .description('check a log against its sidecar: all good, or every modified, inserted, deleted or reordered record and any truncation')
+      .description('check a log against its sidecar with the key you trust: all good, or every modified, inserted, deleted or reordered record, any truncation, and what is not signed yet')
       .argument('<file>', 'the log (`-` for stdin, then --sidecar is required)')
+      .usage('<file> --key-id <id> [options]')
       .option('--sidecar <sidecar>', 'sidecar path (default: FILE.mac)')
-      .option('--key-id <id>', 'verify with this key instead of the key ARN named in the sidecar')
+      .option('--key-id <id>', VERIFY_KEY_HELP)
+      .option('--checkpoints <path>', 'checkpoint lines shipped by sign --checkpoints-out: detects the log and sidecar cut, or replaced by an older copy, together')
       .option('--max-issues <n>', 'issues listed (counts are always complete)', posInt, 1000)
-      .option('--window <n>', 'alignment window: how far a moved or deleted record is searched for', posInt, 1024),
+      .option('--window <n>', 'alignment window: how far a moved or deleted record is searched for', posInt, 1024)
+      .addHelpText('after', '\nExamples:\n  kms-hmac verify app.log --key-id alias/logs\n  kms-hmac verify app.log --key-id alias/logs --checkpoints /mnt/other/app.checkpoints'),
   ).action(async (file: string, flags: VerifyFlags) => {
+    const keyId = requireKeyId(flags.keyId);
     if (file === '-' && !flags.sidecar) throw new CliError('verify -: reading stdin needs --sidecar SIDECAR', EXIT_USAGE);
     const sidecar = flags.sidecar ?? `${file}.mac`;
     const total = await sizeOf(file);
     await stat(sidecar);
+    if (flags.checkpoints !== undefined) await stat(flags.checkpoints);
     const c0 = process.cpuUsage();
-    let client: KmsHmacClient | undefined;
     const bar = progressBar('verifying', total, flags.progress && !flags.json);
     try {
-      const input = file === '-' ? process.stdin : readFileChunks(file);
-      const report = await verifyLog(input, sidecar, {
-        engine: async (header) => {
-          const arn = /^arn:[^:]+:kms:([^:]+):(\d+):/.exec(header.keyArn);
-          client = new KmsHmacClient({
-            keyStore: keystorePath(flags),
-            region: flags.region ?? arn?.[1],
-            accountId: flags.accountId ?? arn?.[2],
-          });
-          return engineFromClient(client, flags.keyId ?? header.keyArn, header.macAlgorithm);
-        },
-        maxIssues: flags.maxIssues,
-        window: flags.window,
-        batchSize: flags.batchSize,
-        onProgress: (p) => bar.update(p),
-      });
+      const input = file === '-' ? process.stdin : file;
+      const report = await withClient(scopeOf(flags), (client) =>
+        verifyLog(input, sidecar, {
+          client,
+          keyId,
+          checkpoints: flags.checkpoints,
+          maxIssues: flags.maxIssues,
+          window: flags.window,
+          batchSize: flags.batchSize,
+          onProgress: (p) => bar.update(p),
+        }),
+      );
       bar.stop();
       if (flags.json) printJson({ file, sidecar, ...report, cpuMs: cpuMs(c0) });
       else printReport(file, sidecar, report);
@@ -178,9 +253,6 @@ export function verifyCommand(): Command {
       throw err;
     } finally {
       bar.stop();
-      await client?.close().catch(() => {});
     }
   });
 }
-
-export { withClient };

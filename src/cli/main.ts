@@ -43,7 +43,7 @@ Start here:
   kms-hmac demo
   kms-hmac keys create --key-spec HMAC_256 --alias alias/logs
   kms-hmac sign app.log --key-id alias/logs      # writes app.log.mac
-  kms-hmac verify app.log                        # exit 1 names every tampered record`,
+  kms-hmac verify app.log --key-id alias/logs    # exit 1 names every tampered record`,
     );
   const configure = (cmd: Command): void => {
     cmd.exitOverride();

@@ -16,8 +16,8 @@ export interface MacEngine {
   macPacked(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
   /** One byte per message: 1 valid, 0 invalid. */
   verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
-  /** Same, on the calling thread: cheaper than a worker round trip for a handful of messages. */
-  verifyPackedSync?(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
+  /** Same, on the calling thread: cheaper than a worker round trip for a handful of messages (the verifier's search). */
+  verifyPackedSync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
   /** A fresh (not pooled) MAC. */
   mac(message: Uint8Array): Promise<Uint8Array>;
   verify(message: Uint8Array, mac: Uint8Array): Promise<boolean>;
@@ -25,7 +25,7 @@ export interface MacEngine {
 
 /** The parts of a MacKey (src/mac-key.ts) or a backend key the engine uses. */
 export interface PackedMacKey {
-  verifyPacked?(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
+  verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
   macPackedAsync(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
   verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
 }
@@ -39,7 +39,7 @@ export function engineFromMacKey(key: PackedMacKey, keyArn: string, algorithm: M
     macLength,
     macPacked: (data, offsets) => key.macPackedAsync(data, offsets),
     verifyPacked: (data, offsets, macs) => key.verifyPackedAsync(data, offsets, macs),
-    verifyPackedSync: key.verifyPacked ? (data, offsets, macs) => key.verifyPacked!(data, offsets, macs) : undefined,
+    verifyPackedSync: (data, offsets, macs) => key.verifyPacked(data, offsets, macs),
     async mac(message) {
       const offs = new Uint32Array([0, message.length]);
       return Uint8Array.from(await key.macPackedAsync(message, offs));

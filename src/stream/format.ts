@@ -1,47 +1,111 @@
 /**
- * The kms-hmac log sidecar format, version 1 (docs/log-format.md is the
- * normative description; keep the two in step).
+ * The kms-hmac log sidecar format (docs/log-format.md is the normative
+ * description; keep the two in step). Version 2 is written; version 1 is
+ * still read.
+ *
+ * Every MAC input starts with the same 25-byte prefix, so inputs of
+ * different kinds can never collide, and every input fits KMS's 4096-byte
+ * Message limit:
  *
  * ```
- *  offset        size   field
- *  0             8      magic "KHMACLOG"
- *  8             4      u32 BE  J = header JSON length
- *  12            J      header JSON (UTF-8)
- *  12+J          L      header MAC   = MAC(streamId | u64 0     | 'H' | bytes[0 .. 12+J))
- *  12+J+L        n*L    record MACs  = MAC(streamId | u64 seq   | 0x00 | record)          record <= 4071 bytes
- *                                      MAC(streamId | u64 seq   | 0x01 | DIGEST(record))  otherwise
- *  ...           8      magic "KHMACEND"
- *                8      u64 BE  n = record count
- *                8      u64 BE  log length in bytes
- *                L      trailer MAC  = MAC(streamId | u64 n     | 'T' | u64 logBytes)
+ *  offset  size  field
+ *  0       16    stream id            PREFIX_STREAM_ID
+ *  16      8     u64 BE n             PREFIX_N        (record seq, checkpoint index, record count, or 0)
+ *  24      1     kind                 PREFIX_KIND     (KIND_*)
+ *  25      …     payload              MAC_INPUT_PREFIX
  * ```
- * L is the MAC length of the algorithm (28/32/48/64). Every MAC input starts
- * with the same 25-byte prefix (stream id, a 64-bit number, a kind byte), so
- * inputs of different kinds can never collide, and every input fits KMS's
- * 4096-byte Message limit.
+ *
+ * Version 2 file layout (L = MAC length, 28/32/48/64):
+ *
+ * ```
+ *  0       8     magic "KHMACLOG"
+ *  8       4     u32 BE J = header JSON length
+ *  12      J     header JSON (UTF-8)
+ *  12+J    L     header MAC = MAC(streamId | 0 | 'H' | bytes[0 .. 12+J))
+ *  then blocks, each a checkpoint followed by the MACs of the records it seals:
+ *          8     magic "KHMACCKP"                              CKPT_MAGIC      @ CKPT_AT_MAGIC
+ *          8     u64 k (checkpoint index, from 0)                              @ CKPT_AT_INDEX
+ *          8     u64 records signed through this checkpoint                    @ CKPT_AT_RECORDS
+ *          8     u64 log bytes signed through this checkpoint                  @ CKPT_AT_LOG_BYTES
+ *          8     u64 time (ms since the epoch)                                 @ CKPT_AT_TIME
+ *          L     checkpoint MAC = MAC(streamId | k | 'C' | records | logBytes | time | prev | DIGEST(block MACs))
+ *          m*L   record MACs = MAC(streamId | seq | 0x00 | record)          record <= 4071 bytes
+ *                              MAC(streamId | seq | 0x01 | DIGEST(record))  otherwise
+ *  optionally, once the signer has finished:
+ *          8     magic "KHMACEND"
+ *          8     u64 n = record count
+ *          8     u64 log length in bytes
+ *          L     trailer MAC = MAC(streamId | n | 'T' | logBytes | last checkpoint MAC)
+ * ```
+ * `prev` is the previous checkpoint's MAC; for checkpoint 0 it is the header
+ * MAC, or — for a sidecar that continues another after a log rotation — the
+ * previous sidecar's last checkpoint MAC, which the header names.
+ *
+ * Version 1: the header, then n record MACs at fixed offsets, then the
+ * trailer, whose MAC is MAC(streamId | n | 'T' | logBytes); no checkpoints.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { MAC_LENGTH, MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
 
 export const SIDECAR_MAGIC = Buffer.from('KHMACLOG', 'latin1');
 export const TRAILER_MAGIC = Buffer.from('KHMACEND', 'latin1');
+export const CKPT_MAGIC = Buffer.from('KHMACCKP', 'latin1');
 export const SIDECAR_FORMAT = 'kms-hmac-log';
-export const SIDECAR_VERSION = 1;
+/** The version written. */
+export const SIDECAR_VERSION = 2;
+/** The versions read. */
+export const SIDECAR_VERSIONS: readonly number[] = [1, 2];
 export const STREAM_ID_LENGTH = 16;
-/** streamId (16) + u64 (8) + kind (1). */
+
+// the MAC input prefix
+export const PREFIX_STREAM_ID = 0;
+export const PREFIX_N = 16;
+export const PREFIX_KIND = 24;
+/** streamId (16) + u64 n (8) + kind (1): where the payload starts. */
 export const MAC_INPUT_PREFIX = 25;
+
 /** KMS GenerateMac's Message limit. */
 export const KMS_MAX_MESSAGE = 4096;
 /** Longest record MACed as is; longer records are MACed as their digest. */
 export const RAW_RECORD_MAX = KMS_MAX_MESSAGE - MAC_INPUT_PREFIX; // 4071
 export const KIND_RAW = 0x00;
 export const KIND_DIGEST = 0x01;
+export const KIND_CHECKPOINT = 0x43; // 'C'
 export const KIND_HEADER = 0x48; // 'H'
 export const KIND_TRAILER = 0x54; // 'T'
+
+// the header: magic | u32 J | JSON
+const HEADER_AT_JSON_LENGTH = 8;
+export const HEADER_AT_JSON = 12;
+const MAX_HEADER_JSON = 2048;
+/** Bytes to read to be sure of holding the whole header and its MAC. */
+export const HEADER_READ = HEADER_AT_JSON + MAX_HEADER_JSON + 64;
+
+// a checkpoint entry on disk (its MAC follows at CKPT_AT_MAC)
+export const CKPT_AT_MAGIC = 0;
+export const CKPT_AT_INDEX = 8;
+export const CKPT_AT_RECORDS = 16;
+export const CKPT_AT_LOG_BYTES = 24;
+export const CKPT_AT_TIME = 32;
+export const CKPT_AT_MAC = 40;
+
+// the trailer: magic | u64 n | u64 logBytes | MAC
+export const TRAILER_AT_COUNT = 8;
+export const TRAILER_AT_LOG_BYTES = 16;
 /** magic + count + logBytes, before the trailer MAC. */
 export const TRAILER_FIXED = 24;
+
 export const MAX_DELIMITER = 64;
-const MAX_HEADER_JSON = 2048;
+/** Records per checkpoint: default, and the most a block may hold. */
+export const DEFAULT_CHECKPOINT_EVERY = 10_000;
+export const MAX_CHECKPOINT_EVERY = 1_000_000;
+/**
+ * How many blocks at the end of a sidecar a crash (or power cut) may leave
+ * unfinished: a writer starts block k + CRASH_TAIL_BLOCKS only once block k
+ * is on disk. A reader takes up to that much after the last checkpoint that
+ * verifies (plus a trailer) for a crash's leftovers; more is tampering.
+ */
+export const CRASH_TAIL_BLOCKS = 4;
 
 export type Framing =
   | { type: 'line' }
@@ -49,6 +113,16 @@ export type Framing =
   | { type: 'delimiter'; delimiter: Uint8Array };
 
 export type DigestName = 'SHA-256' | 'SHA-512';
+
+/** A version-2 sidecar that continues another one (log rotation): the chain it continues. */
+export interface ChainLink {
+  /** The previous sidecar's stream id (hex). */
+  streamId: string;
+  /** Its last checkpoint: index, records, and MAC (the chain head). */
+  checkpoint: number;
+  records: number;
+  head: Buffer;
+}
 
 export interface SidecarHeader {
   format: typeof SIDECAR_FORMAT;
@@ -62,9 +136,15 @@ export interface SidecarHeader {
   digest: DigestName;
   rawRecordMax: number;
   createdAt: string;
+  /** Version 2: the most records a checkpoint seals. */
+  checkpointEvery?: number;
+  /** Version 2: the sidecar this one continues, or null. */
+  previous?: ChainLink | null;
+  /** Version 2: the inode of the log when signing began (decimal), when it was a file: tells a rotation from an edit on restart. */
+  logInode?: string;
 }
 
-/** The digest used for records longer than RAW_RECORD_MAX: SHA-256 for HMAC_SHA_224/256, SHA-512 for 384/512. */
+/** The digest used for records longer than RAW_RECORD_MAX and for checkpoints: SHA-256 for HMAC_SHA_224/256, SHA-512 for 384/512. */
 export function digestFor(algorithm: MacAlgorithm): DigestName {
   return algorithm === 'HMAC_SHA_384' || algorithm === 'HMAC_SHA_512' ? 'SHA-512' : 'SHA-256';
 }
@@ -81,27 +161,79 @@ export function framingDelimiter(f: Framing): Buffer {
   return f.type === 'delimiter' ? Buffer.from(f.delimiter) : Buffer.from([0x0a]);
 }
 
-/** Writes the 25-byte MAC input prefix at `out[pos..]`. */
-export function writePrefix(out: Buffer, pos: number, streamId: Uint8Array, n: number, kind: number): void {
-  out.set(streamId, pos);
-  out.writeUInt32BE(Math.floor(n / 0x1_0000_0000), pos + 16);
-  out.writeUInt32BE(n >>> 0, pos + 20);
-  out[pos + 24] = kind;
+/** Bytes of a checkpoint entry on disk. */
+export function checkpointSize(macLength: number): number {
+  return CKPT_AT_MAC + macLength;
 }
 
-/** The MAC input of one whole record (used off the hot path and by the stream transforms). */
-export function recordMacInput(streamId: Uint8Array, seq: number, record: Uint8Array, digest: DigestName): Buffer {
-  if (record.length <= RAW_RECORD_MAX) {
-    const out = Buffer.allocUnsafe(MAC_INPUT_PREFIX + record.length);
-    writePrefix(out, 0, streamId, seq, KIND_RAW);
-    out.set(record, MAC_INPUT_PREFIX);
-    return out;
+/** Writes the 25-byte MAC input prefix at `out[pos..]`. */
+export function writePrefix(out: Buffer, pos: number, streamId: Uint8Array, n: number, kind: number): void {
+  out.set(streamId, pos + PREFIX_STREAM_ID);
+  writeU64(out, pos + PREFIX_N, n);
+  out[pos + PREFIX_KIND] = kind;
+}
+
+/** A MAC input: the prefix, then the payload parts. */
+function macInput(streamId: Uint8Array, n: number, kind: number, ...payload: Uint8Array[]): Buffer {
+  let len = MAC_INPUT_PREFIX;
+  for (const p of payload) len += p.length;
+  const out = Buffer.allocUnsafe(len);
+  writePrefix(out, 0, streamId, n, kind);
+  let pos = MAC_INPUT_PREFIX;
+  for (const p of payload) {
+    out.set(p, pos);
+    pos += p.length;
   }
-  const d = createHash(nodeDigestName(digest)).update(record).digest();
-  const out = Buffer.allocUnsafe(MAC_INPUT_PREFIX + d.length);
-  writePrefix(out, 0, streamId, seq, KIND_DIGEST);
-  out.set(d, MAC_INPUT_PREFIX);
   return out;
+}
+
+/** The MAC input of one whole record (used off the hot path and by the record streams). */
+export function recordMacInput(streamId: Uint8Array, seq: number, record: Uint8Array, digest: DigestName): Buffer {
+  if (record.length <= RAW_RECORD_MAX) return macInput(streamId, seq, KIND_RAW, record);
+  return macInput(streamId, seq, KIND_DIGEST, createHash(nodeDigestName(digest)).update(record).digest());
+}
+
+export function headerMacInput(streamId: Uint8Array, headerBytes: Uint8Array): Buffer {
+  return macInput(streamId, 0, KIND_HEADER, headerBytes);
+}
+
+/** Version 1 binds the count and length; version 2 also binds the last checkpoint MAC (the chain head). */
+export function trailerMacInput(streamId: Uint8Array, count: number, logBytes: number, chainHead?: Uint8Array): Buffer {
+  const len = u64(logBytes);
+  return chainHead ? macInput(streamId, count, KIND_TRAILER, len, chainHead) : macInput(streamId, count, KIND_TRAILER, len);
+}
+
+/** What a checkpoint states; its MAC binds these, the previous MAC and the digest of the MACs it seals. */
+export interface CheckpointFields {
+  index: number;
+  records: number;
+  logBytes: number;
+  timeMs: number;
+}
+
+export function checkpointMacInput(streamId: Uint8Array, c: CheckpointFields, prev: Uint8Array, blockDigest: Uint8Array): Buffer {
+  return macInput(streamId, c.index, KIND_CHECKPOINT, u64(c.records), u64(c.logBytes), u64(c.timeMs), prev, blockDigest);
+}
+
+/** A checkpoint entry as stored: magic | index | records | logBytes | time | MAC. */
+export function encodeCheckpoint(out: Buffer, pos: number, c: CheckpointFields, mac: Uint8Array): void {
+  CKPT_MAGIC.copy(out, pos + CKPT_AT_MAGIC);
+  writeU64(out, pos + CKPT_AT_INDEX, c.index);
+  writeU64(out, pos + CKPT_AT_RECORDS, c.records);
+  writeU64(out, pos + CKPT_AT_LOG_BYTES, c.logBytes);
+  writeU64(out, pos + CKPT_AT_TIME, c.timeMs);
+  out.set(mac, pos + CKPT_AT_MAC);
+}
+
+/** The fields of a checkpoint entry, or null when `buf[pos..]` does not start with the checkpoint magic. */
+export function decodeCheckpoint(buf: Buffer, pos: number): CheckpointFields | null {
+  if (!buf.subarray(pos + CKPT_AT_MAGIC, pos + CKPT_AT_INDEX).equals(CKPT_MAGIC)) return null;
+  return {
+    index: readU64(buf, pos + CKPT_AT_INDEX),
+    records: readU64(buf, pos + CKPT_AT_RECORDS),
+    logBytes: readU64(buf, pos + CKPT_AT_LOG_BYTES),
+    timeMs: readU64(buf, pos + CKPT_AT_TIME),
+  };
 }
 
 export function headerJson(h: SidecarHeader): string {
@@ -109,7 +241,7 @@ export function headerJson(h: SidecarHeader): string {
     h.framing.type === 'delimiter'
       ? { type: 'delimiter', delimiter: Buffer.from(h.framing.delimiter).toString('base64') }
       : { type: h.framing.type };
-  return JSON.stringify({
+  const v1 = {
     format: h.format,
     version: h.version,
     keyArn: h.keyArn,
@@ -120,6 +252,14 @@ export function headerJson(h: SidecarHeader): string {
     digest: h.digest,
     rawRecordMax: h.rawRecordMax,
     createdAt: h.createdAt,
+  };
+  if (h.version === 1) return JSON.stringify(v1);
+  const p = h.previous;
+  return JSON.stringify({
+    ...v1,
+    checkpointEvery: h.checkpointEvery,
+    previous: p ? { streamId: p.streamId, checkpoint: p.checkpoint, records: p.records, head: p.head.toString('base64') } : null,
+    ...(h.logInode !== undefined ? { logInode: h.logInode } : {}),
   });
 }
 
@@ -127,24 +267,10 @@ export function headerJson(h: SidecarHeader): string {
 export function encodeHeader(h: SidecarHeader): Buffer {
   const json = Buffer.from(headerJson(h), 'utf8');
   if (json.length > MAX_HEADER_JSON) throw new RangeError('sidecar header too long (key ARN or delimiter too long)');
-  const out = Buffer.allocUnsafe(12 + json.length);
+  const out = Buffer.allocUnsafe(HEADER_AT_JSON + json.length);
   SIDECAR_MAGIC.copy(out, 0);
-  out.writeUInt32BE(json.length, 8);
-  json.copy(out, 12);
-  return out;
-}
-
-export function headerMacInput(streamId: Uint8Array, headerBytes: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(MAC_INPUT_PREFIX + headerBytes.length);
-  writePrefix(out, 0, streamId, 0, KIND_HEADER);
-  out.set(headerBytes, MAC_INPUT_PREFIX);
-  return out;
-}
-
-export function trailerMacInput(streamId: Uint8Array, count: number, logBytes: number): Buffer {
-  const out = Buffer.allocUnsafe(MAC_INPUT_PREFIX + 8);
-  writePrefix(out, 0, streamId, count, KIND_TRAILER);
-  writeU64(out, MAC_INPUT_PREFIX, logBytes);
+  out.writeUInt32BE(json.length, HEADER_AT_JSON_LENGTH);
+  json.copy(out, HEADER_AT_JSON);
   return out;
 }
 
@@ -152,14 +278,20 @@ export function trailerMacInput(streamId: Uint8Array, count: number, logBytes: n
 export function encodeTrailerFixed(count: number, logBytes: number): Buffer {
   const out = Buffer.allocUnsafe(TRAILER_FIXED);
   TRAILER_MAGIC.copy(out, 0);
-  writeU64(out, 8, count);
-  writeU64(out, 16, logBytes);
+  writeU64(out, TRAILER_AT_COUNT, count);
+  writeU64(out, TRAILER_AT_LOG_BYTES, logBytes);
   return out;
 }
 
 export function writeU64(out: Buffer, pos: number, n: number): void {
   out.writeUInt32BE(Math.floor(n / 0x1_0000_0000), pos);
   out.writeUInt32BE(n >>> 0, pos + 4);
+}
+
+export function u64(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  writeU64(b, 0, n);
+  return b;
 }
 
 export function readU64(buf: Uint8Array, pos: number): number {
@@ -178,44 +310,47 @@ export class SidecarFormatError extends Error {
   }
 }
 
+const damaged = (what: string) => new SidecarFormatError(`sidecar header: bad ${what}`, true);
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
 /**
  * Parses the header from the first bytes of a sidecar. Returns the header,
  * the bytes its MAC covers, and where the header MAC starts.
  */
 export function decodeHeader(buf: Uint8Array): { header: SidecarHeader; headerBytes: Buffer; macOffset: number } {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (b.length < 12 || !b.subarray(0, 8).equals(SIDECAR_MAGIC)) {
+  if (b.length < HEADER_AT_JSON || !b.subarray(0, SIDECAR_MAGIC.length).equals(SIDECAR_MAGIC)) {
     throw new SidecarFormatError('not a kms-hmac log sidecar (bad magic)', false);
   }
-  const j = b.readUInt32BE(8);
-  if (j > MAX_HEADER_JSON || b.length < 12 + j) throw new SidecarFormatError('sidecar header is truncated or damaged', true);
+  const j = b.readUInt32BE(HEADER_AT_JSON_LENGTH);
+  const end = HEADER_AT_JSON + j;
+  if (j > MAX_HEADER_JSON || b.length < end) throw new SidecarFormatError('sidecar header is truncated or damaged', true);
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(b.subarray(12, 12 + j).toString('utf8')) as Record<string, unknown>;
+    raw = JSON.parse(b.subarray(HEADER_AT_JSON, end).toString('utf8')) as Record<string, unknown>;
   } catch {
     throw new SidecarFormatError('sidecar header JSON is damaged', true);
   }
-  if (raw.format !== SIDECAR_FORMAT) throw new SidecarFormatError('sidecar header: unknown format', true);
-  if (raw.version !== SIDECAR_VERSION) {
-    throw new SidecarFormatError(`sidecar format version ${String(raw.version)} is not supported (this build reads version ${SIDECAR_VERSION})`, false);
+  if (raw === null || typeof raw !== 'object' || raw.format !== SIDECAR_FORMAT) throw new SidecarFormatError('sidecar header: unknown format', true);
+  const version = raw.version as number;
+  if (!SIDECAR_VERSIONS.includes(version)) {
+    throw new SidecarFormatError(`sidecar format version ${String(raw.version)} is not supported (this build reads versions ${SIDECAR_VERSIONS.join(' and ')})`, false);
   }
   const alg = raw.macAlgorithm as MacAlgorithm;
-  if (!MAC_ALGORITHMS.includes(alg) || raw.macLength !== MAC_LENGTH[alg]) throw new SidecarFormatError('sidecar header: bad macAlgorithm', true);
-  if (typeof raw.keyArn !== 'string' || typeof raw.streamId !== 'string' || !/^[0-9a-f]{32}$/.test(raw.streamId)) {
-    throw new SidecarFormatError('sidecar header: bad keyArn or streamId', true);
-  }
-  if (raw.digest !== digestFor(alg) || raw.rawRecordMax !== RAW_RECORD_MAX) throw new SidecarFormatError('sidecar header: bad digest rule', true);
+  if (!MAC_ALGORITHMS.includes(alg) || raw.macLength !== MAC_LENGTH[alg]) throw damaged('macAlgorithm');
+  if (typeof raw.keyArn !== 'string' || typeof raw.streamId !== 'string' || !/^[0-9a-f]{32}$/.test(raw.streamId)) throw damaged('keyArn or streamId');
+  if (raw.digest !== digestFor(alg) || raw.rawRecordMax !== RAW_RECORD_MAX) throw damaged('digest rule');
   const f = raw.framing as { type?: string; delimiter?: string } | undefined;
   let framing: Framing;
   if (f?.type === 'line' || f?.type === 'ndjson') framing = { type: f.type };
   else if (f?.type === 'delimiter' && typeof f.delimiter === 'string') {
     const d = Buffer.from(f.delimiter, 'base64');
-    if (d.length < 1 || d.length > MAX_DELIMITER) throw new SidecarFormatError('sidecar header: bad delimiter', true);
+    if (d.length < 1 || d.length > MAX_DELIMITER) throw damaged('delimiter');
     framing = { type: 'delimiter', delimiter: d };
-  } else throw new SidecarFormatError('sidecar header: bad framing', true);
+  } else throw damaged('framing');
   const header: SidecarHeader = {
     format: SIDECAR_FORMAT,
-    version: SIDECAR_VERSION,
+    version,
     keyArn: raw.keyArn,
     macAlgorithm: alg,
     macLength: MAC_LENGTH[alg],
@@ -225,7 +360,26 @@ export function decodeHeader(buf: Uint8Array): { header: SidecarHeader; headerBy
     rawRecordMax: RAW_RECORD_MAX,
     createdAt: String(raw.createdAt ?? ''),
   };
-  return { header, headerBytes: Buffer.from(b.subarray(0, 12 + j)), macOffset: 12 + j };
+  if (version === 2) {
+    if (!isCount(raw.checkpointEvery) || raw.checkpointEvery < 1 || raw.checkpointEvery > MAX_CHECKPOINT_EVERY) throw damaged('checkpointEvery');
+    header.checkpointEvery = raw.checkpointEvery;
+    header.previous = decodeLink(raw.previous, MAC_LENGTH[alg]);
+    if (raw.logInode !== undefined) {
+      if (typeof raw.logInode !== 'string' || !/^\d{1,20}$/.test(raw.logInode)) throw damaged('logInode');
+      header.logInode = raw.logInode;
+    }
+  }
+  return { header, headerBytes: Buffer.from(b.subarray(0, end)), macOffset: end };
+}
+
+function decodeLink(p: unknown, macLength: number): ChainLink | null {
+  if (p === null) return null;
+  const l = p as Record<string, unknown> | undefined;
+  const head = typeof l?.head === 'string' ? Buffer.from(l.head, 'base64') : undefined;
+  if (!l || typeof l.streamId !== 'string' || !/^[0-9a-f]{32}$/.test(l.streamId) || !isCount(l.checkpoint) || !isCount(l.records) || head?.length !== macLength) {
+    throw damaged('previous');
+  }
+  return { streamId: l.streamId, checkpoint: l.checkpoint, records: l.records, head };
 }
 
 /** Parses `--delimiter` text: C-style escapes \n \r \t \0 \\ \xHH. */

@@ -16,6 +16,9 @@ import {
   KIND_DIGEST,
   KIND_RAW,
   MAC_INPUT_PREFIX,
+  PREFIX_KIND,
+  PREFIX_N,
+  PREFIX_STREAM_ID,
   RAW_RECORD_MAX,
   nodeDigestName,
   type DigestName,
@@ -35,6 +38,11 @@ export interface RecordBatch {
   end: number;
 }
 
+/** Byte offset in the log just after record i of the batch (0-based within the batch). */
+export function recordEnd(batch: RecordBatch, i: number): number {
+  return i + 1 < batch.count ? batch.starts[i + 1]! : batch.end;
+}
+
 export interface FramerOptions {
   streamId: Uint8Array;
   delimiter: Uint8Array;
@@ -45,6 +53,8 @@ export interface FramerOptions {
   batchBytes?: number;
   /** Called with each complete record (whole bytes, only for records <= RAW_RECORD_MAX) — used for NDJSON checks. */
   checkRecord?: (record: Buffer, index: number, start: number) => void;
+  /** Where the input starts in the log: record index and byte offset (a signer resuming after its last checkpoint). */
+  start?: { records: number; bytes: number };
 }
 
 export class RecordFramer {
@@ -56,9 +66,11 @@ export class RecordFramer {
   private readonly checkRecord: FramerOptions['checkRecord'];
 
   /** Records seen so far (index of the next record). */
-  records = 0;
+  records: number;
   /** Log bytes seen so far. */
-  bytes = 0;
+  bytes: number;
+  /** Log bytes up to the end of the last complete record. */
+  framed: number;
 
   // record under construction (spans chunks)
   private partial: Buffer[] = [];
@@ -91,6 +103,8 @@ export class RecordFramer {
     this.batchSize = opts.batchSize ?? 4096;
     this.batchBytes = Math.max(opts.batchBytes ?? 1 << 20, MAC_INPUT_PREFIX + RAW_RECORD_MAX);
     this.checkRecord = opts.checkRecord;
+    this.records = opts.start?.records ?? 0;
+    this.bytes = this.framed = this.recStart = opts.start?.bytes ?? 0;
     const sv = new DataView(opts.streamId.buffer, opts.streamId.byteOffset, 16);
     this.sidWords = [sv.getUint32(0), sv.getUint32(4), sv.getUint32(8), sv.getUint32(12)];
     this.newBatch();
@@ -116,13 +130,16 @@ export class RecordFramer {
       data: this.data,
       offsets: this.offsets.subarray(0, this.n + 1),
       starts: this.starts.subarray(0, this.n),
-      end: this.bytes,
+      end: this.framed,
     });
     this.newBatch();
   }
 
-  /** Appends one complete record's MAC input; `src[a..b)` is the record when `digest` is null. */
-  private emit(src: Buffer, a: number, b: number, digest: Buffer | null, start: number): void {
+  /**
+   * Appends one complete record's MAC input; `src[a..b)` is the record when
+   * `digest` is null. `start` and `end` are its offsets in the log.
+   */
+  private emit(src: Buffer, a: number, b: number, digest: Buffer | null, start: number, end: number): void {
     const payload = digest ? digest.length : b - a;
     if (this.n === this.batchSize || this.pos + MAC_INPUT_PREFIX + payload > this.data.length) this.closeBatch();
     const p = this.pos;
@@ -130,13 +147,14 @@ export class RecordFramer {
     const v = this.view;
     const w = this.sidWords;
     const seq = this.records;
-    v.setUint32(p, w[0]);
-    v.setUint32(p + 4, w[1]);
-    v.setUint32(p + 8, w[2]);
-    v.setUint32(p + 12, w[3]);
-    v.setUint32(p + 16, seq > 0xffffffff ? Math.floor(seq / 0x1_0000_0000) : 0);
-    v.setUint32(p + 20, seq >>> 0);
-    this.bytesView[p + 24] = digest ? KIND_DIGEST : KIND_RAW;
+    const sid = p + PREFIX_STREAM_ID;
+    v.setUint32(sid, w[0]);
+    v.setUint32(sid + 4, w[1]);
+    v.setUint32(sid + 8, w[2]);
+    v.setUint32(sid + 12, w[3]);
+    v.setUint32(p + PREFIX_N, seq > 0xffffffff ? Math.floor(seq / 0x1_0000_0000) : 0);
+    v.setUint32(p + PREFIX_N + 4, seq >>> 0);
+    this.bytesView[p + PREFIX_KIND] = digest ? KIND_DIGEST : KIND_RAW;
     if (digest) this.bytesView.set(digest, p + MAC_INPUT_PREFIX);
     else this.bytesView.set(new Uint8Array(src.buffer, src.byteOffset + a, b - a), p + MAC_INPUT_PREFIX);
     this.starts[this.n] = start;
@@ -144,6 +162,7 @@ export class RecordFramer {
     this.pos = p + MAC_INPUT_PREFIX + payload;
     this.offsets[this.n] = this.pos;
     this.records++;
+    this.framed = end;
   }
 
   private append(chunk: Buffer, a: number, b: number): void {
@@ -165,14 +184,15 @@ export class RecordFramer {
 
   private finishPartial(): void {
     const start = this.recStart;
+    const end = start + this.partialLen;
     if (this.hash) {
       const d = this.hash.digest();
       this.hash = null;
-      this.emit(d, 0, 0, d, start);
+      this.emit(d, 0, 0, d, start, end);
     } else {
       const rec = this.partial.length === 1 ? this.partial[0]! : Buffer.concat(this.partial, this.partialLen);
       this.checkRecord?.(rec, this.records, start);
-      this.emit(rec, 0, rec.length, null, start);
+      this.emit(rec, 0, rec.length, null, start, end);
     }
     this.partial = [];
     this.partialLen = 0;
@@ -227,10 +247,10 @@ export class RecordFramer {
         const len = end - pos;
         if (len <= RAW_RECORD_MAX) {
           if (check) check(chunk.subarray(pos, end), this.records, base + pos);
-          this.emit(chunk, pos, end, null, base + pos);
+          this.emit(chunk, pos, end, null, base + pos, base + end);
         } else {
           const d = createHash(this.digest).update(chunk.subarray(pos, end)).digest();
-          this.emit(d, 0, 0, d, base + pos);
+          this.emit(d, 0, 0, d, base + pos, base + end);
         }
       } else {
         this.append(chunk, pos, end);
@@ -247,6 +267,15 @@ export class RecordFramer {
   /** Ends the input: the unterminated last record (if any) and the final partial batch. */
   end(): RecordBatch[] {
     if (this.partialLen > 0) this.finishPartial();
+    return this.flush();
+  }
+
+  /**
+   * The complete records framed so far, as batches, without ending the input:
+   * an unterminated record stays pending (a live log's writer may be in the
+   * middle of it).
+   */
+  flush(): RecordBatch[] {
     this.closeBatch();
     const out = this.out;
     this.out = [];

@@ -1,38 +1,40 @@
 /**
- * Signs a log into a sidecar (format.ts) in constant memory: the framer packs
- * up to `batchSize` records per batch, up to `inflight` batches are MACed at
- * once on the worker threads while the next batch is framed, and results are
- * written in order. The sidecar is written to a temporary file and renamed
- * into place only when complete, so a crash never leaves a plausible but
- * partial sidecar.
+ * Signs a log into a sidecar (format.ts) in constant memory. The work is
+ * staged: reading (the caller), framing (RecordFramer packs up to
+ * `batchSize` records per batch), MACing (up to `inflight` batches at once on
+ * the worker threads while the next batch is framed) and writing
+ * (SidecarWriter, in order, a block per checkpoint). signLog signs a finished
+ * file; followLog (follow.ts) drives the same pipeline over a growing one.
+ *
+ * signLog writes the sidecar to a temporary file and renames it into place
+ * only when complete, so a crash never leaves a plausible but partial sidecar.
  */
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { stat } from 'node:fs/promises';
+import { createTemp, pathString } from './atomic-file.js';
 import type { MacEngine } from './engine.js';
 import {
   RAW_RECORD_MAX,
   SIDECAR_FORMAT,
   SIDECAR_VERSION,
   digestFor,
-  encodeHeader,
-  encodeTrailerFixed,
   framingDelimiter,
-  headerMacInput,
   newStreamId,
-  trailerMacInput,
+  type ChainLink,
   type Framing,
   type SidecarHeader,
 } from './format.js';
 import { RecordFramer, type RecordBatch } from './framer.js';
+import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput } from './input.js';
+import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
+import { checkpointSettings } from './checkpoint.js';
+import { SidecarWriter, type SidecarCheckpointOptions } from './sidecar-writer.js';
 
 export interface Progress {
   records: number;
   bytes: number;
 }
 
-export interface SignLogOptions {
-  engine: MacEngine;
+export interface SignLogOptions extends KeyOptions, SidecarCheckpointOptions {
   framing?: Framing;
   /** 16 bytes; random by default. */
   streamId?: Uint8Array;
@@ -46,6 +48,8 @@ export interface SignLogOptions {
 export interface SignSummary {
   records: number;
   bytes: number;
+  /** Checkpoints in the sidecar. */
+  checkpoints: number;
   streamId: string;
   keyArn: string;
   macAlgorithm: string;
@@ -73,89 +77,143 @@ export function ndjsonCheck(framing: Framing): ((rec: Buffer, index: number) => 
   };
 }
 
-/** Signs `input` (a byte stream) and writes the sidecar to `sidecarPath`. */
-export async function signLog(input: Readable | AsyncIterable<Buffer | string>, sidecarPath: string, opts: SignLogOptions): Promise<SignSummary> {
-  const t0 = performance.now();
-  const { engine } = opts;
-  const framing = opts.framing ?? { type: 'line' };
+/** The header of a new version-2 sidecar. */
+export function newHeader(
+  engine: MacEngine,
+  opts: { framing: Framing; streamId?: Uint8Array; checkpointEvery: number; previous?: ChainLink | null; logInode?: string; createdAt?: Date },
+): SidecarHeader {
   const streamId = Buffer.from(opts.streamId ?? newStreamId());
-  const digest = digestFor(engine.algorithm);
-  const header: SidecarHeader = {
+  if (streamId.length !== 16) throw new RangeError('streamId must be 16 bytes');
+  return {
     format: SIDECAR_FORMAT,
     version: SIDECAR_VERSION,
     keyArn: engine.keyArn,
     macAlgorithm: engine.algorithm,
     macLength: engine.macLength,
-    framing,
+    framing: opts.framing,
     streamId: streamId.toString('hex'),
-    digest,
+    digest: digestFor(engine.algorithm),
     rawRecordMax: RAW_RECORD_MAX,
     createdAt: (opts.createdAt ?? new Date()).toISOString(),
+    checkpointEvery: opts.checkpointEvery,
+    previous: opts.previous ?? null,
+    ...(opts.logInode !== undefined ? { logInode: opts.logInode } : {}),
   };
-  const headerBytes = encodeHeader(header);
-  const headerMac = await engine.mac(headerMacInput(streamId, headerBytes));
+}
 
-  const tmp = join(dirname(sidecarPath), `.${basename(sidecarPath)}.${process.pid}.${Date.now()}.tmp`);
-  const fh = await open(tmp, 'w', 0o644);
+/**
+ * A framer for the records a header describes, starting at `start` (a
+ * resumed signer). `checkNdjson`: reject a record that is not JSON under
+ * ndjson framing (a live log's signer signs it anyway: one bad line must not
+ * stop it for good).
+ */
+export function framerFor(header: SidecarHeader, opts: { batchSize?: number; start?: { records: number; bytes: number }; checkNdjson: boolean }): RecordFramer {
+  return new RecordFramer({
+    streamId: Buffer.from(header.streamId, 'hex'),
+    delimiter: framingDelimiter(header.framing),
+    digest: header.digest,
+    batchSize: opts.batchSize,
+    checkRecord: opts.checkNdjson ? ndjsonCheck(header.framing) : undefined,
+    start: opts.start,
+  });
+}
+
+/** The inode of a file (decimal), as a header's `logInode`. */
+export async function inodeOf(path: FilePath): Promise<string> {
+  return String((await stat(path, { bigint: true })).ino);
+}
+
+/**
+ * Frames chunks, MACs the batches with up to `inflight` in flight, and hands
+ * the MACs to the writer in order.
+ */
+export class SignPipeline {
+  private readonly queue: { batch: RecordBatch; macs: Promise<Uint8Array> }[] = [];
+
+  constructor(
+    private readonly engine: MacEngine,
+    readonly framer: RecordFramer,
+    private readonly writer: SidecarWriter,
+    private readonly inflight = 2,
+    private readonly onProgress?: (p: Progress) => void,
+  ) {}
+
+  async push(chunk: Buffer): Promise<void> {
+    await this.submit(this.framer.push(chunk));
+  }
+
+  /** Every complete record so far reaches the writer; an unterminated last record stays pending. */
+  async flush(): Promise<void> {
+    await this.submit(this.framer.flush());
+    await this.drain(0);
+  }
+
+  /** The input has ended: the last record, terminated or not, too. */
+  async end(): Promise<void> {
+    await this.submit(this.framer.end());
+    await this.drain(0);
+  }
+
+  private async submit(batches: RecordBatch[]): Promise<void> {
+    for (const batch of batches) {
+      const macs = this.engine.macPacked(batch.data, batch.offsets);
+      macs.catch(() => {}); // observed in drain; avoid an unhandled rejection meanwhile
+      this.queue.push({ batch, macs });
+      await this.drain(Math.max(1, this.inflight));
+    }
+  }
+
+  private async drain(keep: number): Promise<void> {
+    while (this.queue.length > keep) {
+      const { batch, macs } = this.queue.shift()!;
+      await this.writer.add(batch, await macs);
+      this.framer.release(batch);
+      this.onProgress?.({ records: batch.first + batch.count, bytes: batch.end });
+    }
+  }
+}
+
+/**
+ * Signs a log and writes its sidecar to `sidecarPath`. `input` is a file path
+ * (string or URL), the log's bytes, a byte stream or an async iterable of
+ * byte chunks (see input.ts); the key is named by `opts` (KeyOptions).
+ */
+export async function signLog(input: LogInput, sidecarPath: FilePath, opts: SignLogOptions): Promise<SignSummary> {
+  const t0 = performance.now();
+  assertLogInput(input, 'signLog');
+  assertPath(sidecarPath, 'signLog: the sidecar');
+  assertKeyOptions(opts, 'signLog');
+  const { every } = checkpointSettings(opts);
+  const engine = await engineFor(opts, 'signLog');
+  const framing = opts.framing ?? { type: 'line' };
+  const isPath = typeof input === 'string' || input instanceof URL;
+  const header = newHeader(engine, { framing, streamId: opts.streamId, checkpointEvery: every, createdAt: opts.createdAt, logInode: isPath ? await inodeOf(input) : undefined });
+  const tmp = await createTemp(sidecarPath);
   let ok = false;
   try {
-    await fh.write(headerBytes);
-    await fh.write(headerMac);
-    const framer = new RecordFramer({
-      streamId,
-      delimiter: framingDelimiter(framing),
-      digest,
-      batchSize: opts.batchSize,
-      checkRecord: ndjsonCheck(framing),
-    });
-    const inflight = Math.max(1, opts.inflight ?? 2);
-    const queue: { batch: RecordBatch; macs: Promise<Uint8Array> }[] = [];
-    let done = 0;
-    const drain = async (keep: number): Promise<void> => {
-      while (queue.length > keep) {
-        const { batch, macs } = queue.shift()!;
-        const m = await macs;
-        framer.release(batch);
-        await fh.write(m, 0, batch.count * engine.macLength);
-        done += batch.count;
-        opts.onProgress?.({ records: done, bytes: batch.end });
-      }
-    };
-    const submit = async (batches: RecordBatch[]): Promise<void> => {
-      for (const batch of batches) {
-        const macs = engine.macPacked(batch.data, batch.offsets);
-        macs.catch(() => {}); // observed in drain; avoid an unhandled rejection meanwhile
-        queue.push({ batch, macs });
-        await drain(inflight);
-      }
-    };
-    for await (const chunk of input) {
-      await submit(framer.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
+    const writer = await SidecarWriter.create(tmp.fh, header, { ...opts, engine, durable: false });
+    const pipeline = new SignPipeline(engine, framerFor(header, { batchSize: opts.batchSize, checkNdjson: true }), writer, opts.inflight, opts.onProgress);
+    for await (const chunk of logChunks(input, 'signLog')) {
+      await pipeline.push(chunk);
+      if (writer.due()) await writer.checkpoint();
     }
-    await submit(framer.end());
-    await drain(0);
-    const trailer = encodeTrailerFixed(framer.records, framer.bytes);
-    const trailerMac = await engine.mac(trailerMacInput(streamId, framer.records, framer.bytes));
-    await fh.write(trailer);
-    await fh.write(trailerMac);
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, sidecarPath);
+    await pipeline.end();
+    await writer.close();
+    await tmp.commit();
     ok = true;
+    const { framer } = pipeline;
     return {
       records: framer.records,
       bytes: framer.bytes,
+      checkpoints: writer.chainHead.index + 1,
       streamId: header.streamId,
       keyArn: engine.keyArn,
       macAlgorithm: engine.algorithm,
       framing: framing.type,
-      sidecar: sidecarPath,
+      sidecar: pathString(sidecarPath),
       elapsedMs: performance.now() - t0,
     };
   } finally {
-    if (!ok) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-    }
+    if (!ok) await tmp.discard();
   }
 }

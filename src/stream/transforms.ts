@@ -2,7 +2,13 @@
  * Object-mode Transform streams for pipelines that never touch files.
  *
  *   createSignStream:   record (Buffer | Uint8Array | string) → { seq, record, mac }
- *   createVerifyStream: { record, mac, seq? }                 → { seq, record, mac, valid }
+ *   createVerifyStream: { record, mac, seq? }                 → { seq, record, mac, valid, problem? }
+ *
+ * Here a string is a record's text (UTF-8): these streams carry records, not
+ * logs, so there is no path to confuse it with. The verifier checks each
+ * record at its position in the stream (firstSeq, firstSeq + 1, …): a record
+ * dropped, repeated or moved fails, and a `seq` carried by the input is only
+ * compared with the position, never trusted.
  *
  * Each MAC is the sidecar format's record MAC (docs/log-format.md): it binds
  * the stream id and the record's sequence number, and a record longer than
@@ -11,21 +17,23 @@
  * while that many batches are pending and the readable side's backpressure is
  * respected by Transform. A partial batch is flushed after `flushMs` of
  * silence so a slow source still gets its MACs promptly.
+ *
+ * The sign stream also keeps the checkpoint chain of the sidecar format:
+ * every `checkpointEvery` records (and every `checkpointIntervalMs` while
+ * records wait) it emits a 'checkpoint' event, after the records it seals
+ * were pushed, with the same object `sign --checkpoints-out` ships (verify it
+ * with anchorVerifies). Its `logBytes` counts record bytes.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import type { MacAlgorithm } from '../backend/types.js';
-import type { KmsHmacClient } from '../client.js';
+import type { CheckpointAnchor } from './anchors.js';
+import { CheckpointChain, checkpointSettings, type CheckpointOptions } from './checkpoint.js';
 import type { MacEngine } from './engine.js';
 import { macEqual } from './engine.js';
 import { digestFor, newStreamId, recordMacInput, type DigestName } from './format.js';
-import { engineFromClient } from './kms-engine.js';
+import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 
-export interface RecordStreamOptions {
-  /** An engine (see engineFromMacKey / engineFromClient), or a client + keyId. */
-  engine?: MacEngine;
-  client?: KmsHmacClient;
-  keyId?: string;
-  algorithm?: MacAlgorithm;
+/** The key (an engine, or a client + keyId: see KeyOptions) and the stream's parameters. */
+export interface RecordStreamOptions extends KeyOptions {
   /** 16 bytes (or 32 hex digits). Sign: random by default. Verify: required. */
   streamId?: Uint8Array | string;
   /** First sequence number (default 0): continue a stream across restarts. */
@@ -35,6 +43,16 @@ export interface RecordStreamOptions {
   flushMs?: number;
 }
 
+export interface SignStreamOptions extends RecordStreamOptions, CheckpointOptions {
+  /** Each checkpoint, after the records it seals were pushed (also emitted as 'checkpoint'); awaited. */
+  onCheckpoint?: (c: CheckpointAnchor) => void | Promise<void>;
+  /**
+   * The last checkpoint of an earlier run of this stream, to continue its
+   * chain: the stream id and `firstSeq` default to (and must match) its own.
+   */
+  chainFrom?: CheckpointAnchor;
+}
+
 export interface SignedRecord {
   seq: number;
   record: Buffer;
@@ -42,7 +60,16 @@ export interface SignedRecord {
 }
 
 export interface VerifiedRecord extends SignedRecord {
+  /** `seq` is the record's position in the stream, whatever the input carried. */
   valid: boolean;
+  /**
+   * Why it is not valid: `order` — the input carried a `seq` other than the
+   * record's position (`claimedSeq`); `mac` — the MAC does not verify at the
+   * record's position (the record was changed, or records before it were
+   * dropped, added or moved).
+   */
+  problem?: 'order' | 'mac';
+  claimedSeq?: number;
 }
 
 export interface VerifyStreamOptions extends RecordStreamOptions {
@@ -50,8 +77,9 @@ export interface VerifyStreamOptions extends RecordStreamOptions {
   failFast?: boolean;
 }
 
-function toBuf(x: Buffer | Uint8Array | string): Buffer {
+function toBuf(x: Buffer | Uint8Array | string, what: string): Buffer {
   if (typeof x === 'string') return Buffer.from(x, 'utf8');
+  if (!(x instanceof Uint8Array)) throw new TypeError(`${what} must be a Buffer, Uint8Array or string`);
   return Buffer.isBuffer(x) ? x : Buffer.from(x.buffer, x.byteOffset, x.byteLength);
 }
 
@@ -79,7 +107,7 @@ abstract class BatchingTransform<In, Out> extends Transform {
   private batch: { inputs: Buffer[]; items: In[]; seqs: number[] } = { inputs: [], items: [], seqs: [] };
   /** Emission of each submitted batch, in order; resolved once its records are pushed. */
   private readonly done: Promise<void>[] = [];
-  private chain: Promise<void> = Promise.resolve();
+  private emission: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private enginePromise: Promise<MacEngine> | undefined;
 
@@ -92,7 +120,7 @@ abstract class BatchingTransform<In, Out> extends Transform {
     this.batchSize = opts.batchSize ?? 4096;
     this.inflight = opts.inflight ?? 2;
     this.flushMs = opts.flushMs ?? 20;
-    if (!opts.engine && !(opts.client && opts.keyId)) throw new TypeError('pass an engine, or a client and a keyId');
+    assertKeyOptions(opts, verify ? 'createVerifyStream' : 'createSignStream');
   }
 
   /** The key ARN once resolved. */
@@ -102,15 +130,14 @@ abstract class BatchingTransform<In, Out> extends Transform {
 
   protected async ready(): Promise<MacEngine> {
     if (this.engine) return this.engine;
-    this.enginePromise ??= this.opts.engine
-      ? Promise.resolve(this.opts.engine)
-      : engineFromClient(this.opts.client!, this.opts.keyId!, this.opts.algorithm);
+    this.enginePromise ??= engineFor(this.opts, 'record stream');
     this.engine = await this.enginePromise;
     this.digest = digestFor(this.engine.algorithm);
     return this.engine;
   }
 
-  protected abstract input(item: In, seq: number): { record: Buffer; seq: number; item: In };
+  /** The record carried by an input chunk (checked: a TypeError for anything else). */
+  protected abstract recordOf(item: In): Buffer;
   protected abstract run(engine: MacEngine, data: Buffer, offsets: Uint32Array, items: In[], seqs: number[], records: Buffer[]): Promise<Out[]>;
 
   private records: Buffer[] = [];
@@ -118,10 +145,10 @@ abstract class BatchingTransform<In, Out> extends Transform {
   override _transform(chunk: In, _enc: BufferEncoding, cb: TransformCallback): void {
     this.ready()
       .then(async () => {
-        const { record, seq, item } = this.input(chunk, this.seq);
-        this.seq = seq + 1;
+        const record = this.recordOf(chunk);
+        const seq = this.seq++;
         this.batch.inputs.push(recordMacInput(this.sid, seq, record, this.digest));
-        this.batch.items.push(item);
+        this.batch.items.push(chunk);
         this.batch.seqs.push(seq);
         this.records.push(record);
         if (this.batch.inputs.length >= this.batchSize) this.submit();
@@ -156,20 +183,34 @@ abstract class BatchingTransform<In, Out> extends Transform {
     const p = this.run(this.engine!, Buffer.concat(inputs), offsets, items, seqs, records);
     p.catch(() => {});
     // results are pushed strictly in submission order
-    const emitted = this.chain.then(async () => {
-      for (const o of await p) this.push(o);
+    this.enqueue(async () => {
+      const outs = await p;
+      for (const o of outs) this.push(o);
+      await this.afterEmit(outs);
     });
-    this.chain = emitted.catch((err: Error) => {
-      this.destroy(err);
-    }).finally(() => {
+    const settled = this.emission.finally(() => {
       this.done.shift();
     });
-    this.done.push(this.chain);
+    this.done.push(settled);
   }
+
+  /** Runs `fn` after everything already queued for emission; a failure destroys the stream. */
+  protected enqueue(fn: () => Promise<void>): void {
+    this.emission = this.emission.then(fn).catch((err: Error) => {
+      this.destroy(err);
+    });
+  }
+
+  /** After a batch's records were pushed, in order. */
+  protected async afterEmit(_outs: Out[]): Promise<void> {}
+
+  /** Once every record was pushed, before the stream ends. */
+  protected async finish(): Promise<void> {}
 
   override _flush(cb: TransformCallback): void {
     this.submit();
-    this.chain.then(() => cb(), (err: Error) => cb(err));
+    this.enqueue(() => this.finish());
+    this.emission.then(() => cb(), (err: Error) => cb(err));
   }
 
   override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
@@ -179,13 +220,87 @@ abstract class BatchingTransform<In, Out> extends Transform {
 }
 
 class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedRecord> {
-  protected input(item: Buffer | Uint8Array | string, seq: number) {
-    return { record: toBuf(item), seq, item };
+  private checkpoints: CheckpointChain | undefined;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private readonly firstSeq: number;
+
+  constructor(private readonly sopts: SignStreamOptions) {
+    const from = sopts.chainFrom;
+    if (from) {
+      if (sopts.streamId !== undefined && streamIdOf(sopts.streamId, false).toString('hex') !== from.streamId) throw new RangeError('createSignStream: streamId differs from chainFrom.streamId');
+      if (sopts.firstSeq !== undefined && sopts.firstSeq !== from.records) throw new RangeError('createSignStream: firstSeq differs from chainFrom.records');
+    }
+    super(from ? { ...sopts, streamId: from.streamId, firstSeq: from.records } : sopts, false);
+    checkpointSettings(sopts);
+    this.firstSeq = this.seq;
   }
+
+  protected recordOf(item: Buffer | Uint8Array | string): Buffer {
+    return toBuf(item, 'createSignStream: a record');
+  }
+
   protected async run(engine: MacEngine, data: Buffer, offsets: Uint32Array, _items: unknown[], seqs: number[], records: Buffer[]) {
     const macs = Buffer.from(await engine.macPacked(data, offsets));
     const L = engine.macLength;
+    // one buffer: afterEmit hands consecutive MACs to the checkpoint chain as one span
     return records.map((record, i) => ({ seq: seqs[i]!, record, mac: macs.subarray(i * L, (i + 1) * L) }));
+  }
+
+  private chain(): CheckpointChain {
+    if (this.checkpoints) return this.checkpoints;
+    const engine = this.engine!;
+    const from = this.sopts.chainFrom;
+    const head = from
+      ? { index: from.checkpoint, records: from.records, logBytes: from.logBytes, mac: Buffer.from(from.mac, 'base64') }
+      : { index: -1, records: this.firstSeq, logBytes: 0, mac: Buffer.alloc(engine.macLength) }; // a stream's chain starts from zeros
+    this.checkpoints = new CheckpointChain(engine.keyArn, this.sid, digestFor(engine.algorithm), head, this.sopts);
+    return this.checkpoints;
+  }
+
+  protected override async afterEmit(outs: SignedRecord[]): Promise<void> {
+    const chain = this.chain();
+    const L = this.engine!.macLength;
+    let bytes = chain.logBytes;
+    for (let i = 0; i < outs.length; ) {
+      const take = Math.min(chain.room, outs.length - i);
+      const first = outs[i]!.mac;
+      for (let k = i; k < i + take; k++) bytes += outs[k]!.record.length;
+      chain.add(Buffer.from(first.buffer, first.byteOffset, take * L), take, bytes);
+      i += take;
+      if (chain.room === 0) await this.seal();
+    }
+    if (chain.due()) await this.seal();
+    this.armCheckpoint();
+  }
+
+  protected override async finish(): Promise<void> {
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    if (this.checkpoints && this.checkpoints.pending > 0) await this.seal();
+  }
+
+  private async seal(): Promise<void> {
+    const { anchor } = await this.chain().seal(this.engine!);
+    this.emit('checkpoint', anchor);
+    await this.sopts.onCheckpoint?.(anchor);
+  }
+
+  /** A checkpoint for records that wait while no more come. */
+  private armCheckpoint(): void {
+    const wait = this.checkpoints?.dueIn() ?? Infinity;
+    if (this.checkpointTimer || wait === Infinity) return;
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = undefined;
+      this.enqueue(async () => {
+        if (this.checkpoints?.due()) await this.seal();
+        this.armCheckpoint();
+      });
+    }, wait);
+    this.checkpointTimer.unref();
+  }
+
+  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    super._destroy(err, cb);
   }
 }
 
@@ -195,9 +310,10 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
   constructor(private readonly vopts: VerifyStreamOptions) {
     super(vopts, true);
   }
-  protected input(item: VerifyIn, seq: number) {
+  protected recordOf(item: VerifyIn): Buffer {
     if (!item || !(item.mac instanceof Uint8Array)) throw new TypeError('createVerifyStream: each chunk must be { record, mac, seq? }');
-    return { record: toBuf(item.record), seq: item.seq ?? seq, item };
+    if (item.seq !== undefined && typeof item.seq !== 'number') throw new TypeError('createVerifyStream: seq must be a number');
+    return toBuf(item.record, 'createVerifyStream: record');
   }
   protected async run(engine: MacEngine, data: Buffer, offsets: Uint32Array, items: VerifyIn[], seqs: number[], records: Buffer[]) {
     const L = engine.macLength;
@@ -206,25 +322,33 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
       if (it.mac.length === L) macs.set(it.mac, i * L);
     });
     const res = await engine.verifyPacked(data, offsets, macs);
-    return records.map((record, i) => {
-      const mac = toBuf(items[i]!.mac);
-      const valid = res[i] === 1 && mac.length === L && macEqual(mac, macs.subarray(i * L, (i + 1) * L));
-      if (!valid && this.vopts.failFast) {
-        const err = new Error(`record ${seqs[i]} does not verify`);
+    return records.map((record, i): VerifiedRecord => {
+      const { seq: claimedSeq, mac: m } = items[i]!;
+      const mac = toBuf(m, 'createVerifyStream: mac');
+      const seq = seqs[i]!;
+      const problem =
+        claimedSeq !== undefined && claimedSeq !== seq ? 'order' : res[i] === 1 && mac.length === L && macEqual(mac, macs.subarray(i * L, (i + 1) * L)) ? undefined : 'mac';
+      if (problem && this.vopts.failFast) {
+        const err = new Error(problem === 'order' ? `record ${seq} arrived carrying seq ${claimedSeq}: out of order` : `record ${seq} does not verify`);
         err.name = 'KMSInvalidMacException';
         throw err;
       }
-      return { seq: seqs[i]!, record, mac, valid };
+      if (!problem) return { seq, record, mac, valid: true };
+      return problem === 'order' ? { seq, record, mac, valid: false, problem, claimedSeq } : { seq, record, mac, valid: false, problem };
     });
   }
 }
 
-/** Records in, `{ seq, record, mac }` out. `stream.streamId` is the (hex) stream id to verify with later. */
-export function createSignStream(options: RecordStreamOptions): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
-  return new SignStream(options, false);
+/**
+ * Records in, `{ seq, record, mac }` out, and a 'checkpoint' event every
+ * `checkpointEvery` records. `stream.streamId` is the (hex) stream id to
+ * verify with later.
+ */
+export function createSignStream(options: SignStreamOptions): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
+  return new SignStream(options);
 }
 
-/** `{ record, mac, seq? }` in, `{ seq, record, mac, valid }` out. */
+/** `{ record, mac, seq? }` in, `{ seq, record, mac, valid, problem? }` out; `options.streamId` and the key are required. */
 export function createVerifyStream(options: VerifyStreamOptions): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
   return new VerifyStream(options);
 }

@@ -1,0 +1,498 @@
+/**
+ * Signs a log as it is written (`kms-hmac sign --follow`), like `tail -F`:
+ * records are MACed as they are appended, sealed into checkpoints (every
+ * `checkpointEvery` records and every `checkpointIntervalMs`), each block
+ * fdatasynced before its checkpoint is announced, until `signal` aborts;
+ * then the signer finishes the sidecar with a trailer.
+ *
+ * A crash loses no checkpointed prefix: a restarted follower finds the
+ * sidecar, checks that the log still holds every record it signed (the whole
+ * signed prefix is verified), and continues the same sidecar and chain.
+ *
+ * Rotation:
+ *  - by rename (logrotate's default): the old file is read to its end, and
+ *    once it has been quiet for `rotateGraceMs` (the writer may still append
+ *    to it until it reopens the log) its sidecar gets a trailer and is renamed
+ *    after the rotated file (found by inode: `app.log-20260101.mac`); the new
+ *    file gets a new sidecar whose header names the previous chain head,
+ *    which its first checkpoint binds;
+ *  - by copytruncate: the log shrinks under the read position, or the bytes
+ *    just before it change. The old sidecar is finished at the last complete
+ *    record read and renamed after the copy (found by content), and a new
+ *    segment starts at the top of the truncated file.
+ * Either way a finished sidecar that cannot be matched to a rotated file is
+ * kept as `<log>.<stream id>.mac`.
+ *
+ * New data is noticed through fs.watch on the log's directory, and by polling
+ * every `pollMs` where watching misses events or is unavailable.
+ */
+import { constants, watch, type FSWatcher } from 'node:fs';
+import { link, lstat, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Anchor, CheckpointAnchor } from './anchors.js';
+import { createTemp, pathString, syncDir } from './atomic-file.js';
+import type { MacEngine } from './engine.js';
+import { SidecarFormatError, type ChainLink, type Framing, type SidecarHeader } from './format.js';
+import { assertPath, fileChunks, type FilePath } from './input.js';
+import { IssueLog } from './issues.js';
+import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
+import { headerVerifies, openSidecar, scanSidecar } from './sidecar-reader.js';
+import { checkpointSettings } from './checkpoint.js';
+import { SidecarWriter, type SidecarCheckpointOptions } from './sidecar-writer.js';
+import { SignPipeline, framerFor, newHeader } from './sign.js';
+import { verifyLog } from './verify.js';
+
+export interface FollowOptions extends KeyOptions, SidecarCheckpointOptions {
+  /** The sidecar (default: the log's path + `.mac`). */
+  sidecar?: FilePath;
+  /** Framing of a new sidecar (a resumed one keeps its own). */
+  framing?: Framing;
+  batchSize?: number;
+  inflight?: number;
+  /** Aborting stops the follower: it signs the complete records read, writes the trailer and resolves. */
+  signal?: AbortSignal;
+  /** How often to look for new data when no fs.watch event came (ms; default 250). */
+  pollMs?: number;
+  /** Use fs.watch (default true); false: polling only (filesystems where inotify sees nothing, e.g. some network mounts). */
+  watch?: boolean;
+  /** After a rename rotation, how long the old file must stay quiet before it is finished (ms; default 1000). */
+  rotateGraceMs?: number;
+  onEvent?: (e: FollowEvent) => void;
+}
+
+export type FollowEvent =
+  | { type: 'start'; log: string; sidecar: string; streamId: string; resumed: { checkpoint: number; records: number } | null; previous: string | null }
+  | { type: 'checkpoint'; anchor: CheckpointAnchor; lagBytes: number }
+  | { type: 'rotate'; how: 'rename' | 'truncate'; log: string; rotatedLog: string | null; sidecar: string; streamId: string; records: number; whileStopped: boolean }
+  | { type: 'stop'; summary: FollowSummary };
+
+export interface FollowSummary {
+  log: string;
+  /** The sidecar of the current segment. */
+  sidecar: string;
+  streamId: string;
+  /** Records and log bytes this segment's sidecar covers, and its checkpoints. */
+  records: number;
+  bytes: number;
+  checkpoints: number;
+  /** Sidecars started by this run (1 + rotations). */
+  segments: number;
+  elapsedMs: number;
+}
+
+/** The follower cannot continue the sidecar it found: the log or the sidecar is not what it signed. */
+export class FollowError extends Error {
+  override name = 'FollowError';
+}
+
+/** Bytes kept from the top of a segment (to find its copy after copytruncate) and before the read position (to notice a truncation). */
+const HEAD_MEMO = 256;
+const TAIL_MEMO = 64;
+const READ_SIZE = 1 << 20;
+
+interface Segment {
+  fh: FileHandle;
+  ino: bigint;
+  header: SidecarHeader;
+  sidecarFh: FileHandle;
+  writer: SidecarWriter;
+  pipeline: SignPipeline;
+  /** Where its sidecar is: the live path, or where it was set aside once finished. */
+  sidecar: string;
+  /** Finished (trailer written, files closed). */
+  retired: boolean;
+  /** Log bytes read and framed. */
+  readPos: number;
+  head: Buffer;
+  tail: Buffer;
+  lastGrowth: number;
+  rotatedAt: number;
+}
+
+export async function followLog(path: FilePath, opts: FollowOptions): Promise<FollowSummary> {
+  assertPath(path, 'followLog: the log');
+  assertKeyOptions(opts, 'followLog');
+  if (opts.sidecar !== undefined) assertPath(opts.sidecar, 'followLog: the sidecar');
+  checkpointSettings(opts);
+  const engine = await engineFor(opts, 'followLog');
+  return new Follower(pathString(path), opts, engine).run();
+}
+
+class Follower {
+  private readonly sidecarPath: string;
+  private readonly dir: string;
+  private readonly base: string;
+  private readonly every: number;
+  private readonly pollMs: number;
+  private readonly graceMs: number;
+  private readonly t0 = performance.now();
+  private readonly buf = Buffer.allocUnsafeSlow(TAIL_MEMO + READ_SIZE);
+  private seg!: Segment;
+  private segments = 0;
+  private watcher: FSWatcher | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly path: string,
+    private readonly opts: FollowOptions,
+    private readonly engine: MacEngine,
+  ) {
+    this.sidecarPath = opts.sidecar === undefined ? `${path}.mac` : pathString(opts.sidecar);
+    this.dir = dirname(path);
+    this.base = basename(path);
+    this.every = checkpointSettings(opts).every;
+    this.pollMs = opts.pollMs ?? 250;
+    this.graceMs = opts.rotateGraceMs ?? 1000;
+  }
+
+  private get stopped(): boolean {
+    return this.opts.signal?.aborted === true;
+  }
+
+  async run(): Promise<FollowSummary> {
+    const onAbort = () => this.wake?.();
+    this.opts.signal?.addEventListener('abort', onAbort);
+    try {
+      if (this.opts.watch !== false) this.watcher = this.watchDir();
+      const fh = await this.openLog();
+      if (!fh) return { log: this.path, sidecar: this.sidecarPath, streamId: '', records: 0, bytes: 0, checkpoints: 0, segments: 0, elapsedMs: performance.now() - this.t0 };
+      if (await exists(this.sidecarPath)) await this.resume(fh);
+      else await this.startSegment(fh, null);
+      await this.follow();
+      return await this.finish();
+    } finally {
+      this.opts.signal?.removeEventListener('abort', onAbort);
+      this.watcher?.close();
+    }
+  }
+
+  /** Reads and signs until stopped, handling rotations. */
+  private async follow(): Promise<void> {
+    while (!this.stopped && !this.seg.retired) {
+      const got = await this.read();
+      const seg = this.seg;
+      if (got === 'truncated') {
+        await this.rotate('truncate');
+        continue;
+      }
+      if (got > 0) {
+        if (seg.writer.due()) await seg.writer.checkpoint();
+        continue;
+      }
+      // at the end of the data: sign the complete records now, then look around and wait
+      await seg.pipeline.flush();
+      if (seg.writer.due()) await seg.writer.checkpoint();
+      const now = Date.now();
+      if (!seg.rotatedAt && (await this.renamedAway(seg))) seg.rotatedAt = now;
+      if (seg.rotatedAt && now - Math.max(seg.rotatedAt, seg.lastGrowth) >= this.graceMs) {
+        await this.rotate('rename');
+        continue;
+      }
+      await this.sleep(Math.min(this.pollMs, seg.writer.dueIn(now)));
+    }
+  }
+
+  /** Feeds the next bytes of the log; 0 at the end of the data; 'truncated' when the bytes before the read position changed. */
+  private async read(): Promise<number | 'truncated'> {
+    const seg = this.seg;
+    const m = seg.tail.length;
+    const { bytesRead } = await seg.fh.read(this.buf, 0, this.buf.length, seg.readPos - m);
+    if (bytesRead < m || !this.buf.subarray(0, m).equals(seg.tail)) return 'truncated';
+    const n = bytesRead - m;
+    if (n === 0) return 0;
+    const chunk = this.buf.subarray(m, bytesRead);
+    if (seg.head.length < HEAD_MEMO) seg.head = Buffer.concat([seg.head, chunk.subarray(0, HEAD_MEMO - seg.head.length)]);
+    await seg.pipeline.push(chunk);
+    seg.readPos += n;
+    seg.tail = Buffer.from(this.buf.subarray(Math.max(0, bytesRead - TAIL_MEMO), bytesRead));
+    seg.lastGrowth = Date.now();
+    return n;
+  }
+
+  /** Whether the log's path now names another file, or none (the file we read was renamed or removed). */
+  private async renamedAway(seg: Segment): Promise<boolean> {
+    try {
+      return (await stat(this.path, { bigint: true })).ino !== seg.ino;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      throw err;
+    }
+  }
+
+  /**
+   * Finishes the current segment — a trailer, and the sidecar renamed after
+   * the rotated file — and starts the next one, chained to it.
+   */
+  private async rotate(how: 'rename' | 'truncate'): Promise<void> {
+    const seg = this.seg;
+    // renamed: that file is finished, its last record too; truncated: what was not read is gone
+    if (how === 'rename') await seg.pipeline.end();
+    else await seg.pipeline.flush();
+    const rotatedLog = how === 'rename' ? await this.findByInode(seg.ino) : await this.findCopy(seg);
+    const link = await this.retire(seg.writer, seg.sidecarFh, seg.header, how, rotatedLog, false);
+    seg.retired = true;
+    if (how === 'truncate') return this.startSegment(seg.fh, link);
+    await seg.fh.close();
+    const fh = await this.openLog();
+    if (fh) await this.startSegment(fh, link); // else stopped before the new file appeared: the summary is the old segment's
+  }
+
+  /** Closes a sidecar with its trailer and moves it next to the rotated log; returns the link its successor continues. */
+  private async retire(writer: SidecarWriter, sidecarFh: FileHandle, header: SidecarHeader, how: 'rename' | 'truncate', rotatedLog: string | null, whileStopped: boolean): Promise<ChainLink> {
+    await writer.close();
+    await sidecarFh.close();
+    const h = writer.chainHead;
+    const sidecar = await this.setAside(header.streamId, rotatedLog);
+    if (this.seg && this.seg.writer === writer) this.seg.sidecar = sidecar;
+    this.opts.onEvent?.({ type: 'rotate', how, log: this.path, rotatedLog, sidecar, streamId: header.streamId, records: h.records, whileStopped });
+    return { streamId: header.streamId, checkpoint: h.index, records: h.records, head: h.mac };
+  }
+
+  /** A new sidecar for `fh`, from its first byte; `previous` is the chain it continues. */
+  private async startSegment(fh: FileHandle, previous: ChainLink | null): Promise<void> {
+    const ino = (await fh.stat({ bigint: true })).ino;
+    const header = newHeader(this.engine, { framing: this.opts.framing ?? { type: 'line' }, checkpointEvery: this.every, previous, logInode: String(ino) });
+    // the sidecar appears with its header complete, or not at all: a crash here never leaves a stub that blocks a restart
+    const tmp = await createTemp(this.sidecarPath);
+    let writer: SidecarWriter;
+    try {
+      writer = await SidecarWriter.create(tmp.fh, header, this.writerOptions(fh));
+      await tmp.publish();
+    } catch (err) {
+      await tmp.discard();
+      throw err;
+    }
+    this.install(fh, ino, header, tmp.fh, writer, Buffer.alloc(0), Buffer.alloc(0));
+    this.opts.onEvent?.({ type: 'start', log: this.path, sidecar: this.sidecarPath, streamId: header.streamId, resumed: null, previous: previous?.streamId ?? null });
+  }
+
+  /** Makes a segment current; `head` and `tail` are the bytes at the top of the log and just before where reading resumes. */
+  private install(fh: FileHandle, ino: bigint, header: SidecarHeader, sidecarFh: FileHandle, writer: SidecarWriter, head: Buffer, tail: Buffer): void {
+    const h = writer.chainHead;
+    const start = { records: h.records, bytes: h.logBytes };
+    this.seg = {
+      fh,
+      ino,
+      header,
+      sidecarFh,
+      writer,
+      pipeline: new SignPipeline(this.engine, framerFor(header, { batchSize: this.opts.batchSize, start, checkNdjson: false }), writer, this.opts.inflight),
+      sidecar: this.sidecarPath,
+      retired: false,
+      readPos: start.bytes,
+      head,
+      tail,
+      lastGrowth: Date.now(),
+      rotatedAt: 0,
+    };
+    this.segments++;
+  }
+
+  private writerOptions(fh: FileHandle) {
+    return {
+      ...this.opts,
+      engine: this.engine,
+      durable: true,
+      onCheckpoint: async (a: Anchor) => {
+        await this.opts.onCheckpoint?.(a);
+        if (a.type !== 'checkpoint' || !this.opts.onEvent) return;
+        const size = await fh.stat().then((s) => s.size, () => a.logBytes);
+        this.opts.onEvent({ type: 'checkpoint', anchor: a, lagBytes: Math.max(0, size - a.logBytes) });
+      },
+    };
+  }
+
+  /**
+   * Continues the sidecar found at start: it must be ours (version 2, the
+   * same key, intact), and the log must still hold every record it signed.
+   * If the log was rotated or truncated while the signer was stopped, the
+   * old sidecar is finished and a new one chained to it; if it was changed
+   * in place, the signer refuses and leaves the sidecar as it is.
+   */
+  private async resume(fh: FileHandle): Promise<void> {
+    const sf = await openSidecar(this.sidecarPath).catch((err: unknown) => {
+      if (err instanceof SidecarFormatError) throw new FollowError(`${this.sidecarPath}: ${err.message}; not continuing it`);
+      throw err;
+    });
+    try {
+      const { header } = sf;
+      const name = this.sidecarPath;
+      if (header.version < 2) throw new FollowError(`${name} is a version ${header.version} sidecar, which has no checkpoints to continue from: move it away to start a new one`);
+      if (header.keyArn !== this.engine.keyArn || header.macAlgorithm !== this.engine.algorithm) {
+        throw new FollowError(`${name} was made with key ${header.keyArn} (${header.macAlgorithm}), not ${this.engine.keyArn} (${this.engine.algorithm}): not continuing it`);
+      }
+      if (!(await headerVerifies(sf, this.engine))) throw new FollowError(`${name}: its header does not verify with key ${this.engine.keyArn}`);
+      const issues = new IssueLog(1);
+      const state = await scanSidecar(sf, this.engine, issues);
+      if (issues.tampered) throw new FollowError(`${name}: ${issues.done()[0]!.message}`);
+      const signedBytes = state.signedBytes ?? 0;
+      const st = await fh.stat({ bigint: true });
+      const size = Number(st.size);
+      const prefix = await verifyLog(fileChunks(fh, 0, Math.min(size, signedBytes)), name, { engine: this.engine, maxIssues: 1 });
+      const intact = size >= signedBytes && !prefix.tampered && prefix.records === state.signed && prefix.verified === state.signed;
+      const renamed = header.logInode !== undefined && header.logInode !== String(st.ino);
+      if (!intact && !renamed && size >= signedBytes) {
+        const first = prefix.issues.find((i) => i.kind !== 'unsigned');
+        throw new FollowError(
+          `${this.path} no longer holds the records its sidecar signed${first ? ` (${first.message})` : ''}: it was changed while the signer was stopped. ` +
+            `Not continuing: keep ${name} as evidence (kms-hmac verify shows what changed) and move it away to start a new sidecar.`,
+        );
+      }
+      const sidecarFh = await open(name, constants.O_RDWR | constants.O_NOFOLLOW);
+      const writer = await SidecarWriter.resume(sidecarFh, sf, state, this.writerOptions(fh));
+      if (!intact) {
+        // rotated (another file at the path) or truncated (copytruncate) while stopped: finish the old sidecar, chain a new one
+        const rotatedLog = renamed ? await this.findByInode(BigInt(header.logInode!)) : null;
+        const link = await this.retire(writer, sidecarFh, header, renamed ? 'rename' : 'truncate', rotatedLog, true);
+        return this.startSegment(fh, link);
+      }
+      const memo = async (at: number, len: number) => {
+        const b = Buffer.alloc(len);
+        await fh.read(b, 0, len, at);
+        return b;
+      };
+      const head = await memo(0, Math.min(HEAD_MEMO, signedBytes));
+      const tail = await memo(Math.max(0, signedBytes - TAIL_MEMO), Math.min(TAIL_MEMO, signedBytes));
+      this.install(fh, st.ino, header, sidecarFh, writer, head, tail);
+      const h = writer.chainHead;
+      this.opts.onEvent?.({ type: 'start', log: this.path, sidecar: name, streamId: header.streamId, resumed: { checkpoint: h.index, records: h.records }, previous: header.previous?.streamId ?? null });
+    } finally {
+      await sf.fh.close();
+    }
+  }
+
+  /** Stops: signs the complete records read so far, closes the sidecar with its trailer. */
+  private async finish(): Promise<FollowSummary> {
+    const seg = this.seg;
+    if (!seg.retired) {
+      for (;;) {
+        const got = await this.read();
+        if (got === 0 || got === 'truncated') break;
+      }
+      await seg.pipeline.flush();
+      await seg.writer.close();
+      await seg.sidecarFh.close();
+      await seg.fh.close();
+    }
+    const h = seg.writer.chainHead;
+    const summary: FollowSummary = {
+      log: this.path,
+      sidecar: seg.sidecar,
+      streamId: seg.header.streamId,
+      records: h.records,
+      bytes: h.logBytes,
+      checkpoints: h.index + 1,
+      segments: this.segments,
+      elapsedMs: performance.now() - this.t0,
+    };
+    this.opts.onEvent?.({ type: 'stop', summary });
+    return summary;
+  }
+
+  /** Opens the log, waiting for it to appear; null if stopped first. */
+  private async openLog(): Promise<FileHandle | null> {
+    for (;;) {
+      try {
+        return await open(this.path, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      if (this.stopped) return null;
+      await this.sleep(this.pollMs);
+    }
+  }
+
+  /** The rotated file with this inode, next to the log (logrotate keeps the log's name as a prefix). */
+  private async findByInode(ino: bigint): Promise<string | null> {
+    for (const name of await this.siblings()) {
+      const s = await lstat(join(this.dir, name), { bigint: true }).catch(() => null);
+      if (s?.isFile() && s.ino === ino) return join(this.dir, name);
+    }
+    return null;
+  }
+
+  /** The copy copytruncate made: the newest sibling that starts with the bytes this segment started with. */
+  private async findCopy(seg: Segment): Promise<string | null> {
+    if (seg.head.length === 0) return null;
+    let best: { path: string; mtime: number } | null = null;
+    const head = Buffer.alloc(seg.head.length);
+    for (const name of await this.siblings()) {
+      const p = join(this.dir, name);
+      const s = await lstat(p, { bigint: true }).catch(() => null);
+      if (!s?.isFile() || s.ino === seg.ino || s.size < BigInt(head.length)) continue;
+      const fh = await open(p, 'r').catch(() => null);
+      if (!fh) continue;
+      try {
+        const { bytesRead } = await fh.read(head, 0, head.length, 0);
+        if (bytesRead === head.length && head.equals(seg.head) && (!best || Number(s.mtimeMs) > best.mtime)) best = { path: p, mtime: Number(s.mtimeMs) };
+      } finally {
+        await fh.close();
+      }
+    }
+    return best?.path ?? null;
+  }
+
+  private async siblings(): Promise<string[]> {
+    const names = await readdir(this.dir);
+    const sidecar = basename(this.sidecarPath);
+    return names.filter((n) => n !== this.base && n !== sidecar && n.startsWith(this.base) && !n.endsWith('.mac') && !n.endsWith('.tmp'));
+  }
+
+  /**
+   * Moves the finished sidecar away from the live sidecar path: next to the
+   * rotated log as `<rotated>.mac`, else as `<log>.<stream id>.mac`. link +
+   * unlink never replaces an existing file (nor follows a planted symlink).
+   */
+  private async setAside(streamId: string, rotatedLog: string | null): Promise<string> {
+    const fallback = `${this.path}.${streamId}.mac`;
+    for (const target of rotatedLog ? [`${rotatedLog}.mac`, fallback] : [fallback]) {
+      try {
+        await link(this.sidecarPath, target);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw err;
+      }
+      await unlink(this.sidecarPath);
+      await syncDir(this.dir);
+      return target;
+    }
+    throw new FollowError(`cannot set ${this.sidecarPath} aside: ${fallback} exists`);
+  }
+
+  private watchDir(): FSWatcher | null {
+    try {
+      // the log's own name: writes to it, and its rename or re-creation (not the sidecar's writes beside it)
+      const w = watch(this.dir, { persistent: false }, (_event, name) => {
+        if (name === null || String(name) === this.base) this.wake?.();
+      });
+      w.on('error', () => {}); // polling carries on
+      return w;
+    } catch {
+      return null; // no inotify here (or out of watches): polling only
+    }
+  }
+
+  /** Waits for a change in the directory, `ms`, or the stop signal. */
+  private sleep(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(1, ms));
+      this.wake = done;
+    });
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}

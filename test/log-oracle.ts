@@ -1,0 +1,119 @@
+/**
+ * An independent implementation of docs/log-format.md (both versions), in
+ * plain node:crypto and written from the document, not from src/stream: the
+ * tests compare its bytes with the signer's, and use it to make version-1
+ * sidecars now that the signer writes version 2. Line framing only.
+ */
+import { createHash, createHmac } from 'node:crypto';
+
+export function lines(log: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let pos = 0;
+  for (let i = log.indexOf(10); i >= 0; i = log.indexOf(10, pos)) {
+    out.push(log.subarray(pos, i + 1));
+    pos = i + 1;
+  }
+  if (pos < log.length) out.push(log.subarray(pos));
+  return out;
+}
+
+const u64 = (n: number) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
+};
+
+export class Oracle {
+  constructor(
+    readonly key: Buffer,
+    readonly sid: Buffer,
+  ) {}
+  mac(n: number, kind: number, ...payload: Buffer[]): Buffer {
+    const h = createHmac('sha256', this.key).update(Buffer.concat([this.sid, u64(n), Buffer.from([kind])]));
+    for (const p of payload) h.update(p);
+    return h.digest();
+  }
+  record(seq: number, rec: Buffer): Buffer {
+    return rec.length <= 4071 ? this.mac(seq, 0x00, rec) : this.mac(seq, 0x01, createHash('sha256').update(rec).digest());
+  }
+}
+
+export function headerBytes(json: object): Buffer {
+  const j = Buffer.from(JSON.stringify(json));
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(j.length);
+  return Buffer.concat([Buffer.from('KHMACLOG'), len, j]);
+}
+
+/** A complete version-1 sidecar (HMAC_SHA_256). */
+export function v1Sidecar(log: Buffer, key: Buffer, sid: Buffer, keyArn: string): Buffer {
+  const o = new Oracle(key, sid);
+  const head = headerBytes({
+    format: 'kms-hmac-log',
+    version: 1,
+    keyArn,
+    macAlgorithm: 'HMAC_SHA_256',
+    macLength: 32,
+    framing: { type: 'line' },
+    streamId: sid.toString('hex'),
+    digest: 'SHA-256',
+    rawRecordMax: 4071,
+    createdAt: '2026-01-01T00:00:00.000Z',
+  });
+  const recs = lines(log);
+  return Buffer.concat([
+    head,
+    o.mac(0, 0x48, head),
+    ...recs.map((r, i) => o.record(i, r)),
+    Buffer.from('KHMACEND'),
+    u64(recs.length),
+    u64(log.length),
+    o.mac(recs.length, 0x54, u64(log.length)),
+  ]);
+}
+
+/**
+ * The version-2 sidecar the signer should have written for `log`, given its
+ * header bytes, checkpoints every `every` records (and a last one for the
+ * rest), and the times its checkpoints state (read back by `timeOf(k)`).
+ */
+export function v2Sidecar(log: Buffer, key: Buffer, head: Buffer, every: number, timeOf: (k: number) => number): Buffer {
+  const json = JSON.parse(head.subarray(12).toString());
+  const o = new Oracle(key, Buffer.from(json.streamId, 'hex'));
+  const headerMac = o.mac(0, 0x48, head);
+  const recs = lines(log);
+  const parts = [head, headerMac];
+  let prev = headerMac;
+  let bytes = 0;
+  let k = 0;
+  for (let first = 0; first < recs.length || k === 0; first += every, k++) {
+    const block = recs.slice(first, first + every);
+    const macs = Buffer.concat(block.map((r, i) => o.record(first + i, r)));
+    bytes += block.reduce((s, r) => s + r.length, 0);
+    const count = first + block.length;
+    const fields = Buffer.concat([u64(count), u64(bytes), u64(timeOf(k))]);
+    const mac = o.mac(k, 0x43, fields, prev, createHash('sha256').update(macs).digest());
+    parts.push(Buffer.from('KHMACCKP'), u64(k), fields, mac, macs);
+    prev = mac;
+  }
+  parts.push(Buffer.from('KHMACEND'), u64(recs.length), u64(bytes), o.mac(recs.length, 0x54, u64(bytes), prev));
+  return Buffer.concat(parts);
+}
+
+/** The blocks of a version-2 sidecar: each checkpoint's fields and where its block ends. */
+export function blocks(sc: Buffer): { index: number; records: number; logBytes: number; time: number; end: number }[] {
+  const j = sc.readUInt32BE(8);
+  const L = JSON.parse(sc.subarray(12, 12 + j).toString()).macLength as number;
+  const out = [];
+  let pos = 12 + j + L;
+  let records = 0;
+  while (pos + 40 + L <= sc.length && sc.subarray(pos, pos + 8).toString() === 'KHMACCKP') {
+    const count = Number(sc.readBigUInt64BE(pos + 16));
+    const end = pos + 40 + L + (count - records) * L;
+    if (end > sc.length) break;
+    out.push({ index: Number(sc.readBigUInt64BE(pos + 8)), records: count, logBytes: Number(sc.readBigUInt64BE(pos + 24)), time: Number(sc.readBigUInt64BE(pos + 32)), end });
+    pos = end;
+    records = count;
+  }
+  return out;
+}
