@@ -35,6 +35,18 @@ beforeAll(async () => {
 });
 
 describe('help and usage', () => {
+  it('a reader that closes the pipe early (| head) ends the command quietly', async () => {
+    const { spawn } = await import('node:child_process');
+    const bin = new URL('../bin/kms-hmac.js', import.meta.url).pathname;
+    const child = spawn(process.execPath, [bin, 'verify', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reader is gone before the first write
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+
   it.each([
     [[]],
     [['keys']],
