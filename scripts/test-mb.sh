@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 # shellcheck disable=SC2086
-"$CXX" $FLAGS -o "$OUT" native/mb/test_mb.cc native/mb/mb_hmac.cc native/mb/sha256_avx2.cc \
-  native/mb/sha512_avx2.cc native/mb/sha256_shani.cc
+"$CXX" $FLAGS -o "$OUT" native/mb/test_mb.cc native/mb/mb_hmac.cc native/mb/mb_paths.cc \
+  native/mb/lanes_sse2.cc native/mb/lanes_avx2.cc native/mb/lanes_avx512.cc native/mb/sha256_shani.cc
 trap 'rm -f "$OUT"' EXIT
 "$OUT" "$@"

@@ -1,7 +1,41 @@
+// Per-batch dispatch between OpenSSL and the multi-buffer paths.
+//
+// Why a calibration at first use rather than crossovers per CPU family: the
+// answer depends on more than the family. It depends on the model (Zen 4
+// runs 512-bit operations in two halves, Zen 5 in one; Intel server parts
+// have one or two 512-bit ports), on what OpenSSL does on it (SHA-NI or not,
+// and its version's SHA-512 code), on the hypervisor, and on CPUs nobody here
+// has measured. A table would be right only for the machines it was measured
+// on; the issue this fixes was exactly such a table (Zen 3 thresholds, wrong
+// on Zen 5). So the first batch of a family that could use the lanes times
+// each candidate path on two synthetic batches (~1 ms, bounded by 5 ms) and
+// fits two numbers per path:
+//
+//   time(batch) = per_message * n + per_round * rounds
+//   rounds      = max(longest message's blocks, ceil(total blocks / lanes))
+//
+// where a message's blocks are its inner hash's blocks plus the outer hash's
+// one. OpenSSL, one message at a time, is the same model with one lane. The
+// max() is what lanes cost when there are fewer messages than lanes or one
+// message dominates; the ceil() is the throughput regime. Each batch then
+// goes to the path with the lowest predicted time. A lane path must beat
+// OpenSSL's prediction by 5% to be chosen, so model error near a crossover
+// costs nothing: there both are within a few percent and OpenSSL is kept.
+//
+// Timing uses the minimum over interleaved repetitions, which discards
+// preemptions and other tenants' bursts on a shared machine, after a warm-up
+// run of each path (Intel CPUs run the first microseconds of 512-bit code at
+// reduced throughput while the upper vector lanes power up).
 #include "mb_dispatch.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
 
 #include "../openssl_api.h"
 
@@ -9,21 +43,95 @@ namespace kmshmac {
 namespace mb {
 namespace {
 
-std::atomic<int> g_active{-1};  // -1: not yet initialised from detect()
-std::atomic<bool> g_force{false};
+// ---- Selection -------------------------------------------------------------
 
-// Messages handed to the lanes per call. Bounded so the span list and the
-// verify scratch live on the stack (no allocation, nothing to throw on a
-// worker thread); the lanes idle at most once per chunk while the last
-// messages drain, which at 256 messages is a few percent at worst.
-constexpr size_t kChunk = 256;
+constexpr int kAuto = -1;
+
+struct Initial {
+  int path;  // kAuto or a Path
+  std::string reason;
+};
+
+std::string lane_paths_here() {
+  std::string list;
+  for (Path p : kAllPaths) {
+    if (p == Path::Off || !path_available(p)) continue;
+    list += std::string(list.empty() ? "" : ", ") + path_name(p);
+    if (const char* why = auto_skips(p)) list += std::string(" (left out of auto: ") + why + ")";
+  }
+  return list;
+}
+
+Initial initial() {
+  const std::string here = lane_paths_here();
+  if (here.empty()) {
+    return {static_cast<int>(Path::Off), std::string("no multi-buffer path can run here (") +
+                                             path_status(Path::Sse2) + "); using OpenSSL"};
+  }
+  const std::string cpu = std::string(" on ") + cpu_id();
+  const char* env = std::getenv("KMS_HMAC_SIMD");
+  if (env == nullptr || env[0] == '\0' || std::strcmp(env, "auto") == 0) {
+    return {kAuto, "auto: each batch takes the fastest of OpenSSL and " + here +
+                       " by a cost model calibrated at first use" + cpu};
+  }
+  Path forced;
+  if (!parse_path(env, &forced)) {
+    return {static_cast<int>(Path::Off),
+            "KMS_HMAC_SIMD has an unknown value (expected auto|off|sse2|avx2|shani|avx512); using OpenSSL"};
+  }
+  if (forced == Path::Off) return {static_cast<int>(Path::Off), "forced off by KMS_HMAC_SIMD"};
+  if (!path_available(forced)) {
+    return {static_cast<int>(Path::Off), std::string("KMS_HMAC_SIMD=") + env + " requested, but " + env +
+                                             " cannot run here: " + path_status(forced) + "; using OpenSSL"};
+  }
+  return {static_cast<int>(forced), std::string("forced ") + env +
+                                        " by KMS_HMAC_SIMD (batches use it where it beats OpenSSL)" + cpu};
+}
+
+const Initial& initial_selection() {
+  static const Initial init = initial();  // thread-safe static init
+  return init;
+}
+
+std::atomic<int> g_path{-2};  // -2: not yet read from initial_selection()
+std::atomic<bool> g_always{false};
 
 bool IsSha512Family(Algorithm alg) { return alg == Algorithm::Sha384 || alg == Algorithm::Sha512; }
 
-bool Wanted(Path p, bool sha512, size_t n, size_t total) {
-  if (p == Path::Off || n == 0) return false;
-  return g_force.load(std::memory_order_relaxed) || worth_it(p, sha512, n, total);
+// ---- Cost model ------------------------------------------------------------
+
+// Blocks of one message (inner hash incl. padding, plus the outer hash's).
+inline size_t BlocksOf(size_t len, bool sha512) {
+  return sha512 ? (len + 17 + 127) / 128 + 1 : (len + 9 + 63) / 64 + 1;
 }
+
+struct Shape {
+  size_t n = 0, total_blocks = 0, max_blocks = 0;
+  void add(size_t len, bool sha512) {
+    const size_t b = BlocksOf(len, sha512);
+    n++, total_blocks += b, max_blocks = std::max(max_blocks, b);
+  }
+};
+
+double Rounds(const Shape& s, size_t lanes) {
+  return static_cast<double>(std::max(s.max_blocks, (s.total_blocks + lanes - 1) / lanes));
+}
+
+double Predict(const Cost& c, const Shape& s) {
+  return c.per_message * static_cast<double>(s.n) + c.per_round * Rounds(s, c.lanes);
+}
+
+// ---- Calibration -------------------------------------------------------------
+
+constexpr size_t kFamilies = 2, kPaths = sizeof kAllPaths / sizeof kAllPaths[0];
+std::once_flag g_once[kFamilies][kPaths];
+Cost g_costs[kFamilies][kPaths];
+std::atomic<int64_t> g_calibration_ns{0};
+
+// The two synthetic batches: many empty messages (per-message cost heavy)
+// and a few 1000-byte ones (per-block cost heavy).
+constexpr size_t kShortCount = 64, kLongCount = 16, kLongLength = 1000;
+const uint8_t kZeros[kLongLength] = {};
 
 // The key's chaining values after the ipad/opad block: SHA256_CTX::h and
 // SHA512_CTX::h (the handle absorbed exactly one block, nothing buffered).
@@ -42,24 +150,101 @@ struct States {
   States& operator=(const States&) = delete;
 };
 
-bool Lanes(Path p, const HmacKey& key, const States& st, const Span* spans, size_t n, uint8_t* out) {
+// MACs through `p`, or OpenSSL one message at a time for Off.
+bool Run(Path p, const HmacKey& key, const States& st, const Span* spans, size_t n, uint8_t* out) {
+  if (p == Path::Off) {
+    for (size_t i = 0; i < n; i++) key.Mac(spans[i].data, spans[i].len, out + i * key.mac_length);
+    return true;
+  }
   return IsSha512Family(key.alg) ? hmac_sha512_batch(p, st.in512, st.out512, key.mac_length, spans, n, out)
                                  : hmac_sha256_batch(p, st.in256, st.out256, key.mac_length, spans, n, out);
 }
 
-// Decides for messages [begin, end): the path to use, or Off.
-Path Choose(const HmacKey& key, const SpanList& messages, size_t begin, size_t end) {
-  const Path p = active_path();
-  const bool sha512 = IsSha512Family(key.alg);
-  const size_t n = end > begin ? end - begin : 0;
-  // Cheap test first (the byte count can only make the answer "no").
-  if (!Wanted(p, sha512, n, SIZE_MAX)) return Path::Off;
-  size_t total = 0;
-  for (size_t i = begin; i < end; i++) total += messages[i].length;
-  return Wanted(p, sha512, n, total) ? p : Path::Off;
+Cost Calibrate(Path p, bool sha512) {
+  const auto start = std::chrono::steady_clock::now();
+  const size_t lanes_here = p == Path::Off ? 1 : lanes(p, sha512 ? Family::Sha512 : Family::Sha256);
+  HmacKey key;
+  const uint8_t key_bytes[32] = {0x6b, 0x6d, 0x73};
+  key.Init(sha512 ? Algorithm::Sha512 : Algorithm::Sha256, key_bytes, sizeof key_bytes);
+  const States st(key);
+  Span short_batch[kShortCount], long_batch[kLongCount];
+  Shape short_shape, long_shape;
+  for (size_t i = 0; i < kShortCount; i++) short_batch[i] = {kZeros, 0}, short_shape.add(0, sha512);
+  for (size_t i = 0; i < kLongCount; i++) long_batch[i] = {kZeros, kLongLength}, long_shape.add(kLongLength, sha512);
+  uint8_t out[kShortCount * kMaxMacLength];
+
+  auto time_ns = [&](const Span* spans, size_t n) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Run(p, key, st, spans, n, out);
+    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  };
+  time_ns(long_batch, kLongCount);  // warm-up: caches, and Intel's 512-bit power-up
+  double t_short = 1e30, t_long = 1e30;
+  for (int rep = 0; rep < 7; rep++) {
+    t_short = std::min(t_short, time_ns(short_batch, kShortCount));
+    t_long = std::min(t_long, time_ns(long_batch, kLongCount));
+  }
+  key.Wipe();
+  // Solve  t = per_message * n + per_round * rounds  for both batches.
+  const double n1 = kShortCount, r1 = Rounds(short_shape, lanes_here);
+  const double n2 = kLongCount, r2 = Rounds(long_shape, lanes_here);
+  const double det = n1 * r2 - n2 * r1;
+  Cost c{0, 0, lanes_here};
+  c.per_round = std::max(0.0, (n1 * t_long - n2 * t_short) / det);
+  c.per_message = std::max(0.0, (t_short - r1 * c.per_round) / n1);
+  g_calibration_ns += static_cast<int64_t>(
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
+  return c;
 }
 
-size_t Gather(const SpanList& messages, size_t at, size_t end, mb::Span* spans) {
+// ---- Per-batch choice ------------------------------------------------------
+
+// A lane path must beat OpenSSL's predicted time by this factor.
+constexpr double kMargin = 0.95;
+
+Path Best(const Selection& sel, bool sha512, const Shape& shape) {
+  const Family f = sha512 ? Family::Sha512 : Family::Sha256;
+  const double openssl = Predict(cost_of(Path::Off, sha512), shape);
+  Path best = Path::Off;
+  double best_time = openssl * kMargin;
+  for (Path p : kAllPaths) {
+    if (p == Path::Off || lanes(p, f) == 0) continue;
+    if (sel.automatic ? auto_skips(p) != nullptr : p != sel.path) continue;
+    // sse2 is the AVX2 kernel at half the width: never faster where AVX2 runs.
+    if (sel.automatic && p == Path::Sse2 && lanes(Path::Avx2, f) != 0) continue;
+    const double t = Predict(cost_of(p, sha512), shape);
+    if (t < best_time) best = p, best_time = t;
+  }
+  return best;
+}
+
+// The path for a batch of this shape under the current selection, or Off.
+Path Decide(bool sha512, const Shape& shape) {
+  const Selection sel = selection();
+  if (shape.n == 0 || (!sel.automatic && sel.path == Path::Off)) return Path::Off;
+  if (!sel.automatic && sel.always) {
+    return lanes(sel.path, sha512 ? Family::Sha512 : Family::Sha256) != 0 ? sel.path : Path::Off;
+  }
+  // One message: no lane kernel can beat OpenSSL's single stream with the
+  // other lanes idle, and a single mac() must never pay for a calibration.
+  if (shape.n == 1) return Path::Off;
+  return Best(sel, sha512, shape);
+}
+
+Path Choose(const HmacKey& key, const SpanList& messages, size_t begin, size_t end) {
+  const bool sha512 = IsSha512Family(key.alg);
+  Shape shape;
+  for (size_t i = begin; i < end; i++) shape.add(messages[i].length, sha512);
+  return Decide(sha512, shape);
+}
+
+// Messages handed to the lanes per call. Bounded so the span list and the
+// verify scratch live on the stack (no allocation, nothing to throw on a
+// worker thread); the lanes idle at most once per chunk while the last
+// messages drain.
+constexpr size_t kChunk = 256;
+
+size_t Gather(const SpanList& messages, size_t at, size_t end, Span* spans) {
   const size_t m = std::min(kChunk, end - at);
   for (size_t j = 0; j < m; j++) {
     const kmshmac::Span s = messages[at + j];
@@ -70,34 +255,66 @@ size_t Gather(const SpanList& messages, size_t at, size_t end, mb::Span* spans) 
 
 }  // namespace
 
-Path active_path() {
-  int v = g_active.load(std::memory_order_relaxed);
-  if (v < 0) {
-    v = static_cast<int>(detect());
-    g_active.store(v, std::memory_order_relaxed);
+Selection selection() {
+  int v = g_path.load(std::memory_order_relaxed);
+  if (v == -2) {
+    v = initial_selection().path;
+    int expected = -2;
+    g_path.compare_exchange_strong(expected, v, std::memory_order_relaxed);
+    v = g_path.load(std::memory_order_relaxed);
   }
-  return static_cast<Path>(v);
+  if (v == kAuto) return {true, Path::Off, false};
+  return {false, static_cast<Path>(v), g_always.load(std::memory_order_relaxed)};
 }
 
-bool set_active_path(Path p, bool force) {
-  if (!path_available(p)) return false;
-  g_active.store(static_cast<int>(p), std::memory_order_relaxed);
-  g_force.store(force, std::memory_order_relaxed);
+const char* selection_name() {
+  const Selection s = selection();
+  return s.automatic ? "auto" : path_name(s.path);
+}
+
+const char* selection_reason() { return initial_selection().reason.c_str(); }
+
+bool set_selection(const char* name, bool always) {
+  int v;
+  Path p;
+  if (name != nullptr && std::strcmp(name, "auto") == 0) {
+    if (lane_paths_here().empty()) return false;
+    v = kAuto;
+  } else if (parse_path(name, &p) && path_available(p)) {
+    v = static_cast<int>(p);
+  } else {
+    return false;
+  }
+  g_path.store(v, std::memory_order_relaxed);
+  g_always.store(always && v != kAuto, std::memory_order_relaxed);
   return true;
 }
 
-bool forced() { return g_force.load(std::memory_order_relaxed); }
+Cost cost_of(Path p, bool sha512) {
+  const size_t f = sha512 ? 1 : 0, i = static_cast<size_t>(p);
+  std::call_once(g_once[f][i], [&] { g_costs[f][i] = Calibrate(p, sha512); });
+  return g_costs[f][i];
+}
+
+double calibration_us() { return static_cast<double>(g_calibration_ns.load()) / 1e3; }
+
+Path choice_for(Algorithm alg, size_t n, size_t length) {
+  const bool sha512 = IsSha512Family(alg);
+  Shape shape;
+  for (size_t i = 0; i < n; i++) shape.add(length, sha512);
+  return Decide(sha512, shape);
+}
 
 bool MacRange(const HmacKey& key, const SpanList& messages, size_t begin, size_t end, uint8_t* out) {
   const Path p = Choose(key, messages, begin, end);
   if (p == Path::Off) return false;
   const States st(key);
-  mb::Span spans[kChunk];
+  Span spans[kChunk];
   for (size_t at = begin; at < end;) {
     const size_t m = Gather(messages, at, end, spans);
-    // Lanes() only fails if the path cannot run, which Choose() excluded; if
+    // Run() only fails if the path cannot run, which Choose() excluded; if
     // it ever did, the caller's OpenSSL loop redoes the whole range.
-    if (!Lanes(p, key, st, spans, m, out + at * key.mac_length)) return false;
+    if (!Run(p, key, st, spans, m, out + at * key.mac_length)) return false;
     at += m;
   }
   return true;
@@ -109,12 +326,12 @@ bool VerifyRange(const HmacKey& key, const SpanList& messages, const MacList& ma
   if (p == Path::Off) return false;
   const States st(key);
   const size_t ml = key.mac_length;
-  mb::Span spans[kChunk];
+  Span spans[kChunk];
   uint8_t expected[kChunk * kMaxMacLength];
   bool ok = true;
   for (size_t at = begin; at < end && ok;) {
     const size_t m = Gather(messages, at, end, spans);
-    ok = Lanes(p, key, st, spans, m, expected);
+    ok = Run(p, key, st, spans, m, expected);
     for (size_t j = 0; ok && j < m; j++) {
       const kmshmac::Span mac = macs[at + j];
       // Constant time in the MAC bytes; the length is public.
