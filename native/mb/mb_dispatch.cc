@@ -38,6 +38,8 @@
 #include <string>
 
 #include "../openssl_api.h"
+#include "mb_internal.h"
+#include "mb_scheduler.h"
 
 namespace kmshmac {
 namespace mb {
@@ -238,19 +240,24 @@ Path Choose(const HmacKey& key, const SpanList& messages, size_t begin, size_t e
   return Decide(sha512, shape);
 }
 
-// Messages handed to the lanes per call. Bounded so the span list and the
-// verify scratch live on the stack (no allocation, nothing to throw on a
-// worker thread); the lanes idle at most once per chunk while the last
-// messages drain.
-constexpr size_t kChunk = 256;
-
-size_t Gather(const SpanList& messages, size_t at, size_t end, Span* spans) {
-  const size_t m = std::min(kChunk, end - at);
-  for (size_t j = 0; j < m; j++) {
-    const kmshmac::Span s = messages[at + j];
-    spans[j] = {s.data, s.length};
+// Streams messages [begin, end) through path p's kernel, handing MAC i to
+// done(i, mac). The whole range goes through in one pass, so the lanes drain
+// once, at the end; nothing is copied or allocated.
+template <typename Done>
+void Stream(Path p, const HmacKey& key, const SpanList& messages, size_t begin, size_t end, Done&& done) {
+  const States st(key);
+  auto span_at = [&](size_t i) {
+    const kmshmac::Span s = messages[begin + i];
+    return Span{s.data, s.length};
+  };
+  auto done_at = [&](size_t i, const uint8_t* mac) { done(begin + i, mac); };
+  if (IsSha512Family(key.alg)) {
+    detail::hmac_lanes(*detail::kernel_for<uint64_t>(p), st.in512, st.out512, key.mac_length, end - begin, span_at,
+                       done_at);
+  } else {
+    detail::hmac_lanes(*detail::kernel_for<uint32_t>(p), st.in256, st.out256, key.mac_length, end - begin, span_at,
+                       done_at);
   }
-  return m;
 }
 
 }  // namespace
@@ -308,15 +315,8 @@ Path choice_for(Algorithm alg, size_t n, size_t length) {
 bool MacRange(const HmacKey& key, const SpanList& messages, size_t begin, size_t end, uint8_t* out) {
   const Path p = Choose(key, messages, begin, end);
   if (p == Path::Off) return false;
-  const States st(key);
-  Span spans[kChunk];
-  for (size_t at = begin; at < end;) {
-    const size_t m = Gather(messages, at, end, spans);
-    // Run() only fails if the path cannot run, which Choose() excluded; if
-    // it ever did, the caller's OpenSSL loop redoes the whole range.
-    if (!Run(p, key, st, spans, m, out + at * key.mac_length)) return false;
-    at += m;
-  }
+  const size_t ml = key.mac_length;
+  Stream(p, key, messages, begin, end, [&](size_t i, const uint8_t* mac) { detail::copy_small(out + i * ml, mac, ml); });
   return true;
 }
 
@@ -324,23 +324,13 @@ bool VerifyRange(const HmacKey& key, const SpanList& messages, const MacList& ma
                  uint8_t* results) {
   const Path p = Choose(key, messages, begin, end);
   if (p == Path::Off) return false;
-  const States st(key);
   const size_t ml = key.mac_length;
-  Span spans[kChunk];
-  uint8_t expected[kChunk * kMaxMacLength];
-  bool ok = true;
-  for (size_t at = begin; at < end && ok;) {
-    const size_t m = Gather(messages, at, end, spans);
-    ok = Run(p, key, st, spans, m, expected);
-    for (size_t j = 0; ok && j < m; j++) {
-      const kmshmac::Span mac = macs[at + j];
-      // Constant time in the MAC bytes; the length is public.
-      results[at + j] = mac.length == ml && Ssl().memcmp(expected + j * ml, mac.data, ml) == 0 ? 1 : 0;
-    }
-    at += m;
-  }
-  Ssl().cleanse(expected, sizeof expected);
-  return ok;  // false: the caller's OpenSSL loop rewrites every result
+  Stream(p, key, messages, begin, end, [&](size_t i, const uint8_t* expected) {
+    const kmshmac::Span mac = macs[i];
+    // Constant time in the MAC bytes; the length is public.
+    results[i] = mac.length == ml && Ssl().memcmp(expected, mac.data, ml) == 0 ? 1 : 0;
+  });
+  return true;
 }
 
 }  // namespace mb

@@ -1,11 +1,10 @@
-// Multi-buffer HMAC-SHA-2: the lane scheduler that feeds the compression
-// kernels, and the SHA-2 constants they share. Baseline code only: the
-// kernels' instructions live in lanes_*.cc / sha256_shani.cc behind
-// per-function target attributes, reached only through path_available().
-#include <cstring>
-
+// Multi-buffer HMAC-SHA-2 over span arrays, and the SHA-2 constants the
+// kernels share. Baseline code only: the kernels' instructions live in
+// lanes_*.cc / sha256_shani.cc behind per-function target attributes,
+// reached only through path_available().
 #include "mb_hmac.h"
 #include "mb_internal.h"
+#include "mb_scheduler.h"
 
 namespace kmshmac {
 namespace mb {
@@ -60,177 +59,17 @@ const uint64_t kIV512[8] = {0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6e
                             0xa54ff53a5f1d36f1ULL, 0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL,
                             0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL};
 
-namespace {
-
-inline void put_be(uint8_t* p, uint32_t v) {
-  v = __builtin_bswap32(v);
-  std::memcpy(p, &v, 4);
-}
-inline void put_be(uint8_t* p, uint64_t v) {
-  v = __builtin_bswap64(v);
-  std::memcpy(p, &v, 8);
-}
-
-// Copies n bytes without reading outside [src, src+n) and without the
-// `rep movs`/`rep stos` sequences compilers emit for variable-size
-// memcpy/memset, whose start-up cost dominated small messages (perf).
-// Overlapping fixed-size moves cover the ragged ends.
-inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
-  if (n >= 16) {
-    size_t i = 0;
-    for (; i + 16 < n; i += 16) std::memcpy(dst + i, src + i, 16);
-    std::memcpy(dst + n - 16, src + n - 16, 16);
-  } else if (n >= 8) {
-    std::memcpy(dst, src, 8);
-    std::memcpy(dst + n - 8, src + n - 8, 8);
-  } else if (n >= 4) {
-    std::memcpy(dst, src, 4);
-    std::memcpy(dst + n - 4, src + n - 4, 4);
-  } else {
-    for (size_t i = 0; i < n; i++) dst[i] = src[i];
-  }
-}
-
-// Block size and length-field size (FIPS 180-4 5.1) of a family, by word type.
-template <typename W>
-struct Blocks {
-  static constexpr size_t B = sizeof(W) * 16, LB = sizeof(W) * 2;
-};
-
-// Writes the FIPS 180-4 5.1 padding for a message whose last `rem` bytes
-// (rem < B) are at `src` and whose total length (including the key block
-// already hashed) is `total_bytes`, into `dst` (2*B bytes). Returns the
-// number of blocks (1 or 2).
-template <size_t B, size_t LB>
-size_t pad_tail(const uint8_t* src, size_t rem, uint64_t total_bytes, uint8_t* dst) {
-  const size_t blocks = rem + 1 + LB <= B ? 1 : 2;
-  if (blocks == 1) {
-    std::memset(dst, 0, B);  // constant sizes: plain vector stores
-  } else {
-    std::memset(dst, 0, 2 * B);
-  }
-  if (rem > 0) copy_small(dst, src, rem);
-  dst[rem] = 0x80;
-  // The bit length fits 64 bits for any in-memory message; the upper 64 bits
-  // of SHA-512's 128-bit length field stay zero.
-  put_be(dst + blocks * B - 8, static_cast<uint64_t>(total_bytes * 8));
-  return blocks;
-}
-
-constexpr size_t kMaxLanes = 16;
-
-// The lane scheduler. Each lane walks one message through three runs of
-// blocks: the message's whole blocks straight from the caller's memory, then
-// 1-2 padded tail blocks from a lane-local buffer (so nothing past data+len
-// is ever read), then the outer hash's one block (inner digest || padding)
-// under the outer state. Then the lane writes the MAC and takes the next
-// message, so lanes stay busy whatever the mix of lengths.
-//
-// The kernel is called for as many blocks as every busy lane can go without
-// changing run, so the per-lane bookkeeping happens once per run, not once
-// per block. A lane with nothing left to do hashes a busy lane's blocks and
-// its result is ignored.
-template <typename W>
-void hmac_lanes_impl(const Kernel<W>& k, const W inner[8], const W outer[8], size_t out_len, const Span* spans,
-                     size_t n, uint8_t* out) {
-  constexpr size_t B = Blocks<W>::B, LB = Blocks<W>::LB;
-  enum Run { kMessage, kTail, kOuter, kIdle };
-  struct Lane {
-    Run run;
-    size_t left;         // blocks left in this run
-    size_t tail_blocks;  // 1 or 2
-    size_t msg;          // message index
-    alignas(64) uint8_t tail[2 * B];
-    alignas(64) uint8_t outer[B];  // inner digest, then constant padding
-  };
-  const size_t L = k.lanes;
-  const size_t out_words = out_len / sizeof(W);
-  alignas(64) W st[8 * kMaxLanes];
-  const uint8_t* blk[kMaxLanes];
-  Lane lanes[kMaxLanes];
-
-  // The outer block's padding is the same for every message
-  // (out_len + 1 + LB <= B): lay it out once per lane.
-  for (size_t l = 0; l < L; l++) {
-    std::memset(lanes[l].outer, 0, B);
-    lanes[l].outer[out_len] = 0x80;
-    put_be(lanes[l].outer + B - 8, static_cast<uint64_t>((B + out_len) * 8));
-  }
-  auto set_state = [&](size_t l, const W* h) {
-    for (size_t w = 0; w < 8; w++) st[w * L + l] = h[w];
-  };
-  auto digest = [&](size_t l, uint8_t* to) {
-    for (size_t w = 0; w < out_words; w++) put_be(to + w * sizeof(W), st[w * L + l]);
-  };
-  size_t next = 0, busy = 0;
-  // Gives lane l the next message, if any.
-  auto start = [&](size_t l) {
-    Lane& ln = lanes[l];
-    if (next == n) {
-      ln.run = kIdle;
-      return;
-    }
-    busy++;
-    const Span& s = spans[next];
-    ln.msg = next++;
-    set_state(l, inner);
-    const size_t rem = s.len % B, whole = s.len / B;
-    ln.tail_blocks = pad_tail<B, LB>(rem ? s.data + whole * B : nullptr, rem, static_cast<uint64_t>(s.len) + B,
-                                     ln.tail);
-    if (whole > 0) {
-      ln.run = kMessage, ln.left = whole, blk[l] = s.data;
-    } else {
-      ln.run = kTail, ln.left = ln.tail_blocks, blk[l] = ln.tail;
-    }
-  };
-  auto end_run = [&](size_t l) {
-    Lane& ln = lanes[l];
-    switch (ln.run) {
-      case kMessage:
-        ln.run = kTail, ln.left = ln.tail_blocks, blk[l] = ln.tail;
-        break;
-      case kTail:
-        digest(l, ln.outer);
-        set_state(l, outer);
-        ln.run = kOuter, ln.left = 1, blk[l] = ln.outer;
-        break;
-      default:  // kOuter: the MAC is done
-        digest(l, out + ln.msg * out_len);
-        busy--;
-        start(l);
-        break;
-    }
-  };
-
-  for (size_t l = 0; l < L; l++) start(l);
-  while (busy > 0) {
-    size_t steps = SIZE_MAX, some = 0;
-    for (size_t l = 0; l < L; l++) {
-      if (lanes[l].run != kIdle && lanes[l].left < steps) steps = lanes[l].left, some = l;
-    }
-    for (size_t l = 0; l < L; l++) {
-      if (lanes[l].run == kIdle) blk[l] = blk[some];
-    }
-    k.compress(st, blk, steps);
-    for (size_t l = 0; l < L; l++) {
-      Lane& ln = lanes[l];
-      if (ln.run == kIdle) continue;
-      blk[l] += steps * B;
-      ln.left -= steps;
-      if (ln.left == 0) end_run(l);
-    }
-  }
-}
-
-}  // namespace
-
 void hmac_lanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
                 const Span* spans, size_t n, uint8_t* out) {
-  hmac_lanes_impl(k, inner, outer, out_len, spans, n, out);
+  hmac_lanes(
+      k, inner, outer, out_len, n, [spans](size_t i) { return spans[i]; },
+      [out, out_len](size_t i, const uint8_t* mac) { copy_small(out + i * out_len, mac, out_len); });
 }
 void hmac_lanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
                 const Span* spans, size_t n, uint8_t* out) {
-  hmac_lanes_impl(k, inner, outer, out_len, spans, n, out);
+  hmac_lanes(
+      k, inner, outer, out_len, n, [spans](size_t i) { return spans[i]; },
+      [out, out_len](size_t i, const uint8_t* mac) { copy_small(out + i * out_len, mac, out_len); });
 }
 
 }  // namespace detail

@@ -50,8 +50,8 @@ const Kernel<uint32_t>* kernel_for<uint32_t>(Path p);
 template <>
 const Kernel<uint64_t>* kernel_for<uint64_t>(Path p);
 
-// The lane scheduler (mb_hmac.cc): HMAC of spans[0..n) through kernel `k`,
-// with the contract of hmac_sha256_batch / hmac_sha512_batch.
+// HMAC of spans[0..n) through kernel `k` (the scheduler, mb_scheduler.h),
+// with the contract of hmac_sha256_batch / hmac_sha512_batch (mb_hmac.cc).
 void hmac_lanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
                 const Span* spans, size_t n, uint8_t* out);
 void hmac_lanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
