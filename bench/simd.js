@@ -160,7 +160,7 @@ function header() {
   say(`Calibration: ${fmt(cal.microseconds / 1000)} ms for every path (auto calibrates only its candidates, at first use)`);
   for (const fam of ['sha256', 'sha512']) {
     const cells = Object.entries(cal[fam]).map(
-      ([p, c]) => `${p} ${fmt(c.perMessageNs, 0)} + ${fmt(c.perRoundNs, 0)}/round x${c.lanes}`,
+      ([p, c]) => `${p} ${fmt(c.perBatchNs, 0)} + ${fmt(c.perMessageNs, 0)}/msg + ${fmt(c.perRoundNs, 0)}/round x${c.lanes}`,
     );
     say(`  cost model ${fam} (ns): ${cells.join('; ')}`);
   }

@@ -116,24 +116,13 @@ struct Shape {
 };
 
 double Rounds(const Shape& s, size_t lanes) {
-  return static_cast<double>(std::max(s.max_blocks, (s.total_blocks + lanes - 1) / lanes));
+  return std::max(static_cast<double>(s.max_blocks),
+                  std::ceil(static_cast<double>(s.total_blocks) / static_cast<double>(lanes)));
 }
 
 double Predict(const Cost& c, const Shape& s) {
-  return c.per_message * static_cast<double>(s.n) + c.per_round * Rounds(s, c.lanes);
+  return c.per_batch + c.per_message * static_cast<double>(s.n) + c.per_round * Rounds(s, c.lanes);
 }
-
-// ---- Calibration -------------------------------------------------------------
-
-constexpr size_t kFamilies = 2, kPaths = sizeof kAllPaths / sizeof kAllPaths[0];
-std::once_flag g_once[kFamilies][kPaths];
-Cost g_costs[kFamilies][kPaths];
-std::atomic<int64_t> g_calibration_ns{0};
-
-// The two synthetic batches: many empty messages (per-message cost heavy)
-// and a few 1000-byte ones (per-block cost heavy).
-constexpr size_t kShortCount = 64, kLongCount = 16, kLongLength = 1000;
-const uint8_t kZeros[kLongLength] = {};
 
 // The key's chaining values after the ipad/opad block: SHA256_CTX::h and
 // SHA512_CTX::h (the handle absorbed exactly one block, nothing buffered).
@@ -152,48 +141,110 @@ struct States {
   States& operator=(const States&) = delete;
 };
 
-// MACs through `p`, or OpenSSL one message at a time for Off.
-bool Run(Path p, const HmacKey& key, const States& st, const Span* spans, size_t n, uint8_t* out) {
-  if (p == Path::Off) {
-    for (size_t i = 0; i < n; i++) key.Mac(spans[i].data, spans[i].len, out + i * key.mac_length);
-    return true;
+// Streams messages [begin, end) through path p's kernel (the scheduler's
+// slot/done contract, with message indices of `messages`). The whole range
+// goes through in one pass, so the lanes drain once, at the end; nothing is
+// copied or allocated.
+template <typename Slot, typename Done>
+void Stream(Path p, const HmacKey& key, const SpanList& messages, size_t begin, size_t end, Slot&& slot,
+            Done&& done) {
+  const States st(key);
+  auto span_at = [&](size_t i) {
+    const kmshmac::Span s = messages[begin + i];
+    return Span{s.data, s.length};
+  };
+  auto slot_at = [&](size_t i, uint8_t* scratch) { return slot(begin + i, scratch); };
+  auto done_at = [&](size_t i, const uint8_t* mac) { done(begin + i, mac); };
+  if (IsSha512Family(key.alg)) {
+    detail::hmac_lanes(*detail::kernel_for<uint64_t>(p), st.in512, st.out512, key.mac_length, end - begin, span_at,
+                       slot_at, done_at);
+  } else {
+    detail::hmac_lanes(*detail::kernel_for<uint32_t>(p), st.in256, st.out256, key.mac_length, end - begin, span_at,
+                       slot_at, done_at);
   }
-  return IsSha512Family(key.alg) ? hmac_sha512_batch(p, st.in512, st.out512, key.mac_length, spans, n, out)
-                                 : hmac_sha256_batch(p, st.in256, st.out256, key.mac_length, spans, n, out);
 }
+
+// MACs messages [begin, end) into out + i*mac_length through `p`, or with
+// OpenSSL one message at a time (the addon's own loop) for Off.
+void Mac(Path p, const HmacKey& key, const SpanList& messages, size_t begin, size_t end, uint8_t* out) {
+  const size_t ml = key.mac_length;
+  if (p == Path::Off) {
+    for (size_t i = begin; i < end; i++) key.Mac(messages[i].data, messages[i].length, out + i * ml);
+  } else {
+    Stream(
+        p, key, messages, begin, end, [&](size_t i, uint8_t*) { return out + i * ml; },
+        [](size_t, const uint8_t*) {});
+  }
+}
+
+// ---- Calibration -------------------------------------------------------------
+
+// One figure per family and path, calibrated on first use. Not
+// std::call_once: its fast path goes through thread-local storage, which in
+// a shared library is a __tls_get_addr call, per batch and path (perf).
+struct CostSlot {
+  std::atomic<bool> ready{false};
+  Cost cost{};
+};
+constexpr size_t kFamilies = 2, kPaths = sizeof kAllPaths / sizeof kAllPaths[0];
+CostSlot g_costs[kFamilies][kPaths];
+std::mutex g_calibrating;  // one calibration at a time, process-wide
+std::atomic<int64_t> g_calibration_ns{0};
+
+// Three synthetic batches, one per unknown: 2 empty messages (per batch),
+// 64 empty messages (per message) and 16 of 1000 bytes (per block), packed
+// over a zero buffer and run through exactly what a real batch runs.
+constexpr size_t kLongLength = 1000, kLongCount = 16, kShortCount = 64, kTinyCount = 2;
+const uint8_t kZeros[kLongCount * kLongLength] = {};
 
 Cost Calibrate(Path p, bool sha512) {
   const auto start = std::chrono::steady_clock::now();
-  const size_t lanes_here = p == Path::Off ? 1 : lanes(p, sha512 ? Family::Sha512 : Family::Sha256);
   HmacKey key;
   const uint8_t key_bytes[32] = {0x6b, 0x6d, 0x73};
   key.Init(sha512 ? Algorithm::Sha512 : Algorithm::Sha256, key_bytes, sizeof key_bytes);
-  const States st(key);
-  Span short_batch[kShortCount], long_batch[kLongCount];
-  Shape short_shape, long_shape;
-  for (size_t i = 0; i < kShortCount; i++) short_batch[i] = {kZeros, 0}, short_shape.add(0, sha512);
-  for (size_t i = 0; i < kLongCount; i++) long_batch[i] = {kZeros, kLongLength}, long_shape.add(kLongLength, sha512);
-  uint8_t out[kShortCount * kMaxMacLength];
-
-  auto time_ns = [&](const Span* spans, size_t n) {
-    const auto t0 = std::chrono::steady_clock::now();
-    Run(p, key, st, spans, n, out);
-    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  uint32_t zero_offsets[kShortCount + 1] = {}, long_offsets[kLongCount + 1];
+  for (size_t i = 0; i <= kLongCount; i++) long_offsets[i] = static_cast<uint32_t>(i * kLongLength);
+  struct Batch {
+    SpanList messages;
+    size_t repeat;  // runs per timing: the tiny batch is short next to the clock's own cost
+    Shape shape;
+    double best_ns;
+  } batches[3] = {
+      {SpanList::Packed(kZeros, zero_offsets, kTinyCount), 16, {}, 1e30},
+      {SpanList::Packed(kZeros, zero_offsets, kShortCount), 1, {}, 1e30},
+      {SpanList::Packed(kZeros, long_offsets, kLongCount), 1, {}, 1e30},
   };
-  time_ns(long_batch, kLongCount);  // warm-up: caches, and Intel's 512-bit power-up
-  double t_short = 1e30, t_long = 1e30;
-  for (int rep = 0; rep < 7; rep++) {
-    t_short = std::min(t_short, time_ns(short_batch, kShortCount));
-    t_long = std::min(t_long, time_ns(long_batch, kLongCount));
+  uint8_t out[kShortCount * kMaxMacLength];
+  auto time_ns = [&](const Batch& b) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t r = 0; r < b.repeat; r++) Mac(p, key, b.messages, 0, b.messages.size(), out);
+    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / b.repeat;
+  };
+  for (Batch& b : batches) {
+    for (size_t i = 0; i < b.messages.size(); i++) b.shape.add(b.messages[i].length, sha512);
+    time_ns(b);  // warm-up: caches, and Intel's 512-bit power-up
+  }
+  for (int rep = 0; rep < 5; rep++) {
+    for (Batch& b : batches) b.best_ns = std::min(b.best_ns, time_ns(b));
   }
   key.Wipe();
-  // Solve  t = per_message * n + per_round * rounds  for both batches.
-  const double n1 = kShortCount, r1 = Rounds(short_shape, lanes_here);
-  const double n2 = kLongCount, r2 = Rounds(long_shape, lanes_here);
-  const double det = n1 * r2 - n2 * r1;
-  Cost c{0, 0, lanes_here};
-  c.per_round = std::max(0.0, (n1 * t_long - n2 * t_short) / det);
-  c.per_message = std::max(0.0, (t_short - r1 * c.per_round) / n1);
+  Ssl().cleanse(out, sizeof out);
+
+  // Solve  t = per_batch + per_message * n + per_round * rounds  (Cramer).
+  const size_t lanes_here = p == Path::Off ? 1 : lanes(p, sha512 ? Family::Sha512 : Family::Sha256);
+  double m[3][4];
+  for (int i = 0; i < 3; i++) {
+    m[i][0] = 1, m[i][1] = static_cast<double>(batches[i].shape.n), m[i][2] = Rounds(batches[i].shape, lanes_here);
+    m[i][3] = batches[i].best_ns;
+  }
+  auto det = [&](int c0, int c1, int c2) {
+    return m[0][c0] * (m[1][c1] * m[2][c2] - m[1][c2] * m[2][c1]) -
+           m[0][c1] * (m[1][c0] * m[2][c2] - m[1][c2] * m[2][c0]) +
+           m[0][c2] * (m[1][c0] * m[2][c1] - m[1][c1] * m[2][c0]);
+  };
+  const double d = det(0, 1, 2);
+  Cost c{std::max(0.0, det(3, 1, 2) / d), std::max(0.0, det(0, 3, 2) / d), std::max(0.0, det(0, 1, 3) / d),
+         lanes_here};
   g_calibration_ns += static_cast<int64_t>(
       std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
   return c;
@@ -204,18 +255,46 @@ Cost Calibrate(Path p, bool sha512) {
 // A lane path must beat OpenSSL's predicted time by this factor.
 constexpr double kMargin = 0.95;
 
+// What automatic dispatch weighs for a family: OpenSSL and every lane path
+// that can run here (calibrating them all on first use), minus those
+// auto_skips() names and sse2 where AVX2 runs (the same kernel at half the
+// width, never faster).
+struct Candidates {
+  Cost openssl;
+  size_t count = 0;
+  Path path[kPaths];
+  Cost cost[kPaths];
+  explicit Candidates(bool sha512) : openssl(cost_of(Path::Off, sha512)) {
+    const Family f = sha512 ? Family::Sha512 : Family::Sha256;
+    for (Path p : kAllPaths) {
+      if (p == Path::Off || lanes(p, f) == 0 || auto_skips(p) != nullptr) continue;
+      if (p == Path::Sse2 && lanes(Path::Avx2, f) != 0) continue;
+      path[count] = p, cost[count] = cost_of(p, sha512), count++;
+    }
+  }
+};
+
+const Candidates& AutoCandidates(bool sha512) {
+  if (sha512) {
+    static const Candidates family(true);  // thread-safe, on first use
+    return family;
+  }
+  static const Candidates family(false);
+  return family;
+}
+
 Path Best(const Selection& sel, bool sha512, const Shape& shape) {
-  const Family f = sha512 ? Family::Sha512 : Family::Sha256;
-  const double openssl = Predict(cost_of(Path::Off, sha512), shape);
   Path best = Path::Off;
-  double best_time = openssl * kMargin;
-  for (Path p : kAllPaths) {
-    if (p == Path::Off || lanes(p, f) == 0) continue;
-    if (sel.automatic ? auto_skips(p) != nullptr : p != sel.path) continue;
-    // sse2 is the AVX2 kernel at half the width: never faster where AVX2 runs.
-    if (sel.automatic && p == Path::Sse2 && lanes(Path::Avx2, f) != 0) continue;
-    const double t = Predict(cost_of(p, sha512), shape);
-    if (t < best_time) best = p, best_time = t;
+  if (sel.automatic) {
+    const Candidates& c = AutoCandidates(sha512);
+    double best_time = Predict(c.openssl, shape) * kMargin;
+    for (size_t i = 0; i < c.count; i++) {
+      const double t = Predict(c.cost[i], shape);
+      if (t < best_time) best = c.path[i], best_time = t;
+    }
+  } else if (lanes(sel.path, sha512 ? Family::Sha512 : Family::Sha256) != 0 &&
+             Predict(cost_of(sel.path, sha512), shape) < Predict(cost_of(Path::Off, sha512), shape) * kMargin) {
+    best = sel.path;
   }
   return best;
 }
@@ -238,26 +317,6 @@ Path Choose(const HmacKey& key, const SpanList& messages, size_t begin, size_t e
   Shape shape;
   for (size_t i = begin; i < end; i++) shape.add(messages[i].length, sha512);
   return Decide(sha512, shape);
-}
-
-// Streams messages [begin, end) through path p's kernel, handing MAC i to
-// done(i, mac). The whole range goes through in one pass, so the lanes drain
-// once, at the end; nothing is copied or allocated.
-template <typename Done>
-void Stream(Path p, const HmacKey& key, const SpanList& messages, size_t begin, size_t end, Done&& done) {
-  const States st(key);
-  auto span_at = [&](size_t i) {
-    const kmshmac::Span s = messages[begin + i];
-    return Span{s.data, s.length};
-  };
-  auto done_at = [&](size_t i, const uint8_t* mac) { done(begin + i, mac); };
-  if (IsSha512Family(key.alg)) {
-    detail::hmac_lanes(*detail::kernel_for<uint64_t>(p), st.in512, st.out512, key.mac_length, end - begin, span_at,
-                       done_at);
-  } else {
-    detail::hmac_lanes(*detail::kernel_for<uint32_t>(p), st.in256, st.out256, key.mac_length, end - begin, span_at,
-                       done_at);
-  }
 }
 
 }  // namespace
@@ -298,9 +357,15 @@ bool set_selection(const char* name, bool always) {
 }
 
 Cost cost_of(Path p, bool sha512) {
-  const size_t f = sha512 ? 1 : 0, i = static_cast<size_t>(p);
-  std::call_once(g_once[f][i], [&] { g_costs[f][i] = Calibrate(p, sha512); });
-  return g_costs[f][i];
+  CostSlot& slot = g_costs[sha512 ? 1 : 0][static_cast<size_t>(p)];
+  if (!slot.ready.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(g_calibrating);
+    if (!slot.ready.load(std::memory_order_relaxed)) {
+      slot.cost = Calibrate(p, sha512);
+      slot.ready.store(true, std::memory_order_release);
+    }
+  }
+  return slot.cost;
 }
 
 double calibration_us() { return static_cast<double>(g_calibration_ns.load()) / 1e3; }
@@ -315,8 +380,7 @@ Path choice_for(Algorithm alg, size_t n, size_t length) {
 bool MacRange(const HmacKey& key, const SpanList& messages, size_t begin, size_t end, uint8_t* out) {
   const Path p = Choose(key, messages, begin, end);
   if (p == Path::Off) return false;
-  const size_t ml = key.mac_length;
-  Stream(p, key, messages, begin, end, [&](size_t i, const uint8_t* mac) { detail::copy_small(out + i * ml, mac, ml); });
+  Mac(p, key, messages, begin, end, out);
   return true;
 }
 
@@ -325,11 +389,13 @@ bool VerifyRange(const HmacKey& key, const SpanList& messages, const MacList& ma
   const Path p = Choose(key, messages, begin, end);
   if (p == Path::Off) return false;
   const size_t ml = key.mac_length;
-  Stream(p, key, messages, begin, end, [&](size_t i, const uint8_t* expected) {
-    const kmshmac::Span mac = macs[i];
-    // Constant time in the MAC bytes; the length is public.
-    results[i] = mac.length == ml && Ssl().memcmp(expected, mac.data, ml) == 0 ? 1 : 0;
-  });
+  Stream(
+      p, key, messages, begin, end, [](size_t, uint8_t* scratch) { return scratch; },
+      [&](size_t i, const uint8_t* expected) {
+        const kmshmac::Span mac = macs[i];
+        // Constant time in the MAC bytes; the length is public.
+        results[i] = mac.length == ml && Ssl().memcmp(expected, mac.data, ml) == 0 ? 1 : 0;
+      });
   return true;
 }
 

@@ -40,11 +40,13 @@ bool set_selection(const char* name, bool always);
 Path choice_for(Algorithm alg, size_t n, size_t length);
 
 // Calibration figures of one path for one family (nanoseconds), measured on
-// first use: a batch costs per_message * n + per_round * rounds, where
-// rounds = max(longest message's blocks, ceil(total blocks / lanes)), blocks
-// counting the outer hash's one. OpenSSL is the path with one lane.
+// first use: a batch of n messages costs
+//   per_batch + per_message * n + per_round * rounds,
+// rounds = max(longest message's blocks, ceil(total blocks / lanes)), a
+// message's blocks counting the outer hash's one. OpenSSL is the path with
+// one lane.
 struct Cost {
-  double per_message, per_round;
+  double per_batch, per_message, per_round;
   size_t lanes;
 };
 Cost cost_of(Path p, bool sha512);

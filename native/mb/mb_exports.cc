@@ -48,6 +48,7 @@ Napi::Value SimdCalibration(const Napi::CallbackInfo& info) {
       if (lanes(p, sha512 ? Family::Sha512 : Family::Sha256) == 0 && p != Path::Off) continue;
       const Cost c = cost_of(p, sha512);
       Napi::Object o = Napi::Object::New(env);
+      o.Set("perBatchNs", c.per_batch);
       o.Set("perMessageNs", c.per_message);
       o.Set("perRoundNs", c.per_round);
       o.Set("lanes", static_cast<double>(c.lanes));

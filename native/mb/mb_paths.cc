@@ -271,8 +271,13 @@ bool forced_to_fail(Path p) {
 
 struct Statuses {
   std::string text[sizeof kAllPaths / sizeof kAllPaths[0]];
+  bool ok[sizeof kAllPaths / sizeof kAllPaths[0]];  // text == "ok", asked per batch
   Statuses() {
-    for (Path p : kAllPaths) text[static_cast<int>(p)] = compute(p);
+    for (Path p : kAllPaths) {
+      const int i = static_cast<int>(p);
+      text[i] = compute(p);
+      ok[i] = text[i] == "ok";
+    }
   }
   static std::string compute(Path p) {
     if (p == Path::Off) return "ok";
@@ -313,8 +318,11 @@ const char* cpu_id() {
 
 const char* auto_skips(Path p) {
 #if KMS_HMAC_MB_X86
-  const Cpu& cpu = cpu_features();
-  if (p == Path::Avx512 && std::strcmp(cpu.vendor, "GenuineIntel") == 0 && cpu.family == 6 && cpu.model == 0x55) {
+  static const bool avx512_lowers_clock = [] {
+    const Cpu& cpu = cpu_features();
+    return std::strcmp(cpu.vendor, "GenuineIntel") == 0 && cpu.family == 6 && cpu.model == 0x55;
+  }();
+  if (p == Path::Avx512 && avx512_lowers_clock) {
     return "this Intel CPU (Skylake-SP/X, Cascade Lake or Cooper Lake) lowers the core clock for ~2 ms after any "
            "512-bit instruction; KMS_HMAC_SIMD=avx512 forces the path";
   }
@@ -325,7 +333,7 @@ const char* auto_skips(Path p) {
 
 const char* path_status(Path p) { return statuses().text[static_cast<int>(p)].c_str(); }
 
-bool path_available(Path p) { return p == Path::Off || statuses().text[static_cast<int>(p)] == "ok"; }
+bool path_available(Path p) { return statuses().ok[static_cast<int>(p)]; }
 
 size_t lanes(Path p, Family f) {
   if (p == Path::Off || !path_available(p)) return 0;

@@ -74,9 +74,13 @@ size_t pad_tail(const uint8_t* src, size_t rem, uint64_t total_bytes, uint8_t* d
 
 constexpr size_t kMaxLanes = 16;
 
-// HMAC of messages 0..n-1 through kernel `k`: message i is span_at(i) (asked
-// once, in order); its MAC is handed to done(i, mac) as soon as it is ready,
-// out of order. inner/outer and out_len as for hmac_sha256_batch.
+// HMAC of messages 0..n-1 through kernel `k`: message i is span_at(i), asked
+// in order. When its MAC is ready (out of order) it is written to
+// slot(i, scratch), which returns where it goes (the caller's output, or
+// `scratch`, 64 lane-local bytes), and then done(i, mac) is called. Writing
+// in place matters: copying the MAC out of a buffer just written word by
+// word stalls on store forwarding (perf). inner/outer and out_len as for
+// hmac_sha256_batch.
 //
 // Each lane walks one message through three runs of blocks: the message's
 // whole blocks straight from the caller's memory, then 1-2 padded tail
@@ -96,9 +100,9 @@ constexpr size_t kMaxLanes = 16;
 // Copying it up front read the end of every message ahead of the hardware
 // prefetcher, a cache miss per message that made mixed-length batches 3x
 // slower (perf, Zen 5).
-template <typename W, typename SpanAt, typename Done>
+template <typename W, typename SpanAt, typename Slot, typename Done>
 void hmac_lanes(const Kernel<W>& k, const W inner[8], const W outer[8], size_t out_len, size_t n, SpanAt&& span_at,
-                Done&& done) {
+                Slot&& slot, Done&& done) {
   constexpr size_t B = sizeof(W) * 16, LB = sizeof(W) * 2;  // block, length field (FIPS 180-4 5.1)
   enum Run { kMessage, kTail, kOuter, kIdle };
   struct Lane {
@@ -168,12 +172,14 @@ void hmac_lanes(const Kernel<W>& k, const W inner[8], const W outer[8], size_t o
         set_state(l, outer);
         ln.run = kOuter, ln.left = 1, blk[l] = ln.outer;
         break;
-      default:  // kOuter: the MAC is done
-        digest(l, ln.mac);
-        done(ln.msg, static_cast<const uint8_t*>(ln.mac));
+      default: {  // kOuter: the MAC is done
+        uint8_t* mac = slot(ln.msg, ln.mac);
+        digest(l, mac);
+        done(ln.msg, static_cast<const uint8_t*>(mac));
         busy--;
         start(l);
         break;
+      }
     }
   };
 
@@ -208,10 +214,11 @@ void hmac_lanes(const Kernel<W>& k, const W inner[8], const W outer[8], size_t o
     }
     steps = next_steps;
   }
-  // Intermediate keyed state and the MACs (which a verification compares
-  // against) do not outlive the call.
+  // Chaining values (some were the key's) and the MACs and inner digests (a
+  // verification compares against the former) do not outlive the call.
+  // (Constant sizes: inline stores, not a memset call per buffer.)
   wipe(st, sizeof st);
-  wipe(lanes, L * sizeof(Lane));
+  for (size_t l = 0; l < L; l++) wipe(lanes[l].mac, sizeof lanes[l].mac), wipe(lanes[l].outer, 64);
 }
 
 }  // namespace detail
