@@ -3,24 +3,26 @@
 // Why a calibration at first use rather than crossovers per CPU family: the
 // answer depends on more than the family. It depends on the model (Zen 4
 // runs 512-bit operations in two halves, Zen 5 in one; Intel server parts
-// have one or two 512-bit ports), on what OpenSSL does on it (SHA-NI or not,
-// and its version's SHA-512 code), on the hypervisor, and on CPUs nobody here
-// has measured. A table would be right only for the machines it was measured
-// on; the issue this fixes was exactly such a table (Zen 3 thresholds, wrong
-// on Zen 5). So the first batch of a family that could use the lanes times
-// each candidate path on two synthetic batches (~1 ms, bounded by 5 ms) and
-// fits two numbers per path:
+// have one or two 512-bit ports), on what OpenSSL does there (SHA-NI or not,
+// its version's SHA-512 code), on the hypervisor, and on CPUs nobody here has
+// measured. A table is right only for the machines it was measured on; the
+// issue this fixes was exactly such a table (Zen 3 thresholds, wrong on
+// Zen 5). So the first batch of a family that could use the lanes times
+// OpenSSL and each candidate path on three synthetic batches (~1 ms of CPU
+// per family) and fits three numbers per path:
 //
-//   time(batch) = per_message * n + per_round * rounds
-//   rounds      = max(longest message's blocks, ceil(total blocks / lanes))
+//   time(batch) = per_batch + per_message * n + per_round * rounds
+//   rounds      = max(longest message's blocks,
+//                     ceil(n / lanes) * average blocks per message)
 //
 // where a message's blocks are its inner hash's blocks plus the outer hash's
 // one. OpenSSL, one message at a time, is the same model with one lane. The
-// max() is what lanes cost when there are fewer messages than lanes or one
-// message dominates; the ceil() is the throughput regime. Each batch then
-// goes to the path with the lowest predicted time. A lane path must beat
-// OpenSSL's prediction by 5% to be chosen, so model error near a crossover
-// costs nothing: there both are within a few percent and OpenSSL is kept.
+// first term of the max() is what lanes cost when one message dominates; the
+// second counts whole messages per lane (a lane cannot split a message), so
+// 3 messages on 2 lanes take two messages' time, not one and a half. Each
+// batch goes to the path with the lowest predicted time, but a lane path must
+// beat OpenSSL's prediction by 10%: near a crossover, where model error could
+// pick the slower side, both are within a few percent and OpenSSL is kept.
 //
 // Timing uses the minimum over interleaved repetitions, which discards
 // preemptions and other tenants' bursts on a shared machine, after a warm-up
@@ -116,8 +118,10 @@ struct Shape {
 };
 
 double Rounds(const Shape& s, size_t lanes) {
+  if (s.n == 0) return 0;
+  const double per_lane = std::ceil(static_cast<double>(s.n) / static_cast<double>(lanes));
   return std::max(static_cast<double>(s.max_blocks),
-                  std::ceil(static_cast<double>(s.total_blocks) / static_cast<double>(lanes)));
+                  per_lane * static_cast<double>(s.total_blocks) / static_cast<double>(s.n));
 }
 
 double Predict(const Cost& c, const Shape& s) {
@@ -253,7 +257,7 @@ Cost Calibrate(Path p, bool sha512) {
 // ---- Per-batch choice ------------------------------------------------------
 
 // A lane path must beat OpenSSL's predicted time by this factor.
-constexpr double kMargin = 0.95;
+constexpr double kMargin = 0.9;
 
 // What automatic dispatch weighs for a family: OpenSSL and every lane path
 // that can run here (calibrating them all on first use), minus those

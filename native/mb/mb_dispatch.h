@@ -42,8 +42,8 @@ Path choice_for(Algorithm alg, size_t n, size_t length);
 // Calibration figures of one path for one family (nanoseconds), measured on
 // first use: a batch of n messages costs
 //   per_batch + per_message * n + per_round * rounds,
-// rounds = max(longest message's blocks, ceil(total blocks / lanes)), a
-// message's blocks counting the outer hash's one. OpenSSL is the path with
+// rounds = max(longest message's blocks, ceil(n / lanes) * average blocks),
+// a message's blocks counting the outer hash's one. OpenSSL is the path with
 // one lane.
 struct Cost {
   double per_batch, per_message, per_round;
