@@ -196,10 +196,15 @@ std::mutex g_calibrating;  // one calibration at a time, process-wide
 std::atomic<int64_t> g_calibration_ns{0};
 
 // Three synthetic batches, one per unknown: 2 empty messages (per batch),
-// 64 empty messages (per message) and 16 of 1000 bytes (per block), packed
-// over a zero buffer and run through exactly what a real batch runs.
-constexpr size_t kLongLength = 1000, kLongCount = 16, kShortCount = 64, kTinyCount = 2;
-const uint8_t kZeros[kLongCount * kLongLength] = {};
+// 64 empty messages (per message) and 16 of 500..1415 bytes (per block),
+// packed over a zero buffer and run through exactly what a real batch runs.
+// The lengths differ so the lanes fall out of step, as in real mixed batches:
+// each kernel call then covers one block, and per_round includes the call's
+// overhead (lanes in step on equal long messages run cheaper; that error
+// only makes lanes look slower).
+constexpr size_t kLongCount = 16, kShortCount = 64, kTinyCount = 2;
+constexpr size_t LongLength(size_t i) { return 500 + 61 * i; }
+const uint8_t kZeros[kLongCount * LongLength(kLongCount)] = {};
 
 Cost Calibrate(Path p, bool sha512) {
   const auto start = std::chrono::steady_clock::now();
@@ -207,7 +212,8 @@ Cost Calibrate(Path p, bool sha512) {
   const uint8_t key_bytes[32] = {0x6b, 0x6d, 0x73};
   key.Init(sha512 ? Algorithm::Sha512 : Algorithm::Sha256, key_bytes, sizeof key_bytes);
   uint32_t zero_offsets[kShortCount + 1] = {}, long_offsets[kLongCount + 1];
-  for (size_t i = 0; i <= kLongCount; i++) long_offsets[i] = static_cast<uint32_t>(i * kLongLength);
+  long_offsets[0] = 0;
+  for (size_t i = 0; i < kLongCount; i++) long_offsets[i + 1] = long_offsets[i] + static_cast<uint32_t>(LongLength(i));
   struct Batch {
     SpanList messages;
     size_t repeat;  // runs per timing: the tiny batch is short next to the clock's own cost
