@@ -56,27 +56,38 @@ struct Initial {
   std::string reason;
 };
 
-std::string lane_paths_here() {
-  std::string list;
+// Whether automatic dispatch weighs lane path p: it can run here, and
+// neither auto_skips() names it nor is it sse2 where AVX2 runs (the same
+// kernel at half the width, never faster).
+bool AutoWeighs(Path p) {
+  if (p == Path::Off || !path_available(p) || auto_skips(p) != nullptr) return false;
+  return !(p == Path::Sse2 && path_available(Path::Avx2));
+}
+
+bool AnyLanePath() {
   for (Path p : kAllPaths) {
-    if (p == Path::Off || !path_available(p)) continue;
-    list += std::string(list.empty() ? "" : ", ") + path_name(p);
-    if (const char* why = auto_skips(p)) list += std::string(" (left out of auto: ") + why + ")";
+    if (AutoWeighs(p)) return true;
   }
-  return list;
+  return false;
 }
 
 Initial initial() {
-  const std::string here = lane_paths_here();
-  if (here.empty()) {
+  if (!AnyLanePath()) {
     return {static_cast<int>(Path::Off), std::string("no multi-buffer path can run here (") +
                                              path_status(Path::Sse2) + "); using OpenSSL"};
   }
   const std::string cpu = std::string(" on ") + cpu_id();
   const char* env = std::getenv("KMS_HMAC_SIMD");
   if (env == nullptr || env[0] == '\0' || std::strcmp(env, "auto") == 0) {
-    return {kAuto, "auto: each batch takes the fastest of OpenSSL and " + here +
-                       " by a cost model calibrated at first use" + cpu};
+    std::string weighed = "OpenSSL", skipped;
+    for (Path p : kAllPaths) {
+      if (AutoWeighs(p)) weighed += std::string(", ") + path_name(p);
+      if (const char* why = path_available(p) ? auto_skips(p) : nullptr) {
+        skipped += std::string("; ") + path_name(p) + " left out: " + why;
+      }
+    }
+    return {kAuto, "auto: each batch takes the fastest of " + weighed +
+                       " by a cost model calibrated at first use" + cpu + skipped};
   }
   Path forced;
   if (!parse_path(env, &forced)) {
@@ -183,16 +194,7 @@ void Mac(Path p, const HmacKey& key, const SpanList& messages, size_t begin, siz
 
 // ---- Calibration -------------------------------------------------------------
 
-// One figure per family and path, calibrated on first use. Not
-// std::call_once: its fast path goes through thread-local storage, which in
-// a shared library is a __tls_get_addr call, per batch and path (perf).
-struct CostSlot {
-  std::atomic<bool> ready{false};
-  Cost cost{};
-};
-constexpr size_t kFamilies = 2, kPaths = sizeof kAllPaths / sizeof kAllPaths[0];
-CostSlot g_costs[kFamilies][kPaths];
-std::mutex g_calibrating;  // one calibration at a time, process-wide
+constexpr size_t kPaths = sizeof kAllPaths / sizeof kAllPaths[0];
 std::atomic<int64_t> g_calibration_ns{0};
 
 // Three synthetic batches, one per unknown: 2 empty messages (per batch),
@@ -206,7 +208,20 @@ constexpr size_t kLongCount = 16, kShortCount = 64, kTinyCount = 2;
 constexpr size_t LongLength(size_t i) { return 500 + 61 * i; }
 const uint8_t kZeros[kLongCount * LongLength(kLongCount)] = {};
 
-Cost Calibrate(Path p, bool sha512) {
+// The figures one calibration produced for a family: OpenSSL's, and those of
+// `count` lane paths.
+struct Plan {
+  Cost openssl{};
+  size_t count = 0;
+  Path path[kPaths];
+  Cost cost[kPaths];
+};
+
+// Times OpenSSL and paths[0..count) on the three batches. Interleaved: each
+// repetition runs every path on every batch, so a slow moment on a shared
+// machine (another tenant, a frequency change) slows all of them alike and
+// the comparison stays fair; each figure is the minimum over repetitions.
+Plan Calibrate(bool sha512, const Path* paths, size_t count) {
   const auto start = std::chrono::steady_clock::now();
   HmacKey key;
   const uint8_t key_bytes[32] = {0x6b, 0x6d, 0x73};
@@ -218,46 +233,98 @@ Cost Calibrate(Path p, bool sha512) {
     SpanList messages;
     size_t repeat;  // runs per timing: the tiny batch is short next to the clock's own cost
     Shape shape;
-    double best_ns;
   } batches[3] = {
-      {SpanList::Packed(kZeros, zero_offsets, kTinyCount), 16, {}, 1e30},
-      {SpanList::Packed(kZeros, zero_offsets, kShortCount), 1, {}, 1e30},
-      {SpanList::Packed(kZeros, long_offsets, kLongCount), 1, {}, 1e30},
+      {SpanList::Packed(kZeros, zero_offsets, kTinyCount), 16, {}},
+      {SpanList::Packed(kZeros, zero_offsets, kShortCount), 1, {}},
+      {SpanList::Packed(kZeros, long_offsets, kLongCount), 1, {}},
   };
+  for (Batch& b : batches) {
+    for (size_t i = 0; i < b.messages.size(); i++) b.shape.add(b.messages[i].length, sha512);
+  }
+  Path timed[kPaths] = {Path::Off};  // OpenSSL first, then the lane paths
+  for (size_t i = 0; i < count; i++) timed[i + 1] = paths[i];
+  double best[kPaths][3];
   uint8_t out[kShortCount * kMaxMacLength];
-  auto time_ns = [&](const Batch& b) {
+  auto time_ns = [&](Path p, const Batch& b) {
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t r = 0; r < b.repeat; r++) Mac(p, key, b.messages, 0, b.messages.size(), out);
     return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / b.repeat;
   };
-  for (Batch& b : batches) {
-    for (size_t i = 0; i < b.messages.size(); i++) b.shape.add(b.messages[i].length, sha512);
-    time_ns(b);  // warm-up: caches, and Intel's 512-bit power-up
-  }
-  for (int rep = 0; rep < 5; rep++) {
-    for (Batch& b : batches) b.best_ns = std::min(b.best_ns, time_ns(b));
+  for (int rep = -1; rep < 5; rep++) {  // rep -1 warms up: caches, and Intel's 512-bit power-up
+    for (size_t t = 0; t <= count; t++) {
+      for (int b = 0; b < 3; b++) {
+        const double ns = time_ns(timed[t], batches[b]);
+        best[t][b] = rep <= 0 ? ns : std::min(best[t][b], ns);
+      }
+    }
   }
   key.Wipe();
   Ssl().cleanse(out, sizeof out);
 
   // Solve  t = per_batch + per_message * n + per_round * rounds  (Cramer).
-  const size_t lanes_here = p == Path::Off ? 1 : lanes(p, sha512 ? Family::Sha512 : Family::Sha256);
-  double m[3][4];
-  for (int i = 0; i < 3; i++) {
-    m[i][0] = 1, m[i][1] = static_cast<double>(batches[i].shape.n), m[i][2] = Rounds(batches[i].shape, lanes_here);
-    m[i][3] = batches[i].best_ns;
-  }
-  auto det = [&](int c0, int c1, int c2) {
-    return m[0][c0] * (m[1][c1] * m[2][c2] - m[1][c2] * m[2][c1]) -
-           m[0][c1] * (m[1][c0] * m[2][c2] - m[1][c2] * m[2][c0]) +
-           m[0][c2] * (m[1][c0] * m[2][c1] - m[1][c1] * m[2][c0]);
+  auto fit = [&](size_t t) {
+    const size_t lanes_here = t == 0 ? 1 : lanes(timed[t], sha512 ? Family::Sha512 : Family::Sha256);
+    double m[3][4];
+    for (int i = 0; i < 3; i++) {
+      m[i][0] = 1, m[i][1] = static_cast<double>(batches[i].shape.n), m[i][2] = Rounds(batches[i].shape, lanes_here);
+      m[i][3] = best[t][i];
+    }
+    auto det = [&](int c0, int c1, int c2) {
+      return m[0][c0] * (m[1][c1] * m[2][c2] - m[1][c2] * m[2][c1]) -
+             m[0][c1] * (m[1][c0] * m[2][c2] - m[1][c2] * m[2][c0]) +
+             m[0][c2] * (m[1][c0] * m[2][c1] - m[1][c1] * m[2][c0]);
+    };
+    const double d = det(0, 1, 2);
+    return Cost{std::max(0.0, det(3, 1, 2) / d), std::max(0.0, det(0, 3, 2) / d), std::max(0.0, det(0, 1, 3) / d),
+                lanes_here};
   };
-  const double d = det(0, 1, 2);
-  Cost c{std::max(0.0, det(3, 1, 2) / d), std::max(0.0, det(0, 3, 2) / d), std::max(0.0, det(0, 1, 3) / d),
-         lanes_here};
+  Plan plan;
+  plan.openssl = fit(0);
+  for (size_t i = 0; i < count; i++) plan.path[i] = paths[i], plan.cost[i] = fit(i + 1);
+  plan.count = count;
   g_calibration_ns += static_cast<int64_t>(
       std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
-  return c;
+  return plan;
+}
+
+// What automatic dispatch weighs for a family: OpenSSL and each lane path
+// AutoWeighs() with a kernel for the family. Calibrated on first use.
+const Plan& AutoPlan(bool sha512) {
+  auto make = [](bool wide) {
+    Path paths[kPaths];
+    size_t n = 0;
+    for (Path p : kAllPaths) {
+      if (AutoWeighs(p) && lanes(p, wide ? Family::Sha512 : Family::Sha256) != 0) paths[n++] = p;
+    }
+    return Calibrate(wide, paths, n);
+  };
+  if (sha512) {
+    static const Plan plan = make(true);  // thread-safe, on first use
+    return plan;
+  }
+  static const Plan plan = make(false);
+  return plan;
+}
+
+// OpenSSL against one forced path, calibrated on first use. Not
+// std::call_once: its fast path goes through thread-local storage, which in
+// a shared library is a __tls_get_addr call per batch (perf).
+const Plan& ForcedPlan(bool sha512, Path p) {
+  struct Slot {
+    std::atomic<bool> ready{false};
+    Plan plan;
+  };
+  static Slot slots[2][kPaths];
+  static std::mutex calibrating;
+  Slot& slot = slots[sha512 ? 1 : 0][static_cast<size_t>(p)];
+  if (!slot.ready.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(calibrating);
+    if (!slot.ready.load(std::memory_order_relaxed)) {
+      slot.plan = Calibrate(sha512, &p, 1);
+      slot.ready.store(true, std::memory_order_release);
+    }
+  }
+  return slot.plan;
 }
 
 // ---- Per-batch choice ------------------------------------------------------
@@ -265,46 +332,14 @@ Cost Calibrate(Path p, bool sha512) {
 // A lane path must beat OpenSSL's predicted time by this factor.
 constexpr double kMargin = 0.9;
 
-// What automatic dispatch weighs for a family: OpenSSL and every lane path
-// that can run here (calibrating them all on first use), minus those
-// auto_skips() names and sse2 where AVX2 runs (the same kernel at half the
-// width, never faster).
-struct Candidates {
-  Cost openssl;
-  size_t count = 0;
-  Path path[kPaths];
-  Cost cost[kPaths];
-  explicit Candidates(bool sha512) : openssl(cost_of(Path::Off, sha512)) {
-    const Family f = sha512 ? Family::Sha512 : Family::Sha256;
-    for (Path p : kAllPaths) {
-      if (p == Path::Off || lanes(p, f) == 0 || auto_skips(p) != nullptr) continue;
-      if (p == Path::Sse2 && lanes(Path::Avx2, f) != 0) continue;
-      path[count] = p, cost[count] = cost_of(p, sha512), count++;
-    }
-  }
-};
-
-const Candidates& AutoCandidates(bool sha512) {
-  if (sha512) {
-    static const Candidates family(true);  // thread-safe, on first use
-    return family;
-  }
-  static const Candidates family(false);
-  return family;
-}
-
 Path Best(const Selection& sel, bool sha512, const Shape& shape) {
+  if (!sel.automatic && lanes(sel.path, sha512 ? Family::Sha512 : Family::Sha256) == 0) return Path::Off;
+  const Plan& plan = sel.automatic ? AutoPlan(sha512) : ForcedPlan(sha512, sel.path);
   Path best = Path::Off;
-  if (sel.automatic) {
-    const Candidates& c = AutoCandidates(sha512);
-    double best_time = Predict(c.openssl, shape) * kMargin;
-    for (size_t i = 0; i < c.count; i++) {
-      const double t = Predict(c.cost[i], shape);
-      if (t < best_time) best = c.path[i], best_time = t;
-    }
-  } else if (lanes(sel.path, sha512 ? Family::Sha512 : Family::Sha256) != 0 &&
-             Predict(cost_of(sel.path, sha512), shape) < Predict(cost_of(Path::Off, sha512), shape) * kMargin) {
-    best = sel.path;
+  double best_time = Predict(plan.openssl, shape) * kMargin;
+  for (size_t i = 0; i < plan.count; i++) {
+    const double t = Predict(plan.cost[i], shape);
+    if (t < best_time) best = plan.path[i], best_time = t;
   }
   return best;
 }
@@ -354,7 +389,7 @@ bool set_selection(const char* name, bool always) {
   int v;
   Path p;
   if (name != nullptr && std::strcmp(name, "auto") == 0) {
-    if (lane_paths_here().empty()) return false;
+    if (!AnyLanePath()) return false;
     v = kAuto;
   } else if (parse_path(name, &p) && path_available(p)) {
     v = static_cast<int>(p);
@@ -367,15 +402,13 @@ bool set_selection(const char* name, bool always) {
 }
 
 Cost cost_of(Path p, bool sha512) {
-  CostSlot& slot = g_costs[sha512 ? 1 : 0][static_cast<size_t>(p)];
-  if (!slot.ready.load(std::memory_order_acquire)) {
-    std::lock_guard<std::mutex> lock(g_calibrating);
-    if (!slot.ready.load(std::memory_order_relaxed)) {
-      slot.cost = Calibrate(p, sha512);
-      slot.ready.store(true, std::memory_order_release);
-    }
+  if (p != Path::Off && lanes(p, sha512 ? Family::Sha512 : Family::Sha256) == 0) return Cost{0, 0, 0, 0};
+  const Plan& automatic = AutoPlan(sha512);
+  if (p == Path::Off) return automatic.openssl;
+  for (size_t i = 0; i < automatic.count; i++) {
+    if (automatic.path[i] == p) return automatic.cost[i];
   }
-  return slot.cost;
+  return ForcedPlan(sha512, p).cost[0];
 }
 
 double calibration_us() { return static_cast<double>(g_calibration_ns.load()) / 1e3; }

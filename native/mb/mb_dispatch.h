@@ -49,6 +49,8 @@ struct Cost {
   double per_batch, per_message, per_round;
   size_t lanes;
 };
+// As automatic dispatch sees them (or, for a path it leaves out, as a forced
+// selection sees them); all zero when `p` has no kernel for the family here.
 Cost cost_of(Path p, bool sha512);
 // Wall time the calibrations took so far, in microseconds.
 double calibration_us();

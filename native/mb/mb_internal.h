@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "mb_hmac.h"
 
@@ -58,10 +59,10 @@ void hmac_lanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64
                 const Span* spans, size_t n, uint8_t* out);
 
 // Known-answer self-test of one kernel (mb_paths.cc), for both algorithms of
-// its family: nullptr when every answer is right, else what went wrong.
-// `corrupt` flips one bit of the expected answers (to test the failure path).
-const char* self_test(const Kernel<uint32_t>& k, bool corrupt = false);
-const char* self_test(const Kernel<uint64_t>& k, bool corrupt = false);
+// its family: empty when every answer is right, else what went wrong.
+// `corrupt` flips one bit of the computed answers (to test the failure path).
+std::string self_test(const Kernel<uint32_t>& k, bool corrupt = false);
+std::string self_test(const Kernel<uint64_t>& k, bool corrupt = false);
 // The self-test's batch (test_mb.cc recomputes its answers with the scalar
 // reference): message m has kSelfTestLengths[m] bytes, byte i being
 // self_test_byte(m, i); its fingerprint is fnv1a() over all MACs in order.

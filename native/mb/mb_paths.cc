@@ -119,24 +119,8 @@ bool equals_hex(const uint8_t* p, size_t n, const char* hex) {
 }
 
 template <typename W>
-const char* run_self_test(const Kernel<W>& k, bool corrupt) {
+std::string run_self_test(const Kernel<W>& k, bool corrupt) {
   constexpr size_t B = 16 * sizeof(W);
-  const bool wide = sizeof(W) == 8;
-  static const char* const kWrongKey[4] = {
-      "self-test failed: HMAC-SHA-224 key setup (lanes disagree or wrong state)",
-      "self-test failed: HMAC-SHA-256 key setup (lanes disagree or wrong state)",
-      "self-test failed: HMAC-SHA-384 key setup (lanes disagree or wrong state)",
-      "self-test failed: HMAC-SHA-512 key setup (lanes disagree or wrong state)"};
-  static const char* const kWrongRfc[4] = {"self-test failed: HMAC-SHA-224 of RFC 4231 test case 2 is wrong",
-                                           "self-test failed: HMAC-SHA-256 of RFC 4231 test case 2 is wrong",
-                                           "self-test failed: HMAC-SHA-384 of RFC 4231 test case 2 is wrong",
-                                           "self-test failed: HMAC-SHA-512 of RFC 4231 test case 2 is wrong"};
-  static const char* const kWrongBatch[4] = {
-      "self-test failed: HMAC-SHA-224 batch of mixed lengths gave wrong MACs",
-      "self-test failed: HMAC-SHA-256 batch of mixed lengths gave wrong MACs",
-      "self-test failed: HMAC-SHA-384 batch of mixed lengths gave wrong MACs",
-      "self-test failed: HMAC-SHA-512 batch of mixed lengths gave wrong MACs"};
-
   // The messages, each in its own exact-size allocation (ASan sees overreads).
   std::vector<std::vector<uint8_t>> msgs(kSelfTestMessages);
   Span spans[kSelfTestMessages];
@@ -147,10 +131,15 @@ const char* run_self_test(const Kernel<W>& k, bool corrupt) {
   }
 
   for (int a = 0; a < 2; a++) {
-    const int alg = (wide ? 2 : 0) + a;
+    const int alg = (sizeof(W) == 8 ? 2 : 0) + a;
     const Expected& want = kExpected[alg];
-    const W* iv = wide ? reinterpret_cast<const W*>(a == 0 ? kIV384 : kIV512)
-                       : reinterpret_cast<const W*>(a == 0 ? kIV224 : kIV256);
+    const std::string name = "HMAC-SHA-" + std::to_string(want.out_len * 8);
+    const W* iv;
+    if constexpr (sizeof(W) == 8) {
+      iv = a == 0 ? kIV384 : kIV512;
+    } else {
+      iv = a == 0 ? kIV224 : kIV256;
+    }
     // Key setup: (key || zeros) ^ ipad / opad, from the IV.
     W states[2][8];
     for (int side = 0; side < 2; side++) {
@@ -167,23 +156,25 @@ const char* run_self_test(const Kernel<W>& k, bool corrupt) {
       for (size_t w = 0; w < 8; w++) {
         states[side][w] = st[w * k.lanes];
         for (size_t l = 1; l < k.lanes; l++) {
-          if (st[w * k.lanes + l] != states[side][w]) return kWrongKey[alg];
+          if (st[w * k.lanes + l] != states[side][w]) return name + " key setup: the lanes disagree";
         }
       }
     }
     uint8_t macs[kSelfTestMessages * 64];
     hmac_lanes(k, states[0], states[1], want.out_len, spans, kSelfTestMessages, macs);
     if (corrupt) macs[0] ^= 1;
-    if (!equals_hex(macs, want.out_len, want.rfc4231_mac)) return kWrongRfc[alg];
-    if (fnv1a(macs, kSelfTestMessages * want.out_len) != kSelfTestFingerprints[alg]) return kWrongBatch[alg];
+    if (!equals_hex(macs, want.out_len, want.rfc4231_mac)) return name + " of RFC 4231 test case 2 is wrong";
+    if (fnv1a(macs, kSelfTestMessages * want.out_len) != kSelfTestFingerprints[alg]) {
+      return name + " of a batch of mixed lengths is wrong";
+    }
   }
-  return nullptr;
+  return "";
 }
 
 }  // namespace
 
-const char* self_test(const Kernel<uint32_t>& k, bool corrupt) { return run_self_test(k, corrupt); }
-const char* self_test(const Kernel<uint64_t>& k, bool corrupt) { return run_self_test(k, corrupt); }
+std::string self_test(const Kernel<uint32_t>& k, bool corrupt) { return run_self_test(k, corrupt); }
+std::string self_test(const Kernel<uint64_t>& k, bool corrupt) { return run_self_test(k, corrupt); }
 
 }  // namespace detail
 
@@ -290,10 +281,10 @@ struct Statuses {
     if (const char* why = cpu_refuses(p)) return why;
 #endif
     const bool corrupt = forced_to_fail(p);
-    const char* failed = k256 != nullptr ? detail::self_test(*k256, corrupt) : nullptr;
-    if (failed == nullptr && k512 != nullptr) failed = detail::self_test(*k512, corrupt);
-    if (failed == nullptr) return "ok";
-    return corrupt ? std::string(failed) + " (forced by KMS_HMAC_SIMD_SELFTEST_FAIL)" : failed;
+    std::string failed = k256 != nullptr ? detail::self_test(*k256, corrupt) : "";
+    if (failed.empty() && k512 != nullptr) failed = detail::self_test(*k512, corrupt);
+    if (failed.empty()) return "ok";
+    return "self-test failed: " + failed + (corrupt ? " (forced by KMS_HMAC_SIMD_SELFTEST_FAIL)" : "");
   }
 };
 
