@@ -120,19 +120,26 @@ inline size_t BlocksOf(size_t len, bool sha512) {
   return sha512 ? (len + 17 + 127) / 128 + 1 : (len + 9 + 63) / 64 + 1;
 }
 
+// A batch as the cost model sees it. add() each message, then finish().
 struct Shape {
   size_t n = 0, total_blocks = 0, max_blocks = 0;
+  double average_blocks = 0;
   void add(size_t len, bool sha512) {
     const size_t b = BlocksOf(len, sha512);
     n++, total_blocks += b, max_blocks = std::max(max_blocks, b);
   }
+  Shape& finish() {
+    average_blocks = n > 0 ? static_cast<double>(total_blocks) / static_cast<double>(n) : 0;
+    return *this;
+  }
 };
 
+// Lane counts are powers of two (1..16): a shift, not a division, since
+// this runs for every candidate of every batch.
 double Rounds(const Shape& s, size_t lanes) {
-  if (s.n == 0) return 0;
-  const double per_lane = std::ceil(static_cast<double>(s.n) / static_cast<double>(lanes));
-  return std::max(static_cast<double>(s.max_blocks),
-                  per_lane * static_cast<double>(s.total_blocks) / static_cast<double>(s.n));
+  const size_t shift = static_cast<size_t>(__builtin_ctzll(lanes));
+  const double per_lane = static_cast<double>((s.n + lanes - 1) >> shift);
+  return std::max(static_cast<double>(s.max_blocks), per_lane * s.average_blocks);
 }
 
 double Predict(const Cost& c, const Shape& s) {
@@ -240,6 +247,7 @@ Plan Calibrate(bool sha512, const Path* paths, size_t count) {
   };
   for (Batch& b : batches) {
     for (size_t i = 0; i < b.messages.size(); i++) b.shape.add(b.messages[i].length, sha512);
+    b.shape.finish();
   }
   Path timed[kPaths] = {Path::Off};  // OpenSSL first, then the lane paths
   for (size_t i = 0; i < count; i++) timed[i + 1] = paths[i];
@@ -361,7 +369,7 @@ Path Choose(const HmacKey& key, const SpanList& messages, size_t begin, size_t e
   const bool sha512 = IsSha512Family(key.alg);
   Shape shape;
   for (size_t i = begin; i < end; i++) shape.add(messages[i].length, sha512);
-  return Decide(sha512, shape);
+  return Decide(sha512, shape.finish());
 }
 
 }  // namespace
@@ -417,7 +425,7 @@ Path choice_for(Algorithm alg, size_t n, size_t length) {
   const bool sha512 = IsSha512Family(alg);
   Shape shape;
   for (size_t i = 0; i < n; i++) shape.add(length, sha512);
-  return Decide(sha512, shape);
+  return Decide(sha512, shape.finish());
 }
 
 bool MacRange(const HmacKey& key, const SpanList& messages, size_t begin, size_t end, uint8_t* out) {
