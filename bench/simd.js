@@ -157,9 +157,11 @@ function header() {
   say(`Node ${process.version}, ${addon.opensslVersion}`);
   say(`SIMD selection at load: ${addon.simdPath} (${addon.simdReason})`);
   say(`Path status: ${addon.simdStatus}`);
-  say(`Calibration: ${fmt(cal.microseconds / 1000)} ms for every path (auto calibrates only its candidates, at first use)`);
+  say(
+    `Calibration at first use (CPU time): SHA-224/256 ${fmt(cal.sha256.calibrationCpuMs)} ms, SHA-384/512 ${fmt(cal.sha512.calibrationCpuMs)} ms`,
+  );
   for (const fam of ['sha256', 'sha512']) {
-    const cells = Object.entries(cal[fam]).map(
+    const cells = Object.entries(cal[fam].paths).map(
       ([p, c]) => `${p} ${fmt(c.perBatchNs, 0)} + ${fmt(c.perMessageNs, 0)}/msg + ${fmt(c.perRoundNs, 0)}/round x${c.lanes}`,
     );
     say(`  cost model ${fam} (ns): ${cells.join('; ')}`);

@@ -22,12 +22,11 @@ const LANE_PATHS = ['sse2', 'avx2', 'shani', 'avx512'];
 /** The addon's SIMD diagnostics, beyond what the backend uses (native/mb/mb_exports.h). */
 interface SimdDiagnostics {
   simdChoice(algorithm: number, count: number, length: number): string;
-  simdCalibration(): {
-    cpu: string;
-    microseconds: number;
-    sha256: Record<string, { perMessageNs: number; perRoundNs: number; lanes: number }>;
-    sha512: Record<string, { perMessageNs: number; perRoundNs: number; lanes: number }>;
-  };
+  simdCalibration(): { cpu: string; sha256: CalibratedFamily; sha512: CalibratedFamily };
+}
+interface CalibratedFamily {
+  calibrationCpuMs: number;
+  paths: Record<string, { perBatchNs: number; perMessageNs: number; perRoundNs: number; lanes: number }>;
 }
 const binding = loadNativeBinding() as NativeBinding & SimdDiagnostics;
 const loadPath = binding.simdPath;
@@ -164,13 +163,14 @@ describe('SIMD path selection', () => {
     const cal = binding.simdCalibration();
     expect(cal.cpu.length).toBeGreaterThan(0);
     for (const family of [cal.sha256, cal.sha512]) {
-      expect(family.off.lanes).toBe(1);
-      for (const [p, c] of Object.entries(family)) {
+      expect(family.paths.off.lanes).toBe(1);
+      for (const [p, c] of Object.entries(family.paths)) {
         expect(binding.simdPaths).toContain(p);
-        expect(c.perMessageNs + c.perRoundNs, p).toBeGreaterThan(0);
+        expect(c.perBatchNs + c.perMessageNs + c.perRoundNs, p).toBeGreaterThan(0);
       }
+      expect(family.calibrationCpuMs).toBeGreaterThanOrEqual(0);
     }
-    expect(Object.keys(cal.sha512)).not.toContain('shani'); // SHA-NI has no SHA-512
+    expect(Object.keys(cal.sha512.paths)).not.toContain('shani'); // SHA-NI has no SHA-512
   });
 });
 

@@ -52,8 +52,9 @@ struct Cost {
 // As automatic dispatch sees them (or, for a path it leaves out, as a forced
 // selection sees them); all zero when `p` has no kernel for the family here.
 Cost cost_of(Path p, bool sha512);
-// Wall time the calibrations took so far, in microseconds.
-double calibration_us();
+// CPU time automatic dispatch's calibration of the family took (calibrates
+// it if needed), in microseconds.
+double auto_calibration_us(bool sha512);
 
 // MACs messages [begin, end) into out + i*mac_length through the lanes, if
 // the selection picks a lane path for this batch. Returns false when the

@@ -43,7 +43,7 @@ Napi::Value SimdCalibration(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("cpu", cpu_id());
   for (bool sha512 : {false, true}) {
-    Napi::Object family = Napi::Object::New(env);
+    Napi::Object paths = Napi::Object::New(env);
     for (Path p : kAllPaths) {
       if (lanes(p, sha512 ? Family::Sha512 : Family::Sha256) == 0 && p != Path::Off) continue;
       const Cost c = cost_of(p, sha512);
@@ -52,11 +52,13 @@ Napi::Value SimdCalibration(const Napi::CallbackInfo& info) {
       o.Set("perMessageNs", c.per_message);
       o.Set("perRoundNs", c.per_round);
       o.Set("lanes", static_cast<double>(c.lanes));
-      family.Set(path_name(p), o);
+      paths.Set(path_name(p), o);
     }
+    Napi::Object family = Napi::Object::New(env);
+    family.Set("paths", paths);
+    family.Set("calibrationCpuMs", auto_calibration_us(sha512) / 1e3);
     result.Set(sha512 ? "sha512" : "sha256", family);
   }
-  result.Set("microseconds", calibration_us());
   return result;
 }
 

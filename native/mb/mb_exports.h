@@ -21,8 +21,10 @@ namespace mb {
 //                 if the machine cannot run the path.
 //   simdChoice(algorithm, count, length) -> string: the path a batch of
 //                 `count` messages of `length` bytes would take now
-//   simdCalibration() -> { cpu, microseconds, sha256: {path: cost}, sha512 }:
-//                 the cost model's figures (calibrates every path if needed)
+//   simdCalibration() -> { cpu, sha256: { paths: {<path>: cost},
+//                 calibrationCpuMs }, sha512: ... }: the cost model's figures
+//                 (calibrates every path if needed), and the CPU time the
+//                 automatic dispatch's calibration took
 void AddExports(Napi::Env env, Napi::Object exports);
 
 }  // namespace mb
