@@ -11,22 +11,9 @@
 namespace kmshmac {
 namespace mb {
 namespace detail {
-namespace {
 
-using Sha256x8 = Lanes<Sha256Params, GenericLanes<uint32_t, 8, true>>;
-using Sha512x4 = Lanes<Sha512Params, GenericLanes<uint64_t, 4, true>>;
-
-__attribute__((target(MB_TARGET))) void sha256_x8(uint32_t* st, const uint8_t* const* blk, size_t nblocks) {
-  Sha256x8::compress(st, blk, nblocks);
-}
-__attribute__((target(MB_TARGET))) void sha512_x4(uint64_t* st, const uint8_t* const* blk, size_t nblocks) {
-  Sha512x4::compress(st, blk, nblocks);
-}
-
-}  // namespace
-
-const Kernel<uint32_t> kAvx2Sha256 = {sha256_x8, 8};
-const Kernel<uint64_t> kAvx2Sha512 = {sha512_x4, 4};
+const Kernel<uint32_t> kAvx2Sha256 = {compress_lanes<Sha256Params, GenericLanes<uint32_t, 8, true>>, 8};
+const Kernel<uint64_t> kAvx2Sha512 = {compress_lanes<Sha512Params, GenericLanes<uint64_t, 4, true>>, 4};
 
 }  // namespace detail
 }  // namespace mb

@@ -45,20 +45,10 @@ struct Avx512Ops : GenericLanes<W, L, true> {
   static MB_FN V maj(V a, V b, V c) { return ternlog<0xE8>(a, b, c); }   // two or more ones
 };
 
-using Sha256x16 = Lanes<Sha256Params, Avx512Ops<uint32_t, 16>>;
-using Sha512x8 = Lanes<Sha512Params, Avx512Ops<uint64_t, 8>>;
-
-__attribute__((target(MB_TARGET))) void sha256_x16(uint32_t* st, const uint8_t* const* blk, size_t nblocks) {
-  Sha256x16::compress(st, blk, nblocks);
-}
-__attribute__((target(MB_TARGET))) void sha512_x8(uint64_t* st, const uint8_t* const* blk, size_t nblocks) {
-  Sha512x8::compress(st, blk, nblocks);
-}
-
 }  // namespace
 
-const Kernel<uint32_t> kAvx512Sha256 = {sha256_x16, 16};
-const Kernel<uint64_t> kAvx512Sha512 = {sha512_x8, 8};
+const Kernel<uint32_t> kAvx512Sha256 = {compress_lanes<Sha256Params, Avx512Ops<uint32_t, 16>>, 16};
+const Kernel<uint64_t> kAvx512Sha512 = {compress_lanes<Sha512Params, Avx512Ops<uint64_t, 8>>, 8};
 
 }  // namespace detail
 }  // namespace mb

@@ -17,42 +17,42 @@ namespace kmshmac {
 namespace mb {
 namespace detail {
 
-template <>
-const Kernel<uint32_t>* kernel_for<uint32_t>(Path p) {
+namespace {
+
+// Each path's kernels, by family (nullptr: none in this build or family).
+struct PathKernels {
+  const Kernel<uint32_t>* sha256;
+  const Kernel<uint64_t>* sha512;
+};
+
+PathKernels kernels_of(Path p) {
 #if KMS_HMAC_MB_X86
   switch (p) {
     case Path::Sse2:
-      return &kSse2Sha256;
+      return {&kSse2Sha256, &kSse2Sha512};
     case Path::Avx2:
-      return &kAvx2Sha256;
+      return {&kAvx2Sha256, &kAvx2Sha512};
     case Path::ShaNi:
-      return &kShaNiSha256;
+      return {&kShaNiSha256, nullptr};  // SHA-NI has no SHA-512 instructions
     case Path::Avx512:
-      return &kAvx512Sha256;
+      return {&kAvx512Sha256, &kAvx512Sha512};
     default:
       break;
   }
 #endif
   (void)p;
-  return nullptr;
+  return {nullptr, nullptr};
 }
 
+}  // namespace
+
+template <>
+const Kernel<uint32_t>* kernel_for<uint32_t>(Path p) {
+  return kernels_of(p).sha256;
+}
 template <>
 const Kernel<uint64_t>* kernel_for<uint64_t>(Path p) {
-#if KMS_HMAC_MB_X86
-  switch (p) {
-    case Path::Sse2:
-      return &kSse2Sha512;
-    case Path::Avx2:
-      return &kAvx2Sha512;
-    case Path::Avx512:
-      return &kAvx512Sha512;
-    default:  // SHA-NI has no SHA-512 instructions
-      break;
-  }
-#endif
-  (void)p;
-  return nullptr;
+  return kernels_of(p).sha512;
 }
 
 // ---- Known-answer self-test -------------------------------------------------

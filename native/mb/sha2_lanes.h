@@ -291,6 +291,13 @@ struct Lanes {
   }
 };
 
+// The kernel entry point for Kernel<W>::compress: a real function (its
+// address is taken), compiled for MB_TARGET like everything above.
+template <class S, class O>
+__attribute__((target(MB_TARGET))) void compress_lanes(typename S::W* st, const uint8_t* const* blk, size_t nblocks) {
+  Lanes<S, O>::compress(st, blk, nblocks);
+}
+
 }  // namespace
 }  // namespace detail
 }  // namespace mb

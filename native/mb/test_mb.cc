@@ -34,26 +34,15 @@ using kmshmac::mb::detail::kK512;
 // convention for 256/512-bit vectors in code compiled without AVX.)
 #define MB_TARGET "sse2"
 #include "sha2_lanes.h"
-namespace kmshmac {
-namespace mb {
-namespace detail {
 namespace {
-template <typename S, typename W, size_t L>
-void generic(W* st, const uint8_t* const* blk, size_t n) {
-  Lanes<S, GenericLanes<W, L, false>>::compress(st, blk, n);
-}
-}  // namespace
-}  // namespace detail
-}  // namespace mb
-}  // namespace kmshmac
-namespace {
-using kmshmac::mb::detail::generic;
+using kmshmac::mb::detail::compress_lanes;
+using kmshmac::mb::detail::GenericLanes;
 using kmshmac::mb::detail::Sha256Params;
 using kmshmac::mb::detail::Sha512Params;
-const Kernel<uint32_t> kGenericSha256x16 = {generic<Sha256Params, uint32_t, 16>, 16};
-const Kernel<uint64_t> kGenericSha512x8 = {generic<Sha512Params, uint64_t, 8>, 8};
-const Kernel<uint32_t> kGenericSha256x8 = {generic<Sha256Params, uint32_t, 8>, 8};
-const Kernel<uint64_t> kGenericSha512x4 = {generic<Sha512Params, uint64_t, 4>, 4};
+const Kernel<uint32_t> kGenericSha256x16 = {compress_lanes<Sha256Params, GenericLanes<uint32_t, 16, false>>, 16};
+const Kernel<uint64_t> kGenericSha512x8 = {compress_lanes<Sha512Params, GenericLanes<uint64_t, 8, false>>, 8};
+const Kernel<uint32_t> kGenericSha256x8 = {compress_lanes<Sha256Params, GenericLanes<uint32_t, 8, false>>, 8};
+const Kernel<uint64_t> kGenericSha512x4 = {compress_lanes<Sha512Params, GenericLanes<uint64_t, 4, false>>, 4};
 }  // namespace
 #endif
 
