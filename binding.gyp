@@ -15,8 +15,10 @@
         "native/hmac.cc",
         "native/openssl_api.cc",
         "native/mb/mb_hmac.cc",
-        "native/mb/sha256_avx2.cc",
-        "native/mb/sha512_avx2.cc",
+        "native/mb/mb_paths.cc",
+        "native/mb/lanes_sse2.cc",
+        "native/mb/lanes_avx2.cc",
+        "native/mb/lanes_avx512.cc",
         "native/mb/sha256_shani.cc",
         "native/mb/mb_dispatch.cc",
         "native/mb/mb_exports.cc"

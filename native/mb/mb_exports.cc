@@ -8,39 +8,77 @@ namespace kmshmac {
 namespace mb {
 namespace {
 
-Napi::Value GetSimdPath(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), path_name(active_path()));
-}
+const char kNames[] = "auto|off|sse2|avx2|shani|avx512";
+
+Napi::Value GetSimdPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), selection_name()); }
 
 Napi::Value SetSimdPath(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) {
-    throw Napi::TypeError::New(env, "setSimdPath: name must be a string (off|avx2|shani|avx512)");
+    throw Napi::TypeError::New(env, std::string("setSimdPath: name must be a string (") + kNames + ")");
   }
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   Path p;
-  if (!parse_path(name.c_str(), &p)) {
-    throw Napi::RangeError::New(env, "setSimdPath: unknown path '" + name + "' (expected off|avx2|shani|avx512)");
+  if (name != "auto" && !parse_path(name.c_str(), &p)) {
+    throw Napi::RangeError::New(env, "setSimdPath: unknown path '" + name + "' (expected " + kNames + ")");
   }
-  const bool force = info.Length() >= 2 && info[1].ToBoolean().Value();
-  if (!set_active_path(p, force)) {
-    throw Napi::RangeError::New(env, "setSimdPath: path '" + name + "' is not available on this machine/build");
+  const bool always = info.Length() >= 2 && info[1].ToBoolean().Value();
+  if (!set_selection(name.c_str(), always)) {
+    const std::string why = name == "auto" ? "no path can run here" : path_status(p);
+    throw Napi::RangeError::New(env, "setSimdPath: '" + name + "' is not available: " + why);
   }
-  return Napi::String::New(env, path_name(active_path()));
+  return Napi::String::New(env, selection_name());
+}
+
+Napi::Value SimdChoice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint32_t alg = info[0].ToNumber().Uint32Value();
+  if (alg >= static_cast<uint32_t>(kAlgorithmCount)) throw Napi::RangeError::New(env, "simdChoice: bad algorithm");
+  const size_t n = info[1].ToNumber().Uint32Value(), length = info[2].ToNumber().Uint32Value();
+  return Napi::String::New(env, path_name(choice_for(static_cast<Algorithm>(alg), n, length)));
+}
+
+Napi::Value SimdCalibration(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("cpu", cpu_id());
+  for (bool sha512 : {false, true}) {
+    Napi::Object paths = Napi::Object::New(env);
+    for (Path p : kAllPaths) {
+      if (lanes(p, sha512 ? Family::Sha512 : Family::Sha256) == 0 && p != Path::Off) continue;
+      const Cost c = cost_of(p, sha512);
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("perBatchNs", c.per_batch);
+      o.Set("perMessageNs", c.per_message);
+      o.Set("perRoundNs", c.per_round);
+      o.Set("lanes", static_cast<double>(c.lanes));
+      paths.Set(path_name(p), o);
+    }
+    Napi::Object family = Napi::Object::New(env);
+    family.Set("paths", paths);
+    family.Set("calibrationCpuMs", auto_calibration_us(sha512) / 1e3);
+    result.Set(sha512 ? "sha512" : "sha256", family);
+  }
+  return result;
 }
 
 }  // namespace
 
 void AddExports(Napi::Env env, Napi::Object exports) {
   exports.DefineProperty(Napi::PropertyDescriptor::Accessor<GetSimdPath>("simdPath", napi_enumerable));
-  exports.Set("simdReason", Napi::String::New(env, detect_reason()));
+  exports.Set("simdReason", Napi::String::New(env, selection_reason()));
   Napi::Array paths = Napi::Array::New(env);
+  std::string status;
   uint32_t i = 0;
-  for (Path p : {Path::Off, Path::Avx2, Path::ShaNi, Path::Avx512}) {
+  for (Path p : kAllPaths) {
     if (path_available(p)) paths.Set(i++, Napi::String::New(env, path_name(p)));
+    if (p != Path::Off) status += std::string(status.empty() ? "" : "; ") + path_name(p) + ": " + path_status(p);
   }
   exports.Set("simdPaths", paths);
+  exports.Set("simdStatus", Napi::String::New(env, status));
   exports.Set("setSimdPath", Napi::Function::New<SetSimdPath>(env, "setSimdPath"));
+  exports.Set("simdChoice", Napi::Function::New<SimdChoice>(env, "simdChoice"));
+  exports.Set("simdCalibration", Napi::Function::New<SimdCalibration>(env, "simdCalibration"));
 }
 
 }  // namespace mb

@@ -1,17 +1,10 @@
-// Multi-buffer HMAC-SHA-2: CPU/OS detection, the lane scheduler that feeds
-// the SIMD kernels, and the dispatch policy. Baseline x86-64 code only; the
-// AVX2 instructions live in sha256_avx2.cc / sha512_avx2.cc behind
-// per-function target attributes and are reached only after detect().
+// Multi-buffer HMAC-SHA-2 over span arrays, and the SHA-2 constants the
+// kernels share. Baseline code only: the kernels' instructions live in
+// lanes_*.cc / sha256_shani.cc behind per-function target attributes,
+// reached only through path_available().
 #include "mb_hmac.h"
-
-#include <cstdlib>
-#include <cstring>
-
 #include "mb_internal.h"
-
-#if KMS_HMAC_MB_X86
-#include <cpuid.h>
-#endif
+#include "mb_scheduler.h"
 
 namespace kmshmac {
 namespace mb {
@@ -54,396 +47,55 @@ const uint64_t kK512[80] = {
     0x4cc5d4becb3e42b6ULL, 0x597f299cfc657e2aULL, 0x5fcb6fab3ad6faecULL, 0x6c44198c4a475817ULL,
 };
 
+// FIPS 180-4 5.3.2-5.3.5.
+const uint32_t kIV224[8] = {0xc1059ed8u, 0x367cd507u, 0x3070dd17u, 0xf70e5939u,
+                            0xffc00b31u, 0x68581511u, 0x64f98fa7u, 0xbefa4fa4u};
+const uint32_t kIV256[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
+                            0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
+const uint64_t kIV384[8] = {0xcbbb9d5dc1059ed8ULL, 0x629a292a367cd507ULL, 0x9159015a3070dd17ULL,
+                            0x152fecd8f70e5939ULL, 0x67332667ffc00b31ULL, 0x8eb44a8768581511ULL,
+                            0xdb0c2e0d64f98fa7ULL, 0x47b5481dbefa4fa4ULL};
+const uint64_t kIV512[8] = {0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL,
+                            0xa54ff53a5f1d36f1ULL, 0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL,
+                            0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL};
+
+void hmac_lanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
+                const Span* spans, size_t n, uint8_t* out) {
+  hmac_lanes(
+      k, inner, outer, out_len, n, [spans](size_t i) { return spans[i]; },
+      [out, out_len](size_t i, uint8_t*) { return out + i * out_len; }, [](size_t, const uint8_t*) {});
+}
+void hmac_lanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
+                const Span* spans, size_t n, uint8_t* out) {
+  hmac_lanes(
+      k, inner, outer, out_len, n, [spans](size_t i) { return spans[i]; },
+      [out, out_len](size_t i, uint8_t*) { return out + i * out_len; }, [](size_t, const uint8_t*) {});
+}
+
 }  // namespace detail
 
 namespace {
 
-// Messages interleaved by the SHA-NI kernel (see sha256_shani.cc). Why not
-// 4: a 4-stream kernel needs more than the 16 XMM registers, spills to the
-// stack, and measured anywhere from 10% faster to 30% slower than 2 streams
-// depending on where the stack and the messages land (Zen 3); 2 streams run
-// without spills and steadily.
-constexpr size_t kShaNiStreams = 2;
-
-struct Detected {
-  Path path;
-  const char* reason;
-};
-
-#if KMS_HMAC_MB_X86
-uint64_t read_xcr0() {
-  uint32_t eax, edx;
-  // xgetbv with ecx=0, encoded as bytes so no -mxsave is needed.
-  __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(eax), "=d"(edx) : "c"(0));
-  return (static_cast<uint64_t>(edx) << 32) | eax;
-}
-
-bool cpu_has_avx2_uncached() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-  const bool osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
-  if (!osxsave || !avx) return false;
-  // XCR0 bits 1 (SSE) and 2 (AVX/YMM): the OS saves YMM state.
-  if ((read_xcr0() & 0x6) != 0x6) return false;
-  if (__get_cpuid_max(0, nullptr) < 7) return false;
-  __cpuid_count(7, 0, a, b, c, d);
-  return (b >> 5) & 1;  // AVX2
-}
-
-bool cpu_has_shani_uncached() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-  const bool ssse3 = (c >> 9) & 1, sse41 = (c >> 19) & 1;
-  if (!ssse3 || !sse41) return false;
-  if (__get_cpuid_max(0, nullptr) < 7) return false;
-  __cpuid_count(7, 0, a, b, c, d);
-  return (b >> 29) & 1;  // SHA extensions (XMM state only: no XCR0 bits beyond SSE needed)
-}
-
-// cpuid can trap to the hypervisor (microseconds): ask once per process.
-bool cpu_has_avx2() {
-  static const bool v = cpu_has_avx2_uncached();
-  return v;
-}
-bool cpu_has_shani() {
-  static const bool v = cpu_has_shani_uncached();
-  return v;
-}
-#else
-bool cpu_has_avx2() { return false; }
-bool cpu_has_shani() { return false; }
-#endif
-
-Detected compute() {
-  if (!KMS_HMAC_MB_X86) return {Path::Off, "no multi-buffer kernels in this build (architecture/compiler)"};
-  const bool avx2 = cpu_has_avx2(), shani = cpu_has_shani();
-  const char* env = std::getenv("KMS_HMAC_SIMD");
-  if (env != nullptr && env[0] != '\0') {
-    Path forced;
-    if (!parse_path(env, &forced)) {
-      return {Path::Off, "KMS_HMAC_SIMD has an unknown value (expected off|avx2|shani|avx512); using OpenSSL"};
-    }
-    if (forced == Path::Off) return {Path::Off, "forced off by KMS_HMAC_SIMD"};
-    if (forced == Path::Avx512) {
-      return {Path::Off,
-              "KMS_HMAC_SIMD=avx512 requested, but this build has no AVX-512 lanes (they could not be "
-              "tested on the development hardware); using OpenSSL"};
-    }
-    if (forced == Path::ShaNi) {
-      if (!shani) return {Path::Off, "KMS_HMAC_SIMD=shani requested, but the CPU lacks SHA-NI; using OpenSSL"};
-      return {Path::ShaNi, "forced shani by KMS_HMAC_SIMD"};
-    }
-    if (!avx2) return {Path::Off, "KMS_HMAC_SIMD=avx2 requested, but the CPU/OS lacks AVX2; using OpenSSL"};
-    return {Path::Avx2, "forced avx2 by KMS_HMAC_SIMD"};
-  }
-  if (shani && avx2) return {Path::ShaNi, "SHA-NI and AVX2 detected (cpuid + xgetbv)"};
-  if (shani) return {Path::ShaNi, "SHA-NI detected, no AVX2: SHA-384/512 stay on OpenSSL"};
-  if (avx2) return {Path::Avx2, "AVX2 detected (cpuid + xgetbv), no SHA-NI"};
-  return {Path::Off, "CPU/OS lacks AVX2 and SHA-NI"};
-}
-
-const Detected& detected() {
-  static const Detected d = compute();  // thread-safe static init
-  return d;
-}
-
-}  // namespace
-
-Path detect() { return detected().path; }
-const char* detect_reason() { return detected().reason; }
-
-const char* path_name(Path p) {
-  switch (p) {
-    case Path::Avx2:
-      return "avx2";
-    case Path::Avx512:
-      return "avx512";
-    case Path::ShaNi:
-      return "shani";
-    case Path::Off:
-    default:
-      return "off";
-  }
-}
-
-bool parse_path(const char* s, Path* out) {
-  if (s == nullptr) return false;
-  if (std::strcmp(s, "off") == 0) {
-    *out = Path::Off;
-  } else if (std::strcmp(s, "avx2") == 0) {
-    *out = Path::Avx2;
-  } else if (std::strcmp(s, "shani") == 0) {
-    *out = Path::ShaNi;
-  } else if (std::strcmp(s, "avx512") == 0) {
-    *out = Path::Avx512;
-  } else {
-    return false;
-  }
+template <typename W>
+bool hmac_batch(Path p, const W inner[8], const W outer[8], size_t out_len, size_t out_len_a, size_t out_len_b,
+                const Span* spans, size_t n, uint8_t* out) {
+  if (out_len != out_len_a && out_len != out_len_b) return false;
+  const detail::Kernel<W>* k = detail::kernel_for<W>(p);
+  if (k == nullptr || !path_available(p)) return false;
+  if (n > 0) detail::hmac_lanes(*k, inner, outer, out_len, spans, n, out);
   return true;
 }
-
-bool path_available(Path p) {
-  switch (p) {
-    case Path::Off:
-      return true;
-    case Path::Avx2:
-      return KMS_HMAC_MB_X86 && cpu_has_avx2();
-    case Path::ShaNi:
-      return KMS_HMAC_MB_X86 && cpu_has_shani();
-    case Path::Avx512:  // not implemented: see mb_hmac.h
-    default:
-      return false;
-  }
-}
-
-size_t lanes_sha256(Path p) {
-  if (!path_available(p)) return 0;
-  return p == Path::Avx2 ? 8 : p == Path::ShaNi ? kShaNiStreams : 0;
-}
-// The SHA-NI path has no SHA-512 instructions; it uses the AVX2 lanes when
-// the CPU has them.
-size_t lanes_sha512(Path p) {
-  if (p != Path::Avx2 && p != Path::ShaNi) return 0;
-  return path_available(p) && path_available(Path::Avx2) ? 4 : 0;
-}
-
-namespace {
-
-#if KMS_HMAC_MB_X86
-// A compression kernel and its state layout: word w of lane l lives at
-// st[w * L + l] (word-major: the AVX2 lanes, one register per word) or at
-// st[l * 8 + w] (lane-major: SHA-NI, one stream's state contiguous).
-template <typename W_, size_t L_, size_t B_, bool LaneMajor, void (*C)(W_*, const uint8_t* const*)>
-struct Kernel {
-  using W = W_;
-  static constexpr size_t L = L_, B = B_, LB = B_ == 64 ? 8 : 16;
-  static size_t at(size_t w, size_t l) { return LaneMajor ? l * 8 + w : w * L + l; }
-  static void compress(W* st, const uint8_t* const* blk) { C(st, blk); }
-};
-
-void avx2_256(uint32_t* st, const uint8_t* const* blk) {
-  detail::sha256_x8_avx2(reinterpret_cast<uint32_t(*)[8]>(st), blk);
-}
-void avx2_512(uint64_t* st, const uint8_t* const* blk) {
-  detail::sha512_x4_avx2(reinterpret_cast<uint64_t(*)[4]>(st), blk);
-}
-void shani_256(uint32_t* st, const uint8_t* const* blk) {
-  detail::sha256_x2_shani(reinterpret_cast<uint32_t(*)[8]>(st), blk);
-}
-using Avx2Sha256 = Kernel<uint32_t, 8, 64, false, avx2_256>;
-using Avx2Sha512 = Kernel<uint64_t, 4, 128, false, avx2_512>;
-using ShaNiSha256 = Kernel<uint32_t, kShaNiStreams, 64, true, shani_256>;
-
-inline void put_be(uint8_t* p, uint32_t v) {
-  v = __builtin_bswap32(v);
-  std::memcpy(p, &v, 4);
-}
-inline void put_be(uint8_t* p, uint64_t v) {
-  v = __builtin_bswap64(v);
-  std::memcpy(p, &v, 8);
-}
-
-// Stores the first n_words words of lane `lane` big-endian.
-template <typename K>
-void store_digest(const typename K::W* st, size_t lane, size_t n_words, uint8_t* out) {
-  for (size_t w = 0; w < n_words; w++) put_be(out + w * sizeof(typename K::W), st[K::at(w, lane)]);
-}
-
-// Copies n bytes without reading outside [src, src+n) and without the
-// `rep movs`/`rep stos` sequences compilers emit for variable-size
-// memcpy/memset, whose start-up cost dominated small messages (perf).
-// Overlapping fixed-size moves cover the ragged ends.
-inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
-  if (n >= 16) {
-    size_t i = 0;
-    for (; i + 16 < n; i += 16) std::memcpy(dst + i, src + i, 16);
-    std::memcpy(dst + n - 16, src + n - 16, 16);
-  } else if (n >= 8) {
-    std::memcpy(dst, src, 8);
-    std::memcpy(dst + n - 8, src + n - 8, 8);
-  } else if (n >= 4) {
-    std::memcpy(dst, src, 4);
-    std::memcpy(dst + n - 4, src + n - 4, 4);
-  } else {
-    for (size_t i = 0; i < n; i++) dst[i] = src[i];
-  }
-}
-
-// Writes the FIPS 180-4 5.1 padding for a message whose last `rem` bytes
-// (rem < B) are at `src` and whose total length (including the key block
-// already hashed) is `total_bytes`, into `dst` (2*B bytes). Returns the
-// number of blocks (1 or 2). LB = length field size (8 or 16).
-template <size_t B, size_t LB>
-size_t pad_tail(const uint8_t* src, size_t rem, uint64_t total_bytes, uint8_t* dst) {
-  const size_t blocks = rem + 1 + LB <= B ? 1 : 2;
-  if (blocks == 1) {
-    std::memset(dst, 0, B);  // constant sizes: plain vector stores
-  } else {
-    std::memset(dst, 0, 2 * B);
-  }
-  copy_small(dst, src, rem);
-  dst[rem] = 0x80;
-  // The bit length fits 64 bits for any in-memory message; the upper 64 bits
-  // of SHA-512's 128-bit length field stay zero.
-  put_be(dst + blocks * B - 8, static_cast<uint64_t>(total_bytes * 8));
-  return blocks;
-}
-
-// The lane scheduler. Each lane walks one message: full blocks straight from
-// the caller's memory, then 1-2 padded tail blocks from a lane-local buffer
-// (so nothing past data+len is ever read). When a lane's message ends its
-// inner digest is parked in `out` and the lane takes the next message,
-// restarting from the inner state. Idle lanes hash a dummy block. Then a
-// second pass runs the outer hash, one block per message, over the digests.
-template <typename K>
-void hmac_batch(const typename K::W inner[8], const typename K::W outer[8], size_t out_len, const Span* spans, size_t n,
-                uint8_t* out) {
-  using W = typename K::W;
-  constexpr size_t L = K::L, B = K::B, LB = K::LB;
-  struct Lane {
-    const uint8_t* p;    // next full block in the caller's message
-    size_t full_left;    // full blocks still to hash from p
-    size_t tail_blocks;  // padded tail blocks (1 or 2)
-    size_t tail_next;    // next tail block index
-    size_t msg;          // message index
-    bool active;
-    alignas(32) uint8_t tail[2 * B];
-  };
-  alignas(32) static const uint8_t kDummy[B] = {};
-  alignas(32) W st[8 * L];
-  Lane lanes[L];
-  const uint8_t* blk[L];
-  const size_t out_words = out_len / sizeof(W);
-
-  size_t next = 0;
-  auto assign = [&](size_t l) {
-    Lane& ln = lanes[l];
-    if (next >= n) {
-      ln.active = false;
-      return;
-    }
-    const Span& s = spans[next];
-    ln.msg = next++;
-    ln.active = true;
-    ln.p = s.data;
-    ln.full_left = s.len / B;
-    ln.tail_next = 0;
-    const size_t rem = s.len % B;
-    ln.tail_blocks = pad_tail<B, LB>(s.data + (s.len - rem), rem, static_cast<uint64_t>(s.len) + B, ln.tail);
-    for (size_t w = 0; w < 8; w++) st[K::at(w, l)] = inner[w];
-  };
-
-  size_t active = 0;
-  for (size_t l = 0; l < L; l++) {
-    assign(l);
-    active += lanes[l].active;
-  }
-  while (active > 0) {
-    for (size_t l = 0; l < L; l++) {
-      Lane& ln = lanes[l];
-      if (!ln.active) {
-        blk[l] = kDummy;
-      } else if (ln.full_left > 0) {
-        blk[l] = ln.p;
-        ln.p += B;
-        ln.full_left--;
-      } else {
-        blk[l] = ln.tail + B * ln.tail_next++;
-      }
-    }
-    K::compress(st, blk);
-    for (size_t l = 0; l < L; l++) {
-      Lane& ln = lanes[l];
-      if (ln.active && ln.full_left == 0 && ln.tail_next == ln.tail_blocks) {
-        store_digest<K>(st, l, out_words, out + ln.msg * out_len);
-        assign(l);
-        active -= !ln.active;
-      }
-    }
-  }
-
-  // Outer hash: H(outer state, inner digest || padding), one block each.
-  // The padding is the same for every message (out_len + 9 or 17 <= B):
-  // lay it out once per lane, then copy in each digest.
-  alignas(32) uint8_t ob[L][B];
-  std::memset(ob, 0, sizeof ob);
-  for (size_t l = 0; l < L; l++) {
-    ob[l][out_len] = 0x80;
-    put_be(ob[l] + B - 8, static_cast<uint64_t>((out_len + B) * 8));
-  }
-  for (size_t base = 0; base < n; base += L) {
-    const size_t m = n - base < L ? n - base : L;
-    for (size_t l = 0; l < L; l++) {
-      for (size_t w = 0; w < 8; w++) st[K::at(w, l)] = outer[w];
-      if (l < m) {
-        copy_small(ob[l], out + (base + l) * out_len, out_len);
-        blk[l] = ob[l];
-      } else {
-        blk[l] = kDummy;
-      }
-    }
-    K::compress(st, blk);
-    for (size_t l = 0; l < m; l++) store_digest<K>(st, l, out_words, out + (base + l) * out_len);
-  }
-}
-#endif  // KMS_HMAC_MB_X86
 
 }  // namespace
 
 bool hmac_sha256_batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
                        const Span* spans, size_t n, uint8_t* out) {
-  if (out_len != 28 && out_len != 32) return false;
-  if (lanes_sha256(p) == 0) return false;
-  if (n == 0) return true;
-#if KMS_HMAC_MB_X86
-  if (p == Path::ShaNi) {
-    hmac_batch<ShaNiSha256>(inner, outer, out_len, spans, n, out);
-  } else {
-    hmac_batch<Avx2Sha256>(inner, outer, out_len, spans, n, out);
-  }
-  return true;
-#else
-  (void)inner, (void)outer, (void)spans, (void)out;
-  return false;
-#endif
+  return hmac_batch(p, inner, outer, out_len, 28, 32, spans, n, out);
 }
 
 bool hmac_sha512_batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
                        const Span* spans, size_t n, uint8_t* out) {
-  if (out_len != 48 && out_len != 64) return false;
-  if (lanes_sha512(p) == 0) return false;
-  if (n == 0) return true;
-#if KMS_HMAC_MB_X86
-  hmac_batch<Avx2Sha512>(inner, outer, out_len, spans, n, out);
-  return true;
-#else
-  (void)inner, (void)outer, (void)spans, (void)out;
-  return false;
-#endif
-}
-
-bool worth_it(Path p, bool sha512, size_t n, size_t total_bytes) {
-  // Crossovers measured with `node bench/simd.js --sweep` on AMD Zen 3 (EPYC,
-  // SHA-NI + AVX2), against OpenSSL 3.0 one message at a time:
-  if (sha512) {
-    // 4 AVX2 lanes: n=1 0.4-0.7x, n=2 0.7-0.9x, n=3 ~1.1x, n>=4 1.1-1.6x.
-    return lanes_sha512(p) != 0 && n >= 3;
-  }
-  if (p == Path::ShaNi) {
-    // 2 SHA-NI streams: n=1 0.8-0.96x (one stream idles); 64 B messages
-    // break even at n=2-4 and win from 6 (1.1-1.3x); from 256 B on average
-    // n >= 2 wins (1.1-1.6x).
-    return n >= 6 || (n >= 2 && total_bytes >= 256 * n);
-  }
-  if (p == Path::Avx2) {
-    // 8 AVX2 lanes lose to OpenSSL's SHA-NI code (0.6-0.8x on Zen 3), so
-    // where SHA-NI exists SHA-256 stays on OpenSSL. Without SHA-NI, OpenSSL's
-    // single stream is ~3-4x slower per byte than SHA-NI while the lanes are
-    // not; n >= 8 (full lanes) is an estimate, not measured here: no AVX2
-    // machine without SHA-NI was available.
-    return !cpu_has_shani() && n >= 8;
-  }
-  return false;
+  return hmac_batch(p, inner, outer, out_len, 48, 64, spans, n, out);
 }
 
 }  // namespace mb

@@ -23,13 +23,15 @@ export interface NativeBinding {
   macLengths: number[];
   blockLengths: number[];
   asyncThreads: number;
-  /** Multi-buffer SIMD path batches use: 'off' | 'avx2' | 'shani' (native/mb). */
+  /** Multi-buffer SIMD selection (native/mb): 'auto' (per batch, the fastest path on this CPU) or the forced path: 'off' | 'sse2' | 'avx2' | 'shani' | 'avx512'. */
   simdPath: string;
-  /** Why that path was chosen (CPU features, KMS_HMAC_SIMD). */
+  /** Why that selection (CPU, KMS_HMAC_SIMD). */
   simdReason: string;
-  /** The paths this CPU can run. */
+  /** The paths this CPU can run and whose load-time self-test passed. */
   simdPaths: string[];
-  /** Switches the path (tests and benchmarks); `force` ignores the size thresholds. Returns the active path; throws if unavailable. */
+  /** Each path's state: 'sse2: ok; ...; avx512: <why not>' (CPU support, self-test failure). */
+  simdStatus: string;
+  /** Switches the selection ('auto' or a path; tests and benchmarks); `force` sends every batch to the path. Returns the selection; throws if unavailable. */
   setSimdPath(path: string, force?: boolean): string;
 }
 
@@ -47,6 +49,7 @@ export function createNativeBackend(binding: NativeBinding = loadNativeBinding()
   const details: Record<string, string | number | boolean> = {
     openssl: binding.opensslVersion,
     asyncThreads: binding.asyncThreads,
+    simdStatus: binding.simdStatus,
   };
   return {
     name: 'native',
