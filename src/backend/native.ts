@@ -22,7 +22,10 @@ export interface NativeBinding {
   opensslVersionNumber: number;
   macLengths: number[];
   blockLengths: number[];
+  /** Threads of the addon's own pool for async batches (one per core this process may use). */
   asyncThreads: number;
+  /** Cumulative counters of the async batch path (native/stats.h): copies, allocations, where the time goes. */
+  batchStats(): NativeBatchStats;
   /** Multi-buffer SIMD path batches use: 'off' | 'avx2' | 'shani' (native/mb). */
   simdPath: string;
   /** Why that path was chosen (CPU features, KMS_HMAC_SIMD). */
@@ -31,6 +34,22 @@ export interface NativeBinding {
   simdPaths: string[];
   /** Switches the path (tests and benchmarks); `force` ignores the size thresholds. Returns the active path; throws if unavailable. */
   setSimdPath(path: string, force?: boolean): string;
+}
+
+export interface NativeBatchStats {
+  inlineBatches: number;
+  poolBatches: number;
+  chunks: number;
+  bytesCopied: number;
+  buffersReused: number;
+  buffersAllocated: number;
+  /** Nanoseconds summed over pool batches, by phase. */
+  copyNs: number;
+  startNs: number;
+  hashNs: number;
+  returnNs: number;
+  settleNs: number;
+  threads: number;
 }
 
 /**

@@ -1,0 +1,112 @@
+#include "thread_pool.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <system_error>
+#include <thread>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+#if !defined(_WIN32)
+#include <pthread.h>
+#include <signal.h>
+#endif
+
+#include "stats.h"
+
+namespace kmshmac {
+
+size_t PoolThreadCount() {
+  if (const char* configured = std::getenv("KMS_HMAC_THREADS")) {
+    const long n = std::strtol(configured, nullptr, 10);
+    if (n >= 1 && n <= 256) return static_cast<size_t>(n);
+  }
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<size_t>(n);
+  }
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+ThreadPool* ThreadPool::Get() {
+  static ThreadPool* pool = [] {
+    auto* p = new ThreadPool();
+#if !defined(_WIN32)
+    // Signals stay with the JS threads: the pool threads start with all blocked.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+#endif
+    const size_t wanted = PoolThreadCount();
+    for (size_t i = 0; i < wanted; i++) {
+      try {
+        std::thread(&ThreadPool::Loop, p).detach();
+        p->size_++;
+      } catch (const std::system_error&) {
+        break;  // run with the threads we got
+      }
+    }
+#if !defined(_WIN32)
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+#endif
+    return p;
+  }();
+  return pool->size_ > 0 ? pool : nullptr;
+}
+
+void ThreadPool::Submit(PoolJob* job, size_t ready) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job->ready_ = ready;
+    queue_.push_back(job);
+  }
+  for (size_t i = 0; i < std::min(ready, size_); i++) wake_.notify_one();
+}
+
+void ThreadPool::Publish(PoolJob* job, size_t ready) {
+  size_t woken;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    woken = ready - job->ready_;
+    job->ready_ = ready;
+  }
+  for (size_t i = 0; i < std::min(woken, size_); i++) wake_.notify_one();
+}
+
+void ThreadPool::Loop() {
+#if defined(__linux__)
+  // Batch scheduling: a pool thread that wakes up never preempts a running
+  // JS thread (which has just queued the work and is about to return to its
+  // event loop); it still gets its full share of the CPU.
+  sched_param param{};
+  pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+#endif
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    auto it = std::find_if(queue_.begin(), queue_.end(), [](PoolJob* j) { return j->claimed_ < j->ready_; });
+    if (it == queue_.end()) {
+      wake_.wait(lock);
+      continue;
+    }
+    PoolJob* job = *it;
+    const size_t chunk = job->claimed_++;
+    if (job->claimed_ == job->chunks_) queue_.erase(it);
+    lock.unlock();
+    try {
+      job->RunChunk(chunk);
+    } catch (...) {
+      job->failed_.store(true, std::memory_order_relaxed);
+    }
+    Add(Stats().chunks);
+    if (job->unfinished_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      job->Finished(job->failed_.load(std::memory_order_relaxed));
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace kmshmac
