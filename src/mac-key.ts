@@ -74,9 +74,7 @@ export class MacKey {
 
   /** Packed batch: returns n MACs back to back (MAC i at i * macLength). */
   macPacked(data: Uint8Array, offsets: Uint32Array): Uint8Array {
-    const out = new Uint8Array(this.#outputLength(offsets, this.macLength));
-    this.#live().macPackedInto(data, offsets, out);
-    return out;
+    return this.macPackedInto(data, offsets, new Uint8Array(this.#outputLength(offsets, this.macLength)));
   }
 
   /** Packed batch into a caller's buffer (the zero-allocation path). */
@@ -99,7 +97,11 @@ export class MacKey {
 
   /** Packed verify: `macs` holds n MACs back to back. */
   verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array {
-    const results = new Uint8Array(this.#outputLength(offsets, 1));
+    return this.verifyPackedInto(data, offsets, macs, new Uint8Array(this.#outputLength(offsets, 1)));
+  }
+
+  /** Packed verify into a caller's buffer: one byte per message, 1 valid, 0 invalid; returns `results`. */
+  verifyPackedInto(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results: Uint8Array): Uint8Array {
     this.#live().verifyPackedInto(data, offsets, macs, results);
     return results;
   }

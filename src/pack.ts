@@ -49,8 +49,13 @@ class Scratch {
     return this.bytes;
   }
 
-  wordsFor(count: number): Uint32Array {
-    if (count > this.words.length) this.words = new Uint32Array(Math.max(count, this.words.length * 2));
+  /** `words` with room for `needed`, keeping the first `keep`. */
+  wordRoom(needed: number, keep: number): Uint32Array {
+    if (needed > this.words.length) {
+      const grown = new Uint32Array(Math.max(needed, this.words.length * 2));
+      grown.set(this.words.subarray(0, keep));
+      this.words = grown;
+    }
     return this.words;
   }
 }
@@ -67,7 +72,7 @@ function withScratch<T>(use: (scratch: Scratch) => T): T {
   try {
     return use(scratch);
   } finally {
-    if (spares.length < 2 && scratch.bytes.length <= KEEP_BYTES) spares.push(scratch);
+    if (spares.length < 2 && scratch.bytes.byteLength + scratch.words.byteLength <= KEEP_BYTES) spares.push(scratch);
   }
 }
 
@@ -93,7 +98,8 @@ function element(array: readonly unknown[], list: 'messages' | 'macs', i: number
 function pack(messages: unknown, scratch: Scratch): PackedMessages {
   const count = arrayCount(messages, 'messages');
   const array = messages as readonly unknown[];
-  const offsets = scratch.wordsFor(count + 1).subarray(0, count + 1);
+  // Both grow as elements arrive: a Proxy's length is only a claim.
+  let offsets: Uint32Array = scratch.words;
   let data: Uint8Array = scratch.bytes;
   let total = 0;
   for (let i = 0; i < count; i++) {
@@ -101,12 +107,13 @@ function pack(messages: unknown, scratch: Scratch): PackedMessages {
     const end = total + byteLength(message);
     if (end > MAX_TOTAL) throw new RangeError('messages total over 4 GiB; split the batch');
     if (end > data.length) data = scratch.room(end, total);
+    if (i + 1 >= offsets.length) offsets = scratch.wordRoom(i + 2, i);
     copyInto(data, message, total);
     offsets[i] = total;
     total = end;
   }
   offsets[count] = total;
-  return { data: data.subarray(0, total), offsets };
+  return { data: data.subarray(0, total), offsets: offsets.subarray(0, count + 1) };
 }
 
 /** Packs messages into one new buffer plus n+1 offsets: the zero-copy batch form. */
