@@ -86,12 +86,11 @@ function arrayCount(value: unknown, list: string): number {
   return count;
 }
 
-/** Reads element i once and checks it; the detached check only for empty views (it allocates). */
-function element(array: readonly unknown[], list: 'messages' | 'macs', i: number): Uint8Array {
-  const value = array[i];
-  if (!isUint8Array(value)) throw new BatchItemError(list, i, 'type');
-  if (byteLength(value) === 0 && isDetachedView(value)) throw new BatchItemError(list, i, 'detached');
-  return value;
+/** Why element `value` of a batch array cannot be used, or undefined. Reads no caller code. */
+function unusable(value: unknown): 'type' | 'detached' | undefined {
+  if (!isUint8Array(value)) return 'type';
+  // Only an empty view can be detached (and only then is the check, which allocates, needed).
+  return byteLength(value) === 0 && isDetachedView(value) ? 'detached' : undefined;
 }
 
 /** Packs into `scratch`: one pass, each element read once and copied at once. */
@@ -103,10 +102,15 @@ function pack(messages: unknown, scratch: Scratch): PackedMessages {
   let data: Uint8Array = scratch.bytes;
   let total = 0;
   for (let i = 0; i < count; i++) {
-    const message = element(array, 'messages', i);
-    const end = total + byteLength(message);
-    if (end > MAX_TOTAL) throw new RangeError('messages total over 4 GiB; split the batch');
-    if (end > data.length) data = scratch.room(end, total);
+    const message = array[i];
+    if (!isUint8Array(message)) throw new BatchItemError('messages', i, 'type');
+    const length = byteLength(message);
+    if (length === 0 && isDetachedView(message)) throw new BatchItemError('messages', i, 'detached');
+    const end = total + length;
+    if (end > data.length) {
+      if (end > MAX_TOTAL) throw new RangeError('messages total over 4 GiB; split the batch');
+      data = scratch.room(end, total);
+    }
     if (i + 1 >= offsets.length) offsets = scratch.wordRoom(i + 2, i);
     copyInto(data, message, total);
     offsets[i] = total;
@@ -157,11 +161,13 @@ export function withPackedMacs<T>(
     const bytes = scratch.room(count * macLength, 0).subarray(0, count * macLength);
     const wrongLength: number[] = [];
     for (let i = 0; i < count; i++) {
-      const mac = element(macs as readonly unknown[], 'macs', i);
-      const length = byteLength(mac);
+      const mac = (macs as readonly unknown[])[i];
+      const problem = unusable(mac);
+      if (problem !== undefined) throw new BatchItemError('macs', i, problem);
+      const length = byteLength(mac as Uint8Array);
       check?.(length, i);
       if (length === macLength) {
-        copyInto(bytes, mac, i * macLength);
+        copyInto(bytes, mac as Uint8Array, i * macLength);
       } else {
         bytes.fill(0, i * macLength, (i + 1) * macLength);
         wrongLength.push(i);

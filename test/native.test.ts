@@ -3,6 +3,9 @@
  * check every argument itself and answer bad input with TypeError/RangeError,
  * never an abort. It takes single messages and packed batches only.
  */
+import { spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadNativeBinding, type NativeBinding } from '../src/backend/native.js';
 
@@ -86,5 +89,56 @@ describe('native addon rejects bad input by itself', () => {
     doomed.destroy();
     expect(() => doomed.macInto(message, out, 0)).toThrow(/destroyed/);
     return expect(doomed.macPackedAsync(message, new Uint32Array([0, 8]))).rejects.toThrow(/destroyed/);
+  });
+});
+
+/**
+ * The addon's own thread pool against the life cycle of Node.js
+ * environments: a pending batch keeps the process alive, an idle pool does
+ * not, and an environment that goes away with batches in flight (process
+ * exit, worker.terminate()) never crashes the process.
+ */
+describe('async batches and environment life cycle', () => {
+  const ROOT = fileURLToPath(new URL('..', import.meta.url));
+  // Each script gets `binding` and a large `data`/`offsets` batch.
+  const prelude = `
+    const binding = require('node-gyp-build')(process.env.KMS_HMAC_NATIVE_DIR || process.cwd());
+    const count = 200000, size = 64;
+    const data = new Uint8Array(count * size).fill(7);
+    const offsets = new Uint32Array(count + 1).map((_, i) => i * size);
+    const key = new binding.Key(1, new Uint8Array(32).fill(1));
+  `;
+  const run = (script: string) =>
+    spawnSync(process.execPath, ['-e', prelude + script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  const lastMac = createHmac('sha256', new Uint8Array(32).fill(1)).update(new Uint8Array(64).fill(7)).digest('hex');
+
+  it('a pending batch keeps the process alive; the idle pool lets it exit', () => {
+    const r = run(`key.macPackedAsync(data, offsets).then((out) =>
+      console.log(Buffer.from(out.subarray(out.length - 32)).toString('hex')));`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(lastMac);
+  });
+
+  it('process.exit() with batches in flight', () => {
+    const r = run(`for (let i = 0; i < 4; i++) key.macPackedAsync(data, offsets); setImmediate(() => process.exit(3));`);
+    expect(r.signal).toBeNull();
+    expect(r.status, r.stderr).toBe(3);
+  });
+
+  it('worker.terminate() with batches in flight, then more batches on the main thread', () => {
+    const r = run(`
+      const { Worker } = require('node:worker_threads');
+      const worker = new Worker(${JSON.stringify(prelude)} + \`
+        const { parentPort } = require('node:worker_threads');
+        for (let i = 0; i < 4; i++) key.macPackedAsync(data, offsets);
+        parentPort.postMessage('started');\`, { eval: true, env: process.env });
+      worker.on('message', async () => {
+        await worker.terminate();
+        const out = await key.macPackedAsync(data, offsets);
+        console.log(Buffer.from(out.subarray(out.length - 32)).toString('hex'));
+      });`);
+    expect(r.signal).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(lastMac);
   });
 });

@@ -42,6 +42,7 @@ describe('prebuilt package', () => {
     const paths = files.map((f) => f.path);
     expect(paths.some((p) => p.startsWith(`prebuilds/${process.platform}-${process.arch}/`))).toBe(true);
     expect(paths).toContain('dist/index.js');
+    expect(paths).toContain('dist/backend/wasm-worker.js');
     expect(paths).toContain('native/addon.cc'); // sources for platforms without a prebuild
 
     writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
@@ -55,16 +56,22 @@ describe('prebuilt package', () => {
     expect(existsSync(join(installed, 'build')), 'install compiled the addon instead of using the prebuild').toBe(false);
     expect(`${install.stdout}${install.stderr}`).not.toMatch(/gyp info/);
 
-    const probe = `import { backendInfo, createMacKey } from 'kms-hmac';
+    // The WASM backend's async batch runs in worker threads started from the
+    // installed dist/backend/wasm-worker.js: the tarball must carry it.
+    const probe = `import { backendInfo, createMacKey, loadBackend } from 'kms-hmac';
       import { createRequire } from 'node:module';
       const require = createRequire(import.meta.url);
       const loadedFrom = require('node-gyp-build').resolve(${JSON.stringify(installed)});
       const mac = Buffer.from(createMacKey('HMAC_SHA_256', Buffer.from('k')).mac(Buffer.from('m'))).toString('hex');
-      console.log(JSON.stringify({ backend: backendInfo().name, loadedFrom, mac }));`;
+      const wasm = createMacKey('HMAC_SHA_256', Buffer.from('k'), { backend: loadBackend('wasm-simd') });
+      const macs = await wasm.macBatchAsync(Array.from({ length: 5000 }, () => Buffer.from('m')));
+      const wasmAsync = Buffer.from(macs[4999]).toString('hex');
+      console.log(JSON.stringify({ backend: backendInfo().name, loadedFrom, mac, wasmAsync }));`;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: consumer, encoding: 'utf8' });
-    const result = JSON.parse(out.trim().split('\n').pop()!) as { backend: string; loadedFrom: string; mac: string };
+    const result = JSON.parse(out.trim().split('\n').pop()!) as { backend: string; loadedFrom: string; mac: string; wasmAsync: string };
     expect(result.backend).toBe('native');
     expect(result.loadedFrom).toContain(join('prebuilds', `${process.platform}-${process.arch}`));
     expect(result.mac).toBe(createHmac('sha256', 'k').update('m').digest('hex'));
+    expect(result.wasmAsync).toBe(result.mac);
   });
 });

@@ -78,9 +78,24 @@ function compiledModule(variant: WasmVariant): WasmModule {
 // ------------------------------------------------------------- worker pool
 
 // A module file next to this one: dist/backend/wasm-worker.js once built.
-// (Under vitest, src/ has only wasm-worker.ts: test/ts-hooks.js lets Node
-// load it.)
+// (Under vitest, src/ has only wasm-worker.ts: test/support/ts-hooks.js
+// lets Node load it.)
 const WORKER_URL = new URL('./wasm-worker.js', import.meta.url);
+
+/**
+ * The parent's Node options minus --input-type, which only applies to code
+ * given as a string (`node --input-type=module -e …`) and makes Node refuse
+ * to start a worker from a file.
+ */
+function workerExecArgv(): string[] {
+  const argv: string[] = [];
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const arg = process.execArgv[i]!;
+    if (arg === '--input-type') i++;
+    else if (!arg.startsWith('--input-type=')) argv.push(arg);
+  }
+  return argv;
+}
 
 interface PendingPart {
   resolve: (buffer: ArrayBuffer) => void;
@@ -144,7 +159,7 @@ class WorkerPool {
   }
 
   private spawn(): PoolWorker {
-    const worker = new Worker(WORKER_URL, { workerData: { module: this.module } });
+    const worker = new Worker(WORKER_URL, { workerData: { module: this.module }, execArgv: workerExecArgv() });
     const pw: PoolWorker = { worker, pending: 0 };
     worker.unref();
     worker.on('message', (msg: { id: number; buffer?: ArrayBuffer; error?: string }) => {
