@@ -118,10 +118,10 @@ Napi::Value RunInline(Napi::Env env, const HmacKey& key, const PackedBatch& batc
 
 class AsyncBatch final : public PoolJob {
  public:
-  // Takes ownership of nothing the caller holds: everything the pool threads
-  // read is copied into `inputs_` before the chunk that reads it is queued.
+  // Holds on to nothing the caller owns: everything the pool threads read is
+  // copied into `inputs_` first. `blocks` is the batch's work (about).
   static Napi::Value Start(Napi::Env env, ThreadPool* pool, const HmacKey& key, const PackedBatch& batch,
-                           Napi::Value out, std::vector<size_t> cuts);
+                           Napi::Value out, size_t blocks);
 
   ~AsyncBatch() override { key_.Wipe(); }
 
@@ -132,13 +132,18 @@ class AsyncBatch final : public PoolJob {
   void Finished(bool failed) override;
 
  private:
-  AsyncBatch(const HmacKey& key, const PackedBatch& batch, std::vector<size_t> cuts)
-      : PoolJob(cuts.size() - 1), key_(key), verify_(batch.macs != nullptr), count_(batch.count), cuts_(std::move(cuts)) {}
+  AsyncBatch(const HmacKey& key, const PackedBatch& batch)
+      : key_(key), verify_(batch.macs != nullptr), count_(batch.count) {}
+
+  // Copies the offsets (rebased to 0) and cuts the messages into chunks of
+  // about equal work, in one pass: up to kChunksPerThread per thread, none
+  // (but the last) under kMinChunkBlocks.
+  void CopyOffsetsAndCut(const PackedBatch& batch, uint32_t* offsets, size_t blocks, size_t threads);
 
   HmacKey key_;  // the batch's own copy: destroy() during the batch is safe
   const bool verify_;
   const size_t count_;
-  const std::vector<size_t> cuts_;  // chunk c is messages [cuts_[c], cuts_[c+1])
+  std::vector<size_t> cuts_;        // chunk c is messages [cuts_[c], cuts_[c+1])
   Recycled inputs_;                 // offsets | MACs (verify) | data | results (caller's output)
   const uint32_t* offsets_ = nullptr;
   const uint8_t* macs_ = nullptr;
@@ -155,10 +160,30 @@ class AsyncBatch final : public PoolJob {
   uint64_t finished_ns_ = 0;
 };
 
+void AsyncBatch::CopyOffsetsAndCut(const PackedBatch& batch, uint32_t* offsets, size_t blocks, size_t threads) {
+  const size_t most = std::max<size_t>(1, std::min(threads * kChunksPerThread, blocks / kMinChunkBlocks));
+  const size_t target = (blocks + most - 1) / most;
+  const uint32_t first = batch.offsets[0];
+  cuts_.reserve(most + 2);
+  cuts_.push_back(0);
+  size_t work = 0;
+  offsets[0] = 0;
+  for (size_t i = 0; i < count_; i++) {
+    const uint32_t end = batch.offsets[i + 1];
+    offsets[i + 1] = end - first;
+    work += key_.Blocks(end - batch.offsets[i]);
+    if (work >= target && i + 1 < count_) {
+      cuts_.push_back(i + 1);
+      work = 0;
+    }
+  }
+  cuts_.push_back(count_);
+}
+
 Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& key, const PackedBatch& batch,
-                              Napi::Value out, std::vector<size_t> cuts) {
+                              Napi::Value out, size_t blocks) {
   const uint64_t called_ns = NowNs();
-  std::unique_ptr<AsyncBatch> job(new AsyncBatch(key, batch, std::move(cuts)));
+  std::unique_ptr<AsyncBatch> job(new AsyncBatch(key, batch));
   const size_t count = batch.count;
   const uint32_t first = batch.offsets[0];
   const size_t data_length = batch.offsets[count] - first;
@@ -199,13 +224,13 @@ Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& ke
   // From here on nothing throws: the pool has the job, and settles its promise.
   job->state_->Enter(env);
 
-  for (size_t i = 0; i <= count; i++) offsets[i] = batch.offsets[i] - first;
+  job->CopyOffsetsAndCut(batch, offsets, blocks, pool->size());
   std::memcpy(data, batch.data + first, data_length);
   if (macs_length) std::memcpy(macs, batch.macs, macs_length);
   const size_t copied = offsets_length + macs_length + data_length;
   AsyncBatch* raw = job.release();
   raw->queued_ns_ = NowNs();
-  pool->Submit(raw, raw->chunks());  // `raw` may be finished from here on: not touched again
+  pool->Submit(raw, raw->cuts_.size() - 1);  // `raw` may be finished from here on: not touched again
   Add(Stats().pool_batches);
   Add(Stats().bytes_copied, copied);
   Add(Stats().copy_ns, NowNs() - called_ns);
@@ -277,35 +302,17 @@ void SettleOnJsThread(napi_env env, napi_value, void*, void* data) {
   delete job;  // env == nullptr: the environment is closing, the promise with it
 }
 
-// Cuts messages into chunks of about equal work: up to kChunksPerThread per
-// thread, none smaller than kMinChunkBlocks (the last may be).
-std::vector<size_t> CutChunks(const HmacKey& key, const PackedBatch& batch, size_t blocks, size_t threads) {
-  const size_t most = std::max<size_t>(1, std::min(threads * kChunksPerThread, blocks / kMinChunkBlocks));
-  const size_t target = (blocks + most - 1) / most;
-  std::vector<size_t> cuts{0};
-  cuts.reserve(most + 1);
-  size_t work = 0;
-  for (size_t i = 0; i < batch.count; i++) {
-    work += key.Blocks(batch.offsets[i + 1] - batch.offsets[i]);
-    if (work >= target && i + 1 < batch.count) {
-      cuts.push_back(i + 1);
-      work = 0;
-    }
-  }
-  cuts.push_back(batch.count);
-  return cuts;
-}
-
 }  // namespace
 
 Napi::Value StartBatch(Napi::Env env, const HmacKey& key, const PackedBatch& batch, Napi::Value out) {
-  size_t blocks = 0;
-  for (size_t i = 0; i < batch.count && blocks < SIZE_MAX / 2; i++) {
-    blocks += key.Blocks(batch.offsets[i + 1] - batch.offsets[i]);
-  }
+  // The work, from the byte count: exact up to each message's padding
+  // rounding (half a block on average), and no pass over the offsets.
+  const size_t block = BlockLength(key.alg);
+  const size_t data_length = batch.offsets[batch.count] - batch.offsets[0];
+  const size_t blocks = (data_length + batch.count * (block / 8 + 1)) / block + batch.count * 3 / 2;
   ThreadPool* pool = blocks >= kInlineBlocks ? ThreadPool::Get() : nullptr;
   if (pool == nullptr) return RunInline(env, key, batch, out);
-  return AsyncBatch::Start(env, pool, key, batch, out, CutChunks(key, batch, blocks, pool->size()));
+  return AsyncBatch::Start(env, pool, key, batch, out, blocks);
 }
 
 Napi::Value BatchStatsObject(const Napi::CallbackInfo& info) {

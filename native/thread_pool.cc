@@ -58,23 +58,14 @@ ThreadPool* ThreadPool::Get() {
   return pool->size_ > 0 ? pool : nullptr;
 }
 
-void ThreadPool::Submit(PoolJob* job, size_t ready) {
+void ThreadPool::Submit(PoolJob* job, size_t chunks) {
+  job->chunks_ = chunks;
+  job->unfinished_.store(chunks, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    job->ready_ = ready;
     queue_.push_back(job);
   }
-  for (size_t i = 0; i < std::min(ready, size_); i++) wake_.notify_one();
-}
-
-void ThreadPool::Publish(PoolJob* job, size_t ready) {
-  size_t woken;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    woken = ready - job->ready_;
-    job->ready_ = ready;
-  }
-  for (size_t i = 0; i < std::min(woken, size_); i++) wake_.notify_one();
+  for (size_t i = 0; i < std::min(chunks, size_); i++) wake_.notify_one();
 }
 
 void ThreadPool::Loop() {
@@ -87,14 +78,13 @@ void ThreadPool::Loop() {
 #endif
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    auto it = std::find_if(queue_.begin(), queue_.end(), [](PoolJob* j) { return j->claimed_ < j->ready_; });
-    if (it == queue_.end()) {
+    if (queue_.empty()) {
       wake_.wait(lock);
       continue;
     }
-    PoolJob* job = *it;
+    PoolJob* job = queue_.front();
     const size_t chunk = job->claimed_++;
-    if (job->claimed_ == job->chunks_) queue_.erase(it);
+    if (job->claimed_ == job->chunks_) queue_.pop_front();
     lock.unlock();
     try {
       job->RunChunk(chunk);

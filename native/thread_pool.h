@@ -12,14 +12,12 @@
 
 namespace kmshmac {
 
-// Work the pool runs as chunks 0 .. chunks()-1. Chunks become runnable in
-// order as their inputs are in place (Submit/Publish), so pool threads can
-// start on the first chunk while the caller still copies the rest.
+// Work the pool runs as chunks 0 .. n-1, each on whichever pool thread is
+// free, so a thread slowed by other processes on its core leaves its share
+// to the others.
 class PoolJob {
  public:
-  explicit PoolJob(size_t chunks) : chunks_(chunks), unfinished_(chunks) {}
   virtual ~PoolJob() = default;
-  size_t chunks() const { return chunks_; }
 
  protected:
   // On a pool thread. An exception marks the job failed; it never escapes.
@@ -30,10 +28,9 @@ class PoolJob {
 
  private:
   friend class ThreadPool;
-  const size_t chunks_;
+  size_t chunks_ = 0;   // set by Submit
   size_t claimed_ = 0;  // guarded by the pool's mutex
-  size_t ready_ = 0;    // guarded by the pool's mutex
-  std::atomic<size_t> unfinished_;
+  std::atomic<size_t> unfinished_{0};
   std::atomic<bool> failed_{false};
 };
 
@@ -45,10 +42,9 @@ class ThreadPool {
   static ThreadPool* Get();
 
   size_t size() const { return size_; }
-  // Queues `job` with chunks [0, ready) runnable.
-  void Submit(PoolJob* job, size_t ready);
-  // Makes chunks [0, ready) of a queued job runnable.
-  void Publish(PoolJob* job, size_t ready);
+  // Queues `job`'s chunks 0 .. chunks-1 (chunks >= 1). From here on the job
+  // belongs to the pool until it calls Finished().
+  void Submit(PoolJob* job, size_t chunks);
 
  private:
   ThreadPool() = default;

@@ -97,9 +97,12 @@ function unusable(value: unknown): 'type' | 'detached' | undefined {
 function pack(messages: unknown, scratch: Scratch): PackedMessages {
   const count = arrayCount(messages, 'messages');
   const array = messages as readonly unknown[];
-  // Both grow as elements arrive: a Proxy's length is only a claim.
+  // Both grow as elements arrive: a Proxy's length is only a claim. (Their
+  // capacities are kept in locals: a typed array's length is not free.)
   let offsets: Uint32Array = scratch.words;
   let data: Uint8Array = scratch.bytes;
+  let room = data.length;
+  let slots = offsets.length;
   let total = 0;
   for (let i = 0; i < count; i++) {
     const message = array[i];
@@ -107,11 +110,15 @@ function pack(messages: unknown, scratch: Scratch): PackedMessages {
     const length = byteLength(message);
     if (length === 0 && isDetachedView(message)) throw new BatchItemError('messages', i, 'detached');
     const end = total + length;
-    if (end > data.length) {
+    if (end > room) {
       if (end > MAX_TOTAL) throw new RangeError('messages total over 4 GiB; split the batch');
       data = scratch.room(end, total);
+      room = data.length;
     }
-    if (i + 1 >= offsets.length) offsets = scratch.wordRoom(i + 2, i);
+    if (i + 1 >= slots) {
+      offsets = scratch.wordRoom(i + 2, i);
+      slots = offsets.length;
+    }
     copyInto(data, message, total);
     offsets[i] = total;
     total = end;
