@@ -172,7 +172,7 @@ void AsyncBatch::CopyOffsetsAndCut(const PackedBatch& batch, uint32_t* offsets, 
     const uint32_t end = batch.offsets[i + 1];
     offsets[i + 1] = end - first;
     work += key_.Blocks(end - batch.offsets[i]);
-    if (work >= target && i + 1 < count_) {
+    if (work >= target && i + 1 < count_ && cuts_.size() < most) {
       cuts_.push_back(i + 1);
       work = 0;
     }

@@ -16,6 +16,19 @@
 #include "stats.h"
 
 namespace kmshmac {
+namespace {
+
+constexpr uint64_t kSpinNs = 50'000;
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
 
 size_t PoolThreadCount() {
   if (const char* configured = std::getenv("KMS_HMAC_THREADS")) {
@@ -64,27 +77,32 @@ void ThreadPool::Submit(PoolJob* job, size_t chunks) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(job);
+    queued_.store(queue_.size(), std::memory_order_release);
   }
   for (size_t i = 0; i < std::min(chunks, size_); i++) wake_.notify_one();
 }
 
 void ThreadPool::Loop() {
-#if defined(__linux__)
-  // Batch scheduling: a pool thread that wakes up never preempts a running
-  // JS thread (which has just queued the work and is about to return to its
-  // event loop); it still gets its full share of the CPU.
-  sched_param param{};
-  pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
-#endif
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     if (queue_.empty()) {
-      wake_.wait(lock);
+      // Batches often come back to back (a caller awaits one, then queues
+      // the next): look for one for a few tens of microseconds before going
+      // to sleep, since waking a sleeping thread costs more than that (a
+      // futex wake and, in a VM, an inter-processor interrupt).
+      lock.unlock();
+      const uint64_t until = NowNs() + kSpinNs;
+      while (queued_.load(std::memory_order_acquire) == 0 && NowNs() < until) CpuRelax();
+      lock.lock();
+      if (queue_.empty()) wake_.wait(lock);
       continue;
     }
     PoolJob* job = queue_.front();
     const size_t chunk = job->claimed_++;
-    if (job->claimed_ == job->chunks_) queue_.pop_front();
+    if (job->claimed_ == job->chunks_) {
+      queue_.pop_front();
+      queued_.store(queue_.size(), std::memory_order_release);
+    }
     lock.unlock();
     try {
       job->RunChunk(chunk);

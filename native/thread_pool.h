@@ -54,6 +54,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<PoolJob*> queue_;  // jobs with unclaimed chunks, oldest first
+  std::atomic<size_t> queued_{0};  // queue_.size(), readable without the mutex
 };
 
 // Threads the pool starts: KMS_HMAC_THREADS if set (1..256), else the CPUs
