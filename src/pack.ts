@@ -34,6 +34,14 @@ export class BatchItemError extends TypeError {
 
 const MAX_TOTAL = 0xffffffff; // offsets are 32-bit
 
+/** `array`, or a larger copy of its first `keep` elements when it has fewer than `needed`. */
+function withRoom<T extends Uint8Array | Uint32Array>(array: T, needed: number, keep: number, make: (length: number) => T): T {
+  if (needed <= array.length) return array;
+  const grown = make(Math.max(needed, array.length * 2));
+  grown.set(array.subarray(0, keep));
+  return grown;
+}
+
 /** Recycled packing memory: grows to the largest batch seen, up to KEEP_BYTES. */
 class Scratch {
   bytes = new Uint8Array(64 * 1024);
@@ -41,22 +49,12 @@ class Scratch {
 
   /** `bytes` with room for `needed`, keeping the first `keep` bytes. */
   room(needed: number, keep: number): Uint8Array {
-    if (needed > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(needed, this.bytes.length * 2));
-      grown.set(this.bytes.subarray(0, keep));
-      this.bytes = grown;
-    }
-    return this.bytes;
+    return (this.bytes = withRoom(this.bytes, needed, keep, (n) => new Uint8Array(n)));
   }
 
   /** `words` with room for `needed`, keeping the first `keep`. */
   wordRoom(needed: number, keep: number): Uint32Array {
-    if (needed > this.words.length) {
-      const grown = new Uint32Array(Math.max(needed, this.words.length * 2));
-      grown.set(this.words.subarray(0, keep));
-      this.words = grown;
-    }
-    return this.words;
+    return (this.words = withRoom(this.words, needed, keep, (n) => new Uint32Array(n)));
   }
 }
 

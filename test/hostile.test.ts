@@ -24,24 +24,13 @@ import { BACKEND_NAMES, loadBackend, type Backend } from '../src/backend/index.j
 import type { MacAlgorithm } from '../src/backend/types.js';
 import { KmsHmacClient } from '../src/client.js';
 import { createMacKey, packMessages, type MacKey } from '../src/mac-key.js';
+import { bytes } from './support/bytes.js';
 
 const BACKENDS_UNDER_TEST = (process.env.KMS_HMAC_TEST_BACKENDS?.split(',') ?? BACKEND_NAMES) as typeof BACKEND_NAMES;
 const ALG: MacAlgorithm = 'HMAC_SHA_256';
 const ML = 32;
 const MATERIAL = bytes(32, 99);
 
-/** Deterministic bytes. */
-function bytes(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 const oracle = (message: Uint8Array, material = MATERIAL) => createHmac('sha256', material).update(message).digest();
 const concatOracle = (messages: readonly Uint8Array[], material = MATERIAL) =>
