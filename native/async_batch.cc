@@ -230,10 +230,10 @@ Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& ke
   const size_t copied = offsets_length + macs_length + data_length;
   AsyncBatch* raw = job.release();
   raw->queued_ns_ = NowNs();
-  pool->Submit(raw, raw->cuts_.size() - 1);  // `raw` may be finished from here on: not touched again
   Add(Stats().pool_batches);
   Add(Stats().bytes_copied, copied);
-  Add(Stats().copy_ns, NowNs() - called_ns);
+  Add(Stats().copy_ns, raw->queued_ns_ - called_ns);
+  pool->Submit(raw, raw->cuts_.size() - 1);  // `raw` may be finished from here on: not touched again
   return Napi::Value(env, promise);
 }
 

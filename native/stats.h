@@ -18,8 +18,8 @@ struct BatchStats {
   std::atomic<uint64_t> buffers_reused{0};     // Recycled::Take served from the free list
   std::atomic<uint64_t> buffers_allocated{0};  // Recycled::Take had to allocate
   // Nanoseconds, summed over pool batches:
-  std::atomic<uint64_t> copy_ns{0};    // calling thread: copying inputs and queueing the batch
-  std::atomic<uint64_t> start_ns{0};   // queued until a pool thread starts the first chunk
+  std::atomic<uint64_t> copy_ns{0};    // calling thread: checking arguments done, copying inputs, until queued
+  std::atomic<uint64_t> start_ns{0};   // queued (waking the threads) until a pool thread starts the first chunk
   std::atomic<uint64_t> hash_ns{0};    // first chunk started until the last chunk finished
   std::atomic<uint64_t> return_ns{0};  // last chunk finished until the JS thread picks the batch up
   std::atomic<uint64_t> settle_ns{0};  // JS thread: writing the output and resolving the promise
