@@ -2,8 +2,7 @@
 //
 //   call (JS thread)   read and check the arguments; small batches run right
 //                      here; others are copied once into recycled memory,
-//                      chunk by chunk, each chunk queued as soon as it is in
-//                      place
+//                      cut into chunks of equal work and queued
 //   pool threads       hash the chunks (thread_pool.h)
 //   settle (JS thread) one threadsafe-function call per batch: write the
 //                      output and resolve, or reject; never left pending
