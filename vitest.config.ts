@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -6,5 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Worker threads started from src/ (the WASM backend's async workers) are
+    // real module files: this lets Node load their TypeScript source.
+    execArgv: ['--import', fileURLToPath(new URL('./test/support/ts-hooks.js', import.meta.url))],
   },
 });

@@ -3,7 +3,7 @@
 // markdown tables the README shows, so README numbers always come from a run.
 import { readFileSync } from 'node:fs';
 
-const { environment: env, rows } = JSON.parse(readFileSync(new URL('./results/latest.json', import.meta.url), 'utf8'));
+const { environment: env, rows, targets = [], budget = [] } = JSON.parse(readFileSync(new URL('./results/latest.json', import.meta.url), 'utf8'));
 const sizes = [...new Set(rows.map((r) => r.size))];
 const rate = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(0)} k`);
 
@@ -23,4 +23,25 @@ for (const algorithm of [...new Set(rows.map((r) => r.algorithm))]) {
     console.log(`| ${path} | ${cells.join(' | ')} |`);
   }
   console.log();
+}
+
+if (targets.length) {
+  console.log('**Targets** — same-run ratios, median of rounds (range)\n');
+  console.log('| target | faster | slower | ratio | goal |');
+  console.log('|---|---:|---:|---:|---|');
+  for (const t of targets) {
+    if (t.skipped) continue;
+    const goal = t.target === null ? '' : `≥ ${t.target}× ${t.met ? 'met' : '**missed**'}`;
+    console.log(
+      `| ${t.name.trim()} | ${t.fasterMs.toFixed(3)} ms | ${t.slowerMs.toFixed(3)} ms | ${t.ratio.toFixed(2)}× (${t.ratioMin.toFixed(2)}–${t.ratioMax.toFixed(2)}) | ${goal} |`,
+    );
+  }
+  console.log();
+}
+for (const b of budget) {
+  console.log(
+    `Native async budget, ${b.messages} × ${b.size} B into a ${b.output}, ${b.threads} threads: ${b.wallUs} µs per batch = ` +
+      `copy ${b.copyUs} + hand-off ${b.startUs} + hashing ${b.hashUs} + return ${b.returnUs} + settle ${b.settleUs} µs; ` +
+      `${Math.round(b.bytesCopiedPerBatch)} bytes copied once, ${b.allocationsPerBatch} allocations per batch.`,
+  );
 }

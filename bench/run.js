@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // npm run bench — HMAC throughput of every path against node:crypto, in one
 // run, on this machine. Prints the environment, a table of medians (with the
-// median absolute deviation as spread) and ratios to node:crypto; writes
+// median absolute deviation as spread) and ratios to node:crypto, the WASM
+// comparison, and the async/array targets as same-run ratios with the
+// native async per-batch budget (bench/targets.js); writes
 // bench/results/latest.json and bench/results/chart.svg.
 //
 //   npm run bench               full run (a few minutes)
@@ -16,6 +18,7 @@ import { createMacKey, loadBackend, packMessages } from '../dist/index.js';
 import { benchChart } from './chart.js';
 import { formatRows as formatWasmRows, runWasmBench } from './wasm.js';
 import { environment, printEnvironment } from './env.js';
+import { formatBudget, formatTargets, runBudget, runTargets } from './targets.js';
 
 const quick = process.argv.includes('--quick');
 const SIZES = [16, 64, 256, 1024, 4096];
@@ -142,8 +145,18 @@ console.log('\nWebAssembly engine against hash-wasm and @noble/hashes (ratios to
 const wasmRows = await runWasmBench({ quick, time: quick ? 150 : 250, rounds: quick ? 2 : 3 });
 console.log(formatWasmRows(wasmRows));
 
+// The async and array-form targets, each a median of per-round ratios.
+console.log('\nTargets (HMAC-SHA-256; same-run ratios, median of rounds, range in brackets):');
+const targets = await runTargets({ quick });
+console.log(formatTargets(targets));
+const budget = [await runBudget(), await runBudget({ callerOut: false })];
+for (const b of budget) console.log(formatBudget(b));
+
 const results = new URL('./results/', import.meta.url);
 mkdirSync(results, { recursive: true });
-writeFileSync(new URL('latest.json', results), JSON.stringify({ environment: env, quick, rows, wasmRows }, null, 2) + '\n');
+writeFileSync(
+  new URL('latest.json', results),
+  JSON.stringify({ environment: env, quick, rows, wasmRows, targets, budget }, null, 2) + '\n',
+);
 writeFileSync(new URL('chart.svg', results), benchChart(env, rows));
 console.log('\nwrote bench/results/latest.json and bench/results/chart.svg');

@@ -16,10 +16,6 @@ size_t MacLength(Algorithm alg) {
   return 0;
 }
 
-size_t BlockLength(Algorithm alg) {
-  return alg == Algorithm::Sha224 || alg == Algorithm::Sha256 ? 64 : 128;
-}
-
 namespace {
 
 bool IsSha256Family(Algorithm alg) { return alg == Algorithm::Sha224 || alg == Algorithm::Sha256; }

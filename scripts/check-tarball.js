@@ -65,15 +65,21 @@ function main() {
     );
 
     rmSync(join(installed, 'prebuilds'), { recursive: true });
+    // The async batch starts the WebAssembly pool's workers from the installed
+    // dist/backend/wasm-worker.js: the tarball must carry it.
     const probe = `import { backendInfo, createMacKey } from 'kms-hmac';
-      const mac = Buffer.from(createMacKey('HMAC_SHA_256', Buffer.from('k')).mac(Buffer.from('m'))).toString('hex');
-      console.log(JSON.stringify({ backend: backendInfo().name, mac }));`;
+      const key = createMacKey('HMAC_SHA_256', Buffer.from('k'));
+      const mac = Buffer.from(key.mac(Buffer.from('m'))).toString('hex');
+      const macs = await key.macBatchAsync(Array.from({ length: 5000 }, () => Buffer.from('m')));
+      const asyncMac = Buffer.from(macs[4999]).toString('hex');
+      console.log(JSON.stringify({ backend: backendInfo().name, mac, asyncMac }));`;
     const fallback = run(process.execPath, ['--input-type=module', '-e', probe], { cwd: consumer, env });
     const result = fallback.status === 0 ? JSON.parse(fallback.stdout.trim().split('\n').pop()) : {};
     step(
-      'without the prebuild: WebAssembly, with its notice, and the right MAC',
+      'without the prebuild: WebAssembly, with its notice, and the right MACs (sync and on the worker pool)',
       /^wasm-/.test(result.backend) &&
         result.mac === createHmac('sha256', 'k').update('m').digest('hex') &&
+        result.asyncMac === result.mac &&
         /KMS_HMAC_FALLBACK.*native backend unavailable/.test(fallback.stderr),
       fallback.output,
     );

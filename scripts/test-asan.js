@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // npm run test:asan — builds the addon with AddressSanitizer and
 // UndefinedBehaviorSanitizer in a scratch copy of the package, then runs the
-// native tests against that build with the sanitizer runtimes preloaded.
+// native tests and the hostile-caller suite against that build with the
+// sanitizer runtimes preloaded.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,7 +32,7 @@ try {
     ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1',
     UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
   };
-  const tests = ['test/backend.test.ts', 'test/native.test.ts', 'test/native-simd.test.ts'];
+  const tests = ['test/backend.test.ts', 'test/native.test.ts', 'test/native-simd.test.ts', 'test/hostile.test.ts'];
   const run = spawnSync(process.execPath, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...tests], {
     cwd: root,
     env,

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND_NAMES, loadBackend, type Backend } from '../src/backend/index.js';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../src/backend/types.js';
 import { createMacKey, packMessages, type MacKey } from '../src/mac-key.js';
+import { bytes } from './support/bytes.js';
 
 const vectors = JSON.parse(readFileSync(new URL('./fixtures/rfc4231.json', import.meta.url), 'utf8')) as {
   cases: { testCase: number; keyHex: string; dataHex: string; truncateBytes?: number; macHex: Record<MacAlgorithm, string> }[];
@@ -29,18 +30,6 @@ function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
-/** Deterministic pseudo-random bytes so a failure names a reproducible case. */
-function bytes(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 function detachedView(): Uint8Array {
   const buffer = new ArrayBuffer(16);

@@ -39,6 +39,7 @@ describe('the npm tarball', () => {
     for (const arch of defaultArches()) expect(packed).toContain(prebuildPath(arch));
     expect(packed).toContain('dist/index.js');
     expect(packed).toContain('dist/backend/wasm-binaries.js'); // both WebAssembly builds, embedded
+    expect(packed).toContain('dist/backend/wasm-worker.js'); // the async WebAssembly pool's worker module
     expect(packed).toContain('bin/kms-hmac.js');
     expect(packed).toContain('binding.gyp');
     expect(packed).toContain('native/addon.cc');

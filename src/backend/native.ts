@@ -22,7 +22,10 @@ export interface NativeBinding {
   opensslVersionNumber: number;
   macLengths: number[];
   blockLengths: number[];
+  /** Threads of the addon's own pool for async batches (one per core this process may use). */
   asyncThreads: number;
+  /** Cumulative counters of the async batch path (native/stats.h): copies, allocations, where the time goes. */
+  batchStats(): NativeBatchStats;
   /** Multi-buffer SIMD selection (native/mb): 'auto' (per batch, the fastest path on this CPU) or the forced path: 'off' | 'sse2' | 'avx2' | 'shani' | 'avx512'. */
   simdPath: string;
   /** Why that selection (CPU, KMS_HMAC_SIMD). */
@@ -33,6 +36,22 @@ export interface NativeBinding {
   simdStatus: string;
   /** Switches the selection ('auto' or a path; tests and benchmarks); `force` sends every batch to the path. Returns the selection; throws if unavailable. */
   setSimdPath(path: string, force?: boolean): string;
+}
+
+export interface NativeBatchStats {
+  inlineBatches: number;
+  poolBatches: number;
+  chunks: number;
+  bytesCopied: number;
+  buffersReused: number;
+  buffersAllocated: number;
+  /** Nanoseconds summed over pool batches, by phase. */
+  copyNs: number;
+  startNs: number;
+  hashNs: number;
+  returnNs: number;
+  settleNs: number;
+  threads: number;
 }
 
 /**

@@ -29,11 +29,23 @@ export type BackendName = 'native' | 'wasm-simd' | 'wasm-scalar';
 
 /**
  * A key with its HMAC inner/outer hash states precomputed, owned by one
- * backend. Packed batches: message i is `data[offsets[i] .. offsets[i+1])`
- * (offsets has n+1 non-decreasing entries, all <= data.length); MAC i is
- * written at `out[i * macLength ..]`. Verify results are one byte per
- * message: 1 valid, 0 invalid. Async variants copy their inputs before
- * returning, so the caller may reuse its buffers at once.
+ * backend. The engine's primitives are a single message and packed batches
+ * (the array forms are packed by the façade, src/pack.ts):
+ *
+ * - message i is `data[offsets[i] .. offsets[i+1])` (offsets has n+1
+ *   non-decreasing entries, all <= data.length);
+ * - MAC i is written at `out[i * macLength ..]`; verify results are one byte
+ *   per message, 1 valid and 0 invalid, and `macs` holds n MACs at a stride
+ *   of macLength.
+ *
+ * Every method checks its own arguments (TypeError/RangeError) and never runs
+ * caller code while it works, so nothing can change an input under it. An
+ * output that overlaps an input is computed as if every input had been read
+ * first. Async variants copy their inputs before returning, so the caller may
+ * reuse its buffers at once; they reject rather than throw, and always
+ * settle. With `out` (or `results`) they write into that buffer when the
+ * work is done, after checking it is still attached and large enough, and
+ * resolve with it; without, they resolve with a new buffer.
  */
 export interface BackendKey {
   readonly algorithm: MacAlgorithm;
@@ -42,14 +54,10 @@ export interface BackendKey {
   /** Constant-time; a MAC of another length is simply false. */
   verify(message: Uint8Array, mac: Uint8Array): boolean;
   macPackedInto(data: Uint8Array, offsets: Uint32Array, out: Uint8Array): void;
-  macArrayInto(messages: readonly Uint8Array[], out: Uint8Array): void;
   verifyPackedInto(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results: Uint8Array): void;
-  verifyArrayInto(messages: readonly Uint8Array[], macs: readonly Uint8Array[], results: Uint8Array): void;
-  macPackedAsync(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
-  macArrayAsync(messages: readonly Uint8Array[]): Promise<Uint8Array>;
-  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
-  verifyArrayAsync(messages: readonly Uint8Array[], macs: readonly Uint8Array[]): Promise<Uint8Array>;
-  /** Wipes the key states; later calls throw. Idempotent. */
+  macPackedAsync(data: Uint8Array, offsets: Uint32Array, out?: Uint8Array): Promise<Uint8Array>;
+  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results?: Uint8Array): Promise<Uint8Array>;
+  /** Wipes the key states; later calls throw. Idempotent. Batches already started finish with their own copy. */
   destroy(): void;
 }
 

@@ -9,9 +9,11 @@
  * produces the exact KMS error.
  */
 import { pooledMac } from '../mac-pool.js';
+import { BatchItemError, withPackedMacs, withPackedMessages } from '../pack.js';
+import { byteLength, elementCount, isUint32Array, isUint8Array } from '../views.js';
 import { inspect } from 'node:util';
 import { getBackend } from '../backend/index.js';
-import type { BackendKey, MacAlgorithm } from '../backend/types.js';
+import { MAC_LENGTH, type BackendKey, type MacAlgorithm } from '../backend/types.js';
 import type { KeyRecord, KeyStore } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
@@ -89,27 +91,32 @@ interface HotEntry {
   readonly deadline: number;
 }
 
+/** A validated batch with a usable key: packed messages, and for verify the MACs at the key's stride. */
+interface PreparedBatch {
+  readonly entry: HotEntry;
+  readonly alg: MacAlgorithm;
+  readonly count: number;
+  readonly data: Uint8Array;
+  readonly offsets: Uint32Array;
+  readonly macs: Uint8Array | undefined;
+  /** Entries of an array of MACs that were not the MAC length: invalid whatever they compare as. */
+  readonly wrongLength: readonly number[];
+}
+
 /**
- * A prepared backend key (HMAC inner/outer state) for one record's material;
- * destroyed when retired and idle. The façade has validated every argument
- * before it reaches `macKey`, so it talks to the backend key directly.
+ * A prepared backend key (HMAC inner/outer state) for one record's material,
+ * destroyed when retired. Batches already running are unaffected: every
+ * backend's async batch works on its own copy of the key state.
  */
 class KeySlot {
   record: KeyRecord;
   readonly macKey: BackendKey;
-  inflight = 0;
-  retired = false;
   constructor(record: KeyRecord, macKey: BackendKey) {
     this.record = record;
     this.macKey = macKey;
   }
   retire(): void {
-    this.retired = true;
-    if (this.inflight === 0) this.macKey.destroy();
-  }
-  release(): void {
-    this.inflight--;
-    if (this.retired && this.inflight === 0) this.macKey.destroy();
+    this.macKey.destroy();
   }
   [inspect.custom](): string {
     return `KeySlot(${this.record.keyId})`;
@@ -194,132 +201,90 @@ export class MacOperations {
   // Batch extensions
 
   generateMacBatch(input: GenerateMacBatchInput): GenerateMacBatchOutput {
-    const b = this.#batchPrepare(input, false);
-    try {
-      const mk = b.entry.slot.macKey;
+    return this.#withBatch(input, false, (b) => {
       const Macs = new Uint8Array(b.count * b.entry.macLength);
-      if (b.packed) mk.macPackedInto(b.packed.data, b.packed.offsets, Macs);
-      else mk.macArrayInto(b.messages!, Macs);
+      b.entry.slot.macKey.macPackedInto(b.data, b.offsets, Macs);
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacLength: b.entry.macLength, Macs };
-    } finally {
-      b.entry.slot.release();
-    }
+    });
   }
 
   verifyMacBatch(input: VerifyMacBatchInput): VerifyMacBatchOutput {
-    const b = this.#batchPrepare(input, true);
-    try {
-      const mk = b.entry.slot.macKey;
+    return this.#withBatch(input, true, (b) => {
       const MacValid = new Uint8Array(b.count);
-      if (b.packed) mk.verifyPackedInto(b.packed.data, b.packed.offsets, b.packedMacs!, MacValid);
-      else mk.verifyArrayInto(b.messages!, b.macList!, MacValid);
+      b.entry.slot.macKey.verifyPackedInto(b.data, b.offsets, b.macs!, MacValid);
+      for (const i of b.wrongLength) MacValid[i] = 0;
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid };
-    } finally {
-      b.entry.slot.release();
-    }
+    });
   }
 
   async generateMacBatchAsync(input: GenerateMacBatchInput): Promise<GenerateMacBatchOutput> {
-    const b = this.#batchPrepare(input, false);
-    try {
-      const mk = b.entry.slot.macKey;
-      const Macs = b.packed
-        ? await mk.macPackedAsync(b.packed.data, b.packed.offsets)
-        : await mk.macArrayAsync(b.messages!);
-      return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacLength: b.entry.macLength, Macs };
-    } finally {
-      b.entry.slot.release();
-    }
+    const { b, done } = this.#withBatch(input, false, (b) => ({ b, done: b.entry.slot.macKey.macPackedAsync(b.data, b.offsets) }));
+    const { entry, alg } = b;
+    return { KeyId: entry.arn, MacAlgorithm: alg, MacLength: entry.macLength, Macs: await done };
   }
 
   async verifyMacBatchAsync(input: VerifyMacBatchInput): Promise<VerifyMacBatchOutput> {
-    const b = this.#batchPrepare(input, true);
-    try {
-      const mk = b.entry.slot.macKey;
-      const MacValid = b.packed
-        ? await mk.verifyPackedAsync(b.packed.data, b.packed.offsets, b.packedMacs!)
-        : await mk.verifyArrayAsync(b.messages!, b.macList!);
-      return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid };
-    } finally {
-      b.entry.slot.release();
-    }
+    const { b, done } = this.#withBatch(input, true, (b) => ({ b, done: b.entry.slot.macKey.verifyPackedAsync(b.data, b.offsets, b.macs!) }));
+    const MacValid = await done;
+    for (const i of b.wrongLength) MacValid[i] = 0;
+    return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid };
   }
 
   /**
-   * Validates a batch and resolves its key. The returned slot is marked in
-   * flight (the caller releases it), so a key retired while worker threads
-   * still use it is destroyed only afterwards.
+   * Validates a batch, resolves its key and runs `use` on it. Array inputs
+   * are packed (src/pack.ts) into memory that is reused once `use` returns:
+   * each element is read once, and the KMS length rules are checked on the
+   * packed copy, so what is checked is what is MACed. Every caller-supplied
+   * element is read before the key is resolved: nothing the caller's code
+   * does can change the key under the call.
    */
-  #batchPrepare(input: GenerateMacBatchInput | VerifyMacBatchInput, verify: boolean) {
+  #withBatch<T>(input: GenerateMacBatchInput | VerifyMacBatchInput, verify: boolean, use: (batch: PreparedBatch) => T): T {
     if (input === null || typeof input !== 'object') throw validationError(['Value null at \'keyId\' failed to satisfy constraint: Member must not be null']);
     const v = new Violations();
     const keyId = v.string('keyId', input.KeyId, 1, 2048, true);
     const alg = v.enumValue('macAlgorithm', input.MacAlgorithm, MAC_ALGORITHM_SET, MAC_ALGORITHM_ENUM_TEXT, true) as MacAlgorithm | undefined;
     v.grantTokens(input.GrantTokens);
     const dryRun = v.boolean('dryRun', input.DryRun);
-    let count = 0;
-    let messages: readonly Uint8Array[] | undefined;
-    let packed: { data: Uint8Array; offsets: Uint32Array } | undefined;
-    if (input.Messages !== undefined && input.Messages !== null) {
-      if (!Array.isArray(input.Messages)) throw validationMessage('Messages must be an array of Uint8Array');
-      messages = input.Messages;
-      count = messages.length;
-      for (let i = 0; i < count; i++) {
-        const m: unknown = messages[i];
-        if (!(m instanceof Uint8Array)) throw batchError(`Value null at 'messages[${i}]' failed to satisfy constraint: Member must be a Uint8Array`, i);
-        if (m.byteLength === 0) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, i);
-        if (m.byteLength > 4096) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length less than or equal to 4096`, i);
-      }
-    } else if (input.Data !== undefined || input.Offsets !== undefined) {
-      const data = input.Data;
-      const offsets = input.Offsets;
-      if (!(data instanceof Uint8Array) || !(offsets instanceof Uint32Array) || offsets.length === 0) {
+    const macs = verify ? (input as VerifyMacBatchInput).Macs : undefined;
+
+    const withMessages = (data: Uint8Array, offsets: Uint32Array, count: number): T => {
+      checkMessageLengths(offsets, count);
+      if (verify && (macs === undefined || macs === null)) v.add('macs', null, 'Member must not be null');
+      const prepare = (packedMacs: Uint8Array | undefined, wrongLength: readonly number[]): T => {
+        v.throwIfAny();
+        const entry = this.#hotEntry(keyId!, verify ? 'VerifyMac' : 'GenerateMac');
+        if (entry.algorithm !== alg) throw incompatibleAlgorithm(alg, entry);
+        if (verify && packedMacs!.byteLength !== count * entry.macLength) {
+          throw validationMessage(`Packed Macs must be ${count} x ${entry.macLength} = ${count * entry.macLength} bytes for ${alg}, got ${packedMacs!.byteLength}`);
+        }
+        if (dryRun === true) throw dryRunError();
+        return use({ entry, alg: alg!, count, data, offsets, macs: packedMacs, wrongLength });
+      };
+      if (!verify || macs === undefined || macs === null || isUint8Array(macs)) return prepare(isUint8Array(macs) ? macs : undefined, []);
+      if (!Array.isArray(macs)) throw validationMessage('Macs must be an array of Uint8Array or one packed Uint8Array');
+      if (macs.length !== count) throw validationMessage(`Macs has ${macs.length} entries but there are ${count} messages`);
+      // An invalid MacAlgorithm is reported by prepare(); the MACs are still checked first, as they always were.
+      const macLength = alg === undefined ? 0 : MAC_LENGTH[alg];
+      return kmsItems(() => withPackedMacs(macs, count, macLength, (packed) => prepare(packed.macs, packed.wrongLength), checkMacLength));
+    };
+
+    const messages = input.Messages;
+    const data = input.Data;
+    const offsets = input.Offsets;
+    if (messages !== undefined && messages !== null) {
+      if (!Array.isArray(messages)) throw validationMessage('Messages must be an array of Uint8Array');
+      return kmsItems(() => withPackedMessages(messages, (packed, count) => withMessages(packed.data, packed.offsets, count)));
+    }
+    if (data !== undefined || offsets !== undefined) {
+      if (!isUint8Array(data) || !isUint32Array(offsets) || elementCount(offsets) === 0) {
         throw validationMessage('Packed input needs Data (Uint8Array) and Offsets (Uint32Array with one more entry than there are messages)');
       }
-      count = offsets.length - 1;
-      if (offsets[count]! > data.byteLength) throw validationMessage(`Offsets[${count}] (${offsets[count]}) is beyond the end of Data (${data.byteLength} bytes)`);
-      for (let i = 0; i < count; i++) {
-        const len = offsets[i + 1]! - offsets[i]!;
-        if (offsets[i + 1]! < offsets[i]!) throw batchError(`Offsets must not decrease (Offsets[${i + 1}] < Offsets[${i}])`, i);
-        if (len === 0) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, i);
-        if (len > 4096) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length less than or equal to 4096`, i);
-      }
-      packed = { data, offsets };
-    } else {
-      v.add('messages', null, 'Member must not be null');
+      const count = elementCount(offsets) - 1;
+      if (offsets[count]! > byteLength(data)) throw validationMessage(`Offsets[${count}] (${offsets[count]}) is beyond the end of Data (${byteLength(data)} bytes)`);
+      return withMessages(data, offsets, count);
     }
-    let macList: readonly Uint8Array[] | undefined;
-    let packedMacs: Uint8Array | undefined;
-    if (verify) {
-      const macs = (input as VerifyMacBatchInput).Macs;
-      if (macs === undefined || macs === null) v.add('macs', null, 'Member must not be null');
-      else if (macs instanceof Uint8Array) packedMacs = macs;
-      else if (Array.isArray(macs)) {
-        if (macs.length !== count) throw validationMessage(`Macs has ${macs.length} entries but there are ${count} messages`);
-        for (let i = 0; i < macs.length; i++) {
-          const m: unknown = macs[i];
-          if (!(m instanceof Uint8Array)) throw batchError(`Value null at 'macs[${i}]' failed to satisfy constraint: Member must be a Uint8Array`, i);
-          if (m.byteLength === 0) throw batchError(`Value at 'macs[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, i);
-          if (m.byteLength > 6144) throw batchError(`Value at 'macs[${i}]' failed to satisfy constraint: Member must have length less than or equal to 6144`, i);
-        }
-        macList = macs;
-      } else throw validationMessage('Macs must be an array of Uint8Array or one packed Uint8Array');
-    }
-    v.throwIfAny();
-    const entry = this.#hotEntry(keyId!, verify ? 'VerifyMac' : 'GenerateMac');
-    if (entry.algorithm !== alg) throw incompatibleAlgorithm(alg, entry);
-    if (packedMacs !== undefined && packedMacs.byteLength !== count * entry.macLength) {
-      throw validationMessage(`Packed Macs must be ${count} x ${entry.macLength} = ${count * entry.macLength} bytes for ${alg}, got ${packedMacs.byteLength}`);
-    }
-    if (packed && verify && packedMacs === undefined && macList) {
-      // Packed messages with an array of MACs: verify per item through the array form.
-      messages = splitPacked(packed.data, packed.offsets);
-      packed = undefined;
-    }
-    if (!packed && packedMacs !== undefined) macList = splitStride(packedMacs, entry.macLength, count);
-    if (dryRun === true) throw dryRunError();
-    entry.slot.inflight++;
-    return { entry, alg: alg!, count, messages, packed, macList, packedMacs };
+    v.add('messages', null, 'Member must not be null');
+    return withMessages(new Uint8Array(0), new Uint32Array(1), 0);
   }
 
   // -------------------------------------------------------------------------
@@ -373,7 +338,7 @@ export class MacOperations {
     const existing = this.#slots.get(rec.keyId);
     if (existing !== undefined) {
       if (existing.record === rec) return existing;
-      if (!existing.retired && existing.record.keySpec === rec.keySpec && existing.record.keyMaterial && sameBytes(existing.record.keyMaterial, rec.keyMaterial!)) {
+      if (existing.record.keySpec === rec.keySpec && existing.record.keyMaterial && sameBytes(existing.record.keyMaterial, rec.keyMaterial!)) {
         existing.record = rec;
         return existing;
       }
@@ -449,15 +414,32 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-function splitPacked(data: Uint8Array, offsets: Uint32Array): Uint8Array[] {
-  const out: Uint8Array[] = new Array(offsets.length - 1);
-  for (let i = 0; i < out.length; i++) out[i] = data.subarray(offsets[i]!, offsets[i + 1]!);
-  return out;
+/** KMS's per-message rule on a packed batch: each message 1..4096 bytes, offsets non-decreasing. */
+function checkMessageLengths(offsets: Uint32Array, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const start = offsets[i]!;
+    const end = offsets[i + 1]!;
+    if (end < start) throw batchError(`Offsets must not decrease (Offsets[${i + 1}] < Offsets[${i}])`, i);
+    if (end === start) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, i);
+    if (end - start > 4096) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length less than or equal to 4096`, i);
+  }
 }
 
-function splitStride(packed: Uint8Array, stride: number, n: number): Uint8Array[] {
-  const out: Uint8Array[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = packed.subarray(i * stride, (i + 1) * stride);
-  return out;
+/** KMS's rule for each MAC of an array: 1..6144 bytes. */
+function checkMacLength(length: number, i: number): void {
+  if (length === 0) throw batchError(`Value at 'macs[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, i);
+  if (length > 6144) throw batchError(`Value at 'macs[${i}]' failed to satisfy constraint: Member must have length less than or equal to 6144`, i);
 }
 
+/** Runs `pack`, reporting a batch element that is not a usable Uint8Array as KMS does. */
+function kmsItems<T>(pack: () => T): T {
+  try {
+    return pack();
+  } catch (error) {
+    if (!(error instanceof BatchItemError)) throw error;
+    if (error.reason === 'detached') {
+      throw batchError(`Value at '${error.list}[${error.index}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, error.index);
+    }
+    throw batchError(`Value null at '${error.list}[${error.index}]' failed to satisfy constraint: Member must be a Uint8Array`, error.index);
+  }
+}
