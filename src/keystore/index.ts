@@ -1,7 +1,8 @@
 /**
- * Key stores: the `KeyStore` contract, the in-memory store and the durable
- * file store, and `openKeyStore` which turns the `keyStore` client option
- * into a store.
+ * Key stores: the `KeyStore` contract, the in-memory store, the embedded
+ * durable store (FileKeyStore, SQLite) and the fleet store
+ * (PostgresKeyStore), and `openKeyStore`, which turns the `keyStore` client
+ * option (a path, a URL, an instance) into a store.
  */
 import { FileKeyStore, type FileKeyStoreOptions } from './file.js';
 import { MemoryKeyStore } from './memory.js';
@@ -22,11 +23,15 @@ export {
   KeyStoreCorruptError,
   KeyStoreError,
   KeyStoreLockTimeoutError,
+  KeyStoreNotReadyError,
   KeyStorePassphraseError,
+  KeyStoreUnavailableError,
   type KeyStoreErrorCode,
 } from './errors.js';
 export { MemoryKeyStore } from './memory.js';
-export { FileKeyStore, PASSPHRASE_ENV, type FileKeyStoreOptions } from './file.js';
+export { FileKeyStore, type FileKeyStoreOptions } from './file.js';
+export { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from './crypto.js';
+export type { KeyStoreOptions } from './replica.js';
 
 function isKeyStore(v: unknown): v is KeyStore {
   return (
@@ -40,8 +45,9 @@ function isKeyStore(v: unknown): v is KeyStore {
 /**
  * `undefined` → a new MemoryKeyStore; a KeyStore instance → itself; a path →
  * a FileKeyStore opened synchronously (`FileKeyStore.openSync(path, options)`;
- * the passphrase defaults to `KMS_HMAC_PASSPHRASE`). Throws the store's typed
- * errors (KeyStoreCorruptError, KeyStorePassphraseError) for a bad file.
+ * the passphrase defaults to `KMS_HMAC_PASSPHRASE_FILE` / `KMS_HMAC_PASSPHRASE`).
+ * Throws the store's typed errors (KeyStoreCorruptError, KeyStorePassphraseError)
+ * for a bad file.
  */
 export function openKeyStore(spec: string | KeyStore | undefined, options?: FileKeyStoreOptions): KeyStore {
   if (spec === undefined) return new MemoryKeyStore();

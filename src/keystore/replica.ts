@@ -1,0 +1,614 @@
+/**
+ * What the two durable stores (FileKeyStore on SQLite, PostgresKeyStore) share:
+ * the tables, and a replica of them in memory that serves every read.
+ *
+ * Tables (the same on both engines):
+ *
+ *   kms_hmac_meta        one row: generation, encryption header (JSON or NULL), tag
+ *   kms_hmac_keys        one row per key:   key_id, rev, body (codec.ts)
+ *   kms_hmac_aliases     one row per alias: alias_name, rev, body
+ *   kms_hmac_changes     (rev, kind, id) for every row written or deleted at generation rev
+ *   kms_hmac_migrations  schema versions applied
+ *
+ * Every commit runs under the engine's write lock, first catching up with
+ * whatever other processes committed, then writing only the changed rows, a
+ * change-log entry per row, and the meta row with generation + 1 and a new
+ * tag (crypto.ts): O(changes). Other processes catch up by reading the
+ * change log since the generation they hold, and reload in full only when
+ * they fell too far behind (the log keeps CHANGE_LOG_KEPT generations), after
+ * a reconnect, or when the encryption header changed.
+ *
+ * Nothing read from the store is trusted before the tag over the complete set
+ * of rows checks out; nothing is decrypted before that either. A catch-up
+ * whose tag does not check out is retried as a full reload, which either
+ * succeeds or reports the store as corrupt. A generation lower than one this
+ * replica has seen is refused (an older copy put back).
+ */
+import { decodeAlias, decodeKey, encodeAlias, encodeKey, RecordDecodeError } from './codec.js';
+import {
+  checkScryptParams,
+  DEFAULT_SCRYPT,
+  newKdf,
+  resolvePassphrase,
+  PASSPHRASE_ENV,
+  PASSPHRASE_FILE_ENV,
+  SetDigest,
+  StoreKeys,
+  validEncryptionHeader,
+  type KdfHeader,
+  type RowKind,
+  type ScryptParams,
+} from './crypto.js';
+import { KeyStoreCorruptError, KeyStorePassphraseError } from './errors.js';
+import { secretBuffers } from './records.js';
+import { StoreState, wipeLater, type ChangeSet } from './state.js';
+import type { AliasRecord, KeyRecord } from './types.js';
+
+export const SCHEMA_VERSION = 1;
+/** Generations the change log keeps; a replica further behind reloads in full. */
+export const CHANGE_LOG_KEPT = 10_000;
+
+/**
+ * The schema, one statement per entry, valid SQL for both SQLite and
+ * PostgreSQL. Index i holds migration i + 1.
+ */
+export const MIGRATIONS: readonly (readonly string[])[] = [
+  [
+    `CREATE TABLE kms_hmac_meta (id integer PRIMARY KEY CHECK (id = 1), generation bigint NOT NULL, encryption text, tag text NOT NULL)`,
+    `CREATE TABLE kms_hmac_keys (key_id text PRIMARY KEY, rev bigint NOT NULL, body text NOT NULL)`,
+    `CREATE TABLE kms_hmac_aliases (alias_name text PRIMARY KEY, rev bigint NOT NULL, body text NOT NULL)`,
+    `CREATE TABLE kms_hmac_changes (rev bigint NOT NULL, kind text NOT NULL, id text NOT NULL, PRIMARY KEY (rev, kind, id))`,
+  ],
+];
+
+export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS kms_hmac_migrations (version integer PRIMARY KEY, applied_at text NOT NULL)`;
+
+/** Every statement the engines run, with `?` placeholders (PostgreSQL numbers them). Valid SQL for both. */
+export const SQL = {
+  schemaVersion: `SELECT max(version) AS version FROM kms_hmac_migrations`,
+  recordMigration: `INSERT INTO kms_hmac_migrations (version, applied_at) VALUES (?, ?)`,
+  meta: `SELECT generation, encryption, tag FROM kms_hmac_meta WHERE id = 1`,
+  allKeys: `SELECT key_id AS id, rev, body FROM kms_hmac_keys`,
+  allAliases: `SELECT alias_name AS id, rev, body FROM kms_hmac_aliases`,
+  changedKeys:
+    `SELECT c.id AS id, k.rev AS rev, k.body AS body FROM (SELECT DISTINCT id FROM kms_hmac_changes WHERE rev > ? AND kind = 'k') c ` +
+    `LEFT JOIN kms_hmac_keys k ON k.key_id = c.id`,
+  changedAliases:
+    `SELECT c.id AS id, a.rev AS rev, a.body AS body FROM (SELECT DISTINCT id FROM kms_hmac_changes WHERE rev > ? AND kind = 'a') c ` +
+    `LEFT JOIN kms_hmac_aliases a ON a.alias_name = c.id`,
+  putKey: `INSERT INTO kms_hmac_keys (key_id, rev, body) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET rev = excluded.rev, body = excluded.body`,
+  deleteKey: `DELETE FROM kms_hmac_keys WHERE key_id = ?`,
+  putAlias: `INSERT INTO kms_hmac_aliases (alias_name, rev, body) VALUES (?, ?, ?) ON CONFLICT (alias_name) DO UPDATE SET rev = excluded.rev, body = excluded.body`,
+  deleteAlias: `DELETE FROM kms_hmac_aliases WHERE alias_name = ?`,
+  logChange: `INSERT INTO kms_hmac_changes (rev, kind, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+  pruneChanges: `DELETE FROM kms_hmac_changes WHERE rev <= ?`,
+  insertMeta: `INSERT INTO kms_hmac_meta (id, generation, encryption, tag) VALUES (1, ?, ?, ?)`,
+  updateMeta: `UPDATE kms_hmac_meta SET generation = ?, encryption = ?, tag = ? WHERE id = 1`,
+} as const;
+
+/** A row as the engines return it (a deleted row's LEFT JOIN gives null rev and body). */
+interface SqlRow {
+  id: string;
+  rev: number | string | null;
+  body: string | null;
+}
+
+/** Rows from an engine: PostgreSQL returns bigint as a string. */
+export function toRow(r: SqlRow): Row {
+  return { id: r.id, rev: Number(r.rev), body: r.body! };
+}
+
+export function toChanged(r: SqlRow): ChangedRow {
+  return { id: r.id, row: r.rev === null ? undefined : toRow(r) };
+}
+
+export function toMeta(r: { generation: number | string; encryption: string | null; tag: string } | undefined): MetaRow | undefined {
+  return r && { generation: Number(r.generation), encryption: r.encryption, tag: r.tag };
+}
+
+/**
+ * The statements of one commit in order, each with its parameters: rows,
+ * deletions, the change log, pruning, the meta row. Both engines run exactly
+ * these inside their write transaction.
+ */
+export function commitStatements(plan: CommitPlan): [string, unknown[]][] {
+  const out: [string, unknown[]][] = [];
+  const g = plan.generation;
+  for (const r of plan.keys) out.push([SQL.putKey, [r.id, r.rev, r.body]], [SQL.logChange, [g, 'k', r.id]]);
+  for (const id of plan.keyDeletes) out.push([SQL.deleteKey, [id]], [SQL.logChange, [g, 'k', id]]);
+  for (const r of plan.aliases) out.push([SQL.putAlias, [r.id, r.rev, r.body]], [SQL.logChange, [g, 'a', r.id]]);
+  for (const id of plan.aliasDeletes) out.push([SQL.deleteAlias, [id]], [SQL.logChange, [g, 'a', id]]);
+  if (plan.pruneThrough > 0) out.push([SQL.pruneChanges, [plan.pruneThrough]]);
+  const m = plan.meta;
+  out.push(plan.insertMeta ? [SQL.insertMeta, [m.generation, m.encryption, m.tag]] : [SQL.updateMeta, [m.generation, m.encryption, m.tag]]);
+  return out;
+}
+
+/**
+ * The statements that bring a schema at version `from` (0: none) to
+ * SCHEMA_VERSION, run inside one write transaction. Throws for a schema
+ * newer than this build knows.
+ */
+export function migrationStatements(name: string, from: number): [string, unknown[]][] {
+  if (from > SCHEMA_VERSION) {
+    throw new KeyStoreCorruptError(name, `its schema version ${from} is newer than this kms-hmac understands (${SCHEMA_VERSION}); upgrade kms-hmac`);
+  }
+  const out: [string, unknown[]][] = [[MIGRATIONS_TABLE, []]];
+  for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
+    for (const stmt of MIGRATIONS[v - 1]!) out.push([stmt, []]);
+    out.push([SQL.recordMigration, [v, new Date().toISOString()]]);
+  }
+  return out;
+}
+
+export interface Row {
+  id: string;
+  rev: number;
+  body: string;
+}
+
+export interface MetaRow {
+  generation: number;
+  encryption: string | null;
+  tag: string;
+}
+
+/** A row that changed since some generation: its current contents, or undefined when deleted. */
+export interface ChangedRow {
+  id: string;
+  row: Row | undefined;
+}
+
+/** What an engine read in one consistent snapshot. */
+export type Fetched =
+  | { kind: 'missing' }
+  | { kind: 'current'; meta: MetaRow }
+  | { kind: 'delta'; meta: MetaRow; keys: ChangedRow[]; aliases: ChangedRow[] }
+  | { kind: 'full'; meta: MetaRow; keys: Row[]; aliases: Row[] };
+
+/** Reads one consistent snapshot: the meta row, then (when it moved past `since`) the delta, or everything. */
+export interface SnapshotReader {
+  fetch(since: number | undefined): Promise<Fetched>;
+}
+
+/** What a commit writes, in one transaction. */
+export interface CommitPlan {
+  generation: number;
+  keys: Row[];
+  keyDeletes: string[];
+  aliases: Row[];
+  aliasDeletes: string[];
+  meta: MetaRow;
+  /** Change-log entries at or below this generation can go. */
+  pruneThrough: number;
+  /** The meta row does not exist yet (a new store). */
+  insertMeta: boolean;
+}
+
+export interface StoreWriter extends SnapshotReader {
+  commit(plan: CommitPlan): Promise<void>;
+}
+
+/** Whether `since` is close enough to `generation` for the change log to cover the gap. */
+export function deltaCovers(since: number | undefined, generation: number): since is number {
+  return since !== undefined && since >= 0 && since <= generation && generation - since <= CHANGE_LOG_KEPT;
+}
+
+interface RowInfo {
+  rev: number;
+  hash: Buffer;
+}
+
+/** Options every durable store takes. */
+export interface KeyStoreOptions {
+  /**
+   * Encrypts secrets and authenticates the whole store (scrypt → AES-256-GCM
+   * and HMAC-SHA-256). Default: `KMS_HMAC_PASSPHRASE_FILE` (the file's
+   * contents) or `KMS_HMAC_PASSPHRASE`. `null` means no passphrase even if a
+   * variable is set.
+   */
+  passphrase?: string | Uint8Array | null;
+  /** How long a write waits for another writer's lock before KeyStoreLockTimeoutError. Default 10 000. */
+  lockTimeoutMs?: number;
+  /** scrypt cost for a store created (or encrypted) from now on; existing stores keep theirs. Default N=2^15, r=8, p=1. */
+  scrypt?: Partial<ScryptParams>;
+  /**
+   * An existing unencrypted store opened with a passphrase is refused, since
+   * anyone could have made it. True: accept it and encrypt it (every record
+   * rewritten sealed, the whole store authenticated) on open.
+   */
+  encryptExisting?: boolean;
+}
+
+export function checkTimeout(name: string, v: number): number {
+  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${name} must be a finite number >= 0`);
+  return v;
+}
+
+/** The replica options for a store named `name`, from the user's options (throws TypeError/RangeError). */
+export function replicaOptions(name: string, o: KeyStoreOptions): ReplicaOptions {
+  const scrypt = { ...DEFAULT_SCRYPT, ...o.scrypt };
+  checkScryptParams(scrypt);
+  return { name, passphrase: resolvePassphrase(o.passphrase), scrypt, encryptExisting: o.encryptExisting === true };
+}
+
+const warned = new Set<string>();
+
+/**
+ * Warns (once per store and process) that a durable store was just created
+ * without a passphrase, unless the caller chose that explicitly (passphrase: null).
+ */
+export function warnIfCreatedUnencrypted(name: string, created: boolean, encrypted: boolean, o: KeyStoreOptions): void {
+  if (!created || encrypted || o.passphrase === null || warned.has(name)) return;
+  warned.add(name);
+  process.emitWarning(
+    `created key store ${name} without a passphrase: key material is stored in the clear and edits are not detected. ` +
+      `Set ${PASSPHRASE_ENV} or ${PASSPHRASE_FILE_ENV} (CLI: --passphrase-file) to encrypt and authenticate it.`,
+    { type: 'KeyStoreWarning', code: 'KMS_HMAC_UNENCRYPTED_KEYSTORE' },
+  );
+}
+
+export interface ReplicaOptions {
+  /** For messages: the file path, or the URL without its password. */
+  name: string;
+  passphrase: Buffer | undefined;
+  scrypt: ScryptParams;
+  /** Encrypt an existing unencrypted store with the passphrase on the next write, instead of refusing it. */
+  encryptExisting: boolean;
+}
+
+/** Hands a prepared commit back to the replica once the engine committed it. */
+export interface PreparedCommit {
+  plan: CommitPlan;
+  changes: ChangeSet;
+  digest: SetDigest;
+  keyInfo: Map<string, RowInfo | null>;
+  aliasInfo: Map<string, RowInfo | null>;
+  keys: StoreKeys;
+}
+
+/** A key derivation the caller must run (scrypt: synchronously or on the thread pool) before absorbing or committing. */
+export interface KeyRequest {
+  kdf: KdfHeader;
+  /** Turns the derived master into the store's keys; throws KeyStorePassphraseError for a wrong passphrase. */
+  keys(master: Buffer): StoreKeys;
+}
+
+export type AbsorbResult = 'unchanged' | 'changed' | 'reload';
+
+export class Replica {
+  readonly state = new StoreState();
+  readonly #o: ReplicaOptions;
+  #keys: StoreKeys | undefined;
+  #keyRows = new Map<string, RowInfo>();
+  #aliasRows = new Map<string, RowInfo>();
+  #digest = new SetDigest();
+  /** Generation and tag of the state held; generation undefined before the first load. */
+  #generation: number | undefined;
+  #tag: string | undefined;
+  #highest = -1;
+  #version = 0;
+
+  constructor(options: ReplicaOptions) {
+    this.#o = options;
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  get generation(): number | undefined {
+    return this.#generation;
+  }
+
+  get encrypted(): boolean {
+    return this.#keys?.encrypted ?? this.#o.passphrase !== undefined;
+  }
+
+  get name(): string {
+    return this.#o.name;
+  }
+
+  #corrupt(reason: string): KeyStoreCorruptError {
+    return new KeyStoreCorruptError(this.#o.name, reason);
+  }
+
+  /**
+   * The key derivation absorbing `fetched` needs first, if any. Throws
+   * KeyStorePassphraseError when the passphrase rules refuse the store: an
+   * encrypted store without a passphrase, or an unencrypted one with a
+   * passphrase (someone may have replaced an encrypted store by one they made).
+   */
+  keysNeeded(fetched: Fetched): KeyRequest | undefined {
+    if (fetched.kind === 'missing' || fetched.kind === 'current') return undefined;
+    const enc = fetched.meta.encryption;
+    if (this.#keys && (enc ?? 'null') === this.#keys.headerText) return undefined;
+    const pass = this.#o.passphrase;
+    if (enc === null) {
+      if (pass && !this.#o.encryptExisting) {
+        throw new KeyStorePassphraseError(
+          this.#o.name,
+          'a passphrase was given but the store is not encrypted, so its contents cannot be authenticated (it may have been replaced). ' +
+            'To encrypt it, run `kms-hmac keys encrypt` (or open it with { encryptExisting: true }); to use it unencrypted, unset the passphrase',
+        );
+      }
+      return undefined;
+    }
+    let header: unknown;
+    try {
+      header = JSON.parse(enc);
+    } catch {
+      header = undefined;
+    }
+    if (!validEncryptionHeader(header)) throw this.#corrupt('unsupported or malformed encryption header');
+    if (!pass) {
+      throw new KeyStorePassphraseError(this.#o.name, `the store is encrypted; pass a passphrase, or set ${PASSPHRASE_ENV} or ${PASSPHRASE_FILE_ENV}`);
+    }
+    return {
+      kdf: header.kdf,
+      keys: (master) => {
+        const keys = StoreKeys.open(header, master);
+        if (!keys) throw new KeyStorePassphraseError(this.#o.name, 'wrong passphrase');
+        if (keys.headerText !== enc) {
+          keys.destroy();
+          throw this.#corrupt('the encryption header is not in its canonical form');
+        }
+        return keys;
+      },
+    };
+  }
+
+  /**
+   * Brings the replica up to what `fetched` holds, with `keys` from
+   * keysNeeded() when it asked for a derivation. 'reload': read everything
+   * (a full fetch) and absorb that instead. On any error the replica is left
+   * as it was.
+   */
+  absorb(fetched: Fetched, keys?: StoreKeys): AbsorbResult {
+    try {
+      return this.#absorb(fetched, keys);
+    } catch (err) {
+      if (keys && keys !== this.#keys) keys.destroy();
+      throw err;
+    }
+  }
+
+  #absorb(fetched: Fetched, newKeys: StoreKeys | undefined): AbsorbResult {
+    if (fetched.kind === 'missing') {
+      if (this.#generation !== undefined) throw this.#corrupt('the store disappeared');
+      return 'unchanged';
+    }
+    const meta = fetched.meta;
+    if (!Number.isSafeInteger(meta.generation) || meta.generation < 0) throw this.#corrupt('bad generation');
+    if (meta.generation < this.#highest) {
+      throw this.#corrupt(`its generation went back from ${this.#highest} to ${meta.generation} (an older copy put back?)`);
+    }
+    if (fetched.kind === 'current') {
+      const same = meta.generation === this.#generation && meta.tag === this.#tag && (meta.encryption ?? 'null') === this.#keys?.headerText;
+      return same ? 'unchanged' : 'reload';
+    }
+    if (meta.encryption === null && this.#keys?.encrypted) throw this.#corrupt('it was encrypted and is not any more');
+    const keys = newKeys ?? (meta.encryption === null ? (this.#keys ?? StoreKeys.unencrypted()) : this.#keys);
+    if (keys === undefined || (meta.encryption ?? 'null') !== keys.headerText) throw new Error('absorb: keys do not match the header');
+    if (fetched.kind === 'delta') {
+      if (keys !== this.#keys) return 'reload';
+      return this.#applyDelta(meta, fetched.keys, fetched.aliases, keys) ? 'changed' : 'reload';
+    }
+    return this.#applyFull(meta, fetched.keys, fetched.aliases, keys) ? 'changed' : 'unchanged';
+  }
+
+  #hashRows(kind: RowKind, rows: Row[], keys: StoreKeys, digest: SetDigest, info: Map<string, RowInfo>): void {
+    for (const r of rows) {
+      if (info.has(r.id)) throw this.#corrupt(`${kind === 'k' ? 'key' : 'alias'} ${r.id} appears twice`);
+      const hash = keys.rowHash(kind, r.id, r.rev, r.body);
+      digest.toggle(hash);
+      info.set(r.id, { rev: r.rev, hash });
+    }
+  }
+
+  #applyFull(meta: MetaRow, keyRows: Row[], aliasRows: Row[], keys: StoreKeys): boolean {
+    const digest = new SetDigest();
+    const keyInfo = new Map<string, RowInfo>();
+    const aliasInfo = new Map<string, RowInfo>();
+    this.#hashRows('k', keyRows, keys, digest, keyInfo);
+    this.#hashRows('a', aliasRows, keys, digest, aliasInfo);
+    if (!keys.verifyHeaderTag(meta.generation, digest.bytes, meta.tag)) {
+      throw this.#corrupt('its contents fail authentication (edited without the passphrase, or records from another store)');
+    }
+    // Authenticated: decode what changed; unchanged rows keep their record (and its identity).
+    const changes: ChangeSet = { keys: new Map(), aliases: new Map() };
+    try {
+      for (const r of keyRows) {
+        if (!this.#keyRows.get(r.id)?.hash.equals(keyInfo.get(r.id)!.hash)) changes.keys.set(r.id, this.#decodeKey(r, keys));
+      }
+      for (const r of aliasRows) {
+        if (!this.#aliasRows.get(r.id)?.hash.equals(aliasInfo.get(r.id)!.hash)) changes.aliases.set(r.id, this.#decodeAlias(r));
+      }
+    } catch (err) {
+      wipeChanges(changes);
+      throw err;
+    }
+    for (const id of this.#keyRows.keys()) if (!keyInfo.has(id)) changes.keys.set(id, null);
+    for (const id of this.#aliasRows.keys()) if (!aliasInfo.has(id)) changes.aliases.set(id, null);
+    this.#adopt(meta, keys, digest);
+    this.#keyRows = keyInfo;
+    this.#aliasRows = aliasInfo;
+    return this.#apply(changes);
+  }
+
+  /** Applies a delta if it verifies; false if it does not (the caller reloads in full). */
+  #applyDelta(meta: MetaRow, keyChanges: ChangedRow[], aliasChanges: ChangedRow[], keys: StoreKeys): boolean {
+    const digest = this.#digest.copy();
+    const keyInfo = new Map<string, RowInfo | null>();
+    const aliasInfo = new Map<string, RowInfo | null>();
+    const fold = (kind: RowKind, list: ChangedRow[], held: Map<string, RowInfo>, info: Map<string, RowInfo | null>) => {
+      for (const { id, row } of list) {
+        if (info.has(id)) return false;
+        const old = held.get(id);
+        if (old) digest.toggle(old.hash);
+        if (row) {
+          const hash = keys.rowHash(kind, id, row.rev, row.body);
+          digest.toggle(hash);
+          info.set(id, { rev: row.rev, hash });
+        } else info.set(id, null);
+      }
+      return true;
+    };
+    if (!fold('k', keyChanges, this.#keyRows, keyInfo) || !fold('a', aliasChanges, this.#aliasRows, aliasInfo)) return false;
+    if (!keys.verifyHeaderTag(meta.generation, digest.bytes, meta.tag)) return false;
+    const changes: ChangeSet = { keys: new Map(), aliases: new Map() };
+    try {
+      for (const { id, row } of keyChanges) changes.keys.set(id, row ? this.#decodeKey(row, keys) : null);
+      for (const { id, row } of aliasChanges) changes.aliases.set(id, row ? this.#decodeAlias(row) : null);
+    } catch (err) {
+      wipeChanges(changes);
+      throw err;
+    }
+    this.#adopt(meta, keys, digest);
+    setInfo(this.#keyRows, keyInfo);
+    setInfo(this.#aliasRows, aliasInfo);
+    this.#apply(changes);
+    return true;
+  }
+
+  #decodeKey(r: Row, keys: StoreKeys): KeyRecord {
+    try {
+      return decodeKey(r.id, r.body, keys);
+    } catch (err) {
+      if (err instanceof RecordDecodeError) throw this.#corrupt(err.message);
+      throw err;
+    }
+  }
+
+  #decodeAlias(r: Row): AliasRecord {
+    try {
+      return decodeAlias(r.id, r.body);
+    } catch (err) {
+      if (err instanceof RecordDecodeError) throw this.#corrupt(err.message);
+      throw err;
+    }
+  }
+
+  #adopt(meta: MetaRow, keys: StoreKeys, digest: SetDigest): void {
+    if (this.#keys && this.#keys !== keys) this.#keys.destroy();
+    this.#keys = keys;
+    this.#digest = digest;
+    this.#generation = meta.generation;
+    this.#tag = meta.tag;
+    if (meta.generation > this.#highest) this.#highest = meta.generation;
+  }
+
+  /** Returns whether anything changed. */
+  #apply(changes: ChangeSet): boolean {
+    if (changes.keys.size === 0 && changes.aliases.size === 0) return false;
+    wipeLater(this.state.apply(changes));
+    this.#version++;
+    return true;
+  }
+
+  /**
+   * The derivation a commit needs first: fresh keys for a new store with a
+   * passphrase, or for an unencrypted store being encrypted. Undefined: none.
+   */
+  commitKeysNeeded(creating: boolean): KeyRequest | undefined {
+    const pass = this.#o.passphrase;
+    if (!pass || !(creating || this.needsEncryption)) return undefined;
+    const kdf = newKdf(this.#o.scrypt);
+    return { kdf, keys: (master) => StoreKeys.create(kdf, master) };
+  }
+
+  /** Whether the next commit must rewrite every row (an unencrypted store being encrypted). */
+  get needsEncryption(): boolean {
+    return this.#o.encryptExisting && this.#o.passphrase !== undefined && this.#keys !== undefined && !this.#keys.encrypted;
+  }
+
+  /** The first commit of a new store: generation 0 holding `changes` (a migration) or nothing, under `keys`. */
+  prepareCreate(keys: StoreKeys, changes: ChangeSet = { keys: new Map(), aliases: new Map() }): PreparedCommit {
+    return this.#plan(keys, new SetDigest(), -1, changes, true);
+  }
+
+  /**
+   * Encodes a transaction's changes as rows at the next generation, with the
+   * digest and tag updated incrementally. With `newKeys` (an unencrypted
+   * store being encrypted), every row is rewritten under them instead.
+   */
+  prepare(changes: ChangeSet, newKeys?: StoreKeys): PreparedCommit {
+    if (this.#keys === undefined || this.#generation === undefined) throw new Error('replica not loaded');
+    if (!newKeys) return this.#plan(this.#keys, this.#digest.copy(), this.#generation, changes, false);
+    const all: ChangeSet = { keys: new Map(), aliases: new Map() };
+    for (const rec of this.state.listKeys()) all.keys.set(rec.keyId, rec);
+    for (const rec of this.state.listAliases()) all.aliases.set(rec.aliasName, rec);
+    for (const [id, rec] of changes.keys) all.keys.set(id, rec);
+    for (const [id, rec] of changes.aliases) all.aliases.set(id, rec);
+    return this.#plan(newKeys, new SetDigest(), this.#generation, all, false, true);
+  }
+
+  #plan(keys: StoreKeys, digest: SetDigest, generation: number, changes: ChangeSet, insertMeta: boolean, rewrite = false): PreparedCommit {
+    const rev = generation + 1;
+    const plan: CommitPlan = {
+      generation: rev,
+      keys: [],
+      keyDeletes: [],
+      aliases: [],
+      aliasDeletes: [],
+      meta: { generation: rev, encryption: keys.encrypted ? keys.headerText : null, tag: '' },
+      pruneThrough: rev - CHANGE_LOG_KEPT,
+      insertMeta,
+    };
+    const keyInfo = new Map<string, RowInfo | null>();
+    const aliasInfo = new Map<string, RowInfo | null>();
+    const put = <R>(kind: RowKind, held: Map<string, RowInfo>, set: Map<string, R | null>, encode: (r: R) => string, rows: Row[], deletes: string[], info: Map<string, RowInfo | null>) => {
+      for (const [id, rec] of set) {
+        const old = held.get(id);
+        if (old && !rewrite) digest.toggle(old.hash);
+        if (rec) {
+          const row = { id, rev, body: encode(rec) };
+          const hash = keys.rowHash(kind, id, rev, row.body);
+          digest.toggle(hash);
+          rows.push(row);
+          info.set(id, { rev, hash });
+        } else if (old || !rewrite) {
+          deletes.push(id);
+          info.set(id, null);
+        }
+      }
+    };
+    put('k', this.#keyRows, changes.keys, (r: KeyRecord) => encodeKey(r, keys), plan.keys, plan.keyDeletes, keyInfo);
+    put('a', this.#aliasRows, changes.aliases, encodeAlias, plan.aliases, plan.aliasDeletes, aliasInfo);
+    plan.meta.tag = keys.headerTag(rev, digest.bytes);
+    return { plan, changes, digest, keyInfo, aliasInfo, keys };
+  }
+
+  /** Adopts a commit the engine made durable. */
+  committed(p: PreparedCommit): void {
+    this.#adopt(p.plan.meta, p.keys, p.digest);
+    setInfo(this.#keyRows, p.keyInfo);
+    setInfo(this.#aliasRows, p.aliasInfo);
+    this.#apply(p.changes);
+  }
+
+  /** A commit that did not happen: keys made for it are dropped. */
+  abandoned(p: PreparedCommit): void {
+    if (p.keys !== this.#keys) p.keys.destroy();
+  }
+
+  /** Zeroes every secret and key held. Reads see an empty store afterwards. */
+  destroy(): void {
+    wipeLater(this.state.clear(), 0);
+    this.#keys?.destroy();
+    this.#keys = undefined;
+    this.#keyRows.clear();
+    this.#aliasRows.clear();
+  }
+}
+
+function setInfo(held: Map<string, RowInfo>, info: Map<string, RowInfo | null>): void {
+  for (const [id, i] of info) {
+    if (i) held.set(id, i);
+    else held.delete(id);
+  }
+}
+
+function wipeChanges(changes: ChangeSet): void {
+  for (const rec of changes.keys.values()) if (rec) for (const b of secretBuffers(rec)) b.fill(0);
+}
