@@ -90,14 +90,20 @@ function removeTemps(path: string): void {
   }
 }
 
-/** Holds the setup lock while `fn` runs; the lock file is gone before the lock is released. */
-function withSetupLock<T>(path: string, timeoutMs: number, fn: () => T): T {
+/**
+ * Holds the setup lock while `fn` runs; the lock file is gone before the lock
+ * is released. A waiter whose lock file was removed meanwhile gets an error
+ * from SQLite (or the lock on the removed file): `before` tells it whether
+ * the setup it waited for is done, in which case `done` is its answer.
+ */
+function withSetupLock<T>(path: string, timeoutMs: number, before: PathKind, done: T, fn: () => T): T {
   const lockPath = `${path}.setup-lock`;
   const lock = new Database(lockPath, { timeout: timeoutMs });
   try {
     try {
       lock.exec('BEGIN EXCLUSIVE');
     } catch (err) {
+      if (inspectPath(path) !== before) return done;
       if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
         throw new KeyStoreLockTimeoutError(path, timeoutMs, 'another process creating or migrating it');
       }
@@ -133,7 +139,7 @@ export function* setupSteps(path: string, options: ReplicaOptions, lockTimeoutMs
     masters = { create: req && { kdf: req.kdf, master: yield req.kdf } };
   }
   try {
-    return withSetupLock(path, lockTimeoutMs, () => {
+    return withSetupLock(path, lockTimeoutMs, kind, false, () => {
       const now = inspectPath(path);
       if (now === 'sqlite') return false;
       removeTemps(path);
