@@ -23,7 +23,7 @@ function base(name: string): Command {
     .requiredOption('--key-id <id>', 'key ID, key ARN, alias name or alias ARN')
     .addOption(new Option('--algorithm <alg>', "MAC algorithm (default: the key's only algorithm)").choices(MAC_ALGORITHMS))
     .option('--json', 'print the KMS response as JSON (blobs in base64)')
-    .option('--keystore <path>', KEYSTORE_HELP)
+    .option('--keystore <path|url>', KEYSTORE_HELP)
     .option('--region <region>', 'region in key ARNs', 'us-east-1')
     .option('--account-id <id>', 'account id in key ARNs', '111122223333');
 }

@@ -22,7 +22,7 @@ import Database from 'better-sqlite3';
 import { StoreKeys, validEncryptionHeader, type KdfHeader } from './crypto.js';
 import { KeyStoreCorruptError, KeyStoreLockTimeoutError, KeyStorePassphraseError } from './errors.js';
 import { decodeLegacy, legacyCodec, looksLikeLegacy, parseLegacy, PLAIN_CODEC } from './legacy.js';
-import { commitStatements, migrationStatements, Replica, type ReplicaOptions } from './replica.js';
+import { commitStatements, derive, migrationStatements, Replica, type ReplicaOptions, type Steps } from './replica.js';
 import type { ChangeSet } from './state.js';
 
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
@@ -127,7 +127,7 @@ function withSetupLock<T>(path: string, timeoutMs: number, before: PathKind, don
  * back. Returns whether this call created a new store (for the "unencrypted"
  * warning). Leaves a corrupt or unreadable JSON file untouched.
  */
-export function* setupSteps(path: string, options: ReplicaOptions, lockTimeoutMs: number): Generator<KdfHeader, boolean, Buffer> {
+export function* setupSteps(path: string, options: ReplicaOptions, lockTimeoutMs: number): Steps<boolean> {
   // The lock is synchronous; the derivations it may need are done first, outside it, from what the file holds now.
   const kind = inspectPath(path);
   if (kind === 'sqlite') return false;
@@ -136,7 +136,7 @@ export function* setupSteps(path: string, options: ReplicaOptions, lockTimeoutMs
   if (kind === 'legacy') masters = yield* legacyMasters(path, options);
   else {
     const req = new Replica(options).commitKeysNeeded(true);
-    masters = { create: req && { kdf: req.kdf, master: yield req.kdf } };
+    masters = { create: req && { kdf: req.kdf, master: yield* derive(req.kdf) } };
   }
   try {
     return withSetupLock(path, lockTimeoutMs, kind, false, () => {
@@ -166,11 +166,11 @@ interface Masters {
   legacy?: Buffer;
 }
 
-function* legacyMasters(path: string, options: ReplicaOptions): Generator<KdfHeader, Masters, Buffer> {
+function* legacyMasters(path: string, options: ReplicaOptions): Steps<Masters> {
   const doc = parseLegacy(path, readFileSync(path));
   if (doc.encryption) {
     if (!options.passphrase) throw new KeyStorePassphraseError(path, 'the store is encrypted; pass a passphrase, or set KMS_HMAC_PASSPHRASE or KMS_HMAC_PASSPHRASE_FILE');
-    return { legacy: yield doc.encryption.kdf };
+    return { legacy: yield* derive(doc.encryption.kdf) };
   }
   if (!options.passphrase) return {};
   if (!options.encryptExisting) {
@@ -181,7 +181,7 @@ function* legacyMasters(path: string, options: ReplicaOptions): Generator<KdfHea
     );
   }
   const req = new Replica(options).commitKeysNeeded(true)!;
-  return { create: { kdf: req.kdf, master: yield req.kdf } };
+  return { create: { kdf: req.kdf, master: yield* derive(req.kdf) } };
 }
 
 /**

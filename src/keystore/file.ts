@@ -24,25 +24,26 @@ import { basename, dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import type Database from 'better-sqlite3';
-import { deriveMaster, deriveMasterSync, type KdfHeader } from './crypto.js';
+import { deriveMaster, deriveMasterSync } from './crypto.js';
 import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError } from './errors.js';
 import { connect, setupSteps } from './file-setup.js';
 import {
+  catchUpSteps,
   checkTimeout,
   commitStatements,
-  deltaCovers,
   migrationStatements,
+  prepareSteps,
   Replica,
   replicaOptions,
+  runSteps,
+  runStepsAsync,
   SQL,
-  toChanged,
-  toMeta,
-  toRow,
   warnIfCreatedUnencrypted,
-  type Fetched,
   type KeyStoreOptions,
   type PreparedCommit,
   type ReplicaOptions,
+  type Steps,
+  type SyncRunner,
 } from './replica.js';
 import { Mutex, runTransaction } from './state.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
@@ -50,20 +51,6 @@ import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './ty
 export interface FileKeyStoreOptions extends KeyStoreOptions {
   /** How often to check for other processes' commits (besides the file watch). Default 100; 0: only on refresh() and transact. */
   pollIntervalMs?: number;
-}
-
-/** Key derivation steps (see file-setup.ts) run to completion, deriving synchronously. */
-function runSync<T>(steps: Generator<KdfHeader, T, Buffer>, pass: Buffer | undefined): T {
-  let r = steps.next();
-  while (!r.done) r = steps.next(deriveMasterSync(pass!, r.value));
-  return r.value;
-}
-
-/** The same, with scrypt on the thread pool. */
-async function runAsync<T>(steps: Generator<KdfHeader, T, Buffer>, pass: Buffer | undefined): Promise<T> {
-  let r = steps.next();
-  while (!r.done) r = steps.next(await deriveMaster(pass!, r.value));
-  return r.value;
 }
 
 function sqliteCode(err: unknown): string {
@@ -101,7 +88,6 @@ function lockHolders(path: string): string {
   return 'another process';
 }
 
-type Statements = { [K in keyof typeof SQL]: Database.Statement };
 
 export class FileKeyStore implements KeyStore {
   /** Absolute path of the store file. */
@@ -112,7 +98,7 @@ export class FileKeyStore implements KeyStore {
   readonly #ro: ReplicaOptions;
   readonly #replica: Replica;
   #db: Database.Database | undefined;
-  #sql: Statements | undefined;
+  readonly #statements = new Map<string, Database.Statement>();
   #mutex = new Mutex();
   #closed = false;
   #created = false;
@@ -135,7 +121,11 @@ export class FileKeyStore implements KeyStore {
   static async open(path: string, options: FileKeyStoreOptions = {}): Promise<FileKeyStore> {
     const store = new FileKeyStore(path, options);
     try {
-      await runAsync(store.#openSteps(), store.#passphrase);
+      await runStepsAsync(store.#openSteps(), {
+        query: async (sql, params) => store.#query(sql, params),
+        derive: (kdf) => deriveMaster(store.#passphrase!, kdf),
+      });
+      if (store.#replica.needsEncryption) await store.transact(() => undefined);
       return store;
     } catch (err) {
       store.#dispose();
@@ -147,7 +137,7 @@ export class FileKeyStore implements KeyStore {
   static openSync(path: string, options: FileKeyStoreOptions = {}): FileKeyStore {
     const store = new FileKeyStore(path, options);
     try {
-      runSync(store.#openSteps(), store.#passphrase);
+      runSteps(store.#openSteps(), store.#run);
       return store;
     } catch (err) {
       store.#dispose();
@@ -229,10 +219,8 @@ export class FileKeyStore implements KeyStore {
           db.exec('ROLLBACK');
           return result;
         }
-        const req = replica.commitKeysNeeded(false);
-        const newKeys = req?.keys(deriveMasterSync(this.#passphrase!, req.kdf));
-        prepared = replica.prepare(changes ?? { keys: new Map(), aliases: new Map() }, newKeys);
-        for (const [sql, params] of commitStatements(prepared.plan)) db.prepare(sql).run(...params);
+        prepared = runSteps(prepareSteps(replica, changes), this.#run);
+        for (const [sql, params] of commitStatements(prepared.plan)) this.#statement(sql).run(...params);
         db.exec('COMMIT');
         replica.committed(prepared);
         return result;
@@ -283,13 +271,30 @@ export class FileKeyStore implements KeyStore {
     throw this.#closedError();
   }
 
-  *#openSteps(): Generator<KdfHeader, void, Buffer> {
+  /** Runs steps (replica.ts) on this connection, deriving keys synchronously. */
+  readonly #run: SyncRunner = {
+    query: (sql, params) => this.#query(sql, params),
+    derive: (kdf) => deriveMasterSync(this.#passphrase!, kdf),
+  };
+
+  #statement(sql: string): Database.Statement {
+    let st = this.#statements.get(sql);
+    if (!st) this.#statements.set(sql, (st = this.#db!.prepare(sql)));
+    return st;
+  }
+
+  /** Reads inside the current write transaction, or in a read transaction of their own. */
+  #query(sql: string, params: unknown[]): unknown[] {
+    return this.#statement(sql).all(...params);
+  }
+
+  *#openSteps(): Steps<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     this.#created = yield* setupSteps(this.path, this.#ro, this.#lockTimeoutMs);
     const db = (this.#db = connect(this.path, true));
     this.#migrate(db);
-    this.#sql = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Statements;
-    yield* this.#catchUpSteps();
+    yield* this.#readTransaction(catchUpSteps(this.#replica));
+    this.#caughtUp();
     if (this.#replica.generation === undefined) throw new KeyStoreCorruptError(this.path, 'it has no meta row');
     // Only now, the contents verified: make sure the file is in WAL mode (a store restored from a backup may not be).
     if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
@@ -305,48 +310,35 @@ export class FileKeyStore implements KeyStore {
     } catch {
       throw new KeyStoreCorruptError(this.path, 'it is a SQLite database but not a kms-hmac key store');
     }
-    const todo = migrationStatements(this.path, version);
-    if (todo.length === 1) return; // only the CREATE TABLE IF NOT EXISTS of the migrations table
+    if (migrationStatements(this.path, version).length === 1) return; // current: only the CREATE TABLE IF NOT EXISTS
     db.transaction(() => {
       const again = (db.prepare(SQL.schemaVersion).get() as { version: number | null }).version ?? 0;
       for (const [sql, params] of migrationStatements(this.path, again).slice(1)) db.prepare(sql).run(...params);
     }).immediate();
   }
 
-  /** Reads one consistent snapshot (inside the current write transaction, or a read transaction of its own). */
-  #fetch(since: number | undefined): Fetched {
+  /** Runs steps in one read transaction (one snapshot), unless a write transaction is already open. */
+  *#readTransaction<T>(steps: Steps<T>): Steps<T> {
     const db = this.#db!;
-    const sql = this.#sql!;
-    const read = (): Fetched => {
-      const meta = toMeta(sql.meta.get() as Parameters<typeof toMeta>[0]);
-      if (!meta) return { kind: 'missing' };
-      if (since === meta.generation) return { kind: 'current', meta };
-      if (deltaCovers(since, meta.generation)) {
-        return { kind: 'delta', meta, keys: sql.changedKeys.all(since).map(toChanged as never), aliases: sql.changedAliases.all(since).map(toChanged as never) };
-      }
-      return { kind: 'full', meta, keys: sql.allKeys.all().map(toRow as never), aliases: sql.allAliases.all().map(toRow as never) };
-    };
-    return db.inTransaction ? read() : db.transaction(read).deferred();
+    if (db.inTransaction) return yield* steps;
+    db.exec('BEGIN');
+    try {
+      return yield* steps;
+    } finally {
+      db.exec('COMMIT');
+    }
   }
 
-  *#catchUpSteps(): Generator<KdfHeader, boolean, Buffer> {
-    let fetched = this.#fetch(this.#replica.generation);
-    for (;;) {
-      const req = this.#replica.keysNeeded(fetched);
-      const keys = req ? req.keys(yield req.kdf) : undefined;
-      const result = this.#replica.absorb(fetched, keys);
-      if (result !== 'reload') {
-        this.#dataVersion = this.#db!.pragma('data_version', { simple: true }) as number;
-        this.#loadError = undefined;
-        return result === 'changed';
-      }
-      fetched = this.#fetch(undefined);
-    }
+  #caughtUp(): void {
+    this.#dataVersion = this.#db!.pragma('data_version', { simple: true }) as number;
+    this.#loadError = undefined;
   }
 
   #catchUp(): boolean {
     try {
-      return runSync(this.#catchUpSteps(), this.#passphrase);
+      const changed = runSteps(this.#readTransaction(catchUpSteps(this.#replica)), this.#run);
+      this.#caughtUp();
+      return changed;
     } catch (err) {
       throw asCorrupt(this.path, err);
     }

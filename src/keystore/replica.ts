@@ -166,12 +166,7 @@ export type Fetched =
   | { kind: 'delta'; meta: MetaRow; keys: ChangedRow[]; aliases: ChangedRow[] }
   | { kind: 'full'; meta: MetaRow; keys: Row[]; aliases: Row[] };
 
-/** Reads one consistent snapshot: the meta row, then (when it moved past `since`) the delta, or everything. */
-export interface SnapshotReader {
-  fetch(since: number | undefined): Promise<Fetched>;
-}
-
-/** What a commit writes, in one transaction. */
+/** What a commit writes, in one transaction (commitStatements). */
 export interface CommitPlan {
   generation: number;
   keys: Row[];
@@ -185,13 +180,91 @@ export interface CommitPlan {
   insertMeta: boolean;
 }
 
-export interface StoreWriter extends SnapshotReader {
-  commit(plan: CommitPlan): Promise<void>;
-}
-
 /** Whether `since` is close enough to `generation` for the change log to cover the gap. */
 export function deltaCovers(since: number | undefined, generation: number): since is number {
   return since !== undefined && since >= 0 && since <= generation && generation - since <= CHANGE_LOG_KEPT;
+}
+
+// ---- steps ------------------------------------------------------------------
+//
+// The logic that reads the store and derives keys is written once, as
+// generators that yield what they need: a query, or a key derived from the
+// passphrase. FileKeyStore runs them synchronously (better-sqlite3, scryptSync),
+// PostgresKeyStore asynchronously (pg, scrypt on the thread pool).
+
+export type Step = { sql: string; params: unknown[] } | { derive: KdfHeader };
+export type Steps<T> = Generator<Step, T, unknown>;
+
+export interface SyncRunner {
+  query(sql: string, params: unknown[]): unknown[];
+  derive(kdf: KdfHeader): Buffer;
+}
+
+export interface AsyncRunner {
+  query(sql: string, params: unknown[]): Promise<unknown[]>;
+  derive(kdf: KdfHeader): Promise<Buffer>;
+}
+
+export function runSteps<T>(steps: Steps<T>, run: SyncRunner): T {
+  let r = steps.next();
+  while (!r.done) r = steps.next('derive' in r.value ? run.derive(r.value.derive) : run.query(r.value.sql, r.value.params));
+  return r.value;
+}
+
+export async function runStepsAsync<T>(steps: Steps<T>, run: AsyncRunner): Promise<T> {
+  let r = steps.next();
+  while (!r.done) r = steps.next('derive' in r.value ? await run.derive(r.value.derive) : await run.query(r.value.sql, r.value.params));
+  return r.value;
+}
+
+function* query<R>(sql: string, params: unknown[] = []): Steps<R[]> {
+  return (yield { sql, params }) as R[];
+}
+
+export function* derive(kdf: KdfHeader): Steps<Buffer> {
+  return (yield { derive: kdf }) as Buffer;
+}
+
+/**
+ * Reads the meta row, then (when the store moved past `since`) the change
+ * log since then, or everything. Run it inside one transaction so that it
+ * sees one snapshot.
+ */
+export function* fetchSteps(since: number | undefined): Steps<Fetched> {
+  const meta = toMeta((yield* query<Parameters<typeof toMeta>[0]>(SQL.meta))[0]);
+  if (!meta) return { kind: 'missing' };
+  if (since === meta.generation) return { kind: 'current', meta };
+  if (deltaCovers(since, meta.generation)) {
+    const keys = (yield* query<SqlRow>(SQL.changedKeys, [since])).map(toChanged);
+    const aliases = (yield* query<SqlRow>(SQL.changedAliases, [since])).map(toChanged);
+    return { kind: 'delta', meta, keys, aliases };
+  }
+  const keys = (yield* query<SqlRow>(SQL.allKeys)).map(toRow);
+  const aliases = (yield* query<SqlRow>(SQL.allAliases)).map(toRow);
+  return { kind: 'full', meta, keys, aliases };
+}
+
+/**
+ * Brings `replica` up to date with the store (inside one transaction);
+ * returns whether the visible state changed. `full`: read everything, not
+ * just the change log (after changes may have been missed).
+ */
+export function* catchUpSteps(replica: Replica, full = false): Steps<boolean> {
+  let fetched = yield* fetchSteps(full ? undefined : replica.generation);
+  for (;;) {
+    const req = replica.keysNeeded(fetched);
+    const keys = req ? req.keys(yield* derive(req.kdf)) : undefined;
+    const result = replica.absorb(fetched, keys);
+    if (result !== 'reload') return result === 'changed';
+    fetched = yield* fetchSteps(undefined);
+  }
+}
+
+/** Encodes a transaction's changes for commit, deriving new keys first when the store is being encrypted. */
+export function* prepareSteps(replica: Replica, changes: ChangeSet | undefined): Steps<PreparedCommit> {
+  const req = replica.commitKeysNeeded(false);
+  const newKeys = req ? req.keys(yield* derive(req.kdf)) : undefined;
+  return replica.prepare(changes ?? { keys: new Map(), aliases: new Map() }, newKeys);
 }
 
 interface RowInfo {
@@ -215,7 +288,8 @@ export interface KeyStoreOptions {
   /**
    * An existing unencrypted store opened with a passphrase is refused, since
    * anyone could have made it. True: accept it and encrypt it (every record
-   * rewritten sealed, the whole store authenticated) on open.
+   * rewritten sealed, the whole store authenticated) on open
+   * (`FileKeyStore.openSync`, `openKeyStore`: on the first write).
    */
   encryptExisting?: boolean;
 }
