@@ -43,6 +43,16 @@ With one, key material is encrypted and the whole store authenticated: an edit b
 without the passphrase is refused. Without one, the store is created unencrypted (with a warning).`;
 
 /**
+ * Process warnings (a key store created without a passphrase, a worker
+ * restarted) as one plain line each, `kms-hmac: warning: …`, instead of
+ * Node's `(node:PID) [CODE] Type: …` with its --trace-warnings hint.
+ */
+export function printWarningsPlainly(): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => process.stderr.write(`kms-hmac: warning: ${w.message}\n`));
+}
+
+/**
  * Gives every command in `program`'s tree that opens a key store (has
  * --keystore) the --passphrase-file option and the passphrase help, and
  * makes the option take effect before the command runs: it becomes
@@ -105,9 +115,9 @@ export function exitCodeFor(err: unknown): number {
 
 /** `Name: message` — the KMS exception name first, as the AWS CLI prints it. */
 export function formatError(err: unknown): string {
-  const e = err as { name?: string; message?: string; code?: string; path?: string };
+  const e = err as { name?: string; message?: string; code?: string; path?: string; syscall?: string };
   if (err instanceof CliError) return err.errorName === 'Error' ? err.message : `${err.errorName}: ${err.message}`;
-  if (e?.code && e.path) return `${e.code}: cannot open ${e.path}`;
+  if (e?.code && e.path && e.syscall) return `${e.code}: cannot open ${e.path}`; // a file system error
   const name = e?.name ?? 'Error';
   const message = e?.message ?? String(err);
   return message && message !== name ? `${name}: ${message}` : name;

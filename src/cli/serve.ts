@@ -8,7 +8,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeKeyStore } from '../keystore/index.js';
-import { addKeyStoreOptions, KEYSTORE_HELP } from './common.js';
+import { addKeyStoreOptions, KEYSTORE_HELP, printWarningsPlainly } from './common.js';
 import { defaultKeyStorePath } from './paths.js';
 import {
   DEFAULT_ACCOUNT_ID,
@@ -176,6 +176,7 @@ function isMain(): boolean {
 }
 
 if (isMain()) {
+  printWarningsPlainly();
   const cmd = serveCommand();
   addKeyStoreOptions(cmd);
   cmd.parseAsync(process.argv).catch((err) => {
