@@ -3,92 +3,28 @@
  * are SIGKILLed at random moments; after every kill the store must load and
  * hold every key whose creation was acknowledged. And the write lock: a
  * holder in another pid namespace is waited for, never broken; a killed
- * holder's lock is gone at once.
- *
- * The child (test/fixtures/keystore-child.mjs) is plain JS run by a bare
- * `node`, which cannot import TypeScript on Node 20. Rather than depend on a
- * possibly stale or half-built dist/ (other modules may not compile at any
- * given moment), beforeAll transpiles src/keystore/*.ts with the TypeScript
- * compiler API (transpile only, no type check: well under a second) into a
- * directory under node_modules/.cache (so `better-sqlite3` resolves), and the
- * child imports that. So this suite always tests the current source and
- * needs no build step.
+ * holder's lock is gone at once. (The children run the current source:
+ * test/keystore-child.ts.)
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FileKeyStore, KeyStoreLockTimeoutError } from '../src/keystore/index.js';
+import { useKeyStoreChild } from './keystore-child.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const srcDir = join(here, '..', 'src', 'keystore');
-const child = join(here, 'fixtures', 'keystore-child.mjs');
+const runChild = useKeyStoreChild();
 let root: string;
-let lib: string;
-let moduleUrl: string;
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'kms-hmac-crash-'));
-  const out = (lib = join(here, '..', 'node_modules', '.cache', `kms-hmac-keystore-${randomBytes(6).toString('hex')}`));
-  mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
-  for (const f of readdirSync(srcDir).filter((f) => f.endsWith('.ts'))) {
-    const { outputText } = ts.transpileModule(readFileSync(join(srcDir, f), 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      fileName: f,
-    });
-    writeFileSync(join(out, f.replace(/\.ts$/, '.js')), outputText);
-  }
-  moduleUrl = pathToFileURL(join(out, 'index.js')).href;
 });
 
 afterAll(() => {
   rmSync(root, { recursive: true, force: true });
-  rmSync(lib, { recursive: true, force: true });
 });
-
-interface Run {
-  acked: string[];
-  lines: string[];
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stderr: string;
-}
-
-/** Runs the child (under `wrap`, e.g. unshare); `onLine` may kill it. Resolves with the complete lines it printed. */
-function runChild(args: string[], pass: string, onLine?: (line: string, kill: () => void) => void, wrap: string[] = []): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...pre] = [...wrap, process.execPath];
-    const p = spawn(cmd!, [...pre, child, ...args], {
-      env: { ...process.env, KS_MODULE: moduleUrl, KS_PASS: pass },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let buf = '';
-    let stderr = '';
-    const lines: string[] = [];
-    const kill = () => p.kill('SIGKILL');
-    p.stdout.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        onLine?.(line, kill);
-      }
-    });
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code, signal) => {
-      const acked = lines.filter((l) => l.startsWith('ack ')).map((l) => l.slice(4));
-      resolve({ acked, lines, code, signal, stderr });
-    });
-  });
-}
 
 function rand(lo: number, hi: number): number {
   return lo + Math.floor(Math.random() * (hi - lo + 1));
@@ -116,12 +52,15 @@ async function lane(rounds: number, writers: number, pass: string, from: 'ready'
     const runs = await Promise.all(
       Array.from({ length: writers }, () => {
         let armed = false;
-        return runChild([path, 'loop'], pass, (line, kill) => {
-          const trigger = from === 'ready' ? line.startsWith('ready ') : line.startsWith('ack ');
-          if (trigger && !armed) {
-            armed = true;
-            setTimeout(kill, rand(5, 80));
-          }
+        return runChild([path, 'loop'], {
+          pass,
+          onLine: (line, kill) => {
+            const trigger = from === 'ready' ? line.startsWith('ready ') : line.startsWith('ack ');
+            if (trigger && !armed) {
+              armed = true;
+              setTimeout(kill, rand(5, 80));
+            }
+          },
         });
       }),
     );
@@ -187,7 +126,7 @@ describe('FileKeyStore crash safety (child processes, SIGKILL)', () => {
 
   test('two processes writing at once lose nothing', async () => {
     const path = join(mkdtempSync(join(root, 'two-')), 'keys.json');
-    const [a, b] = await Promise.all([runChild([path, 'count', '40'], ''), runChild([path, 'count', '40'], '')]);
+    const [a, b] = await Promise.all([runChild([path, 'count', '40']), runChild([path, 'count', '40'])]);
     expect([a.code, b.code, a.stderr, b.stderr]).toEqual([0, 0, '', '']);
     expect(a.acked).toHaveLength(40);
     expect(b.acked).toHaveLength(40);
@@ -201,8 +140,10 @@ describe('FileKeyStore crash safety (child processes, SIGKILL)', () => {
 
   test('a writer killed while holding the lock does not block the next writer', async () => {
     const path = join(mkdtempSync(join(root, 'stale-')), 'keys.json');
-    const run = await runChild([path, 'hold'], '', (line, kill) => {
-      if (line === 'locked') kill();
+    const run = await runChild([path, 'hold'], {
+      onLine: (line, kill) => {
+        if (line === 'locked') kill();
+      },
     });
     expect(run.signal).toBe('SIGKILL');
     const store = await FileKeyStore.open(path, { passphrase: null, lockTimeoutMs: 5_000 });
@@ -225,16 +166,14 @@ describe('FileKeyStore crash safety (child processes, SIGKILL)', () => {
     let innerPid = '';
     let kill!: () => void;
     const locked = new Promise<void>((resolve) => {
-      void runChild(
-        [path, 'hold'],
-        '',
-        (line, k) => {
+      void runChild([path, 'hold'], {
+        onLine: (line, k) => {
           kill = k;
           if (line.startsWith('ready ')) innerPid = line.slice(6);
           if (line === 'locked') resolve();
         },
-        ['unshare', '--pid', '--fork', '--kill-child'],
-      );
+        wrap: ['unshare', '--pid', '--fork', '--kill-child'],
+      });
     });
     await locked;
     expect(innerPid).toBe('1'); // the holder's pid in its own namespace: meaningless here

@@ -91,33 +91,39 @@ function removeTemps(path: string): void {
 }
 
 /**
- * Holds the setup lock while `fn` runs; the lock file is gone before the lock
- * is released. A waiter whose lock file was removed meanwhile gets an error
- * from SQLite (or the lock on the removed file): `before` tells it whether
- * the setup it waited for is done, in which case `done` is its answer.
+ * Holds the setup lock while `fn` runs; the lock file is removed before the
+ * lock is released. A waiter whose lock file was removed meanwhile gets an
+ * error from SQLite (or the lock on the removed file): if the setup it waited
+ * for is done (the path is no longer `before`), `done` is its answer;
+ * otherwise it takes a new lock file.
  */
 function withSetupLock<T>(path: string, timeoutMs: number, before: PathKind, done: T, fn: () => T): T {
   const lockPath = `${path}.setup-lock`;
-  const lock = new Database(lockPath, { timeout: timeoutMs });
-  try {
+  for (let attempt = 0; ; attempt++) {
+    const lock = new Database(lockPath, { timeout: timeoutMs });
     try {
-      lock.exec('BEGIN EXCLUSIVE');
-    } catch (err) {
-      if (inspectPath(path) !== before) return done;
-      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
-        throw new KeyStoreLockTimeoutError(path, timeoutMs, 'another process creating or migrating it');
+      try {
+        lock.exec('BEGIN EXCLUSIVE');
+      } catch (err) {
+        if (inspectPath(path) !== before) return done;
+        if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
+          throw new KeyStoreLockTimeoutError(path, timeoutMs, 'another process creating or migrating it');
+        }
+        if (attempt < 3) continue;
+        throw err;
       }
-      throw err;
+      try {
+        return fn();
+      } finally {
+        try {
+          unlinkSync(lockPath);
+        } catch {
+          /* already removed */
+        }
+      }
+    } finally {
+      lock.close();
     }
-    const out = fn();
-    try {
-      unlinkSync(lockPath);
-    } catch {
-      /* already removed */
-    }
-    return out;
-  } finally {
-    lock.close();
   }
 }
 
