@@ -1,20 +1,15 @@
 /**
- * Child processes running the current key store source, for the crash and
- * migration tests. The child (test/fixtures/keystore-child.mjs) is plain JS
- * run by a bare `node`, which cannot import TypeScript on Node 20. Rather
- * than depend on a possibly stale or half-built dist/, `useKeyStoreChild()`
- * transpiles src/keystore/*.ts with the TypeScript compiler API (transpile
- * only, no type check: well under a second) into a directory under
- * node_modules/.cache (so `better-sqlite3` resolves), and the child imports
- * that. So these suites always test the current source and need no build.
+ * Child processes running the key store, for the crash and migration tests.
+ * The child (test/fixtures/keystore-child.mjs) is plain JS run by a bare
+ * `node`, which cannot import TypeScript on Node 20: it imports the compiled
+ * store from dist/, which `useKeyStoreChild()` rebuilds first when it is
+ * older than src/ (the same check the server's child-process tests make).
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import ts from 'typescript';
-import { afterAll, beforeAll } from 'vitest';
+import { beforeAll } from 'vitest';
+import { builtServeEntry } from './server-helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(here, 'fixtures', 'keystore-child.mjs');
@@ -40,23 +35,12 @@ export interface ChildOptions {
 
 export type RunChild = (args: string[], options?: ChildOptions) => Promise<ChildRun>;
 
-/** Transpiles the key store before the file's tests (removed after them); returns the child runner. */
+/** Makes sure dist/ is current before the file's tests; returns the child runner. */
 export function useKeyStoreChild(): RunChild {
-  const lib = join(here, '..', 'node_modules', '.cache', `kms-hmac-keystore-${randomBytes(6).toString('hex')}`);
   beforeAll(() => {
-    mkdirSync(lib, { recursive: true });
-    writeFileSync(join(lib, 'package.json'), '{"type":"module"}\n');
-    const src = join(here, '..', 'src', 'keystore');
-    for (const f of readdirSync(src).filter((f) => f.endsWith('.ts'))) {
-      const { outputText } = ts.transpileModule(readFileSync(join(src, f), 'utf8'), {
-        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-        fileName: f,
-      });
-      writeFileSync(join(lib, f.replace(/\.ts$/, '.js')), outputText);
-    }
-  });
-  afterAll(() => rmSync(lib, { recursive: true, force: true }));
-  const moduleUrl = pathToFileURL(join(lib, 'index.js')).href;
+    builtServeEntry();
+  }, 300_000);
+  const moduleUrl = pathToFileURL(join(here, '..', 'dist', 'keystore', 'index.js')).href;
 
   /** Runs the child; resolves with the complete lines it printed and how it ended. */
   return (args, { pass = '', onLine, killAfterMs, wrap = [] } = {}) =>

@@ -11,13 +11,16 @@
  * encrypted store. Metadata (ids, ARNs, states, tags, descriptions) stays
  * readable to whoever can read the store.
  */
-import { adoptKey, freezeAlias } from './records.js';
+import { KeyStoreError } from './errors.js';
+import { adoptDecoded, LazySecret, type LeafDecoder } from './records.js';
 import type { SealedBox } from './crypto.js';
 import type { AliasRecord, KeyRecord } from './types.js';
 
 /** How secret fields are stored: sealed (encrypted store) or as plain bytes. */
 export interface SecretCodec {
   readonly encrypted: boolean;
+  /** Open sealed values on first read (the store authenticated them as a whole) rather than while decoding. */
+  readonly lazy?: boolean;
   sealField(plaintext: Uint8Array, aad: string): SealedBox;
   unsealField(box: SealedBox, aad: string): Uint8Array | undefined;
 }
@@ -59,30 +62,44 @@ function encodeValue(v: unknown, path: string, keyId: string, codec: SecretCodec
   return v;
 }
 
-function decodeValue(v: unknown, path: string, keyId: string, codec: SecretCodec | undefined, secrets: Uint8Array[]): unknown {
-  if (Array.isArray(v)) return v.map((x, i) => decodeValue(x, `${path}[${i}]`, keyId, codec, secrets));
-  if (v === null || typeof v !== 'object') return v;
-  const o = v as Record<string, unknown>;
-  const keys = Object.keys(o);
-  if (keys.length === 1 && keys[0] === '$bytes') {
-    if (codec?.encrypted && SECRET_PATHS.has(path)) throw new RecordDecodeError(`${path} is in the clear in an encrypted store`);
-    if (typeof o.$bytes !== 'string') throw new RecordDecodeError(`bad bytes at ${path}`);
-    const buf = Buffer.from(o.$bytes, 'base64');
-    const out = new Uint8Array(buf);
-    buf.fill(0);
-    return out;
-  }
-  if (keys.length === 1 && keys[0] === '$sealed') {
-    if (!codec?.encrypted) throw new RecordDecodeError(`sealed value at ${path} in an unencrypted store`);
-    if (!SECRET_PATHS.has(path)) throw new RecordDecodeError(`sealed value at ${path}, which is not a secret field`);
-    const pt = codec.unsealField(o.$sealed as SealedBox, aad(keyId, path));
-    if (!pt) throw new RecordDecodeError(`sealed value at ${path} failed authentication`);
-    secrets.push(pt);
-    return pt;
-  }
-  const out: Record<string, unknown> = {};
-  for (const k of keys) out[k] = decodeValue(o[k], path ? `${path}.${k}` : k, keyId, codec, secrets);
-  return out;
+/**
+ * The wrappers of one key's stored JSON: `$bytes` (not for a secret in an
+ * encrypted store), `$sealed` (only for a secret field, only in an encrypted
+ * store). Opened secrets are pushed to `secrets` (to wipe on failure).
+ */
+function leafDecoder(keyId: string, codec: SecretCodec | undefined, secrets: Uint8Array[]): LeafDecoder {
+  return (o, where) => {
+    const keys = Object.keys(o);
+    if (keys.length !== 1 || !keys[0]!.startsWith('$')) return undefined;
+    const path = where();
+    if (keys[0] === '$bytes') {
+      if (codec?.encrypted && SECRET_PATHS.has(path)) throw new RecordDecodeError(`${path} is in the clear in an encrypted store`);
+      if (typeof o.$bytes !== 'string') throw new RecordDecodeError(`bad bytes at ${path}`);
+      const buf = Buffer.from(o.$bytes, 'base64');
+      const out = new Uint8Array(buf);
+      buf.fill(0);
+      return out;
+    }
+    if (keys[0] === '$sealed') {
+      if (!codec?.encrypted) throw new RecordDecodeError(`sealed value at ${path} in an unencrypted store`);
+      if (!SECRET_PATHS.has(path)) throw new RecordDecodeError(`sealed value at ${path}, which is not a secret field`);
+      const box = o.$sealed as SealedBox;
+      const additional = aad(keyId, path);
+      if (codec.lazy) {
+        // Opened on first read (the whole row was authenticated before this runs).
+        return new LazySecret(() => {
+          const pt = codec.unsealField(box, additional);
+          if (!pt) throw new KeyStoreError('CORRUPT', `key ${keyId}: sealed value at ${path} failed authentication`);
+          return pt;
+        });
+      }
+      const pt = codec.unsealField(box, additional);
+      if (!pt) throw new RecordDecodeError(`sealed value at ${path} failed authentication`);
+      secrets.push(pt);
+      return pt;
+    }
+    return undefined; // another `$` field: rejected as reserved by the record rules
+  };
 }
 
 function parseObject(text: string, what: string): Record<string, unknown> {
@@ -110,10 +127,10 @@ export function decodeKey(keyId: string, entry: string | Record<string, unknown>
   if (obj.keyId !== keyId) throw new RecordDecodeError(`key ${keyId}: the record names key ${String(obj.keyId)}`);
   const secrets: Uint8Array[] = [];
   try {
-    return adoptKey(decodeValue(obj, '', keyId, codec, secrets) as KeyRecord);
+    return adoptDecoded<KeyRecord>(obj, `key ${keyId}`, leafDecoder(keyId, codec, secrets));
   } catch (err) {
     for (const s of secrets) s.fill(0);
-    throw new RecordDecodeError(`key ${keyId}: ${(err as Error).message}`);
+    throw err instanceof RecordDecodeError ? new RecordDecodeError(`key ${keyId}: ${err.message}`) : new RecordDecodeError((err as Error).message);
   }
 }
 
@@ -121,8 +138,8 @@ export function decodeAlias(aliasName: string, entry: string | Record<string, un
   const obj = typeof entry === 'string' ? parseObject(entry, `alias ${aliasName}`) : entry;
   if (obj.aliasName !== aliasName) throw new RecordDecodeError(`alias ${aliasName}: the record names alias ${String(obj.aliasName)}`);
   try {
-    return freezeAlias(decodeValue(obj, '', aliasName, undefined, []) as AliasRecord);
+    return adoptDecoded<AliasRecord>(obj, `alias ${aliasName}`, leafDecoder(aliasName, undefined, []));
   } catch (err) {
-    throw new RecordDecodeError(`alias ${aliasName}: ${(err as Error).message}`);
+    throw err instanceof RecordDecodeError ? new RecordDecodeError(`alias ${aliasName}: ${err.message}`) : new RecordDecodeError((err as Error).message);
   }
 }

@@ -31,7 +31,6 @@ import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError, KeyStore
 import {
   catchUpSteps,
   checkTimeout,
-  commitStatements,
   migrationStatements,
   prepareSteps,
   Replica,
@@ -40,9 +39,11 @@ import {
   SQL,
   warnIfCreatedUnencrypted,
   type AsyncRunner,
+  type CommitPlan,
   type KeyStoreOptions,
   type PreparedCommit,
   type ReplicaOptions,
+  type Row,
   type Steps,
 } from './replica.js';
 import { Mutex, runTransaction } from './state.js';
@@ -86,6 +87,47 @@ function pgSql(sql: string): string {
     out = sql.replace(/\?/g, () => `$${++i}`);
     numbered.set(sql, out);
   }
+  return out;
+}
+
+/**
+ * A commit (replica.ts's plan) as at most five statements whatever its size:
+ * rows upserted and deleted in bulk (unnest / ANY), then one statement that
+ * logs the changes, prunes the log, writes the meta row and sends the
+ * NOTIFY. (SQLite runs commitStatements, one statement per row, in process.)
+ */
+function pgCommit(plan: CommitPlan): [string, unknown[]][] {
+  const out: [string, unknown[]][] = [];
+  const put = (table: string, idCol: string, rows: Row[]) => {
+    if (rows.length === 0) return;
+    out.push([
+      `INSERT INTO ${table} (${idCol}, rev, body) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) ` +
+        `ON CONFLICT (${idCol}) DO UPDATE SET rev = excluded.rev, body = excluded.body`,
+      [rows.map((r) => r.id), rows.map((r) => r.rev), rows.map((r) => r.body)],
+    ]);
+  };
+  const del = (table: string, idCol: string, ids: string[]) => {
+    if (ids.length) out.push([`DELETE FROM ${table} WHERE ${idCol} = ANY($1::text[])`, [ids]]);
+  };
+  put('kms_hmac_keys', 'key_id', plan.keys);
+  del('kms_hmac_keys', 'key_id', plan.keyDeletes);
+  put('kms_hmac_aliases', 'alias_name', plan.aliases);
+  del('kms_hmac_aliases', 'alias_name', plan.aliasDeletes);
+  const kinds: string[] = [];
+  const ids: string[] = [];
+  for (const [kind, list] of [['k', [...plan.keys.map((r) => r.id), ...plan.keyDeletes]], ['a', [...plan.aliases.map((r) => r.id), ...plan.aliasDeletes]]] as const) {
+    for (const id of list) (kinds.push(kind), ids.push(id));
+  }
+  const m = plan.meta;
+  const meta = plan.insertMeta
+    ? `INSERT INTO kms_hmac_meta (id, generation, encryption, tag) VALUES (1, $1, $2, $3) RETURNING generation`
+    : `UPDATE kms_hmac_meta SET generation = $1, encryption = $2, tag = $3 WHERE id = 1 RETURNING generation`;
+  out.push([
+    `WITH log AS (INSERT INTO kms_hmac_changes (rev, kind, id) SELECT $1, kind, id FROM unnest($4::text[], $5::text[]) AS c(kind, id) ON CONFLICT DO NOTHING), ` +
+      `pruned AS (DELETE FROM kms_hmac_changes WHERE rev <= $6), meta AS (${meta}) ` +
+      `SELECT pg_notify('${NOTIFY_CHANNEL}', generation::text) FROM meta`,
+    [m.generation, m.encryption, m.tag, kinds, ids, plan.pruneThrough],
+  ]);
   return out;
 }
 
@@ -232,8 +274,7 @@ export class PostgresKeyStore implements KeyStore {
       if (!changes && !replica.needsEncryption) return { result };
       const prepared = await runStepsAsync(prepareSteps(replica, changes), run);
       try {
-        for (const [sql, params] of commitStatements(prepared.plan)) await run.query(sql, params);
-        await run.query('SELECT pg_notify(?, ?)', [NOTIFY_CHANNEL, String(prepared.plan.generation)]);
+        for (const [sql, params] of pgCommit(prepared.plan)) await run.query(sql, params);
       } catch (err) {
         replica.abandoned(prepared);
         throw err;
@@ -420,7 +461,7 @@ export class PostgresKeyStore implements KeyStore {
         const req = this.#replica.commitKeysNeeded(true);
         const keys = req?.keys(await deriveMaster(this.#ro.passphrase!, req.kdf));
         prepared = this.#replica.prepareCreate(keys ?? StoreKeys.unencrypted());
-        for (const [sql, params] of commitStatements(prepared.plan)) await client.query(pgSql(sql), params);
+        for (const [sql, params] of pgCommit(prepared.plan)) await client.query(sql, params);
         this.#created = true;
       }
       await client.query('COMMIT');

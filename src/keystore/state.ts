@@ -21,13 +21,32 @@ export interface ChangeSet {
   aliases: Map<string, AliasRecord | null>;
 }
 
+/** What a load changed: like a ChangeSet, but keys may arrive undecoded. */
+export interface LoadedChanges {
+  keys: Map<string, KeyRecord | PendingKey | null>;
+  aliases: Map<string, AliasRecord | null>;
+}
+
 /** A key that changes by itself at some date (deletion, material expiry) is indexed. */
-function scheduled(rec: KeyRecord): boolean {
+function scheduled(rec: KeyRecord | PendingKey): boolean {
+  if (rec instanceof PendingKey) return rec.scheduled;
   return rec.deletionDate !== undefined || rec.validTo !== undefined;
 }
 
+/**
+ * A key loaded but not decoded yet: a store that opens 100,000 keys decodes
+ * each one when it is first read, not all of them at open. `scheduled` may
+ * err on the side of true (the time rules check the decoded record).
+ */
+export class PendingKey {
+  constructor(
+    readonly decode: () => KeyRecord,
+    readonly scheduled: boolean,
+  ) {}
+}
+
 export class StoreState {
-  readonly #keys = new Map<string, KeyRecord>();
+  readonly #keys = new Map<string, KeyRecord | PendingKey>();
   readonly #aliases = new Map<string, AliasRecord>();
   readonly #scheduled = new Set<string>();
   #keyList: readonly KeyRecord[] | undefined;
@@ -42,7 +61,14 @@ export class StoreState {
   }
 
   getKey(keyId: string): KeyRecord | undefined {
-    return this.#keys.get(keyId);
+    const rec = this.#keys.get(keyId);
+    return rec instanceof PendingKey ? this.#decode(keyId, rec) : rec;
+  }
+
+  #decode(keyId: string, pending: PendingKey): KeyRecord {
+    const rec = pending.decode();
+    this.#keys.set(keyId, rec);
+    return rec;
   }
 
   getAlias(aliasName: string): AliasRecord | undefined {
@@ -51,7 +77,7 @@ export class StoreState {
 
   /** Fresh array on every call (callers may sort it); the records themselves are shared and frozen. */
   listKeys(): KeyRecord[] {
-    this.#keyList ??= [...this.#keys.values()];
+    this.#keyList ??= [...this.#keys.keys()].map((id) => this.getKey(id)!);
     return this.#keyList.slice();
   }
 
@@ -61,16 +87,17 @@ export class StoreState {
   }
 
   listScheduledKeys(): KeyRecord[] {
-    return [...this.#scheduled].map((id) => this.#keys.get(id)!);
+    return [...this.#scheduled].map((id) => this.getKey(id)!);
   }
 
   /** Applies a change set in place. Returns the secret buffers no record references any more (to wipe). */
-  apply(changes: ChangeSet): Uint8Array[] {
+  apply(changes: ChangeSet | LoadedChanges): Uint8Array[] {
     const dropped: Uint8Array[] = [];
     for (const [id, rec] of changes.keys) {
       const old = this.#keys.get(id);
-      if (old) {
-        const kept = rec ? new Set(secretBuffers(rec)) : undefined;
+      if (old && !(old instanceof PendingKey)) {
+        // (A key never decoded holds no secret in the clear.)
+        const kept = rec && !(rec instanceof PendingKey) ? new Set(secretBuffers(rec)) : undefined;
         for (const b of secretBuffers(old)) if (!kept?.has(b)) dropped.push(b);
       }
       if (rec) {
@@ -93,7 +120,7 @@ export class StoreState {
 
   /** Empties the state; returns every secret buffer it held. */
   clear(): Uint8Array[] {
-    const secrets = [...this.#keys.values()].flatMap(secretBuffers);
+    const secrets = [...this.#keys.values()].flatMap((r) => (r instanceof PendingKey ? [] : secretBuffers(r)));
     this.#keys.clear();
     this.#aliases.clear();
     this.#scheduled.clear();
