@@ -101,38 +101,58 @@ class Stores {
   }
 }
 
-/** Median µs per call of each mutation, through the KMS layer, on a store holding `size` keys. */
-async function mutationCosts(store, size, reps) {
-  await fill(store, size);
+/** The four mutations, through the KMS layer, on one store (each call leaves the store as big as it was, but CreateKey). */
+async function mutationsOn(store) {
   const client = new KmsHmacClient({ keyStore: store });
   const spec = { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' };
   const { KeyMetadata } = await client.createKey(spec);
   const id = KeyMetadata.KeyId;
   let flip = false;
   let alias = 0;
-  const ops = {
-    CreateKey: () => client.createKey(spec),
-    'DisableKey/EnableKey': () => ((flip = !flip) ? client.disableKey({ KeyId: id }) : client.enableKey({ KeyId: id })),
-    'CreateAlias/DeleteAlias': () =>
-      alias % 2 === 0
-        ? client.createAlias({ AliasName: `alias/b${alias++}`, TargetKeyId: id })
-        : client.deleteAlias({ AliasName: `alias/b${alias++ - 1}` }),
-    TagResource: () => client.tagResource({ KeyId: id, Tags: [{ TagKey: 'k', TagValue: String(alias++) }] }),
+  let tag = 0;
+  return {
+    client,
+    ops: {
+      CreateKey: () => client.createKey(spec),
+      'DisableKey/EnableKey': () => ((flip = !flip) ? client.disableKey({ KeyId: id }) : client.enableKey({ KeyId: id })),
+      'CreateAlias/DeleteAlias': () =>
+        alias % 2 === 0 ? client.createAlias({ AliasName: `alias/b${alias++}`, TargetKeyId: id }) : client.deleteAlias({ AliasName: `alias/b${alias++ - 1}` }),
+      TagResource: () => client.tagResource({ KeyId: id, Tags: [{ TagKey: 'k', TagValue: String(tag++) }] }),
+    },
   };
-  const out = {};
-  for (const [name, op] of Object.entries(ops)) {
-    for (let i = 0; i < reps / 4; i++) await op(); // warm-up (JIT)
-    globalThis.gc?.(); // not the previous phase's garbage (node --expose-gc, as `npm run bench:kms` runs it)
-    const times = [];
-    for (let i = 0; i < reps; i++) {
-      const t = performance.now();
-      await op();
-      times.push((performance.now() - t) * 1000);
-    }
-    out[name] = median(times);
+}
+
+/**
+ * Median µs per call of each mutation on stores of `kind` holding each of
+ * SIZES keys. The sizes are measured in turns, call by call, so that a busy
+ * machine slows them all alike; a first pass on every store warms the code up.
+ */
+async function mutationCosts(stores, kind, reps) {
+  const subjects = [];
+  for (const size of SIZES) {
+    const store = await stores.open(kind);
+    if (!store) return undefined;
+    await fill(store, size);
+    subjects.push({ size, store, ...(await mutationsOn(store)) });
   }
-  await client.close();
-  return out;
+  const names = Object.keys(subjects[0].ops);
+  const times = subjects.map(() => Object.fromEntries(names.map((n) => [n, []])));
+  for (const name of names) {
+    for (let i = 0; i < reps / 4; i++) for (const s of subjects) await s.ops[name]();
+    globalThis.gc?.(); // (node --expose-gc, as `npm run bench:kms` runs it)
+    for (let i = 0; i < reps; i++) {
+      for (let j = 0; j < subjects.length; j++) {
+        const t = performance.now();
+        await subjects[j].ops[name]();
+        times[j][name].push((performance.now() - t) * 1000);
+      }
+    }
+  }
+  for (const s of subjects) {
+    await s.client.close();
+    await s.store.close();
+  }
+  return subjects.map((s, j) => ({ store: kind, keys: s.size, usPerOp: Object.fromEntries(names.map((n) => [n, median(times[j][n])])) }));
 }
 
 /** ms to open a store of `n` keys (median of 3), with the default scrypt cost when encrypted. */
@@ -187,21 +207,9 @@ export async function runKeyStoreBench({ quick = false } = {}) {
   const result = { mutations: [], open: [], mac: undefined, skipped: [] };
   try {
     for (const kind of KINDS) {
-      // A first, unreported pass: every size is then measured with the code already compiled.
-      for (const size of [-1, ...SIZES]) {
-        const store = await stores.open(kind);
-        if (!store) {
-          result.skipped.push(`${kind}: PostgreSQL is not installed`);
-          break;
-        }
-        const costs = await mutationCosts(store, Math.max(size, SIZES[0]), reps[kind]);
-        if (size < 0) {
-          await store.close();
-          continue;
-        }
-        await store.close();
-        result.mutations.push({ store: kind, keys: size, usPerOp: costs });
-      }
+      const rows = await mutationCosts(stores, kind, reps[kind]);
+      if (rows) result.mutations.push(...rows);
+      else result.skipped.push(`${kind}: PostgreSQL is not installed`);
     }
     const openN = quick ? 20_000 : 100_000;
     for (const kind of ['file', 'file-encrypted', 'postgres'].filter((k) => KINDS.includes(k))) {
