@@ -17,9 +17,15 @@ import { join } from 'node:path';
 
 const REQUIRE_ENV = 'KMS_HMAC_REQUIRE_POSTGRES';
 
-/** The directory with initdb, pg_ctl, postgres and psql: Debian's /usr/lib/postgresql/<newest>/bin, else on PATH. */
+/**
+ * The directory with initdb, pg_ctl, postgres and psql: $KMS_HMAC_POSTGRES_BIN
+ * if set ('' or a directory without them: none), else Debian's
+ * /usr/lib/postgresql/<newest>/bin, else on PATH.
+ */
 export function postgresBinDir() {
   const tools = ['initdb', 'pg_ctl', 'postgres', 'psql'];
+  const forced = process.env.KMS_HMAC_POSTGRES_BIN;
+  if (forced !== undefined) return forced && tools.every((t) => existsSync(join(forced, t))) ? forced : undefined;
   const base = '/usr/lib/postgresql';
   const debian = existsSync(base)
     ? readdirSync(base)
@@ -33,7 +39,7 @@ export function postgresBinDir() {
 /** Why PostgreSQL cannot be used here, or undefined when it can. */
 export function postgresUnavailableReason() {
   if (process.platform === 'win32') return 'the test cluster runs on Unix only';
-  if (!postgresBinDir()) return 'PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql)';
+  if (!postgresBinDir()) return 'PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql; or set KMS_HMAC_POSTGRES_BIN)';
   if (process.getuid?.() === 0) {
     try {
       execFileSync('id', ['-u', 'postgres'], { stdio: 'ignore' });
