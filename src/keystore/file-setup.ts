@@ -22,7 +22,9 @@ import Database from 'better-sqlite3';
 import { StoreKeys, validEncryptionHeader, type KdfHeader } from './crypto.js';
 import { KeyStoreCorruptError, KeyStoreLockTimeoutError, KeyStorePassphraseError } from './errors.js';
 import { decodeLegacy, legacyCodec, looksLikeLegacy, parseLegacy, PLAIN_CODEC } from './legacy.js';
-import { commitStatements, derive, migrationStatements, Replica, type ReplicaOptions, type Steps } from './replica.js';
+import { notEncrypted, passphraseNeeded, type ReplicaOptions } from './options.js';
+import { Replica } from './replica.js';
+import { commitStatements, derive, migrationStatements, type Steps } from './schema.js';
 import type { ChangeSet } from './state.js';
 
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
@@ -175,17 +177,11 @@ interface Masters {
 function* legacyMasters(path: string, options: ReplicaOptions): Steps<Masters> {
   const doc = parseLegacy(path, readFileSync(path));
   if (doc.encryption) {
-    if (!options.passphrase) throw new KeyStorePassphraseError(path, 'the store is encrypted; pass a passphrase, or set KMS_HMAC_PASSPHRASE or KMS_HMAC_PASSPHRASE_FILE');
+    if (!options.passphrase) throw passphraseNeeded(path);
     return { legacy: yield* derive(doc.encryption.kdf) };
   }
   if (!options.passphrase) return {};
-  if (!options.encryptExisting) {
-    throw new KeyStorePassphraseError(
-      path,
-      'a passphrase was given but the store is not encrypted, so its contents cannot be authenticated (it may have been replaced). ' +
-        'To encrypt it, run `kms-hmac keys encrypt` (or open it with { encryptExisting: true }); to use it unencrypted, unset the passphrase',
-    );
-  }
+  if (!options.encryptExisting) throw notEncrypted(path);
   const req = new Replica(options).commitKeysNeeded(true)!;
   return { create: { kdf: req.kdf, master: yield* derive(req.kdf) } };
 }

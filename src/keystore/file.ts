@@ -27,24 +27,9 @@ import type Database from 'better-sqlite3';
 import { deriveMaster, deriveMasterSync } from './crypto.js';
 import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError } from './errors.js';
 import { connect, setupSteps } from './file-setup.js';
-import {
-  catchUpSteps,
-  checkTimeout,
-  commitStatements,
-  migrationStatements,
-  prepareSteps,
-  Replica,
-  replicaOptions,
-  runSteps,
-  runStepsAsync,
-  SQL,
-  warnIfCreatedUnencrypted,
-  type KeyStoreOptions,
-  type PreparedCommit,
-  type ReplicaOptions,
-  type Steps,
-  type SyncRunner,
-} from './replica.js';
+import { checkTimeout, replicaOptions, warnIfCreatedUnencrypted, type KeyStoreOptions, type ReplicaOptions } from './options.js';
+import { catchUpSteps, prepareSteps, Replica, type PreparedCommit } from './replica.js';
+import { commitStatements, migrationStatements, runSteps, runStepsAsync, SQL, type Steps, type SyncRunner } from './schema.js';
 import { Mutex, runTransaction } from './state.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
 

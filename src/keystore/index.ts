@@ -33,7 +33,7 @@ export { MemoryKeyStore } from './memory.js';
 export { FileKeyStore, type FileKeyStoreOptions } from './file.js';
 export { PostgresKeyStore, isPostgresUrl, type PostgresKeyStoreOptions } from './postgres.js';
 export { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from './crypto.js';
-export type { KeyStoreOptions } from './replica.js';
+export type { KeyStoreOptions } from './options.js';
 
 function isKeyStore(v: unknown): v is KeyStore {
   return (

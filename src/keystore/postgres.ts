@@ -28,24 +28,9 @@ import { inspect } from 'node:util';
 import pg from 'pg';
 import { deriveMaster, StoreKeys } from './crypto.js';
 import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError, KeyStoreNotReadyError, KeyStoreUnavailableError } from './errors.js';
-import {
-  catchUpSteps,
-  checkTimeout,
-  migrationStatements,
-  prepareSteps,
-  Replica,
-  replicaOptions,
-  runStepsAsync,
-  SQL,
-  warnIfCreatedUnencrypted,
-  type AsyncRunner,
-  type CommitPlan,
-  type KeyStoreOptions,
-  type PreparedCommit,
-  type ReplicaOptions,
-  type Row,
-  type Steps,
-} from './replica.js';
+import { checkTimeout, replicaOptions, warnIfCreatedUnencrypted, type KeyStoreOptions, type ReplicaOptions } from './options.js';
+import { catchUpSteps, prepareSteps, Replica, type PreparedCommit } from './replica.js';
+import { migrationStatements, runStepsAsync, SQL, type AsyncRunner, type CommitPlan, type Row, type Steps } from './schema.js';
 import { Mutex, runTransaction } from './state.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
 
