@@ -18,20 +18,19 @@
  * - A new store, or a format-1 JSON store to migrate, is set up by
  *   file-setup.ts before the first connection.
  */
-import { watch, type FSWatcher } from 'node:fs';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { inspect } from 'node:util';
 import type Database from 'better-sqlite3';
 import { deriveMaster, deriveMasterSync } from './crypto.js';
-import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError } from './errors.js';
+import { DurableKeyStore } from './durable.js';
+import { KeyStoreCorruptError, KeyStoreLockTimeoutError } from './errors.js';
 import { connect, setupSteps } from './file-setup.js';
-import { checkTimeout, replicaOptions, warnIfCreatedUnencrypted, type KeyStoreOptions, type ReplicaOptions } from './options.js';
-import { catchUpSteps, prepareSteps, Replica, type PreparedCommit } from './replica.js';
+import { checkTimeout, type KeyStoreOptions } from './options.js';
+import { catchUpSteps, prepareSteps, type PreparedCommit } from './replica.js';
 import { commitStatements, migrationStatements, runSteps, runStepsAsync, SQL, type Steps, type SyncRunner } from './schema.js';
 import { Mutex, runTransaction } from './state.js';
-import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
+import type { KeyStoreTransaction } from './types.js';
 
 export interface FileKeyStoreOptions extends KeyStoreOptions {
   /** How often to check for other processes' commits (besides the file watch). Default 100; 0: only on refresh() and transact. */
@@ -74,32 +73,24 @@ function lockHolders(path: string): string {
 }
 
 
-export class FileKeyStore implements KeyStore {
+export class FileKeyStore extends DurableKeyStore {
   /** Absolute path of the store file. */
   readonly path: string;
-  readonly #options: FileKeyStoreOptions;
   readonly #lockTimeoutMs: number;
   readonly #pollMs: number;
-  readonly #ro: ReplicaOptions;
-  readonly #replica: Replica;
   #db: Database.Database | undefined;
   readonly #statements = new Map<string, Database.Statement>();
   #mutex = new Mutex();
-  #closed = false;
-  #created = false;
-  #loadError: Error | undefined;
   #dataVersion = -1;
   #timer: NodeJS.Timeout | undefined;
   #watcher: FSWatcher | undefined;
   #pollQueued = false;
 
   private constructor(path: string, options: FileKeyStoreOptions) {
+    super(resolve(path), options);
     this.path = resolve(path);
-    this.#options = options;
     this.#lockTimeoutMs = checkTimeout('lockTimeoutMs', options.lockTimeoutMs ?? 10_000);
     this.#pollMs = checkTimeout('pollIntervalMs', options.pollIntervalMs ?? 100);
-    this.#ro = replicaOptions(this.path, options);
-    this.#replica = new Replica(this.#ro);
   }
 
   /** Opens (creating or migrating if needed) the store at `path`. scrypt runs off the main thread. */
@@ -108,9 +99,9 @@ export class FileKeyStore implements KeyStore {
     try {
       await runStepsAsync(store.#openSteps(), {
         query: async (sql, params) => store.#query(sql, params),
-        derive: (kdf) => deriveMaster(store.#passphrase!, kdf),
+        derive: (kdf) => deriveMaster(store.settings.passphrase!, kdf),
       });
-      if (store.#replica.needsEncryption) await store.transact(() => undefined);
+      if (store.replica.needsEncryption) await store.transact(() => undefined);
       return store;
     } catch (err) {
       store.#dispose();
@@ -130,52 +121,8 @@ export class FileKeyStore implements KeyStore {
     }
   }
 
-  get #passphrase(): Buffer | undefined {
-    return this.#ro.passphrase;
-  }
-
-  /** Whether secrets are encrypted at rest and the store authenticated under the passphrase. */
-  get encrypted(): boolean {
-    return this.#replica.encrypted;
-  }
-
-  /** Whether this instance created the store (it did not exist before). */
-  get created(): boolean {
-    return this.#created;
-  }
-
-  /** Changes whenever the visible state changes (this process's commits or another's, once caught up). */
-  get version(): number {
-    return this.#replica.version;
-  }
-
-  /** The error from the last failed background catch-up (reads keep the last good state), if any. */
-  get lastLoadError(): Error | undefined {
-    return this.#loadError;
-  }
-
   ready(): Promise<void> {
     return Promise.resolve();
-  }
-
-  getKey(keyId: string): KeyRecord | undefined {
-    if (this.#closed) this.#throwClosed();
-    return this.#replica.state.getKey(keyId);
-  }
-
-  listKeys(): KeyRecord[] {
-    if (this.#closed) this.#throwClosed();
-    return this.#replica.state.listKeys();
-  }
-
-  getAlias(aliasName: string): AliasRecord | undefined {
-    if (this.#closed) this.#throwClosed();
-    return this.#replica.state.getAlias(aliasName);
-  }
-
-  listAliases(): AliasRecord[] {
-    if (this.#closed) this.#throwClosed();
-    return this.#replica.state.listAliases();
   }
 
   /**
@@ -185,12 +132,12 @@ export class FileKeyStore implements KeyStore {
    * state stays in place).
    */
   refresh(): Promise<boolean> {
-    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.closed) return Promise.reject(this.closedError());
     return this.#mutex.run(async () => this.#catchUp());
   }
 
   transact<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.closed) return Promise.reject(this.closedError());
     return this.#mutex.run(async () => {
       // Transactions queued before close() still run; close() waits for them.
       const db = this.#db!;
@@ -198,7 +145,7 @@ export class FileKeyStore implements KeyStore {
       let prepared: PreparedCommit | undefined;
       try {
         this.#catchUp();
-        const replica = this.#replica;
+        const replica = this.replica;
         const { result, changes } = await runTransaction(replica.state, mutate);
         if (!changes && !replica.needsEncryption) {
           db.exec('ROLLBACK');
@@ -211,7 +158,7 @@ export class FileKeyStore implements KeyStore {
         return result;
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
-        if (prepared) this.#replica.abandoned(prepared);
+        if (prepared) this.replica.abandoned(prepared);
         throw asCorrupt(this.path, err);
       }
     });
@@ -219,47 +166,22 @@ export class FileKeyStore implements KeyStore {
 
   /** Waits for queued transactions, stops watching, closes the database and zeroes the secrets held. Reads throw afterwards. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.markClosed()) return;
     this.#stopWatching();
     await this.#mutex.idle();
     this.#dispose();
   }
 
-  toJSON(): object {
-    return {
-      type: 'FileKeyStore',
-      path: this.path,
-      encrypted: this.encrypted,
-      keys: this.#replica.state.keyCount,
-      aliases: this.#replica.state.aliasCount,
-      version: this.version,
-    };
-  }
-
-  toString(): string {
-    const s = this.#replica.state;
-    return `FileKeyStore(${this.path}, ${s.keyCount} keys, ${s.aliasCount} aliases${this.encrypted ? ', encrypted' : ''})`;
-  }
-
-  [inspect.custom](): string {
-    return this.toString();
+  protected where(): Record<string, string> {
+    return { path: this.path };
   }
 
   // ---- internals ----------------------------------------------------------
 
-  #closedError(): KeyStoreError {
-    return new KeyStoreError('STORE_CLOSED', `key store ${this.path} is closed`);
-  }
-
-  #throwClosed(): never {
-    throw this.#closedError();
-  }
-
   /** Runs steps (replica.ts) on this connection, deriving keys synchronously. */
   readonly #run: SyncRunner = {
     query: (sql, params) => this.#query(sql, params),
-    derive: (kdf) => deriveMasterSync(this.#passphrase!, kdf),
+    derive: (kdf) => deriveMasterSync(this.settings.passphrase!, kdf),
   };
 
   #statement(sql: string): Database.Statement {
@@ -275,15 +197,15 @@ export class FileKeyStore implements KeyStore {
 
   *#openSteps(): Steps<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    this.#created = yield* setupSteps(this.path, this.#ro, this.#lockTimeoutMs);
+    const created = yield* setupSteps(this.path, this.settings, this.#lockTimeoutMs);
     const db = (this.#db = connect(this.path, true));
     this.#migrate(db);
-    yield* this.#readTransaction(catchUpSteps(this.#replica));
+    yield* this.#readTransaction(catchUpSteps(this.replica));
     this.#caughtUp();
-    if (this.#replica.generation === undefined) throw new KeyStoreCorruptError(this.path, 'it has no meta row');
+    if (this.replica.generation === undefined) throw new KeyStoreCorruptError(this.path, 'it has no meta row');
     // Only now, the contents verified: make sure the file is in WAL mode (a store restored from a backup may not be).
     if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
-    warnIfCreatedUnencrypted(this.path, this.#created, this.encrypted, this.#options);
+    this.opened(created);
     this.#startWatching();
   }
 
@@ -316,12 +238,12 @@ export class FileKeyStore implements KeyStore {
 
   #caughtUp(): void {
     this.#dataVersion = this.#db!.pragma('data_version', { simple: true }) as number;
-    this.#loadError = undefined;
+    this.noteLoad();
   }
 
   #catchUp(): boolean {
     try {
-      const changed = runSteps(this.#readTransaction(catchUpSteps(this.#replica)), this.#run);
+      const changed = runSteps(this.#readTransaction(catchUpSteps(this.replica)), this.#run);
       this.#caughtUp();
       return changed;
     } catch (err) {
@@ -380,22 +302,20 @@ export class FileKeyStore implements KeyStore {
 
   /** Catches up in the background when another connection committed (data_version moved). */
   #poll(): void {
-    if (this.#closed || this.#mutex.busy || !this.#db) return;
+    if (this.closed || this.#mutex.busy || !this.#db) return;
     let dv: number;
     try {
       dv = this.#db.pragma('data_version', { simple: true }) as number;
     } catch (err) {
-      this.#loadError = err as Error;
+      this.noteLoad(err as Error);
       return;
     }
     if (dv === this.#dataVersion) return;
     void this.#mutex
       .run(async () => {
-        if (!this.#closed) this.#catchUp();
+        if (!this.closed) this.#catchUp();
       })
-      .catch((err: Error) => {
-        this.#loadError = err; // reads keep the last good state; transact reports it
-      });
+      .catch((err: Error) => this.noteLoad(err)); // reads keep the last good state; transact reports it
   }
 
   #dispose(): void {
@@ -406,7 +326,6 @@ export class FileKeyStore implements KeyStore {
       /* closing anyway */
     }
     this.#db = undefined;
-    this.#replica.destroy();
-    this.#ro.passphrase?.fill(0);
+    this.wipe();
   }
 }

@@ -24,15 +24,15 @@
  *   have (the connection broke during COMMIT). Reads go on from the snapshot
  *   meanwhile.
  */
-import { inspect } from 'node:util';
 import pg from 'pg';
 import { deriveMaster, StoreKeys } from './crypto.js';
-import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError, KeyStoreNotReadyError, KeyStoreUnavailableError } from './errors.js';
-import { checkTimeout, replicaOptions, warnIfCreatedUnencrypted, type KeyStoreOptions, type ReplicaOptions } from './options.js';
-import { catchUpSteps, prepareSteps, Replica, type PreparedCommit } from './replica.js';
+import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError, KeyStoreUnavailableError } from './errors.js';
+import { DurableKeyStore } from './durable.js';
+import { checkTimeout, type KeyStoreOptions } from './options.js';
+import { catchUpSteps, prepareSteps, type PreparedCommit } from './replica.js';
 import { migrationStatements, runStepsAsync, SQL, type AsyncRunner, type CommitPlan, type Row, type Steps } from './schema.js';
 import { Mutex, runTransaction } from './state.js';
-import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
+import type { KeyStoreTransaction } from './types.js';
 
 export const NOTIFY_CHANNEL = 'kms_hmac_changes';
 /** Serializes schema migrations and store creation across processes. */
@@ -125,20 +125,14 @@ function isConnectionError(err: unknown): boolean {
   return /Connection terminated|connection error|timeout|not queryable|ended unexpectedly|Client was closed/i.test(msg);
 }
 
-export class PostgresKeyStore implements KeyStore {
+export class PostgresKeyStore extends DurableKeyStore {
   /** The connection URL without its password. */
   readonly url: string;
-  readonly #options: PostgresKeyStoreOptions;
-  readonly #ro: ReplicaOptions;
-  readonly #replica: Replica;
   readonly #lockTimeoutMs: number;
   readonly #pool: pg.Pool;
   readonly #connection: pg.ClientConfig;
   readonly #mutex = new Mutex();
   readonly #ready: Promise<void>;
-  #isReady = false;
-  #closed = false;
-  #created = false;
   #listener: pg.Client | undefined;
   /** Set while the LISTEN connection is down: when it went down. */
   #downSince: number | undefined;
@@ -146,7 +140,6 @@ export class PostgresKeyStore implements KeyStore {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #pendingCatchUp: Promise<boolean> | undefined;
   #catchUpAgain = false;
-  #loadError: Error | undefined;
 
   /**
    * Starts opening the store at `url` (`postgres://user:pass@host:port/db`,
@@ -155,10 +148,8 @@ export class PostgresKeyStore implements KeyStore {
    */
   constructor(url: string, options: PostgresKeyStoreOptions = {}) {
     if (typeof url !== 'string' || !isPostgresUrl(url)) throw new TypeError('PostgresKeyStore needs a postgres:// or postgresql:// URL');
+    super(redactUrl(url), options);
     this.url = redactUrl(url);
-    this.#options = options;
-    this.#ro = replicaOptions(this.url, options);
-    this.#replica = new Replica(this.#ro);
     this.#lockTimeoutMs = checkTimeout('lockTimeoutMs', options.lockTimeoutMs ?? 10_000);
     const queryTimeout = checkTimeout('queryTimeoutMs', options.queryTimeoutMs ?? 5_000);
     this.#connection = {
@@ -191,51 +182,13 @@ export class PostgresKeyStore implements KeyStore {
     return this.#ready;
   }
 
-  get encrypted(): boolean {
-    return this.#replica.encrypted;
-  }
-
-  /** Whether this instance created the store (the database had none). */
-  get created(): boolean {
-    return this.#created;
-  }
-
-  get version(): number {
-    return this.#replica.version;
-  }
-
-  /** The error from the last failed background catch-up (reads keep the last good state), if any. */
-  get lastLoadError(): Error | undefined {
-    return this.#loadError;
-  }
-
-  getKey(keyId: string): KeyRecord | undefined {
-    if (!this.#isReady) this.#notReady();
-    return this.#replica.state.getKey(keyId);
-  }
-
-  listKeys(): KeyRecord[] {
-    if (!this.#isReady) this.#notReady();
-    return this.#replica.state.listKeys();
-  }
-
-  getAlias(aliasName: string): AliasRecord | undefined {
-    if (!this.#isReady) this.#notReady();
-    return this.#replica.state.getAlias(aliasName);
-  }
-
-  listAliases(): AliasRecord[] {
-    if (!this.#isReady) this.#notReady();
-    return this.#replica.state.listAliases();
-  }
-
   /**
    * Asks the database now whether anything changed, and catches up. Calls
    * made while one is in flight share it. While the database is known to be
    * unreachable this rejects at once (KeyStoreUnavailableError).
    */
   refresh(): Promise<boolean> {
-    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.closed) return Promise.reject(this.closedError());
     if (this.#downSince !== undefined) {
       return Promise.reject(new KeyStoreUnavailableError(this.url, 'the database connection is down; reconnecting', true));
     }
@@ -243,7 +196,7 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   transact<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.closed) return Promise.reject(this.closedError());
     return this.#mutex.run(async () => {
       await this.#ready;
       return this.#commit(mutate);
@@ -253,7 +206,7 @@ export class PostgresKeyStore implements KeyStore {
   /** One write transaction around `mutate` (under the mutex). */
   #commit<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T> {
     return this.#write(async (run) => {
-      const replica = this.#replica;
+      const replica = this.replica;
       await runStepsAsync(catchUpSteps(replica), run);
       const { result, changes } = await runTransaction(replica.state, mutate);
       if (!changes && !replica.needsEncryption) return { result };
@@ -269,48 +222,30 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#isReady = false;
+    if (!this.markClosed()) return;
     clearTimeout(this.#reconnectTimer);
     await this.#ready.catch(() => {});
     await this.#mutex.idle();
-    const listener = this.#listener;
-    this.#listener = undefined;
-    await Promise.allSettled([listener?.end(), this.#pool.end()]);
-    this.#replica.destroy();
-    this.#ro.passphrase?.fill(0);
+    await this.#disconnect();
+    this.wipe();
   }
 
-  toJSON(): object {
-    const s = this.#replica.state;
-    return { type: 'PostgresKeyStore', url: this.url, encrypted: this.encrypted, keys: s.keyCount, aliases: s.aliasCount, version: this.version };
-  }
-
-  toString(): string {
-    const s = this.#replica.state;
-    return `PostgresKeyStore(${this.url}, ${s.keyCount} keys, ${s.aliasCount} aliases${this.encrypted ? ', encrypted' : ''})`;
-  }
-
-  [inspect.custom](): string {
-    return this.toString();
+  protected where(): Record<string, string> {
+    return { url: this.url };
   }
 
   // ---- internals ----------------------------------------------------------
 
-  #notReady(): never {
-    if (this.#closed) throw this.#closedError();
-    throw new KeyStoreNotReadyError(this.url);
-  }
-
-  #closedError(): KeyStoreError {
-    return new KeyStoreError('STORE_CLOSED', `key store ${this.url} is closed`);
+  async #disconnect(): Promise<void> {
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await Promise.allSettled([listener?.end(), this.#pool.end()]);
   }
 
   #runner(client: pg.PoolClient | pg.Client): AsyncRunner {
     return {
       query: async (sql, params) => (await client.query(pgSql(sql), params)).rows,
-      derive: (kdf) => deriveMaster(this.#ro.passphrase!, kdf),
+      derive: (kdf) => deriveMaster(this.settings.passphrase!, kdf),
     };
   }
 
@@ -372,11 +307,11 @@ export class PostgresKeyStore implements KeyStore {
       }
       sentCommit = true;
       await client.query('COMMIT');
-      this.#replica.committed(prepared);
+      this.replica.committed(prepared);
       prepared = undefined;
       return out.result;
     } catch (err) {
-      if (prepared) this.#replica.abandoned(prepared);
+      if (prepared) this.replica.abandoned(prepared);
       if (isConnectionError(err)) broken = true;
       else if (!sentCommit) await client.query('ROLLBACK').catch(() => (broken = true));
       throw this.#failure(err, sentCommit);
@@ -388,20 +323,17 @@ export class PostgresKeyStore implements KeyStore {
   async #open(): Promise<void> {
     try {
       await this.#migrate();
-      await this.#createIfMissing();
+      const created = await this.#createIfMissing();
       await this.#listen();
-      await this.#mutex.run(() => this.#read(catchUpSteps(this.#replica)));
-      if (this.#replica.generation === undefined) throw new KeyStoreCorruptError(this.url, 'its meta row is missing');
-      if (this.#replica.needsEncryption) await this.#mutex.run(() => this.#commit(() => undefined));
-      this.#isReady = true;
-      warnIfCreatedUnencrypted(this.url, this.#created, this.encrypted, this.#options);
+      await this.#mutex.run(() => this.#read(catchUpSteps(this.replica)));
+      if (this.replica.generation === undefined) throw new KeyStoreCorruptError(this.url, 'its meta row is missing');
+      this.opened(created);
+      if (this.replica.needsEncryption) await this.#mutex.run(() => this.#commit(() => undefined));
     } catch (err) {
-      this.#closed = true;
+      this.markClosed();
       clearTimeout(this.#reconnectTimer);
-      const listener = this.#listener;
-      this.#listener = undefined;
-      await Promise.allSettled([listener?.end(), this.#pool.end()]);
-      this.#replica.destroy();
+      await this.#disconnect();
+      this.wipe();
       throw err;
     }
   }
@@ -433,28 +365,28 @@ export class PostgresKeyStore implements KeyStore {
     }
   }
 
-  /** Creates the store (meta row, keys from the passphrase) if this database has none yet. */
-  async #createIfMissing(): Promise<void> {
+  /** Creates the store (meta row, keys from the passphrase) if this database has none yet; whether it did. */
+  async #createIfMissing(): Promise<boolean> {
     const client = await this.#connect();
     let broken = false;
     let prepared: PreparedCommit | undefined;
     try {
-      if ((await client.query(SQL.meta)).rowCount) return;
+      if ((await client.query(SQL.meta)).rowCount) return false;
       await client.query('BEGIN');
       await client.query(SETUP_LOCK);
       if ((await client.query(SQL.meta)).rowCount === 0) {
-        const req = this.#replica.commitKeysNeeded(true);
-        const keys = req?.keys(await deriveMaster(this.#ro.passphrase!, req.kdf));
-        prepared = this.#replica.prepareCreate(keys ?? StoreKeys.unencrypted());
+        const req = this.replica.commitKeysNeeded(true);
+        const keys = req?.keys(await deriveMaster(this.settings.passphrase!, req.kdf));
+        prepared = this.replica.prepareCreate(keys ?? StoreKeys.unencrypted());
         for (const [sql, params] of pgCommit(prepared.plan)) await client.query(sql, params);
-        this.#created = true;
       }
       await client.query('COMMIT');
+      return prepared !== undefined;
     } catch (err) {
       broken = true;
       throw this.#failure(err, false);
     } finally {
-      if (prepared) this.#replica.abandoned(prepared); // the first load reads it back like any other state
+      if (prepared) this.replica.abandoned(prepared); // the first load reads it back like any other state
       client.release(broken);
     }
   }
@@ -465,7 +397,7 @@ export class PostgresKeyStore implements KeyStore {
     client.on('error', () => this.#lostListener(client));
     client.on('end', () => this.#lostListener(client));
     client.on('notification', () => {
-      this.#catchUpSoon().catch((err: Error) => (this.#loadError = err));
+      this.#catchUpSoon().catch((err: Error) => this.noteLoad(err));
     });
     try {
       await client.connect();
@@ -484,7 +416,7 @@ export class PostgresKeyStore implements KeyStore {
     this.#downSince ??= Date.now();
     client.removeAllListeners('end');
     client.end().catch(() => {});
-    if (!this.#closed) this.#scheduleReconnect();
+    if (!this.closed) this.#scheduleReconnect();
   }
 
   #scheduleReconnect(): void {
@@ -494,19 +426,19 @@ export class PostgresKeyStore implements KeyStore {
         () => {
           this.#reconnectDelay = RECONNECT_MIN_MS;
           // Changes may have been missed while disconnected: reload everything.
-          return this.#mutex.run(() => this.#read(catchUpSteps(this.#replica, true))).then(
+          return this.#mutex.run(() => this.#read(catchUpSteps(this.replica, true))).then(
             () => {
               this.#downSince = undefined;
-              this.#loadError = undefined;
+              this.noteLoad();
             },
             (err: Error) => {
-              this.#loadError = err;
               this.#downSince = undefined;
+              this.noteLoad(err);
             },
           );
         },
         () => {
-          if (this.#closed) return;
+          if (this.closed) return;
           this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, RECONNECT_MAX_MS);
           this.#scheduleReconnect();
         },
@@ -525,10 +457,10 @@ export class PostgresKeyStore implements KeyStore {
       let changed = false;
       do {
         this.#catchUpAgain = false;
-        if (this.#closed) break;
-        changed = (await this.#read(catchUpSteps(this.#replica))) || changed;
+        if (this.closed) break;
+        changed = (await this.#read(catchUpSteps(this.replica))) || changed;
       } while (this.#catchUpAgain);
-      this.#loadError = undefined;
+      this.noteLoad();
       return changed;
     };
     const p = this.#ready.then(() => this.#mutex.run(run));
