@@ -8,8 +8,8 @@
 //   3. a minimal Node server doing SigV4 + createHmac with node:crypto (bench/server-baseline.js)
 //   4. node:http alone answering a fixed body (the floor: HTTP parsing, the kernel, the load generator)
 //   5. fleet (when PostgreSQL is installed: a throwaway cluster, fsync on): `kms-hmac serve` on a
-//      memory store and on a PostgreSQL store, one after the other (the MAC hot path must not care:
-//      target ≥ 0.95×); then two replicas on one PostgreSQL loaded at the same time (req/s per
+//      memory store and on a PostgreSQL store, in turns, twice each, the better run of each kept (the
+//      MAC hot path must not care: target ≥ 0.95×); then two replicas on one PostgreSQL loaded at the same time (req/s per
 //      replica), and DisableKey acknowledged by one replica until the other refuses the key
 //      (propagation time, p50/p99 over 20 trials).
 // Each server runs in its own child process; the load generator shares the
@@ -243,16 +243,20 @@ async function fleetRun(results) {
   };
   try {
     const hot = await pg.createDatabase('hot');
-    const memory = await run('kms-hmac serve, memory store', async () => {
-      const { proc, port } = await startChild([join(ROOT, 'bench/serve-memory.js')], /listening on http:\/\/127\.0\.0\.1:(\d+)/);
+    const withKey = (start) => async () => {
+      const { proc, port } = await start();
       const created = await post(port, 'TrentService.CreateKey', JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }));
       return { proc, port, keyId: created.KeyMetadata.KeyId };
-    });
-    const postgres = await run('kms-hmac serve, PostgreSQL store', async () => {
-      const { proc, port } = await replica(hot);
-      const created = await post(port, 'TrentService.CreateKey', JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }));
-      return { proc, port, keyId: created.KeyMetadata.KeyId };
-    });
+    };
+    const serveStore = (...store) => withKey(() => startChild([join(ROOT, 'bench/serve-store.js'), ...store], /listening on http:\/\/127\.0\.0\.1:(\d+)/, env));
+    const memoryServe = serveStore();
+    const postgresServe = serveStore(hot);
+    // In turns, twice each, the better run of each kept: a shared machine's load drifts over a minute.
+    const runs = [];
+    for (let i = 0; i < 2; i++) runs.push(await run('kms-hmac serve, memory store', memoryServe), await run('kms-hmac serve, PostgreSQL store', postgresServe));
+    const best = (name) => runs.filter((r) => r.name === name).sort((a, b) => b.reqPerSec - a.reqPerSec)[0];
+    const memory = best('kms-hmac serve, memory store');
+    const postgres = best('kms-hmac serve, PostgreSQL store');
     results.push(memory, postgres);
 
     const url = await pg.createDatabase('fleet');

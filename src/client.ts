@@ -18,7 +18,7 @@ import type { BackendChoice } from './backend/index.js';
 import type { Backend } from './backend/types.js';
 import { openKeyStore, type OpenKeyStoreOptions } from './keystore/index.js';
 import type { HmacKeySpec, KeyStore, Tag } from './keystore/types.js';
-import { ClientContext, STALE_ERRORS } from './kms/context.js';
+import { ClientContext } from './kms/context.js';
 import { kmsError } from './kms/errors.js';
 import { partitionOf } from './kms/identifiers.js';
 import { ImportOperations, type ImportKeyMaterialInput } from './kms/import-operations.js';
@@ -164,14 +164,12 @@ export class KmsHmacClient {
 
   /** One MAC as a Promise: straight from the snapshot, unless the store is not open yet or the key lookup needs the store. */
   #mac1<T>(op: () => T): Promise<T> {
-    if (this.#ctx.isReady) {
-      try {
-        return Promise.resolve(op());
-      } catch (err) {
-        if (!STALE_ERRORS.has((err as Error)?.name)) return Promise.reject(err);
-      }
+    if (!this.#ctx.isReady) return this.#ctx.run(op);
+    try {
+      return Promise.resolve(op());
+    } catch (err) {
+      return this.#ctx.retryIfStale(op, err);
     }
-    return this.#ctx.run(op);
   }
 
   generateMacBatch(input: GenerateMacBatchInput): GenerateMacBatchOutput {

@@ -80,9 +80,14 @@ export class ClientContext {
     try {
       return await op();
     } catch (err) {
-      if (!STALE_ERRORS.has((err as Error)?.name) || !(await this.refresh())) throw err;
-      return op();
+      return this.retryIfStale(op, err);
     }
+  }
+
+  /** `op` failed with `err`: if a stale snapshot may explain it and the store did change, runs it again; else throws `err`. */
+  async retryIfStale<T>(op: () => T | Promise<T>, err: unknown): Promise<T> {
+    if (!STALE_ERRORS.has((err as Error)?.name) || !(await this.refresh())) throw err;
+    return op();
   }
 
   /** Catches up with the store now; whether anything changed. */
