@@ -108,9 +108,9 @@ function cpuSeconds(rootPid) {
   }
 }
 
-function startChild(args, readyPattern, extraEnv = {}) {
+function startChild(args, readyPattern) {
   const proc = spawn(process.execPath, args, {
-    env: { ...process.env, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey, ...extraEnv },
+    env: { ...process.env, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolvePromise, reject) => {
@@ -236,11 +236,10 @@ async function fleetRun(results) {
     console.log('# fleet: skipped (PostgreSQL is not installed)');
     return undefined;
   }
-  const env = { KMS_HMAC_PASSPHRASE: 'bench fleet passphrase' };
-  const replica = async (url) => {
-    const { proc, port } = await startChild([SERVE, '--port', '0', '--keystore', url, ...logArgs], /listening on http:\/\/127\.0\.0\.1:(\d+)/, env);
-    return { proc, port };
-  };
+  // Every replica gets the same passphrase, through the environment it inherits.
+  const savedPassphrase = process.env.KMS_HMAC_PASSPHRASE;
+  process.env.KMS_HMAC_PASSPHRASE = 'bench fleet passphrase';
+  const replica = (url) => startChild([SERVE, '--port', '0', '--keystore', url, ...logArgs], /listening on http:\/\/127\.0\.0\.1:(\d+)/);
   try {
     const hot = await pg.createDatabase('hot');
     const withKey = (start) => async () => {
@@ -248,7 +247,7 @@ async function fleetRun(results) {
       const created = await post(port, 'TrentService.CreateKey', JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }));
       return { proc, port, keyId: created.KeyMetadata.KeyId };
     };
-    const serveStore = (...store) => withKey(() => startChild([join(ROOT, 'bench/serve-store.js'), ...store], /listening on http:\/\/127\.0\.0\.1:(\d+)/, env));
+    const serveStore = (...store) => withKey(() => startChild([join(ROOT, 'bench/serve-store.js'), ...store], /listening on http:\/\/127\.0\.0\.1:(\d+)/));
     const memoryServe = serveStore();
     const postgresServe = serveStore(hot);
     // In turns, twice each, the better run of each kept: a shared machine's load drifts over a minute.
@@ -296,6 +295,8 @@ async function fleetRun(results) {
       await Promise.all([stopChild(a.proc), stopChild(b.proc)]);
     }
   } finally {
+    if (savedPassphrase === undefined) delete process.env.KMS_HMAC_PASSPHRASE;
+    else process.env.KMS_HMAC_PASSPHRASE = savedPassphrase;
     await pg.destroy();
   }
 }

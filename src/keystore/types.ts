@@ -111,9 +111,9 @@ export interface KeyStore {
    */
   transact<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T>;
   /**
-   * A counter that changes whenever the visible state changes (own or another
-   * process's commits). Reading it is as cheap as a read and, like the reads,
-   * lets a file store notice another process's commit, so caching by version is safe.
+   * A counter that changes whenever the visible state changes: this
+   * process's commits, and other processes' once caught up with (in the
+   * background, or by refresh()). Caching by version is safe.
    */
   readonly version: number;
   /** Flushes and releases resources (locks, watchers). */
