@@ -7,11 +7,11 @@
 //   2. `kms-hmac serve --workers 2`     (same)
 //   3. a minimal Node server doing SigV4 + createHmac with node:crypto (bench/server-baseline.js)
 //   4. node:http alone answering a fixed body (the floor: HTTP parsing, the kernel, the load generator)
-//   5. fleet (when PostgreSQL is installed: a throwaway cluster, fsync on): `kms-hmac serve` on a
-//      memory store and on a PostgreSQL store, in turns, twice each, the better run of each kept (the
-//      MAC hot path must not care: target ≥ 0.95×); then two replicas on one PostgreSQL loaded at the same time (req/s per
-//      replica), and DisableKey acknowledged by one replica until the other refuses the key
-//      (propagation time, p50/p99 over 20 trials).
+//   5. fleet (when PostgreSQL is installed: a throwaway cluster, fsync on): one server on a memory
+//      store and on a PostgreSQL store, in turns, twice each, the better run of each kept (the MAC
+//      hot path must not care: target ≥ 0.95×); then two replicas on one PostgreSQL loaded at the
+//      same time (req/s per replica), and DisableKey acknowledged by one replica until the other
+//      refuses the key (propagation time, p50/p99 over 20 trials).
 // Each server runs in its own child process; the load generator shares the
 // machine. Reports req/s, p50/p99 latency and errors for each, and checks the
 // targets (1 worker ≥ 18,000 req/s, p99 ≤ 10 ms, 0 errors; 2 workers ≥ 1.4×).
