@@ -54,6 +54,10 @@ function replica(storeUrl: string): Promise<Replica> {
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
   const exited = new Promise((resolve) => proc.on('exit', resolve));
+  // A replica that dies by itself is a failure worth seeing (kills are SIGKILL, stops are ours).
+  proc.on('exit', (code, signal) => {
+    if (signal !== 'SIGKILL') console.error(`[fleet] replica exited by itself (${code}, ${signal}): ${err}`);
+  });
   return new Promise((resolve, reject) => {
     proc.stdout!.on('data', (d) => {
       out += d;

@@ -259,12 +259,28 @@ export class PostgresKeyStore extends DurableKeyStore {
     return err;
   }
 
+  /**
+   * A pooled connection for one transaction. While checked out, a client
+   * whose connection breaks between two queries (a database shutdown) emits
+   * 'error'; with no listener that would end the process. The query in
+   * flight, or the next one, fails anyway and is reported as unavailable.
+   */
   async #connect(): Promise<pg.PoolClient> {
+    let client: pg.PoolClient;
     try {
-      return await this.#pool.connect();
+      client = await this.#pool.connect();
     } catch (err) {
       throw this.#failure(err, false);
     }
+    const ignore = () => {};
+    client.on('error', ignore);
+    const release = client.release.bind(client);
+    client.release = (destroy?: boolean | Error) => {
+      client.removeListener('error', ignore);
+      client.release = release;
+      return release(destroy);
+    };
+    return client;
   }
 
   /** Runs steps in one REPEATABLE READ transaction (one snapshot). */
