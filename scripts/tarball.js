@@ -3,8 +3,11 @@
 // build the addon would fail instead of quietly compiling it.
 // Used by scripts/check-tarball.js, scripts/test-arm64.js and test/prebuild.test.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** npm and npx are .cmd scripts on Windows, which Node only runs through a shell. */
 export const WINDOWS_SHELL = process.platform === 'win32';
@@ -49,10 +52,19 @@ export function compilerFreeEnv(dir, env = process.env) {
   return clean;
 }
 
-/** Installs `tarball` into a new project at `consumer`; returns the spawnSync result (status, stdout, stderr). */
+/**
+ * Installs `tarball` into a new project at `consumer`; returns the spawnSync result (status, stdout, stderr).
+ *
+ * better-sqlite3 (the file key store's engine, a dependency) downloads its own prebuilt binary from
+ * GitHub at install, which this network cannot reach, and would compile SQLite instead: the consumer
+ * gets the copy already installed in this checkout, which npm keeps. What is checked is kms-hmac's own
+ * addon, as a user with a normal network would get it.
+ */
 export function installTarball(tarball, consumer, env, extraArgs = []) {
   mkdirSync(consumer, { recursive: true });
   writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+  const sqlite = join(ROOT, 'node_modules', 'better-sqlite3');
+  if (existsSync(sqlite)) cpSync(sqlite, join(consumer, 'node_modules', 'better-sqlite3'), { recursive: true });
   const args = ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', ...extraArgs];
   return spawnSync('npm', args, { cwd: consumer, env, encoding: 'utf8', shell: WINDOWS_SHELL });
 }

@@ -27,7 +27,7 @@ function base(name: string): Command {
     // The AWS CLI's name for the same flag, so commands pasted from `aws kms generate-mac` work.
     .addOption(new Option('--mac-algorithm <alg>', 'same as --algorithm').choices(MAC_ALGORITHMS).conflicts('algorithm'))
     .option('--json', 'print the KMS response as JSON (blobs in base64)')
-    .option('--keystore <path>', KEYSTORE_HELP)
+    .option('--keystore <path|url>', KEYSTORE_HELP)
     .option('--region <region>', 'region in key ARNs', 'us-east-1')
     .option('--account-id <id>', 'account id in key ARNs', '111122223333');
 }

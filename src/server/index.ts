@@ -42,7 +42,7 @@ export interface StartServerOptions {
   host?: string;
   /** Default 4599; 0 picks a free port (reported in the result). */
   port?: number;
-  /** Key store file (durable FileKeyStore) or a KeyStore; default an in-memory store. Required for workers > 1. */
+  /** Key store: a file path (FileKeyStore), a postgres:// URL (PostgresKeyStore) or a KeyStore; default in memory. A path or URL for workers > 1. */
   keyStore?: string | KeyStore;
   /** Use this client instead of creating one (then keyStore/region/accountId are the client's business). */
   client?: KmsApi;
@@ -86,7 +86,7 @@ function checkOptions(o: StartServerOptions): Credential[] {
   const workers = o.workers ?? 1;
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError('workers must be an integer from 1 to 64');
   if (workers > 1 && typeof o.keyStore !== 'string') {
-    throw new TypeError('workers > 1 needs a key store file path (processes share keys through the durable store)');
+    throw new TypeError('workers > 1 needs a key store path or postgres:// URL (processes share keys through the durable store)');
   }
   if (workers > 1 && o.client) throw new TypeError('workers > 1 cannot use an injected client');
   serverLimits(o);
@@ -106,13 +106,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       region: options.region ?? DEFAULT_REGION,
       accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
     }) as unknown as KmsApi);
-  // Another process (a worker, or `kms-hmac keys …`) may change a file store: on a lookup miss, re-read it.
-  const store = (client as { keyStore?: { refresh?: () => boolean } }).keyStore;
-  const refresh = typeof store?.refresh === 'function' ? () => store.refresh!() : undefined;
   let srv;
   try {
+    // A PostgreSQL store opens asynchronously: answer nothing before the snapshot is loaded. (Keys another
+    // process creates later are found by the client itself, which asks the store when a lookup misses.)
+    await (client as { ready?: () => Promise<void> }).ready?.();
     srv = await listen({
-      ...(refresh ? { refresh } : {}),
       client,
       credentials,
       auth: options.auth ?? 'sigv4',
