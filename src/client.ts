@@ -23,6 +23,7 @@ import { kmsError } from './kms/errors.js';
 import { partitionOf } from './kms/identifiers.js';
 import { ImportOperations, type ImportKeyMaterialInput } from './kms/import-operations.js';
 import { KeyOperations, type CreateKeyInput } from './kms/key-operations.js';
+import { OPERATION_NAMES, OPERATIONS } from './kms/operations.js';
 import { SPEC_ALGORITHM, type KeyMetadata } from './kms/keys.js';
 import {
   MacOperations,
@@ -82,33 +83,7 @@ export interface FastPathHooks {
   macAlgorithm(localKeyId: string): string | undefined;
 }
 
-const OPERATIONS: Record<string, string> = {
-  CreateKey: 'createKey',
-  DescribeKey: 'describeKey',
-  ListKeys: 'listKeys',
-  CreateAlias: 'createAlias',
-  UpdateAlias: 'updateAlias',
-  DeleteAlias: 'deleteAlias',
-  ListAliases: 'listAliases',
-  EnableKey: 'enableKey',
-  DisableKey: 'disableKey',
-  ScheduleKeyDeletion: 'scheduleKeyDeletion',
-  CancelKeyDeletion: 'cancelKeyDeletion',
-  GetParametersForImport: 'getParametersForImport',
-  ImportKeyMaterial: 'importKeyMaterial',
-  DeleteImportedKeyMaterial: 'deleteImportedKeyMaterial',
-  TagResource: 'tagResource',
-  UntagResource: 'untagResource',
-  ListResourceTags: 'listResourceTags',
-  EnableKeyRotation: 'enableKeyRotation',
-  DisableKeyRotation: 'disableKeyRotation',
-  GetKeyRotationStatus: 'getKeyRotationStatus',
-  GenerateMac: 'generateMac',
-  VerifyMac: 'verifyMac',
-};
-
-/** The KMS operations `send()` and `execute()` accept (PascalCase names). */
-export const SUPPORTED_OPERATIONS: readonly string[] = Object.freeze(Object.keys(OPERATIONS));
+export const SUPPORTED_OPERATIONS: readonly string[] = OPERATION_NAMES;
 
 export class KmsHmacClient {
   readonly region: string;
@@ -333,7 +308,7 @@ export class KmsHmacClient {
 
   /** Runs a KMS operation by its PascalCase name (as in `X-Amz-Target: TrentService.<Operation>`). */
   async execute(operation: string, input: unknown): Promise<Record<string, unknown>> {
-    const method = Object.prototype.hasOwnProperty.call(OPERATIONS, operation) ? OPERATIONS[operation] : undefined;
+    const method = OPERATIONS.get(operation)?.method;
     if (method === undefined) {
       throw kmsError('UnsupportedOperationException', `${operation || 'This operation'} is not supported by kms-hmac, which implements the KMS HMAC operations and the key management around them.`);
     }
