@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
 import type { KmsHmacClient } from '../client.js';
+import { LIMITS } from '../kms/limits.js';
 import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, printJson, readInput, withClient, type CommonFlags } from './common.js';
 
 interface MacFlags extends CommonFlags {
@@ -21,7 +22,7 @@ async function algorithmFor(c: KmsHmacClient, flags: MacFlags): Promise<MacAlgor
 
 function base(name: string): Command {
   return new Command(name)
-    .argument('[file]', 'message file (default: stdin; at most 4096 bytes, as in KMS)')
+    .argument('[file]', `message file (default: stdin; at most ${LIMITS.message[1]} bytes, as in KMS)`)
     .requiredOption('--key-id <id>', 'key ID, key ARN, alias name or alias ARN')
     .addOption(new Option('--algorithm <alg>', "MAC algorithm (default: the key's only algorithm)").choices(MAC_ALGORITHMS))
     // The AWS CLI's name for the same flag, so commands pasted from `aws kms generate-mac` work.
