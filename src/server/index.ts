@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { KmsHmacClient } from '../client.js';
 import type { KeyStore } from '../keystore/types.js';
 import { createAccessLog, type AccessLogOptions } from './log.js';
-import { loadCredentialsFile, mergeCredentials, CredentialsError } from './credentials.js';
+import { checkCredential, loadCredentialsFile, mergeCredentials, CredentialsError } from './credentials.js';
 import {
   DEFAULT_ACCOUNT_ID,
   DEFAULT_HOST,
@@ -48,8 +48,8 @@ export interface StartServerOptions {
   client?: KmsApi;
   region?: string;
   accountId?: string;
-  /** Accepted SigV4 credential pairs. */
-  credentials?: readonly Credential[];
+  /** Accepted SigV4 credentials: one `{ accessKeyId, secretAccessKey, sessionToken? }` (the SDK's shape) or a list. */
+  credentials?: Credential | readonly Credential[];
   /** JSON file with more pairs (see credentials.ts). */
   credentialsFile?: string;
   /** `'sigv4'` (default) verifies signatures against the credentials; `'any'` is emulator mode. */
@@ -75,7 +75,9 @@ export interface StartedServer extends RunningServer {
 /** Checks what startServer would refuse, before anything is opened. */
 function checkOptions(o: StartServerOptions): Credential[] {
   const fromFile = o.credentialsFile ? loadCredentialsFile(o.credentialsFile, (m) => process.emitWarning(m)) : [];
-  const credentials = mergeCredentials([o.credentials ?? [], fromFile]);
+  const given = o.credentials === undefined ? [] : Array.isArray(o.credentials) ? o.credentials : [o.credentials as Credential];
+  const checked = given.map((c, i) => checkCredential(c ?? {}, Array.isArray(o.credentials) ? `credentials[${i}]` : 'credentials'));
+  const credentials = mergeCredentials([checked, fromFile]);
   if (o.auth !== 'any' && credentials.length === 0) {
     throw new CredentialsError(
       'no credentials configured: set KMS_HMAC_ACCESS_KEY_ID and KMS_HMAC_SECRET_ACCESS_KEY, ' +
