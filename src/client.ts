@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
-import type { BackendChoice } from './backend/index.js';
+import { getBackend, type BackendChoice } from './backend/index.js';
 import type { Backend } from './backend/types.js';
 import { openKeyStore, type OpenKeyStoreOptions } from './keystore/index.js';
 import type { HmacKeySpec, KeyStore, Tag } from './keystore/types.js';
@@ -65,6 +65,8 @@ export interface KmsHmacClientOptions {
   accountId?: string;
   /** HMAC backend (name or instance); default: the package's automatic selection. */
   backend?: BackendChoice | Backend;
+  /** Throw from the constructor instead of falling back to WebAssembly (also env KMS_HMAC_REQUIRE_NATIVE=1). */
+  requireNative?: boolean;
   /** Epoch milliseconds; injectable for tests (deletion windows, token and material expiry). */
   clock?: () => number;
 }
@@ -99,8 +101,10 @@ export class KmsHmacClient {
     this.accountId = options.accountId ?? '111122223333';
     const scope = { region: this.region, accountId: this.accountId, partition: partitionOf(this.region) };
     this.#ownsStore = !(typeof options.keyStore === 'object' && options.keyStore !== null);
+    // Resolved before the store opens, so a missing required addon leaves nothing open.
+    const backend = getBackend({ backend: options.backend, requireNative: options.requireNative });
     const store = openKeyStore(options.keyStore, options.keyStoreOptions);
-    this.#ctx = new ClientContext(store, options.clock ?? Date.now, scope, options.backend);
+    this.#ctx = new ClientContext(store, options.clock ?? Date.now, scope, backend);
     this.#mac = new MacOperations(this.#ctx);
     this.#keys = new KeyOperations(this.#ctx);
     this.#import = new ImportOperations(this.#ctx);

@@ -5,7 +5,6 @@
  * (time rules applied for real first). One instance per client; the client
  * owns the store's lifetime and flips `closed`.
  */
-import type { BackendChoice } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
 import { KeyStoreLockTimeoutError, KeyStoreUnavailableError } from '../keystore/errors.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from '../keystore/types.js';
@@ -40,8 +39,8 @@ export class ClientContext {
   readonly store: KeyStore;
   readonly clock: () => number;
   readonly scope: Scope;
-  /** HMAC backend for prepared keys; undefined: the package's automatic selection. */
-  readonly backend: BackendChoice | Backend | undefined;
+  /** HMAC backend for prepared keys. */
+  readonly backend: Backend;
   /** Resolves once the store is open (a PostgreSQL store opens asynchronously); rejects with why it could not. */
   readonly ready: Promise<void>;
   #isReady = false;
@@ -49,7 +48,7 @@ export class ClientContext {
   /** The pending background persistence of time rules noticed by a read (see readKey). */
   sweep: Promise<void> | undefined;
 
-  constructor(store: KeyStore, clock: () => number, scope: Scope, backend: BackendChoice | Backend | undefined) {
+  constructor(store: KeyStore, clock: () => number, scope: Scope, backend: Backend) {
     this.store = store;
     this.clock = clock;
     this.scope = scope;
