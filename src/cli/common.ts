@@ -31,9 +31,12 @@ export class CliError extends Error {
   }
 }
 
-export const KEYSTORE_HELP =
+/** `.option(...KEYSTORE_OPTION)`: the --keystore flag of every command that opens a key store. */
+export const KEYSTORE_OPTION = [
+  '--keystore <path|url>',
   'key store: a file, or postgres://user:pass@host:port/db for a store shared by several machines ' +
-  '(default: $KMS_HMAC_KEYSTORE, else $XDG_DATA_HOME/kms-hmac/keystore.db, else ~/.local/share/kms-hmac/keystore.db)';
+    '(default: $KMS_HMAC_KEYSTORE, else $XDG_DATA_HOME/kms-hmac/keystore.db, else ~/.local/share/kms-hmac/keystore.db)',
+] as const;
 
 const PASSPHRASE_FILE_HELP = `read the key store passphrase from this file (default: $${PASSPHRASE_FILE_ENV}, else $${PASSPHRASE_ENV})`;
 

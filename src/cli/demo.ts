@@ -18,7 +18,7 @@ import { MAC_INPUT_PREFIX, RAW_RECORD_MAX, writePrefix } from '../stream/format.
 import { engineFromClient } from '../stream/kms-engine.js';
 import { signLog } from '../stream/sign.js';
 import { verifyLog } from '../stream/verify.js';
-import { KEYSTORE_HELP, keystorePath, withClient, type CommonFlags } from './common.js';
+import { KEYSTORE_OPTION, keystorePath, withClient, type CommonFlags } from './common.js';
 import { printReport } from './logs.js';
 
 export const DEMO_ALIAS = 'alias/kms-hmac-demo';
@@ -132,7 +132,7 @@ function count(v: string): number {
 export function demoCommand(): Command {
   return new Command('demo')
     .description(`sign and verify a generated log, show tampering being caught, and compare with node:crypto (key ${DEMO_ALIAS} in the key store)`)
-    .option('--keystore <path|url>', KEYSTORE_HELP)
+    .option(...KEYSTORE_OPTION)
     .option('--records <n>', 'records in the sample log', count, 200_000)
     .option('--keep', 'keep the temporary directory with the log and sidecars')
     .action(async (flags: CommonFlags & { records: number; keep?: boolean }) => {

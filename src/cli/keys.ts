@@ -4,13 +4,13 @@ import { Command, Option } from 'commander';
 import type { KmsHmacClient } from '../client.js';
 import { resolvePassphrase } from '../keystore/crypto.js';
 import { describeKeyStore, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from '../keystore/index.js';
-import { CliError, EXIT_USAGE, KEYSTORE_HELP, keystorePath, printJson, readInput, withClient, type CommonFlags } from './common.js';
+import { CliError, EXIT_USAGE, KEYSTORE_OPTION, keystorePath, printJson, readInput, withClient, type CommonFlags } from './common.js';
 
 const SPECS = ['HMAC_224', 'HMAC_256', 'HMAC_384', 'HMAC_512'];
 
 function common(cmd: Command): Command {
   return cmd
-    .option('--keystore <path|url>', KEYSTORE_HELP)
+    .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region in key ARNs', 'us-east-1')
     .option('--account-id <id>', 'account id in key ARNs', '111122223333');
 }

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
 import type { KmsHmacClient } from '../client.js';
 import { LIMITS } from '../kms/limits.js';
-import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, printJson, readInput, withClient, type CommonFlags } from './common.js';
+import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_OPTION, printJson, readInput, withClient, type CommonFlags } from './common.js';
 
 interface MacFlags extends CommonFlags {
   keyId: string;
@@ -28,7 +28,7 @@ function base(name: string): Command {
     // The AWS CLI's name for the same flag, so commands pasted from `aws kms generate-mac` work.
     .addOption(new Option('--mac-algorithm <alg>', 'same as --algorithm').choices(MAC_ALGORITHMS).conflicts('algorithm'))
     .option('--json', 'print the KMS response as JSON (blobs in base64)')
-    .option('--keystore <path|url>', KEYSTORE_HELP)
+    .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region in key ARNs', 'us-east-1')
     .option('--account-id <id>', 'account id in key ARNs', '111122223333');
 }

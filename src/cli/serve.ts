@@ -8,7 +8,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeKeyStore } from '../keystore/index.js';
-import { addKeyStoreOptions, KEYSTORE_HELP, printWarningsPlainly } from './common.js';
+import { addKeyStoreOptions, KEYSTORE_OPTION, printWarningsPlainly } from './common.js';
 import { defaultKeyStorePath } from './paths.js';
 import {
   DEFAULT_ACCOUNT_ID,
@@ -76,7 +76,7 @@ export function serveCommand(): Command {
     .description('Serve the AWS KMS HMAC API over HTTP (AWS JSON 1.1, SigV4), for the AWS CLI and SDKs')
     .option('--host <host>', 'address to bind (loopback unless told otherwise)', DEFAULT_HOST)
     .option('--port <port>', 'port (0 picks a free one; the startup line says which)', intArg(0, 65535), DEFAULT_PORT)
-    .option('--keystore <path|url>', KEYSTORE_HELP)
+    .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region of key ARNs and of the SigV4 credential scope', DEFAULT_REGION)
     .option('--account-id <id>', 'account id in key ARNs', DEFAULT_ACCOUNT_ID)
     .option('--access-key-id <id>', `accepted access key id (or env ${ENV_ACCESS_KEY_ID})`)
