@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MAC_INPUT_PREFIX, RAW_RECORD_MAX } from '../src/stream/format.js';
-import { RecordFramer } from '../src/stream/framer.js';
+import { RecordFramer, type RecordBatch } from '../src/stream/framer.js';
 
 /** Reference: records end after each (non-overlapping, leftmost) delimiter; a non-empty tail is a record. */
 function reference(data: Buffer, delim: Buffer): Buffer[] {
@@ -20,7 +20,7 @@ function frame(data: Buffer, delim: Buffer, chunkSizes: () => number) {
   const sid = randomBytes(16);
   const f = new RecordFramer({ streamId: sid, delimiter: delim, digest: 'SHA-256', batchSize: 7 });
   const got: { kind: number; payload: Buffer; start: number; seq: number }[] = [];
-  const take = (bs: ReturnType<RecordFramer['push']>) => {
+  const take = (bs: Iterable<RecordBatch>) => {
     for (const b of bs) {
       for (let i = 0; i < b.count; i++) {
         const m = b.data.subarray(b.offsets[i]!, b.offsets[i + 1]!);
