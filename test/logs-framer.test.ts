@@ -1,8 +1,14 @@
 /** RecordFramer: records split exactly as a reference split, whatever the chunking and delimiter. */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { MAC_INPUT_PREFIX, RAW_RECORD_MAX } from '../src/stream/format.js';
 import { RecordFramer, recordEnd, type RecordBatch } from '../src/stream/framer.js';
+import { FRAMER_WASM_HASH } from '../src/stream/framer-wasm.js';
 
 /** Reference: records end after each (non-overlapping, leftmost) delimiter; a non-empty tail is a record. */
 function reference(data: Buffer, delim: Buffer): Buffer[] {
@@ -25,12 +31,24 @@ interface FrameOptions {
   inPlace?: boolean;
   /** Call flush() now and then: it closes a batch of the complete records and keeps an unfinished one. */
   flushes?: boolean;
+  /** Check each record (as NDJSON framing does): the JavaScript loop frames then, whatever the delimiter. */
+  check?: boolean;
 }
 
 function frame(data: Buffer, delim: Buffer, chunkSizes: () => number, o: FrameOptions = {}) {
   const sid = randomBytes(16);
   const slots = o.slots ?? 2;
-  const f = new RecordFramer({ streamId: sid, delimiter: delim, digest: 'SHA-256', batchSize: o.batchSize ?? 7, batchBytes: o.batchBytes, inputBytes: o.inputBytes, slots });
+  const checked: number[] = [];
+  const f = new RecordFramer({
+    streamId: sid,
+    delimiter: delim,
+    digest: 'SHA-256',
+    batchSize: o.batchSize ?? 7,
+    batchBytes: o.batchBytes,
+    inputBytes: o.inputBytes,
+    slots,
+    checkRecord: o.check ? (_buf, start, end, index) => void checked.push(index, end - start) : undefined,
+  });
   const got: { kind: number; payload: Buffer; start: number; seq: number }[] = [];
   // hold up to `slots` batches, as a pipeline with that many in flight does; a batch's bytes must survive until released
   const held: RecordBatch[] = [];
@@ -63,6 +81,11 @@ function frame(data: Buffer, delim: Buffer, chunkSizes: () => number, o: FrameOp
   }
   take(f.end());
   while (held.length) settle(held.shift()!);
+  if (o.check) {
+    // every raw record was checked, once, in order, with its bytes
+    const raw = got.flatMap((g) => (g.kind === 0 ? [g.seq, g.payload.length] : []));
+    expect(checked).toEqual(raw);
+  }
   return { got, records: f.records, bytes: f.bytes };
 }
 
@@ -102,6 +125,23 @@ function expectFramed(data: Buffer, delim: Buffer, { got, records, bytes }: Retu
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
 describe('RecordFramer', () => {
+  it('src/stream/framer-wasm.ts matches a fresh build of assembly/log-framer.ts (run npm run build:wasm if this fails)', () => {
+    const out = mkdtempSync(join(tmpdir(), 'kms-hmac-framer-wasm-'));
+    try {
+      execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/build-framer-wasm.js', import.meta.url)), '--out', out, '--no-generate'], { stdio: 'pipe' });
+      expect(readFileSync(join(out, 'log-framer.hash.txt'), 'utf8').trim()).toBe(FRAMER_WASM_HASH);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('the WebAssembly kernel and the JavaScript loop frame a one-byte delimiter alike', () => {
+    for (let round = 0; round < 10; round++) {
+      const data = randomLog();
+      for (const check of [false, true]) expectFramed(data, Buffer.from('\n'), frame(data, Buffer.from('\n'), () => 1 + Math.floor(Math.random() * 5000), { check, batchSize: 50 }));
+    }
+  });
+
   const delims = ['\n', '\r\n', 'ab', 'aba', '\0\0\0'].map((d) => Buffer.from(d));
   it.each(delims.map((d) => [JSON.stringify(d.toString()), d] as const))('delimiter %s, random data and chunking', (_n, delim) => {
     for (let round = 0; round < 14; round++) {
@@ -122,6 +162,7 @@ describe('RecordFramer', () => {
         slots: pick([1, 2, 3]),
         inPlace: Math.random() < 0.5,
         flushes: Math.random() < 0.5,
+        check: Math.random() < 0.3,
       };
       const maxChunk = pick([3, 64, 5000, 1 << 16]);
       expectFramed(data, delim, frame(data, delim, () => 1 + Math.floor(Math.random() * maxChunk), o));

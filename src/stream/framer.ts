@@ -11,20 +11,24 @@
  * bytes is hashed incrementally, never buffered, so memory stays constant
  * whatever the record or file size.
  *
- * Memory is one ArrayBuffer, allocated once:
+ * Memory is one buffer, laid out once:
  *
- *   [ input 0 | input 1 | slot 0 | slot 1 | … | slot S-1 ]
+ *   [ stream id | offsets and starts of each slot | input 0 | input 1 | slot 0 | … | slot S-1 ]
  *
  * The log's bytes are framed from an input area: a file reader reads straight
  * into one (inputArea) while the other is framed; any other chunk is copied
- * into input 0 first. Each record is then copied into its batch's slot with
- * copyWithin, which, unlike set() from a view of the input, creates no object
- * per record. A batch occupies its slot until release(): push(), flush() and
- * end() are generators that frame one batch at a time, so a consumer that
- * submits (or releases) each batch before taking the next never holds more
- * than `slots` batches.
+ * into input 0 first. Each record is then copied into its batch's slot: for
+ * a one-byte delimiter by a WebAssembly kernel (assembly/log-framer.ts) whose
+ * memory this buffer is, else by a JavaScript loop of Buffer.indexOf and
+ * copyWithin (which, unlike set() from a view of the input, creates no
+ * object per record). A batch occupies its slot until release(): push(),
+ * flush() and end() are generators that frame one batch at a time, so a
+ * consumer that submits (or releases) each batch before taking the next never
+ * holds more than `slots` batches.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { endianness } from 'node:os';
+import { FRAMER_WASM_BASE64 } from './framer-wasm.js';
 import { KIND_DIGEST, KIND_RAW, MAC_INPUT_PREFIX, PREFIX_KIND, PREFIX_N, RAW_RECORD_MAX, nodeDigestName, type DigestName } from './format.js';
 
 export interface RecordBatch {
@@ -51,22 +55,73 @@ export function recordEnd(batch: RecordBatch, i: number): number {
 /** Checks a complete record (whole bytes, only for records <= RAW_RECORD_MAX): `buf[start..end)`. NDJSON framing uses it. */
 export type RecordCheck = (buf: Buffer, start: number, end: number, index: number) => void;
 
+/**
+ * Batch and read sizes. Every batch and every read costs a hand-off to
+ * another thread and back (tens of microseconds of CPU in a VM), so they are
+ * large: 16,384 records of 200 bytes are 3.7 MB of MAC input.
+ */
+export const DEFAULT_BATCH_RECORDS = 16_384;
+const DEFAULT_BATCH_BYTES = 4 << 20;
+const DEFAULT_INPUT_BYTES = 2 << 20;
+
+/** The kernel's exports (assembly/log-framer.ts). */
+interface Kernel {
+  memory: WebAssembly.Memory;
+  packedEnd: WebAssembly.Global;
+  packedCount: WebAssembly.Global;
+  packRecords(
+    at: number, len: number, p: number, w: number, limit: number, count: number, maxCount: number, seq: number,
+    offsets: number, starts: number, base: number, logAt: number, delimiter: number, streamId: number, rawMax: number,
+  ): number;
+}
+
+let kernelModule: WebAssembly.Module | null | undefined;
+
+/**
+ * A kernel instance whose memory holds at least `bytes`, or null where it
+ * cannot run: no WebAssembly (e.g. --jitless), or a big-endian host (the
+ * typed-array views of its memory would read its little-endian numbers
+ * wrong). The JavaScript loop does the same work there.
+ */
+function kernelWithMemory(bytes: number): Kernel | null {
+  if (kernelModule === undefined) {
+    kernelModule = null;
+    if (typeof WebAssembly === 'object' && endianness() === 'LE') {
+      try {
+        kernelModule = new WebAssembly.Module(Buffer.from(FRAMER_WASM_BASE64, 'base64'));
+      } catch {
+        // no SIMD128, or WebAssembly switched off: the JavaScript loop
+      }
+    }
+  }
+  if (!kernelModule) return null;
+  const k = new WebAssembly.Instance(kernelModule).exports as unknown as Kernel;
+  try {
+    k.memory.grow(Math.ceil((bytes - k.memory.buffer.byteLength) / 65536));
+  } catch {
+    return null; // more than the kernel's maximum memory
+  }
+  return k;
+}
+
 export interface FramerOptions {
   streamId: Uint8Array;
   delimiter: Uint8Array;
   digest: DigestName;
-  /** Records per batch (default 4096). */
+  /** Records per batch (default DEFAULT_BATCH_RECORDS). */
   batchSize?: number;
-  /** Bytes of MAC input per batch (default 1 MiB; at least enough for one record of RAW_RECORD_MAX bytes). */
+  /** Bytes of MAC input per batch (default 4 MiB; at least enough for one record of RAW_RECORD_MAX bytes). */
   batchBytes?: number;
   /** Batches the consumer may hold at once (framed, not yet released; default 2). */
   slots?: number;
-  /** Bytes per input area (default 1 MiB): the largest read a file reader makes. */
+  /** Bytes per input area (default 2 MiB): the largest read a file reader makes. */
   inputBytes?: number;
   checkRecord?: RecordCheck;
   /** Where the input starts in the log: record index and byte offset (a signer resuming after its last checkpoint). */
   start?: { records: number; bytes: number };
 }
+
+const align8 = (n: number): number => Math.ceil(n / 8) * 8;
 
 export class RecordFramer {
   private readonly delim: Buffer;
@@ -83,12 +138,18 @@ export class RecordFramer {
   private readonly sid2: number;
   private readonly sid3: number;
 
+  private readonly kernel: Kernel | null;
+  /** Where the input areas start in the arena; the stream id is at 0. */
+  private readonly inputAt: number;
   private readonly arena: ArrayBuffer;
   private readonly u8: Uint8Array;
   private readonly buf: Buffer;
   private readonly dv: DataView;
   private readonly slotOffsets: Uint32Array[] = [];
   private readonly slotStarts: Float64Array[] = [];
+  /** Where each slot's offsets and starts are in the arena (for the kernel). */
+  private readonly offsetsAt: number[] = [];
+  private readonly startsAt: number[] = [];
   private readonly free: number[] = [];
   private readonly inUse: boolean[] = [];
 
@@ -119,9 +180,9 @@ export class RecordFramer {
     this.d0 = this.delim[0]!;
     this.digest = nodeDigestName(opts.digest);
     this.digestLength = this.digest === 'sha256' ? 32 : 64;
-    this.batchSize = opts.batchSize ?? 4096;
-    this.batchBytes = Math.max(opts.batchBytes ?? 1 << 20, MAC_INPUT_PREFIX + RAW_RECORD_MAX);
-    this.inputBytes = opts.inputBytes ?? 1 << 20;
+    this.batchSize = opts.batchSize ?? DEFAULT_BATCH_RECORDS;
+    this.batchBytes = Math.max(opts.batchBytes ?? DEFAULT_BATCH_BYTES, MAC_INPUT_PREFIX + RAW_RECORD_MAX);
+    this.inputBytes = opts.inputBytes ?? DEFAULT_INPUT_BYTES;
     this.checkRecord = opts.checkRecord;
     this.records = opts.start?.records ?? 0;
     this.bytes = this.framed = this.recStart = opts.start?.bytes ?? 0;
@@ -131,13 +192,20 @@ export class RecordFramer {
     this.sid2 = sv.getUint32(8);
     this.sid3 = sv.getUint32(12);
     const slots = Math.max(1, opts.slots ?? 2) + 1; // and the open batch
-    this.arena = new ArrayBuffer(2 * this.inputBytes + slots * this.batchBytes);
+    const offsetsBytes = align8((this.batchSize + 1) * 4);
+    this.inputAt = align8(16 + slots * (offsetsBytes + this.batchSize * 8));
+    const size = this.inputAt + 2 * this.inputBytes + slots * this.batchBytes;
+    this.kernel = this.delim.length === 1 && !this.checkRecord ? kernelWithMemory(size) : null;
+    this.arena = this.kernel ? this.kernel.memory.buffer : new ArrayBuffer(size);
     this.u8 = new Uint8Array(this.arena);
     this.buf = Buffer.from(this.arena);
     this.dv = new DataView(this.arena);
+    this.u8.set(opts.streamId.subarray(0, 16), 0);
     for (let s = slots - 1; s >= 0; s--) {
-      this.slotOffsets[s] = new Uint32Array(this.batchSize + 1);
-      this.slotStarts[s] = new Float64Array(this.batchSize);
+      this.offsetsAt[s] = 16 + s * offsetsBytes;
+      this.startsAt[s] = 16 + slots * offsetsBytes + s * this.batchSize * 8;
+      this.slotOffsets[s] = new Uint32Array(this.arena, this.offsetsAt[s], this.batchSize + 1);
+      this.slotStarts[s] = new Float64Array(this.arena, this.startsAt[s], this.batchSize);
       this.free.push(s);
       this.inUse[s] = false;
     }
@@ -146,7 +214,8 @@ export class RecordFramer {
 
   /** Input area `i` (0 or 1): read the log into it and push() the bytes read, without a copy. */
   inputArea(i: 0 | 1): Buffer {
-    return this.buf.subarray(i * this.inputBytes, (i + 1) * this.inputBytes);
+    const at = this.inputAt + i * this.inputBytes;
+    return this.buf.subarray(at, at + this.inputBytes);
   }
 
   /**
@@ -155,14 +224,14 @@ export class RecordFramer {
    * copied, so it may be reused after).
    */
   *push(chunk: Uint8Array): Generator<RecordBatch> {
-    if (chunk.buffer === this.arena && chunk.byteOffset + chunk.byteLength <= 2 * this.inputBytes) {
+    if (chunk.buffer === this.arena && chunk.byteOffset >= this.inputAt && chunk.byteOffset + chunk.byteLength <= this.inputAt + 2 * this.inputBytes) {
       yield* this.frameInput(chunk.byteOffset, chunk.byteLength);
       return;
     }
     for (let a = 0; a < chunk.byteLength; a += this.inputBytes) {
       const piece = chunk.subarray(a, a + this.inputBytes);
-      this.u8.set(piece, 0);
-      yield* this.frameInput(0, piece.byteLength);
+      this.u8.set(piece, this.inputAt);
+      yield* this.frameInput(this.inputAt, piece.byteLength);
     }
   }
 
@@ -194,7 +263,7 @@ export class RecordFramer {
     if (slot === undefined) throw new Error('internal: RecordFramer has no free batch slot (a consumer holds more batches than it asked slots for)');
     this.inUse[slot] = true;
     this.slot = slot;
-    this.base = this.pos = 2 * this.inputBytes + slot * this.batchBytes;
+    this.base = this.pos = this.inputAt + 2 * this.inputBytes + slot * this.batchBytes;
     this.n = 0;
     this.first = this.records;
     this.slotOffsets[slot]![0] = 0;
@@ -256,6 +325,22 @@ export class RecordFramer {
    * bytes; returns where it stopped.
    */
   private frameRecords(view: Buffer, at: number, p: number): number {
+    const k = this.kernel;
+    if (!k) return this.frameRecordsJs(view, at, p);
+    const end = k.packRecords(
+      at, view.length, p, this.pos, this.base + this.batchBytes, this.n, this.batchSize, this.records,
+      this.offsetsAt[this.slot]!, this.startsAt[this.slot]!, this.base, this.bytes, this.d0, 0, RAW_RECORD_MAX,
+    );
+    const n = k.packedCount.value as number;
+    this.records += n - this.n;
+    this.n = n;
+    this.pos = k.packedEnd.value as number;
+    this.framed = this.bytes + end;
+    return end;
+  }
+
+  /** frameRecords in JavaScript: any delimiter, and the record check. */
+  private frameRecordsJs(view: Buffer, at: number, p: number): number {
     const { u8, dv, d0, checkRecord: check, sid0, sid1, sid2, sid3 } = this;
     const multi = this.delim.length > 1 ? this.delim : null;
     const dl = this.delim.length;

@@ -24,7 +24,7 @@ import {
   type Framing,
   type SidecarHeader,
 } from './format.js';
-import { RecordFramer, type RecordBatch, type RecordCheck } from './framer.js';
+import { DEFAULT_BATCH_RECORDS, RecordFramer, type RecordBatch, type RecordCheck } from './framer.js';
 import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput, type ReadAreas } from './input.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 import { checkpointSettings } from './checkpoint.js';
@@ -138,7 +138,7 @@ export class SignPipeline {
     private readonly opts: PipelineOptions,
   ) {
     this.inflight = Math.max(1, opts.inflight ?? 2);
-    const batchSize = opts.batchSize ?? 4096;
+    const batchSize = opts.batchSize ?? DEFAULT_BATCH_RECORDS;
     this.framer = new RecordFramer({
       streamId: Buffer.from(header.streamId, 'hex'),
       delimiter: framingDelimiter(header.framing),

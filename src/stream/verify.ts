@@ -11,7 +11,7 @@ import type { MacEngine } from './engine.js';
 import { AnchorCheck } from './anchors.js';
 import { Aligner, type AlignRecord, type Matcher } from './aligner.js';
 import { MAC_INPUT_PREFIX, PREFIX_KIND, PREFIX_N, SidecarFormatError, framingDelimiter, writePrefix, writeU64 } from './format.js';
-import { RecordFramer, type RecordBatch } from './framer.js';
+import { DEFAULT_BATCH_RECORDS, RecordFramer, type RecordBatch } from './framer.js';
 import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput } from './input.js';
 import { IssueLog, type IssueKind, type VerifyIssue } from './issues.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
@@ -166,7 +166,7 @@ async function alignLog(input: LogInput, sf: SidecarFile, state: SidecarState, e
 
   // the stages overlap as in signing: the next read while a chunk is framed, up to `inflight` batches verified on
   // the worker threads while the next is framed; a batch's records stay in the framer until it is handled
-  const batchSize = opts.batchSize ?? 4096;
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH_RECORDS;
   const inflight = Math.max(1, opts.inflight ?? 2);
   const framer = new RecordFramer({ streamId, delimiter: framingDelimiter(header.framing), digest: header.digest, batchSize, slots: inflight + 1 });
   type Job = { batch: RecordBatch; d: number; results: Uint8Array; res: Promise<Uint8Array> };
