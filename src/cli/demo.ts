@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { backendInfo } from '../backend/index.js';
+import { describeKeyStore } from '../keystore/index.js';
 import type { KmsHmacClient } from '../client.js';
 import { MAC_INPUT_PREFIX, RAW_RECORD_MAX, writePrefix } from '../stream/format.js';
 import { engineFromClient } from '../stream/kms-engine.js';
@@ -131,7 +132,7 @@ function count(v: string): number {
 export function demoCommand(): Command {
   return new Command('demo')
     .description(`sign and verify a generated log, show tampering being caught, and compare with node:crypto (key ${DEMO_ALIAS} in the key store)`)
-    .option('--keystore <path>', KEYSTORE_HELP)
+    .option('--keystore <path|url>', KEYSTORE_HELP)
     .option('--records <n>', 'records in the sample log', count, 200_000)
     .option('--keep', 'keep the temporary directory with the log and sidecars')
     .action(async (flags: CommonFlags & { records: number; keep?: boolean }) => {
@@ -140,7 +141,7 @@ export function demoCommand(): Command {
       try {
         await withClient(flags, async (client) => {
           const info = backendInfo();
-          w(`kms-hmac demo — backend ${info.name}${info.simd ? ' (SIMD)' : ''}, key store ${keystorePath(flags)}`);
+          w(`kms-hmac demo — backend ${info.name}${info.simd ? ' (SIMD)' : ''}, key store ${describeKeyStore(keystorePath(flags))}`);
           const { arn, created } = await demoKey(client);
           w(`key ${DEMO_ALIAS} -> ${arn} (${created ? 'created' : 'reused'})`);
           w();
