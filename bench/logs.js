@@ -3,16 +3,25 @@
 // log of 200-byte lines (1 GiB by default) against bench/logs-baseline.js
 // (node:crypto createHmac per line, same file, same sidecar format), in one
 // run. Both sides run as their own process, as a user would run them, and
-// report wall time and CPU time (all threads) measured inside the process.
-// The two sidecars must be byte-identical (an end-to-end format check).
+// report wall time and CPU time (all threads) measured inside the process;
+// the runs alternate and the ratios are of medians. The two sidecars must be
+// byte-identical (an end-to-end format check). Then signLog and verifyLog run
+// in-process (bench/logs-in-process.js) while a 10 ms interval timer measures
+// how late the event loop gets to it.
 //
-//   npm run bench:logs                      1 GiB
+// Targets (issue 12): sign and verify >= 25x the baseline (wall time);
+// the timer never late by more than 20 ms during the in-process signLog (in
+// every one of --runs runs, in a process that has signed before; a cold
+// first use is reported beside it).
+//
+//   npm run bench:logs                      1 GiB, 3 runs of each
 //   npm run bench:logs -- --size 64MiB      (or KMS_HMAC_BENCH_LOG_SIZE=64MiB)
 //   npm run bench:logs -- --line 120        line length in bytes, newline included
+//   --runs N                                runs of each command (median reported)
 //   --keep                                  keep the temporary directory
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +31,9 @@ import { environment, printEnvironment } from './env.js';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'kms-hmac.js');
 const BASELINE = join(ROOT, 'bench', 'logs-baseline.js');
-const TARGET = 10;
+const IN_PROCESS = join(ROOT, 'bench', 'logs-in-process.js');
+const TARGET = 25;
+const LATE_TARGET_MS = 20;
 
 const argv = process.argv.slice(2);
 const flag = (name) => {
@@ -37,9 +48,11 @@ function parseSize(s) {
   return Math.floor(Number(m[1]) * mult);
 }
 
+const DEFAULT_SIZE = 2 ** 30;
 const size = parseSize(flag('--size') ?? process.env.KMS_HMAC_BENCH_LOG_SIZE ?? '1GiB');
 const lineLen = Number(flag('--line') ?? 200);
 const keep = argv.includes('--keep');
+const runs = Math.max(1, Number(flag('--runs') ?? 3));
 
 function run(cmd, args, env = {}) {
   return new Promise((resolve, reject) => {
@@ -91,6 +104,16 @@ async function sha256(path) {
 
 const env = environment();
 printEnvironment(env);
+// the kernel's scheduler group and its nice value: a run raised above the machine's other jobs says "nice -15"
+// (docs/performance.md, "Measuring on a shared machine"); both sides of every ratio run in the same group
+const schedulerGroup = (() => {
+  try {
+    return readFileSync('/proc/self/autogroup', 'utf8').trim();
+  } catch {
+    return null;
+  }
+})();
+console.log(`# scheduler group: ${schedulerGroup ?? 'unknown'}`);
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-bench-logs-'));
 const ks = join(dir, 'keystore.json');
 const log = join(dir, 'bench.log');
@@ -111,49 +134,97 @@ try {
   const warm = async (...paths) => {
     for (const p of paths) for await (const _ of createReadStream(p, { highWaterMark: 4 << 20 }));
   };
+  const median = (xs) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  const ours = { sign: [], verify: [] };
+  const base = { sign: [], verify: [] };
+  let same = true;
+  for (let r = 0; r < runs; r++) {
+    // alternate, so that a slow spell on the shared machine lands on both sides
+    await warm(log);
+    const s = await json(BIN, ['sign', log, '--key-id', 'alias/bench', '--out', join(dir, 'ours.mac'), '--json', '--no-progress'], cliEnv);
+    ours.sign.push({ ms: s.elapsedMs, cpuMs: s.cpuMs, ok: s.ok });
+    await warm(log);
+    const bs = await json(BASELINE, ['sign', log, join(dir, 'base.mac'), '--key-hex', keyHex, '--like', join(dir, 'ours.mac')]);
+    base.sign.push(bs);
+    same &&= (await sha256(join(dir, 'ours.mac'))) === (await sha256(join(dir, 'base.mac')));
+    await warm(log, join(dir, 'ours.mac'));
+    const v = await json(BIN, ['verify', log, '--sidecar', join(dir, 'ours.mac'), '--key-id', 'alias/bench', '--json', '--no-progress'], cliEnv);
+    ours.verify.push({ ms: v.elapsedMs, cpuMs: v.cpuMs, ok: v.ok });
+    await warm(log, join(dir, 'ours.mac'));
+    base.verify.push(await json(BASELINE, ['verify', log, join(dir, 'ours.mac'), '--key-hex', keyHex]));
+    console.log(`# run ${r + 1}/${runs}: sign ${(s.elapsedMs / 1000).toFixed(2)} s vs ${(bs.ms / 1000).toFixed(2)} s; verify ${(v.elapsedMs / 1000).toFixed(2)} s vs ${(base.verify.at(-1).ms / 1000).toFixed(2)} s`);
+  }
+  const summary = (xs) => ({ ms: median(xs.map((x) => x.ms)), cpuMs: median(xs.map((x) => x.cpuMs)), runs: xs.map((x) => ({ ms: Math.round(x.ms), cpuMs: Math.round(x.cpuMs) })), ok: xs.every((x) => x.ok) });
+  const oursSign = summary(ours.sign);
+  const oursVerify = summary(ours.verify);
+  const baseSign = summary(base.sign);
+  const baseVerify = summary(base.verify);
+
+  // the library in-process: how late does a 10 ms timer run while a log is signed (and verified)? The target is
+  // for a process that has signed before (every run must meet it); the first use in a fresh process is reported too
+  const loopSigns = [];
+  for (let r = 0; r < runs; r++) {
+    await warm(log);
+    loopSigns.push(await json(IN_PROCESS, ['sign', log, join(dir, 'lib.mac'), 'alias/bench'], cliEnv));
+  }
   await warm(log);
-  const oursSign = await json(BIN, ['sign', log, '--key-id', 'alias/bench', '--out', join(dir, 'ours.mac'), '--json', '--no-progress'], cliEnv);
-  await warm(log, join(dir, 'ours.mac'));
-  const oursVerify = await json(BIN, ['verify', log, '--sidecar', join(dir, 'ours.mac'), '--key-id', 'alias/bench', '--json', '--no-progress'], cliEnv);
-  await warm(log);
-  const baseSign = await json(BASELINE, ['sign', log, join(dir, 'base.mac'), '--key-hex', keyHex, '--like', join(dir, 'ours.mac')]);
-  await warm(log, join(dir, 'ours.mac'));
-  const baseVerify = await json(BASELINE, ['verify', log, join(dir, 'ours.mac'), '--key-hex', keyHex]);
-  const same = (await sha256(join(dir, 'ours.mac'))) === (await sha256(join(dir, 'base.mac')));
+  const loopCold = await json(IN_PROCESS, ['sign', log, join(dir, 'lib.mac'), 'alias/bench', '--cold'], cliEnv);
+  await warm(log, join(dir, 'lib.mac'));
+  const loopVerify = await json(IN_PROCESS, ['verify', log, join(dir, 'lib.mac'), 'alias/bench'], cliEnv);
+  const lateWorst = Math.max(...loopSigns.map((l) => l.timer.worstMs));
 
   const rows = [
-    ['sign', 'kms-hmac sign', oursSign.elapsedMs, oursSign.cpuMs, oursSign.ok],
-    ['sign', 'node:crypto baseline', baseSign.ms, baseSign.cpuMs, baseSign.ok],
-    ['verify', 'kms-hmac verify', oursVerify.elapsedMs, oursVerify.cpuMs, oursVerify.ok],
-    ['verify', 'node:crypto baseline', baseVerify.ms, baseVerify.cpuMs, baseVerify.ok],
+    ['sign', 'kms-hmac sign', oursSign],
+    ['sign', 'node:crypto baseline', baseSign],
+    ['verify', 'kms-hmac verify', oursVerify],
+    ['verify', 'node:crypto baseline', baseVerify],
   ];
   const rps = (ms) => gen.records / (ms / 1000);
   const mbs = (ms) => gen.bytes / 2 ** 20 / (ms / 1000);
   console.log('');
+  console.log(`medians of ${runs} run(s):`);
+  console.log('');
   console.log(`| op | implementation | wall s | records/s | MiB/s | CPU s | ok |`);
   console.log(`|---|---|---:|---:|---:|---:|---|`);
-  for (const [op, name, ms, cpu, ok] of rows) {
-    console.log(`| ${op} | ${name} | ${(ms / 1000).toFixed(2)} | ${Math.round(rps(ms)).toLocaleString('en-US')} | ${mbs(ms).toFixed(0)} | ${(cpu / 1000).toFixed(2)} | ${ok} |`);
+  for (const [op, name, r] of rows) {
+    console.log(`| ${op} | ${name} | ${(r.ms / 1000).toFixed(2)} | ${Math.round(rps(r.ms)).toLocaleString('en-US')} | ${mbs(r.ms).toFixed(0)} | ${(r.cpuMs / 1000).toFixed(2)} | ${r.ok} |`);
   }
-  const signRatio = baseSign.ms / oursSign.elapsedMs;
-  const verifyRatio = baseVerify.ms / oursVerify.elapsedMs;
+  const signRatio = baseSign.ms / oursSign.ms;
+  const verifyRatio = baseVerify.ms / oursVerify.ms;
   const signCpu = baseSign.cpuMs / oursSign.cpuMs;
   const verifyCpu = baseVerify.cpuMs / oursVerify.cpuMs;
+  const met = (ok) => (ok ? 'met' : 'MISSED');
   console.log('');
-  console.log(`sign:   ${signRatio.toFixed(1)}x the baseline (wall), ${signCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${signRatio >= TARGET ? 'met' : 'MISSED'}`);
-  console.log(`verify: ${verifyRatio.toFixed(1)}x the baseline (wall), ${verifyCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${verifyRatio >= TARGET ? 'met' : 'MISSED'}`);
+  console.log(`sign:   ${signRatio.toFixed(1)}x the baseline (wall), ${signCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${met(signRatio >= TARGET)}`);
+  console.log(`verify: ${verifyRatio.toFixed(1)}x the baseline (wall), ${verifyCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${met(verifyRatio >= TARGET)}`);
+  for (const l of [...loopSigns, loopCold, loopVerify]) {
+    const t = l.timer;
+    console.log(
+      `in-process ${l.op}Log${l.cold ? ' (cold: first use in the process)' : ''}: ${(l.ms / 1000).toFixed(2)} s; a 10 ms timer fired ${t.ticks} times, ` +
+        `late by ${t.p50Ms.toFixed(1)} ms (median), ${t.p99Ms.toFixed(1)} ms (p99), ${t.worstMs.toFixed(1)} ms at worst (${(t.worstAtMs / 1000).toFixed(2)} s in)`,
+    );
+  }
+  console.log(`in-process signLog, worst lateness over ${runs} run(s): ${lateWorst.toFixed(1)} ms — target <= ${LATE_TARGET_MS} ms: ${met(lateWorst <= LATE_TARGET_MS)}`);
   console.log(`sidecars byte-identical (kms-hmac vs node:crypto baseline): ${same}`);
   const result = {
     env,
+    schedulerGroup,
+    runs,
     log: { bytes: gen.bytes, records: gen.records, lineBytes: lineLen },
-    sign: { ours: { ms: oursSign.elapsedMs, cpuMs: oursSign.cpuMs }, baseline: { ms: baseSign.ms, cpuMs: baseSign.cpuMs }, ratio: signRatio, cpuRatio: signCpu },
-    verify: { ours: { ms: oursVerify.elapsedMs, cpuMs: oursVerify.cpuMs }, baseline: { ms: baseVerify.ms, cpuMs: baseVerify.cpuMs }, ratio: verifyRatio, cpuRatio: verifyCpu },
+    sign: { ours: oursSign, baseline: baseSign, ratio: signRatio, cpuRatio: signCpu },
+    verify: { ours: oursVerify, baseline: baseVerify, ratio: verifyRatio, cpuRatio: verifyCpu },
+    inProcess: { sign: loopSigns, lateWorstMs: lateWorst, signCold: loopCold, verify: loopVerify },
     identicalSidecars: same,
-    target: TARGET,
+    targets: { ratio: TARGET, timerLateMs: LATE_TARGET_MS },
   };
-  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results', 'logs-latest.json'), JSON.stringify(result, null, 2) + '\n');
-  if (!same || !oursSign.ok || !oursVerify.ok || !baseVerify.ok) process.exitCode = 1;
+  if (size === DEFAULT_SIZE && lineLen === 200) {
+    mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench', 'results', 'logs-latest.json'), JSON.stringify(result, null, 2) + '\n');
+  } else console.log('# (bench/results/logs-latest.json keeps the 1 GiB run of 200-byte lines: not overwritten)');
+  if (!same || !oursSign.ok || !oursVerify.ok || !baseVerify.ok || !loopVerify.ok) process.exitCode = 1;
 } finally {
   if (keep) console.log(`# kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });

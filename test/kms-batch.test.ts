@@ -90,6 +90,40 @@ describe('batch extensions', () => {
     expect(e.name).toBe('DisabledException');
   });
 
+  it('Out: results written into the caller\'s buffer (sync and async), checked for type and size', async () => {
+    const { client, key } = await setup();
+    const base = { KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256' };
+    const { data, offsets } = packMessages(messages);
+    const expected = client.generateMacBatch({ ...base, Data: data, Offsets: offsets }).Macs;
+    const out = new Uint8Array(300 * 32 + 5).fill(0xee);
+    const g = await client.generateMacBatchAsync({ ...base, Data: data, Offsets: offsets, Out: out });
+    expect(g.Macs).toEqual(expected);
+    expect(g.Macs.buffer).toBe(out.buffer);
+    expect(out.subarray(300 * 32)).toEqual(new Uint8Array(5).fill(0xee)); // nothing beyond the results
+    const again = new Uint8Array(300 * 32);
+    expect(client.generateMacBatch({ ...base, Messages: messages, Out: again }).Macs.buffer).toBe(again.buffer);
+    expect(again).toEqual(expected);
+
+    const macs = new Uint8Array(expected);
+    macs[5 * 32]! ^= 1;
+    const results = new Uint8Array(300).fill(9);
+    const v = await client.verifyMacBatchAsync({ ...base, Data: data, Offsets: offsets, Macs: macs, Out: results });
+    expect(v.MacValid.buffer).toBe(results.buffer);
+    expect(results[5]).toBe(0);
+    expect(results.filter((x) => x === 1).length).toBe(299);
+    const arrayMacs = Array.from({ length: 300 }, (_, i) => expected.subarray(i * 32, (i + 1) * 32));
+    arrayMacs[2] = arrayMacs[2]!.subarray(0, 31); // the wrong length is 0 in Out too
+    expect(client.verifyMacBatch({ ...base, Messages: messages, Macs: arrayMacs, Out: results }).MacValid[2]).toBe(0);
+
+    let e = await caught(client.generateMacBatchAsync({ ...base, Data: data, Offsets: offsets, Out: new Uint8Array(300 * 32 - 1) }));
+    expect(e.name).toBe('ValidationException');
+    expect(e.message).toMatch(/Out must hold at least 9600 bytes/);
+    e = await caught(() => client.verifyMacBatch({ ...base, Data: data, Offsets: offsets, Macs: macs, Out: new Uint8Array(299) }));
+    expect(e.name).toBe('ValidationException');
+    e = await caught(() => client.generateMacBatch({ ...base, Messages: messages, Out: new Uint32Array(2400) as unknown as Uint8Array }));
+    expect(e.message).toBe('Out must be a Uint8Array');
+  });
+
   it('a large async batch on all cores', async () => {
     const { client, key, material } = await setup();
     const many = Array.from({ length: 20_000 }, (_, i) => Buffer.from(`record-${i}-${'x'.repeat(i % 50)}`));

@@ -10,7 +10,7 @@
  */
 import { pooledMac } from '../mac-pool.js';
 import { BatchItemError, withPackedMacs, withPackedMessages } from '../pack.js';
-import { byteLength, elementCount, isUint32Array, isUint8Array } from '../views.js';
+import { byteLength, elementCount, isUint32Array, isUint8Array, plainView } from '../views.js';
 import { inspect } from 'node:util';
 import { MAC_LENGTH, type BackendKey, type MacAlgorithm } from '../backend/types.js';
 import type { KeyRecord, KeyStore } from '../keystore/types.js';
@@ -49,6 +49,13 @@ export interface GenerateMacBatchInput {
   Messages?: readonly Uint8Array[];
   Data?: Uint8Array;
   Offsets?: Uint32Array;
+  /**
+   * Where the results go (an extension for streams of batches that allocate
+   * nothing): at least n × MacLength bytes for generate, n for verify. `Macs`
+   * / `MacValid` are then views of it. The async forms write it when they
+   * settle: leave it alone until then.
+   */
+  Out?: Uint8Array;
   GrantTokens?: string[];
   DryRun?: boolean;
 }
@@ -100,6 +107,8 @@ interface PreparedBatch {
   readonly macs: Uint8Array | undefined;
   /** Entries of an array of MACs that were not the MAC length: invalid whatever they compare as. */
   readonly wrongLength: readonly number[];
+  /** Where the results go: the caller's `Out`, or a new buffer, exactly as long as the results. */
+  readonly out: Uint8Array;
 }
 
 /**
@@ -201,32 +210,31 @@ export class MacOperations {
 
   generateMacBatch(input: GenerateMacBatchInput): GenerateMacBatchOutput {
     return this.#withBatch(input, false, (b) => {
-      const Macs = new Uint8Array(b.count * b.entry.macLength);
-      b.entry.slot.macKey.macPackedInto(b.data, b.offsets, Macs);
-      return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacLength: b.entry.macLength, Macs };
+      b.entry.slot.macKey.macPackedInto(b.data, b.offsets, b.out);
+      return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacLength: b.entry.macLength, Macs: b.out };
     });
   }
 
   verifyMacBatch(input: VerifyMacBatchInput): VerifyMacBatchOutput {
     return this.#withBatch(input, true, (b) => {
-      const MacValid = new Uint8Array(b.count);
-      b.entry.slot.macKey.verifyPackedInto(b.data, b.offsets, b.macs!, MacValid);
-      for (const i of b.wrongLength) MacValid[i] = 0;
-      return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid };
+      b.entry.slot.macKey.verifyPackedInto(b.data, b.offsets, b.macs!, b.out);
+      for (const i of b.wrongLength) b.out[i] = 0;
+      return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid: b.out };
     });
   }
 
   async generateMacBatchAsync(input: GenerateMacBatchInput): Promise<GenerateMacBatchOutput> {
-    const { b, done } = this.#withBatch(input, false, (b) => ({ b, done: b.entry.slot.macKey.macPackedAsync(b.data, b.offsets) }));
+    const { b, done } = this.#withBatch(input, false, (b) => ({ b, done: b.entry.slot.macKey.macPackedAsync(b.data, b.offsets, b.out) }));
     const { entry, alg } = b;
-    return { KeyId: entry.arn, MacAlgorithm: alg, MacLength: entry.macLength, Macs: await done };
+    await done;
+    return { KeyId: entry.arn, MacAlgorithm: alg, MacLength: entry.macLength, Macs: b.out };
   }
 
   async verifyMacBatchAsync(input: VerifyMacBatchInput): Promise<VerifyMacBatchOutput> {
-    const { b, done } = this.#withBatch(input, true, (b) => ({ b, done: b.entry.slot.macKey.verifyPackedAsync(b.data, b.offsets, b.macs!) }));
-    const MacValid = await done;
-    for (const i of b.wrongLength) MacValid[i] = 0;
-    return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid };
+    const { b, done } = this.#withBatch(input, true, (b) => ({ b, done: b.entry.slot.macKey.verifyPackedAsync(b.data, b.offsets, b.macs!, b.out) }));
+    await done;
+    for (const i of b.wrongLength) b.out[i] = 0;
+    return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid: b.out };
   }
 
   /**
@@ -245,6 +253,8 @@ export class MacOperations {
     v.grantTokens(input.GrantTokens);
     const dryRun = v.boolean('dryRun', input.DryRun);
     const macs = verify ? (input as VerifyMacBatchInput).Macs : undefined;
+    const out = input.Out;
+    if (out !== undefined && !isUint8Array(out)) throw validationMessage('Out must be a Uint8Array');
 
     const withMessages = (data: Uint8Array, offsets: Uint32Array, count: number): T => {
       checkMessageLengths(offsets, count);
@@ -256,8 +266,13 @@ export class MacOperations {
         if (verify && packedMacs!.byteLength !== count * entry.macLength) {
           throw validationMessage(`Packed Macs must be ${count} x ${entry.macLength} = ${count * entry.macLength} bytes for ${alg}, got ${packedMacs!.byteLength}`);
         }
+        const resultBytes = verify ? count : count * entry.macLength;
+        if (out !== undefined && byteLength(out) < resultBytes) {
+          throw validationMessage(`Out must hold at least ${resultBytes} bytes (${verify ? `${count} results` : `${count} x ${entry.macLength} for ${alg}`}), got ${byteLength(out)}`);
+        }
         if (dryRun === true) throw dryRunError();
-        return use({ entry, alg: alg!, count, data, offsets, macs: packedMacs, wrongLength });
+        const results = out === undefined ? new Uint8Array(resultBytes) : plainView(out).subarray(0, resultBytes);
+        return use({ entry, alg: alg!, count, data, offsets, macs: packedMacs, wrongLength, out: results });
       };
       if (!verify || macs === undefined || macs === null || isUint8Array(macs)) return prepare(isUint8Array(macs) ? macs : undefined, []);
       if (!Array.isArray(macs)) throw validationMessage('Macs must be an array of Uint8Array or one packed Uint8Array');

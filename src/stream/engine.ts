@@ -12,10 +12,14 @@ export interface MacEngine {
   readonly keyArn: string;
   readonly algorithm: MacAlgorithm;
   readonly macLength: number;
-  /** MACs of message i = data[offsets[i]..offsets[i+1]) at i*macLength. Inputs may be reused once this returns. */
-  macPacked(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
-  /** One byte per message: 1 valid, 0 invalid. */
-  verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
+  /**
+   * MACs of message i = data[offsets[i]..offsets[i+1]) at i*macLength, in
+   * `out` when given (left alone until this settles), else in a new buffer.
+   * Inputs may be reused once this returns.
+   */
+  macPacked(data: Uint8Array, offsets: Uint32Array, out?: Uint8Array): Promise<Uint8Array>;
+  /** One byte per message: 1 valid, 0 invalid; in `results` when given. */
+  verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results?: Uint8Array): Promise<Uint8Array>;
   /** Same, on the calling thread: cheaper than a worker round trip for a handful of messages (the verifier's search). */
   verifyPackedSync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
   /** A fresh (not pooled) MAC. */
@@ -26,8 +30,8 @@ export interface MacEngine {
 /** The parts of a MacKey (src/mac-key.ts) or a backend key the engine uses. */
 export interface PackedMacKey {
   verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
-  macPackedAsync(data: Uint8Array, offsets: Uint32Array): Promise<Uint8Array>;
-  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Promise<Uint8Array>;
+  macPackedAsync(data: Uint8Array, offsets: Uint32Array, out?: Uint8Array): Promise<Uint8Array>;
+  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results?: Uint8Array): Promise<Uint8Array>;
 }
 
 /** An engine over a MacKey-like object (no KMS key-state checks: the caller owns the key). */
@@ -37,8 +41,12 @@ export function engineFromMacKey(key: PackedMacKey, keyArn: string, algorithm: M
     keyArn,
     algorithm,
     macLength,
-    macPacked: (data, offsets) => key.macPackedAsync(data, offsets),
-    verifyPacked: (data, offsets, macs) => key.verifyPackedAsync(data, offsets, macs),
+    macPacked: async (data, offsets, out) => {
+      const n = (offsets.length - 1) * macLength;
+      return out ? (await key.macPackedAsync(data, offsets, out)).subarray(0, n) : key.macPackedAsync(data, offsets);
+    },
+    verifyPacked: async (data, offsets, macs, results) =>
+      results ? (await key.verifyPackedAsync(data, offsets, macs, results)).subarray(0, offsets.length - 1) : key.verifyPackedAsync(data, offsets, macs),
     verifyPackedSync: (data, offsets, macs) => key.verifyPacked(data, offsets, macs),
     async mac(message) {
       const offs = new Uint32Array([0, message.length]);

@@ -39,7 +39,7 @@ import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 import { headerVerifies, openSidecar, scanSidecar } from './sidecar-reader.js';
 import { checkpointSettings } from './checkpoint.js';
 import { SidecarWriter, type SidecarCheckpointOptions } from './sidecar-writer.js';
-import { SignPipeline, framerFor, newHeader } from './sign.js';
+import { SignPipeline, newHeader } from './sign.js';
 import { verifyLog } from './verify.js';
 
 export interface FollowOptions extends KeyOptions, SidecarCheckpointOptions {
@@ -276,7 +276,7 @@ class Follower {
       header,
       sidecarFh,
       writer,
-      pipeline: new SignPipeline(this.engine, framerFor(header, { batchSize: this.opts.batchSize, start, checkNdjson: false }), writer, this.opts.inflight),
+      pipeline: new SignPipeline(this.engine, header, writer, { batchSize: this.opts.batchSize, inflight: this.opts.inflight, start, checkNdjson: false }),
       sidecar: this.sidecarPath,
       retired: false,
       readPos: start.bytes,

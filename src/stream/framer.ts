@@ -1,6 +1,6 @@
 /**
  * Splits a byte stream into records and packs their MAC inputs into batches
- * without a JS object per record: one contiguous buffer of
+ * without a JS object per record: one contiguous run of
  * `streamId | u64 seq | kind | payload` inputs plus an offsets array, which
  * is what the backend's packed batch calls take.
  *
@@ -10,25 +10,28 @@
  * or absence is therefore signed too). A record longer than RAW_RECORD_MAX
  * bytes is hashed incrementally, never buffered, so memory stays constant
  * whatever the record or file size.
+ *
+ * Memory is one ArrayBuffer, allocated once:
+ *
+ *   [ input 0 | input 1 | slot 0 | slot 1 | … | slot S-1 ]
+ *
+ * The log's bytes are framed from an input area: a file reader reads straight
+ * into one (inputArea) while the other is framed; any other chunk is copied
+ * into input 0 first. Each record is then copied into its batch's slot with
+ * copyWithin, which, unlike set() from a view of the input, creates no object
+ * per record. A batch occupies its slot until release(): push(), flush() and
+ * end() are generators that frame one batch at a time, so a consumer that
+ * submits (or releases) each batch before taking the next never holds more
+ * than `slots` batches.
  */
 import { createHash, type Hash } from 'node:crypto';
-import {
-  KIND_DIGEST,
-  KIND_RAW,
-  MAC_INPUT_PREFIX,
-  PREFIX_KIND,
-  PREFIX_N,
-  PREFIX_STREAM_ID,
-  RAW_RECORD_MAX,
-  nodeDigestName,
-  type DigestName,
-} from './format.js';
+import { KIND_DIGEST, KIND_RAW, MAC_INPUT_PREFIX, PREFIX_KIND, PREFIX_N, RAW_RECORD_MAX, nodeDigestName, type DigestName } from './format.js';
 
 export interface RecordBatch {
   /** Index (0-based) of the first record in the whole stream. */
   first: number;
   count: number;
-  /** Packed MAC inputs; the seq field holds the record index. */
+  /** Packed MAC inputs; the seq field holds the record index. Valid until release(). */
   data: Buffer;
   /** count + 1 entries into `data`. */
   offsets: Uint32Array;
@@ -36,6 +39,8 @@ export interface RecordBatch {
   starts: Float64Array;
   /** Byte offset in the log just after the last record. */
   end: number;
+  /** The framer's slot holding this batch. */
+  readonly slot: number;
 }
 
 /** Byte offset in the log just after record i of the batch (0-based within the batch). */
@@ -43,16 +48,40 @@ export function recordEnd(batch: RecordBatch, i: number): number {
   return i + 1 < batch.count ? batch.starts[i + 1]! : batch.end;
 }
 
+/**
+ * Batch and read sizes. Every batch and every read costs a hand-off to
+ * another thread and back (tens of microseconds of CPU in a VM), so they are
+ * large: 16,384 records of 200 bytes are 3.7 MB of MAC input.
+ */
+export const DEFAULT_BATCH_RECORDS = 16_384;
+const DEFAULT_BATCH_BYTES = 4 << 20;
+const DEFAULT_INPUT_BYTES = 2 << 20;
+
+/**
+ * The arena of the last framer disposed of, for the next framer of that
+ * size. A process that signs or verifies log after log then writes into
+ * memory it has touched before: fresh memory is page-faulted in as the first
+ * batches are framed (about 20 µs a page in a VM, 16 MiB at the default
+ * sizes), which would hold up the event loop at the start of every log.
+ */
+let spareArena: ArrayBuffer | null = null;
+
+/** Checks a complete record (whole bytes, only for records <= RAW_RECORD_MAX): `buf[start..end)`. NDJSON framing uses it. */
+export type RecordCheck = (buf: Buffer, start: number, end: number, index: number) => void;
+
 export interface FramerOptions {
   streamId: Uint8Array;
   delimiter: Uint8Array;
   digest: DigestName;
-  /** Records per batch (default 4096). */
+  /** Records per batch (default DEFAULT_BATCH_RECORDS). */
   batchSize?: number;
-  /** Bytes of MAC input per batch (default 1 MiB; at least 4096). */
+  /** Bytes of MAC input per batch (default 4 MiB; at least enough for one record of RAW_RECORD_MAX bytes). */
   batchBytes?: number;
-  /** Called with each complete record (whole bytes, only for records <= RAW_RECORD_MAX) — used for NDJSON checks. */
-  checkRecord?: (record: Buffer, index: number, start: number) => void;
+  /** Batches the consumer may hold at once (framed, not yet released; default 2). */
+  slots?: number;
+  /** Bytes per input area (default 2 MiB): the largest read a file reader makes. */
+  inputBytes?: number;
+  checkRecord?: RecordCheck;
   /** Where the input starts in the log: record index and byte offset (a signer resuming after its last checkpoint). */
   start?: { records: number; bytes: number };
 }
@@ -61,9 +90,26 @@ export class RecordFramer {
   private readonly delim: Buffer;
   private readonly d0: number;
   private readonly digest: 'sha256' | 'sha512';
+  private readonly digestLength: number;
   private readonly batchSize: number;
   private readonly batchBytes: number;
-  private readonly checkRecord: FramerOptions['checkRecord'];
+  private readonly inputBytes: number;
+  private readonly checkRecord: RecordCheck | undefined;
+  /** The stream id as four big-endian words: written with DataView, far cheaper per record than a copy. */
+  private readonly sid0: number;
+  private readonly sid1: number;
+  private readonly sid2: number;
+  private readonly sid3: number;
+
+  private readonly arena: ArrayBuffer;
+  private readonly u8: Uint8Array;
+  private readonly buf: Buffer;
+  private readonly dv: DataView;
+  private readonly slotOffsets: Uint32Array[] = [];
+  private readonly slotStarts: Float64Array[] = [];
+  private readonly free: number[] = [];
+  private readonly inUse: boolean[] = [];
+  private disposed = false;
 
   /** Records seen so far (index of the next record). */
   records: number;
@@ -72,213 +118,312 @@ export class RecordFramer {
   /** Log bytes up to the end of the last complete record. */
   framed: number;
 
-  // record under construction (spans chunks)
-  private partial: Buffer[] = [];
-  private partialLen = 0;
-  private hash: Hash | null = null;
-  private recStart = 0;
-  /** last delimiter-length - 1 bytes of the record under construction (multi-byte delimiters only). */
-  private tail = Buffer.alloc(0);
-
-  /** The stream id as four big-endian words: written with DataView, far cheaper per record than set(). */
-  private readonly sidWords: [number, number, number, number];
-
-  // batch under construction
-  private data!: Buffer;
-  private view!: DataView;
-  private bytesView!: Uint8Array;
-  private offsets!: Uint32Array;
-  private starts!: Float64Array;
-  private n = 0;
+  // the open batch: its slot, where it starts in the arena, where the next input goes, records in it
+  private slot = -1;
+  private base = 0;
   private pos = 0;
+  private n = 0;
   private first = 0;
-  private out: RecordBatch[] = [];
-  /** Batch buffers handed back with release(): reused instead of allocating (and page-faulting) 1 MiB per batch. */
-  private readonly pool: { data: Buffer; offsets: Uint32Array; starts: Float64Array }[] = [];
+
+  // the record under construction (it spans input chunks): its bytes wait in the open batch at pos + MAC_INPUT_PREFIX,
+  // or, once longer than RAW_RECORD_MAX, in `hash`
+  private partialLen = 0;
+  private recStart = 0;
+  private hash: Hash | null = null;
+  /** The last (delimiter length - 1) bytes of the record under construction (multi-byte delimiters only). */
+  private tail = Buffer.alloc(0);
 
   constructor(opts: FramerOptions) {
     this.delim = Buffer.from(opts.delimiter);
     this.d0 = this.delim[0]!;
     this.digest = nodeDigestName(opts.digest);
-    this.batchSize = opts.batchSize ?? 4096;
-    this.batchBytes = Math.max(opts.batchBytes ?? 1 << 20, MAC_INPUT_PREFIX + RAW_RECORD_MAX);
+    this.digestLength = this.digest === 'sha256' ? 32 : 64;
+    this.batchSize = opts.batchSize ?? DEFAULT_BATCH_RECORDS;
+    this.batchBytes = Math.max(opts.batchBytes ?? DEFAULT_BATCH_BYTES, MAC_INPUT_PREFIX + RAW_RECORD_MAX);
+    this.inputBytes = opts.inputBytes ?? DEFAULT_INPUT_BYTES;
     this.checkRecord = opts.checkRecord;
     this.records = opts.start?.records ?? 0;
     this.bytes = this.framed = this.recStart = opts.start?.bytes ?? 0;
     const sv = new DataView(opts.streamId.buffer, opts.streamId.byteOffset, 16);
-    this.sidWords = [sv.getUint32(0), sv.getUint32(4), sv.getUint32(8), sv.getUint32(12)];
-    this.newBatch();
+    this.sid0 = sv.getUint32(0);
+    this.sid1 = sv.getUint32(4);
+    this.sid2 = sv.getUint32(8);
+    this.sid3 = sv.getUint32(12);
+    const slots = Math.max(1, opts.slots ?? 2) + 1; // and the open batch
+    const size = 2 * this.inputBytes + slots * this.batchBytes;
+    this.arena = spareArena?.byteLength === size ? spareArena : new ArrayBuffer(size);
+    if (this.arena === spareArena) spareArena = null;
+    this.u8 = new Uint8Array(this.arena);
+    this.buf = Buffer.from(this.arena);
+    this.dv = new DataView(this.arena);
+    for (let s = slots - 1; s >= 0; s--) {
+      this.slotOffsets[s] = new Uint32Array(this.batchSize + 1);
+      this.slotStarts[s] = new Float64Array(this.batchSize);
+      this.free.push(s);
+      this.inUse[s] = false;
+    }
+    this.open();
   }
 
-  private newBatch(): void {
-    const reused = this.pool.pop();
-    this.data = reused?.data ?? Buffer.allocUnsafeSlow(this.batchBytes);
-    this.view = new DataView(this.data.buffer, this.data.byteOffset, this.data.byteLength);
-    this.bytesView = new Uint8Array(this.data.buffer, this.data.byteOffset, this.data.byteLength);
-    this.offsets = reused?.offsets ?? new Uint32Array(this.batchSize + 1);
-    this.starts = reused?.starts ?? new Float64Array(this.batchSize);
-    this.n = 0;
-    this.pos = 0;
-    this.first = this.records;
-  }
-
-  private closeBatch(): void {
-    if (this.n === 0) return;
-    this.out.push({
-      first: this.first,
-      count: this.n,
-      data: this.data,
-      offsets: this.offsets.subarray(0, this.n + 1),
-      starts: this.starts.subarray(0, this.n),
-      end: this.framed,
-    });
-    this.newBatch();
+  /** Input area `i` (0 or 1): read the log into it and push() the bytes read, without a copy. */
+  inputArea(i: 0 | 1): Buffer {
+    return this.buf.subarray(i * this.inputBytes, (i + 1) * this.inputBytes);
   }
 
   /**
-   * Appends one complete record's MAC input; `src[a..b)` is the record when
-   * `digest` is null. `start` and `end` are its offsets in the log.
+   * Frames `chunk`, yielding each batch as it fills. `chunk` must stay
+   * unchanged until the iteration ends (bytes of an unfinished record are
+   * copied, so it may be reused after).
    */
-  private emit(src: Buffer, a: number, b: number, digest: Buffer | null, start: number, end: number): void {
-    const payload = digest ? digest.length : b - a;
-    if (this.n === this.batchSize || this.pos + MAC_INPUT_PREFIX + payload > this.data.length) this.closeBatch();
-    const p = this.pos;
-    // the hot path: ~5 M records/s per core depend on these few lines (see bench/logs.js)
-    const v = this.view;
-    const w = this.sidWords;
+  *push(chunk: Uint8Array): Generator<RecordBatch> {
+    this.assertLive();
+    if (chunk.buffer === this.arena && chunk.byteOffset + chunk.byteLength <= 2 * this.inputBytes) {
+      yield* this.frameInput(chunk.byteOffset, chunk.byteLength);
+      return;
+    }
+    for (let a = 0; a < chunk.byteLength; a += this.inputBytes) {
+      const piece = chunk.subarray(a, a + this.inputBytes);
+      this.u8.set(piece, 0);
+      yield* this.frameInput(0, piece.byteLength);
+    }
+  }
+
+  /** Ends the input: the unterminated last record (if any), then the final partial batch. */
+  *end(): Generator<RecordBatch> {
+    this.assertLive();
+    if (this.partialLen > 0) this.finishPartial();
+    yield* this.flush();
+  }
+
+  /**
+   * The complete records framed so far, as a batch, without ending the input:
+   * an unterminated record stays pending (a live log's writer may be in the
+   * middle of it).
+   */
+  *flush(): Generator<RecordBatch> {
+    if (this.n > 0) yield this.close();
+  }
+
+  /**
+   * Gives the framer's memory to the next framer once nothing uses it: every
+   * batch released and no view of an input area or a batch kept. The framer
+   * must not be used after (its counts may still be read).
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    if (this.inUse.some((used, s) => used && s !== this.slot)) throw new Error('internal: RecordFramer disposed of while a batch is held');
+    this.disposed = true;
+    spareArena = this.arena;
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new Error('internal: RecordFramer used after dispose()');
+  }
+
+  /** Hands a batch's slot back once nothing uses its data, offsets or starts any more. */
+  release(batch: RecordBatch): void {
+    if (!this.inUse[batch.slot]) return;
+    this.inUse[batch.slot] = false;
+    this.free.push(batch.slot);
+  }
+
+  /** Takes a free slot for the next batch. */
+  private open(): void {
+    const slot = this.free.pop();
+    if (slot === undefined) throw new Error('internal: RecordFramer has no free batch slot (a consumer holds more batches than it asked slots for)');
+    this.inUse[slot] = true;
+    this.slot = slot;
+    this.base = this.pos = 2 * this.inputBytes + slot * this.batchBytes;
+    this.n = 0;
+    this.first = this.records;
+    this.slotOffsets[slot]![0] = 0;
+  }
+
+  /** Closes the open batch and opens the next; an unfinished record's bytes move along with it. */
+  private close(): RecordBatch {
+    const { slot, n } = this;
+    const batch: RecordBatch = {
+      first: this.first,
+      count: n,
+      data: this.buf.subarray(this.base, this.pos),
+      offsets: this.slotOffsets[slot]!.subarray(0, n + 1),
+      starts: this.slotStarts[slot]!.subarray(0, n),
+      end: this.framed,
+      slot,
+    };
+    const from = this.pos + MAC_INPUT_PREFIX;
+    this.open();
+    if (this.partialLen > 0 && !this.hash) this.u8.copyWithin(this.pos + MAC_INPUT_PREFIX, from, from + this.partialLen);
+    return batch;
+  }
+
+  /** Whether the open batch has room for one more record of `payload` bytes. */
+  private fits(payload: number): boolean {
+    return this.n < this.batchSize && this.pos + MAC_INPUT_PREFIX + payload <= this.base + this.batchBytes;
+  }
+
+  /** Frames arena bytes [at, at + len), the next bytes of the log. */
+  private *frameInput(at: number, len: number): Generator<RecordBatch> {
+    const view = this.buf.subarray(at, at + len);
+    let p = 0;
+    if (this.partialLen > 0) p = this.continuePartial(view, at);
+    while (p < len) {
+      p = this.frameRecords(view, at, p);
+      if (p === len) break;
+      // stopped: the batch is full, or the next record is too long to pack as it is, or it continues in the next input
+      const idx = view.indexOf(this.delim, p);
+      const long = idx >= 0 && idx + this.delim.length - p > RAW_RECORD_MAX;
+      // the room the next record needs: its digest, its bytes, or (unfinished) the most a packed record can take
+      if (!this.fits(long ? this.digestLength : idx < 0 ? RAW_RECORD_MAX : idx + this.delim.length - p)) {
+        yield this.close();
+        continue;
+      }
+      if (long) {
+        p = this.emitDigest(view, p, idx + this.delim.length);
+        continue;
+      }
+      this.recStart = this.bytes + p;
+      this.append(at + p, at + len);
+      p = len;
+    }
+    this.bytes += len;
+  }
+
+  /**
+   * The hot loop: packs whole records of `view` (at `at` in the arena) from
+   * `p` while they fit in the open batch and are at most RAW_RECORD_MAX
+   * bytes; returns where it stopped.
+   */
+  private frameRecords(view: Buffer, at: number, p: number): number {
+    const { u8, dv, d0, checkRecord: check, sid0, sid1, sid2, sid3 } = this;
+    const multi = this.delim.length > 1 ? this.delim : null;
+    const dl = this.delim.length;
+    const offsets = this.slotOffsets[this.slot]!;
+    const starts = this.slotStarts[this.slot]!;
+    const base = this.base;
+    const limit = base + this.batchBytes;
+    const batchSize = this.batchSize;
+    const logAt = this.bytes;
+    let n = this.n;
+    let w = this.pos;
+    let seq = this.records;
+    while (n < batchSize) {
+      const idx = multi ? view.indexOf(multi, p) : view.indexOf(d0, p);
+      if (idx < 0) break;
+      const end = idx + dl;
+      const len = end - p;
+      if (len > RAW_RECORD_MAX || w + MAC_INPUT_PREFIX + len > limit) break;
+      dv.setUint32(w, sid0);
+      dv.setUint32(w + 4, sid1);
+      dv.setUint32(w + 8, sid2);
+      dv.setUint32(w + 12, sid3);
+      dv.setUint32(w + PREFIX_N, seq > 0xffffffff ? Math.floor(seq / 0x1_0000_0000) : 0);
+      dv.setUint32(w + PREFIX_N + 4, seq >>> 0);
+      u8[w + PREFIX_KIND] = KIND_RAW;
+      u8.copyWithin(w + MAC_INPUT_PREFIX, at + p, at + end);
+      if (check) check(this.buf, w + MAC_INPUT_PREFIX, w + MAC_INPUT_PREFIX + len, seq);
+      starts[n] = logAt + p;
+      w += MAC_INPUT_PREFIX + len;
+      n++;
+      offsets[n] = w - base;
+      seq++;
+      p = end;
+    }
+    this.n = n;
+    this.pos = w;
+    this.records = seq;
+    this.framed = logAt + p;
+    return p;
+  }
+
+  /** Writes the prefix of the next record at `pos` (the payload is there already, or written by the caller). */
+  private prefix(kind: number): void {
+    const { dv, pos: w } = this;
     const seq = this.records;
-    const sid = p + PREFIX_STREAM_ID;
-    v.setUint32(sid, w[0]);
-    v.setUint32(sid + 4, w[1]);
-    v.setUint32(sid + 8, w[2]);
-    v.setUint32(sid + 12, w[3]);
-    v.setUint32(p + PREFIX_N, seq > 0xffffffff ? Math.floor(seq / 0x1_0000_0000) : 0);
-    v.setUint32(p + PREFIX_N + 4, seq >>> 0);
-    this.bytesView[p + PREFIX_KIND] = digest ? KIND_DIGEST : KIND_RAW;
-    if (digest) this.bytesView.set(digest, p + MAC_INPUT_PREFIX);
-    else this.bytesView.set(new Uint8Array(src.buffer, src.byteOffset + a, b - a), p + MAC_INPUT_PREFIX);
-    this.starts[this.n] = start;
+    dv.setUint32(w, this.sid0);
+    dv.setUint32(w + 4, this.sid1);
+    dv.setUint32(w + 8, this.sid2);
+    dv.setUint32(w + 12, this.sid3);
+    dv.setUint32(w + PREFIX_N, seq > 0xffffffff ? Math.floor(seq / 0x1_0000_0000) : 0);
+    dv.setUint32(w + PREFIX_N + 4, seq >>> 0);
+    this.u8[w + PREFIX_KIND] = kind;
+  }
+
+  /** Completes the record at `pos` whose payload (`payload` bytes) is in place; it started at log byte `start` and ends at `end`. */
+  private emitted(payload: number, start: number, end: number): void {
+    this.slotStarts[this.slot]![this.n] = start;
+    this.pos += MAC_INPUT_PREFIX + payload;
     this.n++;
-    this.pos = p + MAC_INPUT_PREFIX + payload;
-    this.offsets[this.n] = this.pos;
+    this.slotOffsets[this.slot]![this.n] = this.pos - this.base;
     this.records++;
     this.framed = end;
   }
 
-  private append(chunk: Buffer, a: number, b: number): void {
+  /** Packs the digest of the record view[p..end) (the open batch has room); returns `end`. */
+  private emitDigest(view: Buffer, p: number, end: number): number {
+    const d = createHash(this.digest).update(view.subarray(p, end)).digest();
+    this.prefix(KIND_DIGEST);
+    this.u8.set(d, this.pos + MAC_INPUT_PREFIX);
+    this.emitted(d.length, this.bytes + p, this.bytes + end);
+    return end;
+  }
+
+  /** Adds arena bytes [a, b) to the record under construction. */
+  private append(a: number, b: number): void {
     if (b <= a) return;
     const len = b - a;
-    if (this.hash) this.hash.update(chunk.subarray(a, b));
-    else if (this.partialLen + len > RAW_RECORD_MAX) {
-      this.hash = createHash(this.digest);
-      for (const p of this.partial) this.hash.update(p);
-      this.hash.update(chunk.subarray(a, b));
-      this.partial = [];
-    } else this.partial.push(Buffer.from(chunk.subarray(a, b))); // copy: chunk buffers may be reused by the source
+    const at = this.pos + MAC_INPUT_PREFIX;
+    if (!this.hash && this.partialLen + len > RAW_RECORD_MAX) {
+      this.hash = createHash(this.digest).update(this.buf.subarray(at, at + this.partialLen));
+    }
+    if (this.hash) this.hash.update(this.buf.subarray(a, b));
+    else this.u8.copyWithin(at + this.partialLen, a, b);
     this.partialLen += len;
     if (this.delim.length > 1) {
-      const t = Buffer.concat([this.tail, chunk.subarray(a, b)]);
+      const t = Buffer.concat([this.tail, this.buf.subarray(a, b)]);
       this.tail = Buffer.from(t.subarray(Math.max(0, t.length - (this.delim.length - 1))));
     }
   }
 
+  /** Packs the record under construction (the open batch has room: it was kept when the record began). */
   private finishPartial(): void {
     const start = this.recStart;
     const end = start + this.partialLen;
     if (this.hash) {
       const d = this.hash.digest();
-      this.hash = null;
-      this.emit(d, 0, 0, d, start, end);
+      this.prefix(KIND_DIGEST);
+      this.u8.set(d, this.pos + MAC_INPUT_PREFIX);
+      this.emitted(d.length, start, end);
     } else {
-      const rec = this.partial.length === 1 ? this.partial[0]! : Buffer.concat(this.partial, this.partialLen);
-      this.checkRecord?.(rec, this.records, start);
-      this.emit(rec, 0, rec.length, null, start, end);
+      this.prefix(KIND_RAW);
+      const at = this.pos + MAC_INPUT_PREFIX;
+      this.checkRecord?.(this.buf, at, at + this.partialLen, this.records);
+      this.emitted(this.partialLen, start, end);
     }
-    this.partial = [];
+    this.hash = null;
     this.partialLen = 0;
     this.tail = Buffer.alloc(0);
   }
 
-  /**
-   * Hands a batch's buffers back for reuse once nothing refers to them any
-   * more (its MACs are computed and nothing kept a view into `data`).
-   */
-  release(batch: RecordBatch): void {
-    if (this.pool.length >= 4 || batch.data.length !== this.batchBytes) return;
-    this.pool.push({ data: batch.data, offsets: new Uint32Array(batch.offsets.buffer, 0, this.batchSize + 1), starts: new Float64Array(batch.starts.buffer, 0, this.batchSize) });
-  }
-
-  /**
-   * Feeds bytes; returns the batches completed so far. `chunk` is not kept
-   * (bytes of an unfinished record are copied), so the caller may reuse it.
-   */
-  push(chunk: Buffer): RecordBatch[] {
-    const base = this.bytes;
+  /** Continues the record under construction with the start of `view` (at `at`); returns where framing goes on. */
+  private continuePartial(view: Buffer, at: number): number {
     const dl = this.delim.length;
-    let pos = 0;
-    if (dl > 1 && this.partialLen > 0) {
-      // a delimiter may straddle the previous chunk and this one
-      for (let k = Math.min(dl - 1, this.tail.length); k >= 1; k--) {
-        if (
-          this.tail.subarray(this.tail.length - k).equals(this.delim.subarray(0, k)) &&
-          chunk.length >= dl - k &&
-          chunk.subarray(0, dl - k).equals(this.delim.subarray(k))
-        ) {
-          this.append(chunk, 0, dl - k);
-          this.finishPartial();
-          pos = dl - k;
-          this.recStart = base + pos;
-          break;
-        }
-      }
-    }
-    const check = this.checkRecord;
-    for (;;) {
-      const idx = dl === 1 ? chunk.indexOf(this.d0, pos) : chunk.indexOf(this.delim, pos);
-      if (idx < 0) {
-        if (pos < chunk.length) {
-          if (this.partialLen === 0) this.recStart = base + pos;
-          this.append(chunk, pos, chunk.length);
-        }
-        break;
-      }
-      const end = idx + dl;
-      if (this.partialLen === 0) {
-        const len = end - pos;
-        if (len <= RAW_RECORD_MAX) {
-          if (check) check(chunk.subarray(pos, end), this.records, base + pos);
-          this.emit(chunk, pos, end, null, base + pos, base + end);
-        } else {
-          const d = createHash(this.digest).update(chunk.subarray(pos, end)).digest();
-          this.emit(d, 0, 0, d, base + pos, base + end);
-        }
-      } else {
-        this.append(chunk, pos, end);
+    // a multi-byte delimiter may straddle the previous input and this one
+    for (let k = Math.min(dl - 1, this.tail.length); k >= 1; k--) {
+      if (
+        this.tail.subarray(this.tail.length - k).equals(this.delim.subarray(0, k)) &&
+        view.length >= dl - k &&
+        view.subarray(0, dl - k).equals(this.delim.subarray(k))
+      ) {
+        this.append(at, at + dl - k);
         this.finishPartial();
+        return dl - k;
       }
-      pos = end;
     }
-    this.bytes = base + chunk.length;
-    const out = this.out;
-    this.out = [];
-    return out;
-  }
-
-  /** Ends the input: the unterminated last record (if any) and the final partial batch. */
-  end(): RecordBatch[] {
-    if (this.partialLen > 0) this.finishPartial();
-    return this.flush();
-  }
-
-  /**
-   * The complete records framed so far, as batches, without ending the input:
-   * an unterminated record stays pending (a live log's writer may be in the
-   * middle of it).
-   */
-  flush(): RecordBatch[] {
-    this.closeBatch();
-    const out = this.out;
-    this.out = [];
-    return out;
+    const idx = view.indexOf(this.delim);
+    const end = idx < 0 ? view.length : idx + dl;
+    this.append(at, at + end);
+    if (idx >= 0) this.finishPartial();
+    return end;
   }
 }

@@ -33,11 +33,18 @@ export function assertLogInput(input: unknown, caller: string): asserts input is
   );
 }
 
-/** The log's bytes as chunks (which the caller must not keep: file reads reuse one buffer). */
-export async function* logChunks(input: LogInput, caller: string): AsyncGenerator<Buffer> {
+/** Two buffers a file is read into in turn: the next read runs while the consumer works on the last chunk. */
+export type ReadAreas = readonly [Buffer, Buffer];
+
+/**
+ * The log's bytes as chunks, which the consumer must be done with before it
+ * asks for the next (a file's next read is already under way into the other
+ * area). A file is read into `areas` (default: two buffers of its own).
+ */
+export async function* logChunks(input: LogInput, caller: string, areas?: ReadAreas): AsyncGenerator<Buffer> {
   assertLogInput(input, caller);
   if (typeof input === 'string' || input instanceof URL) {
-    yield* readFileChunks(input);
+    yield* readFileChunks(input, areas);
     return;
   }
   if (input instanceof Uint8Array) {
@@ -52,30 +59,41 @@ export async function* logChunks(input: LogInput, caller: string): AsyncGenerato
   }
 }
 
-/**
- * Reads a file as a sequence of chunks in one reused buffer, from `start`
- * up to `end` (default: the end of the file). signLog and verifyLog never keep
- * a chunk (the framer copies the bytes of an unfinished record), so reusing the
- * buffer saves allocating and page-faulting a fresh 1 MiB per read, which
- * createReadStream does. Only for consumers that do not keep chunks.
- */
-export async function* readFileChunks(path: FilePath, start = 0, end = Infinity): AsyncGenerator<Buffer> {
+/** Reads a file from its start to its end as it is when the reads reach it (see fileChunks). */
+export async function* readFileChunks(path: FilePath, areas?: ReadAreas): AsyncGenerator<Buffer> {
   const fh = await open(path, 'r');
   try {
-    yield* fileChunks(fh, start, end);
+    yield* fileChunks(fh, 0, Infinity, areas);
   } finally {
     await fh.close();
   }
 }
 
-/** The same over an open file (which stays open). */
-export async function* fileChunks(fh: FileHandle, start = 0, end = Infinity, chunkSize = 1 << 20): AsyncGenerator<Buffer> {
-  const buf = Buffer.allocUnsafeSlow(chunkSize);
-  for (let pos = start; pos < end; ) {
-    const { bytesRead } = await fh.read(buf, 0, Math.min(chunkSize, end - pos), pos);
-    if (bytesRead === 0) return;
-    pos += bytesRead;
-    yield buf.subarray(0, bytesRead);
+/**
+ * Reads an open file (which stays open) from `start` up to `end` (default:
+ * its end), into `areas` in turn: two reused buffers rather than a fresh
+ * 1 MiB per read (which createReadStream allocates and the kernel then
+ * page-faults in), and the next read is issued as soon as a chunk is handed
+ * out, so reading overlaps the consumer's work on the chunk.
+ */
+export async function* fileChunks(fh: FileHandle, start = 0, end = Infinity, areas: ReadAreas = [Buffer.allocUnsafeSlow(1 << 20), Buffer.allocUnsafeSlow(1 << 20)]): AsyncGenerator<Buffer> {
+  const read = (k: number, pos: number) => fh.read(areas[k]!, 0, Math.min(areas[k]!.length, end - pos), pos);
+  let k = 0;
+  let pending: ReturnType<typeof read> | null = start < end ? read(0, start) : null;
+  let pos = start;
+  try {
+    while (pending) {
+      const { bytesRead } = await pending;
+      pending = null;
+      if (bytesRead === 0) return;
+      pos += bytesRead;
+      if (pos < end) pending = read(k ^ 1, pos);
+      yield areas[k]!.subarray(0, bytesRead);
+      k ^= 1;
+    }
+  } finally {
+    // a consumer that stops early: the read under way must finish before the file closes
+    await pending?.catch(() => {});
   }
 }
 

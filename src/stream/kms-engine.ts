@@ -52,11 +52,11 @@ export async function engineFromClient(client: ClientLike, keyId: string, algori
     keyArn: md.Arn,
     algorithm: alg,
     macLength: MAC_LENGTH[alg],
-    async macPacked(data, offsets) {
-      return (await client.generateMacBatchAsync({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets })).Macs;
+    async macPacked(data, offsets, out) {
+      return (await client.generateMacBatchAsync({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Out: out })).Macs;
     },
-    async verifyPacked(data, offsets, macs) {
-      return (await client.verifyMacBatchAsync({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Macs: macs })).MacValid;
+    async verifyPacked(data, offsets, macs, results) {
+      return (await client.verifyMacBatchAsync({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Macs: macs, Out: results })).MacValid;
     },
     verifyPackedSync: (data, offsets, macs) => client.verifyMacBatch({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Macs: macs }).MacValid,
     async mac(message) {

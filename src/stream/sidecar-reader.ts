@@ -311,13 +311,19 @@ export class MacWindow {
     return this.buf.subarray((seq - this.lo) * this.L, (seq - this.lo + 1) * this.L);
   }
 
-  /** Copies the MACs of [lo, lo + count) into `out`; entries outside the signed range are zeros (never valid). */
-  copyRange(out: Buffer, lo: number, count: number): void {
+  /**
+   * The MACs of [lo, lo + count): a view of the window's own bytes (valid
+   * until the next load), or, when the range runs outside the signed
+   * records, a copy in `scratch` with zeros there (never a valid MAC).
+   */
+  macs(lo: number, count: number, scratch: Buffer): Buffer {
     const L = this.L;
+    if (lo >= this.lo && lo + count <= this.hi) return this.buf.subarray((lo - this.lo) * L, (lo + count - this.lo) * L);
     const a = Math.max(lo, 0);
     const b = Math.min(lo + count, this.signed);
-    out.fill(0, 0, count * L);
-    if (b > a) this.buf.copy(out, (a - lo) * L, (a - this.lo) * L, (b - this.lo) * L);
+    scratch.fill(0, 0, count * L);
+    if (b > a) this.buf.copy(scratch, (a - lo) * L, (a - this.lo) * L, (b - this.lo) * L);
+    return scratch.subarray(0, count * L);
   }
 
   /** Reads (and so checks) the rest of the sidecar. */

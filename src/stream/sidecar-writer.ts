@@ -3,18 +3,23 @@
  * checkpoint and the MACs of the records it seals — and, when the signer
  * finishes, a trailer.
  *
- * Record MACs are written as they come, after a gap left for their block's
- * checkpoint; sealing the block writes the checkpoint into the gap. Until
- * then the block has no valid checkpoint, and a reader takes its MACs for
- * what a crash leaves behind: not signed, not tampering. Memory stays small
- * whatever `checkpointEvery` is. With `durable`, every block is fdatasynced
- * before its checkpoint is announced (`onCheckpoint`, e.g. to be shipped off
- * the host): a shipped checkpoint is always on disk.
+ * Record MACs are laid out as they come, after a gap left for their block's
+ * checkpoint; sealing the block puts the checkpoint into the gap. Until then
+ * the block has no valid checkpoint, and a reader takes its MACs for what a
+ * crash leaves behind: not signed, not tampering. Memory stays small
+ * whatever `checkpointEvery` is.
  *
- * Sealing computes the checkpoint MAC at once (the chain must stay in order),
- * but its write and the fdatasync run behind: the signer keeps framing and
- * MACing meanwhile, with at most CRASH_TAIL_BLOCKS - 1 checkpoints waiting
- * for the disk.
+ * Writes are batched: the bytes collect in a buffer that mirrors the file
+ * (gaps included) and go to the disk about a mebibyte at a time, behind the
+ * signer, which keeps framing and MACing meanwhile; a checkpoint whose gap
+ * has already gone to the disk is written on its own, after it. With
+ * `durable` (a live log), sealing a block sends it to the disk at once and
+ * fdatasyncs it before its checkpoint is announced (`onCheckpoint`, e.g. to
+ * be shipped off the host): a shipped checkpoint is always on disk. Without,
+ * a checkpoint is announced once written, and the caller syncs at the end.
+ *
+ * At most CRASH_TAIL_BLOCKS - 1 writes wait for the disk at once, so a crash
+ * leaves at most CRASH_TAIL_BLOCKS blocks unfinished.
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Anchor } from './anchors.js';
@@ -43,8 +48,15 @@ export class SidecarWriter {
   /** Where the current block's checkpoint goes, and where its next MAC goes. */
   private blockAt: number;
   private macAt: number;
-  /** The end of everything this writer has written: a live sidecar that grows beyond it has another writer. */
+  /** The end of everything handed to the disk: a live sidecar that grows beyond it has another writer. */
   private written: number;
+  /** File bytes [bufAt, bufAt + bufLen) waiting in `buf`, and the checkpoints among them. */
+  private buf: Buffer;
+  private bufAt: number;
+  private bufLen = 0;
+  private bufAnchors: Anchor[] = [];
+  /** Buffers back from the disk, for reuse. */
+  private readonly spare: Buffer[] = [];
   /** Writes waiting for the disk, in order; the first failure is kept and rethrown. */
   private io: Promise<void> = Promise.resolve();
   private ioQueued = 0;
@@ -62,8 +74,9 @@ export class SidecarWriter {
     this.C = checkpointSize(this.L);
     // the header fixes the block size; the options give the interval
     this.chain = new CheckpointChain(header.keyArn, Buffer.from(header.streamId, 'hex'), header.digest, head, { ...opts, checkpointEvery: header.checkpointEvery });
-    this.blockAt = this.written = pos;
+    this.blockAt = this.written = this.bufAt = pos;
     this.macAt = pos + this.C;
+    this.buf = Buffer.allocUnsafeSlow(WRITE_BYTES + (64 << 10));
   }
 
   /** Writes the header of a new sidecar into `fh` (empty, opened for writing). */
@@ -98,26 +111,29 @@ export class SidecarWriter {
     return this.chain.logBytes;
   }
 
-  /** The last checkpoint written: index (-1 before the first), records, log bytes, MAC. */
+  /** The last checkpoint sealed: index (-1 before the first), records, log bytes, MAC. */
   get chainHead(): Readonly<ChainHead> {
     return this.chain.last;
   }
 
-  /** Adds the MACs of a batch, in order; seals a block each time `checkpointEvery` records are waiting. */
+  /**
+   * Adds the MACs of a batch, in order; seals a block each time
+   * `checkpointEvery` records are waiting. `macs` is copied before this
+   * returns (and not used after).
+   */
   async add(batch: RecordBatch, macs: Uint8Array): Promise<void> {
     this.check();
     const { L, chain } = this;
     for (let i = 0; i < batch.count; ) {
       const take = Math.min(chain.room, batch.count - i);
       const part = macs.subarray(i * L, (i + take) * L);
-      const at = this.macAt;
+      this.place(part, this.macAt);
       this.macAt += part.length;
-      this.written = Math.max(this.written, this.macAt); // before the write: the check in queue() may look meanwhile
-      await writeAll(this.fh, part, at);
       i += take;
       chain.add(part, take, recordEnd(batch, i - 1));
       if (chain.room === 0) await this.seal();
     }
+    if (this.bufLen >= WRITE_BYTES) await this.send();
   }
 
   /** Whether records have waited `checkpointIntervalMs` for a checkpoint. */
@@ -136,7 +152,7 @@ export class SidecarWriter {
     if (this.chain.pending > 0) await this.seal();
   }
 
-  /** Waits until every sealed block is written (and synced, if durable). */
+  /** Waits until every write so far is done (and synced, if durable). */
   async settled(): Promise<void> {
     await this.io;
     if (this.failure) throw this.failure;
@@ -154,7 +170,7 @@ export class SidecarWriter {
     const streamId = Buffer.from(this.header.streamId, 'hex');
     const trailerMac = Buffer.from(await this.opts.engine.mac(trailerMacInput(streamId, h.records, h.logBytes, h.mac)));
     this.closed = true;
-    this.queue(Buffer.concat([encodeTrailerFixed(h.records, h.logBytes), trailerMac]), this.blockAt, {
+    this.place(Buffer.concat([encodeTrailerFixed(h.records, h.logBytes), trailerMac]), this.blockAt, {
       type: 'close',
       keyArn: this.header.keyArn,
       streamId: this.header.streamId,
@@ -164,6 +180,7 @@ export class SidecarWriter {
       head: h.mac.toString('base64'),
       mac: trailerMac.toString('base64'),
     });
+    this.handOff();
     await this.settled();
   }
 
@@ -171,15 +188,58 @@ export class SidecarWriter {
     const { fields, mac, anchor } = await this.chain.seal(this.opts.engine);
     const entry = Buffer.allocUnsafe(this.C);
     encodeCheckpoint(entry, 0, fields, mac);
-    this.queue(entry, this.blockAt, anchor);
+    this.place(entry, this.blockAt, anchor);
     this.blockAt = this.macAt;
     this.macAt = this.blockAt + this.C;
-    // bounds what a crash can leave unfinished (and what the disk lags behind)
+    if (this.opts.durable) await this.send();
+  }
+
+  /**
+   * Lays `bytes` out at file position `at`: at the end of what is laid out
+   * (past a new block's checkpoint gap, zero-filled until sealed, as a hole
+   * would read), or into a gap the buffer still holds (a checkpoint); a
+   * checkpoint whose gap already went to the disk is written on its own,
+   * after the buffer (which holds the rest of its block). `anchor` is
+   * announced once `bytes` are written.
+   */
+  private place(bytes: Uint8Array, at: number, anchor?: Anchor): void {
+    const end = this.bufAt + this.bufLen;
+    if (at < this.bufAt) {
+      this.handOff();
+      this.write(Buffer.from(bytes), at, anchor ? [anchor] : []);
+      return;
+    }
+    if (at >= end && at + bytes.length - this.bufAt > this.buf.length) {
+      this.handOff();
+      if (at + bytes.length - end > this.buf.length) this.buf = Buffer.allocUnsafeSlow(at + bytes.length - end);
+    }
+    if (at > this.bufAt + this.bufLen) this.buf.fill(0, this.bufLen, at - this.bufAt);
+    this.buf.set(bytes, at - this.bufAt);
+    this.bufLen = Math.max(this.bufLen, at + bytes.length - this.bufAt);
+    if (anchor) this.bufAnchors.push(anchor);
+  }
+
+  /** Hands the buffer to the disk and waits while too many writes are pending. */
+  private async send(): Promise<void> {
+    this.handOff();
     if (this.ioQueued >= CRASH_TAIL_BLOCKS - 1) await this.io;
   }
 
-  /** Writes `bytes` at `at` behind the writes already queued, then syncs and announces. */
-  private queue(bytes: Buffer, at: number, anchor: Anchor): void {
+  /** Queues the buffer's write and starts a new buffer where it ends. */
+  private handOff(): void {
+    if (this.bufLen === 0 && this.bufAnchors.length === 0) return;
+    const buf = this.buf;
+    this.write(buf.subarray(0, this.bufLen), this.bufAt, this.bufAnchors, () => {
+      if (this.spare.length < CRASH_TAIL_BLOCKS && buf.length === this.buf.length) this.spare.push(buf);
+    });
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(buf.length);
+    this.bufAt += this.bufLen;
+    this.bufLen = 0;
+    this.bufAnchors = [];
+  }
+
+  /** Writes `bytes` at `at` behind the writes already queued, then (durable) syncs, then announces `anchors`. */
+  private write(bytes: Buffer, at: number, anchors: Anchor[], done?: () => void): void {
     this.written = Math.max(this.written, at + bytes.length);
     const end = this.written;
     this.ioQueued++;
@@ -192,13 +252,14 @@ export class SidecarWriter {
         }
         await writeAll(this.fh, bytes, at);
         if (this.opts.durable) await this.fh.datasync();
-        await this.opts.onCheckpoint?.(anchor);
+        for (const a of anchors) await this.opts.onCheckpoint?.(a);
       })
       .catch((err: Error) => {
         this.failure ??= err;
       })
       .finally(() => {
         this.ioQueued--;
+        done?.();
       });
   }
 
@@ -207,6 +268,9 @@ export class SidecarWriter {
     if (this.closed) throw new Error('sidecar writer: already closed');
   }
 }
+
+/** About how many bytes go to the disk in one write. */
+const WRITE_BYTES = 1 << 20;
 
 /** Writes all of `buf` at `pos` (write(2) may write less than asked). */
 export async function writeAll(fh: FileHandle, buf: Uint8Array, pos: number): Promise<void> {

@@ -1,10 +1,11 @@
 /**
  * Signs a log into a sidecar (format.ts) in constant memory. The work is
- * staged: reading (the caller), framing (RecordFramer packs up to
- * `batchSize` records per batch), MACing (up to `inflight` batches at once on
- * the worker threads while the next batch is framed) and writing
- * (SidecarWriter, in order, a block per checkpoint). signLog signs a finished
- * file; followLog (follow.ts) drives the same pipeline over a growing one.
+ * staged, and the stages overlap: reading (the next read runs while the last
+ * chunk is framed), framing (RecordFramer packs up to `batchSize` records per
+ * batch), MACing (up to `inflight` batches at once on the worker threads
+ * while the next batch is framed) and writing (SidecarWriter, in order, about
+ * a mebibyte per write, behind the rest). signLog signs a finished file;
+ * followLog (follow.ts) drives the same pipeline over a growing one.
  *
  * signLog writes the sidecar to a temporary file and renames it into place
  * only when complete, so a crash never leaves a plausible but partial sidecar.
@@ -23,8 +24,8 @@ import {
   type Framing,
   type SidecarHeader,
 } from './format.js';
-import { RecordFramer, type RecordBatch } from './framer.js';
-import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput } from './input.js';
+import { DEFAULT_BATCH_RECORDS, RecordFramer, type RecordBatch, type RecordCheck } from './framer.js';
+import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput, type ReadAreas } from './input.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 import { checkpointSettings } from './checkpoint.js';
 import { SidecarWriter, type SidecarCheckpointOptions } from './sidecar-writer.js';
@@ -62,15 +63,14 @@ export class LogInputError extends Error {
   override name = 'LogInputError';
 }
 
-export function ndjsonCheck(framing: Framing): ((rec: Buffer, index: number) => void) | undefined {
+export function ndjsonCheck(framing: Framing): RecordCheck | undefined {
   if (framing.type !== 'ndjson') return undefined;
-  return (rec, index) => {
-    let end = rec.length;
-    if (end > 0 && rec[end - 1] === 0x0a) end--;
-    if (end > 0 && rec[end - 1] === 0x0d) end--;
-    if (end === 0) return; // blank lines are records too, but carry no JSON
+  return (buf, start, end, index) => {
+    if (end > start && buf[end - 1] === 0x0a) end--;
+    if (end > start && buf[end - 1] === 0x0d) end--;
+    if (end === start) return; // blank lines are records too, but carry no JSON
     try {
-      JSON.parse(rec.toString('utf8', 0, end));
+      JSON.parse(buf.toString('utf8', start, end));
     } catch {
       throw new LogInputError(`line ${index + 1} is not valid JSON (framing ndjson)`);
     }
@@ -101,21 +101,15 @@ export function newHeader(
   };
 }
 
-/**
- * A framer for the records a header describes, starting at `start` (a
- * resumed signer). `checkNdjson`: reject a record that is not JSON under
- * ndjson framing (a live log's signer signs it anyway: one bad line must not
- * stop it for good).
- */
-export function framerFor(header: SidecarHeader, opts: { batchSize?: number; start?: { records: number; bytes: number }; checkNdjson: boolean }): RecordFramer {
-  return new RecordFramer({
-    streamId: Buffer.from(header.streamId, 'hex'),
-    delimiter: framingDelimiter(header.framing),
-    digest: header.digest,
-    batchSize: opts.batchSize,
-    checkRecord: opts.checkNdjson ? ndjsonCheck(header.framing) : undefined,
-    start: opts.start,
-  });
+export interface PipelineOptions {
+  batchSize?: number;
+  /** Batches MACed concurrently (default 2). */
+  inflight?: number;
+  /** Where the input starts in the log (a resumed signer). */
+  start?: { records: number; bytes: number };
+  /** Reject a record that is not JSON under ndjson framing (a live log's signer signs it anyway: one bad line must not stop it for good). */
+  checkNdjson: boolean;
+  onProgress?: (p: Progress) => void;
 }
 
 /** The inode of a file (decimal), as a header's `logInode`. */
@@ -124,51 +118,76 @@ export async function inodeOf(path: FilePath): Promise<string> {
 }
 
 /**
- * Frames chunks, MACs the batches with up to `inflight` in flight, and hands
- * the MACs to the writer in order.
+ * The signer's stages: the framer packs records into batches (from areas
+ * the log is read into while the previous chunk is framed); up to
+ * `inflight` batches are MACed at once on the worker threads, into MAC
+ * buffers of the pipeline's own, while the next is framed; the writer takes
+ * the MACs in order. Nothing is allocated per record or per batch's data.
  */
 export class SignPipeline {
-  private readonly queue: { batch: RecordBatch; macs: Promise<Uint8Array> }[] = [];
+  readonly framer: RecordFramer;
+  private readonly inflight: number;
+  private readonly queue: { batch: RecordBatch; out: Uint8Array; macs: Promise<Uint8Array> }[] = [];
+  /** MAC buffers not in use, one per batch in flight. */
+  private readonly outs: Uint8Array[] = [];
 
   constructor(
     private readonly engine: MacEngine,
-    readonly framer: RecordFramer,
+    header: SidecarHeader,
     private readonly writer: SidecarWriter,
-    private readonly inflight = 2,
-    private readonly onProgress?: (p: Progress) => void,
-  ) {}
+    private readonly opts: PipelineOptions,
+  ) {
+    this.inflight = Math.max(1, opts.inflight ?? 2);
+    const batchSize = opts.batchSize ?? DEFAULT_BATCH_RECORDS;
+    this.framer = new RecordFramer({
+      streamId: Buffer.from(header.streamId, 'hex'),
+      delimiter: framingDelimiter(header.framing),
+      digest: header.digest,
+      batchSize,
+      checkRecord: opts.checkNdjson ? ndjsonCheck(header.framing) : undefined,
+      start: opts.start,
+      slots: this.inflight + 1, // in flight, and one waiting for its turn
+    });
+    for (let i = 0; i < this.inflight; i++) this.outs.push(new Uint8Array(batchSize * engine.macLength));
+  }
 
-  async push(chunk: Buffer): Promise<void> {
-    await this.submit(this.framer.push(chunk));
+  /** The areas to read the log into (see RecordFramer.inputArea). */
+  get readAreas(): ReadAreas {
+    return [this.framer.inputArea(0), this.framer.inputArea(1)];
+  }
+
+  async push(chunk: Uint8Array): Promise<void> {
+    for (const batch of this.framer.push(chunk)) await this.submit(batch);
   }
 
   /** Every complete record so far reaches the writer; an unterminated last record stays pending. */
   async flush(): Promise<void> {
-    await this.submit(this.framer.flush());
+    for (const batch of this.framer.flush()) await this.submit(batch);
     await this.drain(0);
   }
 
-  /** The input has ended: the last record, terminated or not, too. */
+  /** The input has ended: the last record, terminated or not, too. The framer's memory goes to the next pipeline. */
   async end(): Promise<void> {
-    await this.submit(this.framer.end());
+    for (const batch of this.framer.end()) await this.submit(batch);
     await this.drain(0);
+    this.framer.dispose();
   }
 
-  private async submit(batches: RecordBatch[]): Promise<void> {
-    for (const batch of batches) {
-      const macs = this.engine.macPacked(batch.data, batch.offsets);
-      macs.catch(() => {}); // observed in drain; avoid an unhandled rejection meanwhile
-      this.queue.push({ batch, macs });
-      await this.drain(Math.max(1, this.inflight));
-    }
+  private async submit(batch: RecordBatch): Promise<void> {
+    await this.drain(this.inflight - 1);
+    const out = this.outs.pop()!;
+    const macs = this.engine.macPacked(batch.data, batch.offsets, out);
+    macs.catch(() => {}); // observed in drain; avoid an unhandled rejection meanwhile
+    this.queue.push({ batch, out, macs });
   }
 
   private async drain(keep: number): Promise<void> {
     while (this.queue.length > keep) {
-      const { batch, macs } = this.queue.shift()!;
+      const { batch, out, macs } = this.queue.shift()!;
       await this.writer.add(batch, await macs);
+      this.outs.push(out);
       this.framer.release(batch);
-      this.onProgress?.({ records: batch.first + batch.count, bytes: batch.end });
+      this.opts.onProgress?.({ records: batch.first + batch.count, bytes: batch.end });
     }
   }
 }
@@ -192,8 +211,8 @@ export async function signLog(input: LogInput, sidecarPath: FilePath, opts: Sign
   let ok = false;
   try {
     const writer = await SidecarWriter.create(tmp.fh, header, { ...opts, engine, durable: false });
-    const pipeline = new SignPipeline(engine, framerFor(header, { batchSize: opts.batchSize, checkNdjson: true }), writer, opts.inflight, opts.onProgress);
-    for await (const chunk of logChunks(input, 'signLog')) {
+    const pipeline = new SignPipeline(engine, header, writer, { batchSize: opts.batchSize, inflight: opts.inflight, checkNdjson: true, onProgress: opts.onProgress });
+    for await (const chunk of logChunks(input, 'signLog', pipeline.readAreas)) {
       await pipeline.push(chunk);
       if (writer.due()) await writer.checkpoint();
     }

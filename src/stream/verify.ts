@@ -11,7 +11,7 @@ import type { MacEngine } from './engine.js';
 import { AnchorCheck } from './anchors.js';
 import { Aligner, type AlignRecord, type Matcher } from './aligner.js';
 import { MAC_INPUT_PREFIX, PREFIX_KIND, PREFIX_N, SidecarFormatError, framingDelimiter, writePrefix, writeU64 } from './format.js';
-import { RecordFramer, type RecordBatch } from './framer.js';
+import { DEFAULT_BATCH_RECORDS, RecordFramer, type RecordBatch } from './framer.js';
 import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput } from './input.js';
 import { IssueLog, type IssueKind, type VerifyIssue } from './issues.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
@@ -164,26 +164,29 @@ async function alignLog(input: LogInput, sf: SidecarFile, state: SidecarState, e
     if (!window.covers(lo, hi)) await window.load(Math.max(0, lo), hi, lo);
   };
 
-  const batchSize = opts.batchSize ?? 4096;
-  const framer = new RecordFramer({ streamId, delimiter: framingDelimiter(header.framing), digest: header.digest, batchSize });
-  type Job = { batch: RecordBatch; d: number; macs: Buffer; res: Promise<Uint8Array> };
-  const macPool: Buffer[] = [];
+  // the stages overlap as in signing: the next read while a chunk is framed, up to `inflight` batches verified on
+  // the worker threads while the next is framed; a batch's records stay in the framer until it is handled
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH_RECORDS;
+  const inflight = Math.max(1, opts.inflight ?? 2);
+  const framer = new RecordFramer({ streamId, delimiter: framingDelimiter(header.framing), digest: header.digest, batchSize, slots: inflight + 1 });
+  type Job = { batch: RecordBatch; d: number; results: Uint8Array; res: Promise<Uint8Array> };
+  const resultsPool: Uint8Array[] = Array.from({ length: inflight }, () => new Uint8Array(batchSize));
+  const scratch = Buffer.allocUnsafe(batchSize * L);
   let d = 0; // the fast path's assumption: record j is signed record j + d
 
   const submit = async (batch: RecordBatch): Promise<Job> => {
     if (d !== 0) for (let i = 0; i < batch.count; i++) writeU64(batch.data, batch.offsets[i]! + PREFIX_N, batch.first + i + d);
     const lo = batch.first + d;
     await window.load(lo, lo + batch.count, aligner.reach().lo);
-    const macs = macPool.pop() ?? Buffer.allocUnsafe(batchSize * L);
-    window.copyRange(macs, lo, batch.count);
-    const res = engine.verifyPacked(batch.data, batch.offsets, macs.subarray(0, batch.count * L));
+    const results = resultsPool.pop()!;
+    // the engine copies its inputs before it returns: the window's own bytes can go as they are
+    const res = engine.verifyPacked(batch.data, batch.offsets, window.macs(lo, batch.count, scratch), results);
     res.catch(() => {}); // observed in handle
-    return { batch, d, macs, res };
+    return { batch, d, results, res };
   };
 
-  const handle = async ({ batch, d: jd, macs, res: pending }: Job): Promise<void> => {
+  const handle = async ({ batch, d: jd, results, res: pending }: Job): Promise<void> => {
     const res = await pending;
-    macPool.push(macs);
     if (aligner.exhausted) aligner.beyond(batch.first, batch.starts[0]!, batch.count);
     else {
       let inOrder = aligner.clean && jd === aligner.expected - batch.first && batch.first + jd + batch.count <= n;
@@ -207,21 +210,22 @@ async function alignLog(input: LogInput, sf: SidecarFile, state: SidecarState, e
       }
     }
     d = aligner.seqOffset(batch.first + batch.count);
+    resultsPool.push(results);
     framer.release(batch); // the aligner copied what it keeps
     opts.onProgress?.({ records: batch.first + batch.count, bytes: batch.end });
   };
 
-  const inflight = Math.max(1, opts.inflight ?? 2);
   const queue: Job[] = [];
-  const pump = async (batches: RecordBatch[]): Promise<void> => {
+  const pump = async (batches: Iterable<RecordBatch>): Promise<void> => {
     for (const batch of batches) {
+      while (queue.length >= inflight) await handle(queue.shift()!);
       queue.push(await submit(batch));
-      while (queue.length > inflight) await handle(queue.shift()!);
     }
   };
-  for await (const chunk of logChunks(input, 'verifyLog')) await pump(framer.push(chunk));
+  for await (const chunk of logChunks(input, 'verifyLog', [framer.inputArea(0), framer.inputArea(1)])) await pump(framer.push(chunk));
   await pump(framer.end());
   while (queue.length) await handle(queue.shift()!);
+  framer.dispose(); // every batch handled: its memory goes to the next framer
   await reachable();
   aligner.end();
   if (!aligner.matchedAny && n > 0 && framer.records > 0) {
