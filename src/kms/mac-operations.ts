@@ -16,8 +16,14 @@ import { MAC_LENGTH, type BackendKey, type MacAlgorithm } from '../backend/types
 import type { KeyRecord, KeyStore } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
+import { LIMITS } from './limits.js';
 import { SPEC_ALGORITHM, timeDeadline } from './keys.js';
 import { MAC_ALGORITHM_ENUM_TEXT, MAC_ALGORITHM_SET, validationError, validationMessage, Violations } from './validation.js';
+
+// The hot path's inline checks (a request outside them takes the full validation path).
+const MAX_MESSAGE = LIMITS.message[1];
+const MAX_MAC = LIMITS.mac[1];
+const MAX_KEY_ID = LIMITS.keyId[1];
 
 type Blob = Uint8Array | string;
 
@@ -156,8 +162,8 @@ export class MacOperations {
     const keyId = input?.KeyId;
     const alg = input?.MacAlgorithm;
     if (
-      msg instanceof Uint8Array && msg.byteLength !== 0 && msg.byteLength <= 4096 &&
-      typeof keyId === 'string' && keyId.length !== 0 && keyId.length <= 2048 &&
+      msg instanceof Uint8Array && msg.byteLength !== 0 && msg.byteLength <= MAX_MESSAGE &&
+      typeof keyId === 'string' && keyId.length !== 0 && keyId.length <= MAX_KEY_ID &&
       isMacAlgorithm(alg) && input.GrantTokens === undefined && input.DryRun === undefined
     ) {
       const e = this.#hotEntry(keyId, 'GenerateMac');
@@ -173,9 +179,9 @@ export class MacOperations {
     const alg = input?.MacAlgorithm;
     const mac = input?.Mac;
     if (
-      msg instanceof Uint8Array && msg.byteLength !== 0 && msg.byteLength <= 4096 &&
-      typeof keyId === 'string' && keyId.length !== 0 && keyId.length <= 2048 &&
-      isMacAlgorithm(alg) && mac instanceof Uint8Array && mac.byteLength !== 0 && mac.byteLength <= 6144 &&
+      msg instanceof Uint8Array && msg.byteLength !== 0 && msg.byteLength <= MAX_MESSAGE &&
+      typeof keyId === 'string' && keyId.length !== 0 && keyId.length <= MAX_KEY_ID &&
+      isMacAlgorithm(alg) && mac instanceof Uint8Array && mac.byteLength !== 0 && mac.byteLength <= MAX_MAC &&
       input.GrantTokens === undefined && input.DryRun === undefined
     ) {
       const e = this.#hotEntry(keyId, 'VerifyMac');
@@ -248,7 +254,7 @@ export class MacOperations {
   #withBatch<T>(input: GenerateMacBatchInput | VerifyMacBatchInput, verify: boolean, use: (batch: PreparedBatch) => T): T {
     if (input === null || typeof input !== 'object') throw validationError(['Value null at \'keyId\' failed to satisfy constraint: Member must not be null']);
     const v = new Violations();
-    const keyId = v.string('keyId', input.KeyId, 1, 2048, true);
+    const keyId = v.string('keyId', input.KeyId, ...LIMITS.keyId, true);
     const alg = v.enumValue('macAlgorithm', input.MacAlgorithm, MAC_ALGORITHM_SET, MAC_ALGORITHM_ENUM_TEXT, true) as MacAlgorithm | undefined;
     v.grantTokens(input.GrantTokens);
     const dryRun = v.boolean('dryRun', input.DryRun);
@@ -371,10 +377,10 @@ export class MacOperations {
 function validateMacRequest(input: GenerateMacInput | VerifyMacInput, verify: boolean) {
   if (input === null || typeof input !== 'object') throw validationError(['Value null at \'keyId\' failed to satisfy constraint: Member must not be null']);
   const v = new Violations();
-  const message = v.blob('message', input.Message, 1, 4096, true, true);
-  const keyId = v.string('keyId', input.KeyId, 1, 2048, true);
+  const message = v.blob('message', input.Message, ...LIMITS.message, true, true);
+  const keyId = v.string('keyId', input.KeyId, ...LIMITS.keyId, true);
   const alg = v.enumValue('macAlgorithm', input.MacAlgorithm, MAC_ALGORITHM_SET, MAC_ALGORITHM_ENUM_TEXT, true);
-  const mac = verify ? v.blob('mac', (input as VerifyMacInput).Mac, 1, 6144, true, false) : undefined;
+  const mac = verify ? v.blob('mac', (input as VerifyMacInput).Mac, ...LIMITS.mac, true, false) : undefined;
   v.grantTokens(input.GrantTokens);
   const dryRun = v.boolean('dryRun', input.DryRun);
   v.throwIfAny();
@@ -427,21 +433,21 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** KMS's per-message rule on a packed batch: each message 1..4096 bytes, offsets non-decreasing. */
+/** KMS's per-message rule on a packed batch: each message within LIMITS.message, offsets non-decreasing. */
 function checkMessageLengths(offsets: Uint32Array, count: number): void {
   for (let i = 0; i < count; i++) {
     const start = offsets[i]!;
     const end = offsets[i + 1]!;
     if (end < start) throw batchError(`Offsets must not decrease (Offsets[${i + 1}] < Offsets[${i}])`, i);
     if (end === start) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, i);
-    if (end - start > 4096) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length less than or equal to 4096`, i);
+    if (end - start > MAX_MESSAGE) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length less than or equal to ${MAX_MESSAGE}`, i);
   }
 }
 
-/** KMS's rule for each MAC of an array: 1..6144 bytes. */
+/** KMS's rule for each MAC of an array: within LIMITS.mac. */
 function checkMacLength(length: number, i: number): void {
   if (length === 0) throw batchError(`Value at 'macs[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, i);
-  if (length > 6144) throw batchError(`Value at 'macs[${i}]' failed to satisfy constraint: Member must have length less than or equal to 6144`, i);
+  if (length > MAX_MAC) throw batchError(`Value at 'macs[${i}]' failed to satisfy constraint: Member must have length less than or equal to ${MAX_MAC}`, i);
 }
 
 /** Runs `pack`, reporting a batch element that is not a usable Uint8Array as KMS does. */
