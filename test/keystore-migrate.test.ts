@@ -7,6 +7,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, test } from 'vitest';
 import { KmsHmacClient } from '../src/client.js';
 import { canonical } from '../src/keystore/codec.js';
@@ -141,6 +142,21 @@ describe('format-1 JSON stores migrate on first open', () => {
     }
     console.log(`[keystore-migrate] 16 kills during a 1000-key migration (~${Math.round(span)} ms): ${seen.json} left the JSON file, ${seen.sqlite} the new store`);
   }, 180_000);
+
+  test('a setup lock left by a setup killed after placing the store is removed by the next open, unless it is held', async () => {
+    const path = fresh();
+    writeLegacy(path, [key()]);
+    await (await FileKeyStore.open(path, { passphrase: null })).close();
+    writeFileSync(`${path}.setup-lock`, '');
+    await (await FileKeyStore.open(path, { passphrase: null })).close();
+    expect(readdirSync(join(path, '..'))).toEqual(['keystore.json']);
+
+    const holder = new Database(`${path}.setup-lock`);
+    holder.exec('BEGIN EXCLUSIVE');
+    await (await FileKeyStore.open(path, { passphrase: null })).close();
+    expect(readdirSync(join(path, '..'))).toContain('keystore.json.setup-lock'); // with the holder's journal
+    holder.close();
+  });
 
   test('two processes opening the same JSON store at once: one migration, nothing lost afterwards', async () => {
     const keys = Array.from({ length: 500 }, () => key());

@@ -16,7 +16,7 @@
  * lock file is removed before the lock is released, once the store exists.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, linkSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreKeys, validEncryptionHeader, type KdfHeader } from './crypto.js';
@@ -130,6 +130,27 @@ function withSetupLock<T>(path: string, timeoutMs: number, before: PathKind, don
 }
 
 /**
+ * A setup killed after it placed the store, before it removed its lock file,
+ * leaves that file behind. Whoever takes the lock at once removes it, as the
+ * setup would have (nobody is in a setup then); a held lock is left alone.
+ */
+function removeLeftSetupLock(path: string): void {
+  const lockPath = `${path}.setup-lock`;
+  if (!existsSync(lockPath)) return;
+  try {
+    const lock = new Database(lockPath, { timeout: 0 });
+    try {
+      lock.exec('BEGIN EXCLUSIVE');
+      unlinkSync(lockPath);
+    } finally {
+      lock.close();
+    }
+  } catch {
+    /* held by a setup in progress, or not ours to remove (a read-only directory): it stays */
+  }
+}
+
+/**
  * Makes `path` hold a SQLite key store. Yields the scrypt parameters whenever
  * it needs a key derived from the passphrase and expects the derived master
  * back. Returns whether this call created a new store (for the "unencrypted"
@@ -138,7 +159,10 @@ function withSetupLock<T>(path: string, timeoutMs: number, before: PathKind, don
 export function* setupSteps(path: string, options: ReplicaOptions, lockTimeoutMs: number): Steps<boolean> {
   // The lock is synchronous; the derivations it may need are done first, outside it, from what the file holds now.
   const kind = inspectPath(path);
-  if (kind === 'sqlite') return false;
+  if (kind === 'sqlite') {
+    removeLeftSetupLock(path);
+    return false;
+  }
   if (kind === 'other') throw new KeyStoreCorruptError(path, 'it is neither a SQLite key store nor a JSON key store');
   let masters: Masters;
   if (kind === 'legacy') masters = yield* legacyMasters(path, options);
