@@ -12,7 +12,7 @@
 
 import {
   DATA, DATA_SIZE, OFFS, OUT, RES, KEYS, KEYWIN, KEYWIN_SIZE, KEY_SLOTS, SLOT_SIZE, MAX_BATCH,
-  PAD, TMP, CTX, blockLen, digestLen,
+  PAD, TMP, CTX, blockLen, digestLen, ALGORITHM_COUNT,
 } from './layout';
 import { compress256, IV224, IV256 } from './sha256';
 import { compress512, IV384, IV512 } from './sha512';
@@ -20,8 +20,16 @@ import { compress256x4, WB4, ST4 } from './sha256x4';
 import { compress512x2, WB2, ST2 } from './sha512x2';
 
 export {
-  DATA, DATA_SIZE, OFFS, OUT, RES, KEYS, KEYWIN, KEYWIN_SIZE, KEY_SLOTS, SLOT_SIZE, MAX_BATCH,
+  DATA, DATA_SIZE, OFFS, OUT, RES, KEYS, KEYWIN, KEYWIN_SIZE, KEY_SLOTS, SLOT_SIZE, MAX_BATCH, ALGORITHM_COUNT,
 } from './layout';
+
+/** Per algorithm code, for the host's load-time check of its algorithm table (0: no such code). */
+export function algorithmMacLength(alg: u32): u32 {
+  return alg < ALGORITHM_COUNT ? digestLen(alg) : 0;
+}
+export function algorithmBlockLength(alg: u32): u32 {
+  return alg < ALGORITHM_COUNT ? blockLen(alg) : 0;
+}
 
 /** 1 when this build hashes batches in SIMD lanes (SHA-224/256 x4, SHA-384/512 x2). */
 export const SIMD: u32 = ASC_FEATURE_SIMD ? 1 : 0;

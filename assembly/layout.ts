@@ -35,7 +35,9 @@ export const TMP: usize = memory.data(64, 16);
 // total byte count u64 @200.
 export const CTX: usize = memory.data(256, 16);
 
-// Algorithm codes, shared with src/backend/wasm.ts.
+// Algorithm codes: the index in src/backend/types.ts MAC_ALGORITHMS, which
+// checks them (and the lengths below) when the module loads.
+export const ALGORITHM_COUNT: u32 = 4;
 export const ALG_SHA224: u32 = 0;
 export const ALG_SHA256: u32 = 1;
 export const ALG_SHA384: u32 = 2;

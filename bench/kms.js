@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-// node bench/kms.js [--quick] [--json]
+// node bench/kms.js [--quick] [--json] [--no-stores]
+//
+// Then the key stores (bench/keystores.js; --no-stores skips them): mutation cost with 10, 1,000
+// and 10,000 keys in every store, opening a 100,000-key store, and the MAC hot path on a
+// PostgreSQL store against the memory store.
 //
 // KmsHmacClient against node:crypto, 64-byte HMAC-SHA-256, in one run:
 // the KMS façade (validation, KeyId resolution, key state, response shape)
@@ -16,6 +20,7 @@ import { Bench } from 'tinybench';
 import * as pkg from '../dist/index.js';
 import { environment, printEnvironment } from './env.js';
 import { printFastPathRows, runFastPathBench } from './fast-path.js';
+import { printKeyStoreBench, runKeyStoreBench } from './keystores.js';
 
 const KmsHmacClient = pkg.KmsHmacClient ?? (await import('../dist/client.js')).KmsHmacClient;
 const packMessages = pkg.packMessages;
@@ -165,9 +170,11 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   printEnvironment(env);
   const rows = await runKmsBench({ quick });
   const fastPath = await runFastPathBench({ quick });
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ environment: env, rows, fastPath }, null, 2));
+  const keyStores = process.argv.includes('--no-stores') ? undefined : await runKeyStoreBench({ quick });
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ environment: env, rows, fastPath, keyStores }, null, 2));
   else {
     printRows(rows);
     printFastPathRows(fastPath);
+    if (keyStores) printKeyStoreBench(keyStores);
   }
 }

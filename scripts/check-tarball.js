@@ -60,7 +60,7 @@ function main() {
     const demo = run('npx', ['kms-hmac', 'demo'], { cwd: consumer, env, shell: WINDOWS_SHELL });
     step(
       '`npx kms-hmac demo` runs on the native backend',
-      demo.status === 0 && /demo — backend native/.test(demo.stdout) && /verify app\.log {2}-> OK/.test(demo.stdout),
+      demo.status === 0 && /demo — backend native/.test(demo.stdout) && /verify app\.log --key-id \S+ +-> OK/.test(demo.stdout),
       demo.output,
     );
 

@@ -3,8 +3,11 @@
 // build the addon would fail instead of quietly compiling it.
 // Used by scripts/check-tarball.js, scripts/test-arm64.js and test/prebuild.test.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** npm and npx are .cmd scripts on Windows, which Node only runs through a shell. */
 export const WINDOWS_SHELL = process.platform === 'win32';
@@ -49,10 +52,22 @@ export function compilerFreeEnv(dir, env = process.env) {
   return clean;
 }
 
-/** Installs `tarball` into a new project at `consumer`; returns the spawnSync result (status, stdout, stderr). */
+/**
+ * Installs `tarball` into a new project at `consumer`; returns the spawnSync result (status, stdout, stderr).
+ *
+ * better-sqlite3 (the file key store's engine, a dependency) downloads its prebuilt binary from GitHub
+ * at install, which this network cannot reach, and would compile SQLite instead. So the consumer
+ * declines its install script (npm's `allowScripts`) and gets the binary already built in this
+ * checkout, as the download would have given it. kms-hmac's own install script runs: what is checked
+ * is the package's own addon, as a user with a normal network gets it.
+ */
 export function installTarball(tarball, consumer, env, extraArgs = []) {
   mkdirSync(consumer, { recursive: true });
-  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+  const allowScripts = { 'kms-hmac': true, 'better-sqlite3': false };
+  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts }));
   const args = ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', ...extraArgs];
-  return spawnSync('npm', args, { cwd: consumer, env, encoding: 'utf8', shell: WINDOWS_SHELL });
+  const result = spawnSync('npm', args, { cwd: consumer, env, encoding: 'utf8', shell: WINDOWS_SHELL });
+  const sqliteBuild = join('node_modules', 'better-sqlite3', 'build', 'Release');
+  if (result.status === 0 && existsSync(join(ROOT, sqliteBuild))) cpSync(join(ROOT, sqliteBuild), join(consumer, sqliteBuild), { recursive: true });
+  return result;
 }

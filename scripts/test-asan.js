@@ -25,7 +25,7 @@ try {
   const runtime = (name) => execFileSync('g++', [`-print-file-name=${name}`], { encoding: 'utf8' }).trim();
   const env = {
     ...process.env,
-    KMS_HMAC_NATIVE_DIR: scratch,
+    KMS_HMAC_PREBUILD: scratch,
     KMS_HMAC_TEST_BACKENDS: 'native',
     LD_PRELOAD: [runtime('libasan.so'), runtime('libubsan.so')].join(' '),
     // V8 and Node keep memory alive until exit by design: leaks are not what we look for here.

@@ -14,15 +14,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
-import type { BackendChoice } from './backend/index.js';
+import { getBackend, type BackendChoice } from './backend/index.js';
 import type { Backend } from './backend/types.js';
-import { openKeyStore, type FileKeyStoreOptions } from './keystore/index.js';
+import { openKeyStore, type OpenKeyStoreOptions } from './keystore/index.js';
 import type { HmacKeySpec, KeyStore, Tag } from './keystore/types.js';
 import { ClientContext } from './kms/context.js';
 import { kmsError } from './kms/errors.js';
 import { partitionOf } from './kms/identifiers.js';
 import { ImportOperations, type ImportKeyMaterialInput } from './kms/import-operations.js';
 import { KeyOperations, type CreateKeyInput } from './kms/key-operations.js';
+import { OPERATION_NAMES, OPERATIONS } from './kms/operations.js';
 import { SPEC_ALGORITHM, type KeyMetadata } from './kms/keys.js';
 import {
   MacOperations,
@@ -51,16 +52,21 @@ export type {
 } from './kms/mac-operations.js';
 
 export interface KmsHmacClientOptions {
-  /** A file path (durable FileKeyStore), a KeyStore instance, or omitted (in memory). */
+  /**
+   * A file path (FileKeyStore, SQLite), a `postgres://` / `postgresql://` URL
+   * (PostgresKeyStore: await `ready()`), a KeyStore instance, or omitted (in memory).
+   */
   keyStore?: string | KeyStore;
-  /** Options for a store opened from a path (passphrase, lock timeout, polling). */
-  keyStoreOptions?: FileKeyStoreOptions;
+  /** Options for a store opened from a path or URL (passphrase, lock timeout, polling, pool settings). */
+  keyStoreOptions?: OpenKeyStoreOptions;
   /** Default `us-east-1`. */
   region?: string;
   /** Default `111122223333`. */
   accountId?: string;
   /** HMAC backend (name or instance); default: the package's automatic selection. */
   backend?: BackendChoice | Backend;
+  /** Throw from the constructor instead of falling back to WebAssembly (also env KMS_HMAC_REQUIRE_NATIVE=1). */
+  requireNative?: boolean;
   /** Epoch milliseconds; injectable for tests (deletion windows, token and material expiry). */
   clock?: () => number;
 }
@@ -79,33 +85,7 @@ export interface FastPathHooks {
   macAlgorithm(localKeyId: string): string | undefined;
 }
 
-const OPERATIONS: Record<string, string> = {
-  CreateKey: 'createKey',
-  DescribeKey: 'describeKey',
-  ListKeys: 'listKeys',
-  CreateAlias: 'createAlias',
-  UpdateAlias: 'updateAlias',
-  DeleteAlias: 'deleteAlias',
-  ListAliases: 'listAliases',
-  EnableKey: 'enableKey',
-  DisableKey: 'disableKey',
-  ScheduleKeyDeletion: 'scheduleKeyDeletion',
-  CancelKeyDeletion: 'cancelKeyDeletion',
-  GetParametersForImport: 'getParametersForImport',
-  ImportKeyMaterial: 'importKeyMaterial',
-  DeleteImportedKeyMaterial: 'deleteImportedKeyMaterial',
-  TagResource: 'tagResource',
-  UntagResource: 'untagResource',
-  ListResourceTags: 'listResourceTags',
-  EnableKeyRotation: 'enableKeyRotation',
-  DisableKeyRotation: 'disableKeyRotation',
-  GetKeyRotationStatus: 'getKeyRotationStatus',
-  GenerateMac: 'generateMac',
-  VerifyMac: 'verifyMac',
-};
-
-/** The KMS operations `send()` and `execute()` accept (PascalCase names). */
-export const SUPPORTED_OPERATIONS: readonly string[] = Object.freeze(Object.keys(OPERATIONS));
+export const SUPPORTED_OPERATIONS: readonly string[] = OPERATION_NAMES;
 
 export class KmsHmacClient {
   readonly region: string;
@@ -121,8 +101,10 @@ export class KmsHmacClient {
     this.accountId = options.accountId ?? '111122223333';
     const scope = { region: this.region, accountId: this.accountId, partition: partitionOf(this.region) };
     this.#ownsStore = !(typeof options.keyStore === 'object' && options.keyStore !== null);
+    // Resolved before the store opens, so a missing required addon leaves nothing open.
+    const backend = getBackend({ backend: options.backend, requireNative: options.requireNative });
     const store = openKeyStore(options.keyStore, options.keyStoreOptions);
-    this.#ctx = new ClientContext(store, options.clock ?? Date.now, scope, options.backend);
+    this.#ctx = new ClientContext(store, options.clock ?? Date.now, scope, backend);
     this.#mac = new MacOperations(this.#ctx);
     this.#keys = new KeyOperations(this.#ctx);
     this.#import = new ImportOperations(this.#ctx);
@@ -131,6 +113,15 @@ export class KmsHmacClient {
   /** The store this client reads and writes. */
   get keyStore(): KeyStore {
     return this.#ctx.store;
+  }
+
+  /**
+   * Resolves once the key store is open. Async methods wait for it by
+   * themselves; the synchronous ones (generateMacSync, …) throw
+   * KeyStoreNotReadyError before it. Only a PostgreSQL store takes a while.
+   */
+  ready(): Promise<void> {
+    return this.#ctx.ready;
   }
 
   // -------------------------------------------------------------------------
@@ -145,18 +136,20 @@ export class KmsHmacClient {
   }
 
   generateMac(input: GenerateMacInput): Promise<GenerateMacOutput> {
-    try {
-      return Promise.resolve(this.generateMacSync(input));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#mac1(() => this.generateMacSync(input));
   }
 
   verifyMac(input: VerifyMacInput): Promise<VerifyMacOutput> {
+    return this.#mac1(() => this.verifyMacSync(input));
+  }
+
+  /** One MAC as a Promise: straight from the snapshot, unless the store is not open yet or the key lookup needs the store. */
+  #mac1<T>(op: () => T): Promise<T> {
+    if (!this.#ctx.isReady) return this.#ctx.run(op);
     try {
-      return Promise.resolve(this.verifyMacSync(input));
+      return Promise.resolve(op());
     } catch (err) {
-      return Promise.reject(err);
+      return this.#ctx.retryIfStale(op, err);
     }
   }
 
@@ -170,97 +163,97 @@ export class KmsHmacClient {
 
   /** Like generateMacBatch, computed on worker threads (all cores); inputs may be reused once it returns. */
   generateMacBatchAsync(input: GenerateMacBatchInput): Promise<GenerateMacBatchOutput> {
-    return this.#mac.generateMacBatchAsync(input);
+    return this.#ctx.run(() => this.#mac.generateMacBatchAsync(input));
   }
 
   verifyMacBatchAsync(input: VerifyMacBatchInput): Promise<VerifyMacBatchOutput> {
-    return this.#mac.verifyMacBatchAsync(input);
+    return this.#ctx.run(() => this.#mac.verifyMacBatchAsync(input));
   }
 
   // -------------------------------------------------------------------------
   // Key management (kms/key-operations.ts)
 
   createKey(input: CreateKeyInput = {}): Promise<{ KeyMetadata: KeyMetadata }> {
-    return this.#keys.createKey(input);
+    return this.#ctx.run(() => this.#keys.createKey(input));
   }
 
   describeKey(input: { KeyId: string | undefined; GrantTokens?: string[] }): Promise<{ KeyMetadata: KeyMetadata }> {
-    return this.#keys.describeKey(input);
+    return this.#ctx.run(() => this.#keys.describeKey(input));
   }
 
   listKeys(input: { Limit?: number; Marker?: string } = {}): Promise<{ Keys: { KeyId: string; KeyArn: string }[]; Truncated: boolean; NextMarker?: string }> {
-    return this.#keys.listKeys(input);
+    return this.#ctx.run(() => this.#keys.listKeys(input));
   }
 
   createAlias(input: { AliasName: string | undefined; TargetKeyId: string | undefined }): Promise<Record<string, never>> {
-    return this.#keys.createAlias(input);
+    return this.#ctx.run(() => this.#keys.createAlias(input));
   }
 
   updateAlias(input: { AliasName: string | undefined; TargetKeyId: string | undefined }): Promise<Record<string, never>> {
-    return this.#keys.updateAlias(input);
+    return this.#ctx.run(() => this.#keys.updateAlias(input));
   }
 
   deleteAlias(input: { AliasName: string | undefined }): Promise<Record<string, never>> {
-    return this.#keys.deleteAlias(input);
+    return this.#ctx.run(() => this.#keys.deleteAlias(input));
   }
 
   listAliases(input: { KeyId?: string; Limit?: number; Marker?: string } = {}) {
-    return this.#keys.listAliases(input);
+    return this.#ctx.run(() => this.#keys.listAliases(input));
   }
 
   enableKey(input: { KeyId: string | undefined }): Promise<Record<string, never>> {
-    return this.#keys.enableKey(input);
+    return this.#ctx.run(() => this.#keys.enableKey(input));
   }
 
   disableKey(input: { KeyId: string | undefined }): Promise<Record<string, never>> {
-    return this.#keys.disableKey(input);
+    return this.#ctx.run(() => this.#keys.disableKey(input));
   }
 
   scheduleKeyDeletion(input: { KeyId: string | undefined; PendingWindowInDays?: number }) {
-    return this.#keys.scheduleKeyDeletion(input);
+    return this.#ctx.run(() => this.#keys.scheduleKeyDeletion(input));
   }
 
   cancelKeyDeletion(input: { KeyId: string | undefined }): Promise<{ KeyId: string }> {
-    return this.#keys.cancelKeyDeletion(input);
+    return this.#ctx.run(() => this.#keys.cancelKeyDeletion(input));
   }
 
   enableKeyRotation(input: { KeyId: string | undefined; RotationPeriodInDays?: number }): Promise<never> {
-    return this.#keys.enableKeyRotation(input);
+    return this.#ctx.run(() => this.#keys.enableKeyRotation(input));
   }
 
   disableKeyRotation(input: { KeyId: string | undefined }): Promise<never> {
-    return this.#keys.disableKeyRotation(input);
+    return this.#ctx.run(() => this.#keys.disableKeyRotation(input));
   }
 
   getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<never> {
-    return this.#keys.getKeyRotationStatus(input);
+    return this.#ctx.run(() => this.#keys.getKeyRotationStatus(input));
   }
 
   tagResource(input: { KeyId: string | undefined; Tags: Tag[] | undefined }): Promise<Record<string, never>> {
-    return this.#keys.tagResource(input);
+    return this.#ctx.run(() => this.#keys.tagResource(input));
   }
 
   untagResource(input: { KeyId: string | undefined; TagKeys: string[] | undefined }): Promise<Record<string, never>> {
-    return this.#keys.untagResource(input);
+    return this.#ctx.run(() => this.#keys.untagResource(input));
   }
 
   listResourceTags(input: { KeyId: string | undefined; Limit?: number; Marker?: string }) {
-    return this.#keys.listResourceTags(input);
+    return this.#ctx.run(() => this.#keys.listResourceTags(input));
   }
 
   // -------------------------------------------------------------------------
   // Imported material and remote keys (kms/import-operations.ts)
 
   getParametersForImport(input: { KeyId: string | undefined; WrappingAlgorithm: string | undefined; WrappingKeySpec: string | undefined }) {
-    return this.#import.getParametersForImport(input);
+    return this.#ctx.run(() => this.#import.getParametersForImport(input));
   }
 
   importKeyMaterial(input: ImportKeyMaterialInput): Promise<{ KeyId: string }> {
-    return this.#import.importKeyMaterial(input);
+    return this.#ctx.run(() => this.#import.importKeyMaterial(input));
   }
 
   deleteImportedKeyMaterial(input: { KeyId: string | undefined; KeyMaterialId?: string }): Promise<{ KeyId: string }> {
-    return this.#import.deleteImportedKeyMaterial(input);
+    return this.#ctx.run(() => this.#import.deleteImportedKeyMaterial(input));
   }
 
   /**
@@ -277,12 +270,12 @@ export class KmsHmacClient {
     AliasName?: string;
     Tags?: Tag[];
   }): Promise<{ KeyMetadata: KeyMetadata }> {
-    return this.#import.importRemoteKey(input);
+    return this.#ctx.run(() => this.#import.importRemoteKey(input));
   }
 
   /** Links an existing local EXTERNAL key (material imported through ImportKeyMaterial) to a key in AWS KMS. */
   linkRemoteKey(input: { KeyId: string; RemoteArn: string | undefined }): Promise<{ KeyId: string; RemoteArn: string | undefined }> {
-    return this.#import.linkRemoteKey(input);
+    return this.#ctx.run(() => this.#import.linkRemoteKey(input));
   }
 
   get [FAST_PATH](): FastPathHooks {
@@ -291,6 +284,7 @@ export class KmsHmacClient {
       generate: (input, localKeyId, responseKeyId) => this.#mac.generateMacFull(input, { keyId: localKeyId, responseKeyId }),
       verify: (input, localKeyId, responseKeyId) => this.#mac.verifyMacFull(input, { keyId: localKeyId, responseKeyId }),
       usable: (localKeyId) => {
+        if (!this.#ctx.isReady) return false;
         const rec = this.#ctx.readKey(localKeyId);
         return rec !== undefined && rec.keyState === 'Enabled' && rec.keyMaterial !== undefined;
       },
@@ -318,7 +312,7 @@ export class KmsHmacClient {
 
   /** Runs a KMS operation by its PascalCase name (as in `X-Amz-Target: TrentService.<Operation>`). */
   async execute(operation: string, input: unknown): Promise<Record<string, unknown>> {
-    const method = Object.prototype.hasOwnProperty.call(OPERATIONS, operation) ? OPERATIONS[operation] : undefined;
+    const method = OPERATIONS.get(operation)?.method;
     if (method === undefined) {
       throw kmsError('UnsupportedOperationException', `${operation || 'This operation'} is not supported by kms-hmac, which implements the KMS HMAC operations and the key management around them.`);
     }
@@ -334,6 +328,7 @@ export class KmsHmacClient {
   /** Wipes prepared keys and closes the key store if this client opened it. */
   async close(): Promise<void> {
     if (this.#ctx.closed) return;
+    await this.#ctx.ready.catch(() => {});
     await this.#ctx.sweep;
     this.#ctx.closed = true;
     this.#mac.close();

@@ -8,6 +8,9 @@ export { createMacKey, MacKey, packMessages } from './mac-key.js';
 export type { MacKeyOptions, PackedMessages } from './mac-key.js';
 export { backendInfo, getBackend, loadBackend, BACKEND_NAMES } from './backend/index.js';
 export type { BackendChoice, BackendInfo, BackendOptions } from './backend/index.js';
+// A WebAssembly backend with its own worker count (loadBackend('wasm-simd') uses the default).
+export { loadWasmBackend, wasmSimdSupported } from './backend/wasm.js';
+export type { WasmBackendOptions, WasmVariant } from './backend/wasm.js';
 export { MAC_ALGORITHMS, MAC_LENGTH, BLOCK_LENGTH } from './backend/types.js';
 export type { Backend, BackendKey, BackendName, MacAlgorithm } from './backend/types.js';
 

@@ -7,8 +7,8 @@
  * everything to the backend key, which runs no caller code while it works.
  */
 import { inspect } from 'node:util';
-import { getBackend, type BackendChoice } from './backend/index.js';
-import type { Backend, BackendKey, BackendName, MacAlgorithm } from './backend/types.js';
+import { getBackend, type BackendOptions } from './backend/index.js';
+import type { BackendKey, BackendName, MacAlgorithm } from './backend/types.js';
 import { MAC_ALGORITHMS } from './backend/types.js';
 import { pooledMac } from './mac-pool.js';
 import { splitMacs, withPackedMacs, withPackedMessages } from './pack.js';
@@ -16,10 +16,11 @@ import { elementCount, isUint32Array } from './views.js';
 
 export { packMessages, type PackedMessages } from './pack.js';
 
-export interface MacKeyOptions {
-  /** A backend name or instance; default: the process-wide selection (see backendInfo()). */
-  backend?: BackendChoice | Backend;
-}
+/**
+ * `backend`: a name or instance (default: the process-wide selection, see backendInfo());
+ * `requireNative`: throw here instead of falling back to WebAssembly.
+ */
+export type MacKeyOptions = BackendOptions;
 
 export function createMacKey(algorithm: MacAlgorithm, keyMaterial: Uint8Array, options: MacKeyOptions = {}): MacKey {
   return new MacKey(algorithm, keyMaterial, options);
@@ -36,7 +37,7 @@ export class MacKey {
     if (!(MAC_ALGORITHMS as readonly string[]).includes(algorithm)) {
       throw new TypeError(`algorithm must be one of ${MAC_ALGORITHMS.join(', ')}`);
     }
-    const backend = getBackend({ backend: options.backend });
+    const backend = getBackend(options);
     this.#key = backend.createKey(algorithm, keyMaterial);
     this.algorithm = algorithm;
     this.macLength = this.#key.macLength;

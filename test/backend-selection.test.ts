@@ -1,5 +1,5 @@
 /**
- * Backend selection and fallback: native missing (KMS_HMAC_NATIVE_DIR points
+ * Backend selection and fallback: native missing (KMS_HMAC_PREBUILD points
  * the loader at an empty directory) must select WASM and say why; with
  * KMS_HMAC_REQUIRE_NATIVE=1 the same situation is an error. Each test
  * re-imports src/backend/index.ts after stubbing the environment, so the
@@ -20,7 +20,7 @@ afterAll(() => rmSync(emptyDir, { recursive: true, force: true }));
 
 async function freshSelection(env: Record<string, string | undefined>): Promise<Selection> {
   vi.unstubAllEnvs();
-  for (const name of ['KMS_HMAC_BACKEND', 'KMS_HMAC_REQUIRE_NATIVE', 'KMS_HMAC_NATIVE_DIR']) vi.stubEnv(name, undefined);
+  for (const name of ['KMS_HMAC_BACKEND', 'KMS_HMAC_REQUIRE_NATIVE', 'KMS_HMAC_PREBUILD']) vi.stubEnv(name, undefined);
   for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
   vi.resetModules();
   const mod: Selection = await import('../src/backend/index.js');
@@ -40,7 +40,7 @@ afterEach(() => {
 
 describe('native missing', () => {
   it('falls back to wasm-simd and reports the native load error', async () => {
-    const sel = await freshSelection({ KMS_HMAC_NATIVE_DIR: emptyDir });
+    const sel = await freshSelection({ KMS_HMAC_PREBUILD: emptyDir });
     const info = sel.backendInfo();
     expect(info.name).toBe('wasm-simd');
     expect(info.simd).toBe(true);
@@ -63,15 +63,30 @@ describe('native missing', () => {
   });
 
   it('is an error with KMS_HMAC_REQUIRE_NATIVE=1', async () => {
-    const sel = await freshSelection({ KMS_HMAC_NATIVE_DIR: emptyDir, KMS_HMAC_REQUIRE_NATIVE: '1' });
+    const sel = await freshSelection({ KMS_HMAC_PREBUILD: emptyDir, KMS_HMAC_REQUIRE_NATIVE: '1' });
     expect(() => sel.backendInfo()).toThrow(/native backend required/);
     expect(() => sel.getBackend()).toThrow(/native backend required/);
   });
 
   it('is an error with the requireNative option', async () => {
-    const sel = await freshSelection({ KMS_HMAC_NATIVE_DIR: emptyDir });
+    const sel = await freshSelection({ KMS_HMAC_PREBUILD: emptyDir });
     expect(() => sel.getBackend({ requireNative: true })).toThrow(/native backend required/);
     expect(() => sel.loadBackend('native')).toThrow();
+  });
+
+  it('is an error from createMacKey and new KmsHmacClient given requireNative, and only with it', async () => {
+    await freshSelection({ KMS_HMAC_PREBUILD: emptyDir });
+    const { createMacKey, KmsHmacClient } = await import('../src/index.js');
+    const material = new Uint8Array(32);
+    expect(() => createMacKey('HMAC_SHA_256', material, { requireNative: true })).toThrow(/native backend required/);
+    expect(() => new KmsHmacClient({ requireNative: true })).toThrow(/native backend required/);
+    const key = createMacKey('HMAC_SHA_256', material);
+    expect(key.backend).toBe('wasm-simd');
+    key.destroy();
+    const client = new KmsHmacClient();
+    const { KeyId } = (await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata;
+    await expect(client.generateMac({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: material })).resolves.toHaveProperty('Mac');
+    await client.close();
   });
 
   it('falls back to wasm-scalar when SIMD128 is not supported, listing both reasons', async () => {
@@ -81,7 +96,7 @@ describe('native missing', () => {
     vi.spyOn(WebAssembly, 'validate').mockImplementation((bytes) =>
       Buffer.from(bytes as Uint8Array).equals(simdBytes) ? false : realValidate(bytes),
     );
-    const sel = await freshSelection({ KMS_HMAC_NATIVE_DIR: emptyDir });
+    const sel = await freshSelection({ KMS_HMAC_PREBUILD: emptyDir });
     const info = sel.backendInfo();
     expect(info.name).toBe('wasm-scalar');
     expect(info.simd).toBe(false);
@@ -97,7 +112,7 @@ describe('explicit choices', () => {
   });
 
   it('KMS_HMAC_BACKEND=wasm selects the best WASM build without trying native', async () => {
-    const sel = await freshSelection({ KMS_HMAC_BACKEND: 'wasm', KMS_HMAC_NATIVE_DIR: emptyDir });
+    const sel = await freshSelection({ KMS_HMAC_BACKEND: 'wasm', KMS_HMAC_PREBUILD: emptyDir });
     expect(sel.backendInfo()).toMatchObject({ name: 'wasm-simd', simd: true, selectedBy: 'env', skipped: [] });
   });
 
@@ -113,7 +128,7 @@ describe('explicit choices', () => {
   });
 
   it('KMS_HMAC_BACKEND=native with native missing fails instead of falling back', async () => {
-    const sel = await freshSelection({ KMS_HMAC_BACKEND: 'native', KMS_HMAC_NATIVE_DIR: emptyDir });
+    const sel = await freshSelection({ KMS_HMAC_BACKEND: 'native', KMS_HMAC_PREBUILD: emptyDir });
     expect(() => sel.backendInfo()).toThrow();
   });
 });
@@ -134,7 +149,7 @@ describe('in a separate process (built dist/)', () => {
     );
 
   it.skipIf(!existsSync(distIndex))('native dir empty: WASM chosen, reason reported, one-line warning', () => {
-    const r = run({ KMS_HMAC_NATIVE_DIR: emptyDir });
+    const r = run({ KMS_HMAC_PREBUILD: emptyDir });
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.name).toBe('wasm-simd');
@@ -143,8 +158,20 @@ describe('in a separate process (built dist/)', () => {
   });
 
   it.skipIf(!existsSync(distIndex))('native dir empty + KMS_HMAC_REQUIRE_NATIVE=1: error', () => {
-    const r = run({ KMS_HMAC_NATIVE_DIR: emptyDir, KMS_HMAC_REQUIRE_NATIVE: '1' });
+    const r = run({ KMS_HMAC_PREBUILD: emptyDir, KMS_HMAC_REQUIRE_NATIVE: '1' });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).error).toMatch(/native backend required/);
+  });
+});
+
+describe('the algorithm table', () => {
+  it('is what both engines load with, and an engine numbering otherwise is refused', async () => {
+    const { createNativeBackend, loadNativeBinding } = await import('../src/backend/native.js');
+    const { checkAlgorithmTable } = await import('../src/backend/types.js');
+    const binding = loadNativeBinding();
+    expect(createNativeBackend(binding).name).toBe('native');
+    const swapped = { ...binding, macLengths: [28, 32, 64, 48] };
+    expect(() => createNativeBackend(swapped)).toThrow(/native addon does not match the algorithm table.*HMAC_SHA_384, HMAC_SHA_512/);
+    expect(() => checkAlgorithmTable('an engine', 5, () => 32, () => 64)).toThrow(/5 algorithms for 4/);
   });
 });

@@ -98,3 +98,13 @@ describe.each([
     expect(md).toMatchObject({ KeyManager: 'CUSTOMER', CustomerMasterKeySpec: 'HMAC_256', KeySpec: 'HMAC_256', MacAlgorithms: ['HMAC_SHA_256'], MultiRegion: false, Description: '', Origin: 'AWS_KMS', Enabled: true });
   });
 });
+
+describe('the operation registry (src/kms/operations.ts)', () => {
+  it('names real SDK commands, and client methods that exist', async () => {
+    const { OPERATIONS } = await import('../src/kms/operations.js');
+    for (const [name, spec] of OPERATIONS) {
+      expect(typeof (sdk as Record<string, unknown>)[`${name}Command`], name).toBe('function');
+      expect(typeof (KmsHmacClient.prototype as unknown as Record<string, unknown>)[spec.method], spec.method).toBe('function');
+    }
+  });
+});

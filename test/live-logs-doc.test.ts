@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -50,6 +50,7 @@ function unit(root: string) {
 function setup(name: string) {
   const root = join(tmp, name);
   for (const d of ['var/log', 'mnt/audit', 'etc']) mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(join(root, 'etc', 'passphrase'), 'live logs doc test passphrase\n', { mode: 0o600 }); // the unit's KMS_HMAC_PASSPHRASE_FILE
   const { env, exec } = unit(root);
   const sh = (cmd: string, extra: Record<string, string> = {}) => spawnSync('sh', ['-c', cmd], { cwd: root, env: { ...process.env, ...env, ...extra }, encoding: 'utf8' });
   const service = (): { child: ChildProcess; exited: Promise<number | null> } => {
@@ -151,7 +152,9 @@ describe('docs/live-logs.md', () => {
       const root = join(tmp, `logrotate${i}`);
       mkdirSync(join(root, 'var/log'), { recursive: true });
       writeFileSync(join(root, 'var/log/app.log'), 'x\n');
-      writeFileSync(join(root, 'conf'), localize(c.text, root));
+      // The page's `create 0640 app app` names the application's account, which this machine may not have.
+      const owner = `${userInfo().username} ${spawnSync('id', ['-gn'], { encoding: 'utf8' }).stdout.trim()}`;
+      writeFileSync(join(root, 'conf'), localize(c.text, root).replace(/(create \d+) app app/, `$1 ${owner}`));
       const r = spawnSync('logrotate', ['-d', '-s', join(root, 'state'), join(root, 'conf')], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
     });

@@ -93,7 +93,7 @@ const randomLengths = (n: number, max: number) => Array.from({ length: n }, () =
 /** Loads the addon in a fresh process with `env` and returns what it reports. */
 function probe(env: Record<string, string>): { path: string; reason: string; paths: string[]; status: string } {
   const script =
-    "const b = require('node-gyp-build')(process.env.KMS_HMAC_NATIVE_DIR || process.cwd());" +
+    "const b = require('node-gyp-build')(process.cwd());" +
     'process.stdout.write(JSON.stringify({ path: b.simdPath, reason: b.simdReason, paths: b.simdPaths, status: b.simdStatus }))';
   const r = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);

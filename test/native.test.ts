@@ -102,7 +102,7 @@ describe('async batches and environment life cycle', () => {
   const ROOT = fileURLToPath(new URL('..', import.meta.url));
   // Each script gets `binding` and a large `data`/`offsets` batch.
   const prelude = `
-    const binding = require('node-gyp-build')(process.env.KMS_HMAC_NATIVE_DIR || process.cwd());
+    const binding = require('node-gyp-build')(process.cwd());
     const count = 200000, size = 64;
     const data = new Uint8Array(count * size).fill(7);
     const offsets = new Uint32Array(count + 1).map((_, i) => i * size);

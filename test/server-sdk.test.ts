@@ -286,3 +286,20 @@ describe('protocol errors (raw requests)', () => {
     expect((await signedCall(server.url, 'ListKeys', {})).status).toBe(200);
   });
 });
+
+describe('startServer credentials option', () => {
+  it("takes the SDK's credentials object as well as a list, and names a malformed one", async () => {
+    const single = await startServer({ port: 0, credentials: CRED, log: false });
+    const client = new KMSClient({ endpoint: single.url, region: 'us-east-1', credentials: CRED, maxAttempts: 1 });
+    try {
+      const out = await client.send(new CreateKeyCommand({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }));
+      expect(out.KeyMetadata?.KeySpec).toBe('HMAC_256');
+    } finally {
+      client.destroy();
+      await single.close();
+    }
+    await expect(startServer({ port: 0, credentials: { accessKeyId: 'AKID' } as never, log: false })).rejects.toThrow(
+      /credentials: secretAccessKey is missing/,
+    );
+  });
+});

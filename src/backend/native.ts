@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Backend, BackendKey } from './types.js';
-import { MAC_ALGORITHMS } from './types.js';
+import { algorithmCode, checkAlgorithmTable, MAC_LENGTH } from './types.js';
 
 const require = createRequire(import.meta.url);
 
@@ -59,12 +59,13 @@ export interface NativeBatchStats {
  * node-gyp-build or dlopen threw — including the addon's own "OpenSSL
  * missing or not 3.x" error — so callers can report it.
  */
-export function loadNativeBinding(root: string = process.env.KMS_HMAC_NATIVE_DIR || PACKAGE_ROOT): NativeBinding {
+export function loadNativeBinding(root: string = PACKAGE_ROOT): NativeBinding {
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   return nodeGypBuild(root) as NativeBinding;
 }
 
 export function createNativeBackend(binding: NativeBinding = loadNativeBinding()): Backend {
+  checkAlgorithmTable('the native addon', binding.macLengths.length, (c) => binding.macLengths[c]!, (c) => binding.blockLengths[c]!);
   const details: Record<string, string | number | boolean> = {
     openssl: binding.opensslVersion,
     asyncThreads: binding.asyncThreads,
@@ -79,11 +80,10 @@ export function createNativeBackend(binding: NativeBinding = loadNativeBinding()
     createKey(algorithm, keyMaterial) {
       // The native handle already has every BackendKey method; only the two
       // descriptive fields are added, so calls go straight into the addon.
-      const index = MAC_ALGORITHMS.indexOf(algorithm);
-      const key = new binding.Key(index, keyMaterial);
+      const key = new binding.Key(algorithmCode(algorithm), keyMaterial);
       return Object.defineProperties(key, {
         algorithm: { value: algorithm, enumerable: true },
-        macLength: { value: binding.macLengths[index], enumerable: true },
+        macLength: { value: MAC_LENGTH[algorithm], enumerable: true },
       }) as BackendKey;
     },
   };

@@ -6,6 +6,12 @@
  * crash the process on bad input.
  */
 
+/**
+ * The algorithm table. An algorithm's code is its index here: the native
+ * addon and the WebAssembly engine number theirs the same way, and each
+ * engine's own lengths are checked against this table when it loads
+ * (checkAlgorithmTable), so the three can never drift apart silently.
+ */
 export const MAC_ALGORITHMS = ['HMAC_SHA_224', 'HMAC_SHA_256', 'HMAC_SHA_384', 'HMAC_SHA_512'] as const;
 export type MacAlgorithm = (typeof MAC_ALGORITHMS)[number];
 
@@ -24,6 +30,32 @@ export const BLOCK_LENGTH: Readonly<Record<MacAlgorithm, number>> = {
   HMAC_SHA_384: 128,
   HMAC_SHA_512: 128,
 };
+
+/** The code both engines use for `algorithm`. */
+export function algorithmCode(algorithm: MacAlgorithm): number {
+  return MAC_ALGORITHMS.indexOf(algorithm);
+}
+
+/**
+ * Throws unless `engine` numbers the algorithms as this table does: `count`
+ * algorithms, and for each code the same MAC and block lengths.
+ */
+export function checkAlgorithmTable(
+  engine: string,
+  count: number,
+  macLength: (code: number) => number,
+  blockLength: (code: number) => number,
+): void {
+  const wrong = MAC_ALGORITHMS.filter(
+    (algorithm, code) => macLength(code) !== MAC_LENGTH[algorithm] || blockLength(code) !== BLOCK_LENGTH[algorithm],
+  );
+  if (count !== MAC_ALGORITHMS.length || wrong.length > 0) {
+    throw new Error(
+      `${engine} does not match the algorithm table (${count} algorithms for ${MAC_ALGORITHMS.length}` +
+        `${wrong.length > 0 ? `; lengths differ for ${wrong.join(', ')}` : ''}): it was built from other sources`,
+    );
+  }
+}
 
 export type BackendName = 'native' | 'wasm-simd' | 'wasm-scalar';
 

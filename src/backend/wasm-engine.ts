@@ -14,6 +14,7 @@
  * caller's own subclass are never called here.
  */
 import { byteLength, copyInto, plainView } from '../views.js';
+import { checkAlgorithmTable } from './types.js';
 
 // The slice of the WebAssembly JS API used here, typed locally: the
 // project's lib (ES2022 + @types/node) declares no WebAssembly globals.
@@ -73,6 +74,7 @@ export class WasmEngine {
     this.SLOT_SIZE = ex.SLOT_SIZE.value;
     this.MAX_BATCH = ex.MAX_BATCH.value;
     this.simd = ex.SIMD.value === 1;
+    checkAlgorithmTable('the WebAssembly engine', ex.ALGORITHM_COUNT.value, ex.algorithmMacLength, ex.algorithmBlockLength);
   }
 
   /** Precomputes the key's inner/outer states into `slot`; key copies are wiped. */

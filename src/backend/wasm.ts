@@ -16,20 +16,13 @@ import { Worker } from 'node:worker_threads';
 import {
   byteLength, bufferProblem, copyInto, isUint32Array, isUint8Array, overlaps, plainOffsets, plainView,
 } from '../views.js';
-import { BLOCK_LENGTH, MAC_LENGTH } from './types.js';
+import { algorithmCode, BLOCK_LENGTH, MAC_ALGORITHMS, MAC_LENGTH } from './types.js';
 import type { Backend, BackendKey, BackendName, MacAlgorithm } from './types.js';
 import { WASM_HASH, WASM_SCALAR_BASE64, WASM_SIMD_BASE64 } from './wasm-binaries.js';
 import { hashBlocks, partLayout, SLOT_SIZE, WA, WasmEngine, type PartJob, type WasmModule } from './wasm-engine.js';
 
 export { WasmEngine } from './wasm-engine.js';
 export type WasmVariant = 'simd' | 'scalar';
-
-const ALG_CODE: Readonly<Record<MacAlgorithm, number>> = {
-  HMAC_SHA_224: 0,
-  HMAC_SHA_256: 1,
-  HMAC_SHA_384: 2,
-  HMAC_SHA_512: 3,
-};
 
 /**
  * Async work in compression-function calls (hashBlocks). Measured on the
@@ -344,14 +337,14 @@ class WasmBackend implements Backend {
   }
 
   createKey(algorithm: MacAlgorithm, keyMaterial: Uint8Array): BackendKey {
-    if (!Object.hasOwn(ALG_CODE, algorithm)) throw new RangeError(`unsupported MAC algorithm: ${String(algorithm)}`);
+    if (!MAC_ALGORITHMS.includes(algorithm)) throw new RangeError(`unsupported MAC algorithm: ${String(algorithm)}`);
     const material = plainView(bytesArg(keyMaterial, 'keyMaterial'));
     const slot = this.allocSlot();
     const target = slot >= 0 ? slot : this.swapSlot;
     const token: SlotToken = { backend: this, id: nextKeyId++, slot: target, spill: null };
     try {
       if (slot < 0) this.swapOwner = 0; // the swap slot is overwritten below
-      this.engine.setKey(target, ALG_CODE[algorithm], material);
+      this.engine.setKey(target, algorithmCode(algorithm), material);
     } catch (err) {
       this.engine.wipeSlot(target);
       if (slot >= 0) this.freeSlots.push(slot);
@@ -384,7 +377,7 @@ class WasmKey implements BackendKey {
     private readonly token: SlotToken,
   ) {
     this.macLength = MAC_LENGTH[algorithm];
-    this.alg = ALG_CODE[algorithm];
+    this.alg = algorithmCode(algorithm);
     this.blockLength = BLOCK_LENGTH[algorithm];
   }
 

@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { backendInfo } from '../backend/index.js';
 import { createMacKey } from '../mac-key.js';
-import { KEYSTORE_HELP } from './common.js';
 
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -65,7 +64,6 @@ export function benchCommand(): Command {
     .description('benchmark against node:crypto: bench/run.js from a checkout (or a built-in quick comparison); --logs runs bench/logs.js')
     .option('--logs', 'the log signing benchmark (npm run bench:logs)')
     .option('--quick', 'the built-in 200-byte comparison only')
-    .option('--keystore <path>', KEYSTORE_HELP + ' (unused; accepted for uniformity)')
     .argument('[args...]', 'passed to the benchmark script (put them after --)')
     .action(async (args: string[], flags: { logs?: boolean; quick?: boolean }) => {
       const script = join(PACKAGE_ROOT, 'bench', flags.logs ? 'logs.js' : 'run.js');

@@ -8,7 +8,11 @@
  *   3  key or service error (NotFoundException, DisabledException, KMSInvalidStateException,
  *      InvalidKeyUsageException, key store errors, anything unexpected)
  */
-import { KmsHmacClient } from '../client.js';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { KmsHmacClient, type KmsHmacClientOptions } from '../client.js';
+import { readPassphraseFile } from '../keystore/crypto.js';
+import { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from '../keystore/index.js';
 import { defaultKeyStorePath } from './paths.js';
 
 export const EXIT_OK = 0;
@@ -27,7 +31,54 @@ export class CliError extends Error {
   }
 }
 
-export const KEYSTORE_HELP = 'key store file (default: $KMS_HMAC_KEYSTORE, else $XDG_DATA_HOME/kms-hmac/keystore.json, else ~/.local/share/kms-hmac/keystore.json)';
+/** `.option(...KEYSTORE_OPTION)`: the --keystore flag of every command that opens a key store. */
+export const KEYSTORE_OPTION = [
+  '--keystore <path|url>',
+  'key store: a file, or postgres://user:pass@host:port/db for a store shared by several machines ' +
+    '(default: $KMS_HMAC_KEYSTORE, else $XDG_DATA_HOME/kms-hmac/keystore.db, else ~/.local/share/kms-hmac/keystore.db)',
+] as const;
+
+const PASSPHRASE_FILE_HELP = `read the key store passphrase from this file (default: $${PASSPHRASE_FILE_ENV}, else $${PASSPHRASE_ENV})`;
+
+const KEYSTORE_AFTER_HELP = `
+Key store passphrase: --passphrase-file FILE, or $${PASSPHRASE_FILE_ENV} (a file), or $${PASSPHRASE_ENV}.
+With one, key material is encrypted and the whole store authenticated: an edit by someone
+without the passphrase is refused. Without one, the store is created unencrypted (with a warning).`;
+
+/**
+ * Process warnings (a key store created without a passphrase, a worker
+ * restarted) as one plain line each, `kms-hmac: warning: …`, instead of
+ * Node's `(node:PID) [CODE] Type: …` with its --trace-warnings hint.
+ */
+export function printWarningsPlainly(): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => process.stderr.write(`kms-hmac: warning: ${w.message}\n`));
+}
+
+/**
+ * Gives every command in `program`'s tree that opens a key store (has
+ * --keystore) the --passphrase-file option and the passphrase help, and
+ * makes the option take effect before the command runs: it becomes
+ * $KMS_HMAC_PASSPHRASE_FILE for this process (and the serve workers it
+ * starts), replacing a $KMS_HMAC_PASSPHRASE from the environment. So every
+ * store the command opens, however it opens it, uses the same passphrase.
+ */
+export function addKeyStoreOptions(program: Command): void {
+  const visit = (cmd: Command): void => {
+    if (cmd.options.some((o) => o.long === '--keystore')) {
+      cmd.option('--passphrase-file <path>', PASSPHRASE_FILE_HELP).addHelpText('after', KEYSTORE_AFTER_HELP);
+    }
+    for (const sub of cmd.commands) visit(sub);
+  };
+  visit(program);
+  program.hook('preAction', (_program, action) => {
+    const file = (action.opts() as { passphraseFile?: string }).passphraseFile;
+    if (file === undefined) return;
+    readPassphraseFile(file).fill(0); // unreadable or empty: a usage error now, not deep inside the command
+    process.env[PASSPHRASE_FILE_ENV] = resolve(file);
+    delete process.env[PASSPHRASE_ENV];
+  });
+}
 
 export interface CommonFlags {
   keystore?: string;
@@ -39,9 +90,14 @@ export function keystorePath(flags: CommonFlags): string {
   return flags.keystore ?? defaultKeyStorePath();
 }
 
-export async function withClient<T>(flags: CommonFlags, fn: (client: KmsHmacClient) => Promise<T>): Promise<T> {
-  const client = new KmsHmacClient({ keyStore: keystorePath(flags), region: flags.region, accountId: flags.accountId });
+export async function withClient<T>(
+  flags: CommonFlags,
+  fn: (client: KmsHmacClient) => Promise<T>,
+  keyStoreOptions?: KmsHmacClientOptions['keyStoreOptions'],
+): Promise<T> {
+  const client = new KmsHmacClient({ keyStore: keystorePath(flags), keyStoreOptions, region: flags.region, accountId: flags.accountId });
   try {
+    await client.ready();
     return await fn(client);
   } finally {
     await client.close().catch(() => {});
@@ -62,9 +118,9 @@ export function exitCodeFor(err: unknown): number {
 
 /** `Name: message` — the KMS exception name first, as the AWS CLI prints it. */
 export function formatError(err: unknown): string {
-  const e = err as { name?: string; message?: string; code?: string; path?: string };
+  const e = err as { name?: string; message?: string; code?: string; path?: string; syscall?: string };
   if (err instanceof CliError) return err.errorName === 'Error' ? err.message : `${err.errorName}: ${err.message}`;
-  if (e?.code && e.path) return `${e.code}: cannot open ${e.path}`;
+  if (e?.code && e.path && e.syscall) return `${e.code}: cannot open ${e.path}`; // a file system error
   const name = e?.name ?? 'Error';
   const message = e?.message ?? String(err);
   return message && message !== name ? `${name}: ${message}` : name;

@@ -12,12 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { backendInfo } from '../backend/index.js';
+import { describeKeyStore } from '../keystore/index.js';
 import type { KmsHmacClient } from '../client.js';
 import { MAC_INPUT_PREFIX, RAW_RECORD_MAX, writePrefix } from '../stream/format.js';
 import { engineFromClient } from '../stream/kms-engine.js';
 import { signLog } from '../stream/sign.js';
 import { verifyLog } from '../stream/verify.js';
-import { KEYSTORE_HELP, keystorePath, withClient, type CommonFlags } from './common.js';
+import { KEYSTORE_OPTION, keystorePath, withClient, type CommonFlags } from './common.js';
 import { printReport } from './logs.js';
 
 export const DEMO_ALIAS = 'alias/kms-hmac-demo';
@@ -131,7 +132,7 @@ function count(v: string): number {
 export function demoCommand(): Command {
   return new Command('demo')
     .description(`sign and verify a generated log, show tampering being caught, and compare with node:crypto (key ${DEMO_ALIAS} in the key store)`)
-    .option('--keystore <path>', KEYSTORE_HELP)
+    .option(...KEYSTORE_OPTION)
     .option('--records <n>', 'records in the sample log', count, 200_000)
     .option('--keep', 'keep the temporary directory with the log and sidecars')
     .action(async (flags: CommonFlags & { records: number; keep?: boolean }) => {
@@ -140,7 +141,7 @@ export function demoCommand(): Command {
       try {
         await withClient(flags, async (client) => {
           const info = backendInfo();
-          w(`kms-hmac demo — backend ${info.name}${info.simd ? ' (SIMD)' : ''}, key store ${keystorePath(flags)}`);
+          w(`kms-hmac demo — backend ${info.name}${info.simd ? ' (SIMD)' : ''}, key store ${describeKeyStore(keystorePath(flags))}`);
           const { arn, created } = await demoKey(client);
           w(`key ${DEMO_ALIAS} -> ${arn} (${created ? 'created' : 'reused'})`);
           w();

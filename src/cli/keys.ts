@@ -2,13 +2,15 @@
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { Command, Option } from 'commander';
 import type { KmsHmacClient } from '../client.js';
-import { CliError, EXIT_USAGE, KEYSTORE_HELP, printJson, readInput, withClient, type CommonFlags } from './common.js';
+import { resolvePassphrase } from '../keystore/crypto.js';
+import { describeKeyStore, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from '../keystore/index.js';
+import { CliError, EXIT_USAGE, KEYSTORE_OPTION, keystorePath, printJson, readInput, withClient, type CommonFlags } from './common.js';
 
 const SPECS = ['HMAC_224', 'HMAC_256', 'HMAC_384', 'HMAC_512'];
 
 function common(cmd: Command): Command {
   return cmd
-    .option('--keystore <path>', KEYSTORE_HELP)
+    .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region in key ARNs', 'us-east-1')
     .option('--account-id <id>', 'account id in key ARNs', '111122223333');
 }
@@ -184,6 +186,24 @@ export function keysCommand(): Command {
           printJson(await c.describeKey({ KeyId: f.keyId as string }));
         }),
       ),
+  );
+  keys.addCommand(
+    common(new Command('encrypt'))
+      .description('encrypt an unencrypted key store with the passphrase (--passphrase-file or $KMS_HMAC_PASSPHRASE): every record is rewritten sealed, the whole store authenticated')
+      .action(async (flags: F) => {
+        if (!resolvePassphrase(undefined)) {
+          throw new CliError(`keys encrypt: give the passphrase with --passphrase-file FILE, $${PASSPHRASE_FILE_ENV} or $${PASSPHRASE_ENV}`, EXIT_USAGE);
+        }
+        await withClient(
+          flags,
+          async (c) => {
+            const store = c.keyStore;
+            await store.transact(() => undefined); // an unencrypted store opened with encryptExisting is rewritten on its next write
+            printJson({ KeyStore: describeKeyStore(keystorePath(flags)), Encrypted: (store as { encrypted?: boolean }).encrypted === true, Keys: store.listKeys().length });
+          },
+          { encryptExisting: true },
+        );
+      }),
   );
   return keys;
 }

@@ -9,7 +9,7 @@ import { engineFromClient } from '../stream/kms-engine.js';
 import { signLog } from '../stream/sign.js';
 import { verifyLog, type VerifyReport } from '../stream/verify.js';
 import { checkpointsOut } from './checkpoints-out.js';
-import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, printJson, withClient, type CommonFlags } from './common.js';
+import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_OPTION, printJson, withClient, type CommonFlags } from './common.js';
 import { follow } from './follow.js';
 import { count, cpuMs, mb, rate } from './numbers.js';
 import { progressBar } from './progress.js';
@@ -90,7 +90,7 @@ function scopeOf<F extends CommonFlags & { keyId?: string }>(flags: F): F {
 
 function common(cmd: Command): Command {
   return cmd
-    .option('--keystore <path>', KEYSTORE_HELP)
+    .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region in key ARNs (default: from --key-id when it is an ARN, else us-east-1)')
     .option('--account-id <id>', 'account id in key ARNs (default: from --key-id when it is an ARN, else 111122223333)')
     .option('--json', 'print a JSON report on stdout')

@@ -2,7 +2,8 @@
 import { Command, Option } from 'commander';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
 import type { KmsHmacClient } from '../client.js';
-import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_HELP, printJson, readInput, withClient, type CommonFlags } from './common.js';
+import { LIMITS } from '../kms/limits.js';
+import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_OPTION, printJson, readInput, withClient, type CommonFlags } from './common.js';
 
 interface MacFlags extends CommonFlags {
   keyId: string;
@@ -21,13 +22,13 @@ async function algorithmFor(c: KmsHmacClient, flags: MacFlags): Promise<MacAlgor
 
 function base(name: string): Command {
   return new Command(name)
-    .argument('[file]', 'message file (default: stdin; at most 4096 bytes, as in KMS)')
+    .argument('[file]', `message file (default: stdin; at most ${LIMITS.message[1]} bytes, as in KMS)`)
     .requiredOption('--key-id <id>', 'key ID, key ARN, alias name or alias ARN')
     .addOption(new Option('--algorithm <alg>', "MAC algorithm (default: the key's only algorithm)").choices(MAC_ALGORITHMS))
     // The AWS CLI's name for the same flag, so commands pasted from `aws kms generate-mac` work.
     .addOption(new Option('--mac-algorithm <alg>', 'same as --algorithm').choices(MAC_ALGORITHMS).conflicts('algorithm'))
     .option('--json', 'print the KMS response as JSON (blobs in base64)')
-    .option('--keystore <path>', KEYSTORE_HELP)
+    .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region in key ARNs', 'us-east-1')
     .option('--account-id <id>', 'account id in key ARNs', '111122223333');
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { benchCommand, PACKAGE_ROOT } from './bench.js';
-import { EXIT_OK, EXIT_USAGE, exitCodeFor, formatError } from './common.js';
+import { addKeyStoreOptions, EXIT_OK, EXIT_USAGE, exitCodeFor, formatError, printWarningsPlainly } from './common.js';
 import { demoCommand } from './demo.js';
 import { keysCommand } from './keys.js';
 import { signCommand, verifyCommand } from './logs.js';
@@ -45,6 +45,7 @@ Start here:
   kms-hmac sign app.log --key-id alias/logs      # writes app.log.mac
   kms-hmac verify app.log --key-id alias/logs    # exit 1 names every tampered record`,
     );
+  addKeyStoreOptions(program);
   const configure = (cmd: Command): void => {
     cmd.exitOverride();
     cmd.showHelpAfterError('(add --help for usage)');
@@ -56,6 +57,7 @@ Start here:
 
 /** Runs the CLI; resolves to the exit code (also set on process.exitCode). */
 export async function main(argv: string[] = process.argv): Promise<number> {
+  printWarningsPlainly();
   const program = buildProgram();
   if (argv.length <= 2) {
     program.outputHelp({ error: true });

@@ -7,6 +7,8 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { describeKeyStore } from '../keystore/index.js';
+import { addKeyStoreOptions, KEYSTORE_OPTION, printWarningsPlainly } from './common.js';
 import { defaultKeyStorePath } from './paths.js';
 import {
   DEFAULT_ACCOUNT_ID,
@@ -74,7 +76,7 @@ export function serveCommand(): Command {
     .description('Serve the AWS KMS HMAC API over HTTP (AWS JSON 1.1, SigV4), for the AWS CLI and SDKs')
     .option('--host <host>', 'address to bind (loopback unless told otherwise)', DEFAULT_HOST)
     .option('--port <port>', 'port (0 picks a free one; the startup line says which)', intArg(0, 65535), DEFAULT_PORT)
-    .option('--keystore <path>', 'durable key store file (default: $KMS_HMAC_KEYSTORE, else $XDG_DATA_HOME/kms-hmac/keystore.json)')
+    .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region of key ARNs and of the SigV4 credential scope', DEFAULT_REGION)
     .option('--account-id <id>', 'account id in key ARNs', DEFAULT_ACCOUNT_ID)
     .option('--access-key-id <id>', `accepted access key id (or env ${ENV_ACCESS_KEY_ID})`)
@@ -150,7 +152,7 @@ Example:
       const nCred = options!.auth === 'any' ? 'any signature (emulator mode)' : 'SigV4';
       process.stdout.write(
         `kms-hmac serve: listening on ${server.url} (region ${options!.region}, account ${options!.accountId}, ` +
-          `key store ${options!.keyStore}, auth ${nCred}, workers ${server.workers})\n`,
+          `key store ${describeKeyStore(options!.keyStore as string)}, auth ${nCred}, workers ${server.workers})\n`,
       );
       let signals = 0;
       const shutdown = (sig: NodeJS.Signals) => {
@@ -187,7 +189,10 @@ function isMain(): boolean {
 }
 
 if (isMain()) {
-  serveCommand().parseAsync(process.argv).catch((err) => {
+  printWarningsPlainly();
+  const cmd = serveCommand();
+  addKeyStoreOptions(cmd);
+  cmd.parseAsync(process.argv).catch((err) => {
     process.stderr.write(`kms-hmac serve: ${String(err)}\n`);
     process.exit(1);
   });

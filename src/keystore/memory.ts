@@ -1,15 +1,15 @@
 /**
- * In-memory key store: the default when no path is given. Same semantics as
- * the file store (validation, frozen records, all-or-nothing transactions),
- * without durability.
+ * In-memory key store: the default when no store is named. Same semantics as
+ * the durable stores (validation, frozen records, all-or-nothing
+ * transactions), without durability.
  */
 import { inspect } from 'node:util';
 import { KeyStoreError } from './errors.js';
-import { Mutex, Snapshot, droppedSecrets, runTransaction, wipeLater } from './state.js';
+import { Mutex, StoreState, runTransaction, wipeLater } from './state.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
 
 export class MemoryKeyStore implements KeyStore {
-  #state: Snapshot = Snapshot.empty();
+  readonly #state = new StoreState();
   #version = 0;
   #mutex = new Mutex();
   #closed = false;
@@ -18,8 +18,16 @@ export class MemoryKeyStore implements KeyStore {
     return this.#version;
   }
 
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  refresh(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
   getKey(keyId: string): KeyRecord | undefined {
-    return this.#state.keys.get(keyId);
+    return this.#state.getKey(keyId);
   }
 
   listKeys(): KeyRecord[] {
@@ -27,7 +35,7 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   getAlias(aliasName: string): AliasRecord | undefined {
-    return this.#state.aliases.get(aliasName);
+    return this.#state.getAlias(aliasName);
   }
 
   listAliases(): AliasRecord[] {
@@ -38,12 +46,10 @@ export class MemoryKeyStore implements KeyStore {
     if (this.#closed) return Promise.reject(new KeyStoreError('STORE_CLOSED', 'the key store is closed'));
     return this.#mutex.run(async () => {
       if (this.#closed) throw new KeyStoreError('STORE_CLOSED', 'the key store is closed');
-      const base = this.#state;
-      const { result, next } = await runTransaction(base, mutate);
-      if (next) {
-        this.#state = next;
+      const { result, changes } = await runTransaction(this.#state, mutate);
+      if (changes) {
+        wipeLater(this.#state.apply(changes));
         this.#version++;
-        wipeLater(droppedSecrets(base, next));
       }
       return result;
     });
@@ -57,11 +63,11 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   toJSON(): object {
-    return { type: 'MemoryKeyStore', keys: this.#state.keys.size, aliases: this.#state.aliases.size, version: this.#version };
+    return { type: 'MemoryKeyStore', keys: this.#state.keyCount, aliases: this.#state.aliasCount, version: this.#version };
   }
 
   toString(): string {
-    return `MemoryKeyStore(${this.#state.keys.size} keys, ${this.#state.aliases.size} aliases)`;
+    return `MemoryKeyStore(${this.#state.keyCount} keys, ${this.#state.aliasCount} aliases)`;
   }
 
   [inspect.custom](): string {

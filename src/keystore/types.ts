@@ -71,6 +71,12 @@ export interface KeyStoreTransaction {
   listKeys(): KeyRecord[];
   getAlias(aliasName: string): AliasRecord | undefined;
   listAliases(): AliasRecord[];
+  /**
+   * The keys that change by themselves at some date (`deletionDate` or
+   * `validTo` set), without scanning the store. Optional for stores written
+   * outside this package (the KMS layer then filters listKeys()).
+   */
+  listScheduledKeys?(): KeyRecord[];
   /** Adds a key; throws if the id exists (a key is never silently overwritten). */
   insertKey(record: KeyRecord): void;
   /** Replaces an existing key; throws if it does not exist. */
@@ -86,7 +92,12 @@ export interface KeyStoreTransaction {
 }
 
 export interface KeyStore {
-  /** Synchronous reads for the MAC hot path. Returned records must not be mutated. */
+  /**
+   * Synchronous reads for the MAC hot path, from an in-memory snapshot: they
+   * never wait on a disk or a database. Returned records must not be mutated.
+   * A store that opens asynchronously throws KeyStoreNotReadyError until
+   * `ready()` has resolved.
+   */
   getKey(keyId: string): KeyRecord | undefined;
   listKeys(): KeyRecord[];
   getAlias(aliasName: string): AliasRecord | undefined;
@@ -100,11 +111,19 @@ export interface KeyStore {
    */
   transact<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T>;
   /**
-   * A counter that changes whenever the visible state changes (own or another
-   * process's commits). Reading it is as cheap as a read and, like the reads,
-   * lets a file store notice another process's commit, so caching by version is safe.
+   * A counter that changes whenever the visible state changes: this
+   * process's commits, and other processes' once caught up with (in the
+   * background, or by refresh()). Caching by version is safe.
    */
   readonly version: number;
   /** Flushes and releases resources (locks, watchers). */
   close(): Promise<void>;
+  /** Resolves once the store is open and its snapshot loaded; rejects with the error that prevented it. */
+  ready?(): Promise<void>;
+  /**
+   * Brings the snapshot up to date with the durable store now (commits made
+   * by other processes) and resolves whether it changed. A lookup that misses
+   * calls this before answering "not found".
+   */
+  refresh?(): Promise<boolean>;
 }

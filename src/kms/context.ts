@@ -5,28 +5,97 @@
  * (time rules applied for real first). One instance per client; the client
  * owns the store's lifetime and flips `closed`.
  */
-import type { BackendChoice } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
+import { KeyStoreLockTimeoutError, KeyStoreUnavailableError } from '../keystore/errors.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from '../keystore/types.js';
 import { kmsError } from './errors.js';
 import { aliasArn, keyArn, parseKeyId, type Scope } from './identifiers.js';
 import { applyTimeRules, timeAdjusted, timeDeadline } from './keys.js';
 
+/** Errors a stale snapshot can cause: another process created, enabled or imported the key a moment ago. */
+export const STALE_ERRORS: ReadonlySet<string> = new Set(['NotFoundException', 'DisabledException', 'KMSInvalidStateException']);
+
+/** AWS's description of DependencyTimeoutException. */
+const RETRY_MESSAGE = 'The system timed out while trying to fulfill the request. You can retry the request.';
+
+/**
+ * A key store failure as the KMS error callers (and the endpoint) see:
+ * DependencyTimeoutException (503, retryable) when a write certainly did not
+ * commit (store unreachable before COMMIT, write lock not obtained in time),
+ * KMSInternalException when it may have. The store's error is the `cause`.
+ * Anything else is returned unchanged.
+ */
+export function kmsStoreError(err: unknown): unknown {
+  let name: 'DependencyTimeoutException' | 'KMSInternalException';
+  if (err instanceof KeyStoreLockTimeoutError || (err instanceof KeyStoreUnavailableError && err.notCommitted)) name = 'DependencyTimeoutException';
+  else if (err instanceof KeyStoreUnavailableError) name = 'KMSInternalException';
+  else return err;
+  const e = kmsError(name, name === 'DependencyTimeoutException' ? RETRY_MESSAGE : undefined);
+  Object.defineProperty(e, 'cause', { value: err, configurable: true, writable: true });
+  return e;
+}
+
 export class ClientContext {
   readonly store: KeyStore;
   readonly clock: () => number;
   readonly scope: Scope;
-  /** HMAC backend for prepared keys; undefined: the package's automatic selection. */
-  readonly backend: BackendChoice | Backend | undefined;
+  /** HMAC backend for prepared keys. */
+  readonly backend: Backend;
+  /** Resolves once the store is open (a PostgreSQL store opens asynchronously); rejects with why it could not. */
+  readonly ready: Promise<void>;
+  #isReady = false;
   closed = false;
   /** The pending background persistence of time rules noticed by a read (see readKey). */
   sweep: Promise<void> | undefined;
 
-  constructor(store: KeyStore, clock: () => number, scope: Scope, backend: BackendChoice | Backend | undefined) {
+  constructor(store: KeyStore, clock: () => number, scope: Scope, backend: Backend) {
     this.store = store;
     this.clock = clock;
     this.scope = scope;
     this.backend = backend;
+    this.ready = Promise.resolve(store.ready?.()).then(
+      () => {
+        this.#isReady = true;
+      },
+      (err: unknown) => {
+        throw kmsStoreError(err);
+      },
+    );
+    this.ready.catch(() => {}); // reported by ready() and by every call, never as an unhandled rejection
+  }
+
+  get isReady(): boolean {
+    return this.#isReady;
+  }
+
+  /**
+   * Runs an operation once the store is ready. If it fails the way a stale
+   * snapshot can make it fail (the key missing, disabled, pending import),
+   * the store is asked for what changed (a database query for PostgreSQL)
+   * and, if anything did, the operation runs once more.
+   */
+  async run<T>(op: () => T | Promise<T>): Promise<T> {
+    if (!this.#isReady) await this.ready;
+    try {
+      return await op();
+    } catch (err) {
+      return this.retryIfStale(op, err);
+    }
+  }
+
+  /** `op` failed with `err`: if a stale snapshot may explain it and the store did change, runs it again; else throws `err`. */
+  async retryIfStale<T>(op: () => T | Promise<T>, err: unknown): Promise<T> {
+    if (!STALE_ERRORS.has((err as Error)?.name) || !(await this.refresh())) throw err;
+    return op();
+  }
+
+  /** Catches up with the store now; whether anything changed. */
+  async refresh(): Promise<boolean> {
+    try {
+      return (await this.store.refresh?.()) ?? false;
+    } catch (err) {
+      throw kmsStoreError(err);
+    }
   }
 
   /** Reads (no write lock). Applies time rules virtually and schedules their persistence. */
@@ -57,11 +126,15 @@ export class ClientContext {
   /** Runs a mutation with the time rules applied first (expired keys really deleted). */
   mutate<T>(fn: (tx: KeyStoreTransaction, now: number) => T): Promise<T> {
     if (this.closed) return Promise.reject(new Error('KmsHmacClient is closed'));
-    return this.store.transact((tx) => {
-      const now = this.clock();
-      applyTimeRules(tx, now);
-      return fn(tx, now);
-    });
+    return this.store
+      .transact((tx) => {
+        const now = this.clock();
+        applyTimeRules(tx, now);
+        return fn(tx, now);
+      })
+      .catch((err: unknown) => {
+        throw kmsStoreError(err);
+      });
   }
 
   // Reads must not take the write lock, so a read that sees an expired key

@@ -133,6 +133,7 @@ export const TagException = defineError('TagException');
 export const LimitExceededException = defineError('LimitExceededException');
 export const KMSInternalException = defineError('KMSInternalException');
 export const KeyUnavailableException = defineError('KeyUnavailableException');
+export const DependencyTimeoutException = defineError('DependencyTimeoutException');
 export const UnknownOperationException = defineError('UnknownOperationException');
 
 export type KmsErrorName =
@@ -159,6 +160,7 @@ export type KmsErrorName =
   | 'LimitExceededException'
   | 'KMSInternalException'
   | 'KeyUnavailableException'
+  | 'DependencyTimeoutException'
   | 'UnknownOperationException';
 
 const OWN: Record<KmsErrorName, new (message?: string, requestId?: string) => KmsError> = {
@@ -185,6 +187,7 @@ const OWN: Record<KmsErrorName, new (message?: string, requestId?: string) => Km
   LimitExceededException,
   KMSInternalException,
   KeyUnavailableException,
+  DependencyTimeoutException,
   UnknownOperationException,
 };
 

@@ -21,6 +21,7 @@ import {
   unwrapKeyMaterial,
 } from './import.js';
 import { HMAC_KEY_SPECS, keyMetadata, withChanges, type KeyMetadata } from './keys.js';
+import { LIMITS } from './limits.js';
 import { checkAliasName, checkNotPendingDeletion, requireKeyId, validateTags } from './request-checks.js';
 import {
   EXPIRATION_MODEL_ENUM,
@@ -53,7 +54,7 @@ export class ImportOperations {
 
   async getParametersForImport(input: { KeyId: string | undefined; WrappingAlgorithm: string | undefined; WrappingKeySpec: string | undefined }) {
     const v = new Violations();
-    const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const alg = v.enumValue('wrappingAlgorithm', input?.WrappingAlgorithm, WRAPPING_ALGORITHM_ENUM, `[${WRAPPING_ALGORITHM_ENUM.join(', ')}]`, true);
     const spec = v.enumValue('wrappingKeySpec', input?.WrappingKeySpec, WRAPPING_KEY_SPEC_ENUM, `[${WRAPPING_KEY_SPEC_ENUM.join(', ')}]`, true);
     v.throwIfAny();
@@ -84,9 +85,9 @@ export class ImportOperations {
 
   async importKeyMaterial(input: ImportKeyMaterialInput): Promise<{ KeyId: string }> {
     const v = new Violations();
-    const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
-    const token = v.blob('importToken', input?.ImportToken, 1, 6144, true, false);
-    const wrapped = v.blob('encryptedKeyMaterial', input?.EncryptedKeyMaterial, 1, 6144, true, false);
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
+    const token = v.blob('importToken', input?.ImportToken, ...LIMITS.importToken, true, false);
+    const wrapped = v.blob('encryptedKeyMaterial', input?.EncryptedKeyMaterial, ...LIMITS.encryptedKeyMaterial, true, false);
     let model = v.enumValue('expirationModel', input?.ExpirationModel, EXPIRATION_MODEL_ENUM, `[${EXPIRATION_MODEL_ENUM.join(', ')}]`, false);
     v.throwIfAny();
     const validToRaw = input.ValidTo;
@@ -161,10 +162,10 @@ export class ImportOperations {
     Tags?: Tag[];
   }): Promise<{ KeyMetadata: KeyMetadata }> {
     const v = new Violations();
-    const remoteArn = v.string('remoteArn', input?.RemoteArn, 1, 2048, true);
+    const remoteArn = v.string('remoteArn', input?.RemoteArn, ...LIMITS.keyId, true);
     const spec = v.enumValue('keySpec', input?.KeySpec, HMAC_KEY_SPECS, '[HMAC_224, HMAC_256, HMAC_384, HMAC_512]', true) as HmacKeySpec | undefined;
-    const material = v.blob('keyMaterial', input?.KeyMaterial, 1, 128, true, true);
-    const description = v.string('description', input?.Description, 0, 8192, false);
+    const material = v.blob('keyMaterial', input?.KeyMaterial, ...LIMITS.keyMaterial, true, true);
+    const description = v.string('description', input?.Description, ...LIMITS.description, false);
     const tags = validateTags(v, input?.Tags);
     v.throwIfAny();
     const p = parseRemoteArn(remoteArn!);

@@ -10,11 +10,13 @@ import { kmsError, type KmsErrorLike } from './errors.js';
 import { aliasArn, keyArn, newKeyId } from './identifiers.js';
 import { GENERATED_MATERIAL_LENGTH } from './import.js';
 import { aliasListEntry, HMAC_KEY_SPECS, keyMetadata, timeAdjusted, timeDeadline, withChanges, type KeyMetadata } from './keys.js';
+import { LIMITS } from './limits.js';
 import {
   aliasPrefixError,
   checkAliasName,
   checkNotPending,
   checkNotPendingDeletion,
+  checkTagCount,
   requireKeyId,
   validateTags,
 } from './request-checks.js';
@@ -53,17 +55,17 @@ export class KeyOperations {
   async createKey(input: CreateKeyInput = {}): Promise<{ KeyMetadata: KeyMetadata }> {
     input ??= {};
     const v = new Violations();
-    v.string('policy', input.Policy, 1, 32768, false);
-    const description = v.string('description', input.Description, 0, 8192, false);
+    v.string('policy', input.Policy, ...LIMITS.policy, false);
+    const description = v.string('description', input.Description, ...LIMITS.description, false);
     const usage = v.enumValue('keyUsage', input.KeyUsage, KEY_USAGE_ENUM, `[${KEY_USAGE_ENUM.join(', ')}]`, false);
     const cmks = v.enumValue('customerMasterKeySpec', input.CustomerMasterKeySpec, CUSTOMER_MASTER_KEY_SPEC_ENUM, `[${CUSTOMER_MASTER_KEY_SPEC_ENUM.join(', ')}]`, false);
     const keySpec = v.enumValue('keySpec', input.KeySpec, KEY_SPEC_ENUM, `[${KEY_SPEC_ENUM.join(', ')}]`, false);
     const origin = v.enumValue('origin', input.Origin, ORIGIN_ENUM, `[${ORIGIN_ENUM.join(', ')}]`, false) ?? 'AWS_KMS';
-    const customKeyStoreId = v.string('customKeyStoreId', input.CustomKeyStoreId, 1, 64, false);
+    const customKeyStoreId = v.string('customKeyStoreId', input.CustomKeyStoreId, ...LIMITS.customKeyStoreId, false);
     v.boolean('bypassPolicyLockoutSafetyCheck', input.BypassPolicyLockoutSafetyCheck);
     const tags = validateTags(v, input.Tags);
     const multiRegion = v.boolean('multiRegion', input.MultiRegion) ?? false;
-    v.string('xksKeyId', input.XksKeyId, 1, 128, false);
+    v.string('xksKeyId', input.XksKeyId, ...LIMITS.xksKeyId, false);
     v.throwIfAny();
     if (keySpec !== undefined && cmks !== undefined) {
       throw validationMessage('You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.');
@@ -109,7 +111,7 @@ export class KeyOperations {
 
   async describeKey(input: { KeyId: string | undefined; GrantTokens?: string[] }): Promise<{ KeyMetadata: KeyMetadata }> {
     const v = new Violations();
-    const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     v.grantTokens(input?.GrantTokens);
     v.throwIfAny();
     return { KeyMetadata: keyMetadata(this.#ctx.resolveRead(keyId!, true)) };
@@ -117,8 +119,8 @@ export class KeyOperations {
 
   async listKeys(input: { Limit?: number; Marker?: string } = {}): Promise<{ Keys: { KeyId: string; KeyArn: string }[]; Truncated: boolean; NextMarker?: string }> {
     const v = new Violations();
-    const limit = v.integer('limit', input?.Limit, 1, 1000) ?? 100;
-    const marker = v.string('marker', input?.Marker, 1, 1024, false);
+    const limit = v.integer('limit', input?.Limit, ...LIMITS.listKeysLimit) ?? 100;
+    const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
     const now = this.#ctx.clock();
     const keys = this.#ctx.store
@@ -164,7 +166,7 @@ export class KeyOperations {
 
   async deleteAlias(input: { AliasName: string | undefined }): Promise<Record<string, never>> {
     const v = new Violations();
-    const aliasName = v.string('aliasName', input?.AliasName, 1, 256, true);
+    const aliasName = v.string('aliasName', input?.AliasName, ...LIMITS.aliasName, true);
     v.throwIfAny();
     if (!aliasName!.startsWith('alias/')) throw aliasPrefixError();
     await this.#ctx.mutate((tx) => {
@@ -176,9 +178,9 @@ export class KeyOperations {
 
   async listAliases(input: { KeyId?: string; Limit?: number; Marker?: string } = {}) {
     const v = new Violations();
-    const keyId = v.string('keyId', input?.KeyId, 1, 2048, false);
-    const limit = v.integer('limit', input?.Limit, 1, 100) ?? 50;
-    const marker = v.string('marker', input?.Marker, 1, 1024, false);
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, false);
+    const limit = v.integer('limit', input?.Limit, ...LIMITS.listAliasesLimit) ?? 50;
+    const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
     let target: string | undefined;
     if (keyId !== undefined) target = this.#ctx.resolveRead(keyId, false).keyId;
@@ -219,8 +221,8 @@ export class KeyOperations {
 
   async scheduleKeyDeletion(input: { KeyId: string | undefined; PendingWindowInDays?: number }) {
     const v = new Violations();
-    const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
-    const days = v.integer('pendingWindowInDays', input?.PendingWindowInDays, 7, 30) ?? 30;
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
+    const days = v.integer('pendingWindowInDays', input?.PendingWindowInDays, ...LIMITS.pendingWindowInDays) ?? 30;
     v.throwIfAny();
     return this.#ctx.mutate((tx, now) => {
       const rec = this.#ctx.resolveTx(tx, keyId!, false);
@@ -252,8 +254,8 @@ export class KeyOperations {
 
   async enableKeyRotation(input: { KeyId: string | undefined; RotationPeriodInDays?: number }): Promise<never> {
     const v = new Violations();
-    const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
-    v.integer('rotationPeriodInDays', input?.RotationPeriodInDays, 90, 2560);
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
+    v.integer('rotationPeriodInDays', input?.RotationPeriodInDays, ...LIMITS.rotationPeriodInDays);
     v.throwIfAny();
     throw this.#rotationUnsupported(keyId!);
   }
@@ -277,7 +279,7 @@ export class KeyOperations {
 
   async tagResource(input: { KeyId: string | undefined; Tags: Tag[] | undefined }): Promise<Record<string, never>> {
     const v = new Violations();
-    const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     if (input?.Tags === undefined || input?.Tags === null) v.add('tags', null, 'Member must not be null');
     const tags = validateTags(v, input?.Tags);
     v.throwIfAny();
@@ -290,7 +292,7 @@ export class KeyOperations {
         if (i >= 0) merged[i] = t;
         else merged.push(t);
       }
-      if (merged.length > 50) throw kmsError('TagException', 'The request would exceed the 50 tag limit for a KMS key');
+      checkTagCount(merged.length);
       tx.replaceKey(withChanges(rec, { tags: merged }));
     });
     return {};
@@ -298,11 +300,11 @@ export class KeyOperations {
 
   async untagResource(input: { KeyId: string | undefined; TagKeys: string[] | undefined }): Promise<Record<string, never>> {
     const v = new Violations();
-    const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const keys = input?.TagKeys;
     if (keys === undefined || keys === null) v.add('tagKeys', null, 'Member must not be null');
     else if (!Array.isArray(keys)) throw validationMessage('TagKeys must be a list');
-    else keys.forEach((k, i) => v.string(`tagKeys.${i + 1}.member`, k, 1, 128, true));
+    else keys.forEach((k, i) => v.string(`tagKeys.${i + 1}.member`, k, ...LIMITS.tagKey, true));
     v.throwIfAny();
     await this.#ctx.mutate((tx) => {
       const rec = this.#ctx.resolveTx(tx, keyId!, false);
@@ -315,9 +317,9 @@ export class KeyOperations {
 
   async listResourceTags(input: { KeyId: string | undefined; Limit?: number; Marker?: string }) {
     const v = new Violations();
-    const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
-    const limit = v.integer('limit', input?.Limit, 1, 50) ?? 50;
-    const marker = v.string('marker', input?.Marker, 1, 1024, false);
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
+    const limit = v.integer('limit', input?.Limit, ...LIMITS.listResourceTagsLimit) ?? 50;
+    const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
     const rec = this.#ctx.resolveRead(keyId!, false);
     const tags = rec.tags.map((t, i) => ({ t, i }));
@@ -335,8 +337,8 @@ export class KeyOperations {
 /** CreateAlias/UpdateAlias members: model constraints first (one ValidationException), then the alias-name rules. */
 function validateAliasInput(input: { AliasName: string | undefined; TargetKeyId: string | undefined }) {
   const v = new Violations();
-  const aliasName = v.string('aliasName', input?.AliasName, 1, 256, true);
-  const targetKeyId = v.string('targetKeyId', input?.TargetKeyId, 1, 2048, true);
+  const aliasName = v.string('aliasName', input?.AliasName, ...LIMITS.aliasName, true);
+  const targetKeyId = v.string('targetKeyId', input?.TargetKeyId, ...LIMITS.keyId, true);
   v.throwIfAny();
   checkAliasName(aliasName!);
   return { aliasName: aliasName!, targetKeyId: targetKeyId! };

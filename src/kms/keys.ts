@@ -122,7 +122,8 @@ export function timeDeadline(rec: KeyRecord): number {
 /** Applies the time rules to the whole store inside a transaction. Returns whether anything changed. */
 export function applyTimeRules(tx: KeyStoreTransaction, now: number): boolean {
   let changed = false;
-  for (const rec of tx.listKeys()) {
+  // Only keys with a date can be due: the store indexes them, so this costs nothing per mutation.
+  for (const rec of tx.listScheduledKeys?.() ?? tx.listKeys()) {
     if (timeDeadline(rec) > now) continue;
     const next = timeAdjusted(rec, now);
     changed = true;

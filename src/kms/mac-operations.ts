@@ -12,7 +12,6 @@ import { pooledMac } from '../mac-pool.js';
 import { BatchItemError, withPackedMacs, withPackedMessages } from '../pack.js';
 import { byteLength, elementCount, isUint32Array, isUint8Array } from '../views.js';
 import { inspect } from 'node:util';
-import { getBackend } from '../backend/index.js';
 import { MAC_LENGTH, type BackendKey, type MacAlgorithm } from '../backend/types.js';
 import type { KeyRecord, KeyStore } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
@@ -344,8 +343,7 @@ export class MacOperations {
       }
       existing.retire();
     }
-    const backend = this.#ctx.backend;
-    const macKey = getBackend(backend === undefined ? {} : { backend }).createKey(SPEC_ALGORITHM[rec.keySpec], rec.keyMaterial!);
+    const macKey = this.#ctx.backend.createKey(SPEC_ALGORITHM[rec.keySpec], rec.keyMaterial!);
     const slot = new KeySlot(rec, macKey);
     this.#slots.set(rec.keyId, slot);
     return slot;

@@ -6,12 +6,13 @@
 import type { KeyRecord, Tag } from '../keystore/types.js';
 import { kmsError } from './errors.js';
 import { aliasNameProblem, ALIAS_NAME_PATTERN } from './identifiers.js';
+import { LIMITS, MAX_TAGS_PER_KEY } from './limits.js';
 import { validationError, validationMessage, Violations } from './validation.js';
 
 /** The operations whose only required member is KeyId. */
 export function requireKeyId(input: { KeyId?: unknown } | undefined): string {
   const v = new Violations();
-  const keyId = v.string('keyId', input?.KeyId, 1, 2048, true);
+  const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
   v.throwIfAny();
   return keyId!;
 }
@@ -34,8 +35,8 @@ export function validateTags(v: Violations, tags: unknown): Tag[] {
   const out: Tag[] = [];
   tags.forEach((t: unknown, i) => {
     const tag = (t ?? {}) as Partial<Tag>;
-    const key = v.string(`tags.${i + 1}.member.tagKey`, tag.TagKey, 1, 128, true);
-    const value = v.string(`tags.${i + 1}.member.tagValue`, tag.TagValue, 0, 256, true);
+    const key = v.string(`tags.${i + 1}.member.tagKey`, tag.TagKey, ...LIMITS.tagKey, true);
+    const value = v.string(`tags.${i + 1}.member.tagValue`, tag.TagValue, ...LIMITS.tagValue, true);
     if (key !== undefined && value !== undefined) out.push({ TagKey: key, TagValue: value });
   });
   const seen = new Set<string>();
@@ -44,7 +45,7 @@ export function validateTags(v: Violations, tags: unknown): Tag[] {
     if (seen.has(t.TagKey)) throw kmsError('TagException', `Duplicate tag keys: ${t.TagKey}`);
     seen.add(t.TagKey);
   }
-  if (out.length > 50) throw kmsError('TagException', 'The request would exceed the 50 tag limit for a KMS key');
+  checkTagCount(out.length);
   return out;
 }
 
@@ -64,4 +65,9 @@ export function checkAliasName(name: string): void {
 
 export function aliasPrefixError() {
   return validationMessage('Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html');
+}
+
+/** A key holds at most MAX_TAGS_PER_KEY tags: in one request, and after merging with the key's own. */
+export function checkTagCount(count: number): void {
+  if (count > MAX_TAGS_PER_KEY) throw kmsError('TagException', `The request would exceed the ${MAX_TAGS_PER_KEY} tag limit for a KMS key`);
 }

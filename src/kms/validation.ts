@@ -13,6 +13,7 @@
  * a constraint violation but a deserialization failure: SerializationException.
  */
 import { kmsError } from './errors.js';
+import { LIMITS } from './limits.js';
 
 /** The enum list exactly as AWS prints it for macAlgorithm (not the model's order). */
 export const MAC_ALGORITHM_ENUM_TEXT = '[HMAC_SHA_384, HMAC_SHA_256, HMAC_SHA_224, HMAC_SHA_512]';
@@ -107,16 +108,18 @@ export class Violations {
     return value;
   }
 
-  /** GrantTokens: 0..10 items, each 1..8192 characters. */
+  /** GrantTokens: LIMITS.grantTokenCount items, each LIMITS.grantToken characters. */
   grantTokens(value: unknown): void {
     if (value === undefined || value === null) return;
     if (!Array.isArray(value)) throw serializationError('grantTokens');
-    if (value.length > 10) this.add('grantTokens', `[${value.join(', ')}]`, 'Member must have length less than or equal to 10');
+    const [, maxCount] = LIMITS.grantTokenCount;
+    const [minLength, maxLength] = LIMITS.grantToken;
+    if (value.length > maxCount) this.add('grantTokens', `[${value.join(', ')}]`, `Member must have length less than or equal to ${maxCount}`);
     for (let i = 0; i < value.length; i++) {
       const t: unknown = value[i];
       if (typeof t !== 'string') throw serializationError('grantTokens');
-      if (t.length < 1) this.add(`grantTokens.${i + 1}.member`, t, 'Member must have length greater than or equal to 1');
-      else if (t.length > 8192) this.add(`grantTokens.${i + 1}.member`, t, 'Member must have length less than or equal to 8192');
+      if (t.length < minLength) this.add(`grantTokens.${i + 1}.member`, t, `Member must have length greater than or equal to ${minLength}`);
+      else if (t.length > maxLength) this.add(`grantTokens.${i + 1}.member`, t, `Member must have length less than or equal to ${maxLength}`);
     }
   }
 }

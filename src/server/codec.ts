@@ -3,64 +3,16 @@
  * → the `@aws-sdk/client-kms` input shape (Uint8Array blobs, Date timestamps)
  * and output shape → response JSON (standard base64, epoch-second numbers).
  *
- * Input member types come from the KMS model (botocore 1.43.11 service-2.json,
- * the same model as @aws-sdk/client-kms 3.1164.0). A member of the wrong JSON
- * type is a SerializationException, as in AWS's (Coral) deserializer; `null`
- * means absent; unknown members are ignored. Constraint checks (lengths,
- * enums, required) are the KMS layer's, which answers ValidationException.
+ * Input member types come from the operation registry (src/kms/operations.ts).
+ * A member of the wrong JSON type is a SerializationException, as in AWS's
+ * (Coral) deserializer; `null` means absent; unknown members are ignored.
+ * Constraint checks (lengths, enums, required) are the KMS layer's, which
+ * answers ValidationException.
  */
 
-type MemberType = 'string' | 'blob' | 'timestamp' | 'boolean' | 'integer' | 'strings' | 'tags';
-type InputSchema = Readonly<Record<string, MemberType>>;
+import type { MemberType, OperationSpec } from '../kms/operations.js';
 
-export interface OperationSpec {
-  /** Method name on KmsHmacClient. */
-  readonly method: string;
-  readonly input: InputSchema;
-  /** Changes state: an unexpected failure is never answered with a 5xx (a client retry could repeat it). */
-  readonly mutating: boolean;
-}
-
-const KEY: InputSchema = { KeyId: 'string' };
-const PAGE = { Limit: 'integer', Marker: 'string' } as const;
-const MAC_COMMON = { Message: 'blob', KeyId: 'string', MacAlgorithm: 'string', GrantTokens: 'strings', DryRun: 'boolean' } as const;
-
-function op(method: string, input: InputSchema, mutating: boolean): OperationSpec {
-  return Object.freeze({ method, input: Object.freeze(input), mutating });
-}
-
-/** X-Amz-Target operation name (after `TrentService.`) → how to decode and call it. */
-export const OPERATIONS: ReadonlyMap<string, OperationSpec> = new Map<string, OperationSpec>([
-  ['CreateKey', op('createKey', {
-    Policy: 'string', Description: 'string', KeyUsage: 'string', CustomerMasterKeySpec: 'string', KeySpec: 'string',
-    Origin: 'string', CustomKeyStoreId: 'string', BypassPolicyLockoutSafetyCheck: 'boolean', Tags: 'tags',
-    MultiRegion: 'boolean', XksKeyId: 'string',
-  }, true)],
-  ['DescribeKey', op('describeKey', { KeyId: 'string', GrantTokens: 'strings' }, false)],
-  ['ListKeys', op('listKeys', { ...PAGE }, false)],
-  ['CreateAlias', op('createAlias', { AliasName: 'string', TargetKeyId: 'string' }, true)],
-  ['UpdateAlias', op('updateAlias', { AliasName: 'string', TargetKeyId: 'string' }, true)],
-  ['DeleteAlias', op('deleteAlias', { AliasName: 'string' }, true)],
-  ['ListAliases', op('listAliases', { KeyId: 'string', ...PAGE }, false)],
-  ['EnableKey', op('enableKey', KEY, true)],
-  ['DisableKey', op('disableKey', KEY, true)],
-  ['ScheduleKeyDeletion', op('scheduleKeyDeletion', { KeyId: 'string', PendingWindowInDays: 'integer' }, true)],
-  ['CancelKeyDeletion', op('cancelKeyDeletion', KEY, true)],
-  ['GetParametersForImport', op('getParametersForImport', { KeyId: 'string', WrappingAlgorithm: 'string', WrappingKeySpec: 'string' }, true)],
-  ['ImportKeyMaterial', op('importKeyMaterial', {
-    KeyId: 'string', ImportToken: 'blob', EncryptedKeyMaterial: 'blob', ValidTo: 'timestamp', ExpirationModel: 'string',
-    ImportType: 'string', KeyMaterialDescription: 'string', KeyMaterialId: 'string',
-  }, true)],
-  ['DeleteImportedKeyMaterial', op('deleteImportedKeyMaterial', { KeyId: 'string', KeyMaterialId: 'string' }, true)],
-  ['TagResource', op('tagResource', { KeyId: 'string', Tags: 'tags' }, true)],
-  ['UntagResource', op('untagResource', { KeyId: 'string', TagKeys: 'strings' }, true)],
-  ['ListResourceTags', op('listResourceTags', { KeyId: 'string', ...PAGE }, false)],
-  ['EnableKeyRotation', op('enableKeyRotation', { KeyId: 'string', RotationPeriodInDays: 'integer' }, true)],
-  ['DisableKeyRotation', op('disableKeyRotation', KEY, true)],
-  ['GetKeyRotationStatus', op('getKeyRotationStatus', KEY, false)],
-  ['GenerateMac', op('generateMac', { ...MAC_COMMON }, false)],
-  ['VerifyMac', op('verifyMac', { ...MAC_COMMON, Mac: 'blob' }, false)],
-]);
+export { OPERATIONS, type OperationSpec } from '../kms/operations.js';
 
 export class SerializationError extends Error {
   override readonly name = 'SerializationException';

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { KmsHmacClient } from '../client.js';
 import type { KeyStore } from '../keystore/types.js';
 import { createAccessLog, type AccessLogOptions } from './log.js';
-import { loadCredentialsFile, mergeCredentials, CredentialsError } from './credentials.js';
+import { checkCredential, loadCredentialsFile, mergeCredentials, CredentialsError } from './credentials.js';
 import {
   DEFAULT_ACCOUNT_ID,
   DEFAULT_HOST,
@@ -42,14 +42,14 @@ export interface StartServerOptions {
   host?: string;
   /** Default 4599; 0 picks a free port (reported in the result). */
   port?: number;
-  /** Key store file (durable FileKeyStore) or a KeyStore; default an in-memory store. Required for workers > 1. */
+  /** Key store: a file path (FileKeyStore), a postgres:// URL (PostgresKeyStore) or a KeyStore; default in memory. A path or URL for workers > 1. */
   keyStore?: string | KeyStore;
   /** Use this client instead of creating one (then keyStore/region/accountId are the client's business). */
   client?: KmsApi;
   region?: string;
   accountId?: string;
-  /** Accepted SigV4 credential pairs. */
-  credentials?: readonly Credential[];
+  /** Accepted SigV4 credentials: one `{ accessKeyId, secretAccessKey, sessionToken? }` (the SDK's shape) or a list. */
+  credentials?: Credential | readonly Credential[];
   /** JSON file with more pairs (see credentials.ts). */
   credentialsFile?: string;
   /** `'sigv4'` (default) verifies signatures against the credentials; `'any'` is emulator mode. */
@@ -75,7 +75,9 @@ export interface StartedServer extends RunningServer {
 /** Checks what startServer would refuse, before anything is opened. */
 function checkOptions(o: StartServerOptions): Credential[] {
   const fromFile = o.credentialsFile ? loadCredentialsFile(o.credentialsFile, (m) => process.emitWarning(m)) : [];
-  const credentials = mergeCredentials([o.credentials ?? [], fromFile]);
+  const given = o.credentials === undefined ? [] : Array.isArray(o.credentials) ? o.credentials : [o.credentials as Credential];
+  const checked = given.map((c, i) => checkCredential(c ?? {}, Array.isArray(o.credentials) ? `credentials[${i}]` : 'credentials'));
+  const credentials = mergeCredentials([checked, fromFile]);
   if (o.auth !== 'any' && credentials.length === 0) {
     throw new CredentialsError(
       'no credentials configured: set KMS_HMAC_ACCESS_KEY_ID and KMS_HMAC_SECRET_ACCESS_KEY, ' +
@@ -86,7 +88,7 @@ function checkOptions(o: StartServerOptions): Credential[] {
   const workers = o.workers ?? 1;
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError('workers must be an integer from 1 to 64');
   if (workers > 1 && typeof o.keyStore !== 'string') {
-    throw new TypeError('workers > 1 needs a key store file path (processes share keys through the durable store)');
+    throw new TypeError('workers > 1 needs a key store path or postgres:// URL (processes share keys through the durable store)');
   }
   if (workers > 1 && o.client) throw new TypeError('workers > 1 cannot use an injected client');
   serverLimits(o);
@@ -106,13 +108,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       region: options.region ?? DEFAULT_REGION,
       accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
     }) as unknown as KmsApi);
-  // Another process (a worker, or `kms-hmac keys …`) may change a file store: on a lookup miss, re-read it.
-  const store = (client as { keyStore?: { refresh?: () => boolean } }).keyStore;
-  const refresh = typeof store?.refresh === 'function' ? () => store.refresh!() : undefined;
   let srv;
   try {
+    // A PostgreSQL store opens asynchronously: answer nothing before the snapshot is loaded. (Keys another
+    // process creates later are found by the client itself, which asks the store when a lookup misses.)
+    await (client as { ready?: () => Promise<void> }).ready?.();
     srv = await listen({
-      ...(refresh ? { refresh } : {}),
       client,
       credentials,
       auth: options.auth ?? 'sigv4',

@@ -18,7 +18,9 @@
  * read-only operation (GenerateMac, VerifyMac, Describe*, List*): clients
  * retry 5xx, so answering one after a mutation committed would make them
  * repeat it (a second CreateKey). Unexpected failures of mutating operations
- * are answered KMSInternalException with HTTP 400.
+ * are answered KMSInternalException with HTTP 400. The one 5xx a mutation
+ * can get is DependencyTimeoutException (503): the key store was unreachable
+ * and the write certainly did not commit, so a retry is what the client should do.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -278,28 +280,38 @@ export class KmsRequestHandler {
       }
       throw err;
     }
-    // Hot path: MAC operations run synchronously (no promise, no extra tick).
+    // Hot path: MAC operations run synchronously (no promise, no extra tick). A key lookup that fails
+    // on this process's snapshot falls through to the async method below, which asks the key store
+    // first (a key another replica created or enabled a moment ago).
     if (opName === 'GenerateMac' && this.genSync) {
       let out: unknown;
       try {
         out = this.callSync(this.genSync, input);
       } catch (err) {
-        this.sendKmsError(req, res, ctx, err, spec);
+        if (!STALE_ERRORS.has((err as Error)?.name)) {
+          this.sendKmsError(req, res, ctx, err, spec);
+          return undefined;
+        }
+      }
+      if (out !== undefined) {
+        this.send(req, res, ctx, 200, encodeGenerateMacOutput(out as Record<string, never>), undefined);
         return undefined;
       }
-      this.send(req, res, ctx, 200, encodeGenerateMacOutput(out as Record<string, never>), undefined);
-      return undefined;
     }
     if (opName === 'VerifyMac' && this.verSync) {
       let out: unknown;
       try {
         out = this.callSync(this.verSync, input);
       } catch (err) {
-        this.sendKmsError(req, res, ctx, err, spec);
+        if (!STALE_ERRORS.has((err as Error)?.name)) {
+          this.sendKmsError(req, res, ctx, err, spec);
+          return undefined;
+        }
+      }
+      if (out !== undefined) {
+        this.send(req, res, ctx, 200, encodeOutput(out), undefined);
         return undefined;
       }
-      this.send(req, res, ctx, 200, encodeOutput(out), undefined);
-      return undefined;
     }
     const fn = this.client[spec.method];
     if (typeof fn !== 'function') {
@@ -334,7 +346,8 @@ export class KmsRequestHandler {
     const w = toWireError(err);
     if (w.type === 'KMSInternalException' && this.log) this.log.error(ctx.id, ctx.op, err);
     let status = w.status;
-    if (status >= 500 && (spec === undefined || spec.mutating)) status = 400;
+    // DependencyTimeoutException (503) means the write certainly did not commit: safe for clients to retry.
+    if (status >= 500 && (spec === undefined || spec.mutating) && w.type !== 'DependencyTimeoutException') status = 400;
     this.sendError(req, res, ctx, status, w.type, w.message);
   }
 

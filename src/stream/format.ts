@@ -46,6 +46,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { MAC_LENGTH, MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
+import { LIMITS } from '../kms/limits.js';
 
 export const SIDECAR_MAGIC = Buffer.from('KHMACLOG', 'latin1');
 export const TRAILER_MAGIC = Buffer.from('KHMACEND', 'latin1');
@@ -64,10 +65,8 @@ export const PREFIX_KIND = 24;
 /** streamId (16) + u64 n (8) + kind (1): where the payload starts. */
 export const MAC_INPUT_PREFIX = 25;
 
-/** KMS GenerateMac's Message limit. */
-export const KMS_MAX_MESSAGE = 4096;
-/** Longest record MACed as is; longer records are MACed as their digest. */
-export const RAW_RECORD_MAX = KMS_MAX_MESSAGE - MAC_INPUT_PREFIX; // 4071
+/** Longest record MACed as is (4071: the prefix and the record fit in one KMS Message); longer records are MACed as their digest. */
+export const RAW_RECORD_MAX = LIMITS.message[1] - MAC_INPUT_PREFIX;
 export const KIND_RAW = 0x00;
 export const KIND_DIGEST = 0x01;
 export const KIND_CHECKPOINT = 0x43; // 'C'

@@ -1,0 +1,177 @@
+/**
+ * The README's promises: every command and example in it runs, exactly as
+ * written, or is run as written somewhere named.
+ *
+ * Each fenced block is one of:
+ *   - ```sh without a marker (or `<!-- readme-test: run -->`): run in one bash
+ *     session, block after block (exports and the working directory carry
+ *     over, as in a terminal), in a scratch project where kms-hmac is installed
+ *     (node_modules/kms-hmac is this checkout). Lines that `.ci/run` runs
+ *     (`npm ci`, `npm test`) must appear in .ci/run instead.
+ *   - ```js: run as an ES module in that project.
+ *   - `<!-- readme-test: docs/NAME.md -->`: appears verbatim in that page, whose
+ *     own test runs it (test/fleet-docs.test.ts, test/live-logs-doc.test.ts).
+ *   - `<!-- readme-test: test/prebuild.test.ts -->`: the install steps, which
+ *     that test performs on the real tarball (checked below to stay the same).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const CI = readFileSync(join(ROOT, '.ci', 'run'), 'utf8');
+
+interface Block {
+  lang: string;
+  text: string;
+  marker: string | undefined;
+  line: number;
+}
+
+const blocks: Block[] = [...README.matchAll(/(?:<!-- readme-test: ([^>]+?) -->\n)?^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({
+  marker: m[1],
+  lang: m[2]!,
+  text: m[3]!,
+  line: README.slice(0, m.index).split('\n').length,
+}));
+
+/** Lines a shell would run: comments and blank lines dropped, trailing comments cut. */
+const commands = (text: string) =>
+  text
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+const CI_COMMANDS = /^npm (ci|test)$/;
+
+const scratch = mkdtempSync(join(tmpdir(), 'kms-hmac-readme-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** A project with kms-hmac installed (this checkout) and the SDK, as a user's app would have. */
+function project(): { cwd: string; env: NodeJS.ProcessEnv } {
+  const cwd = join(scratch, 'app');
+  mkdirSync(join(cwd, 'node_modules', '.bin'), { recursive: true });
+  mkdirSync(join(cwd, 'node_modules', '@aws-sdk'), { recursive: true });
+  writeFileSync(join(cwd, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module', dependencies: { 'kms-hmac': '*' } }));
+  symlinkSync(ROOT, join(cwd, 'node_modules', 'kms-hmac'));
+  symlinkSync(join(ROOT, 'node_modules', '@aws-sdk', 'client-kms'), join(cwd, 'node_modules', '@aws-sdk', 'client-kms'));
+  symlinkSync(join(ROOT, 'bin', 'kms-hmac.js'), join(cwd, 'node_modules', '.bin', 'kms-hmac'));
+  const home = join(scratch, 'home');
+  mkdirSync(home);
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: home,
+    XDG_DATA_HOME: join(home, 'data'),
+    AWS_CONFIG_FILE: join(home, 'aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'aws-credentials'),
+    npm_config_update_notifier: 'false',
+  };
+  return { cwd, env };
+}
+
+/** One bash session fed block by block; background jobs are stopped with it. */
+function session(cwd: string, env: NodeJS.ProcessEnv) {
+  const bash = spawn('bash', ['--noprofile', '--norc', '-s'], { cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  bash.stdout.on('data', (d) => (out += d));
+  bash.stderr.on('data', (d) => (out += d));
+  bash.stdin.write('set -euo pipefail\n');
+  let n = 0;
+  return {
+    run(text: string, timeoutMs: number): Promise<string> {
+      const done = `__readme_block_${++n}_done__`;
+      const start = out.length;
+      bash.stdin.write(`${text}\necho ${done}\n`);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out:\n${out.slice(start)}`)), timeoutMs);
+        const check = () => {
+          const i = out.indexOf(done, start);
+          if (i >= 0) {
+            clearTimeout(timer);
+            bash.stdout.off('data', check);
+            bash.off('exit', exited);
+            resolve(out.slice(start, i));
+          }
+        };
+        const exited = (code: number | null) => {
+          clearTimeout(timer);
+          reject(new Error(`the shell exited (${code}): a command failed:\n${out.slice(start)}`));
+        };
+        bash.stdout.on('data', check);
+        bash.once('exit', exited);
+      });
+    },
+    stop() {
+      try {
+        process.kill(-bash.pid!, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+describe('README.md', () => {
+  it('has only blocks this test knows how to check', () => {
+    for (const b of blocks) {
+      const known =
+        (b.lang === 'sh' && (b.marker === undefined || b.marker === 'run' || b.marker.startsWith('docs/') || b.marker === 'test/prebuild.test.ts')) ||
+        (b.lang === 'js' && b.marker === undefined) ||
+        b.marker?.startsWith('docs/');
+      expect(known, `README.md:${b.line}: a \`\`\`${b.lang} block marked ${b.marker ?? '(nothing)'}`).toBe(true);
+    }
+  });
+
+  it('blocks taken from a docs page appear there verbatim (that page is run by its own test)', () => {
+    for (const b of blocks.filter((x) => x.marker?.startsWith('docs/'))) {
+      const page = readFileSync(join(ROOT, b.marker!), 'utf8');
+      expect(page.includes(b.text), `README.md:${b.line} differs from ${b.marker}`).toBe(true);
+    }
+    expect(existsSync(join(ROOT, 'test', 'fleet-docs.test.ts')) && existsSync(join(ROOT, 'test', 'live-logs-doc.test.ts'))).toBe(true);
+  });
+
+  it('the install steps are the ones test/prebuild.test.ts performs on the real tarball', () => {
+    const install = blocks.find((b) => b.marker === 'test/prebuild.test.ts');
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; scripts: Record<string, string> };
+    expect(commands(install!.text)).toEqual([
+      'npm ci',
+      'npm run prebuild',
+      'npm pack',
+      `cd ../my-app && npm install ../kms-hmac/kms-hmac-${pkg.version}.tgz`,
+    ]);
+    expect(CI).toMatch(/^npm ci$/m);
+    expect(pkg.scripts.prebuild).toBe('node scripts/prebuild.js');
+    const test = readFileSync(join(ROOT, 'test', 'prebuild.test.ts'), 'utf8');
+    expect(test).toContain("'prebuild.js'"); // npm run prebuild
+    expect(test).toContain('packPackage('); // npm pack
+    expect(test).toContain('check-tarball.js'); // npm install <tarball> into an empty project
+  });
+
+  it('every shell command and JavaScript example runs as written', { timeout: 600_000 }, async () => {
+    const { cwd, env } = project();
+    const shell = session(cwd, env);
+    try {
+      let i = 0;
+      for (const b of blocks) {
+        if (b.lang === 'js' && b.marker === undefined) {
+          const file = join(cwd, `readme-${++i}.mjs`);
+          writeFileSync(file, b.text);
+          await shell.run(`node ${file}`, 120_000);
+        } else if (b.lang === 'sh' && (b.marker === undefined || b.marker === 'run')) {
+          const run: string[] = [];
+          for (const line of b.text.split('\n')) {
+            const command = line.replace(/\s+#.*$/, '').trim();
+            if (CI_COMMANDS.test(command)) expect(CI, `README.md:${b.line}: .ci/run must run "${command}"`).toMatch(new RegExp(`^${command}$`, 'm'));
+            else run.push(line);
+          }
+          await shell.run(run.join('\n'), 300_000);
+        }
+      }
+    } finally {
+      shell.stop();
+    }
+  });
+});
