@@ -121,6 +121,11 @@ export async function runTargets({ quick = false, log = () => {} } = {}) {
   return results;
 }
 
+/** The budgets bench/run.js and this script report: a large batch both ways, and a small one. */
+export async function runBudgets() {
+  return [await runBudget(), await runBudget({ callerOut: false }), await runBudget({ count: 4096, batches: 500 })];
+}
+
 /**
  * The native async path's per-batch budget at `count` x `size`: microseconds
  * per phase and copies/allocations per batch, from the addon's counters.
@@ -155,6 +160,7 @@ export async function runBudget({ count = 16384, size = 64, batches = 200, calle
     bytesCopiedPerBatch: d.bytesCopied / n,
     allocationsPerBatch: d.buffersAllocated / n,
     inlineBatches: d.inlineBatches,
+    settledInCallPerBatch: (d.settledInCall ?? 0) / n,
   };
 }
 
@@ -240,7 +246,7 @@ export function formatBudget(b) {
     `native async budget, ${b.messages} x ${b.size} B into a ${b.output}, ${b.threads} threads: ${b.wallUs} µs per batch = ` +
     `copy ${b.copyUs} + hand-off ${b.startUs} + hashing ${b.hashUs} + return ${b.returnUs} + settle ${b.settleUs} µs ` +
     `(+ promise/await); ${b.chunksPerBatch} chunks, ${Math.round(b.bytesCopiedPerBatch)} bytes copied (once), ` +
-    `${b.allocationsPerBatch} allocations per batch`
+    `${b.allocationsPerBatch} allocations per batch, ${b.settledInCallPerBatch} settled in the call`
   );
 }
 
@@ -252,7 +258,7 @@ if (!isMainThread && workerData?.ceiling) {
   printEnvironment(env);
   const rows = await runTargets({ quick });
   console.log(formatTargets(rows));
-  const budget = [await runBudget(), await runBudget({ callerOut: false })];
+  const budget = await runBudgets();
   for (const b of budget) console.log(formatBudget(b));
   const ceilings = await runCeilings({ quick });
   for (const c of ceilings) console.log(formatCeiling(c));

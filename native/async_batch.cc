@@ -28,8 +28,15 @@ namespace {
 //    threads finish together (a thread that draws the last unit keeps the
 //    promise waiting for at most one unit), long enough that taking a unit
 //    (an atomic, the lanes' fill and drain) stays under 2% of it.
+//  - A batch whose share per thread is under kCallerShareNs is hashed by the
+//    calling thread too, as one of the threads (it wakes one pool thread
+//    less), and settled in the call when the calling thread ends it. Such a
+//    batch would otherwise spend a good part of its time in the hand-off
+//    back to the JS thread (a libuv wake-up: tens of microseconds, more in a
+//    VM), and the event loop is held no longer than by a small sync call.
 constexpr double kInlineNs = 25'000;
 constexpr double kUnitNs = 20'000;
+constexpr double kCallerShareNs = 250'000;
 
 // Per Node.js environment (the main thread, each worker_thread): the
 // threadsafe function that brings finished batches back to its JS thread.
@@ -121,8 +128,9 @@ class AsyncBatch final : public PoolJob {
   // threads read is copied into `inputs_` first, unit by unit, each unit
   // handed to the threads as soon as it is in place.
   // `unit_bytes`: the work of a unit, in bytes of compression input (WorkBytes).
+  // `caller_helps`: the calling thread hashes units too (see kCallerShareNs).
   static Napi::Value Start(Napi::Env env, ThreadPool* pool, const HmacKey& key, const PackedBatch& batch,
-                           Napi::Value out, size_t unit_bytes);
+                           Napi::Value out, size_t unit_bytes, bool caller_helps);
 
   ~AsyncBatch() override { key_.Wipe(); }
 
@@ -147,7 +155,14 @@ class AsyncBatch final : public PoolJob {
 
   // JS thread: copies the batch unit by unit and publishes each unit.
   void CopyAndPublish(const PackedBatch& batch, size_t unit_bytes);
+  // Takes and runs the next published unit; false when none is left to take.
+  bool RunNextUnit();
   void RunUnit(size_t u);
+  // JS thread, after the copy: runs units as one of the threads, for a
+  // bounded time. Returns true when it ended the job (every unit has run
+  // and nobody else holds it): the caller settles it then. Otherwise its
+  // hold is still to release, and the pool settles the job.
+  bool HelpAndEnd(ThreadPool* pool);
 
   HmacKey key_;  // the batch's own copy: destroy() during the batch is safe
   const bool verify_;
@@ -160,6 +175,7 @@ class AsyncBatch final : public PoolJob {
   size_t out_length_ = 0;
   bool caller_out_ = false;
   bool failed_ = false;  // set by Finished(), read by Settle()
+  bool settle_in_call_ = false;  // the calling thread ends the job and settles it itself
   std::unique_ptr<Unit[]> units_;
   std::atomic<size_t> ready_{0};   // units[0, ready_) are copied and may run
   std::atomic<size_t> next_{0};    // the next unit to take (<= ready_)
@@ -210,7 +226,7 @@ void AsyncBatch::CopyAndPublish(const PackedBatch& batch, size_t unit_bytes) {
 }
 
 Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& key, const PackedBatch& batch,
-                              Napi::Value out, size_t unit_bytes) {
+                              Napi::Value out, size_t unit_bytes, bool caller_helps) {
   const uint64_t called_ns = NowNs();
   std::unique_ptr<AsyncBatch> job(new AsyncBatch(key, batch));
   const size_t count = batch.count;
@@ -262,14 +278,43 @@ Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& ke
   const bool pipelined = raw->inputs_.warm();
   if (pipelined) pool->Submit(raw, pool->size() - 1);
   raw->CopyAndPublish(batch, unit_bytes);
-  // As many threads as there are units left to take (those in it are awake).
+  // As many threads as there are units left to take (those in it are
+  // awake), one less when this thread is one of them.
   const size_t left = raw->ready_.load(std::memory_order_relaxed) - raw->next_.load(std::memory_order_relaxed);
-  if (pipelined) pool->Wake(std::min(pool->size(), left)); else pool->Submit(raw, std::min(pool->size(), left));
+  const size_t threads = std::min(pool->size() - (caller_helps ? 1 : 0), left);
+  if (pipelined) pool->Wake(threads); else pool->Submit(raw, threads);
   Add(Stats().pool_batches);
   Add(Stats().bytes_copied, offsets_length + macs_length + data_length);
   Add(Stats().copy_ns, NowNs() - called_ns);
-  raw->Release();  // `raw` may be finished from here on: not touched again
+  if (caller_helps && raw->HelpAndEnd(pool)) {
+    raw->Settle(env);
+    delete raw;
+    Add(Stats().settled_in_call);
+  } else {
+    raw->Release();  // `raw` may be finished from here on: not touched again
+  }
   return Napi::Value(env, promise);
+}
+
+bool AsyncBatch::HelpAndEnd(ThreadPool* pool) {
+  // The cost model may be off (a busy core, a cold cache): a bound in time
+  // keeps the event loop free whatever the batch turns out to cost.
+  const uint64_t until = NowNs() + static_cast<uint64_t>(2 * kCallerShareNs);
+  while (NowNs() < until && RunNextUnit()) {
+  }
+  if (!Exhausted()) {
+    pool->Wake(pool->size());  // the pool takes the rest
+    return false;
+  }
+  // Every unit is taken. The pool threads still in the job each finish at
+  // most one unit: wait that long for them, then end the job here.
+  pool->Retire(this);
+  const uint64_t wait_until = NowNs() + static_cast<uint64_t>(2 * kUnitNs);
+  while (!SoleHolder() && NowNs() < wait_until) CpuRelax();
+  if (!SoleHolder()) return false;
+  settle_in_call_ = true;  // nobody else holds the job: Finished() runs here, now
+  Release();
+  return true;
 }
 
 void AsyncBatch::RunUnit(size_t u) {
@@ -282,20 +327,26 @@ void AsyncBatch::RunUnit(size_t u) {
   }
 }
 
+bool AsyncBatch::RunNextUnit() {
+  size_t u = next_.load(std::memory_order_relaxed);
+  do {
+    if (u >= ready_.load(std::memory_order_acquire)) return false;
+  } while (!next_.compare_exchange_weak(u, u + 1, std::memory_order_relaxed));
+  uint64_t expected = 0;
+  first_start_ns_.compare_exchange_strong(expected, NowNs(), std::memory_order_relaxed);
+  try {
+    RunUnit(u);
+  } catch (...) {
+    Fail();  // the batch rejects; its other units still run, so it ends
+  }
+  Add(Stats().chunks);
+  return true;
+}
+
 void AsyncBatch::Work() {
   size_t waits = 0;
   for (;;) {
-    size_t u = next_.load(std::memory_order_relaxed);
-    if (u < ready_.load(std::memory_order_acquire)) {
-      if (!next_.compare_exchange_weak(u, u + 1, std::memory_order_relaxed)) continue;
-      uint64_t expected = 0;
-      first_start_ns_.compare_exchange_strong(expected, NowNs(), std::memory_order_relaxed);
-      try {
-        RunUnit(u);
-      } catch (...) {
-        Fail();  // the batch rejects; its other units still run, so it ends
-      }
-      Add(Stats().chunks);
+    if (RunNextUnit()) {
       waits = 0;
       continue;
     }
@@ -313,6 +364,10 @@ void AsyncBatch::Finished(bool failed) {
   failed_ = failed;
   finished_ns_ = NowNs();
   EnvState* state = state_;  // `this` may be settled and deleted as soon as it is queued
+  if (settle_in_call_) {
+    state->PoolDone();
+    return;
+  }
   if (napi_call_threadsafe_function(state->tsfn, this, napi_tsfn_nonblocking) != napi_ok) {
     delete this;  // the environment is closing: nobody is waiting for the promise
   }
@@ -372,7 +427,8 @@ Napi::Value StartBatch(Napi::Env env, const HmacKey& key, const PackedBatch& bat
   const size_t block = BlockLength(key.alg);
   const double work = static_cast<double>(WorkBytes(block, batch.count, data_length));
   const size_t unit_bytes = std::max<size_t>(block, static_cast<size_t>(work * kUnitNs / ns));
-  return AsyncBatch::Start(env, pool, key, batch, out, unit_bytes);
+  const bool caller_helps = ns <= kCallerShareNs * static_cast<double>(pool->size());
+  return AsyncBatch::Start(env, pool, key, batch, out, unit_bytes, caller_helps);
 }
 
 Napi::Value BatchStatsObject(const Napi::CallbackInfo& info) {
@@ -383,6 +439,7 @@ Napi::Value BatchStatsObject(const Napi::CallbackInfo& info) {
     o.Set(name, Napi::Number::New(env, static_cast<double>(value.load(std::memory_order_relaxed))));
   };
   set("inlineBatches", s.inline_batches);
+  set("settledInCall", s.settled_in_call);
   set("poolBatches", s.pool_batches);
   set("chunks", s.chunks);
   set("bytesCopied", s.bytes_copied);

@@ -133,20 +133,27 @@ void ThreadPool::Loop() {
   }
 }
 
+bool ThreadPool::Dequeue(PoolJob* job) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!job->queued_ || !job->Exhausted()) return false;
+  // Usually the front; not when its submitter took its last units while an
+  // older job was still queued.
+  PoolJob* before = nullptr;
+  for (PoolJob* at = head_; at != job; at = at->next_) before = at;
+  (before != nullptr ? before->next_ : head_) = job->next_;
+  if (tail_ == job) tail_ = before;
+  queued_.store(head_ != nullptr, std::memory_order_release);
+  job->queued_ = false;
+  return true;
+}
+
+void ThreadPool::Retire(PoolJob* job) {
+  if (Dequeue(job)) job->Release();  // the queue's hold (never the last: the caller holds one)
+}
+
 void ThreadPool::Leave(PoolJob* job) {
-  bool dequeued = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (job->queued_ && job->Exhausted()) {
-      head_ = job->next_;  // it is the front (see head_)
-      if (head_ == nullptr) tail_ = nullptr;
-      queued_.store(head_ != nullptr, std::memory_order_release);
-      job->queued_ = false;
-      dequeued = true;
-    }
-  }
-  if (dequeued) job->Release();  // the queue's hold
-  job->Release();                // this thread's: `job` may be gone from here on
+  Retire(job);
+  job->Release();  // this thread's: `job` may be gone from here on
 }
 
 }  // namespace kmshmac

@@ -25,6 +25,9 @@ class PoolJob {
   virtual ~PoolJob() = default;
 
   void Hold() { holds_.fetch_add(1, std::memory_order_relaxed); }
+  // Whether the caller's hold is the only one (and it sees everything the
+  // other holders did before they let go).
+  bool SoleHolder() const { return holds_.load(std::memory_order_acquire) == 1; }
   // Returns whether this was the last hold (and so called Finished()).
   bool Release() {
     if (holds_.fetch_sub(1, std::memory_order_acq_rel) != 1) return false;
@@ -65,19 +68,25 @@ class ThreadPool {
   void Submit(PoolJob* job, size_t threads);
   // Wakes sleeping threads until `threads` are awake (or all are).
   void Wake(size_t threads);
+  // Drops `job` from the queue (and the queue's hold) if every unit is
+  // taken, so a submitter that took the last ones need not wait for a pool
+  // thread to come by.
+  void Retire(PoolJob* job);
 
  private:
   ThreadPool() = default;
   void Loop();
   void WakeLocked(size_t threads, std::unique_lock<std::mutex>& lock);
-  // A thread done with `job`: drops it from the queue once every unit is taken, and its holds.
+  // A thread done with `job`: retires it, and drops its own hold.
   void Leave(PoolJob* job);
+  // Under the mutex: takes `job` off the queue if it is queued and exhausted.
+  bool Dequeue(PoolJob* job);
 
   size_t size_ = 0;
   std::mutex mutex_;
   std::condition_variable wake_;
-  // Jobs with units still to take, oldest first. Only the oldest is worked
-  // on, so a job is always at the front when its last unit is taken.
+  // Jobs with units still to take, oldest first. Pool threads work on the
+  // oldest; a submitter may also finish its own job further back.
   PoolJob* head_ = nullptr;
   PoolJob* tail_ = nullptr;
   size_t sleeping_ = 0;         // threads waiting on wake_ (guarded by mutex_)
