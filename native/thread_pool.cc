@@ -21,9 +21,9 @@ namespace {
 // How long a thread that runs out of work looks for the next job before it
 // sleeps. Batches tend to come back to back (a caller awaits one, then
 // queues the next), and waking a sleeping thread costs more than this in a
-// VM (a futex wake and an inter-processor interrupt).
-// The look yields the core rather than pausing on it: on a busy machine the
-// JS thread (or another process) needs it more than a spinning thread does.
+// VM (a futex wake and an inter-processor interrupt). The look yields the
+// core rather than pausing on it: on a busy machine the JS thread (or
+// another process) needs it more than a looking thread does.
 constexpr uint64_t kSpinNs = 50'000;
 
 }  // namespace

@@ -28,11 +28,9 @@ class PoolJob {
   // Whether the caller's hold is the only one (and it sees everything the
   // other holders did before they let go).
   bool SoleHolder() const { return holds_.load(std::memory_order_acquire) == 1; }
-  // Returns whether this was the last hold (and so called Finished()).
-  bool Release() {
-    if (holds_.fetch_sub(1, std::memory_order_acq_rel) != 1) return false;
-    Finished(failed_.load(std::memory_order_relaxed));
-    return true;
+  // The last hold released calls Finished(): `this` may be gone after.
+  void Release() {
+    if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) Finished(failed_.load(std::memory_order_relaxed));
   }
 
  protected:
