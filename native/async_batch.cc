@@ -270,13 +270,14 @@ Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& ke
   AsyncBatch* raw = job.release();
   raw->Hold();  // this thread's, while it copies
   raw->queued_ns_ = NowNs();
-  // The threads start on the first units while this thread copies the rest;
-  // it keeps a core for itself meanwhile, then lets every thread in. Not
+  // The threads start on the first units while this thread copies the rest.
+  // Every thread is woken now, so their wake-up (tens of microseconds in a
+  // VM) overlaps the copy; all but one when this thread will hash too. Not
   // into fresh memory: there the copy is page faults, and each fault costs
   // more while another thread of the process runs (TLB shootdowns; 2x in a
   // VM, measured), so the threads wait for the copy.
   const bool pipelined = raw->inputs_.warm();
-  if (pipelined) pool->Submit(raw, pool->size() - 1);
+  if (pipelined) pool->Submit(raw, pool->size() - (caller_helps ? 1 : 0));
   raw->CopyAndPublish(batch, unit_bytes);
   // As many threads as there are units left to take (those in it are
   // awake), one less when this thread is one of them.
