@@ -18,7 +18,7 @@ import { createMacKey, loadBackend, packMessages } from '../dist/index.js';
 import { benchChart } from './chart.js';
 import { formatRows as formatWasmRows, runWasmBench } from './wasm.js';
 import { environment, printEnvironment } from './env.js';
-import { formatBudget, formatTargets, runBudget, runTargets } from './targets.js';
+import { formatBudget, formatCeiling, formatTargets, runBudgets, runCeilings, runTargets } from './targets.js';
 
 const quick = process.argv.includes('--quick');
 const SIZES = [16, 64, 256, 1024, 4096];
@@ -149,14 +149,16 @@ console.log(formatWasmRows(wasmRows));
 console.log('\nTargets (HMAC-SHA-256; same-run ratios, median of rounds, range in brackets):');
 const targets = await runTargets({ quick });
 console.log(formatTargets(targets));
-const budget = [await runBudget(), await runBudget({ callerOut: false })];
+const budget = await runBudgets();
 for (const b of budget) console.log(formatBudget(b));
+const ceilings = await runCeilings({ quick });
+for (const c of ceilings) console.log(formatCeiling(c));
 
 const results = new URL('./results/', import.meta.url);
 mkdirSync(results, { recursive: true });
 writeFileSync(
   new URL('latest.json', results),
-  JSON.stringify({ environment: env, quick, rows, wasmRows, targets, budget }, null, 2) + '\n',
+  JSON.stringify({ environment: env, quick, rows, wasmRows, targets, budget, ceilings }, null, 2) + '\n',
 );
 writeFileSync(new URL('chart.svg', results), benchChart(env, rows));
 console.log('\nwrote bench/results/latest.json and bench/results/chart.svg');

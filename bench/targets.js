@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createMacKey, loadBackend, packMessages } from '../dist/index.js';
 import { loadNativeBinding } from '../dist/backend/native.js';
 import { loadWasmBackend } from '../dist/backend/wasm.js';
@@ -120,6 +121,11 @@ export async function runTargets({ quick = false, log = () => {} } = {}) {
   return results;
 }
 
+/** The budgets bench/run.js and this script report: a large batch both ways, and a small one. */
+export async function runBudgets() {
+  return [await runBudget(), await runBudget({ callerOut: false }), await runBudget({ count: 4096, batches: 500 })];
+}
+
 /**
  * The native async path's per-batch budget at `count` x `size`: microseconds
  * per phase and copies/allocations per batch, from the addon's counters.
@@ -154,7 +160,69 @@ export async function runBudget({ count = 16384, size = 64, batches = 200, calle
     bytesCopiedPerBatch: d.bytesCopied / n,
     allocationsPerBatch: d.buffersAllocated / n,
     inlineBatches: d.inlineBatches,
+    settledInCallPerBatch: (d.settledInCall ?? 0) / n,
   };
+}
+
+/**
+ * The machine's parallel ceiling for a batch shape: the calls per second of
+ * `threads` worker threads each running the sync macPackedInto at once,
+ * against one thread alone (same run, alternating rounds, median ratio). No
+ * async path can beat it: it is what the cores give the hash work, with no
+ * copy or hand-off. On two separate cores it is ~2; on two hardware threads
+ * of one core (SMT, what many 2-vCPU cloud VMs are) it is much less, since
+ * the SHA-NI unit and the vector ports are the core's, shared.
+ */
+export async function runCeiling({ count, size, threads = 2, rounds = 7, time = 150 } = {}) {
+  const once = async (n) => {
+    const workers = Array.from({ length: n }, () => new Worker(new URL(import.meta.url), { workerData: { ceiling: { count, size, time } } }));
+    const rates = await Promise.all(workers.map((w) => new Promise((resolve, reject) => w.once('message', resolve).once('error', reject))));
+    await Promise.all(workers.map((w) => w.terminate()));
+    return rates.reduce((a, b) => a + b, 0);
+  };
+  const ratios = [];
+  for (let r = 0; r < rounds; r++) {
+    let one, many; // order swapped every other round
+    if (r % 2) {
+      many = await once(threads);
+      one = await once(1);
+    } else {
+      one = await once(1);
+      many = await once(threads);
+    }
+    ratios.push(many / one);
+  }
+  return { messages: count, size, threads, ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), rounds };
+}
+
+/** The parallel ceiling of each async target's batch shape (see runCeiling). */
+export async function runCeilings({ quick = false } = {}) {
+  const shapes = [...new Map(TARGETS.filter((t) => t[1] !== null && t[0].startsWith('macPackedAsync')).map((t) => [`${t[3]}x${t[4]}`, t])).values()];
+  const ceilings = [];
+  for (const [, , , count, size] of shapes) ceilings.push(await runCeiling({ count, size, rounds: quick ? 3 : 7 }));
+  return ceilings;
+}
+
+/** Worker side of runCeiling: calls per second of sync macPackedInto over `time` ms. */
+async function ceilingWorker({ count, size, time }) {
+  const key = createMacKey('HMAC_SHA_256', randomBytes(32), { backend: loadBackend('native') });
+  const { data, offsets } = packMessages(Array.from({ length: count }, () => randomBytes(size)));
+  const out = new Uint8Array(count * key.macLength);
+  for (let i = 0; i < 5; i++) key.macPackedInto(data, offsets, out);
+  let calls = 0;
+  const start = performance.now();
+  while (performance.now() - start < time) {
+    key.macPackedInto(data, offsets, out);
+    calls++;
+  }
+  parentPort.postMessage(calls / ((performance.now() - start) / 1000));
+}
+
+export function formatCeiling(c) {
+  return (
+    `parallel ceiling, ${c.messages} x ${c.size} B: ${c.threads} threads of sync macPackedInto at once = ` +
+    `${c.ratio.toFixed(2)}× one thread (${c.ratioMin.toFixed(2)}–${c.ratioMax.toFixed(2)})`
+  );
 }
 
 export function formatTargets(rows) {
@@ -178,18 +246,22 @@ export function formatBudget(b) {
     `native async budget, ${b.messages} x ${b.size} B into a ${b.output}, ${b.threads} threads: ${b.wallUs} µs per batch = ` +
     `copy ${b.copyUs} + hand-off ${b.startUs} + hashing ${b.hashUs} + return ${b.returnUs} + settle ${b.settleUs} µs ` +
     `(+ promise/await); ${b.chunksPerBatch} chunks, ${Math.round(b.bytesCopiedPerBatch)} bytes copied (once), ` +
-    `${b.allocationsPerBatch} allocations per batch`
+    `${b.allocationsPerBatch} allocations per batch, ${b.settledInCallPerBatch} settled in the call`
   );
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (!isMainThread && workerData?.ceiling) {
+  await ceilingWorker(workerData.ceiling);
+} else if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv.includes('--quick');
   const env = environment();
   printEnvironment(env);
   const rows = await runTargets({ quick });
   console.log(formatTargets(rows));
-  const budget = [await runBudget(), await runBudget({ callerOut: false })];
+  const budget = await runBudgets();
   for (const b of budget) console.log(formatBudget(b));
+  const ceilings = await runCeilings({ quick });
+  for (const c of ceilings) console.log(formatCeiling(c));
   const json = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : undefined;
-  if (json) writeFileSync(json, JSON.stringify({ environment: env, quick, targets: rows, budget }, null, 2) + '\n');
+  if (json) writeFileSync(json, JSON.stringify({ environment: env, quick, targets: rows, budget, ceilings }, null, 2) + '\n');
 }

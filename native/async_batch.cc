@@ -6,9 +6,11 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <thread>
 #include <vector>
 
 #include "js_args.h"
+#include "mb/mb_dispatch.h"
 #include "recycled.h"
 #include "stats.h"
 #include "thread_pool.h"
@@ -16,21 +18,25 @@
 namespace kmshmac {
 namespace {
 
-// Work is counted in compression-function calls (HmacKey::Blocks), the unit
-// that costs the same whatever the mix of message lengths. Measured on the
-// development machine (docs/performance.md): handing a batch to the pool and
-// settling its promise costs about what hashing ~1,000 blocks costs on the
-// fastest path (SHA-NI), so
-//  - below kInlineBlocks the calling thread hashes the batch itself: the
-//    event loop is held for less than one hand-off would cost;
-//  - a chunk is at least kMinChunkBlocks, so waking a thread for it is
-//    worth it;
-//  - a batch is cut into up to kChunksPerThread chunks per thread, so a
-//    thread slowed by other processes on its core leaves its share to the
-//    others instead of holding up the promise.
-constexpr size_t kInlineBlocks = 1024;
-constexpr size_t kMinChunkBlocks = 1024;
-constexpr size_t kChunksPerThread = 4;
+// Thresholds in time, not in blocks or bytes, so they mean the same on every
+// CPU: a batch's hashing time comes from the cost model native/mb calibrated
+// on this CPU (mb::predict_ns), whose cost per block differs from CPU to CPU
+// by 5x and more (SHA-NI, AVX-512 lanes or neither).
+//  - Below kInlineNs the calling thread hashes the batch itself: the event
+//    loop is held for less than a hand-off to the pool and back would take.
+//  - The pool's work comes in units of about kUnitNs: short enough that
+//    threads finish together (a thread that draws the last unit keeps the
+//    promise waiting for at most one unit), long enough that taking a unit
+//    (an atomic, the lanes' fill and drain) stays under 2% of it.
+//  - A batch whose share per thread is under kCallerShareNs is hashed by the
+//    calling thread too, as one of the threads (it wakes one pool thread
+//    less), and settled in the call when the calling thread ends it. Such a
+//    batch would otherwise spend a good part of its time in the hand-off
+//    back to the JS thread (a libuv wake-up: tens of microseconds, more in a
+//    VM), and the event loop is held no longer than by a small sync call.
+constexpr double kInlineNs = 25'000;
+constexpr double kUnitNs = 20'000;
+constexpr double kCallerShareNs = 250'000;
 
 // Per Node.js environment (the main thread, each worker_thread): the
 // threadsafe function that brings finished batches back to its JS thread.
@@ -118,40 +124,62 @@ Napi::Value RunInline(Napi::Env env, const HmacKey& key, const PackedBatch& batc
 
 class AsyncBatch final : public PoolJob {
  public:
-  // Holds on to nothing the caller owns: everything the pool threads read is
-  // copied into `inputs_` first. `blocks` is the batch's work (about).
+  // Holds on to nothing the caller owns once it returns: everything the pool
+  // threads read is copied into `inputs_` first, unit by unit, each unit
+  // handed to the threads as soon as it is in place.
+  // `unit_bytes`: the work of a unit, in bytes of compression input (WorkBytes).
+  // `caller_helps`: the calling thread hashes units too (see kCallerShareNs).
   static Napi::Value Start(Napi::Env env, ThreadPool* pool, const HmacKey& key, const PackedBatch& batch,
-                           Napi::Value out, size_t blocks);
+                           Napi::Value out, size_t unit_bytes, bool caller_helps);
 
   ~AsyncBatch() override { key_.Wipe(); }
 
   void Settle(Napi::Env env);
 
  protected:
-  void RunChunk(size_t chunk) override;
+  void Work() override;
+  bool Exhausted() const override {
+    return copied_.load(std::memory_order_acquire) &&
+           next_.load(std::memory_order_acquire) >= ready_.load(std::memory_order_acquire);
+  }
   void Finished(bool failed) override;
 
  private:
+  // Messages [begin, end): about kUnitNs of work.
+  struct Unit {
+    size_t begin, end;
+  };
+
   AsyncBatch(const HmacKey& key, const PackedBatch& batch)
       : key_(key), verify_(batch.macs != nullptr), count_(batch.count) {}
 
-  // Copies the offsets (rebased to 0) and cuts the messages into chunks of
-  // about equal work, in one pass: up to kChunksPerThread per thread, none
-  // (but the last) under kMinChunkBlocks.
-  void CopyOffsetsAndCut(const PackedBatch& batch, uint32_t* offsets, size_t blocks, size_t threads);
+  // JS thread: copies the batch unit by unit and publishes each unit.
+  void CopyAndPublish(const PackedBatch& batch, size_t unit_bytes);
+  // Takes and runs the next published unit; false when none is left to take.
+  bool RunNextUnit();
+  void RunUnit(size_t u);
+  // JS thread, after the copy: runs units as one of the threads, for a
+  // bounded time. Returns true when it ended the job (every unit has run
+  // and nobody else holds it): the caller settles it then. Otherwise its
+  // hold is still to release, and the pool settles the job.
+  bool HelpAndEnd(ThreadPool* pool);
 
   HmacKey key_;  // the batch's own copy: destroy() during the batch is safe
   const bool verify_;
   const size_t count_;
-  std::vector<size_t> cuts_;        // chunk c is messages [cuts_[c], cuts_[c+1])
-  Recycled inputs_;                 // offsets | MACs (verify) | data | results (caller's output)
-  const uint32_t* offsets_ = nullptr;
-  const uint8_t* macs_ = nullptr;
-  const uint8_t* data_ = nullptr;
+  Recycled inputs_;  // offsets | MACs (verify) | data | results (caller's output)
+  uint32_t* offsets_ = nullptr;
+  uint8_t* macs_ = nullptr;
+  uint8_t* data_ = nullptr;
   uint8_t* out_ = nullptr;
   size_t out_length_ = 0;
   bool caller_out_ = false;
-  bool failed_ = false;
+  bool failed_ = false;  // set by Finished(), read by Settle()
+  bool settle_in_call_ = false;  // the calling thread ends the job and settles it itself
+  std::unique_ptr<Unit[]> units_;
+  std::atomic<size_t> ready_{0};   // units[0, ready_) are copied and may run
+  std::atomic<size_t> next_{0};    // the next unit to take (<= ready_)
+  std::atomic<bool> copied_{false};  // every unit is published: ready_ is final
   EnvState* state_ = nullptr;
   napi_ref out_ref_ = nullptr;  // the new ArrayBuffer, or the caller's Uint8Array
   napi_deferred deferred_ = nullptr;
@@ -160,55 +188,71 @@ class AsyncBatch final : public PoolJob {
   uint64_t finished_ns_ = 0;
 };
 
-void AsyncBatch::CopyOffsetsAndCut(const PackedBatch& batch, uint32_t* offsets, size_t blocks, size_t threads) {
-  const size_t most = std::max<size_t>(1, std::min(threads * kChunksPerThread, blocks / kMinChunkBlocks));
-  const size_t target = (blocks + most - 1) / most;
-  const uint32_t first = batch.offsets[0];
-  cuts_.reserve(most + 2);
-  cuts_.push_back(0);
-  size_t work = 0;
-  offsets[0] = 0;
-  for (size_t i = 0; i < count_; i++) {
-    const uint32_t end = batch.offsets[i + 1];
-    offsets[i + 1] = end - first;
-    work += key_.Blocks(end - batch.offsets[i]);
-    if (work >= target && i + 1 < count_ && cuts_.size() < most) {
-      cuts_.push_back(i + 1);
-      work = 0;
+// The work of messages, in bytes of compression input: a message of `length`
+// bytes costs about length + MessageOverhead(block) (its padding, half a
+// block of rounding on average, and the outer hash's block). So units are cut
+// from the offsets alone, with no pass over the messages: a binary search
+// for each unit's end.
+size_t MessageOverhead(size_t block) { return 1 + block / 8 + block + block / 2; }
+size_t WorkBytes(size_t block, size_t count, size_t data_length) {
+  return data_length + count * MessageOverhead(block);
+}
+
+void AsyncBatch::CopyAndPublish(const PackedBatch& batch, size_t unit_bytes) {
+  const size_t overhead = MessageOverhead(BlockLength(key_.alg));
+  const uint32_t* offsets = batch.offsets;
+  const uint32_t first = offsets[0];
+  const size_t ml = key_.mac_length;
+  // Work, in bytes, of messages [b, j).
+  auto work = [&](size_t b, size_t j) { return size_t(offsets[j] - offsets[b]) + (j - b) * overhead; };
+  offsets_[0] = 0;
+  size_t u = 0;
+  for (size_t b = 0; b < count_;) {
+    // The first j whose work from b reaches a unit (or the end).
+    size_t lo = b + 1, hi = count_;
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (work(b, mid) >= unit_bytes) hi = mid; else lo = mid + 1;
     }
+    const size_t e = lo;
+    for (size_t i = b + 1; i <= e; i++) offsets_[i] = offsets[i] - first;
+    std::memcpy(data_ + (offsets[b] - first), batch.data + offsets[b], offsets[e] - offsets[b]);
+    if (verify_) std::memcpy(macs_ + b * ml, batch.macs + b * ml, (e - b) * ml);
+    units_[u] = {b, e};
+    ready_.store(++u, std::memory_order_release);
+    b = e;
   }
-  cuts_.push_back(count_);
+  copied_.store(true, std::memory_order_release);
 }
 
 Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& key, const PackedBatch& batch,
-                              Napi::Value out, size_t blocks) {
+                              Napi::Value out, size_t unit_bytes, bool caller_helps) {
   const uint64_t called_ns = NowNs();
   std::unique_ptr<AsyncBatch> job(new AsyncBatch(key, batch));
   const size_t count = batch.count;
-  const uint32_t first = batch.offsets[0];
-  const size_t data_length = batch.offsets[count] - first;
+  const size_t data_length = batch.offsets[count] - batch.offsets[0];
   const size_t offsets_length = (count + 1) * sizeof(uint32_t);
   const size_t macs_length = job->verify_ ? count * key.mac_length : 0;
   job->out_length_ = OutputLength(key, batch);
   job->caller_out_ = !out.IsUndefined();
   if (job->caller_out_) GetOutput(out, job->out_length_, OutputName(batch));  // fail now, not at settlement
 
+  // Every unit but the last has at least a unit's work: this many at most.
+  const size_t units = WorkBytes(BlockLength(key.alg), count, data_length) / unit_bytes + 1;
   try {
+    job->units_.reset(new Unit[units]);
     job->inputs_ = Recycled::Take(offsets_length + macs_length + data_length + (job->caller_out_ ? job->out_length_ : 0));
   } catch (const std::bad_alloc&) {
     throw Napi::RangeError::New(env, "kms-hmac: out of memory for the async batch copy");
   }
   uint8_t* at = job->inputs_.data();
-  auto* offsets = reinterpret_cast<uint32_t*>(at);
-  uint8_t* macs = at + offsets_length;
-  uint8_t* data = macs + macs_length;
-  job->offsets_ = offsets;
-  job->macs_ = macs;
-  job->data_ = data;
+  job->offsets_ = reinterpret_cast<uint32_t*>(at);
+  job->macs_ = at + offsets_length;
+  job->data_ = job->macs_ + macs_length;
 
   Napi::Value target = out;
   if (job->caller_out_) {
-    job->out_ = data + data_length;
+    job->out_ = job->data_ + data_length;
   } else {
     Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, job->out_length_);
     job->out_ = static_cast<uint8_t*>(buffer.Data());
@@ -223,29 +267,97 @@ Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& ke
   }
   // From here on nothing throws: the pool has the job, and settles its promise.
   job->state_->Enter(env);
-
-  job->CopyOffsetsAndCut(batch, offsets, blocks, pool->size());
-  std::memcpy(data, batch.data + first, data_length);
-  if (macs_length) std::memcpy(macs, batch.macs, macs_length);
-  const size_t copied = offsets_length + macs_length + data_length;
   AsyncBatch* raw = job.release();
+  raw->Hold();  // this thread's, while it copies
   raw->queued_ns_ = NowNs();
+  // The threads start on the first units while this thread copies the rest.
+  // Every thread is woken now, so their wake-up (tens of microseconds in a
+  // VM) overlaps the copy; all but one when this thread will hash too. Not
+  // into fresh memory: there the copy is page faults, and each fault costs
+  // more while another thread of the process runs (TLB shootdowns; 2x in a
+  // VM, measured), so the threads wait for the copy.
+  const bool pipelined = raw->inputs_.warm();
+  if (pipelined) pool->Submit(raw, pool->size() - (caller_helps ? 1 : 0));
+  raw->CopyAndPublish(batch, unit_bytes);
+  // As many threads as there are units left to take (those in it are
+  // awake), one less when this thread is one of them.
+  const size_t left = raw->ready_.load(std::memory_order_relaxed) - raw->next_.load(std::memory_order_relaxed);
+  const size_t threads = std::min(pool->size() - (caller_helps ? 1 : 0), left);
+  if (pipelined) pool->Wake(threads); else pool->Submit(raw, threads);
   Add(Stats().pool_batches);
-  Add(Stats().bytes_copied, copied);
-  Add(Stats().copy_ns, raw->queued_ns_ - called_ns);
-  pool->Submit(raw, raw->cuts_.size() - 1);  // `raw` may be finished from here on: not touched again
+  Add(Stats().bytes_copied, offsets_length + macs_length + data_length);
+  Add(Stats().copy_ns, NowNs() - called_ns);
+  if (caller_helps && raw->HelpAndEnd(pool)) {
+    raw->Settle(env);
+    delete raw;
+    Add(Stats().settled_in_call);
+  } else {
+    raw->Release();  // `raw` may be finished from here on: not touched again
+  }
   return Napi::Value(env, promise);
 }
 
-void AsyncBatch::RunChunk(size_t chunk) {
+bool AsyncBatch::HelpAndEnd(ThreadPool* pool) {
+  // The cost model may be off (a busy core, a cold cache): a bound in time
+  // keeps the event loop free whatever the batch turns out to cost.
+  const uint64_t until = NowNs() + static_cast<uint64_t>(2 * kCallerShareNs);
+  while (NowNs() < until && RunNextUnit()) {
+  }
+  if (!Exhausted()) {
+    pool->Wake(pool->size());  // the pool takes the rest
+    return false;
+  }
+  // Every unit is taken. The pool threads still in the job each finish at
+  // most one unit: wait that long for them, then end the job here.
+  pool->Retire(this);
+  const uint64_t wait_until = NowNs() + static_cast<uint64_t>(2 * kUnitNs);
+  while (!SoleHolder() && NowNs() < wait_until) CpuRelax();
+  if (!SoleHolder()) return false;
+  settle_in_call_ = true;  // nobody else holds the job: Finished() runs here, now
+  Release();
+  return true;
+}
+
+void AsyncBatch::RunUnit(size_t u) {
+  const Unit unit = units_[u];
+  const SpanList messages = SpanList::Packed(data_, offsets_, count_);
+  if (verify_) {
+    VerifyRange(key_, messages, MacList::Strided(macs_, key_.mac_length), unit.begin, unit.end, out_);
+  } else {
+    MacRange(key_, messages, unit.begin, unit.end, out_);
+  }
+}
+
+bool AsyncBatch::RunNextUnit() {
+  size_t u = next_.load(std::memory_order_relaxed);
+  do {
+    if (u >= ready_.load(std::memory_order_acquire)) return false;
+  } while (!next_.compare_exchange_weak(u, u + 1, std::memory_order_relaxed));
   uint64_t expected = 0;
   first_start_ns_.compare_exchange_strong(expected, NowNs(), std::memory_order_relaxed);
-  const SpanList messages = SpanList::Packed(data_, offsets_, count_);
-  const size_t begin = cuts_[chunk], end = cuts_[chunk + 1];
-  if (verify_) {
-    VerifyRange(key_, messages, MacList::Strided(macs_, key_.mac_length), begin, end, out_);
-  } else {
-    MacRange(key_, messages, begin, end, out_);
+  try {
+    RunUnit(u);
+  } catch (...) {
+    Fail();  // the batch rejects; its other units still run, so it ends
+  }
+  Add(Stats().chunks);
+  return true;
+}
+
+void AsyncBatch::Work() {
+  size_t waits = 0;
+  for (;;) {
+    if (RunNextUnit()) {
+      waits = 0;
+      continue;
+    }
+    if (copied_.load(std::memory_order_acquire)) {
+      if (next_.load(std::memory_order_relaxed) >= ready_.load(std::memory_order_acquire)) return;
+      continue;
+    }
+    // The JS thread is still copying: a unit takes it a few microseconds, so
+    // spin briefly, then give the core away (the copier may be waiting for it).
+    if (++waits < 64) CpuRelax(); else std::this_thread::yield();
   }
 }
 
@@ -253,6 +365,10 @@ void AsyncBatch::Finished(bool failed) {
   failed_ = failed;
   finished_ns_ = NowNs();
   EnvState* state = state_;  // `this` may be settled and deleted as soon as it is queued
+  if (settle_in_call_) {
+    state->PoolDone();
+    return;
+  }
   if (napi_call_threadsafe_function(state->tsfn, this, napi_tsfn_nonblocking) != napi_ok) {
     delete this;  // the environment is closing: nobody is waiting for the promise
   }
@@ -305,14 +421,15 @@ void SettleOnJsThread(napi_env env, napi_value, void*, void* data) {
 }  // namespace
 
 Napi::Value StartBatch(Napi::Env env, const HmacKey& key, const PackedBatch& batch, Napi::Value out) {
-  // The work, from the byte count: exact up to each message's padding
-  // rounding (half a block on average), and no pass over the offsets.
-  const size_t block = BlockLength(key.alg);
   const size_t data_length = batch.offsets[batch.count] - batch.offsets[0];
-  const size_t blocks = (data_length + batch.count * (block / 8 + 1)) / block + batch.count * 3 / 2;
-  ThreadPool* pool = blocks >= kInlineBlocks ? ThreadPool::Get() : nullptr;
+  const double ns = mb::predict_ns(key.alg, batch.count, data_length);
+  ThreadPool* pool = ns >= kInlineNs ? ThreadPool::Get() : nullptr;
   if (pool == nullptr) return RunInline(env, key, batch, out);
-  return AsyncBatch::Start(env, pool, key, batch, out, blocks);
+  const size_t block = BlockLength(key.alg);
+  const double work = static_cast<double>(WorkBytes(block, batch.count, data_length));
+  const size_t unit_bytes = std::max<size_t>(block, static_cast<size_t>(work * kUnitNs / ns));
+  const bool caller_helps = ns <= kCallerShareNs * static_cast<double>(pool->size());
+  return AsyncBatch::Start(env, pool, key, batch, out, unit_bytes, caller_helps);
 }
 
 Napi::Value BatchStatsObject(const Napi::CallbackInfo& info) {
@@ -323,6 +440,7 @@ Napi::Value BatchStatsObject(const Napi::CallbackInfo& info) {
     o.Set(name, Napi::Number::New(env, static_cast<double>(value.load(std::memory_order_relaxed))));
   };
   set("inlineBatches", s.inline_batches);
+  set("settledInCall", s.settled_in_call);
   set("poolBatches", s.pool_batches);
   set("chunks", s.chunks);
   set("bytesCopied", s.bytes_copied);

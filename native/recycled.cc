@@ -42,7 +42,7 @@ Recycled Recycled::Take(size_t size) {
       if (it->second >= size && (best == free.buffers.end() || it->second < best->second)) best = it;
     }
     if (best != free.buffers.end()) {
-      Recycled taken(std::move(best->first), best->second);
+      Recycled taken(std::move(best->first), best->second, true);
       free.bytes -= best->second;
       free.buffers.erase(best);
       Add(Stats().buffers_reused);
@@ -52,7 +52,7 @@ Recycled Recycled::Take(size_t size) {
   // Round up so batches of similar size reuse each other's buffers.
   const size_t capacity = std::max(kMinCapacity, size + size / 4);
   Add(Stats().buffers_allocated);
-  return Recycled(std::unique_ptr<uint8_t[]>(new uint8_t[capacity]), capacity);
+  return Recycled(std::unique_ptr<uint8_t[]>(new uint8_t[capacity]), capacity, false);
 }
 
 Recycled& Recycled::operator=(Recycled&& other) noexcept {
@@ -60,6 +60,7 @@ Recycled& Recycled::operator=(Recycled&& other) noexcept {
     Give();
     bytes_ = std::move(other.bytes_);
     capacity_ = other.capacity_;
+    warm_ = other.warm_;
   }
   return *this;
 }

@@ -23,13 +23,17 @@ class Recycled {
   ~Recycled();  // gives the memory back to the free list (or frees it)
 
   uint8_t* data() const { return bytes_.get(); }
+  // Whether the memory was used before (so its pages are already mapped).
+  bool warm() const { return warm_; }
 
  private:
-  Recycled(std::unique_ptr<uint8_t[]> bytes, size_t capacity) : bytes_(std::move(bytes)), capacity_(capacity) {}
+  Recycled(std::unique_ptr<uint8_t[]> bytes, size_t capacity, bool warm)
+      : bytes_(std::move(bytes)), capacity_(capacity), warm_(warm) {}
   void Give();
 
   std::unique_ptr<uint8_t[]> bytes_;
   size_t capacity_ = 0;
+  bool warm_ = false;
 };
 
 }  // namespace kmshmac

@@ -13,6 +13,7 @@ namespace kmshmac {
 struct BatchStats {
   std::atomic<uint64_t> inline_batches{0};     // small enough to run on the calling thread
   std::atomic<uint64_t> pool_batches{0};       // run on the pool threads
+  std::atomic<uint64_t> settled_in_call{0};    // pool batches the calling thread helped with, ended and settled
   std::atomic<uint64_t> chunks{0};             // pool chunks run
   std::atomic<uint64_t> bytes_copied{0};       // input bytes copied into recycled memory
   std::atomic<uint64_t> buffers_reused{0};     // Recycled::Take served from the free list

@@ -18,15 +18,13 @@
 namespace kmshmac {
 namespace {
 
+// How long a thread that runs out of work looks for the next job before it
+// sleeps. Batches tend to come back to back (a caller awaits one, then
+// queues the next), and waking a sleeping thread costs more than this in a
+// VM (a futex wake and an inter-processor interrupt). The look yields the
+// core rather than pausing on it: on a busy machine the JS thread (or
+// another process) needs it more than a looking thread does.
 constexpr uint64_t kSpinNs = 50'000;
-
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 }  // namespace
 
@@ -71,50 +69,91 @@ ThreadPool* ThreadPool::Get() {
   return pool->size_ > 0 ? pool : nullptr;
 }
 
-void ThreadPool::Submit(PoolJob* job, size_t chunks) {
-  job->chunks_ = chunks;
-  job->unfinished_.store(chunks, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(job);
-    queued_.store(queue_.size(), std::memory_order_release);
-  }
-  for (size_t i = 0; i < std::min(chunks, size_); i++) wake_.notify_one();
+void ThreadPool::Submit(PoolJob* job, size_t threads) {
+  job->Hold();  // the queue's
+  std::unique_lock<std::mutex> lock(mutex_);
+  job->queued_ = true;
+  job->next_ = nullptr;
+  (tail_ != nullptr ? tail_->next_ : head_) = job;
+  tail_ = job;
+  queued_.store(true, std::memory_order_release);
+  WakeLocked(threads, lock);
+}
+
+void ThreadPool::Wake(size_t threads) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  WakeLocked(threads, lock);
+}
+
+void ThreadPool::WakeLocked(size_t threads, std::unique_lock<std::mutex>& lock) {
+  // Threads busy elsewhere, spinning or already woken need no wake-up.
+  const size_t awake = size_ - sleeping_ + waking_;
+  size_t wake = 0;
+  if (threads > awake) wake = std::min(threads - awake, sleeping_ - waking_);
+  waking_ += wake;
+  lock.unlock();
+  for (size_t i = 0; i < wake; i++) wake_.notify_one();
 }
 
 void ThreadPool::Loop() {
   std::unique_lock<std::mutex> lock(mutex_);
+  bool looked = false;  // looked for work since the last job: next time, sleep
   for (;;) {
-    if (queue_.empty()) {
-      // Batches often come back to back (a caller awaits one, then queues
-      // the next): look for one for a few tens of microseconds before going
-      // to sleep, since waking a sleeping thread costs more than that (a
-      // futex wake and, in a VM, an inter-processor interrupt).
-      lock.unlock();
-      const uint64_t until = NowNs() + kSpinNs;
-      while (queued_.load(std::memory_order_acquire) == 0 && NowNs() < until) CpuRelax();
-      lock.lock();
-      if (queue_.empty()) wake_.wait(lock);
+    if (head_ == nullptr) {
+      // At most size - 1 threads look for work at once: the JS thread that
+      // settles this batch and starts the next needs a core too.
+      if (!looked && spinning_ + 1 < size_) {
+        spinning_++;
+        lock.unlock();
+        const uint64_t until = NowNs() + kSpinNs;
+        while (!queued_.load(std::memory_order_acquire) && NowNs() < until) std::this_thread::yield();
+        lock.lock();
+        spinning_--;
+        looked = true;
+        continue;
+      }
+      sleeping_++;
+      wake_.wait(lock);
+      sleeping_--;
+      if (waking_ > 0) waking_--;
+      looked = false;
       continue;
     }
-    PoolJob* job = queue_.front();
-    const size_t chunk = job->claimed_++;
-    if (job->claimed_ == job->chunks_) {
-      queue_.pop_front();
-      queued_.store(queue_.size(), std::memory_order_release);
-    }
+    looked = false;
+    PoolJob* job = head_;
+    job->Hold();  // this thread's, while it is inside
     lock.unlock();
     try {
-      job->RunChunk(chunk);
+      job->Work();
     } catch (...) {
-      job->failed_.store(true, std::memory_order_relaxed);
+      job->Fail();
     }
-    Add(Stats().chunks);
-    if (job->unfinished_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      job->Finished(job->failed_.load(std::memory_order_relaxed));
-    }
+    Leave(job);
     lock.lock();
   }
+}
+
+bool ThreadPool::Dequeue(PoolJob* job) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!job->queued_ || !job->Exhausted()) return false;
+  // Usually the front; not when its submitter took its last units while an
+  // older job was still queued.
+  PoolJob* before = nullptr;
+  for (PoolJob* at = head_; at != job; at = at->next_) before = at;
+  (before != nullptr ? before->next_ : head_) = job->next_;
+  if (tail_ == job) tail_ = before;
+  queued_.store(head_ != nullptr, std::memory_order_release);
+  job->queued_ = false;
+  return true;
+}
+
+void ThreadPool::Retire(PoolJob* job) {
+  if (Dequeue(job)) job->Release();  // the queue's hold (never the last: the caller holds one)
+}
+
+void ThreadPool::Leave(PoolJob* job) {
+  Retire(job);
+  job->Release();  // this thread's: `job` may be gone from here on
 }
 
 }  // namespace kmshmac

@@ -7,31 +7,49 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
+#include <cstdint>
 #include <mutex>
 
 namespace kmshmac {
 
-// Work the pool runs as chunks 0 .. n-1, each on whichever pool thread is
-// free, so a thread slowed by other processes on its core leaves its share
-// to the others.
+// Work the pool runs: the job hands out its own units (Work), so it can
+// publish them while it is still being prepared, and any number of pool
+// threads may be in it at once.
+//
+// Lifetime: the job counts holds on itself: one for the pool's queue, one
+// per pool thread inside Work(), and whatever its submitter keeps (Hold()
+// before Submit, Release() when done preparing). Whoever drops the last
+// hold calls Finished(); nobody touches the job after that.
 class PoolJob {
  public:
   virtual ~PoolJob() = default;
 
+  void Hold() { holds_.fetch_add(1, std::memory_order_relaxed); }
+  // Whether the caller's hold is the only one (and it sees everything the
+  // other holders did before they let go).
+  bool SoleHolder() const { return holds_.load(std::memory_order_acquire) == 1; }
+  // The last hold released calls Finished(): `this` may be gone after.
+  void Release() {
+    if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) Finished(failed_.load(std::memory_order_relaxed));
+  }
+
  protected:
-  // On a pool thread. An exception marks the job failed; it never escapes.
-  virtual void RunChunk(size_t chunk) = 0;
-  // On the pool thread that finished the last chunk. The pool never touches
-  // the job again, so this may hand it off or delete it.
+  // On a pool thread: runs units until none is left to take. An exception
+  // escaping it marks the job failed.
+  virtual void Work() = 0;
+  // Whether every unit has been taken (the pool then drops the job).
+  virtual bool Exhausted() const = 0;
+  // Once, when the last hold is released: every unit has run. `failed`:
+  // Fail() was called, or Work() threw.
   virtual void Finished(bool failed) = 0;
+  void Fail() { failed_.store(true, std::memory_order_relaxed); }
 
  private:
   friend class ThreadPool;
-  size_t chunks_ = 0;   // set by Submit
-  size_t claimed_ = 0;  // guarded by the pool's mutex
-  std::atomic<size_t> unfinished_{0};
+  std::atomic<size_t> holds_{0};
   std::atomic<bool> failed_{false};
+  bool queued_ = false;       // guarded by the pool's mutex
+  PoolJob* next_ = nullptr;  // the pool's queue (guarded by its mutex)
 };
 
 class ThreadPool {
@@ -42,20 +60,47 @@ class ThreadPool {
   static ThreadPool* Get();
 
   size_t size() const { return size_; }
-  // Queues `job`'s chunks 0 .. chunks-1 (chunks >= 1). From here on the job
-  // belongs to the pool until it calls Finished().
-  void Submit(PoolJob* job, size_t chunks);
+
+  // Queues `job` (which takes a hold for the queue) and makes sure `threads`
+  // pool threads are awake to take it (spinning ones first).
+  void Submit(PoolJob* job, size_t threads);
+  // Wakes sleeping threads until `threads` are awake (or all are).
+  void Wake(size_t threads);
+  // Drops `job` from the queue (and the queue's hold) if every unit is
+  // taken, so a submitter that took the last ones need not wait for a pool
+  // thread to come by.
+  void Retire(PoolJob* job);
 
  private:
   ThreadPool() = default;
   void Loop();
+  void WakeLocked(size_t threads, std::unique_lock<std::mutex>& lock);
+  // A thread done with `job`: retires it, and drops its own hold.
+  void Leave(PoolJob* job);
+  // Under the mutex: takes `job` off the queue if it is queued and exhausted.
+  bool Dequeue(PoolJob* job);
 
   size_t size_ = 0;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<PoolJob*> queue_;  // jobs with unclaimed chunks, oldest first
-  std::atomic<size_t> queued_{0};  // queue_.size(), readable without the mutex
+  // Jobs with units still to take, oldest first. Pool threads work on the
+  // oldest; a submitter may also finish its own job further back.
+  PoolJob* head_ = nullptr;
+  PoolJob* tail_ = nullptr;
+  size_t sleeping_ = 0;         // threads waiting on wake_ (guarded by mutex_)
+  size_t spinning_ = 0;         // threads looking for work before they sleep (guarded by mutex_)
+  size_t waking_ = 0;           // notified, not yet back from the wait (guarded by mutex_)
+  std::atomic<bool> queued_{false};  // head_ != nullptr, readable without the mutex
 };
+
+// A pause for a thread waiting on another core (spin-wait hint).
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 // Threads the pool starts: KMS_HMAC_THREADS if set (1..256), else the CPUs
 // this process may run on (sched_getaffinity, like os.availableParallelism()).

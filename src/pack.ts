@@ -84,13 +84,6 @@ function arrayCount(value: unknown, list: string): number {
   return count;
 }
 
-/** Why element `value` of a batch array cannot be used, or undefined. Reads no caller code. */
-function unusable(value: unknown): 'type' | 'detached' | undefined {
-  if (!isUint8Array(value)) return 'type';
-  // Only an empty view can be detached (and only then is the check, which allocates, needed).
-  return byteLength(value) === 0 && isDetachedView(value) ? 'detached' : undefined;
-}
-
 /** Packs into `scratch`: one pass, each element read once and copied at once. */
 function pack(messages: unknown, scratch: Scratch): PackedMessages {
   const count = arrayCount(messages, 'messages');
@@ -165,14 +158,16 @@ export function withPackedMacs<T>(
   return withScratch((scratch) => {
     const bytes = scratch.room(count * macLength, 0).subarray(0, count * macLength);
     const wrongLength: number[] = [];
+    const array = macs as readonly unknown[];
     for (let i = 0; i < count; i++) {
-      const mac = (macs as readonly unknown[])[i];
-      const problem = unusable(mac);
-      if (problem !== undefined) throw new BatchItemError('macs', i, problem);
-      const length = byteLength(mac as Uint8Array);
-      check?.(length, i);
+      const mac = array[i];
+      if (!isUint8Array(mac)) throw new BatchItemError('macs', i, 'type');
+      const length = byteLength(mac);
+      // Only an empty view can be detached (and only then is the check, which allocates, needed).
+      if (length === 0 && isDetachedView(mac)) throw new BatchItemError('macs', i, 'detached');
+      if (check !== undefined) check(length, i);
       if (length === macLength) {
-        copyInto(bytes, mac as Uint8Array, i * macLength);
+        copyInto(bytes, mac, i * macLength);
       } else {
         bytes.fill(0, i * macLength, (i + 1) * macLength);
         wrongLength.push(i);

@@ -442,6 +442,17 @@ Path choice_for(Algorithm alg, size_t n, size_t length) {
   return Decide(sha512, shape.finish());
 }
 
+double predict_ns(Algorithm alg, size_t n, size_t total_bytes) {
+  if (n == 0) return 0;
+  const bool sha512 = IsSha512Family(alg);
+  Shape shape;
+  shape.n = n;
+  shape.max_blocks = BlocksOf(total_bytes / n, sha512);
+  shape.total_blocks = shape.max_blocks * n;
+  shape.finish();
+  return Predict(cost_of(Decide(sha512, shape), sha512), shape);
+}
+
 bool MacRange(const HmacKey& key, const SpanList& messages, size_t begin, size_t end, uint8_t* out) {
   const Path p = Choose(key, messages, begin, end);
   if (p == Path::Off) return false;

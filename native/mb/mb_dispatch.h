@@ -56,6 +56,12 @@ Cost cost_of(Path p, bool sha512);
 // it if needed), in microseconds.
 double auto_calibration_us(bool sha512);
 
+// The cost model's time (nanoseconds, one thread) for a batch of n messages
+// of total_bytes together, taken as all of the average length, on the path
+// the current selection would give it. Calibrates if needed. O(1): the
+// async scheduler asks it for every batch (native/async_batch.cc).
+double predict_ns(Algorithm alg, size_t n, size_t total_bytes);
+
 // MACs messages [begin, end) into out + i*mac_length through the lanes, if
 // the selection picks a lane path for this batch. Returns false when the
 // caller should use its OpenSSL loop instead.

@@ -41,6 +41,8 @@ export interface NativeBinding {
 export interface NativeBatchStats {
   inlineBatches: number;
   poolBatches: number;
+  /** Pool batches small enough that the calling thread hashed units too, ended them and settled them in the call. */
+  settledInCall: number;
   chunks: number;
   bytesCopied: number;
   buffersReused: number;
