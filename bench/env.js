@@ -22,6 +22,19 @@ function cpuDetails() {
   }
 }
 
+/**
+ * The kernel's scheduler group and its nice value ("/autogroup-N nice -15"
+ * for a run raised above the machine's other jobs, see docs/performance.md
+ * "Measuring on a shared machine"). Both sides of every ratio run in it.
+ */
+function schedulerGroup() {
+  try {
+    return readFileSync('/proc/self/autogroup', 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
 export function environment() {
   const info = backendInfo();
   return {
@@ -31,6 +44,7 @@ export function environment() {
     cores: os.availableParallelism(),
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     loadAverage: os.loadavg().map((x) => +x.toFixed(2)),
+    schedulerGroup: schedulerGroup(),
     platform: `${process.platform}-${process.arch}`,
     node: process.version,
     openssl: process.versions.openssl,
@@ -48,7 +62,7 @@ export function printEnvironment(env) {
   const family = cpu.family ? ` (family ${cpu.family}, model ${cpu.model}, stepping ${cpu.stepping}; ${cpu.features}${cpu.hypervisor ? '; VM' : ''})` : '';
   console.log(`# ${env.date}`);
   console.log(`# CPU: ${env.cpu}${family}, ${env.cores} cores, ${env.memoryGiB} GiB, ${env.platform}`);
-  console.log(`# load average at start: ${env.loadAverage.join(' ')}`);
+  console.log(`# load average at start: ${env.loadAverage.join(' ')}; scheduler group: ${env.schedulerGroup ?? 'unknown'}`);
   console.log(`# Node ${env.node}, OpenSSL ${env.openssl}`);
   console.log(`# active backend: ${env.backend}${details ? ` (${details})` : ''}`);
   for (const s of env.skipped) console.log(`# skipped ${s.name}: ${s.reason}`);

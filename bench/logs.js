@@ -104,16 +104,6 @@ async function sha256(path) {
 
 const env = environment();
 printEnvironment(env);
-// the kernel's scheduler group and its nice value: a run raised above the machine's other jobs says "nice -15"
-// (docs/performance.md, "Measuring on a shared machine"); both sides of every ratio run in the same group
-const schedulerGroup = (() => {
-  try {
-    return readFileSync('/proc/self/autogroup', 'utf8').trim();
-  } catch {
-    return null;
-  }
-})();
-console.log(`# scheduler group: ${schedulerGroup ?? 'unknown'}`);
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-bench-logs-'));
 const ks = join(dir, 'keystore.json');
 const log = join(dir, 'bench.log');
@@ -211,7 +201,7 @@ try {
   console.log(`sidecars byte-identical (kms-hmac vs node:crypto baseline): ${same}`);
   const result = {
     env,
-    schedulerGroup,
+    schedulerGroup: env.schedulerGroup,
     runs,
     log: { bytes: gen.bytes, records: gen.records, lineBytes: lineLen },
     sign: { ours: oursSign, baseline: baseSign, ratio: signRatio, cpuRatio: signCpu },
