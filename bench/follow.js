@@ -66,7 +66,7 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const env = environment();
 printEnvironment(env);
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-bench-follow-'));
-const cliEnv = { KMS_HMAC_KEYSTORE: join(dir, 'keystore.json') };
+const cliEnv = { KMS_HMAC_KEYSTORE: join(dir, 'keystore.db') };
 const log = join(dir, 'bench.log');
 try {
   await run(['keys', 'create', '--key-spec', 'HMAC_256', '--alias', 'alias/bench'], cliEnv);

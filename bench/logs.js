@@ -105,7 +105,7 @@ async function sha256(path) {
 const env = environment();
 printEnvironment(env);
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-bench-logs-'));
-const ks = join(dir, 'keystore.json');
+const ks = join(dir, 'keystore.db');
 const log = join(dir, 'bench.log');
 const cliEnv = { KMS_HMAC_KEYSTORE: ks };
 try {

@@ -1,11 +1,21 @@
 #!/usr/bin/env node
 // Prints bench/results/latest.json (written by `npm run bench`) as the
 // markdown tables the README shows, so README numbers always come from a run.
-import { readFileSync } from 'node:fs';
+//
+//   node bench/report.js            every table of the run
+//   node bench/report.js --readme   the README's performance section, from the recorded runs
+//                                   (test/readme.test.ts keeps the README equal to it)
+import { readdirSync, readFileSync } from 'node:fs';
 
-const { environment: env, rows, targets = [], budget = [] } = JSON.parse(readFileSync(new URL('./results/latest.json', import.meta.url), 'utf8'));
+const results = (name) => JSON.parse(readFileSync(new URL(`./results/${name}`, import.meta.url), 'utf8'));
+const { environment: env, rows, targets = [], budget = [] } = results('latest.json');
 const sizes = [...new Set(rows.map((r) => r.size))];
 const rate = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(0)} k`);
+
+if (process.argv.includes('--readme')) {
+  readme();
+  process.exit(0);
+}
 
 console.log(
   `${env.cpu}, ${env.cores} cores, Node ${env.node}, OpenSSL ${env.openssl}, backend ${env.backend}` +
@@ -44,4 +54,77 @@ for (const b of budget) {
       `copy ${b.copyUs} + hand-off ${b.startUs} + hashing ${b.hashUs} + return ${b.returnUs} + settle ${b.settleUs} µs; ` +
       `${Math.round(b.bytesCopiedPerBatch)} bytes copied once, ${b.allocationsPerBatch} allocations per batch.`,
   );
+}
+
+/** The README's performance section: one table, the chart, the targets, the logs and the SIMD lanes per CPU measured. */
+function readme() {
+  const machine = (e) =>
+    `${e.cpu} (family ${e.cpuDetails.family} model ${e.cpuDetails.model}), ${e.cores} vCPUs, Node ${e.node.replace(/^v/, '')}, OpenSSL ${e.openssl}`;
+  const raised = /nice -\d+/.exec(env.schedulerGroup ?? '')?.[0];
+  console.log(
+    `Measured by \`npm run bench\` on ${env.date.slice(0, 10)}: ${machine(env)}, a VM shared with other jobs` +
+      `${raised ? ` (run in a scheduler group raised to ${raised.replace('-', '−')}, so that it gets both cores; docs/performance.md says why)` : ''}.` +
+      ' Messages per second, median, and × `node:crypto` `createHmac` in the same run. Read the ratios: absolute rates' +
+      ' on a shared machine move by ±20–30 % from run to run. Every table of the run: `node bench/report.js`;' +
+      ' every earlier run: [docs/benchmarks.md](docs/benchmarks.md).\n',
+  );
+  const cells = [
+    ['HMAC_SHA_256', 64],
+    ['HMAC_SHA_256', 1024],
+    ['HMAC_SHA_512', 64],
+    ['HMAC_SHA_512', 1024],
+  ];
+  const paths = ['node:crypto createHmac', 'native mac()', 'native batch packed', 'native batch array', 'native async batch', 'wasm-simd batch packed'];
+  console.log(`| path | ${cells.map(([a, s]) => `${a.replace('HMAC_SHA_', 'SHA-')} ${s < 1024 ? `${s} B` : `${s / 1024} KiB`}`).join(' | ')} |`);
+  console.log(`|---|${cells.map(() => '---:').join('|')}|`);
+  for (const path of paths) {
+    const row = cells.map(([algorithm, size]) => {
+      const r = rows.find((x) => x.algorithm === algorithm && x.path === path && x.size === size);
+      return r.path === 'node:crypto createHmac' ? rate(r.messagesPerSecond) : `${rate(r.messagesPerSecond)} (${r.ratioToNodeCrypto.toFixed(1)}×)`;
+    });
+    console.log(`| ${path} | ${row.join(' | ')} |`);
+  }
+  console.log(
+    '\nThe async row awaits one batch of 8 × as many messages at a time, each into a new buffer (its page faults' +
+      ' included); into a caller\'s `out` buffer, against the sync batch, see the targets below.',
+  );
+  console.log('\n![HMAC throughput by message size](bench/results/chart.svg)\n');
+
+  const logs = results('logs-latest.json');
+  const x = (v) => `${v.toFixed(1)}×`;
+  console.log('Batches and logs against their targets (same-run ratios, median of rounds):\n');
+  console.log('| | ratio | target |');
+  console.log('|---|---:|---|');
+  for (const t of targets) {
+    if (t.skipped || t.target === null) continue;
+    console.log(`| ${t.name.trim().replace(/ x /g, ' × ')} | ${t.ratio.toFixed(2)}× | ≥ ${t.target}× ${t.met ? 'met' : '**missed**'} |`);
+  }
+  const mib = logs.log.bytes / 2 ** 20;
+  for (const op of ['sign', 'verify']) {
+    const r = logs[op];
+    console.log(
+      `| \`kms-hmac ${op}\`, ${mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`} of ${logs.log.lineBytes}-byte lines, vs a per-line \`createHmac\` script | ` +
+        `${x(r.ratio)} | ≥ ${logs.targets.ratio}× ${r.ratio >= logs.targets.ratio ? 'met' : '**missed**'} |`,
+    );
+  }
+  const worst = Math.max(...logs.inProcess.sign.filter((s) => !s.cold).map((s) => s.timer.worstMs));
+  console.log(
+    `| a 10 ms timer during an in-process \`signLog\` of the same log: worst lateness | ${worst.toFixed(1)} ms | ≤ ${logs.targets.timerLateMs} ms ` +
+      `${worst <= logs.targets.timerLateMs ? 'met' : '**missed**'} |`,
+  );
+  console.log('\nWhere the time goes, and why the misses: [docs/performance.md](docs/performance.md).\n');
+
+  console.log('Multi-buffer SIMD lanes against OpenSSL alone (packed batch of 4,096 messages, 1 thread, `npm run bench:simd`), per CPU measured:\n');
+  const simd = readdirSync(new URL('./results/', import.meta.url))
+    .filter((f) => /^simd-.*-targets\.json$/.test(f))
+    .sort()
+    .map(results);
+  const cpu = (s) => `${s.cpu}, ${s.cpuid.replace(/^(AuthenticAMD|GenuineIntel) /, '')}`;
+  console.log(`| case | ${simd.map(cpu).join(' | ')} |`);
+  console.log(`|---|${simd.map(() => '---:').join('|')}|`);
+  for (const [i, r] of simd[0].results.entries()) {
+    const cells = simd.map((s) => `${s.results[i].ratio.auto.toFixed(2)}× (${s.results[i].autoPath.replace(/[()]/g, '')})`);
+    console.log(`| ${r.algorithm.replace('HMAC-', '')} ${r.size} | ${cells.join(' | ')} |`);
+  }
+  console.log('\nThe paths, their self-tests and the calibrated dispatch: [docs/simd.md](docs/simd.md).');
 }

@@ -13,8 +13,11 @@
  *     own test runs it (test/fleet-docs.test.ts, test/live-logs-doc.test.ts).
  *   - `<!-- readme-test: test/prebuild.test.ts -->`: the install steps, which
  *     that test performs on the real tarball (checked below to stay the same).
+ *
+ * The performance section is `node bench/report.js --readme`: its figures
+ * come from the runs recorded in bench/results/, never typed in.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +134,13 @@ describe('README.md', () => {
       expect(page.includes(b.text), `README.md:${b.line} differs from ${b.marker}`).toBe(true);
     }
     expect(existsSync(join(ROOT, 'test', 'fleet-docs.test.ts')) && existsSync(join(ROOT, 'test', 'live-logs-doc.test.ts'))).toBe(true);
+  });
+
+  it('the performance section is what bench/report.js prints from the recorded runs (bench/results/)', () => {
+    const section = /^## Performance\n\n([\s\S]*?)\n## /m.exec(README)?.[1];
+    const report = spawnSync(process.execPath, [join(ROOT, 'bench', 'report.js'), '--readme'], { encoding: 'utf8' });
+    expect(report.status, report.stderr).toBe(0);
+    expect(section).toBe(report.stdout);
   });
 
   it('the install steps are the ones test/prebuild.test.ts performs on the real tarball', () => {
