@@ -58,6 +58,8 @@
         }],
         ["kms_hmac_sanitize=='true'", {
           "cflags_cc": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"],
+          # A test-only failure path (native/async_batch.cc), compiled into this build alone.
+          "defines": ["KMS_HMAC_FAULT_INJECTION"],
           "ldflags": ["-fsanitize=address,undefined"]
         }]
       ],

@@ -157,6 +157,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("macLengths", mac_lengths);
   exports.Set("blockLengths", block_lengths);
   exports.Set("asyncThreads", Napi::Number::New(env, static_cast<double>(PoolThreadCount())));
+#ifdef KMS_HMAC_FAULT_INJECTION
+  exports.Set("faultInjection", Napi::Boolean::New(env, true));  // sanitizer builds: see async_batch.cc
+#endif
   exports.Set("batchStats", Napi::Function::New<BatchStatsObject>(env, "batchStats"));
   mb::AddExports(env, exports);  // simdPath, simdReason, simdPaths, setSimdPath (native/mb)
   return exports;

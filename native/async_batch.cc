@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -318,8 +319,25 @@ bool AsyncBatch::HelpAndEnd(ThreadPool* pool) {
   return true;
 }
 
+#ifdef KMS_HMAC_FAULT_INJECTION
+// Sanitizer builds only (npm run test:asan): a unit whose first message
+// starts with this marker throws, as any failure while hashing would, so a
+// test can prove that such a batch rejects its promise instead of hanging.
+constexpr char kFaultMarker[] = "kms-hmac:fault-injection";
+
+static void MaybeInjectFault(const uint8_t* data, const uint32_t* offsets, size_t first) {
+  const size_t length = offsets[first + 1] - offsets[first];
+  if (length >= sizeof(kFaultMarker) - 1 && std::memcmp(data + offsets[first], kFaultMarker, sizeof(kFaultMarker) - 1) == 0) {
+    throw std::runtime_error("injected fault");
+  }
+}
+#endif
+
 void AsyncBatch::RunUnit(size_t u) {
   const Unit unit = units_[u];
+#ifdef KMS_HMAC_FAULT_INJECTION
+  if (unit.begin < unit.end) MaybeInjectFault(data_, offsets_, unit.begin);
+#endif
   const SpanList messages = SpanList::Packed(data_, offsets_, count_);
   if (verify_) {
     VerifyRange(key_, messages, MacList::Strided(macs_, key_.mac_length), unit.begin, unit.end, out_);

@@ -84,6 +84,22 @@ describe('native addon rejects bad input by itself', () => {
     await expect(key.macPackedAsync(message, new Uint32Array([0, 8]), new Uint8Array(31))).rejects.toThrow(RangeError);
   });
 
+  // The sanitizer build (npm run test:asan) compiles in a failure on a marked message (native/async_batch.cc).
+  it.runIf(binding.faultInjection)('a failure while hashing an async batch rejects it; the pool goes on', async () => {
+    const marker = Buffer.from('kms-hmac:fault-injection');
+    const count = 8192;
+    const data = Buffer.alloc(count * 64);
+    for (let i = 0; i < count; i += 97) marker.copy(data, i * 64);
+    const offsets = Uint32Array.from({ length: count + 1 }, (_, i) => i * 64);
+    const faulty = new binding.Key(1, new Uint8Array(32));
+    await expect(faulty.macPackedAsync(data, offsets)).rejects.toThrow(/failed on a worker thread/);
+    await expect(faulty.verifyPackedAsync(data, offsets, new Uint8Array(count * 32))).rejects.toThrow(/failed on a worker thread/);
+    const clean = Buffer.alloc(count * 64, 7);
+    const macs = await faulty.macPackedAsync(clean, offsets);
+    expect(Buffer.from(macs.subarray(0, 32))).toEqual(createHmac('sha256', Buffer.alloc(32)).update(clean.subarray(0, 64)).digest());
+    faulty.destroy();
+  });
+
   it('a destroyed key refuses work', () => {
     const doomed = new binding.Key(3, new Uint8Array(3));
     doomed.destroy();

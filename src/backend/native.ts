@@ -24,6 +24,8 @@ export interface NativeBinding {
   blockLengths: number[];
   /** Threads of the addon's own pool for async batches (one per core this process may use). */
   asyncThreads: number;
+  /** Only in the sanitizer build (npm run test:asan): its async batches fail on a marked message. */
+  faultInjection?: true;
   /** Cumulative counters of the async batch path (native/stats.h): copies, allocations, where the time goes. */
   batchStats(): NativeBatchStats;
   /** Multi-buffer SIMD selection (native/mb): 'auto' (per batch, the fastest path on this CPU) or the forced path: 'off' | 'sse2' | 'avx2' | 'shani' | 'avx512'. */
