@@ -67,7 +67,7 @@ struct EnvState {
   static void WaitForPool(void* data) {
     auto* state = static_cast<EnvState*>(data);
     std::unique_lock<std::mutex> lock(state->mutex);
-    state->idle.wait(lock, [state] { return state->running == 0; });
+    while (state->running != 0) WaitOn(state->idle, lock);
   }
 };
 

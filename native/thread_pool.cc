@@ -113,7 +113,7 @@ void ThreadPool::Loop() {
         continue;
       }
       sleeping_++;
-      wake_.wait(lock);
+      WaitOn(wake_, lock);
       sleeping_--;
       if (waking_ > 0) waking_--;
       looked = false;

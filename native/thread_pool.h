@@ -10,6 +10,10 @@
 #include <cstdint>
 #include <mutex>
 
+#if defined(__linux__)
+#include <pthread.h>
+#endif
+
 namespace kmshmac {
 
 // Work the pool runs: the job hands out its own units (Work), so it can
@@ -92,6 +96,19 @@ class ThreadPool {
   size_t waking_ = 0;           // notified, not yet back from the wait (guarded by mutex_)
   std::atomic<bool> queued_{false};  // head_ != nullptr, readable without the mutex
 };
+
+// cv.wait(lock). On glibc with libstdc++ it calls pthread_cond_wait on the
+// handle itself, as libstdc++ does: GCC 12's libstdc++ exports
+// condition_variable::wait under a new version (GLIBCXX_3.4.30), which the
+// libstdc++ of GCC 11 systems (RHEL 9, Amazon Linux 2023) lacks, so a
+// prebuild calling it would not load there (docs/release.md).
+inline void WaitOn(std::condition_variable& cv, std::unique_lock<std::mutex>& lock) {
+#if defined(__linux__) && defined(__GLIBCXX__)
+  pthread_cond_wait(cv.native_handle(), lock.mutex()->native_handle());
+#else
+  cv.wait(lock);
+#endif
+}
 
 // A pause for a thread waiting on another core (spin-wait hint).
 inline void CpuRelax() {
