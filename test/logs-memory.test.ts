@@ -86,8 +86,11 @@ it(`signs and verifies a ${MIB} MiB log in constant memory`, { timeout: 30 * 60_
     `${MIB} MiB, ${signed.records} records: RSS before ${mib(before)} MiB, peak growth ${growth.toFixed(1)} MiB; ` +
       `sign peak ${mib(signPeak.firstHalf)} / ${mib(signPeak.secondHalf)} MiB (first / second half), verify ${mib(verifyPeak.firstHalf)} / ${mib(verifyPeak.secondHalf)}`,
   );
-  // bounded by batches in flight, stream buffers and allocator slack — not by the log (or its 24 MiB record)
-  expect(growth).toBeLessThan(96);
+  // Bounded by the pipeline's own buffers, not by the log: the framer's 16 MiB arena, the engine's
+  // copies of the batches in flight (4 MiB each, recycled), read areas and sidecar buffers (~6 MiB),
+  // the 24 MiB record's chunks until GC frees them, and V8 and allocator slack (~95 MiB measured with
+  // 16,384-record batches). A leak shows in the flatness check below, and here on a larger log.
+  expect(growth).toBeLessThan(128);
   // flat: the second half of each run needs no more memory than the first (a leak would grow with size).
   // The 24 MiB record starts the second half and GC timing decides when its chunks are freed, so the
   // margin is twice that; a real leak still hits the absolute bound above on a large log.
