@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { backendInfo } from '../backend/index.js';
 import { createMacKey } from '../mac-key.js';
+import { count } from './numbers.js';
 
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -76,7 +77,7 @@ export function benchCommand(): Command {
       const rows = await quickComparison();
       const base = rows[0]!.perSecond;
       for (const r of rows) {
-        process.stdout.write(`  ${r.name.padEnd(44)} ${Math.round(r.perSecond).toLocaleString('en-US').padStart(12)} msg/s  ${(r.perSecond / base).toFixed(1)}x\n`);
+        process.stdout.write(`  ${r.name.padEnd(44)} ${count(r.perSecond).padStart(12)} msg/s  ${(r.perSecond / base).toFixed(1)}x\n`);
       }
     });
 }

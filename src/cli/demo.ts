@@ -20,6 +20,7 @@ import { signLog } from '../stream/sign.js';
 import { verifyLog } from '../stream/verify.js';
 import { KEYSTORE_OPTION, keystorePath, withClient, type CommonFlags } from './common.js';
 import { printReport } from './logs.js';
+import { count } from './numbers.js';
 
 export const DEMO_ALIAS = 'alias/kms-hmac-demo';
 
@@ -124,7 +125,7 @@ async function nodeCryptoVerify(logPath: string, macPath: string, key: Buffer): 
   return performance.now() - t;
 }
 
-function count(v: string): number {
+function recordCount(v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 20000) throw new InvalidArgumentError('expected an integer >= 20000');
   return Number(v);
 }
@@ -133,7 +134,7 @@ export function demoCommand(): Command {
   return new Command('demo')
     .description(`sign and verify a generated log, show tampering being caught, and compare with node:crypto (key ${DEMO_ALIAS} in the key store)`)
     .option(...KEYSTORE_OPTION)
-    .option('--records <n>', 'records in the sample log', count, 200_000)
+    .option('--records <n>', 'records in the sample log', recordCount, 200_000)
     .option('--keep', 'keep the temporary directory with the log and sidecars')
     .action(async (flags: CommonFlags & { records: number; keep?: boolean }) => {
       const w = (s = '') => process.stdout.write(s + '\n');
@@ -149,14 +150,14 @@ export function demoCommand(): Command {
           const log = join(dir, 'app.log');
           const data = sampleLog(flags.records);
           await writeFile(log, data);
-          w(`1. generated ${log}: ${flags.records.toLocaleString('en-US')} records, ${(data.length / 1e6).toFixed(1)} MB`);
+          w(`1. generated ${log}: ${count(flags.records)} records, ${(data.length / 1e6).toFixed(1)} MB`);
 
           const engine = await engineFromClient(client, DEMO_ALIAS);
           const signed = await signLog(log, `${log}.mac`, { engine });
           w(`2. kms-hmac sign app.log --key-id ${DEMO_ALIAS}  -> app.log.mac in ${(signed.elapsedMs / 1000).toFixed(2)} s`);
 
           const ok = await verifyLog(log, `${log}.mac`, { engine });
-          w(`3. kms-hmac verify app.log --key-id ${DEMO_ALIAS}  -> ${ok.ok ? 'OK' : 'FAILED'}: ${ok.verified.toLocaleString('en-US')} records verified in ${(ok.elapsedMs / 1000).toFixed(2)} s`);
+          w(`3. kms-hmac verify app.log --key-id ${DEMO_ALIAS}  -> ${ok.ok ? 'OK' : 'FAILED'}: ${count(ok.verified)} records verified in ${(ok.elapsedMs / 1000).toFixed(2)} s`);
           w();
 
           const lines = data.toString('latin1').split(/(?<=\n)/);
@@ -170,7 +171,7 @@ export function demoCommand(): Command {
           t.length = t.length - 10; // cut the last 10 lines
           const tampered = join(dir, 'tampered.log');
           await writeFile(tampered, Buffer.from(t.join(''), 'latin1'));
-          w(`4. tampered copy: changed line 1000, deleted line 5000, inserted a line before line 7000, swapped lines 9000/9001, cut the last 10 lines (of ${n.toLocaleString('en-US')})`);
+          w(`4. tampered copy: changed line 1000, deleted line 5000, inserted a line before line 7000, swapped lines 9000/9001, cut the last 10 lines (of ${count(n)})`);
           w(`   kms-hmac verify tampered.log --sidecar app.log.mac --key-id ${DEMO_ALIAS}   (exit code 1)`);
           const bad = await verifyLog(tampered, `${log}.mac`, { engine });
           printReport('tampered.log', 'app.log.mac', bad, '   ');
@@ -185,8 +186,8 @@ export function demoCommand(): Command {
           const rps = (ms: number) => Math.round(flags.records / (ms / 1000));
           const mbs = (ms: number) => (data.length / 1e6 / (ms / 1000)).toFixed(0);
           w('5. throughput on this machine (same log, same framing; node:crypto = createHmac per record; kms-hmac: a second, warm run):');
-          w(`   sign    kms-hmac ${rps(signed2.elapsedMs).toLocaleString('en-US').padStart(11)} rec/s ${mbs(signed2.elapsedMs).padStart(5)} MB/s   node:crypto ${rps(baseSign).toLocaleString('en-US').padStart(11)} rec/s ${mbs(baseSign).padStart(5)} MB/s   ${(baseSign / signed2.elapsedMs).toFixed(1)}x`);
-          w(`   verify  kms-hmac ${rps(ok2.elapsedMs).toLocaleString('en-US').padStart(11)} rec/s ${mbs(ok2.elapsedMs).padStart(5)} MB/s   node:crypto ${rps(baseVerify).toLocaleString('en-US').padStart(11)} rec/s ${mbs(baseVerify).padStart(5)} MB/s   ${(baseVerify / ok2.elapsedMs).toFixed(1)}x`);
+          w(`   sign    kms-hmac ${count(rps(signed2.elapsedMs)).padStart(11)} rec/s ${mbs(signed2.elapsedMs).padStart(5)} MB/s   node:crypto ${count(rps(baseSign)).padStart(11)} rec/s ${mbs(baseSign).padStart(5)} MB/s   ${(baseSign / signed2.elapsedMs).toFixed(1)}x`);
+          w(`   verify  kms-hmac ${count(rps(ok2.elapsedMs)).padStart(11)} rec/s ${mbs(ok2.elapsedMs).padStart(5)} MB/s   node:crypto ${count(rps(baseVerify)).padStart(11)} rec/s ${mbs(baseVerify).padStart(5)} MB/s   ${(baseVerify / ok2.elapsedMs).toFixed(1)}x`);
           w('   (a short run on a small log; `npm run bench:logs` measures a 1 GiB log)');
           w();
           w('Next: kms-hmac keys create --key-spec HMAC_256 --alias alias/logs && kms-hmac sign app.log --key-id alias/logs && kms-hmac verify app.log --key-id alias/logs');

@@ -109,7 +109,6 @@ export function signCommand(): Command {
       .addOption(new Option('--framing <framing>', 'record framing: a line per record, NDJSON (lines checked to be JSON), or --delimiter').choices(['line', 'ndjson', 'delimiter']).default('line'))
       .option('--delimiter <bytes>', 'record delimiter, 1–64 bytes; escapes \\n \\r \\t \\0 \\\\ \\xHH (implies --framing delimiter)')
       .option('--follow', 'sign records as they are appended (like tail -F), through log rotation, until SIGTERM or SIGINT; resumes the sidecar after a restart')
-      // (no toLocaleString here: it would load ICU's locale data on every start of the CLI)
       .option('--checkpoint-every <n>', 'a checkpoint every N records (at most 1000000)', checkpointEvery, 10_000)
       .option('--checkpoint-interval <seconds>', 'and at least this often while records wait (--follow: each one fdatasynced)', seconds, 10)
       .option('--checkpoints-out <path>', 'also write each checkpoint as a JSON line to PATH (appended) or - (stdout), to keep off this host')

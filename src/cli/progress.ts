@@ -1,6 +1,7 @@
 /** A cli-progress bar with records/s and MB/s, on a TTY only (quiet otherwise). */
 import cliProgress from 'cli-progress';
 import type { Progress } from '../stream/sign.js';
+import { count } from './numbers.js';
 
 export interface ProgressReporter {
   update(p: Progress): void;
@@ -28,8 +29,8 @@ export function progressBar(label: string, totalBytes: number | undefined, enabl
     update(p) {
       const s = (performance.now() - t0) / 1000 || 1e-9;
       bar.update(Math.min(p.bytes, total), {
-        records: p.records.toLocaleString('en-US'),
-        rps: Math.round(p.records / s).toLocaleString('en-US'),
+        records: count(p.records),
+        rps: count(p.records / s),
         mbps: (p.bytes / 1e6 / s).toFixed(1),
       });
     },

@@ -24,7 +24,8 @@
  *   have (the connection broke during COMMIT). Reads go on from the snapshot
  *   meanwhile.
  */
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import { deriveMaster, StoreKeys } from './crypto.js';
 import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError, KeyStoreUnavailableError } from './errors.js';
 import { DurableKeyStore } from './durable.js';
@@ -33,6 +34,11 @@ import { catchUpSteps, prepareSteps, type PreparedCommit } from './replica.js';
 import { migrationStatements, runStepsAsync, SQL, type AsyncRunner, type CommitPlan, type Row, type Steps } from './schema.js';
 import { Mutex, runTransaction } from './state.js';
 import type { KeyStoreTransaction } from './types.js';
+
+// The `pg` client is loaded when the first PostgreSQL store is made: its
+// ~40 ms of module loading is not for every CLI run that uses a file store.
+let pgModule: typeof pg | undefined;
+const pgClient = (): typeof pg => (pgModule ??= createRequire(import.meta.url)('pg') as typeof pg);
 
 export const NOTIFY_CHANNEL = 'kms_hmac_changes';
 /** Serializes schema migrations and store creation across processes. */
@@ -159,7 +165,7 @@ export class PostgresKeyStore extends DurableKeyStore {
       query_timeout: queryTimeout + this.#lockTimeoutMs,
       application_name: 'kms-hmac',
     };
-    this.#pool = new pg.Pool({ max: 4, idleTimeoutMillis: 30_000, ...options.pool, ...this.#connection });
+    this.#pool = new (pgClient().Pool)({ max: 4, idleTimeoutMillis: 30_000, ...options.pool, ...this.#connection });
     // An idle connection that breaks (database restart) must not crash the process; the next query reconnects.
     this.#pool.on('error', () => {});
     this.#ready = this.#open();
@@ -409,7 +415,7 @@ export class PostgresKeyStore extends DurableKeyStore {
 
   /** Opens the LISTEN connection; on loss, reconnects with backoff and reloads in full. */
   async #listen(): Promise<void> {
-    const client = new pg.Client(this.#connection);
+    const client = new (pgClient().Client)(this.#connection);
     client.on('error', () => this.#lostListener(client));
     client.on('end', () => this.#lostListener(client));
     client.on('notification', () => {

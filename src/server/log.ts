@@ -6,7 +6,8 @@
  * key material.
  */
 import type http from 'node:http';
-import { pino, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import type { Logger, pino as Pino } from 'pino';
 
 export interface AccessLogOptions {
   /** `'stderr'` (default), `'stdout'`, or a file path (appended). */
@@ -34,6 +35,8 @@ export function createAccessLog(opts: AccessLogOptions = {}): AccessLog | null {
   const level = opts.level ?? 'info';
   if (level === 'silent') return null;
   const d = opts.destination ?? 'stderr';
+  // Loaded here, by the endpoint that logs: not on every CLI start.
+  const pino = createRequire(import.meta.url)('pino') as typeof Pino;
   const dest = pino.destination({
     dest: d === 'stderr' ? 2 : d === 'stdout' ? 1 : d,
     sync: false,
