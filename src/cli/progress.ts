@@ -1,5 +1,6 @@
 /** A cli-progress bar with records/s and MB/s, on a TTY only (quiet otherwise). */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
 import type { Progress } from '../stream/sign.js';
 import { count } from './numbers.js';
 
@@ -12,6 +13,8 @@ const NOOP: ProgressReporter = { update() {}, stop() {} };
 
 export function progressBar(label: string, totalBytes: number | undefined, enabled: boolean): ProgressReporter {
   if (!enabled || !process.stderr.isTTY) return NOOP;
+  // Loaded for a terminal only: the commands' other runs need not pay for it.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
   const t0 = performance.now();
   const bar = new cliProgress.SingleBar(
     {
