@@ -128,6 +128,20 @@ describe('RecordFramer', () => {
     }
   });
 
+  it('the WebAssembly kernel and the JavaScript loop frame a one-byte delimiter alike', () => {
+    // a record check makes the framer use the JavaScript loop, whatever the delimiter
+    const sid = randomBytes(16);
+    expect(new RecordFramer({ streamId: sid, delimiter: Buffer.from('\n'), digest: 'SHA-256' }).framedByKernel).toBe(true);
+    expect(new RecordFramer({ streamId: sid, delimiter: Buffer.from('\n'), digest: 'SHA-256', checkRecord: () => {} }).framedByKernel).toBe(false);
+    expect(new RecordFramer({ streamId: sid, delimiter: Buffer.from('\r\n'), digest: 'SHA-256' }).framedByKernel).toBe(false);
+    for (let round = 0; round < 10; round++) {
+      const data = randomLog();
+      for (const check of [false, true]) {
+        expectFramed(data, Buffer.from('\n'), frame(data, Buffer.from('\n'), () => 1 + Math.floor(Math.random() * 5000), { check, batchSize: 50 }));
+      }
+    }
+  });
+
   it('any input area, batch and slot size; reads into the input areas; flush() between chunks keeps an unfinished record', () => {
     for (let round = 0; round < 60; round++) {
       const delim = pick(delims);
