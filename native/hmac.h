@@ -41,15 +41,6 @@ struct HmacKey {
   void Mac(const uint8_t* message, size_t length, uint8_t* out) const;
   // Constant time in the MAC bytes; a MAC of another length is a mismatch.
   bool Verify(const uint8_t* message, size_t length, const uint8_t* mac, size_t mac_length) const;
-
-  // Compression-function calls one MAC of a `length`-byte message costs: the
-  // padded inner message plus the one outer block (ipad/opad are precomputed).
-  // The unit the async scheduler measures work in.
-  size_t Blocks(size_t length) const {
-    const size_t block = BlockLength(alg);
-    const size_t length_field = block / 8;  // 8 bytes for SHA-224/256, 16 for SHA-384/512
-    return (length + 1 + length_field + block - 1) / block + 1;
-  }
 };
 
 }  // namespace kmshmac

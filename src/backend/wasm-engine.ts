@@ -197,12 +197,16 @@ export class WasmEngine {
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /**
- * Compression-function calls one MAC costs (padded inner message + the outer
- * block): the unit batches are split by, so parts cost the same whatever
- * the mix of message lengths. Same rule as HmacKey::Blocks in native/hmac.h.
+ * The work of packed messages [b, e), in bytes of compression-function input:
+ * their bytes plus, per message, its padding (1 + blockLength / 8), half a
+ * block of rounding on average and the outer hash's block. Async batches are
+ * split by it so that parts cost the same whatever the mix of message
+ * lengths, from the offsets alone (no pass over the messages, a binary search
+ * for each split): the rule native/async_batch.cc cuts its units by.
  */
-export function hashBlocks(length: number, blockLength: number): number {
-  return Math.floor((length + 1 + blockLength / 8 + blockLength - 1) / blockLength) + 1;
+export function workBytes(offsets: Uint32Array, b: number, e: number, blockLength: number): number {
+  const perMessage = 1 + blockLength / 8 + blockLength + blockLength / 2;
+  return offsets[e]! - offsets[b]! + (e - b) * perMessage;
 }
 
 /**

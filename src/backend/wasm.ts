@@ -19,13 +19,13 @@ import {
 import { algorithmCode, BLOCK_LENGTH, MAC_ALGORITHMS, MAC_LENGTH } from './types.js';
 import type { Backend, BackendKey, BackendName, MacAlgorithm } from './types.js';
 import { WASM_HASH, WASM_SCALAR_BASE64, WASM_SIMD_BASE64 } from './wasm-binaries.js';
-import { hashBlocks, partLayout, SLOT_SIZE, WA, WasmEngine, type PartJob, type WasmModule } from './wasm-engine.js';
+import { partLayout, workBytes, SLOT_SIZE, WA, WasmEngine, type PartJob, type WasmModule } from './wasm-engine.js';
 
 export { WasmEngine } from './wasm-engine.js';
 export type WasmVariant = 'simd' | 'scalar';
 
 /**
- * Async work in compression-function calls (hashBlocks). Measured on the
+ * Async work in compression-function calls (workBytes / block length). Measured on the
  * development machine (docs/performance.md): a round trip to a worker
  * (post, wake, post back, settle) costs about what the SIMD engine needs for
  * ~1,000 blocks. Below INLINE_BLOCKS the calling thread does the batch
@@ -476,8 +476,9 @@ class WasmKey implements BackendKey {
     batch: Packed, macs: Uint8Array | null, out: Uint8Array | undefined, callerOut: Uint8Array | undefined, length: number,
   ): Promise<Uint8Array> {
     const { offsets, count } = batch;
-    let blocks = 0;
-    for (let i = 0; i < count; i++) blocks += hashBlocks(offsets[i + 1]! - offsets[i]!, this.blockLength);
+    const work = (e: number): number => workBytes(offsets, 0, e, this.blockLength);
+    const total = work(count);
+    const blocks = total / this.blockLength;
     if (blocks < INLINE_BLOCKS) {
       const target = out ?? new Uint8Array(length);
       if (macs === null) this.macAll(this.live(), batch, target);
@@ -491,14 +492,17 @@ class WasmKey implements BackendKey {
     const pending: { first: number; promise: Promise<ArrayBuffer> }[] = [];
     try {
       let first = 0;
-      let work = 0;
       for (let p = 1; p <= parts; p++) {
-        // Messages up to p/parts of the total work (the last part takes the rest).
-        const target = (blocks * p) / parts;
-        let end = first;
-        if (p === parts) end = count;
-        else {
-          while (end < count && work < target) work += hashBlocks(offsets[end + 1]! - offsets[end]!, this.blockLength), end++;
+        // The first message at which p/parts of the work is done (the last part takes the rest).
+        let end = count;
+        if (p < parts) {
+          const target = (total * p) / parts;
+          let lo = first;
+          while (lo < end) {
+            const mid = (lo + end) >>> 1;
+            if (work(mid) >= target) end = mid;
+            else lo = mid + 1;
+          }
         }
         if (end > first) pending.push({ first, promise: this.sendPart(pool, batch, macs, keyState, first, end) });
         first = end;
