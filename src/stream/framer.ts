@@ -21,9 +21,9 @@
  * a one-byte delimiter by a WebAssembly kernel (assembly/log-framer.ts) whose
  * memory this buffer is, else by a JavaScript loop of Buffer.indexOf and
  * copyWithin (which, unlike set() from a view of the input, creates no
- * object per record). The kernel takes half the CPU of the loop, which makes
- * `kms-hmac sign` and `verify` ~10 % faster: the JS thread is their critical
- * path (docs/performance.md). A batch occupies its slot until release():
+ * object per record). The kernel takes about half the CPU of the loop, and
+ * the JS thread is the pipeline's critical path (docs/performance.md, "Logs").
+ * A batch occupies its slot until release():
  * push(), flush() and end() are generators that frame one batch at a time,
  * so a consumer that submits (or releases) each batch before taking the next
  * never holds more than `slots` batches.
