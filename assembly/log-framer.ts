@@ -1,4 +1,4 @@
-// The log framer's hot loop (src/stream/framer.ts), for a one-byte record
+// The log framer's hot loop (src/logs/framer.ts), for a one-byte record
 // delimiter: not part of the HMAC engine (assembly/index.ts), a module of its
 // own, built with it by scripts/build-wasm.js into src/backend/wasm-binaries.ts.
 //

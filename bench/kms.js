@@ -22,7 +22,7 @@ import { environment, printEnvironment } from './env.js';
 import { printFastPathRows, runFastPathBench } from './fast-path.js';
 import { printKeyStoreBench, runKeyStoreBench } from './keystores.js';
 
-const KmsHmacClient = pkg.KmsHmacClient ?? (await import('../dist/client.js')).KmsHmacClient;
+const KmsHmacClient = pkg.KmsHmacClient ?? (await import('../dist/client/client.js')).KmsHmacClient;
 const packMessages = pkg.packMessages;
 
 const SIZE = 64;

@@ -4,8 +4,8 @@
  */
 
 // Low level: keys with precomputed HMAC states on the active backend.
-export { createMacKey, MacKey, packMessages } from './mac-key.js';
-export type { MacKeyOptions, PackedMessages } from './mac-key.js';
+export { createMacKey, MacKey, packMessages } from './mac/key.js';
+export type { MacKeyOptions, PackedMessages } from './mac/key.js';
 export { backendInfo, getBackend, loadBackend, BACKEND_NAMES } from './backend/index.js';
 export type { BackendChoice, BackendInfo, BackendOptions } from './backend/index.js';
 // A WebAssembly backend with its own worker count (loadBackend('wasm-simd') uses the default).
@@ -15,7 +15,7 @@ export { MAC_ALGORITHMS, MAC_LENGTH, BLOCK_LENGTH } from './backend/types.js';
 export type { Backend, BackendKey, BackendName, MacAlgorithm } from './backend/types.js';
 
 // The KMS API.
-export { KmsHmacClient, SUPPORTED_OPERATIONS } from './client.js';
+export { KmsHmacClient, SUPPORTED_OPERATIONS } from './client/client.js';
 export type {
   KmsHmacClientOptions,
   ImportKeyMaterialInput,
@@ -29,8 +29,8 @@ export type {
   GenerateMacBatchOutput,
   VerifyMacBatchInput,
   VerifyMacBatchOutput,
-} from './client.js';
-export { createFastPathClient, DEFAULT_LEASE_SECONDS } from './fast-path.js';
+} from './client/client.js';
+export { createFastPathClient, DEFAULT_LEASE_SECONDS } from './client/fast-path.js';
 export type {
   FastPathClient,
   FastPathControl,
@@ -41,11 +41,11 @@ export type {
   LeaseState,
   ProbeResult,
   SendingClient,
-} from './fast-path.js';
+} from './client/fast-path.js';
 export * from './kms/errors.js';
 
 // Key stores.
 export * from './keystore/index.js';
 
 // Log integrity: sidecars and record streams.
-export * from './stream/index.js';
+export * from './logs/index.js';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND_NAMES, loadBackend, type Backend } from '../src/backend/index.js';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../src/backend/types.js';
-import { createMacKey, packMessages, type MacKey } from '../src/mac-key.js';
+import { createMacKey, packMessages, type MacKey } from '../src/mac/key.js';
 import { bytes } from './support/bytes.js';
 
 const vectors = JSON.parse(readFileSync(new URL('./fixtures/rfc4231.json', import.meta.url), 'utf8')) as {

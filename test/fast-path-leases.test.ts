@@ -1,11 +1,11 @@
 /**
- * The lease state machine on its own (src/fast-path-leases.ts), on vitest's
+ * The lease state machine on its own (src/client/fast-path-leases.ts), on vitest's
  * fake clock with a scripted probe: when it probes, what it decides, which
  * events it emits. The fast path against a real remote is
  * test/kms-fast-path.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LeaseTable, type LeaseEvent, type ProbeOutcome } from '../src/fast-path-leases.js';
+import { LeaseTable, type LeaseEvent, type ProbeOutcome } from '../src/client/fast-path-leases.js';
 
 const KEY = 'arn:aws:kms:us-east-1:111122223333:key/k';
 const LEASE_MS = 10_000;

@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants, createHmac, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { KmsHmacClient } from '../src/client.js';
+import { KmsHmacClient } from '../src/client/client.js';
 import { PostgresKeyStore } from '../src/keystore/index.js';
 import { PG_SKIP, usePostgres } from './postgres.js';
 import { builtServeEntry, CRED, rawRequest, signKms, type RawResponse } from './server-helpers.js';

@@ -22,8 +22,8 @@ import { createHmac } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND_NAMES, loadBackend, type Backend } from '../src/backend/index.js';
 import type { MacAlgorithm } from '../src/backend/types.js';
-import { KmsHmacClient } from '../src/client.js';
-import { createMacKey, packMessages, type MacKey } from '../src/mac-key.js';
+import { KmsHmacClient } from '../src/client/client.js';
+import { createMacKey, packMessages, type MacKey } from '../src/mac/key.js';
 import { bytes } from './support/bytes.js';
 
 const BACKENDS_UNDER_TEST = (process.env.KMS_HMAC_TEST_BACKENDS?.split(',') ?? BACKEND_NAMES) as typeof BACKEND_NAMES;

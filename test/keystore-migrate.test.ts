@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, test } from 'vitest';
-import { KmsHmacClient } from '../src/client.js';
+import { KmsHmacClient } from '../src/client/client.js';
 import { canonical } from '../src/keystore/codec.js';
 import { deriveMasterSync, newKdf, seal } from '../src/keystore/crypto.js';
 import { FileKeyStore, KeyStoreCorruptError, KeyStorePassphraseError, type KeyRecord } from '../src/keystore/index.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, test } from 'vitest';
-import { KmsHmacClient } from '../src/client.js';
+import { KmsHmacClient } from '../src/client/client.js';
 import { StoreKeys } from '../src/keystore/crypto.js';
 import { FileKeyStore, KeyStoreCorruptError, KeyStorePassphraseError } from '../src/keystore/index.js';
 import { key } from './keystore-contract.js';

@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { caught } from './caught.js';
-import { KmsHmacClient } from '../src/client.js';
-import { packMessages } from '../src/mac-key.js';
+import { KmsHmacClient } from '../src/client/client.js';
+import { packMessages } from '../src/mac/key.js';
 
 async function setup(spec = 'HMAC_256') {
   const client = new KmsHmacClient();

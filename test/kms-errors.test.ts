@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KMSServiceException, NotFoundException as SdkNotFound } from '@aws-sdk/client-kms';
-import { KmsHmacClient } from '../src/client.js';
+import { KmsHmacClient } from '../src/client/client.js';
 import {
   DisabledException,
   KMSInvalidMacException,

@@ -32,9 +32,9 @@ import {
   ScheduleKeyDeletionCommand,
   VerifyMacCommand,
 } from '@aws-sdk/client-kms';
-import { KmsHmacClient } from '../src/client.js';
-import { errorName } from '../src/fast-path-leases.js';
-import { createFastPathClient, type FastPathClient, type FastPathOptions, type LeaseEvent, type LeaseState } from '../src/fast-path.js';
+import { KmsHmacClient } from '../src/client/client.js';
+import { errorName } from '../src/client/fast-path-leases.js';
+import { createFastPathClient, type FastPathClient, type FastPathOptions, type LeaseEvent, type LeaseState } from '../src/client/fast-path.js';
 import { CRED, startServe, stopServe, type ServeChild } from './server-helpers.js';
 
 let dir = '';

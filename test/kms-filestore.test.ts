@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync, readFileSync, readdirSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KmsHmacClient } from '../src/client.js';
+import { KmsHmacClient } from '../src/client/client.js';
 import { MemoryKeyStore } from '../src/keystore/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-client-'));

@@ -9,7 +9,7 @@ import {
   IncorrectKeyMaterialException,
   InvalidImportTokenException,
 } from '@aws-sdk/client-kms';
-import { KmsHmacClient } from '../src/client.js';
+import { KmsHmacClient } from '../src/client/client.js';
 
 const HOUR = 3_600_000;
 

@@ -9,7 +9,7 @@ import {
   ScheduleKeyDeletionCommand,
   UnsupportedOperationException,
 } from '@aws-sdk/client-kms';
-import { KmsHmacClient } from '../src/client.js';
+import { KmsHmacClient } from '../src/client/client.js';
 
 const HMAC = { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' } as const;
 const DAY = 86_400_000;

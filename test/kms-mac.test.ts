@@ -15,7 +15,7 @@ import {
   NotFoundException,
   VerifyMacCommand,
 } from '@aws-sdk/client-kms';
-import { KmsHmacClient } from '../src/client.js';
+import { KmsHmacClient } from '../src/client/client.js';
 import { toWireError, NotFoundException as OwnNotFound, KmsError } from '../src/kms/errors.js';
 
 const enc = new TextEncoder();

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { caught } from './caught.js';
 import * as sdk from '@aws-sdk/client-kms';
-import { KmsHmacClient } from '../src/client.js';
+import { KmsHmacClient } from '../src/client/client.js';
 
 const ENUM = '[HMAC_SHA_384, HMAC_SHA_256, HMAC_SHA_224, HMAC_SHA_512]';
 const enc = new TextEncoder();

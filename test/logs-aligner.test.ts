@@ -5,8 +5,8 @@
  * exactly which issues must come out.
  */
 import { describe, expect, it } from 'vitest';
-import { Aligner, type AlignRecord } from '../src/stream/aligner.js';
-import { IssueLog } from '../src/stream/issues.js';
+import { Aligner, type AlignRecord } from '../src/logs/aligner.js';
+import { IssueLog } from '../src/logs/issues.js';
 
 const FORGED = -1;
 

@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KmsHmacClient } from '../src/client.js';
-import { createMacKey } from '../src/mac-key.js';
-import { createTemp, openExclusive } from '../src/stream/atomic-file.js';
-import { engineFromMacKey } from '../src/stream/engine.js';
-import { signLog } from '../src/stream/sign.js';
-import { verifyLog } from '../src/stream/verify.js';
+import { KmsHmacClient } from '../src/client/client.js';
+import { createMacKey } from '../src/mac/key.js';
+import { createTemp, openExclusive } from '../src/logs/atomic-file.js';
+import { engineFromMacKey } from '../src/logs/engine.js';
+import { signLog } from '../src/logs/sign.js';
+import { verifyLog } from '../src/logs/verify.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-logs-api-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

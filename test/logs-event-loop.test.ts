@@ -13,10 +13,10 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { createMacKey } from '../src/mac-key.js';
-import { engineFromMacKey } from '../src/stream/engine.js';
-import { signLog } from '../src/stream/sign.js';
-import { verifyLog } from '../src/stream/verify.js';
+import { createMacKey } from '../src/mac/key.js';
+import { engineFromMacKey } from '../src/logs/engine.js';
+import { signLog } from '../src/logs/sign.js';
+import { verifyLog } from '../src/logs/verify.js';
 
 const MIB = 64;
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-loop-'));

@@ -9,11 +9,11 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createMacKey } from '../src/mac-key.js';
-import { anchorLine, type Anchor } from '../src/stream/anchors.js';
-import { engineFromMacKey } from '../src/stream/engine.js';
-import { FollowError, followLog, type FollowEvent, type FollowOptions } from '../src/stream/follow.js';
-import { verifyLog } from '../src/stream/verify.js';
+import { createMacKey } from '../src/mac/key.js';
+import { anchorLine, type Anchor } from '../src/logs/anchors.js';
+import { engineFromMacKey } from '../src/logs/engine.js';
+import { FollowError, followLog, type FollowEvent, type FollowOptions } from '../src/logs/follow.js';
+import { verifyLog } from '../src/logs/verify.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kms-hmac-follow-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

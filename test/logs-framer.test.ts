@@ -1,8 +1,8 @@
 /** RecordFramer: records split exactly as a reference split, whatever the chunking and delimiter. */
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MAC_INPUT_PREFIX, RAW_RECORD_MAX } from '../src/stream/format.js';
-import { RecordFramer, recordEnd, type RecordBatch } from '../src/stream/framer.js';
+import { MAC_INPUT_PREFIX, RAW_RECORD_MAX } from '../src/logs/format.js';
+import { RecordFramer, recordEnd, type RecordBatch } from '../src/logs/framer.js';
 
 /** Reference: records end after each (non-overlapping, leftmost) delimiter; a non-empty tail is a record. */
 function reference(data: Buffer, delim: Buffer): Buffer[] {

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMacKey } from '../src/mac-key.js';
-import { engineFromMacKey, type MacEngine } from '../src/stream/engine.js';
-import { verifyLog } from '../src/stream/verify.js';
+import { createMacKey } from '../src/mac/key.js';
+import { engineFromMacKey, type MacEngine } from '../src/logs/engine.js';
+import { verifyLog } from '../src/logs/verify.js';
 import { runCli, type CliRun } from './cli-run.js';
 import { blocks } from './log-oracle.js';
 

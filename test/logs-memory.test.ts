@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, expect, it } from 'vitest';
-import { createMacKey } from '../src/mac-key.js';
-import { engineFromMacKey } from '../src/stream/engine.js';
-import { signLog } from '../src/stream/sign.js';
-import { verifyLog } from '../src/stream/verify.js';
+import { createMacKey } from '../src/mac/key.js';
+import { engineFromMacKey } from '../src/logs/engine.js';
+import { signLog } from '../src/logs/sign.js';
+import { verifyLog } from '../src/logs/verify.js';
 
 const MIB = Number(process.env.KMS_HMAC_TEST_LOG_SIZE_MIB ?? 160);
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-mem-'));

@@ -3,9 +3,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { KmsHmacClient } from '../src/client.js';
-import { createMacKey } from '../src/mac-key.js';
-import { anchorVerifies, createSignStream, createVerifyStream, engineFromMacKey, type CheckpointAnchor, type SignedRecord, type VerifiedRecord } from '../src/stream/index.js';
+import { KmsHmacClient } from '../src/client/client.js';
+import { createMacKey } from '../src/mac/key.js';
+import { anchorVerifies, createSignStream, createVerifyStream, engineFromMacKey, type CheckpointAnchor, type SignedRecord, type VerifiedRecord } from '../src/logs/index.js';
 
 async function collect<T>(src: Iterable<unknown> | AsyncIterable<unknown>, ...stages: NodeJS.ReadWriteStream[]): Promise<T[]> {
   const out: T[] = [];

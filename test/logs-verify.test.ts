@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createMacKey } from '../src/mac-key.js';
-import { engineFromMacKey } from '../src/stream/engine.js';
-import { signLog } from '../src/stream/sign.js';
-import { verifyLog, type VerifyReport } from '../src/stream/verify.js';
-import type { Framing } from '../src/stream/format.js';
+import { createMacKey } from '../src/mac/key.js';
+import { engineFromMacKey } from '../src/logs/engine.js';
+import { signLog } from '../src/logs/sign.js';
+import { verifyLog, type VerifyReport } from '../src/logs/verify.js';
+import type { Framing } from '../src/logs/format.js';
 import { blocks, v1Sidecar, v2Sidecar } from './log-oracle.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-logs-'));

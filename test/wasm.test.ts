@@ -15,6 +15,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { MacAlgorithm } from '../src/backend/types.js';
 import { loadWasmBackend, wasmEngineOf, wasmSimdSupported, type WasmVariant } from '../src/backend/wasm.js';
 import { WASM_HASH } from '../src/backend/wasm-binaries.js';
+import { FRAMER_WASM_HASH } from '../src/logs/framer-binary.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NODE_HASH: Record<MacAlgorithm, string> = {
@@ -57,13 +58,13 @@ function indexOfBytes(hay: Uint8Array, needle: Uint8Array): number {
 }
 
 describe('generated module', () => {
-  it('src/backend/wasm-binaries.ts matches a fresh build of assembly/ (run npm run build:wasm if this fails)', () => {
+  it('src/backend/wasm-binaries.ts and src/logs/framer-binary.ts match a fresh build of assembly/ (run npm run build:wasm if this fails)', () => {
     const out = mkdtempSync(join(tmpdir(), 'kms-hmac-wasm-'));
     try {
       execFileSync(process.execPath, [join(ROOT, 'scripts/build-wasm.js'), '--out', out, '--no-generate'], {
         stdio: 'pipe',
       });
-      expect(readFileSync(join(out, 'hash.txt'), 'utf8').trim()).toBe(WASM_HASH);
+      expect(JSON.parse(readFileSync(join(out, 'hashes.json'), 'utf8'))).toEqual({ engine: WASM_HASH, framer: FRAMER_WASM_HASH });
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -62,7 +62,7 @@ export type BackendName = 'native' | 'wasm-simd' | 'wasm-scalar';
 /**
  * A key with its HMAC inner/outer hash states precomputed, owned by one
  * backend. The engine's primitives are a single message and packed batches
- * (the array forms are packed by the façade, src/pack.ts):
+ * (the array forms are packed by the façade, src/mac/pack.ts):
  *
  * - message i is `data[offsets[i] .. offsets[i+1])` (offsets has n+1
  *   non-decreasing entries, all <= data.length);

@@ -10,10 +10,10 @@
  *
  *   DATA 1 MiB | OFFS (MAX_BATCH+1) u32 | OUT MAX_BATCH x 64 B | RES | KEYS 8192 x 128 B | KEYWIN 4 KiB | scratch
  *
- * Callers pass plain views they own (src/views.ts plainView): methods of a
+ * Callers pass plain views they own (src/mac/views.ts plainView): methods of a
  * caller's own subclass are never called here.
  */
-import { byteLength, copyInto, plainView } from '../views.js';
+import { byteLength, copyInto, plainView } from '../mac/views.js';
 import { checkAlgorithmTable } from './types.js';
 
 // The slice of the WebAssembly JS API used here, typed locally: the

@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import {
   byteLength, bufferProblem, copyInto, isUint32Array, isUint8Array, overlaps, plainOffsets, plainView,
-} from '../views.js';
+} from '../mac/views.js';
 import { algorithmCode, BLOCK_LENGTH, MAC_ALGORITHMS, MAC_LENGTH } from './types.js';
 import type { Backend, BackendKey, BackendName, MacAlgorithm } from './types.js';
 import { WASM_HASH, WASM_SCALAR_BASE64, WASM_SIMD_BASE64 } from './wasm-binaries.js';

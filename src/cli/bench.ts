@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { backendInfo } from '../backend/index.js';
-import { createMacKey } from '../mac-key.js';
+import { createMacKey } from '../mac/key.js';
 import { count } from './numbers.js';
 
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -7,7 +7,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
-import { anchorLine, type Anchor } from '../stream/anchors.js';
+import { anchorLine, type Anchor } from '../logs/anchors.js';
 
 export interface CheckpointSink {
   write: (a: Anchor) => Promise<void>;

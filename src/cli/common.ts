@@ -10,7 +10,8 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { KmsHmacClient, type KmsHmacClientOptions } from '../client.js';
+import type { MacAlgorithm } from '../backend/types.js';
+import { KmsHmacClient, type KmsHmacClientOptions } from '../client/client.js';
 import { readPassphraseFile } from '../keystore/crypto.js';
 import { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from '../keystore/index.js';
 import { defaultKeyStorePath } from './paths.js';
@@ -147,4 +148,20 @@ export async function readInput(file: string | undefined): Promise<Buffer> {
   }
   const { readFile } = await import('node:fs/promises');
   return readFile(file);
+}
+
+/** The flags of `kms-hmac sign`, one-shot or `--follow`. */
+export interface SignFlags extends CommonFlags {
+  keyId: string;
+  algorithm?: MacAlgorithm;
+  out?: string;
+  framing: 'line' | 'ndjson' | 'delimiter';
+  delimiter?: string;
+  json?: boolean;
+  progress: boolean;
+  batchSize?: number;
+  follow?: boolean;
+  checkpointEvery: number;
+  checkpointInterval: number;
+  checkpointsOut?: string;
 }

@@ -6,12 +6,12 @@
  * rotation and at stop, and a status line a minute — or, with --json, every
  * event (each checkpoint with the signer's lag) as a JSON line on stdout.
  */
-import type { Framing } from '../stream/format.js';
-import { FollowError, followLog, type FollowEvent } from '../stream/follow.js';
-import { engineFromClient } from '../stream/kms-engine.js';
+import type { Framing } from '../logs/format.js';
+import { FollowError, followLog, type FollowEvent } from '../logs/follow.js';
+import { engineFromClient } from '../logs/kms-engine.js';
 import { checkpointsOut } from './checkpoints-out.js';
-import { CliError, EXIT_VERIFY_FAILED, jsonReplacer, withClient } from './common.js';
-import type { SignFlags } from './logs.js';
+import { CliError, EXIT_VERIFY_FAILED, jsonReplacer, withClient, type SignFlags } from './common.js';
+
 import { count } from './numbers.js';
 
 const STATUS_EVERY_MS = 60_000;

@@ -1,7 +1,7 @@
 /** `kms-hmac keys …`: key management through the KMS layer (same shapes and errors as AWS KMS). */
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { Command, Option } from 'commander';
-import type { KmsHmacClient } from '../client.js';
+import type { KmsHmacClient } from '../client/client.js';
 import { resolvePassphrase } from '../keystore/crypto.js';
 import { describeKeyStore, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from '../keystore/index.js';
 import { CliError, EXIT_USAGE, KEYSTORE_OPTION, keystorePath, printJson, readInput, withClient, type CommonFlags } from './common.js';

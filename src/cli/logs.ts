@@ -4,12 +4,12 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
 import { parseKeyId } from '../kms/identifiers.js';
-import { MAX_CHECKPOINT_EVERY, parseDelimiter, type Framing } from '../stream/format.js';
-import { engineFromClient } from '../stream/kms-engine.js';
-import { signLog } from '../stream/sign.js';
-import { verifyLog, type VerifyReport } from '../stream/verify.js';
+import { MAX_CHECKPOINT_EVERY, parseDelimiter, type Framing } from '../logs/format.js';
+import { engineFromClient } from '../logs/kms-engine.js';
+import { signLog } from '../logs/sign.js';
+import { verifyLog, type VerifyReport } from '../logs/verify.js';
 import { checkpointsOut } from './checkpoints-out.js';
-import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_OPTION, printJson, withClient, type CommonFlags } from './common.js';
+import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_OPTION, printJson, withClient, type CommonFlags, type SignFlags } from './common.js';
 import { follow } from './follow.js';
 import { count, cpuMs, mb, rate } from './numbers.js';
 import { progressBar } from './progress.js';
@@ -29,21 +29,6 @@ function seconds(v: string): number {
   const n = Number(v);
   if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0) || n > 86_400) throw new InvalidArgumentError('expected seconds, more than 0 and at most 86400 (e.g. 10 or 0.5)');
   return n;
-}
-
-export interface SignFlags extends CommonFlags {
-  keyId: string;
-  algorithm?: MacAlgorithm;
-  out?: string;
-  framing: 'line' | 'ndjson' | 'delimiter';
-  delimiter?: string;
-  json?: boolean;
-  progress: boolean;
-  batchSize?: number;
-  follow?: boolean;
-  checkpointEvery: number;
-  checkpointInterval: number;
-  checkpointsOut?: string;
 }
 
 interface VerifyFlags extends CommonFlags {

@@ -1,7 +1,7 @@
 /** `kms-hmac mac generate|verify`: GenerateMac / VerifyMac on one message (a file or stdin). */
 import { Command, Option } from 'commander';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
-import type { KmsHmacClient } from '../client.js';
+import type { KmsHmacClient } from '../client/client.js';
 import { LIMITS } from '../kms/limits.js';
 import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_OPTION, printJson, readInput, withClient, type CommonFlags } from './common.js';
 

@@ -1,7 +1,7 @@
 /** A cli-progress bar with records/s and MB/s, on a TTY only (quiet otherwise). */
 import { createRequire } from 'node:module';
 import type CliProgress from 'cli-progress';
-import type { Progress } from '../stream/sign.js';
+import type { Progress } from '../logs/sign.js';
 import { count } from './numbers.js';
 
 export interface ProgressReporter {

@@ -17,7 +17,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createMacKey, type MacKey } from '../mac-key.js';
+import { createMacKey, type MacKey } from '../mac/key.js';
 import { KeyStoreError } from './errors.js';
 
 export const PASSPHRASE_ENV = 'KMS_HMAC_PASSPHRASE';

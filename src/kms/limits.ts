@@ -1,7 +1,7 @@
 /**
  * The KMS model's length and range limits, in one place. Every check of a
  * request member (src/kms/*-operations.ts), the log sidecar's record framing
- * (src/stream/format.ts) and the CLI's help read them from here.
+ * (src/logs/format.ts) and the CLI's help read them from here.
  *
  * Each is an inclusive [min, max] pair, as the model states it (botocore
  * 1.43.11 service-2.json, the model of @aws-sdk/client-kms 3.1164.0); string

@@ -8,9 +8,9 @@
  * check does not accept takes the full evaluation order of spec §3, which
  * produces the exact KMS error.
  */
-import { pooledMac } from '../mac-pool.js';
-import { BatchItemError, withPackedMacs, withPackedMessages } from '../pack.js';
-import { byteLength, elementCount, isUint32Array, isUint8Array, plainView } from '../views.js';
+import { pooledMac } from '../mac/pool.js';
+import { BatchItemError, withPackedMacs, withPackedMessages } from '../mac/pack.js';
+import { byteLength, elementCount, isUint32Array, isUint8Array, plainView } from '../mac/views.js';
 import { inspect } from 'node:util';
 import { MAC_LENGTH, type BackendKey, type MacAlgorithm } from '../backend/types.js';
 import type { KeyRecord, KeyStore } from '../keystore/types.js';
@@ -84,7 +84,7 @@ export interface VerifyMacBatchOutput {
   MacValid: Uint8Array;
 }
 
-/** A request the fast path (src/fast-path.ts) answers from a local copy of a remote key. */
+/** A request the fast path (src/client/fast-path.ts) answers from a local copy of a remote key. */
 export interface LocalTarget {
   /** The local key's ID. */
   keyId: string;
@@ -245,7 +245,7 @@ export class MacOperations {
 
   /**
    * Validates a batch, resolves its key and runs `use` on it. Array inputs
-   * are packed (src/pack.ts) into memory that is reused once `use` returns:
+   * are packed (src/mac/pack.ts) into memory that is reused once `use` returns:
    * each element is read once, and the KMS length rules are checked on the
    * packed copy, so what is checked is what is MACed. Every caller-supplied
    * element is read before the key is resolved: nothing the caller's code

@@ -6,7 +6,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KmsHmacClient } from '../client.js';
+import { KmsHmacClient } from '../client/client.js';
 import type { KeyStore } from '../keystore/types.js';
 import { createAccessLog, type AccessLogOptions } from './log.js';
 import { checkCredential, loadCredentialsFile, mergeCredentials, CredentialsError } from './credentials.js';

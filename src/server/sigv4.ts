@@ -16,7 +16,7 @@
  * Signatures are compared in constant time.
  */
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
-import { createMacKey, type MacKey } from '../mac-key.js';
+import { createMacKey, type MacKey } from '../mac/key.js';
 
 export const SIGV4_ALGORITHM = 'AWS4-HMAC-SHA256';
 /** Clock-skew window, both directions (AWS: 15 minutes). */

@@ -27,7 +27,7 @@ export interface MacEngine {
   verify(message: Uint8Array, mac: Uint8Array): Promise<boolean>;
 }
 
-/** The parts of a MacKey (src/mac-key.ts) or a backend key the engine uses. */
+/** The parts of a MacKey (src/mac/key.ts) or a backend key the engine uses. */
 export interface PackedMacKey {
   verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
   macPackedAsync(data: Uint8Array, offsets: Uint32Array, out?: Uint8Array): Promise<Uint8Array>;

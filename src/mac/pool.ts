@@ -6,7 +6,7 @@
  * for as long as it is referenced; its `.buffer` is shared with other MACs
  * (MAC outputs, not secrets).
  */
-import type { BackendKey } from './backend/types.js';
+import type { BackendKey } from '../backend/types.js';
 
 const POOL_SIZE = 64 * 1024;
 let pool = new ArrayBuffer(POOL_SIZE);

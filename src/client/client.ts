@@ -14,17 +14,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
-import { getBackend, type BackendChoice } from './backend/index.js';
-import type { Backend } from './backend/types.js';
-import { openKeyStore, type OpenKeyStoreOptions } from './keystore/index.js';
-import type { HmacKeySpec, KeyStore, Tag } from './keystore/types.js';
-import { ClientContext } from './kms/context.js';
-import { kmsError } from './kms/errors.js';
-import { partitionOf } from './kms/identifiers.js';
-import { ImportOperations, type ImportKeyMaterialInput } from './kms/import-operations.js';
-import { KeyOperations, type CreateKeyInput } from './kms/key-operations.js';
-import { OPERATION_NAMES, OPERATIONS } from './kms/operations.js';
-import { SPEC_ALGORITHM, type KeyMetadata } from './kms/keys.js';
+import { getBackend, type BackendChoice } from '../backend/index.js';
+import type { Backend } from '../backend/types.js';
+import { openKeyStore, type OpenKeyStoreOptions } from '../keystore/index.js';
+import type { HmacKeySpec, KeyStore, Tag } from '../keystore/types.js';
+import { ClientContext } from '../kms/context.js';
+import { kmsError } from '../kms/errors.js';
+import { partitionOf } from '../kms/identifiers.js';
+import { ImportOperations, type ImportKeyMaterialInput } from '../kms/import-operations.js';
+import { KeyOperations, type CreateKeyInput } from '../kms/key-operations.js';
+import { OPERATION_NAMES, OPERATIONS } from '../kms/operations.js';
+import { SPEC_ALGORITHM, type KeyMetadata } from '../kms/keys.js';
 import {
   MacOperations,
   type GenerateMacBatchInput,
@@ -35,11 +35,11 @@ import {
   type VerifyMacBatchOutput,
   type VerifyMacInput,
   type VerifyMacOutput,
-} from './kms/mac-operations.js';
+} from '../kms/mac-operations.js';
 
-export type { KeyMetadata } from './kms/keys.js';
-export type { CreateKeyInput } from './kms/key-operations.js';
-export type { ImportKeyMaterialInput } from './kms/import-operations.js';
+export type { KeyMetadata } from '../kms/keys.js';
+export type { CreateKeyInput } from '../kms/key-operations.js';
+export type { ImportKeyMaterialInput } from '../kms/import-operations.js';
 export type {
   GenerateMacBatchInput,
   GenerateMacBatchOutput,
@@ -49,7 +49,7 @@ export type {
   VerifyMacBatchOutput,
   VerifyMacInput,
   VerifyMacOutput,
-} from './kms/mac-operations.js';
+} from '../kms/mac-operations.js';
 
 export interface KmsHmacClientOptions {
   /**
@@ -71,7 +71,7 @@ export interface KmsHmacClientOptions {
   clock?: () => number;
 }
 
-/** Internal hook for the fast path (src/fast-path.ts). */
+/** Internal hook for the fast path (src/client/fast-path.ts). */
 export const FAST_PATH = Symbol('kms-hmac.fastPath');
 
 export interface FastPathHooks {

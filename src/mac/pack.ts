@@ -5,7 +5,7 @@
  * Each element is read exactly once, in one pass that checks it and copies
  * its bytes. That read is the only step that can run caller code (the traps
  * of an array Proxy, an accessor element): everything after it reads
- * internal slots (src/views.ts), so the packed copy is exactly the bytes each
+ * internal slots (src/mac/views.ts), so the packed copy is exactly the bytes each
  * element held when it was read, whatever the caller's code did meanwhile.
  * Engines then only ever see buffers nobody else holds.
  *

@@ -30,7 +30,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { endianness } from 'node:os';
-import { FRAMER_WASM_BASE64 } from '../backend/wasm-binaries.js';
+import { FRAMER_WASM_BASE64 } from './framer-binary.js';
 import { KIND_DIGEST, KIND_RAW, MAC_INPUT_PREFIX, PREFIX_KIND, PREFIX_N, RAW_RECORD_MAX, nodeDigestName, type DigestName } from './format.js';
 
 export interface RecordBatch {

@@ -3,14 +3,14 @@
  *
  * The backends check every argument themselves, with the same rules and
  * messages (native/js_args.cc, src/backend/wasm.ts), so this layer adds no
- * second set of checks: it packs the array forms (src/pack.ts) and hands
+ * second set of checks: it packs the array forms (src/mac/pack.ts) and hands
  * everything to the backend key, which runs no caller code while it works.
  */
 import { inspect } from 'node:util';
-import { getBackend, type BackendOptions } from './backend/index.js';
-import type { BackendKey, BackendName, MacAlgorithm } from './backend/types.js';
-import { MAC_ALGORITHMS } from './backend/types.js';
-import { pooledMac } from './mac-pool.js';
+import { getBackend, type BackendOptions } from '../backend/index.js';
+import type { BackendKey, BackendName, MacAlgorithm } from '../backend/types.js';
+import { MAC_ALGORITHMS } from '../backend/types.js';
+import { pooledMac } from './pool.js';
 import { splitMacs, withPackedMacs, withPackedMessages } from './pack.js';
 import { elementCount, isUint32Array } from './views.js';
 

@@ -10,7 +10,7 @@
  */
 import type { MacAlgorithm } from '../backend/types.js';
 import { MAC_LENGTH } from '../backend/types.js';
-import type { KmsHmacClient } from '../client.js';
+import type { KmsHmacClient } from '../client/client.js';
 import type { MacEngine } from './engine.js';
 
 type ClientLike = Pick<KmsHmacClient, 'describeKey' | 'generateMac' | 'verifyMac' | 'generateMacBatchAsync' | 'verifyMacBatchAsync' | 'verifyMacBatch'>;
