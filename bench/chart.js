@@ -24,7 +24,8 @@ function styleOf(name) {
   return { color, width: 2, dash };
 }
 
-const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+const escape = (s) =>
+  String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 
 /**
  * @param {{ title: string, subtitle: string, panels: { title: string, series: { name: string, points: [number, number][] }[] }[] }} chart
@@ -57,8 +58,10 @@ export function renderChart(chart) {
     const points = panel.series.flatMap((s) => s.points);
     const xs = points.map((p) => Math.log10(p[0]));
     const ys = points.map((p) => Math.log10(p[1]));
-    const xMin = Math.min(...xs), xMax = Math.max(...xs);
-    const yMin = Math.floor(Math.min(...ys)), yMax = Math.ceil(Math.max(...ys));
+    const xMin = Math.min(...xs),
+      xMax = Math.max(...xs);
+    const yMin = Math.floor(Math.min(...ys)),
+      yMax = Math.ceil(Math.max(...ys));
     const sx = (v) => x0 + ((Math.log10(v) - xMin) / (xMax - xMin || 1)) * w;
     const sy = (v) => y0 + h - ((Math.log10(v) - yMin) / (yMax - yMin || 1)) * h;
     parts.push(`<text x="${x0}" y="${y0 - 12}" font-weight="bold">${escape(panel.title)}</text>`);
@@ -77,10 +80,14 @@ export function renderChart(chart) {
       `<text transform="translate(${x0 - 52},${y0 + h / 2}) rotate(-90)" text-anchor="middle">messages / second (median)</text>`,
     );
     for (const series of panel.series) {
-      const path = series.points.map(([x, y], i) => `${i ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
+      const path = series.points
+        .map(([x, y], i) => `${i ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`)
+        .join(' ');
       parts.push(`<path d="${path}" fill="none" ${stroke(series.name)}/>`);
       for (const [x, y] of series.points) {
-        parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${styleOf(series.name).color}"/>`);
+        parts.push(
+          `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${styleOf(series.name).color}"/>`,
+        );
       }
     }
   });
@@ -103,7 +110,9 @@ export function benchChart(env, rows) {
       title: algorithm,
       series: [...new Set(rows.map((r) => r.path))].map((path) => ({
         name: path,
-        points: rows.filter((r) => r.algorithm === algorithm && r.path === path).map((r) => [r.size, r.messagesPerSecond]),
+        points: rows
+          .filter((r) => r.algorithm === algorithm && r.path === path)
+          .map((r) => [r.size, r.messagesPerSecond]),
       })),
     })),
   });

@@ -5,7 +5,11 @@ import { spawn } from 'node:child_process';
 /** Starts `node …args` and resolves with the process and the first capture of `readyPattern` on its stdout. */
 export function startChild(args, readyPattern, credential) {
   const proc = spawn(process.execPath, args, {
-    env: { ...process.env, KMS_HMAC_ACCESS_KEY_ID: credential.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: credential.secretAccessKey },
+    env: {
+      ...process.env,
+      KMS_HMAC_ACCESS_KEY_ID: credential.accessKeyId,
+      KMS_HMAC_SECRET_ACCESS_KEY: credential.secretAccessKey,
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolvePromise, reject) => {

@@ -59,10 +59,14 @@ export function printEnvironment(env) {
     .map(([k, v]) => `${k}=${v}`)
     .join(', ');
   const cpu = env.cpuDetails ?? {};
-  const family = cpu.family ? ` (family ${cpu.family}, model ${cpu.model}, stepping ${cpu.stepping}; ${cpu.features}${cpu.hypervisor ? '; VM' : ''})` : '';
+  const family = cpu.family
+    ? ` (family ${cpu.family}, model ${cpu.model}, stepping ${cpu.stepping}; ${cpu.features}${cpu.hypervisor ? '; VM' : ''})`
+    : '';
   console.log(`# ${env.date}`);
   console.log(`# CPU: ${env.cpu}${family}, ${env.cores} cores, ${env.memoryGiB} GiB, ${env.platform}`);
-  console.log(`# load average at start: ${env.loadAverage.join(' ')}; scheduler group: ${env.schedulerGroup ?? 'unknown'}`);
+  console.log(
+    `# load average at start: ${env.loadAverage.join(' ')}; scheduler group: ${env.schedulerGroup ?? 'unknown'}`,
+  );
   console.log(`# Node ${env.node}, OpenSSL ${env.openssl}`);
   console.log(`# active backend: ${env.backend}${details ? ` (${details})` : ''}`);
   for (const s of env.skipped) console.log(`# skipped ${s.name}: ${s.reason}`);

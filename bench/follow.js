@@ -35,7 +35,10 @@ const lineBytes = flag('--line', 200);
 const keep = argv.includes('--keep');
 
 function start(cmd, args, env) {
-  const child = spawn(process.execPath, [cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [cmd, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines = [];
   let buf = '';
   child.stdout.on('data', (d) => {
@@ -50,10 +53,15 @@ function start(cmd, args, env) {
 
 /** Runs the CLI to completion: its exit code and its stdout as JSON. */
 function run(args, env) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, json: out.trim() ? JSON.parse(out) : null })));
+  return new Promise((resolve) =>
+    child.on('close', (code) => resolve({ code, json: out.trim() ? JSON.parse(out) : null })),
+  );
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -74,7 +82,9 @@ try {
   const signer = start(BIN, ['sign', '--follow', log, '--key-id', 'alias/bench', '--json'], cliEnv);
   while (!signer.lines.some((e) => e.event === 'start')) await sleep(20);
 
-  console.log(`# writer: ${fmt(rate)} lines/s of ${lineBytes} bytes for ${seconds} s; signer: sign --follow with its default checkpoints`);
+  console.log(
+    `# writer: ${fmt(rate)} lines/s of ${lineBytes} bytes for ${seconds} s; signer: sign --follow with its default checkpoints`,
+  );
   const t0 = performance.now();
   const writer = start(WRITER, [log, '--line', String(lineBytes), '--burst', '1000', '--rate', String(rate)], {});
   await sleep(seconds * 1000);
@@ -98,15 +108,27 @@ try {
   console.log(`| lines written | ${fmt(wrote.lines)} (${(wrote.bytes / 2 ** 20).toFixed(0)} MiB) |`);
   console.log(`| writer rate reached | ${fmt(achieved)} lines/s |`);
   console.log(`| checkpoints | ${fmt(during.length)} |`);
-  for (const [name, q] of [['median', 0.5], ['p99', 0.99], ['max', 1]]) {
+  for (const [name, q] of [
+    ['median', 0.5],
+    ['p99', 0.99],
+    ['max', 1],
+  ]) {
     const b = quantile(lag, q);
-    console.log(`| lag, ${name} | ${fmt(b)} bytes = ${fmt(b / lineBytes)} lines = ${msOf(b).toFixed(1)} ms of writing |`);
+    console.log(
+      `| lag, ${name} | ${fmt(b)} bytes = ${fmt(b / lineBytes)} lines = ${msOf(b).toFixed(1)} ms of writing |`,
+    );
   }
-  console.log(`| signer done after the writer stopped (reads the rest, last checkpoint, trailer) | ${caughtUp.toFixed(0)} ms |`);
-  console.log(`| signer throughput over the run | ${fmt(wrote.lines / ((stoppedAt + caughtUp - t0) / 1000))} records/s |`);
+  console.log(
+    `| signer done after the writer stopped (reads the rest, last checkpoint, trailer) | ${caughtUp.toFixed(0)} ms |`,
+  );
+  console.log(
+    `| signer throughput over the run | ${fmt(wrote.lines / ((stoppedAt + caughtUp - t0) / 1000))} records/s |`,
+  );
   const v = await run(['verify', log, '--key-id', 'alias/bench', '--json', '--no-progress'], cliEnv);
   const ok = code === 0 && stop?.summary.records === wrote.lines && v.code === 0 && v.json?.records === wrote.lines;
-  console.log(`\nsigner exit ${code}; verify: ${ok ? `OK, all ${fmt(wrote.lines)} records` : `FAILED (exit ${v.code})`}`);
+  console.log(
+    `\nsigner exit ${code}; verify: ${ok ? `OK, all ${fmt(wrote.lines)} records` : `FAILED (exit ${v.code})`}`,
+  );
   if (!ok) process.exitCode = 1;
 } finally {
   if (keep) console.log(`# kept ${dir}`);

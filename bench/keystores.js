@@ -114,9 +114,12 @@ async function mutationsOn(store) {
     client,
     ops: {
       CreateKey: () => client.createKey(spec),
-      'DisableKey/EnableKey': () => ((flip = !flip) ? client.disableKey({ KeyId: id }) : client.enableKey({ KeyId: id })),
+      'DisableKey/EnableKey': () =>
+        (flip = !flip) ? client.disableKey({ KeyId: id }) : client.enableKey({ KeyId: id }),
       'CreateAlias/DeleteAlias': () =>
-        alias % 2 === 0 ? client.createAlias({ AliasName: `alias/b${alias++}`, TargetKeyId: id }) : client.deleteAlias({ AliasName: `alias/b${alias++ - 1}` }),
+        alias % 2 === 0
+          ? client.createAlias({ AliasName: `alias/b${alias++}`, TargetKeyId: id })
+          : client.deleteAlias({ AliasName: `alias/b${alias++ - 1}` }),
       TagResource: () => client.tagResource({ KeyId: id, Tags: [{ TagKey: 'k', TagValue: String(tag++) }] }),
     },
   };
@@ -152,7 +155,11 @@ async function mutationCosts(stores, kind, reps) {
     await s.client.close();
     await s.store.close();
   }
-  return subjects.map((s, j) => ({ store: kind, keys: s.size, usPerOp: Object.fromEntries(names.map((n) => [n, median(times[j][n])])) }));
+  return subjects.map((s, j) => ({
+    store: kind,
+    keys: s.size,
+    usPerOp: Object.fromEntries(names.map((n) => [n, median(times[j][n])])),
+  }));
 }
 
 /** ms to open a store of `n` keys (median of 3), with the default scrypt cost when encrypted. */
@@ -175,7 +182,10 @@ async function openCost(stores, kind, n) {
   const times = [];
   for (let i = 0; i < 3; i++) {
     const t = performance.now();
-    const s = kind === 'postgres' ? await PostgresKeyStore.open(spec, { passphrase: pass }) : await FileKeyStore.open(spec, { passphrase: pass, pollIntervalMs: 0 });
+    const s =
+      kind === 'postgres'
+        ? await PostgresKeyStore.open(spec, { passphrase: pass })
+        : await FileKeyStore.open(spec, { passphrase: pass, pollIntervalMs: 0 });
     times.push(performance.now() - t);
     if (s.listKeys().length !== n) throw new Error(`${kind}: opened ${s.listKeys().length} keys, expected ${n}`);
     await s.close();
@@ -203,7 +213,12 @@ async function macNs(store, ms) {
 
 export async function runKeyStoreBench({ quick = false } = {}) {
   const stores = new Stores();
-  const reps = { memory: quick ? 500 : 3000, file: quick ? 50 : 200, 'file-encrypted': quick ? 50 : 200, postgres: quick ? 50 : 200 };
+  const reps = {
+    memory: quick ? 500 : 3000,
+    file: quick ? 50 : 200,
+    'file-encrypted': quick ? 50 : 200,
+    postgres: quick ? 50 : 200,
+  };
   const result = { mutations: [], open: [], mac: undefined, skipped: [] };
   try {
     for (const kind of KINDS) {
@@ -235,19 +250,28 @@ export async function runKeyStoreBench({ quick = false } = {}) {
 
 export function printKeyStoreBench(r) {
   const ops = Object.keys(r.mutations[0]?.usPerOp ?? {});
-  console.log(`\nKey store mutations through KmsHmacClient: median µs per call (target: ${SIZES.at(-1)} keys ≤ ${MUTATION_TARGET}× ${SIZES[0]} keys)`);
+  console.log(
+    `\nKey store mutations through KmsHmacClient: median µs per call (target: ${SIZES.at(-1)} keys ≤ ${MUTATION_TARGET}× ${SIZES[0]} keys)`,
+  );
   console.log(`${'store'.padEnd(16)}${'keys'.padStart(7)}${ops.map((o) => o.padStart(26)).join('')}`);
   for (const m of r.mutations) {
-    console.log(`${m.store.padEnd(16)}${String(m.keys).padStart(7)}${ops.map((o) => m.usPerOp[o].toFixed(1).padStart(26)).join('')}`);
+    console.log(
+      `${m.store.padEnd(16)}${String(m.keys).padStart(7)}${ops.map((o) => m.usPerOp[o].toFixed(1).padStart(26)).join('')}`,
+    );
   }
   for (const store of [...new Set(r.mutations.map((m) => m.store))]) {
     const rows = r.mutations.filter((m) => m.store === store);
     const [lo, hi] = [rows[0], rows.at(-1)];
     const ratios = ops.map((o) => hi.usPerOp[o] / lo.usPerOp[o]);
     const worst = Math.max(...ratios);
-    console.log(`${store.padEnd(16)}${`${hi.keys}/${lo.keys}`.padStart(7)}${ratios.map((x) => `${x.toFixed(2)}×`.padStart(26)).join('')}   ${worst <= MUTATION_TARGET ? 'met' : 'MISSED'}`);
+    console.log(
+      `${store.padEnd(16)}${`${hi.keys}/${lo.keys}`.padStart(7)}${ratios.map((x) => `${x.toFixed(2)}×`.padStart(26)).join('')}   ${worst <= MUTATION_TARGET ? 'met' : 'MISSED'}`,
+    );
   }
-  for (const o of r.open) console.log(`open a ${o.keys.toLocaleString('en-US')}-key ${o.store} store: ${o.ms.toFixed(0)} ms (target < ${OPEN_TARGET_MS} ms: ${o.ms < OPEN_TARGET_MS ? 'met' : 'MISSED'})`);
+  for (const o of r.open)
+    console.log(
+      `open a ${o.keys.toLocaleString('en-US')}-key ${o.store} store: ${o.ms.toFixed(0)} ms (target < ${OPEN_TARGET_MS} ms: ${o.ms < OPEN_TARGET_MS ? 'met' : 'MISSED'})`,
+    );
   if (r.mac) {
     console.log(
       `generateMacSync, 64 B: memory store ${r.mac.memoryNsPerMac.toFixed(0)} ns, PostgreSQL store ${r.mac.postgresNsPerMac.toFixed(0)} ns: ` +

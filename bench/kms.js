@@ -73,7 +73,8 @@ export async function runKmsBench({ quick = false, size = SIZE, count = COUNT } 
       count,
       setup: () => messages.map((m) => client.generateMacSync({ KeyId, MacAlgorithm, Message: m }).Mac),
       fn(macs) {
-        for (let i = 0; i < count; i++) client.verifyMacSync({ KeyId, MacAlgorithm, Message: messages[i], Mac: macs[i] });
+        for (let i = 0; i < count; i++)
+          client.verifyMacSync({ KeyId, MacAlgorithm, Message: messages[i], Mac: macs[i] });
       },
     },
     {
@@ -96,11 +97,17 @@ export async function runKmsBench({ quick = false, size = SIZE, count = COUNT } 
     {
       name: 'generateMacBatchAsync packed',
       count: asyncCount,
-      fn: () => client.generateMacBatchAsync({ KeyId, MacAlgorithm, Data: asyncPacked.data, Offsets: asyncPacked.offsets }),
+      fn: () =>
+        client.generateMacBatchAsync({ KeyId, MacAlgorithm, Data: asyncPacked.data, Offsets: asyncPacked.offsets }),
     },
   ];
 
-  const bench = new Bench({ time: quick ? 200 : 1000, iterations: 5, warmupTime: quick ? 50 : 200, warmupIterations: 3 });
+  const bench = new Bench({
+    time: quick ? 200 : 1000,
+    iterations: 5,
+    warmupTime: quick ? 50 : 200,
+    warmupIterations: 3,
+  });
   for (const path of paths) {
     const state = path.setup ? path.setup() : undefined;
     bench.add(path.name, () => path.fn(state));
@@ -156,7 +163,10 @@ function printRows(rows) {
     `${'path'.padEnd(30)}${'ns/msg'.padStart(10)}${'msg/s'.padStart(12)}${'±MAD'.padStart(7)}${'× node'.padStart(9)}${'cpu ns/msg'.padStart(12)}${'cpu ×'.padStart(8)}  target (wall)`,
   );
   for (const r of rows) {
-    const rate = r.messagesPerSecond >= 1e6 ? `${(r.messagesPerSecond / 1e6).toFixed(2)}M` : `${(r.messagesPerSecond / 1e3).toFixed(0)}k`;
+    const rate =
+      r.messagesPerSecond >= 1e6
+        ? `${(r.messagesPerSecond / 1e6).toFixed(2)}M`
+        : `${(r.messagesPerSecond / 1e3).toFixed(0)}k`;
     const target = r.target === undefined ? '' : `≥ ${r.target}× ${r.met ? 'met' : 'MISSED'}`;
     console.log(
       `${r.path.padEnd(30)}${r.nsPerMessage.toFixed(0).padStart(10)}${rate.padStart(12)}${`${r.spreadPercent.toFixed(0)}%`.padStart(7)}${`${r.ratioToNodeCrypto.toFixed(2)}×`.padStart(9)}${r.cpuNsPerMessage.toFixed(0).padStart(12)}${`${r.cpuRatioToNodeCrypto.toFixed(2)}×`.padStart(8)}  ${target}`,
@@ -171,7 +181,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const rows = await runKmsBench({ quick });
   const fastPath = await runFastPathBench({ quick });
   const keyStores = process.argv.includes('--no-stores') ? undefined : await runKeyStoreBench({ quick });
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ environment: env, rows, fastPath, keyStores }, null, 2));
+  if (process.argv.includes('--json'))
+    console.log(JSON.stringify({ environment: env, rows, fastPath, keyStores }, null, 2));
   else {
     printRows(rows);
     printFastPathRows(fastPath);

@@ -85,7 +85,14 @@ let ok = true;
 let bytes = 0;
 
 const { fd, size, header, headerBytes } = readHeader(mode === 'sign' ? arg('--like') : outPath);
-const alg = header.macAlgorithm === 'HMAC_SHA_512' ? 'sha512' : header.macAlgorithm === 'HMAC_SHA_384' ? 'sha384' : header.macAlgorithm === 'HMAC_SHA_224' ? 'sha224' : 'sha256';
+const alg =
+  header.macAlgorithm === 'HMAC_SHA_512'
+    ? 'sha512'
+    : header.macAlgorithm === 'HMAC_SHA_384'
+      ? 'sha384'
+      : header.macAlgorithm === 'HMAC_SHA_224'
+        ? 'sha224'
+        : 'sha256';
 const digest = header.digest === 'SHA-512' ? 'sha512' : 'sha256';
 const L = header.macLength;
 const sid = Buffer.from(header.streamId, 'hex');
@@ -94,7 +101,10 @@ const hmac = (...parts) => {
   for (const p of parts) h.update(p);
   return h.digest();
 };
-const recordMac = (seq, rec) => (rec.length <= RAW_MAX ? hmac(prefix(sid, seq, 0), rec) : hmac(prefix(sid, seq, 1), createHash(digest).update(rec).digest()));
+const recordMac = (seq, rec) =>
+  rec.length <= RAW_MAX
+    ? hmac(prefix(sid, seq, 0), rec)
+    : hmac(prefix(sid, seq, 1), createHash(digest).update(rec).digest());
 const headerMac = hmac(prefix(sid, 0, 0x48), headerBytes);
 const checkpointMac = (k, count, logBytes, time, prev, macs) =>
   hmac(prefix(sid, k, 0x43), u64(count), u64(logBytes), u64(time), prev, createHash(digest).update(macs).digest());
@@ -191,11 +201,17 @@ if (mode === 'sign') {
   const trailer = Buffer.alloc(24 + L);
   readSync(fd, trailer, 0, trailer.length, size - trailer.length);
   const tmac = hmac(prefix(sid, records, 0x54), u64(bytes), prev);
-  ok = ok && at + trailer.length === size && Number(trailer.readBigUInt64BE(8)) === records && timingSafeEqual(tmac, trailer.subarray(24));
+  ok =
+    ok &&
+    at + trailer.length === size &&
+    Number(trailer.readBigUInt64BE(8)) === records &&
+    timingSafeEqual(tmac, trailer.subarray(24));
   closeSync(fd);
 } else {
   console.error('usage: logs-baseline.js sign LOG OUT --key-hex HEX --like SIDECAR | verify LOG SIDECAR --key-hex HEX');
   process.exit(2);
 }
 const cpu = process.cpuUsage(c0);
-console.log(JSON.stringify({ mode, records, bytes, ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000, ok }));
+console.log(
+  JSON.stringify({ mode, records, bytes, ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000, ok }),
+);

@@ -56,7 +56,10 @@ const runs = Math.max(1, Number(flag('--runs') ?? 3));
 
 function run(cmd, args, env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [cmd, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('error', reject);
@@ -78,7 +81,18 @@ async function generate(path, bytes, len) {
   // lines of `len` bytes (newline included), varied text, written 4 MiB at a time
   const fh = await open(path, 'w');
   const perChunk = Math.max(1, Math.floor((4 << 20) / len));
-  const words = ['GET', 'POST', 'user', 'order', 'status=200', 'status=500', 'latency', 'cache-hit', 'eu-west-1', 'trace'];
+  const words = [
+    'GET',
+    'POST',
+    'user',
+    'order',
+    'status=200',
+    'status=500',
+    'latency',
+    'cache-hit',
+    'eu-west-1',
+    'trace',
+  ];
   let written = 0;
   let n = 0;
   while (written < bytes) {
@@ -115,8 +129,16 @@ try {
 
   // a key with known material, so the baseline can compute the same MACs
   const material = randomBytes(32);
-  const created = await json(BIN, ['keys', 'create', '--key-spec', 'HMAC_256', '--origin', 'EXTERNAL', '--alias', 'alias/bench'], cliEnv);
-  await json(BIN, ['keys', 'import', '--key-id', created.KeyMetadata.KeyId, '--material-hex', material.toString('hex')], cliEnv);
+  const created = await json(
+    BIN,
+    ['keys', 'create', '--key-spec', 'HMAC_256', '--origin', 'EXTERNAL', '--alias', 'alias/bench'],
+    cliEnv,
+  );
+  await json(
+    BIN,
+    ['keys', 'import', '--key-id', created.KeyMetadata.KeyId, '--material-hex', material.toString('hex')],
+    cliEnv,
+  );
   const keyHex = material.toString('hex');
 
   // every timed step starts with its inputs in the page cache (read once just before), so a step
@@ -134,20 +156,43 @@ try {
   for (let r = 0; r < runs; r++) {
     // alternate, so that a slow spell on the shared machine lands on both sides
     await warm(log);
-    const s = await json(BIN, ['sign', log, '--key-id', 'alias/bench', '--out', join(dir, 'ours.mac'), '--json', '--no-progress'], cliEnv);
+    const s = await json(
+      BIN,
+      ['sign', log, '--key-id', 'alias/bench', '--out', join(dir, 'ours.mac'), '--json', '--no-progress'],
+      cliEnv,
+    );
     ours.sign.push({ ms: s.elapsedMs, cpuMs: s.cpuMs, ok: s.ok });
     await warm(log);
-    const bs = await json(BASELINE, ['sign', log, join(dir, 'base.mac'), '--key-hex', keyHex, '--like', join(dir, 'ours.mac')]);
+    const bs = await json(BASELINE, [
+      'sign',
+      log,
+      join(dir, 'base.mac'),
+      '--key-hex',
+      keyHex,
+      '--like',
+      join(dir, 'ours.mac'),
+    ]);
     base.sign.push(bs);
     same &&= (await sha256(join(dir, 'ours.mac'))) === (await sha256(join(dir, 'base.mac')));
     await warm(log, join(dir, 'ours.mac'));
-    const v = await json(BIN, ['verify', log, '--sidecar', join(dir, 'ours.mac'), '--key-id', 'alias/bench', '--json', '--no-progress'], cliEnv);
+    const v = await json(
+      BIN,
+      ['verify', log, '--sidecar', join(dir, 'ours.mac'), '--key-id', 'alias/bench', '--json', '--no-progress'],
+      cliEnv,
+    );
     ours.verify.push({ ms: v.elapsedMs, cpuMs: v.cpuMs, ok: v.ok });
     await warm(log, join(dir, 'ours.mac'));
     base.verify.push(await json(BASELINE, ['verify', log, join(dir, 'ours.mac'), '--key-hex', keyHex]));
-    console.log(`# run ${r + 1}/${runs}: sign ${(s.elapsedMs / 1000).toFixed(2)} s vs ${(bs.ms / 1000).toFixed(2)} s; verify ${(v.elapsedMs / 1000).toFixed(2)} s vs ${(base.verify.at(-1).ms / 1000).toFixed(2)} s`);
+    console.log(
+      `# run ${r + 1}/${runs}: sign ${(s.elapsedMs / 1000).toFixed(2)} s vs ${(bs.ms / 1000).toFixed(2)} s; verify ${(v.elapsedMs / 1000).toFixed(2)} s vs ${(base.verify.at(-1).ms / 1000).toFixed(2)} s`,
+    );
   }
-  const summary = (xs) => ({ ms: median(xs.map((x) => x.ms)), cpuMs: median(xs.map((x) => x.cpuMs)), runs: xs.map((x) => ({ ms: Math.round(x.ms), cpuMs: Math.round(x.cpuMs) })), ok: xs.every((x) => x.ok) });
+  const summary = (xs) => ({
+    ms: median(xs.map((x) => x.ms)),
+    cpuMs: median(xs.map((x) => x.cpuMs)),
+    runs: xs.map((x) => ({ ms: Math.round(x.ms), cpuMs: Math.round(x.cpuMs) })),
+    ok: xs.every((x) => x.ok),
+  });
   const oursSign = summary(ours.sign);
   const oursVerify = summary(ours.verify);
   const baseSign = summary(base.sign);
@@ -180,7 +225,9 @@ try {
   console.log(`| op | implementation | wall s | records/s | MiB/s | CPU s | ok |`);
   console.log(`|---|---|---:|---:|---:|---:|---|`);
   for (const [op, name, r] of rows) {
-    console.log(`| ${op} | ${name} | ${(r.ms / 1000).toFixed(2)} | ${Math.round(rps(r.ms)).toLocaleString('en-US')} | ${mbs(r.ms).toFixed(0)} | ${(r.cpuMs / 1000).toFixed(2)} | ${r.ok} |`);
+    console.log(
+      `| ${op} | ${name} | ${(r.ms / 1000).toFixed(2)} | ${Math.round(rps(r.ms)).toLocaleString('en-US')} | ${mbs(r.ms).toFixed(0)} | ${(r.cpuMs / 1000).toFixed(2)} | ${r.ok} |`,
+    );
   }
   const signRatio = baseSign.ms / oursSign.ms;
   const verifyRatio = baseVerify.ms / oursVerify.ms;
@@ -188,8 +235,12 @@ try {
   const verifyCpu = baseVerify.cpuMs / oursVerify.cpuMs;
   const met = (ok) => (ok ? 'met' : 'MISSED');
   console.log('');
-  console.log(`sign:   ${signRatio.toFixed(1)}x the baseline (wall), ${signCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${met(signRatio >= TARGET)}`);
-  console.log(`verify: ${verifyRatio.toFixed(1)}x the baseline (wall), ${verifyCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${met(verifyRatio >= TARGET)}`);
+  console.log(
+    `sign:   ${signRatio.toFixed(1)}x the baseline (wall), ${signCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${met(signRatio >= TARGET)}`,
+  );
+  console.log(
+    `verify: ${verifyRatio.toFixed(1)}x the baseline (wall), ${verifyCpu.toFixed(1)}x (CPU time) — target >= ${TARGET}x: ${met(verifyRatio >= TARGET)}`,
+  );
   for (const l of [...loopSigns, loopCold, loopVerify]) {
     const t = l.timer;
     console.log(
@@ -197,7 +248,9 @@ try {
         `late by ${t.p50Ms.toFixed(1)} ms (median), ${t.p99Ms.toFixed(1)} ms (p99), ${t.worstMs.toFixed(1)} ms at worst (${(t.worstAtMs / 1000).toFixed(2)} s in)`,
     );
   }
-  console.log(`in-process signLog, worst lateness over ${runs} run(s): ${lateWorst.toFixed(1)} ms — target <= ${LATE_TARGET_MS} ms: ${met(lateWorst <= LATE_TARGET_MS)}`);
+  console.log(
+    `in-process signLog, worst lateness over ${runs} run(s): ${lateWorst.toFixed(1)} ms — target <= ${LATE_TARGET_MS} ms: ${met(lateWorst <= LATE_TARGET_MS)}`,
+  );
   console.log(`sidecars byte-identical (kms-hmac vs node:crypto baseline): ${same}`);
   const result = {
     env,

@@ -19,7 +19,9 @@ if (process.argv.includes('--readme')) {
 
 console.log(
   `${env.cpu}, ${env.cores} cores, Node ${env.node}, OpenSSL ${env.openssl}, backend ${env.backend}` +
-    ` (${Object.entries(env.backendDetails).map(([k, v]) => `${k} ${v}`).join(', ')}), ${env.date.slice(0, 10)}.\n`,
+    ` (${Object.entries(env.backendDetails)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}), ${env.date.slice(0, 10)}.\n`,
 );
 for (const algorithm of [...new Set(rows.map((r) => r.algorithm))]) {
   console.log(`**${algorithm}** — messages/s (median) and × node:crypto in the same run\n`);
@@ -74,19 +76,30 @@ function readme() {
     ['HMAC_SHA_512', 64],
     ['HMAC_SHA_512', 1024],
   ];
-  const paths = ['node:crypto createHmac', 'native mac()', 'native batch packed', 'native batch array', 'native async batch', 'wasm-simd batch packed'];
-  console.log(`| path | ${cells.map(([a, s]) => `${a.replace('HMAC_SHA_', 'SHA-')} ${s < 1024 ? `${s} B` : `${s / 1024} KiB`}`).join(' | ')} |`);
+  const paths = [
+    'node:crypto createHmac',
+    'native mac()',
+    'native batch packed',
+    'native batch array',
+    'native async batch',
+    'wasm-simd batch packed',
+  ];
+  console.log(
+    `| path | ${cells.map(([a, s]) => `${a.replace('HMAC_SHA_', 'SHA-')} ${s < 1024 ? `${s} B` : `${s / 1024} KiB`}`).join(' | ')} |`,
+  );
   console.log(`|---|${cells.map(() => '---:').join('|')}|`);
   for (const path of paths) {
     const row = cells.map(([algorithm, size]) => {
       const r = rows.find((x) => x.algorithm === algorithm && x.path === path && x.size === size);
-      return r.path === 'node:crypto createHmac' ? rate(r.messagesPerSecond) : `${rate(r.messagesPerSecond)} (${r.ratioToNodeCrypto.toFixed(1)}×)`;
+      return r.path === 'node:crypto createHmac'
+        ? rate(r.messagesPerSecond)
+        : `${rate(r.messagesPerSecond)} (${r.ratioToNodeCrypto.toFixed(1)}×)`;
     });
     console.log(`| ${path} | ${row.join(' | ')} |`);
   }
   console.log(
     '\nThe async row awaits one batch of 8 × as many messages at a time, each into a new buffer (its page faults' +
-      ' included); into a caller\'s `out` buffer, against the sync batch, see the targets below.',
+      " included); into a caller's `out` buffer, against the sync batch, see the targets below.",
   );
   console.log('\n![HMAC throughput by message size](bench/results/chart.svg)\n');
 
@@ -97,7 +110,9 @@ function readme() {
   console.log('|---|---:|---|');
   for (const t of targets) {
     if (t.skipped || t.target === null) continue;
-    console.log(`| ${t.name.trim().replace(/ x /g, ' × ')} | ${t.ratio.toFixed(2)}× | ≥ ${t.target}× ${t.met ? 'met' : '**missed**'} |`);
+    console.log(
+      `| ${t.name.trim().replace(/ x /g, ' × ')} | ${t.ratio.toFixed(2)}× | ≥ ${t.target}× ${t.met ? 'met' : '**missed**'} |`,
+    );
   }
   const mib = logs.log.bytes / 2 ** 20;
   for (const op of ['sign', 'verify']) {
@@ -114,7 +129,9 @@ function readme() {
   );
   console.log('\nWhere the time goes, and why the misses: [docs/performance.md](docs/performance.md).\n');
 
-  console.log('Multi-buffer SIMD lanes against OpenSSL alone (packed batch of 4,096 messages, 1 thread, `npm run bench:simd`), per CPU measured:\n');
+  console.log(
+    'Multi-buffer SIMD lanes against OpenSSL alone (packed batch of 4,096 messages, 1 thread, `npm run bench:simd`), per CPU measured:\n',
+  );
   const simd = readdirSync(new URL('./results/', import.meta.url))
     .filter((f) => /^simd-.*-targets\.json$/.test(f))
     .sort()
@@ -123,7 +140,9 @@ function readme() {
   console.log(`| case | ${simd.map(cpu).join(' | ')} |`);
   console.log(`|---|${simd.map(() => '---:').join('|')}|`);
   for (const [i, r] of simd[0].results.entries()) {
-    const cells = simd.map((s) => `${s.results[i].ratio.auto.toFixed(2)}× (${s.results[i].autoPath.replace(/[()]/g, '')})`);
+    const cells = simd.map(
+      (s) => `${s.results[i].ratio.auto.toFixed(2)}× (${s.results[i].autoPath.replace(/[()]/g, '')})`,
+    );
     console.log(`| ${r.algorithm.replace('HMAC-', '')} ${r.size} | ${cells.join(' | ')} |`);
   }
   console.log('\nThe paths, their self-tests and the calibrated dispatch: [docs/simd.md](docs/simd.md).');

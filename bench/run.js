@@ -84,7 +84,12 @@ function pathsFor(algorithm, size, backends) {
 }
 
 async function measure(algorithm, size, backends) {
-  const bench = new Bench({ time: quick ? 150 : 500, iterations: 5, warmupTime: quick ? 30 : 100, warmupIterations: 2 });
+  const bench = new Bench({
+    time: quick ? 150 : 500,
+    iterations: 5,
+    warmupTime: quick ? 30 : 100,
+    warmupIterations: 2,
+  });
   const paths = pathsFor(algorithm, size, backends);
   for (const path of paths) bench.add(path.name, path.fn);
   await bench.run();

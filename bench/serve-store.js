@@ -8,7 +8,9 @@ const server = await startServer({
   port: 0,
   log: false,
   keyStore: process.argv[2],
-  credentials: [{ accessKeyId: process.env.KMS_HMAC_ACCESS_KEY_ID, secretAccessKey: process.env.KMS_HMAC_SECRET_ACCESS_KEY }],
+  credentials: [
+    { accessKeyId: process.env.KMS_HMAC_ACCESS_KEY_ID, secretAccessKey: process.env.KMS_HMAC_SECRET_ACCESS_KEY },
+  ],
 });
 process.stdout.write(`kms-hmac serve: listening on ${server.url}\n`);
 process.on('SIGTERM', () => server.close().then(() => process.exit(0)));

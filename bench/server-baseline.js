@@ -24,7 +24,11 @@ function header(raw, name) {
 
 function verify(req, body) {
   const auth = header(req.rawHeaders, 'authorization');
-  const m = auth && /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/kms\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(auth);
+  const m =
+    auth &&
+    /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/kms\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(
+      auth,
+    );
   if (!m) return false;
   const [, , date, region, signed, sig] = m;
   const amzDate = header(req.rawHeaders, 'x-amz-date');
@@ -35,7 +39,9 @@ function verify(req, body) {
   const sts = `AWS4-HMAC-SHA256\n${amzDate}\n${date}/${region}/kms/aws4_request\n${createHash('sha256').update(canonical).digest('hex')}`;
   let k = signingKeys.get(date + region);
   if (!k) {
-    k = createHmac('sha256', 'AWS4' + SECRET).update(date).digest();
+    k = createHmac('sha256', 'AWS4' + SECRET)
+      .update(date)
+      .digest();
     for (const p of [region, 'kms', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
     signingKeys.set(date + region, k);
   }
@@ -43,7 +49,11 @@ function verify(req, body) {
 }
 
 const HTTP_ONLY = process.argv[2] === '--http-only';
-const FIXED = JSON.stringify({ KeyId: 'arn:aws:kms:us-east-1:111122223333:key/x', Mac: 'A'.repeat(43) + '=', MacAlgorithm: 'HMAC_SHA_256' });
+const FIXED = JSON.stringify({
+  KeyId: 'arn:aws:kms:us-east-1:111122223333:key/x',
+  Mac: 'A'.repeat(43) + '=',
+  MacAlgorithm: 'HMAC_SHA_256',
+});
 
 const server = http.createServer({ keepAlive: true, noDelay: true }, (req, res) => {
   if (HTTP_ONLY) {

@@ -48,7 +48,9 @@ const keyCache = new Map();
 function signingKey(date) {
   let k = keyCache.get(date);
   if (!k) {
-    k = createHmac('sha256', 'AWS4' + CRED.secretAccessKey).update(date).digest();
+    k = createHmac('sha256', 'AWS4' + CRED.secretAccessKey)
+      .update(date)
+      .digest();
     for (const p of [REGION, 'kms', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
     keyCache.set(date, k);
   }
@@ -57,7 +59,10 @@ function signingKey(date) {
 
 /** SigV4 as the JS SDK sends it (content-type, host, x-amz-content-sha256, x-amz-date, x-amz-target signed). */
 function sign(host, target, body) {
-  const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const amzDate = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
   const date = amzDate.slice(0, 8);
   const payloadHash = createHash('sha256').update(body).digest('hex');
   const headers = {
@@ -73,7 +78,10 @@ function sign(host, target, body) {
   const scope = `${date}/${REGION}/kms/aws4_request`;
   const sts = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
   const sig = createHmac('sha256', signingKey(date)).update(sts).digest('hex');
-  return { ...headers, authorization: `AWS4-HMAC-SHA256 Credential=${CRED.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}` };
+  return {
+    ...headers,
+    authorization: `AWS4-HMAC-SHA256 Credential=${CRED.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}`,
+  };
 }
 
 /**
@@ -98,7 +106,7 @@ function cpuSeconds(rootPid) {
     let grew = true;
     while (grew) {
       grew = false;
-      for (const [pid, st] of stats) if (!tree.has(pid) && tree.has(st.ppid)) (tree.add(pid), (grew = true));
+      for (const [pid, st] of stats) if (!tree.has(pid) && tree.has(st.ppid)) tree.add(pid), (grew = true);
     }
     let ticks = 0;
     for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
@@ -114,7 +122,11 @@ async function startServer(args, readyPattern) {
 }
 
 async function post(port, target, body) {
-  const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: sign(`127.0.0.1:${port}`, target, body), body });
+  const res = await fetch(`http://127.0.0.1:${port}/`, {
+    method: 'POST',
+    headers: sign(`127.0.0.1:${port}`, target, body),
+    body,
+  });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${target}: ${res.status} ${text}`);
   return JSON.parse(text);
@@ -123,8 +135,17 @@ async function post(port, target, body) {
 function requestsFor(port, keyId) {
   const requests = [];
   for (let i = 0; i < 128; i++) {
-    const body = JSON.stringify({ KeyId: keyId, Message: randomBytes(MESSAGE_BYTES).toString('base64'), MacAlgorithm: 'HMAC_SHA_256' });
-    requests.push({ method: 'POST', path: '/', headers: sign(`127.0.0.1:${port}`, 'TrentService.GenerateMac', body), body });
+    const body = JSON.stringify({
+      KeyId: keyId,
+      Message: randomBytes(MESSAGE_BYTES).toString('base64'),
+      MacAlgorithm: 'HMAC_SHA_256',
+    });
+    requests.push({
+      method: 'POST',
+      path: '/',
+      headers: sign(`127.0.0.1:${port}`, 'TrentService.GenerateMac', body),
+      body,
+    });
   }
   return requests;
 }
@@ -144,16 +165,22 @@ async function run(name, start) {
   try {
     const requests = requestsFor(port, keyId);
     // Sanity: the pre-signed request is accepted and answers a MAC.
-    const probe = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: requests[0].headers, body: requests[0].body });
+    const probe = await fetch(`http://127.0.0.1:${port}/`, {
+      method: 'POST',
+      headers: requests[0].headers,
+      body: requests[0].body,
+    });
     const probeBody = await probe.text();
-    if (probe.status !== 200 || !JSON.parse(probeBody).Mac) throw new Error(`${name}: probe failed: ${probe.status} ${probeBody}`);
+    if (probe.status !== 200 || !JSON.parse(probeBody).Mac)
+      throw new Error(`${name}: probe failed: ${probe.status} ${probeBody}`);
     await cannon(port, requests, 2); // warm-up (JIT, connection setup)
     const cpu0 = cpuSeconds(proc.pid);
     const gen0 = process.cpuUsage();
     const r = await cannon(port, requests, DURATION);
     const gen = process.cpuUsage(gen0);
     const cpu1 = cpuSeconds(proc.pid);
-    const cpuUsPerReq = cpu0 === null || cpu1 === null ? null : Math.round(((cpu1 - cpu0) * 1e6) / r.requests.total * 10) / 10;
+    const cpuUsPerReq =
+      cpu0 === null || cpu1 === null ? null : Math.round((((cpu1 - cpu0) * 1e6) / r.requests.total) * 10) / 10;
     return {
       name,
       reqPerSec: Math.round(r.requests.average),
@@ -183,7 +210,11 @@ function kmsHmac(workers) {
       [SERVE, '--port', '0', '--keystore', store, '--workers', String(workers), ...logArgs],
       /listening on http:\/\/127\.0\.0\.1:(\d+)/,
     );
-    const created = await post(port, 'TrentService.CreateKey', JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }));
+    const created = await post(
+      port,
+      'TrentService.CreateKey',
+      JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }),
+    );
     return { proc, port, keyId: created.KeyMetadata.KeyId };
   };
 }
@@ -222,20 +253,32 @@ async function fleetRun(results) {
   // Every replica gets the same passphrase, through the environment it inherits.
   const savedPassphrase = process.env.KMS_HMAC_PASSPHRASE;
   process.env.KMS_HMAC_PASSPHRASE = 'bench fleet passphrase';
-  const replica = (url) => startServer([SERVE, '--port', '0', '--keystore', url, ...logArgs], /listening on http:\/\/127\.0\.0\.1:(\d+)/);
+  const replica = (url) =>
+    startServer([SERVE, '--port', '0', '--keystore', url, ...logArgs], /listening on http:\/\/127\.0\.0\.1:(\d+)/);
   try {
     const hot = await pg.createDatabase('hot');
     const withKey = (start) => async () => {
       const { proc, port } = await start();
-      const created = await post(port, 'TrentService.CreateKey', JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }));
+      const created = await post(
+        port,
+        'TrentService.CreateKey',
+        JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }),
+      );
       return { proc, port, keyId: created.KeyMetadata.KeyId };
     };
-    const serveStore = (...store) => withKey(() => startServer([join(ROOT, 'bench/serve-store.js'), ...store], /listening on http:\/\/127\.0\.0\.1:(\d+)/));
+    const serveStore = (...store) =>
+      withKey(() =>
+        startServer([join(ROOT, 'bench/serve-store.js'), ...store], /listening on http:\/\/127\.0\.0\.1:(\d+)/),
+      );
     const memoryServe = serveStore();
     const postgresServe = serveStore(hot);
     // In turns, twice each, the better run of each kept: a shared machine's load drifts over a minute.
     const runs = [];
-    for (let i = 0; i < 2; i++) runs.push(await run('kms-hmac serve, memory store', memoryServe), await run('kms-hmac serve, PostgreSQL store', postgresServe));
+    for (let i = 0; i < 2; i++)
+      runs.push(
+        await run('kms-hmac serve, memory store', memoryServe),
+        await run('kms-hmac serve, PostgreSQL store', postgresServe),
+      );
     const best = (name) => runs.filter((r) => r.name === name).sort((a, b) => b.reqPerSec - a.reqPerSec)[0];
     const memory = best('kms-hmac serve, memory store');
     const postgres = best('kms-hmac serve, PostgreSQL store');
@@ -244,22 +287,42 @@ async function fleetRun(results) {
     const url = await pg.createDatabase('fleet');
     const [a, b] = [await replica(url), await replica(url)];
     try {
-      const key = (await post(a.port, 'TrentService.CreateKey', JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }))).KeyMetadata.KeyId;
+      const key = (
+        await post(
+          a.port,
+          'TrentService.CreateKey',
+          JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }),
+        )
+      ).KeyMetadata.KeyId;
       const [ra, rb] = [requestsFor(a.port, key), requestsFor(b.port, key)];
       await Promise.all([cannon(a.port, ra, 2), cannon(b.port, rb, 2)]);
       const [la, lb] = await Promise.all([cannon(a.port, ra, DURATION), cannon(b.port, rb, DURATION)]);
-      const perReplica = [la, lb].map((r) => ({ reqPerSec: Math.round(r.requests.average), p99ms: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx }));
+      const perReplica = [la, lb].map((r) => ({
+        reqPerSec: Math.round(r.requests.average),
+        p99ms: r.latency.p99,
+        errors: r.errors + r.timeouts + r.non2xx,
+      }));
 
       // DisableKey acknowledged by A → B refuses the key: the time in between, as a client sees it.
       const propagation = [];
       for (let i = 0; i < 20; i++) {
-        const k = (await post(a.port, 'TrentService.CreateKey', JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }))).KeyMetadata.KeyId;
+        const k = (
+          await post(
+            a.port,
+            'TrentService.CreateKey',
+            JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }),
+          )
+        ).KeyMetadata.KeyId;
         const mac = JSON.stringify({ KeyId: k, Message: 'AAAA', MacAlgorithm: 'HMAC_SHA_256' });
         await post(b.port, 'TrentService.GenerateMac', mac);
         await post(a.port, 'TrentService.DisableKey', JSON.stringify({ KeyId: k }));
         const t = performance.now();
         for (;;) {
-          const res = await fetch(`http://127.0.0.1:${b.port}/`, { method: 'POST', headers: sign(`127.0.0.1:${b.port}`, 'TrentService.GenerateMac', mac), body: mac });
+          const res = await fetch(`http://127.0.0.1:${b.port}/`, {
+            method: 'POST',
+            headers: sign(`127.0.0.1:${b.port}`, 'TrentService.GenerateMac', mac),
+            body: mac,
+          });
           const text = await res.text();
           if (res.status !== 200 && JSON.parse(text).__type === 'DisabledException') break;
           if (performance.now() - t > 10_000) throw new Error('DisableKey did not reach the other replica in 10 s');
@@ -270,7 +333,10 @@ async function fleetRun(results) {
       const pct = (p) => propagation[Math.min(propagation.length - 1, Math.ceil(propagation.length * p) - 1)];
       return {
         hotPathRatio: postgres.reqPerSec / memory.reqPerSec,
-        hotPathCpuRatio: memory.serverCpuUsPerReq && postgres.serverCpuUsPerReq ? memory.serverCpuUsPerReq / postgres.serverCpuUsPerReq : null,
+        hotPathCpuRatio:
+          memory.serverCpuUsPerReq && postgres.serverCpuUsPerReq
+            ? memory.serverCpuUsPerReq / postgres.serverCpuUsPerReq
+            : null,
         perReplica,
         propagationMs: { p50: pct(0.5), p99: pct(0.99), max: propagation.at(-1) },
       };
@@ -311,7 +377,12 @@ for (const r of results) {
   );
 }
 console.log('# req/s per core = 1e6 / server CPU µs per request: what one fully available core would serve');
-console.log(`# load average at the end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')} (on ${env.cores} cores)`);
+console.log(
+  `# load average at the end: ${(await import('node:os'))
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')} (on ${env.cores} cores)`,
+);
 
 const one = results.find((r) => r.name.includes('1 worker'));
 const two = results.find((r) => r.name.includes('workers 2'));
@@ -322,11 +393,16 @@ if (one) {
   console.log(`target 1 worker ≥ 18000 req/s: ${one.reqPerSec} → ${mark(one.reqPerSec >= 18000)}`);
   console.log(`target p99 ≤ 10 ms: ${one.p99ms} ms → ${mark(one.p99ms <= 10)}`);
   console.log(`target 0 errors: ${one.errors} → ${mark(one.errors === 0)}`);
-  if (two) console.log(`target --workers 2 ≥ 1.4× one worker: ${(two.reqPerSec / one.reqPerSec).toFixed(2)}× → ${mark(two.reqPerSec >= 1.4 * one.reqPerSec)}`);
+  if (two)
+    console.log(
+      `target --workers 2 ≥ 1.4× one worker: ${(two.reqPerSec / one.reqPerSec).toFixed(2)}× → ${mark(two.reqPerSec >= 1.4 * one.reqPerSec)}`,
+    );
   if (base) {
     console.log(`1 worker vs minimal node:crypto baseline: ${(one.reqPerSec / base.reqPerSec).toFixed(2)}× req/s`);
     if (one.serverCpuUsPerReq && base.serverCpuUsPerReq) {
-      console.log(`server CPU per request, 1 worker vs baseline: ${(one.serverCpuUsPerReq / base.serverCpuUsPerReq).toFixed(2)}× (lower is better)`);
+      console.log(
+        `server CPU per request, 1 worker vs baseline: ${(one.serverCpuUsPerReq / base.serverCpuUsPerReq).toFixed(2)}× (lower is better)`,
+      );
     }
   }
 }
@@ -335,10 +411,19 @@ if (fleet) {
   console.log(
     `fleet, two replicas on one PostgreSQL, loaded together: ${fleet.perReplica.map((r) => `${r.reqPerSec} req/s (p99 ${r.p99ms} ms, ${r.errors} errors)`).join(' + ')}`,
   );
-  console.log(`DisableKey on one replica → refused by the other: p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms, max ${p.max.toFixed(1)} ms (target ≤ 1000 ms: ${p.p99 <= 1000 ? 'met' : 'MISSED'})`);
+  console.log(
+    `DisableKey on one replica → refused by the other: p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms, max ${p.max.toFixed(1)} ms (target ≤ 1000 ms: ${p.p99 <= 1000 ? 'met' : 'MISSED'})`,
+  );
   console.log(
     `MAC hot path, PostgreSQL store vs memory store: ${fleet.hotPathRatio.toFixed(3)}× req/s` +
       `${fleet.hotPathCpuRatio ? `, ${fleet.hotPathCpuRatio.toFixed(3)}× per server CPU µs` : ''} (target ≥ 0.95×: ${fleet.hotPathRatio >= 0.95 ? 'met' : 'MISSED'})`,
   );
 }
-if (process.argv.includes('--json')) console.log(JSON.stringify({ environment: env, connections: CONNECTIONS, durationS: DURATION, messageBytes: MESSAGE_BYTES, results, fleet }, null, 2));
+if (process.argv.includes('--json'))
+  console.log(
+    JSON.stringify(
+      { environment: env, connections: CONNECTIONS, durationS: DURATION, messageBytes: MESSAGE_BYTES, results, fleet },
+      null,
+      2,
+    ),
+  );

@@ -95,7 +95,10 @@ function runCell(alg, lengths, paths) {
   // Every path must agree with node:crypto before anything is timed.
   const want = Buffer.alloc(out.length);
   for (let i = 0; i < lengths.length; i++) {
-    createHmac(alg.hash, KEY).update(data.subarray(offsets[i], offsets[i + 1])).digest().copy(want, i * macLen);
+    createHmac(alg.hash, KEY)
+      .update(data.subarray(offsets[i], offsets[i + 1]))
+      .digest()
+      .copy(want, i * macLen);
   }
   for (const p of [OFF, ...Object.values(paths)]) {
     use(p);
@@ -153,7 +156,9 @@ const say = (s = '') => {
 
 function header() {
   const cal = addon.simdCalibration();
-  say(`CPU: ${os.cpus()[0]?.model ?? 'unknown'} (${cal.cpu}), ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`);
+  say(
+    `CPU: ${os.cpus()[0]?.model ?? 'unknown'} (${cal.cpu}), ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`,
+  );
   say(`Node ${process.version}, ${addon.opensslVersion}`);
   say(`SIMD selection at load: ${addon.simdPath} (${addon.simdReason})`);
   say(`Path status: ${addon.simdStatus}`);
@@ -162,11 +167,14 @@ function header() {
   );
   for (const fam of ['sha256', 'sha512']) {
     const cells = Object.entries(cal[fam].paths).map(
-      ([p, c]) => `${p} ${fmt(c.perBatchNs, 0)} + ${fmt(c.perMessageNs, 0)}/msg + ${fmt(c.perRoundNs, 0)}/round x${c.lanes}`,
+      ([p, c]) =>
+        `${p} ${fmt(c.perBatchNs, 0)} + ${fmt(c.perMessageNs, 0)}/msg + ${fmt(c.perRoundNs, 0)}/round x${c.lanes}`,
     );
     say(`  cost model ${fam} (ns): ${cells.join('; ')}`);
   }
-  say(`1 thread, packed sync batch; ${SAMPLES} paired samples of ~${SAMPLE_MS} ms per cell; ratio = OpenSSL CPU time / path CPU time`);
+  say(
+    `1 thread, packed sync batch; ${SAMPLES} paired samples of ~${SAMPLE_MS} ms per cell; ratio = OpenSSL CPU time / path CPU time`,
+  );
   if (!lanePaths.length) say('No multi-buffer path on this machine: auto is OpenSSL.');
 }
 
@@ -203,7 +211,9 @@ if (SWEEP) {
     lines.push(JSON.stringify(grid, null, 1));
   }
   say();
-  say(`Lowest cell: ${fmt(worst.ratio)} (${worst.where}); cells below 0.95: ${results.filter((r) => r.ratio.auto < 0.95).length} of ${results.length}`);
+  say(
+    `Lowest cell: ${fmt(worst.ratio)} (${worst.where}); cells below 0.95: ${results.filter((r) => r.ratio.auto < 0.95).length} of ${results.length}`,
+  );
 } else {
   const mixed = (n) => Array.from({ length: n }, () => 16 + Math.floor(rand() * (4096 - 16 + 1)));
   const cases = [
@@ -232,7 +242,9 @@ if (SWEEP) {
   }
   console.table(rows);
   lines.push(JSON.stringify(rows, null, 1));
-  say('Cells: OpenSSL time / path time, median of paired samples (min: of the fastest samples). Targets are judged on auto.');
+  say(
+    'Cells: OpenSSL time / path time, median of paired samples (min: of the fastest samples). Targets are judged on auto.',
+  );
 }
 if (JSON_OUT) {
   writeFileSync(

@@ -43,23 +43,65 @@ function batch(count, size, algorithm, key) {
  * marked "new output" show what a fresh result buffer costs on top.
  */
 const asyncVsSync = (target, count, size) => [
-  [`macPackedAsync(out) vs macPackedInto, ${count} x ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`}`, target, 'native', count, size,
-    (k, b) => k.macPackedAsync(b.data, b.offsets, b.asyncOut), (k, b) => k.macPackedInto(b.data, b.offsets, b.out)],
-  [`  same, new output: macPackedAsync(data, offsets)`, null, 'native', count, size,
-    (k, b) => k.macPackedAsync(b.data, b.offsets), (k, b) => k.macPackedInto(b.data, b.offsets, b.out)],
+  [
+    `macPackedAsync(out) vs macPackedInto, ${count} x ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`}`,
+    target,
+    'native',
+    count,
+    size,
+    (k, b) => k.macPackedAsync(b.data, b.offsets, b.asyncOut),
+    (k, b) => k.macPackedInto(b.data, b.offsets, b.out),
+  ],
+  [
+    `  same, new output: macPackedAsync(data, offsets)`,
+    null,
+    'native',
+    count,
+    size,
+    (k, b) => k.macPackedAsync(b.data, b.offsets),
+    (k, b) => k.macPackedInto(b.data, b.offsets, b.out),
+  ],
 ];
 const TARGETS = [
   ...asyncVsSync(1.7, 16384, 64),
   ...asyncVsSync(1.7, 4096, 1024),
   ...asyncVsSync(1.2, 4096, 64),
-  ['macBatch vs macPackedInto, 4096 x 64 B', 0.85, 'native', 4096, 64,
-    (k, b) => k.macBatch(b.messages), (k, b) => k.macPackedInto(b.data, b.offsets, b.out)],
-  ['macBatchAsync vs macPackedAsync, 4096 x 64 B', 0.85, 'native', 4096, 64,
-    (k, b) => k.macBatchAsync(b.messages), (k, b) => k.macPackedAsync(b.data, b.offsets)],
-  ['verifyBatch vs verifyPacked, 4096 x 64 B', 0.85, 'native', 4096, 64,
-    (k, b) => k.verifyBatch(b.messages, b.macList), (k, b) => k.verifyPacked(b.data, b.offsets, b.macs)],
-  ['wasm-simd: macPackedAsync (2 workers) vs 1-thread macPackedInto, 16384 x 64 B', 1.7, 'wasm-simd', 16384, 64,
-    (k, b) => k.macPackedAsync(b.data, b.offsets, b.asyncOut), (k, b) => b.syncKey.macPackedInto(b.data, b.offsets, b.out)],
+  [
+    'macBatch vs macPackedInto, 4096 x 64 B',
+    0.85,
+    'native',
+    4096,
+    64,
+    (k, b) => k.macBatch(b.messages),
+    (k, b) => k.macPackedInto(b.data, b.offsets, b.out),
+  ],
+  [
+    'macBatchAsync vs macPackedAsync, 4096 x 64 B',
+    0.85,
+    'native',
+    4096,
+    64,
+    (k, b) => k.macBatchAsync(b.messages),
+    (k, b) => k.macPackedAsync(b.data, b.offsets),
+  ],
+  [
+    'verifyBatch vs verifyPacked, 4096 x 64 B',
+    0.85,
+    'native',
+    4096,
+    64,
+    (k, b) => k.verifyBatch(b.messages, b.macList),
+    (k, b) => k.verifyPacked(b.data, b.offsets, b.macs),
+  ],
+  [
+    'wasm-simd: macPackedAsync (2 workers) vs 1-thread macPackedInto, 16384 x 64 B',
+    1.7,
+    'wasm-simd',
+    16384,
+    64,
+    (k, b) => k.macPackedAsync(b.data, b.offsets, b.asyncOut),
+    (k, b) => b.syncKey.macPackedInto(b.data, b.offsets, b.out),
+  ],
 ];
 
 /** Median milliseconds per call of `fn` over about `time` ms (at least 3 calls). */
@@ -175,8 +217,13 @@ export async function runBudget({ count = 16384, size = 64, batches = 200, calle
  */
 export async function runCeiling({ count, size, threads = 2, rounds = 7, time = 150 } = {}) {
   const once = async (n) => {
-    const workers = Array.from({ length: n }, () => new Worker(new URL(import.meta.url), { workerData: { ceiling: { count, size, time } } }));
-    const rates = await Promise.all(workers.map((w) => new Promise((resolve, reject) => w.once('message', resolve).once('error', reject))));
+    const workers = Array.from(
+      { length: n },
+      () => new Worker(new URL(import.meta.url), { workerData: { ceiling: { count, size, time } } }),
+    );
+    const rates = await Promise.all(
+      workers.map((w) => new Promise((resolve, reject) => w.once('message', resolve).once('error', reject))),
+    );
     await Promise.all(workers.map((w) => w.terminate()));
     return rates.reduce((a, b) => a + b, 0);
   };
@@ -192,12 +239,24 @@ export async function runCeiling({ count, size, threads = 2, rounds = 7, time = 
     }
     ratios.push(many / one);
   }
-  return { messages: count, size, threads, ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), rounds };
+  return {
+    messages: count,
+    size,
+    threads,
+    ratio: median(ratios),
+    ratioMin: Math.min(...ratios),
+    ratioMax: Math.max(...ratios),
+    rounds,
+  };
 }
 
 /** The parallel ceiling of each async target's batch shape (see runCeiling). */
 export async function runCeilings({ quick = false } = {}) {
-  const shapes = [...new Map(TARGETS.filter((t) => t[1] !== null && t[0].startsWith('macPackedAsync')).map((t) => [`${t[3]}x${t[4]}`, t])).values()];
+  const shapes = [
+    ...new Map(
+      TARGETS.filter((t) => t[1] !== null && t[0].startsWith('macPackedAsync')).map((t) => [`${t[3]}x${t[4]}`, t]),
+    ).values(),
+  ];
   const ceilings = [];
   for (const [, , , count, size] of shapes) ceilings.push(await runCeiling({ count, size, rounds: quick ? 3 : 7 }));
   return ceilings;
@@ -226,7 +285,9 @@ export function formatCeiling(c) {
 }
 
 export function formatTargets(rows) {
-  const lines = [`${'target'.padEnd(78)} ${'faster'.padStart(10)} ${'slower'.padStart(10)} ${'ratio'.padStart(7)}  (range)        goal`];
+  const lines = [
+    `${'target'.padEnd(78)} ${'faster'.padStart(10)} ${'slower'.padStart(10)} ${'ratio'.padStart(7)}  (range)        goal`,
+  ];
   for (const r of rows) {
     if (r.skipped) {
       lines.push(`${r.name.padEnd(78)} skipped: ${r.skipped}`);
@@ -263,5 +324,6 @@ if (!isMainThread && workerData?.ceiling) {
   const ceilings = await runCeilings({ quick });
   for (const c of ceilings) console.log(formatCeiling(c));
   const json = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : undefined;
-  if (json) writeFileSync(json, JSON.stringify({ environment: env, quick, targets: rows, budget, ceilings }, null, 2) + '\n');
+  if (json)
+    writeFileSync(json, JSON.stringify({ environment: env, quick, targets: rows, budget, ceilings }, null, 2) + '\n');
 }

@@ -104,29 +104,44 @@ export async function runWasmBench(opts = {}) {
     await kA2.macPackedAsync(data, offsets);
 
     const tasks = [
-      ['hash-wasm createHMAC (per message)', () => {
-        for (let i = 0; i < c.count; i++) {
-          hw.init();
-          hw.update(messages[i]);
-          hw.digest('binary');
-        }
-      }],
+      [
+        'hash-wasm createHMAC (per message)',
+        () => {
+          for (let i = 0; i < c.count; i++) {
+            hw.init();
+            hw.update(messages[i]);
+            hw.digest('binary');
+          }
+        },
+      ],
       ['wasm-simd batch (packed)', () => kSimd.macPackedInto(data, offsets, out)],
       ['wasm-scalar batch (packed)', () => kScalar.macPackedInto(data, offsets, out)],
-      ['wasm-simd macInto (per message)', () => {
-        for (let i = 0; i < c.count; i++) kSimd.macInto(messages[i], out, i * ml);
-      }],
-      ['wasm-scalar macInto (per message)', () => {
-        for (let i = 0; i < c.count; i++) kScalar.macInto(messages[i], out, i * ml);
-      }],
+      [
+        'wasm-simd macInto (per message)',
+        () => {
+          for (let i = 0; i < c.count; i++) kSimd.macInto(messages[i], out, i * ml);
+        },
+      ],
+      [
+        'wasm-scalar macInto (per message)',
+        () => {
+          for (let i = 0; i < c.count; i++) kScalar.macInto(messages[i], out, i * ml);
+        },
+      ],
       ['wasm-simd async batch, 1 worker', () => kA1.macPackedAsync(data, offsets), 'async'],
       ['wasm-simd async batch, 2 workers', () => kA2.macPackedAsync(data, offsets), 'async'],
-      ['@noble/hashes hmac (per message)', () => {
-        for (let i = 0; i < c.count; i++) nobleHmac(nobleHash, key, messages[i]);
-      }],
-      ['node:crypto createHmac (per message)', () => {
-        for (let i = 0; i < c.count; i++) createHmac(nodeHash, key).update(messages[i]).digest();
-      }],
+      [
+        '@noble/hashes hmac (per message)',
+        () => {
+          for (let i = 0; i < c.count; i++) nobleHmac(nobleHash, key, messages[i]);
+        },
+      ],
+      [
+        'node:crypto createHmac (per message)',
+        () => {
+          for (let i = 0; i < c.count; i++) createHmac(nodeHash, key).update(messages[i]).digest();
+        },
+      ],
     ];
 
     const perRound = new Map(tasks.map(([name]) => [name, []]));
@@ -171,7 +186,9 @@ export function formatRows(rows) {
   for (const r of rows) {
     if (r.case !== last) {
       lines.push('', `## ${r.case} (${r.messages} distinct messages per pass)`);
-      lines.push(`${'task'.padEnd(40)} ${'median/pass'.padStart(12)} ${'msg/s'.padStart(12)} ${'MB/s'.padStart(9)} ${'vs hash-wasm'.padStart(13)}`);
+      lines.push(
+        `${'task'.padEnd(40)} ${'median/pass'.padStart(12)} ${'msg/s'.padStart(12)} ${'MB/s'.padStart(9)} ${'vs hash-wasm'.padStart(13)}`,
+      );
       last = r.case;
     }
     lines.push(

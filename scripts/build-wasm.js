@@ -26,22 +26,35 @@ export const MEMORY_PAGES = 64; // 4 MiB; the static regions need ~3.2 MiB (see 
 
 const engineArgs = [
   join(root, 'assembly/index.ts'),
-  '--runtime', 'stub',
-  '--initialMemory', String(MEMORY_PAGES),
-  '--maximumMemory', String(MEMORY_PAGES),
+  '--runtime',
+  'stub',
+  '--initialMemory',
+  String(MEMORY_PAGES),
+  '--maximumMemory',
+  String(MEMORY_PAGES),
 ];
 
 // The framer's kernel grows its memory to the framer's layout once, before
 // any view of it is made (src/logs/framer.ts).
 const framerArgs = [
   join(root, 'assembly/log-framer.ts'),
-  '--runtime', 'stub',
-  '--initialMemory', '1',
-  '--maximumMemory', '65536',
+  '--runtime',
+  'stub',
+  '--initialMemory',
+  '1',
+  '--maximumMemory',
+  '65536',
 ];
 
 async function compile(name, extra, entry = engineArgs) {
-  const argv = [...entry, ...extra, '--outFile', join(outDir, `${name}.wasm`), '--textFile', join(outDir, `${name}.wat`)];
+  const argv = [
+    ...entry,
+    ...extra,
+    '--outFile',
+    join(outDir, `${name}.wasm`),
+    '--textFile',
+    join(outDir, `${name}.wat`),
+  ];
   let stderr = '';
   const { error } = await asc.main(argv, {
     stdout: { write: () => true },
@@ -89,4 +102,6 @@ if (generate) {
       `export const FRAMER_WASM_BASE64 =\n  '${framer.toString('base64')}';\n`,
   );
 }
-process.stdout.write(`build-wasm: scalar ${scalar.length} B, simd ${simd.length} B, framer ${framer.length} B, hash ${hash.slice(0, 16)}… → ${outDir}\n`);
+process.stdout.write(
+  `build-wasm: scalar ${scalar.length} B, simd ${simd.length} B, framer ${framer.length} B, hash ${hash.slice(0, 16)}… → ${outDir}\n`,
+);

@@ -96,11 +96,14 @@ async function main() {
     const keyBytes = random.bytes(keyLength);
     const count = Math.min(1 + random.below(64), messages - done);
     const lengths = Array.from({ length: count }, () =>
-      random.below(4) === 0 ? random.pick([0, 1, 55, 56, 63, 64, 111, 112, 127, 128, KMS_MESSAGE_MAX]) : random.below(KMS_MESSAGE_MAX + 1),
+      random.below(4) === 0
+        ? random.pick([0, 1, 55, 56, 63, 64, 111, 112, 127, 128, KMS_MESSAGE_MAX])
+        : random.below(KMS_MESSAGE_MAX + 1),
     );
     const batch = lengths.map((n) => random.bytes(n));
     const expected = batch.map((m) => createHmac(digest, keyBytes).update(m).digest());
-    const where = (i) => `${algorithm}, key ${keyLength} bytes, message ${batch[i].length} bytes (seed ${seed}, group ${group}, index ${i})`;
+    const where = (i) =>
+      `${algorithm}, key ${keyLength} bytes, message ${batch[i].length} bytes (seed ${seed}, group ${group}, index ${i})`;
 
     const key = kms.createMacKey(algorithm, keyBytes, { backend: 'native' });
     const { data, offsets } = kms.packMessages(batch);
@@ -113,7 +116,8 @@ async function main() {
       expectHex(key.mac(batch[i]), want, `single ${where(i)}`);
       expectHex(packed.subarray(i * macLength, (i + 1) * macLength), want, `packed ${where(i)}`);
       expectHex(array[i], want, `array batch ${where(i)}`);
-      if (asyncPacked) expectHex(asyncPacked.subarray(i * macLength, (i + 1) * macLength), want, `async packed ${where(i)}`);
+      if (asyncPacked)
+        expectHex(asyncPacked.subarray(i * macLength, (i + 1) * macLength), want, `async packed ${where(i)}`);
     }
     const macs = Buffer.concat(expected);
     const altered = random.below(count);
@@ -127,7 +131,9 @@ async function main() {
     done += count;
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(`node:crypto agrees on ${done} random messages (${JSON.stringify(perAlgorithm)}, seed ${seed}) in ${seconds} s`);
+  console.log(
+    `node:crypto agrees on ${done} random messages (${JSON.stringify(perAlgorithm)}, seed ${seed}) in ${seconds} s`,
+  );
 }
 
 main().catch((error) => {

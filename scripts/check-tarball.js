@@ -53,14 +53,20 @@ function main() {
       installOutput,
     );
 
-    const check = run(process.execPath, [join(here, 'check-prebuild.js'), '--package', installed, '--messages', messages], { env });
+    const check = run(
+      process.execPath,
+      [join(here, 'check-prebuild.js'), '--package', installed, '--messages', messages],
+      { env },
+    );
     step('the native prebuild loads and agrees with node:crypto', check.status === 0, check.output);
     console.log(check.stdout.trimEnd().replace(/^/gm, '    '));
 
     const demo = run('npx', ['kms-hmac', 'demo'], { cwd: consumer, env, shell: WINDOWS_SHELL });
     step(
       '`npx kms-hmac demo` runs on the native backend',
-      demo.status === 0 && /demo — backend native/.test(demo.stdout) && /verify app\.log --key-id \S+ +-> OK/.test(demo.stdout),
+      demo.status === 0 &&
+        /demo — backend native/.test(demo.stdout) &&
+        /verify app\.log --key-id \S+ +-> OK/.test(demo.stdout),
       demo.output,
     );
 

@@ -39,7 +39,8 @@ export function postgresBinDir() {
 /** Why PostgreSQL cannot be used here, or undefined when it can. */
 export function postgresUnavailableReason() {
   if (process.platform === 'win32') return 'the test cluster runs on Unix only';
-  if (!postgresBinDir()) return 'PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql; or set KMS_HMAC_POSTGRES_BIN)';
+  if (!postgresBinDir())
+    return 'PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql; or set KMS_HMAC_POSTGRES_BIN)';
   if (process.getuid?.() === 0) {
     try {
       execFileSync('id', ['-u', 'postgres'], { stdio: 'ignore' });
@@ -59,7 +60,9 @@ function run(cmd, args, opts = {}) {
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (out += d));
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out}`))));
+    p.on('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out}`)),
+    );
   });
 }
 
@@ -87,7 +90,18 @@ export class PostgresCluster {
   async start() {
     const settings = [`-k ${this.socketDir}`, `-p ${this.port}`, "-c listen_addresses=''", '-c max_connections=200'];
     if (!this.options.durable) settings.push('-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off');
-    await run(join(this.bin, 'pg_ctl'), ['-D', this.data, '-o', settings.join(' '), '-l', join(this.dir, 'server.log'), '-w', '-t', '60', 'start']);
+    await run(join(this.bin, 'pg_ctl'), [
+      '-D',
+      this.data,
+      '-o',
+      settings.join(' '),
+      '-l',
+      join(this.dir, 'server.log'),
+      '-w',
+      '-t',
+      '60',
+      'start',
+    ]);
     this.running = true;
   }
 
@@ -99,12 +113,28 @@ export class PostgresCluster {
   }
 
   async psql(sql, database = 'postgres') {
-    return (await run(join(this.bin, 'psql'), ['-h', this.socketDir, '-p', String(this.port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-Atc', sql])).trim();
+    return (
+      await run(join(this.bin, 'psql'), [
+        '-h',
+        this.socketDir,
+        '-p',
+        String(this.port),
+        '-U',
+        'postgres',
+        '-d',
+        database,
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-Atc',
+        sql,
+      ])
+    ).trim();
   }
 
   /** Creates a database and returns its URL. */
   async createDatabase(name) {
-    if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new RangeError(`database name ${name}: lowercase letters, digits and _ only`);
+    if (!/^[a-z_][a-z0-9_]*$/.test(name))
+      throw new RangeError(`database name ${name}: lowercase letters, digits and _ only`);
     await this.psql(`CREATE DATABASE ${name}`);
     return this.url(name);
   }
@@ -139,7 +169,18 @@ export async function startPostgres({ durable = false } = {}) {
   }
   const cluster = new PostgresCluster(dir, bin, { durable });
   try {
-    await run(join(bin, 'initdb'), ['-D', cluster.data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']);
+    await run(join(bin, 'initdb'), [
+      '-D',
+      cluster.data,
+      '-A',
+      'trust',
+      '-U',
+      'postgres',
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-sync',
+    ]);
     await cluster.start();
     return cluster;
   } catch (err) {

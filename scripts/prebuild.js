@@ -76,7 +76,10 @@ function toolchain(arch) {
   if (nodedir) env.npm_config_nodedir = nodedir;
   if (arch === process.arch) return { env, stripArgs: [] };
   const cross = CROSS_HOST ? CROSS[arch] : undefined;
-  if (!cross) throw new Error(`no cross toolchain for ${process.platform}-${process.arch} -> ${arch}; build it on its own runner`);
+  if (!cross)
+    throw new Error(
+      `no cross toolchain for ${process.platform}-${process.arch} -> ${arch}; build it on its own runner`,
+    );
   const compiler = `${cross.prefix}g++`;
   if (spawnSync(compiler, ['--version']).status !== 0) {
     throw new Error(`${compiler} not found: apt-get install ${cross.apt} (or pass --arch ${process.arch})`);
@@ -124,8 +127,19 @@ function prebuild(arch, out) {
     // --target: this Node's headers (N-API, so any Node >= the engines floor
     // loads the result); left out, prebuildify asks node-gyp for the newest
     // Node it knows, whose headers node-gyp downloads when npm sets no nodedir.
-    const args = ['--napi', '--strip', '--tag-libc', `--arch=${arch}`, `--target=${process.versions.node}`, ...stripArgs];
-    execFileSync(process.execPath, [prebuildify, ...args, `--out=${out}`, scratch], { cwd: scratch, env, stdio: 'inherit' });
+    const args = [
+      '--napi',
+      '--strip',
+      '--tag-libc',
+      `--arch=${arch}`,
+      `--target=${process.versions.node}`,
+      ...stripArgs,
+    ];
+    execFileSync(process.execPath, [prebuildify, ...args, `--out=${out}`, scratch], {
+      cwd: scratch,
+      env,
+      stdio: 'inherit',
+    });
     const addon = join(out, prebuildPath(arch));
     if (!existsSync(addon)) throw new Error(`prebuildify did not produce ${addon}`);
     checkBuild(scratch, arch, addon);

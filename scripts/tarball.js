@@ -44,7 +44,12 @@ export function compilerFreeEnv(dir, env = process.env) {
     running && existsSync(join(running, 'npm-cli.js'))
       ? running
       : join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin');
-  const tools = { node: process.execPath, npm: join(npmBin, 'npm-cli.js'), npx: join(npmBin, 'npx-cli.js'), sh: '/bin/sh' };
+  const tools = {
+    node: process.execPath,
+    npm: join(npmBin, 'npm-cli.js'),
+    npx: join(npmBin, 'npx-cli.js'),
+    sh: '/bin/sh',
+  };
   for (const [name, target] of Object.entries(tools)) symlinkSync(target, join(bin, name));
   const clean = { ...env, PATH: bin };
   // Nor may compiler settings inherited from the calling shell or npm.
@@ -64,10 +69,22 @@ export function compilerFreeEnv(dir, env = process.env) {
 export function installTarball(tarball, consumer, env, extraArgs = []) {
   mkdirSync(consumer, { recursive: true });
   const allowScripts = { 'kms-hmac': true, 'better-sqlite3': false };
-  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts }));
-  const args = ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', ...extraArgs];
+  writeFileSync(
+    join(consumer, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts }),
+  );
+  const args = [
+    'install',
+    tarball,
+    '--prefer-offline',
+    '--no-audit',
+    '--no-fund',
+    '--foreground-scripts',
+    ...extraArgs,
+  ];
   const result = spawnSync('npm', args, { cwd: consumer, env, encoding: 'utf8', shell: WINDOWS_SHELL });
   const sqliteBuild = join('node_modules', 'better-sqlite3', 'build', 'Release');
-  if (result.status === 0 && existsSync(join(ROOT, sqliteBuild))) cpSync(join(ROOT, sqliteBuild), join(consumer, sqliteBuild), { recursive: true });
+  if (result.status === 0 && existsSync(join(ROOT, sqliteBuild)))
+    cpSync(join(ROOT, sqliteBuild), join(consumer, sqliteBuild), { recursive: true });
   return result;
 }

@@ -15,7 +15,16 @@
 // max (SHA-512 instructions too, like Graviton3).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,7 +72,8 @@ function arm64Node() {
   );
   const tarball = join(dir, filename);
   const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
-  if (integrity !== ARM64_NODE.integrity) throw new Error(`${ARM64_NODE.spec}: checksum ${integrity}, pinned ${ARM64_NODE.integrity}`);
+  if (integrity !== ARM64_NODE.integrity)
+    throw new Error(`${ARM64_NODE.spec}: checksum ${integrity}, pinned ${ARM64_NODE.integrity}`);
   execFileSync('tar', ['-xzf', tarball, '-C', dir, '--strip-components=2', 'package/bin/node']);
   rmSync(tarball);
   writeFileSync(stamp, integrity);

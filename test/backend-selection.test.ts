@@ -85,7 +85,9 @@ describe('native missing', () => {
     key.destroy();
     const client = new KmsHmacClient();
     const { KeyId } = (await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata;
-    await expect(client.generateMac({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: material })).resolves.toHaveProperty('Mac');
+    await expect(
+      client.generateMac({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: material }),
+    ).resolves.toHaveProperty('Mac');
     await client.close();
   });
 
@@ -145,7 +147,11 @@ describe('in a separate process (built dist/)', () => {
          try { const i = backendInfo(); console.log(JSON.stringify({ name: i.name, skipped: i.skipped })); }
          catch (e) { console.log(JSON.stringify({ error: e.message })); }`,
       ],
-      { encoding: 'utf8', timeout: 30_000, env: { ...process.env, KMS_HMAC_BACKEND: '', KMS_HMAC_REQUIRE_NATIVE: '', ...env } },
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: { ...process.env, KMS_HMAC_BACKEND: '', KMS_HMAC_REQUIRE_NATIVE: '', ...env },
+      },
     );
 
   it.skipIf(!existsSync(distIndex))('native dir empty: WASM chosen, reason reported, one-line warning', () => {
@@ -171,7 +177,16 @@ describe('the algorithm table', () => {
     const binding = loadNativeBinding();
     expect(createNativeBackend(binding).name).toBe('native');
     const swapped = { ...binding, macLengths: [28, 32, 64, 48] };
-    expect(() => createNativeBackend(swapped)).toThrow(/native addon does not match the algorithm table.*HMAC_SHA_384, HMAC_SHA_512/);
-    expect(() => checkAlgorithmTable('an engine', 5, () => 32, () => 64)).toThrow(/5 algorithms for 4/);
+    expect(() => createNativeBackend(swapped)).toThrow(
+      /native addon does not match the algorithm table.*HMAC_SHA_384, HMAC_SHA_512/,
+    );
+    expect(() =>
+      checkAlgorithmTable(
+        'an engine',
+        5,
+        () => 32,
+        () => 64,
+      ),
+    ).toThrow(/5 algorithms for 4/);
   });
 });

@@ -12,7 +12,13 @@ import { createMacKey, packMessages, type MacKey } from '../src/mac/key.js';
 import { bytes } from './support/bytes.js';
 
 const vectors = JSON.parse(readFileSync(new URL('./fixtures/rfc4231.json', import.meta.url), 'utf8')) as {
-  cases: { testCase: number; keyHex: string; dataHex: string; truncateBytes?: number; macHex: Record<MacAlgorithm, string> }[];
+  cases: {
+    testCase: number;
+    keyHex: string;
+    dataHex: string;
+    truncateBytes?: number;
+    macHex: Record<MacAlgorithm, string>;
+  }[];
 };
 
 const NODE_HASH: Record<MacAlgorithm, string> = {
@@ -29,7 +35,6 @@ function oracle(algorithm: MacAlgorithm, key: Uint8Array, message: Uint8Array): 
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
-
 
 function detachedView(): Uint8Array {
   const buffer = new ArrayBuffer(16);
@@ -78,7 +83,9 @@ describe.each(BACKENDS_UNDER_TEST as typeof BACKEND_NAMES)('backend %s', (name) 
       for (let length = 0; length <= 300; length++) {
         const material = bytes(length, length + 7);
         const key = keyFor(algorithm, material);
-        expect(hex(key.mac(message)), `key length ${length}`).toBe(oracle(algorithm, material, message).toString('hex'));
+        expect(hex(key.mac(message)), `key length ${length}`).toBe(
+          oracle(algorithm, material, message).toString('hex'),
+        );
         key.destroy();
       }
     });
@@ -92,7 +99,9 @@ describe.each(BACKENDS_UNDER_TEST as typeof BACKEND_NAMES)('backend %s', (name) 
       for (let length = 0; length <= 4200; length++) {
         const expected = oracle(algorithm, material, messages[length]!).toString('hex');
         expect(hex(key.mac(messages[length]!)), `message length ${length}`).toBe(expected);
-        expect(hex(packed.subarray(length * key.macLength, (length + 1) * key.macLength)), `packed ${length}`).toBe(expected);
+        expect(hex(packed.subarray(length * key.macLength, (length + 1) * key.macLength)), `packed ${length}`).toBe(
+          expected,
+        );
       }
       key.destroy();
     });
@@ -103,7 +112,9 @@ describe.each(BACKENDS_UNDER_TEST as typeof BACKEND_NAMES)('backend %s', (name) 
         const key = keyFor(algorithm, material);
         const messages = Array.from({ length: 37 + round }, () => randomBytes(Math.floor(Math.random() * 4200)));
         const macs = key.macBatch(messages);
-        messages.forEach((message, i) => expect(hex(macs[i]!)).toBe(oracle(algorithm, material, message).toString('hex')));
+        messages.forEach((message, i) =>
+          expect(hex(macs[i]!)).toBe(oracle(algorithm, material, message).toString('hex')),
+        );
         key.destroy();
       }
     });
@@ -182,7 +193,8 @@ describe.each(BACKENDS_UNDER_TEST as typeof BACKEND_NAMES)('backend %s', (name) 
         flipped[bit >> 3] ^= 1 << (bit & 7);
         expect(key.verify(message, flipped)).toBe(false);
       }
-      for (let length = 0; length < mac.length; length++) expect(key.verify(message, mac.subarray(0, length))).toBe(false);
+      for (let length = 0; length < mac.length; length++)
+        expect(key.verify(message, mac.subarray(0, length))).toBe(false);
       expect(key.verify(message, Buffer.concat([mac, Buffer.from([0])]))).toBe(false);
       const otherMessage = message.slice();
       otherMessage[0] ^= 1;
@@ -200,7 +212,17 @@ describe.each(BACKENDS_UNDER_TEST as typeof BACKEND_NAMES)('backend %s', (name) 
     });
 
     it('wrong types', () => {
-      for (const bad of [undefined, null, 'text', 42, {}, [1, 2], new Uint16Array(4), new DataView(new ArrayBuffer(4)), new ArrayBuffer(4)]) {
+      for (const bad of [
+        undefined,
+        null,
+        'text',
+        42,
+        {},
+        [1, 2],
+        new Uint16Array(4),
+        new DataView(new ArrayBuffer(4)),
+        new ArrayBuffer(4),
+      ]) {
         expect(() => key.mac(bad as never)).toThrow(TypeError);
         expect(() => key.verify(bad as never, message)).toThrow(TypeError);
         expect(() => key.verify(message, bad as never)).toThrow(TypeError);

@@ -28,7 +28,9 @@ let arn = '';
 beforeAll(async () => {
   const r = await cli(['keys', 'create', '--key-spec', 'HMAC_256', '--description', 'logs', '--alias', 'alias/logs']);
   // The store did not exist: the CLI says, once, that it created it unencrypted.
-  expect(r.stderr).toMatch(/^kms-hmac: warning: created key store .*keystore\.json without a passphrase.*--passphrase-file.*\n$/);
+  expect(r.stderr).toMatch(
+    /^kms-hmac: warning: created key store .*keystore\.json without a passphrase.*--passphrase-file.*\n$/,
+  );
   expect(r.code).toBe(0);
   const md = JSON.parse(r.stdout).KeyMetadata;
   keyId = md.KeyId;
@@ -48,11 +50,7 @@ describe('help and usage', () => {
     expect(code).toBe(0);
   });
 
-  it.each([
-    [[]],
-    [['keys']],
-    [['mac']],
-  ])('%j without a subcommand: help on stderr, exit 2', async (args) => {
+  it.each([[[]], [['keys']], [['mac']]])('%j without a subcommand: help on stderr, exit 2', async (args) => {
     const r = await cli(args);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/Usage:/);
@@ -83,7 +81,8 @@ describe('help and usage', () => {
     runs.forEach((r, i) => {
       expect(r.code, cmds[i]!.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: kms-hmac/);
-      if (cmds[i]!.length && !['keys', 'mac', 'bench'].includes(cmds[i]!.join(' '))) expect(r.stdout).toMatch(/--keystore/);
+      if (cmds[i]!.length && !['keys', 'mac', 'bench'].includes(cmds[i]!.join(' ')))
+        expect(r.stdout).toMatch(/--keystore/);
     });
     expect(runs[0]!.stdout).toMatch(/Exit codes: 0 ok; 1 verification failed/);
   });
@@ -105,11 +104,18 @@ describe('keys', () => {
   it('create prints KeyMetadata; list, describe, alias, disable, enable, schedule/cancel deletion', async () => {
     const c = await cli(['keys', 'create', '--key-spec', 'HMAC_512', '--keystore', join(dir, 'other.json')]);
     const md = JSON.parse(c.stdout).KeyMetadata;
-    expect(md).toMatchObject({ KeySpec: 'HMAC_512', KeyUsage: 'GENERATE_VERIFY_MAC', KeyState: 'Enabled', MacAlgorithms: ['HMAC_SHA_512'] });
+    expect(md).toMatchObject({
+      KeySpec: 'HMAC_512',
+      KeyUsage: 'GENERATE_VERIFY_MAC',
+      KeyState: 'Enabled',
+      MacAlgorithms: ['HMAC_SHA_512'],
+    });
     const other = join(dir, 'other.json');
     const list = await cli(['keys', 'list', '--json', '--keystore', other]);
     expect(JSON.parse(list.stdout).Keys.map((k: { KeyId: string }) => k.KeyId)).toEqual([md.KeyId]);
-    expect((await cli(['keys', 'alias', '--key-id', md.KeyId, '--alias', 'alias/x', '--keystore', other])).code).toBe(0);
+    expect((await cli(['keys', 'alias', '--key-id', md.KeyId, '--alias', 'alias/x', '--keystore', other])).code).toBe(
+      0,
+    );
     // --key-id may name another alias: it is resolved to the key first.
     const viaAlias = await cli(['keys', 'alias', '--key-id', 'alias/x', '--alias', 'alias/y', '--keystore', other]);
     expect(JSON.parse(viaAlias.stdout)).toEqual({ AliasName: 'alias/y', TargetKeyId: md.KeyId });
@@ -119,7 +125,16 @@ describe('keys', () => {
     expect(JSON.parse(dis.stdout).KeyState).toBe('Disabled');
     const en = await cli(['keys', 'enable', '--key-id', md.KeyId, '--keystore', other]);
     expect(JSON.parse(en.stdout).KeyState).toBe('Enabled');
-    const sch = await cli(['keys', 'schedule-deletion', '--key-id', md.KeyId, '--pending-window-in-days', '7', '--keystore', other]);
+    const sch = await cli([
+      'keys',
+      'schedule-deletion',
+      '--key-id',
+      md.KeyId,
+      '--pending-window-in-days',
+      '7',
+      '--keystore',
+      other,
+    ]);
     expect(JSON.parse(sch.stdout)).toMatchObject({ KeyState: 'PendingDeletion', PendingWindowInDays: 7 });
     const can = await cli(['keys', 'cancel-deletion', '--key-id', md.KeyId, '--keystore', other]);
     expect(can.code).toBe(0);
@@ -133,7 +148,16 @@ describe('keys', () => {
     const md = JSON.parse(c.stdout).KeyMetadata;
     expect(md.KeyState).toBe('PendingImport');
     const material = Buffer.alloc(32, 7);
-    const imp = await cli(['keys', 'import', '--key-id', md.KeyId, '--material-hex', material.toString('hex'), '--keystore', ks]);
+    const imp = await cli([
+      'keys',
+      'import',
+      '--key-id',
+      md.KeyId,
+      '--material-hex',
+      material.toString('hex'),
+      '--keystore',
+      ks,
+    ]);
     expect(imp.stderr).toBe('');
     expect(JSON.parse(imp.stdout).KeyMetadata.KeyState).toBe('Enabled');
     const g = await cli(['mac', 'generate', '--key-id', md.KeyId, '--keystore', ks], 'hello');
@@ -144,7 +168,9 @@ describe('keys', () => {
   it('errors print the KMS name and message and exit 3', async () => {
     const r = await cli(['keys', 'describe', '--key-id', 'alias/nope']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^kms-hmac: NotFoundException: Alias arn:aws:kms:us-east-1:111122223333:alias\/nope is not found\./);
+    expect(r.stderr).toMatch(
+      /^kms-hmac: NotFoundException: Alias arn:aws:kms:us-east-1:111122223333:alias\/nope is not found\./,
+    );
   });
 });
 
@@ -167,10 +193,14 @@ describe('mac generate / verify', () => {
   it('a message over 4096 bytes is a ValidationException (exit 2); a wrong algorithm InvalidKeyUsageException (exit 3)', async () => {
     const big = await cli(['mac', 'generate', '--key-id', 'alias/logs'], Buffer.alloc(4097, 1));
     expect(big.code).toBe(2);
-    expect(big.stderr).toMatch(/ValidationException: 1 validation error detected: Value at 'message' failed to satisfy constraint: Member must have length less than or equal to 4096/);
+    expect(big.stderr).toMatch(
+      /ValidationException: 1 validation error detected: Value at 'message' failed to satisfy constraint: Member must have length less than or equal to 4096/,
+    );
     const alg = await cli(['mac', 'generate', '--key-id', 'alias/logs', '--algorithm', 'HMAC_SHA_512'], 'x');
     expect(alg.code).toBe(3);
-    expect(alg.stderr).toMatch(/InvalidKeyUsageException: Algorithm HMAC_SHA_512 is incompatible with key spec HMAC_256\./);
+    expect(alg.stderr).toMatch(
+      /InvalidKeyUsageException: Algorithm HMAC_SHA_512 is incompatible with key spec HMAC_256\./,
+    );
   });
 
   it('takes the AWS CLI flag name --mac-algorithm as well as --algorithm', async () => {
@@ -179,7 +209,10 @@ describe('mac generate / verify', () => {
     expect([b.code, b.stdout]).toEqual([0, a.stdout]);
     const wrong = await cli(['mac', 'generate', '--key-id', 'alias/logs', '--mac-algorithm', 'HMAC_SHA_512'], 'x');
     expect(wrong.stderr).toMatch(/InvalidKeyUsageException/);
-    const both = await cli(['mac', 'generate', '--key-id', 'alias/logs', '--algorithm', 'HMAC_SHA_256', '--mac-algorithm', 'HMAC_SHA_256'], 'x');
+    const both = await cli(
+      ['mac', 'generate', '--key-id', 'alias/logs', '--algorithm', 'HMAC_SHA_256', '--mac-algorithm', 'HMAC_SHA_256'],
+      'x',
+    );
     expect(both.code).toBe(2);
   });
 });

@@ -15,13 +15,24 @@ const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-cli-ks-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const NO_PASS = { KMS_HMAC_PASSPHRASE: '', KMS_HMAC_PASSPHRASE_FILE: '' };
-const cli = (args: string[], env: Record<string, string> = {}, input?: string) => runCli(args, { cwd: dir, env: { ...NO_PASS, ...env }, input });
+const cli = (args: string[], env: Record<string, string> = {}, input?: string) =>
+  runCli(args, { cwd: dir, env: { ...NO_PASS, ...env }, input });
 const passFile = join(dir, 'pass.txt');
 writeFileSync(passFile, 'correct horse battery staple\n', { mode: 0o600 });
 
 describe('passphrase on every command that opens a store', () => {
   it('--help of keys, mac, sign, verify, serve and demo offers --passphrase-file and names both variables', async () => {
-    const cmds = [['keys', 'create'], ['keys', 'list'], ['keys', 'encrypt'], ['mac', 'generate'], ['mac', 'verify'], ['sign'], ['verify'], ['serve'], ['demo']];
+    const cmds = [
+      ['keys', 'create'],
+      ['keys', 'list'],
+      ['keys', 'encrypt'],
+      ['mac', 'generate'],
+      ['mac', 'verify'],
+      ['sign'],
+      ['verify'],
+      ['serve'],
+      ['demo'],
+    ];
     const runs = await Promise.all(cmds.map((c) => cli([...c, '--help'])));
     runs.forEach((r, i) => {
       expect(r.code, cmds[i]!.join(' ')).toBe(0);
@@ -33,20 +44,45 @@ describe('passphrase on every command that opens a store', () => {
 
   it('an encrypted store: --passphrase-file or KMS_HMAC_PASSPHRASE opens it; nothing else does', async () => {
     const ks = join(dir, 'enc.db');
-    const c = await cli(['keys', 'create', '--key-spec', 'HMAC_256', '--alias', 'alias/enc', '--keystore', ks, '--passphrase-file', passFile]);
+    const c = await cli([
+      'keys',
+      'create',
+      '--key-spec',
+      'HMAC_256',
+      '--alias',
+      'alias/enc',
+      '--keystore',
+      ks,
+      '--passphrase-file',
+      passFile,
+    ]);
     expect([c.code, c.stderr]).toEqual([0, '']); // encrypted: no warning
     const without = await cli(['keys', 'list', '--keystore', ks]);
     expect(without.code).toBe(3);
     expect(without.stderr).toMatch(/KeyStorePassphraseError: .*encrypted/);
     const wrong = await cli(['keys', 'list', '--keystore', ks], { KMS_HMAC_PASSPHRASE: 'nope' });
     expect(wrong.stderr).toMatch(/wrong passphrase/);
-    const env = await cli(['mac', 'generate', '--key-id', 'alias/enc', '--keystore', ks], { KMS_HMAC_PASSPHRASE: 'correct horse battery staple' }, 'hello');
-    const flag = await cli(['mac', 'generate', '--key-id', 'alias/enc', '--keystore', ks, '--passphrase-file', passFile], {}, 'hello');
-    const fileEnv = await cli(['mac', 'generate', '--key-id', 'alias/enc', '--keystore', ks], { KMS_HMAC_PASSPHRASE_FILE: passFile }, 'hello');
+    const env = await cli(
+      ['mac', 'generate', '--key-id', 'alias/enc', '--keystore', ks],
+      { KMS_HMAC_PASSPHRASE: 'correct horse battery staple' },
+      'hello',
+    );
+    const flag = await cli(
+      ['mac', 'generate', '--key-id', 'alias/enc', '--keystore', ks, '--passphrase-file', passFile],
+      {},
+      'hello',
+    );
+    const fileEnv = await cli(
+      ['mac', 'generate', '--key-id', 'alias/enc', '--keystore', ks],
+      { KMS_HMAC_PASSPHRASE_FILE: passFile },
+      'hello',
+    );
     expect([env.code, flag.code, fileEnv.code]).toEqual([0, 0, 0]);
     expect(new Set([env.stdout, flag.stdout, fileEnv.stdout]).size).toBe(1);
     // The flag wins over a (wrong) passphrase in the environment.
-    const both = await cli(['keys', 'list', '--keystore', ks, '--passphrase-file', passFile], { KMS_HMAC_PASSPHRASE: 'nope' });
+    const both = await cli(['keys', 'list', '--keystore', ks, '--passphrase-file', passFile], {
+      KMS_HMAC_PASSPHRASE: 'nope',
+    });
     expect(both.code).toBe(0);
     // sign and verify (the log commands) take it too.
     writeFileSync(join(dir, 'a.log'), 'one\ntwo\n');
@@ -73,7 +109,9 @@ describe('passphrase on every command that opens a store', () => {
     expect(enc.code).toBe(0);
     expect(JSON.parse(enc.stdout)).toMatchObject({ Encrypted: true, Keys: 1 });
     expect((await cli(['keys', 'list', '--keystore', ks])).stderr).toMatch(/encrypted/);
-    expect((await cli(['keys', 'describe', '--key-id', 'alias/p', '--keystore', ks, '--passphrase-file', passFile])).code).toBe(0);
+    expect(
+      (await cli(['keys', 'describe', '--key-id', 'alias/p', '--keystore', ks, '--passphrase-file', passFile])).code,
+    ).toBe(0);
   });
 });
 
@@ -88,10 +126,17 @@ describe.skipIf(PG_SKIP)('--keystore postgres://… on every command', () => {
     expect([c.code, c.stderr]).toEqual([0, '']);
     const viaEnv = await cli(['keys', 'list', '--json'], { ...pass, KMS_HMAC_KEYSTORE: url });
     expect(JSON.parse(viaEnv.stdout).Keys[0].Aliases).toEqual(['alias/pg']);
-    const bare = await cli(['keys', 'describe', '--key-id', 'alias/pg', '--keystore', 'postgresql://'], { ...pass, ...pg.cluster().env(dbName) });
+    const bare = await cli(['keys', 'describe', '--key-id', 'alias/pg', '--keystore', 'postgresql://'], {
+      ...pass,
+      ...pg.cluster().env(dbName),
+    });
     expect(bare.code).toBe(0);
     const m1 = await cli(['mac', 'generate', '--key-id', 'alias/pg', '--keystore', url], pass, 'msg');
-    const m2 = await cli(['mac', 'generate', '--key-id', 'alias/pg'], { ...pass, KMS_HMAC_KEYSTORE: 'postgres://', ...pg.cluster().env(dbName) }, 'msg');
+    const m2 = await cli(
+      ['mac', 'generate', '--key-id', 'alias/pg'],
+      { ...pass, KMS_HMAC_KEYSTORE: 'postgres://', ...pg.cluster().env(dbName) },
+      'msg',
+    );
     expect([m1.code, m2.code, m1.stdout]).toEqual([0, 0, m2.stdout]);
     writeFileSync(join(dir, 'pg.log'), 'a\nb\nc\n');
     expect((await cli(['sign', 'pg.log', '--key-id', 'alias/pg', '--keystore', url], pass)).code).toBe(0);

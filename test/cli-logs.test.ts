@@ -39,7 +39,13 @@ describe('sign / verify', () => {
     expect([v.code, v.stderr]).toEqual([0, '']);
     expect(v.stdout).toMatch(/^OK: app\.log: all 1,000 records verified against app\.log\.mac/);
     const j = await cli(['verify', 'app.log', '--key-id', 'alias/logs', '--json']);
-    expect(JSON.parse(j.stdout)).toMatchObject({ ok: true, records: 1000, signedRecords: 1000, verified: 1000, issues: [] });
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      ok: true,
+      records: 1000,
+      signedRecords: 1000,
+      verified: 1000,
+      issues: [],
+    });
   });
 
   it('tampering: exit 1, every issue by line number, in text and --json', async () => {
@@ -82,7 +88,9 @@ describe('sign / verify', () => {
     expect((await cli(['keys', 'disable', '--key-id', 'alias/temp'])).code).toBe(0);
     const v = await cli(['verify', 't.log', '--key-id', 'alias/temp']);
     expect(v.code).toBe(3);
-    expect(v.stderr).toMatch(/^kms-hmac: DisabledException: arn:aws:kms:us-east-1:111122223333:key\/[0-9a-f-]+ is disabled\.\n$/);
+    expect(v.stderr).toMatch(
+      /^kms-hmac: DisabledException: arn:aws:kms:us-east-1:111122223333:key\/[0-9a-f-]+ is disabled\.\n$/,
+    );
     const s = await cli(['sign', 't.log', '--key-id', 'alias/temp']);
     expect(s.code).toBe(3);
     expect(s.stderr).toMatch(/DisabledException/);
@@ -117,7 +125,6 @@ describe('sign / verify', () => {
   });
 
   it('a sidecar from another log (exit 1), not a sidecar (exit 2), missing files (exit 2)', async () => {
-
     writeFileSync(path('b.log'), lines(1000, 'other').join(''));
     expect((await cli(['sign', 'b.log', '--key-id', 'alias/logs'])).code).toBe(0);
     const foreign = await cli(['verify', 'app.log', '--sidecar', 'b.log.mac', '--key-id', 'alias/logs']);
@@ -136,12 +143,17 @@ describe('sign / verify', () => {
   });
 
   it('a sidecar cut short (what a crashed signer leaves) and a truncated log: exit 1 and named', async () => {
-    expect((await cli(['sign', 'app.log', '--key-id', 'alias/logs', '--out', 'blocks.mac', '--checkpoint-every', '300'])).code).toBe(0);
+    expect(
+      (await cli(['sign', 'app.log', '--key-id', 'alias/logs', '--out', 'blocks.mac', '--checkpoint-every', '300']))
+        .code,
+    ).toBe(0);
     const sc = readFileSync(path('blocks.mac'));
     writeFileSync(path('cut.mac'), sc.subarray(0, sc.length - 100)); // the trailer and part of the last block
     const a = await cli(['verify', 'app.log', '--sidecar', 'cut.mac', '--key-id', 'alias/logs']);
     expect(a.code).toBe(1);
-    expect(a.stdout).toMatch(/^INCOMPLETE: app\.log: 100 records are not signed yet by cut\.mac; nothing was tampered with\n/);
+    expect(a.stdout).toMatch(
+      /^INCOMPLETE: app\.log: 100 records are not signed yet by cut\.mac; nothing was tampered with\n/,
+    );
     expect(a.stdout).toMatch(/signed through record 900 \(checkpoint 2, [^)]+\); open: no trailer yet/);
     expect(a.stdout).toMatch(/lines 901-1000: unsigned/);
     writeFileSync(path('short.log'), lines(990).join(''));
@@ -153,7 +165,11 @@ describe('sign / verify', () => {
 
 describe('every verify the CLI shows names --key-id', () => {
   it('kms-hmac --help, verify --help and the demo', async () => {
-    const [top, verify, demo] = await Promise.all([cli(['--help']), cli(['verify', '--help']), cli(['demo', '--records', '20000'])]);
+    const [top, verify, demo] = await Promise.all([
+      cli(['--help']),
+      cli(['verify', '--help']),
+      cli(['demo', '--records', '20000']),
+    ]);
     expect(demo.code).toBe(0);
     for (const out of [top.stdout, verify.stdout, demo.stdout]) {
       const shown = out.split('\n').filter((l) => /kms-hmac verify /.test(l));

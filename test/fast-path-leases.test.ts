@@ -25,7 +25,12 @@ async function settle(): Promise<void> {
 
 function table(o: { serveStale?: boolean; random?: () => number } = {}) {
   const p = scriptedProbe();
-  const t = new LeaseTable({ leaseMs: LEASE_MS, serveStale: o.serveStale ?? false, probe: p.probe, random: o.random ?? (() => 0.5) });
+  const t = new LeaseTable({
+    leaseMs: LEASE_MS,
+    serveStale: o.serveStale ?? false,
+    probe: p.probe,
+    random: o.random ?? (() => 0.5),
+  });
   const events: LeaseEvent[] = [];
   t.on('lease', (e) => events.push(e));
   return { t, calls: p.calls, events };
@@ -57,7 +62,10 @@ describe('LeaseTable', () => {
   });
 
   it('renews keys in use at a jittered 50–75 % of the term; lets unused ones lapse; a material ValidTo caps the lease', async () => {
-    for (const [random, at] of [[0, 0.5], [0.999, 0.75]] as const) {
+    for (const [random, at] of [
+      [0, 0.5],
+      [0.999, 0.75],
+    ] as const) {
       const { t, calls, events } = table({ random: () => random });
       const lease = t.use(KEY, ALG)!;
       await vi.advanceTimersByTimeAsync(0);
@@ -77,7 +85,10 @@ describe('LeaseTable', () => {
       await vi.advanceTimersByTimeAsync(LEASE_MS * 2);
       expect(calls).toHaveLength(2);
       expect(t.decide(lease)).toBe('forward');
-      expect(events.at(-1)).toMatchObject({ state: 'expired', reason: 'not renewed: the key was not requested since the last probe' });
+      expect(events.at(-1)).toMatchObject({
+        state: 'expired',
+        reason: 'not renewed: the key was not requested since the last probe',
+      });
       // The next request starts probing again (and is forwarded meanwhile).
       t.use(KEY, ALG)!;
       await vi.advanceTimersByTimeAsync(0);
@@ -184,7 +195,11 @@ describe('LeaseTable', () => {
     expect(calls[0]!.signal.aborted).toBe(true);
     calls[0]!.answer({ result: 'unreachable', error: 'AbortError' });
     await settle();
-    expect(t.stats()[KEY]).toMatchObject({ lease: 'pending', probing: false, lastProbe: { result: 'unreachable', error: 'ProbeTimeout' } });
+    expect(t.stats()[KEY]).toMatchObject({
+      lease: 'pending',
+      probing: false,
+      lastProbe: { result: 'unreachable', error: 'ProbeTimeout' },
+    });
     t.close();
   });
 

@@ -50,7 +50,10 @@ describe.skipIf(PG_SKIP || !AWS)('docs/fleet.md', () => {
     const bin = mkdtempSync(join(tmpdir(), 'kms-hmac-docs-bin-'));
     const home = mkdtempSync(join(tmpdir(), 'kms-hmac-docs-home-'));
     dirs.push(bin, home);
-    writeFileSync(join(bin, 'kms-hmac'), `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'bin', 'kms-hmac.js')}" "$@"\n`);
+    writeFileSync(
+      join(bin, 'kms-hmac'),
+      `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'bin', 'kms-hmac.js')}" "$@"\n`,
+    );
     chmodSync(join(bin, 'kms-hmac'), 0o755);
     chmodSync(bin, 0o755);
     const env = {
@@ -90,7 +93,10 @@ describe.skipIf(PG_SKIP || !AWS)('docs/fleet.md', () => {
     expect(out.stderr, detail).toMatch(/\(DisabledException\) when calling the GenerateMac operation/);
     expect(out.stderr, detail).toMatch(/\(DependencyTimeoutException\) when calling the CreateKey operation/);
     // After the restart: a new key from the other replica, with no replica restarted.
-    expect(lines.slice(lines.lastIndexOf(macs[2]!)).some((l) => uuid.test(l)), detail).toBe(true);
+    expect(
+      lines.slice(lines.lastIndexOf(macs[2]!)).some((l) => uuid.test(l)),
+      detail,
+    ).toBe(true);
     expect(out.code, detail).toBe(0);
   }, 240_000);
 });

@@ -47,7 +47,12 @@ afterEach(async () => {
 /** A `kms-hmac serve` process on the PostgreSQL store at `storeUrl`. */
 function replica(storeUrl: string): Promise<Replica> {
   const proc = spawn(process.execPath, [entry, '--port', '0', '--quiet', '--keystore', storeUrl], {
-    env: { PATH: process.env.PATH, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey, KMS_HMAC_PASSPHRASE: PASS },
+    env: {
+      PATH: process.env.PATH,
+      KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
+      KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
+      KMS_HMAC_PASSPHRASE: PASS,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -101,7 +106,11 @@ async function fleetDatabase(): Promise<string> {
   return url;
 }
 
-const MAC = (KeyId: string) => ({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: Buffer.from('fleet').toString('base64') });
+const MAC = (KeyId: string) => ({
+  KeyId,
+  MacAlgorithm: 'HMAC_SHA_256',
+  Message: Buffer.from('fleet').toString('base64'),
+});
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -120,9 +129,19 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
   test('DisableKey, ScheduleKeyDeletion, DeleteAlias and UpdateAlias on one replica are obeyed by the others (p99 reported)', async () => {
     const url = await fleetDatabase();
     const [a, b, c] = await Promise.all([replica(url), replica(url), replica(url)]);
-    const times: Record<string, number[]> = { DisableKey: [], ScheduleKeyDeletion: [], DeleteAlias: [], UpdateAlias: [] };
-    const create = async () => ((await ok(a, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata as { KeyId: string; Arn: string });
-    const errorOn = (r: Replica, keyId: string, type: string) => async () => (await call(r, 'GenerateMac', MAC(keyId))).json?.__type === type;
+    const times: Record<string, number[]> = {
+      DisableKey: [],
+      ScheduleKeyDeletion: [],
+      DeleteAlias: [],
+      UpdateAlias: [],
+    };
+    const create = async () =>
+      (await ok(a, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata as {
+        KeyId: string;
+        Arn: string;
+      };
+    const errorOn = (r: Replica, keyId: string, type: string) => async () =>
+      (await call(r, 'GenerateMac', MAC(keyId))).json?.__type === type;
     for (let i = 0; i < 10; i++) {
       const k = await create();
       const alias = `alias/fleet-${i}`;
@@ -132,7 +151,10 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
 
       await ok(a, 'UpdateAlias', { AliasName: alias, TargetKeyId: other.KeyId });
       let t = performance.now();
-      for (const r of [b, c]) times.UpdateAlias!.push(await obeyed(t, async () => (await ok(r, 'GenerateMac', MAC(alias))).KeyId === other.Arn));
+      for (const r of [b, c])
+        times.UpdateAlias!.push(
+          await obeyed(t, async () => (await ok(r, 'GenerateMac', MAC(alias))).KeyId === other.Arn),
+        );
 
       await ok(a, 'DeleteAlias', { AliasName: alias });
       t = performance.now();
@@ -144,11 +166,16 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
 
       await ok(a, 'ScheduleKeyDeletion', { KeyId: other.KeyId, PendingWindowInDays: 7 });
       t = performance.now();
-      for (const r of [b, c]) times.ScheduleKeyDeletion!.push(await obeyed(t, errorOn(r, other.KeyId, 'KMSInvalidStateException')));
+      for (const r of [b, c])
+        times.ScheduleKeyDeletion!.push(await obeyed(t, errorOn(r, other.KeyId, 'KMSInvalidStateException')));
     }
     const all = Object.values(times).flat();
-    const line = Object.entries(times).map(([op, xs]) => `${op} p50 ${percentile(xs, 0.5).toFixed(1)} / p99 ${percentile(xs, 0.99).toFixed(1)} ms`);
-    console.log(`[fleet] propagation to 2 other replicas, ${all.length} measurements: ${line.join('; ')}; all p99 ${percentile(all, 0.99).toFixed(1)} ms`);
+    const line = Object.entries(times).map(
+      ([op, xs]) => `${op} p50 ${percentile(xs, 0.5).toFixed(1)} / p99 ${percentile(xs, 0.99).toFixed(1)} ms`,
+    );
+    console.log(
+      `[fleet] propagation to 2 other replicas, ${all.length} measurements: ${line.join('; ')}; all p99 ${percentile(all, 0.99).toFixed(1)} ms`,
+    );
     // The 1 s promise is measured by `npm run bench:server` (targets live in benchmarks); this bound
     // only catches propagation that is broken or waits for a poll, whatever the machine's load.
     expect(percentile(all, 0.99)).toBeLessThan(5_000);
@@ -158,7 +185,9 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
     const url = await fleetDatabase();
     const [a, b] = await Promise.all([replica(url), replica(url)]);
     for (let i = 0; i < 20; i++) {
-      const k = (await ok(a, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata as { KeyId: string };
+      const k = (await ok(a, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata as {
+        KeyId: string;
+      };
       expect((await call(b, 'GenerateMac', MAC(k.KeyId))).status).toBe(200);
     }
   }, 120_000);
@@ -167,9 +196,21 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
     const url = await fleetDatabase();
     const [a, b] = await Promise.all([replica(url), replica(url)]);
     for (let i = 0; i < 20; i++) {
-      const [ka, kb] = await Promise.all([a, b].map(async (r) => ((await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata as { KeyId: string }).KeyId));
+      const [ka, kb] = await Promise.all(
+        [a, b].map(
+          async (r) =>
+            (
+              (await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata as {
+                KeyId: string;
+              }
+            ).KeyId,
+        ),
+      );
       const alias = `alias/race-${i}`;
-      const res = await Promise.all([call(a, 'CreateAlias', { AliasName: alias, TargetKeyId: ka }), call(b, 'CreateAlias', { AliasName: alias, TargetKeyId: kb })]);
+      const res = await Promise.all([
+        call(a, 'CreateAlias', { AliasName: alias, TargetKeyId: ka }),
+        call(b, 'CreateAlias', { AliasName: alias, TargetKeyId: kb }),
+      ]);
       expect(res.map((r) => r.status).sort()).toEqual([200, 400]);
       expect(res.find((r) => r.status === 400)!.json!.__type).toBe('AlreadyExistsException');
     }
@@ -191,19 +232,35 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
           while (alive) {
             try {
               if (Math.random() < 0.5) {
-                const md = (await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata as { KeyId: string };
+                const md = (await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }))
+                  .KeyMetadata as { KeyId: string };
                 acked.set(md.KeyId, null);
                 firstAck();
               } else {
-                const md = (await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Origin: 'EXTERNAL' })).KeyMetadata as { KeyId: string };
+                const md = (
+                  await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Origin: 'EXTERNAL' })
+                ).KeyMetadata as { KeyId: string };
                 const material = randomBytes(32);
                 attempted.set(md.KeyId, material);
-                const p = (await ok(r, 'GetParametersForImport', { KeyId: md.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' })) as { PublicKey: string; ImportToken: string };
+                const p = (await ok(r, 'GetParametersForImport', {
+                  KeyId: md.KeyId,
+                  WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+                  WrappingKeySpec: 'RSA_2048',
+                })) as { PublicKey: string; ImportToken: string };
                 const wrapped = publicEncrypt(
-                  { key: createPublicKey({ key: Buffer.from(p.PublicKey, 'base64'), format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+                  {
+                    key: createPublicKey({ key: Buffer.from(p.PublicKey, 'base64'), format: 'der', type: 'spki' }),
+                    padding: constants.RSA_PKCS1_OAEP_PADDING,
+                    oaepHash: 'sha256',
+                  },
                   material,
                 );
-                await ok(r, 'ImportKeyMaterial', { KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrapped.toString('base64'), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+                await ok(r, 'ImportKeyMaterial', {
+                  KeyId: md.KeyId,
+                  ImportToken: p.ImportToken,
+                  EncryptedKeyMaterial: wrapped.toString('base64'),
+                  ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+                });
                 acked.set(md.KeyId, material);
                 firstAck();
               }
@@ -248,7 +305,9 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
       else if (rec.keyState === 'PendingImport') expect(rec.keyMaterial).toBeUndefined();
       else expect(Buffer.from(rec.keyMaterial!)).toEqual(attempted.get(rec.keyId));
     }
-    console.log(`[fleet] ${kills} kills in ${Date.now() - t0} ms: ${acked.size} acknowledged keys (${imported} imported) all present; ${store.listKeys().length} keys in the store`);
+    console.log(
+      `[fleet] ${kills} kills in ${Date.now() - t0} ms: ${acked.size} acknowledged keys (${imported} imported) all present; ${store.listKeys().length} keys in the store`,
+    );
     expect(kills).toBeGreaterThanOrEqual(100);
     await client.close();
   }, 600_000);
@@ -261,7 +320,11 @@ describe.skipIf(PG_SKIP)('PostgreSQL restarted under load', () => {
     const url = await own.database();
     await (await PostgresKeyStore.open(url, { passphrase: PASS, scrypt: FAST })).close();
     const [a, b] = await Promise.all([replica(url), replica(url)]);
-    const key = ((await ok(a, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata as { KeyId: string }).KeyId;
+    const key = (
+      (await ok(a, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).KeyMetadata as {
+        KeyId: string;
+      }
+    ).KeyId;
     await ok(b, 'GenerateMac', MAC(key));
 
     const macs = { ok: 0, failed: [] as string[] };
@@ -278,7 +341,11 @@ describe.skipIf(PG_SKIP)('PostgreSQL restarted under load', () => {
       while (load) {
         const t = performance.now();
         const res = await call(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
-        creates.push({ status: res.status, type: res.json?.__type as string | undefined, keyId: (res.json?.KeyMetadata as { KeyId?: string } | undefined)?.KeyId });
+        creates.push({
+          status: res.status,
+          type: res.json?.__type as string | undefined,
+          keyId: (res.json?.KeyMetadata as { KeyId?: string } | undefined)?.KeyId,
+        });
         await new Promise((r2) => setTimeout(r2, Math.max(0, 20 - (performance.now() - t))));
       }
     };

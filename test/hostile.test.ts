@@ -31,7 +31,6 @@ const ALG: MacAlgorithm = 'HMAC_SHA_256';
 const ML = 32;
 const MATERIAL = bytes(32, 99);
 
-
 const oracle = (message: Uint8Array, material = MATERIAL) => createHmac('sha256', material).update(message).digest();
 const concatOracle = (messages: readonly Uint8Array[], material = MATERIAL) =>
   Buffer.concat(messages.map((m) => oracle(m, material)));
@@ -321,26 +320,34 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
 
     it('typed-array subclasses and own accessors that lie are never consulted', async () => {
       let calls = 0;
-      const lie = (value: () => unknown) => ({ configurable: true, get: () => ((calls++), value()) });
+      const lie = (value: () => unknown) => ({ configurable: true, get: () => (calls++, value()) });
       class Liar extends Uint8Array {}
       Object.defineProperties(Liar.prototype, {
         length: lie(() => 1e6),
         byteLength: lie(() => 1e6),
         byteOffset: lie(() => 7),
         buffer: lie(() => new ArrayBuffer(8)),
-        subarray: { value: () => ((calls++), new Uint8Array(3)) },
-        slice: { value: () => ((calls++), new Uint8Array(3)) },
+        subarray: { value: () => (calls++, new Uint8Array(3)) },
+        slice: { value: () => (calls++, new Uint8Array(3)) },
         set: { value: () => void calls++ },
       });
-      Object.defineProperty(Liar, Symbol.species, lie(() => Uint8Array));
+      Object.defineProperty(
+        Liar,
+        Symbol.species,
+        lie(() => Uint8Array),
+      );
       const real = (view: Uint8Array) => new Uint8Array(Uint8Array.prototype.slice.call(view));
       const messages = [bytes(70, 1), bytes(0, 2), bytes(300, 3)];
       const { data: packed, offsets } = packMessages(messages);
       const data = new Liar(packed.length);
       Uint8Array.prototype.set.call(data, packed);
       const ownLength = bytes(50, 4);
-      Object.defineProperty(ownLength, 'length', lie(() => 0));
-      Object.defineProperty(ownLength, 'subarray', { value: () => ((calls++), new Uint8Array(0)) });
+      Object.defineProperty(
+        ownLength,
+        'length',
+        lie(() => 0),
+      );
+      Object.defineProperty(ownLength, 'subarray', { value: () => (calls++, new Uint8Array(0)) });
       const key = newKey();
       const want = concatOracle(messages);
       calls = 0;
@@ -422,8 +429,14 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
       const buffer = resizableBuffer(64, 128);
       const view = new Uint8Array(buffer, 16, 32);
       buffer.resize(8);
-      await expectSafe(() => key.mac(view), (mac) => expectMacs(mac, oracle(new Uint8Array(0))));
-      await expectSafe(() => key.macBatch([view]), (macs) => expectMacs(macs[0]!, oracle(new Uint8Array(0))));
+      await expectSafe(
+        () => key.mac(view),
+        (mac) => expectMacs(mac, oracle(new Uint8Array(0))),
+      );
+      await expectSafe(
+        () => key.macBatch([view]),
+        (macs) => expectMacs(macs[0]!, oracle(new Uint8Array(0))),
+      );
     });
   });
 
@@ -440,7 +453,8 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
       expect(() => key.macInto(message, out, sneaky as never)).toThrow(TypeError);
       expect(() => key.macInto(message, out, new Number(0) as never)).toThrow(TypeError);
       expect(() => key.macInto(message, out, 0n as never)).toThrow(TypeError);
-      for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 53, 33]) expect(() => key.macInto(message, out, bad)).toThrow(RangeError);
+      for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 53, 33])
+        expect(() => key.macInto(message, out, bad)).toThrow(RangeError);
       expect(called).toBe(false);
       expect(out.length).toBe(64);
       expectMacs(key.macInto(message, out, 32).subarray(32), oracle(message));
@@ -453,7 +467,11 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
      * for verify, MACs, at the given byte positions, plus an output view at
      * `out`. The expected results are computed from copies taken first.
      */
-    function layout(count: number, place: { data: number; offsets: number; macs?: number; out: number }, verify: boolean) {
+    function layout(
+      count: number,
+      place: { data: number; offsets: number; macs?: number; out: number },
+      verify: boolean,
+    ) {
       const messages = Array.from({ length: count }, (_, i) => bytes(8 + (i % 5) * 9, i + 7));
       const packed = packMessages(messages);
       const size = Math.max(
@@ -570,7 +588,10 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
         if (outcome.ok) {
           // Written before the change (a batch small enough to run inline), or after it, into a buffer still large enough.
           const written = moved ? new Uint8Array(moved) : outcome.value;
-          expectMacs(written.subarray(0, Math.min(written.length, want.length)), want.subarray(0, Math.min(written.length, want.length)));
+          expectMacs(
+            written.subarray(0, Math.min(written.length, want.length)),
+            want.subarray(0, Math.min(written.length, want.length)),
+          );
         } else {
           expect(expectError).not.toBeNull();
           expect(outcome.error).toBeInstanceOf(expectError!);
@@ -596,7 +617,12 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
       const client = new KmsHmacClient({ backend });
       const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
       const material = client.keyStore.getKey(KeyMetadata.KeyId)!.keyMaterial!;
-      const pending = client.generateMacBatchAsync({ KeyId: KeyMetadata.KeyId, MacAlgorithm: ALG, Data: data, Offsets: offsets });
+      const pending = client.generateMacBatchAsync({
+        KeyId: KeyMetadata.KeyId,
+        MacAlgorithm: ALG,
+        Data: data,
+        Offsets: offsets,
+      });
       await client.close(); // wipes every prepared key
       expectMacs((await pending).Macs, concatOracle(messages, material));
     });

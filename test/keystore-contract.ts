@@ -41,7 +41,13 @@ export function keyStoreContract(make: () => Promise<KeyStore>): void {
     expect(s.getKey(k.keyId)!.keyState).toBe('Disabled');
 
     await s.transact((tx) =>
-      tx.insertAlias({ aliasName: 'alias/a', aliasArn: 'arn:a', targetKeyId: k.keyId, creationDate: 1, lastUpdatedDate: 1 }),
+      tx.insertAlias({
+        aliasName: 'alias/a',
+        aliasArn: 'arn:a',
+        targetKeyId: k.keyId,
+        creationDate: 1,
+        lastUpdatedDate: 1,
+      }),
     );
     expect(s.getAlias('alias/a')!.targetKeyId).toBe(k.keyId);
     expect(s.listAliases()).toHaveLength(1);
@@ -59,7 +65,9 @@ export function keyStoreContract(make: () => Promise<KeyStore>): void {
     const s = await make();
     const k = key();
     await s.transact((tx) => tx.insertKey(k));
-    const err = await s.transact((tx) => tx.insertKey({ ...k, description: 'other', keyMaterial: randomBytes(32) })).catch((e) => e);
+    const err = await s
+      .transact((tx) => tx.insertKey({ ...k, description: 'other', keyMaterial: randomBytes(32) }))
+      .catch((e) => e);
     expect(err).toBeInstanceOf(KeyStoreError);
     expect(err.code).toBe('KEY_EXISTS');
     expect(s.getKey(k.keyId)!.description).toBe('d');
@@ -150,11 +158,17 @@ export function keyStoreContract(make: () => Promise<KeyStore>): void {
 
   test('invalid records are rejected before anything is stored', async () => {
     const s = await make();
-    await expect(s.transact((tx) => tx.insertKey({ ...key(), keyId: '' }))).rejects.toMatchObject({ code: 'INVALID_RECORD' });
-    await expect(s.transact((tx) => tx.insertKey({ ...key(), creationDate: new Date() as unknown as number }))).rejects.toMatchObject({
+    await expect(s.transact((tx) => tx.insertKey({ ...key(), keyId: '' }))).rejects.toMatchObject({
       code: 'INVALID_RECORD',
     });
-    await expect(s.transact((tx) => tx.insertKey({ ...key(), keyMaterial: 'abc' as unknown as Uint8Array }))).rejects.toMatchObject({
+    await expect(
+      s.transact((tx) => tx.insertKey({ ...key(), creationDate: new Date() as unknown as number })),
+    ).rejects.toMatchObject({
+      code: 'INVALID_RECORD',
+    });
+    await expect(
+      s.transact((tx) => tx.insertKey({ ...key(), keyMaterial: 'abc' as unknown as Uint8Array })),
+    ).rejects.toMatchObject({
       code: 'INVALID_RECORD',
     });
     await expect(
@@ -166,7 +180,13 @@ export function keyStoreContract(make: () => Promise<KeyStore>): void {
   test('key material never appears in JSON, inspect or toString of records or the store', async () => {
     const s = await make();
     const k = key({
-      importParameters: { tokenId: 't', wrappingAlgorithm: 'RSAES_OAEP_SHA_256', wrappingKeySpec: 'RSA_2048', privateKey: randomBytes(64), expiresAt: 1 },
+      importParameters: {
+        tokenId: 't',
+        wrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+        wrappingKeySpec: 'RSA_2048',
+        privateKey: randomBytes(64),
+        expiresAt: 1,
+      },
     });
     await s.transact((tx) => tx.insertKey(k));
     const rec = s.getKey(k.keyId)!;
@@ -215,7 +235,11 @@ export function keyStoreContract(make: () => Promise<KeyStore>): void {
       tx.insertKey(plain);
       tx.insertKey(deleting);
       tx.insertKey(expiring);
-      expect(tx.listScheduledKeys!().map((r) => r.keyId).sort()).toEqual([deleting.keyId, expiring.keyId].sort());
+      expect(
+        tx.listScheduledKeys!()
+          .map((r) => r.keyId)
+          .sort(),
+      ).toEqual([deleting.keyId, expiring.keyId].sort());
     });
     await s.transact((tx) => {
       tx.replaceKey({ ...tx.getKey(deleting.keyId)!, keyState: 'Disabled', deletionDate: undefined });

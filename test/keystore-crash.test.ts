@@ -65,7 +65,10 @@ async function lane(rounds: number, writers: number, pass: string, from: 'ready'
       }),
     );
     for (const run of runs) {
-      if (run.signal !== 'SIGKILL') throw new Error(`child ended with ${run.code}/${run.signal}: ${run.stderr} ${JSON.stringify(run.lines.slice(-3))}`);
+      if (run.signal !== 'SIGKILL')
+        throw new Error(
+          `child ended with ${run.code}/${run.signal}: ${run.stderr} ${JSON.stringify(run.lines.slice(-3))}`,
+        );
       stats.kills++;
       for (const id of run.acked) acked.add(id);
       if (run.acked.length) lastAcked = run.acked.at(-1);
@@ -118,7 +121,10 @@ describe('FileKeyStore crash safety (child processes, SIGKILL)', () => {
       lane(13, 2, 'crash-pass', 'ready'),
       lane(13, 2, 'crash-pass', 'ack'),
     ]);
-    const total = results.reduce((a, s) => ({ kills: a.kills + s.kills, acked: a.acked + s.acked }), { kills: 0, acked: 0 });
+    const total = results.reduce((a, s) => ({ kills: a.kills + s.kills, acked: a.acked + s.acked }), {
+      kills: 0,
+      acked: 0,
+    });
     console.log(`[keystore-crash] ${JSON.stringify(total)} in ${Date.now() - t0} ms`);
     expect(total.kills).toBeGreaterThanOrEqual(200);
     expect(total.acked).toBeGreaterThan(0);
@@ -159,37 +165,43 @@ describe('FileKeyStore crash safety (child processes, SIGKILL)', () => {
   // The old lock file recorded a pid, which means nothing in another pid namespace (a container):
   // the lock is now the kernel's, so a live holder anywhere is waited for.
   const canUnshare = process.platform === 'linux' && spawnSync('unshare', ['--pid', '--fork', 'true']).status === 0;
-  if (!canUnshare) console.log('[keystore-crash] skipped the pid-namespace lock test: `unshare --pid --fork` needs root (CAP_SYS_ADMIN)');
-  test.skipIf(!canUnshare)('a live holder in another pid namespace is waited for, never broken; killing it frees the lock', async () => {
-    const path = join(mkdtempSync(join(root, 'ns-')), 'keys.json');
-    await (await FileKeyStore.open(path, { passphrase: null })).close();
-    let innerPid = '';
-    let kill!: () => void;
-    const locked = new Promise<void>((resolve) => {
-      void runChild([path, 'hold'], {
-        onLine: (line, k) => {
-          kill = k;
-          if (line.startsWith('ready ')) innerPid = line.slice(6);
-          if (line === 'locked') resolve();
-        },
-        wrap: ['unshare', '--pid', '--fork', '--kill-child'],
+  if (!canUnshare)
+    console.log(
+      '[keystore-crash] skipped the pid-namespace lock test: `unshare --pid --fork` needs root (CAP_SYS_ADMIN)',
+    );
+  test.skipIf(!canUnshare)(
+    'a live holder in another pid namespace is waited for, never broken; killing it frees the lock',
+    async () => {
+      const path = join(mkdtempSync(join(root, 'ns-')), 'keys.json');
+      await (await FileKeyStore.open(path, { passphrase: null })).close();
+      let innerPid = '';
+      let kill!: () => void;
+      const locked = new Promise<void>((resolve) => {
+        void runChild([path, 'hold'], {
+          onLine: (line, k) => {
+            kill = k;
+            if (line.startsWith('ready ')) innerPid = line.slice(6);
+            if (line === 'locked') resolve();
+          },
+          wrap: ['unshare', '--pid', '--fork', '--kill-child'],
+        });
       });
-    });
-    await locked;
-    expect(innerPid).toBe('1'); // the holder's pid in its own namespace: meaningless here
-    const store = await FileKeyStore.open(path, { passphrase: null, lockTimeoutMs: 1_000 });
-    try {
-      const err = await store.transact((tx) => tx.insertKey(record())).catch((e) => e);
-      expect(err).toBeInstanceOf(KeyStoreLockTimeoutError);
-      expect(err.message).toMatch(/held by pid \d+/); // the pid as this namespace sees it (from /proc/locks)
-      expect(store.listKeys()).toEqual([]);
-      kill();
-      await store.transact((tx) => tx.insertKey(record()));
-      expect(store.listKeys()).toHaveLength(1);
-    } finally {
-      await store.close();
-    }
-  });
+      await locked;
+      expect(innerPid).toBe('1'); // the holder's pid in its own namespace: meaningless here
+      const store = await FileKeyStore.open(path, { passphrase: null, lockTimeoutMs: 1_000 });
+      try {
+        const err = await store.transact((tx) => tx.insertKey(record())).catch((e) => e);
+        expect(err).toBeInstanceOf(KeyStoreLockTimeoutError);
+        expect(err.message).toMatch(/held by pid \d+/); // the pid as this namespace sees it (from /proc/locks)
+        expect(store.listKeys()).toEqual([]);
+        kill();
+        await store.transact((tx) => tx.insertKey(record()));
+        expect(store.listKeys()).toHaveLength(1);
+      } finally {
+        await store.close();
+      }
+    },
+  );
 });
 
 function record() {

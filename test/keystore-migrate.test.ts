@@ -22,25 +22,50 @@ const runChild = useKeyStoreChild();
 const FAST = { N: 1 << 10, r: 8, p: 1 };
 
 /** Writes a store exactly as kms-hmac 0.1 did (format 1). `plaintextSecrets`: put the material in the clear even when encrypted. */
-function writeLegacy(path: string, keys: KeyRecord[], o: { passphrase?: string; plaintextSecrets?: boolean; aliases?: object[] } = {}): void {
+function writeLegacy(
+  path: string,
+  keys: KeyRecord[],
+  o: { passphrase?: string; plaintextSecrets?: boolean; aliases?: object[] } = {},
+): void {
   let raw: Buffer | undefined;
   let encryption: object | null = null;
   if (o.passphrase) {
     const kdf = newKdf(FAST);
     raw = deriveMasterSync(Buffer.from(o.passphrase), kdf);
-    encryption = { kdf, cipher: 'aes-256-gcm', check: seal(raw, Buffer.from('kms-hmac-keystore passphrase check v1'), 'check') };
+    encryption = {
+      kdf,
+      cipher: 'aes-256-gcm',
+      check: seal(raw, Buffer.from('kms-hmac-keystore passphrase check v1'), 'check'),
+    };
   }
   const enc = (v: unknown, path: string, id: string): unknown => {
     if (v instanceof Uint8Array) {
-      if (raw && !o.plaintextSecrets && (path === 'keyMaterial' || path === 'importParameters.privateKey')) return { $sealed: seal(raw, v, `${id}\0${path}`) };
+      if (raw && !o.plaintextSecrets && (path === 'keyMaterial' || path === 'importParameters.privateKey'))
+        return { $sealed: seal(raw, v, `${id}\0${path}`) };
       return { $bytes: Buffer.from(v).toString('base64') };
     }
     if (Array.isArray(v)) return v.map((x, i) => enc(x, `${path}[${i}]`, id));
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, enc(x, path ? `${path}.${k}` : k, id)]));
+    if (v && typeof v === 'object')
+      return Object.fromEntries(
+        Object.entries(v)
+          .filter(([, x]) => x !== undefined)
+          .map(([k, x]) => [k, enc(x, path ? `${path}.${k}` : k, id)]),
+      );
     return v;
   };
-  const doc = { format: 'kms-hmac-keystore', formatVersion: 1, generation: 7, encryption, keys: keys.map((k) => enc(k, '', k.keyId)), aliases: o.aliases ?? [] };
-  writeFileSync(path, JSON.stringify({ ...doc, checksum: `sha256:${createHash('sha256').update(canonical(doc)).digest('hex')}` }), { mode: 0o600 });
+  const doc = {
+    format: 'kms-hmac-keystore',
+    formatVersion: 1,
+    generation: 7,
+    encryption,
+    keys: keys.map((k) => enc(k, '', k.keyId)),
+    aliases: o.aliases ?? [],
+  };
+  writeFileSync(
+    path,
+    JSON.stringify({ ...doc, checksum: `sha256:${createHash('sha256').update(canonical(doc)).digest('hex')}` }),
+    { mode: 0o600 },
+  );
 }
 
 let n = 0;
@@ -53,13 +78,32 @@ const hex = (b: Uint8Array | undefined) => Buffer.from(b!).toString('hex');
 describe('format-1 JSON stores migrate on first open', () => {
   test('an unencrypted store: every key and alias, the same MACs, SQLite afterwards, nothing left over', async () => {
     const path = fresh();
-    const keys = [key(), key({ keyState: 'Disabled' }), key({ keySpec: 'HMAC_512', keyMaterial: new Uint8Array(randomBytes(64)) })];
-    writeLegacy(path, keys, { aliases: [{ aliasName: 'alias/one', aliasArn: 'arn:aws:kms:us-east-1:111122223333:alias/one', targetKeyId: keys[0]!.keyId, creationDate: 1, lastUpdatedDate: 2 }] });
+    const keys = [
+      key(),
+      key({ keyState: 'Disabled' }),
+      key({ keySpec: 'HMAC_512', keyMaterial: new Uint8Array(randomBytes(64)) }),
+    ];
+    writeLegacy(path, keys, {
+      aliases: [
+        {
+          aliasName: 'alias/one',
+          aliasArn: 'arn:aws:kms:us-east-1:111122223333:alias/one',
+          targetKeyId: keys[0]!.keyId,
+          creationDate: 1,
+          lastUpdatedDate: 2,
+        },
+      ],
+    });
     const client = new KmsHmacClient({ keyStore: path, keyStoreOptions: { passphrase: null } });
     const mac = client.generateMacSync({ KeyId: 'alias/one', MacAlgorithm: 'HMAC_SHA_256', Message: 'm' }).Mac;
     expect(Buffer.from(mac)).toEqual(createHmac('sha256', keys[0]!.keyMaterial!).update('m').digest());
     const store = client.keyStore as FileKeyStore;
-    expect(store.listKeys().map((k) => [k.keyId, k.keyState, hex(k.keyMaterial)]).sort()).toEqual(keys.map((k) => [k.keyId, k.keyState, hex(k.keyMaterial)]).sort());
+    expect(
+      store
+        .listKeys()
+        .map((k) => [k.keyId, k.keyState, hex(k.keyMaterial)])
+        .sort(),
+    ).toEqual(keys.map((k) => [k.keyId, k.keyState, hex(k.keyMaterial)]).sort());
     await client.close();
     expect(readFileSync(path).subarray(0, 15).toString()).toBe('SQLite format 3');
     expect(readdirSync(join(path, '..'))).toEqual(['keystore.json']);
@@ -83,11 +127,21 @@ describe('format-1 JSON stores migrate on first open', () => {
 
   test('what migration refuses, leaving the file untouched: plaintext material in an encrypted file, a bad checksum, a plaintext file when a passphrase is set', async () => {
     const cases: [string, (p: string) => void, RegExp, string | null][] = [
-      ['plaintext material', (p) => writeLegacy(p, [key()], { passphrase: 'pw', plaintextSecrets: true }), /in the clear in an encrypted store/, 'pw'],
-      ['bad checksum', (p) => {
-        writeLegacy(p, [key()]);
-        writeFileSync(p, readFileSync(p, 'utf8').replace('"Enabled"', '"Disabled"'));
-      }, /checksum mismatch/, null],
+      [
+        'plaintext material',
+        (p) => writeLegacy(p, [key()], { passphrase: 'pw', plaintextSecrets: true }),
+        /in the clear in an encrypted store/,
+        'pw',
+      ],
+      [
+        'bad checksum',
+        (p) => {
+          writeLegacy(p, [key()]);
+          writeFileSync(p, readFileSync(p, 'utf8').replace('"Enabled"', '"Disabled"'));
+        },
+        /checksum mismatch/,
+        null,
+      ],
       ['plaintext file, passphrase set', (p) => writeLegacy(p, [key()]), /not encrypted/, 'pw'],
     ];
     for (const [name, make, pattern, pass] of cases) {
@@ -140,7 +194,9 @@ describe('format-1 JSON stores migrate on first open', () => {
       await s.close();
       expect(readdirSync(join(path, '..'))).toEqual(['keystore.json']);
     }
-    console.log(`[keystore-migrate] 16 kills during a 1000-key migration (~${Math.round(span)} ms): ${seen.json} left the JSON file, ${seen.sqlite} the new store`);
+    console.log(
+      `[keystore-migrate] 16 kills during a 1000-key migration (~${Math.round(span)} ms): ${seen.json} left the JSON file, ${seen.sqlite} the new store`,
+    );
   }, 180_000);
 
   test('a setup lock left by a setup killed after placing the store is removed by the next open, unless it is held', async () => {

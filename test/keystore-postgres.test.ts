@@ -23,7 +23,10 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((s) => s.close()));
 });
 
-async function open(url: string, options: PostgresKeyStoreOptions = { passphrase: 'pw', scrypt: FAST }): Promise<PostgresKeyStore> {
+async function open(
+  url: string,
+  options: PostgresKeyStoreOptions = { passphrase: 'pw', scrypt: FAST },
+): Promise<PostgresKeyStore> {
   const s = await PostgresKeyStore.open(url, { queryTimeoutMs: 2_000, ...options });
   opened.push(s);
   return s;
@@ -40,12 +43,19 @@ async function until(cond: () => boolean, timeoutMs = 5_000): Promise<number> {
 }
 
 function alias(name: string, targetKeyId: string) {
-  return { aliasName: name, aliasArn: `arn:aws:kms:us-east-1:111122223333:${name}`, targetKeyId, creationDate: 1, lastUpdatedDate: 1 };
+  return {
+    aliasName: name,
+    aliasArn: `arn:aws:kms:us-east-1:111122223333:${name}`,
+    targetKeyId,
+    creationDate: 1,
+    lastUpdatedDate: 1,
+  };
 }
 
 describe.skipIf(PG_SKIP)('PostgresKeyStore', () => {
   describe('contract, encrypted', () => keyStoreContract(async () => open(await pg.database())));
-  describe('contract, no passphrase', () => keyStoreContract(async () => open(await pg.database(), { passphrase: null })));
+  describe('contract, no passphrase', () =>
+    keyStoreContract(async () => open(await pg.database(), { passphrase: null })));
 
   test('the schema is created on first use and versioned; first opens racing each other agree', async () => {
     const url = await pg.database();
@@ -53,7 +63,9 @@ describe.skipIf(PG_SKIP)('PostgresKeyStore', () => {
     expect(stores.filter((s) => s.created)).toHaveLength(1);
     const db = url.slice(url.lastIndexOf('/') + 1, url.indexOf('?'));
     expect(await pg.cluster().psql('SELECT version FROM kms_hmac_migrations', db)).toBe('1');
-    expect((await pg.cluster().psql(`SELECT count(*) FROM pg_tables WHERE tablename LIKE 'kms_hmac_%'`, db)).trim()).toBe('5');
+    expect(
+      (await pg.cluster().psql(`SELECT count(*) FROM pg_tables WHERE tablename LIKE 'kms_hmac_%'`, db)).trim(),
+    ).toBe('5');
     await stores[0]!.transact((tx) => tx.insertKey(key()));
     await until(() => stores.every((s) => s.listKeys().length === 1));
   });
@@ -61,20 +73,35 @@ describe.skipIf(PG_SKIP)('PostgresKeyStore', () => {
   test('one row per key; alias names unique in the database; a database administrator sees no key material', async () => {
     const url = await pg.database();
     const s = await open(url);
-    const k = key({ importParameters: { tokenId: 't', wrappingAlgorithm: 'RSAES_OAEP_SHA_256', wrappingKeySpec: 'RSA_2048', privateKey: randomBytes(100), expiresAt: 1 } });
+    const k = key({
+      importParameters: {
+        tokenId: 't',
+        wrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+        wrappingKeySpec: 'RSA_2048',
+        privateKey: randomBytes(100),
+        expiresAt: 1,
+      },
+    });
     await s.transact((tx) => {
       tx.insertKey(k);
       tx.insertAlias(alias('alias/a', k.keyId));
     });
     const db = url.slice(url.lastIndexOf('/') + 1, url.indexOf('?'));
-    const dump = await pg.cluster().psql('SELECT key_id, rev, body FROM kms_hmac_keys; SELECT * FROM kms_hmac_aliases; SELECT * FROM kms_hmac_meta', db);
+    const dump = await pg
+      .cluster()
+      .psql(
+        'SELECT key_id, rev, body FROM kms_hmac_keys; SELECT * FROM kms_hmac_aliases; SELECT * FROM kms_hmac_meta',
+        db,
+      );
     expect(dump).toContain(k.keyId);
     for (const secret of [k.keyMaterial!, k.importParameters!.privateKey].map((b) => Buffer.from(b))) {
       for (const enc of ['hex', 'base64'] as const) expect(dump).not.toContain(secret.toString(enc));
       expect(dump).not.toContain(secret.subarray(0, 20).toString('base64'));
     }
     expect(await pg.cluster().psql('SELECT count(*) FROM kms_hmac_keys', db)).toBe('1');
-    await expect(pg.cluster().psql(`INSERT INTO kms_hmac_aliases VALUES ('alias/a', 1, '{}')`, db)).rejects.toThrow(/duplicate key/);
+    await expect(pg.cluster().psql(`INSERT INTO kms_hmac_aliases VALUES ('alias/a', 1, '{}')`, db)).rejects.toThrow(
+      /duplicate key/,
+    );
   });
 
   test('two stores creating the same alias at once: one succeeds, the other gets ALIAS_EXISTS', async () => {
@@ -107,11 +134,15 @@ describe.skipIf(PG_SKIP)('PostgresKeyStore', () => {
       const k = key();
       await a.transact((tx) => tx.insertKey(k));
       await a.transact((tx) => tx.replaceKey({ ...tx.getKey(k.keyId)!, keyState: 'Disabled' }));
-      times.push(await until(() => b.getKey(k.keyId)?.keyState === 'Disabled' && c.getKey(k.keyId)?.keyState === 'Disabled'));
+      times.push(
+        await until(() => b.getKey(k.keyId)?.keyState === 'Disabled' && c.getKey(k.keyId)?.keyState === 'Disabled'),
+      );
     }
     times.sort((x, y) => x - y);
     const p99 = times[Math.ceil(times.length * 0.99) - 1]!;
-    console.log(`[keystore-postgres] NOTIFY propagation over ${times.length} changes: p50 ${times[times.length >> 1]!.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`);
+    console.log(
+      `[keystore-postgres] NOTIFY propagation over ${times.length} changes: p50 ${times[times.length >> 1]!.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`,
+    );
     expect(p99).toBeLessThan(5_000); // a bound against broken propagation; latency targets live in the benchmarks
   });
 
@@ -140,7 +171,10 @@ describe.skipIf(PG_SKIP)('PostgresKeyStore', () => {
     const plain = await pg.database();
     await (await open(plain, { passphrase: null })).transact((tx) => tx.insertKey(key()));
     await expect(PostgresKeyStore.open(plain, { passphrase: 'pw' })).rejects.toThrow(/not encrypted/);
-    const err = await PostgresKeyStore.open(`postgres://postgres@/nowhere?host=${encodeURIComponent('/nonexistent-socket-dir')}`, { queryTimeoutMs: 1_000 }).catch((e) => e);
+    const err = await PostgresKeyStore.open(
+      `postgres://postgres@/nowhere?host=${encodeURIComponent('/nonexistent-socket-dir')}`,
+      { queryTimeoutMs: 1_000 },
+    ).catch((e) => e);
     expect(err).toBeInstanceOf(KeyStoreUnavailableError);
     expect(err.notCommitted).toBe(true);
   });
@@ -153,7 +187,9 @@ describe.skipIf(PG_SKIP)('PostgresKeyStore', () => {
     expect(s.encrypted).toBe(true);
     expect(Buffer.from(s.getKey(k.keyId)!.keyMaterial!).equals(Buffer.from(k.keyMaterial!))).toBe(true);
     const db = url.slice(url.lastIndexOf('/') + 1, url.indexOf('?'));
-    expect(await pg.cluster().psql('SELECT body FROM kms_hmac_keys', db)).not.toContain(Buffer.from(k.keyMaterial!).toString('base64'));
+    expect(await pg.cluster().psql('SELECT body FROM kms_hmac_keys', db)).not.toContain(
+      Buffer.from(k.keyMaterial!).toString('base64'),
+    );
     expect((await open(url, { passphrase: 'pw' })).listKeys()).toHaveLength(1);
   });
 
@@ -163,11 +199,13 @@ describe.skipIf(PG_SKIP)('PostgresKeyStore', () => {
     const k = key({ keyState: 'Disabled' });
     await live.transact((tx) => tx.insertKey(k));
     const db = url.slice(url.lastIndexOf('/') + 1, url.indexOf('?'));
-    await pg.cluster().psql(
-      `UPDATE kms_hmac_keys SET body = replace(body, '"keyState":"Disabled"', '"keyState":"Enabled"'); ` +
-        `UPDATE kms_hmac_meta SET generation = generation + 1; NOTIFY kms_hmac_changes`,
-      db,
-    );
+    await pg
+      .cluster()
+      .psql(
+        `UPDATE kms_hmac_keys SET body = replace(body, '"keyState":"Disabled"', '"keyState":"Enabled"'); ` +
+          `UPDATE kms_hmac_meta SET generation = generation + 1; NOTIFY kms_hmac_changes`,
+        db,
+      );
     await expect(live.refresh()).rejects.toThrow(KeyStoreCorruptError);
     expect(live.getKey(k.keyId)!.keyState).toBe('Disabled');
     await expect(live.transact((tx) => tx.insertKey(key()))).rejects.toThrow(KeyStoreCorruptError);

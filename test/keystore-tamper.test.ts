@@ -30,7 +30,13 @@ async function victim(): Promise<{ path: string; enabled: string; disabled: stri
   await s.transact((tx) => {
     tx.insertKey(enabled);
     tx.insertKey(disabled);
-    tx.insertAlias({ aliasName: 'alias/app', aliasArn: 'arn:aws:kms:us-east-1:111122223333:alias/app', targetKeyId: enabled.keyId, creationDate: 1, lastUpdatedDate: 1 });
+    tx.insertAlias({
+      aliasName: 'alias/app',
+      aliasArn: 'arn:aws:kms:us-east-1:111122223333:alias/app',
+      targetKeyId: enabled.keyId,
+      creationDate: 1,
+      lastUpdatedDate: 1,
+    });
   });
   await s.close();
   return { path, enabled: enabled.keyId, disabled: disabled.keyId };
@@ -48,7 +54,9 @@ function edit(path: string, sql: string, ...params: unknown[]): void {
 function body(path: string, keyId: string): Record<string, unknown> {
   const db = new Database(path, { readonly: true });
   try {
-    return JSON.parse((db.prepare('SELECT body FROM kms_hmac_keys WHERE key_id = ?').get(keyId) as { body: string }).body);
+    return JSON.parse(
+      (db.prepare('SELECT body FROM kms_hmac_keys WHERE key_id = ?').get(keyId) as { body: string }).body,
+    );
   } finally {
     db.close();
   }
@@ -67,7 +75,12 @@ describe('an encrypted store edited without the passphrase', () => {
   test('a Disabled key switched to Enabled', async () => {
     const v = await victim();
     const b = body(v.path, v.disabled);
-    edit(v.path, 'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?', JSON.stringify({ ...b, keyState: 'Enabled' }), v.disabled);
+    edit(
+      v.path,
+      'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?',
+      JSON.stringify({ ...b, keyState: 'Enabled' }),
+      v.disabled,
+    );
     await refused(v.path, KeyStoreCorruptError, /fail authentication/);
   });
 
@@ -75,14 +88,24 @@ describe('an encrypted store edited without the passphrase', () => {
     const v = await victim();
     const known = randomBytes(32);
     const b = body(v.path, v.enabled);
-    edit(v.path, 'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?', JSON.stringify({ ...b, keyMaterial: { $bytes: known.toString('base64') } }), v.enabled);
+    edit(
+      v.path,
+      'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?',
+      JSON.stringify({ ...b, keyMaterial: { $bytes: known.toString('base64') } }),
+      v.enabled,
+    );
     await refused(v.path, KeyStoreCorruptError, /fail authentication/);
   });
 
   test('plaintext material, with the tag recomputed as if the store were unencrypted (the editor knows that construction)', async () => {
     const v = await victim();
     const b = body(v.path, v.enabled);
-    edit(v.path, 'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?', JSON.stringify({ ...b, keyMaterial: { $bytes: randomBytes(32).toString('base64') } }), v.enabled);
+    edit(
+      v.path,
+      'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?',
+      JSON.stringify({ ...b, keyMaterial: { $bytes: randomBytes(32).toString('base64') } }),
+      v.enabled,
+    );
     forgeUnencryptedTag(v.path, true);
     await refused(v.path, KeyStoreCorruptError, /fail authentication/);
   });
@@ -92,8 +115,13 @@ describe('an encrypted store edited without the passphrase', () => {
     const known = randomBytes(32);
     const db = new Database(v.path);
     for (const id of [v.enabled, v.disabled]) {
-      const b = JSON.parse((db.prepare('SELECT body FROM kms_hmac_keys WHERE key_id = ?').get(id) as { body: string }).body);
-      db.prepare('UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?').run(JSON.stringify({ ...b, keyState: 'Enabled', keyMaterial: { $bytes: known.toString('base64') } }), id);
+      const b = JSON.parse(
+        (db.prepare('SELECT body FROM kms_hmac_keys WHERE key_id = ?').get(id) as { body: string }).body,
+      );
+      db.prepare('UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?').run(
+        JSON.stringify({ ...b, keyState: 'Enabled', keyMaterial: { $bytes: known.toString('base64') } }),
+        id,
+      );
     }
     db.close();
     forgeUnencryptedTag(v.path, false);
@@ -110,7 +138,11 @@ describe('an encrypted store edited without the passphrase', () => {
     const other = await victim();
     const db = new Database(v.path);
     const theirs = new Database(other.path, { readonly: true });
-    const row = theirs.prepare('SELECT key_id, rev, body FROM kms_hmac_keys WHERE key_id = ?').get(other.enabled) as { key_id: string; rev: number; body: string };
+    const row = theirs.prepare('SELECT key_id, rev, body FROM kms_hmac_keys WHERE key_id = ?').get(other.enabled) as {
+      key_id: string;
+      rev: number;
+      body: string;
+    };
     theirs.close();
     db.prepare('INSERT INTO kms_hmac_keys (key_id, rev, body) VALUES (?, ?, ?)').run(row.key_id, row.rev, row.body);
     db.close();
@@ -121,7 +153,12 @@ describe('an encrypted store edited without the passphrase', () => {
     const v = await victim();
     const a = body(v.path, v.enabled);
     const b = body(v.path, v.disabled);
-    edit(v.path, 'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?', JSON.stringify({ ...b, keyMaterial: a.keyMaterial }), v.disabled);
+    edit(
+      v.path,
+      'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?',
+      JSON.stringify({ ...b, keyMaterial: a.keyMaterial }),
+      v.disabled,
+    );
     await refused(v.path, KeyStoreCorruptError, /fail authentication/);
   });
 
@@ -136,7 +173,9 @@ describe('an encrypted store edited without the passphrase', () => {
 
     const hdr = await victim();
     edit(hdr.path, `UPDATE kms_hmac_meta SET encryption = replace(encryption, '"N":1024', '"N":2048')`);
-    await expect(FileKeyStore.open(hdr.path, { passphrase: PASS })).rejects.toThrow(/wrong passphrase|fail authentication/);
+    await expect(FileKeyStore.open(hdr.path, { passphrase: PASS })).rejects.toThrow(
+      /wrong passphrase|fail authentication/,
+    );
 
     // Replay: the Disabled key's row from before it was disabled, rev and all.
     const path = join(root, 'replay.db');
@@ -156,7 +195,12 @@ describe('an encrypted store edited without the passphrase', () => {
     const v = await victim();
     const known = randomBytes(32);
     const b = body(v.path, v.enabled);
-    edit(v.path, 'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?', JSON.stringify({ ...b, keyMaterial: { $bytes: known.toString('base64') } }), v.enabled);
+    edit(
+      v.path,
+      'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?',
+      JSON.stringify({ ...b, keyMaterial: { $bytes: known.toString('base64') } }),
+      v.enabled,
+    );
     let client: KmsHmacClient | undefined;
     try {
       client = new KmsHmacClient({ keyStore: v.path, keyStoreOptions: { passphrase: PASS } });
@@ -210,8 +254,18 @@ function forgeUnencryptedTag(path: string, keepHeader: boolean): void {
   const xor = (h: Buffer) => {
     for (let i = 0; i < 32; i++) digest[i]! ^= h[i]!;
   };
-  for (const r of db.prepare('SELECT key_id AS id, rev, body FROM kms_hmac_keys').all() as { id: string; rev: number; body: string }[]) xor(keys.rowHash('k', r.id, r.rev, r.body));
-  for (const r of db.prepare('SELECT alias_name AS id, rev, body FROM kms_hmac_aliases').all() as { id: string; rev: number; body: string }[]) xor(keys.rowHash('a', r.id, r.rev, r.body));
+  for (const r of db.prepare('SELECT key_id AS id, rev, body FROM kms_hmac_keys').all() as {
+    id: string;
+    rev: number;
+    body: string;
+  }[])
+    xor(keys.rowHash('k', r.id, r.rev, r.body));
+  for (const r of db.prepare('SELECT alias_name AS id, rev, body FROM kms_hmac_aliases').all() as {
+    id: string;
+    rev: number;
+    body: string;
+  }[])
+    xor(keys.rowHash('a', r.id, r.rev, r.body));
   const meta = db.prepare('SELECT generation FROM kms_hmac_meta').get() as { generation: number };
   const tag = keys.headerTag(meta.generation, digest);
   if (keepHeader) db.prepare('UPDATE kms_hmac_meta SET tag = ?').run(tag);

@@ -1,5 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -51,13 +60,20 @@ function edit(path: string, fn: (db: Database.Database) => void): void {
 /** Every byte of the store as it is on disk: the database and its WAL. */
 function onDisk(path: string): Buffer {
   const dir = join(path, '..');
-  return Buffer.concat(readdirSync(dir).filter((n) => n.startsWith('keys.json')).map((n) => readFileSync(join(dir, n))));
+  return Buffer.concat(
+    readdirSync(dir)
+      .filter((n) => n.startsWith('keys.json'))
+      .map((n) => readFileSync(join(dir, n))),
+  );
 }
 
 const stores: [string, () => Promise<KeyStore>][] = [
   ['MemoryKeyStore', async () => track(new MemoryKeyStore())],
   ['FileKeyStore', async () => track(await FileKeyStore.open(freshPath(), { passphrase: null }))],
-  ['FileKeyStore (encrypted)', async () => track(await FileKeyStore.open(freshPath(), { passphrase: 'pw', scrypt: FAST_SCRYPT }))],
+  [
+    'FileKeyStore (encrypted)',
+    async () => track(await FileKeyStore.open(freshPath(), { passphrase: 'pw', scrypt: FAST_SCRYPT })),
+  ],
 ];
 
 describe.each(stores)('%s', (_name, make) => keyStoreContract(make));
@@ -100,17 +116,30 @@ describe('FileKeyStore on disk', () => {
       origin: 'EXTERNAL',
       keyState: 'PendingImport',
       keyMaterial: undefined,
-      importParameters: { tokenId: 't', wrappingAlgorithm: 'RSAES_OAEP_SHA_256', wrappingKeySpec: 'RSA_2048', privateKey: new Uint8Array(randomBytes(100)), expiresAt: 5 },
+      importParameters: {
+        tokenId: 't',
+        wrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+        wrappingKeySpec: 'RSA_2048',
+        privateKey: new Uint8Array(randomBytes(100)),
+        expiresAt: 5,
+      },
     });
     await a.transact((tx) => {
       tx.insertKey(k1);
       tx.insertKey(k2);
-      tx.insertAlias({ aliasName: 'alias/one', aliasArn: 'arn:one', targetKeyId: k1.keyId, creationDate: 3, lastUpdatedDate: 4 });
+      tx.insertAlias({
+        aliasName: 'alias/one',
+        aliasArn: 'arn:one',
+        targetKeyId: k1.keyId,
+        creationDate: 3,
+        lastUpdatedDate: 4,
+      });
     });
     await a.close();
     expect(() => a.getKey(k1.keyId)).toThrow(/closed/);
     const b = track(await FileKeyStore.open(path, { passphrase: null }));
-    const norm = (r: unknown) => JSON.parse(JSON.stringify(r, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
+    const norm = (r: unknown) =>
+      JSON.parse(JSON.stringify(r, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
     expect(norm({ ...b.getKey(k1.keyId) })).toEqual(norm(k1));
     const got2 = b.getKey(k2.keyId)!;
     expect(norm({ ...got2, importParameters: { ...got2.importParameters } })).toEqual(norm(k2));
@@ -133,11 +162,17 @@ describe('FileKeyStore on disk', () => {
     ['garbage', (p) => writeFileSync(p, randomBytes(300))],
     ['an empty file', (p) => writeFileSync(p, '')],
     ['valid JSON of another shape', (p) => writeFileSync(p, '{"hello":1}')],
-    ['a SQLite database of another program', (p) => {
-      rmSync(p);
-      edit(p, (db) => db.exec('CREATE TABLE t (x)'));
-    }],
-    ['a changed tag', (p) => edit(p, (db) => db.prepare(`UPDATE kms_hmac_meta SET tag = ?`).run(randomBytes(32).toString('base64')))],
+    [
+      'a SQLite database of another program',
+      (p) => {
+        rmSync(p);
+        edit(p, (db) => db.exec('CREATE TABLE t (x)'));
+      },
+    ],
+    [
+      'a changed tag',
+      (p) => edit(p, (db) => db.prepare(`UPDATE kms_hmac_meta SET tag = ?`).run(randomBytes(32).toString('base64'))),
+    ],
   ];
   test.each(damage)('%s → KeyStoreCorruptError, file left untouched', async (_n, corrupt) => {
     const path = freshPath();
@@ -174,7 +209,13 @@ describe('FileKeyStore on disk', () => {
     const a = await FileKeyStore.open(path, { passphrase: 'correct horse', scrypt: FAST_SCRYPT });
     expect(a.encrypted).toBe(true);
     const k = key({
-      importParameters: { tokenId: 't', wrappingAlgorithm: 'RSAES_OAEP_SHA_1', wrappingKeySpec: 'RSA_2048', privateKey: randomBytes(200), expiresAt: 9 },
+      importParameters: {
+        tokenId: 't',
+        wrappingAlgorithm: 'RSAES_OAEP_SHA_1',
+        wrappingKeySpec: 'RSA_2048',
+        privateKey: randomBytes(200),
+        expiresAt: 9,
+      },
     });
     await a.transact((tx) => tx.insertKey(k));
     const check = () => {
@@ -192,7 +233,9 @@ describe('FileKeyStore on disk', () => {
     check(); // checkpointed into the database
     const b = track(await FileKeyStore.open(path, { passphrase: 'correct horse' }));
     expect(Buffer.from(b.getKey(k.keyId)!.keyMaterial!).equals(Buffer.from(k.keyMaterial!))).toBe(true);
-    expect(Buffer.from(b.getKey(k.keyId)!.importParameters!.privateKey).equals(Buffer.from(k.importParameters!.privateKey))).toBe(true);
+    expect(
+      Buffer.from(b.getKey(k.keyId)!.importParameters!.privateKey).equals(Buffer.from(k.importParameters!.privateKey)),
+    ).toBe(true);
     // Sync open too (openKeyStore).
     const c = track(openKeyStore(path, { passphrase: 'correct horse' }) as FileKeyStore);
     expect(c.getKey(k.keyId)).toBeDefined();

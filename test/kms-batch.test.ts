@@ -26,14 +26,27 @@ describe('batch extensions', () => {
     for (let i = 0; i < messages.length; i += 29) {
       const expected = createHmac('sha256', material).update(messages[i]!).digest();
       expect(Buffer.from(a.Macs.subarray(i * 32, (i + 1) * 32))).toEqual(expected);
-      expect(client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: messages[i]! }).Mac).toEqual(new Uint8Array(expected));
+      expect(
+        client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: messages[i]! }).Mac,
+      ).toEqual(new Uint8Array(expected));
     }
-    const asyncA = await client.generateMacBatchAsync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Messages: messages });
+    const asyncA = await client.generateMacBatchAsync({
+      KeyId: key.KeyId,
+      MacAlgorithm: 'HMAC_SHA_256',
+      Messages: messages,
+    });
     expect(asyncA.Macs).toEqual(a.Macs);
-    const asyncP = await client.generateMacBatchAsync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Data: data, Offsets: offsets });
+    const asyncP = await client.generateMacBatchAsync({
+      KeyId: key.KeyId,
+      MacAlgorithm: 'HMAC_SHA_256',
+      Data: data,
+      Offsets: offsets,
+    });
     expect(asyncP.Macs).toEqual(a.Macs);
     // empty batch
-    expect(client.generateMacBatch({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Messages: [] }).Macs.length).toBe(0);
+    expect(client.generateMacBatch({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Messages: [] }).Macs.length).toBe(
+      0,
+    );
   });
 
   it('verifyMacBatch: per-item results, no exception per item; every input form', async () => {
@@ -53,44 +66,64 @@ describe('batch extensions', () => {
     const r1 = client.verifyMacBatch({ ...base, Messages: messages, Macs: macs });
     expect(r1.MacValid).toEqual(expected);
     expect(r1.KeyId).toBe(key.Arn);
-    expect(client.verifyMacBatch({ ...base, Data: data, Offsets: offsets, Macs: packedMacs }).MacValid).toEqual(expected);
+    expect(client.verifyMacBatch({ ...base, Data: data, Offsets: offsets, Macs: packedMacs }).MacValid).toEqual(
+      expected,
+    );
     expect(client.verifyMacBatch({ ...base, Messages: messages, Macs: packedMacs }).MacValid).toEqual(expected);
     expect(client.verifyMacBatch({ ...base, Data: data, Offsets: offsets, Macs: macs }).MacValid).toEqual(expected);
     expect((await client.verifyMacBatchAsync({ ...base, Messages: messages, Macs: macs })).MacValid).toEqual(expected);
-    expect((await client.verifyMacBatchAsync({ ...base, Data: data, Offsets: offsets, Macs: packedMacs })).MacValid).toEqual(expected);
+    expect(
+      (await client.verifyMacBatchAsync({ ...base, Data: data, Offsets: offsets, Macs: packedMacs })).MacValid,
+    ).toEqual(expected);
   });
 
   it('KMS validation per message, reporting the failing index', async () => {
     const { client, key } = await setup();
     const base = { KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256' };
-    let e = await caught(() => client.generateMacBatch({ ...base, Messages: [new Uint8Array(1), new Uint8Array(4097)] }));
+    let e = await caught(() =>
+      client.generateMacBatch({ ...base, Messages: [new Uint8Array(1), new Uint8Array(4097)] }),
+    );
     expect(e.name).toBe('ValidationException');
-    expect(e.message).toBe("1 validation error detected: Value at 'messages[1]' failed to satisfy constraint: Member must have length less than or equal to 4096");
+    expect(e.message).toBe(
+      "1 validation error detected: Value at 'messages[1]' failed to satisfy constraint: Member must have length less than or equal to 4096",
+    );
     expect(e.BatchIndex).toBe(1);
-    e = await caught(client.generateMacBatchAsync({ ...base, Messages: [new Uint8Array(1), new Uint8Array(1), new Uint8Array(0)] }));
+    e = await caught(
+      client.generateMacBatchAsync({ ...base, Messages: [new Uint8Array(1), new Uint8Array(1), new Uint8Array(0)] }),
+    );
     expect(e.BatchIndex).toBe(2);
     expect(e.message).toMatch(/'messages\[2\]'.*greater than or equal to 1$/);
-    e = await caught(() => client.generateMacBatch({ ...base, Data: new Uint8Array(10), Offsets: new Uint32Array([0, 5, 5, 10]) }));
+    e = await caught(() =>
+      client.generateMacBatch({ ...base, Data: new Uint8Array(10), Offsets: new Uint32Array([0, 5, 5, 10]) }),
+    );
     expect(e.BatchIndex).toBe(1);
-    e = await caught(() => client.generateMacBatch({ ...base, Data: new Uint8Array(10), Offsets: new Uint32Array([0, 11]) }));
+    e = await caught(() =>
+      client.generateMacBatch({ ...base, Data: new Uint8Array(10), Offsets: new Uint32Array([0, 11]) }),
+    );
     expect(e.name).toBe('ValidationException');
-    e = await caught(() => client.verifyMacBatch({ ...base, Messages: [new Uint8Array(1)], Macs: [new Uint8Array(0)] }));
+    e = await caught(() =>
+      client.verifyMacBatch({ ...base, Messages: [new Uint8Array(1)], Macs: [new Uint8Array(0)] }),
+    );
     expect(e.message).toMatch(/'macs\[0\]'/);
     e = await caught(() => client.verifyMacBatch({ ...base, Messages: [new Uint8Array(1)], Macs: new Uint8Array(31) }));
     expect(e.name).toBe('ValidationException');
     // the single-request rules still apply
-    e = await caught(() => client.generateMacBatch({ ...base, MacAlgorithm: 'HMAC_SHA_512', Messages: [new Uint8Array(1)] }));
+    e = await caught(() =>
+      client.generateMacBatch({ ...base, MacAlgorithm: 'HMAC_SHA_512', Messages: [new Uint8Array(1)] }),
+    );
     expect(e.name).toBe('InvalidKeyUsageException');
     e = await caught(() => client.generateMacBatch({ ...base, MacAlgorithm: 'BAD', Messages: [new Uint8Array(1)] }));
     expect(e.message).toMatch(/at 'macAlgorithm'/);
     e = await caught(() => client.generateMacBatch({ ...base, Messages: [new Uint8Array(1)], DryRun: true }));
     expect(e.name).toBe('DryRunOperationException');
     await client.disableKey({ KeyId: key.KeyId });
-    e = await caught(client.verifyMacBatchAsync({ ...base, Messages: [new Uint8Array(1)], Macs: [new Uint8Array(32)] }));
+    e = await caught(
+      client.verifyMacBatchAsync({ ...base, Messages: [new Uint8Array(1)], Macs: [new Uint8Array(32)] }),
+    );
     expect(e.name).toBe('DisabledException');
   });
 
-  it('Out: results written into the caller\'s buffer (sync and async), checked for type and size', async () => {
+  it("Out: results written into the caller's buffer (sync and async), checked for type and size", async () => {
     const { client, key } = await setup();
     const base = { KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256' };
     const { data, offsets } = packMessages(messages);
@@ -115,12 +148,18 @@ describe('batch extensions', () => {
     arrayMacs[2] = arrayMacs[2]!.subarray(0, 31); // the wrong length is 0 in Out too
     expect(client.verifyMacBatch({ ...base, Messages: messages, Macs: arrayMacs, Out: results }).MacValid[2]).toBe(0);
 
-    let e = await caught(client.generateMacBatchAsync({ ...base, Data: data, Offsets: offsets, Out: new Uint8Array(300 * 32 - 1) }));
+    let e = await caught(
+      client.generateMacBatchAsync({ ...base, Data: data, Offsets: offsets, Out: new Uint8Array(300 * 32 - 1) }),
+    );
     expect(e.name).toBe('ValidationException');
     expect(e.message).toMatch(/Out must hold at least 9600 bytes/);
-    e = await caught(() => client.verifyMacBatch({ ...base, Data: data, Offsets: offsets, Macs: macs, Out: new Uint8Array(299) }));
+    e = await caught(() =>
+      client.verifyMacBatch({ ...base, Data: data, Offsets: offsets, Macs: macs, Out: new Uint8Array(299) }),
+    );
     expect(e.name).toBe('ValidationException');
-    e = await caught(() => client.generateMacBatch({ ...base, Messages: messages, Out: new Uint32Array(2400) as unknown as Uint8Array }));
+    e = await caught(() =>
+      client.generateMacBatch({ ...base, Messages: messages, Out: new Uint32Array(2400) as unknown as Uint8Array }),
+    );
     expect(e.message).toBe('Out must be a Uint8Array');
   });
 
@@ -128,11 +167,24 @@ describe('batch extensions', () => {
     const { client, key, material } = await setup();
     const many = Array.from({ length: 20_000 }, (_, i) => Buffer.from(`record-${i}-${'x'.repeat(i % 50)}`));
     const { data, offsets } = packMessages(many);
-    const out = await client.generateMacBatchAsync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Data: data, Offsets: offsets });
+    const out = await client.generateMacBatchAsync({
+      KeyId: key.KeyId,
+      MacAlgorithm: 'HMAC_SHA_256',
+      Data: data,
+      Offsets: offsets,
+    });
     for (const i of [0, 1, 9_999, 19_999]) {
-      expect(Buffer.from(out.Macs.subarray(i * 32, (i + 1) * 32))).toEqual(createHmac('sha256', material).update(many[i]!).digest());
+      expect(Buffer.from(out.Macs.subarray(i * 32, (i + 1) * 32))).toEqual(
+        createHmac('sha256', material).update(many[i]!).digest(),
+      );
     }
-    const v = await client.verifyMacBatchAsync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Data: data, Offsets: offsets, Macs: out.Macs });
+    const v = await client.verifyMacBatchAsync({
+      KeyId: key.KeyId,
+      MacAlgorithm: 'HMAC_SHA_256',
+      Data: data,
+      Offsets: offsets,
+      Macs: out.Macs,
+    });
     expect(v.MacValid.every((x) => x === 1)).toBe(true);
   });
 });

@@ -33,14 +33,21 @@ describe('errors', () => {
   it('without the SDK: own classes with the same shape', async () => {
     useSdkErrorClasses(false);
     const client = new KmsHmacClient();
-    const e: any = await client.generateMac({ KeyId: 'alias/x', MacAlgorithm: 'HMAC_SHA_256', Message: 'm' }).catch((x) => x);
+    const e: any = await client
+      .generateMac({ KeyId: 'alias/x', MacAlgorithm: 'HMAC_SHA_256', Message: 'm' })
+      .catch((x) => x);
     expect(e).toBeInstanceOf(NotFoundException);
     expect(e).toBeInstanceOf(Error);
     expect(e).not.toBeInstanceOf(KMSServiceException);
     expect(e.name).toBe('NotFoundException');
     expect(e.message).toBe('Alias arn:aws:kms:us-east-1:111122223333:alias/x is not found.');
     expect(e.$fault).toBe('client');
-    expect(e.$metadata).toEqual({ httpStatusCode: 400, requestId: expect.any(String), attempts: 1, totalRetryDelay: 0 });
+    expect(e.$metadata).toEqual({
+      httpStatusCode: 400,
+      requestId: expect.any(String),
+      attempts: 1,
+      totalRetryDelay: 0,
+    });
     const mac = new KMSInvalidMacException();
     expect(mac.message).toBe('UnknownError');
     expect(toWireError(mac)).toEqual({ status: 400, type: 'KMSInvalidMacException' });
@@ -50,9 +57,17 @@ describe('errors', () => {
   });
 
   it('toWireError', () => {
-    expect(toWireError(kmsError('DisabledException', 'arn is disabled.'))).toEqual({ status: 400, type: 'DisabledException', message: 'arn is disabled.' });
+    expect(toWireError(kmsError('DisabledException', 'arn is disabled.'))).toEqual({
+      status: 400,
+      type: 'DisabledException',
+      message: 'arn is disabled.',
+    });
     expect(toWireError(kmsError('KMSInvalidMacException'))).toEqual({ status: 400, type: 'KMSInvalidMacException' });
-    expect(toWireError(new TypeError('secret internals'))).toEqual({ status: 500, type: 'KMSInternalException', message: 'An internal error occurred.' });
+    expect(toWireError(new TypeError('secret internals'))).toEqual({
+      status: 500,
+      type: 'KMSInternalException',
+      message: 'An internal error occurred.',
+    });
   });
 });
 
@@ -62,7 +77,9 @@ describe('lifecycle', () => {
     const { KeyMetadata: k } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
     client.generateMacSync({ KeyId: k.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' });
     await client.close();
-    expect(() => client.generateMacSync({ KeyId: k.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' })).toThrow('KmsHmacClient is closed');
+    expect(() => client.generateMacSync({ KeyId: k.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' })).toThrow(
+      'KmsHmacClient is closed',
+    );
     await expect(client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' })).rejects.toThrow(/closed/);
   });
 });

@@ -34,7 +34,13 @@ import {
 } from '@aws-sdk/client-kms';
 import { KmsHmacClient } from '../src/client/client.js';
 import { errorName } from '../src/client/fast-path-leases.js';
-import { createFastPathClient, type FastPathClient, type FastPathOptions, type LeaseEvent, type LeaseState } from '../src/client/fast-path.js';
+import {
+  createFastPathClient,
+  type FastPathClient,
+  type FastPathOptions,
+  type LeaseEvent,
+  type LeaseState,
+} from '../src/client/fast-path.js';
 import { CRED, startServe, stopServe, type ServeChild } from './server-helpers.js';
 
 let dir = '';
@@ -68,15 +74,30 @@ interface RemoteKey {
 
 /** An EXTERNAL HMAC_256 key on the remote with imported material, as a user would make one. */
 async function importedKey(kms: KMSClient = admin): Promise<RemoteKey> {
-  const { KeyMetadata } = await kms.send(new CreateKeyCommand({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Origin: 'EXTERNAL' }));
+  const { KeyMetadata } = await kms.send(
+    new CreateKeyCommand({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Origin: 'EXTERNAL' }),
+  );
   const KeyId = KeyMetadata!.KeyId!;
-  const params = await kms.send(new GetParametersForImportCommand({ KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }));
+  const params = await kms.send(
+    new GetParametersForImportCommand({ KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }),
+  );
   const material = randomBytes(32);
   const wrapped = publicEncrypt(
-    { key: createPublicKey({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+    {
+      key: createPublicKey({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki' }),
+      padding: constants.RSA_PKCS1_OAEP_PADDING,
+      oaepHash: 'sha256',
+    },
     material,
   );
-  await kms.send(new ImportKeyMaterialCommand({ KeyId, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapped, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }));
+  await kms.send(
+    new ImportKeyMaterialCommand({
+      KeyId,
+      ImportToken: params.ImportToken,
+      EncryptedKeyMaterial: wrapped,
+      ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+    }),
+  );
   return { arn: KeyMetadata!.Arn!, keyId: KeyId, material };
 }
 
@@ -87,9 +108,17 @@ async function fastPath(
   o: { url?: string; credentials?: { accessKeyId: string; secretAccessKey: string }; alias?: string } = {},
 ): Promise<FastPathClient<KMSClient>> {
   const local = new KmsHmacClient();
-  await local.importRemoteKey({ RemoteArn: key.arn, KeySpec: 'HMAC_256', KeyMaterial: key.material, ...(o.alias ? { AliasName: o.alias } : {}) });
+  await local.importRemoteKey({
+    RemoteArn: key.arn,
+    KeySpec: 'HMAC_256',
+    KeyMaterial: key.material,
+    ...(o.alias ? { AliasName: o.alias } : {}),
+  });
   const client = createFastPathClient(kmsClient(o.url ?? remote.url, o.credentials), local, options);
-  cleanup.push(() => client.destroy(), () => local.close());
+  cleanup.push(
+    () => client.destroy(),
+    () => local.close(),
+  );
   return client;
 }
 
@@ -98,12 +127,21 @@ function leaseState(client: FastPathClient<KMSClient>, arn: string): LeaseState 
 }
 
 /** Resolves with the 'lease' event that brings `arn` to `state` (or at once if it is there already). */
-function leaseBecomes(client: FastPathClient<KMSClient>, arn: string, state: LeaseState, timeoutMs = 15_000): Promise<LeaseEvent | undefined> {
+function leaseBecomes(
+  client: FastPathClient<KMSClient>,
+  arn: string,
+  state: LeaseState,
+  timeoutMs = 15_000,
+): Promise<LeaseEvent | undefined> {
   if (leaseState(client, arn) === state) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       client.fastPath.off('lease', on);
-      reject(new Error(`lease of ${arn} did not become ${state} in ${timeoutMs} ms: ${JSON.stringify(client.fastPathStats.keys[arn])}`));
+      reject(
+        new Error(
+          `lease of ${arn} did not become ${state} in ${timeoutMs} ms: ${JSON.stringify(client.fastPathStats.keys[arn])}`,
+        ),
+      );
     }, timeoutMs);
     const on = (e: LeaseEvent) => {
       if (e.keyId !== arn || e.state !== state) return;
@@ -115,7 +153,8 @@ function leaseBecomes(client: FastPathClient<KMSClient>, arn: string, state: Lea
   });
 }
 
-const mac = (KeyId: string, Message: Uint8Array = new Uint8Array([1, 2, 3])) => new GenerateMacCommand({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message });
+const mac = (KeyId: string, Message: Uint8Array = new Uint8Array([1, 2, 3])) =>
+  new GenerateMacCommand({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message });
 
 interface Answer {
   /** Date.now() just before send(): the lease decision came after it. */
@@ -140,7 +179,12 @@ async function ask(client: FastPathClient<KMSClient>, KeyId: string): Promise<An
 }
 
 /** Asks every 50 ms until `done(answer)`; returns every answer. */
-async function askUntil(client: FastPathClient<KMSClient>, KeyId: string, done: (a: Answer) => boolean, timeoutMs = 20_000): Promise<Answer[]> {
+async function askUntil(
+  client: FastPathClient<KMSClient>,
+  KeyId: string,
+  done: (a: Answer) => boolean,
+  timeoutMs = 20_000,
+): Promise<Answer[]> {
   const answers: Answer[] = [];
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
@@ -152,7 +196,7 @@ async function askUntil(client: FastPathClient<KMSClient>, KeyId: string, done: 
   throw new Error(`gave up after ${answers.length} answers: ${JSON.stringify(answers.slice(-3))}`);
 }
 
-describe('local answers carry AWS\'s decision', () => {
+describe("local answers carry AWS's decision", () => {
   it('forwards until the first probe says "would succeed", then answers locally, byte-identical to the remote', async () => {
     const key = await importedKey();
     const client = await fastPath(key, {}, { alias: 'alias/signing' });
@@ -176,12 +220,20 @@ describe('local answers carry AWS\'s decision', () => {
       expect(out.Mac).toEqual(fromRemote.Mac);
       expect(out.KeyId).toBe(key.arn);
       expect(out.$metadata.httpStatusCode).toBe(200);
-      const v = await client.send(new VerifyMacCommand({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: msg, Mac: out.Mac }));
+      const v = await client.send(
+        new VerifyMacCommand({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: msg, Mac: out.Mac }),
+      );
       expect(v).toMatchObject({ KeyId: key.arn, MacValid: true, MacAlgorithm: 'HMAC_SHA_256' });
     }
-    const bad = await client.send(new VerifyMacCommand({ KeyId: key.arn, MacAlgorithm: 'HMAC_SHA_256', Message: msg, Mac: new Uint8Array(32) })).catch((e) => e);
+    const bad = await client
+      .send(
+        new VerifyMacCommand({ KeyId: key.arn, MacAlgorithm: 'HMAC_SHA_256', Message: msg, Mac: new Uint8Array(32) }),
+      )
+      .catch((e) => e);
     expect(bad).toBeInstanceOf(KMSInvalidMacException);
-    const wrongAlg = await client.send(new GenerateMacCommand({ KeyId: key.arn, MacAlgorithm: 'HMAC_SHA_512', Message: msg })).catch((e) => e);
+    const wrongAlg = await client
+      .send(new GenerateMacCommand({ KeyId: key.arn, MacAlgorithm: 'HMAC_SHA_512', Message: msg }))
+      .catch((e) => e);
     expect(wrongAlg.name).toBe('InvalidKeyUsageException');
     expect(client.fastPathStats).toMatchObject({ local: 10, stale: 0, forwarded: 1 });
     expect(client.fastPathStats.keys[key.arn]).toMatchObject({ lease: 'valid', local: 10, forwarded: 1, stale: 0 });
@@ -191,9 +243,20 @@ describe('local answers carry AWS\'s decision', () => {
     const key = await importedKey();
     const client = await fastPath(key);
     expect(await client.fastPath.probe(key.arn)).toMatchObject({ lease: 'valid', lastProbe: { result: 'granted' } });
-    expect(await client.fastPath.probe('arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000')).toBeUndefined();
+    expect(
+      await client.fastPath.probe('arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000'),
+    ).toBeUndefined();
 
-    const dry = await client.send(new GenerateMacCommand({ KeyId: key.arn, MacAlgorithm: 'HMAC_SHA_256', Message: new Uint8Array(1), DryRun: true })).catch((e) => e);
+    const dry = await client
+      .send(
+        new GenerateMacCommand({
+          KeyId: key.arn,
+          MacAlgorithm: 'HMAC_SHA_256',
+          Message: new Uint8Array(1),
+          DryRun: true,
+        }),
+      )
+      .catch((e) => e);
     expect(dry).toBeInstanceOf(DryRunOperationException);
     const described = await client.send(new DescribeKeyCommand({ KeyId: key.arn }));
     expect(described.KeyMetadata?.Origin).toBe('EXTERNAL');
@@ -214,12 +277,25 @@ describe('local answers carry AWS\'s decision', () => {
     const local = new KmsHmacClient();
     const arn = 'arn:aws:kms:eu-west-1:444455556666:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
     await local.importRemoteKey({ RemoteArn: arn, KeySpec: 'HMAC_256', KeyMaterial: randomBytes(32) });
-    const dup = await local.importRemoteKey({ RemoteArn: arn, KeySpec: 'HMAC_256', KeyMaterial: randomBytes(32) }).catch((e) => e);
+    const dup = await local
+      .importRemoteKey({ RemoteArn: arn, KeySpec: 'HMAC_256', KeyMaterial: randomBytes(32) })
+      .catch((e) => e);
     expect(dup.name).toBe('AlreadyExistsException');
     const { KeyMetadata: normal } = await local.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
-    const e = await local.linkRemoteKey({ KeyId: normal.KeyId, RemoteArn: 'arn:aws:kms:eu-west-1:444455556666:key/22222222-2222-2222-2222-222222222222' }).catch((x) => x);
+    const e = await local
+      .linkRemoteKey({
+        KeyId: normal.KeyId,
+        RemoteArn: 'arn:aws:kms:eu-west-1:444455556666:key/22222222-2222-2222-2222-222222222222',
+      })
+      .catch((x) => x);
     expect(e.name).toBe('UnsupportedOperationException');
-    const short = await local.importRemoteKey({ RemoteArn: 'arn:aws:kms:eu-west-1:1:key/33333333-3333-3333-3333-333333333333', KeySpec: 'HMAC_256', KeyMaterial: randomBytes(16) }).catch((x) => x);
+    const short = await local
+      .importRemoteKey({
+        RemoteArn: 'arn:aws:kms:eu-west-1:1:key/33333333-3333-3333-3333-333333333333',
+        KeySpec: 'HMAC_256',
+        KeyMaterial: randomBytes(16),
+      })
+      .catch((x) => x);
     expect(short.name).toBe('IncorrectKeyMaterialException');
     await local.close();
   });
@@ -239,8 +315,16 @@ describe('revocation in the remote stops local answers within the lease', () => 
   const LEASE_S = 2;
   const cases: Array<[string, (arn: string) => Promise<unknown>, string[]]> = [
     ['DisableKey', (KeyId) => admin.send(new DisableKeyCommand({ KeyId })), ['DisabledException']],
-    ['ScheduleKeyDeletion', (KeyId) => admin.send(new ScheduleKeyDeletionCommand({ KeyId, PendingWindowInDays: 7 })), ['KMSInvalidStateException', 'DisabledException']],
-    ['DeleteImportedKeyMaterial', (KeyId) => admin.send(new DeleteImportedKeyMaterialCommand({ KeyId })), ['KMSInvalidStateException']],
+    [
+      'ScheduleKeyDeletion',
+      (KeyId) => admin.send(new ScheduleKeyDeletionCommand({ KeyId, PendingWindowInDays: 7 })),
+      ['KMSInvalidStateException', 'DisabledException'],
+    ],
+    [
+      'DeleteImportedKeyMaterial',
+      (KeyId) => admin.send(new DeleteImportedKeyMaterialCommand({ KeyId })),
+      ['KMSInvalidStateException'],
+    ],
   ];
   for (const [name, revoke, errors] of cases) {
     it(`${name}: no local answer later than the lease after it; then AWS's own error`, async () => {
@@ -295,7 +379,16 @@ describe('revocation in the remote stops local answers within the lease', () => 
 
     // Disabled behind the fast path's back: a forwarded DryRun's DisabledException drops the lease too.
     await admin.send(new DisableKeyCommand({ KeyId: key.arn }));
-    const dry = await client.send(new GenerateMacCommand({ KeyId: key.arn, MacAlgorithm: 'HMAC_SHA_256', Message: new Uint8Array(1), DryRun: true })).catch((e) => e);
+    const dry = await client
+      .send(
+        new GenerateMacCommand({
+          KeyId: key.arn,
+          MacAlgorithm: 'HMAC_SHA_256',
+          Message: new Uint8Array(1),
+          DryRun: true,
+        }),
+      )
+      .catch((e) => e);
     expect(dry).toBeInstanceOf(DisabledException);
     expect(leaseState(client, key.arn)).toBe('revoked');
     expect(await ask(client, key.arn)).toMatchObject({ local: false, error: 'DisabledException' });
@@ -310,7 +403,10 @@ describe('credentials the remote refuses', () => {
       [{ accessKeyId: CRED.accessKeyId, secretAccessKey: 'not-the-secret' }, 'InvalidSignatureException'],
     ] as const) {
       const client = await fastPath(key, { leaseSeconds: 1 }, { credentials });
-      expect(await client.fastPath.probe(key.arn)).toMatchObject({ lease: 'revoked', lastProbe: { result: 'refused', error } });
+      expect(await client.fastPath.probe(key.arn)).toMatchObject({
+        lease: 'revoked',
+        lastProbe: { result: 'refused', error },
+      });
       const until = Date.now() + 2500; // past one lease and its renewals
       while (Date.now() < until) {
         expect(await ask(client, key.arn)).toMatchObject({ local: false, error });
@@ -350,13 +446,18 @@ describe('remote down', () => {
       }
       for (const a of answers.filter((x) => x.local)) expect(a.before).toBeLessThan(expiresAt);
       expect(answers.at(-1)).toMatchObject({ local: false, error: 'ECONNREFUSED' });
-      expect(closed.fastPathStats.keys[key.arn]).toMatchObject({ lease: 'expired', lastProbe: { result: 'unreachable' } });
+      expect(closed.fastPathStats.keys[key.arn]).toMatchObject({
+        lease: 'expired',
+        lastProbe: { result: 'unreachable' },
+      });
 
       // serve-stale: every answer local, the same MAC, those after the lease counted stale.
       expect(staleAnswers.filter((a) => !a.local || a.error)).toEqual([]);
       for (const a of staleAnswers) expect(a.mac).toEqual(staleMac);
       const s = stale.fastPathStats;
-      expect(s.stale).toBeGreaterThanOrEqual(staleAnswers.filter((a) => a.before > s.keys[key.arn]!.expiresAt!.getTime()).length);
+      expect(s.stale).toBeGreaterThanOrEqual(
+        staleAnswers.filter((a) => a.before > s.keys[key.arn]!.expiresAt!.getTime()).length,
+      );
       expect(s.stale).toBeGreaterThan(0);
       expect(s.keys[key.arn]).toMatchObject({ lease: 'expired', stale: s.stale, lastProbe: { result: 'unreachable' } });
     } finally {
@@ -377,9 +478,17 @@ describe('hot path', () => {
       // The real client, with its send() counted.
       const real = kmsClient(own.url);
       const sent: string[] = [];
-      const counted = { send: (command: { constructor: { name: string } }, ...rest: unknown[]) => (sent.push(command.constructor.name), real.send(command as never, ...(rest as []))) };
+      const counted = {
+        send: (command: { constructor: { name: string } }, ...rest: unknown[]) => (
+          sent.push(command.constructor.name), real.send(command as never, ...(rest as []))
+        ),
+      };
       const client = createFastPathClient(counted, local, { leaseSeconds: 60 });
-      cleanup.push(() => client.fastPath.close(), () => real.destroy(), () => local.close());
+      cleanup.push(
+        () => client.fastPath.close(),
+        () => real.destroy(),
+        () => local.close(),
+      );
       await client.fastPath.probe(key.arn);
 
       // Freeze the remote: a probe started now cannot finish.

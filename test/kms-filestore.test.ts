@@ -15,7 +15,11 @@ describe('KmsHmacClient on a FileKeyStore', () => {
     const passphrase = 'correct horse battery staple';
     const opts = { keyStore: path, keyStoreOptions: { passphrase, scrypt: { N: 1024 } } };
     const a = new KmsHmacClient(opts);
-    const { KeyMetadata: k } = await a.createKey({ KeySpec: 'HMAC_512', KeyUsage: 'GENERATE_VERIFY_MAC', Description: 'durable' });
+    const { KeyMetadata: k } = await a.createKey({
+      KeySpec: 'HMAC_512',
+      KeyUsage: 'GENERATE_VERIFY_MAC',
+      Description: 'durable',
+    });
     await a.createAlias({ AliasName: 'alias/durable', TargetKeyId: k.KeyId });
     const material = randomBytes(64);
     const { KeyMetadata: r } = await a.importRemoteKey({
@@ -23,7 +27,9 @@ describe('KmsHmacClient on a FileKeyStore', () => {
       KeySpec: 'HMAC_512',
       KeyMaterial: material,
     });
-    const mac1 = a.generateMacSync({ KeyId: 'alias/durable', MacAlgorithm: 'HMAC_SHA_512', Message: 'persist' }).Mac.slice();
+    const mac1 = a
+      .generateMacSync({ KeyId: 'alias/durable', MacAlgorithm: 'HMAC_SHA_512', Message: 'persist' })
+      .Mac.slice();
     await a.close();
 
     const b = new KmsHmacClient(opts);

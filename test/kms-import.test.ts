@@ -43,7 +43,11 @@ describe('import flow', () => {
       expect(md.KeyState).toBe('PendingImport');
       expect(md.Enabled).toBe(false);
       expect(md.Origin).toBe('EXTERNAL');
-      const p = await client.getParametersForImport({ KeyId: md.KeyId, WrappingAlgorithm: wrapping, WrappingKeySpec: 'RSA_2048' });
+      const p = await client.getParametersForImport({
+        KeyId: md.KeyId,
+        WrappingAlgorithm: wrapping,
+        WrappingKeySpec: 'RSA_2048',
+      });
       expect(p.KeyId).toBe(md.Arn);
       expect(p.ImportToken).toBeInstanceOf(Uint8Array);
       expect(p.PublicKey).toBeInstanceOf(Uint8Array);
@@ -69,31 +73,61 @@ describe('import flow', () => {
   it('GetParametersForImport: real RSA key of the asked size, valid 24 h; errors for AWS_KMS keys and unsupported algorithms', async () => {
     const client = new KmsHmacClient({ clock: () => 1_900_000_000_000 });
     const md = await externalKey(client);
-    const p: any = await client.send(new GetParametersForImportCommand({ KeyId: md.Arn, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_3072' }));
+    const p: any = await client.send(
+      new GetParametersForImportCommand({
+        KeyId: md.Arn,
+        WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+        WrappingKeySpec: 'RSA_3072',
+      }),
+    );
     const pub = createPublicKey({ key: Buffer.from(p.PublicKey), format: 'der', type: 'spki' });
     expect(pub.asymmetricKeyType).toBe('rsa');
     expect(pub.asymmetricKeyDetails?.modulusLength).toBe(3072);
     expect(p.ParametersValidTo).toEqual(new Date(1_900_000_000_000 + 24 * HOUR));
     expect(p.$metadata.httpStatusCode).toBe(200);
     const { KeyMetadata: normal } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
-    let e = await caught(client.getParametersForImport({ KeyId: normal.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }));
+    let e = await caught(
+      client.getParametersForImport({
+        KeyId: normal.KeyId,
+        WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+        WrappingKeySpec: 'RSA_2048',
+      }),
+    );
     expect(e.name).toBe('UnsupportedOperationException');
     expect(e.message).toBe(`${normal.Arn} origin is AWS_KMS which is not valid for this operation.`);
-    e = await caught(client.getParametersForImport({ KeyId: md.KeyId, WrappingAlgorithm: 'RSAES_PKCS1_V1_5', WrappingKeySpec: 'RSA_2048' }));
+    e = await caught(
+      client.getParametersForImport({
+        KeyId: md.KeyId,
+        WrappingAlgorithm: 'RSAES_PKCS1_V1_5',
+        WrappingKeySpec: 'RSA_2048',
+      }),
+    );
     expect(e.name).toBe('UnsupportedOperationException');
-    e = await caught(client.getParametersForImport({ KeyId: md.KeyId, WrappingAlgorithm: 'NOPE', WrappingKeySpec: 'RSA_2048' }));
+    e = await caught(
+      client.getParametersForImport({ KeyId: md.KeyId, WrappingAlgorithm: 'NOPE', WrappingKeySpec: 'RSA_2048' }),
+    );
     expect(e.name).toBe('ValidationException');
-    expect(e.message).toMatch(/at 'wrappingAlgorithm' failed to satisfy constraint: Member must satisfy enum value set/);
+    expect(e.message).toMatch(
+      /at 'wrappingAlgorithm' failed to satisfy constraint: Member must satisfy enum value set/,
+    );
   });
 
   it('RSA_4096 wrapping key', async () => {
     const client = new KmsHmacClient();
     const md = await externalKey(client);
-    const p = await client.getParametersForImport({ KeyId: md.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_4096' });
+    const p = await client.getParametersForImport({
+      KeyId: md.KeyId,
+      WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+      WrappingKeySpec: 'RSA_4096',
+    });
     const pub = createPublicKey({ key: Buffer.from(p.PublicKey), format: 'der', type: 'spki' });
     expect(pub.asymmetricKeyDetails?.modulusLength).toBe(4096);
     const material = randomBytes(32);
-    await client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrap(p.PublicKey, material, 'RSAES_OAEP_SHA_256') });
+    await client.importKeyMaterial({
+      KeyId: md.KeyId,
+      ImportToken: p.ImportToken,
+      EncryptedKeyMaterial: wrap(p.PublicKey, material, 'RSAES_OAEP_SHA_256'),
+    });
     const out = await client.generateMac({ KeyId: md.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' });
     expect(Buffer.from(out.Mac)).toEqual(createHmac('sha256', material).update('x').digest());
   }, 60_000);
@@ -103,36 +137,81 @@ describe('import flow', () => {
     const client = new KmsHmacClient({ clock: () => t.now });
     const md = await externalKey(client);
     const other = await externalKey(client);
-    const p = await client.getParametersForImport({ KeyId: md.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' });
-    const po = await client.getParametersForImport({ KeyId: other.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' });
+    const p = await client.getParametersForImport({
+      KeyId: md.KeyId,
+      WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+      WrappingKeySpec: 'RSA_2048',
+    });
+    const po = await client.getParametersForImport({
+      KeyId: other.KeyId,
+      WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+      WrappingKeySpec: 'RSA_2048',
+    });
     const material = randomBytes(32);
     const enc = (m: Uint8Array, pk = p.PublicKey) => wrap(pk, m, 'RSAES_OAEP_SHA_256');
 
     // another key's token
-    let e = await caught(client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: po.ImportToken, EncryptedKeyMaterial: enc(material, po.PublicKey) }));
+    let e = await caught(
+      client.importKeyMaterial({
+        KeyId: md.KeyId,
+        ImportToken: po.ImportToken,
+        EncryptedKeyMaterial: enc(material, po.PublicKey),
+      }),
+    );
     expect(e).toBeInstanceOf(InvalidImportTokenException);
     // garbage token
-    e = await caught(client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: randomBytes(66), EncryptedKeyMaterial: enc(material) }));
+    e = await caught(
+      client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: randomBytes(66), EncryptedKeyMaterial: enc(material) }),
+    );
     expect(e.name).toBe('InvalidImportTokenException');
     // material wrapped with another public key
-    e = await caught(client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(material, po.PublicKey) }));
+    e = await caught(
+      client.importKeyMaterial({
+        KeyId: md.KeyId,
+        ImportToken: p.ImportToken,
+        EncryptedKeyMaterial: enc(material, po.PublicKey),
+      }),
+    );
     expect(e.name).toBe('InvalidCiphertextException');
     // wrong lengths (HMAC_256: 32..64)
     for (const len of [31, 65]) {
-      e = await caught(client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(randomBytes(len)) }));
+      e = await caught(
+        client.importKeyMaterial({
+          KeyId: md.KeyId,
+          ImportToken: p.ImportToken,
+          EncryptedKeyMaterial: enc(randomBytes(len)),
+        }),
+      );
       expect(e).toBeInstanceOf(IncorrectKeyMaterialException);
       expect(e.message).toMatch(/32 to 64 bytes/);
       expect(e.message).not.toMatch(/[0-9a-f]{20}/);
     }
     expect((await client.describeKey({ KeyId: md.KeyId })).KeyMetadata.KeyState).toBe('PendingImport');
     // KEY_MATERIAL_EXPIRES needs ValidTo
-    e = await caught(client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(material), ExpirationModel: 'KEY_MATERIAL_EXPIRES' }));
+    e = await caught(
+      client.importKeyMaterial({
+        KeyId: md.KeyId,
+        ImportToken: p.ImportToken,
+        EncryptedKeyMaterial: enc(material),
+        ExpirationModel: 'KEY_MATERIAL_EXPIRES',
+      }),
+    );
     expect(e.name).toBe('ValidationException');
     expect(e.message).toBe('A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES');
     // success
-    await client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(material) });
+    await client.importKeyMaterial({
+      KeyId: md.KeyId,
+      ImportToken: p.ImportToken,
+      EncryptedKeyMaterial: enc(material),
+    });
     // different material on reimport
-    e = await caught(client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(randomBytes(32)) }));
+    e = await caught(
+      client.importKeyMaterial({
+        KeyId: md.KeyId,
+        ImportToken: p.ImportToken,
+        EncryptedKeyMaterial: enc(randomBytes(32)),
+      }),
+    );
     expect(e).toBeInstanceOf(IncorrectKeyMaterialException);
     // after DeleteImportedKeyMaterial too
     await client.deleteImportedKeyMaterial({ KeyId: md.KeyId });
@@ -142,19 +221,47 @@ describe('import flow', () => {
     expect(d).not.toHaveProperty('ExpirationModel');
     e = await caught(client.generateMac({ KeyId: md.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
     expect(e.message).toBe(`${md.Arn} is pending import.`);
-    e = await caught(client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(randomBytes(32)) }));
+    e = await caught(
+      client.importKeyMaterial({
+        KeyId: md.KeyId,
+        ImportToken: p.ImportToken,
+        EncryptedKeyMaterial: enc(randomBytes(32)),
+      }),
+    );
     expect(e.name).toBe('IncorrectKeyMaterialException');
     // same material again: fine
-    await client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(material) });
+    await client.importKeyMaterial({
+      KeyId: md.KeyId,
+      ImportToken: p.ImportToken,
+      EncryptedKeyMaterial: enc(material),
+    });
     expect((await client.describeKey({ KeyId: md.KeyId })).KeyMetadata.KeyState).toBe('Enabled');
     // a new GetParametersForImport supersedes the old token
-    const p2 = await client.getParametersForImport({ KeyId: md.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' });
-    e = await caught(client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(material) }));
+    const p2 = await client.getParametersForImport({
+      KeyId: md.KeyId,
+      WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+      WrappingKeySpec: 'RSA_2048',
+    });
+    e = await caught(
+      client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: enc(material) }),
+    );
     expect(e.name).toBe('InvalidImportTokenException');
-    await client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: p2.ImportToken, EncryptedKeyMaterial: enc(material, p2.PublicKey) });
+    await client.importKeyMaterial({
+      KeyId: md.KeyId,
+      ImportToken: p2.ImportToken,
+      EncryptedKeyMaterial: enc(material, p2.PublicKey),
+    });
     // expired token (24 h)
     t.now += 24 * HOUR;
-    e = await caught(client.send(new ImportKeyMaterialCommand({ KeyId: md.KeyId, ImportToken: p2.ImportToken, EncryptedKeyMaterial: enc(material, p2.PublicKey) })));
+    e = await caught(
+      client.send(
+        new ImportKeyMaterialCommand({
+          KeyId: md.KeyId,
+          ImportToken: p2.ImportToken,
+          EncryptedKeyMaterial: enc(material, p2.PublicKey),
+        }),
+      ),
+    );
     expect(e).toBeInstanceOf(ExpiredImportTokenException);
     // nothing secret in what we can print
     const rec = client.keyStore.getKey(md.KeyId)!;
@@ -166,7 +273,11 @@ describe('import flow', () => {
     const t = { now: 1_900_000_000_000 };
     const client = new KmsHmacClient({ clock: () => t.now });
     const md = await externalKey(client);
-    const p = await client.getParametersForImport({ KeyId: md.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_1', WrappingKeySpec: 'RSA_2048' });
+    const p = await client.getParametersForImport({
+      KeyId: md.KeyId,
+      WrappingAlgorithm: 'RSAES_OAEP_SHA_1',
+      WrappingKeySpec: 'RSA_2048',
+    });
     const material = randomBytes(40);
     const validTo = new Date(t.now + 2 * HOUR);
     await client.importKeyMaterial({
@@ -181,7 +292,9 @@ describe('import flow', () => {
     expect(d.ValidTo).toEqual(validTo);
     expect(client.generateMacSync({ KeyId: md.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }).Mac.length).toBe(32);
     t.now = validTo.getTime();
-    const e = await caught(() => client.generateMacSync({ KeyId: md.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
+    const e = await caught(() =>
+      client.generateMacSync({ KeyId: md.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }),
+    );
     expect(e.name).toBe('KMSInvalidStateException');
     expect(e.message).toBe(`${md.Arn} is pending import.`);
     const after = (await client.describeKey({ KeyId: md.KeyId })).KeyMetadata;

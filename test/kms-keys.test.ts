@@ -42,10 +42,28 @@ describe('CreateKey / DescribeKey', () => {
       MultiRegion: false,
     });
     expect(Object.keys(md)).toEqual([
-      'AWSAccountId', 'KeyId', 'Arn', 'CreationDate', 'Enabled', 'Description', 'KeyUsage', 'KeyState', 'Origin',
-      'KeyManager', 'CustomerMasterKeySpec', 'KeySpec', 'MacAlgorithms', 'MultiRegion',
+      'AWSAccountId',
+      'KeyId',
+      'Arn',
+      'CreationDate',
+      'Enabled',
+      'Description',
+      'KeyUsage',
+      'KeyState',
+      'Origin',
+      'KeyManager',
+      'CustomerMasterKeySpec',
+      'KeySpec',
+      'MacAlgorithms',
+      'MultiRegion',
     ]);
-    for (const absent of ['EncryptionAlgorithms', 'SigningAlgorithms', 'KeyAgreementAlgorithms', 'CurrentKeyMaterialId', 'DeletionDate']) {
+    for (const absent of [
+      'EncryptionAlgorithms',
+      'SigningAlgorithms',
+      'KeyAgreementAlgorithms',
+      'CurrentKeyMaterialId',
+      'DeletionDate',
+    ]) {
       expect(md).not.toHaveProperty(absent);
     }
     const d = await client.describeKey({ KeyId: md.Arn });
@@ -61,8 +79,17 @@ describe('CreateKey / DescribeKey', () => {
 
   it('each spec gets its algorithm and a key of the spec size', async () => {
     const client = new KmsHmacClient();
-    for (const [spec, alg, len] of [['HMAC_224', 'HMAC_SHA_224', 28], ['HMAC_256', 'HMAC_SHA_256', 32], ['HMAC_384', 'HMAC_SHA_384', 48], ['HMAC_512', 'HMAC_SHA_512', 64]] as const) {
-      const { KeyMetadata: md } = await client.createKey({ KeySpec: spec, KeyUsage: 'GENERATE_VERIFY_MAC', Description: 'd' });
+    for (const [spec, alg, len] of [
+      ['HMAC_224', 'HMAC_SHA_224', 28],
+      ['HMAC_256', 'HMAC_SHA_256', 32],
+      ['HMAC_384', 'HMAC_SHA_384', 48],
+      ['HMAC_512', 'HMAC_SHA_512', 64],
+    ] as const) {
+      const { KeyMetadata: md } = await client.createKey({
+        KeySpec: spec,
+        KeyUsage: 'GENERATE_VERIFY_MAC',
+        Description: 'd',
+      });
       expect(md.MacAlgorithms).toEqual([alg]);
       expect(md.Description).toBe('d');
       expect(client.keyStore.getKey(md.KeyId)!.keyMaterial!.length).toBe(len);
@@ -71,12 +98,19 @@ describe('CreateKey / DescribeKey', () => {
 
   it('deprecated CustomerMasterKeySpec works alone; MultiRegion gives an mrk- key', async () => {
     const client = new KmsHmacClient();
-    const { KeyMetadata: a } = await client.createKey({ CustomerMasterKeySpec: 'HMAC_224', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    const { KeyMetadata: a } = await client.createKey({
+      CustomerMasterKeySpec: 'HMAC_224',
+      KeyUsage: 'GENERATE_VERIFY_MAC',
+    });
     expect(a.KeySpec).toBe('HMAC_224');
     const { KeyMetadata: m } = await client.createKey({ ...HMAC, MultiRegion: true });
     expect(m.KeyId).toMatch(/^mrk-[0-9a-f]{32}$/);
     expect(m.MultiRegion).toBe(true);
-    expect(m.MultiRegionConfiguration).toEqual({ MultiRegionKeyType: 'PRIMARY', PrimaryKey: { Arn: m.Arn, Region: 'us-east-1' }, ReplicaKeys: [] });
+    expect(m.MultiRegionConfiguration).toEqual({
+      MultiRegionKeyType: 'PRIMARY',
+      PrimaryKey: { Arn: m.Arn, Region: 'us-east-1' },
+      ReplicaKeys: [],
+    });
     const out = await client.generateMac({ KeyId: m.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' });
     expect(out.KeyId).toBe(m.Arn);
   });
@@ -87,9 +121,13 @@ describe('CreateKey / DescribeKey', () => {
     expect(e.name).toBe('ValidationException');
     expect(e.message).toBe('You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.');
     e = await caught(client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'RANDOM' }));
-    expect(e.message).toMatch(/^1 validation error detected: Value 'RANDOM' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set: \[ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC/);
+    expect(e.message).toMatch(
+      /^1 validation error detected: Value 'RANDOM' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set: \[ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC/,
+    );
     e = await caught(client.createKey({ KeySpec: 'HMAC_999', KeyUsage: 'GENERATE_VERIFY_MAC' }));
-    expect(e.message).toMatch(/^1 validation error detected: Value 'HMAC_999' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: \[RSA_2048, ECC_NIST_P384, ECC_NIST_P256, ECC_NIST_P521, HMAC_384, RSA_3072, ECC_SECG_P256K1, RSA_4096, SYMMETRIC_DEFAULT, HMAC_256, HMAC_224, HMAC_512/);
+    expect(e.message).toMatch(
+      /^1 validation error detected: Value 'HMAC_999' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: \[RSA_2048, ECC_NIST_P384, ECC_NIST_P256, ECC_NIST_P521, HMAC_384, RSA_3072, ECC_SECG_P256K1, RSA_4096, SYMMETRIC_DEFAULT, HMAC_256, HMAC_224, HMAC_512/,
+    );
     e = await caught(client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'ENCRYPT_DECRYPT' }));
     expect(e.name).toBe('ValidationException');
     expect(e.message).toBe('KeyUsage ENCRYPT_DECRYPT is not compatible with KeySpec HMAC_256');
@@ -104,7 +142,9 @@ describe('CreateKey / DescribeKey', () => {
     e = await caught(client.createKey({ ...HMAC, Origin: 'AWS_CLOUDHSM' }));
     expect(e.name).toBe('UnsupportedOperationException');
     e = await caught(client.createKey({ ...HMAC, Description: 'x'.repeat(8193) }));
-    expect(e.message).toMatch(/at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192$/);
+    expect(e.message).toMatch(
+      /at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192$/,
+    );
     expect((await client.listKeys()).Keys).toHaveLength(0);
   });
 
@@ -155,7 +195,9 @@ describe('ListKeys paging', () => {
     expect(all.Keys).toHaveLength(7);
     expect(all).not.toHaveProperty('NextMarker');
     let e = await caught(client.listKeys({ Limit: 0 }));
-    expect(e.message).toBe("1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1");
+    expect(e.message).toBe(
+      "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+    );
     e = await caught(client.listKeys({ Limit: 1001 }));
     expect(e.message).toMatch(/less than or equal to 1000$/);
     e = await caught(client.listKeys({ Marker: 'garbage' }));
@@ -196,12 +238,18 @@ describe('aliases', () => {
     const { KeyMetadata: k } = await client.createKey(HMAC);
     let e = await caught(client.createAlias({ AliasName: 'noprefix', TargetKeyId: k.KeyId }));
     expect(e.name).toBe('ValidationException');
-    expect(e.message).toBe('Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html');
+    expect(e.message).toBe(
+      'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html',
+    );
     e = await caught(client.createAlias({ AliasName: 'alias/has space', TargetKeyId: k.KeyId }));
-    expect(e.message).toBe("1 validation error detected: Value 'alias/has space' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$");
+    expect(e.message).toBe(
+      "1 validation error detected: Value 'alias/has space' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$",
+    );
     const long = 'alias/' + 'a'.repeat(251);
     e = await caught(client.createAlias({ AliasName: long, TargetKeyId: k.KeyId }));
-    expect(e.message).toBe(`1 validation error detected: Value '${long}' at 'aliasName' failed to satisfy constraint: Member must have length less than or equal to 256`);
+    expect(e.message).toBe(
+      `1 validation error detected: Value '${long}' at 'aliasName' failed to satisfy constraint: Member must have length less than or equal to 256`,
+    );
     await client.createAlias({ AliasName: 'alias/' + 'a'.repeat(250), TargetKeyId: k.KeyId });
     e = await caught(client.createAlias({ AliasName: 'alias/aws/s3', TargetKeyId: k.KeyId }));
     expect(e.name).toBe('NotAuthorizedException');
@@ -215,8 +263,12 @@ describe('aliases', () => {
     expect(e.$metadata.httpStatusCode).toBe(400);
     e = await caught(client.createAlias({ AliasName: 'alias/other', TargetKeyId: 'alias/dup' }));
     expect(e.name).toBe('NotFoundException');
-    e = await caught(client.createAlias({ AliasName: 'alias/other', TargetKeyId: '99999999-9999-9999-9999-999999999999' }));
-    expect(e.message).toBe("Key 'arn:aws:kms:us-east-1:111122223333:key/99999999-9999-9999-9999-999999999999' does not exist");
+    e = await caught(
+      client.createAlias({ AliasName: 'alias/other', TargetKeyId: '99999999-9999-9999-9999-999999999999' }),
+    );
+    expect(e.message).toBe(
+      "Key 'arn:aws:kms:us-east-1:111122223333:key/99999999-9999-9999-9999-999999999999' does not exist",
+    );
     e = await caught(client.updateAlias({ AliasName: 'alias/missing', TargetKeyId: k.KeyId }));
     expect(e.message).toBe('Alias arn:aws:kms:us-east-1:111122223333:alias/missing is not found.');
   });
@@ -241,11 +293,18 @@ describe('enable / disable / deletion lifecycle', () => {
     const { KeyMetadata: k } = await client.createKey(HMAC);
     await client.createAlias({ AliasName: 'alias/doomed', TargetKeyId: k.KeyId });
     let e = await caught(client.scheduleKeyDeletion({ KeyId: k.KeyId, PendingWindowInDays: 6 }));
-    expect(e.message).toBe("1 validation error detected: Value '6' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value greater than or equal to 7");
+    expect(e.message).toBe(
+      "1 validation error detected: Value '6' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value greater than or equal to 7",
+    );
     e = await caught(client.scheduleKeyDeletion({ KeyId: k.KeyId, PendingWindowInDays: 31 }));
     expect(e.message).toMatch(/Member must have value less than or equal to 30$/);
     const s = await client.scheduleKeyDeletion({ KeyId: k.KeyId });
-    expect(s).toEqual({ KeyId: k.Arn, DeletionDate: new Date(c.now + 30 * DAY), KeyState: 'PendingDeletion', PendingWindowInDays: 30 });
+    expect(s).toEqual({
+      KeyId: k.Arn,
+      DeletionDate: new Date(c.now + 30 * DAY),
+      KeyState: 'PendingDeletion',
+      PendingWindowInDays: 30,
+    });
     const md = (await client.describeKey({ KeyId: k.KeyId })).KeyMetadata;
     expect(md.KeyState).toBe('PendingDeletion');
     expect(md.Enabled).toBe(false);
@@ -287,7 +346,9 @@ describe('enable / disable / deletion lifecycle', () => {
     client.generateMacSync({ KeyId: k.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' });
     await client.scheduleKeyDeletion({ KeyId: k.KeyId, PendingWindowInDays: 7 });
     c.now += 8 * DAY;
-    const e = await caught(() => client.generateMacSync({ KeyId: k.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
+    const e = await caught(() =>
+      client.generateMacSync({ KeyId: k.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }),
+    );
     expect(e.name).toBe('NotFoundException');
   });
 
@@ -307,17 +368,30 @@ describe('tags and rotation', () => {
   it('TagResource / UntagResource / ListResourceTags', async () => {
     const client = new KmsHmacClient();
     const { KeyMetadata: k } = await client.createKey({ ...HMAC, Tags: [{ TagKey: 'a', TagValue: '1' }] });
-    await client.tagResource({ KeyId: k.KeyId, Tags: [{ TagKey: 'b', TagValue: '2' }, { TagKey: 'a', TagValue: '3' }] });
-    expect((await client.listResourceTags({ KeyId: k.Arn })).Tags).toEqual([{ TagKey: 'a', TagValue: '3' }, { TagKey: 'b', TagValue: '2' }]);
+    await client.tagResource({
+      KeyId: k.KeyId,
+      Tags: [
+        { TagKey: 'b', TagValue: '2' },
+        { TagKey: 'a', TagValue: '3' },
+      ],
+    });
+    expect((await client.listResourceTags({ KeyId: k.Arn })).Tags).toEqual([
+      { TagKey: 'a', TagValue: '3' },
+      { TagKey: 'b', TagValue: '2' },
+    ]);
     const p = await client.listResourceTags({ KeyId: k.KeyId, Limit: 1 });
     expect(p.Truncated).toBe(true);
-    expect((await client.listResourceTags({ KeyId: k.KeyId, Marker: p.NextMarker! })).Tags).toEqual([{ TagKey: 'b', TagValue: '2' }]);
+    expect((await client.listResourceTags({ KeyId: k.KeyId, Marker: p.NextMarker! })).Tags).toEqual([
+      { TagKey: 'b', TagValue: '2' },
+    ]);
     await client.untagResource({ KeyId: k.KeyId, TagKeys: ['a'] });
     expect((await client.listResourceTags({ KeyId: k.KeyId })).Tags).toEqual([{ TagKey: 'b', TagValue: '2' }]);
     let e = await caught(client.tagResource({ KeyId: k.KeyId, Tags: [{ TagKey: 'aws:x', TagValue: '' }] }));
     expect(e.name).toBe('TagException');
     e = await caught(client.tagResource({ KeyId: k.KeyId, Tags: [{ TagKey: '', TagValue: '' }] }));
-    expect(e.message).toBe("1 validation error detected: Value '' at 'tags.1.member.tagKey' failed to satisfy constraint: Member must have length greater than or equal to 1");
+    expect(e.message).toBe(
+      "1 validation error detected: Value '' at 'tags.1.member.tagKey' failed to satisfy constraint: Member must have length greater than or equal to 1",
+    );
   });
 
   it('EnableKeyRotation on an HMAC key → UnsupportedOperationException', async () => {

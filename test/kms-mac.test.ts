@@ -44,7 +44,12 @@ describe('GenerateMac / VerifyMac', () => {
       expect(out.KeyId).toBe(md.Arn);
       expect(out.KeyId).toBe(`arn:aws:kms:us-east-1:111122223333:key/${md.KeyId}`);
       expect(out.MacAlgorithm).toBe(alg);
-      const v = await client.verifyMac({ KeyId: md.Arn, MacAlgorithm: alg, Message: enc.encode('hello'), Mac: out.Mac });
+      const v = await client.verifyMac({
+        KeyId: md.Arn,
+        MacAlgorithm: alg,
+        Message: enc.encode('hello'),
+        Mac: out.Mac,
+      });
       expect(v).toEqual({ KeyId: md.Arn, MacValid: true, MacAlgorithm: alg });
       expect(Object.keys(v)).toEqual(['KeyId', 'MacValid', 'MacAlgorithm']);
     }
@@ -73,14 +78,17 @@ describe('GenerateMac / VerifyMac', () => {
     const { client, key } = await setup();
     const a = client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'a' }).Mac;
     const copy = a.slice();
-    for (let i = 0; i < 2000; i++) client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'b' + i });
+    for (let i = 0; i < 2000; i++)
+      client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'b' + i });
     expect(a).toEqual(copy);
   });
 
   describe('ValidationException (Coral format)', () => {
     it('bad enum: AWS order of the value set', async () => {
       const { client, key } = await setup();
-      const e = await caught(client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'INVALID', Message: enc.encode('x') }));
+      const e = await caught(
+        client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'INVALID', Message: enc.encode('x') }),
+      );
       expect(e.name).toBe('ValidationException');
       expect(e.message).toBe(
         `1 validation error detected: Value 'INVALID' at 'macAlgorithm' failed to satisfy constraint: Member must satisfy enum value set: ${ENUM}`,
@@ -92,26 +100,38 @@ describe('GenerateMac / VerifyMac', () => {
 
     it('message too long / empty: blob value never printed', async () => {
       const { client, key } = await setup();
-      let e = await caught(client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: new Uint8Array(4097) }));
+      let e = await caught(
+        client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: new Uint8Array(4097) }),
+      );
       expect(e.message).toBe(
         "1 validation error detected: Value at 'message' failed to satisfy constraint: Member must have length less than or equal to 4096",
       );
-      e = await caught(client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: new Uint8Array(0) }));
+      e = await caught(
+        client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: new Uint8Array(0) }),
+      );
       expect(e.message).toBe(
         "1 validation error detected: Value at 'message' failed to satisfy constraint: Member must have length greater than or equal to 1",
       );
       // 4096 is fine
-      const ok = await client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: new Uint8Array(4096) });
+      const ok = await client.generateMac({
+        KeyId: key.KeyId,
+        MacAlgorithm: 'HMAC_SHA_256',
+        Message: new Uint8Array(4096),
+      });
       expect(ok.Mac.length).toBe(32);
     });
 
     it('mac length bounds on VerifyMac', async () => {
       const { client, key } = await setup();
-      let e = await caught(client.verifyMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x', Mac: new Uint8Array(0) }));
+      let e = await caught(
+        client.verifyMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x', Mac: new Uint8Array(0) }),
+      );
       expect(e.message).toBe(
         "1 validation error detected: Value at 'mac' failed to satisfy constraint: Member must have length greater than or equal to 1",
       );
-      e = await caught(client.verifyMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x', Mac: new Uint8Array(6145) }));
+      e = await caught(
+        client.verifyMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x', Mac: new Uint8Array(6145) }),
+      );
       expect(e.message).toBe(
         "1 validation error detected: Value at 'mac' failed to satisfy constraint: Member must have length less than or equal to 6144",
       );
@@ -124,7 +144,9 @@ describe('GenerateMac / VerifyMac', () => {
         "1 validation error detected: Value '' at 'keyId' failed to satisfy constraint: Member must have length greater than or equal to 1",
       );
       e = await caught(client.generateMac({ KeyId: undefined, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
-      expect(e.message).toMatch(/^1 validation error detected: Value null at 'keyId' failed to satisfy constraint: Member must not be null$/);
+      expect(e.message).toMatch(
+        /^1 validation error detected: Value null at 'keyId' failed to satisfy constraint: Member must not be null$/,
+      );
       const long = 'k'.repeat(2049);
       e = await caught(client.generateMac({ KeyId: long, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
       expect(e.message).toBe(
@@ -134,9 +156,13 @@ describe('GenerateMac / VerifyMac', () => {
 
     it('missing message: prefix only', async () => {
       const { client, key } = await setup();
-      const e = await caught(client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: undefined }));
+      const e = await caught(
+        client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: undefined }),
+      );
       expect(e.name).toBe('ValidationException');
-      expect(e.message).toMatch(/^1 validation error detected: Value (null )?at 'message' failed to satisfy constraint: Member must not be null$/);
+      expect(e.message).toMatch(
+        /^1 validation error detected: Value (null )?at 'message' failed to satisfy constraint: Member must not be null$/,
+      );
     });
 
     it('several violations are counted and joined', async () => {
@@ -151,7 +177,9 @@ describe('GenerateMac / VerifyMac', () => {
 
     it('validation comes before key lookup', async () => {
       const { client } = await setup();
-      const e = await caught(client.generateMac({ KeyId: 'nonexistent', MacAlgorithm: 'HMAC_SHA_256', Message: new Uint8Array(5000) }));
+      const e = await caught(
+        client.generateMac({ KeyId: 'nonexistent', MacAlgorithm: 'HMAC_SHA_256', Message: new Uint8Array(5000) }),
+      );
       expect(e.name).toBe('ValidationException');
       const e2 = await caught(client.generateMac({ KeyId: 'nonexistent', MacAlgorithm: 'BAD', Message: 'x' }));
       expect(e2.name).toBe('ValidationException');
@@ -164,9 +192,13 @@ describe('GenerateMac / VerifyMac', () => {
       await expect(client.generateMac({ ...base, GrantTokens: ['a'.repeat(8192)] })).resolves.toBeTruthy();
       let e = await caught(client.generateMac({ ...base, GrantTokens: Array(11).fill('t') }));
       expect(e.name).toBe('ValidationException');
-      expect(e.message).toMatch(/at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10$/);
+      expect(e.message).toMatch(
+        /at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10$/,
+      );
       e = await caught(client.generateMac({ ...base, GrantTokens: [''] }));
-      expect(e.message).toMatch(/^1 validation error detected: Value '' at 'grantTokens\.1\.member' failed to satisfy constraint: Member must have length greater than or equal to 1$/);
+      expect(e.message).toMatch(
+        /^1 validation error detected: Value '' at 'grantTokens\.1\.member' failed to satisfy constraint: Member must have length greater than or equal to 1$/,
+      );
       e = await caught(client.generateMac({ ...base, GrantTokens: ['a'.repeat(8193)] }));
       expect(e.message).toMatch(/Member must have length less than or equal to 8192$/);
     });
@@ -186,7 +218,13 @@ describe('GenerateMac / VerifyMac', () => {
       const id = '11111111-2222-3333-4444-555555555555';
       const e = await caught(client.generateMac({ KeyId: id, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
       expect(e.message).toBe(`Key 'arn:aws:kms:eu-west-1:000000000000:key/${id}' does not exist`);
-      const e2 = await caught(client.generateMac({ KeyId: `arn:aws:kms:eu-west-1:000000000000:key/${id}`, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
+      const e2 = await caught(
+        client.generateMac({
+          KeyId: `arn:aws:kms:eu-west-1:000000000000:key/${id}`,
+          MacAlgorithm: 'HMAC_SHA_256',
+          Message: 'x',
+        }),
+      );
       expect(e2.message).toBe(`Key 'arn:aws:kms:eu-west-1:000000000000:key/${id}' does not exist`);
     });
 
@@ -202,7 +240,13 @@ describe('GenerateMac / VerifyMac', () => {
       const { client } = await setup();
       let e = await caught(client.generateMac({ KeyId: 'alias/nope', MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
       expect(e.message).toBe('Alias arn:aws:kms:us-east-1:111122223333:alias/nope is not found.');
-      e = await caught(client.generateMac({ KeyId: 'arn:aws:kms:us-east-1:111122223333:alias/nope', MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
+      e = await caught(
+        client.generateMac({
+          KeyId: 'arn:aws:kms:us-east-1:111122223333:alias/nope',
+          MacAlgorithm: 'HMAC_SHA_256',
+          Message: 'x',
+        }),
+      );
       expect(e.message).toBe('Alias arn:aws:kms:us-east-1:111122223333:alias/nope is not found.');
     });
   });
@@ -233,7 +277,11 @@ describe('GenerateMac / VerifyMac', () => {
 
     it('PendingImport → KMSInvalidStateException "<arn> is pending import."', async () => {
       const client = new KmsHmacClient();
-      const { KeyMetadata: k } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Origin: 'EXTERNAL' });
+      const { KeyMetadata: k } = await client.createKey({
+        KeySpec: 'HMAC_256',
+        KeyUsage: 'GENERATE_VERIFY_MAC',
+        Origin: 'EXTERNAL',
+      });
       const e = await caught(client.generateMac({ KeyId: k.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
       expect(e.name).toBe('KMSInvalidStateException');
       expect(e.message).toBe(`${k.Arn} is pending import.`);
@@ -244,7 +292,9 @@ describe('GenerateMac / VerifyMac', () => {
       const e = await caught(client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_512', Message: 'x' }));
       expect(e).toBeInstanceOf(InvalidKeyUsageException);
       expect(e.message).toBe('Algorithm HMAC_SHA_512 is incompatible with key spec HMAC_256.');
-      const e2 = await caught(client.verifyMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_224', Message: 'x', Mac: new Uint8Array(28) }));
+      const e2 = await caught(
+        client.verifyMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_224', Message: 'x', Mac: new Uint8Array(28) }),
+      );
       expect(e2.message).toBe('Algorithm HMAC_SHA_224 is incompatible with key spec HMAC_256.');
     });
 
@@ -255,7 +305,9 @@ describe('GenerateMac / VerifyMac', () => {
       const e = await caught(client.generateMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }));
       expect(e).toBeInstanceOf(InvalidKeyUsageException);
       expect(e.message).toBe(`${key.Arn} key usage is ENCRYPT_DECRYPT which is not valid for GenerateMac.`);
-      const e2 = await caught(client.verifyMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x', Mac: new Uint8Array(32) }));
+      const e2 = await caught(
+        client.verifyMac({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x', Mac: new Uint8Array(32) }),
+      );
       expect(e2.message).toBe(`${key.Arn} key usage is ENCRYPT_DECRYPT which is not valid for VerifyMac.`);
     });
 
@@ -319,26 +371,45 @@ describe('GenerateMac / VerifyMac', () => {
   describe('send() with @aws-sdk/client-kms commands', () => {
     it('returns the output plus $metadata, and throws the SDK classes', async () => {
       const client = new KmsHmacClient();
-      const created: any = await client.send(new CreateKeyCommand({ KeySpec: 'HMAC_384', KeyUsage: 'GENERATE_VERIFY_MAC' }));
+      const created: any = await client.send(
+        new CreateKeyCommand({ KeySpec: 'HMAC_384', KeyUsage: 'GENERATE_VERIFY_MAC' }),
+      );
       expect(created.$metadata).toMatchObject({ httpStatusCode: 200, attempts: 1, totalRetryDelay: 0 });
       expect(typeof created.$metadata.requestId).toBe('string');
       const keyId = created.KeyMetadata.KeyId;
       await client.send(new CreateAliasCommand({ AliasName: 'alias/sdk', TargetKeyId: keyId }));
       const msg = enc.encode('payload');
-      const g: any = await client.send(new GenerateMacCommand({ KeyId: 'alias/sdk', MacAlgorithm: 'HMAC_SHA_384', Message: msg }));
+      const g: any = await client.send(
+        new GenerateMacCommand({ KeyId: 'alias/sdk', MacAlgorithm: 'HMAC_SHA_384', Message: msg }),
+      );
       expect(g.KeyId).toBe(created.KeyMetadata.Arn);
       expect(g.Mac.length).toBe(48);
-      const v: any = await client.send(new VerifyMacCommand({ KeyId: keyId, MacAlgorithm: 'HMAC_SHA_384', Message: msg, Mac: g.Mac }));
+      const v: any = await client.send(
+        new VerifyMacCommand({ KeyId: keyId, MacAlgorithm: 'HMAC_SHA_384', Message: msg, Mac: g.Mac }),
+      );
       expect(v.MacValid).toBe(true);
       expect(v.$metadata.httpStatusCode).toBe(200);
-      const e = await caught(client.send(new VerifyMacCommand({ KeyId: keyId, MacAlgorithm: 'HMAC_SHA_384', Message: enc.encode('other'), Mac: g.Mac })));
+      const e = await caught(
+        client.send(
+          new VerifyMacCommand({
+            KeyId: keyId,
+            MacAlgorithm: 'HMAC_SHA_384',
+            Message: enc.encode('other'),
+            Mac: g.Mac,
+          }),
+        ),
+      );
       expect(e).toBeInstanceOf(KMSInvalidMacException);
       expect(e).toBeInstanceOf(KMSServiceException);
-      const nf = await caught(client.send(new GenerateMacCommand({ KeyId: 'alias/none', MacAlgorithm: 'HMAC_SHA_384', Message: msg })));
+      const nf = await caught(
+        client.send(new GenerateMacCommand({ KeyId: 'alias/none', MacAlgorithm: 'HMAC_SHA_384', Message: msg })),
+      );
       expect(nf).toBeInstanceOf(NotFoundException);
       expect(nf).toBeInstanceOf(OwnNotFound); // our class recognises SDK instances too
       expect(nf).toBeInstanceOf(KmsError);
-      const val = await caught(client.send(new GenerateMacCommand({ KeyId: keyId, MacAlgorithm: 'X' as any, Message: msg })));
+      const val = await caught(
+        client.send(new GenerateMacCommand({ KeyId: keyId, MacAlgorithm: 'X' as any, Message: msg })),
+      );
       expect(val).toBeInstanceOf(KMSServiceException);
       expect(val.name).toBe('ValidationException');
     });
@@ -358,7 +429,9 @@ describe('GenerateMac / VerifyMac', () => {
     expect(JSON.stringify(client)).toBe('{"region":"us-east-1","accountId":"111122223333"}');
     const rec = client.keyStore.getKey(key.KeyId)!;
     const mac = createHmac('sha256', rec.keyMaterial!).update('x').digest();
-    expect(client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }).Mac).toEqual(new Uint8Array(mac));
+    expect(client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' }).Mac).toEqual(
+      new Uint8Array(mac),
+    );
     expect(rec.keyMaterial!.length).toBe(32);
   });
 });

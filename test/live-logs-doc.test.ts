@@ -52,18 +52,32 @@ function setup(name: string) {
   for (const d of ['var/log', 'mnt/audit', 'etc']) mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, 'etc', 'passphrase'), 'live logs doc test passphrase\n', { mode: 0o600 }); // the unit's KMS_HMAC_PASSPHRASE_FILE
   const { env, exec } = unit(root);
-  const sh = (cmd: string, extra: Record<string, string> = {}) => spawnSync('sh', ['-c', cmd], { cwd: root, env: { ...process.env, ...env, ...extra }, encoding: 'utf8' });
+  const sh = (cmd: string, extra: Record<string, string> = {}) =>
+    spawnSync('sh', ['-c', cmd], { cwd: root, env: { ...process.env, ...env, ...extra }, encoding: 'utf8' });
   const service = (): { child: ChildProcess; exited: Promise<number | null> } => {
     const child = spawn('sh', ['-c', `exec ${exec}`], { cwd: root, env: { ...process.env, ...env }, stdio: 'ignore' });
     return { child, exited: new Promise((r) => child.on('close', r)) };
   };
   const app = () => {
-    const child = spawn(process.execPath, [WRITER, join(root, 'var/log/app.log'), '--burst', '100', '--every', '5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [WRITER, join(root, 'var/log/app.log'), '--burst', '100', '--every', '5'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
-    return { child, stop: () => new Promise<number>((r) => child.on('close', () => r(JSON.parse(out).lines)) && child.kill('SIGTERM')) };
+    return {
+      child,
+      stop: () =>
+        new Promise<number>((r) => child.on('close', () => r(JSON.parse(out).lines)) && child.kill('SIGTERM')),
+    };
   };
-  return { root, sh, service, app, log: join(root, 'var/log/app.log'), shipped: join(root, 'mnt/audit/app.checkpoints') };
+  return {
+    root,
+    sh,
+    service,
+    app,
+    log: join(root, 'var/log/app.log'),
+    shipped: join(root, 'mnt/audit/app.checkpoints'),
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -77,9 +91,13 @@ async function until(what: string, cond: () => boolean, ms = 30_000) {
 const shippedLines = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).length : 0);
 
 describe('docs/live-logs.md', () => {
-  const inShort = block('sh', 'sign --follow').split('\n').filter((l) => l.startsWith('kms-hmac'));
+  const inShort = block('sh', 'sign --follow')
+    .split('\n')
+    .filter((l) => l.startsWith('kms-hmac'));
 
-  it('the unit runs the signer; a crash leaves INCOMPLETE, not TAMPERED; a restart resumes; a rename rotation as shown; verify as shown', { timeout: 180_000 }, async () => {
+  it('the unit runs the signer; a crash leaves INCOMPLETE, not TAMPERED; a restart resumes; a rename rotation as shown; verify as shown', {
+    timeout: 180_000,
+  }, async () => {
     const t = setup('rename');
     expect(t.sh(localize(inShort[0]!, t.root)).status).toBe(0); // kms-hmac keys create …
     writeFileSync(t.log, '');
@@ -90,8 +108,12 @@ describe('docs/live-logs.md', () => {
     await svc.exited;
     const crashed = t.sh(localize(inShort[2]!, t.root).replace(/ --checkpoints \S+/, '')); // kms-hmac verify … (without the shipped lines)
     expect(crashed.status).toBe(1);
-    expect(crashed.stdout).toMatch(/^INCOMPLETE: .*: [\d,]+ records are not signed yet by .*; nothing was tampered with\n/);
-    expect(crashed.stdout).toMatch(/\n {2}signed through record [\d,]+ \(checkpoint \d+, \d{4}-\d\d-\d\dT[\d:.]+Z\); open: no trailer yet/);
+    expect(crashed.stdout).toMatch(
+      /^INCOMPLETE: .*: [\d,]+ records are not signed yet by .*; nothing was tampered with\n/,
+    );
+    expect(crashed.stdout).toMatch(
+      /\n {2}signed through record [\d,]+ \(checkpoint \d+, \d{4}-\d\d-\d\dT[\d:.]+Z\); open: no trailer yet/,
+    );
     expect(crashed.stdout).toMatch(/\n {2}lines? [\d-]+: unsigned \(after the last record the sidecar covers\)/);
 
     svc = t.service(); // Restart=on-failure
@@ -114,7 +136,9 @@ describe('docs/live-logs.md', () => {
     expect([zcat.status, zcat.stderr]).toEqual([0, '']);
   });
 
-  it('the copytruncate steps as shown: a new segment, the copy verifies except what copytruncate lost', { timeout: 120_000 }, async () => {
+  it('the copytruncate steps as shown: a new segment, the copy verifies except what copytruncate lost', {
+    timeout: 120_000,
+  }, async () => {
     const t = setup('copytruncate');
     expect(t.sh(localize(inShort[0]!, t.root)).status).toBe(0);
     writeFileSync(t.log, '');
@@ -129,18 +153,31 @@ describe('docs/live-logs.md', () => {
     expect(await svc.exited).toBe(0);
     const copy = t.sh(`${localize(block('sh', 'kms-hmac verify /var/log/app.log-2026'), t.root).trim()} --json`);
     const report = JSON.parse(copy.stdout);
-    const kinds = Object.entries(report.counts as Record<string, number>).filter(([, n]) => n > 0).map(([k]) => k);
-    expect(kinds.every((k) => k === 'log-truncated' || k === 'unsigned'), JSON.stringify(report.issues)).toBe(true);
+    const kinds = Object.entries(report.counts as Record<string, number>)
+      .filter(([, n]) => n > 0)
+      .map(([k]) => k);
+    expect(
+      kinds.every((k) => k === 'log-truncated' || k === 'unsigned'),
+      JSON.stringify(report.issues),
+    ).toBe(true);
     expect(report.verified).toBeGreaterThan(0);
     expect(t.sh(localize(inShort[2]!, t.root)).status).toBe(0);
-    expect(readdirSync(join(t.root, 'var/log')).sort()).toEqual(['app.log', 'app.log.mac', `app.log-${today}`, `app.log-${today}.mac`].sort());
+    expect(readdirSync(join(t.root, 'var/log')).sort()).toEqual(
+      ['app.log', 'app.log.mac', `app.log-${today}`, `app.log-${today}.mac`].sort(),
+    );
   });
 
   it.skipIf(!tool('systemd-analyze'))('the systemd unit passes systemd-analyze verify', () => {
     const dir = join(tmp, 'unit');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, 'kms-hmac-app.service');
-    writeFileSync(file, unit(dir).text.replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath} ${BIN} sign --follow ${dir}/app.log --key-id alias/logs`));
+    writeFileSync(
+      file,
+      unit(dir).text.replace(
+        /^ExecStart=.*$/m,
+        `ExecStart=${process.execPath} ${BIN} sign --follow ${dir}/app.log --key-id alias/logs`,
+      ),
+    );
     const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' });
     expect([r.status, r.stderr]).toEqual([0, '']);
   });

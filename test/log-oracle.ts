@@ -34,7 +34,9 @@ export class Oracle {
     return h.digest();
   }
   record(seq: number, rec: Buffer): Buffer {
-    return rec.length <= 4071 ? this.mac(seq, 0x00, rec) : this.mac(seq, 0x01, createHash('sha256').update(rec).digest());
+    return rec.length <= 4071
+      ? this.mac(seq, 0x00, rec)
+      : this.mac(seq, 0x01, createHash('sha256').update(rec).digest());
   }
 }
 
@@ -77,7 +79,13 @@ export function v1Sidecar(log: Buffer, key: Buffer, sid: Buffer, keyArn: string)
  * header bytes, checkpoints every `every` records (and a last one for the
  * rest), and the times its checkpoints state (read back by `timeOf(k)`).
  */
-export function v2Sidecar(log: Buffer, key: Buffer, head: Buffer, every: number, timeOf: (k: number) => number): Buffer {
+export function v2Sidecar(
+  log: Buffer,
+  key: Buffer,
+  head: Buffer,
+  every: number,
+  timeOf: (k: number) => number,
+): Buffer {
   const json = JSON.parse(head.subarray(12).toString());
   const o = new Oracle(key, Buffer.from(json.streamId, 'hex'));
   const headerMac = o.mac(0, 0x48, head);
@@ -111,7 +119,13 @@ export function blocks(sc: Buffer): { index: number; records: number; logBytes: 
     const count = Number(sc.readBigUInt64BE(pos + 16));
     const end = pos + 40 + L + (count - records) * L;
     if (end > sc.length) break;
-    out.push({ index: Number(sc.readBigUInt64BE(pos + 8)), records: count, logBytes: Number(sc.readBigUInt64BE(pos + 24)), time: Number(sc.readBigUInt64BE(pos + 32)), end });
+    out.push({
+      index: Number(sc.readBigUInt64BE(pos + 8)),
+      records: count,
+      logBytes: Number(sc.readBigUInt64BE(pos + 24)),
+      time: Number(sc.readBigUInt64BE(pos + 32)),
+      end,
+    });
     pos = end;
     records = count;
   }

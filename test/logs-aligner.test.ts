@@ -22,7 +22,11 @@ interface Run {
  * aligner over `signed` signed records. With `hints`, every record comes with
  * the driver's batch check at its own index (as when d = 0).
  */
-function align(log: number[], signed: number, opts: { window?: number; unsignedTail?: boolean; hints?: boolean } = {}): Run {
+function align(
+  log: number[],
+  signed: number,
+  opts: { window?: number; unsignedTail?: boolean; hints?: boolean } = {},
+): Run {
   const issues = new IssueLog(10_000);
   let matcherCalls = 0;
   const aligner = new Aligner({
@@ -40,7 +44,14 @@ function align(log: number[], signed: number, opts: { window?: number; unsignedT
   log.forEach((truth, i) => {
     const payload = Buffer.alloc(4);
     payload.writeInt32BE(truth);
-    const r: AlignRecord = { index: i, start: i * 10, kind: 0, payload, hintSeq: opts.hints ? i : -1, hintOk: opts.hints ? truth === i : false };
+    const r: AlignRecord = {
+      index: i,
+      start: i * 10,
+      kind: 0,
+      payload,
+      hintSeq: opts.hints ? i : -1,
+      hintOk: opts.hints ? truth === i : false,
+    };
     aligner.push(r);
   });
   aligner.end();
@@ -117,15 +128,24 @@ describe('Aligner: one change at a time', () => {
 
   it('records after the last signed one: unsigned (a sidecar still being written), or inserted (a sidecar that says the log ended)', () => {
     const log = [...seq(10), FORGED, FORGED, FORGED];
-    expect(align(log, 10, { unsignedTail: true }).issues).toEqual([{ kind: 'unsigned', line: 11, signedRecord: undefined, count: 3 }]);
-    expect(align(log, 10, { unsignedTail: false }).issues).toEqual([{ kind: 'inserted', line: 11, signedRecord: undefined, count: 3 }]);
+    expect(align(log, 10, { unsignedTail: true }).issues).toEqual([
+      { kind: 'unsigned', line: 11, signedRecord: undefined, count: 3 },
+    ]);
+    expect(align(log, 10, { unsignedTail: false }).issues).toEqual([
+      { kind: 'inserted', line: 11, signedRecord: undefined, count: 3 },
+    ]);
     // nothing signed yet: everything unsigned, and no record "matched"
-    expect(align([FORGED, FORGED], 0, { unsignedTail: true })).toMatchObject({ issues: [{ kind: 'unsigned', line: 1, count: 2 }], matchedAny: false });
+    expect(align([FORGED, FORGED], 0, { unsignedTail: true })).toMatchObject({
+      issues: [{ kind: 'unsigned', line: 1, count: 2 }],
+      matchedAny: false,
+    });
   });
 
   it('a run longer than the window is paired positionally: modified, not a cascade of inserted + deleted', () => {
     const log = seq(100).map((s) => (s >= 10 && s < 60 ? FORGED : s));
-    expect(align(log, 100, { window: 8 }).issues).toEqual([{ kind: 'modified', line: 11, signedRecord: 11, count: 50 }]);
+    expect(align(log, 100, { window: 8 }).issues).toEqual([
+      { kind: 'modified', line: 11, signedRecord: 11, count: 50 },
+    ]);
   });
 
   it('a move farther than the window is caught as a deletion and an insertion (the documented limit)', () => {
@@ -138,7 +158,11 @@ describe('Aligner: one change at a time', () => {
   });
 
   it('nothing matches at all: matchedAny stays false (the driver reports foreign-sidecar)', () => {
-    const r = align(Array.from({ length: 300 }, () => FORGED), 300, { window: 8 });
+    const r = align(
+      Array.from({ length: 300 }, () => FORGED),
+      300,
+      { window: 8 },
+    );
     expect(r.matchedAny).toBe(false);
     expect(r.verified).toBe(0);
   });
@@ -155,11 +179,20 @@ describe('Aligner: driver API', () => {
     a.beyond(10, 100, 4);
     a.beyond(14, 140, 2);
     a.end();
-    expect(issues.done().map(({ kind, line, count }) => ({ kind, line, count }))).toEqual([{ kind: 'unsigned', line: 11, count: 6 }]);
+    expect(issues.done().map(({ kind, line, count }) => ({ kind, line, count }))).toEqual([
+      { kind: 'unsigned', line: 11, count: 6 },
+    ]);
     expect(a.verified).toBe(10);
 
     const b = new Aligner({ signed: 10, window: 8, unsignedTail: false, issue: () => {}, match: () => -1 });
-    const rec = (index: number, hintOk: boolean): AlignRecord => ({ index, start: index, kind: 0, payload: Buffer.alloc(1), hintSeq: index, hintOk });
+    const rec = (index: number, hintOk: boolean): AlignRecord => ({
+      index,
+      start: index,
+      kind: 0,
+      payload: Buffer.alloc(1),
+      hintSeq: index,
+      hintOk,
+    });
     b.push(rec(0, false)); // deferred: needs the next record as a peek
     expect(b.clean).toBe(false);
     expect(b.seqOffset(1)).toBe(0); // record 0 is still expected at seq 0

@@ -5,7 +5,16 @@
  * planted symlink).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -73,7 +82,9 @@ describe('a log is a path (string or URL), bytes, a byte stream or an async iter
       await expect(signLog(input as never, p('bad.mac'), { engine }), String(input)).rejects.toThrow(TypeError);
       await expect(verifyLog(input as never, p('form-Buffer.mac'), { engine })).rejects.toThrow(TypeError);
     }
-    await expect(signLog(Readable.from(['text chunk']), p('bad.mac'), { engine })).rejects.toThrow(/must be a Uint8Array/);
+    await expect(signLog(Readable.from(['text chunk']), p('bad.mac'), { engine })).rejects.toThrow(
+      /must be a Uint8Array/,
+    );
     await expect(signLog(LOG, 42 as never, { engine })).rejects.toThrow(/sidecar must be a file path/);
     await expect(verifyLog(LOG, '' as never, { engine })).rejects.toThrow(TypeError);
     expect(existsSync(p('bad.mac'))).toBe(false);
@@ -144,7 +155,9 @@ describe('the sidecar is written through an exclusive temporary file', () => {
     expect(readFileSync(p('target-of-link'), 'utf8')).toBe('must stay');
     expect(lstatSync(p('planted.mac')).isSymbolicLink()).toBe(false);
     expect((await verifyLog(LOG, p('planted.mac'), { engine })).ok).toBe(true);
-    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp') && !n.startsWith(`.planted.mac.${process.pid}`))).toEqual([]);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp') && !n.startsWith(`.planted.mac.${process.pid}`))).toEqual(
+      [],
+    );
   });
 
   it('a failed signing leaves no temporary file and no sidecar', async () => {

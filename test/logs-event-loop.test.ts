@@ -45,16 +45,24 @@ async function lateness(work: () => Promise<unknown>): Promise<{ worst: number; 
 it(`a 10 ms timer keeps firing while a ${MIB} MiB log is signed and verified`, { timeout: 120_000 }, async () => {
   const log = join(dir, 'app.log');
   const fh = await open(log, 'w');
-  const chunk = Buffer.from(Array.from({ length: 1 << 20 >> 8 }, (_, i) => `${String(i).padStart(8, '0')} ${'x'.repeat(246)}\n`).join(''));
+  const chunk = Buffer.from(
+    Array.from({ length: (1 << 20) >> 8 }, (_, i) => `${String(i).padStart(8, '0')} ${'x'.repeat(246)}\n`).join(''),
+  );
   for (let i = 0; i < MIB; i++) await fh.write(chunk);
   await fh.close();
-  const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), 'arn:aws:kms:us-east-1:111122223333:key/loop', 'HMAC_SHA_256');
+  const engine = engineFromMacKey(
+    createMacKey('HMAC_SHA_256', randomBytes(32)),
+    'arn:aws:kms:us-east-1:111122223333:key/loop',
+    'HMAC_SHA_256',
+  );
 
   const sign = await lateness(() => signLog(log, join(dir, 'app.log.mac'), { engine }));
   let ok = false;
   const verify = await lateness(async () => (ok = (await verifyLog(log, join(dir, 'app.log.mac'), { engine })).ok));
   expect(ok).toBe(true);
-  console.log(`${MIB} MiB: sign ${sign.ms.toFixed(0)} ms, timer late by ${sign.worst.toFixed(1)} ms at worst (${sign.ticks} ticks); verify ${verify.ms.toFixed(0)} ms, ${verify.worst.toFixed(1)} ms (${verify.ticks} ticks)`);
+  console.log(
+    `${MIB} MiB: sign ${sign.ms.toFixed(0)} ms, timer late by ${sign.worst.toFixed(1)} ms at worst (${sign.ticks} ticks); verify ${verify.ms.toFixed(0)} ms, ${verify.worst.toFixed(1)} ms (${verify.ticks} ticks)`,
+  );
   for (const r of [sign, verify]) {
     expect(r.worst).toBeLessThan(250);
     expect(r.ticks).toBeGreaterThanOrEqual(Math.floor(r.ms / 10 / 4)); // it ran throughout, not once at the end

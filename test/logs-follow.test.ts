@@ -5,7 +5,17 @@
  * checkpoints. The kill -9 loop and the CLI run in logs-live.test.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -124,7 +134,11 @@ describe('followLog', () => {
     const b = follow(log);
     await until('55', () => b.signed() === 55);
     await b.stop();
-    expect(b.events[0]).toMatchObject({ type: 'start', resumed: { checkpoint: 3, records: 40 }, streamId: first.streamId });
+    expect(b.events[0]).toMatchObject({
+      type: 'start',
+      resumed: { checkpoint: 3, records: 40 },
+      streamId: first.streamId,
+    });
 
     // a crash while writing: the trailer gone and the last block cut short
     const sc = `${log}.mac`;
@@ -158,7 +172,11 @@ describe('followLog', () => {
     await expect(b.done).rejects.toThrow(/no longer holds the records its sidecar signed \(line 13: modified/);
     expect(readFileSync(`${log}.mac`).equals(before)).toBe(true);
 
-    const other = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), ARN.replace('f0', 'f1'), 'HMAC_SHA_256');
+    const other = engineFromMacKey(
+      createMacKey('HMAC_SHA_256', randomBytes(32)),
+      ARN.replace('f0', 'f1'),
+      'HMAC_SHA_256',
+    );
     await expect(followLog(log, { engine: other })).rejects.toThrow(/was made with key .*f0 .*not .*f1/);
   });
 
@@ -181,7 +199,12 @@ describe('followLog', () => {
     await until('all signed', () => f.signed() + rotatedAtRecords(f) >= n);
     const s = await f.stop();
     const rot = f.events.find((e) => e.type === 'rotate') as Extract<FollowEvent, { type: 'rotate' }>;
-    expect(rot).toMatchObject({ how: 'rename', rotatedLog: join(d, 'app.log-20260101'), sidecar: join(d, 'app.log-20260101.mac'), whileStopped: false });
+    expect(rot).toMatchObject({
+      how: 'rename',
+      rotatedLog: join(d, 'app.log-20260101'),
+      sidecar: join(d, 'app.log-20260101.mac'),
+      whileStopped: false,
+    });
     const old = await verifyLog(join(d, 'app.log-20260101'), join(d, 'app.log-20260101.mac'), { engine });
     expect(old).toMatchObject({ ok: true, closed: true });
     expect(old.records).toBeGreaterThanOrEqual(rotatedAt);
@@ -215,8 +238,13 @@ describe('followLog', () => {
     const copy = await verifyLog(join(d, 'ct.log.1'), join(d, 'ct.log.1.mac'), { engine });
     // lines written between the copy and the truncation are lost from both files (copytruncate's known gap);
     // lines copied but not read before the truncation are unsigned: nothing else may differ
-    const kinds = Object.entries(copy.counts).filter(([, v]) => v > 0).map(([k]) => k);
-    expect(kinds.every((k) => k === 'log-truncated' || k === 'unsigned'), JSON.stringify(copy.issues)).toBe(true);
+    const kinds = Object.entries(copy.counts)
+      .filter(([, v]) => v > 0)
+      .map(([k]) => k);
+    expect(
+      kinds.every((k) => k === 'log-truncated' || k === 'unsigned'),
+      JSON.stringify(copy.issues),
+    ).toBe(true);
     expect(copy.verified).toBeGreaterThan(30);
     const cur = await verifyLog(log, `${log}.mac`, { engine });
     expect(cur).toMatchObject({ ok: true, closed: true, previous: { streamId: copy.streamId } });
@@ -234,9 +262,17 @@ describe('followLog', () => {
     const b = follow(log);
     await until('4', () => b.signed() === 4);
     await b.stop();
-    expect(b.events.find((e) => e.type === 'rotate')).toMatchObject({ how: 'rename', whileStopped: true, rotatedLog: join(d, 's.log.1'), sidecar: join(d, 's.log.1.mac') });
+    expect(b.events.find((e) => e.type === 'rotate')).toMatchObject({
+      how: 'rename',
+      whileStopped: true,
+      rotatedLog: join(d, 's.log.1'),
+      sidecar: join(d, 's.log.1.mac'),
+    });
     expect((await verifyLog(join(d, 's.log.1'), join(d, 's.log.1.mac'), { engine })).ok).toBe(true);
-    expect(await verifyLog(log, `${log}.mac`, { engine })).toMatchObject({ ok: true, previous: { streamId: first.streamId } });
+    expect(await verifyLog(log, `${log}.mac`, { engine })).toMatchObject({
+      ok: true,
+      previous: { streamId: first.streamId },
+    });
 
     // truncated while stopped (copytruncate): the old sidecar cannot be matched to a copy by inode: kept under its stream id
     truncateSync(log, 0);

@@ -50,7 +50,12 @@ function frame(data: Buffer, delim: Buffer, chunkSizes: () => number, o: FrameOp
     for (let i = 0; i < b.count; i++) {
       const m = b.data.subarray(b.offsets[i]!, b.offsets[i + 1]!);
       expect(m.subarray(0, 16).equals(sid)).toBe(true);
-      got.push({ kind: m[24]!, payload: Buffer.from(m.subarray(MAC_INPUT_PREFIX)), start: b.starts[i]!, seq: Number(m.readBigUInt64BE(16)) });
+      got.push({
+        kind: m[24]!,
+        payload: Buffer.from(m.subarray(MAC_INPUT_PREFIX)),
+        start: b.starts[i]!,
+        seq: Number(m.readBigUInt64BE(16)),
+      });
     }
     expect(b.end).toBe(b.count ? recordEnd(b, b.count - 1) : b.end);
     f.release(b);
@@ -88,9 +93,17 @@ function randomLog(): Buffer {
   const parts: Buffer[] = [];
   for (let i = 0; i < 200; i++) {
     const r = Math.random();
-    if (r < 0.02) parts.push(Buffer.alloc(4071 + Math.floor(Math.random() * 3), 0x61)); // around the digest threshold
+    if (r < 0.02)
+      parts.push(Buffer.alloc(4071 + Math.floor(Math.random() * 3), 0x61)); // around the digest threshold
     else if (r < 0.03) parts.push(randomBytes(10_000));
-    else parts.push(Buffer.from(Array.from({ length: Math.floor(Math.random() * 12) }, () => 'ab\n\r\0x'[Math.floor(Math.random() * 6)]).join('')));
+    else
+      parts.push(
+        Buffer.from(
+          Array.from({ length: Math.floor(Math.random() * 12) }, () => 'ab\n\r\0x'[Math.floor(Math.random() * 6)]).join(
+            '',
+          ),
+        ),
+      );
   }
   return Buffer.concat(parts);
 }
@@ -120,24 +133,42 @@ const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length
 
 describe('RecordFramer', () => {
   const delims = ['\n', '\r\n', 'ab', 'aba', '\0\0\0'].map((d) => Buffer.from(d));
-  it.each(delims.map((d) => [JSON.stringify(d.toString()), d] as const))('delimiter %s, random data and chunking', (_n, delim) => {
-    for (let round = 0; round < 14; round++) {
-      const data = randomLog();
-      const maxChunk = [1, 2, 3, 5, 64, 5000, 1 << 20][round % 7]!;
-      expectFramed(data, delim, frame(data, delim, () => 1 + Math.floor(Math.random() * maxChunk)));
-    }
-  });
+  it.each(delims.map((d) => [JSON.stringify(d.toString()), d] as const))(
+    'delimiter %s, random data and chunking',
+    (_n, delim) => {
+      for (let round = 0; round < 14; round++) {
+        const data = randomLog();
+        const maxChunk = [1, 2, 3, 5, 64, 5000, 1 << 20][round % 7]!;
+        expectFramed(
+          data,
+          delim,
+          frame(data, delim, () => 1 + Math.floor(Math.random() * maxChunk)),
+        );
+      }
+    },
+  );
 
   it('the WebAssembly kernel and the JavaScript loop frame a one-byte delimiter alike', () => {
     // a record check makes the framer use the JavaScript loop, whatever the delimiter
     const sid = randomBytes(16);
-    expect(new RecordFramer({ streamId: sid, delimiter: Buffer.from('\n'), digest: 'SHA-256' }).framedByKernel).toBe(true);
-    expect(new RecordFramer({ streamId: sid, delimiter: Buffer.from('\n'), digest: 'SHA-256', checkRecord: () => {} }).framedByKernel).toBe(false);
-    expect(new RecordFramer({ streamId: sid, delimiter: Buffer.from('\r\n'), digest: 'SHA-256' }).framedByKernel).toBe(false);
+    expect(new RecordFramer({ streamId: sid, delimiter: Buffer.from('\n'), digest: 'SHA-256' }).framedByKernel).toBe(
+      true,
+    );
+    expect(
+      new RecordFramer({ streamId: sid, delimiter: Buffer.from('\n'), digest: 'SHA-256', checkRecord: () => {} })
+        .framedByKernel,
+    ).toBe(false);
+    expect(new RecordFramer({ streamId: sid, delimiter: Buffer.from('\r\n'), digest: 'SHA-256' }).framedByKernel).toBe(
+      false,
+    );
     for (let round = 0; round < 10; round++) {
       const data = randomLog();
       for (const check of [false, true]) {
-        expectFramed(data, Buffer.from('\n'), frame(data, Buffer.from('\n'), () => 1 + Math.floor(Math.random() * 5000), { check, batchSize: 50 }));
+        expectFramed(
+          data,
+          Buffer.from('\n'),
+          frame(data, Buffer.from('\n'), () => 1 + Math.floor(Math.random() * 5000), { check, batchSize: 50 }),
+        );
       }
     }
   });
@@ -156,13 +187,23 @@ describe('RecordFramer', () => {
         check: Math.random() < 0.3,
       };
       const maxChunk = pick([3, 64, 5000, 1 << 16]);
-      expectFramed(data, delim, frame(data, delim, () => 1 + Math.floor(Math.random() * maxChunk), o));
+      expectFramed(
+        data,
+        delim,
+        frame(data, delim, () => 1 + Math.floor(Math.random() * maxChunk), o),
+      );
     }
   });
 
   it('a batch holds at most batchSize records and batchBytes bytes', () => {
     const counts = (line: string) => {
-      const f = new RecordFramer({ streamId: randomBytes(16), delimiter: Buffer.from('\n'), digest: 'SHA-256', batchSize: 10, batchBytes: 5000 });
+      const f = new RecordFramer({
+        streamId: randomBytes(16),
+        delimiter: Buffer.from('\n'),
+        digest: 'SHA-256',
+        batchSize: 10,
+        batchBytes: 5000,
+      });
       const out: number[] = [];
       const take = (bs: Iterable<RecordBatch>) => {
         for (const b of bs) {
@@ -181,7 +222,13 @@ describe('RecordFramer', () => {
   });
 
   it('a consumer that holds more batches than it asked slots for gets an error, never a batch overwritten under it', () => {
-    const f = new RecordFramer({ streamId: randomBytes(16), delimiter: Buffer.from('\n'), digest: 'SHA-256', batchSize: 1, slots: 2 });
+    const f = new RecordFramer({
+      streamId: randomBytes(16),
+      delimiter: Buffer.from('\n'),
+      digest: 'SHA-256',
+      batchSize: 1,
+      slots: 2,
+    });
     const held: RecordBatch[] = [];
     expect(() => {
       for (const b of f.push(Buffer.from('a\nb\nc\nd\n'))) held.push(b);
@@ -189,7 +236,15 @@ describe('RecordFramer', () => {
     expect(held.map((b) => b.data.subarray(MAC_INPUT_PREFIX).toString())).toEqual(['a\n', 'b\n']);
   });
   it('dispose() hands the memory to the next framer of that size, only once every batch is back; a disposed framer refuses input', () => {
-    const opts = { streamId: randomBytes(16), delimiter: Buffer.from('\n'), digest: 'SHA-256', batchSize: 2, batchBytes: 8192, inputBytes: 4096, slots: 1 } as const;
+    const opts = {
+      streamId: randomBytes(16),
+      delimiter: Buffer.from('\n'),
+      digest: 'SHA-256',
+      batchSize: 2,
+      batchBytes: 8192,
+      inputBytes: 4096,
+      slots: 1,
+    } as const;
     const f = new RecordFramer(opts);
     const [held] = [...f.push(Buffer.from('a\nb\nc\n'))]; // a and b; c waits in the open batch
     expect(() => f.dispose()).toThrow(/while a batch is held/);
@@ -206,7 +261,11 @@ describe('RecordFramer', () => {
     const other = new RecordFramer({ ...opts, inputBytes: 8192 });
     expect(other.inputArea(0).buffer).not.toBe(g.inputArea(0).buffer);
     // the reused memory frames as fresh memory does
-    const got = [...g.push(Buffer.from('x\ny\n')), ...g.end()].flatMap((b) => Array.from({ length: b.count }, (_, i) => b.data.subarray(b.offsets[i]! + MAC_INPUT_PREFIX, b.offsets[i + 1]!).toString()));
+    const got = [...g.push(Buffer.from('x\ny\n')), ...g.end()].flatMap((b) =>
+      Array.from({ length: b.count }, (_, i) =>
+        b.data.subarray(b.offsets[i]! + MAC_INPUT_PREFIX, b.offsets[i + 1]!).toString(),
+      ),
+    );
     expect(got).toEqual(['x\n', 'y\n']);
   });
 });

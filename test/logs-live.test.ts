@@ -6,7 +6,16 @@
  * attacked with and without shipped checkpoints. Needs the built CLI (dist/).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,9 +42,20 @@ let engine: MacEngine;
 beforeAll(async () => {
   // a key with known material, so the test can verify in-process while the signer runs
   const material = randomKey();
-  const created = await cli(['keys', 'create', '--key-spec', 'HMAC_256', '--origin', 'EXTERNAL', '--alias', 'alias/live']);
+  const created = await cli([
+    'keys',
+    'create',
+    '--key-spec',
+    'HMAC_256',
+    '--origin',
+    'EXTERNAL',
+    '--alias',
+    'alias/live',
+  ]);
   const md = JSON.parse(created.stdout).KeyMetadata;
-  expect((await cli(['keys', 'import', '--key-id', md.KeyId, '--material-hex', material.toString('hex')])).code).toBe(0);
+  expect((await cli(['keys', 'import', '--key-id', md.KeyId, '--material-hex', material.toString('hex')])).code).toBe(
+    0,
+  );
   engine = engineFromMacKey(createMacKey('HMAC_SHA_256', material), md.Arn, 'HMAC_SHA_256');
 });
 
@@ -50,7 +70,11 @@ interface Proc {
 }
 
 function start(cmd: string, args: string[]): Proc {
-  const child = spawn(process.execPath, [cmd, ...args], { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cmd, ...args], {
+    cwd: dir,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const out: string[] = [];
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
@@ -72,10 +96,26 @@ function start(cmd: string, args: string[]): Proc {
 
 const writer = (log: string, ...args: string[]) => start(WRITER, [log, '--line', '200', ...args]);
 const follower = (log: string, ...args: string[]) =>
-  start(BIN, ['sign', '--follow', log, '--key-id', 'alias/live', '--json', '--checkpoint-every', '500', '--checkpoint-interval', '0.1', ...args]);
+  start(BIN, [
+    'sign',
+    '--follow',
+    log,
+    '--key-id',
+    'alias/live',
+    '--json',
+    '--checkpoint-every',
+    '500',
+    '--checkpoint-interval',
+    '0.1',
+    ...args,
+  ]);
 
-const events = (f: Proc) => f.out.map((l) => JSON.parse(l) as { event: string; records?: number; [k: string]: unknown });
-const signedBy = (f: Proc) => events(f).filter((e) => e.event === 'checkpoint').at(-1)?.records ?? 0;
+const events = (f: Proc) =>
+  f.out.map((l) => JSON.parse(l) as { event: string; records?: number; [k: string]: unknown });
+const signedBy = (f: Proc) =>
+  events(f)
+    .filter((e) => e.event === 'checkpoint')
+    .at(-1)?.records ?? 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
@@ -102,7 +142,9 @@ async function finish(f: Proc, lines: number): Promise<void> {
 }
 
 describe('sign --follow', () => {
-  it(`kill -9 at random moments, ${KILLS} times: each restart resumes the same sidecar, and every checkpointed record verifies at every kill`, { timeout: 10 * 60_000 }, async () => {
+  it(`kill -9 at random moments, ${KILLS} times: each restart resumes the same sidecar, and every checkpointed record verifies at every kill`, {
+    timeout: 10 * 60_000,
+  }, async () => {
     const log = p('kill.log');
     writeFileSync(log, '');
     const w = writer(log, '--burst', '10', '--every', '10');
@@ -131,7 +173,10 @@ describe('sign --follow', () => {
         expect((start.resumed as { records: number }).records, `restart ${i}`).toBe(signed);
       }
       // a checkpoint is shipped only once it is on disk: the shipped lines never run ahead of the sidecar
-      const r = await verifyLog(log, `${log}.mac`, { engine, ...(existsSync(shipped) ? { checkpoints: shipped } : {}) });
+      const r = await verifyLog(log, `${log}.mac`, {
+        engine,
+        ...(existsSync(shipped) ? { checkpoints: shipped } : {}),
+      });
       expect(r.tampered, `kill ${i}: ${JSON.stringify(r.issues.slice(0, 3))}`).toBe(false);
       expect(r.verified, `kill ${i}`).toBe(r.signedRecords); // every record up to the last checkpoint
       expect(r.signedRecords, `kill ${i}: nothing signed is lost`).toBeGreaterThanOrEqual(signed);
@@ -149,7 +194,9 @@ describe('sign --follow', () => {
     const v = await cli(['verify', log, '--key-id', 'alias/live', '--checkpoints', shipped, '--json']);
     expect(v.code).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, closed: true, records: lines, verified: lines, streamId });
-    console.log(`${KILLS} kills in ${(loopMs / 1000).toFixed(1)} s (${resumed} restarts resumed); ${lines} lines signed, ${signed} of them checkpointed before the last kill`);
+    console.log(
+      `${KILLS} kills in ${(loopMs / 1000).toFixed(1)} s (${resumed} restarts resumed); ${lines} lines signed, ${signed} of them checkpointed before the last kill`,
+    );
   });
 
   it('logrotate by rename while lines are written (mv, then the writer reopens on SIGHUP): two sidecars, chained, both verify', async () => {
@@ -164,9 +211,21 @@ describe('sign --follow', () => {
     await until('rotated', () => events(f).some((e) => e.event === 'rotate'));
     const lines = await stopWriter(w);
     const rotated = events(f).find((e) => e.event === 'rotate')!;
-    expect(rotated).toMatchObject({ how: 'rename', rotatedLog: p('app.log-20260101'), sidecar: p('app.log-20260101.mac') });
+    expect(rotated).toMatchObject({
+      how: 'rename',
+      rotatedLog: p('app.log-20260101'),
+      sidecar: p('app.log-20260101.mac'),
+    });
     await finish(f, lines - (rotated.records as number));
-    const old = await cli(['verify', p('app.log-20260101'), '--key-id', 'alias/live', '--checkpoints', shipped, '--json']);
+    const old = await cli([
+      'verify',
+      p('app.log-20260101'),
+      '--key-id',
+      'alias/live',
+      '--checkpoints',
+      shipped,
+      '--json',
+    ]);
     const cur = await cli(['verify', log, '--key-id', 'alias/live', '--checkpoints', shipped, '--json']);
     expect([old.code, cur.code]).toEqual([0, 0]);
     const [o, c] = [JSON.parse(old.stdout), JSON.parse(cur.stdout)];
@@ -192,8 +251,13 @@ describe('sign --follow', () => {
     expect(await f.exited).toBe(0);
     const copy = JSON.parse((await cli(['verify', p('ct.log.1'), '--key-id', 'alias/live', '--json'])).stdout);
     expect(copy.verified).toBeGreaterThan(200);
-    const kinds = Object.entries(copy.counts as Record<string, number>).filter(([, n]) => n > 0).map(([k]) => k);
-    expect(kinds.every((k) => k === 'log-truncated' || k === 'unsigned'), JSON.stringify(copy.issues)).toBe(true);
+    const kinds = Object.entries(copy.counts as Record<string, number>)
+      .filter(([, n]) => n > 0)
+      .map(([k]) => k);
+    expect(
+      kinds.every((k) => k === 'log-truncated' || k === 'unsigned'),
+      JSON.stringify(copy.issues),
+    ).toBe(true);
     const cur = await cli(['verify', log, '--key-id', 'alias/live', '--json']);
     expect(cur.code).toBe(0);
     expect(JSON.parse(cur.stdout)).toMatchObject({ ok: true, previous: { streamId: copy.streamId } });
@@ -224,8 +288,25 @@ describe('attacks on a live log, with and without shipped checkpoints', () => {
   }, 120_000);
 
   const verify = async (l: string, s: string, withCheckpoints: boolean) => {
-    const r = await cli(['verify', l, '--sidecar', s, '--key-id', 'alias/live', '--json', ...(withCheckpoints ? ['--checkpoints', shipped] : [])]);
-    return { code: r.code, report: JSON.parse(r.stdout) as { ok: boolean; tampered: boolean; counts: Record<string, number>; issues: { kind: string; message: string }[] } };
+    const r = await cli([
+      'verify',
+      l,
+      '--sidecar',
+      s,
+      '--key-id',
+      'alias/live',
+      '--json',
+      ...(withCheckpoints ? ['--checkpoints', shipped] : []),
+    ]);
+    return {
+      code: r.code,
+      report: JSON.parse(r.stdout) as {
+        ok: boolean;
+        tampered: boolean;
+        counts: Record<string, number>;
+        issues: { kind: string; message: string }[];
+      },
+    };
   };
 
   it('the intact pair verifies with its shipped checkpoints', async () => {
@@ -245,7 +326,9 @@ describe('attacks on a live log, with and without shipped checkpoints', () => {
     const withAnchors = await verify(p('cut.log'), p('cut.log.mac'), true);
     expect(withAnchors.code).toBe(1);
     expect(withAnchors.report.counts['anchor-missing']).toBe(1);
-    expect(withAnchors.report.issues[0]!.message).toMatch(new RegExp(`checkpoint ${b.at(-1)!.index} .* was shipped, but the sidecar ends at checkpoint ${at.index}`));
+    expect(withAnchors.report.issues[0]!.message).toMatch(
+      new RegExp(`checkpoint ${b.at(-1)!.index} .* was shipped, but the sidecar ends at checkpoint ${at.index}`),
+    );
   });
 
   it('an older log and sidecar pair put back: undetectable from the two files, detected with --checkpoints', async () => {
@@ -266,7 +349,9 @@ describe('attacks on a live log, with and without shipped checkpoints', () => {
       const r = await verify(p('edited.log'), sidecar, anchors);
       expect(r.code).toBe(1);
       expect(r.report.counts).toMatchObject({ modified: 1 });
-      expect(r.report.issues.find((i) => i.kind === 'modified')!.message).toBe('line 779: modified (was signed record #779)');
+      expect(r.report.issues.find((i) => i.kind === 'modified')!.message).toBe(
+        'line 779: modified (was signed record #779)',
+      );
     }
   });
 

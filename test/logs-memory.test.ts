@@ -54,13 +54,21 @@ function rssSampler() {
       clearInterval(t);
       samples.push(process.memoryUsage().rss);
       const half = Math.floor(samples.length / 2);
-      return { peak: Math.max(...samples), firstHalf: Math.max(...samples.slice(0, half || 1)), secondHalf: Math.max(...samples.slice(half)) };
+      return {
+        peak: Math.max(...samples),
+        firstHalf: Math.max(...samples.slice(0, half || 1)),
+        secondHalf: Math.max(...samples.slice(half)),
+      };
     },
   };
 }
 
 it(`signs and verifies a ${MIB} MiB log in constant memory`, { timeout: 30 * 60_000 }, async () => {
-  const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), 'arn:aws:kms:us-east-1:111122223333:key/mem', 'HMAC_SHA_256');
+  const engine = engineFromMacKey(
+    createMacKey('HMAC_SHA_256', randomBytes(32)),
+    'arn:aws:kms:us-east-1:111122223333:key/mem',
+    'HMAC_SHA_256',
+  );
   const sidecar = join(dir, 'big.mac');
   // warm up (JIT, worker threads) on a small log, then take the baseline
   await signLog(Readable.from(log(8)), join(dir, 'warm.mac'), { engine });

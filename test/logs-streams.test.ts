@@ -5,9 +5,20 @@ import { finished, pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { createMacKey } from '../src/mac/key.js';
-import { anchorVerifies, createSignStream, createVerifyStream, engineFromMacKey, type CheckpointAnchor, type SignedRecord, type VerifiedRecord } from '../src/logs/index.js';
+import {
+  anchorVerifies,
+  createSignStream,
+  createVerifyStream,
+  engineFromMacKey,
+  type CheckpointAnchor,
+  type SignedRecord,
+  type VerifiedRecord,
+} from '../src/logs/index.js';
 
-async function collect<T>(src: Iterable<unknown> | AsyncIterable<unknown>, ...stages: NodeJS.ReadWriteStream[]): Promise<T[]> {
+async function collect<T>(
+  src: Iterable<unknown> | AsyncIterable<unknown>,
+  ...stages: NodeJS.ReadWriteStream[]
+): Promise<T[]> {
   const out: T[] = [];
   await pipeline(
     Readable.from(src as Iterable<unknown>),
@@ -39,11 +50,17 @@ describe('record streams', () => {
     const tampered = signed.map((s) => ({ record: s.record, mac: s.mac }));
     tampered[5000] = { ...tampered[5000]!, record: Buffer.from('forged') };
     [tampered[10], tampered[11]] = [tampered[11]!, tampered[10]!];
-    const verified = await collect<VerifiedRecord>(tampered, createVerifyStream({ client, keyId: KeyMetadata.Arn, streamId: signer.streamId, batchSize: 300 }));
+    const verified = await collect<VerifiedRecord>(
+      tampered,
+      createVerifyStream({ client, keyId: KeyMetadata.Arn, streamId: signer.streamId, batchSize: 300 }),
+    );
     expect(verified.filter((v) => !v.valid).map((v) => v.seq)).toEqual([10, 11, 5000]);
 
     // another stream id: nothing verifies
-    const other = await collect<VerifiedRecord>(tampered.slice(0, 5), createVerifyStream({ client, keyId: KeyMetadata.Arn, streamId: randomBytes(16) }));
+    const other = await collect<VerifiedRecord>(
+      tampered.slice(0, 5),
+      createVerifyStream({ client, keyId: KeyMetadata.Arn, streamId: randomBytes(16) }),
+    );
     expect(other.every((v) => !v.valid)).toBe(true);
     await client.close();
   });
@@ -52,9 +69,15 @@ describe('record streams', () => {
     const client = new KmsHmacClient();
     const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
     const signer = createSignStream({ client, keyId: KeyMetadata.KeyId, firstSeq: 100 });
-    const signed = await collect<SignedRecord>(Array.from({ length: 6 }, (_, i) => `r${i}`), signer);
+    const signed = await collect<SignedRecord>(
+      Array.from({ length: 6 }, (_, i) => `r${i}`),
+      signer,
+    );
     const verify = (input: object[]) =>
-      collect<VerifiedRecord>(input, createVerifyStream({ client, keyId: KeyMetadata.KeyId, streamId: signer.streamId, firstSeq: 100 }));
+      collect<VerifiedRecord>(
+        input,
+        createVerifyStream({ client, keyId: KeyMetadata.KeyId, streamId: signer.streamId, firstSeq: 100 }),
+      );
 
     // intact, carrying their own seq: valid
     const intact = await verify(signed);
@@ -72,7 +95,13 @@ describe('record streams', () => {
     ]);
     // the same without carried seqs: the MACs fail at their new positions
     const bare = await verify(attack.map(({ record, mac }) => ({ record, mac })));
-    expect(bare.map((v) => [v.valid, v.problem])).toEqual([[true, undefined], [false, 'mac'], [false, 'mac'], [false, 'mac'], [false, 'mac']]);
+    expect(bare.map((v) => [v.valid, v.problem])).toEqual([
+      [true, undefined],
+      [false, 'mac'],
+      [false, 'mac'],
+      [false, 'mac'],
+      [false, 'mac'],
+    ]);
     // a correct MAC relabelled with another seq is still an issue
     const relabelled = await verify([{ ...signed[0]!, seq: 7 }]);
     expect(relabelled[0]).toMatchObject({ seq: 100, valid: false, problem: 'order', claimedSeq: 7 });
@@ -88,16 +117,24 @@ describe('record streams', () => {
     const signed = await collect<SignedRecord>(['a', 'b', 'c'], signer);
     expect(signed[0]!.mac.length).toBe(64);
     const bad = [{ ...signed[0]!, record: Buffer.from('x') }];
-    await expect(collect(bad, createVerifyStream({ client, keyId: KeyMetadata.KeyId, streamId: signer.streamId, failFast: true }))).rejects.toMatchObject({
+    await expect(
+      collect(bad, createVerifyStream({ client, keyId: KeyMetadata.KeyId, streamId: signer.streamId, failFast: true })),
+    ).rejects.toMatchObject({
       name: 'KMSInvalidMacException',
     });
     await client.disableKey({ KeyId: KeyMetadata.KeyId });
-    await expect(collect(['a'], createSignStream({ client, keyId: KeyMetadata.KeyId }))).rejects.toMatchObject({ name: 'DisabledException' });
+    await expect(collect(['a'], createSignStream({ client, keyId: KeyMetadata.KeyId }))).rejects.toMatchObject({
+      name: 'DisabledException',
+    });
     await client.close();
   });
 
   it('checkpoints: every N records and at the end, after the records they seal, chained, each verifiable on its own', async () => {
-    const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), 'arn:aws:kms:us-east-1:111122223333:key/cp', 'HMAC_SHA_256');
+    const engine = engineFromMacKey(
+      createMacKey('HMAC_SHA_256', randomBytes(32)),
+      'arn:aws:kms:us-east-1:111122223333:key/cp',
+      'HMAC_SHA_256',
+    );
     const signer = createSignStream({ engine, checkpointEvery: 100, batchSize: 64 });
     const cps: CheckpointAnchor[] = [];
     const signed: SignedRecord[] = [];
@@ -119,7 +156,11 @@ describe('record streams', () => {
         },
       }),
     );
-    expect(cps.map((c) => [c.checkpoint, c.records])).toEqual([[0, 100], [1, 200], [2, 250]]);
+    expect(cps.map((c) => [c.checkpoint, c.records])).toEqual([
+      [0, 100],
+      [1, 200],
+      [2, 250],
+    ]);
     let prev = Buffer.alloc(32).toString('base64');
     for (const c of cps) {
       expect(await anchorVerifies(c, engine)).toBe(true);
@@ -139,13 +180,19 @@ describe('record streams', () => {
     const out = await collect<SignedRecord>(['a', 'b'], next);
     expect(out.map((o) => o.seq)).toEqual([250, 251]);
     expect(next.streamId).toBe(signer.streamId);
-    expect(more).toMatchObject([{ checkpoint: 3, records: 252, logBytes: cps.at(-1)!.logBytes + 2, prev: cps.at(-1)!.mac }]);
+    expect(more).toMatchObject([
+      { checkpoint: 3, records: 252, logBytes: cps.at(-1)!.logBytes + 2, prev: cps.at(-1)!.mac },
+    ]);
     expect(() => createSignStream({ engine, chainFrom: cps[0]!, firstSeq: 5 })).toThrow(RangeError);
     expect(() => createSignStream({ engine, checkpointEvery: 0 })).toThrow(RangeError);
   });
 
   it('a checkpoint for records that wait, after checkpointIntervalMs, without the stream ending', async () => {
-    const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), 'arn:aws:kms:us-east-1:111122223333:key/cp', 'HMAC_SHA_256');
+    const engine = engineFromMacKey(
+      createMacKey('HMAC_SHA_256', randomBytes(32)),
+      'arn:aws:kms:us-east-1:111122223333:key/cp',
+      'HMAC_SHA_256',
+    );
     const s = createSignStream({ engine, flushMs: 5, checkpointIntervalMs: 40 });
     const got = new Promise<CheckpointAnchor>((resolve) => s.once('checkpoint', resolve));
     s.resume();

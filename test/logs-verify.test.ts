@@ -39,7 +39,11 @@ async function sign(log: Buffer, framing?: Framing, chunk?: number): Promise<str
 }
 
 async function verify(log: Buffer, sidecar: string, eng = engine, chunk?: number): Promise<VerifyReport> {
-  return verifyLog(chunk ? chunks(log, chunk) : Readable.from([log]), sidecar, { engine: eng, batchSize: 16, window: 64 });
+  return verifyLog(chunk ? chunks(log, chunk) : Readable.from([log]), sidecar, {
+    engine: eng,
+    batchSize: 16,
+    window: 64,
+  });
 }
 
 function lines(n: number, tag = 'rec'): string[] {
@@ -60,7 +64,12 @@ describe('intact logs verify with no issue', () => {
     ['CRLF', Buffer.from('a\r\nb\r\n\r\nc\r\n')],
     ['blank lines', Buffer.from('\n\n\n')],
     ['binary bytes', Buffer.concat([randomBytes(5000), Buffer.from('\n'), Buffer.from([0, 255, 13, 10, 0])])],
-    ['records of 4096 and 4097 bytes', Buffer.from('a'.repeat(4095) + '\n' + 'b'.repeat(4096) + '\n' + 'c'.repeat(4070) + '\n' + 'd'.repeat(4071) + '\n')],
+    [
+      'records of 4096 and 4097 bytes',
+      Buffer.from(
+        'a'.repeat(4095) + '\n' + 'b'.repeat(4096) + '\n' + 'c'.repeat(4070) + '\n' + 'd'.repeat(4071) + '\n',
+      ),
+    ],
     ['a record of 100 KiB', Buffer.from('z'.repeat(100 * 1024) + '\nshort\n')],
     ['many records across batches', join_(lines(200))],
   ];
@@ -84,13 +93,19 @@ describe('intact logs verify with no issue', () => {
     const nd = Buffer.from('{"a":1}\n{"b":[2]}\n\n');
     const sc2 = await sign(nd, { type: 'ndjson' });
     expect((await verify(nd, sc2)).ok).toBe(true);
-    await expect(sign(Buffer.from('{"a":1}\nnot json\n'), { type: 'ndjson' })).rejects.toThrow(/line 2 is not valid JSON/);
+    await expect(sign(Buffer.from('{"a":1}\nnot json\n'), { type: 'ndjson' })).rejects.toThrow(
+      /line 2 is not valid JSON/,
+    );
   });
 });
 
 describe('sidecar bytes match an independent node:crypto implementation of docs/log-format.md (test/log-oracle.ts)', () => {
   it.each([
-    ['digest rule at 4071/4072 bytes, no final newline', Buffer.from('a'.repeat(4070) + '\n' + 'b'.repeat(4071) + '\nlast'), 2],
+    [
+      'digest rule at 4071/4072 bytes, no final newline',
+      Buffer.from('a'.repeat(4070) + '\n' + 'b'.repeat(4071) + '\nlast'),
+      2,
+    ],
     ['a block per record', join_(lines(5)), 1],
     ['an exact number of blocks', join_(lines(9)), 3],
     ['an empty log: one checkpoint for zero records', Buffer.alloc(0), 4],
@@ -99,12 +114,16 @@ describe('sidecar bytes match an independent node:crypto implementation of docs/
     await signLog(log, sidecar, { engine, batchSize: 2, checkpointEvery: every });
     const sc = readFileSync(sidecar);
     const head = sc.subarray(0, 12 + sc.readUInt32BE(8));
-    expect(JSON.parse(head.subarray(12).toString())).toMatchObject({ version: 2, checkpointEvery: every, previous: null });
+    expect(JSON.parse(head.subarray(12).toString())).toMatchObject({
+      version: 2,
+      checkpointEvery: every,
+      previous: null,
+    });
     const times = blocks(sc).map((b) => b.time);
     expect(sc.equals(v2Sidecar(log, material, head, every, (k) => times[k]!))).toBe(true);
   });
 
-  it('batched writes: blocks that straddle the writer\'s buffers, checkpoints written after their block went to the disk', async () => {
+  it("batched writes: blocks that straddle the writer's buffers, checkpoints written after their block went to the disk", async () => {
     // 40,000 MACs (1.25 MiB) in blocks of 7,000: some blocks begin in one write buffer and end in the next
     const log = join_(lines(40_000));
     const sidecar = join(dir, `oracle${fileNo++}.mac`);
@@ -126,7 +145,15 @@ describe('version-1 sidecars (written by earlier releases) still verify', () => 
   it('intact: ok, version 1, no checkpoint', async () => {
     const r = await verify(join_(base), v1);
     expect(summary(r)).toEqual([]);
-    expect(r).toMatchObject({ ok: true, version: 1, checkpoint: null, closed: true, records: 60, verified: 60, signedBytes: join_(base).length });
+    expect(r).toMatchObject({
+      ok: true,
+      version: 1,
+      checkpoint: null,
+      closed: true,
+      records: 60,
+      verified: 60,
+      signedBytes: join_(base).length,
+    });
   });
 
   it('tampering and truncation are reported as before', async () => {
@@ -258,7 +285,9 @@ describe('tampering is reported exactly', () => {
       expect(r.signedRecords).toBe(through);
       expect(r.checkpoint).toMatchObject({ index: through! / 10 - 1, records: through });
       expect(r.verified).toBe(through);
-      expect(summary(r)).toEqual(through === 40 ? [] : [{ kind: 'unsigned', line: through! + 1, signedRecord: undefined, count: 40 - through! }]);
+      expect(summary(r)).toEqual(
+        through === 40 ? [] : [{ kind: 'unsigned', line: through! + 1, signedRecord: undefined, count: 40 - through! }],
+      );
     }
   });
 

@@ -74,7 +74,12 @@ function pack(messages: Uint8Array[]): { data: Uint8Array; offsets: Uint32Array 
 
 function expected(hash: string, key: Uint8Array, messages: Uint8Array[], macLength: number): Buffer {
   const out = Buffer.alloc(messages.length * macLength);
-  messages.forEach((m, i) => createHmac(hash, key).update(m).digest().copy(out, i * macLength));
+  messages.forEach((m, i) =>
+    createHmac(hash, key)
+      .update(m)
+      .digest()
+      .copy(out, i * macLength),
+  );
   return out;
 }
 
@@ -88,20 +93,25 @@ function firstMismatch(got: Uint8Array, want: Uint8Array, macLength: number, mes
 }
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
-const randomLengths = (n: number, max: number) => Array.from({ length: n }, () => Math.floor(Math.random() * (max + 1)));
+const randomLengths = (n: number, max: number) =>
+  Array.from({ length: n }, () => Math.floor(Math.random() * (max + 1)));
 
 /** Loads the addon in a fresh process with `env` and returns what it reports. */
 function probe(env: Record<string, string>): { path: string; reason: string; paths: string[]; status: string } {
   const script =
     "const b = require('node-gyp-build')(process.cwd());" +
     'process.stdout.write(JSON.stringify({ path: b.simdPath, reason: b.simdReason, paths: b.simdPaths, status: b.simdStatus }))';
-  const r = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as { path: string; reason: string; paths: string[]; status: string };
 }
 
 describe('SIMD path selection', () => {
-  it('reports the selection, the reason, the available paths and every path\'s status', () => {
+  it("reports the selection, the reason, the available paths and every path's status", () => {
     expect(binding.simdPaths[0]).toBe('off');
     expect(binding.simdPath).toBe(binding.simdPaths.length > 1 ? 'auto' : 'off');
     expect(binding.simdReason.length).toBeGreaterThan(0);
@@ -126,7 +136,10 @@ describe('SIMD path selection', () => {
 
   it('KMS_HMAC_SIMD forces a path at load; unusable values fall back to off with a reason', () => {
     expect(probe({ KMS_HMAC_SIMD: 'off' }).path).toBe('off');
-    expect(probe({ KMS_HMAC_SIMD: 'bogus' })).toMatchObject({ path: 'off', reason: expect.stringMatching(/unknown value/) });
+    expect(probe({ KMS_HMAC_SIMD: 'bogus' })).toMatchObject({
+      path: 'off',
+      reason: expect.stringMatching(/unknown value/),
+    });
     for (const p of binding.simdPaths) expect(probe({ KMS_HMAC_SIMD: p }).path).toBe(p);
     for (const p of LANE_PATHS.filter((q) => status[q] !== 'ok')) {
       const r = probe({ KMS_HMAC_SIMD: p });
@@ -198,10 +211,7 @@ describe.each(PATHS)('path %s', (label, path, force) => {
       use();
       for (let n = 1; n <= 100; n++) {
         const len = Math.floor(Math.random() * 300);
-        for (const messages of [
-          Array.from({ length: n }, () => random(len)),
-          randomLengths(n, 1100).map(random),
-        ]) {
+        for (const messages of [Array.from({ length: n }, () => random(len)), randomLengths(n, 1100).map(random)]) {
           const out = new Uint8Array(n * macLength);
           const { data, offsets } = pack(messages);
           key.macPackedInto(data, offsets, out);

@@ -30,7 +30,18 @@ describe('native addon rejects bad input by itself', () => {
   const key = new binding.Key(1, new Uint8Array(32));
   const message = new Uint8Array(8);
   const out = new Uint8Array(64);
-  const junk: unknown[] = [undefined, null, 1, 'x', {}, [], new Uint32Array(2), new ArrayBuffer(2), Symbol('s'), () => 0];
+  const junk: unknown[] = [
+    undefined,
+    null,
+    1,
+    'x',
+    {},
+    [],
+    new Uint32Array(2),
+    new ArrayBuffer(2),
+    Symbol('s'),
+    () => 0,
+  ];
 
   it('constructor', () => {
     for (const bad of [undefined, -1, 4, 1.5, NaN, '1']) {
@@ -61,7 +72,16 @@ describe('native addon rejects bad input by itself', () => {
   it('the array forms are gone: native code never walks a JS array', () => {
     const methods = Object.getOwnPropertyNames(binding.Key.prototype).sort();
     expect(methods).toEqual(
-      ['constructor', 'destroy', 'macInto', 'macPackedAsync', 'macPackedInto', 'verify', 'verifyPackedAsync', 'verifyPackedInto'].sort(),
+      [
+        'constructor',
+        'destroy',
+        'macInto',
+        'macPackedAsync',
+        'macPackedInto',
+        'verify',
+        'verifyPackedAsync',
+        'verifyPackedInto',
+      ].sort(),
     );
   });
 
@@ -69,7 +89,9 @@ describe('native addon rejects bad input by itself', () => {
     const shared = new Uint8Array(new SharedArrayBuffer(8));
     expect(() => key.macInto(shared, out, 0)).toThrow(/SharedArrayBuffer/);
     expect(() => key.macInto(message, new Uint8Array(new SharedArrayBuffer(64)), 0)).toThrow(/SharedArrayBuffer/);
-    expect(() => key.macPackedInto(message, new Uint32Array(new SharedArrayBuffer(8)), out)).toThrow(/SharedArrayBuffer/);
+    expect(() => key.macPackedInto(message, new Uint32Array(new SharedArrayBuffer(8)), out)).toThrow(
+      /SharedArrayBuffer/,
+    );
     const buffer = new ArrayBuffer(8);
     const view = new Uint8Array(buffer);
     structuredClone(buffer, { transfer: [buffer] });
@@ -80,7 +102,9 @@ describe('native addon rejects bad input by itself', () => {
   it('async calls never throw: bad arguments reject', async () => {
     await expect(key.macPackedAsync(message, new Uint32Array([0, 9]))).rejects.toThrow(RangeError);
     await expect(key.macPackedAsync(message, [0, 8] as never)).rejects.toThrow(TypeError);
-    await expect(key.verifyPackedAsync(message, new Uint32Array([0, 8]), new Uint8Array(1))).rejects.toThrow(RangeError);
+    await expect(key.verifyPackedAsync(message, new Uint32Array([0, 8]), new Uint8Array(1))).rejects.toThrow(
+      RangeError,
+    );
     await expect(key.macPackedAsync(message, new Uint32Array([0, 8]), new Uint8Array(31))).rejects.toThrow(RangeError);
   });
 
@@ -93,10 +117,14 @@ describe('native addon rejects bad input by itself', () => {
     const offsets = Uint32Array.from({ length: count + 1 }, (_, i) => i * 64);
     const faulty = new binding.Key(1, new Uint8Array(32));
     await expect(faulty.macPackedAsync(data, offsets)).rejects.toThrow(/failed on a worker thread/);
-    await expect(faulty.verifyPackedAsync(data, offsets, new Uint8Array(count * 32))).rejects.toThrow(/failed on a worker thread/);
+    await expect(faulty.verifyPackedAsync(data, offsets, new Uint8Array(count * 32))).rejects.toThrow(
+      /failed on a worker thread/,
+    );
     const clean = Buffer.alloc(count * 64, 7);
     const macs = await faulty.macPackedAsync(clean, offsets);
-    expect(Buffer.from(macs.subarray(0, 32))).toEqual(createHmac('sha256', Buffer.alloc(32)).update(clean.subarray(0, 64)).digest());
+    expect(Buffer.from(macs.subarray(0, 32))).toEqual(
+      createHmac('sha256', Buffer.alloc(32)).update(clean.subarray(0, 64)).digest(),
+    );
     faulty.destroy();
   });
 
@@ -136,7 +164,9 @@ describe('async batches and environment life cycle', () => {
   });
 
   it('process.exit() with batches in flight', () => {
-    const r = run(`for (let i = 0; i < 4; i++) key.macPackedAsync(data, offsets); setImmediate(() => process.exit(3));`);
+    const r = run(
+      `for (let i = 0; i < 4; i++) key.macPackedAsync(data, offsets); setImmediate(() => process.exit(3));`,
+    );
     expect(r.signal).toBeNull();
     expect(r.status, r.stderr).toBe(3);
   });
@@ -188,7 +218,10 @@ describe('async scheduler', () => {
     const { data, offsets, count } = shapedBatch(alg);
     const expected = Buffer.alloc(count * MAC_LENGTHS[alg]!);
     for (let i = 0; i < count; i++) {
-      createHmac(ALGORITHMS[alg]!, material).update(data.subarray(offsets[i], offsets[i + 1])).digest().copy(expected, i * MAC_LENGTHS[alg]!);
+      createHmac(ALGORITHMS[alg]!, material)
+        .update(data.subarray(offsets[i], offsets[i + 1]))
+        .digest()
+        .copy(expected, i * MAC_LENGTHS[alg]!);
     }
     for (let round = 0; round < 3; round++) {
       const out = round === 2 ? new Uint8Array(expected.length) : undefined;
@@ -215,7 +248,9 @@ describe('async scheduler', () => {
     batches.forEach((b, i) => {
       const ml = MAC_LENGTHS[b.alg]!;
       for (const j of [0, b.count >> 1, b.count - 1]) {
-        const mac = createHmac(ALGORITHMS[b.alg]!, material).update(b.data.subarray(j * b.size, (j + 1) * b.size)).digest();
+        const mac = createHmac(ALGORITHMS[b.alg]!, material)
+          .update(b.data.subarray(j * b.size, (j + 1) * b.size))
+          .digest();
         expect(Buffer.from(results[i]!.subarray(j * ml, (j + 1) * ml)).equals(mac)).toBe(true);
       }
     });
@@ -231,11 +266,16 @@ describe('async scheduler', () => {
     const large = shape(200_000, 64, 1); // far past the calling thread's share: all on the pool
     const smalls = [2, 3, 4, 5, 6, 7].map((seed) => shape(3000, 48, seed));
     const before = binding.batchStats();
-    const pending = [key.macPackedAsync(large.data, large.offsets), ...smalls.map((b) => key.macPackedAsync(b.data, b.offsets))];
+    const pending = [
+      key.macPackedAsync(large.data, large.offsets),
+      ...smalls.map((b) => key.macPackedAsync(b.data, b.offsets)),
+    ];
     const results = await Promise.all(pending);
     [large, ...smalls].forEach((b, i) => {
       for (const j of [0, b.count >> 1, b.count - 1]) {
-        const mac = createHmac('sha256', material).update(b.data.subarray(j * b.size, (j + 1) * b.size)).digest();
+        const mac = createHmac('sha256', material)
+          .update(b.data.subarray(j * b.size, (j + 1) * b.size))
+          .digest();
         expect(Buffer.from(results[i]!.subarray(j * 32, (j + 1) * 32)).equals(mac)).toBe(true);
       }
     });
@@ -250,9 +290,13 @@ describe('async scheduler', () => {
     const data = new Uint8Array(100_000);
     const offsets = new Uint32Array(50_001).map((_, i) => i * 2);
     offsets[40_000] = 1;
-    expect(() => key.macPackedInto(data, offsets, new Uint8Array(50_000 * 32))).toThrow('offsets must not decrease (offsets[40000])');
+    expect(() => key.macPackedInto(data, offsets, new Uint8Array(50_000 * 32))).toThrow(
+      'offsets must not decrease (offsets[40000])',
+    );
     offsets[40_000] = 80_000;
     offsets[45_000] = 100_001;
-    expect(() => key.macPackedInto(data, offsets, new Uint8Array(50_000 * 32))).toThrow('offsets[45000] is past the end of data');
+    expect(() => key.macPackedInto(data, offsets, new Uint8Array(50_000 * 32))).toThrow(
+      'offsets[45000] is past the end of data',
+    );
   });
 });

@@ -13,7 +13,10 @@ export const REQUIRED = process.env.KMS_HMAC_REQUIRE_POSTGRES === '1';
 export const PG_SKIP = REQUIRED ? undefined : postgresUnavailableReason();
 
 /** A cluster started before the file's tests and destroyed after them (`durable`: fsync on). */
-export function usePostgres(options: { durable?: boolean } = {}): { cluster: () => PostgresCluster; database: () => Promise<string> } {
+export function usePostgres(options: { durable?: boolean } = {}): {
+  cluster: () => PostgresCluster;
+  database: () => Promise<string>;
+} {
   let cluster: PostgresCluster | undefined;
   beforeAll(async () => {
     if (PG_SKIP) return;

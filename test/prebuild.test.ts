@@ -46,10 +46,16 @@ describe('the npm tarball', () => {
     expect(packed.filter((p) => /^(build|src|test)\//.test(p))).toEqual([]);
   });
 
-  it('installs without a compiler, loads its prebuild, runs the demo, falls back to WebAssembly', { timeout: 300_000 }, () => {
-    const check = spawnSync(process.execPath, [join(root, 'scripts', 'check-tarball.js'), tarball, '--messages', '2000'], {
-      encoding: 'utf8',
-    });
+  it('installs without a compiler, loads its prebuild, runs the demo, falls back to WebAssembly', {
+    timeout: 300_000,
+  }, () => {
+    const check = spawnSync(
+      process.execPath,
+      [join(root, 'scripts', 'check-tarball.js'), tarball, '--messages', '2000'],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
     expect(check.stdout).toContain(join('prebuilds', `${process.platform}-${process.arch}`));
   });

@@ -35,12 +35,14 @@ interface Block {
   line: number;
 }
 
-const blocks: Block[] = [...README.matchAll(/(?:<!-- readme-test: ([^>]+?) -->\n)?^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({
-  marker: m[1],
-  lang: m[2]!,
-  text: m[3]!,
-  line: README.slice(0, m.index).split('\n').length,
-}));
+const blocks: Block[] = [...README.matchAll(/(?:<!-- readme-test: ([^>]+?) -->\n)?^```(\w*)\n([\s\S]*?)^```$/gm)].map(
+  (m) => ({
+    marker: m[1],
+    lang: m[2]!,
+    text: m[3]!,
+    line: README.slice(0, m.index).split('\n').length,
+  }),
+);
 
 /** Lines a shell would run: comments and blank lines dropped, trailing comments cut. */
 const commands = (text: string) =>
@@ -58,9 +60,15 @@ function project(): { cwd: string; env: NodeJS.ProcessEnv } {
   const cwd = join(scratch, 'app');
   mkdirSync(join(cwd, 'node_modules', '.bin'), { recursive: true });
   mkdirSync(join(cwd, 'node_modules', '@aws-sdk'), { recursive: true });
-  writeFileSync(join(cwd, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module', dependencies: { 'kms-hmac': '*' } }));
+  writeFileSync(
+    join(cwd, 'package.json'),
+    JSON.stringify({ name: 'app', private: true, type: 'module', dependencies: { 'kms-hmac': '*' } }),
+  );
   symlinkSync(ROOT, join(cwd, 'node_modules', 'kms-hmac'));
-  symlinkSync(join(ROOT, 'node_modules', '@aws-sdk', 'client-kms'), join(cwd, 'node_modules', '@aws-sdk', 'client-kms'));
+  symlinkSync(
+    join(ROOT, 'node_modules', '@aws-sdk', 'client-kms'),
+    join(cwd, 'node_modules', '@aws-sdk', 'client-kms'),
+  );
   symlinkSync(join(ROOT, 'bin', 'kms-hmac.js'), join(cwd, 'node_modules', '.bin', 'kms-hmac'));
   const home = join(scratch, 'home');
   mkdirSync(home);
@@ -77,7 +85,12 @@ function project(): { cwd: string; env: NodeJS.ProcessEnv } {
 
 /** One bash session fed block by block; background jobs are stopped with it. */
 function session(cwd: string, env: NodeJS.ProcessEnv) {
-  const bash = spawn('bash', ['--noprofile', '--norc', '-s'], { cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  const bash = spawn('bash', ['--noprofile', '--norc', '-s'], {
+    cwd,
+    env,
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   bash.stdout.on('data', (d) => (out += d));
   bash.stderr.on('data', (d) => (out += d));
@@ -121,7 +134,11 @@ describe('README.md', () => {
   it('has only blocks this test knows how to check', () => {
     for (const b of blocks) {
       const known =
-        (b.lang === 'sh' && (b.marker === undefined || b.marker === 'run' || b.marker.startsWith('docs/') || b.marker === 'test/prebuild.test.ts')) ||
+        (b.lang === 'sh' &&
+          (b.marker === undefined ||
+            b.marker === 'run' ||
+            b.marker.startsWith('docs/') ||
+            b.marker === 'test/prebuild.test.ts')) ||
         (b.lang === 'js' && b.marker === undefined) ||
         b.marker?.startsWith('docs/');
       expect(known, `README.md:${b.line}: a \`\`\`${b.lang} block marked ${b.marker ?? '(nothing)'}`).toBe(true);
@@ -133,7 +150,9 @@ describe('README.md', () => {
       const page = readFileSync(join(ROOT, b.marker!), 'utf8');
       expect(page.includes(b.text), `README.md:${b.line} differs from ${b.marker}`).toBe(true);
     }
-    expect(existsSync(join(ROOT, 'test', 'fleet-docs.test.ts')) && existsSync(join(ROOT, 'test', 'live-logs-doc.test.ts'))).toBe(true);
+    expect(
+      existsSync(join(ROOT, 'test', 'fleet-docs.test.ts')) && existsSync(join(ROOT, 'test', 'live-logs-doc.test.ts')),
+    ).toBe(true);
   });
 
   it('the performance section is what bench/report.js prints from the recorded runs (bench/results/)', () => {
@@ -145,7 +164,10 @@ describe('README.md', () => {
 
   it('the install steps are the ones test/prebuild.test.ts performs on the real tarball', () => {
     const install = blocks.find((b) => b.marker === 'test/prebuild.test.ts');
-    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; scripts: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+      scripts: Record<string, string>;
+    };
     expect(commands(install!.text)).toEqual([
       'npm ci',
       'npm run prebuild',
@@ -174,7 +196,8 @@ describe('README.md', () => {
           const run: string[] = [];
           for (const line of b.text.split('\n')) {
             const command = line.replace(/\s+#.*$/, '').trim();
-            if (CI_COMMANDS.test(command)) expect(CI, `README.md:${b.line}: .ci/run must run "${command}"`).toMatch(new RegExp(`^${command}$`, 'm'));
+            if (CI_COMMANDS.test(command))
+              expect(CI, `README.md:${b.line}: .ci/run must run "${command}"`).toMatch(new RegExp(`^${command}$`, 'm'));
             else run.push(line);
           }
           await shell.run(run.join('\n'), 300_000);

@@ -14,7 +14,9 @@ import { CRED } from './server-helpers.js';
 const AWS = '/usr/bin/aws';
 const present = existsSync(AWS);
 if (!present) {
-  console.warn(`\n*** SKIPPING the AWS CLI v2 tests: ${AWS} is missing (apt-get install -y awscli; .ci/run installs it) ***\n`);
+  console.warn(
+    `\n*** SKIPPING the AWS CLI v2 tests: ${AWS} is missing (apt-get install -y awscli; .ci/run installs it) ***\n`,
+  );
 }
 
 interface CliResult {
@@ -37,10 +39,19 @@ describe.skipIf(!present)('AWS CLI v2 against kms-hmac serve', () => {
 
   function aws(...args: string[]): Promise<CliResult> {
     return new Promise((resolve) => {
-      execFile(AWS, ['kms', ...args, '--endpoint-url', server.url, '--output', 'json'], { env, timeout: 60_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      });
+      execFile(
+        AWS,
+        ['kms', ...args, '--endpoint-url', server.url, '--output', 'json'],
+        { env, timeout: 60_000 },
+        (err, stdout, stderr) => {
+          const code = err
+            ? typeof (err as { code?: unknown }).code === 'number'
+              ? (err as { code: number }).code
+              : -1
+            : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
     });
   }
 
@@ -67,7 +78,15 @@ describe.skipIf(!present)('AWS CLI v2 against kms-hmac serve', () => {
   });
 
   it('create-key, generate-mac and verify-mac with fileb:// blobs, and errors', async () => {
-    const created = await aws('create-key', '--key-spec', 'HMAC_256', '--key-usage', 'GENERATE_VERIFY_MAC', '--description', 'from the AWS CLI');
+    const created = await aws(
+      'create-key',
+      '--key-spec',
+      'HMAC_256',
+      '--key-usage',
+      'GENERATE_VERIFY_MAC',
+      '--description',
+      'from the AWS CLI',
+    );
     expect(created.code, created.stderr).toBe(0);
     const md = JSON.parse(created.stdout).KeyMetadata;
     expect(md.KeySpec).toBe('HMAC_256');
@@ -76,7 +95,15 @@ describe.skipIf(!present)('AWS CLI v2 against kms-hmac serve', () => {
     const msgFile = join(dir, 'message.bin');
     const message = Buffer.from([0, 1, 2, 255, 254, 10, 13, 0x41]);
     writeFileSync(msgFile, message);
-    const gen = await aws('generate-mac', '--key-id', md.KeyId, '--message', `fileb://${msgFile}`, '--mac-algorithm', 'HMAC_SHA_256');
+    const gen = await aws(
+      'generate-mac',
+      '--key-id',
+      md.KeyId,
+      '--message',
+      `fileb://${msgFile}`,
+      '--mac-algorithm',
+      'HMAC_SHA_256',
+    );
     expect(gen.code, gen.stderr).toBe(0);
     const out = JSON.parse(gen.stdout);
     expect(out.KeyId).toBe(md.Arn);
@@ -85,19 +112,47 @@ describe.skipIf(!present)('AWS CLI v2 against kms-hmac serve', () => {
 
     const macFile = join(dir, 'mac.bin');
     writeFileSync(macFile, mac);
-    const ver = await aws('verify-mac', '--key-id', md.Arn, '--message', `fileb://${msgFile}`, '--mac', `fileb://${macFile}`, '--mac-algorithm', 'HMAC_SHA_256');
+    const ver = await aws(
+      'verify-mac',
+      '--key-id',
+      md.Arn,
+      '--message',
+      `fileb://${msgFile}`,
+      '--mac',
+      `fileb://${macFile}`,
+      '--mac-algorithm',
+      'HMAC_SHA_256',
+    );
     expect(ver.code, ver.stderr).toBe(0);
     expect(JSON.parse(ver.stdout)).toEqual({ KeyId: md.Arn, MacValid: true, MacAlgorithm: 'HMAC_SHA_256' });
 
     // Tampered MAC → KMSInvalidMacException (CLI exit status 254).
     mac[5]! ^= 0x80;
     writeFileSync(macFile, mac);
-    const bad = await aws('verify-mac', '--key-id', md.KeyId, '--message', `fileb://${msgFile}`, '--mac', `fileb://${macFile}`, '--mac-algorithm', 'HMAC_SHA_256');
+    const bad = await aws(
+      'verify-mac',
+      '--key-id',
+      md.KeyId,
+      '--message',
+      `fileb://${msgFile}`,
+      '--mac',
+      `fileb://${macFile}`,
+      '--mac-algorithm',
+      'HMAC_SHA_256',
+    );
     expect(bad.code).toBe(254);
     expect(bad.stderr).toContain('(KMSInvalidMacException)');
 
     // Unknown alias → NotFoundException with AWS's text.
-    const nf = await aws('generate-mac', '--key-id', 'alias/missing', '--message', `fileb://${msgFile}`, '--mac-algorithm', 'HMAC_SHA_256');
+    const nf = await aws(
+      'generate-mac',
+      '--key-id',
+      'alias/missing',
+      '--message',
+      `fileb://${msgFile}`,
+      '--mac-algorithm',
+      'HMAC_SHA_256',
+    );
     expect(nf.code).toBe(254);
     expect(nf.stderr).toContain('(NotFoundException)');
     expect(nf.stderr).toContain('Alias arn:aws:kms:us-east-1:111122223333:alias/missing is not found.');

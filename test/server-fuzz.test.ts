@@ -37,32 +37,101 @@ afterAll(async () => {
 describe('fuzz', () => {
   it('10,000+ malformed bodies and headers over keep-alive: no 5xx, no crash', async () => {
     const rand = rng(0x5eed);
-    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const u = new URL(server.url);
     const host = u.host;
     const ops = [...OPERATIONS.keys(), 'Encrypt', 'Nope', ''];
-    const strs = ['', 'a', 'alias/x', 'alias/', keyId, `arn:aws:kms:us-east-1:111122223333:key/${keyId}`, 'arn:aws:kms:eu-west-1:1:key/x', '\u0000', 'é'.repeat(3000), 'x'.repeat(9000), 'HMAC_SHA_256', 'HMAC_256', 'GENERATE_VERIFY_MAC', 'EXTERNAL'];
-    const values: unknown[] = [null, true, false, 0, -1, 1.5, 2 ** 31, 1e308, -1e308, 'QQ==', '', '====', 'A', '-_-_', 'AAAA'.repeat(2000), [], [1], ['a'], {}, { a: 1 }, ...strs];
-    const members = ['KeyId', 'Message', 'Mac', 'MacAlgorithm', 'GrantTokens', 'DryRun', 'KeySpec', 'KeyUsage', 'Origin', 'Description', 'Tags', 'AliasName', 'TargetKeyId', 'Limit', 'Marker', 'PendingWindowInDays', 'ImportToken', 'EncryptedKeyMaterial', 'ValidTo', 'ExpirationModel', 'WrappingAlgorithm', 'WrappingKeySpec', 'TagKeys', 'MultiRegion', '__proto__', 'constructor'];
+    const strs = [
+      '',
+      'a',
+      'alias/x',
+      'alias/',
+      keyId,
+      `arn:aws:kms:us-east-1:111122223333:key/${keyId}`,
+      'arn:aws:kms:eu-west-1:1:key/x',
+      '\u0000',
+      'é'.repeat(3000),
+      'x'.repeat(9000),
+      'HMAC_SHA_256',
+      'HMAC_256',
+      'GENERATE_VERIFY_MAC',
+      'EXTERNAL',
+    ];
+    const values: unknown[] = [
+      null,
+      true,
+      false,
+      0,
+      -1,
+      1.5,
+      2 ** 31,
+      1e308,
+      -1e308,
+      'QQ==',
+      '',
+      '====',
+      'A',
+      '-_-_',
+      'AAAA'.repeat(2000),
+      [],
+      [1],
+      ['a'],
+      {},
+      { a: 1 },
+      ...strs,
+    ];
+    const members = [
+      'KeyId',
+      'Message',
+      'Mac',
+      'MacAlgorithm',
+      'GrantTokens',
+      'DryRun',
+      'KeySpec',
+      'KeyUsage',
+      'Origin',
+      'Description',
+      'Tags',
+      'AliasName',
+      'TargetKeyId',
+      'Limit',
+      'Marker',
+      'PendingWindowInDays',
+      'ImportToken',
+      'EncryptedKeyMaterial',
+      'ValidTo',
+      'ExpirationModel',
+      'WrappingAlgorithm',
+      'WrappingKeySpec',
+      'TagKeys',
+      'MultiRegion',
+      '__proto__',
+      'constructor',
+    ];
 
     const validMac = { KeyId: keyId, Message: 'aGVsbG8=', MacAlgorithm: 'HMAC_SHA_256' };
     function body(): Buffer {
       switch (Math.floor(rand() * 8)) {
-        case 0: { // random bytes
+        case 0: {
+          // random bytes
           const n = Math.floor(rand() * 300);
           return Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
         }
-        case 1: { // truncated / mutated valid JSON
+        case 1: {
+          // truncated / mutated valid JSON
           const s = JSON.stringify(validMac);
           const cut = s.slice(0, Math.floor(rand() * s.length));
           const i = Math.floor(rand() * s.length);
-          return Buffer.from(rand() < 0.5 ? cut : s.slice(0, i) + String.fromCharCode(Math.floor(rand() * 128)) + s.slice(i + 1));
+          return Buffer.from(
+            rand() < 0.5 ? cut : s.slice(0, i) + String.fromCharCode(Math.floor(rand() * 128)) + s.slice(i + 1),
+          );
         }
         case 2: // deep nesting
           return Buffer.from('['.repeat(Math.floor(rand() * 5000)) + ']'.repeat(Math.floor(rand() * 5000)));
         case 3: // JSON scalars, arrays
           return Buffer.from(JSON.stringify(pick([null, 1, 'x', [], [validMac], true])));
-        default: { // objects with random members of random types
+        default: {
+          // objects with random members of random types
           const o: Record<string, unknown> = rand() < 0.5 ? { ...validMac } : {};
           const n = 1 + Math.floor(rand() * 5);
           for (let i = 0; i < n; i++) o[pick(members)] = pick(values);
@@ -97,11 +166,21 @@ describe('fuzz', () => {
         headers = sign(host, target, b, pick(['20000101T000000Z', 'garbage', '', '99999999T999999Z', amz.slice(0, 8)]));
       } else if (mode < 0.9) {
         headers = sign(host, target, b, amz, [['x-amz-security-token', pick(['', 't', 'x'.repeat(4000)])]]);
-        if (rand() < 0.5) headers = headers.filter((h) => h[0] !== pick(['host', 'x-amz-date', 'x-amz-target', 'authorization']));
+        if (rand() < 0.5)
+          headers = headers.filter((h) => h[0] !== pick(['host', 'x-amz-date', 'x-amz-target', 'authorization']));
       } else {
         headers = [
           ['host', host],
-          ['authorization', pick(['', 'AWS4-HMAC-SHA256', 'AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host;x-amz-target, Signature=' + '0'.repeat(64), 'Basic Zm9vOmJhcg==', 'AWS4-HMAC-SHA256 ' + ','.repeat(100)])],
+          [
+            'authorization',
+            pick([
+              '',
+              'AWS4-HMAC-SHA256',
+              'AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host;x-amz-target, Signature=' + '0'.repeat(64),
+              'Basic Zm9vOmJhcg==',
+              'AWS4-HMAC-SHA256 ' + ','.repeat(100),
+            ]),
+          ],
           ['x-amz-target', target],
           ['x-amz-date', amz],
           ['content-type', pick(['application/json', 'text/plain', '', 'application/x-amz-json-1.1; charset=utf-8'])],
@@ -113,7 +192,15 @@ describe('fuzz', () => {
       if (method !== 'GET') headers.push(['content-length', String(b.length)]);
       return new Promise<void>((resolve, reject) => {
         const req = http.request(
-          { host: u.hostname, port: u.port, method, path, headers: headers as unknown as http.OutgoingHttpHeaders, agent, setHost: false },
+          {
+            host: u.hostname,
+            port: u.port,
+            method,
+            path,
+            headers: headers as unknown as http.OutgoingHttpHeaders,
+            agent,
+            setHost: false,
+          },
           (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (c: Buffer) => chunks.push(c));
@@ -128,7 +215,8 @@ describe('fuzz', () => {
                 } catch {
                   /* reported below */
                 }
-                if (typeof j.__type !== 'string') fivexx.push(`#${i} ${method} ${path} no __type: ${st} ${JSON.stringify(res.headers)}`);
+                if (typeof j.__type !== 'string')
+                  fivexx.push(`#${i} ${method} ${path} no __type: ${st} ${JSON.stringify(res.headers)}`);
               }
               resolve();
             });
@@ -140,7 +228,13 @@ describe('fuzz', () => {
           (sock as unknown as { __prev?: string }).__prev = prev;
           (sock as unknown as { __last?: string }).__last = desc;
         });
-        req.on('error', (e) => reject(new Error(`${desc}: ${e.message}\nPREVIOUS ON SOCKET: ${(req.socket as unknown as { __prev?: string })?.__prev}`)));
+        req.on('error', (e) =>
+          reject(
+            new Error(
+              `${desc}: ${e.message}\nPREVIOUS ON SOCKET: ${(req.socket as unknown as { __prev?: string })?.__prev}`,
+            ),
+          ),
+        );
         req.end(method === 'GET' ? undefined : b);
       });
     }
@@ -157,13 +251,19 @@ describe('fuzz', () => {
     expect(total).toBe(TOTAL);
     // Spread sanity: the fuzz reached past auth (200s and SerializationException/ValidationException happen).
     expect(statuses.get(400) ?? 0).toBeGreaterThan(TOTAL / 2);
-    console.log(`fuzz: ${TOTAL} requests in ${Date.now() - t0} ms; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+    console.log(
+      `fuzz: ${TOTAL} requests in ${Date.now() - t0} ms; statuses ${JSON.stringify(Object.fromEntries(statuses))}`,
+    );
 
     // Still answers correctly (a fresh key: the fuzz may have disabled or scheduled deletion of the first).
     const created = await signedCall(server.url, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
     expect(created.status).toBe(200);
     const fresh = (created.json!.KeyMetadata as { KeyId: string }).KeyId;
-    const ok = await signedCall(server.url, 'GenerateMac', { KeyId: fresh, Message: 'aGVsbG8=', MacAlgorithm: 'HMAC_SHA_256' });
+    const ok = await signedCall(server.url, 'GenerateMac', {
+      KeyId: fresh,
+      Message: 'aGVsbG8=',
+      MacAlgorithm: 'HMAC_SHA_256',
+    });
     expect(ok.status, ok.body).toBe(200);
   }, 120_000);
 

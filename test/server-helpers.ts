@@ -79,7 +79,13 @@ export async function signKms(url: string, o: SignOptions = {}): Promise<Record<
 
 export function rawRequest(
   url: string,
-  opts: { method?: string; path?: string; headers?: Record<string, string | string[]> | [string, string][]; body?: string | Buffer; agent?: http.Agent },
+  opts: {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string | string[]> | [string, string][];
+    body?: string | Buffer;
+    agent?: http.Agent;
+  },
 ): Promise<RawResponse> {
   const u = new URL(url);
   return new Promise((resolvePromise, reject) => {
@@ -121,7 +127,12 @@ function hasHost(h: unknown): boolean {
 }
 
 /** Sends a request signed by the SDK signer. */
-export async function signedCall(url: string, target: string, body: unknown, o: Omit<SignOptions, 'target' | 'body'> & { agent?: http.Agent } = {}): Promise<RawResponse> {
+export async function signedCall(
+  url: string,
+  target: string,
+  body: unknown,
+  o: Omit<SignOptions, 'target' | 'body'> & { agent?: http.Agent } = {},
+): Promise<RawResponse> {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   const headers = await signKms(url, { ...o, target: `TrentService.${target}`, body: text });
   return rawRequest(url, { headers, body: text, ...(o.agent ? { agent: o.agent } : {}) });
@@ -145,7 +156,9 @@ function newestMtime(dir: string): number {
  */
 export function builtServeEntry(): string {
   const entry = join(ROOT, 'dist/cli/serve.js');
-  const fresh = () => existsSync(entry) && existsSync(join(ROOT, 'dist/server/worker.js')) &&
+  const fresh = () =>
+    existsSync(entry) &&
+    existsSync(join(ROOT, 'dist/server/worker.js')) &&
     statSync(entry).mtimeMs >= newestMtime(join(ROOT, 'src')) - 1;
   if (!fresh()) {
     spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore', timeout: 240_000 });
@@ -185,16 +198,27 @@ export function signFast(
   const id = `${credential.secretAccessKey}/${date}`;
   let k = signingKeys.get(id);
   if (!k) {
-    k = createHmac('sha256', 'AWS4' + credential.secretAccessKey).update(date).digest();
+    k = createHmac('sha256', 'AWS4' + credential.secretAccessKey)
+      .update(date)
+      .digest();
     for (const p of ['us-east-1', 'kms', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
     signingKeys.set(id, k);
   }
   const sig = createHmac('sha256', k).update(sts).digest('hex');
-  return [...headers, ['authorization', `AWS4-HMAC-SHA256 Credential=${credential.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}`]];
+  return [
+    ...headers,
+    [
+      'authorization',
+      `AWS4-HMAC-SHA256 Credential=${credential.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}`,
+    ],
+  ];
 }
 
 export function amzNow(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 
 export interface ServeChild {
@@ -211,7 +235,13 @@ export interface ServeChild {
 export function startServe(args: string[], home: string, env: NodeJS.ProcessEnv = {}): Promise<ServeChild> {
   const quiet = args.includes('--log') ? [] : ['--quiet'];
   const proc = spawn(process.execPath, [builtServeEntry(), '--port', '0', ...quiet, ...args], {
-    env: { PATH: process.env.PATH, HOME: home, KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId, KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey, ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: home,
+      KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
+      KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

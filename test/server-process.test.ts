@@ -17,7 +17,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileKeyStore } from '../src/keystore/file.js';
-import { CRED, builtServeEntry, signKms, rawRequest, startServe, type RawResponse, type ServeChild } from './server-helpers.js';
+import {
+  CRED,
+  builtServeEntry,
+  signKms,
+  rawRequest,
+  startServe,
+  type RawResponse,
+  type ServeChild,
+} from './server-helpers.js';
 
 let entry = '';
 let dir = '';
@@ -55,7 +63,16 @@ describe('kms-hmac serve as a process', () => {
   }, 60_000);
 
   it('--max-connections, --headers-timeout and --request-timeout bound what callers hold', async () => {
-    const child = await serve(['--keystore', join(dir, 'limits.json'), '--max-connections', '2', '--headers-timeout', '300', '--request-timeout', '600']);
+    const child = await serve([
+      '--keystore',
+      join(dir, 'limits.json'),
+      '--max-connections',
+      '2',
+      '--headers-timeout',
+      '300',
+      '--request-timeout',
+      '600',
+    ]);
     const port = Number(new URL(child.url).port);
     const held: net.Socket[] = [];
     try {
@@ -98,12 +115,20 @@ describe('kms-hmac serve as a process', () => {
     const message = Buffer.from('very secret log record').toString('base64');
     const mac = await call(child.url, 'GenerateMac', { KeyId, Message: message, MacAlgorithm: 'HMAC_SHA_256' });
     expect(mac.status).toBe(200);
-    const bad = await call(child.url, 'VerifyMac', { KeyId, Message: message, MacAlgorithm: 'HMAC_SHA_256', Mac: 'AAAA' });
+    const bad = await call(child.url, 'VerifyMac', {
+      KeyId,
+      Message: message,
+      MacAlgorithm: 'HMAC_SHA_256',
+      Mac: 'AAAA',
+    });
     expect(bad.json?.__type).toBe('KMSInvalidMacException');
     child.proc.kill('SIGTERM');
     expect((await child.exited).code).toBe(0);
     const text = readFileSync(logFile, 'utf8');
-    const lines = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => [l.op, l.status, l.err ?? null])).toEqual([
       ['CreateKey', 200, null],
       ['GenerateMac', 200, null],
@@ -173,7 +198,12 @@ describe('kms-hmac serve as a process', () => {
         const KeyId = (created.json!.KeyMetadata as { KeyId: string }).KeyId;
         const mac = await call(child.url, 'GenerateMac', { KeyId, Message: 'aGk=', MacAlgorithm: 'HMAC_SHA_256' });
         expect(mac.status, mac.body).toBe(200);
-        const ver = await call(child.url, 'VerifyMac', { KeyId, Message: 'aGk=', MacAlgorithm: 'HMAC_SHA_256', Mac: mac.json!.Mac });
+        const ver = await call(child.url, 'VerifyMac', {
+          KeyId,
+          Message: 'aGk=',
+          MacAlgorithm: 'HMAC_SHA_256',
+          Mac: mac.json!.Mac,
+        });
         expect(ver.json?.MacValid, ver.body).toBe(true);
       }
       const listed = await call(child.url, 'ListKeys', {});

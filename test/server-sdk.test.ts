@@ -55,7 +55,9 @@ describe('@aws-sdk/client-kms against kms-hmac serve', () => {
 
   it('CreateKey for all four HMAC specs', async () => {
     for (const [spec, alg] of SPECS) {
-      const out = await kms.send(new CreateKeyCommand({ KeySpec: spec, KeyUsage: 'GENERATE_VERIFY_MAC', Description: `test ${spec}` }));
+      const out = await kms.send(
+        new CreateKeyCommand({ KeySpec: spec, KeyUsage: 'GENERATE_VERIFY_MAC', Description: `test ${spec}` }),
+      );
       const md = out.KeyMetadata!;
       expect(md.KeySpec).toBe(spec);
       expect(md.MacAlgorithms).toEqual([alg]);
@@ -109,7 +111,9 @@ describe('@aws-sdk/client-kms against kms-hmac serve', () => {
   it('DisableKey → DisabledException; EnableKey restores', async () => {
     const k = keys.HMAC_384!;
     await kms.send(new DisableKeyCommand({ KeyId: k.id }));
-    const err = await kms.send(new GenerateMacCommand({ KeyId: k.id, Message: Buffer.from('x'), MacAlgorithm: 'HMAC_SHA_384' })).catch((e) => e);
+    const err = await kms
+      .send(new GenerateMacCommand({ KeyId: k.id, Message: Buffer.from('x'), MacAlgorithm: 'HMAC_SHA_384' }))
+      .catch((e) => e);
     expect(err).toBeInstanceOf(DisabledException);
     expect(err.message).toBe(`${k.arn} is disabled.`);
     await kms.send(new EnableKeyCommand({ KeyId: k.id }));
@@ -121,7 +125,9 @@ describe('@aws-sdk/client-kms against kms-hmac serve', () => {
     const out = await kms.send(new ScheduleKeyDeletionCommand({ KeyId: k.id, PendingWindowInDays: 7 }));
     expect(out.DeletionDate).toBeInstanceOf(Date);
     expect(out.KeyState).toBe('PendingDeletion');
-    const err = await kms.send(new GenerateMacCommand({ KeyId: k.id, Message: Buffer.from('x'), MacAlgorithm: 'HMAC_SHA_224' })).catch((e) => e);
+    const err = await kms
+      .send(new GenerateMacCommand({ KeyId: k.id, Message: Buffer.from('x'), MacAlgorithm: 'HMAC_SHA_224' }))
+      .catch((e) => e);
     expect(err).toBeInstanceOf(KMSInvalidStateException);
     expect(err.message).toBe(`${k.arn} is pending deletion.`);
     const md = (await kms.send(new DescribeKeyCommand({ KeyId: k.id }))).KeyMetadata!;
@@ -129,10 +135,20 @@ describe('@aws-sdk/client-kms against kms-hmac serve', () => {
   });
 
   it('NotFoundException and ValidationException arrive typed', async () => {
-    const nf = await kms.send(new GenerateMacCommand({ KeyId: 'alias/nope', Message: Buffer.from('x'), MacAlgorithm: 'HMAC_SHA_256' })).catch((e) => e);
+    const nf = await kms
+      .send(new GenerateMacCommand({ KeyId: 'alias/nope', Message: Buffer.from('x'), MacAlgorithm: 'HMAC_SHA_256' }))
+      .catch((e) => e);
     expect(nf).toBeInstanceOf(NotFoundException);
     expect(nf.message).toBe('Alias arn:aws:kms:us-east-1:111122223333:alias/nope is not found.');
-    const ve = await kms.send(new GenerateMacCommand({ KeyId: keys.HMAC_256!.id, Message: new Uint8Array(4097), MacAlgorithm: 'HMAC_SHA_256' })).catch((e) => e);
+    const ve = await kms
+      .send(
+        new GenerateMacCommand({
+          KeyId: keys.HMAC_256!.id,
+          Message: new Uint8Array(4097),
+          MacAlgorithm: 'HMAC_SHA_256',
+        }),
+      )
+      .catch((e) => e);
     expect(ve).toBeInstanceOf(KMSServiceException);
     expect(ve.name).toBe('ValidationException');
     expect(ve.$metadata.httpStatusCode).toBe(400);
@@ -140,11 +156,17 @@ describe('@aws-sdk/client-kms against kms-hmac serve', () => {
 
   it('import flow: RSA-OAEP-wrapped material; MACs equal node:crypto', async () => {
     for (const [spec, alg, hash] of SPECS) {
-      const created = await kms.send(new CreateKeyCommand({ KeySpec: spec, KeyUsage: 'GENERATE_VERIFY_MAC', Origin: 'EXTERNAL' }));
+      const created = await kms.send(
+        new CreateKeyCommand({ KeySpec: spec, KeyUsage: 'GENERATE_VERIFY_MAC', Origin: 'EXTERNAL' }),
+      );
       const KeyId = created.KeyMetadata!.KeyId!;
       expect(created.KeyMetadata!.KeyState).toBe('PendingImport');
       const params = await kms.send(
-        new GetParametersForImportCommand({ KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }),
+        new GetParametersForImportCommand({
+          KeyId,
+          WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
+          WrappingKeySpec: 'RSA_2048',
+        }),
       );
       expect(params.ImportToken).toBeInstanceOf(Uint8Array);
       expect(params.PublicKey).toBeInstanceOf(Uint8Array);
@@ -235,7 +257,11 @@ describe('protocol errors (raw requests)', () => {
     const md = r.json?.KeyMetadata as Record<string, unknown>;
     expect(typeof md.CreationDate).toBe('number');
     expect(Math.abs((md.CreationDate as number) - Date.now() / 1000)).toBeLessThan(60);
-    const g = await signedCall(server.url, 'GenerateMac', { KeyId: md.KeyId, Message: 'AA==', MacAlgorithm: 'HMAC_SHA_256' });
+    const g = await signedCall(server.url, 'GenerateMac', {
+      KeyId: md.KeyId,
+      Message: 'AA==',
+      MacAlgorithm: 'HMAC_SHA_256',
+    });
     expect(g.json?.Mac).toMatch(/^[A-Za-z0-9+/]{43}=$/);
   });
 
@@ -257,7 +283,10 @@ describe('protocol errors (raw requests)', () => {
     expect(r.json?.__type).toBe('RequestEntityTooLargeException');
     expect(r.headers.connection).toBe('close');
     // Unsigned: the missing credentials are the answer, whatever the size.
-    const stranger = await rawRequest(server.url, { headers: { 'content-type': 'application/x-amz-json-1.1' }, body: big });
+    const stranger = await rawRequest(server.url, {
+      headers: { 'content-type': 'application/x-amz-json-1.1' },
+      body: big,
+    });
     expect(stranger.status).toBe(400);
     expect(stranger.json?.__type).toBe('MissingAuthenticationTokenException');
     // Chunked: no Content-Length, counted as it arrives.
@@ -267,10 +296,13 @@ describe('protocol errors (raw requests)', () => {
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     const headers = await signKms(server.url, { body: Buffer.alloc(total, 0x20) });
     const chunked = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers, agent: false }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      });
+      const req = http.request(
+        { host: u.hostname, port: u.port, method: 'POST', path: '/', headers, agent: false },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
       req.on('error', reject);
       let sent = 0;
       const pump = () => {

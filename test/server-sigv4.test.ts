@@ -16,7 +16,11 @@ function stub() {
   const client: KmsApi = {
     generateMacSync(input: Record<string, unknown>) {
       calls.push({ op: 'GenerateMac', input });
-      return { KeyId: 'arn:aws:kms:us-east-1:111122223333:key/k', Mac: new Uint8Array([1, 2, 3]), MacAlgorithm: 'HMAC_SHA_256' };
+      return {
+        KeyId: 'arn:aws:kms:us-east-1:111122223333:key/k',
+        Mac: new Uint8Array([1, 2, 3]),
+        MacAlgorithm: 'HMAC_SHA_256',
+      };
     },
     async describeKey(input: Record<string, unknown>) {
       calls.push({ op: 'DescribeKey', input });
@@ -35,16 +39,24 @@ describe('SigV4Verifier (unit)', () => {
 
   it('parses the Authorization header and rejects malformed ones', () => {
     const p = parseAuthorization(
-      'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=' + 'a'.repeat(64),
+      'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=' +
+        'a'.repeat(64),
     );
-    expect(p).toMatchObject({ accessKeyId: 'AKID', date: '20260101', region: 'us-east-1', service: 'kms', signedHeaders: 'host;x-amz-date;x-amz-target' });
+    expect(p).toMatchObject({
+      accessKeyId: 'AKID',
+      date: '20260101',
+      region: 'us-east-1',
+      service: 'kms',
+      signedHeaders: 'host;x-amz-date;x-amz-target',
+    });
     for (const bad of [
       'AWS4-HMAC-SHA1 Credential=a/b/c/d/e, SignedHeaders=host, Signature=' + 'a'.repeat(64),
       'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=host',
       'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms, SignedHeaders=host, Signature=' + 'a'.repeat(64),
       'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=xyz',
       'AWS4-HMAC-SHA256 Credential, SignedHeaders=host, Signature=' + 'a'.repeat(64),
-      'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=Host, Signature=' + 'a'.repeat(64),
+      'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=Host, Signature=' +
+        'a'.repeat(64),
     ]) {
       expect(() => parseAuthorization(bad), bad).toThrow(AuthError);
       try {
@@ -62,19 +74,23 @@ describe('SigV4Verifier (unit)', () => {
     const names = (headers['authorization'] ?? headers['Authorization'])!;
     expect(names).toContain('x-custom');
     const rawHeaders = Object.entries(headers).flat();
-    expect(v.verify({ method: 'POST', path: '/', rawHeaders, body: Buffer.from(GOOD_BODY) })).toEqual({ accessKeyId: CRED.accessKeyId });
+    expect(v.verify({ method: 'POST', path: '/', rawHeaders, body: Buffer.from(GOOD_BODY) })).toEqual({
+      accessKeyId: CRED.accessKeyId,
+    });
     // Same request, body changed by one byte → mismatch.
-    expect(() => v.verify({ method: 'POST', path: '/', rawHeaders, body: Buffer.from(GOOD_BODY.replace('aGVs', 'aGVt')) })).toThrow(
-      /does not match/,
-    );
+    expect(() =>
+      v.verify({ method: 'POST', path: '/', rawHeaders, body: Buffer.from(GOOD_BODY.replace('aGVs', 'aGVt')) }),
+    ).toThrow(/does not match/);
     // Without x-amz-content-sha256 (the Python clients do not send it): the signature itself catches it.
     const bare = await signKms(url, { body: GOOD_BODY, checksum: false });
     expect(bare['x-amz-content-sha256']).toBeUndefined();
     const bareRaw = Object.entries(bare).flat();
-    expect(v.verify({ method: 'POST', path: '/', rawHeaders: bareRaw, body: Buffer.from(GOOD_BODY) }).accessKeyId).toBe(CRED.accessKeyId);
-    expect(() => v.verify({ method: 'POST', path: '/', rawHeaders: bareRaw, body: Buffer.from(GOOD_BODY + ' ') })).toThrow(
-      /signature we calculated does not match/,
+    expect(v.verify({ method: 'POST', path: '/', rawHeaders: bareRaw, body: Buffer.from(GOOD_BODY) }).accessKeyId).toBe(
+      CRED.accessKeyId,
     );
+    expect(() =>
+      v.verify({ method: 'POST', path: '/', rawHeaders: bareRaw, body: Buffer.from(GOOD_BODY + ' ') }),
+    ).toThrow(/signature we calculated does not match/);
   });
 });
 
@@ -116,7 +132,11 @@ describe('authentication over HTTP (stub client: a rejected request never reache
     const headers = await signKms(url, { body: GOOD_BODY });
     const r = await rawRequest(url, { headers, body: GOOD_BODY, agent });
     expect(r.status, r.body).toBe(200);
-    expect(r.json).toEqual({ KeyId: 'arn:aws:kms:us-east-1:111122223333:key/k', Mac: 'AQID', MacAlgorithm: 'HMAC_SHA_256' });
+    expect(r.json).toEqual({
+      KeyId: 'arn:aws:kms:us-east-1:111122223333:key/k',
+      Mac: 'AQID',
+      MacAlgorithm: 'HMAC_SHA_256',
+    });
     expect(calls.length).toBe(before + 1);
     expect(calls.at(-1)!.input.Message).toEqual(new Uint8Array(Buffer.from('hello')));
     const d = new Date(r.headers.date!).getTime();
@@ -127,8 +147,16 @@ describe('authentication over HTTP (stub client: a rejected request never reache
     const ok = await signKms(url, { body: GOOD_BODY, credential: CRED2 });
     expect(ok['x-amz-security-token']).toBe(CRED2.sessionToken);
     expect((await rawRequest(url, { headers: ok, body: GOOD_BODY, agent })).status).toBe(200);
-    const noToken = await signKms(url, { body: GOOD_BODY, credential: { accessKeyId: CRED2.accessKeyId, secretAccessKey: CRED2.secretAccessKey } });
-    await expectRejected(noToken, GOOD_BODY, 'UnrecognizedClientException', /security token included in the request is invalid/);
+    const noToken = await signKms(url, {
+      body: GOOD_BODY,
+      credential: { accessKeyId: CRED2.accessKeyId, secretAccessKey: CRED2.secretAccessKey },
+    });
+    await expectRejected(
+      noToken,
+      GOOD_BODY,
+      'UnrecognizedClientException',
+      /security token included in the request is invalid/,
+    );
     const wrong = await signKms(url, { body: GOOD_BODY, credential: { ...CRED2, sessionToken: 'other-token' } });
     await expectRejected(wrong, GOOD_BODY, 'UnrecognizedClientException');
     const extra = await signKms(url, { body: GOOD_BODY, credential: { ...CRED, sessionToken: 'unexpected' } });
@@ -136,18 +164,29 @@ describe('authentication over HTTP (stub client: a rejected request never reache
   });
 
   it('wrong secret → InvalidSignatureException', async () => {
-    const h = await signKms(url, { body: GOOD_BODY, credential: { accessKeyId: CRED.accessKeyId, secretAccessKey: 'wrong' } });
+    const h = await signKms(url, {
+      body: GOOD_BODY,
+      credential: { accessKeyId: CRED.accessKeyId, secretAccessKey: 'wrong' },
+    });
     await expectRejected(h, GOOD_BODY, 'InvalidSignatureException', /does not match the signature you provided/);
   });
 
   it('unknown access key → UnrecognizedClientException', async () => {
-    const h = await signKms(url, { body: GOOD_BODY, credential: { accessKeyId: 'AKIDUNKNOWN', secretAccessKey: CRED.secretAccessKey } });
+    const h = await signKms(url, {
+      body: GOOD_BODY,
+      credential: { accessKeyId: 'AKIDUNKNOWN', secretAccessKey: CRED.secretAccessKey },
+    });
     await expectRejected(h, GOOD_BODY, 'UnrecognizedClientException', /security token/);
   });
 
   it('expired and future dates → InvalidSignatureException', async () => {
     const old = await signKms(url, { body: GOOD_BODY, date: new Date(Date.now() - 16 * 60_000) });
-    await expectRejected(old, GOOD_BODY, 'InvalidSignatureException', /^Signature expired: \d{8}T\d{6}Z is now earlier than/);
+    await expectRejected(
+      old,
+      GOOD_BODY,
+      'InvalidSignatureException',
+      /^Signature expired: \d{8}T\d{6}Z is now earlier than/,
+    );
     const future = await signKms(url, { body: GOOD_BODY, date: new Date(Date.now() + 16 * 60_000) });
     await expectRejected(future, GOOD_BODY, 'InvalidSignatureException', /^Signature not yet current/);
     // Within the window both ways: accepted.
@@ -160,7 +199,10 @@ describe('authentication over HTTP (stub client: a rejected request never reache
     await expectRejected(h, GOOD_BODY.replace('HMAC_SHA_256', 'HMAC_SHA_512'), 'InvalidSignatureException');
     // With x-amz-content-sha256 declared (as the JS SDK sends it).
     const { createHash } = await import('node:crypto');
-    const h3 = await signKms(url, { body: GOOD_BODY, headers: { 'x-amz-content-sha256': createHash('sha256').update(GOOD_BODY).digest('hex') } });
+    const h3 = await signKms(url, {
+      body: GOOD_BODY,
+      headers: { 'x-amz-content-sha256': createHash('sha256').update(GOOD_BODY).digest('hex') },
+    });
     expect((await rawRequest(url, { headers: h3, body: GOOD_BODY, agent })).status).toBe(200);
     await expectRejected(h3, GOOD_BODY + ' ', 'InvalidSignatureException');
   });
@@ -176,7 +218,10 @@ describe('authentication over HTTP (stub client: a rejected request never reache
     const auth = h['authorization']!;
     const noTarget = { ...h, authorization: auth.replace(';x-amz-target', '') };
     await expectRejected(noTarget, GOOD_BODY, 'InvalidSignatureException', /'X-Amz-Target' must be a 'SignedHeader'/);
-    const noHost = { ...h, authorization: auth.replace('SignedHeaders=content-type;host;', 'SignedHeaders=content-type;') };
+    const noHost = {
+      ...h,
+      authorization: auth.replace('SignedHeaders=content-type;host;', 'SignedHeaders=content-type;'),
+    };
     expect(noHost.authorization).not.toBe(auth);
     await expectRejected(noHost, GOOD_BODY, 'InvalidSignatureException', /'Host' or ':authority'/);
   });
@@ -194,16 +239,35 @@ describe('authentication over HTTP (stub client: a rejected request never reache
 
   it('malformed Authorization → IncompleteSignatureException', async () => {
     const h = await signKms(url, { body: GOOD_BODY });
-    await expectRejected({ ...h, authorization: 'AWS4-HMAC-SHA256 Credential=x' }, GOOD_BODY, 'IncompleteSignatureException');
+    await expectRejected(
+      { ...h, authorization: 'AWS4-HMAC-SHA256 Credential=x' },
+      GOOD_BODY,
+      'IncompleteSignatureException',
+    );
     await expectRejected({ ...h, authorization: 'Bearer abc' }, GOOD_BODY, 'IncompleteSignatureException');
   });
 
   it('wrong scope: region, service, date → InvalidSignatureException', async () => {
-    await expectRejected(await signKms(url, { body: GOOD_BODY, region: 'eu-west-1' }), GOOD_BODY, 'InvalidSignatureException', /valid region/);
-    await expectRejected(await signKms(url, { body: GOOD_BODY, service: 's3' }), GOOD_BODY, 'InvalidSignatureException', /correct service: 'kms'/);
+    await expectRejected(
+      await signKms(url, { body: GOOD_BODY, region: 'eu-west-1' }),
+      GOOD_BODY,
+      'InvalidSignatureException',
+      /valid region/,
+    );
+    await expectRejected(
+      await signKms(url, { body: GOOD_BODY, service: 's3' }),
+      GOOD_BODY,
+      'InvalidSignatureException',
+      /correct service: 'kms'/,
+    );
     const h = await signKms(url, { body: GOOD_BODY });
     const a = h['authorization']!.replace(/Credential=([^/]+)\/(\d{8})/, (_m, id) => `Credential=${id}/20000101`);
-    await expectRejected({ ...h, authorization: a }, GOOD_BODY, 'InvalidSignatureException', /Date in Credential scope does not match/);
+    await expectRejected(
+      { ...h, authorization: a },
+      GOOD_BODY,
+      'InvalidSignatureException',
+      /Date in Credential scope does not match/,
+    );
   });
 
   it('repeated headers are canonicalized from rawHeaders (joined with ",")', async () => {
@@ -221,12 +285,20 @@ describe('--auth any (emulator mode)', () => {
     const { client, calls } = stub();
     const s = await listen({ client, auth: 'any', port: 0, log: null });
     try {
-      const h = await signKms(s.url, { body: GOOD_BODY, credential: { accessKeyId: 'ANYTHING', secretAccessKey: 'whatever' }, region: 'ap-south-1' });
+      const h = await signKms(s.url, {
+        body: GOOD_BODY,
+        credential: { accessKeyId: 'ANYTHING', secretAccessKey: 'whatever' },
+        region: 'ap-south-1',
+      });
       expect((await rawRequest(s.url, { headers: h, body: GOOD_BODY })).status).toBe(200);
       const old = await signKms(s.url, { body: GOOD_BODY, date: new Date(Date.now() - 20 * 60_000) });
-      expect((await rawRequest(s.url, { headers: old, body: GOOD_BODY })).json?.__type).toBe('InvalidSignatureException');
+      expect((await rawRequest(s.url, { headers: old, body: GOOD_BODY })).json?.__type).toBe(
+        'InvalidSignatureException',
+      );
       const { authorization: _a, ...noAuth } = h;
-      expect((await rawRequest(s.url, { headers: noAuth, body: GOOD_BODY })).json?.__type).toBe('MissingAuthenticationTokenException');
+      expect((await rawRequest(s.url, { headers: noAuth, body: GOOD_BODY })).json?.__type).toBe(
+        'MissingAuthenticationTokenException',
+      );
       expect(calls.length).toBe(1);
     } finally {
       await s.close();
@@ -243,7 +315,20 @@ describe('credentials file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-cred-'));
     try {
       const file = join(dir, 'creds.json');
-      writeFileSync(file, JSON.stringify({ credentials: [CRED, { AccessKeyId: CRED2.accessKeyId, SecretAccessKey: CRED2.secretAccessKey, SessionToken: CRED2.sessionToken }] }), { mode: 0o600 });
+      writeFileSync(
+        file,
+        JSON.stringify({
+          credentials: [
+            CRED,
+            {
+              AccessKeyId: CRED2.accessKeyId,
+              SecretAccessKey: CRED2.secretAccessKey,
+              SessionToken: CRED2.sessionToken,
+            },
+          ],
+        }),
+        { mode: 0o600 },
+      );
       const { client, calls } = stub();
       const s = await startServer({ client, credentialsFile: file, port: 0, log: false });
       try {
@@ -256,7 +341,9 @@ describe('credentials file', () => {
         await s.close();
       }
       writeFileSync(file, JSON.stringify({ credentials: [{ accessKeyId: 'AKID', secretAccessKey: '' }] }));
-      await expect(startServer({ client, credentialsFile: file, port: 0, log: false })).rejects.toThrow(/secretAccessKey is missing/);
+      await expect(startServer({ client, credentialsFile: file, port: 0, log: false })).rejects.toThrow(
+        /secretAccessKey is missing/,
+      );
       writeFileSync(file, '{"credentials": [{"accessKeyId":"AKID","secretAccessKey":"s3cr3t"');
       const err = await startServer({ client, credentialsFile: file, port: 0, log: false }).catch((e: Error) => e);
       expect(String(err)).toMatch(/not valid JSON/);

@@ -25,7 +25,11 @@ function recordingClient() {
   const client: KmsApi = {
     generateMacSync() {
       calls.push('GenerateMac');
-      return { KeyId: 'arn:aws:kms:us-east-1:111122223333:key/k', Mac: new Uint8Array([1, 2, 3]), MacAlgorithm: 'HMAC_SHA_256' };
+      return {
+        KeyId: 'arn:aws:kms:us-east-1:111122223333:key/k',
+        Mac: new Uint8Array([1, 2, 3]),
+        MacAlgorithm: 'HMAC_SHA_256',
+      };
     },
   };
   return { client, calls };
@@ -60,7 +64,10 @@ function headersOnly(port: number, head: string): Promise<RawExchange> {
 }
 
 function headBlock(pairs: [string, string][], contentLength: number): string {
-  return ['POST / HTTP/1.1', ...pairs.map(([k, v]) => `${k}: ${v}`), `content-length: ${contentLength}`].join('\r\n') + '\r\n\r\n';
+  return (
+    ['POST / HTTP/1.1', ...pairs.map(([k, v]) => `${k}: ${v}`), `content-length: ${contentLength}`].join('\r\n') +
+    '\r\n\r\n'
+  );
 }
 
 describe('refused on the headers, before the body', () => {
@@ -81,17 +88,49 @@ describe('refused on the headers, before the body', () => {
     const body = Buffer.from(BODY);
     const declaredHash = (await import('node:crypto')).createHash('sha256').update(body).digest('hex');
     const now = amzNow();
-    const signed = (o: { date?: string; cred?: { accessKeyId: string; secretAccessKey: string }; extra?: [string, string][] } = {}) =>
-      signFast(host, 'TrentService.GenerateMac', body, o.date ?? now, o.extra ?? [], o.cred ?? CRED);
+    const signed = (
+      o: { date?: string; cred?: { accessKeyId: string; secretAccessKey: string }; extra?: [string, string][] } = {},
+    ) => signFast(host, 'TrentService.GenerateMac', body, o.date ?? now, o.extra ?? [], o.cred ?? CRED);
     const cases: Array<[string, [string, string][], string]> = [
-      ['no Authorization', [['host', host], ['x-amz-target', 'TrentService.GenerateMac']], 'MissingAuthenticationTokenException'],
-      ['unknown access key', signed({ cred: { accessKeyId: 'AKIDSTRANGER', secretAccessKey: 'x' } }), 'UnrecognizedClientException'],
+      [
+        'no Authorization',
+        [
+          ['host', host],
+          ['x-amz-target', 'TrentService.GenerateMac'],
+        ],
+        'MissingAuthenticationTokenException',
+      ],
+      [
+        'unknown access key',
+        signed({ cred: { accessKeyId: 'AKIDSTRANGER', secretAccessKey: 'x' } }),
+        'UnrecognizedClientException',
+      ],
       ['session credentials without their token', signed({ cred: CRED2 }), 'UnrecognizedClientException'],
-      ['expired date', signed({ date: new Date(Date.now() - 20 * 60_000).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '') }), 'InvalidSignatureException'],
-      ['garbled Authorization', [['host', host], ['authorization', 'AWS4-HMAC-SHA256 Credential=x'], ['x-amz-date', now]], 'IncompleteSignatureException'],
+      [
+        'expired date',
+        signed({
+          date: new Date(Date.now() - 20 * 60_000)
+            .toISOString()
+            .replace(/[-:]/g, '')
+            .replace(/\.\d{3}/, ''),
+        }),
+        'InvalidSignatureException',
+      ],
+      [
+        'garbled Authorization',
+        [
+          ['host', host],
+          ['authorization', 'AWS4-HMAC-SHA256 Credential=x'],
+          ['x-amz-date', now],
+        ],
+        'IncompleteSignatureException',
+      ],
       [
         'a known key, the wrong secret, the payload hash declared',
-        signed({ cred: { accessKeyId: CRED.accessKeyId, secretAccessKey: 'guessed' }, extra: [['x-amz-content-sha256', declaredHash]] }),
+        signed({
+          cred: { accessKeyId: CRED.accessKeyId, secretAccessKey: 'guessed' },
+          extra: [['x-amz-content-sha256', declaredHash]],
+        }),
         'InvalidSignatureException',
       ],
     ];
@@ -113,9 +152,14 @@ describe('refused on the headers, before the body', () => {
     const ok = await rawRequest(`http://${host}`, { headers, body });
     expect(ok.status, ok.body).toBe(200);
     const swapped = await rawRequest(`http://${host}`, { headers, body: Buffer.from(BODY.replace('aGVs', 'aGVt')) });
-    expect(swapped.json).toEqual({ __type: 'InvalidSignatureException', message: "The provided 'x-amz-content-sha256' header does not match what was computed." });
+    expect(swapped.json).toEqual({
+      __type: 'InvalidSignatureException',
+      message: "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    });
     // A declared hash that no body can match is refused on the headers.
-    const junk = signFast(host, 'TrentService.GenerateMac', body, amzNow(), [['x-amz-content-sha256', 'UNSIGNED-PAYLOAD']]);
+    const junk = signFast(host, 'TrentService.GenerateMac', body, amzNow(), [
+      ['x-amz-content-sha256', 'UNSIGNED-PAYLOAD'],
+    ]);
     expect((await headersOnly(port, headBlock(junk, 100_000_000))).errorType).toBe('InvalidSignatureException');
   });
 
@@ -131,7 +175,14 @@ describe('refused on the headers, before the body', () => {
 describe('timeouts and the connection cap', () => {
   it('headers and whole requests that take too long get 408 and a closed connection', async () => {
     const { client, calls } = recordingClient();
-    const s = await listen({ client, credentials: [CRED], port: 0, log: null, headersTimeoutMs: 300, requestTimeoutMs: 800 });
+    const s = await listen({
+      client,
+      credentials: [CRED],
+      port: 0,
+      log: null,
+      headersTimeoutMs: 300,
+      requestTimeoutMs: 800,
+    });
     try {
       // Headers that never end.
       const slowHeaders = await headersOnly(s.port, 'POST / HTTP/1.1\r\nhost: x\r\n');
@@ -171,11 +222,13 @@ describe('timeouts and the connection cap', () => {
         held.push(sock);
       }
       // Past the cap: accepted by the kernel, then closed by the server without a byte.
-      const extra = await headersOnly(s.port, 'POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n').catch((e: NodeJS.ErrnoException) => ({
-        reply: '',
-        status: undefined,
-        errorType: e.code,
-      }));
+      const extra = await headersOnly(s.port, 'POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n').catch(
+        (e: NodeJS.ErrnoException) => ({
+          reply: '',
+          status: undefined,
+          errorType: e.code,
+        }),
+      );
       expect(extra.reply).toBe('');
       held.pop()!.destroy();
       await new Promise((r) => setTimeout(r, 50));
@@ -189,7 +242,13 @@ describe('timeouts and the connection cap', () => {
 
   it('limits are checked: a bad value is a RangeError, never an unlimited server', () => {
     expect(serverLimits({})).toEqual({ maxConnections: 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 });
-    for (const bad of [{ maxConnections: 0 }, { headersTimeoutMs: -1 }, { requestTimeoutMs: 1.5 }, { maxConnections: Number.NaN }, { headersTimeoutMs: 40_000 }]) {
+    for (const bad of [
+      { maxConnections: 0 },
+      { headersTimeoutMs: -1 },
+      { requestTimeoutMs: 1.5 },
+      { maxConnections: Number.NaN },
+      { headersTimeoutMs: 40_000 },
+    ]) {
       expect(() => serverLimits(bad), JSON.stringify(bad)).toThrow(RangeError);
     }
   });
@@ -231,7 +290,9 @@ describe.runIf(process.platform === 'linux')('2,000 strangers trickling large bo
     // Signed GenerateMac requests, as an SDK with a connection pool sends them (replaying one is allowed within the window).
     const amz = amzNow();
     const requests = Array.from({ length: 64 }, (_, i) => {
-      const body = Buffer.from(JSON.stringify({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: Buffer.from(`record ${i}`).toString('base64') }));
+      const body = Buffer.from(
+        JSON.stringify({ KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: Buffer.from(`record ${i}`).toString('base64') }),
+      );
       return { headers: signFast(host, 'TrentService.GenerateMac', body, amz), body };
     });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
@@ -288,7 +349,10 @@ describe.runIf(process.platform === 'linux')('2,000 strangers trickling large bo
       attacker.stdout!.on('data', (d) => (out += d));
       await new Promise<void>((resolve, reject) => {
         const t = setInterval(() => out.includes('ready') && (clearInterval(t), resolve()), 20);
-        attacker!.once('exit', (code) => (clearInterval(t), reject(new Error(`load generator exited (${code}): ${out}`))));
+        attacker!.once(
+          'exit',
+          (code) => (clearInterval(t), reject(new Error(`load generator exited (${code}): ${out}`))),
+        );
       });
 
       // Up to WINDOWS windows under attack: a machine shared with other jobs can stall any
@@ -336,4 +400,3 @@ describe.runIf(process.platform === 'linux')('2,000 strangers trickling large bo
     }
   }, 120_000);
 });
-

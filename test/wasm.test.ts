@@ -64,7 +64,10 @@ describe('generated module', () => {
       execFileSync(process.execPath, [join(ROOT, 'scripts/build-wasm.js'), '--out', out, '--no-generate'], {
         stdio: 'pipe',
       });
-      expect(JSON.parse(readFileSync(join(out, 'hashes.json'), 'utf8'))).toEqual({ engine: WASM_HASH, framer: FRAMER_WASM_HASH });
+      expect(JSON.parse(readFileSync(join(out, 'hashes.json'), 'utf8'))).toEqual({
+        engine: WASM_HASH,
+        framer: FRAMER_WASM_HASH,
+      });
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
@@ -111,7 +114,10 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
     it.each(ALGS)('%s: every length 0..1000, shuffled, packed / verify', (alg) => {
       const keyBytes = randomBytes(alg.includes('256') ? 64 : 100);
       const key = backend().createKey(alg, keyBytes);
-      const lengths = shuffled(Array.from({ length: 1001 }, (_, i) => i), 0x5eed + alg.length);
+      const lengths = shuffled(
+        Array.from({ length: 1001 }, (_, i) => i),
+        0x5eed + alg.length,
+      );
       const messages = lengths.map((n) => randomBytes(n));
       const expected = Buffer.concat(messages.map((m) => oracle(alg, keyBytes, m)));
       const { data, offsets } = pack(messages);
@@ -138,13 +144,19 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       const key = backend().createKey(alg, keyBytes);
       const ml = key.macLength;
       for (let len = 0; len <= 400; len++) {
-        for (const shape of [[len, 0, 0, 0], [0, 0, 0, len], [len, 0], [3, len, 200, 1, 0]]) {
+        for (const shape of [
+          [len, 0, 0, 0],
+          [0, 0, 0, len],
+          [len, 0],
+          [3, len, 200, 1, 0],
+        ]) {
           const messages = shape.map((n) => randomBytes(n));
           const out = new Uint8Array(messages.length * ml);
           const { data, offsets } = pack(messages);
           key.macPackedInto(data, offsets, out);
           const expected = Buffer.concat(messages.map((m) => oracle(alg, keyBytes, m)));
-          if (!Buffer.from(out).equals(expected)) throw new Error(`${alg}: wrong MAC for batch lengths ${shape.join(',')}`);
+          if (!Buffer.from(out).equals(expected))
+            throw new Error(`${alg}: wrong MAC for batch lengths ${shape.join(',')}`);
         }
       }
       key.destroy();
@@ -158,7 +170,9 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
         const out = new Uint8Array(n * 32);
         const { data, offsets } = pack(messages);
         key.macPackedInto(data, offsets, out);
-        expect(Buffer.from(out).equals(Buffer.concat(messages.map((m) => oracle('HMAC_SHA_256', keyBytes, m))))).toBe(true);
+        expect(Buffer.from(out).equals(Buffer.concat(messages.map((m) => oracle('HMAC_SHA_256', keyBytes, m))))).toBe(
+          true,
+        );
       }
       key.destroy();
     });
@@ -227,7 +241,9 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       expect(() => key.macPackedInto(data, [0, 50] as unknown as Uint32Array, new Uint8Array(48))).toThrow(TypeError);
       expect(() => key.macInto('abc' as unknown as Uint8Array, new Uint8Array(48), 0)).toThrow(TypeError);
       expect(() => key.macInto(msg, new Uint8Array(48), 1)).toThrow(RangeError);
-      expect(() => key.verifyPackedInto(msg, new Uint32Array([0, 1]), new Uint8Array(47), new Uint8Array(1))).toThrow(RangeError);
+      expect(() => key.verifyPackedInto(msg, new Uint32Array([0, 1]), new Uint8Array(47), new Uint8Array(1))).toThrow(
+        RangeError,
+      );
       await expect(key.macPackedAsync(data, new Uint32Array([5, 1]))).rejects.toThrow(RangeError);
       expect(key.verify(msg, good.subarray(0, 47))).toBe(false);
       check();

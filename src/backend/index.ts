@@ -125,7 +125,11 @@ function select(options: BackendOptions): BackendInfo {
   throw new Error(`no kms-hmac backend could be loaded: ${reasons}`);
 }
 
-function describe(backend: Backend, skipped: BackendInfo['skipped'], selectedBy: BackendInfo['selectedBy']): BackendInfo {
+function describe(
+  backend: Backend,
+  skipped: BackendInfo['skipped'],
+  selectedBy: BackendInfo['selectedBy'],
+): BackendInfo {
   const simdPath = backend.details.simdPath;
   const simd = backend.name === 'wasm-simd' || (typeof simdPath === 'string' && simdPath !== 'off');
   return { name: backend.name, simd, details: backend.details, skipped, selectedBy };

@@ -69,7 +69,12 @@ export function loadNativeBinding(root: string = PACKAGE_ROOT): NativeBinding {
 }
 
 export function createNativeBackend(binding: NativeBinding = loadNativeBinding()): Backend {
-  checkAlgorithmTable('the native addon', binding.macLengths.length, (c) => binding.macLengths[c]!, (c) => binding.blockLengths[c]!);
+  checkAlgorithmTable(
+    'the native addon',
+    binding.macLengths.length,
+    (c) => binding.macLengths[c]!,
+    (c) => binding.blockLengths[c]!,
+  );
   const details: Record<string, string | number | boolean> = {
     openssl: binding.opensslVersion,
     asyncThreads: binding.asyncThreads,

@@ -88,7 +88,12 @@ export interface BackendKey {
   macPackedInto(data: Uint8Array, offsets: Uint32Array, out: Uint8Array): void;
   verifyPackedInto(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results: Uint8Array): void;
   macPackedAsync(data: Uint8Array, offsets: Uint32Array, out?: Uint8Array): Promise<Uint8Array>;
-  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results?: Uint8Array): Promise<Uint8Array>;
+  verifyPackedAsync(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    macs: Uint8Array,
+    results?: Uint8Array,
+  ): Promise<Uint8Array>;
   /** Wipes the key states; later calls throw. Idempotent. Batches already started finish with their own copy. */
   destroy(): void;
 }

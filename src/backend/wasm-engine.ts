@@ -74,7 +74,12 @@ export class WasmEngine {
     this.SLOT_SIZE = ex.SLOT_SIZE.value;
     this.MAX_BATCH = ex.MAX_BATCH.value;
     this.simd = ex.SIMD.value === 1;
-    checkAlgorithmTable('the WebAssembly engine', ex.ALGORITHM_COUNT.value, ex.algorithmMacLength, ex.algorithmBlockLength);
+    checkAlgorithmTable(
+      'the WebAssembly engine',
+      ex.ALGORITHM_COUNT.value,
+      ex.algorithmMacLength,
+      ex.algorithmBlockLength,
+    );
   }
 
   /** Precomputes the key's inner/outer states into `slot`; key copies are wiped. */
@@ -164,8 +169,14 @@ export class WasmEngine {
    * redirects them).
    */
   packed(
-    slot: number, alg: number, ml: number, data: Uint8Array, offsets: Uint32Array,
-    mode: number, io: Uint8Array, results?: Uint8Array,
+    slot: number,
+    alg: number,
+    ml: number,
+    data: Uint8Array,
+    offsets: Uint32Array,
+    mode: number,
+    io: Uint8Array,
+    results?: Uint8Array,
   ): void {
     const n = offsets.length - 1;
     const { u8, u32, DATA, DATA_SIZE, OUT, RES, MAX_BATCH } = this;
@@ -187,7 +198,8 @@ export class WasmEngine {
       u32.set(offsets.subarray(i, j + 1), this.OFFS >>> 2);
       if (mode === 1) u8.set(io.subarray(i * ml, j * ml), OUT);
       const rc = this.ex.batch(slot, alg, count, start, mode);
-      if (rc !== 0) throw new RangeError(`kms-hmac wasm: batch rejected (${rc === 2 ? 'bad offsets' : 'bad arguments'})`);
+      if (rc !== 0)
+        throw new RangeError(`kms-hmac wasm: batch rejected (${rc === 2 ? 'bad offsets' : 'bad arguments'})`);
       if (mode === 0) io.set(u8.subarray(OUT, OUT + count * ml), i * ml);
       else results!.set(u8.subarray(RES, RES + count), i);
       i = j;

@@ -14,7 +14,14 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import {
-  byteLength, bufferProblem, copyInto, isUint32Array, isUint8Array, overlaps, plainOffsets, plainView,
+  byteLength,
+  bufferProblem,
+  copyInto,
+  isUint32Array,
+  isUint8Array,
+  overlaps,
+  plainOffsets,
+  plainView,
 } from '../mac/views.js';
 import { algorithmCode, BLOCK_LENGTH, MAC_ALGORITHMS, MAC_LENGTH } from './types.js';
 import type { Backend, BackendKey, BackendName, MacAlgorithm } from './types.js';
@@ -392,7 +399,8 @@ class WasmKey implements BackendKey {
     const offset = indexArg(outOffset, 'outOffset');
     const slot = this.live();
     const room = byteLength(target);
-    if (offset > room || room - offset < this.macLength) throw new RangeError('out is too small for the MAC at outOffset');
+    if (offset > room || room - offset < this.macLength)
+      throw new RangeError('out is too small for the MAC at outOffset');
     this.backend.engine.macInto(slot, this.alg, this.macLength, msg, target, offset);
   }
 
@@ -426,7 +434,12 @@ class WasmKey implements BackendKey {
     }
   }
 
-  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results?: Uint8Array): Promise<Uint8Array> {
+  verifyPackedAsync(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    macs: Uint8Array,
+    results?: Uint8Array,
+  ): Promise<Uint8Array> {
     try {
       const batch = packedArgs(data, offsets);
       this.live();
@@ -473,7 +486,11 @@ class WasmKey implements BackendKey {
    * usable.
    */
   private async runAsync(
-    batch: Packed, macs: Uint8Array | null, out: Uint8Array | undefined, callerOut: Uint8Array | undefined, length: number,
+    batch: Packed,
+    macs: Uint8Array | null,
+    out: Uint8Array | undefined,
+    callerOut: Uint8Array | undefined,
+    length: number,
   ): Promise<Uint8Array> {
     const { offsets, count } = batch;
     const work = (e: number): number => workBytes(offsets, 0, e, this.blockLength);
@@ -512,7 +529,8 @@ class WasmKey implements BackendKey {
     }
 
     const buffers = await Promise.all(pending.map((part) => part.promise));
-    const result = callerOut === undefined ? new Uint8Array(length) : outputArg(callerOut, length, macs ? 'results' : 'out');
+    const result =
+      callerOut === undefined ? new Uint8Array(length) : outputArg(callerOut, length, macs ? 'results' : 'out');
     const stride = macs === null ? this.macLength : 1;
     pending.forEach((part, i) => {
       const buffer = buffers[i]!;
@@ -525,7 +543,12 @@ class WasmKey implements BackendKey {
   }
 
   private sendPart(
-    pool: WorkerPool, batch: Packed, macs: Uint8Array | null, keyState: Uint8Array, first: number, end: number,
+    pool: WorkerPool,
+    batch: Packed,
+    macs: Uint8Array | null,
+    keyState: Uint8Array,
+    first: number,
+    end: number,
   ): Promise<ArrayBuffer> {
     const { data, offsets } = batch;
     const ml = this.macLength;

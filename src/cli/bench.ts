@@ -35,7 +35,10 @@ export async function quickComparison(n = 200_000, size = 200): Promise<{ name: 
     return performance.now() - t;
   };
   const node = time(() => {
-    for (let i = 0; i < n; i++) createHmac('sha256', key).update(data.subarray(i * size, (i + 1) * size)).digest();
+    for (let i = 0; i < n; i++)
+      createHmac('sha256', key)
+        .update(data.subarray(i * size, (i + 1) * size))
+        .digest();
   });
   const mk = createMacKey('HMAC_SHA_256', key);
   const sync = time(() => {
@@ -62,7 +65,9 @@ export async function quickComparison(n = 200_000, size = 200): Promise<{ name: 
 
 export function benchCommand(): Command {
   return new Command('bench')
-    .description('benchmark against node:crypto: bench/run.js from a checkout (or a built-in quick comparison); --logs runs bench/logs.js')
+    .description(
+      'benchmark against node:crypto: bench/run.js from a checkout (or a built-in quick comparison); --logs runs bench/logs.js',
+    )
     .option('--logs', 'the log signing benchmark (npm run bench:logs)')
     .option('--quick', 'the built-in 200-byte comparison only')
     .argument('[args...]', 'passed to the benchmark script (put them after --)')
@@ -77,7 +82,9 @@ export function benchCommand(): Command {
       const rows = await quickComparison();
       const base = rows[0]!.perSecond;
       for (const r of rows) {
-        process.stdout.write(`  ${r.name.padEnd(44)} ${count(r.perSecond).padStart(12)} msg/s  ${(r.perSecond / base).toFixed(1)}x\n`);
+        process.stdout.write(
+          `  ${r.name.padEnd(44)} ${count(r.perSecond).padStart(12)} msg/s  ${(r.perSecond / base).toFixed(1)}x\n`,
+        );
       }
     });
 }

@@ -96,7 +96,12 @@ export async function withClient<T>(
   fn: (client: KmsHmacClient) => Promise<T>,
   keyStoreOptions?: KmsHmacClientOptions['keyStoreOptions'],
 ): Promise<T> {
-  const client = new KmsHmacClient({ keyStore: keystorePath(flags), keyStoreOptions, region: flags.region, accountId: flags.accountId });
+  const client = new KmsHmacClient({
+    keyStore: keystorePath(flags),
+    keyStoreOptions,
+    region: flags.region,
+    accountId: flags.accountId,
+  });
   try {
     await client.ready();
     return await fn(client);
@@ -133,7 +138,12 @@ export function printJson(v: unknown): void {
 
 export function jsonReplacer(_k: string, v: unknown): unknown {
   if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
-  if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+  if (
+    v &&
+    typeof v === 'object' &&
+    (v as { type?: string }).type === 'Buffer' &&
+    Array.isArray((v as { data?: unknown }).data)
+  ) {
     return Buffer.from((v as { data: number[] }).data).toString('base64');
   }
   return v;

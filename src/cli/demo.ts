@@ -70,7 +70,11 @@ export function sampleLog(records: number): Buffer {
  * Calls `onLine` for every line of the file (terminator included; a last line
  * without one too), reading 1 MiB at a time; `afterChunk` runs after each read.
  */
-async function forEachLine(path: string, onLine: (line: Buffer) => void, afterChunk?: () => Promise<void>): Promise<void> {
+async function forEachLine(
+  path: string,
+  onLine: (line: Buffer) => void,
+  afterChunk?: () => Promise<void>,
+): Promise<void> {
   let carry = Buffer.alloc(0);
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
@@ -132,7 +136,9 @@ function recordCount(v: string): number {
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description(`sign and verify a generated log, show tampering being caught, and compare with node:crypto (key ${DEMO_ALIAS} in the key store)`)
+    .description(
+      `sign and verify a generated log, show tampering being caught, and compare with node:crypto (key ${DEMO_ALIAS} in the key store)`,
+    )
     .option(...KEYSTORE_OPTION)
     .option('--records <n>', 'records in the sample log', recordCount, 200_000)
     .option('--keep', 'keep the temporary directory with the log and sidecars')
@@ -142,7 +148,9 @@ export function demoCommand(): Command {
       try {
         await withClient(flags, async (client) => {
           const info = backendInfo();
-          w(`kms-hmac demo — backend ${info.name}${info.simd ? ' (SIMD)' : ''}, key store ${describeKeyStore(keystorePath(flags))}`);
+          w(
+            `kms-hmac demo — backend ${info.name}${info.simd ? ' (SIMD)' : ''}, key store ${describeKeyStore(keystorePath(flags))}`,
+          );
           const { arn, created } = await demoKey(client);
           w(`key ${DEMO_ALIAS} -> ${arn} (${created ? 'created' : 'reused'})`);
           w();
@@ -154,10 +162,14 @@ export function demoCommand(): Command {
 
           const engine = await engineFromClient(client, DEMO_ALIAS);
           const signed = await signLog(log, `${log}.mac`, { engine });
-          w(`2. kms-hmac sign app.log --key-id ${DEMO_ALIAS}  -> app.log.mac in ${(signed.elapsedMs / 1000).toFixed(2)} s`);
+          w(
+            `2. kms-hmac sign app.log --key-id ${DEMO_ALIAS}  -> app.log.mac in ${(signed.elapsedMs / 1000).toFixed(2)} s`,
+          );
 
           const ok = await verifyLog(log, `${log}.mac`, { engine });
-          w(`3. kms-hmac verify app.log --key-id ${DEMO_ALIAS}  -> ${ok.ok ? 'OK' : 'FAILED'}: ${count(ok.verified)} records verified in ${(ok.elapsedMs / 1000).toFixed(2)} s`);
+          w(
+            `3. kms-hmac verify app.log --key-id ${DEMO_ALIAS}  -> ${ok.ok ? 'OK' : 'FAILED'}: ${count(ok.verified)} records verified in ${(ok.elapsedMs / 1000).toFixed(2)} s`,
+          );
           w();
 
           const lines = data.toString('latin1').split(/(?<=\n)/);
@@ -171,7 +183,9 @@ export function demoCommand(): Command {
           t.length = t.length - 10; // cut the last 10 lines
           const tampered = join(dir, 'tampered.log');
           await writeFile(tampered, Buffer.from(t.join(''), 'latin1'));
-          w(`4. tampered copy: changed line 1000, deleted line 5000, inserted a line before line 7000, swapped lines 9000/9001, cut the last 10 lines (of ${count(n)})`);
+          w(
+            `4. tampered copy: changed line 1000, deleted line 5000, inserted a line before line 7000, swapped lines 9000/9001, cut the last 10 lines (of ${count(n)})`,
+          );
           w(`   kms-hmac verify tampered.log --sidecar app.log.mac --key-id ${DEMO_ALIAS}   (exit code 1)`);
           const bad = await verifyLog(tampered, `${log}.mac`, { engine });
           printReport('tampered.log', 'app.log.mac', bad, '   ');
@@ -185,12 +199,20 @@ export function demoCommand(): Command {
           const ok2 = await verifyLog(log, `${log}.mac`, { engine });
           const rps = (ms: number) => Math.round(flags.records / (ms / 1000));
           const mbs = (ms: number) => (data.length / 1e6 / (ms / 1000)).toFixed(0);
-          w('5. throughput on this machine (same log, same framing; node:crypto = createHmac per record; kms-hmac: a second, warm run):');
-          w(`   sign    kms-hmac ${count(rps(signed2.elapsedMs)).padStart(11)} rec/s ${mbs(signed2.elapsedMs).padStart(5)} MB/s   node:crypto ${count(rps(baseSign)).padStart(11)} rec/s ${mbs(baseSign).padStart(5)} MB/s   ${(baseSign / signed2.elapsedMs).toFixed(1)}x`);
-          w(`   verify  kms-hmac ${count(rps(ok2.elapsedMs)).padStart(11)} rec/s ${mbs(ok2.elapsedMs).padStart(5)} MB/s   node:crypto ${count(rps(baseVerify)).padStart(11)} rec/s ${mbs(baseVerify).padStart(5)} MB/s   ${(baseVerify / ok2.elapsedMs).toFixed(1)}x`);
+          w(
+            '5. throughput on this machine (same log, same framing; node:crypto = createHmac per record; kms-hmac: a second, warm run):',
+          );
+          w(
+            `   sign    kms-hmac ${count(rps(signed2.elapsedMs)).padStart(11)} rec/s ${mbs(signed2.elapsedMs).padStart(5)} MB/s   node:crypto ${count(rps(baseSign)).padStart(11)} rec/s ${mbs(baseSign).padStart(5)} MB/s   ${(baseSign / signed2.elapsedMs).toFixed(1)}x`,
+          );
+          w(
+            `   verify  kms-hmac ${count(rps(ok2.elapsedMs)).padStart(11)} rec/s ${mbs(ok2.elapsedMs).padStart(5)} MB/s   node:crypto ${count(rps(baseVerify)).padStart(11)} rec/s ${mbs(baseVerify).padStart(5)} MB/s   ${(baseVerify / ok2.elapsedMs).toFixed(1)}x`,
+          );
           w('   (a short run on a small log; `npm run bench:logs` measures a 1 GiB log)');
           w();
-          w('Next: kms-hmac keys create --key-spec HMAC_256 --alias alias/logs && kms-hmac sign app.log --key-id alias/logs && kms-hmac verify app.log --key-id alias/logs');
+          w(
+            'Next: kms-hmac keys create --key-spec HMAC_256 --alias alias/logs && kms-hmac sign app.log --key-id alias/logs && kms-hmac verify app.log --key-id alias/logs',
+          );
           if (flags.keep) w(`files kept in ${dir}`);
           if (!ok.ok || !ok2.ok || bad.ok) process.exitCode = 3; // the demo itself failed
         });

@@ -35,7 +35,9 @@ export async function follow(file: string, sidecar: string, framing: Framing, fl
         checkpointIntervalMs: flags.checkpointInterval * 1000,
         onCheckpoint: sink?.write,
         signal: stop.signal,
-        onEvent: flags.json ? (e) => process.stdout.write(JSON.stringify(eventJson(e), jsonReplacer) + '\n') : humanReporter(),
+        onEvent: flags.json
+          ? (e) => process.stdout.write(JSON.stringify(eventJson(e), jsonReplacer) + '\n')
+          : humanReporter(),
       });
     });
   } catch (err) {
@@ -51,7 +53,15 @@ export async function follow(file: string, sidecar: string, framing: Framing, fl
 function eventJson(e: FollowEvent): object {
   if (e.type !== 'checkpoint') return { event: e.type, ...e, type: undefined };
   const a = e.anchor;
-  return { event: 'checkpoint', streamId: a.streamId, checkpoint: a.checkpoint, records: a.records, logBytes: a.logBytes, time: a.time, lagBytes: e.lagBytes };
+  return {
+    event: 'checkpoint',
+    streamId: a.streamId,
+    checkpoint: a.checkpoint,
+    records: a.records,
+    logBytes: a.logBytes,
+    time: a.time,
+    lagBytes: e.lagBytes,
+  };
 }
 
 function humanReporter(): (e: FollowEvent) => void {
@@ -75,11 +85,15 @@ function humanReporter(): (e: FollowEvent) => void {
       case 'checkpoint':
         if (Date.now() - lastStatus >= STATUS_EVERY_MS) {
           lastStatus = Date.now();
-          say(`signed through record ${count(e.anchor.records)} (checkpoint ${e.anchor.checkpoint}, ${e.anchor.time}); ${count(e.lagBytes)} bytes behind`);
+          say(
+            `signed through record ${count(e.anchor.records)} (checkpoint ${e.anchor.checkpoint}, ${e.anchor.time}); ${count(e.lagBytes)} bytes behind`,
+          );
         }
         break;
       case 'stop':
-        say(`stopped: ${e.summary.sidecar} closed with a trailer, ${count(e.summary.records)} records in ${count(e.summary.checkpoints)} checkpoints`);
+        say(
+          `stopped: ${e.summary.sidecar} closed with a trailer, ${count(e.summary.records)} records in ${count(e.summary.checkpoints)} checkpoints`,
+        );
         break;
     }
   };

@@ -4,7 +4,16 @@ import { Command, Option } from 'commander';
 import type { KmsHmacClient } from '../client/client.js';
 import { resolvePassphrase } from '../keystore/crypto.js';
 import { describeKeyStore, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from '../keystore/index.js';
-import { CliError, EXIT_USAGE, KEYSTORE_OPTION, keystorePath, printJson, readInput, withClient, type CommonFlags } from './common.js';
+import {
+  CliError,
+  EXIT_USAGE,
+  KEYSTORE_OPTION,
+  keystorePath,
+  printJson,
+  readInput,
+  withClient,
+  type CommonFlags,
+} from './common.js';
 
 const SPECS = ['HMAC_224', 'HMAC_256', 'HMAC_384', 'HMAC_512'];
 
@@ -16,7 +25,10 @@ function common(cmd: Command): Command {
 }
 
 function keyIdOpt(cmd: Command): Command {
-  return cmd.requiredOption('--key-id <id>', 'key ID, key ARN, alias name (alias/…) or alias ARN (aliases are resolved with DescribeKey)');
+  return cmd.requiredOption(
+    '--key-id <id>',
+    'key ID, key ARN, alias name (alias/…) or alias ARN (aliases are resolved with DescribeKey)',
+  );
 }
 
 type F = CommonFlags & Record<string, string | boolean | undefined>;
@@ -44,7 +56,11 @@ export function keysCommand(): Command {
       .addOption(new Option('--key-spec <spec>', 'key spec').choices(SPECS).makeOptionMandatory())
       .option('--description <text>', 'description')
       .option('--alias <alias/NAME>', 'also create this alias for the key')
-      .addOption(new Option('--origin <origin>', 'AWS_KMS (generated material) or EXTERNAL (import it with `keys import`)').choices(['AWS_KMS', 'EXTERNAL']).default('AWS_KMS'))
+      .addOption(
+        new Option('--origin <origin>', 'AWS_KMS (generated material) or EXTERNAL (import it with `keys import`)')
+          .choices(['AWS_KMS', 'EXTERNAL'])
+          .default('AWS_KMS'),
+      )
       .option('--multi-region', 'multi-Region key (mrk- id)')
       .action(
         act(async (c, f) => {
@@ -67,7 +83,14 @@ export function keysCommand(): Command {
       .option('--json', 'JSON: { Keys: [{ KeyId, KeyArn, KeySpec, KeyState, Aliases }] }')
       .action(
         act(async (c, f) => {
-          const rows: { KeyId: string; KeyArn: string; KeySpec: string; KeyState: string; Aliases: string[]; Description: string }[] = [];
+          const rows: {
+            KeyId: string;
+            KeyArn: string;
+            KeySpec: string;
+            KeyState: string;
+            Aliases: string[];
+            Description: string;
+          }[] = [];
           const aliases = (await c.listAliases({})) as { Aliases: { AliasName: string; TargetKeyId?: string }[] };
           let marker: string | undefined;
           do {
@@ -91,7 +114,9 @@ export function keysCommand(): Command {
             return;
           }
           for (const r of rows) {
-            process.stdout.write(`${r.KeyId}  ${r.KeySpec}  ${r.KeyState.padEnd(15)}  ${r.Aliases.join(',') || '-'}  ${r.Description}\n`);
+            process.stdout.write(
+              `${r.KeyId}  ${r.KeySpec}  ${r.KeyState.padEnd(15)}  ${r.Aliases.join(',') || '-'}  ${r.Description}\n`,
+            );
           }
         }),
       ),
@@ -140,18 +165,31 @@ export function keysCommand(): Command {
     keyIdOpt(common(new Command('schedule-deletion')))
       .description('schedule a key for deletion (7–30 days)')
       .option('--pending-window-in-days <n>', 'waiting period, 7 to 30', '30')
-      .action(act(async (c, f) => printJson(await c.scheduleKeyDeletion({ KeyId: await resolveKeyId(c, f.keyId as string), PendingWindowInDays: Number(f.pendingWindowInDays) })))),
+      .action(
+        act(async (c, f) =>
+          printJson(
+            await c.scheduleKeyDeletion({
+              KeyId: await resolveKeyId(c, f.keyId as string),
+              PendingWindowInDays: Number(f.pendingWindowInDays),
+            }),
+          ),
+        ),
+      ),
   );
 
   keys.addCommand(
     keyIdOpt(common(new Command('cancel-deletion')))
       .description('cancel a scheduled deletion (the key returns Disabled, as in KMS)')
-      .action(act(async (c, f) => printJson(await c.cancelKeyDeletion({ KeyId: await resolveKeyId(c, f.keyId as string) })))),
+      .action(
+        act(async (c, f) => printJson(await c.cancelKeyDeletion({ KeyId: await resolveKeyId(c, f.keyId as string) }))),
+      ),
   );
 
   keys.addCommand(
     keyIdOpt(common(new Command('import')))
-      .description('import key material into an EXTERNAL key (wrapped with RSAES_OAEP_SHA_256 / RSA_2048 as KMS requires)')
+      .description(
+        'import key material into an EXTERNAL key (wrapped with RSAES_OAEP_SHA_256 / RSA_2048 as KMS requires)',
+      )
       .option('--material <file>', 'raw key material bytes (`-` for stdin)')
       .option('--material-hex <hex>', 'key material as hex')
       .option('--material-base64 <b64>', 'key material as base64')
@@ -170,12 +208,17 @@ export function keysCommand(): Command {
             WrappingKeySpec: 'RSA_2048',
           })) as { PublicKey: Uint8Array; ImportToken: Uint8Array };
           const wrapped = publicEncrypt(
-            { key: createPublicKey({ key: Buffer.from(params.PublicKey), format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+            {
+              key: createPublicKey({ key: Buffer.from(params.PublicKey), format: 'der', type: 'spki' }),
+              padding: constants.RSA_PKCS1_OAEP_PADDING,
+              oaepHash: 'sha256',
+            },
             material,
           );
           material.fill(0);
           const validTo = f.validTo ? new Date(f.validTo as string) : undefined;
-          if (validTo && Number.isNaN(validTo.getTime())) throw new CliError(`--valid-to: not a date: ${String(f.validTo)}`, EXIT_USAGE);
+          if (validTo && Number.isNaN(validTo.getTime()))
+            throw new CliError(`--valid-to: not a date: ${String(f.validTo)}`, EXIT_USAGE);
           await c.importKeyMaterial({
             KeyId: keyId,
             ImportToken: params.ImportToken,
@@ -189,17 +232,26 @@ export function keysCommand(): Command {
   );
   keys.addCommand(
     common(new Command('encrypt'))
-      .description('encrypt an unencrypted key store with the passphrase (--passphrase-file or $KMS_HMAC_PASSPHRASE): every record is rewritten sealed, the whole store authenticated')
+      .description(
+        'encrypt an unencrypted key store with the passphrase (--passphrase-file or $KMS_HMAC_PASSPHRASE): every record is rewritten sealed, the whole store authenticated',
+      )
       .action(async (flags: F) => {
         if (!resolvePassphrase(undefined)) {
-          throw new CliError(`keys encrypt: give the passphrase with --passphrase-file FILE, $${PASSPHRASE_FILE_ENV} or $${PASSPHRASE_ENV}`, EXIT_USAGE);
+          throw new CliError(
+            `keys encrypt: give the passphrase with --passphrase-file FILE, $${PASSPHRASE_FILE_ENV} or $${PASSPHRASE_ENV}`,
+            EXIT_USAGE,
+          );
         }
         await withClient(
           flags,
           async (c) => {
             const store = c.keyStore;
             await store.transact(() => undefined); // an unencrypted store opened with encryptExisting is rewritten on its next write
-            printJson({ KeyStore: describeKeyStore(keystorePath(flags)), Encrypted: (store as { encrypted?: boolean }).encrypted === true, Keys: store.listKeys().length });
+            printJson({
+              KeyStore: describeKeyStore(keystorePath(flags)),
+              Encrypted: (store as { encrypted?: boolean }).encrypted === true,
+              Keys: store.listKeys().length,
+            });
           },
           { encryptExisting: true },
         );

@@ -9,7 +9,16 @@ import { engineFromClient } from '../logs/kms-engine.js';
 import { signLog } from '../logs/sign.js';
 import { verifyLog, type VerifyReport } from '../logs/verify.js';
 import { checkpointsOut } from './checkpoints-out.js';
-import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_OPTION, printJson, withClient, type CommonFlags, type SignFlags } from './common.js';
+import {
+  CliError,
+  EXIT_USAGE,
+  EXIT_VERIFY_FAILED,
+  KEYSTORE_OPTION,
+  printJson,
+  withClient,
+  type CommonFlags,
+  type SignFlags,
+} from './common.js';
 import { follow } from './follow.js';
 import { count, cpuMs, mb, rate } from './numbers.js';
 import { progressBar } from './progress.js';
@@ -27,7 +36,8 @@ function checkpointEvery(v: string): number {
 
 function seconds(v: string): number {
   const n = Number(v);
-  if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0) || n > 86_400) throw new InvalidArgumentError('expected seconds, more than 0 and at most 86400 (e.g. 10 or 0.5)');
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0) || n > 86_400)
+    throw new InvalidArgumentError('expected seconds, more than 0 and at most 86400 (e.g. 10 or 0.5)');
   return n;
 }
 
@@ -44,7 +54,8 @@ interface VerifyFlags extends CommonFlags {
 
 function framingOf(flags: SignFlags): Framing {
   if (flags.delimiter !== undefined) {
-    if (flags.framing !== 'line' && flags.framing !== 'delimiter') throw new CliError('--delimiter goes with --framing delimiter (or no --framing)', EXIT_USAGE);
+    if (flags.framing !== 'line' && flags.framing !== 'delimiter')
+      throw new CliError('--delimiter goes with --framing delimiter (or no --framing)', EXIT_USAGE);
     try {
       return { type: 'delimiter', delimiter: parseDelimiter(flags.delimiter) };
     } catch (err) {
@@ -61,7 +72,6 @@ async function sizeOf(file: string): Promise<number | undefined> {
   if (!s.isFile()) throw new CliError(`${file} is not a regular file`, EXIT_USAGE);
   return s.size;
 }
-
 
 /**
  * The key's region and account: an ARN given as --key-id names them (so a key
@@ -86,28 +96,66 @@ function common(cmd: Command): Command {
 export function signCommand(): Command {
   return common(
     new Command('sign')
-      .description('MAC every record of a log into a sidecar file (default FILE.mac); --follow signs a live log as it is written')
+      .description(
+        'MAC every record of a log into a sidecar file (default FILE.mac); --follow signs a live log as it is written',
+      )
       .argument('<file>', 'the log (`-` for stdin, then --out is required)')
       .requiredOption('--key-id <id>', 'key ID, key ARN, alias name (alias/logs) or alias ARN')
-      .addOption(new Option('--algorithm <alg>', "MAC algorithm (default: the key's only algorithm, HMAC_SHA_256 for HMAC_256 keys)").choices(MAC_ALGORITHMS))
+      .addOption(
+        new Option(
+          '--algorithm <alg>',
+          "MAC algorithm (default: the key's only algorithm, HMAC_SHA_256 for HMAC_256 keys)",
+        ).choices(MAC_ALGORITHMS),
+      )
       .option('--out <sidecar>', 'sidecar path (default: FILE.mac)')
-      .addOption(new Option('--framing <framing>', 'record framing: a line per record, NDJSON (lines checked to be JSON), or --delimiter').choices(['line', 'ndjson', 'delimiter']).default('line'))
-      .option('--delimiter <bytes>', 'record delimiter, 1–64 bytes; escapes \\n \\r \\t \\0 \\\\ \\xHH (implies --framing delimiter)')
-      .option('--follow', 'sign records as they are appended (like tail -F), through log rotation, until SIGTERM or SIGINT; resumes the sidecar after a restart')
+      .addOption(
+        new Option(
+          '--framing <framing>',
+          'record framing: a line per record, NDJSON (lines checked to be JSON), or --delimiter',
+        )
+          .choices(['line', 'ndjson', 'delimiter'])
+          .default('line'),
+      )
+      .option(
+        '--delimiter <bytes>',
+        'record delimiter, 1–64 bytes; escapes \\n \\r \\t \\0 \\\\ \\xHH (implies --framing delimiter)',
+      )
+      .option(
+        '--follow',
+        'sign records as they are appended (like tail -F), through log rotation, until SIGTERM or SIGINT; resumes the sidecar after a restart',
+      )
       .option('--checkpoint-every <n>', 'a checkpoint every N records (at most 1000000)', checkpointEvery, 10_000)
-      .option('--checkpoint-interval <seconds>', 'and at least this often while records wait (--follow: each one fdatasynced)', seconds, 10)
-      .option('--checkpoints-out <path>', 'also write each checkpoint as a JSON line to PATH (appended) or - (stdout), to keep off this host')
+      .option(
+        '--checkpoint-interval <seconds>',
+        'and at least this often while records wait (--follow: each one fdatasynced)',
+        seconds,
+        10,
+      )
+      .option(
+        '--checkpoints-out <path>',
+        'also write each checkpoint as a JSON line to PATH (appended) or - (stdout), to keep off this host',
+      )
       .addHelpText(
         'after',
         '\nExamples:\n  kms-hmac sign app.log --key-id alias/logs\n  kms-hmac sign --follow /var/log/app.log --key-id alias/logs --checkpoints-out /mnt/other/app.checkpoints',
       ),
   ).action(async (file: string, flags: SignFlags) => {
     const framing = framingOf(flags);
-    if (file === '-' && (!flags.out || flags.follow)) throw new CliError(flags.follow ? 'sign --follow needs a file, not stdin' : 'sign -: reading stdin needs --out SIDECAR', EXIT_USAGE);
+    if (file === '-' && (!flags.out || flags.follow))
+      throw new CliError(
+        flags.follow ? 'sign --follow needs a file, not stdin' : 'sign -: reading stdin needs --out SIDECAR',
+        EXIT_USAGE,
+      );
     const out = flags.out ?? `${file}.mac`;
-    if (file !== '-' && resolve(out) === resolve(file)) throw new CliError('--out must not be the log itself', EXIT_USAGE);
-    if (flags.checkpointsOut === '-' && flags.json) throw new CliError('--checkpoints-out - and --json both write to stdout: pick one', EXIT_USAGE);
-    if (flags.checkpointsOut !== undefined && flags.checkpointsOut !== '-' && [file, out].some((p) => resolve(p) === resolve(flags.checkpointsOut!))) {
+    if (file !== '-' && resolve(out) === resolve(file))
+      throw new CliError('--out must not be the log itself', EXIT_USAGE);
+    if (flags.checkpointsOut === '-' && flags.json)
+      throw new CliError('--checkpoints-out - and --json both write to stdout: pick one', EXIT_USAGE);
+    if (
+      flags.checkpointsOut !== undefined &&
+      flags.checkpointsOut !== '-' &&
+      [file, out].some((p) => resolve(p) === resolve(flags.checkpointsOut!))
+    ) {
       throw new CliError('--checkpoints-out must be neither the log nor the sidecar', EXIT_USAGE);
     }
     if (flags.follow) return follow(file, out, framing, scopeOf(flags));
@@ -130,7 +178,14 @@ export function signCommand(): Command {
             onProgress: (p) => bar.update(p),
           });
           bar.stop();
-          if (flags.json) printJson({ ok: true, file, ...s, recordsPerSecond: Math.round(s.records / (s.elapsedMs / 1000 || 1e-9)), cpuMs: cpuMs(c0) });
+          if (flags.json)
+            printJson({
+              ok: true,
+              file,
+              ...s,
+              recordsPerSecond: Math.round(s.records / (s.elapsedMs / 1000 || 1e-9)),
+              cpuMs: cpuMs(c0),
+            });
           else {
             process.stdout.write(
               `signed ${count(s.records)} records (${mb(s.bytes)} MB) of ${file} -> ${out}\n` +
@@ -153,14 +208,18 @@ function signedThrough(r: VerifyReport): string {
   const c = r.checkpoint;
   if (r.version < 2) return '';
   const state = r.closed ? 'closed' : 'open: no trailer yet (its signer is running, or stopped before closing it)';
-  return c ? `signed through record ${count(c.records)} (checkpoint ${c.index}, ${c.time}); ${state}` : `no checkpoint yet; ${state}`;
+  return c
+    ? `signed through record ${count(c.records)} (checkpoint ${c.index}, ${c.time}); ${state}`
+    : `no checkpoint yet; ${state}`;
 }
 
 export function printReport(file: string, sidecar: string, r: VerifyReport, indent = ''): void {
   const w = (s: string) => process.stdout.write(s.replace(/^(?=.)/gm, indent));
   const through = signedThrough(r);
   const keyLine = `  key ${r.keyArn}, ${r.macAlgorithm}, framing ${r.framing}, stream ${r.streamId}${r.previous ? ` (continues stream ${r.previous.streamId})` : ''}\n`;
-  const anchors = r.anchors ? `  ${count(r.anchors.shipped)} shipped checkpoints of this stream agree${r.anchors.newest ? `; the newest is ${r.anchors.newest.checkpoint}` : ''}\n` : '';
+  const anchors = r.anchors
+    ? `  ${count(r.anchors.shipped)} shipped checkpoints of this stream agree${r.anchors.newest ? `; the newest is ${r.anchors.newest.checkpoint}` : ''}\n`
+    : '';
   if (r.ok) {
     w(
       `OK: ${file}: all ${count(r.records)} records verified against ${sidecar}\n` +
@@ -176,14 +235,20 @@ export function printReport(file: string, sidecar: string, r: VerifyReport, inde
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
   if (r.tampered) w(`TAMPERED: ${file} does not match ${sidecar} (${kinds})\n`);
-  else w(`INCOMPLETE: ${file}: ${count(r.counts.unsigned)} records are not signed yet by ${sidecar}; nothing was tampered with\n`);
+  else
+    w(
+      `INCOMPLETE: ${file}: ${count(r.counts.unsigned)} records are not signed yet by ${sidecar}; nothing was tampered with\n`,
+    );
   if (through) w(`  ${through}\n`);
   for (const i of r.issues) w(`  ${i.message}\n`);
   if (r.issuesTruncated) w(`  … more issues not listed (raise --max-issues)\n`);
-  w(`  ${count(r.verified)} of ${count(r.records)} records verified in order; ${count(r.signedRecords)} records signed\n`);
+  w(
+    `  ${count(r.verified)} of ${count(r.records)} records verified in order; ${count(r.signedRecords)} records signed\n`,
+  );
 }
 
-const VERIFY_KEY_HELP = 'the key to trust (required): key ID, key ARN, alias name (alias/logs) or alias ARN; a sidecar made with any other key fails';
+const VERIFY_KEY_HELP =
+  'the key to trust (required): key ID, key ARN, alias name (alias/logs) or alias ARN; a sidecar made with any other key fails';
 
 /** `verify` without --key-id: a usage error that says why the key is not taken from the sidecar. */
 function requireKeyId(keyId: string | undefined): string {
@@ -197,18 +262,27 @@ function requireKeyId(keyId: string | undefined): string {
 export function verifyCommand(): Command {
   return common(
     new Command('verify')
-      .description('check a log against its sidecar with the key you trust: all good, or every modified, inserted, deleted or reordered record, any truncation, and what is not signed yet')
+      .description(
+        'check a log against its sidecar with the key you trust: all good, or every modified, inserted, deleted or reordered record, any truncation, and what is not signed yet',
+      )
       .argument('<file>', 'the log (`-` for stdin, then --sidecar is required)')
       .usage('<file> --key-id <id> [options]')
       .option('--sidecar <sidecar>', 'sidecar path (default: FILE.mac)')
       .option('--key-id <id>', VERIFY_KEY_HELP)
-      .option('--checkpoints <path>', 'checkpoint lines shipped by sign --checkpoints-out: detects the log and sidecar cut, or replaced by an older copy, together')
+      .option(
+        '--checkpoints <path>',
+        'checkpoint lines shipped by sign --checkpoints-out: detects the log and sidecar cut, or replaced by an older copy, together',
+      )
       .option('--max-issues <n>', 'issues listed (counts are always complete)', posInt, 1000)
       .option('--window <n>', 'alignment window: how far a moved or deleted record is searched for', posInt, 1024)
-      .addHelpText('after', '\nExamples:\n  kms-hmac verify app.log --key-id alias/logs\n  kms-hmac verify app.log --key-id alias/logs --checkpoints /mnt/other/app.checkpoints'),
+      .addHelpText(
+        'after',
+        '\nExamples:\n  kms-hmac verify app.log --key-id alias/logs\n  kms-hmac verify app.log --key-id alias/logs --checkpoints /mnt/other/app.checkpoints',
+      ),
   ).action(async (file: string, flags: VerifyFlags) => {
     const keyId = requireKeyId(flags.keyId);
-    if (file === '-' && !flags.sidecar) throw new CliError('verify -: reading stdin needs --sidecar SIDECAR', EXIT_USAGE);
+    if (file === '-' && !flags.sidecar)
+      throw new CliError('verify -: reading stdin needs --sidecar SIDECAR', EXIT_USAGE);
     const sidecar = flags.sidecar ?? `${file}.mac`;
     const total = await sizeOf(file);
     await stat(sidecar);
@@ -233,7 +307,8 @@ export function verifyCommand(): Command {
       else printReport(file, sidecar, report);
       if (!report.ok) process.exitCode = EXIT_VERIFY_FAILED;
     } catch (err) {
-      if ((err as Error).name === 'SidecarFormatError') throw new CliError(`${sidecar}: ${(err as Error).message}`, EXIT_USAGE, 'SidecarFormatError');
+      if ((err as Error).name === 'SidecarFormatError')
+        throw new CliError(`${sidecar}: ${(err as Error).message}`, EXIT_USAGE, 'SidecarFormatError');
       throw err;
     } finally {
       bar.stop();

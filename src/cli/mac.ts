@@ -3,7 +3,16 @@ import { Command, Option } from 'commander';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
 import type { KmsHmacClient } from '../client/client.js';
 import { LIMITS } from '../kms/limits.js';
-import { CliError, EXIT_USAGE, EXIT_VERIFY_FAILED, KEYSTORE_OPTION, printJson, readInput, withClient, type CommonFlags } from './common.js';
+import {
+  CliError,
+  EXIT_USAGE,
+  EXIT_VERIFY_FAILED,
+  KEYSTORE_OPTION,
+  printJson,
+  readInput,
+  withClient,
+  type CommonFlags,
+} from './common.js';
 
 interface MacFlags extends CommonFlags {
   keyId: string;
@@ -21,16 +30,22 @@ async function algorithmFor(c: KmsHmacClient, flags: MacFlags): Promise<MacAlgor
 }
 
 function base(name: string): Command {
-  return new Command(name)
-    .argument('[file]', `message file (default: stdin; at most ${LIMITS.message[1]} bytes, as in KMS)`)
-    .requiredOption('--key-id <id>', 'key ID, key ARN, alias name or alias ARN')
-    .addOption(new Option('--algorithm <alg>', "MAC algorithm (default: the key's only algorithm)").choices(MAC_ALGORITHMS))
-    // The AWS CLI's name for the same flag, so commands pasted from `aws kms generate-mac` work.
-    .addOption(new Option('--mac-algorithm <alg>', 'same as --algorithm').choices(MAC_ALGORITHMS).conflicts('algorithm'))
-    .option('--json', 'print the KMS response as JSON (blobs in base64)')
-    .option(...KEYSTORE_OPTION)
-    .option('--region <region>', 'region in key ARNs', 'us-east-1')
-    .option('--account-id <id>', 'account id in key ARNs', '111122223333');
+  return (
+    new Command(name)
+      .argument('[file]', `message file (default: stdin; at most ${LIMITS.message[1]} bytes, as in KMS)`)
+      .requiredOption('--key-id <id>', 'key ID, key ARN, alias name or alias ARN')
+      .addOption(
+        new Option('--algorithm <alg>', "MAC algorithm (default: the key's only algorithm)").choices(MAC_ALGORITHMS),
+      )
+      // The AWS CLI's name for the same flag, so commands pasted from `aws kms generate-mac` work.
+      .addOption(
+        new Option('--mac-algorithm <alg>', 'same as --algorithm').choices(MAC_ALGORITHMS).conflicts('algorithm'),
+      )
+      .option('--json', 'print the KMS response as JSON (blobs in base64)')
+      .option(...KEYSTORE_OPTION)
+      .option('--region <region>', 'region in key ARNs', 'us-east-1')
+      .option('--account-id <id>', 'account id in key ARNs', '111122223333')
+  );
 }
 
 export function macCommand(): Command {
@@ -54,12 +69,19 @@ export function macCommand(): Command {
       .option('--mac-file <file>', 'the MAC, raw bytes')
       .action(async (file: string | undefined, flags: MacFlags) =>
         withClient(flags, async (c) => {
-          if (!flags.mac && !flags.macFile) throw new CliError('mac verify: give --mac BASE64 or --mac-file FILE', EXIT_USAGE);
-          if (flags.mac && !/^[A-Za-z0-9+/]*={0,2}$/.test(flags.mac)) throw new CliError('--mac: not base64', EXIT_USAGE);
+          if (!flags.mac && !flags.macFile)
+            throw new CliError('mac verify: give --mac BASE64 or --mac-file FILE', EXIT_USAGE);
+          if (flags.mac && !/^[A-Za-z0-9+/]*={0,2}$/.test(flags.mac))
+            throw new CliError('--mac: not base64', EXIT_USAGE);
           const Mac = flags.mac ? Buffer.from(flags.mac, 'base64') : await readInput(flags.macFile);
           const Message = await readInput(file);
           try {
-            const out = await c.verifyMac({ KeyId: flags.keyId, MacAlgorithm: await algorithmFor(c, flags), Message, Mac });
+            const out = await c.verifyMac({
+              KeyId: flags.keyId,
+              MacAlgorithm: await algorithmFor(c, flags),
+              Message,
+              Mac,
+            });
             if (flags.json) printJson(out);
             else process.stdout.write('valid\n');
           } catch (err) {

@@ -24,7 +24,9 @@ function version(): string {
 
 export function buildProgram(): Command {
   const program = new Command('kms-hmac')
-    .description('The AWS KMS HMAC API computed locally: keys, GenerateMac/VerifyMac, signed logs, a KMS-compatible endpoint')
+    .description(
+      'The AWS KMS HMAC API computed locally: keys, GenerateMac/VerifyMac, signed logs, a KMS-compatible endpoint',
+    )
     .version(version())
     .addCommand(demoCommand())
     .addCommand(keysCommand())

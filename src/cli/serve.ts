@@ -56,7 +56,10 @@ function intArg(min: number, max: number) {
 }
 
 /** Credentials from flags, else the environment (a flag pair wins over the env pair). */
-export function credentialsFromFlags(flags: Pick<ServeFlags, 'accessKeyId' | 'secretAccessKey'>, env: NodeJS.ProcessEnv): Credential[] {
+export function credentialsFromFlags(
+  flags: Pick<ServeFlags, 'accessKeyId' | 'secretAccessKey'>,
+  env: NodeJS.ProcessEnv,
+): Credential[] {
   const id = flags.accessKeyId ?? env[ENV_ACCESS_KEY_ID];
   const secret = flags.secretAccessKey ?? env[ENV_SECRET_ACCESS_KEY];
   if ((id === undefined || id === '') !== (secret === undefined || secret === '')) {
@@ -80,10 +83,19 @@ export function serveCommand(): Command {
     .option('--region <region>', 'region of key ARNs and of the SigV4 credential scope', DEFAULT_REGION)
     .option('--account-id <id>', 'account id in key ARNs', DEFAULT_ACCOUNT_ID)
     .option('--access-key-id <id>', `accepted access key id (or env ${ENV_ACCESS_KEY_ID})`)
-    .option('--secret-access-key <secret>', `its secret (prefer env ${ENV_SECRET_ACCESS_KEY}: argv is visible to other users)`)
-    .option('--credentials-file <file>', 'JSON file with several pairs: {"credentials":[{"accessKeyId","secretAccessKey","sessionToken"?}]}')
+    .option(
+      '--secret-access-key <secret>',
+      `its secret (prefer env ${ENV_SECRET_ACCESS_KEY}: argv is visible to other users)`,
+    )
+    .option(
+      '--credentials-file <file>',
+      'JSON file with several pairs: {"credentials":[{"accessKeyId","secretAccessKey","sessionToken"?}]}',
+    )
     .addOption(
-      new Option('--auth <mode>', 'sigv4: verify signatures; any: accept any well-formed, in-window signature (local emulator only)')
+      new Option(
+        '--auth <mode>',
+        'sigv4: verify signatures; any: accept any well-formed, in-window signature (local emulator only)',
+      )
         .choices(['sigv4', 'any'])
         .default('sigv4'),
     )
@@ -92,9 +104,19 @@ export function serveCommand(): Command {
     .option('--log-level <level>', 'access log level (info, warn, error, silent)', 'info')
     .option('-q, --quiet', 'no access log (same as --log-level silent)')
     .option('--shutdown-timeout <ms>', 'how long shutdown waits for in-flight requests', intArg(0, 600_000), 10_000)
-    .option('--max-connections <n>', 'open connections allowed at once (all workers together); more are closed on accept', intArg(1, 1_000_000), MAX_CONNECTIONS)
+    .option(
+      '--max-connections <n>',
+      'open connections allowed at once (all workers together); more are closed on accept',
+      intArg(1, 1_000_000),
+      MAX_CONNECTIONS,
+    )
     .option('--headers-timeout <ms>', "time allowed for a request's headers", intArg(1, 600_000), HEADERS_TIMEOUT_MS)
-    .option('--request-timeout <ms>', 'time allowed for a whole request, body included', intArg(1, 600_000), REQUEST_TIMEOUT_MS)
+    .option(
+      '--request-timeout <ms>',
+      'time allowed for a whole request, body included',
+      intArg(1, 600_000),
+      REQUEST_TIMEOUT_MS,
+    )
     .addHelpText(
       'after',
       `
@@ -139,14 +161,17 @@ Example:
         );
       }
       if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(flags.host)) {
-        process.stderr.write(`kms-hmac serve: binding to ${flags.host}, which is not loopback: other machines can reach this endpoint\n`);
+        process.stderr.write(
+          `kms-hmac serve: binding to ${flags.host}, which is not loopback: other machines can reach this endpoint\n`,
+        );
       }
       let server;
       try {
         server = await startServer(options!);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        const msg = e.code === 'EADDRINUSE' ? `port ${flags.port} on ${flags.host} is already in use (try --port 0)` : e.message;
+        const msg =
+          e.code === 'EADDRINUSE' ? `port ${flags.port} on ${flags.host} is already in use (try --port 0)` : e.message;
         command.error(`kms-hmac serve: ${msg}`, { exitCode: 2 });
       }
       const nCred = options!.auth === 'any' ? 'any signature (emulator mode)' : 'SigV4';

@@ -181,15 +181,23 @@ export class KmsHmacClient {
     return this.#ctx.run(() => this.#keys.describeKey(input));
   }
 
-  listKeys(input: { Limit?: number; Marker?: string } = {}): Promise<{ Keys: { KeyId: string; KeyArn: string }[]; Truncated: boolean; NextMarker?: string }> {
+  listKeys(
+    input: { Limit?: number; Marker?: string } = {},
+  ): Promise<{ Keys: { KeyId: string; KeyArn: string }[]; Truncated: boolean; NextMarker?: string }> {
     return this.#ctx.run(() => this.#keys.listKeys(input));
   }
 
-  createAlias(input: { AliasName: string | undefined; TargetKeyId: string | undefined }): Promise<Record<string, never>> {
+  createAlias(input: {
+    AliasName: string | undefined;
+    TargetKeyId: string | undefined;
+  }): Promise<Record<string, never>> {
     return this.#ctx.run(() => this.#keys.createAlias(input));
   }
 
-  updateAlias(input: { AliasName: string | undefined; TargetKeyId: string | undefined }): Promise<Record<string, never>> {
+  updateAlias(input: {
+    AliasName: string | undefined;
+    TargetKeyId: string | undefined;
+  }): Promise<Record<string, never>> {
     return this.#ctx.run(() => this.#keys.updateAlias(input));
   }
 
@@ -244,7 +252,11 @@ export class KmsHmacClient {
   // -------------------------------------------------------------------------
   // Imported material and remote keys (kms/import-operations.ts)
 
-  getParametersForImport(input: { KeyId: string | undefined; WrappingAlgorithm: string | undefined; WrappingKeySpec: string | undefined }) {
+  getParametersForImport(input: {
+    KeyId: string | undefined;
+    WrappingAlgorithm: string | undefined;
+    WrappingKeySpec: string | undefined;
+  }) {
     return this.#ctx.run(() => this.#import.getParametersForImport(input));
   }
 
@@ -274,15 +286,20 @@ export class KmsHmacClient {
   }
 
   /** Links an existing local EXTERNAL key (material imported through ImportKeyMaterial) to a key in AWS KMS. */
-  linkRemoteKey(input: { KeyId: string; RemoteArn: string | undefined }): Promise<{ KeyId: string; RemoteArn: string | undefined }> {
+  linkRemoteKey(input: {
+    KeyId: string;
+    RemoteArn: string | undefined;
+  }): Promise<{ KeyId: string; RemoteArn: string | undefined }> {
     return this.#ctx.run(() => this.#import.linkRemoteKey(input));
   }
 
   get [FAST_PATH](): FastPathHooks {
     return {
       findRemote: (keyId) => this.#import.findRemote(keyId),
-      generate: (input, localKeyId, responseKeyId) => this.#mac.generateMacFull(input, { keyId: localKeyId, responseKeyId }),
-      verify: (input, localKeyId, responseKeyId) => this.#mac.verifyMacFull(input, { keyId: localKeyId, responseKeyId }),
+      generate: (input, localKeyId, responseKeyId) =>
+        this.#mac.generateMacFull(input, { keyId: localKeyId, responseKeyId }),
+      verify: (input, localKeyId, responseKeyId) =>
+        this.#mac.verifyMacFull(input, { keyId: localKeyId, responseKeyId }),
       usable: (localKeyId) => {
         if (!this.#ctx.isReady) return false;
         const rec = this.#ctx.readKey(localKeyId);
@@ -303,7 +320,10 @@ export class KmsHmacClient {
    * CreateKeyCommand, …) and resolves to what the real client resolves to,
    * `$metadata` included.
    */
-  async send(command: { input?: unknown; constructor: { name: string } }, _options?: unknown): Promise<Record<string, unknown>> {
+  async send(
+    command: { input?: unknown; constructor: { name: string } },
+    _options?: unknown,
+  ): Promise<Record<string, unknown>> {
     const name = command?.constructor?.name ?? '';
     const op = name.endsWith('Command') ? name.slice(0, -'Command'.length) : name;
     const out = await this.execute(op, command?.input ?? {});
@@ -314,7 +334,10 @@ export class KmsHmacClient {
   async execute(operation: string, input: unknown): Promise<Record<string, unknown>> {
     const method = OPERATIONS.get(operation)?.method;
     if (method === undefined) {
-      throw kmsError('UnsupportedOperationException', `${operation || 'This operation'} is not supported by kms-hmac, which implements the KMS HMAC operations and the key management around them.`);
+      throw kmsError(
+        'UnsupportedOperationException',
+        `${operation || 'This operation'} is not supported by kms-hmac, which implements the KMS HMAC operations and the key management around them.`,
+      );
     }
     const fn = (this as unknown as Record<string, (i: unknown) => Promise<Record<string, unknown>>>)[method]!;
     return fn.call(this, input ?? {});

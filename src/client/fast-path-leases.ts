@@ -33,8 +33,11 @@ export type LeaseState = 'pending' | 'valid' | 'revoked' | 'expired';
 export type ProbeResult = 'granted' | 'refused' | 'unreachable';
 
 export type ProbeOutcome =
-  | { result: 'granted'; /** Epoch ms after which the material expires in AWS. */ validTo?: number }
-  | { result: 'refused' | 'unreachable'; /** The error name (or a short reason) AWS's answer or its absence gave. */ error: string };
+  | { result: 'granted' /** Epoch ms after which the material expires in AWS. */; validTo?: number }
+  | {
+      result: 'refused' | 'unreachable' /** The error name (or a short reason) AWS's answer or its absence gave. */;
+      error: string;
+    };
 
 /** A key's lease changed state. */
 export interface LeaseEvent {
@@ -173,7 +176,9 @@ export class LeaseTable extends EventEmitter {
     if (lease.verdict !== 'granted') return 'forward';
     if (this.#now() < lease.expiresAt) return 'local';
     if (!this.serveStale) return 'forward';
-    const renewalFailed = lease.lastProbe?.result === 'unreachable' || (lease.inFlight !== undefined && lease.inFlight.started < lease.expiresAt);
+    const renewalFailed =
+      lease.lastProbe?.result === 'unreachable' ||
+      (lease.inFlight !== undefined && lease.inFlight.started < lease.expiresAt);
     return renewalFailed ? 'stale' : 'forward';
   }
 
@@ -209,7 +214,13 @@ export class LeaseTable extends EventEmitter {
     const now = this.#now();
     const out: Record<string, KeyLeaseStats> = {};
     for (const [keyId, l] of this.#leases) {
-      const s: KeyLeaseStats = { lease: l.state(now), probing: l.inFlight !== undefined, local: l.local, stale: l.stale, forwarded: l.forwarded };
+      const s: KeyLeaseStats = {
+        lease: l.state(now),
+        probing: l.inFlight !== undefined,
+        local: l.local,
+        stale: l.stale,
+        forwarded: l.forwarded,
+      };
       if (l.verdict === 'granted') s.expiresAt = new Date(l.expiresAt);
       if (l.lastProbe) {
         s.lastProbe = { at: new Date(l.lastProbe.at), result: l.lastProbe.result };
@@ -235,11 +246,14 @@ export class LeaseTable extends EventEmitter {
   #schedule(lease: KeyLease, delayMs: number): void {
     if (this.#closed) return;
     this.#clearTimer(lease);
-    lease.timer = setTimeout(() => {
-      lease.timer = undefined;
-      // Renew only keys in use since the last probe; the others lapse, and their next request starts probing again.
-      if (lease.used) void this.#run(lease);
-    }, Math.max(0, delayMs));
+    lease.timer = setTimeout(
+      () => {
+        lease.timer = undefined;
+        // Renew only keys in use since the last probe; the others lapse, and their next request starts probing again.
+        if (lease.used) void this.#run(lease);
+      },
+      Math.max(0, delayMs),
+    );
     lease.timer.unref();
   }
 
@@ -256,7 +270,13 @@ export class LeaseTable extends EventEmitter {
         // Abandoned (revoked, replaced or closed meanwhile): its answer may predate what we know now.
         if (lease.inFlight?.abort !== abort || this.#closed) return;
         lease.inFlight = undefined;
-        this.#settle(lease, started, abort.signal.aborted && outcome.result !== 'granted' ? { result: 'unreachable', error: 'ProbeTimeout' } : outcome);
+        this.#settle(
+          lease,
+          started,
+          abort.signal.aborted && outcome.result !== 'granted'
+            ? { result: 'unreachable', error: 'ProbeTimeout' }
+            : outcome,
+        );
       });
     lease.inFlight = { abort, started, done };
     return done;
@@ -265,7 +285,8 @@ export class LeaseTable extends EventEmitter {
   #settle(lease: KeyLease, started: number, outcome: ProbeOutcome): void {
     const now = this.#now();
     const error = outcome.result === 'granted' ? undefined : outcome.error;
-    lease.lastProbe = error === undefined ? { at: now, result: outcome.result } : { at: now, result: outcome.result, error };
+    lease.lastProbe =
+      error === undefined ? { at: now, result: outcome.result } : { at: now, result: outcome.result, error };
     let next: number;
     if (outcome.result === 'granted') {
       lease.verdict = 'granted';
@@ -284,7 +305,10 @@ export class LeaseTable extends EventEmitter {
       const backoff = Math.min(this.leaseMs / 4, RETRY_BASE_MS * 2 ** Math.min(lease.unreachableStreak - 1, 20));
       next = backoff * (0.5 + this.#random() / 2);
     }
-    const reason = outcome.result === 'granted' ? 'probe: would succeed' : `probe: ${outcome.result === 'refused' ? '' : 'unreachable, '}${error}`;
+    const reason =
+      outcome.result === 'granted'
+        ? 'probe: would succeed'
+        : `probe: ${outcome.result === 'refused' ? '' : 'unreachable, '}${error}`;
     this.#report(lease, reason, error);
     this.#schedule(lease, next);
   }
@@ -297,16 +321,19 @@ export class LeaseTable extends EventEmitter {
   #armExpiry(lease: KeyLease, now: number): void {
     this.#clearExpiry(lease);
     // A few ms late rather than early: the state flips on the clock, the timer only reports it.
-    lease.expiryTimer = setTimeout(() => {
-      lease.expiryTimer = undefined;
-      if (lease.state(this.#now()) === 'valid') return this.#armExpiry(lease, this.#now());
-      const last = lease.lastProbe;
-      const reason =
-        last?.result === 'unreachable'
-          ? `not renewed: AWS unreachable (${last.error})${this.serveStale ? '; serving stale answers' : ''}`
-          : 'not renewed: the key was not requested since the last probe';
-      this.#report(lease, reason, last?.result === 'unreachable' ? last.error : undefined);
-    }, Math.max(0, lease.expiresAt - now) + 5);
+    lease.expiryTimer = setTimeout(
+      () => {
+        lease.expiryTimer = undefined;
+        if (lease.state(this.#now()) === 'valid') return this.#armExpiry(lease, this.#now());
+        const last = lease.lastProbe;
+        const reason =
+          last?.result === 'unreachable'
+            ? `not renewed: AWS unreachable (${last.error})${this.serveStale ? '; serving stale answers' : ''}`
+            : 'not renewed: the key was not requested since the last probe';
+        this.#report(lease, reason, last?.result === 'unreachable' ? last.error : undefined);
+      },
+      Math.max(0, lease.expiresAt - now) + 5,
+    );
     lease.expiryTimer.unref();
   }
 

@@ -25,7 +25,14 @@
 import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
 import { FAST_PATH, type KmsHmacClient, type GenerateMacInput, type VerifyMacInput } from './client.js';
-import { errorName, LeaseTable, type KeyLease, type KeyLeaseStats, type LeaseEvent, type ProbeOutcome } from './fast-path-leases.js';
+import {
+  errorName,
+  LeaseTable,
+  type KeyLease,
+  type KeyLeaseStats,
+  type LeaseEvent,
+  type ProbeOutcome,
+} from './fast-path-leases.js';
 
 export type { KeyLeaseStats, LeaseEvent, LeaseState, ProbeResult } from './fast-path-leases.js';
 
@@ -85,7 +92,13 @@ export type FastPathClient<T extends SendingClient> = T & {
 };
 
 /** Answers from AWS that mean "not now, for reasons unrelated to this key or caller": the lease is not renewed, not dropped. */
-const THROTTLING = new Set(['ThrottlingException', 'TooManyRequestsException', 'RequestLimitExceeded', 'LimitExceededException', 'Throttling']);
+const THROTTLING = new Set([
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'LimitExceededException',
+  'Throttling',
+]);
 /** The caller's credentials were refused: no key may be answered locally. */
 const CREDENTIALS_REFUSED = new Set([
   'UnrecognizedClientException',
@@ -96,7 +109,13 @@ const CREDENTIALS_REFUSED = new Set([
   'InvalidClientTokenId',
 ]);
 /** A forwarded request naming a key got one of these: AWS would refuse that key now. */
-const KEY_REFUSED = new Set(['DisabledException', 'KMSInvalidStateException', 'NotFoundException', 'AccessDeniedException', 'KeyUnavailableException']);
+const KEY_REFUSED = new Set([
+  'DisabledException',
+  'KMSInvalidStateException',
+  'NotFoundException',
+  'AccessDeniedException',
+  'KeyUnavailableException',
+]);
 /** Commands that, once AWS accepted them, stop the key's MACs in AWS. */
 const REVOKING = new Set(['DisableKeyCommand', 'ScheduleKeyDeletionCommand', 'DeleteImportedKeyMaterialCommand']);
 /** Commands that may let the key's MACs succeed again: probe at once rather than at the next renewal. */
@@ -109,16 +128,26 @@ const PROBE_MESSAGE = new Uint8Array(1);
  * or throttling is "unreachable", and any other answer refuses.
  */
 function probeOutcome(err: unknown): ProbeOutcome {
-  const e = err as { $metadata?: { httpStatusCode?: number }; $fault?: unknown; $retryable?: { throttling?: boolean } } | undefined;
+  const e = err as
+    | { $metadata?: { httpStatusCode?: number }; $fault?: unknown; $retryable?: { throttling?: boolean } }
+    | undefined;
   const name = errorName(err);
   if (KEY_REFUSED.has(name) || CREDENTIALS_REFUSED.has(name)) return { result: 'refused', error: name };
   const status = e?.$metadata?.httpStatusCode;
   const unreachable =
-    status === undefined || status >= 500 || status === 429 || e?.$fault === 'server' || e?.$retryable?.throttling === true || THROTTLING.has(name);
+    status === undefined ||
+    status >= 500 ||
+    status === 429 ||
+    e?.$fault === 'server' ||
+    e?.$retryable?.throttling === true ||
+    THROTTLING.has(name);
   return { result: unreachable ? 'unreachable' : 'refused', error: name };
 }
 
-type SdkCommands = { GenerateMacCommand: new (input: object) => unknown; DescribeKeyCommand: new (input: object) => unknown };
+type SdkCommands = {
+  GenerateMacCommand: new (input: object) => unknown;
+  DescribeKeyCommand: new (input: object) => unknown;
+};
 let sdkCommands: Promise<SdkCommands> | undefined;
 
 /** The SDK's command classes, loaded when the first probe runs (the SDK is an optional peer dependency). */
@@ -127,7 +156,9 @@ function loadSdkCommands(): Promise<SdkCommands> {
     (m) => m as unknown as SdkCommands,
     (err: unknown) => {
       sdkCommands = undefined;
-      throw new Error(`the fast path probes AWS KMS with @aws-sdk/client-kms, which did not load: ${(err as Error).message}`);
+      throw new Error(
+        `the fast path probes AWS KMS with @aws-sdk/client-kms, which did not load: ${(err as Error).message}`,
+      );
     },
   );
   return sdkCommands;
@@ -140,7 +171,12 @@ function metadata() {
 function checkOptions(o: FastPathOptions): { leaseSeconds: number; onUnreachable: 'fail-closed' | 'serve-stale' } {
   if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
   const leaseSeconds = o.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
-  if (typeof leaseSeconds !== 'number' || !Number.isFinite(leaseSeconds) || leaseSeconds < 0.1 || leaseSeconds > 86_400) {
+  if (
+    typeof leaseSeconds !== 'number' ||
+    !Number.isFinite(leaseSeconds) ||
+    leaseSeconds < 0.1 ||
+    leaseSeconds > 86_400
+  ) {
     throw new RangeError(`leaseSeconds must be a number from 0.1 to 86400, got ${String(leaseSeconds)}`);
   }
   const onUnreachable = o.onUnreachable ?? 'fail-closed';
@@ -155,7 +191,8 @@ export function createFastPathClient<T extends SendingClient>(
   localClient: KmsHmacClient,
   options: FastPathOptions = {},
 ): FastPathClient<T> {
-  if (!kmsClient || typeof kmsClient.send !== 'function') throw new TypeError('kmsClient must have a send(command) method');
+  if (!kmsClient || typeof kmsClient.send !== 'function')
+    throw new TypeError('kmsClient must have a send(command) method');
   const { leaseSeconds, onUnreachable } = checkOptions(options);
   const hooks = localClient[FAST_PATH];
   const counts = { local: 0, stale: 0, forwarded: 0 };
@@ -170,15 +207,29 @@ export function createFastPathClient<T extends SendingClient>(
     }
     const opts = { abortSignal: signal };
     const [dryRun, described] = await Promise.all([
-      kmsClient.send(new sdk.GenerateMacCommand({ KeyId: keyId, MacAlgorithm: macAlgorithm, Message: PROBE_MESSAGE, DryRun: true }), opts).then(
-        (): ProbeOutcome => ({ result: 'granted' }), // a remote that ignores DryRun and answers: it would succeed
-        (err: unknown): ProbeOutcome => (errorName(err) === 'DryRunOperationException' ? { result: 'granted' } : probeOutcome(err)),
-      ),
+      kmsClient
+        .send(
+          new sdk.GenerateMacCommand({
+            KeyId: keyId,
+            MacAlgorithm: macAlgorithm,
+            Message: PROBE_MESSAGE,
+            DryRun: true,
+          }),
+          opts,
+        )
+        .then(
+          (): ProbeOutcome => ({ result: 'granted' }), // a remote that ignores DryRun and answers: it would succeed
+          (err: unknown): ProbeOutcome =>
+            errorName(err) === 'DryRunOperationException' ? { result: 'granted' } : probeOutcome(err),
+        ),
       kmsClient.send(new sdk.DescribeKeyCommand({ KeyId: keyId }), opts).then(
         (out): ProbeOutcome => {
           const md = (out as { KeyMetadata?: { KeyState?: string; ValidTo?: Date } }).KeyMetadata;
-          if (md?.KeyState !== undefined && md.KeyState !== 'Enabled') return { result: 'refused', error: `KeyState ${md.KeyState}` };
-          return md?.ValidTo instanceof Date ? { result: 'granted', validTo: md.ValidTo.getTime() } : { result: 'granted' };
+          if (md?.KeyState !== undefined && md.KeyState !== 'Enabled')
+            return { result: 'refused', error: `KeyState ${md.KeyState}` };
+          return md?.ValidTo instanceof Date
+            ? { result: 'granted', validTo: md.ValidTo.getTime() }
+            : { result: 'granted' };
         },
         (err: unknown): ProbeOutcome => {
           // Many callers may MAC with a key they may not describe: the DryRun alone decides then.
@@ -215,7 +266,8 @@ export function createFastPathClient<T extends SendingClient>(
             const state = (out as { KeyMetadata?: { KeyState?: string } })?.KeyMetadata?.KeyState;
             if (REVOKING.has(name)) leases.revoke(lease, `forwarded ${name.slice(0, -7)} succeeded`);
             else if (RESTORING.has(name)) void leases.probeNow(lease);
-            else if (state !== undefined && state !== 'Enabled') leases.revoke(lease, `forwarded DescribeKey: KeyState ${state}`, `KeyState ${state}`);
+            else if (state !== undefined && state !== 'Enabled')
+              leases.revoke(lease, `forwarded DescribeKey: KeyState ${state}`, `KeyState ${state}`);
           }
         } catch {
           /* observation must never turn an answer into a failure */
@@ -311,7 +363,8 @@ export function createFastPathClient<T extends SendingClient>(
       if (prop === 'remoteClient') return target;
       if (prop === 'localClient') return localClient;
       if (prop === inspect.custom) {
-        return () => `FastPathClient { local: ${counts.local}, stale: ${counts.stale}, forwarded: ${counts.forwarded}, leaseSeconds: ${leaseSeconds} }`;
+        return () =>
+          `FastPathClient { local: ${counts.local}, stale: ${counts.stale}, forwarded: ${counts.forwarded}, leaseSeconds: ${leaseSeconds} }`;
       }
       const v = Reflect.get(target, prop, receiver);
       if (prop === 'destroy' && typeof v === 'function') {

@@ -73,7 +73,8 @@ function leafDecoder(keyId: string, codec: SecretCodec | undefined, secrets: Uin
     if (keys.length !== 1 || !keys[0]!.startsWith('$')) return undefined;
     const path = where();
     if (keys[0] === '$bytes') {
-      if (codec?.encrypted && SECRET_PATHS.has(path)) throw new RecordDecodeError(`${path} is in the clear in an encrypted store`);
+      if (codec?.encrypted && SECRET_PATHS.has(path))
+        throw new RecordDecodeError(`${path} is in the clear in an encrypted store`);
       if (typeof o.$bytes !== 'string') throw new RecordDecodeError(`bad bytes at ${path}`);
       const buf = Buffer.from(o.$bytes, 'base64');
       const out = new Uint8Array(buf);
@@ -109,7 +110,8 @@ function parseObject(text: string, what: string): Record<string, unknown> {
   } catch {
     throw new RecordDecodeError(`${what} is not valid JSON`);
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new RecordDecodeError(`${what} is not a JSON object`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new RecordDecodeError(`${what} is not a JSON object`);
   return v as Record<string, unknown>;
 }
 
@@ -130,16 +132,21 @@ export function decodeKey(keyId: string, entry: string | Record<string, unknown>
     return adoptDecoded<KeyRecord>(obj, `key ${keyId}`, leafDecoder(keyId, codec, secrets));
   } catch (err) {
     for (const s of secrets) s.fill(0);
-    throw err instanceof RecordDecodeError ? new RecordDecodeError(`key ${keyId}: ${err.message}`) : new RecordDecodeError((err as Error).message);
+    throw err instanceof RecordDecodeError
+      ? new RecordDecodeError(`key ${keyId}: ${err.message}`)
+      : new RecordDecodeError((err as Error).message);
   }
 }
 
 export function decodeAlias(aliasName: string, entry: string | Record<string, unknown>): AliasRecord {
   const obj = typeof entry === 'string' ? parseObject(entry, `alias ${aliasName}`) : entry;
-  if (obj.aliasName !== aliasName) throw new RecordDecodeError(`alias ${aliasName}: the record names alias ${String(obj.aliasName)}`);
+  if (obj.aliasName !== aliasName)
+    throw new RecordDecodeError(`alias ${aliasName}: the record names alias ${String(obj.aliasName)}`);
   try {
     return adoptDecoded<AliasRecord>(obj, `alias ${aliasName}`, leafDecoder(aliasName, undefined, []));
   } catch (err) {
-    throw err instanceof RecordDecodeError ? new RecordDecodeError(`alias ${aliasName}: ${err.message}`) : new RecordDecodeError((err as Error).message);
+    throw err instanceof RecordDecodeError
+      ? new RecordDecodeError(`alias ${aliasName}: ${err.message}`)
+      : new RecordDecodeError((err as Error).message);
   }
 }

@@ -15,7 +15,17 @@
  * or combine them. A store without a passphrase uses a fixed, public master:
  * the same checks then detect corruption but not deliberate edits.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  scrypt,
+  scryptSync,
+  timingSafeEqual,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createMacKey, type MacKey } from '../mac/key.js';
 import { KeyStoreError } from './errors.js';
@@ -57,7 +67,10 @@ export interface EncryptionHeader {
  * one trailing newline dropped), else `KMS_HMAC_PASSPHRASE`. Setting both
  * variables is refused: one of them would be silently ignored.
  */
-export function resolvePassphrase(p: string | Uint8Array | null | undefined, env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
+export function resolvePassphrase(
+  p: string | Uint8Array | null | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Buffer | undefined {
   if (p === null) return undefined;
   if (typeof p === 'string') return p.length ? Buffer.from(p, 'utf8') : undefined;
   if (p instanceof Uint8Array) return p.byteLength ? Buffer.from(p) : undefined;
@@ -84,7 +97,18 @@ export function readPassphraseFile(path: string): Buffer {
 
 export function checkScryptParams(p: ScryptParams): void {
   const { N, r, p: par } = p;
-  if (!Number.isInteger(N) || N < 2 || N > 1 << 20 || (N & (N - 1)) !== 0 || !Number.isInteger(r) || r < 1 || r > 32 || !Number.isInteger(par) || par < 1 || par > 16) {
+  if (
+    !Number.isInteger(N) ||
+    N < 2 ||
+    N > 1 << 20 ||
+    (N & (N - 1)) !== 0 ||
+    !Number.isInteger(r) ||
+    r < 1 ||
+    r > 32 ||
+    !Number.isInteger(par) ||
+    par < 1 ||
+    par > 16
+  ) {
     throw new RangeError('scrypt: N must be a power of two in 2..2^20, r in 1..32, p in 1..16');
   }
 }
@@ -103,8 +127,12 @@ export function validKdf(k: unknown): k is KdfHeader {
 export function validEncryptionHeader(e: unknown): e is EncryptionHeader {
   const h = e as EncryptionHeader;
   return (
-    typeof h === 'object' && h !== null && h.cipher === 'aes-256-gcm' && validKdf(h.kdf) &&
-    typeof h.check === 'object' && h.check !== null
+    typeof h === 'object' &&
+    h !== null &&
+    h.cipher === 'aes-256-gcm' &&
+    validKdf(h.kdf) &&
+    typeof h.check === 'object' &&
+    h.check !== null
   );
 }
 
@@ -119,7 +147,9 @@ export function deriveMasterSync(passphrase: Buffer, kdf: KdfHeader): Buffer {
 
 export function deriveMaster(passphrase: Buffer, kdf: KdfHeader): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    scrypt(passphrase, Buffer.from(kdf.salt, 'base64'), 32, scryptOptions(kdf), (err, key) => (err ? reject(err) : resolve(key)));
+    scrypt(passphrase, Buffer.from(kdf.salt, 'base64'), 32, scryptOptions(kdf), (err, key) =>
+      err ? reject(err) : resolve(key),
+    );
   });
 }
 
@@ -137,7 +167,8 @@ export function seal(key: Buffer, plaintext: Uint8Array, aad: string): SealedBox
 
 /** The plaintext in a fresh Uint8Array (intermediate buffers zeroed), or undefined if authentication fails. */
 export function unseal(key: Buffer, box: SealedBox, aad: string): Uint8Array | undefined {
-  if (!box || typeof box.iv !== 'string' || typeof box.data !== 'string' || typeof box.tag !== 'string') return undefined;
+  if (!box || typeof box.iv !== 'string' || typeof box.data !== 'string' || typeof box.tag !== 'string')
+    return undefined;
   try {
     const iv = Buffer.from(box.iv, 'base64');
     const tag = Buffer.from(box.tag, 'base64');
@@ -309,7 +340,10 @@ export class StoreKeys {
 }
 
 function closed(): KeyStoreError {
-  return new KeyStoreError('STORE_CLOSED', 'the key store was closed (or its keys replaced) before this secret was read');
+  return new KeyStoreError(
+    'STORE_CLOSED',
+    'the key store was closed (or its keys replaced) before this secret was read',
+  );
 }
 
 /** What H hashes for one row: unambiguous (the id's length is given; rev is digits; the body runs to the end). */

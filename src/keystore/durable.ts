@@ -76,7 +76,14 @@ export abstract class DurableKeyStore implements KeyStore {
 
   toJSON(): object {
     const s = this.replica.state;
-    return { type: this.constructor.name, ...this.where(), encrypted: this.encrypted, keys: s.keyCount, aliases: s.aliasCount, version: this.version };
+    return {
+      type: this.constructor.name,
+      ...this.where(),
+      encrypted: this.encrypted,
+      keys: s.keyCount,
+      aliases: s.aliasCount,
+      version: this.version,
+    };
   }
 
   toString(): string {

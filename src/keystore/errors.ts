@@ -61,7 +61,10 @@ export class KeyStoreLockTimeoutError extends KeyStoreError {
   readonly path: string;
   readonly holder: string;
   constructor(path: string, timeoutMs: number, holder: string) {
-    super('LOCK_TIMEOUT', `key store ${path}: could not acquire the write lock within ${timeoutMs} ms (held by ${holder})`);
+    super(
+      'LOCK_TIMEOUT',
+      `key store ${path}: could not acquire the write lock within ${timeoutMs} ms (held by ${holder})`,
+    );
     this.name = 'KeyStoreLockTimeoutError';
     this.path = path;
     this.holder = holder;
@@ -71,7 +74,10 @@ export class KeyStoreLockTimeoutError extends KeyStoreError {
 /** Read before the store finished opening (PostgreSQL opens asynchronously: await `ready()`). */
 export class KeyStoreNotReadyError extends KeyStoreError {
   constructor(path: string) {
-    super('NOT_READY', `key store ${path} is still opening: await client.ready() (or store.ready()) before synchronous calls`);
+    super(
+      'NOT_READY',
+      `key store ${path} is still opening: await client.ready() (or store.ready()) before synchronous calls`,
+    );
     this.name = 'KeyStoreNotReadyError';
   }
 }

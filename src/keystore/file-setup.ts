@@ -16,7 +16,19 @@
  * lock file is removed before the lock is released, once the store exists.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreKeys, validEncryptionHeader, type KdfHeader } from './crypto.js';
@@ -231,7 +243,8 @@ function createStore(
     try {
       db.pragma('journal_mode = WAL');
       db.transaction(() => {
-        for (const [sql, params] of [...migrationStatements(path, 0), ...commitStatements(prepared.plan)]) db.prepare(sql).run(...params);
+        for (const [sql, params] of [...migrationStatements(path, 0), ...commitStatements(prepared.plan)])
+          db.prepare(sql).run(...params);
       })();
     } finally {
       db.close(); // checkpoints the WAL into the file and removes it
@@ -255,7 +268,8 @@ function migrateLegacy(path: string, options: ReplicaOptions, masters: Masters):
   let codec = PLAIN_CODEC;
   let create = masters.create;
   if (doc.encryption) {
-    if (!masters.legacy || !validEncryptionHeader(doc.encryption)) throw new KeyStoreCorruptError(path, 'its encryption changed while it was being migrated');
+    if (!masters.legacy || !validEncryptionHeader(doc.encryption))
+      throw new KeyStoreCorruptError(path, 'its encryption changed while it was being migrated');
     const c = legacyCodec(doc.encryption, masters.legacy);
     if (!c) throw new KeyStorePassphraseError(path, 'wrong passphrase');
     codec = c;

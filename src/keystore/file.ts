@@ -28,7 +28,15 @@ import { KeyStoreCorruptError, KeyStoreLockTimeoutError } from './errors.js';
 import { connect, setupSteps } from './file-setup.js';
 import { checkTimeout, type KeyStoreOptions } from './options.js';
 import { catchUpSteps, prepareSteps, type PreparedCommit } from './replica.js';
-import { commitStatements, migrationStatements, runSteps, runStepsAsync, SQL, type Steps, type SyncRunner } from './schema.js';
+import {
+  commitStatements,
+  migrationStatements,
+  runSteps,
+  runStepsAsync,
+  SQL,
+  type Steps,
+  type SyncRunner,
+} from './schema.js';
 import { Mutex, runTransaction } from './state.js';
 import type { KeyStoreTransaction } from './types.js';
 
@@ -63,7 +71,8 @@ function lockHolders(path: string): string {
     for (const line of readFileSync('/proc/locks', 'utf8').split('\n')) {
       const f = line.trim().split(/\s+/);
       // SQLite's WAL write lock: an exclusive lock on byte 120 of the -shm file.
-      if (f[3] === 'WRITE' && f[5]?.endsWith(`:${ino}`) && f[6] === '120' && f[4] !== '-1') pids.add(f[4] === String(process.pid) ? `${f[4]} (this process)` : f[4]!);
+      if (f[3] === 'WRITE' && f[5]?.endsWith(`:${ino}`) && f[6] === '120' && f[4] !== '-1')
+        pids.add(f[4] === String(process.pid) ? `${f[4]} (this process)` : f[4]!);
     }
     if (pids.size) return `pid ${[...pids].join(', ')}`;
   } catch {
@@ -71,7 +80,6 @@ function lockHolders(path: string): string {
   }
   return 'another process';
 }
-
 
 export class FileKeyStore extends DurableKeyStore {
   /** Absolute path of the store file. */

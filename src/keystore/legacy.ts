@@ -42,13 +42,18 @@ export function parseLegacy(path: string, bytes: Buffer): LegacyDoc {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || doc.format !== FORMAT) {
     throw new KeyStoreCorruptError(path, `not a ${FORMAT} file`);
   }
-  if (doc.formatVersion !== 1) throw new KeyStoreCorruptError(path, `unsupported JSON format version ${JSON.stringify(doc.formatVersion)}`);
+  if (doc.formatVersion !== 1)
+    throw new KeyStoreCorruptError(path, `unsupported JSON format version ${JSON.stringify(doc.formatVersion)}`);
   const { checksum, ...rest } = doc;
-  if (typeof checksum !== 'string' || checksum !== `sha256:${createHash('sha256').update(canonical(rest)).digest('hex')}`) {
+  if (
+    typeof checksum !== 'string' ||
+    checksum !== `sha256:${createHash('sha256').update(canonical(rest)).digest('hex')}`
+  ) {
     throw new KeyStoreCorruptError(path, 'checksum mismatch');
   }
   const enc = doc.encryption;
-  if (enc !== null && !validEncryptionHeader(enc)) throw new KeyStoreCorruptError(path, 'unsupported or malformed encryption header');
+  if (enc !== null && !validEncryptionHeader(enc))
+    throw new KeyStoreCorruptError(path, 'unsupported or malformed encryption header');
   const entries = (list: unknown, idField: string): Record<string, unknown>[] => {
     if (!Array.isArray(list)) throw new KeyStoreCorruptError(path, 'missing keys or aliases');
     for (const e of list) {
@@ -58,7 +63,11 @@ export function parseLegacy(path: string, bytes: Buffer): LegacyDoc {
     }
     return list as Record<string, unknown>[];
   };
-  return { encryption: enc as EncryptionHeader | null, keys: entries(doc.keys, 'keyId'), aliases: entries(doc.aliases, 'aliasName') };
+  return {
+    encryption: enc as EncryptionHeader | null,
+    keys: entries(doc.keys, 'keyId'),
+    aliases: entries(doc.aliases, 'aliasName'),
+  };
 }
 
 /** The format-1 secret codec: AES-GCM directly under the scrypt output. Undefined if `rawKey` is the wrong key. */
@@ -82,7 +91,11 @@ export const PLAIN_CODEC: SecretCodec = {
 };
 
 /** Every record of a parsed format-1 file, decoded and validated. Throws KeyStoreCorruptError. */
-export function decodeLegacy(path: string, doc: LegacyDoc, codec: SecretCodec): { keys: KeyRecord[]; aliases: AliasRecord[] } {
+export function decodeLegacy(
+  path: string,
+  doc: LegacyDoc,
+  codec: SecretCodec,
+): { keys: KeyRecord[]; aliases: AliasRecord[] } {
   const keys: KeyRecord[] = [];
   try {
     const seenKeys = new Set<string>();

@@ -63,7 +63,12 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   toJSON(): object {
-    return { type: 'MemoryKeyStore', keys: this.#state.keyCount, aliases: this.#state.aliasCount, version: this.#version };
+    return {
+      type: 'MemoryKeyStore',
+      keys: this.#state.keyCount,
+      aliases: this.#state.aliasCount,
+      version: this.#version,
+    };
   }
 
   toString(): string {

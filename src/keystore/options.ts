@@ -1,5 +1,12 @@
 /** The options every durable store takes, what they resolve to, and the passphrase rules' errors. */
-import { checkScryptParams, DEFAULT_SCRYPT, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, resolvePassphrase, type ScryptParams } from './crypto.js';
+import {
+  checkScryptParams,
+  DEFAULT_SCRYPT,
+  PASSPHRASE_ENV,
+  PASSPHRASE_FILE_ENV,
+  resolvePassphrase,
+  type ScryptParams,
+} from './crypto.js';
 import { KeyStorePassphraseError } from './errors.js';
 
 /** Options every durable store takes. */
@@ -25,7 +32,8 @@ export interface KeyStoreOptions {
 }
 
 export function checkTimeout(name: string, v: number): number {
-  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${name} must be a finite number >= 0`);
+  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v))
+    throw new RangeError(`${name} must be a finite number >= 0`);
   return v;
 }
 
@@ -63,7 +71,10 @@ export interface ReplicaOptions {
 
 /** An encrypted store opened without a passphrase. */
 export function passphraseNeeded(name: string): KeyStorePassphraseError {
-  return new KeyStorePassphraseError(name, `the store is encrypted; pass a passphrase, or set ${PASSPHRASE_ENV} or ${PASSPHRASE_FILE_ENV}`);
+  return new KeyStorePassphraseError(
+    name,
+    `the store is encrypted; pass a passphrase, or set ${PASSPHRASE_ENV} or ${PASSPHRASE_FILE_ENV}`,
+  );
 }
 
 /**

@@ -31,7 +31,15 @@ import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError, KeyStore
 import { DurableKeyStore } from './durable.js';
 import { checkTimeout, type KeyStoreOptions } from './options.js';
 import { catchUpSteps, prepareSteps, type PreparedCommit } from './replica.js';
-import { migrationStatements, runStepsAsync, SQL, type AsyncRunner, type CommitPlan, type Row, type Steps } from './schema.js';
+import {
+  migrationStatements,
+  runStepsAsync,
+  SQL,
+  type AsyncRunner,
+  type CommitPlan,
+  type Row,
+  type Steps,
+} from './schema.js';
 import { Mutex, runTransaction } from './state.js';
 import type { KeyStoreTransaction } from './types.js';
 
@@ -106,8 +114,11 @@ function pgCommit(plan: CommitPlan): [string, unknown[]][] {
   del('kms_hmac_aliases', 'alias_name', plan.aliasDeletes);
   const kinds: string[] = [];
   const ids: string[] = [];
-  for (const [kind, list] of [['k', [...plan.keys.map((r) => r.id), ...plan.keyDeletes]], ['a', [...plan.aliases.map((r) => r.id), ...plan.aliasDeletes]]] as const) {
-    for (const id of list) (kinds.push(kind), ids.push(id));
+  for (const [kind, list] of [
+    ['k', [...plan.keys.map((r) => r.id), ...plan.keyDeletes]],
+    ['a', [...plan.aliases.map((r) => r.id), ...plan.aliasDeletes]],
+  ] as const) {
+    for (const id of list) kinds.push(kind), ids.push(id);
   }
   const m = plan.meta;
   const meta = plan.insertMeta
@@ -126,7 +137,8 @@ function pgCommit(plan: CommitPlan): [string, unknown[]][] {
 function isConnectionError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? e.code : '';
-  if (/^(08|53|57P|57014|ECONN|EPIPE|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ENOENT)/.test(code)) return true;
+  if (/^(08|53|57P|57014|ECONN|EPIPE|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ENOENT)/.test(code))
+    return true;
   const msg = typeof e?.message === 'string' ? e.message : '';
   return /Connection terminated|connection error|timeout|not queryable|ended unexpectedly|Client was closed/i.test(msg);
 }
@@ -153,7 +165,8 @@ export class PostgresKeyStore extends DurableKeyStore {
    * PGPASSWORD). Await `ready()` (or use `PostgresKeyStore.open`).
    */
   constructor(url: string, options: PostgresKeyStoreOptions = {}) {
-    if (typeof url !== 'string' || !isPostgresUrl(url)) throw new TypeError('PostgresKeyStore needs a postgres:// or postgresql:// URL');
+    if (typeof url !== 'string' || !isPostgresUrl(url))
+      throw new TypeError('PostgresKeyStore needs a postgres:// or postgresql:// URL');
     super(redactUrl(url), options);
     this.url = redactUrl(url);
     this.#lockTimeoutMs = checkTimeout('lockTimeoutMs', options.lockTimeoutMs ?? 10_000);
@@ -196,7 +209,9 @@ export class PostgresKeyStore extends DurableKeyStore {
   refresh(): Promise<boolean> {
     if (this.closed) return Promise.reject(this.closedError());
     if (this.#downSince !== undefined) {
-      return Promise.reject(new KeyStoreUnavailableError(this.url, 'the database connection is down; reconnecting', true));
+      return Promise.reject(
+        new KeyStoreUnavailableError(this.url, 'the database connection is down; reconnecting', true),
+      );
     }
     return this.#catchUpSoon();
   }
@@ -258,9 +273,12 @@ export class PostgresKeyStore extends DurableKeyStore {
   /** Maps a failure to the store's errors: unavailable (with whether a write may have committed), lock timeout, or as is. */
   #failure(err: unknown, mayHaveCommitted: boolean): unknown {
     if (err instanceof KeyStoreError) return err;
-    if ((err as { code?: unknown })?.code === '55P03') return new KeyStoreLockTimeoutError(this.url, this.#lockTimeoutMs, 'another writer');
+    if ((err as { code?: unknown })?.code === '55P03')
+      return new KeyStoreLockTimeoutError(this.url, this.#lockTimeoutMs, 'another writer');
     if (isConnectionError(err)) {
-      return new KeyStoreUnavailableError(this.url, (err as Error).message || String(err), !mayHaveCommitted, { cause: err });
+      return new KeyStoreUnavailableError(this.url, (err as Error).message || String(err), !mayHaveCommitted, {
+        cause: err,
+      });
     }
     return err;
   }
@@ -448,16 +466,18 @@ export class PostgresKeyStore extends DurableKeyStore {
         () => {
           this.#reconnectDelay = RECONNECT_MIN_MS;
           // Changes may have been missed while disconnected: reload everything.
-          return this.#mutex.run(() => this.#read(catchUpSteps(this.replica, true))).then(
-            () => {
-              this.#downSince = undefined;
-              this.noteLoad();
-            },
-            (err: Error) => {
-              this.#downSince = undefined;
-              this.noteLoad(err);
-            },
-          );
+          return this.#mutex
+            .run(() => this.#read(catchUpSteps(this.replica, true)))
+            .then(
+              () => {
+                this.#downSince = undefined;
+                this.noteLoad();
+              },
+              (err: Error) => {
+                this.#downSince = undefined;
+                this.noteLoad(err);
+              },
+            );
         },
         () => {
           if (this.closed) return;

@@ -56,7 +56,8 @@ function redactedView(obj: Record<string, unknown>): Record<string, unknown> {
       continue;
     }
     const v = obj[k];
-    if (v instanceof Uint8Array) out[k] = k === 'keyMaterial' || k === 'privateKey' ? REDACTED : `<${v.byteLength} bytes>`;
+    if (v instanceof Uint8Array)
+      out[k] = k === 'keyMaterial' || k === 'privateKey' ? REDACTED : `<${v.byteLength} bytes>`;
     else out[k] = v;
   }
   return out;
@@ -114,7 +115,13 @@ export type LeafDecoder = (obj: Record<string, unknown>, path: () => string) => 
  * `leaf`, the input is decoded JSON and wrappers are decoded on the way, in
  * the same walk. A LazySecret becomes an accessor that opens it on first read.
  */
-function copyValue(v: unknown, at: At, owned: ReadonlySet<Uint8Array> | undefined, depth: number, leaf: LeafDecoder | undefined): unknown {
+function copyValue(
+  v: unknown,
+  at: At,
+  owned: ReadonlySet<Uint8Array> | undefined,
+  depth: number,
+  leaf: LeafDecoder | undefined,
+): unknown {
   if (depth > 16) invalid(`${where(at)}: nested too deeply`);
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
   if (typeof v === 'number') {
@@ -133,14 +140,20 @@ function copyValue(v: unknown, at: At, owned: ReadonlySet<Uint8Array> | undefine
   if (typeof v === 'object') {
     const proto = Object.getPrototypeOf(v);
     if (proto !== Object.prototype && proto !== null && proto !== SAFE_PROTO) {
-      invalid(`${where(at)}: only plain objects, arrays, strings, finite numbers, booleans and Uint8Array are storable`);
+      invalid(
+        `${where(at)}: only plain objects, arrays, strings, finite numbers, booleans and Uint8Array are storable`,
+      );
     }
     const out = Object.create(SAFE_PROTO) as Record<string, unknown>;
     for (const k of Object.keys(v)) {
       const x = (v as Record<string, unknown>)[k];
       if (x === undefined) continue;
-      if (k.startsWith('$')) invalid(`${where(at)}.${k}: field names starting with '$' are reserved for the file format`);
-      const decoded = leaf && x !== null && typeof x === 'object' && !Array.isArray(x) ? leaf(x as Record<string, unknown>, () => where({ up: at, key: k }, true)) : undefined;
+      if (k.startsWith('$'))
+        invalid(`${where(at)}.${k}: field names starting with '$' are reserved for the file format`);
+      const decoded =
+        leaf && x !== null && typeof x === 'object' && !Array.isArray(x)
+          ? leaf(x as Record<string, unknown>, () => where({ up: at, key: k }, true))
+          : undefined;
       if (decoded instanceof LazySecret) {
         const get = Object.assign(() => decoded.value, { lazy: decoded });
         Object.defineProperty(out, k, { enumerable: true, get });
@@ -154,7 +167,8 @@ function copyValue(v: unknown, at: At, owned: ReadonlySet<Uint8Array> | undefine
 }
 
 function requireString(obj: Record<string, unknown>, field: string, what: string): void {
-  if (typeof obj[field] !== 'string' || (obj[field] as string).length === 0) invalid(`${what}: ${field} must be a non-empty string`);
+  if (typeof obj[field] !== 'string' || (obj[field] as string).length === 0)
+    invalid(`${what}: ${field} must be a non-empty string`);
 }
 
 /** Validated, frozen copy of a key record. Buffers in `owned` are kept by reference. */
@@ -186,7 +200,11 @@ export function freezeAlias(input: AliasRecord): AliasRecord {
  * by `leaf`, frozen, redacting, validated like any record (the secret
  * fields after decoding: bytes, or a LazySecret opened on first read).
  */
-export function adoptDecoded<R extends KeyRecord | AliasRecord>(json: Record<string, unknown>, label: string, leaf: LeafDecoder): R {
+export function adoptDecoded<R extends KeyRecord | AliasRecord>(
+  json: Record<string, unknown>,
+  label: string,
+  leaf: LeafDecoder,
+): R {
   const rec = copyValue(json, { up: undefined, key: label }, undefined, 0, leaf) as Record<string, unknown>;
   if ('keyId' in json) {
     requireString(rec, 'keyId', 'key record');
@@ -196,7 +214,8 @@ export function adoptDecoded<R extends KeyRecord | AliasRecord>(json: Record<str
     };
     if (!kmOk(rec, 'keyMaterial')) invalid(`${label}: keyMaterial must be bytes`);
     const ip = rec.importParameters as object | undefined;
-    if (ip !== undefined && (!('privateKey' in ip) || !kmOk(ip, 'privateKey'))) invalid(`${label}: importParameters.privateKey must be bytes`);
+    if (ip !== undefined && (!('privateKey' in ip) || !kmOk(ip, 'privateKey')))
+      invalid(`${label}: importParameters.privateKey must be bytes`);
   } else {
     requireString(rec, 'aliasName', 'alias record');
     requireString(rec, 'targetKeyId', label);
@@ -222,4 +241,3 @@ export function secretBuffers(rec: KeyRecord): Uint8Array[] {
   if (pk) out.push(pk);
   return out;
 }
-

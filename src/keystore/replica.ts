@@ -18,18 +18,21 @@
  * replica has seen is refused (an older copy put back).
  */
 import { decodeAlias, decodeKey, encodeAlias, encodeKey, RecordDecodeError } from './codec.js';
-import {
-  newKdf,
-  SetDigest,
-  StoreKeys,
-  validEncryptionHeader,
-  type KdfHeader,
-  type RowKind,
-} from './crypto.js';
+import { newKdf, SetDigest, StoreKeys, validEncryptionHeader, type KdfHeader, type RowKind } from './crypto.js';
 import { KeyStoreCorruptError, KeyStorePassphraseError } from './errors.js';
 import { notEncrypted, passphraseNeeded, type ReplicaOptions } from './options.js';
 import { secretBuffers } from './records.js';
-import { CHANGE_LOG_KEPT, derive, fetchSteps, type ChangedRow, type CommitPlan, type Fetched, type MetaRow, type Row, type Steps } from './schema.js';
+import {
+  CHANGE_LOG_KEPT,
+  derive,
+  fetchSteps,
+  type ChangedRow,
+  type CommitPlan,
+  type Fetched,
+  type MetaRow,
+  type Row,
+  type Steps,
+} from './schema.js';
 import { PendingKey, StoreState, wipeLater, type ChangeSet, type LoadedChanges } from './state.js';
 import type { AliasRecord, KeyRecord } from './types.js';
 
@@ -178,15 +181,21 @@ export class Replica {
     const meta = fetched.meta;
     if (!Number.isSafeInteger(meta.generation) || meta.generation < 0) throw this.#corrupt('bad generation');
     if (meta.generation < this.#highest) {
-      throw this.#corrupt(`its generation went back from ${this.#highest} to ${meta.generation} (an older copy put back?)`);
+      throw this.#corrupt(
+        `its generation went back from ${this.#highest} to ${meta.generation} (an older copy put back?)`,
+      );
     }
     if (fetched.kind === 'current') {
-      const same = meta.generation === this.#generation && meta.tag === this.#tag && (meta.encryption ?? 'null') === this.#keys?.headerText;
+      const same =
+        meta.generation === this.#generation &&
+        meta.tag === this.#tag &&
+        (meta.encryption ?? 'null') === this.#keys?.headerText;
       return same ? 'unchanged' : 'reload';
     }
     if (meta.encryption === null && this.#keys?.encrypted) throw this.#corrupt('it was encrypted and is not any more');
     const keys = newKeys ?? (meta.encryption === null ? (this.#keys ?? StoreKeys.unencrypted()) : this.#keys);
-    if (keys === undefined || (meta.encryption ?? 'null') !== keys.headerText) throw new Error('absorb: keys do not match the header');
+    if (keys === undefined || (meta.encryption ?? 'null') !== keys.headerText)
+      throw new Error('absorb: keys do not match the header');
     if (fetched.kind === 'delta') {
       if (keys !== this.#keys) return 'reload';
       return this.#applyDelta(meta, fetched.keys, fetched.aliases, keys) ? 'changed' : 'reload';
@@ -211,7 +220,9 @@ export class Replica {
     this.#hashRows('k', keyRows, keys, digest, keyInfo);
     this.#hashRows('a', aliasRows, keys, digest, aliasInfo);
     if (!keys.verifyHeaderTag(meta.generation, digest.bytes, meta.tag)) {
-      throw this.#corrupt('its contents fail authentication (edited without the passphrase, or records from another store)');
+      throw this.#corrupt(
+        'its contents fail authentication (edited without the passphrase, or records from another store)',
+      );
     }
     // Authenticated. Unchanged rows keep their record (and its identity); changed keys are decoded
     // when first read (a large store opens without decoding every key), aliases now.
@@ -223,7 +234,8 @@ export class Replica {
         }
       }
       for (const r of aliasRows) {
-        if (this.#aliasRows.get(r.id)?.hash !== aliasInfo.get(r.id)!.hash) changes.aliases.set(r.id, this.#decodeAlias(r));
+        if (this.#aliasRows.get(r.id)?.hash !== aliasInfo.get(r.id)!.hash)
+          changes.aliases.set(r.id, this.#decodeAlias(r));
       }
     } catch (err) {
       wipeChanges(changes);
@@ -255,7 +267,8 @@ export class Replica {
       }
       return true;
     };
-    if (!fold('k', keyChanges, this.#keyRows, keyInfo) || !fold('a', aliasChanges, this.#aliasRows, aliasInfo)) return false;
+    if (!fold('k', keyChanges, this.#keyRows, keyInfo) || !fold('a', aliasChanges, this.#aliasRows, aliasInfo))
+      return false;
     if (!keys.verifyHeaderTag(meta.generation, digest.bytes, meta.tag)) return false;
     const changes: ChangeSet = { keys: new Map(), aliases: new Map() };
     try {
@@ -320,7 +333,9 @@ export class Replica {
 
   /** Whether the next commit must rewrite every row (an unencrypted store being encrypted). */
   get needsEncryption(): boolean {
-    return this.#o.encryptExisting && this.#o.passphrase !== undefined && this.#keys !== undefined && !this.#keys.encrypted;
+    return (
+      this.#o.encryptExisting && this.#o.passphrase !== undefined && this.#keys !== undefined && !this.#keys.encrypted
+    );
   }
 
   /** The first commit of a new store: generation 0 holding `changes` (a migration) or nothing, under `keys`. */
@@ -344,7 +359,14 @@ export class Replica {
     return this.#plan(newKeys, new SetDigest(), this.#generation, all, false, true);
   }
 
-  #plan(keys: StoreKeys, digest: SetDigest, generation: number, changes: ChangeSet, insertMeta: boolean, rewrite = false): PreparedCommit {
+  #plan(
+    keys: StoreKeys,
+    digest: SetDigest,
+    generation: number,
+    changes: ChangeSet,
+    insertMeta: boolean,
+    rewrite = false,
+  ): PreparedCommit {
     const rev = generation + 1;
     const plan: CommitPlan = {
       generation: rev,
@@ -358,7 +380,15 @@ export class Replica {
     };
     const keyInfo = new Map<string, RowInfo | null>();
     const aliasInfo = new Map<string, RowInfo | null>();
-    const put = <R>(kind: RowKind, held: Map<string, RowInfo>, set: Map<string, R | null>, encode: (r: R) => string, rows: Row[], deletes: string[], info: Map<string, RowInfo | null>) => {
+    const put = <R>(
+      kind: RowKind,
+      held: Map<string, RowInfo>,
+      set: Map<string, R | null>,
+      encode: (r: R) => string,
+      rows: Row[],
+      deletes: string[],
+      info: Map<string, RowInfo | null>,
+    ) => {
       for (const [id, rec] of set) {
         const old = held.get(id);
         if (old && !rewrite) digest.toggle(old.hash);
@@ -411,7 +441,8 @@ function setInfo(held: Map<string, RowInfo>, info: Map<string, RowInfo | null>):
 }
 
 function wipeChanges(changes: ChangeSet | LoadedChanges): void {
-  for (const rec of changes.keys.values()) if (rec && !(rec instanceof PendingKey)) for (const b of secretBuffers(rec)) b.fill(0);
+  for (const rec of changes.keys.values())
+    if (rec && !(rec instanceof PendingKey)) for (const b of secretBuffers(rec)) b.fill(0);
 }
 
 /** Whether a stored key may carry a date (deletion, expiry): a superset, read from the text without decoding it. */

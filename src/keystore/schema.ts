@@ -75,7 +75,9 @@ export function toChanged(r: SqlRow): ChangedRow {
   return { id: r.id, row: r.rev === null ? undefined : toRow(r) };
 }
 
-export function toMeta(r: { generation: number | string; encryption: string | null; tag: string } | undefined): MetaRow | undefined {
+export function toMeta(
+  r: { generation: number | string; encryption: string | null; tag: string } | undefined,
+): MetaRow | undefined {
   return r && { generation: Number(r.generation), encryption: r.encryption, tag: r.tag };
 }
 
@@ -93,7 +95,11 @@ export function commitStatements(plan: CommitPlan): [string, unknown[]][] {
   for (const id of plan.aliasDeletes) out.push([SQL.deleteAlias, [id]], [SQL.logChange, [g, 'a', id]]);
   if (plan.pruneThrough > 0) out.push([SQL.pruneChanges, [plan.pruneThrough]]);
   const m = plan.meta;
-  out.push(plan.insertMeta ? [SQL.insertMeta, [m.generation, m.encryption, m.tag]] : [SQL.updateMeta, [m.generation, m.encryption, m.tag]]);
+  out.push(
+    plan.insertMeta
+      ? [SQL.insertMeta, [m.generation, m.encryption, m.tag]]
+      : [SQL.updateMeta, [m.generation, m.encryption, m.tag]],
+  );
   return out;
 }
 
@@ -104,7 +110,10 @@ export function commitStatements(plan: CommitPlan): [string, unknown[]][] {
  */
 export function migrationStatements(name: string, from: number): [string, unknown[]][] {
   if (from > SCHEMA_VERSION) {
-    throw new KeyStoreCorruptError(name, `its schema version ${from} is newer than this kms-hmac understands (${SCHEMA_VERSION}); upgrade kms-hmac`);
+    throw new KeyStoreCorruptError(
+      name,
+      `its schema version ${from} is newer than this kms-hmac understands (${SCHEMA_VERSION}); upgrade kms-hmac`,
+    );
   }
   const out: [string, unknown[]][] = [[MIGRATIONS_TABLE, []]];
   for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
@@ -174,13 +183,17 @@ export interface AsyncRunner {
 
 export function runSteps<T>(steps: Steps<T>, run: SyncRunner): T {
   let r = steps.next();
-  while (!r.done) r = steps.next('derive' in r.value ? run.derive(r.value.derive) : run.query(r.value.sql, r.value.params));
+  while (!r.done)
+    r = steps.next('derive' in r.value ? run.derive(r.value.derive) : run.query(r.value.sql, r.value.params));
   return r.value;
 }
 
 export async function runStepsAsync<T>(steps: Steps<T>, run: AsyncRunner): Promise<T> {
   let r = steps.next();
-  while (!r.done) r = steps.next('derive' in r.value ? await run.derive(r.value.derive) : await run.query(r.value.sql, r.value.params));
+  while (!r.done)
+    r = steps.next(
+      'derive' in r.value ? await run.derive(r.value.derive) : await run.query(r.value.sql, r.value.params),
+    );
   return r.value;
 }
 

@@ -224,7 +224,8 @@ export class Transaction implements KeyStoreTransaction {
   replaceAlias(alias: AliasRecord): void {
     this.#check();
     const rec = freezeAlias(alias);
-    if (!this.#alias(rec.aliasName)) throw new KeyStoreError('ALIAS_NOT_FOUND', `alias ${rec.aliasName} does not exist`);
+    if (!this.#alias(rec.aliasName))
+      throw new KeyStoreError('ALIAS_NOT_FOUND', `alias ${rec.aliasName} does not exist`);
     this.#aliases.set(rec.aliasName, rec);
   }
 

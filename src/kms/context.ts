@@ -13,7 +13,11 @@ import { aliasArn, keyArn, parseKeyId, type Scope } from './identifiers.js';
 import { applyTimeRules, timeAdjusted, timeDeadline } from './keys.js';
 
 /** Errors a stale snapshot can cause: another process created, enabled or imported the key a moment ago. */
-export const STALE_ERRORS: ReadonlySet<string> = new Set(['NotFoundException', 'DisabledException', 'KMSInvalidStateException']);
+export const STALE_ERRORS: ReadonlySet<string> = new Set([
+  'NotFoundException',
+  'DisabledException',
+  'KMSInvalidStateException',
+]);
 
 /** AWS's description of DependencyTimeoutException. */
 const RETRY_MESSAGE = 'The system timed out while trying to fulfill the request. You can retry the request.';
@@ -27,7 +31,8 @@ const RETRY_MESSAGE = 'The system timed out while trying to fulfill the request.
  */
 export function kmsStoreError(err: unknown): unknown {
   let name: 'DependencyTimeoutException' | 'KMSInternalException';
-  if (err instanceof KeyStoreLockTimeoutError || (err instanceof KeyStoreUnavailableError && err.notCommitted)) name = 'DependencyTimeoutException';
+  if (err instanceof KeyStoreLockTimeoutError || (err instanceof KeyStoreUnavailableError && err.notCommitted))
+    name = 'DependencyTimeoutException';
   else if (err instanceof KeyStoreUnavailableError) name = 'KMSInternalException';
   else return err;
   const e = kmsError(name, name === 'DependencyTimeoutException' ? RETRY_MESSAGE : undefined);
@@ -115,12 +120,24 @@ export class ClientContext {
    * view. `allowAlias` false: key ID or key ARN only.
    */
   resolveRead(id: string, allowAlias: boolean): KeyRecord {
-    return resolveKeyId(this.scope, id, allowAlias, (k) => this.readKey(k), (a) => this.store.getAlias(a));
+    return resolveKeyId(
+      this.scope,
+      id,
+      allowAlias,
+      (k) => this.readKey(k),
+      (a) => this.store.getAlias(a),
+    );
   }
 
   /** Like resolveRead, inside a mutation's transaction. */
   resolveTx(tx: KeyStoreTransaction, id: string, allowAlias: boolean): KeyRecord {
-    return resolveKeyId(this.scope, id, allowAlias, (k) => tx.getKey(k), (a) => tx.getAlias(a));
+    return resolveKeyId(
+      this.scope,
+      id,
+      allowAlias,
+      (k) => tx.getKey(k),
+      (a) => tx.getAlias(a),
+    );
   }
 
   /** Runs a mutation with the time rules applied first (expired keys really deleted). */
@@ -185,7 +202,8 @@ function resolveKeyId(
       if (p.kind === 'aliasArn') {
         if (p.region !== s.region) throw kmsError('NotFoundException', `Invalid arn ${p.region}`);
         arn = p.arn;
-        if (p.account !== s.accountId || p.partition !== s.partition) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+        if (p.account !== s.accountId || p.partition !== s.partition)
+          throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       } else arn = aliasArn(s, p.aliasName);
       const a = getAlias(p.aliasName);
       const rec = a ? getKey(a.targetKeyId) : undefined;

@@ -233,7 +233,12 @@ export function kmsError(name: KmsErrorName, message?: string, requestId?: strin
   if (sdk) {
     const status = STATUS[name] ?? 400;
     const $fault = status >= 500 ? 'server' : 'client';
-    const $metadata: KmsErrorMetadata = { httpStatusCode: status, requestId: requestId ?? randomUUID(), attempts: 1, totalRetryDelay: 0 };
+    const $metadata: KmsErrorMetadata = {
+      httpStatusCode: status,
+      requestId: requestId ?? randomUUID(),
+      attempts: 1,
+      totalRetryDelay: 0,
+    };
     const modeled = MODELED_ERRORS.has(name) ? (sdk[name] as SdkCtor | undefined) : undefined;
     const Ctor = modeled ?? (sdk.KMSServiceException as SdkCtor | undefined);
     if (Ctor) {

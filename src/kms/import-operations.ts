@@ -52,19 +52,41 @@ export class ImportOperations {
     this.#ctx = ctx;
   }
 
-  async getParametersForImport(input: { KeyId: string | undefined; WrappingAlgorithm: string | undefined; WrappingKeySpec: string | undefined }) {
+  async getParametersForImport(input: {
+    KeyId: string | undefined;
+    WrappingAlgorithm: string | undefined;
+    WrappingKeySpec: string | undefined;
+  }) {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
-    const alg = v.enumValue('wrappingAlgorithm', input?.WrappingAlgorithm, WRAPPING_ALGORITHM_ENUM, `[${WRAPPING_ALGORITHM_ENUM.join(', ')}]`, true);
-    const spec = v.enumValue('wrappingKeySpec', input?.WrappingKeySpec, WRAPPING_KEY_SPEC_ENUM, `[${WRAPPING_KEY_SPEC_ENUM.join(', ')}]`, true);
+    const alg = v.enumValue(
+      'wrappingAlgorithm',
+      input?.WrappingAlgorithm,
+      WRAPPING_ALGORITHM_ENUM,
+      `[${WRAPPING_ALGORITHM_ENUM.join(', ')}]`,
+      true,
+    );
+    const spec = v.enumValue(
+      'wrappingKeySpec',
+      input?.WrappingKeySpec,
+      WRAPPING_KEY_SPEC_ENUM,
+      `[${WRAPPING_KEY_SPEC_ENUM.join(', ')}]`,
+      true,
+    );
     v.throwIfAny();
     const rec = this.#ctx.resolveRead(keyId!, false);
     checkImportable(rec);
     if (!SUPPORTED_WRAPPING_ALGORITHMS.has(alg!)) {
-      throw kmsError('UnsupportedOperationException', `WrappingAlgorithm ${alg} is not supported. Use RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1.`);
+      throw kmsError(
+        'UnsupportedOperationException',
+        `WrappingAlgorithm ${alg} is not supported. Use RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1.`,
+      );
     }
     if (SUPPORTED_WRAPPING_KEY_SPECS[spec!] === undefined) {
-      throw kmsError('UnsupportedOperationException', `WrappingKeySpec ${spec} is not supported. Use RSA_2048, RSA_3072 or RSA_4096.`);
+      throw kmsError(
+        'UnsupportedOperationException',
+        `WrappingKeySpec ${spec} is not supported. Use RSA_2048, RSA_3072 or RSA_4096.`,
+      );
     }
     // RSA key generation takes long: done before the transaction, the key re-checked inside it.
     const pair = await generateWrappingKey(spec!);
@@ -75,7 +97,13 @@ export class ImportOperations {
       const expiresAt = now + IMPORT_PARAMETERS_TTL_MS;
       tx.replaceKey(
         withChanges(cur, {
-          importParameters: { tokenId, wrappingAlgorithm: alg!, wrappingKeySpec: spec!, privateKey: pair.privateKey, expiresAt },
+          importParameters: {
+            tokenId,
+            wrappingAlgorithm: alg!,
+            wrappingKeySpec: spec!,
+            privateKey: pair.privateKey,
+            expiresAt,
+          },
         }),
       );
       pair.privateKey.fill(0);
@@ -87,34 +115,62 @@ export class ImportOperations {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const token = v.blob('importToken', input?.ImportToken, ...LIMITS.importToken, true, false);
-    const wrapped = v.blob('encryptedKeyMaterial', input?.EncryptedKeyMaterial, ...LIMITS.encryptedKeyMaterial, true, false);
-    let model = v.enumValue('expirationModel', input?.ExpirationModel, EXPIRATION_MODEL_ENUM, `[${EXPIRATION_MODEL_ENUM.join(', ')}]`, false);
+    const wrapped = v.blob(
+      'encryptedKeyMaterial',
+      input?.EncryptedKeyMaterial,
+      ...LIMITS.encryptedKeyMaterial,
+      true,
+      false,
+    );
+    let model = v.enumValue(
+      'expirationModel',
+      input?.ExpirationModel,
+      EXPIRATION_MODEL_ENUM,
+      `[${EXPIRATION_MODEL_ENUM.join(', ')}]`,
+      false,
+    );
     v.throwIfAny();
     const validToRaw = input.ValidTo;
     let validTo: number | undefined;
     if (validToRaw !== undefined && validToRaw !== null) {
       if (validToRaw instanceof Date) validTo = validToRaw.getTime();
-      else if (typeof validToRaw === 'number') validTo = validToRaw * 1000; // wire form: epoch seconds
+      else if (typeof validToRaw === 'number')
+        validTo = validToRaw * 1000; // wire form: epoch seconds
       else throw kmsError('SerializationException', "Unexpected value type for member 'validTo'");
-      if (!Number.isFinite(validTo)) throw kmsError('SerializationException', "Unexpected value type for member 'validTo'");
+      if (!Number.isFinite(validTo))
+        throw kmsError('SerializationException', "Unexpected value type for member 'validTo'");
     }
     model ??= validTo !== undefined ? 'KEY_MATERIAL_EXPIRES' : 'KEY_MATERIAL_DOES_NOT_EXPIRE';
-    if (model === 'KEY_MATERIAL_EXPIRES' && validTo === undefined) throw validationMessage('A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES');
-    if (model === 'KEY_MATERIAL_DOES_NOT_EXPIRE' && validTo !== undefined) throw validationMessage('A validTo date must not be set if the ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE');
+    if (model === 'KEY_MATERIAL_EXPIRES' && validTo === undefined)
+      throw validationMessage('A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES');
+    if (model === 'KEY_MATERIAL_DOES_NOT_EXPIRE' && validTo !== undefined)
+      throw validationMessage('A validTo date must not be set if the ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE');
     const arn = await this.#ctx.mutate((tx, now) => {
       const rec = this.#ctx.resolveTx(tx, keyId!, false);
       checkImportable(rec);
       if (validTo !== undefined && validTo <= now) throw validationMessage('The ValidTo date must be in the future');
       const params = rec.importParameters;
-      if (!params || params.tokenId !== tokenIdOf(token!)) throw kmsError('InvalidImportTokenException', 'The import token is not valid for this KMS key.');
-      if (params.expiresAt <= now) throw kmsError('ExpiredImportTokenException', 'The import token has expired. Call GetParametersForImport to get a new one.');
+      if (!params || params.tokenId !== tokenIdOf(token!))
+        throw kmsError('InvalidImportTokenException', 'The import token is not valid for this KMS key.');
+      if (params.expiresAt <= now)
+        throw kmsError(
+          'ExpiredImportTokenException',
+          'The import token has expired. Call GetParametersForImport to get a new one.',
+        );
       const material = unwrapKeyMaterial(params.wrappingAlgorithm, params.privateKey, wrapped!);
-      if (!material) throw kmsError('InvalidCiphertextException', 'The encrypted key material could not be decrypted with the wrapping key of this import token.');
+      if (!material)
+        throw kmsError(
+          'InvalidCiphertextException',
+          'The encrypted key material could not be decrypted with the wrapping key of this import token.',
+        );
       try {
         checkMaterialLength(rec.keySpec, material);
         const digest = materialDigest(material);
         if (rec.importedMaterialDigest !== undefined && rec.importedMaterialDigest !== digest) {
-          throw kmsError('IncorrectKeyMaterialException', 'The key material in the request is not the same key material that was previously imported into this KMS key.');
+          throw kmsError(
+            'IncorrectKeyMaterialException',
+            'The key material in the request is not the same key material that was previously imported into this KMS key.',
+          );
         }
         tx.replaceKey(
           withChanges(rec, {
@@ -133,7 +189,10 @@ export class ImportOperations {
     return { KeyId: arn };
   }
 
-  async deleteImportedKeyMaterial(input: { KeyId: string | undefined; KeyMaterialId?: string }): Promise<{ KeyId: string }> {
+  async deleteImportedKeyMaterial(input: {
+    KeyId: string | undefined;
+    KeyMaterialId?: string;
+  }): Promise<{ KeyId: string }> {
     const keyId = requireKeyId(input);
     return this.#ctx.mutate((tx) => {
       const rec = this.#ctx.resolveTx(tx, keyId, false);
@@ -163,7 +222,13 @@ export class ImportOperations {
   }): Promise<{ KeyMetadata: KeyMetadata }> {
     const v = new Violations();
     const remoteArn = v.string('remoteArn', input?.RemoteArn, ...LIMITS.keyId, true);
-    const spec = v.enumValue('keySpec', input?.KeySpec, HMAC_KEY_SPECS, '[HMAC_224, HMAC_256, HMAC_384, HMAC_512]', true) as HmacKeySpec | undefined;
+    const spec = v.enumValue(
+      'keySpec',
+      input?.KeySpec,
+      HMAC_KEY_SPECS,
+      '[HMAC_224, HMAC_256, HMAC_384, HMAC_512]',
+      true,
+    ) as HmacKeySpec | undefined;
     const material = v.blob('keyMaterial', input?.KeyMaterial, ...LIMITS.keyMaterial, true, true);
     const description = v.string('description', input?.Description, ...LIMITS.description, false);
     const tags = validateTags(v, input?.Tags);
@@ -191,27 +256,41 @@ export class ImportOperations {
     };
     await this.#ctx.mutate((tx) => {
       for (const k of tx.listKeys()) {
-        if (k.remoteArn === remoteArn) throw kmsError('AlreadyExistsException', `A local copy of ${remoteArn} already exists: ${k.arn}`);
+        if (k.remoteArn === remoteArn)
+          throw kmsError('AlreadyExistsException', `A local copy of ${remoteArn} already exists: ${k.arn}`);
       }
       if (input.AliasName !== undefined) {
         const arn = aliasArn(this.#ctx.scope, input.AliasName);
-        if (tx.getAlias(input.AliasName)) throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
+        if (tx.getAlias(input.AliasName))
+          throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
         tx.insertKey(record);
-        tx.insertAlias({ aliasName: input.AliasName, aliasArn: arn, targetKeyId: id, creationDate: now, lastUpdatedDate: now });
+        tx.insertAlias({
+          aliasName: input.AliasName,
+          aliasArn: arn,
+          targetKeyId: id,
+          creationDate: now,
+          lastUpdatedDate: now,
+        });
       } else tx.insertKey(record);
     });
     record.keyMaterial!.fill(0);
     return { KeyMetadata: keyMetadata({ ...record, keyMaterial: undefined }) };
   }
 
-  async linkRemoteKey(input: { KeyId: string; RemoteArn: string | undefined }): Promise<{ KeyId: string; RemoteArn: string | undefined }> {
+  async linkRemoteKey(input: {
+    KeyId: string;
+    RemoteArn: string | undefined;
+  }): Promise<{ KeyId: string; RemoteArn: string | undefined }> {
     const keyId = requireKeyId(input);
     const remoteArn = input.RemoteArn;
     if (remoteArn !== undefined) parseRemoteArn(remoteArn);
     return this.#ctx.mutate((tx) => {
       const rec = this.#ctx.resolveTx(tx, keyId, false);
       if (rec.origin !== 'EXTERNAL') {
-        throw kmsError('UnsupportedOperationException', `${rec.arn} origin is ${rec.origin}: only keys with imported material can share material with AWS KMS.`);
+        throw kmsError(
+          'UnsupportedOperationException',
+          `${rec.arn} origin is ${rec.origin}: only keys with imported material can share material with AWS KMS.`,
+        );
       }
       tx.replaceKey(withChanges(rec, { remoteArn }));
       return { KeyId: rec.arn, RemoteArn: remoteArn };
@@ -236,7 +315,8 @@ export class ImportOperations {
         if (k?.remoteArn) {
           idx.set(a.aliasName, k.keyId);
           const rp = parseKeyId(k.remoteArn);
-          if (rp.kind === 'keyArn') idx.set(`arn:${rp.partition}:kms:${rp.region}:${rp.account}:${a.aliasName}`, k.keyId);
+          if (rp.kind === 'keyArn')
+            idx.set(`arn:${rp.partition}:kms:${rp.region}:${rp.account}:${a.aliasName}`, k.keyId);
         }
       }
       this.#remoteIndex = idx;
@@ -253,7 +333,11 @@ export class ImportOperations {
 
 /** Only EXTERNAL-origin keys have imported material to replace or delete. */
 function checkExternalOrigin(rec: KeyRecord): void {
-  if (rec.origin !== 'EXTERNAL') throw kmsError('UnsupportedOperationException', `${rec.arn} origin is ${rec.origin} which is not valid for this operation.`);
+  if (rec.origin !== 'EXTERNAL')
+    throw kmsError(
+      'UnsupportedOperationException',
+      `${rec.arn} origin is ${rec.origin} which is not valid for this operation.`,
+    );
 }
 
 function checkImportable(rec: KeyRecord): void {
@@ -264,13 +348,17 @@ function checkImportable(rec: KeyRecord): void {
 function checkMaterialLength(spec: HmacKeySpec, material: Uint8Array): void {
   const [min, max] = IMPORT_MATERIAL_RANGE[spec];
   if (material.byteLength < min || material.byteLength > max) {
-    throw kmsError('IncorrectKeyMaterialException', `The key material is invalid: ${spec} key material must be ${min} to ${max} bytes long.`);
+    throw kmsError(
+      'IncorrectKeyMaterialException',
+      `The key material is invalid: ${spec} key material must be ${min} to ${max} bytes long.`,
+    );
   }
 }
 
 /** A remote key is named by its key ARN: the fast path matches requests against its region, account and key ID. */
 function parseRemoteArn(remoteArn: string): Extract<ParsedKeyId, { kind: 'keyArn' }> {
   const p = parseKeyId(remoteArn);
-  if (p.kind !== 'keyArn') throw validationMessage(`RemoteArn must be a key ARN (arn:aws:kms:<region>:<account>:key/<key-id>)`);
+  if (p.kind !== 'keyArn')
+    throw validationMessage(`RemoteArn must be a key ARN (arn:aws:kms:<region>:<account>:key/<key-id>)`);
   return p;
 }

@@ -94,7 +94,11 @@ export function materialDigest(material: Uint8Array): string {
  * decrypted (→ InvalidCiphertextException); never says why in detail, so no
  * padding oracle beyond what OAEP already hides.
  */
-export function unwrapKeyMaterial(algorithm: string, privateKeyDer: Uint8Array, wrapped: Uint8Array): Uint8Array | undefined {
+export function unwrapKeyMaterial(
+  algorithm: string,
+  privateKeyDer: Uint8Array,
+  wrapped: Uint8Array,
+): Uint8Array | undefined {
   try {
     const key = createPrivateKey({ key: Buffer.from(privateKeyDer), format: 'der', type: 'pkcs8' });
     const oaepHash = algorithm.endsWith('SHA_1') ? 'sha1' : 'sha256';

@@ -9,7 +9,15 @@ import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
 import { aliasArn, keyArn, newKeyId } from './identifiers.js';
 import { GENERATED_MATERIAL_LENGTH } from './import.js';
-import { aliasListEntry, HMAC_KEY_SPECS, keyMetadata, timeAdjusted, timeDeadline, withChanges, type KeyMetadata } from './keys.js';
+import {
+  aliasListEntry,
+  HMAC_KEY_SPECS,
+  keyMetadata,
+  timeAdjusted,
+  timeDeadline,
+  withChanges,
+  type KeyMetadata,
+} from './keys.js';
 import { LIMITS } from './limits.js';
 import {
   aliasPrefixError,
@@ -58,7 +66,13 @@ export class KeyOperations {
     v.string('policy', input.Policy, ...LIMITS.policy, false);
     const description = v.string('description', input.Description, ...LIMITS.description, false);
     const usage = v.enumValue('keyUsage', input.KeyUsage, KEY_USAGE_ENUM, `[${KEY_USAGE_ENUM.join(', ')}]`, false);
-    const cmks = v.enumValue('customerMasterKeySpec', input.CustomerMasterKeySpec, CUSTOMER_MASTER_KEY_SPEC_ENUM, `[${CUSTOMER_MASTER_KEY_SPEC_ENUM.join(', ')}]`, false);
+    const cmks = v.enumValue(
+      'customerMasterKeySpec',
+      input.CustomerMasterKeySpec,
+      CUSTOMER_MASTER_KEY_SPEC_ENUM,
+      `[${CUSTOMER_MASTER_KEY_SPEC_ENUM.join(', ')}]`,
+      false,
+    );
     const keySpec = v.enumValue('keySpec', input.KeySpec, KEY_SPEC_ENUM, `[${KEY_SPEC_ENUM.join(', ')}]`, false);
     const origin = v.enumValue('origin', input.Origin, ORIGIN_ENUM, `[${ORIGIN_ENUM.join(', ')}]`, false) ?? 'AWS_KMS';
     const customKeyStoreId = v.string('customKeyStoreId', input.CustomKeyStoreId, ...LIMITS.customKeyStoreId, false);
@@ -68,21 +82,31 @@ export class KeyOperations {
     v.string('xksKeyId', input.XksKeyId, ...LIMITS.xksKeyId, false);
     v.throwIfAny();
     if (keySpec !== undefined && cmks !== undefined) {
-      throw validationMessage('You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.');
+      throw validationMessage(
+        'You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.',
+      );
     }
     const spec = keySpec ?? cmks ?? 'SYMMETRIC_DEFAULT';
     if (HMAC_KEY_SPECS.has(spec)) {
-      if (usage === undefined) throw validationMessage('You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.');
-      if (usage !== 'GENERATE_VERIFY_MAC') throw validationMessage(`KeyUsage ${usage} is not compatible with KeySpec ${spec}`);
+      if (usage === undefined)
+        throw validationMessage(
+          'You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.',
+        );
+      if (usage !== 'GENERATE_VERIFY_MAC')
+        throw validationMessage(`KeyUsage ${usage} is not compatible with KeySpec ${spec}`);
     } else {
-      if (usage === 'GENERATE_VERIFY_MAC') throw validationMessage(`KeyUsage ${usage} is not compatible with KeySpec ${spec}`);
+      if (usage === 'GENERATE_VERIFY_MAC')
+        throw validationMessage(`KeyUsage ${usage} is not compatible with KeySpec ${spec}`);
       throw kmsError(
         'UnsupportedOperationException',
         `KeySpec ${spec} is not supported: this KMS-compatible service (kms-hmac) creates only HMAC keys (KeySpec HMAC_224, HMAC_256, HMAC_384 or HMAC_512 with KeyUsage GENERATE_VERIFY_MAC).`,
       );
     }
     if (origin === 'AWS_CLOUDHSM' || origin === 'EXTERNAL_KEY_STORE' || customKeyStoreId !== undefined) {
-      throw kmsError('UnsupportedOperationException', `KeySpec ${spec} is not supported for KMS keys in a custom key store.`);
+      throw kmsError(
+        'UnsupportedOperationException',
+        `KeySpec ${spec} is not supported for KMS keys in a custom key store.`,
+      );
     }
     const hmacSpec = spec as HmacKeySpec;
     const id = newKeyId(multiRegion);
@@ -109,7 +133,10 @@ export class KeyOperations {
     return { KeyMetadata: keyMetadata(record) };
   }
 
-  async describeKey(input: { KeyId: string | undefined; GrantTokens?: string[] }): Promise<{ KeyMetadata: KeyMetadata }> {
+  async describeKey(input: {
+    KeyId: string | undefined;
+    GrantTokens?: string[];
+  }): Promise<{ KeyMetadata: KeyMetadata }> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     v.grantTokens(input?.GrantTokens);
@@ -117,7 +144,9 @@ export class KeyOperations {
     return { KeyMetadata: keyMetadata(this.#ctx.resolveRead(keyId!, true)) };
   }
 
-  async listKeys(input: { Limit?: number; Marker?: string } = {}): Promise<{ Keys: { KeyId: string; KeyArn: string }[]; Truncated: boolean; NextMarker?: string }> {
+  async listKeys(
+    input: { Limit?: number; Marker?: string } = {},
+  ): Promise<{ Keys: { KeyId: string; KeyArn: string }[]; Truncated: boolean; NextMarker?: string }> {
     const v = new Violations();
     const limit = v.integer('limit', input?.Limit, ...LIMITS.listKeysLimit) ?? 100;
     const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
@@ -139,19 +168,26 @@ export class KeyOperations {
   // -------------------------------------------------------------------------
   // Aliases
 
-  async createAlias(input: { AliasName: string | undefined; TargetKeyId: string | undefined }): Promise<Record<string, never>> {
+  async createAlias(input: {
+    AliasName: string | undefined;
+    TargetKeyId: string | undefined;
+  }): Promise<Record<string, never>> {
     const { aliasName, targetKeyId } = validateAliasInput(input);
     await this.#ctx.mutate((tx, now) => {
       const rec = this.#ctx.resolveTx(tx, targetKeyId, false);
       checkNotPendingDeletion(rec);
       const arn = aliasArn(this.#ctx.scope, aliasName);
-      if (tx.getAlias(aliasName)) throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
+      if (tx.getAlias(aliasName))
+        throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
       tx.insertAlias({ aliasName, aliasArn: arn, targetKeyId: rec.keyId, creationDate: now, lastUpdatedDate: now });
     });
     return {};
   }
 
-  async updateAlias(input: { AliasName: string | undefined; TargetKeyId: string | undefined }): Promise<Record<string, never>> {
+  async updateAlias(input: {
+    AliasName: string | undefined;
+    TargetKeyId: string | undefined;
+  }): Promise<Record<string, never>> {
     const { aliasName, targetKeyId } = validateAliasInput(input);
     await this.#ctx.mutate((tx, now) => {
       const arn = aliasArn(this.#ctx.scope, aliasName);
@@ -170,7 +206,8 @@ export class KeyOperations {
     v.throwIfAny();
     if (!aliasName!.startsWith('alias/')) throw aliasPrefixError();
     await this.#ctx.mutate((tx) => {
-      if (!tx.getAlias(aliasName!)) throw kmsError('NotFoundException', `Alias ${aliasArn(this.#ctx.scope, aliasName!)} is not found.`);
+      if (!tx.getAlias(aliasName!))
+        throw kmsError('NotFoundException', `Alias ${aliasArn(this.#ctx.scope, aliasName!)} is not found.`);
       tx.deleteAlias(aliasName!);
     });
     return {};
@@ -229,7 +266,12 @@ export class KeyOperations {
       checkNotPendingDeletion(rec);
       const deletionDate = now + days * DAY_MS;
       tx.replaceKey(withChanges(rec, { keyState: 'PendingDeletion', deletionDate, pendingDeletionWindowInDays: days }));
-      return { KeyId: rec.arn, DeletionDate: new Date(deletionDate), KeyState: 'PendingDeletion' as const, PendingWindowInDays: days };
+      return {
+        KeyId: rec.arn,
+        DeletionDate: new Date(deletionDate),
+        KeyState: 'PendingDeletion' as const,
+        PendingWindowInDays: days,
+      };
     });
   }
 
@@ -237,7 +279,8 @@ export class KeyOperations {
     const keyId = requireKeyId(input);
     return this.#ctx.mutate((tx) => {
       const rec = this.#ctx.resolveTx(tx, keyId, false);
-      if (rec.keyState !== 'PendingDeletion') throw kmsError('KMSInvalidStateException', `${rec.arn} is not pending deletion.`);
+      if (rec.keyState !== 'PendingDeletion')
+        throw kmsError('KMSInvalidStateException', `${rec.arn} is not pending deletion.`);
       tx.replaceKey(
         withChanges(rec, {
           keyState: rec.keyMaterial ? 'Disabled' : 'PendingImport',
@@ -270,8 +313,12 @@ export class KeyOperations {
 
   #rotationUnsupported(keyId: string): KmsErrorLike {
     const rec = this.#ctx.resolveRead(keyId, false);
-    if (rec.keyState === 'PendingDeletion') return kmsError('KMSInvalidStateException', `${rec.arn} is pending deletion.`);
-    return kmsError('UnsupportedOperationException', `${rec.arn} key spec is ${rec.keySpec}, which does not support automatic key rotation.`);
+    if (rec.keyState === 'PendingDeletion')
+      return kmsError('KMSInvalidStateException', `${rec.arn} is pending deletion.`);
+    return kmsError(
+      'UnsupportedOperationException',
+      `${rec.arn} key spec is ${rec.keySpec}, which does not support automatic key rotation.`,
+    );
   }
 
   // -------------------------------------------------------------------------
@@ -298,7 +345,10 @@ export class KeyOperations {
     return {};
   }
 
-  async untagResource(input: { KeyId: string | undefined; TagKeys: string[] | undefined }): Promise<Record<string, never>> {
+  async untagResource(input: {
+    KeyId: string | undefined;
+    TagKeys: string[] | undefined;
+  }): Promise<Record<string, never>> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const keys = input?.TagKeys;
@@ -358,7 +408,8 @@ function paginate<T>(items: T[], limit: number, marker: string | undefined, pos:
     let after: [number, string];
     try {
       const decoded = JSON.parse(Buffer.from(marker, 'base64url').toString('utf8')) as unknown;
-      if (!Array.isArray(decoded) || typeof decoded[0] !== 'number' || typeof decoded[1] !== 'string') throw new Error('bad');
+      if (!Array.isArray(decoded) || typeof decoded[0] !== 'number' || typeof decoded[1] !== 'string')
+        throw new Error('bad');
       after = decoded as [number, string];
     } catch {
       throw kmsError('InvalidMarkerException', 'The marker is not valid. Use the NextMarker of the previous response.');

@@ -58,7 +58,8 @@ export function keyMetadata(rec: KeyRecord): KeyMetadata {
     KeyUsage: 'GENERATE_VERIFY_MAC',
     KeyState: rec.keyState,
   };
-  if (rec.keyState === 'PendingDeletion' && rec.deletionDate !== undefined) md.DeletionDate = new Date(rec.deletionDate);
+  if (rec.keyState === 'PendingDeletion' && rec.deletionDate !== undefined)
+    md.DeletionDate = new Date(rec.deletionDate);
   if (rec.expirationModel === 'KEY_MATERIAL_EXPIRES' && rec.validTo !== undefined) md.ValidTo = new Date(rec.validTo);
   md.Origin = rec.origin;
   if (rec.expirationModel !== undefined) md.ExpirationModel = rec.expirationModel;

@@ -18,7 +18,13 @@ import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
 import { LIMITS } from './limits.js';
 import { SPEC_ALGORITHM, timeDeadline } from './keys.js';
-import { MAC_ALGORITHM_ENUM_TEXT, MAC_ALGORITHM_SET, validationError, validationMessage, Violations } from './validation.js';
+import {
+  MAC_ALGORITHM_ENUM_TEXT,
+  MAC_ALGORITHM_SET,
+  validationError,
+  validationMessage,
+  Violations,
+} from './validation.js';
 
 // The hot path's inline checks (a request outside them takes the full validation path).
 const MAX_MESSAGE = LIMITS.message[1];
@@ -162,9 +168,15 @@ export class MacOperations {
     const keyId = input?.KeyId;
     const alg = input?.MacAlgorithm;
     if (
-      msg instanceof Uint8Array && msg.byteLength !== 0 && msg.byteLength <= MAX_MESSAGE &&
-      typeof keyId === 'string' && keyId.length !== 0 && keyId.length <= MAX_KEY_ID &&
-      isMacAlgorithm(alg) && input.GrantTokens === undefined && input.DryRun === undefined
+      msg instanceof Uint8Array &&
+      msg.byteLength !== 0 &&
+      msg.byteLength <= MAX_MESSAGE &&
+      typeof keyId === 'string' &&
+      keyId.length !== 0 &&
+      keyId.length <= MAX_KEY_ID &&
+      isMacAlgorithm(alg) &&
+      input.GrantTokens === undefined &&
+      input.DryRun === undefined
     ) {
       const e = this.#hotEntry(keyId, 'GenerateMac');
       if (e.algorithm !== alg) throw incompatibleAlgorithm(alg, e);
@@ -179,10 +191,18 @@ export class MacOperations {
     const alg = input?.MacAlgorithm;
     const mac = input?.Mac;
     if (
-      msg instanceof Uint8Array && msg.byteLength !== 0 && msg.byteLength <= MAX_MESSAGE &&
-      typeof keyId === 'string' && keyId.length !== 0 && keyId.length <= MAX_KEY_ID &&
-      isMacAlgorithm(alg) && mac instanceof Uint8Array && mac.byteLength !== 0 && mac.byteLength <= MAX_MAC &&
-      input.GrantTokens === undefined && input.DryRun === undefined
+      msg instanceof Uint8Array &&
+      msg.byteLength !== 0 &&
+      msg.byteLength <= MAX_MESSAGE &&
+      typeof keyId === 'string' &&
+      keyId.length !== 0 &&
+      keyId.length <= MAX_KEY_ID &&
+      isMacAlgorithm(alg) &&
+      mac instanceof Uint8Array &&
+      mac.byteLength !== 0 &&
+      mac.byteLength <= MAX_MAC &&
+      input.GrantTokens === undefined &&
+      input.DryRun === undefined
     ) {
       const e = this.#hotEntry(keyId, 'VerifyMac');
       if (e.algorithm !== alg) throw incompatibleAlgorithm(alg, e);
@@ -198,7 +218,11 @@ export class MacOperations {
     const e = this.#hotEntry(local ? local.keyId : r.keyId, 'GenerateMac');
     if (e.algorithm !== r.alg) throw incompatibleAlgorithm(r.alg, e);
     if (r.dryRun) throw dryRunError();
-    return { Mac: pooledMac(e.slot.macKey, r.message), MacAlgorithm: r.alg, KeyId: local ? local.responseKeyId : e.arn };
+    return {
+      Mac: pooledMac(e.slot.macKey, r.message),
+      MacAlgorithm: r.alg,
+      KeyId: local ? local.responseKeyId : e.arn,
+    };
   }
 
   /** VerifyMac in the full evaluation order; `local` as for generateMacFull. */
@@ -230,14 +254,20 @@ export class MacOperations {
   }
 
   async generateMacBatchAsync(input: GenerateMacBatchInput): Promise<GenerateMacBatchOutput> {
-    const { b, done } = this.#withBatch(input, false, (b) => ({ b, done: b.entry.slot.macKey.macPackedAsync(b.data, b.offsets, b.out) }));
+    const { b, done } = this.#withBatch(input, false, (b) => ({
+      b,
+      done: b.entry.slot.macKey.macPackedAsync(b.data, b.offsets, b.out),
+    }));
     const { entry, alg } = b;
     await done;
     return { KeyId: entry.arn, MacAlgorithm: alg, MacLength: entry.macLength, Macs: b.out };
   }
 
   async verifyMacBatchAsync(input: VerifyMacBatchInput): Promise<VerifyMacBatchOutput> {
-    const { b, done } = this.#withBatch(input, true, (b) => ({ b, done: b.entry.slot.macKey.verifyPackedAsync(b.data, b.offsets, b.macs!, b.out) }));
+    const { b, done } = this.#withBatch(input, true, (b) => ({
+      b,
+      done: b.entry.slot.macKey.verifyPackedAsync(b.data, b.offsets, b.macs!, b.out),
+    }));
     await done;
     for (const i of b.wrongLength) b.out[i] = 0;
     return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid: b.out };
@@ -251,11 +281,18 @@ export class MacOperations {
    * element is read before the key is resolved: nothing the caller's code
    * does can change the key under the call.
    */
-  #withBatch<T>(input: GenerateMacBatchInput | VerifyMacBatchInput, verify: boolean, use: (batch: PreparedBatch) => T): T {
-    if (input === null || typeof input !== 'object') throw validationError(['Value null at \'keyId\' failed to satisfy constraint: Member must not be null']);
+  #withBatch<T>(
+    input: GenerateMacBatchInput | VerifyMacBatchInput,
+    verify: boolean,
+    use: (batch: PreparedBatch) => T,
+  ): T {
+    if (input === null || typeof input !== 'object')
+      throw validationError(["Value null at 'keyId' failed to satisfy constraint: Member must not be null"]);
     const v = new Violations();
     const keyId = v.string('keyId', input.KeyId, ...LIMITS.keyId, true);
-    const alg = v.enumValue('macAlgorithm', input.MacAlgorithm, MAC_ALGORITHM_SET, MAC_ALGORITHM_ENUM_TEXT, true) as MacAlgorithm | undefined;
+    const alg = v.enumValue('macAlgorithm', input.MacAlgorithm, MAC_ALGORITHM_SET, MAC_ALGORITHM_ENUM_TEXT, true) as
+      | MacAlgorithm
+      | undefined;
     v.grantTokens(input.GrantTokens);
     const dryRun = v.boolean('dryRun', input.DryRun);
     const macs = verify ? (input as VerifyMacBatchInput).Macs : undefined;
@@ -270,22 +307,30 @@ export class MacOperations {
         const entry = this.#hotEntry(keyId!, verify ? 'VerifyMac' : 'GenerateMac');
         if (entry.algorithm !== alg) throw incompatibleAlgorithm(alg, entry);
         if (verify && packedMacs!.byteLength !== count * entry.macLength) {
-          throw validationMessage(`Packed Macs must be ${count} x ${entry.macLength} = ${count * entry.macLength} bytes for ${alg}, got ${packedMacs!.byteLength}`);
+          throw validationMessage(
+            `Packed Macs must be ${count} x ${entry.macLength} = ${count * entry.macLength} bytes for ${alg}, got ${packedMacs!.byteLength}`,
+          );
         }
         const resultBytes = verify ? count : count * entry.macLength;
         if (out !== undefined && byteLength(out) < resultBytes) {
-          throw validationMessage(`Out must hold at least ${resultBytes} bytes (${verify ? `${count} results` : `${count} x ${entry.macLength} for ${alg}`}), got ${byteLength(out)}`);
+          throw validationMessage(
+            `Out must hold at least ${resultBytes} bytes (${verify ? `${count} results` : `${count} x ${entry.macLength} for ${alg}`}), got ${byteLength(out)}`,
+          );
         }
         if (dryRun === true) throw dryRunError();
         const results = out === undefined ? new Uint8Array(resultBytes) : plainView(out).subarray(0, resultBytes);
         return use({ entry, alg: alg!, count, data, offsets, macs: packedMacs, wrongLength, out: results });
       };
-      if (!verify || macs === undefined || macs === null || isUint8Array(macs)) return prepare(isUint8Array(macs) ? macs : undefined, []);
+      if (!verify || macs === undefined || macs === null || isUint8Array(macs))
+        return prepare(isUint8Array(macs) ? macs : undefined, []);
       if (!Array.isArray(macs)) throw validationMessage('Macs must be an array of Uint8Array or one packed Uint8Array');
-      if (macs.length !== count) throw validationMessage(`Macs has ${macs.length} entries but there are ${count} messages`);
+      if (macs.length !== count)
+        throw validationMessage(`Macs has ${macs.length} entries but there are ${count} messages`);
       // An invalid MacAlgorithm is reported by prepare(); the MACs are still checked first, as they always were.
       const macLength = alg === undefined ? 0 : MAC_LENGTH[alg];
-      return kmsItems(() => withPackedMacs(macs, count, macLength, (packed) => prepare(packed.macs, packed.wrongLength), checkMacLength));
+      return kmsItems(() =>
+        withPackedMacs(macs, count, macLength, (packed) => prepare(packed.macs, packed.wrongLength), checkMacLength),
+      );
     };
 
     const messages = input.Messages;
@@ -293,14 +338,21 @@ export class MacOperations {
     const offsets = input.Offsets;
     if (messages !== undefined && messages !== null) {
       if (!Array.isArray(messages)) throw validationMessage('Messages must be an array of Uint8Array');
-      return kmsItems(() => withPackedMessages(messages, (packed, count) => withMessages(packed.data, packed.offsets, count)));
+      return kmsItems(() =>
+        withPackedMessages(messages, (packed, count) => withMessages(packed.data, packed.offsets, count)),
+      );
     }
     if (data !== undefined || offsets !== undefined) {
       if (!isUint8Array(data) || !isUint32Array(offsets) || elementCount(offsets) === 0) {
-        throw validationMessage('Packed input needs Data (Uint8Array) and Offsets (Uint32Array with one more entry than there are messages)');
+        throw validationMessage(
+          'Packed input needs Data (Uint8Array) and Offsets (Uint32Array with one more entry than there are messages)',
+        );
       }
       const count = elementCount(offsets) - 1;
-      if (offsets[count]! > byteLength(data)) throw validationMessage(`Offsets[${count}] (${offsets[count]}) is beyond the end of Data (${byteLength(data)} bytes)`);
+      if (offsets[count]! > byteLength(data))
+        throw validationMessage(
+          `Offsets[${count}] (${offsets[count]}) is beyond the end of Data (${byteLength(data)} bytes)`,
+        );
       return withMessages(data, offsets, count);
     }
     v.add('messages', null, 'Member must not be null');
@@ -358,7 +410,11 @@ export class MacOperations {
     const existing = this.#slots.get(rec.keyId);
     if (existing !== undefined) {
       if (existing.record === rec) return existing;
-      if (existing.record.keySpec === rec.keySpec && existing.record.keyMaterial && sameBytes(existing.record.keyMaterial, rec.keyMaterial!)) {
+      if (
+        existing.record.keySpec === rec.keySpec &&
+        existing.record.keyMaterial &&
+        sameBytes(existing.record.keyMaterial, rec.keyMaterial!)
+      ) {
         existing.record = rec;
         return existing;
       }
@@ -375,7 +431,8 @@ export class MacOperations {
 
 /** Full evaluation order (spec §3): validation → key → state → usage → algorithm → (verify) → DryRun. */
 function validateMacRequest(input: GenerateMacInput | VerifyMacInput, verify: boolean) {
-  if (input === null || typeof input !== 'object') throw validationError(['Value null at \'keyId\' failed to satisfy constraint: Member must not be null']);
+  if (input === null || typeof input !== 'object')
+    throw validationError(["Value null at 'keyId' failed to satisfy constraint: Member must not be null"]);
   const v = new Violations();
   const message = v.blob('message', input.Message, ...LIMITS.message, true, true);
   const keyId = v.string('keyId', input.KeyId, ...LIMITS.keyId, true);
@@ -413,7 +470,10 @@ function isMacAlgorithm(a: unknown): a is MacAlgorithm {
 }
 
 function incompatibleAlgorithm(alg: string | undefined, e: HotEntry): KmsErrorLike {
-  return kmsError('InvalidKeyUsageException', `Algorithm ${alg} is incompatible with key spec ${e.slot.record.keySpec}.`);
+  return kmsError(
+    'InvalidKeyUsageException',
+    `Algorithm ${alg} is incompatible with key spec ${e.slot.record.keySpec}.`,
+  );
 }
 
 function dryRunError(): KmsErrorLike {
@@ -439,15 +499,31 @@ function checkMessageLengths(offsets: Uint32Array, count: number): void {
     const start = offsets[i]!;
     const end = offsets[i + 1]!;
     if (end < start) throw batchError(`Offsets must not decrease (Offsets[${i + 1}] < Offsets[${i}])`, i);
-    if (end === start) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, i);
-    if (end - start > MAX_MESSAGE) throw batchError(`Value at 'messages[${i}]' failed to satisfy constraint: Member must have length less than or equal to ${MAX_MESSAGE}`, i);
+    if (end === start)
+      throw batchError(
+        `Value at 'messages[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`,
+        i,
+      );
+    if (end - start > MAX_MESSAGE)
+      throw batchError(
+        `Value at 'messages[${i}]' failed to satisfy constraint: Member must have length less than or equal to ${MAX_MESSAGE}`,
+        i,
+      );
   }
 }
 
 /** KMS's rule for each MAC of an array: within LIMITS.mac. */
 function checkMacLength(length: number, i: number): void {
-  if (length === 0) throw batchError(`Value at 'macs[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, i);
-  if (length > MAX_MAC) throw batchError(`Value at 'macs[${i}]' failed to satisfy constraint: Member must have length less than or equal to ${MAX_MAC}`, i);
+  if (length === 0)
+    throw batchError(
+      `Value at 'macs[${i}]' failed to satisfy constraint: Member must have length greater than or equal to 1`,
+      i,
+    );
+  if (length > MAX_MAC)
+    throw batchError(
+      `Value at 'macs[${i}]' failed to satisfy constraint: Member must have length less than or equal to ${MAX_MAC}`,
+      i,
+    );
 }
 
 /** Runs `pack`, reporting a batch element that is not a usable Uint8Array as KMS does. */
@@ -457,8 +533,14 @@ function kmsItems<T>(pack: () => T): T {
   } catch (error) {
     if (!(error instanceof BatchItemError)) throw error;
     if (error.reason === 'detached') {
-      throw batchError(`Value at '${error.list}[${error.index}]' failed to satisfy constraint: Member must have length greater than or equal to 1`, error.index);
+      throw batchError(
+        `Value at '${error.list}[${error.index}]' failed to satisfy constraint: Member must have length greater than or equal to 1`,
+        error.index,
+      );
     }
-    throw batchError(`Value null at '${error.list}[${error.index}]' failed to satisfy constraint: Member must be a Uint8Array`, error.index);
+    throw batchError(
+      `Value null at '${error.list}[${error.index}]' failed to satisfy constraint: Member must be a Uint8Array`,
+      error.index,
+    );
   }
 }

@@ -22,7 +22,13 @@ export interface OperationSpec {
 
 const KEY: InputSchema = { KeyId: 'string' };
 const PAGE = { Limit: 'integer', Marker: 'string' } as const;
-const MAC_COMMON = { Message: 'blob', KeyId: 'string', MacAlgorithm: 'string', GrantTokens: 'strings', DryRun: 'boolean' } as const;
+const MAC_COMMON = {
+  Message: 'blob',
+  KeyId: 'string',
+  MacAlgorithm: 'string',
+  GrantTokens: 'strings',
+  DryRun: 'boolean',
+} as const;
 
 function op(method: string, input: InputSchema, mutating: boolean): OperationSpec {
   return Object.freeze({ method, input: Object.freeze(input), mutating });
@@ -30,11 +36,26 @@ function op(method: string, input: InputSchema, mutating: boolean): OperationSpe
 
 /** Operation name (as in `X-Amz-Target: TrentService.<Operation>` and `<Operation>Command`) → how to decode and run it. */
 export const OPERATIONS: ReadonlyMap<string, OperationSpec> = new Map<string, OperationSpec>([
-  ['CreateKey', op('createKey', {
-    Policy: 'string', Description: 'string', KeyUsage: 'string', CustomerMasterKeySpec: 'string', KeySpec: 'string',
-    Origin: 'string', CustomKeyStoreId: 'string', BypassPolicyLockoutSafetyCheck: 'boolean', Tags: 'tags',
-    MultiRegion: 'boolean', XksKeyId: 'string',
-  }, true)],
+  [
+    'CreateKey',
+    op(
+      'createKey',
+      {
+        Policy: 'string',
+        Description: 'string',
+        KeyUsage: 'string',
+        CustomerMasterKeySpec: 'string',
+        KeySpec: 'string',
+        Origin: 'string',
+        CustomKeyStoreId: 'string',
+        BypassPolicyLockoutSafetyCheck: 'boolean',
+        Tags: 'tags',
+        MultiRegion: 'boolean',
+        XksKeyId: 'string',
+      },
+      true,
+    ),
+  ],
   ['DescribeKey', op('describeKey', { KeyId: 'string', GrantTokens: 'strings' }, false)],
   ['ListKeys', op('listKeys', { ...PAGE }, false)],
   ['CreateAlias', op('createAlias', { AliasName: 'string', TargetKeyId: 'string' }, true)],
@@ -45,11 +66,27 @@ export const OPERATIONS: ReadonlyMap<string, OperationSpec> = new Map<string, Op
   ['DisableKey', op('disableKey', KEY, true)],
   ['ScheduleKeyDeletion', op('scheduleKeyDeletion', { KeyId: 'string', PendingWindowInDays: 'integer' }, true)],
   ['CancelKeyDeletion', op('cancelKeyDeletion', KEY, true)],
-  ['GetParametersForImport', op('getParametersForImport', { KeyId: 'string', WrappingAlgorithm: 'string', WrappingKeySpec: 'string' }, true)],
-  ['ImportKeyMaterial', op('importKeyMaterial', {
-    KeyId: 'string', ImportToken: 'blob', EncryptedKeyMaterial: 'blob', ValidTo: 'timestamp', ExpirationModel: 'string',
-    ImportType: 'string', KeyMaterialDescription: 'string', KeyMaterialId: 'string',
-  }, true)],
+  [
+    'GetParametersForImport',
+    op('getParametersForImport', { KeyId: 'string', WrappingAlgorithm: 'string', WrappingKeySpec: 'string' }, true),
+  ],
+  [
+    'ImportKeyMaterial',
+    op(
+      'importKeyMaterial',
+      {
+        KeyId: 'string',
+        ImportToken: 'blob',
+        EncryptedKeyMaterial: 'blob',
+        ValidTo: 'timestamp',
+        ExpirationModel: 'string',
+        ImportType: 'string',
+        KeyMaterialDescription: 'string',
+        KeyMaterialId: 'string',
+      },
+      true,
+    ),
+  ],
   ['DeleteImportedKeyMaterial', op('deleteImportedKeyMaterial', { KeyId: 'string', KeyMaterialId: 'string' }, true)],
   ['TagResource', op('tagResource', { KeyId: 'string', Tags: 'tags' }, true)],
   ['UntagResource', op('untagResource', { KeyId: 'string', TagKeys: 'strings' }, true)],

@@ -53,10 +53,16 @@ export function validateTags(v: Violations, tags: unknown): Tag[] {
 export function checkAliasName(name: string): void {
   const problem = aliasNameProblem(name);
   if (problem === 'pattern') {
-    throw validationError([`Value '${name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ${ALIAS_NAME_PATTERN}`]);
+    throw validationError([
+      `Value '${name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ${ALIAS_NAME_PATTERN}`,
+    ]);
   }
   if (problem === 'prefix') throw aliasPrefixError();
-  if (problem === 'reserved') throw kmsError('NotAuthorizedException', `Alias names that begin with alias/aws/ are reserved for AWS managed keys: ${name}`);
+  if (problem === 'reserved')
+    throw kmsError(
+      'NotAuthorizedException',
+      `Alias names that begin with alias/aws/ are reserved for AWS managed keys: ${name}`,
+    );
   // A name the model pattern allows (e.g. with ':') but the service does not:
   // AWS answers ValidationException with this text (quoted from a real AWS
   // response in the Terraform AWS provider's issue tracker).
@@ -64,10 +70,13 @@ export function checkAliasName(name: string): void {
 }
 
 export function aliasPrefixError() {
-  return validationMessage('Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html');
+  return validationMessage(
+    'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html',
+  );
 }
 
 /** A key holds at most MAX_TAGS_PER_KEY tags: in one request, and after merging with the key's own. */
 export function checkTagCount(count: number): void {
-  if (count > MAX_TAGS_PER_KEY) throw kmsError('TagException', `The request would exceed the ${MAX_TAGS_PER_KEY} tag limit for a KMS key`);
+  if (count > MAX_TAGS_PER_KEY)
+    throw kmsError('TagException', `The request would exceed the ${MAX_TAGS_PER_KEY} tag limit for a KMS key`);
 }

@@ -17,23 +17,67 @@ import { LIMITS } from './limits.js';
 
 /** The enum list exactly as AWS prints it for macAlgorithm (not the model's order). */
 export const MAC_ALGORITHM_ENUM_TEXT = '[HMAC_SHA_384, HMAC_SHA_256, HMAC_SHA_224, HMAC_SHA_512]';
-export const MAC_ALGORITHM_SET: ReadonlySet<string> = new Set(['HMAC_SHA_224', 'HMAC_SHA_256', 'HMAC_SHA_384', 'HMAC_SHA_512']);
+export const MAC_ALGORITHM_SET: ReadonlySet<string> = new Set([
+  'HMAC_SHA_224',
+  'HMAC_SHA_256',
+  'HMAC_SHA_384',
+  'HMAC_SHA_512',
+]);
 
 /** KeyUsage as recorded against AWS in 2023, with the usages added since appended. */
-export const KEY_USAGE_ENUM = ['ENCRYPT_DECRYPT', 'SIGN_VERIFY', 'GENERATE_VERIFY_MAC', 'KEY_AGREEMENT', 'ENCAPSULATE_DECAPSULATE'];
+export const KEY_USAGE_ENUM = [
+  'ENCRYPT_DECRYPT',
+  'SIGN_VERIFY',
+  'GENERATE_VERIFY_MAC',
+  'KEY_AGREEMENT',
+  'ENCAPSULATE_DECAPSULATE',
+];
 /** KeySpec as recorded against AWS in 2023, with the specs added since appended. */
 export const KEY_SPEC_ENUM = [
-  'RSA_2048', 'ECC_NIST_P384', 'ECC_NIST_P256', 'ECC_NIST_P521', 'HMAC_384', 'RSA_3072', 'ECC_SECG_P256K1',
-  'RSA_4096', 'SYMMETRIC_DEFAULT', 'HMAC_256', 'HMAC_224', 'HMAC_512', 'SM2', 'ECC_NIST_EDWARDS25519',
-  'ML_DSA_44', 'ML_DSA_65', 'ML_DSA_87', 'ML_KEM_512', 'ML_KEM_768', 'ML_KEM_1024',
+  'RSA_2048',
+  'ECC_NIST_P384',
+  'ECC_NIST_P256',
+  'ECC_NIST_P521',
+  'HMAC_384',
+  'RSA_3072',
+  'ECC_SECG_P256K1',
+  'RSA_4096',
+  'SYMMETRIC_DEFAULT',
+  'HMAC_256',
+  'HMAC_224',
+  'HMAC_512',
+  'SM2',
+  'ECC_NIST_EDWARDS25519',
+  'ML_DSA_44',
+  'ML_DSA_65',
+  'ML_DSA_87',
+  'ML_KEM_512',
+  'ML_KEM_768',
+  'ML_KEM_1024',
 ];
 export const CUSTOMER_MASTER_KEY_SPEC_ENUM = [
-  'RSA_2048', 'ECC_NIST_P384', 'ECC_NIST_P256', 'ECC_NIST_P521', 'HMAC_384', 'RSA_3072', 'ECC_SECG_P256K1',
-  'RSA_4096', 'SYMMETRIC_DEFAULT', 'HMAC_256', 'HMAC_224', 'HMAC_512', 'SM2',
+  'RSA_2048',
+  'ECC_NIST_P384',
+  'ECC_NIST_P256',
+  'ECC_NIST_P521',
+  'HMAC_384',
+  'RSA_3072',
+  'ECC_SECG_P256K1',
+  'RSA_4096',
+  'SYMMETRIC_DEFAULT',
+  'HMAC_256',
+  'HMAC_224',
+  'HMAC_512',
+  'SM2',
 ];
 export const ORIGIN_ENUM = ['AWS_KMS', 'EXTERNAL', 'AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'];
 export const WRAPPING_ALGORITHM_ENUM = [
-  'RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256', 'SM2PKE',
+  'RSAES_PKCS1_V1_5',
+  'RSAES_OAEP_SHA_1',
+  'RSAES_OAEP_SHA_256',
+  'RSA_AES_KEY_WRAP_SHA_1',
+  'RSA_AES_KEY_WRAP_SHA_256',
+  'SM2PKE',
 ];
 export const WRAPPING_KEY_SPEC_ENUM = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'SM2'];
 export const EXPIRATION_MODEL_ENUM = ['KEY_MATERIAL_EXPIRES', 'KEY_MATERIAL_DOES_NOT_EXPIRE'];
@@ -68,7 +112,13 @@ export class Violations {
   }
 
   /** Enum member; `enumText` is the list exactly as AWS prints it. */
-  enumValue(member: string, value: unknown, allowed: readonly string[] | ReadonlySet<string>, enumText: string, required: boolean): string | undefined {
+  enumValue(
+    member: string,
+    value: unknown,
+    allowed: readonly string[] | ReadonlySet<string>,
+    enumText: string,
+    required: boolean,
+  ): string | undefined {
     if (value === undefined || value === null) {
       if (required) this.add(member, null, 'Member must not be null');
       return undefined;
@@ -83,14 +133,22 @@ export class Violations {
    * Blob member (Uint8Array; a string is taken as UTF-8 like the SDK does).
    * `sensitive` blobs print `Value at` even when missing; others `Value null at`.
    */
-  blob(member: string, value: unknown, min: number, max: number, required: boolean, sensitive: boolean): Uint8Array | undefined {
+  blob(
+    member: string,
+    value: unknown,
+    min: number,
+    max: number,
+    required: boolean,
+    sensitive: boolean,
+  ): Uint8Array | undefined {
     if (value === undefined || value === null) {
       if (required) this.add(member, sensitive ? undefined : null, 'Member must not be null');
       return undefined;
     }
     const bytes = toBytes(value, member);
     if (bytes.byteLength < min) this.add(member, undefined, `Member must have length greater than or equal to ${min}`);
-    else if (bytes.byteLength > max) this.add(member, undefined, `Member must have length less than or equal to ${max}`);
+    else if (bytes.byteLength > max)
+      this.add(member, undefined, `Member must have length less than or equal to ${max}`);
     return bytes;
   }
 
@@ -114,19 +172,25 @@ export class Violations {
     if (!Array.isArray(value)) throw serializationError('grantTokens');
     const [, maxCount] = LIMITS.grantTokenCount;
     const [minLength, maxLength] = LIMITS.grantToken;
-    if (value.length > maxCount) this.add('grantTokens', `[${value.join(', ')}]`, `Member must have length less than or equal to ${maxCount}`);
+    if (value.length > maxCount)
+      this.add('grantTokens', `[${value.join(', ')}]`, `Member must have length less than or equal to ${maxCount}`);
     for (let i = 0; i < value.length; i++) {
       const t: unknown = value[i];
       if (typeof t !== 'string') throw serializationError('grantTokens');
-      if (t.length < minLength) this.add(`grantTokens.${i + 1}.member`, t, `Member must have length greater than or equal to ${minLength}`);
-      else if (t.length > maxLength) this.add(`grantTokens.${i + 1}.member`, t, `Member must have length less than or equal to ${maxLength}`);
+      if (t.length < minLength)
+        this.add(`grantTokens.${i + 1}.member`, t, `Member must have length greater than or equal to ${minLength}`);
+      else if (t.length > maxLength)
+        this.add(`grantTokens.${i + 1}.member`, t, `Member must have length less than or equal to ${maxLength}`);
     }
   }
 }
 
 export function validationError(violations: readonly string[]) {
   const n = violations.length;
-  return kmsError('ValidationException', `${n} validation error${n === 1 ? '' : 's'} detected: ${violations.join('; ')}`);
+  return kmsError(
+    'ValidationException',
+    `${n} validation error${n === 1 ? '' : 's'} detected: ${violations.join('; ')}`,
+  );
 }
 
 /** A ValidationException with a free-text (business rule) message. */

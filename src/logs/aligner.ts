@@ -231,7 +231,8 @@ export class Aligner {
     // the next record (a swap or a single deletion), where the current run would put it, and the
     // records skipped earlier (a move) — then the whole window
     const likely: number[] = [];
-    for (const s of [e + 1, e + run.length, e + run.length + 1]) if (s > e && !ahead.has(s) && !likely.includes(s)) likely.push(s);
+    for (const s of [e + 1, e + run.length, e + run.length + 1])
+      if (s > e && !ahead.has(s) && !likely.includes(s)) likely.push(s);
     let recent = 0;
     for (let i = missing.length - 1; i >= 0 && recent < 32; i--) {
       if (missingSet.has(missing[i]!)) {
@@ -242,7 +243,8 @@ export class Aligner {
     const hit = this.tryMatch(r, likely);
     if (hit >= 0) return hit;
     const seqs: number[] = [];
-    for (let i = missing.length - 1; i >= 0; i--) if (missingSet.has(missing[i]!) && !likely.includes(missing[i]!)) seqs.push(missing[i]!);
+    for (let i = missing.length - 1; i >= 0; i--)
+      if (missingSet.has(missing[i]!) && !likely.includes(missing[i]!)) seqs.push(missing[i]!);
     for (let s = e + 1; s < Math.min(n, e + 1 + this.W); s++) if (!ahead.has(s) && !likely.includes(s)) seqs.push(s);
     return this.tryMatch(r, seqs);
   }

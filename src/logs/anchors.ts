@@ -62,7 +62,14 @@ export function anchorLine(a: Anchor): string {
   return JSON.stringify(a) + '\n';
 }
 
-export function checkpointAnchor(keyArn: string, streamId: Buffer, c: CheckpointFields, prev: Uint8Array, digest: Uint8Array, mac: Uint8Array): CheckpointAnchor {
+export function checkpointAnchor(
+  keyArn: string,
+  streamId: Buffer,
+  c: CheckpointFields,
+  prev: Uint8Array,
+  digest: Uint8Array,
+  mac: Uint8Array,
+): CheckpointAnchor {
   return {
     type: 'checkpoint',
     keyArn,
@@ -90,9 +97,23 @@ export function parseAnchor(line: string): Anchor | null {
   } catch {
     return null;
   }
-  if (!v || typeof v !== 'object' || typeof v.streamId !== 'string' || !isCount(v.checkpoint) || !isCount(v.records) || !isCount(v.logBytes)) return null;
+  if (
+    !v ||
+    typeof v !== 'object' ||
+    typeof v.streamId !== 'string' ||
+    !isCount(v.checkpoint) ||
+    !isCount(v.records) ||
+    !isCount(v.logBytes)
+  )
+    return null;
   if (typeof v.mac !== 'string' || typeof v.keyArn !== 'string') return null;
-  if (v.type === 'checkpoint' && typeof v.time === 'string' && typeof v.prev === 'string' && typeof v.digest === 'string') return v as unknown as CheckpointAnchor;
+  if (
+    v.type === 'checkpoint' &&
+    typeof v.time === 'string' &&
+    typeof v.prev === 'string' &&
+    typeof v.digest === 'string'
+  )
+    return v as unknown as CheckpointAnchor;
   if (v.type === 'close' && typeof v.head === 'string') return v as unknown as CloseAnchor;
   return null;
 }
@@ -102,11 +123,15 @@ export async function anchorVerifies(a: Anchor, engine: MacEngine): Promise<bool
   const sid = Buffer.from(a.streamId, 'hex');
   const mac = Buffer.from(a.mac, 'base64');
   if (sid.length !== 16 || mac.length !== engine.macLength) return false;
-  if (a.type === 'close') return engine.verify(trailerMacInput(sid, a.records, a.logBytes, Buffer.from(a.head, 'base64')), mac);
+  if (a.type === 'close')
+    return engine.verify(trailerMacInput(sid, a.records, a.logBytes, Buffer.from(a.head, 'base64')), mac);
   const timeMs = Date.parse(a.time);
   if (!Number.isSafeInteger(timeMs) || timeMs < 0) return false;
   const fields = { index: a.checkpoint, records: a.records, logBytes: a.logBytes, timeMs };
-  return engine.verify(checkpointMacInput(sid, fields, Buffer.from(a.prev, 'base64'), Buffer.from(a.digest, 'base64')), mac);
+  return engine.verify(
+    checkpointMacInput(sid, fields, Buffer.from(a.prev, 'base64'), Buffer.from(a.digest, 'base64')),
+    mac,
+  );
 }
 
 /**
@@ -131,7 +156,10 @@ export class AnchorCheck {
   /** How many verified checkpoints of the stream were shipped, and the newest. */
   get summary(): { shipped: number; newest: { checkpoint: number; records: number; time: string } | null } {
     const n = this.newest;
-    return { shipped: this.shipped.size, newest: n ? { checkpoint: n.checkpoint, records: n.records, time: n.time } : null };
+    return {
+      shipped: this.shipped.size,
+      newest: n ? { checkpoint: n.checkpoint, records: n.records, time: n.time } : null,
+    };
   }
 
   async load(path: FilePath): Promise<void> {

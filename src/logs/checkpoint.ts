@@ -8,7 +8,14 @@
 import { createHash, type Hash } from 'node:crypto';
 import { checkpointAnchor, type CheckpointAnchor } from './anchors.js';
 import type { MacEngine } from './engine.js';
-import { DEFAULT_CHECKPOINT_EVERY, MAX_CHECKPOINT_EVERY, checkpointMacInput, nodeDigestName, type CheckpointFields, type DigestName } from './format.js';
+import {
+  DEFAULT_CHECKPOINT_EVERY,
+  MAX_CHECKPOINT_EVERY,
+  checkpointMacInput,
+  nodeDigestName,
+  type CheckpointFields,
+  type DigestName,
+} from './format.js';
 
 export interface CheckpointOptions {
   /** Records per checkpoint: default 10,000, at most 1,000,000 (which bounds what a crash can leave unsealed). */
@@ -101,7 +108,12 @@ export class CheckpointChain {
 
   /** Seals the records added since the last checkpoint (possibly none) into the next checkpoint. */
   async seal(engine: MacEngine): Promise<{ fields: CheckpointFields; mac: Buffer; anchor: CheckpointAnchor }> {
-    const fields: CheckpointFields = { index: this.head.index + 1, records: this.records, logBytes: this.pendingEnd, timeMs: Date.now() };
+    const fields: CheckpointFields = {
+      index: this.head.index + 1,
+      records: this.records,
+      logBytes: this.pendingEnd,
+      timeMs: Date.now(),
+    };
     const digest = this.digest.digest();
     const prev = this.head.mac;
     const mac = Buffer.from(await engine.mac(checkpointMacInput(this.streamId, fields, prev, digest)));

@@ -31,7 +31,12 @@ export interface MacEngine {
 export interface PackedMacKey {
   verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
   macPackedAsync(data: Uint8Array, offsets: Uint32Array, out?: Uint8Array): Promise<Uint8Array>;
-  verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results?: Uint8Array): Promise<Uint8Array>;
+  verifyPackedAsync(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    macs: Uint8Array,
+    results?: Uint8Array,
+  ): Promise<Uint8Array>;
 }
 
 /** An engine over a MacKey-like object (no KMS key-state checks: the caller owns the key). */
@@ -46,7 +51,9 @@ export function engineFromMacKey(key: PackedMacKey, keyArn: string, algorithm: M
       return out ? (await key.macPackedAsync(data, offsets, out)).subarray(0, n) : key.macPackedAsync(data, offsets);
     },
     verifyPacked: async (data, offsets, macs, results) =>
-      results ? (await key.verifyPackedAsync(data, offsets, macs, results)).subarray(0, offsets.length - 1) : key.verifyPackedAsync(data, offsets, macs),
+      results
+        ? (await key.verifyPackedAsync(data, offsets, macs, results)).subarray(0, offsets.length - 1)
+        : key.verifyPackedAsync(data, offsets, macs),
     verifyPackedSync: (data, offsets, macs) => key.verifyPacked(data, offsets, macs),
     async mac(message) {
       const offs = new Uint32Array([0, message.length]);

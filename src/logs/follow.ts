@@ -61,9 +61,25 @@ export interface FollowOptions extends KeyOptions, SidecarCheckpointOptions {
 }
 
 export type FollowEvent =
-  | { type: 'start'; log: string; sidecar: string; streamId: string; resumed: { checkpoint: number; records: number } | null; previous: string | null }
+  | {
+      type: 'start';
+      log: string;
+      sidecar: string;
+      streamId: string;
+      resumed: { checkpoint: number; records: number } | null;
+      previous: string | null;
+    }
   | { type: 'checkpoint'; anchor: CheckpointAnchor; lagBytes: number }
-  | { type: 'rotate'; how: 'rename' | 'truncate'; log: string; rotatedLog: string | null; sidecar: string; streamId: string; records: number; whileStopped: boolean }
+  | {
+      type: 'rotate';
+      how: 'rename' | 'truncate';
+      log: string;
+      rotatedLog: string | null;
+      sidecar: string;
+      streamId: string;
+      records: number;
+      whileStopped: boolean;
+    }
   | { type: 'stop'; summary: FollowSummary };
 
 export interface FollowSummary {
@@ -155,7 +171,17 @@ class Follower {
     try {
       if (this.opts.watch !== false) this.watcher = this.watchDir();
       const fh = await this.openLog();
-      if (!fh) return { log: this.path, sidecar: this.sidecarPath, streamId: '', records: 0, bytes: 0, checkpoints: 0, segments: 0, elapsedMs: performance.now() - this.t0 };
+      if (!fh)
+        return {
+          log: this.path,
+          sidecar: this.sidecarPath,
+          streamId: '',
+          records: 0,
+          bytes: 0,
+          checkpoints: 0,
+          segments: 0,
+          elapsedMs: performance.now() - this.t0,
+        };
       if (await exists(this.sidecarPath)) await this.resume(fh);
       else await this.startSegment(fh, null);
       await this.follow();
@@ -201,7 +227,8 @@ class Follower {
     const n = bytesRead - m;
     if (n === 0) return 0;
     const chunk = this.buf.subarray(m, bytesRead);
-    if (seg.head.length < HEAD_MEMO) seg.head = Buffer.concat([seg.head, chunk.subarray(0, HEAD_MEMO - seg.head.length)]);
+    if (seg.head.length < HEAD_MEMO)
+      seg.head = Buffer.concat([seg.head, chunk.subarray(0, HEAD_MEMO - seg.head.length)]);
     await seg.pipeline.push(chunk);
     seg.readPos += n;
     seg.tail = Buffer.from(this.buf.subarray(Math.max(0, bytesRead - TAIL_MEMO), bytesRead));
@@ -238,20 +265,41 @@ class Follower {
   }
 
   /** Closes a sidecar with its trailer and moves it next to the rotated log; returns the link its successor continues. */
-  private async retire(writer: SidecarWriter, sidecarFh: FileHandle, header: SidecarHeader, how: 'rename' | 'truncate', rotatedLog: string | null, whileStopped: boolean): Promise<ChainLink> {
+  private async retire(
+    writer: SidecarWriter,
+    sidecarFh: FileHandle,
+    header: SidecarHeader,
+    how: 'rename' | 'truncate',
+    rotatedLog: string | null,
+    whileStopped: boolean,
+  ): Promise<ChainLink> {
     await writer.close();
     await sidecarFh.close();
     const h = writer.chainHead;
     const sidecar = await this.setAside(header.streamId, rotatedLog);
     if (this.seg && this.seg.writer === writer) this.seg.sidecar = sidecar;
-    this.opts.onEvent?.({ type: 'rotate', how, log: this.path, rotatedLog, sidecar, streamId: header.streamId, records: h.records, whileStopped });
+    this.opts.onEvent?.({
+      type: 'rotate',
+      how,
+      log: this.path,
+      rotatedLog,
+      sidecar,
+      streamId: header.streamId,
+      records: h.records,
+      whileStopped,
+    });
     return { streamId: header.streamId, checkpoint: h.index, records: h.records, head: h.mac };
   }
 
   /** A new sidecar for `fh`, from its first byte; `previous` is the chain it continues. */
   private async startSegment(fh: FileHandle, previous: ChainLink | null): Promise<void> {
     const ino = (await fh.stat({ bigint: true })).ino;
-    const header = newHeader(this.engine, { framing: this.opts.framing ?? { type: 'line' }, checkpointEvery: this.every, previous, logInode: String(ino) });
+    const header = newHeader(this.engine, {
+      framing: this.opts.framing ?? { type: 'line' },
+      checkpointEvery: this.every,
+      previous,
+      logInode: String(ino),
+    });
     // the sidecar appears with its header complete, or not at all: a crash here never leaves a stub that blocks a restart
     const tmp = await createTemp(this.sidecarPath);
     let writer: SidecarWriter;
@@ -263,11 +311,26 @@ class Follower {
       throw err;
     }
     this.install(fh, ino, header, tmp.fh, writer, Buffer.alloc(0), Buffer.alloc(0));
-    this.opts.onEvent?.({ type: 'start', log: this.path, sidecar: this.sidecarPath, streamId: header.streamId, resumed: null, previous: previous?.streamId ?? null });
+    this.opts.onEvent?.({
+      type: 'start',
+      log: this.path,
+      sidecar: this.sidecarPath,
+      streamId: header.streamId,
+      resumed: null,
+      previous: previous?.streamId ?? null,
+    });
   }
 
   /** Makes a segment current; `head` and `tail` are the bytes at the top of the log and just before where reading resumes. */
-  private install(fh: FileHandle, ino: bigint, header: SidecarHeader, sidecarFh: FileHandle, writer: SidecarWriter, head: Buffer, tail: Buffer): void {
+  private install(
+    fh: FileHandle,
+    ino: bigint,
+    header: SidecarHeader,
+    sidecarFh: FileHandle,
+    writer: SidecarWriter,
+    head: Buffer,
+    tail: Buffer,
+  ): void {
     const h = writer.chainHead;
     const start = { records: h.records, bytes: h.logBytes };
     this.seg = {
@@ -276,7 +339,12 @@ class Follower {
       header,
       sidecarFh,
       writer,
-      pipeline: new SignPipeline(this.engine, header, writer, { batchSize: this.opts.batchSize, inflight: this.opts.inflight, start, checkNdjson: false }),
+      pipeline: new SignPipeline(this.engine, header, writer, {
+        batchSize: this.opts.batchSize,
+        inflight: this.opts.inflight,
+        start,
+        checkNdjson: false,
+      }),
       sidecar: this.sidecarPath,
       retired: false,
       readPos: start.bytes,
@@ -296,7 +364,10 @@ class Follower {
       onCheckpoint: async (a: Anchor) => {
         await this.opts.onCheckpoint?.(a);
         if (a.type !== 'checkpoint' || !this.opts.onEvent) return;
-        const size = await fh.stat().then((s) => s.size, () => a.logBytes);
+        const size = await fh.stat().then(
+          (s) => s.size,
+          () => a.logBytes,
+        );
         this.opts.onEvent({ type: 'checkpoint', anchor: a, lagBytes: Math.max(0, size - a.logBytes) });
       },
     };
@@ -311,25 +382,36 @@ class Follower {
    */
   private async resume(fh: FileHandle): Promise<void> {
     const sf = await openSidecar(this.sidecarPath).catch((err: unknown) => {
-      if (err instanceof SidecarFormatError) throw new FollowError(`${this.sidecarPath}: ${err.message}; not continuing it`);
+      if (err instanceof SidecarFormatError)
+        throw new FollowError(`${this.sidecarPath}: ${err.message}; not continuing it`);
       throw err;
     });
     try {
       const { header } = sf;
       const name = this.sidecarPath;
-      if (header.version < 2) throw new FollowError(`${name} is a version ${header.version} sidecar, which has no checkpoints to continue from: move it away to start a new one`);
+      if (header.version < 2)
+        throw new FollowError(
+          `${name} is a version ${header.version} sidecar, which has no checkpoints to continue from: move it away to start a new one`,
+        );
       if (header.keyArn !== this.engine.keyArn || header.macAlgorithm !== this.engine.algorithm) {
-        throw new FollowError(`${name} was made with key ${header.keyArn} (${header.macAlgorithm}), not ${this.engine.keyArn} (${this.engine.algorithm}): not continuing it`);
+        throw new FollowError(
+          `${name} was made with key ${header.keyArn} (${header.macAlgorithm}), not ${this.engine.keyArn} (${this.engine.algorithm}): not continuing it`,
+        );
       }
-      if (!(await headerVerifies(sf, this.engine))) throw new FollowError(`${name}: its header does not verify with key ${this.engine.keyArn}`);
+      if (!(await headerVerifies(sf, this.engine)))
+        throw new FollowError(`${name}: its header does not verify with key ${this.engine.keyArn}`);
       const issues = new IssueLog(1);
       const state = await scanSidecar(sf, this.engine, issues);
       if (issues.tampered) throw new FollowError(`${name}: ${issues.done()[0]!.message}`);
       const signedBytes = state.signedBytes ?? 0;
       const st = await fh.stat({ bigint: true });
       const size = Number(st.size);
-      const prefix = await verifyLog(fileChunks(fh, 0, Math.min(size, signedBytes)), name, { engine: this.engine, maxIssues: 1 });
-      const intact = size >= signedBytes && !prefix.tampered && prefix.records === state.signed && prefix.verified === state.signed;
+      const prefix = await verifyLog(fileChunks(fh, 0, Math.min(size, signedBytes)), name, {
+        engine: this.engine,
+        maxIssues: 1,
+      });
+      const intact =
+        size >= signedBytes && !prefix.tampered && prefix.records === state.signed && prefix.verified === state.signed;
       const renamed = header.logInode !== undefined && header.logInode !== String(st.ino);
       if (!intact && !renamed && size >= signedBytes) {
         const first = prefix.issues.find((i) => i.kind !== 'unsigned');
@@ -355,7 +437,14 @@ class Follower {
       const tail = await memo(Math.max(0, signedBytes - TAIL_MEMO), Math.min(TAIL_MEMO, signedBytes));
       this.install(fh, st.ino, header, sidecarFh, writer, head, tail);
       const h = writer.chainHead;
-      this.opts.onEvent?.({ type: 'start', log: this.path, sidecar: name, streamId: header.streamId, resumed: { checkpoint: h.index, records: h.records }, previous: header.previous?.streamId ?? null });
+      this.opts.onEvent?.({
+        type: 'start',
+        log: this.path,
+        sidecar: name,
+        streamId: header.streamId,
+        resumed: { checkpoint: h.index, records: h.records },
+        previous: header.previous?.streamId ?? null,
+      });
     } finally {
       await sf.fh.close();
     }
@@ -424,7 +513,8 @@ class Follower {
       if (!fh) continue;
       try {
         const { bytesRead } = await fh.read(head, 0, head.length, 0);
-        if (bytesRead === head.length && head.equals(seg.head) && (!best || Number(s.mtimeMs) > best.mtime)) best = { path: p, mtime: Number(s.mtimeMs) };
+        if (bytesRead === head.length && head.equals(seg.head) && (!best || Number(s.mtimeMs) > best.mtime))
+          best = { path: p, mtime: Number(s.mtimeMs) };
       } finally {
         await fh.close();
       }
@@ -435,7 +525,9 @@ class Follower {
   private async siblings(): Promise<string[]> {
     const names = await readdir(this.dir);
     const sidecar = basename(this.sidecarPath);
-    return names.filter((n) => n !== this.base && n !== sidecar && n.startsWith(this.base) && !n.endsWith('.mac') && !n.endsWith('.tmp'));
+    return names.filter(
+      (n) => n !== this.base && n !== sidecar && n.startsWith(this.base) && !n.endsWith('.mac') && !n.endsWith('.tmp'),
+    );
   }
 
   /**

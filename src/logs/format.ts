@@ -106,10 +106,7 @@ export const MAX_CHECKPOINT_EVERY = 1_000_000;
  */
 export const CRASH_TAIL_BLOCKS = 4;
 
-export type Framing =
-  | { type: 'line' }
-  | { type: 'ndjson' }
-  | { type: 'delimiter'; delimiter: Uint8Array };
+export type Framing = { type: 'line' } | { type: 'ndjson' } | { type: 'delimiter'; delimiter: Uint8Array };
 
 export type DigestName = 'SHA-256' | 'SHA-512';
 
@@ -199,7 +196,9 @@ export function headerMacInput(streamId: Uint8Array, headerBytes: Uint8Array): B
 /** Version 1 binds the count and length; version 2 also binds the last checkpoint MAC (the chain head). */
 export function trailerMacInput(streamId: Uint8Array, count: number, logBytes: number, chainHead?: Uint8Array): Buffer {
   const len = u64(logBytes);
-  return chainHead ? macInput(streamId, count, KIND_TRAILER, len, chainHead) : macInput(streamId, count, KIND_TRAILER, len);
+  return chainHead
+    ? macInput(streamId, count, KIND_TRAILER, len, chainHead)
+    : macInput(streamId, count, KIND_TRAILER, len);
 }
 
 /** What a checkpoint states; its MAC binds these, the previous MAC and the digest of the MACs it seals. */
@@ -210,8 +209,22 @@ export interface CheckpointFields {
   timeMs: number;
 }
 
-export function checkpointMacInput(streamId: Uint8Array, c: CheckpointFields, prev: Uint8Array, blockDigest: Uint8Array): Buffer {
-  return macInput(streamId, c.index, KIND_CHECKPOINT, u64(c.records), u64(c.logBytes), u64(c.timeMs), prev, blockDigest);
+export function checkpointMacInput(
+  streamId: Uint8Array,
+  c: CheckpointFields,
+  prev: Uint8Array,
+  blockDigest: Uint8Array,
+): Buffer {
+  return macInput(
+    streamId,
+    c.index,
+    KIND_CHECKPOINT,
+    u64(c.records),
+    u64(c.logBytes),
+    u64(c.timeMs),
+    prev,
+    blockDigest,
+  );
 }
 
 /** A checkpoint entry as stored: magic | index | records | logBytes | time | MAC. */
@@ -257,7 +270,9 @@ export function headerJson(h: SidecarHeader): string {
   return JSON.stringify({
     ...v1,
     checkpointEvery: h.checkpointEvery,
-    previous: p ? { streamId: p.streamId, checkpoint: p.checkpoint, records: p.records, head: p.head.toString('base64') } : null,
+    previous: p
+      ? { streamId: p.streamId, checkpoint: p.checkpoint, records: p.records, head: p.head.toString('base64') }
+      : null,
     ...(h.logInode !== undefined ? { logInode: h.logInode } : {}),
   });
 }
@@ -323,21 +338,27 @@ export function decodeHeader(buf: Uint8Array): { header: SidecarHeader; headerBy
   }
   const j = b.readUInt32BE(HEADER_AT_JSON_LENGTH);
   const end = HEADER_AT_JSON + j;
-  if (j > MAX_HEADER_JSON || b.length < end) throw new SidecarFormatError('sidecar header is truncated or damaged', true);
+  if (j > MAX_HEADER_JSON || b.length < end)
+    throw new SidecarFormatError('sidecar header is truncated or damaged', true);
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(b.subarray(HEADER_AT_JSON, end).toString('utf8')) as Record<string, unknown>;
   } catch {
     throw new SidecarFormatError('sidecar header JSON is damaged', true);
   }
-  if (raw === null || typeof raw !== 'object' || raw.format !== SIDECAR_FORMAT) throw new SidecarFormatError('sidecar header: unknown format', true);
+  if (raw === null || typeof raw !== 'object' || raw.format !== SIDECAR_FORMAT)
+    throw new SidecarFormatError('sidecar header: unknown format', true);
   const version = raw.version as number;
   if (!SIDECAR_VERSIONS.includes(version)) {
-    throw new SidecarFormatError(`sidecar format version ${String(raw.version)} is not supported (this build reads versions ${SIDECAR_VERSIONS.join(' and ')})`, false);
+    throw new SidecarFormatError(
+      `sidecar format version ${String(raw.version)} is not supported (this build reads versions ${SIDECAR_VERSIONS.join(' and ')})`,
+      false,
+    );
   }
   const alg = raw.macAlgorithm as MacAlgorithm;
   if (!MAC_ALGORITHMS.includes(alg) || raw.macLength !== MAC_LENGTH[alg]) throw damaged('macAlgorithm');
-  if (typeof raw.keyArn !== 'string' || typeof raw.streamId !== 'string' || !/^[0-9a-f]{32}$/.test(raw.streamId)) throw damaged('keyArn or streamId');
+  if (typeof raw.keyArn !== 'string' || typeof raw.streamId !== 'string' || !/^[0-9a-f]{32}$/.test(raw.streamId))
+    throw damaged('keyArn or streamId');
   if (raw.digest !== digestFor(alg) || raw.rawRecordMax !== RAW_RECORD_MAX) throw damaged('digest rule');
   const f = raw.framing as { type?: string; delimiter?: string } | undefined;
   let framing: Framing;
@@ -360,7 +381,8 @@ export function decodeHeader(buf: Uint8Array): { header: SidecarHeader; headerBy
     createdAt: String(raw.createdAt ?? ''),
   };
   if (version === 2) {
-    if (!isCount(raw.checkpointEvery) || raw.checkpointEvery < 1 || raw.checkpointEvery > MAX_CHECKPOINT_EVERY) throw damaged('checkpointEvery');
+    if (!isCount(raw.checkpointEvery) || raw.checkpointEvery < 1 || raw.checkpointEvery > MAX_CHECKPOINT_EVERY)
+      throw damaged('checkpointEvery');
     header.checkpointEvery = raw.checkpointEvery;
     header.previous = decodeLink(raw.previous, MAC_LENGTH[alg]);
     if (raw.logInode !== undefined) {
@@ -375,7 +397,14 @@ function decodeLink(p: unknown, macLength: number): ChainLink | null {
   if (p === null) return null;
   const l = p as Record<string, unknown> | undefined;
   const head = typeof l?.head === 'string' ? Buffer.from(l.head, 'base64') : undefined;
-  if (!l || typeof l.streamId !== 'string' || !/^[0-9a-f]{32}$/.test(l.streamId) || !isCount(l.checkpoint) || !isCount(l.records) || head?.length !== macLength) {
+  if (
+    !l ||
+    typeof l.streamId !== 'string' ||
+    !/^[0-9a-f]{32}$/.test(l.streamId) ||
+    !isCount(l.checkpoint) ||
+    !isCount(l.records) ||
+    head?.length !== macLength
+  ) {
     throw damaged('previous');
   }
   return { streamId: l.streamId, checkpoint: l.checkpoint, records: l.records, head };
@@ -401,6 +430,7 @@ export function parseDelimiter(text: string): Buffer {
       i += 2;
     } else throw new RangeError(`bad escape in delimiter: \\${n ?? ''}`);
   }
-  if (bytes.length < 1 || bytes.length > MAX_DELIMITER) throw new RangeError(`delimiter must be 1..${MAX_DELIMITER} bytes`);
+  if (bytes.length < 1 || bytes.length > MAX_DELIMITER)
+    throw new RangeError(`delimiter must be 1..${MAX_DELIMITER} bytes`);
   return Buffer.from(bytes);
 }

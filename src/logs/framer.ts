@@ -31,7 +31,16 @@
 import { createHash, type Hash } from 'node:crypto';
 import { endianness } from 'node:os';
 import { FRAMER_WASM_BASE64 } from './framer-binary.js';
-import { KIND_DIGEST, KIND_RAW, MAC_INPUT_PREFIX, PREFIX_KIND, PREFIX_N, RAW_RECORD_MAX, nodeDigestName, type DigestName } from './format.js';
+import {
+  KIND_DIGEST,
+  KIND_RAW,
+  MAC_INPUT_PREFIX,
+  PREFIX_KIND,
+  PREFIX_N,
+  RAW_RECORD_MAX,
+  nodeDigestName,
+  type DigestName,
+} from './format.js';
 
 export interface RecordBatch {
   /** Index (0-based) of the first record in the whole stream. */
@@ -69,8 +78,21 @@ interface Kernel {
   packedEnd: WebAssembly.Global;
   packedCount: WebAssembly.Global;
   packRecords(
-    at: number, len: number, p: number, w: number, limit: number, count: number, maxCount: number, seq: number,
-    offsets: number, starts: number, base: number, logAt: number, delimiter: number, streamId: number, rawMax: number,
+    at: number,
+    len: number,
+    p: number,
+    w: number,
+    limit: number,
+    count: number,
+    maxCount: number,
+    seq: number,
+    offsets: number,
+    starts: number,
+    base: number,
+    logAt: number,
+    delimiter: number,
+    streamId: number,
+    rawMax: number,
   ): number;
 }
 
@@ -250,7 +272,11 @@ export class RecordFramer {
    */
   *push(chunk: Uint8Array): Generator<RecordBatch> {
     this.assertLive();
-    if (chunk.buffer === this.arena && chunk.byteOffset >= this.inputAt && chunk.byteOffset + chunk.byteLength <= this.inputAt + 2 * this.inputBytes) {
+    if (
+      chunk.buffer === this.arena &&
+      chunk.byteOffset >= this.inputAt &&
+      chunk.byteOffset + chunk.byteLength <= this.inputAt + 2 * this.inputBytes
+    ) {
       yield* this.frameInput(chunk.byteOffset, chunk.byteLength);
       return;
     }
@@ -284,7 +310,8 @@ export class RecordFramer {
    */
   dispose(): void {
     if (this.disposed) return;
-    if (this.inUse.some((used, s) => used && s !== this.slot)) throw new Error('internal: RecordFramer disposed of while a batch is held');
+    if (this.inUse.some((used, s) => used && s !== this.slot))
+      throw new Error('internal: RecordFramer disposed of while a batch is held');
     this.disposed = true;
     spare = { size: this.size, kernel: this.kernel, arena: this.arena };
   }
@@ -303,7 +330,10 @@ export class RecordFramer {
   /** Takes a free slot for the next batch. */
   private open(): void {
     const slot = this.free.pop();
-    if (slot === undefined) throw new Error('internal: RecordFramer has no free batch slot (a consumer holds more batches than it asked slots for)');
+    if (slot === undefined)
+      throw new Error(
+        'internal: RecordFramer has no free batch slot (a consumer holds more batches than it asked slots for)',
+      );
     this.inUse[slot] = true;
     this.slot = slot;
     this.base = this.pos = this.inputAt + 2 * this.inputBytes + slot * this.batchBytes;
@@ -326,7 +356,8 @@ export class RecordFramer {
     };
     const from = this.pos + MAC_INPUT_PREFIX;
     this.open();
-    if (this.partialLen > 0 && !this.hash) this.u8.copyWithin(this.pos + MAC_INPUT_PREFIX, from, from + this.partialLen);
+    if (this.partialLen > 0 && !this.hash)
+      this.u8.copyWithin(this.pos + MAC_INPUT_PREFIX, from, from + this.partialLen);
     return batch;
   }
 
@@ -371,8 +402,21 @@ export class RecordFramer {
     const k = this.kernel;
     if (!k) return this.frameRecordsJs(view, at, p);
     const end = k.packRecords(
-      at, view.length, p, this.pos, this.base + this.batchBytes, this.n, this.batchSize, this.records,
-      this.offsetsAt[this.slot]!, this.startsAt[this.slot]!, this.base, this.bytes, this.d0, 0, RAW_RECORD_MAX,
+      at,
+      view.length,
+      p,
+      this.pos,
+      this.base + this.batchBytes,
+      this.n,
+      this.batchSize,
+      this.records,
+      this.offsetsAt[this.slot]!,
+      this.startsAt[this.slot]!,
+      this.base,
+      this.bytes,
+      this.d0,
+      0,
+      RAW_RECORD_MAX,
     );
     const n = k.packedCount.value as number;
     this.records += n - this.n;

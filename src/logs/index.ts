@@ -1,6 +1,12 @@
 /** Log and record-stream integrity: sidecar signing/verification, live logs, and Transform streams. */
 export { createSignStream, createVerifyStream } from './transforms.js';
-export type { RecordStreamOptions, SignStreamOptions, VerifyStreamOptions, SignedRecord, VerifiedRecord } from './transforms.js';
+export type {
+  RecordStreamOptions,
+  SignStreamOptions,
+  VerifyStreamOptions,
+  SignedRecord,
+  VerifiedRecord,
+} from './transforms.js';
 export { signLog, LogInputError } from './sign.js';
 export type { SignLogOptions, SignSummary, Progress } from './sign.js';
 export { verifyLog, describe as describeIssue, ISSUE_KINDS, isTampering } from './verify.js';

@@ -27,7 +27,12 @@ export function assertPath(p: unknown, what: string): asserts p is FilePath {
 export function assertLogInput(input: unknown, caller: string): asserts input is LogInput {
   if (typeof input === 'string' || input instanceof URL) return assertPath(input, `${caller}: the log`);
   if (input instanceof Uint8Array) return;
-  if (input !== null && typeof input === 'object' && typeof (input as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return;
+  if (
+    input !== null &&
+    typeof input === 'object' &&
+    typeof (input as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+  )
+    return;
   throw new TypeError(
     `${caller}: the log must be a file path (string or URL), bytes (Uint8Array), a readable stream or an async iterable of Uint8Array chunks; got ${describeValue(input)}`,
   );
@@ -53,7 +58,9 @@ export async function* logChunks(input: LogInput, caller: string, areas?: ReadAr
   }
   for await (const chunk of input as AsyncIterable<unknown>) {
     if (!(chunk instanceof Uint8Array)) {
-      throw new TypeError(`${caller}: every chunk of the log must be a Uint8Array (a stream of strings has no byte encoding); got ${describeValue(chunk)}`);
+      throw new TypeError(
+        `${caller}: every chunk of the log must be a Uint8Array (a stream of strings has no byte encoding); got ${describeValue(chunk)}`,
+      );
     }
     yield asBuffer(chunk);
   }
@@ -76,7 +83,12 @@ export async function* readFileChunks(path: FilePath, areas?: ReadAreas): AsyncG
  * page-faults in), and the next read is issued as soon as a chunk is handed
  * out, so reading overlaps the consumer's work on the chunk.
  */
-export async function* fileChunks(fh: FileHandle, start = 0, end = Infinity, areas: ReadAreas = [Buffer.allocUnsafeSlow(1 << 20), Buffer.allocUnsafeSlow(1 << 20)]): AsyncGenerator<Buffer> {
+export async function* fileChunks(
+  fh: FileHandle,
+  start = 0,
+  end = Infinity,
+  areas: ReadAreas = [Buffer.allocUnsafeSlow(1 << 20), Buffer.allocUnsafeSlow(1 << 20)],
+): AsyncGenerator<Buffer> {
   const read = (k: number, pos: number) => fh.read(areas[k]!, 0, Math.min(areas[k]!.length, end - pos), pos);
   let k = 0;
   let pending: ReturnType<typeof read> | null = start < end ? read(0, start) : null;

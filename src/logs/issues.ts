@@ -111,7 +111,8 @@ export class IssueLog {
   /** The issues in log order (sidecar-level issues first). */
   done(): VerifyIssue[] {
     this.flush();
-    const at = (i: VerifyIssue) => (i.kind === 'log-truncated' ? Infinity : i.line === undefined ? -1 : i.kind === 'deleted' ? i.line - 0.5 : i.line);
+    const at = (i: VerifyIssue) =>
+      i.kind === 'log-truncated' ? Infinity : i.line === undefined ? -1 : i.kind === 'deleted' ? i.line - 0.5 : i.line;
     return this.issues.sort((a, b) => at(a) - at(b));
   }
 

@@ -13,7 +13,10 @@ import { MAC_LENGTH } from '../backend/types.js';
 import type { KmsHmacClient } from '../client/client.js';
 import type { MacEngine } from './engine.js';
 
-type ClientLike = Pick<KmsHmacClient, 'describeKey' | 'generateMac' | 'verifyMac' | 'generateMacBatchAsync' | 'verifyMacBatchAsync' | 'verifyMacBatch'>;
+type ClientLike = Pick<
+  KmsHmacClient,
+  'describeKey' | 'generateMac' | 'verifyMac' | 'generateMacBatchAsync' | 'verifyMacBatchAsync' | 'verifyMacBatch'
+>;
 
 /** The key a log API signs or verifies with: an engine, or a client and a key id (ID, ARN, alias or alias ARN). */
 export interface KeyOptions {
@@ -26,10 +29,13 @@ export interface KeyOptions {
 
 /** Throws a TypeError unless `opts` names a key; `caller` starts the message. */
 export function assertKeyOptions(opts: KeyOptions | undefined, caller: string): void {
-  if (!opts || typeof opts !== 'object') throw new TypeError(`${caller}: options are required (engine, or client and keyId)`);
+  if (!opts || typeof opts !== 'object')
+    throw new TypeError(`${caller}: options are required (engine, or client and keyId)`);
   if (opts.engine) return;
   if (!opts.client || typeof opts.keyId !== 'string' || opts.keyId === '') {
-    throw new TypeError(`${caller}: name the key: pass an engine, or a client and a keyId (key id, key ARN, alias or alias ARN)`);
+    throw new TypeError(
+      `${caller}: name the key: pass an engine, or a client and a keyId (key id, key ARN, alias or alias ARN)`,
+    );
   }
 }
 
@@ -44,7 +50,11 @@ export async function engineFor(opts: KeyOptions, caller: string, algorithm?: Ma
  * client. `algorithm` defaults to the key's one MacAlgorithm; another
  * algorithm fails with InvalidKeyUsageException on first use, as in KMS.
  */
-export async function engineFromClient(client: ClientLike, keyId: string, algorithm?: MacAlgorithm): Promise<MacEngine> {
+export async function engineFromClient(
+  client: ClientLike,
+  keyId: string,
+  algorithm?: MacAlgorithm,
+): Promise<MacEngine> {
   const { KeyMetadata: md } = await client.describeKey({ KeyId: keyId });
   const alg: MacAlgorithm = algorithm ?? md.MacAlgorithms[0]!;
   const KeyId = md.Arn;
@@ -53,12 +63,23 @@ export async function engineFromClient(client: ClientLike, keyId: string, algori
     algorithm: alg,
     macLength: MAC_LENGTH[alg],
     async macPacked(data, offsets, out) {
-      return (await client.generateMacBatchAsync({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Out: out })).Macs;
+      return (await client.generateMacBatchAsync({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Out: out }))
+        .Macs;
     },
     async verifyPacked(data, offsets, macs, results) {
-      return (await client.verifyMacBatchAsync({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Macs: macs, Out: results })).MacValid;
+      return (
+        await client.verifyMacBatchAsync({
+          KeyId,
+          MacAlgorithm: alg,
+          Data: data,
+          Offsets: offsets,
+          Macs: macs,
+          Out: results,
+        })
+      ).MacValid;
     },
-    verifyPackedSync: (data, offsets, macs) => client.verifyMacBatch({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Macs: macs }).MacValid,
+    verifyPackedSync: (data, offsets, macs) =>
+      client.verifyMacBatch({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Macs: macs }).MacValid,
     async mac(message) {
       return Uint8Array.from((await client.generateMac({ KeyId, MacAlgorithm: alg, Message: message })).Mac);
     },

@@ -79,7 +79,10 @@ export async function openSidecar(path: FilePath): Promise<SidecarFile> {
 
 /** Whether the header MAC verifies with `engine`. */
 export async function headerVerifies(sf: SidecarFile, engine: MacEngine): Promise<boolean> {
-  return sf.headerMac.length === sf.macLength && (await engine.verify(headerMacInput(sf.streamId, sf.headerBytes), sf.headerMac));
+  return (
+    sf.headerMac.length === sf.macLength &&
+    (await engine.verify(headerMacInput(sf.streamId, sf.headerBytes), sf.headerMac))
+  );
 }
 
 /** A checkpoint as found in a sidecar. */
@@ -113,14 +116,28 @@ export interface SidecarState {
  * `visit` sees every checkpoint entry the walk finds (for comparison with
  * shipped checkpoints); entries are verified later, by MacWindow.
  */
-export async function scanSidecar(sf: SidecarFile, engine: MacEngine, issues: IssueLog, visit?: (c: StoredCheckpoint) => void): Promise<SidecarState> {
+export async function scanSidecar(
+  sf: SidecarFile,
+  engine: MacEngine,
+  issues: IssueLog,
+  visit?: (c: StoredCheckpoint) => void,
+): Promise<SidecarState> {
   return sf.header.version === 1 ? scanV1(sf, engine, issues) : scanV2(sf, engine, issues, visit);
 }
 
 async function scanV1(sf: SidecarFile, engine: MacEngine, issues: IssueLog): Promise<SidecarState> {
   const { fh, size, recordsAt, macLength: L, streamId } = sf;
   const T = TRAILER_FIXED + L;
-  const state: SidecarState = { signed: 0, signedBytes: null, closed: false, last: null, blocks: 0, validEnd: size, tornBytes: 0, truncated: false };
+  const state: SidecarState = {
+    signed: 0,
+    signedBytes: null,
+    closed: false,
+    last: null,
+    blocks: 0,
+    validEnd: size,
+    tornBytes: 0,
+    truncated: false,
+  };
   const tail = Buffer.alloc(Math.max(0, Math.min(T, size - recordsAt)));
   await readFully(fh, tail, size - tail.length);
   if (tail.length === T && tail.subarray(0, TRAILER_MAGIC.length).equals(TRAILER_MAGIC)) {
@@ -159,7 +176,12 @@ async function scanV1(sf: SidecarFile, engine: MacEngine, issues: IssueLog): Pro
   return { ...state, signed: n, truncated: true };
 }
 
-async function scanV2(sf: SidecarFile, engine: MacEngine, issues: IssueLog, visit?: (c: StoredCheckpoint) => void): Promise<SidecarState> {
+async function scanV2(
+  sf: SidecarFile,
+  engine: MacEngine,
+  issues: IssueLog,
+  visit?: (c: StoredCheckpoint) => void,
+): Promise<SidecarState> {
   const { size, recordsAt, macLength: L, header } = sf;
   const C = checkpointSize(L);
   const T = TRAILER_FIXED + L;
@@ -181,7 +203,14 @@ async function scanV2(sf: SidecarFile, engine: MacEngine, issues: IssueLog, visi
     const c = entry.length === C ? decodeCheckpoint(entry, 0) : null;
     const prev: StoredCheckpoint | null = recent.at(-1) ?? before;
     const prevRecords = prev?.records ?? 0;
-    if (!c || c.index !== blocks || c.records < prevRecords || c.records - prevRecords > header.checkpointEvery! || c.logBytes < (prev?.logBytes ?? 0)) break;
+    if (
+      !c ||
+      c.index !== blocks ||
+      c.records < prevRecords ||
+      c.records - prevRecords > header.checkpointEvery! ||
+      c.logBytes < (prev?.logBytes ?? 0)
+    )
+      break;
     const end = pos + C + (c.records - prevRecords) * L;
     if (end > size) break;
     const stored = { ...c, mac: Buffer.from(entry.subarray(CKPT_AT_MAC, C)), at: pos, end };
@@ -318,7 +347,8 @@ export class MacWindow {
    */
   macs(lo: number, count: number, scratch: Buffer): Buffer {
     const L = this.L;
-    if (lo >= this.lo && lo + count <= this.hi) return this.buf.subarray((lo - this.lo) * L, (lo + count - this.lo) * L);
+    if (lo >= this.lo && lo + count <= this.hi)
+      return this.buf.subarray((lo - this.lo) * L, (lo + count - this.lo) * L);
     const a = Math.max(lo, 0);
     const b = Math.min(lo + count, this.signed);
     scratch.fill(0, 0, count * L);
@@ -419,7 +449,12 @@ class BlockSource implements MacSource {
     const e = await this.file.read(this.pos, C);
     const c = decodeCheckpoint(e, 0)!;
     this.block++;
-    this.entry = { ...c, mac: Buffer.from(e.subarray(CKPT_AT_MAC, C)), at: this.pos, end: this.pos + C + (c.records - this.records) * this.macLength };
+    this.entry = {
+      ...c,
+      mac: Buffer.from(e.subarray(CKPT_AT_MAC, C)),
+      at: this.pos,
+      end: this.pos + C + (c.records - this.records) * this.macLength,
+    };
     this.left = c.records - this.records;
     this.records = c.records;
     this.pos += C;
@@ -429,7 +464,10 @@ class BlockSource implements MacSource {
 
   private async seal(): Promise<void> {
     const c = this.entry!;
-    const ok = await this.engine.verify(checkpointMacInput(this.sf.streamId, c, this.prev, this.digest!.digest()), c.mac);
+    const ok = await this.engine.verify(
+      checkpointMacInput(this.sf.streamId, c, this.prev, this.digest!.digest()),
+      c.mac,
+    );
     if (!ok) {
       this.issues.add({
         kind: 'sidecar-checkpoint',

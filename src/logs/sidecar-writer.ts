@@ -25,7 +25,16 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Anchor } from './anchors.js';
 import { CheckpointChain, type ChainHead, type CheckpointOptions } from './checkpoint.js';
 import type { MacEngine } from './engine.js';
-import { CRASH_TAIL_BLOCKS, checkpointSize, encodeCheckpoint, encodeHeader, encodeTrailerFixed, headerMacInput, trailerMacInput, type SidecarHeader } from './format.js';
+import {
+  CRASH_TAIL_BLOCKS,
+  checkpointSize,
+  encodeCheckpoint,
+  encodeHeader,
+  encodeTrailerFixed,
+  headerMacInput,
+  trailerMacInput,
+  type SidecarHeader,
+} from './format.js';
 import { recordEnd, type RecordBatch } from './framer.js';
 import { chainOrigin, type SidecarFile, type SidecarState } from './sidecar-reader.js';
 
@@ -73,7 +82,10 @@ export class SidecarWriter {
     this.L = header.macLength;
     this.C = checkpointSize(this.L);
     // the header fixes the block size; the options give the interval
-    this.chain = new CheckpointChain(header.keyArn, Buffer.from(header.streamId, 'hex'), header.digest, head, { ...opts, checkpointEvery: header.checkpointEvery });
+    this.chain = new CheckpointChain(header.keyArn, Buffer.from(header.streamId, 'hex'), header.digest, head, {
+      ...opts,
+      checkpointEvery: header.checkpointEvery,
+    });
     this.blockAt = this.written = this.bufAt = pos;
     this.macAt = pos + this.C;
     this.buf = Buffer.allocUnsafeSlow(WRITE_BYTES + (64 << 10));
@@ -82,7 +94,9 @@ export class SidecarWriter {
   /** Writes the header of a new sidecar into `fh` (empty, opened for writing). */
   static async create(fh: FileHandle, header: SidecarHeader, opts: WriterOptions): Promise<SidecarWriter> {
     const headerBytes = encodeHeader(header);
-    const headerMac = Buffer.from(await opts.engine.mac(headerMacInput(Buffer.from(header.streamId, 'hex'), headerBytes)));
+    const headerMac = Buffer.from(
+      await opts.engine.mac(headerMacInput(Buffer.from(header.streamId, 'hex'), headerBytes)),
+    );
     const start = Buffer.concat([headerBytes, headerMac]);
     await writeAll(fh, start, 0);
     const origin = header.previous?.head ?? headerMac;
@@ -94,11 +108,18 @@ export class SidecarWriter {
    * which the caller has checked): drops what follows it — a block cut short
    * by a crash, or the trailer — and chains on. `fh` is open for writing.
    */
-  static async resume(fh: FileHandle, sf: SidecarFile, state: SidecarState, opts: WriterOptions): Promise<SidecarWriter> {
+  static async resume(
+    fh: FileHandle,
+    sf: SidecarFile,
+    state: SidecarState,
+    opts: WriterOptions,
+  ): Promise<SidecarWriter> {
     await fh.truncate(state.validEnd);
     await fh.datasync();
     const l = state.last;
-    const head = l ? { index: l.index, records: l.records, logBytes: l.logBytes, mac: l.mac } : { index: -1, records: 0, logBytes: 0, mac: chainOrigin(sf) };
+    const head = l
+      ? { index: l.index, records: l.records, logBytes: l.logBytes, mac: l.mac }
+      : { index: -1, records: 0, logBytes: 0, mac: chainOrigin(sf) };
     return new SidecarWriter(fh, sf.header, opts, head, state.validEnd);
   }
 

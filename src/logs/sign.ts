@@ -80,7 +80,14 @@ export function ndjsonCheck(framing: Framing): RecordCheck | undefined {
 /** The header of a new version-2 sidecar. */
 export function newHeader(
   engine: MacEngine,
-  opts: { framing: Framing; streamId?: Uint8Array; checkpointEvery: number; previous?: ChainLink | null; logInode?: string; createdAt?: Date },
+  opts: {
+    framing: Framing;
+    streamId?: Uint8Array;
+    checkpointEvery: number;
+    previous?: ChainLink | null;
+    logInode?: string;
+    createdAt?: Date;
+  },
 ): SidecarHeader {
   const streamId = Buffer.from(opts.streamId ?? newStreamId());
   if (streamId.length !== 16) throw new RangeError('streamId must be 16 bytes');
@@ -206,12 +213,23 @@ export async function signLog(input: LogInput, sidecarPath: FilePath, opts: Sign
   const engine = await engineFor(opts, 'signLog');
   const framing = opts.framing ?? { type: 'line' };
   const isPath = typeof input === 'string' || input instanceof URL;
-  const header = newHeader(engine, { framing, streamId: opts.streamId, checkpointEvery: every, createdAt: opts.createdAt, logInode: isPath ? await inodeOf(input) : undefined });
+  const header = newHeader(engine, {
+    framing,
+    streamId: opts.streamId,
+    checkpointEvery: every,
+    createdAt: opts.createdAt,
+    logInode: isPath ? await inodeOf(input) : undefined,
+  });
   const tmp = await createTemp(sidecarPath);
   let ok = false;
   try {
     const writer = await SidecarWriter.create(tmp.fh, header, { ...opts, engine, durable: false });
-    const pipeline = new SignPipeline(engine, header, writer, { batchSize: opts.batchSize, inflight: opts.inflight, checkNdjson: true, onProgress: opts.onProgress });
+    const pipeline = new SignPipeline(engine, header, writer, {
+      batchSize: opts.batchSize,
+      inflight: opts.inflight,
+      checkNdjson: true,
+      onProgress: opts.onProgress,
+    });
     for await (const chunk of logChunks(input, 'signLog', pipeline.readAreas)) {
       await pipeline.push(chunk);
       if (writer.due()) await writer.checkpoint();

@@ -85,7 +85,8 @@ function toBuf(x: Buffer | Uint8Array | string, what: string): Buffer {
 
 function streamIdOf(s: Uint8Array | string | undefined, required: boolean): Buffer {
   if (s === undefined) {
-    if (required) throw new TypeError('createVerifyStream: streamId is required (the stream id the records were signed with)');
+    if (required)
+      throw new TypeError('createVerifyStream: streamId is required (the stream id the records were signed with)');
     return newStreamId();
   }
   const b = typeof s === 'string' ? Buffer.from(s, 'hex') : Buffer.from(s);
@@ -138,7 +139,14 @@ abstract class BatchingTransform<In, Out> extends Transform {
 
   /** The record carried by an input chunk (checked: a TypeError for anything else). */
   protected abstract recordOf(item: In): Buffer;
-  protected abstract run(engine: MacEngine, data: Buffer, offsets: Uint32Array, items: In[], seqs: number[], records: Buffer[]): Promise<Out[]>;
+  protected abstract run(
+    engine: MacEngine,
+    data: Buffer,
+    offsets: Uint32Array,
+    items: In[],
+    seqs: number[],
+    records: Buffer[],
+  ): Promise<Out[]>;
 
   private records: Buffer[] = [];
 
@@ -156,7 +164,10 @@ abstract class BatchingTransform<In, Out> extends Transform {
         // backpressure towards the writer: at most `inflight` batches pending
         while (this.done.length > this.inflight) await this.done[0];
       })
-      .then(() => cb(), (err: Error) => cb(err));
+      .then(
+        () => cb(),
+        (err: Error) => cb(err),
+      );
   }
 
   private arm(): void {
@@ -210,7 +221,10 @@ abstract class BatchingTransform<In, Out> extends Transform {
   override _flush(cb: TransformCallback): void {
     this.submit();
     this.enqueue(() => this.finish());
-    this.emission.then(() => cb(), (err: Error) => cb(err));
+    this.emission.then(
+      () => cb(),
+      (err: Error) => cb(err),
+    );
   }
 
   override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
@@ -227,8 +241,10 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
   constructor(private readonly sopts: SignStreamOptions) {
     const from = sopts.chainFrom;
     if (from) {
-      if (sopts.streamId !== undefined && streamIdOf(sopts.streamId, false).toString('hex') !== from.streamId) throw new RangeError('createSignStream: streamId differs from chainFrom.streamId');
-      if (sopts.firstSeq !== undefined && sopts.firstSeq !== from.records) throw new RangeError('createSignStream: firstSeq differs from chainFrom.records');
+      if (sopts.streamId !== undefined && streamIdOf(sopts.streamId, false).toString('hex') !== from.streamId)
+        throw new RangeError('createSignStream: streamId differs from chainFrom.streamId');
+      if (sopts.firstSeq !== undefined && sopts.firstSeq !== from.records)
+        throw new RangeError('createSignStream: firstSeq differs from chainFrom.records');
     }
     super(from ? { ...sopts, streamId: from.streamId, firstSeq: from.records } : sopts, false);
     checkpointSettings(sopts);
@@ -239,7 +255,14 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
     return toBuf(item, 'createSignStream: a record');
   }
 
-  protected async run(engine: MacEngine, data: Buffer, offsets: Uint32Array, _items: unknown[], seqs: number[], records: Buffer[]) {
+  protected async run(
+    engine: MacEngine,
+    data: Buffer,
+    offsets: Uint32Array,
+    _items: unknown[],
+    seqs: number[],
+    records: Buffer[],
+  ) {
     const macs = Buffer.from(await engine.macPacked(data, offsets));
     const L = engine.macLength;
     // one buffer: afterEmit hands consecutive MACs to the checkpoint chain as one span
@@ -311,11 +334,20 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
     super(vopts, true);
   }
   protected recordOf(item: VerifyIn): Buffer {
-    if (!item || !(item.mac instanceof Uint8Array)) throw new TypeError('createVerifyStream: each chunk must be { record, mac, seq? }');
-    if (item.seq !== undefined && typeof item.seq !== 'number') throw new TypeError('createVerifyStream: seq must be a number');
+    if (!item || !(item.mac instanceof Uint8Array))
+      throw new TypeError('createVerifyStream: each chunk must be { record, mac, seq? }');
+    if (item.seq !== undefined && typeof item.seq !== 'number')
+      throw new TypeError('createVerifyStream: seq must be a number');
     return toBuf(item.record, 'createVerifyStream: record');
   }
-  protected async run(engine: MacEngine, data: Buffer, offsets: Uint32Array, items: VerifyIn[], seqs: number[], records: Buffer[]) {
+  protected async run(
+    engine: MacEngine,
+    data: Buffer,
+    offsets: Uint32Array,
+    items: VerifyIn[],
+    seqs: number[],
+    records: Buffer[],
+  ) {
     const L = engine.macLength;
     const macs = Buffer.alloc(items.length * L);
     items.forEach((it, i) => {
@@ -327,14 +359,24 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
       const mac = toBuf(m, 'createVerifyStream: mac');
       const seq = seqs[i]!;
       const problem =
-        claimedSeq !== undefined && claimedSeq !== seq ? 'order' : res[i] === 1 && mac.length === L && macEqual(mac, macs.subarray(i * L, (i + 1) * L)) ? undefined : 'mac';
+        claimedSeq !== undefined && claimedSeq !== seq
+          ? 'order'
+          : res[i] === 1 && mac.length === L && macEqual(mac, macs.subarray(i * L, (i + 1) * L))
+            ? undefined
+            : 'mac';
       if (problem && this.vopts.failFast) {
-        const err = new Error(problem === 'order' ? `record ${seq} arrived carrying seq ${claimedSeq}: out of order` : `record ${seq} does not verify`);
+        const err = new Error(
+          problem === 'order'
+            ? `record ${seq} arrived carrying seq ${claimedSeq}: out of order`
+            : `record ${seq} does not verify`,
+        );
         err.name = 'KMSInvalidMacException';
         throw err;
       }
       if (!problem) return { seq, record, mac, valid: true };
-      return problem === 'order' ? { seq, record, mac, valid: false, problem, claimedSeq } : { seq, record, mac, valid: false, problem };
+      return problem === 'order'
+        ? { seq, record, mac, valid: false, problem, claimedSeq }
+        : { seq, record, mac, valid: false, problem };
     });
   }
 }
@@ -344,11 +386,15 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
  * `checkpointEvery` records. `stream.streamId` is the (hex) stream id to
  * verify with later.
  */
-export function createSignStream(options: SignStreamOptions): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
+export function createSignStream(
+  options: SignStreamOptions,
+): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
   return new SignStream(options);
 }
 
 /** `{ record, mac, seq? }` in, `{ seq, record, mac, valid, problem? }` out; `options.streamId` and the key are required. */
-export function createVerifyStream(options: VerifyStreamOptions): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
+export function createVerifyStream(
+  options: VerifyStreamOptions,
+): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
   return new VerifyStream(options);
 }

@@ -10,12 +10,28 @@
 import type { MacEngine } from './engine.js';
 import { AnchorCheck } from './anchors.js';
 import { Aligner, type AlignRecord, type Matcher } from './aligner.js';
-import { MAC_INPUT_PREFIX, PREFIX_KIND, PREFIX_N, SidecarFormatError, framingDelimiter, writePrefix, writeU64 } from './format.js';
+import {
+  MAC_INPUT_PREFIX,
+  PREFIX_KIND,
+  PREFIX_N,
+  SidecarFormatError,
+  framingDelimiter,
+  writePrefix,
+  writeU64,
+} from './format.js';
 import { DEFAULT_BATCH_RECORDS, RecordFramer, type RecordBatch } from './framer.js';
 import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput } from './input.js';
 import { IssueLog, type IssueKind, type VerifyIssue } from './issues.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
-import { MacWindow, headerVerifies, macSource, openSidecar, scanSidecar, type SidecarFile, type SidecarState } from './sidecar-reader.js';
+import {
+  MacWindow,
+  headerVerifies,
+  macSource,
+  openSidecar,
+  scanSidecar,
+  type SidecarFile,
+  type SidecarState,
+} from './sidecar-reader.js';
 import type { Progress } from './sign.js';
 
 export { ISSUE_KINDS, describe, isTampering } from './issues.js';
@@ -129,7 +145,14 @@ export async function verifyLog(input: LogInput, sidecarPath: FilePath, opts: Ve
 }
 
 /** Streams the log through the fast path and the aligner; returns what it saw. */
-async function alignLog(input: LogInput, sf: SidecarFile, state: SidecarState, engine: MacEngine, issues: IssueLog, opts: VerifyLogOptions) {
+async function alignLog(
+  input: LogInput,
+  sf: SidecarFile,
+  state: SidecarState,
+  engine: MacEngine,
+  issues: IssueLog,
+  opts: VerifyLogOptions,
+) {
   const { header, streamId, macLength: L } = sf;
   const n = state.signed;
   const window = new MacWindow(macSource(sf, state, engine, issues), n);
@@ -168,14 +191,21 @@ async function alignLog(input: LogInput, sf: SidecarFile, state: SidecarState, e
   // the worker threads while the next is framed; a batch's records stay in the framer until it is handled
   const batchSize = opts.batchSize ?? DEFAULT_BATCH_RECORDS;
   const inflight = Math.max(1, opts.inflight ?? 2);
-  const framer = new RecordFramer({ streamId, delimiter: framingDelimiter(header.framing), digest: header.digest, batchSize, slots: inflight + 1 });
+  const framer = new RecordFramer({
+    streamId,
+    delimiter: framingDelimiter(header.framing),
+    digest: header.digest,
+    batchSize,
+    slots: inflight + 1,
+  });
   type Job = { batch: RecordBatch; d: number; results: Uint8Array; res: Promise<Uint8Array> };
   const resultsPool: Uint8Array[] = Array.from({ length: inflight }, () => new Uint8Array(batchSize));
   const scratch = Buffer.allocUnsafe(batchSize * L);
   let d = 0; // the fast path's assumption: record j is signed record j + d
 
   const submit = async (batch: RecordBatch): Promise<Job> => {
-    if (d !== 0) for (let i = 0; i < batch.count; i++) writeU64(batch.data, batch.offsets[i]! + PREFIX_N, batch.first + i + d);
+    if (d !== 0)
+      for (let i = 0; i < batch.count; i++) writeU64(batch.data, batch.offsets[i]! + PREFIX_N, batch.first + i + d);
     const lo = batch.first + d;
     await window.load(lo, lo + batch.count, aligner.reach().lo);
     const results = resultsPool.pop()!;
@@ -222,7 +252,8 @@ async function alignLog(input: LogInput, sf: SidecarFile, state: SidecarState, e
       queue.push(await submit(batch));
     }
   };
-  for await (const chunk of logChunks(input, 'verifyLog', [framer.inputArea(0), framer.inputArea(1)])) await pump(framer.push(chunk));
+  for await (const chunk of logChunks(input, 'verifyLog', [framer.inputArea(0), framer.inputArea(1)]))
+    await pump(framer.push(chunk));
   await pump(framer.end());
   while (queue.length) await handle(queue.shift()!);
   framer.dispose(); // every batch handled: its memory goes to the next framer
@@ -267,7 +298,9 @@ function report(
     framing: h?.framing.type ?? '',
     streamId: h?.streamId ?? '',
     version: h?.version ?? 0,
-    checkpoint: last ? { index: last.index, records: last.records, logBytes: last.logBytes, time: new Date(last.timeMs).toISOString() } : null,
+    checkpoint: last
+      ? { index: last.index, records: last.records, logBytes: last.logBytes, time: new Date(last.timeMs).toISOString() }
+      : null,
     closed: state?.closed ?? false,
     tornBytes: state?.tornBytes ?? 0,
     previous: prev ? { streamId: prev.streamId, checkpoint: prev.checkpoint, records: prev.records } : null,

@@ -138,7 +138,12 @@ export class MacKey {
   }
 
   /** verifyPacked on the worker threads. With `results`, the 1/0 bytes are written there. */
-  async verifyPackedAsync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results?: Uint8Array): Promise<Uint8Array> {
+  async verifyPackedAsync(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    macs: Uint8Array,
+    results?: Uint8Array,
+  ): Promise<Uint8Array> {
     return this.#live().verifyPackedAsync(data, offsets, macs, results);
   }
 

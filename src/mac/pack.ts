@@ -35,7 +35,12 @@ export class BatchItemError extends TypeError {
 const MAX_TOTAL = 0xffffffff; // offsets are 32-bit
 
 /** `array`, or a larger copy of its first `keep` elements when it has fewer than `needed`. */
-function withRoom<T extends Uint8Array | Uint32Array>(array: T, needed: number, keep: number, make: (length: number) => T): T {
+function withRoom<T extends Uint8Array | Uint32Array>(
+  array: T,
+  needed: number,
+  keep: number,
+  make: (length: number) => T,
+): T {
   if (needed <= array.length) return array;
   const grown = make(Math.max(needed, array.length * 2));
   grown.set(array.subarray(0, keep));

@@ -20,8 +20,9 @@ const tagOf = getter<string | undefined>(Symbol.toStringTag);
 const bufferOf = getter<ArrayBufferLike>('buffer');
 const byteOffsetOf = getter<number>('byteOffset');
 const byteLengthOf = getter<number>('byteLength');
-const typedArraySet = (TypedArrayPrototype as { set: (this: unknown, source: ArrayLike<number>, offset?: number) => void })
-  .set;
+const typedArraySet = (
+  TypedArrayPrototype as { set: (this: unknown, source: ArrayLike<number>, offset?: number) => void }
+).set;
 
 export function isUint8Array(value: unknown): value is Uint8Array {
   return tagOf.call(value) === 'Uint8Array';

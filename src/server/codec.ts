@@ -65,7 +65,10 @@ function decodeMember(name: string, type: MemberType, v: unknown): unknown {
     case 'blob': {
       if (typeof v !== 'string') throw typeError(name, 'a base64 string');
       const b = decodeBase64Strict(v);
-      if (b === undefined) throw new SerializationError(`Invalid base64 in member '${name}': standard alphabet with '=' padding is required.`);
+      if (b === undefined)
+        throw new SerializationError(
+          `Invalid base64 in member '${name}': standard alphabet with '=' padding is required.`,
+        );
       return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
     }
     case 'timestamp':
@@ -88,7 +91,8 @@ function decodeMember(name: string, type: MemberType, v: unknown): unknown {
     case 'tags': {
       if (!Array.isArray(v)) throw typeError(name, 'a list of tags');
       return v.map((t) => {
-        if (typeof t !== 'object' || t === null || Array.isArray(t)) throw typeError(name, 'a list of {TagKey, TagValue}');
+        if (typeof t !== 'object' || t === null || Array.isArray(t))
+          throw typeError(name, 'a list of {TagKey, TagValue}');
         const o = t as Record<string, unknown>;
         const tag: Record<string, string> = {};
         for (const k of ['TagKey', 'TagValue'] as const) {
@@ -127,5 +131,13 @@ export function encodeGenerateMacOutput(out: { KeyId?: string; Mac?: Uint8Array;
   if (typeof out.KeyId !== 'string' || !(out.Mac instanceof Uint8Array) || typeof out.MacAlgorithm !== 'string') {
     return encodeOutput(out);
   }
-  return '{"KeyId":' + JSON.stringify(out.KeyId) + ',"Mac":"' + base64(out.Mac) + '","MacAlgorithm":' + JSON.stringify(out.MacAlgorithm) + '}';
+  return (
+    '{"KeyId":' +
+    JSON.stringify(out.KeyId) +
+    ',"Mac":"' +
+    base64(out.Mac) +
+    '","MacAlgorithm":' +
+    JSON.stringify(out.MacAlgorithm) +
+    '}'
+  );
 }

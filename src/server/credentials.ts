@@ -33,7 +33,8 @@ export function checkCredential(c: Partial<Credential>, where: string): Credenti
   }
   const out: Credential = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey };
   if (c.sessionToken !== undefined) {
-    if (typeof c.sessionToken !== 'string' || c.sessionToken === '') throw new CredentialsError(`${where}: sessionToken must be a non-empty string`);
+    if (typeof c.sessionToken !== 'string' || c.sessionToken === '')
+      throw new CredentialsError(`${where}: sessionToken must be a non-empty string`);
     out.sessionToken = c.sessionToken;
   }
   return out;
@@ -44,14 +45,17 @@ export function parseCredentialsFile(text: string, path: string): Credential[] {
   try {
     doc = JSON.parse(text);
   } catch {
-    throw new CredentialsError(`${path}: not valid JSON (expected {"credentials":[{"accessKeyId","secretAccessKey"}]})`);
+    throw new CredentialsError(
+      `${path}: not valid JSON (expected {"credentials":[{"accessKeyId","secretAccessKey"}]})`,
+    );
   }
   const list = Array.isArray(doc) ? doc : (doc as { credentials?: unknown } | null)?.credentials;
   if (!Array.isArray(list) || list.length === 0) {
     throw new CredentialsError(`${path}: expected a non-empty "credentials" array`);
   }
   return list.map((entry, i) => {
-    if (typeof entry !== 'object' || entry === null) throw new CredentialsError(`${path}: credentials[${i}] is not an object`);
+    if (typeof entry !== 'object' || entry === null)
+      throw new CredentialsError(`${path}: credentials[${i}] is not an object`);
     const o = entry as Record<string, unknown>;
     const c: Partial<Credential> = {
       accessKeyId: str(o, 'accessKeyId', 'AccessKeyId'),
@@ -68,11 +72,14 @@ export function loadCredentialsFile(path: string, warn?: (msg: string) => void):
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new CredentialsError(`cannot read credentials file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new CredentialsError(
+      `cannot read credentials file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
   if (warn && process.platform !== 'win32') {
     try {
-      if ((statSync(path).mode & 0o077) !== 0) warn(`credentials file ${path} is readable by other users; chmod 600 it`);
+      if ((statSync(path).mode & 0o077) !== 0)
+        warn(`credentials file ${path} is readable by other users; chmod 600 it`);
     } catch {
       /* ignore */
     }

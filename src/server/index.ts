@@ -75,8 +75,11 @@ export interface StartedServer extends RunningServer {
 /** Checks what startServer would refuse, before anything is opened. */
 function checkOptions(o: StartServerOptions): Credential[] {
   const fromFile = o.credentialsFile ? loadCredentialsFile(o.credentialsFile, (m) => process.emitWarning(m)) : [];
-  const given = o.credentials === undefined ? [] : Array.isArray(o.credentials) ? o.credentials : [o.credentials as Credential];
-  const checked = given.map((c, i) => checkCredential(c ?? {}, Array.isArray(o.credentials) ? `credentials[${i}]` : 'credentials'));
+  const given =
+    o.credentials === undefined ? [] : Array.isArray(o.credentials) ? o.credentials : [o.credentials as Credential];
+  const checked = given.map((c, i) =>
+    checkCredential(c ?? {}, Array.isArray(o.credentials) ? `credentials[${i}]` : 'credentials'),
+  );
   const credentials = mergeCredentials([checked, fromFile]);
   if (o.auth !== 'any' && credentials.length === 0) {
     throw new CredentialsError(
@@ -86,9 +89,12 @@ function checkOptions(o: StartServerOptions): Credential[] {
     );
   }
   const workers = o.workers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError('workers must be an integer from 1 to 64');
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+    throw new RangeError('workers must be an integer from 1 to 64');
   if (workers > 1 && typeof o.keyStore !== 'string') {
-    throw new TypeError('workers > 1 needs a key store path or postgres:// URL (processes share keys through the durable store)');
+    throw new TypeError(
+      'workers > 1 needs a key store path or postgres:// URL (processes share keys through the durable store)',
+    );
   }
   if (workers > 1 && o.client) throw new TypeError('workers > 1 cannot use an injected client');
   serverLimits(o);
@@ -151,7 +157,10 @@ function workerScript(): string {
 /** What the primary sends each worker (over the IPC channel, so secrets never sit in argv or env). */
 export interface WorkerStartMessage {
   type: 'start';
-  options: Omit<StartServerOptions, 'client' | 'workers' | 'credentialsFile'> & { keyStore: string; credentials: Credential[] };
+  options: Omit<StartServerOptions, 'client' | 'workers' | 'credentialsFile'> & {
+    keyStore: string;
+    credentials: Credential[];
+  };
 }
 
 async function startWorkers(options: StartServerOptions, credentials: Credential[], n: number): Promise<StartedServer> {
@@ -200,7 +209,9 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
         }
         if (!closing && restarts < 20) {
           restarts++;
-          process.emitWarning(`kms-hmac serve: worker ${w.process.pid} exited (code ${code}, signal ${signal}); starting another`);
+          process.emitWarning(
+            `kms-hmac serve: worker ${w.process.pid} exited (code ${code}, signal ${signal}); starting another`,
+          );
           fork(requested).catch((err) => process.emitWarning(String(err)));
         }
       });
@@ -230,7 +241,8 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
     const wanted = options.port ?? DEFAULT_PORT;
     port = await fork(wanted);
     const others = await Promise.all(Array.from({ length: n - 1 }, () => fork(wanted)));
-    if (others.some((p) => p !== port)) throw new Error(`workers listen on different ports: ${[port, ...others].join(', ')}`);
+    if (others.some((p) => p !== port))
+      throw new Error(`workers listen on different ports: ${[port, ...others].join(', ')}`);
   } catch (err) {
     await stopAll();
     throw err;

@@ -154,16 +154,33 @@ export class KmsRequestHandler {
   }
 
   readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const ctx: Ctx = { id: randomUUID(), start: this.log ? performance.now() : 0, op: undefined, accessKeyId: undefined };
+    const ctx: Ctx = {
+      id: randomUUID(),
+      start: this.log ? performance.now() : 0,
+      op: undefined,
+      accessKeyId: undefined,
+    };
     if (req.method !== 'POST') {
       res.setHeader('Allow', 'POST');
-      this.refuse(req, res, ctx, 405, 'MethodNotAllowedException',
-        `Method ${req.method} is not allowed: the KMS JSON 1.1 protocol uses POST / with an X-Amz-Target header.`);
+      this.refuse(
+        req,
+        res,
+        ctx,
+        405,
+        'MethodNotAllowedException',
+        `Method ${req.method} is not allowed: the KMS JSON 1.1 protocol uses POST / with an X-Amz-Target header.`,
+      );
       return;
     }
     if (req.url !== '/') {
-      this.refuse(req, res, ctx, 404, 'UnknownOperationException',
-        `No endpoint at this path: the KMS JSON 1.1 protocol uses POST / with an X-Amz-Target header.`);
+      this.refuse(
+        req,
+        res,
+        ctx,
+        404,
+        'UnknownOperationException',
+        `No endpoint at this path: the KMS JSON 1.1 protocol uses POST / with an X-Amz-Target header.`,
+      );
       return;
     }
     // Strangers (no credentials, unknown ones, out-of-window or mis-scoped signatures) are answered now,
@@ -226,7 +243,9 @@ export class KmsRequestHandler {
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', finish);
-    req.on('close', () => { if (!req.complete) finish(); });
+    req.on('close', () => {
+      if (!req.complete) finish();
+    });
   };
 
   private leave(): void {
@@ -238,7 +257,14 @@ export class KmsRequestHandler {
   }
 
   private refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx): void {
-    this.refuse(req, res, ctx, 413, 'RequestEntityTooLargeException', `Request body exceeds the limit of ${this.maxBody} bytes.`);
+    this.refuse(
+      req,
+      res,
+      ctx,
+      413,
+      'RequestEntityTooLargeException',
+      `Request body exceeds the limit of ${this.maxBody} bytes.`,
+    );
   }
 
   /**
@@ -246,12 +272,25 @@ export class KmsRequestHandler {
    * closes the connection once the answer is written: node:http discards whatever body bytes
    * arrive before then, so a refused request costs its headers and nothing more.
    */
-  private refuse(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, status: number, type: string, message: string): void {
+  private refuse(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: Ctx,
+    status: number,
+    type: string,
+    message: string,
+  ): void {
     this.sendError(req, res, ctx, status, type, message, true);
   }
 
   /** Returns a promise only for async operations. */
-  private process(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, pending: PendingAuth, body: Buffer): Promise<void> | undefined {
+  private process(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: Ctx,
+    pending: PendingAuth,
+    body: Buffer,
+  ): Promise<void> | undefined {
     try {
       ctx.accessKeyId = this.verifier.checkBody(pending, body).accessKeyId;
     } catch (err) {
@@ -262,11 +301,18 @@ export class KmsRequestHandler {
       throw err;
     }
     const target = req.headers['x-amz-target'];
-    const opName = typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
+    const opName =
+      typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
     const spec = opName === undefined ? undefined : OPERATIONS.get(opName);
     if (spec === undefined) {
-      this.sendError(req, res, ctx, 400, 'UnknownOperationException',
-        typeof target === 'string' ? `Unknown operation ${truncate(target)}` : 'Missing X-Amz-Target header');
+      this.sendError(
+        req,
+        res,
+        ctx,
+        400,
+        'UnknownOperationException',
+        typeof target === 'string' ? `Unknown operation ${truncate(target)}` : 'Missing X-Amz-Target header',
+      );
       return undefined;
     }
     ctx.op = opName;
@@ -342,7 +388,13 @@ export class KmsRequestHandler {
     );
   }
 
-  private sendKmsError(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, err: unknown, spec: OperationSpec | undefined): void {
+  private sendKmsError(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: Ctx,
+    err: unknown,
+    spec: OperationSpec | undefined,
+  ): void {
     const w = toWireError(err);
     if (w.type === 'KMSInternalException' && this.log) this.log.error(ctx.id, ctx.op, err);
     let status = w.status;
@@ -373,9 +425,10 @@ export class KmsRequestHandler {
     message: string | undefined,
     close = false,
   ): void {
-    const body = message === undefined
-      ? '{"__type":' + JSON.stringify(type) + '}'
-      : '{"__type":' + JSON.stringify(type) + ',"message":' + JSON.stringify(message) + '}';
+    const body =
+      message === undefined
+        ? '{"__type":' + JSON.stringify(type) + '}'
+        : '{"__type":' + JSON.stringify(type) + ',"message":' + JSON.stringify(message) + '}';
     this.send(req, res, ctx, status, body, type, close);
   }
 
@@ -398,7 +451,8 @@ export class KmsRequestHandler {
     if (close || this.closing) headers['Connection'] = 'close';
     res.writeHead(status, headers);
     res.end(body);
-    if (this.log) this.log.request(req, ctx.id, ctx.op, status, errorType, ctx.accessKeyId, performance.now() - ctx.start);
+    if (this.log)
+      this.log.request(req, ctx.id, ctx.op, status, errorType, ctx.accessKeyId, performance.now() - ctx.start);
   }
 }
 
@@ -450,13 +504,17 @@ export function serverLimits(o: Partial<ServerLimits>): ServerLimits {
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${String(v)}`);
   }
   if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
-    throw new RangeError(`headersTimeoutMs (${limits.headersTimeoutMs}) must not exceed requestTimeoutMs (${limits.requestTimeoutMs})`);
+    throw new RangeError(
+      `headersTimeoutMs (${limits.headersTimeoutMs}) must not exceed requestTimeoutMs (${limits.requestTimeoutMs})`,
+    );
   }
   return limits;
 }
 
 /** Listens with one process. `startServer` (index) adds key store opening, logging and workers. */
-export async function listen(opts: ListenOptions): Promise<RunningServer & { handler: KmsRequestHandler; server: http.Server }> {
+export async function listen(
+  opts: ListenOptions,
+): Promise<RunningServer & { handler: KmsRequestHandler; server: http.Server }> {
   const handler = new KmsRequestHandler(opts);
   const limits = serverLimits(opts);
   const server = http.createServer(

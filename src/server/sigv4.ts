@@ -209,14 +209,22 @@ function parseAuthorizationSlow(header: string): ParsedAuthorization {
   const signedHeaderList = signedHeaders!.split(';');
   for (const h of signedHeaderList) {
     if (h === '' || h !== h.toLowerCase()) {
-      throw new AuthError('IncompleteSignatureException', `Invalid SignedHeaders '${truncate(signedHeaders!)}': names must be lowercase and ';'-separated.`);
+      throw new AuthError(
+        'IncompleteSignatureException',
+        `Invalid SignedHeaders '${truncate(signedHeaders!)}': names must be lowercase and ';'-separated.`,
+      );
     }
   }
   return parsed(scope, signedHeaders!, signedHeaderList, signature!);
 }
 
 /** The parsed header from its checked parts (scope: key/date/region/service/terminator). */
-function parsed(scope: string[], signedHeaders: string, signedHeaderList: string[], signature: string): ParsedAuthorization {
+function parsed(
+  scope: string[],
+  signedHeaders: string,
+  signedHeaderList: string[],
+  signature: string,
+): ParsedAuthorization {
   return {
     accessKeyId: scope[0]!,
     date: scope[1]!,
@@ -241,7 +249,10 @@ function parseAmzDate(v: string): number | undefined {
 }
 
 function isoBasic(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 
 export class SigV4Verifier {
@@ -297,7 +308,10 @@ export class SigV4Verifier {
     }
     const t = parseAmzDate(amzDate);
     if (t === undefined) {
-      throw new AuthError('IncompleteSignatureException', `X-Amz-Date must be in the ISO-8601 basic format YYYYMMDD'T'HHMMSS'Z', got '${truncate(amzDate)}'.`);
+      throw new AuthError(
+        'IncompleteSignatureException',
+        `X-Amz-Date must be in the ISO-8601 basic format YYYYMMDD'T'HHMMSS'Z', got '${truncate(amzDate)}'.`,
+      );
     }
     if (auth.date !== amzDate.slice(0, 8)) {
       throw new AuthError(
@@ -306,10 +320,16 @@ export class SigV4Verifier {
       );
     }
     if (auth.service !== this.service) {
-      throw new AuthError('InvalidSignatureException', `Credential should be scoped to correct service: '${this.service}'. `);
+      throw new AuthError(
+        'InvalidSignatureException',
+        `Credential should be scoped to correct service: '${this.service}'. `,
+      );
     }
     if (this.region !== '*' && auth.region !== this.region) {
-      throw new AuthError('InvalidSignatureException', `Credential should be scoped to a valid region, not '${truncate(auth.region)}'. `);
+      throw new AuthError(
+        'InvalidSignatureException',
+        `Credential should be scoped to a valid region, not '${truncate(auth.region)}'. `,
+      );
     }
     if (auth.terminator !== 'aws4_request') {
       throw new AuthError(
@@ -337,14 +357,21 @@ export class SigV4Verifier {
       else if (h === 'x-amz-target') hasTarget = true;
     }
     if (!hasHost) {
-      throw new AuthError('InvalidSignatureException', "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+      throw new AuthError(
+        'InvalidSignatureException',
+        "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+      );
     }
     if (!hasTarget) {
-      throw new AuthError('InvalidSignatureException', "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.");
+      throw new AuthError(
+        'InvalidSignatureException',
+        "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.",
+      );
     }
     // A declared payload hash the body can never match (not 64 lowercase hex digits) fails now, not after the body.
     const declaredHash = rawHeader(rawHeaders, 'x-amz-content-sha256');
-    if (declaredHash !== undefined && !HEX64.test(declaredHash)) throw new AuthError('InvalidSignatureException', MSG_PAYLOAD_HASH);
+    if (declaredHash !== undefined && !HEX64.test(declaredHash))
+      throw new AuthError('InvalidSignatureException', MSG_PAYLOAD_HASH);
 
     if (this.acceptAny) return { accessKeyId: auth.accessKeyId, declaredHash, signature: undefined };
     const cred = this.byKey.get(auth.accessKeyId);
@@ -360,7 +387,17 @@ export class SigV4Verifier {
     canonical += '\n' + auth.signedHeaders + '\n';
     const signature: PendingSignature = {
       canonicalWithoutPayload: canonical,
-      stringToSignPrefix: SIGV4_ALGORITHM + '\n' + amzDate + '\n' + auth.date + '/' + auth.region + '/' + auth.service + '/aws4_request\n',
+      stringToSignPrefix:
+        SIGV4_ALGORITHM +
+        '\n' +
+        amzDate +
+        '\n' +
+        auth.date +
+        '/' +
+        auth.region +
+        '/' +
+        auth.service +
+        '/aws4_request\n',
       given: auth.signature,
       credential: cred,
       date: auth.date,
@@ -435,7 +472,9 @@ function prepareSigningKey(key: Buffer): SigningKey {
 }
 
 export function deriveSigningKey(secret: string, date: string, region: string, service: string): Buffer {
-  const kDate = createHmac('sha256', 'AWS4' + secret).update(date).digest();
+  const kDate = createHmac('sha256', 'AWS4' + secret)
+    .update(date)
+    .digest();
   const kRegion = createHmac('sha256', kDate).update(region).digest();
   const kService = createHmac('sha256', kRegion).update(service).digest();
   return createHmac('sha256', kService).update('aws4_request').digest();

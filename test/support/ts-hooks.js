@@ -41,7 +41,11 @@ export async function load(url, context, nextLoad) {
   typescript ??= (await import('typescript')).default;
   const { outputText } = typescript.transpileModule(source, {
     fileName: file,
-    compilerOptions: { module: typescript.ModuleKind.ESNext, target: typescript.ScriptTarget.ES2022, inlineSourceMap: true },
+    compilerOptions: {
+      module: typescript.ModuleKind.ESNext,
+      target: typescript.ScriptTarget.ES2022,
+      inlineSourceMap: true,
+    },
   });
   mkdirSync(CACHE, { recursive: true });
   const temporary = `${cached}.${process.pid}.${threadId}`;
