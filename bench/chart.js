@@ -24,7 +24,7 @@ function styleOf(name) {
   return { color, width: 2, dash };
 }
 
-const escape = (s) =>
+const escapeXml = (s) =>
   String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 
 /**
@@ -41,8 +41,8 @@ export function renderChart(chart) {
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="10" y="20" font-size="15" font-weight="bold">${escape(chart.title)}</text>`,
-    `<text x="10" y="38" fill="#555">${escape(chart.subtitle)}</text>`,
+    `<text x="10" y="20" font-size="15" font-weight="bold">${escapeXml(chart.title)}</text>`,
+    `<text x="10" y="38" fill="#555">${escapeXml(chart.subtitle)}</text>`,
   ];
   const names = [...new Set(chart.panels.flatMap((p) => p.series.map((s) => s.name)))];
   const stroke = (name) => {
@@ -64,7 +64,7 @@ export function renderChart(chart) {
       yMax = Math.ceil(Math.max(...ys));
     const sx = (v) => x0 + ((Math.log10(v) - xMin) / (xMax - xMin || 1)) * w;
     const sy = (v) => y0 + h - ((Math.log10(v) - yMin) / (yMax - yMin || 1)) * h;
-    parts.push(`<text x="${x0}" y="${y0 - 12}" font-weight="bold">${escape(panel.title)}</text>`);
+    parts.push(`<text x="${x0}" y="${y0 - 12}" font-weight="bold">${escapeXml(panel.title)}</text>`);
     parts.push(`<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
     for (let e = yMin; e <= yMax; e++) {
       const y = sy(10 ** e);
@@ -95,7 +95,7 @@ export function renderChart(chart) {
   names.forEach((name, i) => {
     const y = 90 + i * 20;
     parts.push(`<line x1="${lx}" x2="${lx + 24}" y1="${y - 4}" y2="${y - 4}" ${stroke(name)}/>`);
-    parts.push(`<text x="${lx + 30}" y="${y}">${escape(name)}</text>`);
+    parts.push(`<text x="${lx + 30}" y="${y}">${escapeXml(name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');

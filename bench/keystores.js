@@ -114,8 +114,10 @@ async function mutationsOn(store) {
     client,
     ops: {
       CreateKey: () => client.createKey(spec),
-      'DisableKey/EnableKey': () =>
-        (flip = !flip) ? client.disableKey({ KeyId: id }) : client.enableKey({ KeyId: id }),
+      'DisableKey/EnableKey': () => {
+        flip = !flip;
+        return flip ? client.disableKey({ KeyId: id }) : client.enableKey({ KeyId: id });
+      },
       'CreateAlias/DeleteAlias': () =>
         alias % 2 === 0
           ? client.createAlias({ AliasName: `alias/b${alias++}`, TargetKeyId: id })

@@ -99,8 +99,8 @@ async function generate(path, bytes, len) {
     const lines = [];
     for (let i = 0; i < perChunk && written < bytes; i++, n++) {
       let s = `${new Date(1767225600000 + n * 7).toISOString()} ${n} ${words[n % 10]} ${words[(n * 7) % 10]} `;
-      while (s.length < len - 1) s += words[(n + s.length) % 10] + ' ';
-      const line = s.slice(0, Math.min(len - 1, bytes - written - 1)) + '\n';
+      while (s.length < len - 1) s += `${words[(n + s.length) % 10]} `;
+      const line = `${s.slice(0, Math.min(len - 1, bytes - written - 1))}\n`;
       lines.push(line);
       written += line.length;
     }
@@ -265,7 +265,7 @@ try {
   };
   if (size === DEFAULT_SIZE && lineLen === 200) {
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-    writeFileSync(join(ROOT, 'bench', 'results', 'logs-latest.json'), JSON.stringify(result, null, 2) + '\n');
+    writeFileSync(join(ROOT, 'bench', 'results', 'logs-latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   } else console.log('# (bench/results/logs-latest.json keeps the 1 GiB run of 200-byte lines: not overwritten)');
   if (!same || !oursSign.ok || !oursVerify.ok || !baseVerify.ok || !loopVerify.ok) process.exitCode = 1;
 } finally {

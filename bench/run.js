@@ -163,7 +163,7 @@ const results = new URL('./results/', import.meta.url);
 mkdirSync(results, { recursive: true });
 writeFileSync(
   new URL('latest.json', results),
-  JSON.stringify({ environment: env, quick, rows, wasmRows, targets, budget, ceilings }, null, 2) + '\n',
+  `${JSON.stringify({ environment: env, quick, rows, wasmRows, targets, budget, ceilings }, null, 2)}\n`,
 );
 writeFileSync(new URL('chart.svg', results), benchChart(env, rows));
 console.log('\nwrote bench/results/latest.json and bench/results/chart.svg');

@@ -39,9 +39,7 @@ function verify(req, body) {
   const sts = `AWS4-HMAC-SHA256\n${amzDate}\n${date}/${region}/kms/aws4_request\n${createHash('sha256').update(canonical).digest('hex')}`;
   let k = signingKeys.get(date + region);
   if (!k) {
-    k = createHmac('sha256', 'AWS4' + SECRET)
-      .update(date)
-      .digest();
+    k = createHmac('sha256', `AWS4${SECRET}`).update(date).digest();
     for (const p of [region, 'kms', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
     signingKeys.set(date + region, k);
   }
@@ -51,7 +49,7 @@ function verify(req, body) {
 const HTTP_ONLY = process.argv[2] === '--http-only';
 const FIXED = JSON.stringify({
   KeyId: 'arn:aws:kms:us-east-1:111122223333:key/x',
-  Mac: 'A'.repeat(43) + '=',
+  Mac: `${'A'.repeat(43)}=`,
   MacAlgorithm: 'HMAC_SHA_256',
 });
 

@@ -48,9 +48,7 @@ const keyCache = new Map();
 function signingKey(date) {
   let k = keyCache.get(date);
   if (!k) {
-    k = createHmac('sha256', 'AWS4' + CRED.secretAccessKey)
-      .update(date)
-      .digest();
+    k = createHmac('sha256', `AWS4${CRED.secretAccessKey}`).update(date).digest();
     for (const p of [REGION, 'kms', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
     keyCache.set(date, k);
   }
@@ -106,7 +104,12 @@ function cpuSeconds(rootPid) {
     let grew = true;
     while (grew) {
       grew = false;
-      for (const [pid, st] of stats) if (!tree.has(pid) && tree.has(st.ppid)) tree.add(pid), (grew = true);
+      for (const [pid, st] of stats) {
+        if (!tree.has(pid) && tree.has(st.ppid)) {
+          tree.add(pid);
+          grew = true;
+        }
+      }
     }
     let ticks = 0;
     for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;

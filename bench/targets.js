@@ -100,7 +100,7 @@ const TARGETS = [
     16384,
     64,
     (k, b) => k.macPackedAsync(b.data, b.offsets, b.asyncOut),
-    (k, b) => b.syncKey.macPackedInto(b.data, b.offsets, b.out),
+    (_k, b) => b.syncKey.macPackedInto(b.data, b.offsets, b.out),
   ],
 ];
 
@@ -325,5 +325,5 @@ if (!isMainThread && workerData?.ceiling) {
   for (const c of ceilings) console.log(formatCeiling(c));
   const json = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : undefined;
   if (json)
-    writeFileSync(json, JSON.stringify({ environment: env, quick, targets: rows, budget, ceilings }, null, 2) + '\n');
+    writeFileSync(json, `${JSON.stringify({ environment: env, quick, targets: rows, budget, ceilings }, null, 2)}\n`);
 }

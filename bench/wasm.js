@@ -192,7 +192,7 @@ export function formatRows(rows) {
       last = r.case;
     }
     lines.push(
-      `${r.task.padEnd(40)} ${(r.medianMs.toFixed(3) + ' ms').padStart(12)} ${Math.round(r.msgPerSec).toLocaleString('en-US').padStart(12)} ${r.mbPerSec.toFixed(1).padStart(9)} ${(r.vsHashWasm.toFixed(2) + '×').padStart(13)}`,
+      `${r.task.padEnd(40)} ${(`${r.medianMs.toFixed(3)} ms`).padStart(12)} ${Math.round(r.msgPerSec).toLocaleString('en-US').padStart(12)} ${r.mbPerSec.toFixed(1).padStart(9)} ${(`${r.vsHashWasm.toFixed(2)}×`).padStart(13)}`,
     );
   }
   return lines.join('\n');
@@ -207,12 +207,12 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     clock: opt('--clock', 'wall'),
     quick: args.includes('--quick'),
   };
-  process.stdout.write(header(await activeBackend()) + '\n');
+  process.stdout.write(`${header(await activeBackend())}\n`);
   process.stdout.write(
     `# tinybench ${opts.time} ms/task x ${opts.rounds} rounds, ${opts.clock} clock for 1-thread tasks; medians over rounds\n`,
   );
   const rows = await runWasmBench(opts);
-  process.stdout.write(formatRows(rows) + '\n');
+  process.stdout.write(`${formatRows(rows)}\n`);
   const json = opt('--json', undefined);
   if (json) writeFileSync(json, JSON.stringify({ header: header(await activeBackend()), rows }, null, 2));
 }

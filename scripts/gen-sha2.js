@@ -32,7 +32,7 @@ const IV512 = primes.slice(0, 8).map((p) => iroot(BigInt(p) << 128n, 2) & M64);
 const IV384 = primes.slice(8, 16).map((p) => iroot(BigInt(p) << 128n, 2) & M64);
 const IV256 = IV512.map((x) => x >> 32n);
 const IV224 = IV384.map((x) => x & 0xffffffffn);
-const hex = (x, w) => '0x' + x.toString(16).padStart(w, '0');
+const hex = (x, w) => `0x${x.toString(16).padStart(w, '0')}`;
 const table = (xs, w, per) => {
   const lines = [];
   for (let i = 0; i < xs.length; i += per)

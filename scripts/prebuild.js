@@ -107,7 +107,7 @@ function checkBuild(scratch, arch, addon) {
   const configured = /"target_arch": "([^"]+)"/.exec(config)?.[1];
   if (configured !== arch) throw new Error(`node-gyp configured target_arch ${configured}, not ${arch}`);
   for (const makefile of readdirSync(join(scratch, 'build')).filter((f) => f.endsWith('.mk'))) {
-    const flags = readFileSync(join(scratch, 'build', makefile), 'utf8').replace(/\s+/g, ' ') + ' ';
+    const flags = `${readFileSync(join(scratch, 'build', makefile), 'utf8').replace(/\s+/g, ' ')} `;
     const bad = HOST_TUNED.exec(flags) ?? (arch === 'x64' || arch === 'ia32' ? null : X86_ONLY.exec(flags));
     if (bad) throw new Error(`build/${makefile} passes ${bad[0].trim()} to the ${arch} compiler`);
   }

@@ -1,5 +1,4 @@
 /** The error a promise rejects with (or a function throws); fails the test if there is none. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function caught(p: Promise<unknown> | (() => unknown)): Promise<any> {
   try {
     await (typeof p === 'function' ? p() : p);

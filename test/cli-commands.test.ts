@@ -3,7 +3,7 @@
  * (which imports dist/ — run `npm run build:ts` first; CI's `npm ci` does).
  * Exit codes: 0 ok, 1 verification failed, 2 usage/input, 3 key/service.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -267,7 +267,12 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
 
     it('an array length that is huge, negative, fractional, a string or an object is a typed error', async () => {
       let valueOfCalled = false;
-      const object = { valueOf: () => ((valueOfCalled = true), 2) };
+      const object = {
+        valueOf: () => {
+          valueOfCalled = true;
+          return 2;
+        },
+      };
       for (const length of [1e9, 2 ** 32, 2 ** 53, -1, 2.5, NaN, Infinity, '3', object, undefined]) {
         const key = newKey();
         for (const run of [
@@ -320,15 +325,27 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
 
     it('typed-array subclasses and own accessors that lie are never consulted', async () => {
       let calls = 0;
-      const lie = (value: () => unknown) => ({ configurable: true, get: () => (calls++, value()) });
+      const lie = (value: () => unknown) => ({
+        configurable: true,
+        get: () => {
+          calls++;
+          return value();
+        },
+      });
+      const counted =
+        <T>(value: () => T) =>
+        () => {
+          calls++;
+          return value();
+        };
       class Liar extends Uint8Array {}
       Object.defineProperties(Liar.prototype, {
         length: lie(() => 1e6),
         byteLength: lie(() => 1e6),
         byteOffset: lie(() => 7),
         buffer: lie(() => new ArrayBuffer(8)),
-        subarray: { value: () => (calls++, new Uint8Array(3)) },
-        slice: { value: () => (calls++, new Uint8Array(3)) },
+        subarray: { value: counted(() => new Uint8Array(3)) },
+        slice: { value: counted(() => new Uint8Array(3)) },
         set: { value: () => void calls++ },
       });
       Object.defineProperty(
@@ -347,7 +364,7 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
         'length',
         lie(() => 0),
       );
-      Object.defineProperty(ownLength, 'subarray', { value: () => (calls++, new Uint8Array(0)) });
+      Object.defineProperty(ownLength, 'subarray', { value: counted(() => new Uint8Array(0)) });
       const key = newKey();
       const want = concatOracle(messages);
       calls = 0;
@@ -447,8 +464,15 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
       const out = new Uint8Array(64);
       let called = false;
       const sneaky = {
-        valueOf: () => ((called = true), detach(out.buffer), 0),
-        toString: () => ((called = true), '0'),
+        valueOf: () => {
+          called = true;
+          detach(out.buffer);
+          return 0;
+        },
+        toString: () => {
+          called = true;
+          return '0';
+        },
       };
       expect(() => key.macInto(message, out, sneaky as never)).toThrow(TypeError);
       expect(() => key.macInto(message, out, new Number(0) as never)).toThrow(TypeError);

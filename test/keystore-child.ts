@@ -57,8 +57,7 @@ export function useKeyStoreChild(): RunChild {
       const timer = killAfterMs === undefined ? undefined : setTimeout(kill, killAfterMs);
       p.stdout.setEncoding('utf8').on('data', (d: string) => {
         buf += d;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
           const line = buf.slice(0, i);
           buf = buf.slice(i + 1);
           lines.push(line);

@@ -479,9 +479,10 @@ describe('hot path', () => {
       const real = kmsClient(own.url);
       const sent: string[] = [];
       const counted = {
-        send: (command: { constructor: { name: string } }, ...rest: unknown[]) => (
-          sent.push(command.constructor.name), real.send(command as never, ...(rest as []))
-        ),
+        send: (command: { constructor: { name: string } }, ...rest: unknown[]) => {
+          sent.push(command.constructor.name);
+          return real.send(command as never, ...(rest as []));
+        },
       };
       const client = createFastPathClient(counted, local, { leaseSeconds: 60 });
       cleanup.push(

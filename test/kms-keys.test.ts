@@ -153,7 +153,7 @@ describe('CreateKey / DescribeKey', () => {
     const { KeyMetadata: md } = await client.createKey(HMAC);
     await client.createAlias({ AliasName: 'alias/d', TargetKeyId: md.Arn });
     expect((await client.describeKey({ KeyId: 'alias/d' })).KeyMetadata.KeyId).toBe(md.KeyId);
-    const e = await caught(client.describeKey({ KeyId: 'arn:aws:kms:eu-central-1:111122223333:key/' + md.KeyId }));
+    const e = await caught(client.describeKey({ KeyId: `arn:aws:kms:eu-central-1:111122223333:key/${md.KeyId}` }));
     expect(e).toBeInstanceOf(NotFoundException);
     expect(e.message).toBe('Invalid arn eu-central-1');
   });
@@ -245,12 +245,12 @@ describe('aliases', () => {
     expect(e.message).toBe(
       "1 validation error detected: Value 'alias/has space' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$",
     );
-    const long = 'alias/' + 'a'.repeat(251);
+    const long = `alias/${'a'.repeat(251)}`;
     e = await caught(client.createAlias({ AliasName: long, TargetKeyId: k.KeyId }));
     expect(e.message).toBe(
       `1 validation error detected: Value '${long}' at 'aliasName' failed to satisfy constraint: Member must have length less than or equal to 256`,
     );
-    await client.createAlias({ AliasName: 'alias/' + 'a'.repeat(250), TargetKeyId: k.KeyId });
+    await client.createAlias({ AliasName: `alias/${'a'.repeat(250)}`, TargetKeyId: k.KeyId });
     e = await caught(client.createAlias({ AliasName: 'alias/aws/s3', TargetKeyId: k.KeyId }));
     expect(e.name).toBe('NotAuthorizedException');
     e = await caught(client.createAlias({ AliasName: 'alias/my:alias', TargetKeyId: k.KeyId }));

@@ -79,7 +79,7 @@ describe('GenerateMac / VerifyMac', () => {
     const a = client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'a' }).Mac;
     const copy = a.slice();
     for (let i = 0; i < 2000; i++)
-      client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'b' + i });
+      client.generateMacSync({ KeyId: key.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: `b${i}` });
     expect(a).toEqual(copy);
   });
 

@@ -70,7 +70,8 @@ function frame(data: Buffer, delim: Buffer, chunkSizes: () => number, o: FrameOp
   for (let p = 0; p < data.length; ) {
     let n = Math.max(1, chunkSizes());
     if (o.inPlace) {
-      const area = f.inputArea((k ^= 1) as 0 | 1);
+      k ^= 1;
+      const area = f.inputArea(k as 0 | 1);
       n = Math.min(n, area.length);
       data.copy(area, 0, p, p + n);
       take(f.push(area.subarray(0, Math.min(n, data.length - p))));
@@ -217,8 +218,8 @@ describe('RecordFramer', () => {
       take(f.end());
       return out;
     };
-    expect(counts('x'.repeat(9) + '\n')).toEqual([10, 10, 10]);
-    expect(counts('x'.repeat(999) + '\n')).toEqual([4, 4, 4, 4, 4, 4, 4, 2]); // 5 x (25 + 1000) > 5000
+    expect(counts(`${'x'.repeat(9)}\n`)).toEqual([10, 10, 10]);
+    expect(counts(`${'x'.repeat(999)}\n`)).toEqual([4, 4, 4, 4, 4, 4, 4, 2]); // 5 x (25 + 1000) > 5000
   });
 
   it('a consumer that holds more batches than it asked slots for gets an error, never a batch overwritten under it', () => {

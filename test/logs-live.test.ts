@@ -359,7 +359,7 @@ describe('attacks on a live log, with and without shipped checkpoints', () => {
     const forged = readFileSync(shipped, 'utf8').split('\n').filter(Boolean);
     const last = JSON.parse(forged.at(-2)!); // the last checkpoint line (the very last is the close)
     forged.push(JSON.stringify({ ...last, checkpoint: last.checkpoint + 5, records: last.records + 100 }));
-    writeFileSync(p('forged.checkpoints'), forged.join('\n') + '\n');
+    writeFileSync(p('forged.checkpoints'), `${forged.join('\n')}\n`);
     const r = await cli(['verify', log, '--key-id', 'alias/live', '--checkpoints', p('forged.checkpoints'), '--json']);
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout).counts['anchor-invalid']).toBe(1);

@@ -25,8 +25,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
  * middle (a record far larger than any buffer, hashed incrementally).
  */
 function* log(mib: number): Generator<Buffer> {
-  const line = Buffer.from('y'.repeat(199) + '\n');
-  const long = Buffer.from('L'.repeat(4999) + '\n');
+  const line = Buffer.from(`${'y'.repeat(199)}\n`);
+  const long = Buffer.from(`${'L'.repeat(4999)}\n`);
   let n = 0;
   for (let c = 0; c < mib; c++) {
     const chunk = Buffer.allocUnsafe(1 << 20); // fresh: the stream may still hold the previous one

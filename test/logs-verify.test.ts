@@ -66,11 +66,9 @@ describe('intact logs verify with no issue', () => {
     ['binary bytes', Buffer.concat([randomBytes(5000), Buffer.from('\n'), Buffer.from([0, 255, 13, 10, 0])])],
     [
       'records of 4096 and 4097 bytes',
-      Buffer.from(
-        'a'.repeat(4095) + '\n' + 'b'.repeat(4096) + '\n' + 'c'.repeat(4070) + '\n' + 'd'.repeat(4071) + '\n',
-      ),
+      Buffer.from(`${'a'.repeat(4095)}\n${'b'.repeat(4096)}\n${'c'.repeat(4070)}\n${'d'.repeat(4071)}\n`),
     ],
-    ['a record of 100 KiB', Buffer.from('z'.repeat(100 * 1024) + '\nshort\n')],
+    ['a record of 100 KiB', Buffer.from(`${'z'.repeat(100 * 1024)}\nshort\n`)],
     ['many records across batches', join_(lines(200))],
   ];
   it.each(cases)('%s', async (_name, log) => {
@@ -103,7 +101,7 @@ describe('sidecar bytes match an independent node:crypto implementation of docs/
   it.each([
     [
       'digest rule at 4071/4072 bytes, no final newline',
-      Buffer.from('a'.repeat(4070) + '\n' + 'b'.repeat(4071) + '\nlast'),
+      Buffer.from(`${'a'.repeat(4070)}\n${'b'.repeat(4071)}\nlast`),
       2,
     ],
     ['a block per record', join_(lines(5)), 1],

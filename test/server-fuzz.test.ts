@@ -150,7 +150,7 @@ describe('fuzz', () => {
     const amz = amzNow();
 
     function requestOnce(i: number): Promise<void> {
-      const target = 'TrentService.' + pick(ops);
+      const target = `TrentService.${pick(ops)}`;
       const b = body();
       let headers: [string, string][];
       const mode = rand();
@@ -176,9 +176,9 @@ describe('fuzz', () => {
             pick([
               '',
               'AWS4-HMAC-SHA256',
-              'AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host;x-amz-target, Signature=' + '0'.repeat(64),
+              `AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host;x-amz-target, Signature=${'0'.repeat(64)}`,
               'Basic Zm9vOmJhcg==',
-              'AWS4-HMAC-SHA256 ' + ','.repeat(100),
+              `AWS4-HMAC-SHA256 ${','.repeat(100)}`,
             ]),
           ],
           ['x-amz-target', target],
@@ -275,7 +275,7 @@ describe('fuzz', () => {
       'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
       'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
       'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
-      'POST / HTTP/1.1\r\n' + 'X-A: ' + 'a'.repeat(20000) + '\r\n\r\n',
+      `POST / HTTP/1.1\r\nX-A: ${'a'.repeat(20000)}\r\n\r\n`,
       'POST / HTTP/9.9\r\n\r\n',
       'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}',
       '\u0000\u0001\u0002\r\n\r\n',

@@ -198,9 +198,7 @@ export function signFast(
   const id = `${credential.secretAccessKey}/${date}`;
   let k = signingKeys.get(id);
   if (!k) {
-    k = createHmac('sha256', 'AWS4' + credential.secretAccessKey)
-      .update(date)
-      .digest();
+    k = createHmac('sha256', `AWS4${credential.secretAccessKey}`).update(date).digest();
     for (const p of ['us-east-1', 'kms', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
     signingKeys.set(id, k);
   }

@@ -50,11 +50,11 @@ describe('SigV4Verifier (unit)', () => {
       signedHeaders: 'host;x-amz-date;x-amz-target',
     });
     for (const bad of [
-      'AWS4-HMAC-SHA1 Credential=a/b/c/d/e, SignedHeaders=host, Signature=' + 'a'.repeat(64),
+      `AWS4-HMAC-SHA1 Credential=a/b/c/d/e, SignedHeaders=host, Signature=${'a'.repeat(64)}`,
       'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=host',
-      'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms, SignedHeaders=host, Signature=' + 'a'.repeat(64),
+      `AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms, SignedHeaders=host, Signature=${'a'.repeat(64)}`,
       'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=xyz',
-      'AWS4-HMAC-SHA256 Credential, SignedHeaders=host, Signature=' + 'a'.repeat(64),
+      `AWS4-HMAC-SHA256 Credential, SignedHeaders=host, Signature=${'a'.repeat(64)}`,
       'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=Host, Signature=' +
         'a'.repeat(64),
     ]) {
@@ -71,7 +71,7 @@ describe('SigV4Verifier (unit)', () => {
     const v = new SigV4Verifier({ credentials: [CRED], region: 'us-east-1' });
     const url = 'http://127.0.0.1:4599';
     const headers = await signKms(url, { body: GOOD_BODY, headers: { 'x-custom': 'a   b\tc' } });
-    const names = (headers['authorization'] ?? headers['Authorization'])!;
+    const names = (headers.authorization ?? headers.Authorization)!;
     expect(names).toContain('x-custom');
     const rawHeaders = Object.entries(headers).flat();
     expect(v.verify({ method: 'POST', path: '/', rawHeaders, body: Buffer.from(GOOD_BODY) })).toEqual({
@@ -89,7 +89,7 @@ describe('SigV4Verifier (unit)', () => {
       CRED.accessKeyId,
     );
     expect(() =>
-      v.verify({ method: 'POST', path: '/', rawHeaders: bareRaw, body: Buffer.from(GOOD_BODY + ' ') }),
+      v.verify({ method: 'POST', path: '/', rawHeaders: bareRaw, body: Buffer.from(`${GOOD_BODY} `) }),
     ).toThrow(/signature we calculated does not match/);
   });
 });
@@ -204,7 +204,7 @@ describe('authentication over HTTP (stub client: a rejected request never reache
       headers: { 'x-amz-content-sha256': createHash('sha256').update(GOOD_BODY).digest('hex') },
     });
     expect((await rawRequest(url, { headers: h3, body: GOOD_BODY, agent })).status).toBe(200);
-    await expectRejected(h3, GOOD_BODY + ' ', 'InvalidSignatureException');
+    await expectRejected(h3, `${GOOD_BODY} `, 'InvalidSignatureException');
   });
 
   it('swapped X-Amz-Target → InvalidSignatureException', async () => {
@@ -215,7 +215,7 @@ describe('authentication over HTTP (stub client: a rejected request never reache
 
   it('X-Amz-Target or Host not signed → InvalidSignatureException', async () => {
     const h = await signKms(url, { body: GOOD_BODY });
-    const auth = h['authorization']!;
+    const auth = h.authorization!;
     const noTarget = { ...h, authorization: auth.replace(';x-amz-target', '') };
     await expectRejected(noTarget, GOOD_BODY, 'InvalidSignatureException', /'X-Amz-Target' must be a 'SignedHeader'/);
     const noHost = {
@@ -261,7 +261,7 @@ describe('authentication over HTTP (stub client: a rejected request never reache
       /correct service: 'kms'/,
     );
     const h = await signKms(url, { body: GOOD_BODY });
-    const a = h['authorization']!.replace(/Credential=([^/]+)\/(\d{8})/, (_m, id) => `Credential=${id}/20000101`);
+    const a = h.authorization!.replace(/Credential=([^/]+)\/(\d{8})/, (_m, id) => `Credential=${id}/20000101`);
     await expectRejected(
       { ...h, authorization: a },
       GOOD_BODY,

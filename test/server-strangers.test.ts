@@ -348,11 +348,15 @@ describe.runIf(process.platform === 'linux')('2,000 strangers trickling large bo
       let out = '';
       attacker.stdout!.on('data', (d) => (out += d));
       await new Promise<void>((resolve, reject) => {
-        const t = setInterval(() => out.includes('ready') && (clearInterval(t), resolve()), 20);
-        attacker!.once(
-          'exit',
-          (code) => (clearInterval(t), reject(new Error(`load generator exited (${code}): ${out}`))),
-        );
+        const t = setInterval(() => {
+          if (!out.includes('ready')) return;
+          clearInterval(t);
+          resolve();
+        }, 20);
+        attacker!.once('exit', (code) => {
+          clearInterval(t);
+          reject(new Error(`load generator exited (${code}): ${out}`));
+        });
       });
 
       // Up to WINDOWS windows under attack: a machine shared with other jobs can stall any

@@ -37,8 +37,8 @@ export const WA = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 /** Bytes of one key slot: inner state @0, outer state @64 (assembly/layout.ts SLOT_SIZE). */
 export const SLOT_SIZE = 128;
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 export class WasmEngine {
+  // biome-ignore lint/suspicious/noExplicitAny: the module's exports, typed by the checks in the constructor
   readonly ex: any;
   readonly u8: Uint8Array;
   readonly u32: Uint32Array;
@@ -56,6 +56,7 @@ export class WasmEngine {
   readonly simd: boolean;
 
   constructor(instance: WasmInstance) {
+    // biome-ignore lint/suspicious/noExplicitAny: as above
     const ex: any = instance.exports;
     this.ex = ex;
     const memory = ex.memory as WasmMemory;

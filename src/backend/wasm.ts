@@ -52,7 +52,7 @@ function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
 /** Whether this JavaScript engine can run the SIMD128 build. */
 export function wasmSimdSupported(): boolean {
   try {
-    return WA !== undefined && WA.validate(wasmBytes('simd'));
+    return WA?.validate(wasmBytes('simd')) ?? false;
   } catch {
     return false;
   }

@@ -133,7 +133,7 @@ export function formatError(err: unknown): string {
 }
 
 export function printJson(v: unknown): void {
-  process.stdout.write(JSON.stringify(v, jsonReplacer, 2) + '\n');
+  process.stdout.write(`${JSON.stringify(v, jsonReplacer, 2)}\n`);
 }
 
 export function jsonReplacer(_k: string, v: unknown): unknown {

@@ -143,7 +143,7 @@ export function demoCommand(): Command {
     .option('--records <n>', 'records in the sample log', recordCount, 200_000)
     .option('--keep', 'keep the temporary directory with the log and sidecars')
     .action(async (flags: CommonFlags & { records: number; keep?: boolean }) => {
-      const w = (s = '') => process.stdout.write(s + '\n');
+      const w = (s = '') => process.stdout.write(`${s}\n`);
       const dir = await mkdtemp(join(tmpdir(), 'kms-hmac-demo-'));
       try {
         await withClient(flags, async (client) => {
@@ -178,7 +178,7 @@ export function demoCommand(): Command {
           t[999] = t[999]!.replace('status=200', 'status=201'); // modify line 1000
           const [moved] = t.splice(8999, 1); // move line 9000 after line 9001 (reorder)
           t.splice(9000, 0, moved!);
-          t.splice(6999, 0, t[6999]!.replace('INFO', 'WARN') + ''); // insert a forged copy before line 7000
+          t.splice(6999, 0, `${t[6999]!.replace('INFO', 'WARN')}`); // insert a forged copy before line 7000
           t.splice(4999, 1); // delete line 5000
           t.length = t.length - 10; // cut the last 10 lines
           const tampered = join(dir, 'tampered.log');

@@ -36,7 +36,7 @@ export async function follow(file: string, sidecar: string, framing: Framing, fl
         onCheckpoint: sink?.write,
         signal: stop.signal,
         onEvent: flags.json
-          ? (e) => process.stdout.write(JSON.stringify(eventJson(e), jsonReplacer) + '\n')
+          ? (e) => process.stdout.write(`${JSON.stringify(eventJson(e), jsonReplacer)}\n`)
           : humanReporter(),
       });
     });

@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { MAC_ALGORITHMS, type MacAlgorithm } from '../backend/types.js';
+import { MAC_ALGORITHMS } from '../backend/types.js';
 import { parseKeyId } from '../kms/identifiers.js';
 import { MAX_CHECKPOINT_EVERY, parseDelimiter, type Framing } from '../logs/format.js';
 import { engineFromClient } from '../logs/kms-engine.js';

@@ -58,7 +58,7 @@ export function macCommand(): Command {
           const Message = await readInput(file);
           const out = await c.generateMac({ KeyId: flags.keyId, MacAlgorithm: await algorithmFor(c, flags), Message });
           if (flags.json) printJson(out);
-          else process.stdout.write(Buffer.from(out.Mac).toString('base64') + '\n');
+          else process.stdout.write(`${Buffer.from(out.Mac).toString('base64')}\n`);
         }),
       ),
   );

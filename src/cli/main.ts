@@ -63,17 +63,22 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   const program = buildProgram();
   if (argv.length <= 2) {
     program.outputHelp({ error: true });
-    return (process.exitCode = EXIT_USAGE);
+    return exitWith(EXIT_USAGE);
   }
   try {
     await program.parseAsync(argv);
-    return (process.exitCode = typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK);
+    return exitWith(typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK);
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander already printed the help, version or error message
-      return (process.exitCode = err.exitCode === 0 ? EXIT_OK : EXIT_USAGE);
+      return exitWith(err.exitCode === 0 ? EXIT_OK : EXIT_USAGE);
     }
     process.stderr.write(`kms-hmac: ${formatError(err)}\n`);
-    return (process.exitCode = exitCodeFor(err));
+    return exitWith(exitCodeFor(err));
   }
+}
+
+function exitWith(code: number): number {
+  process.exitCode = code;
+  return code;
 }

@@ -23,6 +23,7 @@ import {
   ENV_SESSION_TOKEN,
   startServer,
   type Credential,
+  type StartedServer,
   type StartServerOptions,
 } from '../server/index.js';
 
@@ -165,7 +166,7 @@ Example:
           `kms-hmac serve: binding to ${flags.host}, which is not loopback: other machines can reach this endpoint\n`,
         );
       }
-      let server;
+      let server: StartedServer;
       try {
         server = await startServer(options!);
       } catch (err) {

@@ -118,13 +118,7 @@ export class KeyLease {
   }
 }
 
-export interface LeaseTable {
-  on(event: 'lease', listener: (e: LeaseEvent) => void): this;
-  once(event: 'lease', listener: (e: LeaseEvent) => void): this;
-  off(event: 'lease', listener: (e: LeaseEvent) => void): this;
-}
-
-export class LeaseTable extends EventEmitter {
+export class LeaseTable extends EventEmitter<{ lease: [LeaseEvent] }> {
   readonly leaseMs: number;
   readonly serveStale: boolean;
   readonly #probe: LeaseTableOptions['probe'];

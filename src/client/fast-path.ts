@@ -340,9 +340,18 @@ export function createFastPathClient<T extends SendingClient>(
   };
 
   const control: FastPathControl = {
-    on: (event, listener) => (leases.on(event, listener), control),
-    once: (event, listener) => (leases.once(event, listener), control),
-    off: (event, listener) => (leases.off(event, listener), control),
+    on(event, listener) {
+      leases.on(event, listener);
+      return control;
+    },
+    once(event, listener) {
+      leases.once(event, listener);
+      return control;
+    },
+    off(event, listener) {
+      leases.off(event, listener);
+      return control;
+    },
     async probe(keyId: string) {
       const used = typeof keyId === 'string' ? useLease(keyId) : undefined;
       if (used === undefined) return undefined;

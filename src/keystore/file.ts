@@ -194,7 +194,10 @@ export class FileKeyStore extends DurableKeyStore {
 
   #statement(sql: string): Database.Statement {
     let st = this.#statements.get(sql);
-    if (!st) this.#statements.set(sql, (st = this.#db!.prepare(sql)));
+    if (!st) {
+      st = this.#db!.prepare(sql);
+      this.#statements.set(sql, st);
+    }
     return st;
   }
 
@@ -206,7 +209,8 @@ export class FileKeyStore extends DurableKeyStore {
   *#openSteps(): Steps<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const created = yield* setupSteps(this.path, this.settings, this.#lockTimeoutMs);
-    const db = (this.#db = connect(this.path, true));
+    const db = connect(this.path, true);
+    this.#db = db;
     this.#migrate(db);
     yield* this.#readTransaction(catchUpSteps(this.replica));
     this.#caughtUp();

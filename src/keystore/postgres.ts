@@ -118,7 +118,10 @@ function pgCommit(plan: CommitPlan): [string, unknown[]][] {
     ['k', [...plan.keys.map((r) => r.id), ...plan.keyDeletes]],
     ['a', [...plan.aliases.map((r) => r.id), ...plan.aliasDeletes]],
   ] as const) {
-    for (const id of list) kinds.push(kind), ids.push(id);
+    for (const id of list) {
+      kinds.push(kind);
+      ids.push(id);
+    }
   }
   const m = plan.meta;
   const meta = plan.insertMeta

@@ -76,7 +76,7 @@ const SAFE_PROTO: object = Object.freeze(
       },
     },
     [inspect.custom]: {
-      value(this: Record<string, unknown>, depth: number, options: object, insp: typeof inspect) {
+      value(this: Record<string, unknown>, _depth: number, options: object, insp: typeof inspect) {
         return (insp ?? inspect)(redactedView(this), options);
       },
     },

@@ -82,13 +82,13 @@ export interface KeyStoreTransaction {
   /** Replaces an existing key; throws if it does not exist. */
   replaceKey(record: KeyRecord): void;
   /** Removes a key; returns whether it existed (never throws for a missing id). */
-  deleteKey(keyId: string): boolean | void;
+  deleteKey(keyId: string): boolean;
   /** Adds an alias; throws if the name exists. */
   insertAlias(alias: AliasRecord): void;
   /** Replaces an existing alias; throws if it does not exist. */
   replaceAlias(alias: AliasRecord): void;
   /** Removes an alias; returns whether it existed (never throws for a missing name). */
-  deleteAlias(aliasName: string): boolean | void;
+  deleteAlias(aliasName: string): boolean;
 }
 
 export interface KeyStore {

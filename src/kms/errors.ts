@@ -83,6 +83,7 @@ export class KmsError extends Error implements KmsErrorLike {
     this.$fault = status >= 500 ? 'server' : 'client';
     this.$metadata = { httpStatusCode: status, requestId: requestId ?? randomUUID(), attempts: 1, totalRetryDelay: 0 };
   }
+  // biome-ignore-start lint/complexity/noThisInStatic: `this` is the class `instanceof` was asked about (a subclass)
   /** `err instanceof KmsError` is true for every KMS-shaped error, SDK instances included. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (this === KmsError) return isKmsError(value);
@@ -90,6 +91,7 @@ export class KmsError extends Error implements KmsErrorLike {
     if (expected === undefined) return Function.prototype[Symbol.hasInstance].call(this, value);
     return isKmsError(value) && value.name === expected;
   }
+  // biome-ignore-end lint/complexity/noThisInStatic: as above
 }
 
 /** True for any error with the SDK service-exception shape (ours or the SDK's). */

@@ -354,7 +354,10 @@ export class KeyOperations {
     const keys = input?.TagKeys;
     if (keys === undefined || keys === null) v.add('tagKeys', null, 'Member must not be null');
     else if (!Array.isArray(keys)) throw validationMessage('TagKeys must be a list');
-    else keys.forEach((k, i) => v.string(`tagKeys.${i + 1}.member`, k, ...LIMITS.tagKey, true));
+    else
+      keys.forEach((k, i) => {
+        v.string(`tagKeys.${i + 1}.member`, k, ...LIMITS.tagKey, true);
+      });
     v.throwIfAny();
     await this.#ctx.mutate((tx) => {
       const rec = this.#ctx.resolveTx(tx, keyId!, false);

@@ -59,7 +59,7 @@ export interface CloseAnchor {
 export type Anchor = CheckpointAnchor | CloseAnchor;
 
 export function anchorLine(a: Anchor): string {
-  return JSON.stringify(a) + '\n';
+  return `${JSON.stringify(a)}\n`;
 }
 
 export function checkpointAnchor(

@@ -54,12 +54,14 @@ class Scratch {
 
   /** `bytes` with room for `needed`, keeping the first `keep` bytes. */
   room(needed: number, keep: number): Uint8Array {
-    return (this.bytes = withRoom(this.bytes, needed, keep, (n) => new Uint8Array(n)));
+    this.bytes = withRoom(this.bytes, needed, keep, (n) => new Uint8Array(n));
+    return this.bytes;
   }
 
   /** `words` with room for `needed`, keeping the first `keep`. */
   wordRoom(needed: number, keep: number): Uint32Array {
-    return (this.words = withRoom(this.words, needed, keep, (n) => new Uint32Array(n)));
+    this.words = withRoom(this.words, needed, keep, (n) => new Uint32Array(n));
+    return this.words;
   }
 }
 

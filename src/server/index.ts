@@ -114,7 +114,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       region: options.region ?? DEFAULT_REGION,
       accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
     }) as unknown as KmsApi);
-  let srv;
+  let srv: Awaited<ReturnType<typeof listen>>;
   try {
     // A PostgreSQL store opens asynchronously: answer nothing before the snapshot is loaded. (Keys another
     // process creates later are found by the client itself, which asks the store when a lookup misses.)

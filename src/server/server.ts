@@ -36,7 +36,7 @@ import {
   parseBody,
   type OperationSpec,
 } from './codec.js';
-import { createAccessLog, type AccessLog, type AccessLogOptions } from './log.js';
+import type { AccessLog } from './log.js';
 
 export const DEFAULT_PORT = 4599;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -220,7 +220,10 @@ export class KmsRequestHandler {
         return;
       }
       if (first === undefined) first = chunk;
-      else (chunks ??= [first]).push(chunk);
+      else {
+        chunks ??= [first];
+        chunks.push(chunk);
+      }
     };
     const onEnd = () => {
       const body = chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY);
@@ -427,8 +430,8 @@ export class KmsRequestHandler {
   ): void {
     const body =
       message === undefined
-        ? '{"__type":' + JSON.stringify(type) + '}'
-        : '{"__type":' + JSON.stringify(type) + ',"message":' + JSON.stringify(message) + '}';
+        ? `{"__type":${JSON.stringify(type)}}`
+        : `{"__type":${JSON.stringify(type)},"message":${JSON.stringify(message)}}`;
     this.send(req, res, ctx, status, body, type, close);
   }
 
@@ -448,7 +451,7 @@ export class KmsRequestHandler {
       'x-amzn-RequestId': ctx.id,
     };
     if (errorType !== undefined) headers['x-amzn-ErrorType'] = errorType;
-    if (close || this.closing) headers['Connection'] = 'close';
+    if (close || this.closing) headers.Connection = 'close';
     res.writeHead(status, headers);
     res.end(body);
     if (this.log)
@@ -459,7 +462,7 @@ export class KmsRequestHandler {
 const EMPTY = Buffer.alloc(0);
 
 function truncate(s: string): string {
-  return s.length > 120 ? s.slice(0, 120) + '…' : s;
+  return s.length > 120 ? `${s.slice(0, 120)}…` : s;
 }
 
 export interface ListenOptions extends HandlerOptions {
@@ -537,7 +540,7 @@ export async function listen(
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Unparseable HTTP or a timeout: answer in JSON when the socket is still writable and no answer has begun.
     const pending = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
-    if (socket.writable && (!pending || !pending.headersSent)) {
+    if (socket.writable && !pending?.headersSent) {
       const [status, type, message] =
         err.code === 'HPE_HEADER_OVERFLOW'
           ? [431, 'RequestHeaderFieldsTooLargeException', 'Malformed HTTP request.']

@@ -121,7 +121,7 @@ export function rawHeader(rawHeaders: readonly string[], lowerName: string): str
     const n = rawHeaders[i]!;
     if (n.length === lowerName.length && (n === lowerName || n.toLowerCase() === lowerName)) {
       const v = canonicalValue(rawHeaders[i + 1]!);
-      out = out === undefined ? v : out + ',' + v;
+      out = out === undefined ? v : `${out},${v}`;
     }
   }
   return out;
@@ -238,7 +238,7 @@ function parsed(
 }
 
 function truncate(s: string): string {
-  return s.length > 200 ? s.slice(0, 200) + '…' : s;
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
 }
 
 function parseAmzDate(v: string): number | undefined {
@@ -382,9 +382,9 @@ export class SigV4Verifier {
     }
 
     // Canonical request (spec §12.5): method, URI, empty query, headers in the declared order; the payload hash ends it.
-    let canonical = method + '\n' + path + '\n\n';
-    for (const h of auth.signedHeaderList) canonical += h + ':' + (rawHeader(rawHeaders, h) ?? '') + '\n';
-    canonical += '\n' + auth.signedHeaders + '\n';
+    let canonical = `${method}\n${path}\n\n`;
+    for (const h of auth.signedHeaderList) canonical += `${h}:${rawHeader(rawHeaders, h) ?? ''}\n`;
+    canonical += `\n${auth.signedHeaders}\n`;
     const signature: PendingSignature = {
       canonicalWithoutPayload: canonical,
       stringToSignPrefix:
@@ -429,7 +429,7 @@ export class SigV4Verifier {
   }
 
   private signingKey(cred: Credential, date: string, region: string): SigningKey {
-    const id = cred.accessKeyId + '/' + date + '/' + region;
+    const id = `${cred.accessKeyId}/${date}/${region}`;
     let key = this.signingKeys.get(id);
     if (key === undefined) {
       key = prepareSigningKey(deriveSigningKey(cred.secretAccessKey, date, region, this.service));
@@ -472,9 +472,7 @@ function prepareSigningKey(key: Buffer): SigningKey {
 }
 
 export function deriveSigningKey(secret: string, date: string, region: string, service: string): Buffer {
-  const kDate = createHmac('sha256', 'AWS4' + secret)
-    .update(date)
-    .digest();
+  const kDate = createHmac('sha256', `AWS4${secret}`).update(date).digest();
   const kRegion = createHmac('sha256', kDate).update(region).digest();
   const kService = createHmac('sha256', kRegion).update(service).digest();
   return createHmac('sha256', kService).update('aws4_request').digest();
