@@ -4,12 +4,11 @@
  * Bun and Deno, the versions pinned in package.json, installed from the npm
  * registry (and under this Node, as the control). Each gets the right MACs
  * on whichever backend loads there, and backendInfo() says which and why.
- * A runtime without node:sqlite gets a clear error from the file store and
- * nothing else changes.
+ * (A runtime without node:sqlite: test/keystore-sqlite.test.ts.)
  */
 import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -79,44 +78,5 @@ describe.each(RUNTIMES)('the quick start under %s', (name, command, args) => {
       .filter((l) => l && !/KMS_HMAC_FALLBACK|--trace-warnings/.test(l))
       .join('\n');
     expect(stderr).toBe(''); // no ExperimentalWarning for node:sqlite, nothing else
-  });
-});
-
-describe('a runtime without node:sqlite (node --no-experimental-sqlite)', () => {
-  test('the file store is a KeyStoreUnavailableError saying what is missing, and no file is made; the memory store works', () => {
-    const path = join(mkdtempSync(join(scratch, 'nosqlite-')), 'sub', 'keystore.db');
-    const cli = spawnSync(
-      process.execPath,
-      [
-        '--no-experimental-sqlite',
-        join(root, 'bin', 'kms-hmac.js'),
-        'keys',
-        'create',
-        '--key-spec',
-        'HMAC_256',
-        '--keystore',
-        path,
-      ],
-      { encoding: 'utf8', env: { ...process.env, KMS_HMAC_PASSPHRASE: 'p', KMS_HMAC_PASSPHRASE_FILE: '' } },
-    );
-    expect(cli.status, cli.stderr).toBe(3);
-    expect(cli.stderr).toMatch(/KeyStoreUnavailableError: key store .* needs node:sqlite .*this runtime \(Node v/);
-    expect(existsSync(join(path, '..'))).toBe(false); // not even its directory
-
-    const memory = spawnSync(
-      process.execPath,
-      [
-        '--no-experimental-sqlite',
-        '--input-type=module',
-        '-e',
-        `const { KmsHmacClient } = await import(${JSON.stringify(MODULE)});
-         const kms = new KmsHmacClient();
-         const { KeyMetadata } = await kms.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
-         const { Mac } = await kms.generateMac({ KeyId: KeyMetadata.KeyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'm' });
-         console.log(Mac.length);`,
-      ],
-      { encoding: 'utf8' },
-    );
-    expect([memory.status, memory.stdout.trim(), memory.stderr]).toEqual([0, '32', '']);
   });
 });
