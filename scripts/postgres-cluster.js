@@ -54,8 +54,11 @@ export function postgresUnavailableReason() {
 function run(cmd, args, opts = {}) {
   const asRoot = process.getuid?.() === 0;
   const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  // As postgres, start in /: the caller's directory may be closed to that user (a checkout under a
+  // 0700 temporary directory), and psql would put its complaint about it into the output.
+  const cwd = asRoot ? '/' : undefined;
   return new Promise((resolve, reject) => {
-    const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd, ...opts });
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (out += d));
