@@ -142,7 +142,10 @@ function main() {
   }
 }
 
-/** `kms-hmac keys create` in the default store: exit 0, and stderr (besides the notice `expected`) only the warning that the new store is unencrypted. */
+/**
+ * `kms-hmac keys create` in the default store: exit 0, no ExperimentalWarning, and on stderr,
+ * besides the warning that a new store is unencrypted, only what `expected` matches.
+ */
 function keysCreate(npx, alias, expected) {
   const made = npx('kms-hmac', 'keys', 'create', '--key-spec', 'HMAC_256', '--alias', alias);
   const stderr = made.stderr.replace(/^kms-hmac: warning: created key store .* unencrypted.*\n/m, '');

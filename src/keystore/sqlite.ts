@@ -83,8 +83,8 @@ export function pragma(db: DatabaseSync, name: string): unknown {
   return row ? Object.values(row)[0] : undefined;
 }
 
-/** Runs `fn` in a transaction (`BEGIN IMMEDIATE` takes the write lock at once); rolls back if it throws. */
-export function transaction<T>(db: DatabaseSync, mode: 'DEFERRED' | 'IMMEDIATE' | 'EXCLUSIVE', fn: () => T): T {
+/** Runs `fn` in a transaction (IMMEDIATE: the write lock taken at once); rolls back if it throws. */
+export function transaction<T>(db: DatabaseSync, mode: 'DEFERRED' | 'IMMEDIATE', fn: () => T): T {
   db.exec(`BEGIN ${mode}`);
   try {
     const result = fn();
@@ -99,7 +99,6 @@ export function transaction<T>(db: DatabaseSync, mode: 'DEFERRED' | 'IMMEDIATE' 
 /** SQLite's primary result codes this store tells apart, by number and by sqlite3_errstr() text. */
 const CODES: [number, string, string][] = [
   [5, 'SQLITE_BUSY', 'database is locked'],
-  [6, 'SQLITE_LOCKED', 'database table is locked'],
   [11, 'SQLITE_CORRUPT', 'database disk image is malformed'],
   [26, 'SQLITE_NOTADB', 'file is not a database'],
 ];
