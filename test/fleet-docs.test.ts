@@ -5,7 +5,16 @@
  * it prints. As root, it runs as the `postgres` user (PostgreSQL refuses root).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  linkSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,10 +59,19 @@ describe.skipIf(PG_SKIP || !AWS)('docs/fleet.md', () => {
     const bin = mkdtempSync(join(tmpdir(), 'kms-hmac-docs-bin-'));
     const home = mkdtempSync(join(tmpdir(), 'kms-hmac-docs-home-'));
     dirs.push(bin, home);
-    writeFileSync(
-      join(bin, 'kms-hmac'),
-      `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'bin', 'kms-hmac.js')}" "$@"\n`,
-    );
+    const asRoot = process.getuid?.() === 0;
+    // As root the walk-through runs as postgres, who may not reach this Node (scripts/node-dist.js
+    // caches the official binaries under root's home, 0700): it gets its own link (or copy) of it.
+    const node = asRoot ? join(bin, 'node') : process.execPath;
+    if (asRoot) {
+      try {
+        linkSync(process.execPath, node);
+      } catch {
+        copyFileSync(process.execPath, node);
+      }
+      chmodSync(node, 0o755);
+    }
+    writeFileSync(join(bin, 'kms-hmac'), `#!/bin/sh\nexec "${node}" "${join(ROOT, 'bin', 'kms-hmac.js')}" "$@"\n`);
     chmodSync(join(bin, 'kms-hmac'), 0o755);
     chmodSync(bin, 0o755);
     const env = {
@@ -63,7 +81,6 @@ describe.skipIf(PG_SKIP || !AWS)('docs/fleet.md', () => {
       AWS_SHARED_CREDENTIALS_FILE: join(home, 'credentials'),
       LANG: 'C.UTF-8',
     };
-    const asRoot = process.getuid?.() === 0;
     if (asRoot) {
       const uid = Number(spawnSync('id', ['-u', 'postgres']).stdout.toString());
       const gid = Number(spawnSync('id', ['-g', 'postgres']).stdout.toString());
