@@ -21,7 +21,7 @@ namespace {
 
 // Thresholds in time, not in blocks or bytes, so they mean the same on every
 // CPU: a batch's hashing time comes from the cost model native/mb calibrated
-// on this CPU (mb::predict_ns), whose cost per block differs from CPU to CPU
+// on this CPU (mb::PredictNs), whose cost per block differs from CPU to CPU
 // by 5x and more (SHA-NI, AVX-512 lanes or neither).
 //  - Below kInlineNs the calling thread hashes the batch itself: the event
 //    loop is held for less than a hand-off to the pool and back would take.
@@ -440,7 +440,7 @@ void SettleOnJsThread(napi_env env, napi_value, void*, void* data) {
 
 Napi::Value StartBatch(Napi::Env env, const HmacKey& key, const PackedBatch& batch, Napi::Value out) {
   const size_t data_length = batch.offsets[batch.count] - batch.offsets[0];
-  const double ns = mb::predict_ns(key.alg, batch.count, data_length);
+  const double ns = mb::PredictNs(key.alg, batch.count, data_length);
   ThreadPool* pool = ns >= kInlineNs ? ThreadPool::Get() : nullptr;
   if (pool == nullptr) return RunInline(env, key, batch, out);
   const size_t block = BlockLength(key.alg);

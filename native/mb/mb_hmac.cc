@@ -1,7 +1,7 @@
 // Multi-buffer HMAC-SHA-2 over span arrays, and the SHA-2 constants the
 // kernels share. Baseline code only: the kernels' instructions live in
 // lanes_*.cc / sha256_shani.cc behind per-function target attributes,
-// reached only through path_available().
+// reached only through PathAvailable().
 #include "mb_hmac.h"
 #include "mb_internal.h"
 #include "mb_scheduler.h"
@@ -59,15 +59,15 @@ const uint64_t kIV512[8] = {0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6e
                             0xa54ff53a5f1d36f1ULL, 0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL,
                             0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL};
 
-void hmac_lanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
+void HmacLanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
                 const Span* spans, size_t n, uint8_t* out) {
-  hmac_lanes(
+  HmacLanes(
       k, inner, outer, out_len, n, [spans](size_t i) { return spans[i]; },
       [out, out_len](size_t i, uint8_t*) { return out + i * out_len; }, [](size_t, const uint8_t*) {});
 }
-void hmac_lanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
+void HmacLanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
                 const Span* spans, size_t n, uint8_t* out) {
-  hmac_lanes(
+  HmacLanes(
       k, inner, outer, out_len, n, [spans](size_t i) { return spans[i]; },
       [out, out_len](size_t i, uint8_t*) { return out + i * out_len; }, [](size_t, const uint8_t*) {});
 }
@@ -77,25 +77,25 @@ void hmac_lanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64
 namespace {
 
 template <typename W>
-bool hmac_batch(Path p, const W inner[8], const W outer[8], size_t out_len, size_t out_len_a, size_t out_len_b,
+bool HmacBatch(Path p, const W inner[8], const W outer[8], size_t out_len, size_t out_len_a, size_t out_len_b,
                 const Span* spans, size_t n, uint8_t* out) {
   if (out_len != out_len_a && out_len != out_len_b) return false;
-  const detail::Kernel<W>* k = detail::kernel_for<W>(p);
-  if (k == nullptr || !path_available(p)) return false;
-  if (n > 0) detail::hmac_lanes(*k, inner, outer, out_len, spans, n, out);
+  const detail::Kernel<W>* k = detail::KernelFor<W>(p);
+  if (k == nullptr || !PathAvailable(p)) return false;
+  if (n > 0) detail::HmacLanes(*k, inner, outer, out_len, spans, n, out);
   return true;
 }
 
 }  // namespace
 
-bool hmac_sha256_batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
+bool HmacSha256Batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
                        const Span* spans, size_t n, uint8_t* out) {
-  return hmac_batch(p, inner, outer, out_len, 28, 32, spans, n, out);
+  return HmacBatch(p, inner, outer, out_len, 28, 32, spans, n, out);
 }
 
-bool hmac_sha512_batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
+bool HmacSha512Batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
                        const Span* spans, size_t n, uint8_t* out) {
-  return hmac_batch(p, inner, outer, out_len, 48, 64, spans, n, out);
+  return HmacBatch(p, inner, outer, out_len, 48, 64, spans, n, out);
 }
 
 }  // namespace mb
