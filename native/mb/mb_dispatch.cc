@@ -36,8 +36,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <ctime>
+#include <mutex>
 #include <string>
 
 #include "../openssl_api.h"
@@ -74,8 +74,8 @@ bool AnyLanePath() {
 
 Initial ComputeInitial() {
   if (!AnyLanePath()) {
-    return {static_cast<int>(Path::Off), std::string("no multi-buffer path can run here (") +
-                                             PathStatus(Path::Sse2) + "); using OpenSSL"};
+    return {static_cast<int>(Path::Off),
+            std::string("no multi-buffer path can run here (") + PathStatus(Path::Sse2) + "); using OpenSSL"};
   }
   const std::string cpu = std::string(" on ") + CpuId();
   const char* env = std::getenv("KMS_HMAC_SIMD");
@@ -87,8 +87,8 @@ Initial ComputeInitial() {
         skipped += std::string("; ") + PathName(p) + " left out: " + why;
       }
     }
-    return {kAuto, "auto: each batch takes the fastest of " + weighed +
-                       " by a cost model calibrated at first use" + cpu + skipped};
+    return {kAuto, "auto: each batch takes the fastest of " + weighed + " by a cost model calibrated at first use" +
+                       cpu + skipped};
   }
   Path forced;
   if (!ParsePath(env, &forced)) {
@@ -100,8 +100,8 @@ Initial ComputeInitial() {
     return {static_cast<int>(Path::Off), std::string("KMS_HMAC_SIMD=") + env + " requested, but " + env +
                                              " cannot run here: " + PathStatus(forced) + "; using OpenSSL"};
   }
-  return {static_cast<int>(forced), std::string("forced ") + env +
-                                        " by KMS_HMAC_SIMD (batches use it where it beats OpenSSL)" + cpu};
+  return {static_cast<int>(forced),
+          std::string("forced ") + env + " by KMS_HMAC_SIMD (batches use it where it beats OpenSSL)" + cpu};
 }
 
 const Initial& InitialSelection() {
@@ -169,8 +169,7 @@ struct States {
 // goes through in one pass, so the lanes drain once, at the end; nothing is
 // copied or allocated.
 template <typename Slot, typename Done>
-void Stream(Path p, const HmacKey& key, const SpanList& messages, size_t begin, size_t end, Slot&& slot,
-            Done&& done) {
+void Stream(Path p, const HmacKey& key, const SpanList& messages, size_t begin, size_t end, Slot&& slot, Done&& done) {
   const States st(key);
   auto span_at = [&](size_t i) {
     const kmshmac::Span s = messages[begin + i];
@@ -180,10 +179,10 @@ void Stream(Path p, const HmacKey& key, const SpanList& messages, size_t begin, 
   auto done_at = [&](size_t i, const uint8_t* mac) { done(begin + i, mac); };
   if (IsSha512Family(key.alg)) {
     detail::HmacLanes(*detail::KernelFor<uint64_t>(p), st.in512, st.out512, key.mac_length, end - begin, span_at,
-                       slot_at, done_at);
+                      slot_at, done_at);
   } else {
     detail::HmacLanes(*detail::KernelFor<uint32_t>(p), st.in256, st.out256, key.mac_length, end - begin, span_at,
-                       slot_at, done_at);
+                      slot_at, done_at);
   }
 }
 
@@ -195,8 +194,7 @@ void Mac(Path p, const HmacKey& key, const SpanList& messages, size_t begin, siz
     for (size_t i = begin; i < end; i++) key.Mac(messages[i].data, messages[i].length, out + i * ml);
   } else {
     Stream(
-        p, key, messages, begin, end, [&](size_t i, uint8_t*) { return out + i * ml; },
-        [](size_t, const uint8_t*) {});
+        p, key, messages, begin, end, [&](size_t i, uint8_t*) { return out + i * ml; }, [](size_t, const uint8_t*) {});
   }
 }
 

@@ -79,10 +79,10 @@ struct Span {
 // Returns false (and writes nothing) if `p` has no kernel for the family here
 // or out_len is invalid. n == 0 is a no-op returning true. Never reads past
 // data + len of any span; messages may have any lengths, in any mix.
-bool HmacSha256Batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
-                       const Span* spans, size_t n, uint8_t* out);
-bool HmacSha512Batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
-                       const Span* spans, size_t n, uint8_t* out);
+bool HmacSha256Batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len, const Span* spans,
+                     size_t n, uint8_t* out);
+bool HmacSha512Batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len, const Span* spans,
+                     size_t n, uint8_t* out);
 
 }  // namespace mb
 }  // namespace kmshmac

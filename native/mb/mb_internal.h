@@ -53,9 +53,9 @@ const Kernel<uint64_t>* KernelFor<uint64_t>(Path p);
 // HMAC of spans[0..n) through kernel `k` (the scheduler, mb_scheduler.h),
 // with the contract of HmacSha256Batch / HmacSha512Batch (mb_hmac.cc).
 void HmacLanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
-                const Span* spans, size_t n, uint8_t* out);
+               const Span* spans, size_t n, uint8_t* out);
 void HmacLanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
-                const Span* spans, size_t n, uint8_t* out);
+               const Span* spans, size_t n, uint8_t* out);
 
 // Known-answer self-test of one kernel (mb_paths.cc), for both algorithms of
 // its family: empty when every answer is right, else what went wrong.

@@ -219,7 +219,7 @@ Cpu ProbeCpu() {
   if (__get_cpuid_max(0, nullptr) < 7) return cpu;
   __cpuid_count(7, 0, a, b, c, d);
   cpu.avx2 = cpu.ymm_state && ((b >> 5) & 1);
-  cpu.shani = cpu.ssse3 && cpu.sse41 && ((b >> 29) & 1);  // XMM state only
+  cpu.shani = cpu.ssse3 && cpu.sse41 && ((b >> 29) & 1);             // XMM state only
   cpu.avx512 = cpu.zmm_state && ((b >> 16) & 1) && ((b >> 30) & 1);  // F and BW
   return cpu;
 }

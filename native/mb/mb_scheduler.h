@@ -101,7 +101,7 @@ constexpr size_t kMaxLanes = 16;
 // slower (perf, Zen 5).
 template <typename W, typename SpanAt, typename Slot, typename Done>
 void HmacLanes(const Kernel<W>& k, const W inner[8], const W outer[8], size_t out_len, size_t n, SpanAt&& span_at,
-                Slot&& slot, Done&& done) {
+               Slot&& slot, Done&& done) {
   constexpr size_t B = sizeof(W) * 16, LB = sizeof(W) * 2;  // block, length field (FIPS 180-4 5.1)
   enum Run { kMessage, kTail, kOuter, kIdle };
   struct Lane {

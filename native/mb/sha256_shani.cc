@@ -58,7 +58,7 @@ MB_INLINE void Compress(__m128i abef[N], __m128i cdgh[N], const uint8_t* const* 
         }
         __m128i wk = _mm_add_epi32(m[s][g & 3], k);
         cdgh[s] = _mm_sha256rnds2_epu32(cdgh[s], abef[s], wk);  // rounds 4g, 4g+1: new ABEF
-        wk = _mm_shuffle_epi32(wk, 0x0E);                          // W+K for rounds 4g+2, 4g+3
+        wk = _mm_shuffle_epi32(wk, 0x0E);                       // W+K for rounds 4g+2, 4g+3
         abef[s] = _mm_sha256rnds2_epu32(abef[s], cdgh[s], wk);  // the two rounds after
       }
     }
@@ -76,8 +76,10 @@ MB_SHANI void Sha256X2(uint32_t* st, const uint8_t* const* blk, size_t nblocks) 
   const __m128i* p = reinterpret_cast<const __m128i*>(st);
   __m128i abef[2], cdgh[2];
   // Words (w0 s0, w0 s1, w1 s0, w1 s1) -> (w0 s0, w1 s0, w0 s1, w1 s1).
-  const __m128i ab = _mm_shuffle_epi32(_mm_loadu_si128(p + 0), 0xD8), cd = _mm_shuffle_epi32(_mm_loadu_si128(p + 1), 0xD8);
-  const __m128i ef = _mm_shuffle_epi32(_mm_loadu_si128(p + 2), 0xD8), gh = _mm_shuffle_epi32(_mm_loadu_si128(p + 3), 0xD8);
+  const __m128i ab = _mm_shuffle_epi32(_mm_loadu_si128(p + 0), 0xD8),
+                cd = _mm_shuffle_epi32(_mm_loadu_si128(p + 1), 0xD8);
+  const __m128i ef = _mm_shuffle_epi32(_mm_loadu_si128(p + 2), 0xD8),
+                gh = _mm_shuffle_epi32(_mm_loadu_si128(p + 3), 0xD8);
   for (size_t s = 0; s < 2; s++) {
     // Low to high: A B C D and E F G H of stream s.
     const __m128i abcd = s == 0 ? _mm_unpacklo_epi64(ab, cd) : _mm_unpackhi_epi64(ab, cd);

@@ -49,14 +49,14 @@ const Kernel<uint64_t> kGenericSha512x4 = {CompressLanes<Sha512Params, GenericLa
 namespace {
 
 int g_failures = 0;
-#define CHECK(cond, ...)                             \
-  do {                                               \
-    if (!(cond)) {                                   \
+#define CHECK(cond, ...)                                        \
+  do {                                                          \
+    if (!(cond)) {                                              \
       std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::fprintf(stderr, __VA_ARGS__);             \
-      std::fprintf(stderr, "\n");                    \
-      if (++g_failures > 20) std::exit(1);           \
-    }                                                \
+      std::fprintf(stderr, __VA_ARGS__);                        \
+      std::fprintf(stderr, "\n");                               \
+      if (++g_failures > 20) std::exit(1);                      \
+    }                                                           \
   } while (0)
 
 // ---- scalar reference ------------------------------------------------------
@@ -236,7 +236,7 @@ struct Subject {
 // reference. Each message lives in its own exact-size heap block so ASan
 // catches any read past its end.
 void CheckBatch(const Subject& subject, const RefKey& key, const std::vector<std::vector<uint8_t>>& msgs,
-                 const char* what) {
+                const char* what) {
   const size_t n = msgs.size(), ol = key.alg.OutLen();
   std::vector<uint8_t*> owned(n);
   std::vector<Span> spans(n);
@@ -276,8 +276,9 @@ void CheckSelfTestConstants() {
       macs.insert(macs.end(), mac.begin(), mac.end());
     }
     const uint64_t fp = kmshmac::mb::detail::Fnv1a(macs.data(), macs.size());
-    CHECK(fp == kmshmac::mb::detail::kSelfTestFingerprints[a], "self-test fingerprint of HMAC-SHA-%d: want 0x%016llxULL",
-          kAlgs[a].bits, static_cast<unsigned long long>(fp));
+    CHECK(fp == kmshmac::mb::detail::kSelfTestFingerprints[a],
+          "self-test fingerprint of HMAC-SHA-%d: want 0x%016llxULL", kAlgs[a].bits,
+          static_cast<unsigned long long>(fp));
   }
 }
 
@@ -333,52 +334,52 @@ void BenchKernel(const char* name, const Kernel<W>& k) {
 void TestLanes(const Subject& subject, bool quick) {
   std::mt19937_64 rng(0x6b6d7368u);
   std::printf("testing %s\n", subject.name.c_str());
-    for (const Alg& alg : kAlgs) {
-      const size_t lanes = subject.Lanes(alg);
-      if (lanes == 0) {
-        std::printf("  HMAC-SHA-%d: no kernel on this path (OpenSSL handles it)\n", alg.bits);
-        continue;
-      }
-      // Keys around the block size exercise the pre-hash branch of the oracle.
-      size_t klen = rng() % 3 == 0 ? 200 : rng() % 130;
-      RefKey key(alg, RandomBytes(rng, klen));
-      char what[64];
-
-      // (a) Every length 0..4200 (every block boundary and padding split),
-      //     in batches whose size walks through every partial-lane count.
-      const size_t maxlen = quick ? 600 : 4200;
-      for (size_t len = 0; len <= maxlen;) {
-        size_t n = 1 + (len % 37);
-        std::vector<std::vector<uint8_t>> msgs;
-        for (size_t i = 0; i < n && len <= maxlen; i++, len++) msgs.push_back(RandomBytes(rng, len));
-        std::snprintf(what, sizeof what, "lengths up to %zu", len - 1);
-        CheckBatch(subject, key, msgs, what);
-      }
-      // (b) Batch sizes 1..100, equal lengths (lanes finish together).
-      for (size_t n = 1; n <= 100; n++) {
-        size_t len = rng() % 300;
-        std::vector<std::vector<uint8_t>> msgs;
-        for (size_t i = 0; i < n; i++) msgs.push_back(RandomBytes(rng, len));
-        std::snprintf(what, sizeof what, "equal lengths n=%zu", n);
-        CheckBatch(subject, key, msgs, what);
-      }
-      // (c) Batch sizes 1..100, mixed lengths 0..4200 (lanes refill).
-      for (size_t n = 1; n <= 100; n += quick ? 7 : 1) {
-        std::vector<std::vector<uint8_t>> msgs;
-        for (size_t i = 0; i < n; i++) msgs.push_back(RandomBytes(rng, rng() % 4201));
-        std::snprintf(what, sizeof what, "mixed lengths n=%zu", n);
-        CheckBatch(subject, key, msgs, what);
-      }
-      // (d) One long message among many short ones, and the reverse.
-      {
-        std::vector<std::vector<uint8_t>> msgs;
-        msgs.push_back(RandomBytes(rng, 9000));
-        for (int i = 0; i < 40; i++) msgs.push_back(RandomBytes(rng, rng() % 20));
-        msgs.push_back(RandomBytes(rng, 5000));
-        CheckBatch(subject, key, msgs, "skewed lengths");
-      }
-      std::printf("  HMAC-SHA-%d ok (%zu lanes)\n", alg.bits, lanes);
+  for (const Alg& alg : kAlgs) {
+    const size_t lanes = subject.Lanes(alg);
+    if (lanes == 0) {
+      std::printf("  HMAC-SHA-%d: no kernel on this path (OpenSSL handles it)\n", alg.bits);
+      continue;
     }
+    // Keys around the block size exercise the pre-hash branch of the oracle.
+    size_t klen = rng() % 3 == 0 ? 200 : rng() % 130;
+    RefKey key(alg, RandomBytes(rng, klen));
+    char what[64];
+
+    // (a) Every length 0..4200 (every block boundary and padding split),
+    //     in batches whose size walks through every partial-lane count.
+    const size_t maxlen = quick ? 600 : 4200;
+    for (size_t len = 0; len <= maxlen;) {
+      size_t n = 1 + (len % 37);
+      std::vector<std::vector<uint8_t>> msgs;
+      for (size_t i = 0; i < n && len <= maxlen; i++, len++) msgs.push_back(RandomBytes(rng, len));
+      std::snprintf(what, sizeof what, "lengths up to %zu", len - 1);
+      CheckBatch(subject, key, msgs, what);
+    }
+    // (b) Batch sizes 1..100, equal lengths (lanes finish together).
+    for (size_t n = 1; n <= 100; n++) {
+      size_t len = rng() % 300;
+      std::vector<std::vector<uint8_t>> msgs;
+      for (size_t i = 0; i < n; i++) msgs.push_back(RandomBytes(rng, len));
+      std::snprintf(what, sizeof what, "equal lengths n=%zu", n);
+      CheckBatch(subject, key, msgs, what);
+    }
+    // (c) Batch sizes 1..100, mixed lengths 0..4200 (lanes refill).
+    for (size_t n = 1; n <= 100; n += quick ? 7 : 1) {
+      std::vector<std::vector<uint8_t>> msgs;
+      for (size_t i = 0; i < n; i++) msgs.push_back(RandomBytes(rng, rng() % 4201));
+      std::snprintf(what, sizeof what, "mixed lengths n=%zu", n);
+      CheckBatch(subject, key, msgs, what);
+    }
+    // (d) One long message among many short ones, and the reverse.
+    {
+      std::vector<std::vector<uint8_t>> msgs;
+      msgs.push_back(RandomBytes(rng, 9000));
+      for (int i = 0; i < 40; i++) msgs.push_back(RandomBytes(rng, rng() % 20));
+      msgs.push_back(RandomBytes(rng, 5000));
+      CheckBatch(subject, key, msgs, "skewed lengths");
+    }
+    std::printf("  HMAC-SHA-%d ok (%zu lanes)\n", alg.bits, lanes);
+  }
 }
 
 }  // namespace
@@ -390,9 +391,9 @@ int main(int argc, char** argv) {
   // 1. The oracle itself: SHA-2 of "abc" (FIPS 180-4 examples) and RFC 4231.
   {
     const uint8_t abc[3] = {'a', 'b', 'c'};
-    CHECK(Hex(RefDigest({256}, abc, 3).data(), 32) ==
-              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-          "ref sha256(abc)");
+    CHECK(
+        Hex(RefDigest({256}, abc, 3).data(), 32) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "ref sha256(abc)");
     CHECK(Hex(RefDigest({512}, abc, 3).data(), 64) ==
               "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd"
               "454d4423643ce80e2a9ac94fa54ca49f",
