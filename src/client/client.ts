@@ -17,7 +17,7 @@ import { inspect } from 'node:util';
 import { getBackend, type BackendChoice } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
 import { openKeyStore, type OpenKeyStoreOptions } from '../keystore/index.js';
-import type { HmacKeySpec, KeyStore, Tag } from '../keystore/types.js';
+import type { HmacKeySpec, KeyStore, KeyStoreHealth, Tag } from '../keystore/types.js';
 import { ClientContext } from '../kms/context.js';
 import { kmsError } from '../kms/errors.js';
 import { partitionOf } from '../kms/identifiers.js';
@@ -113,6 +113,17 @@ export class KmsHmacClient {
   /** The store this client reads and writes. */
   get keyStore(): KeyStore {
     return this.#ctx.store;
+  }
+
+  /**
+   * How the key store is doing: `ok`, `degraded` (the database is lost; MACs
+   * come from the snapshot) or `tampered` (a background reload failed
+   * authentication). Each change is also told once to
+   * `keyStoreOptions.onHealthChange`, or emitted as a process warning.
+   */
+  keyStoreHealth(): KeyStoreHealth {
+    const store = this.#ctx.store;
+    return store.health?.() ?? { store: store.constructor.name, state: 'ok', reloadFailures: 0 };
   }
 
   /**
