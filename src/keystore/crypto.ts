@@ -68,21 +68,23 @@ export interface EncryptionHeader {
 }
 
 /**
- * `KMS_HMAC_PASSPHRASE` as this process found it. Once read it is taken out
- * of the environment, so that cluster workers and child processes do not
+ * `KMS_HMAC_PASSPHRASE` as this process last found it. Once read it is taken
+ * out of the environment, so that cluster workers and child processes do not
  * inherit it (`serve --workers` hands it to its workers over IPC); later
- * reads in this process get it from here.
+ * reads in this process get it from here, unless the variable is set again
+ * (the new value replaces it) or a passphrase file is set.
  */
 let passphraseFromEnv: string | undefined;
 
-function envPassphrase(env: NodeJS.ProcessEnv): string | undefined {
-  if (env !== process.env) return env[PASSPHRASE_ENV];
-  const value = env[PASSPHRASE_ENV];
-  if (value !== undefined) {
-    passphraseFromEnv = value;
+/** The variable if it is set now (taken out of process.env), and the value it last had. */
+function envPassphrase(env: NodeJS.ProcessEnv): { now: string | undefined; last: string | undefined } {
+  const now = env[PASSPHRASE_ENV];
+  if (env !== process.env) return { now, last: now };
+  if (now !== undefined) {
+    passphraseFromEnv = now;
     delete env[PASSPHRASE_ENV];
   }
-  return passphraseFromEnv;
+  return { now, last: passphraseFromEnv };
 }
 
 /**
@@ -111,9 +113,9 @@ export function resolvePassphrase(
   if (p !== undefined) throw new TypeError('passphrase must be a string, a Uint8Array or null');
   const file = env[PASSPHRASE_FILE_ENV];
   const value = envPassphrase(env);
-  if (file && value) throw new TypeError(`set ${PASSPHRASE_ENV} or ${PASSPHRASE_FILE_ENV}, not both`);
+  if (file && value.now) throw new TypeError(`set ${PASSPHRASE_ENV} or ${PASSPHRASE_FILE_ENV}, not both`);
   if (file) return readPassphraseFile(file);
-  return value ? Buffer.from(value, 'utf8') : undefined;
+  return value.last ? Buffer.from(value.last, 'utf8') : undefined;
 }
 
 /**

@@ -6,7 +6,12 @@
  * owns the store's lifetime and flips `closed`.
  */
 import type { Backend } from '../backend/types.js';
-import { KeyStoreLockTimeoutError, KeyStoreUnavailableError } from '../keystore/errors.js';
+import {
+  KeyStoreCorruptError,
+  KeyStoreLockTimeoutError,
+  KeyStorePassphraseError,
+  KeyStoreUnavailableError,
+} from '../keystore/errors.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from '../keystore/types.js';
 import { kmsError } from './errors.js';
 import { aliasArn, keyArn, parseKeyId, type Scope } from './identifiers.js';
@@ -94,11 +99,16 @@ export class ClientContext {
     return op();
   }
 
-  /** Catches up with the store now; whether anything changed. */
+  /**
+   * Catches up with the store now; whether anything changed. A store that
+   * fails authentication changed nothing this process may use: the answer
+   * stays the snapshot's (the store's health() reports the failure).
+   */
   async refresh(): Promise<boolean> {
     try {
       return (await this.store.refresh?.()) ?? false;
     } catch (err) {
+      if (err instanceof KeyStoreCorruptError || err instanceof KeyStorePassphraseError) return false;
       throw kmsStoreError(err);
     }
   }

@@ -33,8 +33,10 @@ export async function startInProcess(
   const log = options.log === false ? null : createAccessLog(options.log ?? {});
   // Each change of the store's health is logged once, at error level (a recovery at warn), then handed on.
   const onHealthChange = (h: KeyStoreHealth): void => {
-    if (log) log.logger[h.state === 'ok' ? 'warn' : 'error']({ keyStore: h }, healthMessage(h));
-    else warnHealth(h);
+    if (log) {
+      log.logger[h.state === 'ok' ? 'warn' : 'error']({ keyStore: h }, healthMessage(h));
+      log.flush(); // written now, not when the access log's buffer next fills
+    } else warnHealth(h);
     options.onKeyStoreHealth?.(h);
   };
   const client =
