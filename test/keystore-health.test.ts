@@ -151,7 +151,11 @@ describe('kms-hmac serve and a store tampered with while it runs', () => {
       expect(lines).toHaveLength(1);
       expect(lines[0].level).toBe(50); // pino's error
       expect(lines[0].keyStore).toMatchObject({ store: path, state: 'tampered' });
-      const mac = await signedCall(child.url, 'GenerateMac', { KeyId: keyId, MacAlgorithm: 'HMAC_SHA_256', Message: 'eA==' });
+      const mac = await signedCall(child.url, 'GenerateMac', {
+        KeyId: keyId,
+        MacAlgorithm: 'HMAC_SHA_256',
+        Message: 'eA==',
+      });
       expect(mac.json?.__type).toBe('DisabledException');
     } finally {
       expect((await stopServe(child)).code).toBe(0);

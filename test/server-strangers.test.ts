@@ -176,7 +176,9 @@ describe('refused on the headers, before the body', () => {
     expect(big.reply).toContain('65536 bytes for a request without x-amz-content-sha256');
     expect(big.reply.toLowerCase()).toContain('connection: close');
     // Chunked, length unknown: never read either.
-    const head = ['POST / HTTP/1.1', ...forged.map(([k, v]) => `${k}: ${v}`), 'transfer-encoding: chunked'].join('\r\n');
+    const head = ['POST / HTTP/1.1', ...forged.map(([k, v]) => `${k}: ${v}`), 'transfer-encoding: chunked'].join(
+      '\r\n',
+    );
     const chunked = await headersOnly(port, `${head}\r\n\r\n`);
     expect(chunked.status, chunked.reply).toBe(411);
     expect(chunked.errorType).toBe('LengthRequiredException');
