@@ -234,6 +234,7 @@ export function amzNow(): string {
 export interface ServeChild {
   proc: ChildProcess;
   url: string;
+  stdout: () => string;
   stderr: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -267,7 +268,7 @@ export function startServe(args: string[], home: string, env: NodeJS.ProcessEnv 
       const m = /listening on (http:\/\/[^ ]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ proc, url: m[1]!, stderr: () => err, exited });
+        resolve({ proc, url: m[1]!, stdout: () => out, stderr: () => err, exited });
       }
     });
     void exited.then(({ code }) => {

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeKeyStore } from '../keystore/index.js';
 import { healthMessage } from '../keystore/health.js';
+import { QUOTAS } from '../kms/quotas.js';
 import { addKeyStoreOptions, EXIT_TAMPERED, KEYSTORE_OPTION, printWarningsPlainly } from './common.js';
 import { defaultKeyStorePath } from './paths.js';
 import {
@@ -48,6 +49,16 @@ interface ServeFlags {
   headersTimeout: number;
   requestTimeout: number;
   exitOnTamper?: boolean;
+  keysQuota: number;
+  aliasesPerKeyQuota: number;
+  tagsPerKeyQuota: number;
+  importParametersRate: number;
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0)) throw new InvalidArgumentError('expected a positive number');
+  return n;
 }
 
 function intArg(min: number, max: number) {
@@ -128,6 +139,20 @@ export function serveCommand(): Command {
       REQUEST_TIMEOUT_MS,
     )
     .option(
+      '--keys-quota <n>',
+      'KMS keys in the store, in any state (AWS: 100,000)',
+      intArg(1, 100_000_000),
+      QUOTAS.keys,
+    )
+    .option('--aliases-per-key-quota <n>', 'aliases per KMS key (AWS: 50)', intArg(1, 1_000_000), QUOTAS.aliasesPerKey)
+    .option('--tags-per-key-quota <n>', 'tags per KMS key (AWS: 50)', intArg(1, 1_000_000), QUOTAS.tagsPerKey)
+    .option(
+      '--import-parameters-rate <per-second>',
+      'GetParametersForImport requests per key and second (AWS: 0.25)',
+      positiveNumber,
+      QUOTAS.getParametersForImportPerSecond,
+    )
+    .option(
       '--exit-on-tamper',
       `stop (exit ${EXIT_TAMPERED}) when the key store fails authentication while running, instead of serving on from its last authenticated snapshot`,
     )
@@ -194,6 +219,12 @@ Example:
           keyStore: flags.keystore ?? (emulator ? undefined : defaultKeyStorePath()),
           region: flags.region,
           accountId: flags.accountId,
+          quotas: {
+            keys: flags.keysQuota,
+            aliasesPerKey: flags.aliasesPerKeyQuota,
+            tagsPerKey: flags.tagsPerKeyQuota,
+            getParametersForImportPerSecond: flags.importParametersRate,
+          },
           credentials: credentialsFromFlags(flags, process.env),
           auth: flags.auth,
           workers: flags.workers,

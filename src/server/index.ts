@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { resolvePassphrase } from '../keystore/crypto.js';
 import { describeKeyStore } from '../keystore/index.js';
 import type { KeyStore, KeyStoreHealth } from '../keystore/types.js';
+import { resolveQuotas, type Quotas } from '../kms/quotas.js';
 import type { AccessLogOptions } from './log.js';
 import {
   checkCredential,
@@ -71,6 +72,8 @@ export interface StartServerOptions {
   client?: KmsApi;
   region?: string;
   accountId?: string;
+  /** AWS's resource quotas and GetParametersForImport's rate (the client's `quotas` option; AWS's defaults). */
+  quotas?: Partial<Quotas>;
   /** Accepted SigV4 credentials: one `{ accessKeyId, secretAccessKey, sessionToken? }` (the SDK's shape) or a list. */
   credentials?: Credential | readonly Credential[];
   /** JSON file with more pairs (see credentials.ts). */
@@ -145,6 +148,7 @@ function checkOptions(o: StartServerOptions): Credential[] {
     );
   }
   if (workers > 1 && o.client) throw new TypeError('workers > 1 cannot use an injected client');
+  resolveQuotas(o.quotas);
   serverLimits(o);
   return credentials;
 }
@@ -212,6 +216,7 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
     keyStore: options.keyStore as string,
     region: options.region ?? DEFAULT_REGION,
     accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
+    ...(options.quotas !== undefined ? { quotas: options.quotas } : {}),
     credentials,
     auth: options.auth ?? 'sigv4',
     log: options.log ?? {},

@@ -46,6 +46,7 @@ export async function startInProcess(
       keyStoreOptions: { onHealthChange, ...(hooks.passphrase !== undefined ? { passphrase: hooks.passphrase } : {}) },
       region: options.region ?? DEFAULT_REGION,
       accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
+      ...(options.quotas !== undefined ? { quotas: options.quotas } : {}),
     }) as unknown as KmsApi);
   let srv: Awaited<ReturnType<typeof listen>>;
   try {
