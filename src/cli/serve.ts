@@ -170,7 +170,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT; 2 bad flags or could not start; ${EXIT_
 failed authentication while running (--exit-on-tamper).
 
 Example:
-  export ${ENV_ACCESS_KEY_ID}=AKIDLOCAL ${ENV_SECRET_ACCESS_KEY}=$(openssl rand -base64 30)
+  export ${ENV_ACCESS_KEY_ID}=AKIDLOCAL ${ENV_SECRET_ACCESS_KEY}=$(head -c 30 /dev/urandom | base64)
   kms-hmac serve --port 4599 &
   AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=$${ENV_SECRET_ACCESS_KEY} \\
     aws kms create-key --key-spec HMAC_256 --key-usage GENERATE_VERIFY_MAC --endpoint-url http://127.0.0.1:4599`,

@@ -100,7 +100,7 @@ export function checkSecretLengths(credentials: readonly Credential[]): void {
     if (c.secretAccessKey.length < MIN_SECRET_LENGTH) {
       throw new CredentialsError(
         `the secret access key of ${c.accessKeyId} has ${c.secretAccessKey.length} characters; at least ${MIN_SECRET_LENGTH} are required ` +
-          '(generate one: openssl rand -base64 30)',
+          '(generate one: head -c 30 /dev/urandom | base64)',
       );
     }
   }
