@@ -81,14 +81,17 @@ async function opensWith(open: Open, want: Map<string, string>): Promise<string>
 }
 
 /**
- * Rounds of a child rekeying from the passphrase that opens the store to the
- * other, killed at random within `spreadMs` of opening the store (undefined:
- * not killed). Also returns how long the last rekey took, open to ack.
+ * A child rekeys the store from the passphrase that opens it to the other,
+ * over and over, killed at a random instant within `spreadMs` of opening
+ * the store (every other one late in that window), until `kills` children died (a run that finished first narrows
+ * the window to 1.2 times its own duration, so kills land in the rekey, its
+ * commit included, not after it). `kills: 0`: one run to completion.
  */
-async function killLane(path: string, open: Open, want: Map<string, string>, rounds: number, spreadMs?: number) {
+async function killLane(path: string, open: Open, want: Map<string, string>, kills: number, spreadMs = 0) {
   let current = await opensWith(open, want);
   const outcome = { killedBefore: 0, killedAfter: 0, finished: 0, lastMs: 0 };
-  for (let r = 0; r < rounds; r++) {
+  for (let r = 0; outcome.killedBefore + outcome.killedAfter < kills || (kills === 0 && r === 0); r++) {
+    if (r > kills * 3) throw new Error(`only ${JSON.stringify(outcome)} after ${r} rounds`);
     const next = current === A ? B : A;
     let acked = false;
     let readyAt = 0;
@@ -98,7 +101,8 @@ async function killLane(path: string, open: Open, want: Map<string, string>, rou
       onLine: (line, kill) => {
         if (line.startsWith('ready ')) {
           readyAt = Date.now();
-          if (spreadMs !== undefined) setTimeout(kill, rand(0, spreadMs));
+          // Every other kill in the window's last 40 %, where the rewrite and its commit are.
+          if (kills > 0) setTimeout(kill, r % 2 ? rand(0, spreadMs) : rand(Math.round(spreadMs * 0.6), spreadMs));
         }
         if (line === 'ack rekeyed') {
           acked = true;
@@ -109,8 +113,10 @@ async function killLane(path: string, open: Open, want: Map<string, string>, rou
     if (run.signal !== 'SIGKILL' && run.code !== 0) throw new Error(`child ended ${run.code}: ${run.stderr}`);
     const now = await opensWith(open, want);
     if (acked) expect(now, `round ${r}: acknowledged, yet the old passphrase opens it`).toBe(next);
-    if (run.signal !== 'SIGKILL') outcome.finished++;
-    else if (now === next) outcome.killedAfter++;
+    if (run.signal !== 'SIGKILL') {
+      outcome.finished++;
+      spreadMs = Math.max(10, Math.round(outcome.lastMs * 1.2));
+    } else if (now === next) outcome.killedAfter++;
     else outcome.killedBefore++;
     current = now;
   }
@@ -167,10 +173,9 @@ describe('FileKeyStore.rekey', () => {
     await s.close();
     const open: Open = (pass) => FileKeyStore.open(path, { passphrase: pass, pollIntervalMs: 0 });
     // One run to completion measures how long a rekey takes here; kills then fall anywhere in 1.5 times that.
-    const spread = Math.max(20, Math.round((await killLane(path, open, want, 1)).lastMs * 1.5));
-    const outcome = await killLane(path, open, want, 40, spread);
-    console.log(`[keystore-rekey] file: ${JSON.stringify(outcome)} (kills within ${spread} ms of open)`);
-    expect(outcome.killedBefore + outcome.killedAfter).toBeGreaterThan(20);
+    const spread = Math.max(20, Math.round((await killLane(path, open, want, 0)).lastMs * 1.5));
+    const outcome = await killLane(path, open, want, 30, spread);
+    console.log(`[keystore-rekey] file: ${JSON.stringify(outcome)}`);
     expect(outcome.killedBefore).toBeGreaterThan(0);
   }, 600_000);
 });
@@ -289,9 +294,9 @@ describe.skipIf(PG_SKIP)('PostgresKeyStore.rekey', () => {
     const want = await fill(s, 100);
     await s.close();
     const open: Open = (pass) => PostgresKeyStore.open(url, { passphrase: pass, pollIntervalMs: 0 });
-    const spread = Math.max(20, Math.round((await killLane(url, open, want, 1)).lastMs * 1.5));
-    const outcome = await killLane(url, open, want, 16, spread);
-    console.log(`[keystore-rekey] postgres: ${JSON.stringify(outcome)} (kills within ${spread} ms of open)`);
-    expect(outcome.killedBefore + outcome.killedAfter).toBeGreaterThan(8);
+    const spread = Math.max(20, Math.round((await killLane(url, open, want, 0)).lastMs * 1.5));
+    const outcome = await killLane(url, open, want, 15, spread);
+    console.log(`[keystore-rekey] postgres: ${JSON.stringify(outcome)}`);
+    expect(outcome.killedBefore).toBeGreaterThan(0);
   }, 600_000);
 });
