@@ -52,7 +52,6 @@ const pgClient = (): typeof pg => (pgModule ??= createRequire(import.meta.url)('
 export const NOTIFY_CHANNEL = 'kms_hmac_changes';
 /** Serializes schema migrations and store creation across processes. */
 const SETUP_LOCK = `SELECT pg_advisory_xact_lock(hashtext('kms_hmac_setup'))`;
-export { isPostgresUrl, redactUrl } from './pg-url.js';
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 2_000;
 
