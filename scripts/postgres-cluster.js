@@ -9,9 +9,23 @@
 //   await pg.stop(); await pg.start();          // a database restart
 //   await pg.destroy();
 //
+//   const tls = await startPostgres({ tls: true }); // also on 127.0.0.1:<free port>, TLS only there,
+//   tls.tcpUrl('t1', 'sslmode=verify-full&sslrootcert=' + tls.caFile)  // a certificate for localhost from a CA of its own
+//
 // `KMS_HMAC_REQUIRE_POSTGRES=1` turns "not installed" into an error (CI).
 import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -75,11 +89,20 @@ export class PostgresCluster {
     this.port = 5432;
     this.options = options;
     this.running = false;
+    /** With `tls`: the TCP port on 127.0.0.1, and the CA that signed the server's certificate (CN and SAN localhost). */
+    this.tcpPort = undefined;
+    this.caFile = undefined;
+  }
+
+  /** A URL for `database` over TCP to 127.0.0.1 by the name localhost (the certificate's), with `query` appended. */
+  tcpUrl(database = 'postgres', query = '') {
+    return `postgres://postgres@localhost:${this.tcpPort}/${database}${query ? `?${query}` : ''}`;
   }
 
   /** A connection URL for `database` (over the unix socket). */
   url(database = 'postgres') {
-    return `postgres://postgres@/${database}?host=${encodeURIComponent(this.socketDir)}`;
+    const port = this.port === 5432 ? '' : `&port=${this.port}`;
+    return `postgres://postgres@/${database}?host=${encodeURIComponent(this.socketDir)}${port}`;
   }
 
   /** The environment that points psql, pg and `kms-hmac --keystore postgres://` at this cluster. */
@@ -88,7 +111,14 @@ export class PostgresCluster {
   }
 
   async start() {
-    const settings = [`-k ${this.socketDir}`, `-p ${this.port}`, "-c listen_addresses=''", '-c max_connections=200'];
+    const listen = this.tcpPort === undefined ? "''" : '127.0.0.1';
+    const settings = [
+      `-k ${this.socketDir}`,
+      `-p ${this.port}`,
+      `-c listen_addresses=${listen}`,
+      '-c max_connections=200',
+    ];
+    if (this.tcpPort !== undefined) settings.push('-c ssl=on');
     if (!this.options.durable) settings.push('-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off');
     await run(join(this.bin, 'pg_ctl'), [
       '-D',
@@ -154,7 +184,80 @@ export class PostgresCluster {
  * (benchmarks); tests run without it, which loses nothing unless the machine
  * itself crashes.
  */
-export async function startPostgres({ durable = false } = {}) {
+/** A free TCP port on 127.0.0.1. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** A CA and a server certificate for localhost / 127.0.0.1 signed by it (openssl), in the data directory. */
+function makeCertificates(cluster, owner) {
+  const d = cluster.data;
+  const ssl = (...args) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=kms-hmac test CA',
+    '-keyout',
+    join(cluster.dir, 'ca.key'),
+    '-out',
+    join(cluster.dir, 'ca.pem'),
+  );
+  ssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=localhost',
+    '-keyout',
+    join(d, 'server.key'),
+    '-out',
+    join(cluster.dir, 'server.csr'),
+  );
+  const ext = join(cluster.dir, 'san.ext');
+  appendFileSync(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    join(cluster.dir, 'server.csr'),
+    '-CA',
+    join(cluster.dir, 'ca.pem'),
+    '-CAkey',
+    join(cluster.dir, 'ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+    '-out',
+    join(d, 'server.crt'),
+  );
+  chmodSync(join(d, 'server.key'), 0o600);
+  if (owner) for (const f of ['server.key', 'server.crt']) chownSync(join(d, f), owner.uid, owner.gid);
+  // TLS is required on TCP (the first matching line wins); the unix socket stays as it was (trust).
+  const hba = join(d, 'pg_hba.conf');
+  writeFileSync(
+    hba,
+    `hostnossl all all 0.0.0.0/0 reject\nhostssl all all 127.0.0.1/32 trust\n${readFileSync(hba, 'utf8')}`,
+  );
+  cluster.caFile = join(cluster.dir, 'ca.pem');
+}
+
+export async function startPostgres({ durable = false, tls = false } = {}) {
   const reason = postgresUnavailableReason();
   if (reason) {
     if (process.env[REQUIRE_ENV] === '1') throw new Error(`${REQUIRE_ENV}=1 but ${reason}`);
@@ -162,10 +265,13 @@ export async function startPostgres({ durable = false } = {}) {
   }
   const bin = postgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-pg-'));
+  let owner;
   if (process.getuid?.() === 0) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
-    chownSync(dir, uid, gid);
+    owner = {
+      uid: Number(execFileSync('id', ['-u', 'postgres']).toString()),
+      gid: Number(execFileSync('id', ['-g', 'postgres']).toString()),
+    };
+    chownSync(dir, owner.uid, owner.gid);
   }
   const cluster = new PostgresCluster(dir, bin, { durable });
   try {
@@ -181,6 +287,11 @@ export async function startPostgres({ durable = false } = {}) {
       '--locale=C',
       '--no-sync',
     ]);
+    if (tls) {
+      makeCertificates(cluster, owner);
+      cluster.tcpPort = await freePort();
+      cluster.port = cluster.tcpPort; // PostgreSQL has one port: the TCP listener's, and the socket's name
+    }
     await cluster.start();
     return cluster;
   } catch (err) {

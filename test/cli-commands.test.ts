@@ -148,16 +148,7 @@ describe('keys', () => {
     const md = JSON.parse(c.stdout).KeyMetadata;
     expect(md.KeyState).toBe('PendingImport');
     const material = Buffer.alloc(32, 7);
-    const imp = await cli([
-      'keys',
-      'import',
-      '--key-id',
-      md.KeyId,
-      '--material-hex',
-      material.toString('hex'),
-      '--keystore',
-      ks,
-    ]);
+    const imp = await cli(['keys', 'import', '--key-id', md.KeyId, '--material-file', '-', '--keystore', ks], material);
     expect(imp.stderr).toBe('');
     expect(JSON.parse(imp.stdout).KeyMetadata.KeyState).toBe('Enabled');
     const g = await cli(['mac', 'generate', '--key-id', md.KeyId, '--keystore', ks], 'hello');

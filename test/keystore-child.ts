@@ -25,6 +25,8 @@ export interface ChildRun {
 export interface ChildOptions {
   /** Store passphrase ('' for none). */
   pass?: string;
+  /** The new passphrase of `rekey`. */
+  newPass?: string;
   /** Called for every complete line the child prints; may kill it. */
   onLine?: (line: string, kill: () => void) => void;
   /** SIGKILL the child this long after it was spawned. */
@@ -43,11 +45,11 @@ export function useKeyStoreChild(): RunChild {
   const moduleUrl = pathToFileURL(join(here, '..', 'dist', 'keystore', 'index.js')).href;
 
   /** Runs the child; resolves with the complete lines it printed and how it ended. */
-  return (args, { pass = '', onLine, killAfterMs, wrap = [] } = {}) =>
+  return (args, { pass = '', newPass = '', onLine, killAfterMs, wrap = [] } = {}) =>
     new Promise((resolve, reject) => {
       const [cmd, ...pre] = [...wrap, process.execPath];
       const p = spawn(cmd!, [...pre, CHILD, ...args], {
-        env: { ...process.env, KS_MODULE: moduleUrl, KS_PASS: pass },
+        env: { ...process.env, KS_MODULE: moduleUrl, KS_PASS: pass, KS_NEW_PASS: newPass },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let buf = '';

@@ -13,7 +13,11 @@ import { SignatureV4 } from '@smithy/signature-v4';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const CRED = { accessKeyId: 'AKIDKMSHMACTEST', secretAccessKey: 'kms-hmac-test-secret/with+chars=' };
-export const CRED2 = { accessKeyId: 'AKIDSECOND', secretAccessKey: 'second-secret', sessionToken: 'session-token-xyz' };
+export const CRED2 = {
+  accessKeyId: 'AKIDSECOND',
+  secretAccessKey: 'second-secret-of-the-tests',
+  sessionToken: 'session-token-xyz',
+};
 
 class Sha256 {
   private h;
@@ -88,6 +92,14 @@ export function rawRequest(
   },
 ): Promise<RawResponse> {
   const u = new URL(url);
+  // Headers given as pairs are sent as they are: declare the body's length as every AWS client does (not chunked).
+  let headers = opts.headers;
+  if (
+    Array.isArray(headers) &&
+    opts.body !== undefined &&
+    !headers.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k))
+  )
+    headers = [...headers, ['content-length', String(Buffer.byteLength(opts.body))]];
   return new Promise((resolvePromise, reject) => {
     const req = http.request(
       {
@@ -95,9 +107,9 @@ export function rawRequest(
         port: u.port,
         method: opts.method ?? 'POST',
         path: opts.path ?? '/',
-        headers: opts.headers as http.OutgoingHttpHeaders,
+        headers: headers as http.OutgoingHttpHeaders,
         agent: opts.agent ?? false,
-        setHost: !hasHost(opts.headers),
+        setHost: !hasHost(headers),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -222,6 +234,7 @@ export function amzNow(): string {
 export interface ServeChild {
   proc: ChildProcess;
   url: string;
+  stdout: () => string;
   stderr: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -255,7 +268,7 @@ export function startServe(args: string[], home: string, env: NodeJS.ProcessEnv 
       const m = /listening on (http:\/\/[^ ]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ proc, url: m[1]!, stderr: () => err, exited });
+        resolve({ proc, url: m[1]!, stdout: () => out, stderr: () => err, exited });
       }
     });
     void exited.then(({ code }) => {

@@ -163,6 +163,35 @@ describe('refused on the headers, before the body', () => {
     expect((await headersOnly(port, headBlock(junk, 100_000_000))).errorType).toBe('InvalidSignatureException');
   });
 
+  it('a known access key without x-amz-content-sha256: a body over 64 KiB, or of undeclared length, is refused before it is read', async () => {
+    const body = Buffer.from(BODY);
+    const forged = signFast(host, 'TrentService.GenerateMac', body, amzNow(), [], {
+      accessKeyId: CRED.accessKeyId,
+      secretAccessKey: 'guessed',
+    });
+    // Declared 1 MiB (the body limit of a request that declares its hash): never read.
+    const big = await headersOnly(port, headBlock(forged, 1024 * 1024));
+    expect(big.status, big.reply).toBe(413);
+    expect(big.errorType).toBe('RequestEntityTooLargeException');
+    expect(big.reply).toContain('65536 bytes for a request without x-amz-content-sha256');
+    expect(big.reply.toLowerCase()).toContain('connection: close');
+    // Chunked, length unknown: never read either.
+    const head = ['POST / HTTP/1.1', ...forged.map(([k, v]) => `${k}: ${v}`), 'transfer-encoding: chunked'].join(
+      '\r\n',
+    );
+    const chunked = await headersOnly(port, `${head}\r\n\r\n`);
+    expect(chunked.status, chunked.reply).toBe(411);
+    expect(chunked.errorType).toBe('LengthRequiredException');
+    // A body within the limit is read, then its signature checked; a good one is served (the Python clients' form).
+    const small = await rawRequest(`http://${host}`, { headers: forged, body });
+    expect(small.json?.__type).toBe('InvalidSignatureException');
+    const good = await rawRequest(`http://${host}`, {
+      headers: signFast(host, 'TrentService.GenerateMac', body, amzNow()),
+      body,
+    });
+    expect(good.status, good.body).toBe(200);
+  });
+
   it('wrong method or path: answered without reading the body, connection closed', async () => {
     for (const line of ['GET / HTTP/1.1', 'POST /keys HTTP/1.1']) {
       const r = await headersOnly(port, `${line}\r\nhost: ${host}\r\ncontent-length: 100000000\r\n\r\n`);

@@ -58,10 +58,18 @@ export function* catchUpSteps(replica: Replica, full = false): Steps<boolean> {
   }
 }
 
-/** Encodes a transaction's changes for commit, deriving new keys first when the store is being encrypted. */
-export function* prepareSteps(replica: Replica, changes: ChangeSet | undefined): Steps<PreparedCommit> {
-  const req = replica.commitKeysNeeded(false);
-  const newKeys = req ? req.keys(yield* derive(req.kdf)) : undefined;
+/**
+ * Encodes a transaction's changes for commit, deriving new keys first when
+ * the store is being encrypted. `rekeyTo`: every row is rewritten under
+ * these keys instead (rekey.ts).
+ */
+export function* prepareSteps(
+  replica: Replica,
+  changes: ChangeSet | undefined,
+  rekeyTo?: StoreKeys,
+): Steps<PreparedCommit> {
+  const req = rekeyTo ? undefined : replica.commitKeysNeeded(false);
+  const newKeys = rekeyTo ?? (req ? req.keys(yield* derive(req.kdf)) : undefined);
   return replica.prepare(changes ?? { keys: new Map(), aliases: new Map() }, newKeys);
 }
 
@@ -115,6 +123,16 @@ export class Replica {
 
   get name(): string {
     return this.#o.name;
+  }
+
+  /** The key derivation of the keys held (an encrypted store's salt and scrypt cost); undefined when unencrypted. */
+  get kdf(): KdfHeader | undefined {
+    return this.#keys?.header?.kdf;
+  }
+
+  /** Whether `keys` are the ones this replica holds (adopted by a commit or a load). */
+  holds(keys: StoreKeys): boolean {
+    return this.#keys === keys;
   }
 
   #corrupt(reason: string): KeyStoreCorruptError {
