@@ -70,6 +70,7 @@ function readme() {
       ' on a shared machine move by ±20–30 % from run to run. Every table of the run: `node bench/report.js`;' +
       ' every earlier run: [docs/benchmarks.md](docs/benchmarks.md).\n',
   );
+  /** @type {[string, number][]} */
   const cells = [
     ['HMAC_SHA_256', 64],
     ['HMAC_SHA_256', 1024],

@@ -341,7 +341,7 @@ async function fleetRun(results) {
             ? memory.serverCpuUsPerReq / postgres.serverCpuUsPerReq
             : null,
         perReplica,
-        propagationMs: { p50: pct(0.5), p99: pct(0.99), max: propagation.at(-1) },
+        propagationMs: { p50: pct(0.5), p99: pct(0.99), max: /** @type {number} */ (propagation.at(-1)) },
       };
     } finally {
       await Promise.all([stopChild(a.proc), stopChild(b.proc)]);

@@ -82,8 +82,12 @@ const cpuMs = () => {
 };
 
 // path: [name for setSimdPath, always]
+/** @typedef {[path: string, always: boolean]} PathChoice (addon.setSimdPath's arguments) */
+/** @type {PathChoice} */
 const OFF = ['off', false];
+/** @type {PathChoice} */
 const AUTO = ['auto', false];
+/** @param {PathChoice} choice */
 const use = ([p, always]) => addon.setSimdPath(p, always);
 
 // One cell: off vs each of `paths`. Returns ratios per path label.
@@ -216,6 +220,7 @@ if (SWEEP) {
   );
 } else {
   const mixed = (n) => Array.from({ length: n }, () => 16 + Math.floor(rand() * (4096 - 16 + 1)));
+  /** @type {[algorithm: string, size: string, lengths: number[], target: number | undefined][]} */
   const cases = [
     ['HMAC-SHA-256', '64 B', Array(4096).fill(64), 2.0],
     ['HMAC-SHA-256', '4096 B', Array(4096).fill(4096), 2.0],

@@ -160,7 +160,7 @@ export async function startPostgres({ durable = false } = {}) {
     if (process.env[REQUIRE_ENV] === '1') throw new Error(`${REQUIRE_ENV}=1 but ${reason}`);
     return undefined;
   }
-  const bin = postgresBinDir();
+  const bin = /** @type {string} */ (postgresBinDir()); // (there is one: no reason above)
   const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-pg-'));
   if (process.getuid?.() === 0) {
     const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
