@@ -3,13 +3,14 @@
  * loaded explicitly (never through the fallback), so a backend that fails to
  * build or load fails here instead of the suite silently testing another.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND_NAMES, loadBackend, type Backend } from '../src/backend/index.js';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../src/backend/types.js';
 import { createMacKey, packMessages, type MacKey } from '../src/mac/key.js';
 import { bytes } from './support/bytes.js';
+import { random } from './support/random.js';
 
 const vectors = JSON.parse(readFileSync(new URL('./fixtures/rfc4231.json', import.meta.url), 'utf8')) as {
   cases: {
@@ -108,9 +109,9 @@ describe.each(BACKENDS_UNDER_TEST as typeof BACKEND_NAMES)('backend %s', (name) 
 
     it.each(MAC_ALGORITHMS)('%s: random keys and mixed-length batches', (algorithm) => {
       for (let round = 0; round < 20; round++) {
-        const material = randomBytes(round * 13);
+        const material = random.bytes(round * 13);
         const key = keyFor(algorithm, material);
-        const messages = Array.from({ length: 37 + round }, () => randomBytes(Math.floor(Math.random() * 4200)));
+        const messages = Array.from({ length: 37 + round }, () => random.bytes(random.int(4200)));
         const macs = key.macBatch(messages);
         messages.forEach((message, i) =>
           expect(hex(macs[i]!)).toBe(oracle(algorithm, material, message).toString('hex')),

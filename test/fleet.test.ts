@@ -13,13 +13,14 @@
  *     on from the snapshot, everything recovers without restarting replicas.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants, createHmac, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, createHmac, createPublicKey, publicEncrypt } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { PostgresKeyStore } from '../src/keystore/index.js';
 import { PG_SKIP, usePostgres } from './postgres.js';
 import { builtServeEntry, CRED, rawRequest, signKms, type RawResponse } from './server-helpers.js';
+import { random } from './support/random.js';
 
 const PASS = 'fleet passphrase';
 const FAST = { N: 1 << 10, r: 8, p: 1 };
@@ -231,7 +232,7 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
         const worker = async () => {
           while (alive) {
             try {
-              if (Math.random() < 0.5) {
+              if (random.float() < 0.5) {
                 const md = (await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }))
                   .KeyMetadata as { KeyId: string };
                 acked.set(md.KeyId, null);
@@ -240,7 +241,7 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
                 const md = (
                   await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Origin: 'EXTERNAL' })
                 ).KeyMetadata as { KeyId: string };
-                const material = randomBytes(32);
+                const material = random.bytes(32);
                 attempted.set(md.KeyId, material);
                 const p = (await ok(r, 'GetParametersForImport', {
                   KeyId: md.KeyId,
@@ -271,7 +272,7 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
         };
         const killer = (async () => {
           await Promise.race([acking, new Promise((res) => setTimeout(res, 2_000))]);
-          await new Promise((res) => setTimeout(res, Math.random() * 400));
+          await new Promise((res) => setTimeout(res, random.float() * 400));
           r.proc.kill('SIGKILL');
           alive = false;
           kills++;

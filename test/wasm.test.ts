@@ -6,7 +6,7 @@
  * memory wiping, SIMD detection and the worker pool.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import type { MacAlgorithm } from '../src/backend/types.js';
 import { loadWasmBackend, wasmEngineOf, wasmSimdSupported, type WasmVariant } from '../src/backend/wasm.js';
 import { WASM_HASH } from '../src/backend/wasm-binaries.js';
 import { FRAMER_WASM_HASH } from '../src/logs/framer-binary.js';
+import { random } from './support/random.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NODE_HASH: Record<MacAlgorithm, string> = {
@@ -112,13 +113,13 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
   describe('mixed lengths in one batch (SIMD lanes finish at different blocks)', () => {
     it.each(ALGS)('%s: every length 0..1000, shuffled, packed / verify', (alg) => {
-      const keyBytes = randomBytes(alg.includes('256') ? 64 : 100);
+      const keyBytes = random.bytes(alg.includes('256') ? 64 : 100);
       const key = backend().createKey(alg, keyBytes);
       const lengths = shuffled(
         Array.from({ length: 1001 }, (_, i) => i),
         0x5eed + alg.length,
       );
-      const messages = lengths.map((n) => randomBytes(n));
+      const messages = lengths.map((n) => random.bytes(n));
       const expected = Buffer.concat(messages.map((m) => oracle(alg, keyBytes, m)));
       const { data, offsets } = pack(messages);
       const ml = key.macLength;
@@ -140,7 +141,7 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       // One message of length L with short companions: the companions finish
       // first, leaving L's lane alone mid-inner-hash, on its length-only block,
       // or with only the outer block left, depending on L.
-      const keyBytes = randomBytes(33);
+      const keyBytes = random.bytes(33);
       const key = backend().createKey(alg, keyBytes);
       const ml = key.macLength;
       for (let len = 0; len <= 400; len++) {
@@ -150,7 +151,7 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
           [len, 0],
           [3, len, 200, 1, 0],
         ]) {
-          const messages = shape.map((n) => randomBytes(n));
+          const messages = shape.map((n) => random.bytes(n));
           const out = new Uint8Array(messages.length * ml);
           const { data, offsets } = pack(messages);
           key.macPackedInto(data, offsets, out);
@@ -163,10 +164,10 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
     });
 
     it('batches of 1, 2, 3, 5 messages (idle lanes) and empty batches', () => {
-      const keyBytes = randomBytes(32);
+      const keyBytes = random.bytes(32);
       const key = backend().createKey('HMAC_SHA_256', keyBytes);
       for (const n of [0, 1, 2, 3, 5]) {
-        const messages = Array.from({ length: n }, (_, i) => randomBytes(i * 97));
+        const messages = Array.from({ length: n }, (_, i) => random.bytes(i * 97));
         const out = new Uint8Array(n * 32);
         const { data, offsets } = pack(messages);
         key.macPackedInto(data, offsets, out);
@@ -178,12 +179,12 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
     });
 
     it('a batch larger than the 1 MiB I/O region and MAX_BATCH, with a message larger than the region', () => {
-      const keyBytes = randomBytes(20);
+      const keyBytes = random.bytes(20);
       const key = backend().createKey('HMAC_SHA_256', keyBytes);
       const messages = [
-        ...Array.from({ length: 20_000 }, (_, i) => randomBytes(i % 67)),
-        randomBytes(1_500_000),
-        ...Array.from({ length: 300 }, () => randomBytes(4096)),
+        ...Array.from({ length: 20_000 }, (_, i) => random.bytes(i % 67)),
+        random.bytes(1_500_000),
+        ...Array.from({ length: 300 }, () => random.bytes(4096)),
       ];
       const expected = Buffer.concat(messages.map((m) => oracle('HMAC_SHA_256', keyBytes, m)));
       const out = new Uint8Array(messages.length * 32);
@@ -196,9 +197,9 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
   describe('inputs larger than the static regions', () => {
     it.each(ALGS)('%s: keys longer than the 4 KiB key window, messages longer than the 1 MiB data region', (alg) => {
-      const msg = randomBytes(1_300_000);
+      const msg = random.bytes(1_300_000);
       for (const keyLen of [4095, 4096, 4097, 10_000]) {
-        const keyBytes = randomBytes(keyLen);
+        const keyBytes = random.bytes(keyLen);
         const key = backend().createKey(alg, keyBytes);
         const expected = oracle(alg, keyBytes, msg);
         const out = new Uint8Array(key.macLength);
@@ -219,9 +220,9 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
   describe('state after errors', () => {
     it('rejects bad input with typed errors and still computes correct MACs afterwards', async () => {
-      const keyBytes = randomBytes(48);
+      const keyBytes = random.bytes(48);
       const key = backend().createKey('HMAC_SHA_384', keyBytes);
-      const msg = randomBytes(333);
+      const msg = random.bytes(333);
       const good = oracle('HMAC_SHA_384', keyBytes, msg);
       const check = () => {
         const out = new Uint8Array(48);
@@ -259,7 +260,7 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
     it('the engine itself rejects bad arguments and offsets with a status, never reading outside DATA', () => {
       const b = backend();
       const engine = wasmEngineOf(b);
-      const keyBytes = randomBytes(32);
+      const keyBytes = random.bytes(32);
       const key = b.createKey('HMAC_SHA_256', keyBytes);
       const ex = engine.ex;
       // Offsets pointing into other regions (decreasing, past DATA): status 2, no output.
@@ -276,7 +277,7 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       expect(ex.keySetup(0, 1, 65)).toBe(1);
       expect(ex.streamInit(7, -1)).toBe(1);
       expect(ex.streamUpdate(2, 1)).toBe(1);
-      const msg = randomBytes(1000);
+      const msg = random.bytes(1000);
       const out = new Uint8Array(32);
       key.macInto(msg, out, 0);
       expect(Buffer.from(out)).toEqual(oracle('HMAC_SHA_256', keyBytes, msg));
@@ -294,7 +295,7 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
         ['HMAC_SHA_512', 100],
         ['HMAC_SHA_256', 200], // longer than the block: hashed in the stream context first
       ] as const) {
-        const keyBytes = randomBytes(len);
+        const keyBytes = random.bytes(len);
         const key = b.createKey(alg, keyBytes);
         // Raw key material is nowhere in linear memory, key window and scratch are zero.
         expect(indexOfBytes(mem, keyBytes.subarray(0, 16))).toBe(-1);
@@ -353,9 +354,9 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
   describe('async worker pool', () => {
     it('splits a large batch across workers and equals the sync result, for mac and verify', async () => {
-      const keyBytes = randomBytes(64);
+      const keyBytes = random.bytes(64);
       const key = backend().createKey('HMAC_SHA_512', keyBytes);
-      const messages = Array.from({ length: 5000 }, (_, i) => randomBytes((i * 31) % 700));
+      const messages = Array.from({ length: 5000 }, (_, i) => random.bytes((i * 31) % 700));
       const { data, offsets } = pack(messages);
       const sync = new Uint8Array(messages.length * 64);
       key.macPackedInto(data, offsets, sync);
