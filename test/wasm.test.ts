@@ -323,8 +323,29 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
     it('freed slots are reused, so many short-lived keys do not exhaust the slot table', () => {
       const b = backend();
-      const slots = wasmEngineOf(b).KEY_SLOTS;
-      for (let i = 0; i < slots + 10; i++) b.createKey('HMAC_SHA_224', new Uint8Array([i & 0xff])).destroy();
+      const engine = wasmEngineOf(b);
+      const slots = engine.KEY_SLOTS;
+      const holds = (slot: number) => engine.readSlot(slot).some((x) => x !== 0);
+      const inUse = () => Array.from({ length: slots }, (_, s) => holds(s));
+      const msg = new TextEncoder().encode('reused');
+      const out = new Uint8Array(28);
+      const before = inUse();
+      let slot = -1;
+      for (let i = 0; i < slots + 10; i++) {
+        const material = new Uint8Array([i & 0xff, i >> 8]);
+        const key = b.createKey('HMAC_SHA_224', material);
+        if (i === 0) slot = inUse().findIndex((used, s) => used && !before[s]);
+        // Every key lives in the regular slot the one before it freed, never in the swap slot (the
+        // last one), where keys go once the table is full: a table's worth and more of them, one by one.
+        expect(slot).toBeGreaterThanOrEqual(0);
+        expect(slot).toBeLessThan(slots - 1);
+        expect(holds(slot), `key ${i}`).toBe(true);
+        key.macInto(msg, out, 0);
+        expect(Buffer.from(out), `key ${i}`).toEqual(oracle('HMAC_SHA_224', material, msg));
+        key.destroy();
+        expect(holds(slot), `key ${i}`).toBe(false);
+      }
+      expect(inUse()).toEqual(before);
     });
 
     it('more live keys than slots: the extras share the swap slot and stay correct, interleaved', () => {
