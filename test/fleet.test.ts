@@ -21,6 +21,7 @@ import { PostgresKeyStore } from '../src/keystore/index.js';
 import { PG_SKIP, usePostgres } from './postgres.js';
 import { builtServeEntry, CRED, rawRequest, signKms, type RawResponse } from './server-helpers.js';
 import { random } from './support/random.js';
+import { killGroup, track } from './support/process-group.js';
 
 const PASS = 'fleet passphrase';
 const FAST = { N: 1 << 10, r: 8, p: 1 };
@@ -47,15 +48,18 @@ afterEach(async () => {
 
 /** A `kms-hmac serve` process on the PostgreSQL store at `storeUrl`. */
 function replica(storeUrl: string): Promise<Replica> {
-  const proc = spawn(process.execPath, [entry, '--port', '0', '--quiet', '--keystore', storeUrl], {
-    env: {
-      PATH: process.env.PATH,
-      KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
-      KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
-      KMS_HMAC_PASSPHRASE: PASS,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = track(
+    spawn(process.execPath, [entry, '--port', '0', '--quiet', '--keystore', storeUrl], {
+      env: {
+        PATH: process.env.PATH,
+        KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
+        KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
+        KMS_HMAC_PASSPHRASE: PASS,
+      },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
@@ -75,7 +79,7 @@ function replica(storeUrl: string): Promise<Replica> {
         exited,
         stop: async () => {
           running.delete(r);
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+          if (proc.exitCode === null && proc.signalCode === null) killGroup(proc, 'SIGKILL');
           await exited;
         },
       };

@@ -26,6 +26,7 @@ import { verifyLog } from '../src/logs/verify.js';
 import { runCli, type CliRun } from './cli-run.js';
 import { blocks } from './log-oracle.js';
 import { random } from './support/random.js';
+import { track } from './support/process-group.js';
 
 const BIN = fileURLToPath(new URL('../bin/kms-hmac.js', import.meta.url));
 const WRITER = fileURLToPath(new URL('./fixtures/log-writer.mjs', import.meta.url));
@@ -67,11 +68,14 @@ interface Proc {
 }
 
 function start(cmd: string, args: string[]): Proc {
-  const child = spawn(process.execPath, [cmd, ...args], {
-    cwd: dir,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = track(
+    spawn(process.execPath, [cmd, ...args], {
+      cwd: dir,
+      env: { ...process.env, ...env },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   const out: string[] = [];
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {

@@ -18,11 +18,21 @@
  * come from the runs recorded in bench/results/, never typed in.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { killGroup, track } from './support/process-group.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -85,12 +95,14 @@ function project(): { cwd: string; env: NodeJS.ProcessEnv } {
 
 /** One bash session fed block by block; background jobs are stopped with it. */
 function session(cwd: string, env: NodeJS.ProcessEnv) {
-  const bash = spawn('bash', ['--noprofile', '--norc', '-s'], {
-    cwd,
-    env,
-    detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const bash = track(
+    spawn('bash', ['--noprofile', '--norc', '-s'], {
+      cwd,
+      env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   bash.stdout.on('data', (d) => (out += d));
   bash.stderr.on('data', (d) => (out += d));
@@ -121,11 +133,7 @@ function session(cwd: string, env: NodeJS.ProcessEnv) {
       });
     },
     stop() {
-      try {
-        process.kill(-bash.pid!, 'SIGTERM');
-      } catch {
-        // already gone
-      }
+      killGroup(bash, 'SIGTERM');
     },
   };
 }
@@ -153,6 +161,21 @@ describe('README.md', () => {
     expect(
       existsSync(join(ROOT, 'test', 'fleet-docs.test.ts')) && existsSync(join(ROOT, 'test', 'live-logs-doc.test.ts')),
     ).toBe(true);
+  });
+
+  it('no shell loop in it or in a docs page runs unbounded: each waits a fixed number of times', () => {
+    // A loop that waits for a server forever outlives the test that ran it when the server never
+    // comes (and holds whatever the walk-through started). `for i in $(seq N)` with a break instead.
+    const pages = ['README.md', ...readdirSync(join(ROOT, 'docs')).map((f) => join('docs', f))].filter((f) =>
+      f.endsWith('.md'),
+    );
+    for (const page of pages) {
+      const text = readFileSync(join(ROOT, page), 'utf8');
+      for (const m of text.matchAll(/^```(?:sh|bash)\n([\s\S]*?)^```$/gm)) {
+        for (const line of commands(m[1]!))
+          expect(line, `${page}: an unbounded loop`).not.toMatch(/^(until|while)\b|;\s*(until|while)\b/);
+      }
+    }
   });
 
   it('the performance section is what bench/report.js prints from the recorded runs (bench/results/)', () => {

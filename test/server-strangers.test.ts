@@ -17,6 +17,7 @@ import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listen, serverLimits, type KmsApi } from '../src/server/server.js';
 import { CRED, CRED2, amzNow, rawRequest, signFast, signedCall, startServe, stopServe } from './server-helpers.js';
+import { killGroup, track } from './support/process-group.js';
 
 const BODY = JSON.stringify({ KeyId: 'alias/x', Message: 'aGVsbG8=', MacAlgorithm: 'HMAC_SHA_256' });
 
@@ -340,8 +341,9 @@ describe.runIf(process.platform === 'linux')('2,000 strangers trickling large bo
             knownAccessKeyId: CRED.accessKeyId,
           }),
         ],
-        { stdio: ['pipe', 'pipe', 'inherit'] },
+        { detached: true, stdio: ['pipe', 'pipe', 'inherit'] },
       );
+      track(attacker);
       // Strangers bring their own CPUs; here they share ours. Lower their priority so the figures
       // measure the server's cost of refusing them, not the load generator's cost of sending.
       setPriority(attacker.pid!, 10);
@@ -398,7 +400,7 @@ describe.runIf(process.platform === 'linux')('2,000 strangers trickling large bo
       expect(Math.min(...windows.map((x) => x.p99)), JSON.stringify(report)).toBeLessThanOrEqual(P99_LIMIT_MS);
     } finally {
       clearInterval(sampler);
-      if (attacker && attacker.exitCode === null) attacker.kill('SIGKILL');
+      if (attacker) killGroup(attacker, 'SIGKILL');
       agent.destroy();
       expect((await stopServe(child)).code, child.stderr()).toBe(0);
     }
