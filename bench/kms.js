@@ -11,7 +11,7 @@
 //
 // Each task iteration is a pass over COUNT distinct messages, so the
 // harness's per-iteration cost never rivals a sub-microsecond call.
-// Targets (issue 4): generateMacSync ≥ 3.5×, generateMacBatch ≥ 12×,
+// Targets: generateMacSync ≥ 3.5×, generateMacBatch ≥ 12×,
 // generateMac (Promise) ≥ 2× node:crypto createHmac.
 // Then the fast path's local GenerateMac against a forwarded one (bench/fast-path.js).
 import { createHmac, randomBytes } from 'node:crypto';

@@ -9,7 +9,7 @@
 // in-process (bench/logs-in-process.js) while a 10 ms interval timer measures
 // how late the event loop gets to it.
 //
-// Targets (issue 12): sign and verify >= 25x the baseline (wall time);
+// Targets: sign and verify >= 25x the baseline (wall time);
 // the timer never late by more than 20 ms during the in-process signLog (in
 // every one of --runs runs, in a process that has signed before; a cold
 // first use is reported beside it).

@@ -150,9 +150,9 @@ for (const algorithm of ALGORITHMS) {
   rows.push(...algorithmRows);
 }
 
-// The WebAssembly engine against the other WASM/JS HMACs on npm (hash-wasm,
+// The WebAssembly backend against the other WASM/JS HMACs on npm (hash-wasm,
 // @noble/hashes), one thread and the async worker pool (bench/wasm.js).
-console.log('\nWebAssembly engine against hash-wasm and @noble/hashes (ratios to hash-wasm createHMAC):');
+console.log('\nWebAssembly backend against hash-wasm and @noble/hashes (ratios to hash-wasm createHMAC):');
 const wasmRows = await runWasmBench({ quick, time: quick ? 150 : 250, rounds: quick ? 2 : 3 });
 console.log(formatWasmRows(wasmRows));
 

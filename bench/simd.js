@@ -2,7 +2,7 @@
 // Multi-buffer SIMD lanes vs this package's OpenSSL batch path, 1 thread,
 // packed sync batch, in one process (the path is switched with the addon's
 // setSimdPath between samples). Usage:
-//   node bench/simd.js            the issue-11 target cases (4096 messages), every path
+//   node bench/simd.js            the target cases (4096 messages: docs/benchmarks.md), every path
 //   node bench/simd.js --sweep    auto/off for all four algorithms, 16 B .. 4 KiB,
 //                                 4096 messages and small batches (1..64)
 //   options: --samples N (pairs per cell, default 15), --sample-ms MS (default 4), --json FILE
@@ -195,7 +195,7 @@ if (SWEEP) {
     return `${fmt(r.ratio.auto)} ${r.autoPath}`;
   };
   say();
-  say('auto/off, 4096 messages per batch (the issue-11 cells):');
+  say('auto/off, 4096 messages per batch (the target cells):');
   const rows = {};
   for (const alg of ALGS) {
     rows[alg.name] = {};

@@ -1,4 +1,4 @@
-// The performance targets of the async and array batch paths (issue 12), as
+// The performance targets of the async and array batch paths, as
 // same-run ratios. Each target compares two calls on the same data; the calls
 // alternate in rounds (order swapped every other round), a round times each
 // call over ~`time` ms and keeps its median, and a target's figure is the

@@ -1,6 +1,6 @@
 /**
  * What a fleet of `kms-hmac serve` replicas on one PostgreSQL is promised,
- * each tested against real processes and a real server (issue 13):
+ * each tested against real processes and a real server (docs/fleet.md):
  *   - DisableKey, ScheduleKeyDeletion, DeleteAlias, UpdateAlias acknowledged by
  *     one replica are obeyed by the others (p99 reported here; the 1 s target
  *     is checked by `npm run bench:server`);

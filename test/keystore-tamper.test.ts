@@ -1,6 +1,7 @@
 /**
  * An encrypted key store, edited by someone who can write the file but does
- * not know the passphrase (issue 10, finding 4). Every edit below is refused
+ * not know the passphrase (the store's whole-store authentication,
+ * docs/key-stores.md "Encryption and authentication"). Every edit below is refused
  * with a typed error, the file is left exactly as the attacker left it, and
  * no client ever MACs with what the attacker wrote.
  */

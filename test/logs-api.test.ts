@@ -65,7 +65,7 @@ describe('a log is a path (string or URL), bytes, a byte stream or an async iter
   });
 
   it('a path is never taken as content: verifyLog(path) checks the file, whatever the path string says', async () => {
-    // issue 10, finding 5: signLog/verifyLog once signed the bytes of the path string itself
+    // signLog/verifyLog once signed the bytes of the path string itself (fixed in 0.2.0, CHANGELOG.md)
     const sc = p('path-attack.mac');
     await signLog(p('app.log'), sc, { engine });
     writeFileSync(p('app-edited.log'), 'one\nTWO\nthree\n');

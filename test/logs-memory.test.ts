@@ -1,7 +1,7 @@
 /**
  * Constant memory: sign and verify a large log generated on the fly (never
  * held in memory) and check that RSS stays flat. The default size keeps
- * `npm test` short on a shared 2-core machine; the issue's 2 GiB run is
+ * `npm test` short on a shared 2-core machine; a 2 GiB run is
  *   KMS_HMAC_TEST_LOG_SIZE_MIB=2048 npx vitest run test/logs-memory.test.ts
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -94,8 +94,8 @@ it(`signs and verifies a ${MIB} MiB log in constant memory`, { timeout: 30 * 60_
     `${MIB} MiB, ${signed.records} records: RSS before ${mib(before)} MiB, peak growth ${growth.toFixed(1)} MiB; ` +
       `sign peak ${mib(signPeak.firstHalf)} / ${mib(signPeak.secondHalf)} MiB (first / second half), verify ${mib(verifyPeak.firstHalf)} / ${mib(verifyPeak.secondHalf)}`,
   );
-  // Bounded by the pipeline's own buffers, not by the log: the framer's 16 MiB arena, the engine's
-  // copies of the batches in flight (4 MiB each, recycled), read areas and sidecar buffers (~6 MiB),
+  // Bounded by the pipeline's own buffers, not by the log: the framer's 16 MiB arena, the native
+  // backend's copies of the batches in flight (4 MiB each, recycled), read areas and sidecar buffers (~6 MiB),
   // the 24 MiB record's chunks until GC frees them, and V8 and allocator slack (~95 MiB measured with
   // 16,384-record batches). A leak shows in the flatness check below, and here on a larger log.
   expect(growth).toBeLessThan(128);

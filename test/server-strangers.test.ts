@@ -1,5 +1,5 @@
 /**
- * An endpoint that spends nothing on strangers (issue 10):
+ * An endpoint that spends nothing on strangers (callers without valid credentials):
  * - a request with no credentials, unknown ones, a bad scope or date, or a
  *   signature forged over a declared payload hash is answered on its headers
  *   alone (here: before a single body byte is sent) and its connection closed;

@@ -1,8 +1,8 @@
 /**
  * WebAssembly-specific tests. The shared backend suite (backend.test.ts)
  * already runs wasm-simd and wasm-scalar against node:crypto; this file
- * covers what only the WASM engine has: the generated module being current,
- * the SIMD lane scheduler with mixed lengths, engine state after errors,
+ * covers what only the WebAssembly module has: the generated module being current,
+ * the SIMD lane scheduler with mixed lengths, the module's state after errors,
  * memory wiping, SIMD detection and the worker pool.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { MacAlgorithm } from '../src/backend/types.js';
-import { loadWasmBackend, wasmEngineOf, wasmSimdSupported, type WasmVariant } from '../src/backend/wasm.js';
+import { loadWasmBackend, wasmHmacOf, wasmSimdSupported, type WasmVariant } from '../src/backend/wasm.js';
 import { WASM_HASH } from '../src/backend/wasm-binaries.js';
 import { FRAMER_WASM_HASH } from '../src/logs/framer-binary.js';
 import { random } from './support/random.js';
@@ -66,7 +66,7 @@ describe('generated module', () => {
         stdio: 'pipe',
       });
       expect(JSON.parse(readFileSync(join(out, 'hashes.json'), 'utf8'))).toEqual({
-        engine: WASM_HASH,
+        hmac: WASM_HASH,
         framer: FRAMER_WASM_HASH,
       });
     } finally {
@@ -257,23 +257,23 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       key.destroy(); // idempotent
     });
 
-    it('the engine itself rejects bad arguments and offsets with a status, never reading outside DATA', () => {
+    it('the module itself rejects bad arguments and offsets with a status, never reading outside DATA', () => {
       const b = backend();
-      const engine = wasmEngineOf(b);
+      const hmac = wasmHmacOf(b);
       const keyBytes = random.bytes(32);
       const key = b.createKey('HMAC_SHA_256', keyBytes);
-      const ex = engine.ex;
+      const ex = hmac.ex;
       // Offsets pointing into other regions (decreasing, past DATA): status 2, no output.
-      engine.u32.set([0, 10, 5], engine.OFFS >>> 2);
+      hmac.u32.set([0, 10, 5], hmac.OFFS >>> 2);
       expect(ex.batch(0, 1, 2, 0, 0)).toBe(2);
-      engine.u32.set([0, engine.DATA_SIZE + 64], engine.OFFS >>> 2);
+      hmac.u32.set([0, hmac.DATA_SIZE + 64], hmac.OFFS >>> 2);
       expect(ex.batch(0, 1, 1, 0, 0)).toBe(2);
-      expect(ex.batch(0, 1, engine.MAX_BATCH + 1, 0, 0)).toBe(2);
-      expect(ex.batch(engine.KEY_SLOTS, 1, 1, 0, 0)).toBe(1);
+      expect(ex.batch(0, 1, hmac.MAX_BATCH + 1, 0, 0)).toBe(2);
+      expect(ex.batch(hmac.KEY_SLOTS, 1, 1, 0, 0)).toBe(1);
       expect(ex.batch(0, 9, 1, 0, 0)).toBe(1);
-      expect(ex.macOne(0, 1, engine.DATA_SIZE + 1)).toBe(1);
+      expect(ex.macOne(0, 1, hmac.DATA_SIZE + 1)).toBe(1);
       expect(ex.verifyOne(0, 4, 1)).toBe(-1);
-      expect(ex.keySetup(engine.KEY_SLOTS, 1, 0)).toBe(1);
+      expect(ex.keySetup(hmac.KEY_SLOTS, 1, 0)).toBe(1);
       expect(ex.keySetup(0, 1, 65)).toBe(1);
       expect(ex.streamInit(7, -1)).toBe(1);
       expect(ex.streamUpdate(2, 1)).toBe(1);
@@ -288,8 +288,8 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
   describe('memory hygiene', () => {
     it('the key window is wiped after setup; the key slot is wiped on destroy', () => {
       const b = backend();
-      const engine = wasmEngineOf(b);
-      const mem = engine.u8;
+      const hmac = wasmHmacOf(b);
+      const mem = hmac.u8;
       for (const [alg, len] of [
         ['HMAC_SHA_256', 40],
         ['HMAC_SHA_512', 100],
@@ -299,19 +299,19 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
         const key = b.createKey(alg, keyBytes);
         // Raw key material is nowhere in linear memory, key window and scratch are zero.
         expect(indexOfBytes(mem, keyBytes.subarray(0, 16))).toBe(-1);
-        expect(mem.subarray(engine.KEYWIN, engine.KEYWIN + engine.KEYWIN_SIZE).every((x) => x === 0)).toBe(true);
+        expect(mem.subarray(hmac.KEYWIN, hmac.KEYWIN + hmac.KEYWIN_SIZE).every((x) => x === 0)).toBe(true);
         // The precomputed inner/outer states are in some slot: find it via a non-zero slot scan.
         const out = new Uint8Array(key.macLength);
         key.macInto(new Uint8Array(5), out, 0);
         const slots: number[] = [];
         for (let s = 0; s < 64; s++) {
-          const at = engine.KEYS + s * engine.SLOT_SIZE;
-          if (mem.subarray(at, at + engine.SLOT_SIZE).some((x) => x !== 0)) slots.push(s);
+          const at = hmac.KEYS + s * hmac.SLOT_SIZE;
+          if (mem.subarray(at, at + hmac.SLOT_SIZE).some((x) => x !== 0)) slots.push(s);
         }
         expect(slots.length).toBeGreaterThan(0);
-        const before = slots.map((s) => engine.readSlot(s));
+        const before = slots.map((s) => hmac.readSlot(s));
         key.destroy();
-        const after = slots.map((s) => engine.readSlot(s));
+        const after = slots.map((s) => hmac.readSlot(s));
         const wiped = after.filter((st, i) => st.every((x) => x === 0) && before[i]!.some((x) => x !== 0));
         expect(wiped.length).toBe(1);
         // The wiped state appears nowhere else in memory.
@@ -323,9 +323,9 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
     it('freed slots are reused, so many short-lived keys do not exhaust the slot table', () => {
       const b = backend();
-      const engine = wasmEngineOf(b);
-      const slots = engine.KEY_SLOTS;
-      const holds = (slot: number) => engine.readSlot(slot).some((x) => x !== 0);
+      const hmac = wasmHmacOf(b);
+      const slots = hmac.KEY_SLOTS;
+      const holds = (slot: number) => hmac.readSlot(slot).some((x) => x !== 0);
       const inUse = () => Array.from({ length: slots }, (_, s) => holds(s));
       const msg = new TextEncoder().encode('reused');
       const out = new Uint8Array(28);
@@ -350,8 +350,8 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
     it('more live keys than slots: the extras share the swap slot and stay correct, interleaved', () => {
       const b = backend();
-      const engine = wasmEngineOf(b);
-      const n = engine.KEY_SLOTS + 3;
+      const hmac = wasmHmacOf(b);
+      const n = hmac.KEY_SLOTS + 3;
       const keys = Array.from({ length: n }, (_, i) => {
         const material = new Uint8Array(4);
         new DataView(material.buffer).setUint32(0, i);
@@ -364,12 +364,12 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
         keys[i]!.key.macInto(msg, out, 0);
         expect(Buffer.from(out), `key ${i}`).toEqual(oracle('HMAC_SHA_256', keys[i]!.material, msg));
       }
-      const swap = engine.readSlot(engine.KEY_SLOTS - 1);
+      const swap = hmac.readSlot(hmac.KEY_SLOTS - 1);
       expect(swap.some((x) => x !== 0)).toBe(true);
       for (const { key } of keys) key.destroy();
       // Everything is wiped, the swap slot included.
-      const at = engine.KEYS;
-      expect(engine.u8.subarray(at, at + engine.KEY_SLOTS * engine.SLOT_SIZE).every((x) => x === 0)).toBe(true);
+      const at = hmac.KEYS;
+      expect(hmac.u8.subarray(at, at + hmac.KEY_SLOTS * hmac.SLOT_SIZE).every((x) => x === 0)).toBe(true);
     });
   });
 

@@ -77,7 +77,7 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** `?` placeholders (replica.ts writes SQL for both engines) as PostgreSQL's `$n`. */
+/** `?` placeholders (replica.ts writes SQL for both databases) as PostgreSQL's `$n`. */
 const numbered = new Map<string, string>();
 function pgSql(sql: string): string {
   let out = numbered.get(sql);
