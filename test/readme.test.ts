@@ -14,8 +14,10 @@
  *   - `<!-- readme-test: test/prebuild.test.ts -->`: the install steps, which
  *     that test performs on the real tarball (checked below to stay the same).
  *
- * The performance section is `node bench/report.js --readme`: its figures
- * come from the runs recorded in bench/results/, never typed in.
+ * The performance section is `node bench/report.js --readme`, and
+ * docs/benchmarks.md's "The recorded run" is `node bench/report.js
+ * --benchmarks`: their figures come from the runs recorded in bench/results/,
+ * never typed in.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -29,7 +31,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { killGroup, track } from './support/process-group.js';
@@ -178,9 +180,51 @@ describe('README.md', () => {
     }
   });
 
+  it('every relative link in it and in the docs points at a file and a heading that exist', () => {
+    const pages = [
+      'README.md',
+      'CHANGELOG.md',
+      'CONTRIBUTING.md',
+      ...readdirSync(join(ROOT, 'docs')).map((f) => join('docs', f)),
+    ];
+    const prose = (file: string) => readFileSync(file, 'utf8').replace(/^```[\s\S]*?^```$/gm, '');
+    // GitHub's anchors: the heading in lower case, without punctuation, spaces as hyphens.
+    const slug = (heading: string) =>
+      heading
+        .trim()
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+        .replace(/\s/g, '-');
+    const headings = (file: string) => new Set([...prose(file).matchAll(/^#+ (.*)$/gm)].map((m) => slug(m[1]!)));
+    const broken: string[] = [];
+    for (const page of pages.filter((p) => p.endsWith('.md'))) {
+      for (const [, target] of prose(join(ROOT, page)).matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue; // https:, mailto:
+        const [path, anchor] = target!.split('#');
+        const file = path ? join(ROOT, dirname(page), path) : join(ROOT, page);
+        if (!existsSync(file)) broken.push(`${page}: ${target} (no such file)`);
+        else if (anchor && !headings(file).has(anchor)) broken.push(`${page}: ${target} (no such heading)`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
   it('the performance section is what bench/report.js prints from the recorded runs (bench/results/)', () => {
     const section = /^## Performance\n\n([\s\S]*?)\n## /m.exec(README)?.[1];
     const report = spawnSync(process.execPath, [join(ROOT, 'bench', 'report.js'), '--readme'], { encoding: 'utf8' });
+    expect(report.status, report.stderr).toBe(0);
+    expect(section).toBe(report.stdout);
+  });
+
+  it("docs/benchmarks.md's recorded run is what bench/report.js --benchmarks prints from the same runs", () => {
+    const page = readFileSync(join(ROOT, 'docs', 'benchmarks.md'), 'utf8');
+    const section =
+      /^<!-- bench\/report\.js --benchmarks -->\n([\s\S]*?)^<!-- end of bench\/report\.js --benchmarks -->$/m.exec(
+        page,
+      )?.[1];
+    const report = spawnSync(process.execPath, [join(ROOT, 'bench', 'report.js'), '--benchmarks'], {
+      encoding: 'utf8',
+    });
     expect(report.status, report.stderr).toBe(0);
     expect(section).toBe(report.stdout);
   });
