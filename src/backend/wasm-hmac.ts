@@ -1,8 +1,8 @@
 /**
  * WasmHmac drives one instance of the WebAssembly HMAC module (built from
- * assembly/): on the main
- * thread for the sync calls (src/backend/wasm.ts) and in each async worker
- * (src/backend/wasm-worker.ts), so both run exactly the same chunking code.
+ * assembly/): on the main thread for the sync calls (src/backend/wasm.ts)
+ * and in each async worker (src/backend/wasm-worker.ts), so both run exactly
+ * the same chunking code.
  * Inputs are copied into the module's static regions and results copied out,
  * one WASM call per chunk of messages (never one per message).
  *

@@ -1,5 +1,5 @@
 /**
- * An async worker of the WebAssembly backend: one hmac instance, one part
+ * An async worker of the WebAssembly backend: one instance of the module, one part
  * of a batch at a time. The part's buffer arrives transferred and goes back
  * transferred, results inside, key state wiped (src/backend/wasm-hmac.ts).
  *

@@ -72,8 +72,6 @@ function fullName(task: Named): string {
 
 /** Random test data from the running test's stream. */
 export const random = {
-  /** A uniform integer in [0, 2^32). */
-  uint32: (): number => stream().next(),
   /** A uniform number in [0, 1), like Math.random(). */
   float: (): number => stream().next() / 2 ** 32,
   /** A uniform integer in [0, n), n ≤ 2^32. */
