@@ -21,7 +21,7 @@ namespace {
 
 // Thresholds in time, not in blocks or bytes, so they mean the same on every
 // CPU: a batch's hashing time comes from the cost model native/mb calibrated
-// on this CPU (mb::predict_ns), whose cost per block differs from CPU to CPU
+// on this CPU (mb::PredictNs), whose cost per block differs from CPU to CPU
 // by 5x and more (SHA-NI, AVX-512 lanes or neither).
 //  - Below kInlineNs the calling thread hashes the batch itself: the event
 //    loop is held for less than a hand-off to the pool and back would take.
@@ -116,7 +116,8 @@ Napi::Value RunInline(Napi::Env env, const HmacKey& key, const PackedBatch& batc
   } else {
     target = GetOutput(out, length, OutputName(batch)).data;
   }
-  if (batch.macs != nullptr) VerifyAll(key, batch, target); else MacAll(key, batch, target);
+  if (batch.macs != nullptr) VerifyAll(key, batch, target);
+  else MacAll(key, batch, target);
   Add(Stats().inline_batches);
   Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
   deferred.Resolve(result);
@@ -175,11 +176,11 @@ class AsyncBatch final : public PoolJob {
   uint8_t* out_ = nullptr;
   size_t out_length_ = 0;
   bool caller_out_ = false;
-  bool failed_ = false;  // set by Finished(), read by Settle()
+  bool failed_ = false;          // set by Finished(), read by Settle()
   bool settle_in_call_ = false;  // the calling thread ends the job and settles it itself
   std::unique_ptr<Unit[]> units_;
-  std::atomic<size_t> ready_{0};   // units[0, ready_) are copied and may run
-  std::atomic<size_t> next_{0};    // the next unit to take (<= ready_)
+  std::atomic<size_t> ready_{0};     // units[0, ready_) are copied and may run
+  std::atomic<size_t> next_{0};      // the next unit to take (<= ready_)
   std::atomic<bool> copied_{false};  // every unit is published: ready_ is final
   EnvState* state_ = nullptr;
   napi_ref out_ref_ = nullptr;  // the new ArrayBuffer, or the caller's Uint8Array
@@ -213,7 +214,8 @@ void AsyncBatch::CopyAndPublish(const PackedBatch& batch, size_t unit_bytes) {
     size_t lo = b + 1, hi = count_;
     while (lo < hi) {
       const size_t mid = lo + (hi - lo) / 2;
-      if (work(b, mid) >= unit_bytes) hi = mid; else lo = mid + 1;
+      if (work(b, mid) >= unit_bytes) hi = mid;
+      else lo = mid + 1;
     }
     const size_t e = lo;
     for (size_t i = b + 1; i <= e; i++) offsets_[i] = offsets[i] - first;
@@ -242,7 +244,8 @@ Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& ke
   const size_t units = WorkBytes(BlockLength(key.alg), count, data_length) / unit_bytes + 1;
   try {
     job->units_.reset(new Unit[units]);
-    job->inputs_ = Recycled::Take(offsets_length + macs_length + data_length + (job->caller_out_ ? job->out_length_ : 0));
+    job->inputs_ =
+        Recycled::Take(offsets_length + macs_length + data_length + (job->caller_out_ ? job->out_length_ : 0));
   } catch (const std::bad_alloc&) {
     throw Napi::RangeError::New(env, "kms-hmac: out of memory for the async batch copy");
   }
@@ -284,7 +287,8 @@ Napi::Value AsyncBatch::Start(Napi::Env env, ThreadPool* pool, const HmacKey& ke
   // awake), one less when this thread is one of them.
   const size_t left = raw->ready_.load(std::memory_order_relaxed) - raw->next_.load(std::memory_order_relaxed);
   const size_t threads = std::min(pool->size() - (caller_helps ? 1 : 0), left);
-  if (pipelined) pool->Wake(threads); else pool->Submit(raw, threads);
+  if (pipelined) pool->Wake(threads);
+  else pool->Submit(raw, threads);
   Add(Stats().pool_batches);
   Add(Stats().bytes_copied, offsets_length + macs_length + data_length);
   Add(Stats().copy_ns, NowNs() - called_ns);
@@ -327,7 +331,8 @@ constexpr char kFaultMarker[] = "kms-hmac:fault-injection";
 
 static void MaybeInjectFault(const uint8_t* data, const uint32_t* offsets, size_t first) {
   const size_t length = offsets[first + 1] - offsets[first];
-  if (length >= sizeof(kFaultMarker) - 1 && std::memcmp(data + offsets[first], kFaultMarker, sizeof(kFaultMarker) - 1) == 0) {
+  if (length >= sizeof(kFaultMarker) - 1 &&
+      std::memcmp(data + offsets[first], kFaultMarker, sizeof(kFaultMarker) - 1) == 0) {
     throw std::runtime_error("injected fault");
   }
 }
@@ -375,7 +380,8 @@ void AsyncBatch::Work() {
     }
     // The JS thread is still copying: a unit takes it a few microseconds, so
     // spin briefly, then give the core away (the copier may be waiting for it).
-    if (++waits < 64) CpuRelax(); else std::this_thread::yield();
+    if (++waits < 64) CpuRelax();
+    else std::this_thread::yield();
   }
 }
 
@@ -440,7 +446,7 @@ void SettleOnJsThread(napi_env env, napi_value, void*, void* data) {
 
 Napi::Value StartBatch(Napi::Env env, const HmacKey& key, const PackedBatch& batch, Napi::Value out) {
   const size_t data_length = batch.offsets[batch.count] - batch.offsets[0];
-  const double ns = mb::predict_ns(key.alg, batch.count, data_length);
+  const double ns = mb::PredictNs(key.alg, batch.count, data_length);
   ThreadPool* pool = ns >= kInlineNs ? ThreadPool::Get() : nullptr;
   if (pool == nullptr) return RunInline(env, key, batch, out);
   const size_t block = BlockLength(key.alg);

@@ -8,10 +8,14 @@ namespace kmshmac {
 
 size_t MacLength(Algorithm alg) {
   switch (alg) {
-    case Algorithm::Sha224: return 28;
-    case Algorithm::Sha256: return 32;
-    case Algorithm::Sha384: return 48;
-    case Algorithm::Sha512: return 64;
+    case Algorithm::Sha224:
+      return 28;
+    case Algorithm::Sha256:
+      return 32;
+    case Algorithm::Sha384:
+      return 48;
+    case Algorithm::Sha512:
+      return 64;
   }
   return 0;
 }
@@ -21,11 +25,13 @@ namespace {
 bool IsSha256Family(Algorithm alg) { return alg == Algorithm::Sha224 || alg == Algorithm::Sha256; }
 
 void InitState256(Algorithm alg, SHA256_CTX* ctx) {
-  if (alg == Algorithm::Sha224) Ssl().sha224_init(ctx); else Ssl().sha256_init(ctx);
+  if (alg == Algorithm::Sha224) Ssl().sha224_init(ctx);
+  else Ssl().sha256_init(ctx);
 }
 
 void InitState512(Algorithm alg, SHA512_CTX* ctx) {
-  if (alg == Algorithm::Sha384) Ssl().sha384_init(ctx); else Ssl().sha512_init(ctx);
+  if (alg == Algorithm::Sha384) Ssl().sha384_init(ctx);
+  else Ssl().sha512_init(ctx);
 }
 
 }  // namespace

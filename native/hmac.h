@@ -16,9 +16,7 @@ constexpr int kAlgorithmCount = 4;
 constexpr size_t kMaxMacLength = 64;
 
 size_t MacLength(Algorithm alg);
-inline size_t BlockLength(Algorithm alg) {
-  return alg == Algorithm::Sha224 || alg == Algorithm::Sha256 ? 64 : 128;
-}
+inline size_t BlockLength(Algorithm alg) { return alg == Algorithm::Sha224 || alg == Algorithm::Sha256 ? 64 : 128; }
 
 // A key ready to MAC: the hash states after absorbing (key ^ ipad) and
 // (key ^ opad). Copyable on purpose: async jobs take their own copy, so
@@ -27,8 +25,12 @@ struct HmacKey {
   Algorithm alg = Algorithm::Sha256;
   size_t mac_length = 32;
   union {
-    struct { SHA256_CTX inner, outer; } s256;
-    struct { SHA512_CTX inner, outer; } s512;
+    struct {
+      SHA256_CTX inner, outer;
+    } s256;
+    struct {
+      SHA512_CTX inner, outer;
+    } s512;
   };
 
   HmacKey() : s256{} {}

@@ -10,8 +10,8 @@
 namespace kmshmac {
 namespace {
 
-constexpr size_t kMinCapacity = 64 * 1024;  // small requests share one size class
-constexpr size_t kMaxKept = 8;              // buffers an idle process keeps...
+constexpr size_t kMinCapacity = 64 * 1024;    // small requests share one size class
+constexpr size_t kMaxKept = 8;                // buffers an idle process keeps...
 constexpr size_t kMaxKeptBytes = 256u << 20;  // ...and their total size
 
 struct FreeList {

@@ -52,7 +52,7 @@ class PoolJob {
   friend class ThreadPool;
   std::atomic<size_t> holds_{0};
   std::atomic<bool> failed_{false};
-  bool queued_ = false;       // guarded by the pool's mutex
+  bool queued_ = false;      // guarded by the pool's mutex
   PoolJob* next_ = nullptr;  // the pool's queue (guarded by its mutex)
 };
 
@@ -91,9 +91,9 @@ class ThreadPool {
   // oldest; a submitter may also finish its own job further back.
   PoolJob* head_ = nullptr;
   PoolJob* tail_ = nullptr;
-  size_t sleeping_ = 0;         // threads waiting on wake_ (guarded by mutex_)
-  size_t spinning_ = 0;         // threads looking for work before they sleep (guarded by mutex_)
-  size_t waking_ = 0;           // notified, not yet back from the wait (guarded by mutex_)
+  size_t sleeping_ = 0;              // threads waiting on wake_ (guarded by mutex_)
+  size_t spinning_ = 0;              // threads looking for work before they sleep (guarded by mutex_)
+  size_t waking_ = 0;                // notified, not yet back from the wait (guarded by mutex_)
   std::atomic<bool> queued_{false};  // head_ != nullptr, readable without the mutex
 };
 

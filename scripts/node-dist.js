@@ -40,7 +40,12 @@ function compareVersions(a, b) {
   return 0;
 }
 
-/** The exact version `spec` names: itself if it is one, else the newest release of that line. */
+/**
+ * The exact version `spec` names: itself if it is one, else the newest release of that line.
+ *
+ * @param {string} spec
+ * @param {string} [arch]
+ */
 export function resolveNodeVersion(spec, arch = process.arch) {
   const s = String(spec).replace(/^v/, '');
   if (/^\d+\.\d+\.\d+$/.test(s)) return s;
@@ -64,6 +69,9 @@ function sha512(file) {
  * and checked once, then from the cache. Returns its version, the
  * directory holding bin/ and include/node (npm_config_nodedir), bin/ and the
  * node binary.
+ *
+ * @param {string} spec
+ * @param {{ arch?: string, log?: (line: string) => void }} [options]
  */
 export function nodeDist(spec, { arch = process.arch, log = (line) => process.stderr.write(`${line}\n`) } = {}) {
   if (!ARCHES.includes(arch)) throw new Error(`no official Linux Node package for ${arch} (${ARCHES.join(', ')})`);
@@ -108,6 +116,7 @@ const quote = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
+  /** @type {string} */
   let arch = process.arch;
   const specs = [];
   for (let i = 0; i < args.length; i++) {

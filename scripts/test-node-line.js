@@ -21,6 +21,7 @@ import { nodeDist } from './node-dist.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 function parseArgs(argv) {
+  /** @type {{ line: string | undefined, workers: number | undefined, keep: boolean }} */
   const options = { line: undefined, workers: undefined, keep: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--workers') options.workers = Number(argv[++i]);
@@ -29,7 +30,7 @@ function parseArgs(argv) {
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   if (!options.line) throw new Error('usage: test-node-line.js <line|version> [--workers N] [--keep]');
-  return options;
+  return { ...options, line: options.line };
 }
 
 /** This checkout as git sees it (tracked and untracked-but-not-ignored files), copied into `dest`. */
@@ -57,7 +58,7 @@ function run(prefix, command, args, options) {
       let rest = '';
       stream.setEncoding('utf8').on('data', (chunk) => {
         const lines = (rest + chunk).split('\n');
-        rest = lines.pop();
+        rest = lines.pop() ?? '';
         for (const line of lines) process.stdout.write(`${prefix} ${line}\n`);
       });
       stream.on('end', () => rest && process.stdout.write(`${prefix} ${rest}\n`));
@@ -73,6 +74,7 @@ async function main() {
   const dist = nodeDist(line);
   const prefix = `[node ${dist.version}]`;
   const copy = mkdtempSync(join(tmpdir(), `kms-hmac-node${dist.version}-`));
+  /** @type {NodeJS.ProcessEnv} */
   const env = {
     ...process.env,
     PATH: `${dist.bin}${delimiter}${process.env.PATH}`,
@@ -95,7 +97,9 @@ async function main() {
     if (code !== 0) throw new Error(`the suites failed (${code})`);
     console.log(`${prefix} passed on Node ${version} in ${Math.round((Date.now() - t0) / 1000)} s`);
   } catch (error) {
-    console.error(`${prefix} FAILED after ${Math.round((Date.now() - t0) / 1000)} s: ${error.message}`);
+    console.error(
+      `${prefix} FAILED after ${Math.round((Date.now() - t0) / 1000)} s: ${error instanceof Error ? error.message : error}`,
+    );
     code ||= 1;
   } finally {
     if (!keep) rmSync(copy, { recursive: true, force: true });

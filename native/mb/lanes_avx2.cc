@@ -12,8 +12,8 @@ namespace kmshmac {
 namespace mb {
 namespace detail {
 
-const Kernel<uint32_t> kAvx2Sha256 = {compress_lanes<Sha256Params, GenericLanes<uint32_t, 8, true>>, 8};
-const Kernel<uint64_t> kAvx2Sha512 = {compress_lanes<Sha512Params, GenericLanes<uint64_t, 4, true>>, 4};
+const Kernel<uint32_t> kAvx2Sha256 = {CompressLanes<Sha256Params, GenericLanes<uint32_t, 8, true>>, 8};
+const Kernel<uint64_t> kAvx2Sha512 = {CompressLanes<Sha512Params, GenericLanes<uint64_t, 4, true>>, 4};
 
 }  // namespace detail
 }  // namespace mb

@@ -28,7 +28,7 @@ struct Avx512Ops : GenericLanes<W, L, true> {
   // (The all-lanes mask form: GCC 12's plain _mm512_ror_epi* trips
   // -Wmaybe-uninitialized on its own _mm512_undefined_epi32.)
   template <int N>
-  static MB_FN V ror(V x) {
+  static MB_FN V Ror(V x) {
     if constexpr (sizeof(W) == 4) {
       return (V)_mm512_maskz_ror_epi32(static_cast<__mmask16>(-1), (__m512i)x, N);
     } else {
@@ -37,18 +37,18 @@ struct Avx512Ops : GenericLanes<W, L, true> {
   }
   // vpternlog: imm8 is the truth table, indexed by (a << 2) | (b << 1) | c.
   template <int Table>
-  static MB_FN V ternlog(V a, V b, V c) {
+  static MB_FN V Ternlog(V a, V b, V c) {
     return (V)_mm512_ternarylogic_epi64((__m512i)a, (__m512i)b, (__m512i)c, Table);
   }
-  static MB_FN V xor3(V a, V b, V c) { return ternlog<0x96>(a, b, c); }  // odd number of ones
-  static MB_FN V ch(V e, V f, V g) { return ternlog<0xCA>(e, f, g); }    // e ? f : g
-  static MB_FN V maj(V a, V b, V c) { return ternlog<0xE8>(a, b, c); }   // two or more ones
+  static MB_FN V Xor3(V a, V b, V c) { return Ternlog<0x96>(a, b, c); }  // odd number of ones
+  static MB_FN V Ch(V e, V f, V g) { return Ternlog<0xCA>(e, f, g); }    // e ? f : g
+  static MB_FN V Maj(V a, V b, V c) { return Ternlog<0xE8>(a, b, c); }   // two or more ones
 };
 
 }  // namespace
 
-const Kernel<uint32_t> kAvx512Sha256 = {compress_lanes<Sha256Params, Avx512Ops<uint32_t, 16>>, 16};
-const Kernel<uint64_t> kAvx512Sha512 = {compress_lanes<Sha512Params, Avx512Ops<uint64_t, 8>>, 8};
+const Kernel<uint32_t> kAvx512Sha256 = {CompressLanes<Sha256Params, Avx512Ops<uint32_t, 16>>, 16};
+const Kernel<uint64_t> kAvx512Sha512 = {CompressLanes<Sha512Params, Avx512Ops<uint64_t, 8>>, 8};
 
 }  // namespace detail
 }  // namespace mb

@@ -36,8 +36,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <ctime>
+#include <mutex>
 #include <string>
 
 #include "../openssl_api.h"
@@ -58,11 +58,11 @@ struct Initial {
 };
 
 // Whether automatic dispatch weighs lane path p: it can run here, and
-// neither auto_skips() names it nor is it sse2 where AVX2 runs (the same
+// neither AutoSkips() names it nor is it sse2 where AVX2 runs (the same
 // kernel at half the width, never faster).
 bool AutoWeighs(Path p) {
-  if (p == Path::Off || !path_available(p) || auto_skips(p) != nullptr) return false;
-  return !(p == Path::Sse2 && path_available(Path::Avx2));
+  if (p == Path::Off || !PathAvailable(p) || AutoSkips(p) != nullptr) return false;
+  return !(p == Path::Sse2 && PathAvailable(Path::Avx2));
 }
 
 bool AnyLanePath() {
@@ -72,44 +72,44 @@ bool AnyLanePath() {
   return false;
 }
 
-Initial initial() {
+Initial ComputeInitial() {
   if (!AnyLanePath()) {
-    return {static_cast<int>(Path::Off), std::string("no multi-buffer path can run here (") +
-                                             path_status(Path::Sse2) + "); using OpenSSL"};
+    return {static_cast<int>(Path::Off),
+            std::string("no multi-buffer path can run here (") + PathStatus(Path::Sse2) + "); using OpenSSL"};
   }
-  const std::string cpu = std::string(" on ") + cpu_id();
+  const std::string cpu = std::string(" on ") + CpuId();
   const char* env = std::getenv("KMS_HMAC_SIMD");
   if (env == nullptr || env[0] == '\0' || std::strcmp(env, "auto") == 0) {
     std::string weighed = "OpenSSL", skipped;
     for (Path p : kAllPaths) {
-      if (AutoWeighs(p)) weighed += std::string(", ") + path_name(p);
-      if (const char* why = path_available(p) ? auto_skips(p) : nullptr) {
-        skipped += std::string("; ") + path_name(p) + " left out: " + why;
+      if (AutoWeighs(p)) weighed += std::string(", ") + PathName(p);
+      if (const char* why = PathAvailable(p) ? AutoSkips(p) : nullptr) {
+        skipped += std::string("; ") + PathName(p) + " left out: " + why;
       }
     }
-    return {kAuto, "auto: each batch takes the fastest of " + weighed +
-                       " by a cost model calibrated at first use" + cpu + skipped};
+    return {kAuto, "auto: each batch takes the fastest of " + weighed + " by a cost model calibrated at first use" +
+                       cpu + skipped};
   }
   Path forced;
-  if (!parse_path(env, &forced)) {
+  if (!ParsePath(env, &forced)) {
     return {static_cast<int>(Path::Off),
             "KMS_HMAC_SIMD has an unknown value (expected auto|off|sse2|avx2|shani|avx512); using OpenSSL"};
   }
   if (forced == Path::Off) return {static_cast<int>(Path::Off), "forced off by KMS_HMAC_SIMD"};
-  if (!path_available(forced)) {
+  if (!PathAvailable(forced)) {
     return {static_cast<int>(Path::Off), std::string("KMS_HMAC_SIMD=") + env + " requested, but " + env +
-                                             " cannot run here: " + path_status(forced) + "; using OpenSSL"};
+                                             " cannot run here: " + PathStatus(forced) + "; using OpenSSL"};
   }
-  return {static_cast<int>(forced), std::string("forced ") + env +
-                                        " by KMS_HMAC_SIMD (batches use it where it beats OpenSSL)" + cpu};
+  return {static_cast<int>(forced),
+          std::string("forced ") + env + " by KMS_HMAC_SIMD (batches use it where it beats OpenSSL)" + cpu};
 }
 
-const Initial& initial_selection() {
-  static const Initial init = initial();  // thread-safe static init
+const Initial& InitialSelection() {
+  static const Initial init = ComputeInitial();  // thread-safe static init
   return init;
 }
 
-std::atomic<int> g_path{-2};  // -2: not yet read from initial_selection()
+std::atomic<int> g_path{-2};  // -2: not yet read from InitialSelection()
 std::atomic<bool> g_always{false};
 
 bool IsSha512Family(Algorithm alg) { return alg == Algorithm::Sha384 || alg == Algorithm::Sha512; }
@@ -121,15 +121,15 @@ inline size_t BlocksOf(size_t len, bool sha512) {
   return sha512 ? (len + 17 + 127) / 128 + 1 : (len + 9 + 63) / 64 + 1;
 }
 
-// A batch as the cost model sees it. add() each message, then finish().
+// A batch as the cost model sees it. Add() each message, then Finish().
 struct Shape {
   size_t n = 0, total_blocks = 0, max_blocks = 0;
   double average_blocks = 0;
-  void add(size_t len, bool sha512) {
+  void Add(size_t len, bool sha512) {
     const size_t b = BlocksOf(len, sha512);
     n++, total_blocks += b, max_blocks = std::max(max_blocks, b);
   }
-  Shape& finish() {
+  Shape& Finish() {
     average_blocks = n > 0 ? static_cast<double>(total_blocks) / static_cast<double>(n) : 0;
     return *this;
   }
@@ -169,8 +169,7 @@ struct States {
 // goes through in one pass, so the lanes drain once, at the end; nothing is
 // copied or allocated.
 template <typename Slot, typename Done>
-void Stream(Path p, const HmacKey& key, const SpanList& messages, size_t begin, size_t end, Slot&& slot,
-            Done&& done) {
+void Stream(Path p, const HmacKey& key, const SpanList& messages, size_t begin, size_t end, Slot&& slot, Done&& done) {
   const States st(key);
   auto span_at = [&](size_t i) {
     const kmshmac::Span s = messages[begin + i];
@@ -179,11 +178,11 @@ void Stream(Path p, const HmacKey& key, const SpanList& messages, size_t begin, 
   auto slot_at = [&](size_t i, uint8_t* scratch) { return slot(begin + i, scratch); };
   auto done_at = [&](size_t i, const uint8_t* mac) { done(begin + i, mac); };
   if (IsSha512Family(key.alg)) {
-    detail::hmac_lanes(*detail::kernel_for<uint64_t>(p), st.in512, st.out512, key.mac_length, end - begin, span_at,
-                       slot_at, done_at);
+    detail::HmacLanes(*detail::KernelFor<uint64_t>(p), st.in512, st.out512, key.mac_length, end - begin, span_at,
+                      slot_at, done_at);
   } else {
-    detail::hmac_lanes(*detail::kernel_for<uint32_t>(p), st.in256, st.out256, key.mac_length, end - begin, span_at,
-                       slot_at, done_at);
+    detail::HmacLanes(*detail::KernelFor<uint32_t>(p), st.in256, st.out256, key.mac_length, end - begin, span_at,
+                      slot_at, done_at);
   }
 }
 
@@ -195,8 +194,7 @@ void Mac(Path p, const HmacKey& key, const SpanList& messages, size_t begin, siz
     for (size_t i = begin; i < end; i++) key.Mac(messages[i].data, messages[i].length, out + i * ml);
   } else {
     Stream(
-        p, key, messages, begin, end, [&](size_t i, uint8_t*) { return out + i * ml; },
-        [](size_t, const uint8_t*) {});
+        p, key, messages, begin, end, [&](size_t i, uint8_t*) { return out + i * ml; }, [](size_t, const uint8_t*) {});
   }
 }
 
@@ -261,8 +259,8 @@ Plan Calibrate(bool sha512, const Path* paths, size_t count) {
       {SpanList::Packed(kZeros, long_offsets, kLongCount), 1, {}},
   };
   for (Batch& b : batches) {
-    for (size_t i = 0; i < b.messages.size(); i++) b.shape.add(b.messages[i].length, sha512);
-    b.shape.finish();
+    for (size_t i = 0; i < b.messages.size(); i++) b.shape.Add(b.messages[i].length, sha512);
+    b.shape.Finish();
   }
   Path timed[kPaths] = {Path::Off};  // OpenSSL first, then the lane paths
   for (size_t i = 0; i < count; i++) timed[i + 1] = paths[i];
@@ -286,7 +284,7 @@ Plan Calibrate(bool sha512, const Path* paths, size_t count) {
 
   // Solve  t = per_batch + per_message * n + per_round * rounds  (Cramer).
   auto fit = [&](size_t t) {
-    const size_t lanes_here = t == 0 ? 1 : lanes(timed[t], sha512 ? Family::Sha512 : Family::Sha256);
+    const size_t lanes_here = t == 0 ? 1 : Lanes(timed[t], sha512 ? Family::Sha512 : Family::Sha256);
     double m[3][4];
     for (int i = 0; i < 3; i++) {
       m[i][0] = 1, m[i][1] = static_cast<double>(batches[i].shape.n), m[i][2] = Rounds(batches[i].shape, lanes_here);
@@ -316,7 +314,7 @@ const Plan& AutoPlan(bool sha512) {
     Path paths[kPaths];
     size_t n = 0;
     for (Path p : kAllPaths) {
-      if (AutoWeighs(p) && lanes(p, wide ? Family::Sha512 : Family::Sha256) != 0) paths[n++] = p;
+      if (AutoWeighs(p) && Lanes(p, wide ? Family::Sha512 : Family::Sha256) != 0) paths[n++] = p;
     }
     return Calibrate(wide, paths, n);
   };
@@ -355,7 +353,7 @@ const Plan& ForcedPlan(bool sha512, Path p) {
 constexpr double kMargin = 0.9;
 
 Path Best(const Selection& sel, bool sha512, const Shape& shape) {
-  if (!sel.automatic && lanes(sel.path, sha512 ? Family::Sha512 : Family::Sha256) == 0) return Path::Off;
+  if (!sel.automatic && Lanes(sel.path, sha512 ? Family::Sha512 : Family::Sha256) == 0) return Path::Off;
   const Plan& plan = sel.automatic ? AutoPlan(sha512) : ForcedPlan(sha512, sel.path);
   Path best = Path::Off;
   double best_time = Predict(plan.openssl, shape) * kMargin;
@@ -368,10 +366,10 @@ Path Best(const Selection& sel, bool sha512, const Shape& shape) {
 
 // The path for a batch of this shape under the current selection, or Off.
 Path Decide(bool sha512, const Shape& shape) {
-  const Selection sel = selection();
+  const Selection sel = CurrentSelection();
   if (shape.n == 0 || (!sel.automatic && sel.path == Path::Off)) return Path::Off;
   if (!sel.automatic && sel.always) {
-    return lanes(sel.path, sha512 ? Family::Sha512 : Family::Sha256) != 0 ? sel.path : Path::Off;
+    return Lanes(sel.path, sha512 ? Family::Sha512 : Family::Sha256) != 0 ? sel.path : Path::Off;
   }
   // One message: no lane kernel can beat OpenSSL's single stream with the
   // other lanes idle, and a single mac() must never pay for a calibration.
@@ -382,16 +380,16 @@ Path Decide(bool sha512, const Shape& shape) {
 Path Choose(const HmacKey& key, const SpanList& messages, size_t begin, size_t end) {
   const bool sha512 = IsSha512Family(key.alg);
   Shape shape;
-  for (size_t i = begin; i < end; i++) shape.add(messages[i].length, sha512);
-  return Decide(sha512, shape.finish());
+  for (size_t i = begin; i < end; i++) shape.Add(messages[i].length, sha512);
+  return Decide(sha512, shape.Finish());
 }
 
 }  // namespace
 
-Selection selection() {
+Selection CurrentSelection() {
   int v = g_path.load(std::memory_order_relaxed);
   if (v == -2) {
-    v = initial_selection().path;
+    v = InitialSelection().path;
     int expected = -2;
     g_path.compare_exchange_strong(expected, v, std::memory_order_relaxed);
     v = g_path.load(std::memory_order_relaxed);
@@ -400,20 +398,20 @@ Selection selection() {
   return {false, static_cast<Path>(v), g_always.load(std::memory_order_relaxed)};
 }
 
-const char* selection_name() {
-  const Selection s = selection();
-  return s.automatic ? "auto" : path_name(s.path);
+const char* SelectionName() {
+  const Selection s = CurrentSelection();
+  return s.automatic ? "auto" : PathName(s.path);
 }
 
-const char* selection_reason() { return initial_selection().reason.c_str(); }
+const char* SelectionReason() { return InitialSelection().reason.c_str(); }
 
-bool set_selection(const char* name, bool always) {
+bool SetSelection(const char* name, bool always) {
   int v;
   Path p;
   if (name != nullptr && std::strcmp(name, "auto") == 0) {
     if (!AnyLanePath()) return false;
     v = kAuto;
-  } else if (parse_path(name, &p) && path_available(p)) {
+  } else if (ParsePath(name, &p) && PathAvailable(p)) {
     v = static_cast<int>(p);
   } else {
     return false;
@@ -423,8 +421,8 @@ bool set_selection(const char* name, bool always) {
   return true;
 }
 
-Cost cost_of(Path p, bool sha512) {
-  if (p != Path::Off && lanes(p, sha512 ? Family::Sha512 : Family::Sha256) == 0) return Cost{0, 0, 0, 0};
+Cost CostOf(Path p, bool sha512) {
+  if (p != Path::Off && Lanes(p, sha512 ? Family::Sha512 : Family::Sha256) == 0) return Cost{0, 0, 0, 0};
   const Plan& automatic = AutoPlan(sha512);
   if (p == Path::Off) return automatic.openssl;
   for (size_t i = 0; i < automatic.count; i++) {
@@ -433,24 +431,24 @@ Cost cost_of(Path p, bool sha512) {
   return ForcedPlan(sha512, p).cost[0];
 }
 
-double auto_calibration_us(bool sha512) { return AnyLanePath() ? AutoPlan(sha512).cpu_us : 0; }
+double AutoCalibrationUs(bool sha512) { return AnyLanePath() ? AutoPlan(sha512).cpu_us : 0; }
 
-Path choice_for(Algorithm alg, size_t n, size_t length) {
+Path ChoiceFor(Algorithm alg, size_t n, size_t length) {
   const bool sha512 = IsSha512Family(alg);
   Shape shape;
-  for (size_t i = 0; i < n; i++) shape.add(length, sha512);
-  return Decide(sha512, shape.finish());
+  for (size_t i = 0; i < n; i++) shape.Add(length, sha512);
+  return Decide(sha512, shape.Finish());
 }
 
-double predict_ns(Algorithm alg, size_t n, size_t total_bytes) {
+double PredictNs(Algorithm alg, size_t n, size_t total_bytes) {
   if (n == 0) return 0;
   const bool sha512 = IsSha512Family(alg);
   Shape shape;
   shape.n = n;
   shape.max_blocks = BlocksOf(total_bytes / n, sha512);
   shape.total_blocks = shape.max_blocks * n;
-  shape.finish();
-  return Predict(cost_of(Decide(sha512, shape), sha512), shape);
+  shape.Finish();
+  return Predict(CostOf(Decide(sha512, shape), sha512), shape);
 }
 
 bool MacRange(const HmacKey& key, const SpanList& messages, size_t begin, size_t end, uint8_t* out) {

@@ -18,7 +18,7 @@ namespace mb {
 // What batches may use. Automatic: every path that can run here, each batch
 // going to whichever the calibrated cost model predicts fastest for its
 // algorithm, message count and lengths (OpenSSL included). Otherwise one
-// path: KMS_HMAC_SIMD=<path> at load, or set_selection(); batches then use
+// path: KMS_HMAC_SIMD=<path> at load, or SetSelection(); batches then use
 // that path where the model says it beats OpenSSL, or always with `always`.
 struct Selection {
   bool automatic;
@@ -26,18 +26,18 @@ struct Selection {
   bool always;  // skip the cost model: every batch of 1+ messages takes `path`
 };
 // Initialised from KMS_HMAC_SIMD on first use (auto when unset).
-Selection selection();
+Selection CurrentSelection();
 // "auto" or the forced path's name.
-const char* selection_name();
+const char* SelectionName();
 // Why the load-time selection is what it is (KMS_HMAC_SIMD, the CPU).
-const char* selection_reason();
+const char* SelectionReason();
 // name: "auto" or a path name. Returns false, changing nothing, when the name
 // is unknown or the path cannot run here. For tests and benchmarks.
-bool set_selection(const char* name, bool always);
+bool SetSelection(const char* name, bool always);
 
 // The path a batch of `n` messages of `length` bytes each would take now, for
 // `alg` (diagnostics: bench/simd.js prints it). Calibrates if needed.
-Path choice_for(Algorithm alg, size_t n, size_t length);
+Path ChoiceFor(Algorithm alg, size_t n, size_t length);
 
 // Calibration figures of one path for one family (nanoseconds), measured on
 // first use: a batch of n messages costs
@@ -51,16 +51,16 @@ struct Cost {
 };
 // As automatic dispatch sees them (or, for a path it leaves out, as a forced
 // selection sees them); all zero when `p` has no kernel for the family here.
-Cost cost_of(Path p, bool sha512);
+Cost CostOf(Path p, bool sha512);
 // CPU time automatic dispatch's calibration of the family took (calibrates
 // it if needed), in microseconds.
-double auto_calibration_us(bool sha512);
+double AutoCalibrationUs(bool sha512);
 
 // The cost model's time (nanoseconds, one thread) for a batch of n messages
 // of total_bytes together, taken as all of the average length, on the path
 // the current selection would give it. Calibrates if needed. O(1): the
 // async scheduler asks it for every batch (native/async_batch.cc).
-double predict_ns(Algorithm alg, size_t n, size_t total_bytes);
+double PredictNs(Algorithm alg, size_t n, size_t total_bytes);
 
 // MACs messages [begin, end) into out + i*mac_length through the lanes, if
 // the selection picks a lane path for this batch. Returns false when the

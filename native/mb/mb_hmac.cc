@@ -1,8 +1,9 @@
 // Multi-buffer HMAC-SHA-2 over span arrays, and the SHA-2 constants the
 // kernels share. Baseline code only: the kernels' instructions live in
 // lanes_*.cc / sha256_shani.cc behind per-function target attributes,
-// reached only through path_available().
+// reached only through PathAvailable().
 #include "mb_hmac.h"
+
 #include "mb_internal.h"
 #include "mb_scheduler.h"
 
@@ -24,6 +25,7 @@ const uint32_t kK256[64] = {
 };
 
 // FIPS 180-4 4.2.3: first 64 bits of the same for the first 80 primes.
+// clang-format off: four words a row, as FIPS 180-4 prints them
 const uint64_t kK512[80] = {
     0x428a2f98d728ae22ULL, 0x7137449123ef65cdULL, 0xb5c0fbcfec4d3b2fULL, 0xe9b5dba58189dbbcULL,
     0x3956c25bf348b538ULL, 0x59f111f1b605d019ULL, 0x923f82a4af194f9bULL, 0xab1c5ed5da6d8118ULL,
@@ -46,28 +48,27 @@ const uint64_t kK512[80] = {
     0x28db77f523047d84ULL, 0x32caab7b40c72493ULL, 0x3c9ebe0a15c9bebcULL, 0x431d67c49c100d4cULL,
     0x4cc5d4becb3e42b6ULL, 0x597f299cfc657e2aULL, 0x5fcb6fab3ad6faecULL, 0x6c44198c4a475817ULL,
 };
+// clang-format on
 
 // FIPS 180-4 5.3.2-5.3.5.
 const uint32_t kIV224[8] = {0xc1059ed8u, 0x367cd507u, 0x3070dd17u, 0xf70e5939u,
                             0xffc00b31u, 0x68581511u, 0x64f98fa7u, 0xbefa4fa4u};
 const uint32_t kIV256[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
                             0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
-const uint64_t kIV384[8] = {0xcbbb9d5dc1059ed8ULL, 0x629a292a367cd507ULL, 0x9159015a3070dd17ULL,
-                            0x152fecd8f70e5939ULL, 0x67332667ffc00b31ULL, 0x8eb44a8768581511ULL,
-                            0xdb0c2e0d64f98fa7ULL, 0x47b5481dbefa4fa4ULL};
-const uint64_t kIV512[8] = {0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL,
-                            0xa54ff53a5f1d36f1ULL, 0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL,
-                            0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL};
+const uint64_t kIV384[8] = {0xcbbb9d5dc1059ed8ULL, 0x629a292a367cd507ULL, 0x9159015a3070dd17ULL, 0x152fecd8f70e5939ULL,
+                            0x67332667ffc00b31ULL, 0x8eb44a8768581511ULL, 0xdb0c2e0d64f98fa7ULL, 0x47b5481dbefa4fa4ULL};
+const uint64_t kIV512[8] = {0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL, 0xa54ff53a5f1d36f1ULL,
+                            0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL, 0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL};
 
-void hmac_lanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
-                const Span* spans, size_t n, uint8_t* out) {
-  hmac_lanes(
+void HmacLanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
+               const Span* spans, size_t n, uint8_t* out) {
+  HmacLanes(
       k, inner, outer, out_len, n, [spans](size_t i) { return spans[i]; },
       [out, out_len](size_t i, uint8_t*) { return out + i * out_len; }, [](size_t, const uint8_t*) {});
 }
-void hmac_lanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
-                const Span* spans, size_t n, uint8_t* out) {
-  hmac_lanes(
+void HmacLanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
+               const Span* spans, size_t n, uint8_t* out) {
+  HmacLanes(
       k, inner, outer, out_len, n, [spans](size_t i) { return spans[i]; },
       [out, out_len](size_t i, uint8_t*) { return out + i * out_len; }, [](size_t, const uint8_t*) {});
 }
@@ -77,25 +78,25 @@ void hmac_lanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64
 namespace {
 
 template <typename W>
-bool hmac_batch(Path p, const W inner[8], const W outer[8], size_t out_len, size_t out_len_a, size_t out_len_b,
-                const Span* spans, size_t n, uint8_t* out) {
+bool HmacBatch(Path p, const W inner[8], const W outer[8], size_t out_len, size_t out_len_a, size_t out_len_b,
+               const Span* spans, size_t n, uint8_t* out) {
   if (out_len != out_len_a && out_len != out_len_b) return false;
-  const detail::Kernel<W>* k = detail::kernel_for<W>(p);
-  if (k == nullptr || !path_available(p)) return false;
-  if (n > 0) detail::hmac_lanes(*k, inner, outer, out_len, spans, n, out);
+  const detail::Kernel<W>* k = detail::KernelFor<W>(p);
+  if (k == nullptr || !PathAvailable(p)) return false;
+  if (n > 0) detail::HmacLanes(*k, inner, outer, out_len, spans, n, out);
   return true;
 }
 
 }  // namespace
 
-bool hmac_sha256_batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
-                       const Span* spans, size_t n, uint8_t* out) {
-  return hmac_batch(p, inner, outer, out_len, 28, 32, spans, n, out);
+bool HmacSha256Batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len, const Span* spans,
+                     size_t n, uint8_t* out) {
+  return HmacBatch(p, inner, outer, out_len, 28, 32, spans, n, out);
 }
 
-bool hmac_sha512_batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
-                       const Span* spans, size_t n, uint8_t* out) {
-  return hmac_batch(p, inner, outer, out_len, 48, 64, spans, n, out);
+bool HmacSha512Batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len, const Span* spans,
+                     size_t n, uint8_t* out) {
+  return HmacBatch(p, inner, outer, out_len, 48, 64, spans, n, out);
 }
 
 }  // namespace mb

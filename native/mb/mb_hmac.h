@@ -11,8 +11,7 @@
 // standalone against a scalar reference. The caller (mb_dispatch.cc) passes
 // the key handle's precomputed chaining values after the ipad/opad block, and
 // the message spans; it also decides whether a batch goes to the lanes at all.
-#ifndef KMS_HMAC_MB_HMAC_H_
-#define KMS_HMAC_MB_HMAC_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -32,21 +31,21 @@ enum class Path { Off, Sse2, Avx2, ShaNi, Avx512 };
 constexpr Path kAllPaths[] = {Path::Off, Path::Sse2, Path::Avx2, Path::ShaNi, Path::Avx512};
 
 // "off" | "sse2" | "avx2" | "shani" | "avx512".
-const char* path_name(Path);
-// The inverse of path_name; false for anything else.
-bool parse_path(const char* s, Path* out);
+const char* PathName(Path);
+// The inverse of PathName; false for anything else.
+bool ParsePath(const char* s, Path* out);
 
 // "ok" when `p` can run here: this build has its kernels, the CPU and OS
 // support its instructions, and each of its kernels gave the known answers
 // of a self-test when first asked (at addon load). Otherwise the reason, e.g.
 // "the CPU lacks AVX-512 (F, BW)" or "self-test failed: ...". Off is always
 // "ok". Static storage; computed once per process, thread-safe.
-const char* path_status(Path p);
-bool path_available(Path p);
+const char* PathStatus(Path p);
+bool PathAvailable(Path p);
 
 // The CPU as cpuid reports it, e.g. "AuthenticAMD family 26 model 2"
 // ("unknown" off x86), for reports.
-const char* cpu_id();
+const char* CpuId();
 
 // Why automatic dispatch leaves `p` out although it can run here, or nullptr.
 // The one case: AVX-512 on Intel Skylake-SP/X, Cascade Lake and Cooper Lake,
@@ -56,7 +55,7 @@ const char* cpu_id();
 // Ice Lake, Sapphire Rapids and later run light 512-bit code at full clock,
 // and AMD Zen 4/5 have no such licence levels, so there the calibration
 // decides. KMS_HMAC_SIMD=avx512 still forces the path.
-const char* auto_skips(Path p);
+const char* AutoSkips(Path p);
 
 // The two compression families: SHA-224/256 (64-byte blocks, 32-bit words)
 // and SHA-384/512 (128-byte blocks, 64-bit words).
@@ -64,7 +63,7 @@ enum class Family { Sha256, Sha512 };
 
 // Messages `p` hashes at once for the family; 0 when it has no kernel for
 // it or cannot run here.
-size_t lanes(Path p, Family f);
+size_t Lanes(Path p, Family f);
 
 struct Span {
   const uint8_t* data;
@@ -80,12 +79,10 @@ struct Span {
 // Returns false (and writes nothing) if `p` has no kernel for the family here
 // or out_len is invalid. n == 0 is a no-op returning true. Never reads past
 // data + len of any span; messages may have any lengths, in any mix.
-bool hmac_sha256_batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
-                       const Span* spans, size_t n, uint8_t* out);
-bool hmac_sha512_batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
-                       const Span* spans, size_t n, uint8_t* out);
+bool HmacSha256Batch(Path p, const uint32_t inner[8], const uint32_t outer[8], size_t out_len, const Span* spans,
+                     size_t n, uint8_t* out);
+bool HmacSha512Batch(Path p, const uint64_t inner[8], const uint64_t outer[8], size_t out_len, const Span* spans,
+                     size_t n, uint8_t* out);
 
 }  // namespace mb
 }  // namespace kmshmac
-
-#endif  // KMS_HMAC_MB_HMAC_H_

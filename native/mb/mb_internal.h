@@ -1,6 +1,5 @@
 // Internal declarations shared by the multi-buffer sources (not installed).
-#ifndef KMS_HMAC_MB_INTERNAL_H_
-#define KMS_HMAC_MB_INTERNAL_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -43,34 +42,34 @@ struct Kernel {
 
 // The kernel `p` uses for the family of word type W (uint32_t: SHA-224/256,
 // uint64_t: SHA-384/512), if this build has one, whether or not this CPU can
-// run it (see path_available). mb_paths.cc.
+// run it (see PathAvailable). mb_paths.cc.
 template <typename W>
-const Kernel<W>* kernel_for(Path p);
+const Kernel<W>* KernelFor(Path p);
 template <>
-const Kernel<uint32_t>* kernel_for<uint32_t>(Path p);
+const Kernel<uint32_t>* KernelFor<uint32_t>(Path p);
 template <>
-const Kernel<uint64_t>* kernel_for<uint64_t>(Path p);
+const Kernel<uint64_t>* KernelFor<uint64_t>(Path p);
 
 // HMAC of spans[0..n) through kernel `k` (the scheduler, mb_scheduler.h),
-// with the contract of hmac_sha256_batch / hmac_sha512_batch (mb_hmac.cc).
-void hmac_lanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
-                const Span* spans, size_t n, uint8_t* out);
-void hmac_lanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
-                const Span* spans, size_t n, uint8_t* out);
+// with the contract of HmacSha256Batch / HmacSha512Batch (mb_hmac.cc).
+void HmacLanes(const Kernel<uint32_t>& k, const uint32_t inner[8], const uint32_t outer[8], size_t out_len,
+               const Span* spans, size_t n, uint8_t* out);
+void HmacLanes(const Kernel<uint64_t>& k, const uint64_t inner[8], const uint64_t outer[8], size_t out_len,
+               const Span* spans, size_t n, uint8_t* out);
 
 // Known-answer self-test of one kernel (mb_paths.cc), for both algorithms of
 // its family: empty when every answer is right, else what went wrong.
 // `corrupt` flips one bit of the computed answers (to test the failure path).
-std::string self_test(const Kernel<uint32_t>& k, bool corrupt = false);
-std::string self_test(const Kernel<uint64_t>& k, bool corrupt = false);
+std::string SelfTest(const Kernel<uint32_t>& k, bool corrupt = false);
+std::string SelfTest(const Kernel<uint64_t>& k, bool corrupt = false);
 // The self-test's batch (test_mb.cc recomputes its answers with the scalar
 // reference): message m has kSelfTestLengths[m] bytes, byte i being
-// self_test_byte(m, i); its fingerprint is fnv1a() over all MACs in order.
+// SelfTestByte(m, i); its fingerprint is Fnv1a() over all MACs in order.
 constexpr size_t kSelfTestMessages = 35;
 extern const size_t kSelfTestLengths[kSelfTestMessages];
-uint8_t self_test_byte(size_t msg, size_t i);
+uint8_t SelfTestByte(size_t msg, size_t i);
 extern const uint64_t kSelfTestFingerprints[4];  // SHA-224, SHA-256, SHA-384, SHA-512
-uint64_t fnv1a(const uint8_t* p, size_t n);
+uint64_t Fnv1a(const uint8_t* p, size_t n);
 
 #if KMS_HMAC_MB_X86
 // One generic kernel (sha2_lanes.h), instantiated per instruction set:
@@ -87,5 +86,3 @@ extern const Kernel<uint32_t> kShaNiSha256;
 }  // namespace detail
 }  // namespace mb
 }  // namespace kmshmac
-
-#endif  // KMS_HMAC_MB_INTERNAL_H_

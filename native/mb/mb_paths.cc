@@ -25,7 +25,7 @@ struct PathKernels {
   const Kernel<uint64_t>* sha512;
 };
 
-PathKernels kernels_of(Path p) {
+PathKernels KernelsOf(Path p) {
 #if KMS_HMAC_MB_X86
   switch (p) {
     case Path::Sse2:
@@ -47,12 +47,12 @@ PathKernels kernels_of(Path p) {
 }  // namespace
 
 template <>
-const Kernel<uint32_t>* kernel_for<uint32_t>(Path p) {
-  return kernels_of(p).sha256;
+const Kernel<uint32_t>* KernelFor<uint32_t>(Path p) {
+  return KernelsOf(p).sha256;
 }
 template <>
-const Kernel<uint64_t>* kernel_for<uint64_t>(Path p) {
-  return kernels_of(p).sha512;
+const Kernel<uint64_t>* KernelFor<uint64_t>(Path p) {
+  return KernelsOf(p).sha512;
 }
 
 // ---- Known-answer self-test -------------------------------------------------
@@ -83,12 +83,12 @@ const char kRfc4231Data[] = "what do ya want for nothing?";
 const uint64_t kSelfTestFingerprints[4] = {0xa1dae60c13dd7ee7ULL, 0x74c0d6fa2993d6a7ULL, 0x65cb5b2c5027f75fULL,
                                            0xae99c780f6f77d70ULL};
 
-uint8_t self_test_byte(size_t msg, size_t i) {
+uint8_t SelfTestByte(size_t msg, size_t i) {
   if (msg == 0) return static_cast<uint8_t>(kRfc4231Data[i]);
   return static_cast<uint8_t>(msg * 167 + i * 31 + (i >> 7) * 13);
 }
 
-uint64_t fnv1a(const uint8_t* p, size_t n) {
+uint64_t Fnv1a(const uint8_t* p, size_t n) {
   uint64_t h = 0xcbf29ce484222325ULL;
   for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
   return h;
@@ -110,7 +110,7 @@ const Expected kExpected[4] = {
      "4d4a6b4b636e070a38bce737"},
 };
 
-bool equals_hex(const uint8_t* p, size_t n, const char* hex) {
+bool EqualsHex(const uint8_t* p, size_t n, const char* hex) {
   static const char kDigits[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++) {
     if (hex[2 * i] != kDigits[p[i] >> 4] || hex[2 * i + 1] != kDigits[p[i] & 15]) return false;
@@ -119,14 +119,14 @@ bool equals_hex(const uint8_t* p, size_t n, const char* hex) {
 }
 
 template <typename W>
-std::string run_self_test(const Kernel<W>& k, bool corrupt) {
+std::string RunSelfTest(const Kernel<W>& k, bool corrupt) {
   constexpr size_t B = 16 * sizeof(W);
   // The messages, each in its own exact-size allocation (ASan sees overreads).
   std::vector<std::vector<uint8_t>> msgs(kSelfTestMessages);
   Span spans[kSelfTestMessages];
   for (size_t m = 0; m < kSelfTestMessages; m++) {
     msgs[m].resize(kSelfTestLengths[m]);
-    for (size_t i = 0; i < kSelfTestLengths[m]; i++) msgs[m][i] = self_test_byte(m, i);
+    for (size_t i = 0; i < kSelfTestLengths[m]; i++) msgs[m][i] = SelfTestByte(m, i);
     spans[m] = {msgs[m].data(), msgs[m].size()};
   }
 
@@ -161,10 +161,10 @@ std::string run_self_test(const Kernel<W>& k, bool corrupt) {
       }
     }
     uint8_t macs[kSelfTestMessages * 64];
-    hmac_lanes(k, states[0], states[1], want.out_len, spans, kSelfTestMessages, macs);
+    HmacLanes(k, states[0], states[1], want.out_len, spans, kSelfTestMessages, macs);
     if (corrupt) macs[0] ^= 1;
-    if (!equals_hex(macs, want.out_len, want.rfc4231_mac)) return name + " of RFC 4231 test case 2 is wrong";
-    if (fnv1a(macs, kSelfTestMessages * want.out_len) != kSelfTestFingerprints[alg]) {
+    if (!EqualsHex(macs, want.out_len, want.rfc4231_mac)) return name + " of RFC 4231 test case 2 is wrong";
+    if (Fnv1a(macs, kSelfTestMessages * want.out_len) != kSelfTestFingerprints[alg]) {
       return name + " of a batch of mixed lengths is wrong";
     }
   }
@@ -173,8 +173,8 @@ std::string run_self_test(const Kernel<W>& k, bool corrupt) {
 
 }  // namespace
 
-std::string self_test(const Kernel<uint32_t>& k, bool corrupt) { return run_self_test(k, corrupt); }
-std::string self_test(const Kernel<uint64_t>& k, bool corrupt) { return run_self_test(k, corrupt); }
+std::string SelfTest(const Kernel<uint32_t>& k, bool corrupt) { return RunSelfTest(k, corrupt); }
+std::string SelfTest(const Kernel<uint64_t>& k, bool corrupt) { return RunSelfTest(k, corrupt); }
 
 }  // namespace detail
 
@@ -190,14 +190,14 @@ struct Cpu {
   unsigned family = 0, model = 0;  // display family/model (with the extended fields)
 };
 
-uint64_t read_xcr0() {
+uint64_t ReadXcr0() {
   uint32_t eax, edx;
   // xgetbv with ecx=0, encoded as bytes so no -mxsave is needed.
   __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(eax), "=d"(edx) : "c"(0));
   return (static_cast<uint64_t>(edx) << 32) | eax;
 }
 
-Cpu probe_cpu() {
+Cpu ProbeCpu() {
   Cpu cpu;
   unsigned a, b, c, d;
   if (__get_cpuid(0, &a, &b, &c, &d)) {
@@ -212,27 +212,27 @@ Cpu probe_cpu() {
   cpu.sse41 = (c >> 19) & 1;
   const bool osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
   if (osxsave && avx) {
-    const uint64_t xcr0 = read_xcr0();
+    const uint64_t xcr0 = ReadXcr0();
     cpu.ymm_state = (xcr0 & 0x6) == 0x6;    // SSE + AVX (YMM upper halves)
     cpu.zmm_state = (xcr0 & 0xE6) == 0xE6;  // + opmask, ZMM0-15 upper halves, ZMM16-31
   }
   if (__get_cpuid_max(0, nullptr) < 7) return cpu;
   __cpuid_count(7, 0, a, b, c, d);
   cpu.avx2 = cpu.ymm_state && ((b >> 5) & 1);
-  cpu.shani = cpu.ssse3 && cpu.sse41 && ((b >> 29) & 1);  // XMM state only
+  cpu.shani = cpu.ssse3 && cpu.sse41 && ((b >> 29) & 1);             // XMM state only
   cpu.avx512 = cpu.zmm_state && ((b >> 16) & 1) && ((b >> 30) & 1);  // F and BW
   return cpu;
 }
 
 // cpuid can trap to the hypervisor (microseconds): ask once.
-const Cpu& cpu_features() {
-  static const Cpu cpu = probe_cpu();
+const Cpu& CpuFeatures() {
+  static const Cpu cpu = ProbeCpu();
   return cpu;
 }
 
 // Why the CPU/OS cannot run `p`, or nullptr when it can.
-const char* cpu_refuses(Path p) {
-  const Cpu& cpu = cpu_features();
+const char* CpuRefuses(Path p) {
+  const Cpu& cpu = CpuFeatures();
   switch (p) {
     case Path::Sse2:
       return nullptr;  // part of x86-64
@@ -253,11 +253,11 @@ const char* cpu_refuses(Path p) {
 // Paths whose self-test the user asked to fail (KMS_HMAC_SIMD_SELFTEST_FAIL,
 // a comma-separated list): proves end to end that a failing path is never
 // dispatched to and that the reason is reported.
-bool forced_to_fail(Path p) {
+bool ForcedToFail(Path p) {
   const char* env = std::getenv("KMS_HMAC_SIMD_SELFTEST_FAIL");
   if (env == nullptr) return false;
   const std::string list = std::string(",") + env + ",";
-  return list.find(std::string(",") + path_name(p) + ",") != std::string::npos;
+  return list.find(std::string(",") + PathName(p) + ",") != std::string::npos;
 }
 
 struct Statuses {
@@ -266,39 +266,39 @@ struct Statuses {
   Statuses() {
     for (Path p : kAllPaths) {
       const int i = static_cast<int>(p);
-      text[i] = compute(p);
+      text[i] = Compute(p);
       ok[i] = text[i] == "ok";
     }
   }
-  static std::string compute(Path p) {
+  static std::string Compute(Path p) {
     if (p == Path::Off) return "ok";
-    const detail::Kernel<uint32_t>* k256 = detail::kernel_for<uint32_t>(p);
-    const detail::Kernel<uint64_t>* k512 = detail::kernel_for<uint64_t>(p);
+    const detail::Kernel<uint32_t>* k256 = detail::KernelFor<uint32_t>(p);
+    const detail::Kernel<uint64_t>* k512 = detail::KernelFor<uint64_t>(p);
     if (k256 == nullptr && k512 == nullptr) {
       return "not in this build (the SIMD kernels need x86-64 and GCC or Clang)";
     }
 #if KMS_HMAC_MB_X86
-    if (const char* why = cpu_refuses(p)) return why;
+    if (const char* why = CpuRefuses(p)) return why;
 #endif
-    const bool corrupt = forced_to_fail(p);
-    std::string failed = k256 != nullptr ? detail::self_test(*k256, corrupt) : "";
-    if (failed.empty() && k512 != nullptr) failed = detail::self_test(*k512, corrupt);
+    const bool corrupt = ForcedToFail(p);
+    std::string failed = k256 != nullptr ? detail::SelfTest(*k256, corrupt) : "";
+    if (failed.empty() && k512 != nullptr) failed = detail::SelfTest(*k512, corrupt);
     if (failed.empty()) return "ok";
     return "self-test failed: " + failed + (corrupt ? " (forced by KMS_HMAC_SIMD_SELFTEST_FAIL)" : "");
   }
 };
 
-const Statuses& statuses() {
+const Statuses& GetStatuses() {
   static const Statuses s;  // thread-safe static init
   return s;
 }
 
 }  // namespace
 
-const char* cpu_id() {
+const char* CpuId() {
 #if KMS_HMAC_MB_X86
   static const std::string id = [] {
-    const Cpu& cpu = cpu_features();
+    const Cpu& cpu = CpuFeatures();
     return std::string(cpu.vendor) + " family " + std::to_string(cpu.family) + " model " + std::to_string(cpu.model);
   }();
   return id.c_str();
@@ -307,10 +307,10 @@ const char* cpu_id() {
 #endif
 }
 
-const char* auto_skips(Path p) {
+const char* AutoSkips(Path p) {
 #if KMS_HMAC_MB_X86
   static const bool avx512_lowers_clock = [] {
-    const Cpu& cpu = cpu_features();
+    const Cpu& cpu = CpuFeatures();
     return std::strcmp(cpu.vendor, "GenuineIntel") == 0 && cpu.family == 6 && cpu.model == 0x55;
   }();
   if (p == Path::Avx512 && avx512_lowers_clock) {
@@ -322,21 +322,21 @@ const char* auto_skips(Path p) {
   return nullptr;
 }
 
-const char* path_status(Path p) { return statuses().text[static_cast<int>(p)].c_str(); }
+const char* PathStatus(Path p) { return GetStatuses().text[static_cast<int>(p)].c_str(); }
 
-bool path_available(Path p) { return statuses().ok[static_cast<int>(p)]; }
+bool PathAvailable(Path p) { return GetStatuses().ok[static_cast<int>(p)]; }
 
-size_t lanes(Path p, Family f) {
-  if (p == Path::Off || !path_available(p)) return 0;
+size_t Lanes(Path p, Family f) {
+  if (p == Path::Off || !PathAvailable(p)) return 0;
   if (f == Family::Sha256) {
-    const detail::Kernel<uint32_t>* k = detail::kernel_for<uint32_t>(p);
+    const detail::Kernel<uint32_t>* k = detail::KernelFor<uint32_t>(p);
     return k != nullptr ? k->lanes : 0;
   }
-  const detail::Kernel<uint64_t>* k = detail::kernel_for<uint64_t>(p);
+  const detail::Kernel<uint64_t>* k = detail::KernelFor<uint64_t>(p);
   return k != nullptr ? k->lanes : 0;
 }
 
-const char* path_name(Path p) {
+const char* PathName(Path p) {
   switch (p) {
     case Path::Sse2:
       return "sse2";
@@ -352,10 +352,10 @@ const char* path_name(Path p) {
   }
 }
 
-bool parse_path(const char* s, Path* out) {
+bool ParsePath(const char* s, Path* out) {
   if (s == nullptr) return false;
   for (Path p : kAllPaths) {
-    if (std::strcmp(s, path_name(p)) == 0) {
+    if (std::strcmp(s, PathName(p)) == 0) {
       *out = p;
       return true;
     }

@@ -3,8 +3,7 @@
 // template over where messages come from and where MACs go, so the addon's
 // dispatcher streams a whole batch through the lanes without copying its
 // span list, and verification compares each MAC as it completes.
-#ifndef KMS_HMAC_MB_SCHEDULER_H_
-#define KMS_HMAC_MB_SCHEDULER_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -17,11 +16,11 @@ namespace kmshmac {
 namespace mb {
 namespace detail {
 
-inline void put_be(uint8_t* p, uint32_t v) {
+inline void PutBe(uint8_t* p, uint32_t v) {
   v = __builtin_bswap32(v);
   std::memcpy(p, &v, 4);
 }
-inline void put_be(uint8_t* p, uint64_t v) {
+inline void PutBe(uint8_t* p, uint64_t v) {
   v = __builtin_bswap64(v);
   std::memcpy(p, &v, 8);
 }
@@ -30,7 +29,7 @@ inline void put_be(uint8_t* p, uint64_t v) {
 // `rep movs`/`rep stos` sequences compilers emit for variable-size
 // memcpy/memset, whose start-up cost dominated small messages (perf).
 // Overlapping fixed-size moves cover the ragged ends.
-inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
+inline void CopySmall(uint8_t* dst, const uint8_t* src, size_t n) {
   if (n >= 16) {
     size_t i = 0;
     for (; i + 16 < n; i += 16) std::memcpy(dst + i, src + i, 16);
@@ -47,7 +46,7 @@ inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
 }
 
 // Overwrites n bytes in a way the compiler may not drop as a dead store.
-inline void wipe(void* p, size_t n) {
+inline void Wipe(void* p, size_t n) {
   std::memset(p, 0, n);
   __asm__ __volatile__("" : : "r"(p) : "memory");
 }
@@ -57,18 +56,18 @@ inline void wipe(void* p, size_t n) {
 // already hashed) is `total_bytes`, into `dst` (2*B bytes). Returns the
 // number of blocks (1 or 2). LB: the length field's size (8 or 16).
 template <size_t B, size_t LB>
-size_t pad_tail(const uint8_t* src, size_t rem, uint64_t total_bytes, uint8_t* dst) {
+size_t PadTail(const uint8_t* src, size_t rem, uint64_t total_bytes, uint8_t* dst) {
   const size_t blocks = rem + 1 + LB <= B ? 1 : 2;
   if (blocks == 1) {
     std::memset(dst, 0, B);  // constant sizes: plain vector stores
   } else {
     std::memset(dst, 0, 2 * B);
   }
-  if (rem > 0) copy_small(dst, src, rem);
+  if (rem > 0) CopySmall(dst, src, rem);
   dst[rem] = 0x80;
   // The bit length fits 64 bits for any in-memory message; the upper 64 bits
   // of SHA-512's 128-bit length field stay zero.
-  put_be(dst + blocks * B - 8, static_cast<uint64_t>(total_bytes * 8));
+  PutBe(dst + blocks * B - 8, static_cast<uint64_t>(total_bytes * 8));
   return blocks;
 }
 
@@ -80,7 +79,7 @@ constexpr size_t kMaxLanes = 16;
 // `scratch`, 64 lane-local bytes), and then done(i, mac) is called. Writing
 // in place matters: copying the MAC out of a buffer just written word by
 // word stalls on store forwarding (perf). inner/outer and out_len as for
-// hmac_sha256_batch.
+// HmacSha256Batch.
 //
 // Each lane walks one message through three runs of blocks: the message's
 // whole blocks straight from the caller's memory, then 1-2 padded tail
@@ -101,8 +100,8 @@ constexpr size_t kMaxLanes = 16;
 // prefetcher, a cache miss per message that made mixed-length batches 3x
 // slower (perf, Zen 5).
 template <typename W, typename SpanAt, typename Slot, typename Done>
-void hmac_lanes(const Kernel<W>& k, const W inner[8], const W outer[8], size_t out_len, size_t n, SpanAt&& span_at,
-                Slot&& slot, Done&& done) {
+void HmacLanes(const Kernel<W>& k, const W inner[8], const W outer[8], size_t out_len, size_t n, SpanAt&& span_at,
+               Slot&& slot, Done&& done) {
   constexpr size_t B = sizeof(W) * 16, LB = sizeof(W) * 2;  // block, length field (FIPS 180-4 5.1)
   enum Run { kMessage, kTail, kOuter, kIdle };
   struct Lane {
@@ -125,13 +124,13 @@ void hmac_lanes(const Kernel<W>& k, const W inner[8], const W outer[8], size_t o
   for (size_t l = 0; l < L; l++) {
     std::memset(lanes[l].outer, 0, B);
     lanes[l].outer[out_len] = 0x80;
-    put_be(lanes[l].outer + B - 8, static_cast<uint64_t>((B + out_len) * 8));
+    PutBe(lanes[l].outer + B - 8, static_cast<uint64_t>((B + out_len) * 8));
   }
   auto set_state = [&](size_t l, const W* h) {
     for (size_t w = 0; w < 8; w++) st[w * L + l] = h[w];
   };
   auto digest = [&](size_t l, uint8_t* to) {
-    for (size_t w = 0; w < out_words; w++) put_be(to + w * sizeof(W), st[w * L + l]);
+    for (size_t w = 0; w < out_words; w++) PutBe(to + w * sizeof(W), st[w * L + l]);
   };
   // Lane l's tail run: the padded last len % B bytes.
   auto to_tail = [&](size_t l) {
@@ -139,7 +138,7 @@ void hmac_lanes(const Kernel<W>& k, const W inner[8], const W outer[8], size_t o
     const size_t rem = ln.span.len % B;
     const uint8_t* src = rem > 0 ? ln.span.data + (ln.span.len - rem) : nullptr;
     ln.run = kTail;
-    ln.left = pad_tail<B, LB>(src, rem, static_cast<uint64_t>(ln.span.len) + B, ln.tail);
+    ln.left = PadTail<B, LB>(src, rem, static_cast<uint64_t>(ln.span.len) + B, ln.tail);
     blk[l] = ln.tail;
   };
   size_t next = 0, busy = 0;
@@ -217,12 +216,10 @@ void hmac_lanes(const Kernel<W>& k, const W inner[8], const W outer[8], size_t o
   // Chaining values (some were the key's) and the MACs and inner digests (a
   // verification compares against the former) do not outlive the call.
   // (Constant sizes: inline stores, not a memset call per buffer.)
-  wipe(st, sizeof st);
-  for (size_t l = 0; l < L; l++) wipe(lanes[l].mac, sizeof lanes[l].mac), wipe(lanes[l].outer, 64);
+  Wipe(st, sizeof st);
+  for (size_t l = 0; l < L; l++) Wipe(lanes[l].mac, sizeof lanes[l].mac), Wipe(lanes[l].outer, 64);
 }
 
 }  // namespace detail
 }  // namespace mb
 }  // namespace kmshmac
-
-#endif  // KMS_HMAC_MB_SCHEDULER_H_

@@ -25,7 +25,7 @@ namespace {
 // W[t..t+3] for t >= 16 from the four previous groups (W[t-16..t-1]):
 // MSG1 adds sigma0(W[t-15..]) to W[t-16..], the ALIGNR term is W[t-7..],
 // MSG2 adds sigma1 of W[t-2], W[t-1] and of the two words it just made.
-MB_INLINE __m128i next_w(__m128i m0, __m128i m1, __m128i m2, __m128i m3) {
+MB_INLINE __m128i NextW(__m128i m0, __m128i m1, __m128i m2, __m128i m3) {
   __m128i t = _mm_add_epi32(_mm_sha256msg1_epu32(m0, m1), _mm_alignr_epi8(m3, m2, 4));
   return _mm_sha256msg2_epu32(t, m3);
 }
@@ -34,7 +34,7 @@ MB_INLINE __m128i next_w(__m128i m0, __m128i m1, __m128i m2, __m128i m3) {
 // ABEF/CDGH register form SHA256RNDS2 wants (A in the top dword) from the
 // first block to the last.
 template <size_t N>
-MB_INLINE void compress(__m128i abef[N], __m128i cdgh[N], const uint8_t* const* blk, size_t nblocks) {
+MB_INLINE void Compress(__m128i abef[N], __m128i cdgh[N], const uint8_t* const* blk, size_t nblocks) {
   const __m128i bswap = _mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12);
   for (size_t b = 0; b < nblocks; b++) {
     __m128i abef0[N], cdgh0[N], m[N][4];
@@ -54,11 +54,11 @@ MB_INLINE void compress(__m128i abef[N], __m128i cdgh[N], const uint8_t* const* 
       for (size_t s = 0; s < N; s++) {
         if (g >= 4) {
           // Group g uses W[4g..4g+3], computed from groups g-4..g-1 (ring of 4).
-          m[s][g & 3] = next_w(m[s][g & 3], m[s][(g + 1) & 3], m[s][(g + 2) & 3], m[s][(g + 3) & 3]);
+          m[s][g & 3] = NextW(m[s][g & 3], m[s][(g + 1) & 3], m[s][(g + 2) & 3], m[s][(g + 3) & 3]);
         }
         __m128i wk = _mm_add_epi32(m[s][g & 3], k);
         cdgh[s] = _mm_sha256rnds2_epu32(cdgh[s], abef[s], wk);  // rounds 4g, 4g+1: new ABEF
-        wk = _mm_shuffle_epi32(wk, 0x0E);                          // W+K for rounds 4g+2, 4g+3
+        wk = _mm_shuffle_epi32(wk, 0x0E);                       // W+K for rounds 4g+2, 4g+3
         abef[s] = _mm_sha256rnds2_epu32(abef[s], cdgh[s], wk);  // the two rounds after
       }
     }
@@ -72,12 +72,14 @@ MB_INLINE void compress(__m128i abef[N], __m128i cdgh[N], const uint8_t* const* 
 // Two streams in the scheduler's word-major layout: st[w * 2 + s] is word w
 // of stream s. Four shuffles a side convert to and from ABEF/CDGH, once per
 // call rather than once per block.
-MB_SHANI void sha256_x2(uint32_t* st, const uint8_t* const* blk, size_t nblocks) {
+MB_SHANI void Sha256X2(uint32_t* st, const uint8_t* const* blk, size_t nblocks) {
   const __m128i* p = reinterpret_cast<const __m128i*>(st);
   __m128i abef[2], cdgh[2];
   // Words (w0 s0, w0 s1, w1 s0, w1 s1) -> (w0 s0, w1 s0, w0 s1, w1 s1).
-  const __m128i ab = _mm_shuffle_epi32(_mm_loadu_si128(p + 0), 0xD8), cd = _mm_shuffle_epi32(_mm_loadu_si128(p + 1), 0xD8);
-  const __m128i ef = _mm_shuffle_epi32(_mm_loadu_si128(p + 2), 0xD8), gh = _mm_shuffle_epi32(_mm_loadu_si128(p + 3), 0xD8);
+  const __m128i ab = _mm_shuffle_epi32(_mm_loadu_si128(p + 0), 0xD8),
+                cd = _mm_shuffle_epi32(_mm_loadu_si128(p + 1), 0xD8);
+  const __m128i ef = _mm_shuffle_epi32(_mm_loadu_si128(p + 2), 0xD8),
+                gh = _mm_shuffle_epi32(_mm_loadu_si128(p + 3), 0xD8);
   for (size_t s = 0; s < 2; s++) {
     // Low to high: A B C D and E F G H of stream s.
     const __m128i abcd = s == 0 ? _mm_unpacklo_epi64(ab, cd) : _mm_unpackhi_epi64(ab, cd);
@@ -86,7 +88,7 @@ MB_SHANI void sha256_x2(uint32_t* st, const uint8_t* const* blk, size_t nblocks)
     abef[s] = _mm_unpackhi_epi64(hgfe, dcba);  // low to high: F E B A
     cdgh[s] = _mm_unpacklo_epi64(hgfe, dcba);  // H G D C
   }
-  compress<2>(abef, cdgh, blk, nblocks);
+  Compress<2>(abef, cdgh, blk, nblocks);
   __m128i abcd[2], efgh[2];
   for (size_t s = 0; s < 2; s++) {
     abcd[s] = _mm_shuffle_epi32(_mm_unpackhi_epi64(cdgh[s], abef[s]), 0x1B);
@@ -101,7 +103,7 @@ MB_SHANI void sha256_x2(uint32_t* st, const uint8_t* const* blk, size_t nblocks)
 
 }  // namespace
 
-const Kernel<uint32_t> kShaNiSha256 = {sha256_x2, 2};
+const Kernel<uint32_t> kShaNiSha256 = {Sha256X2, 2};
 
 }  // namespace detail
 }  // namespace mb

@@ -73,59 +73,59 @@ struct GenericLanes {
   typedef uint8_t Bytes __attribute__((vector_size(kBytes)));
 
   // The low s bits of every 2s-bit group of a word.
-  static constexpr W low_halves(int s) {
+  static constexpr W LowHalves(int s) {
     W m = 0;
     for (int b = 0; b < kBits; b += 2 * s) m |= ((W(1) << s) - 1) << b;
     return m;
   }
   // Byte j of each word comes from byte src(j) of the same word.
-  static constexpr int bswap_src(size_t i) {
+  static constexpr int BswapSrc(size_t i) {
     return static_cast<int>((i & ~(sizeof(W) - 1)) + (sizeof(W) - 1) - (i & (sizeof(W) - 1)));
   }
   template <int N>
-  static constexpr int ror_src(size_t i) {  // rotate right by N bits, N a multiple of 8
+  static constexpr int RorSrc(size_t i) {  // rotate right by N bits, N a multiple of 8
     return static_cast<int>((i & ~(sizeof(W) - 1)) + ((i + N / 8) & (sizeof(W) - 1)));
   }
   template <size_t... I>
-  static MB_FN V bswap_shuffle(V x, std::index_sequence<I...>) {
-    return (V)__builtin_shufflevector((Bytes)x, (Bytes)x, bswap_src(I)...);
+  static MB_FN V BswapShuffle(V x, std::index_sequence<I...>) {
+    return (V)__builtin_shufflevector((Bytes)x, (Bytes)x, BswapSrc(I)...);
   }
   template <int N, size_t... I>
-  static MB_FN V ror_shuffle(V x, std::index_sequence<I...>) {
-    return (V)__builtin_shufflevector((Bytes)x, (Bytes)x, ror_src<N>(I)...);
+  static MB_FN V RorShuffle(V x, std::index_sequence<I...>) {
+    return (V)__builtin_shufflevector((Bytes)x, (Bytes)x, RorSrc<N>(I)...);
   }
 
   // ROTR^N (FIPS 180-4 3.2).
   template <int N>
-  static MB_FN V ror(V x) {
+  static MB_FN V Ror(V x) {
     if constexpr (kByteShuffle && N % 8 == 0) {
-      return ror_shuffle<N>(x, std::make_index_sequence<kBytes>());
+      return RorShuffle<N>(x, std::make_index_sequence<kBytes>());
     } else {
       return (x >> N) | (x << (kBits - N));
     }
   }
-  static MB_FN V xor3(V a, V b, V c) { return a ^ b ^ c; }
+  static MB_FN V Xor3(V a, V b, V c) { return a ^ b ^ c; }
   // Ch(e,f,g) = (e & f) ^ (~e & g), as g ^ (e & (f ^ g)): 3 operations.
-  static MB_FN V ch(V e, V f, V g) { return g ^ (e & (f ^ g)); }
+  static MB_FN V Ch(V e, V f, V g) { return g ^ (e & (f ^ g)); }
   // Maj(a,b,c) = (a & b) ^ (a & c) ^ (b & c) = (a & b) | (c & (a | b)).
-  static MB_FN V maj(V a, V b, V c) { return (a & b) | (c & (a | b)); }
+  static MB_FN V Maj(V a, V b, V c) { return (a & b) | (c & (a | b)); }
   // Big-endian words (the message) to host order.
-  static MB_FN V bswap(V x) {
+  static MB_FN V Bswap(V x) {
     if constexpr (kByteShuffle) {
-      return bswap_shuffle(x, std::make_index_sequence<kBytes>());
+      return BswapShuffle(x, std::make_index_sequence<kBytes>());
     } else {
       // Swap halves, then quarters, ... down to bytes.
 #pragma GCC unroll 3
-      for (int s = kBits / 2; s >= 8; s /= 2) x = ((x & low_halves(s)) << s) | ((x >> s) & low_halves(s));
+      for (int s = kBits / 2; s >= 8; s /= 2) x = ((x & LowHalves(s)) << s) | ((x >> s) & LowHalves(s));
       return x;
     }
   }
-  static MB_FN V load(const void* p) {
+  static MB_FN V Load(const void* p) {
     V v;
     __builtin_memcpy(&v, p, sizeof v);
     return v;
   }
-  static MB_FN void store(void* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
+  static MB_FN void Store(void* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
 };
 
 // The shuffles of the transposing load, as index lists for
@@ -134,13 +134,13 @@ struct GenericLanes {
 // instruction on x86 at any width, so the compiler needs no cross-lane tricks.
 //
 // zip: interleave a and b inside each 128-bit chunk (punpckl*/punpckh*).
-constexpr int zip_src(size_t i, size_t e, size_t n, bool hi) {
+constexpr int ZipSrc(size_t i, size_t e, size_t n, bool hi) {
   const size_t chunk = i / e, j = i % e;
   return static_cast<int>((j % 2 ? n : 0) + chunk * e + j / 2 + (hi ? e / 2 : 0));
 }
 // unzip: the even (or odd) 128-bit chunks of a, then those of b
 // (shufi32x4 on AVX-512, vperm2i128 on AVX2).
-constexpr int unzip_src(size_t i, size_t e, size_t n, bool odd) {
+constexpr int UnzipSrc(size_t i, size_t e, size_t n, bool odd) {
   const size_t chunks = n / e, chunk = i / e, j = i % e;
   const size_t from_b = chunk >= chunks / 2, k = chunk % (chunks / 2);
   return static_cast<int>((from_b ? n : 0) + (2 * k + (odd ? 1 : 0)) * e + j);
@@ -156,12 +156,12 @@ struct Lanes {
   static_assert(L >= E && L % E == 0 && 16 % L == 0, "lane count must be a multiple of a 128-bit chunk, at most 16");
 
   template <bool Hi, size_t... I>
-  static MB_FN V zip(V a, V b, std::index_sequence<I...>) {
-    return __builtin_shufflevector(a, b, zip_src(I, E, L, Hi)...);
+  static MB_FN V Zip(V a, V b, std::index_sequence<I...>) {
+    return __builtin_shufflevector(a, b, ZipSrc(I, E, L, Hi)...);
   }
   template <bool Odd, size_t... I>
-  static MB_FN V unzip(V a, V b, std::index_sequence<I...>) {
-    return __builtin_shufflevector(a, b, unzip_src(I, E, L, Odd)...);
+  static MB_FN V Unzip(V a, V b, std::index_sequence<I...>) {
+    return __builtin_shufflevector(a, b, UnzipSrc(I, E, L, Odd)...);
   }
 
   // Loads the block at blk[l] + off of every lane l and transposes it:
@@ -172,13 +172,13 @@ struct Lanes {
   // chunk, for each group of E rows (log2 E rounds of zips: the perfect
   // shuffle), then (2) C x C transposes of whole chunks across the groups
   // (log2 C rounds of unzips).
-  static MB_FN void load_block(const uint8_t* const* blk, size_t off, V w[16]) {
+  static MB_FN void LoadBlock(const uint8_t* const* blk, size_t off, V w[16]) {
     constexpr auto idx = std::make_index_sequence<L>();
 #pragma GCC unroll 16
     for (size_t slab = 0; slab < 16 / L; slab++) {
       V r[L];
 #pragma GCC unroll 16
-      for (size_t l = 0; l < L; l++) r[l] = O::load(blk[l] + off + slab * L * sizeof(W));
+      for (size_t l = 0; l < L; l++) r[l] = O::Load(blk[l] + off + slab * L * sizeof(W));
       // (1) Rows g..g+E-1: afterwards r[g + k], chunk c = word E*c + k of lanes g..g+E-1.
 #pragma GCC unroll 16
       for (size_t g = 0; g < L; g += E) {
@@ -187,8 +187,8 @@ struct Lanes {
           V t[E];
 #pragma GCC unroll 4
           for (size_t i = 0; i < E / 2; i++) {
-            t[2 * i] = zip<false>(r[g + i], r[g + i + E / 2], idx);
-            t[2 * i + 1] = zip<true>(r[g + i], r[g + i + E / 2], idx);
+            t[2 * i] = Zip<false>(r[g + i], r[g + i + E / 2], idx);
+            t[2 * i + 1] = Zip<true>(r[g + i], r[g + i + E / 2], idx);
           }
 #pragma GCC unroll 4
           for (size_t i = 0; i < E; i++) r[g + i] = t[i];
@@ -206,31 +206,31 @@ struct Lanes {
             V t[C];
 #pragma GCC unroll 4
             for (size_t i = 0; i < C / 2; i++) {
-              t[i] = unzip<false>(c[2 * i], c[2 * i + 1], idx);
-              t[i + C / 2] = unzip<true>(c[2 * i], c[2 * i + 1], idx);
+              t[i] = Unzip<false>(c[2 * i], c[2 * i + 1], idx);
+              t[i + C / 2] = Unzip<true>(c[2 * i], c[2 * i + 1], idx);
             }
 #pragma GCC unroll 4
             for (size_t i = 0; i < C; i++) c[i] = t[i];
           }
         }
 #pragma GCC unroll 4
-        for (size_t i = 0; i < C; i++) w[slab * L + E * i + k] = O::bswap(c[i]);
+        for (size_t i = 0; i < C; i++) w[slab * L + E * i + k] = O::Bswap(c[i]);
       }
     }
   }
 
   // (4.4)-(4.7) / (4.10)-(4.13).
-  static MB_FN V big_sigma0(V x) {
-    return O::xor3(O::template ror<S::kS0a>(x), O::template ror<S::kS0b>(x), O::template ror<S::kS0c>(x));
+  static MB_FN V BigSigma0(V x) {
+    return O::Xor3(O::template Ror<S::kS0a>(x), O::template Ror<S::kS0b>(x), O::template Ror<S::kS0c>(x));
   }
-  static MB_FN V big_sigma1(V x) {
-    return O::xor3(O::template ror<S::kS1a>(x), O::template ror<S::kS1b>(x), O::template ror<S::kS1c>(x));
+  static MB_FN V BigSigma1(V x) {
+    return O::Xor3(O::template Ror<S::kS1a>(x), O::template Ror<S::kS1b>(x), O::template Ror<S::kS1c>(x));
   }
-  static MB_FN V small_sigma0(V x) {
-    return O::xor3(O::template ror<S::ks0a>(x), O::template ror<S::ks0b>(x), x >> S::ks0shr);
+  static MB_FN V SmallSigma0(V x) {
+    return O::Xor3(O::template Ror<S::ks0a>(x), O::template Ror<S::ks0b>(x), x >> S::ks0shr);
   }
-  static MB_FN V small_sigma1(V x) {
-    return O::xor3(O::template ror<S::ks1a>(x), O::template ror<S::ks1b>(x), x >> S::ks1shr);
+  static MB_FN V SmallSigma1(V x) {
+    return O::Xor3(O::template Ror<S::ks1a>(x), O::template Ror<S::ks1b>(x), x >> S::ks1shr);
   }
 
   struct Vars {
@@ -246,11 +246,11 @@ struct Lanes {
   // chain, and this grouping made a block 20% faster (Zen 5); narrower ISAs
   // are bound by throughput and do not mind. The variables shift by
   // assignment: once the rounds are unrolled these are register renames.
-  static MB_FN void round(Vars& v, V wk) {
-    const V t = (v.h + wk) + O::ch(v.e, v.f, v.g);
-    const V s1 = big_sigma1(v.e);
+  static MB_FN void Round(Vars& v, V wk) {
+    const V t = (v.h + wk) + O::Ch(v.e, v.f, v.g);
+    const V s1 = BigSigma1(v.e);
     const V e = (v.d + t) + s1;
-    const V a = ((t + O::maj(v.a, v.b, v.c)) + s1) + big_sigma0(v.a);
+    const V a = ((t + O::Maj(v.a, v.b, v.c)) + s1) + BigSigma0(v.a);
     v.h = v.g;
     v.g = v.f;
     v.f = v.e;
@@ -263,39 +263,39 @@ struct Lanes {
 
   // The message schedule (step 1) in a ring of 16: W[t] for t = 16i' + i
   // replaces W[t-16] at w[i].
-  static MB_FN V next_w(V w[16], size_t i) {
-    w[i] += small_sigma1(w[(i + 14) & 15]) + w[(i + 9) & 15] + small_sigma0(w[(i + 1) & 15]);
+  static MB_FN V NextW(V w[16], size_t i) {
+    w[i] += SmallSigma1(w[(i + 14) & 15]) + w[(i + 9) & 15] + SmallSigma0(w[(i + 1) & 15]);
     return w[i];
   }
 
-  static MB_FN void compress(W* st, const uint8_t* const* blk, size_t nblocks) {
+  static MB_FN void Compress(W* st, const uint8_t* const* blk, size_t nblocks) {
     V h[8];
 #pragma GCC unroll 8
-    for (size_t i = 0; i < 8; i++) h[i] = O::load(st + i * L);
+    for (size_t i = 0; i < 8; i++) h[i] = O::Load(st + i * L);
     for (size_t b = 0; b < nblocks; b++) {
       V w[16];
-      load_block(blk, b * S::kBlock, w);
+      LoadBlock(blk, b * S::kBlock, w);
       Vars v{h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]};
 #pragma GCC unroll 16
-      for (size_t i = 0; i < 16; i++) round(v, w[i] + S::K[i]);
+      for (size_t i = 0; i < 16; i++) Round(v, w[i] + S::K[i]);
       for (size_t t = 16; t < S::kRounds; t += 16) {
 #pragma GCC unroll 16
-        for (size_t i = 0; i < 16; i++) round(v, next_w(w, i) + S::K[t + i]);
+        for (size_t i = 0; i < 16; i++) Round(v, NextW(w, i) + S::K[t + i]);
       }
       // Step 4: H(i) = working variables + H(i-1).
       h[0] += v.a, h[1] += v.b, h[2] += v.c, h[3] += v.d;
       h[4] += v.e, h[5] += v.f, h[6] += v.g, h[7] += v.h;
     }
 #pragma GCC unroll 8
-    for (size_t i = 0; i < 8; i++) O::store(st + i * L, h[i]);
+    for (size_t i = 0; i < 8; i++) O::Store(st + i * L, h[i]);
   }
 };
 
 // The kernel entry point for Kernel<W>::compress: a real function (its
 // address is taken), compiled for MB_TARGET like everything above.
 template <class S, class O>
-__attribute__((target(MB_TARGET))) void compress_lanes(typename S::W* st, const uint8_t* const* blk, size_t nblocks) {
-  Lanes<S, O>::compress(st, blk, nblocks);
+__attribute__((target(MB_TARGET))) void CompressLanes(typename S::W* st, const uint8_t* const* blk, size_t nblocks) {
+  Lanes<S, O>::Compress(st, blk, nblocks);
 }
 
 }  // namespace

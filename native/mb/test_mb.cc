@@ -35,67 +35,67 @@ using kmshmac::mb::detail::kK512;
 #define MB_TARGET "sse2"
 #include "sha2_lanes.h"
 namespace {
-using kmshmac::mb::detail::compress_lanes;
+using kmshmac::mb::detail::CompressLanes;
 using kmshmac::mb::detail::GenericLanes;
 using kmshmac::mb::detail::Sha256Params;
 using kmshmac::mb::detail::Sha512Params;
-const Kernel<uint32_t> kGenericSha256x16 = {compress_lanes<Sha256Params, GenericLanes<uint32_t, 16, false>>, 16};
-const Kernel<uint64_t> kGenericSha512x8 = {compress_lanes<Sha512Params, GenericLanes<uint64_t, 8, false>>, 8};
-const Kernel<uint32_t> kGenericSha256x8 = {compress_lanes<Sha256Params, GenericLanes<uint32_t, 8, false>>, 8};
-const Kernel<uint64_t> kGenericSha512x4 = {compress_lanes<Sha512Params, GenericLanes<uint64_t, 4, false>>, 4};
+const Kernel<uint32_t> kGenericSha256x16 = {CompressLanes<Sha256Params, GenericLanes<uint32_t, 16, false>>, 16};
+const Kernel<uint64_t> kGenericSha512x8 = {CompressLanes<Sha512Params, GenericLanes<uint64_t, 8, false>>, 8};
+const Kernel<uint32_t> kGenericSha256x8 = {CompressLanes<Sha256Params, GenericLanes<uint32_t, 8, false>>, 8};
+const Kernel<uint64_t> kGenericSha512x4 = {CompressLanes<Sha512Params, GenericLanes<uint64_t, 4, false>>, 4};
 }  // namespace
 #endif
 
 namespace {
 
 int g_failures = 0;
-#define CHECK(cond, ...)                             \
-  do {                                               \
-    if (!(cond)) {                                   \
+#define CHECK(cond, ...)                                        \
+  do {                                                          \
+    if (!(cond)) {                                              \
       std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::fprintf(stderr, __VA_ARGS__);             \
-      std::fprintf(stderr, "\n");                    \
-      if (++g_failures > 20) std::exit(1);           \
-    }                                                \
+      std::fprintf(stderr, __VA_ARGS__);                        \
+      std::fprintf(stderr, "\n");                               \
+      if (++g_failures > 20) std::exit(1);                      \
+    }                                                           \
   } while (0)
 
 // ---- scalar reference ------------------------------------------------------
-uint32_t rotr32(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-uint64_t rotr64(uint64_t x, int n) { return (x >> n) | (x << (64 - n)); }
+uint32_t Rotr32(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+uint64_t Rotr64(uint64_t x, int n) { return (x >> n) | (x << (64 - n)); }
 
-void ref_compress256(uint32_t h[8], const uint8_t* p) {
+void RefCompress256(uint32_t h[8], const uint8_t* p) {
   uint32_t w[64];
   for (int t = 0; t < 16; t++)
     w[t] = (uint32_t(p[4 * t]) << 24) | (uint32_t(p[4 * t + 1]) << 16) | (uint32_t(p[4 * t + 2]) << 8) | p[4 * t + 3];
   for (int t = 16; t < 64; t++) {
-    uint32_t s0 = rotr32(w[t - 15], 7) ^ rotr32(w[t - 15], 18) ^ (w[t - 15] >> 3);
-    uint32_t s1 = rotr32(w[t - 2], 17) ^ rotr32(w[t - 2], 19) ^ (w[t - 2] >> 10);
+    uint32_t s0 = Rotr32(w[t - 15], 7) ^ Rotr32(w[t - 15], 18) ^ (w[t - 15] >> 3);
+    uint32_t s1 = Rotr32(w[t - 2], 17) ^ Rotr32(w[t - 2], 19) ^ (w[t - 2] >> 10);
     w[t] = s1 + w[t - 7] + s0 + w[t - 16];
   }
   uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
   for (int t = 0; t < 64; t++) {
-    uint32_t t1 = hh + (rotr32(e, 6) ^ rotr32(e, 11) ^ rotr32(e, 25)) + ((e & f) ^ (~e & g)) + kK256[t] + w[t];
-    uint32_t t2 = (rotr32(a, 2) ^ rotr32(a, 13) ^ rotr32(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+    uint32_t t1 = hh + (Rotr32(e, 6) ^ Rotr32(e, 11) ^ Rotr32(e, 25)) + ((e & f) ^ (~e & g)) + kK256[t] + w[t];
+    uint32_t t2 = (Rotr32(a, 2) ^ Rotr32(a, 13) ^ Rotr32(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
     hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
   }
   h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
 }
 
-void ref_compress512(uint64_t h[8], const uint8_t* p) {
+void RefCompress512(uint64_t h[8], const uint8_t* p) {
   uint64_t w[80];
   for (int t = 0; t < 16; t++) {
     w[t] = 0;
     for (int b = 0; b < 8; b++) w[t] = (w[t] << 8) | p[8 * t + b];
   }
   for (int t = 16; t < 80; t++) {
-    uint64_t s0 = rotr64(w[t - 15], 1) ^ rotr64(w[t - 15], 8) ^ (w[t - 15] >> 7);
-    uint64_t s1 = rotr64(w[t - 2], 19) ^ rotr64(w[t - 2], 61) ^ (w[t - 2] >> 6);
+    uint64_t s0 = Rotr64(w[t - 15], 1) ^ Rotr64(w[t - 15], 8) ^ (w[t - 15] >> 7);
+    uint64_t s1 = Rotr64(w[t - 2], 19) ^ Rotr64(w[t - 2], 61) ^ (w[t - 2] >> 6);
     w[t] = s1 + w[t - 7] + s0 + w[t - 16];
   }
   uint64_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
   for (int t = 0; t < 80; t++) {
-    uint64_t t1 = hh + (rotr64(e, 14) ^ rotr64(e, 18) ^ rotr64(e, 41)) + ((e & f) ^ (~e & g)) + kK512[t] + w[t];
-    uint64_t t2 = (rotr64(a, 28) ^ rotr64(a, 34) ^ rotr64(a, 39)) + ((a & b) ^ (a & c) ^ (b & c));
+    uint64_t t1 = hh + (Rotr64(e, 14) ^ Rotr64(e, 18) ^ Rotr64(e, 41)) + ((e & f) ^ (~e & g)) + kK512[t] + w[t];
+    uint64_t t2 = (Rotr64(a, 28) ^ Rotr64(a, 34) ^ Rotr64(a, 39)) + ((a & b) ^ (a & c) ^ (b & c));
     hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
   }
   h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
@@ -104,9 +104,9 @@ void ref_compress512(uint64_t h[8], const uint8_t* p) {
 // Algorithm description: bits 224/256/384/512.
 struct Alg {
   int bits;
-  size_t block() const { return bits <= 256 ? 64 : 128; }
-  size_t out_len() const { return static_cast<size_t>(bits / 8); }
-  bool wide() const { return bits > 256; }
+  size_t Block() const { return bits <= 256 ? 64 : 128; }
+  size_t OutLen() const { return static_cast<size_t>(bits / 8); }
+  bool Wide() const { return bits > 256; }
 };
 
 // Generic streaming hash on top of the compressions (state words stored as
@@ -123,37 +123,37 @@ struct RefHash {
     if (a.bits == 384) std::memcpy(h64, kIV384, sizeof h64);
     if (a.bits == 512) std::memcpy(h64, kIV512, sizeof h64);
   }
-  void block(const uint8_t* p) {
-    if (alg.wide()) ref_compress512(h64, p);
-    else ref_compress256(h32, p);
+  void Block(const uint8_t* p) {
+    if (alg.Wide()) RefCompress512(h64, p);
+    else RefCompress256(h32, p);
   }
-  void update(const uint8_t* p, size_t n) {
+  void Update(const uint8_t* p, size_t n) {
     total += n;
     buf.insert(buf.end(), p, p + n);
-    size_t B = alg.block(), off = 0;
-    for (; buf.size() - off >= B; off += B) block(buf.data() + off);
+    size_t B = alg.Block(), off = 0;
+    for (; buf.size() - off >= B; off += B) Block(buf.data() + off);
     buf.erase(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(off));
   }
-  std::vector<uint8_t> final() {
-    size_t B = alg.block(), lb = alg.wide() ? 16 : 8;
+  std::vector<uint8_t> Final() {
+    size_t B = alg.Block(), lb = alg.Wide() ? 16 : 8;
     uint64_t bits = total * 8;
     std::vector<uint8_t> pad(1, 0x80);
     while ((buf.size() + pad.size() + lb) % B) pad.push_back(0);
     for (size_t i = 0; i < lb; i++) pad.push_back(i + 8 < lb ? 0 : uint8_t(bits >> (8 * (lb - 1 - i))));
     std::vector<uint8_t> tail = buf;
     tail.insert(tail.end(), pad.begin(), pad.end());
-    for (size_t off = 0; off < tail.size(); off += B) block(tail.data() + off);
-    std::vector<uint8_t> out(alg.out_len());
+    for (size_t off = 0; off < tail.size(); off += B) Block(tail.data() + off);
+    std::vector<uint8_t> out(alg.OutLen());
     for (size_t i = 0; i < out.size(); i++)
-      out[i] = alg.wide() ? uint8_t(h64[i / 8] >> (56 - 8 * (i % 8))) : uint8_t(h32[i / 4] >> (24 - 8 * (i % 4)));
+      out[i] = alg.Wide() ? uint8_t(h64[i / 8] >> (56 - 8 * (i % 8))) : uint8_t(h32[i / 4] >> (24 - 8 * (i % 4)));
     return out;
   }
 };
 
-std::vector<uint8_t> ref_hash(Alg a, const uint8_t* p, size_t n) {
+std::vector<uint8_t> RefDigest(Alg a, const uint8_t* p, size_t n) {
   RefHash h(a);
-  h.update(p, n);
-  return h.final();
+  h.Update(p, n);
+  return h.Final();
 }
 
 // HMAC key setup (RFC 2104): returns the states after the ipad/opad block.
@@ -163,38 +163,38 @@ struct RefKey {
   uint64_t in64[8], out64[8];
   std::vector<uint8_t> k;
   RefKey(Alg a, const std::vector<uint8_t>& key) : alg(a) {
-    size_t B = a.block();
-    k = key.size() > B ? ref_hash(a, key.data(), key.size()) : key;
+    size_t B = a.Block();
+    k = key.size() > B ? RefDigest(a, key.data(), key.size()) : key;
     k.resize(B, 0);
     std::vector<uint8_t> ip(B), op(B);
     for (size_t i = 0; i < B; i++) ip[i] = k[i] ^ 0x36, op[i] = k[i] ^ 0x5c;
     RefHash hi(a), ho(a);
-    hi.update(ip.data(), B);
-    ho.update(op.data(), B);
+    hi.Update(ip.data(), B);
+    ho.Update(op.data(), B);
     std::memcpy(in32, hi.h32, sizeof in32), std::memcpy(out32, ho.h32, sizeof out32);
     std::memcpy(in64, hi.h64, sizeof in64), std::memcpy(out64, ho.h64, sizeof out64);
   }
-  std::vector<uint8_t> mac(const uint8_t* m, size_t n) const {
-    size_t B = alg.block();
+  std::vector<uint8_t> Mac(const uint8_t* m, size_t n) const {
+    size_t B = alg.Block();
     std::vector<uint8_t> ip(B), op(B);
     for (size_t i = 0; i < B; i++) ip[i] = k[i] ^ 0x36, op[i] = k[i] ^ 0x5c;
     RefHash hi(alg);
-    hi.update(ip.data(), B);
-    hi.update(m, n);
-    std::vector<uint8_t> d = hi.final();
+    hi.Update(ip.data(), B);
+    hi.Update(m, n);
+    std::vector<uint8_t> d = hi.Final();
     RefHash ho(alg);
-    ho.update(op.data(), B);
-    ho.update(d.data(), d.size());
-    return ho.final();
+    ho.Update(op.data(), B);
+    ho.Update(d.data(), d.size());
+    return ho.Final();
   }
 };
 
-std::vector<uint8_t> unhex(const std::string& s) {
+std::vector<uint8_t> Unhex(const std::string& s) {
   std::vector<uint8_t> v;
   for (size_t i = 0; i + 1 < s.size(); i += 2) v.push_back(uint8_t(std::stoul(s.substr(i, 2), nullptr, 16)));
   return v;
 }
-std::string hex(const uint8_t* p, size_t n) {
+std::string Hex(const uint8_t* p, size_t n) {
   static const char* d = "0123456789abcdef";
   std::string s;
   for (size_t i = 0; i < n; i++) s += d[p[i] >> 4], s += d[p[i] & 15];
@@ -211,33 +211,33 @@ struct Subject {
   const Kernel<uint32_t>* k256;
   const Kernel<uint64_t>* k512;
 
-  size_t lanes(const Alg& alg) const {
+  size_t Lanes(const Alg& alg) const {
     if (k256 == nullptr && k512 == nullptr) {
-      return kmshmac::mb::lanes(path, alg.wide() ? Family::Sha512 : Family::Sha256);
+      return kmshmac::mb::Lanes(path, alg.Wide() ? Family::Sha512 : Family::Sha256);
     }
-    return alg.wide() ? (k512 ? k512->lanes : 0) : (k256 ? k256->lanes : 0);
+    return alg.Wide() ? (k512 ? k512->lanes : 0) : (k256 ? k256->lanes : 0);
   }
-  bool run(const RefKey& key, const Span* spans, size_t n, uint8_t* out) const {
-    const size_t ol = key.alg.out_len();
-    if (key.alg.wide() && k512 != nullptr) {
-      kmshmac::mb::detail::hmac_lanes(*k512, key.in64, key.out64, ol, spans, n, out);
+  bool Run(const RefKey& key, const Span* spans, size_t n, uint8_t* out) const {
+    const size_t ol = key.alg.OutLen();
+    if (key.alg.Wide() && k512 != nullptr) {
+      kmshmac::mb::detail::HmacLanes(*k512, key.in64, key.out64, ol, spans, n, out);
       return true;
     }
-    if (!key.alg.wide() && k256 != nullptr) {
-      kmshmac::mb::detail::hmac_lanes(*k256, key.in32, key.out32, ol, spans, n, out);
+    if (!key.alg.Wide() && k256 != nullptr) {
+      kmshmac::mb::detail::HmacLanes(*k256, key.in32, key.out32, ol, spans, n, out);
       return true;
     }
-    return key.alg.wide() ? kmshmac::mb::hmac_sha512_batch(path, key.in64, key.out64, ol, spans, n, out)
-                          : kmshmac::mb::hmac_sha256_batch(path, key.in32, key.out32, ol, spans, n, out);
+    return key.alg.Wide() ? kmshmac::mb::HmacSha512Batch(path, key.in64, key.out64, ol, spans, n, out)
+                          : kmshmac::mb::HmacSha256Batch(path, key.in32, key.out32, ol, spans, n, out);
   }
 };
 
 // Runs the multi-buffer batch for `msgs` and compares every MAC with the
 // reference. Each message lives in its own exact-size heap block so ASan
 // catches any read past its end.
-void check_batch(const Subject& subject, const RefKey& key, const std::vector<std::vector<uint8_t>>& msgs,
-                 const char* what) {
-  const size_t n = msgs.size(), ol = key.alg.out_len();
+void CheckBatch(const Subject& subject, const RefKey& key, const std::vector<std::vector<uint8_t>>& msgs,
+                const char* what) {
+  const size_t n = msgs.size(), ol = key.alg.OutLen();
   std::vector<uint8_t*> owned(n);
   std::vector<Span> spans(n);
   for (size_t i = 0; i < n; i++) {
@@ -246,71 +246,72 @@ void check_batch(const Subject& subject, const RefKey& key, const std::vector<st
     spans[i] = {msgs[i].empty() ? nullptr : owned[i], msgs[i].size()};
   }
   std::vector<uint8_t> out(n * ol + 1, 0xee);
-  const bool ok = subject.run(key, spans.data(), n, out.data());
+  const bool ok = subject.Run(key, spans.data(), n, out.data());
   CHECK(ok, "%s: batch returned false", what);
   CHECK(out[n * ol] == 0xee, "%s: wrote past the end of out", what);
   for (size_t i = 0; i < n && ok; i++) {
-    std::vector<uint8_t> want = key.mac(msgs[i].data(), msgs[i].size());
+    std::vector<uint8_t> want = key.Mac(msgs[i].data(), msgs[i].size());
     CHECK(std::memcmp(out.data() + i * ol, want.data(), ol) == 0, "%s %s: alg %d n=%zu msg %zu len %zu: got %s want %s",
-          subject.name.c_str(), what, key.alg.bits, n, i, msgs[i].size(), hex(out.data() + i * ol, ol).c_str(),
-          hex(want.data(), ol).c_str());
+          subject.name.c_str(), what, key.alg.bits, n, i, msgs[i].size(), Hex(out.data() + i * ol, ol).c_str(),
+          Hex(want.data(), ol).c_str());
   }
   for (auto* o : owned) std::free(o);
 }
 
-std::vector<uint8_t> random_bytes(std::mt19937_64& rng, size_t n) {
+std::vector<uint8_t> RandomBytes(std::mt19937_64& rng, size_t n) {
   std::vector<uint8_t> v(n);
   for (auto& b : v) b = uint8_t(rng());
   return v;
 }
 
 // The self-test's fingerprints (mb_paths.cc), recomputed with the oracle.
-void check_self_test_constants() {
+void CheckSelfTestConstants() {
   for (int a = 0; a < 4; a++) {
     RefKey key(kAlgs[a], {'J', 'e', 'f', 'e'});
     std::vector<uint8_t> macs;
     for (size_t m = 0; m < kmshmac::mb::detail::kSelfTestMessages; m++) {
       std::vector<uint8_t> msg(kmshmac::mb::detail::kSelfTestLengths[m]);
-      for (size_t i = 0; i < msg.size(); i++) msg[i] = kmshmac::mb::detail::self_test_byte(m, i);
-      std::vector<uint8_t> mac = key.mac(msg.data(), msg.size());
+      for (size_t i = 0; i < msg.size(); i++) msg[i] = kmshmac::mb::detail::SelfTestByte(m, i);
+      std::vector<uint8_t> mac = key.Mac(msg.data(), msg.size());
       macs.insert(macs.end(), mac.begin(), mac.end());
     }
-    const uint64_t fp = kmshmac::mb::detail::fnv1a(macs.data(), macs.size());
-    CHECK(fp == kmshmac::mb::detail::kSelfTestFingerprints[a], "self-test fingerprint of HMAC-SHA-%d: want 0x%016llxULL",
-          kAlgs[a].bits, static_cast<unsigned long long>(fp));
+    const uint64_t fp = kmshmac::mb::detail::Fnv1a(macs.data(), macs.size());
+    CHECK(fp == kmshmac::mb::detail::kSelfTestFingerprints[a],
+          "self-test fingerprint of HMAC-SHA-%d: want 0x%016llxULL", kAlgs[a].bits,
+          static_cast<unsigned long long>(fp));
   }
 }
 
 // Kernels with a deliberate fault, each wrapping a real one: the self-test
 // must reject them.
 const Kernel<uint32_t>* g_real256;
-void flip_last_lane(uint32_t* st, const uint8_t* const* blk, size_t n) {
+void FlipLastLane(uint32_t* st, const uint8_t* const* blk, size_t n) {
   g_real256->compress(st, blk, n);
   st[1 * g_real256->lanes + g_real256->lanes - 1] ^= 0x100;  // word b of the last lane
 }
-void swap_first_lanes(uint32_t* st, const uint8_t* const* blk, size_t n) {
+void SwapFirstLanes(uint32_t* st, const uint8_t* const* blk, size_t n) {
   const uint8_t* swapped[16];
   for (size_t l = 0; l < g_real256->lanes; l++) swapped[l] = blk[l];
   std::swap(swapped[0], swapped[1]);
   g_real256->compress(st, swapped, n);
 }
 
-void check_self_test_rejects_faults(Path p) {
-  const Kernel<uint32_t>* k = kmshmac::mb::detail::kernel_for<uint32_t>(p);
+void CheckSelfTestRejectsFaults(Path p) {
+  const Kernel<uint32_t>* k = kmshmac::mb::detail::KernelFor<uint32_t>(p);
   if (k == nullptr) return;
   g_real256 = k;
-  const char* name = kmshmac::mb::path_name(p);
-  CHECK(kmshmac::mb::detail::self_test(*k).empty(), "%s: self-test passes", name);
-  CHECK(!kmshmac::mb::detail::self_test(*k, true).empty(), "%s: a corrupted answer fails", name);
-  const Kernel<uint32_t> flipped{flip_last_lane, k->lanes}, swapped{swap_first_lanes, k->lanes};
-  CHECK(!kmshmac::mb::detail::self_test(flipped).empty(), "%s: a kernel that corrupts one lane fails", name);
-  CHECK(!kmshmac::mb::detail::self_test(swapped).empty(), "%s: a kernel that swaps two lanes fails", name);
+  const char* name = kmshmac::mb::PathName(p);
+  CHECK(kmshmac::mb::detail::SelfTest(*k).empty(), "%s: self-test passes", name);
+  CHECK(!kmshmac::mb::detail::SelfTest(*k, true).empty(), "%s: a corrupted answer fails", name);
+  const Kernel<uint32_t> flipped{FlipLastLane, k->lanes}, swapped{SwapFirstLanes, k->lanes};
+  CHECK(!kmshmac::mb::detail::SelfTest(flipped).empty(), "%s: a kernel that corrupts one lane fails", name);
+  CHECK(!kmshmac::mb::detail::SelfTest(swapped).empty(), "%s: a kernel that swaps two lanes fails", name);
 }
 
 // Kernel speed, for comparing instantiations (scripts/test-mb.sh --bench):
 // nanoseconds per block per message, best of several runs.
 template <typename W>
-void bench_kernel(const char* name, const Kernel<W>& k) {
+void BenchKernel(const char* name, const Kernel<W>& k) {
   constexpr size_t B = 16 * sizeof(W), kBlocks = 64;
   std::vector<uint8_t> data(k.lanes * B * kBlocks, 0x5a);
   const uint8_t* blk[16];
@@ -330,55 +331,55 @@ void bench_kernel(const char* name, const Kernel<W>& k) {
 
 // Every length 0..4200, batch sizes 1..100, equal and mixed lengths, for
 // all four algorithms, against the oracle.
-void test_lanes(const Subject& subject, bool quick) {
+void TestLanes(const Subject& subject, bool quick) {
   std::mt19937_64 rng(0x6b6d7368u);
   std::printf("testing %s\n", subject.name.c_str());
-    for (const Alg& alg : kAlgs) {
-      const size_t lanes = subject.lanes(alg);
-      if (lanes == 0) {
-        std::printf("  HMAC-SHA-%d: no kernel on this path (OpenSSL handles it)\n", alg.bits);
-        continue;
-      }
-      // Keys around the block size exercise the pre-hash branch of the oracle.
-      size_t klen = rng() % 3 == 0 ? 200 : rng() % 130;
-      RefKey key(alg, random_bytes(rng, klen));
-      char what[64];
-
-      // (a) Every length 0..4200 (every block boundary and padding split),
-      //     in batches whose size walks through every partial-lane count.
-      const size_t maxlen = quick ? 600 : 4200;
-      for (size_t len = 0; len <= maxlen;) {
-        size_t n = 1 + (len % 37);
-        std::vector<std::vector<uint8_t>> msgs;
-        for (size_t i = 0; i < n && len <= maxlen; i++, len++) msgs.push_back(random_bytes(rng, len));
-        std::snprintf(what, sizeof what, "lengths up to %zu", len - 1);
-        check_batch(subject, key, msgs, what);
-      }
-      // (b) Batch sizes 1..100, equal lengths (lanes finish together).
-      for (size_t n = 1; n <= 100; n++) {
-        size_t len = rng() % 300;
-        std::vector<std::vector<uint8_t>> msgs;
-        for (size_t i = 0; i < n; i++) msgs.push_back(random_bytes(rng, len));
-        std::snprintf(what, sizeof what, "equal lengths n=%zu", n);
-        check_batch(subject, key, msgs, what);
-      }
-      // (c) Batch sizes 1..100, mixed lengths 0..4200 (lanes refill).
-      for (size_t n = 1; n <= 100; n += quick ? 7 : 1) {
-        std::vector<std::vector<uint8_t>> msgs;
-        for (size_t i = 0; i < n; i++) msgs.push_back(random_bytes(rng, rng() % 4201));
-        std::snprintf(what, sizeof what, "mixed lengths n=%zu", n);
-        check_batch(subject, key, msgs, what);
-      }
-      // (d) One long message among many short ones, and the reverse.
-      {
-        std::vector<std::vector<uint8_t>> msgs;
-        msgs.push_back(random_bytes(rng, 9000));
-        for (int i = 0; i < 40; i++) msgs.push_back(random_bytes(rng, rng() % 20));
-        msgs.push_back(random_bytes(rng, 5000));
-        check_batch(subject, key, msgs, "skewed lengths");
-      }
-      std::printf("  HMAC-SHA-%d ok (%zu lanes)\n", alg.bits, lanes);
+  for (const Alg& alg : kAlgs) {
+    const size_t lanes = subject.Lanes(alg);
+    if (lanes == 0) {
+      std::printf("  HMAC-SHA-%d: no kernel on this path (OpenSSL handles it)\n", alg.bits);
+      continue;
     }
+    // Keys around the block size exercise the pre-hash branch of the oracle.
+    size_t klen = rng() % 3 == 0 ? 200 : rng() % 130;
+    RefKey key(alg, RandomBytes(rng, klen));
+    char what[64];
+
+    // (a) Every length 0..4200 (every block boundary and padding split),
+    //     in batches whose size walks through every partial-lane count.
+    const size_t maxlen = quick ? 600 : 4200;
+    for (size_t len = 0; len <= maxlen;) {
+      size_t n = 1 + (len % 37);
+      std::vector<std::vector<uint8_t>> msgs;
+      for (size_t i = 0; i < n && len <= maxlen; i++, len++) msgs.push_back(RandomBytes(rng, len));
+      std::snprintf(what, sizeof what, "lengths up to %zu", len - 1);
+      CheckBatch(subject, key, msgs, what);
+    }
+    // (b) Batch sizes 1..100, equal lengths (lanes finish together).
+    for (size_t n = 1; n <= 100; n++) {
+      size_t len = rng() % 300;
+      std::vector<std::vector<uint8_t>> msgs;
+      for (size_t i = 0; i < n; i++) msgs.push_back(RandomBytes(rng, len));
+      std::snprintf(what, sizeof what, "equal lengths n=%zu", n);
+      CheckBatch(subject, key, msgs, what);
+    }
+    // (c) Batch sizes 1..100, mixed lengths 0..4200 (lanes refill).
+    for (size_t n = 1; n <= 100; n += quick ? 7 : 1) {
+      std::vector<std::vector<uint8_t>> msgs;
+      for (size_t i = 0; i < n; i++) msgs.push_back(RandomBytes(rng, rng() % 4201));
+      std::snprintf(what, sizeof what, "mixed lengths n=%zu", n);
+      CheckBatch(subject, key, msgs, what);
+    }
+    // (d) One long message among many short ones, and the reverse.
+    {
+      std::vector<std::vector<uint8_t>> msgs;
+      msgs.push_back(RandomBytes(rng, 9000));
+      for (int i = 0; i < 40; i++) msgs.push_back(RandomBytes(rng, rng() % 20));
+      msgs.push_back(RandomBytes(rng, 5000));
+      CheckBatch(subject, key, msgs, "skewed lengths");
+    }
+    std::printf("  HMAC-SHA-%d ok (%zu lanes)\n", alg.bits, lanes);
+  }
 }
 
 }  // namespace
@@ -390,10 +391,10 @@ int main(int argc, char** argv) {
   // 1. The oracle itself: SHA-2 of "abc" (FIPS 180-4 examples) and RFC 4231.
   {
     const uint8_t abc[3] = {'a', 'b', 'c'};
-    CHECK(hex(ref_hash({256}, abc, 3).data(), 32) ==
-              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-          "ref sha256(abc)");
-    CHECK(hex(ref_hash({512}, abc, 3).data(), 64) ==
+    CHECK(
+        Hex(RefDigest({256}, abc, 3).data(), 32) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "ref sha256(abc)");
+    CHECK(Hex(RefDigest({512}, abc, 3).data(), 64) ==
               "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd"
               "454d4423643ce80e2a9ac94fa54ca49f",
           "ref sha512(abc)");
@@ -418,71 +419,71 @@ int main(int argc, char** argv) {
     for (const V& v : vs) {
       const char* want[4] = {v.m224, v.m256, v.m384, v.m512};
       for (int a = 0; a < 4; a++) {
-        RefKey k(kAlgs[a], unhex(v.key));
-        std::vector<uint8_t> d = unhex(v.data);
-        std::vector<uint8_t> m = k.mac(d.data(), d.size());
-        CHECK(hex(m.data(), m.size()) == want[a], "ref RFC 4231 alg %d", kAlgs[a].bits);
+        RefKey k(kAlgs[a], Unhex(v.key));
+        std::vector<uint8_t> d = Unhex(v.data);
+        std::vector<uint8_t> m = k.Mac(d.data(), d.size());
+        CHECK(Hex(m.data(), m.size()) == want[a], "ref RFC 4231 alg %d", kAlgs[a].bits);
       }
     }
   }
   if (g_failures) return 1;
-  check_self_test_constants();
+  CheckSelfTestConstants();
 
   // 2. Path plumbing.
   for (Path p : kmshmac::mb::kAllPaths) {
     Path parsed;
-    CHECK(kmshmac::mb::parse_path(kmshmac::mb::path_name(p), &parsed) && parsed == p, "parse %s",
-          kmshmac::mb::path_name(p));
+    CHECK(kmshmac::mb::ParsePath(kmshmac::mb::PathName(p), &parsed) && parsed == p, "parse %s",
+          kmshmac::mb::PathName(p));
   }
   {
     Path parsed;
-    CHECK(!kmshmac::mb::parse_path("sse", &parsed) && !kmshmac::mb::parse_path(nullptr, &parsed), "parse rejects junk");
+    CHECK(!kmshmac::mb::ParsePath("sse", &parsed) && !kmshmac::mb::ParsePath(nullptr, &parsed), "parse rejects junk");
     uint32_t s[8] = {};
     uint8_t o[32];
     Span sp{nullptr, 0};
-    CHECK(!kmshmac::mb::hmac_sha256_batch(Path::Off, s, s, 32, &sp, 1, o), "Off path refuses");
-    CHECK(!kmshmac::mb::hmac_sha256_batch(Path::Sse2, s, s, 33, &sp, 1, o), "bad out_len refuses");
+    CHECK(!kmshmac::mb::HmacSha256Batch(Path::Off, s, s, 32, &sp, 1, o), "Off path refuses");
+    CHECK(!kmshmac::mb::HmacSha256Batch(Path::Sse2, s, s, 33, &sp, 1, o), "bad out_len refuses");
     uint64_t s64[8] = {};
-    CHECK(!kmshmac::mb::hmac_sha512_batch(Path::ShaNi, s64, s64, 64, &sp, 1, o), "shani has no SHA-512 kernel");
-    CHECK(kmshmac::mb::lanes(Path::ShaNi, Family::Sha512) == 0, "shani: no SHA-512 lanes");
-    CHECK(std::strcmp(kmshmac::mb::path_status(Path::Off), "ok") == 0, "off is always ok");
+    CHECK(!kmshmac::mb::HmacSha512Batch(Path::ShaNi, s64, s64, 64, &sp, 1, o), "shani has no SHA-512 kernel");
+    CHECK(kmshmac::mb::Lanes(Path::ShaNi, Family::Sha512) == 0, "shani: no SHA-512 lanes");
+    CHECK(std::strcmp(kmshmac::mb::PathStatus(Path::Off), "ok") == 0, "off is always ok");
   }
 #if KMS_HMAC_MB_X86
-  CHECK(kmshmac::mb::path_available(Path::Sse2), "the baseline instantiation runs on every x86-64 CPU: %s",
-        kmshmac::mb::path_status(Path::Sse2));
+  CHECK(kmshmac::mb::PathAvailable(Path::Sse2), "the baseline instantiation runs on every x86-64 CPU: %s",
+        kmshmac::mb::PathStatus(Path::Sse2));
 #endif
 
   std::vector<Path> paths;
   for (Path p : kmshmac::mb::kAllPaths) {
     if (p == Path::Off) continue;
-    std::printf("path %-6s %s\n", kmshmac::mb::path_name(p), kmshmac::mb::path_status(p));
-    if (kmshmac::mb::path_available(p)) paths.push_back(p);
+    std::printf("path %-6s %s\n", kmshmac::mb::PathName(p), kmshmac::mb::PathStatus(p));
+    if (kmshmac::mb::PathAvailable(p)) paths.push_back(p);
   }
   if (paths.empty()) {
     std::printf("no multi-buffer path in this build: lane tests skipped\n");
     std::printf(g_failures ? "FAILED (%d)\n" : "all passed\n", g_failures);
     return g_failures ? 1 : 0;
   }
-  for (Path p : paths) check_self_test_rejects_faults(p);
+  for (Path p : paths) CheckSelfTestRejectsFaults(p);
 
   if (bench) {
     std::printf("kernel speed (best of 200 runs of 64 blocks per lane):\n");
     for (Path p : paths) {
-      if (auto* k = kmshmac::mb::detail::kernel_for<uint32_t>(p)) bench_kernel(kmshmac::mb::path_name(p), *k);
-      if (auto* k = kmshmac::mb::detail::kernel_for<uint64_t>(p)) bench_kernel(kmshmac::mb::path_name(p), *k);
+      if (auto* k = kmshmac::mb::detail::KernelFor<uint32_t>(p)) BenchKernel(kmshmac::mb::PathName(p), *k);
+      if (auto* k = kmshmac::mb::detail::KernelFor<uint64_t>(p)) BenchKernel(kmshmac::mb::PathName(p), *k);
     }
     return g_failures ? 1 : 0;
   }
 
   std::vector<Subject> subjects;
-  for (Path p : paths) subjects.push_back({kmshmac::mb::path_name(p), p, nullptr, nullptr});
+  for (Path p : paths) subjects.push_back({kmshmac::mb::PathName(p), p, nullptr, nullptr});
 #if KMS_HMAC_MB_X86
   subjects.push_back({"generic x16/x8 (sse2)", Path::Off, &kGenericSha256x16, &kGenericSha512x8});
   subjects.push_back({"generic x8/x4 (sse2)", Path::Off, &kGenericSha256x8, &kGenericSha512x4});
 #endif
   std::string ran;
   for (const Subject& subject : subjects) {
-    test_lanes(subject, quick);
+    TestLanes(subject, quick);
     ran += (ran.empty() ? "" : ", ") + subject.name;
   }
   std::printf("instantiations tested: %s\n", ran.c_str());
