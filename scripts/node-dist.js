@@ -6,6 +6,7 @@
 // the arm64 one under qemu.
 //
 //   node scripts/node-dist.js <line|version> [--arch x64|arm64]
+//   node scripts/node-dist.js <line|version> --run <script> [args...]
 //
 // `24` is the newest 24.x on the registry, `22.13.0` that release. The
 // tarball is fetched with `npm pack` (npm's own registry, proxy and cache
@@ -18,7 +19,11 @@
 //   NODE_VERSION='24.22.3'
 //   NODE_BIN='/root/.cache/kms-hmac/node/linux-x64-24.22.3/bin'   first on PATH
 //   NODE_DIR='/root/.cache/kms-hmac/node/linux-x64-24.22.3'       npm_config_nodedir
-import { execFileSync } from 'node:child_process';
+//
+// With --run, it runs `script` with that Node instead (the rest of the
+// arguments are the script's) and exits with its status: `npm run bench`
+// runs bench/run.js on the newest 24 this way.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -114,18 +119,36 @@ export function nodeDist(spec, { arch = process.arch, log = (line) => process.st
 
 const quote = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
 
+/**
+ * Runs `argv` (a script and its arguments) on Node `spec` and returns its exit status. Where the
+ * registry has no binary for this platform (macOS, Windows), on this Node, saying so.
+ */
+function runOn(spec, arch, argv) {
+  let node = process.execPath;
+  if (process.platform === 'linux') node = nodeDist(spec, { arch }).node;
+  else console.error(`node-dist: no registry binary for ${process.platform}: running on this Node, ${process.version}`);
+  const child = spawnSync(node, argv, { stdio: 'inherit' });
+  if (child.error) throw child.error;
+  return child.status ?? 1;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   /** @type {string} */
   let arch = process.arch;
   const specs = [];
-  for (let i = 0; i < args.length; i++) {
+  /** @type {string[] | undefined} */
+  let run;
+  for (let i = 0; i < args.length && !run; i++) {
     if (args[i] === '--arch') arch = args[++i];
+    else if (args[i] === '--run') run = args.slice(i + 1);
     else specs.push(args[i]);
   }
   try {
+    if (specs.length !== 1 || run?.length === 0)
+      throw new Error('usage: node-dist.js <line|version> [--arch x64|arm64] [--run <script> [args...]]');
+    if (run) process.exit(runOn(specs[0], arch, run));
     if (process.platform !== 'linux') throw new Error('the registry packages are the Linux binaries');
-    if (specs.length !== 1) throw new Error('usage: node-dist.js <line|version> [--arch x64|arm64]');
     const { version, dir, bin } = nodeDist(specs[0], { arch });
     console.log(`NODE_VERSION=${quote(version)}\nNODE_BIN=${quote(bin)}\nNODE_DIR=${quote(dir)}`);
   } catch (error) {
