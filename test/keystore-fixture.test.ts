@@ -7,7 +7,7 @@
  * migration, is not rewritten by being read, takes new writes, and still
  * refuses an edit made without its passphrase.
  */
-import { constants, createHmac, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, createHmac, createPublicKey, publicEncrypt } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { FileKeyStore, KeyStoreCorruptError, KeyStorePassphraseError } from '../src/keystore/index.js';
 import { runCli } from './cli-run.js';
+import { random } from './support/random.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/filestore-e7038e3.db', import.meta.url));
 const expected = JSON.parse(
@@ -105,7 +106,7 @@ describe('a FileKeyStore written by main e7038e3 (better-sqlite3)', () => {
     const path = copy();
     const a = client(path);
     const { KeyId, PublicKey, ImportToken } = expected.pendingImport;
-    const material = randomBytes(32);
+    const material = random.bytes(32);
     const wrapped = publicEncrypt(
       {
         key: createPublicKey({ key: Buffer.from(PublicKey, 'base64'), format: 'der', type: 'spki' }),

@@ -24,6 +24,7 @@ const SQLITE_WARNING = /ExperimentalWarning: SQLite is an experimental feature/;
 function node(flags: string[], code: string, env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [...flags, '--input-type=module', '-e', code], {
     encoding: 'utf8',
+    timeout: 60_000,
     env: { ...process.env, KMS_HMAC_PASSPHRASE: '', KMS_HMAC_PASSPHRASE_FILE: '', ...env },
   });
 }
@@ -77,7 +78,11 @@ describe('a runtime without node:sqlite (node --no-experimental-sqlite)', () => 
         '--keystore',
         path,
       ],
-      { encoding: 'utf8', env: { ...process.env, KMS_HMAC_PASSPHRASE: 'p', KMS_HMAC_PASSPHRASE_FILE: '' } },
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, KMS_HMAC_PASSPHRASE: 'p', KMS_HMAC_PASSPHRASE_FILE: '' },
+      },
     );
     expect(cli.status, cli.stderr).toBe(3);
     expect(cli.stderr).toMatch(/KeyStoreUnavailableError: key store .* needs node:sqlite .*this runtime \(Node v/);
