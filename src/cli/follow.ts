@@ -9,20 +9,27 @@
 import type { Framing } from '../logs/format.js';
 import { FollowError, followLog, type FollowEvent } from '../logs/follow.js';
 import { engineFromClient } from '../logs/kms-engine.js';
-import { checkpointsOut } from './checkpoints-out.js';
-import { CliError, EXIT_VERIFY_FAILED, jsonReplacer, withClient, type SignFlags } from './common.js';
+import { checkpointSink } from '../logs/sink.js';
+import { CliError, EXIT_VERIFY_FAILED, jsonReplacer, withClient } from './common.js';
+import type { SignCliFlags } from './logs.js';
 
 import { count } from './numbers.js';
 
 const STATUS_EVERY_MS = 60_000;
 
 /** `flags` as parsed, with the key's region and account settled. */
-export async function follow(file: string, sidecar: string, framing: Framing, flags: SignFlags): Promise<void> {
+export async function follow(
+  file: string,
+  sidecar: string,
+  framing: Framing,
+  forwardSecure: boolean,
+  flags: SignCliFlags,
+): Promise<void> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  const sink = await checkpointsOut(flags.checkpointsOut, file);
+  const sink = flags.checkpointsOut === undefined ? undefined : await checkpointSink(flags.checkpointsOut);
   try {
     await withClient(flags, async (client) => {
       const engine = await engineFromClient(client, flags.keyId, flags.algorithm);
@@ -34,6 +41,8 @@ export async function follow(file: string, sidecar: string, framing: Framing, fl
         checkpointEvery: flags.checkpointEvery,
         checkpointIntervalMs: flags.checkpointInterval * 1000,
         onCheckpoint: sink?.write,
+        forwardSecure,
+        epochMs: flags.epoch,
         signal: stop.signal,
         onEvent: flags.json
           ? (e) => process.stdout.write(`${JSON.stringify(eventJson(e), jsonReplacer)}\n`)
@@ -73,7 +82,7 @@ function humanReporter(): (e: FollowEvent) => void {
         say(
           e.resumed
             ? `following ${e.log}: resumed ${e.sidecar} after checkpoint ${e.resumed.checkpoint} (${count(e.resumed.records)} records signed; the log still holds them all)`
-            : `following ${e.log}: new sidecar ${e.sidecar}, stream ${e.streamId}${e.previous ? `, continuing stream ${e.previous}` : ''}`,
+            : `following ${e.log}: ${e.restart ? `sidecar ${e.sidecar}, new stream` : `new sidecar ${e.sidecar}, stream`} ${e.streamId}${e.keys === 'forward-secure' ? ' (forward-secure)' : ''}${e.previous ? `, continuing stream ${e.previous}` : ''}`,
         );
         break;
       case 'rotate':

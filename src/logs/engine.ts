@@ -22,7 +22,10 @@ export interface MacEngine {
   verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results?: Uint8Array): Promise<Uint8Array>;
   /** Same, on the calling thread: cheaper than a worker round trip for a handful of messages (the verifier's search). */
   verifyPackedSync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
-  /** A fresh (not pooled) MAC. */
+  /**
+   * A fresh (not pooled) MAC, which the caller owns: the engine keeps no
+   * other copy of it (it may be a forward-secure stream's seed, keys.ts).
+   */
   mac(message: Uint8Array): Promise<Uint8Array>;
   verify(message: Uint8Array, mac: Uint8Array): Promise<boolean>;
 }
@@ -56,8 +59,12 @@ export function engineFromMacKey(key: PackedMacKey, keyArn: string, algorithm: M
         : key.verifyPackedAsync(data, offsets, macs),
     verifyPackedSync: (data, offsets, macs) => key.verifyPacked(data, offsets, macs),
     async mac(message) {
+      // a fresh copy for the caller, and nothing left behind: this MAC may be a stream's seed (keys.ts)
       const offs = new Uint32Array([0, message.length]);
-      return Uint8Array.from(await key.macPackedAsync(message, offs));
+      const r = await key.macPackedAsync(message, offs);
+      const out = Uint8Array.from(r);
+      r.fill(0);
+      return out;
     },
     async verify(message, mac) {
       if (mac.length !== macLength) return false;

@@ -29,7 +29,7 @@ import type { CheckpointAnchor } from './anchors.js';
 import { CheckpointChain, checkpointSettings, type CheckpointOptions } from './checkpoint.js';
 import type { MacEngine } from './engine.js';
 import { macEqual } from './engine.js';
-import { digestFor, newStreamId, recordMacInput, type DigestName } from './format.js';
+import { SIDECAR_VERSION, digestFor, newLogId, newStreamId, recordMacInput, type DigestName } from './format.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 
 /** The key (an engine, or a client + keyId: see KeyOptions) and the stream's parameters. */
@@ -48,9 +48,13 @@ export interface SignStreamOptions extends RecordStreamOptions, CheckpointOption
   onCheckpoint?: (c: CheckpointAnchor) => void | Promise<void>;
   /**
    * The last checkpoint of an earlier run of this stream, to continue its
-   * chain: the stream id and `firstSeq` default to (and must match) its own.
+   * chain: the stream id, `firstSeq` and `logId` default to (and must match) its own.
    */
   chainFrom?: CheckpointAnchor;
+  /** The id of the log (32 hex digits) every checkpoint names; random by default (chainFrom's when continuing). */
+  logId?: string;
+  /** A name for the log, carried by every checkpoint (informational, as a sidecar's log path). */
+  log?: string;
 }
 
 export interface SignedRecord {
@@ -237,6 +241,8 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
   private checkpoints: CheckpointChain | undefined;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private readonly firstSeq: number;
+  /** The id of the log the stream's checkpoints name (hex). */
+  readonly logId: string;
 
   constructor(private readonly sopts: SignStreamOptions) {
     const from = sopts.chainFrom;
@@ -245,10 +251,15 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
         throw new RangeError('createSignStream: streamId differs from chainFrom.streamId');
       if (sopts.firstSeq !== undefined && sopts.firstSeq !== from.records)
         throw new RangeError('createSignStream: firstSeq differs from chainFrom.records');
+      if (sopts.logId !== undefined && from.logId !== undefined && sopts.logId !== from.logId)
+        throw new RangeError('createSignStream: logId differs from chainFrom.logId');
     }
     super(from ? { ...sopts, streamId: from.streamId, firstSeq: from.records } : sopts, false);
     checkpointSettings(sopts);
     this.firstSeq = this.seq;
+    const logId = sopts.logId ?? from?.logId ?? newLogId();
+    if (!/^[0-9a-f]{32}$/.test(logId)) throw new RangeError('createSignStream: logId must be 32 hex digits');
+    this.logId = logId;
   }
 
   protected recordOf(item: Buffer | Uint8Array | string): Buffer {
@@ -276,7 +287,10 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
     const head = from
       ? { index: from.checkpoint, records: from.records, logBytes: from.logBytes, mac: Buffer.from(from.mac, 'base64') }
       : { index: -1, records: this.firstSeq, logBytes: 0, mac: Buffer.alloc(engine.macLength) }; // a stream's chain starts from zeros
-    this.checkpoints = new CheckpointChain(engine.keyArn, this.sid, digestFor(engine.algorithm), head, this.sopts);
+    this.checkpoints = new CheckpointChain(engine.keyArn, this.sid, digestFor(engine.algorithm), head, this.sopts, {
+      version: SIDECAR_VERSION,
+      heartbeat: false,
+    });
     return this.checkpoints;
   }
 
@@ -302,7 +316,12 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
   }
 
   private async seal(): Promise<void> {
-    const { anchor } = await this.chain().seal(this.engine!);
+    const sealed = await this.chain().seal(this.engine!, 0);
+    const anchor: CheckpointAnchor = {
+      ...sealed.anchor,
+      logId: this.logId,
+      ...(this.sopts.log ? { log: this.sopts.log } : {}),
+    };
     this.emit('checkpoint', anchor);
     await this.sopts.onCheckpoint?.(anchor);
   }
@@ -388,7 +407,7 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
  */
 export function createSignStream(
   options: SignStreamOptions,
-): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
+): Transform & { readonly streamId: string; readonly logId: string; readonly keyArn: string | undefined } {
   return new SignStream(options);
 }
 
