@@ -127,3 +127,81 @@ describe('the cut-and-re-sign attack: a cut log signed afresh with the key', () 
     expect(cutOld.report.counts['anchor-missing']).toBe(1);
   });
 });
+
+describe('forks: a second signer on the same log and sink', () => {
+  for (const mode of ['forward-secure', 'kms-keyed'] as const) {
+    it(`${mode}: the same sidecar taken over by a second signer; the first goes on until it sees it`, async () => {
+      const log = p(`fork-${mode}.log`);
+      const shipped = p(`fork-${mode}.jsonl`);
+      writeFileSync(log, '');
+      const flag = mode === 'kms-keyed' ? ['--no-forward-secure'] : [];
+      const w = writer(log);
+      const a = follower(log, shipped, ...flag);
+      await until('A signing', () => signedBy(a) >= 1000);
+      const b = follower(log, shipped, ...flag);
+      await until('B started', () => jsonLines(b).some((e) => e.event === 'start'));
+      await until('one of them gave up', () => a.child.exitCode !== null || b.child.exitCode !== null, 30_000);
+      await stop(w);
+      for (const f of [a, b]) if (f.child.exitCode === null) f.child.kill('SIGTERM');
+      await Promise.all([a.exited, b.exited]);
+      const r = await verify(log, shipped, '--max-gap', '600');
+      expect(r.code).toBe(1);
+      expect(r.report.tampered).toBe(true);
+      expect(r.report.counts.fork, JSON.stringify(r.report.issues)).toBeGreaterThanOrEqual(1);
+    });
+  }
+
+  it('a second signer with a sidecar of its own: two logs at one path, the one left open is a fork', async () => {
+    const log = p('two.log');
+    const shipped = p('two.jsonl');
+    writeFileSync(log, '');
+    const w = writer(log);
+    const a = follower(log, shipped);
+    await until('A signing', () => signedBy(a) >= 500);
+    const b = follower(log, shipped, '--out', p('two.log.b.mac'));
+    await until('B signing', () => signedBy(b) >= 500);
+    a.child.kill('SIGKILL'); // the first one left open
+    await a.exited;
+    await stop(w);
+    await stop(b);
+    const r = await verify(log, shipped, '--sidecar', p('two.log.b.mac'), '--max-gap', '600');
+    expect(r.code).toBe(1);
+    const fork = r.report.issues.find((i: { kind: string }) => i.kind === 'fork');
+    expect(fork?.message).toMatch(/at the same path .* was left open/);
+  });
+});
+
+describe('heartbeats: a stopped signer shows as signer-silent, with its window', () => {
+  it('killed: silent from its last checkpoint until now; restarted: the window it was down', async () => {
+    const log = p('quiet.log');
+    const shipped = p('quiet.jsonl');
+    writeFileSync(log, 'one line\n');
+    // nobody writes: only heartbeats (every 0.2 s) reach the sink
+    const a = follower(log, shipped);
+    await until('heartbeats', () => jsonLines(a).filter((e) => e.event === 'checkpoint').length >= 5);
+    const beats = jsonLines(a).filter((e) => e.event === 'checkpoint');
+    expect(beats.at(-1)!.records).toBe(1); // no new record, still a checkpoint
+    a.child.kill('SIGKILL');
+    await a.exited;
+    await new Promise((r) => setTimeout(r, 1500));
+    const dead = await verify(log, shipped);
+    expect(dead.code).toBe(1);
+    expect(dead.report.tampered).toBe(false);
+    const silent = dead.report.issues.find((i: { kind: string }) => i.kind === 'signer-silent');
+    expect(silent.message).toMatch(/silent from .* until now/);
+    expect(silent.to).toBeUndefined();
+    const since = Date.parse(silent.from);
+
+    const b = follower(log, shipped);
+    await until('restarted', () => jsonLines(b).filter((e) => e.event === 'checkpoint').length >= 3);
+    await stop(b);
+    const back = await verify(log, shipped);
+    expect(back.code).toBe(1);
+    const windows = back.report.issues.filter((i: { kind: string }) => i.kind === 'signer-silent');
+    expect(windows).toHaveLength(1);
+    expect(Date.parse(windows[0].from)).toBe(since);
+    expect(Date.parse(windows[0].to) - since).toBeGreaterThan(1500);
+    // a wider gap allowed: the same log verifies
+    expect((await verify(log, shipped, '--max-gap', '60')).code).toBe(0);
+  });
+});
