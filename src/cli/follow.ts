@@ -69,6 +69,7 @@ function eventJson(e: FollowEvent): object {
     records: a.records,
     logBytes: a.logBytes,
     time: a.time,
+    ...(a.epoch !== undefined ? { epoch: a.epoch } : {}),
     lagBytes: e.lagBytes,
   };
 }

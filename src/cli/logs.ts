@@ -265,8 +265,9 @@ function signedThrough(r: VerifyReport): string {
 export function printReport(file: string, sidecar: string, r: VerifyReport, indent = ''): void {
   const w = (s: string) => process.stdout.write(s.replace(/^(?=.)/gm, indent));
   const through = signedThrough(r);
-  const keyLine = `  key ${r.keyArn}, ${r.macAlgorithm}, framing ${r.framing}, stream ${r.streamId}${r.previous ? ` (continues stream ${r.previous.streamId})` : ''}\n`;
   const streams = r.streams?.length ?? 1;
+  const more = streams > 1 ? ` and ${streams - 1} more after restarts` : '';
+  const keyLine = `  key ${r.keyArn}, ${r.macAlgorithm}${r.keys === 'forward-secure' ? ' (forward-secure)' : ''}, framing ${r.framing}, stream ${r.streamId}${more}${r.previous ? ` (continues stream ${r.previous.streamId})` : ''}\n`;
   const anchors = r.anchors
     ? `  ${count(r.anchors.shipped)} shipped checkpoints of ${streams > 1 ? `its ${streams} streams` : 'this stream'} agree${r.anchors.newest ? `; the newest is ${r.anchors.newest.checkpoint}` : ''}\n`
     : '';

@@ -460,12 +460,17 @@ export class AnchorCheck {
       others.set(h.logId!, [...(others.get(h.logId!) ?? []), s]);
     }
     for (const [logId, set] of others) {
-      for (const s of open(set.filter((x) => x.verified.size > 0))) {
-        const n = newestOf(s);
-        add(
-          `log ${logId} at the same path (${here.host ?? '?'}:${here.log}) was left open — stream ${s.streamId}, through checkpoint ${n}, ${new Date(s.verified.get(n)![0]!.timeMs).toISOString()} — and this log (${this.logId}) started over there: the log was replaced and signed afresh`,
-        );
-      }
+      const signed = set.filter((x) => x.verified.size > 0);
+      if (!signed.length) continue;
+      const ends = open(signed);
+      const last = signed.map((x) => x.verified.get(newestOf(x))![0]!).reduce((a, b) => (b.timeMs > a.timeMs ? b : a));
+      add(
+        `log ${logId} was signed at the same path (${here.host ?? '?'}:${here.log}) before this one (${this.logId}): ` +
+          (ends.length
+            ? `its stream ${ends[0]!.streamId} was left open at checkpoint ${newestOf(ends[0]!)}, ${iso(last.timeMs)}`
+            : `through record ${last.records}, ${iso(last.timeMs)}`) +
+          ' — the log was replaced and signed afresh (a log started over on purpose: verify with the lines of its log id only)',
+      );
     }
   }
 

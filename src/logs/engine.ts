@@ -62,7 +62,8 @@ export function engineFromMacKey(key: PackedMacKey, keyArn: string, algorithm: M
       // a fresh copy for the caller, and nothing left behind: this MAC may be a stream's seed (keys.ts)
       const offs = new Uint32Array([0, message.length]);
       const r = await key.macPackedAsync(message, offs);
-      const out = Uint8Array.from(r);
+      const out = secretBuffer(r.length);
+      out.set(r);
       r.fill(0);
       return out;
     },
@@ -72,6 +73,17 @@ export function engineFromMacKey(key: PackedMacKey, keyArn: string, algorithm: M
       return r[0] === 1;
     },
   };
+}
+
+/**
+ * `n` zero bytes for a secret that will be wiped, in an ArrayBuffer of its
+ * own: outside the JavaScript heap, never pooled. A small typed array made by
+ * length (Buffer.alloc(32), Uint8Array.from(…)) lives on the heap, where a
+ * garbage collection may move it and the first native call that reads it
+ * copies it out, each leaving a copy behind that no fill(0) reaches.
+ */
+export function secretBuffer(n: number): Buffer {
+  return Buffer.from(new ArrayBuffer(n));
 }
 
 /** Constant-time compare that treats a length difference as a mismatch. */

@@ -37,7 +37,7 @@
  */
 import { constants, watch, type FSWatcher } from 'node:fs';
 import { link, lstat, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Anchor, CheckpointAnchor } from './anchors.js';
 import { createTemp, pathString, syncDir } from './atomic-file.js';
 import type { MacEngine } from './engine.js';
@@ -438,7 +438,7 @@ class Follower {
       keys,
       durable: true,
       heartbeat: true,
-      identity: identity(this.path),
+      identity: identity(resolve(this.path)),
       onCheckpoint: async (a: Anchor) => {
         await this.opts.onCheckpoint?.(a);
         if (a.type !== 'checkpoint' || !this.opts.onEvent) return;

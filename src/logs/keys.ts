@@ -19,12 +19,14 @@
  * Key material lives in MacKey handles (native or WebAssembly: the backend
  * wipes their states on destroy()); the JavaScript buffers that carried a
  * seed, a ratchet state or a nonce on the way there are zero-filled as soon
- * as the handle exists.
+ * as the handle exists. Those buffers are secretBuffer()s (engine.ts), never
+ * small typed arrays on the JavaScript heap, which leave copies behind that
+ * no fill reaches.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { createMacKey, type MacKey } from '../mac/key.js';
 import type { MacAlgorithm } from '../backend/types.js';
-import { engineFromMacKey, type MacEngine } from './engine.js';
+import { engineFromMacKey, secretBuffer, type MacEngine } from './engine.js';
 import { KIND_EPOCH_KEY, KIND_RATCHET, KIND_SEED, NONCE_LENGTH, macInput, type SidecarHeader } from './format.js';
 
 /** Default length of a forward-secure key epoch: 15 minutes. */
@@ -81,7 +83,7 @@ class Ratchet {
 
   /** A key handle for HMAC(S_e, streamId | n | kind); the bytes it was made from are wiped. */
   private derive(kind: number, n: number): MacKey {
-    const out = Buffer.alloc(this.state.macLength);
+    const out = secretBuffer(this.state.macLength);
     try {
       this.state.macInto(macInput(this.streamId, n, kind), out);
       return handle(this.algorithm, out);
@@ -150,7 +152,7 @@ export async function forwardSecureKeys(
   streamId: Buffer,
   epochMs: number,
 ): Promise<{ keys: SigningKeys; nonce: Buffer }> {
-  const nonce = randomBytes(NONCE_LENGTH);
+  const nonce = randomFillSync(secretBuffer(NONCE_LENGTH));
   const ratchet = new Ratchet(streamId, seedKey.keyArn, seedKey.algorithm, await seed(seedKey, streamId, nonce));
   let epochStart = Date.now();
   const keys: SigningKeys = {

@@ -12,7 +12,7 @@ import type { MacAlgorithm } from '../backend/types.js';
 import { MAC_LENGTH } from '../backend/types.js';
 import type { KmsHmacClient } from '../client/client.js';
 import type { SendingClient } from '../client/fast-path.js';
-import type { MacEngine } from './engine.js';
+import { secretBuffer, type MacEngine } from './engine.js';
 
 type ClientLike = Pick<
   KmsHmacClient,
@@ -105,7 +105,8 @@ export async function engineFromClient(
       client.verifyMacBatch({ KeyId, MacAlgorithm: alg, Data: data, Offsets: offsets, Macs: macs }).MacValid,
     async mac(message) {
       const { Mac } = await client.generateMac({ KeyId, MacAlgorithm: alg, Message: message });
-      const out = Uint8Array.from(Mac);
+      const out = secretBuffer(Mac.length); // (wiped by whoever it is for: it may be a stream's seed)
+      out.set(Mac);
       Mac.fill(0); // a view of the client's MAC pool: no copy left there (this may be a stream's seed)
       return out;
     },
@@ -186,7 +187,8 @@ export async function engineFromKms(kms: SendingClient, keyId: string, algorithm
       const { Mac } = (await kms.send(new c.GenerateMacCommand({ KeyId, MacAlgorithm: alg, Message: message }))) as {
         Mac: Uint8Array;
       };
-      const out = Uint8Array.from(Mac);
+      const out = secretBuffer(Mac.length); // (wiped by whoever it is for: it may be a stream's seed)
+      out.set(Mac);
       Mac.fill(0);
       return out;
     },
