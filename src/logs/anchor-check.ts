@@ -54,8 +54,12 @@ export interface SidecarStream {
   closed: boolean;
 }
 
-interface ShippedCheckpoint {
+/** A shipped checkpoint that verified. */
+export interface ShippedCheckpoint {
+  index: number;
   mac: string;
+  /** DIGEST of the record MACs it seals (base64). */
+  digest: string;
   timeMs: number;
   records: number;
   line: number;
@@ -133,9 +137,10 @@ export class AnchorCheck {
 
   /**
    * Reads the shipped lines, keeping those of the log `first` (the
-   * sidecar's first stream header) belongs to, and verifies them.
+   * sidecar's first stream; a record stream names no log id: the one its
+   * lines carry) belongs to, and verifies them.
    */
-  async load(path: FilePath, first: SidecarHeader): Promise<void> {
+  async load(path: FilePath, first: { streamId: string; logId?: string }): Promise<void> {
     this.logId = first.logId;
     this.sidecarStreams = [first.streamId];
     const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
@@ -160,6 +165,7 @@ export class AnchorCheck {
       }
       s.host ??= a.host;
       s.log ??= a.log;
+      if (a.streamId === first.streamId) this.logId ??= a.logId;
       // the log's own lines are kept whole; of other logs, the stream line and the newest checkpoint and close
       const ours = a.streamId === first.streamId || (a.logId !== undefined && a.logId === this.logId);
       if (a.type === 'stream') s.starts.push({ anchor: a, line: lineNo });
@@ -209,15 +215,19 @@ export class AnchorCheck {
     }
   }
 
-  /** Settles the sidecar (its streams, in order) against the shipped lines. */
+  /** The verified shipped checkpoints of a stream, by index (the first of each). */
+  checkpointsOf(streamId: string): ShippedCheckpoint[] {
+    const s = this.streams.get(streamId);
+    return s ? [...s.verified.values()].map((l) => l[0]!).sort((a, b) => a.index - b.index) : [];
+  }
+
+  /** Settles the sidecar (its streams, in order; a record stream is one without a header) against the shipped lines. */
   finish(sidecar: SidecarStream[]): void {
-    const streams = sidecar.map((x) => x.streamId);
-    this.sidecarStreams = streams;
+    this.sidecarStreams = sidecar.map((x) => x.streamId);
     this.checkReach(sidecar);
-    if (sidecar[0]?.header) {
-      this.checkForks(sidecar);
-      this.checkGaps(sidecar);
-    }
+    this.checkDuplicates(sidecar);
+    if (sidecar[0]?.header) this.checkForks(sidecar);
+    this.checkGaps(sidecar);
   }
 
   /** Destroys the derived keys. */
@@ -278,7 +288,8 @@ export class AnchorCheck {
         continue;
       }
       const list = s.verified.get(a.checkpoint) ?? [];
-      if (!list.some((x) => x.mac === a.mac)) list.push({ mac: a.mac, timeMs, records: a.records, line });
+      if (!list.some((x) => x.mac === a.mac))
+        list.push({ index: a.checkpoint, mac: a.mac, digest: a.digest, timeMs, records: a.records, line });
       s.verified.set(a.checkpoint, list);
     }
     for (const a of s.closes) if (await valid(a, `the close of stream ${s.streamId}`, 0)) s.closedAt.add(a.checkpoint);
@@ -397,18 +408,26 @@ export class AnchorCheck {
   }
 
   /** Forks: the log's streams must form one chain, each continued from its newest checkpoint, with one open end at most. */
+  /** Two different checkpoints of one index in a stream: two signers wrote it. */
+  private checkDuplicates(sidecar: SidecarStream[]): void {
+    const nodes = new Set([...this.logStreams(), ...sidecar.map((x) => this.streams.get(x.streamId))]);
+    for (const s of nodes) {
+      if (!s) continue;
+      for (const [index, list] of s.verified)
+        if (list.length > 1)
+          this.issues.add({
+            kind: 'fork',
+            count: 1,
+            message: `stream ${s.streamId} has ${list.length} different checkpoints ${index} (shipped lines ${list.map((x) => x.line).join(', ')}): two signers wrote one stream`,
+          });
+    }
+  }
+
   private checkForks(sidecar: SidecarStream[]): void {
     const nodes = this.logStreams().filter(
       (s) => s.verified.size > 0 || sidecar.some((x) => x.streamId === s.streamId),
     );
     const add = (message: string) => this.issues.add({ kind: 'fork', count: 1, message });
-    for (const s of nodes) {
-      for (const [index, list] of s.verified)
-        if (list.length > 1)
-          add(
-            `stream ${s.streamId} has ${list.length} different checkpoints ${index} (shipped lines ${list.map((x) => x.line).join(', ')}): two signers wrote one stream`,
-          );
-    }
     const roots = nodes.filter((s) => !s.start!.header.previous);
     if (roots.length > 1)
       add(
@@ -478,8 +497,8 @@ export class AnchorCheck {
   private checkGaps(sidecar: SidecarStream[]): void {
     let prev: number | null = null;
     let maxGap: number | null = null;
-    const first = sidecar[0]!.header!;
-    const pred = first.previous ? this.streams.get(first.previous.streamId) : undefined;
+    const first = sidecar[0]!.header;
+    const pred = first?.previous ? this.streams.get(first.previous.streamId) : undefined;
     if (pred && newestOf(pred) >= 0) prev = pred.verified.get(newestOf(pred))![0]!.timeMs;
     const step = (t: number) => {
       if (prev !== null && t < prev) {
@@ -494,10 +513,11 @@ export class AnchorCheck {
       prev = t;
     };
     for (const seg of sidecar) {
-      const h = seg.header!;
+      const h = seg.header;
       const s = this.streams.get(seg.streamId);
-      maxGap = this.opts.maxGapMs ?? (h.heartbeatMs ? 3 * h.heartbeatMs : null);
-      step(Date.parse(h.createdAt));
+      // a stream that declares no heartbeat (a finished file's, a record stream's) is measured only against --max-gap
+      maxGap = this.opts.maxGapMs ?? (h?.heartbeatMs ? 3 * h.heartbeatMs : null);
+      if (h) step(Date.parse(h.createdAt));
       if (!s) continue;
       for (const index of [...s.verified.keys()].sort((a, b) => a - b)) step(s.verified.get(index)![0]!.timeMs);
     }
