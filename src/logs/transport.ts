@@ -8,6 +8,7 @@
  * default (docs/log-format.md says why).
  */
 import { once } from 'node:events';
+import { defaultKeyStorePath } from '../cli/paths.js';
 import { KmsHmacClient } from '../client/client.js';
 import { readPassphraseFile } from '../keystore/crypto.js';
 import type { Anchor } from './anchors.js';
@@ -24,7 +25,7 @@ export interface TransportOptions {
   sidecar?: string;
   /** The key: a key ID, key ARN, alias or alias ARN in the key store. */
   keyId: string;
-  /** The key store (a file path or a postgres:// URL; default $KMS_HMAC_KEYSTORE). */
+  /** The key store (a file path or a postgres:// URL; default: the CLI's, so keys made with `kms-hmac keys create` are found). */
   keyStore?: string;
   /** Its passphrase, from this file (default $KMS_HMAC_PASSPHRASE_FILE, else $KMS_HMAC_PASSPHRASE). */
   passphraseFile?: string;
@@ -63,7 +64,7 @@ export async function openTransport(o: TransportOptions, extras: TransportExtras
       if (typeof o.keyId !== 'string' || o.keyId === '') throw new TypeError('kms-hmac transport: `keyId` is required');
       const passphrase = o.passphraseFile === undefined ? undefined : readPassphraseFile(o.passphraseFile);
       const client = new KmsHmacClient({
-        keyStore: o.keyStore ?? process.env.KMS_HMAC_KEYSTORE,
+        keyStore: o.keyStore ?? defaultKeyStorePath(),
         keyStoreOptions: passphrase ? { passphrase } : {},
         region: o.region,
         accountId: o.accountId,
