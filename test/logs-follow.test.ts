@@ -24,12 +24,14 @@ import { anchorLine, type Anchor } from '../src/logs/anchors.js';
 import { engineFromMacKey } from '../src/logs/engine.js';
 import { FollowError, followLog, type FollowEvent, type FollowOptions } from '../src/logs/follow.js';
 import { verifyLog } from '../src/logs/verify.js';
+import { headerBytes, v2Sidecar } from './log-oracle.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kms-hmac-follow-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const ARN = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-0000000000f0';
-const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), ARN, 'HMAC_SHA_256');
+const material = randomBytes(32);
+const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', material), ARN, 'HMAC_SHA_256');
 
 const line = (n: number) => `${String(n).padStart(8, '0')} ${'x'.repeat(40)}\n`;
 const lines = (from: number, count: number) => Array.from({ length: count }, (_, i) => line(from + i)).join('');
@@ -308,6 +310,38 @@ describe('followLog', () => {
     await expect(followLog('x.log', { engine, checkpointEvery: 2_000_000 })).rejects.toThrow(RangeError);
     await expect(followLog('x.log', { engine, checkpointIntervalMs: -1 })).rejects.toThrow(RangeError);
     expect(statSync(root).isDirectory()).toBe(true);
+  });
+
+  it('a version-2 sidecar (an earlier release) is continued as version 2, and forward-secure needs a sink', async () => {
+    const d = workDir();
+    const log = join(d, 'v2.log');
+    writeFileSync(log, lines(0, 25));
+    const head = headerBytes({
+      format: 'kms-hmac-log',
+      version: 2,
+      keyArn: ARN,
+      macAlgorithm: 'HMAC_SHA_256',
+      macLength: 32,
+      framing: { type: 'line' },
+      streamId: randomBytes(16).toString('hex'),
+      digest: 'SHA-256',
+      rawRecordMax: 4071,
+      createdAt: '2026-01-01T00:00:00.000Z',
+      checkpointEvery: 10,
+      previous: null,
+    });
+    writeFileSync(
+      `${log}.mac`,
+      v2Sidecar(readFileSync(log), material, head, 10, (k) => 1767225600000 + k),
+    );
+    appendFileSync(log, lines(25, 12));
+    const f = follow(log);
+    await until('37', () => f.signed() === 37);
+    await f.stop();
+    expect(f.events[0]).toMatchObject({ type: 'start', resumed: { records: 25 }, keys: 'kms' });
+    const r = await verifyLog(log, `${log}.mac`, { engine });
+    expect(r).toMatchObject({ ok: true, version: 2, closed: true, records: 37, verified: 37 });
+    await expect(followLog(log, { engine, forwardSecure: true })).rejects.toThrow(/forwardSecure needs onCheckpoint/);
   });
 });
 

@@ -105,18 +105,22 @@ export class CheckpointChain {
     this.pendingEnd = end;
   }
 
-  /** Whether a checkpoint is due: `every` records waiting, or records waiting (a heartbeat: or none) for the interval. */
-  due(now = Date.now()): boolean {
-    return this.pending >= this.every || this.timeLeft(now) === 0;
+  /**
+   * Whether a checkpoint is due: `every` records waiting, or records waiting
+   * for the interval — or, with `beat` (a heartbeat chain whose signer is
+   * idle: nothing read is still being MACed), none.
+   */
+  due(now = Date.now(), beat = this.shape.heartbeat): boolean {
+    return this.pending >= this.every || this.timeLeft(now, beat) === 0;
   }
 
   /** Milliseconds until a checkpoint is due by time (Infinity when nothing waits and there is no heartbeat). */
   dueIn(now = Date.now()): number {
-    return this.timeLeft(now);
+    return this.timeLeft(now, this.shape.heartbeat);
   }
 
-  private timeLeft(now: number): number {
-    return this.pending > 0 || this.shape.heartbeat ? Math.max(0, this.lastSeal + this.intervalMs - now) : Infinity;
+  private timeLeft(now: number, beat: boolean): number {
+    return this.pending > 0 || beat ? Math.max(0, this.lastSeal + this.intervalMs - now) : Infinity;
   }
 
   /** Seals the records added since the last checkpoint (possibly none) into the next checkpoint, MACed by `engine` (key epoch `epoch`). */

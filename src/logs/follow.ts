@@ -161,8 +161,8 @@ class Follower {
   private readonly base: string;
   private readonly every: number;
   private readonly intervalMs: number;
-  /** The key epoch of forward-secure streams, or null (kms): the option's, or a resumed sidecar's. */
-  private epochMs: number | null;
+  /** The key epoch of new forward-secure sidecars, or null (kms). */
+  private readonly epochMs: number | null;
   /** The log's id: a resumed sidecar's, carried through rotations. */
   private logId: string | undefined;
   private readonly pollMs: number;
@@ -231,12 +231,12 @@ class Follower {
         continue;
       }
       if (got > 0) {
-        if (seg.writer.due()) await seg.writer.checkpoint();
+        if (seg.writer.due(Date.now(), false)) await seg.writer.checkpoint(); // records waiting: a heartbeat only when idle
         continue;
       }
-      // at the end of the data: sign the complete records now, then look around and wait
+      // at the end of the data: sign the complete records now, then look around and wait (and beat)
       await seg.pipeline.flush();
-      if (seg.writer.due()) await seg.writer.checkpoint();
+      if (seg.writer.due()) await seg.writer.checkpoint(true);
       const now = Date.now();
       if (!seg.rotatedAt && (await this.renamedAway(seg))) seg.rotatedAt = now;
       if (seg.rotatedAt && now - Math.max(seg.rotatedAt, seg.lastGrowth) >= this.graceMs) {
@@ -345,7 +345,7 @@ class Follower {
   private async startSegment(
     fh: FileHandle,
     previous: ChainLink | null,
-    restart?: { fh: FileHandle; at: number },
+    restart?: { fh: FileHandle; at: number; epochMs: number },
   ): Promise<void> {
     const ino = (await fh.stat({ bigint: true })).ino;
     const { header, keys, nonce } = await newStream(this.engine, {
@@ -355,7 +355,7 @@ class Follower {
       logInode: String(ino),
       logId: this.logId,
       heartbeatMs: this.intervalMs,
-      epochMs: this.epochMs,
+      epochMs: restart ? restart.epochMs : this.epochMs, // a restarted sidecar keeps how it is keyed
     });
     this.logId = header.logId;
     let writer: SidecarWriter;
@@ -370,14 +370,17 @@ class Follower {
       tail = await readAt(fh, Math.max(0, at - TAIL_MEMO), Math.min(TAIL_MEMO, at));
     } else {
       const tmp = await createTemp(this.sidecarPath);
+      let created: SidecarWriter | undefined;
       try {
-        writer = await SidecarWriter.create(tmp.fh, header, this.writerOptions(fh, keys), 0, nonce);
+        created = await SidecarWriter.create(tmp.fh, header, this.writerOptions(fh, keys), 0, nonce);
         await tmp.publish();
       } catch (err) {
+        created?.discard();
         await tmp.discard();
         keys.destroy();
         throw err;
       }
+      writer = created;
       sidecarFh = tmp.fh;
     }
     await writer.begin();
@@ -493,14 +496,12 @@ class Follower {
       this.logId = header.logId;
       const last = state.segments.at(-1)!;
       if (last.header.keys === 'forward-secure') {
-        this.epochMs = this.opts.epochMs ?? last.header.epochMs!;
         if (!this.opts.onCheckpoint)
           throw new FollowError(
             `${name} is forward-secure: continuing it starts a new stream, whose nonce must be shipped (give a checkpoint sink)`,
           );
         return await this.resumeForwardSecure(fh, sf.header, state);
       }
-      this.epochMs = null; // a resumed sidecar keeps how it is keyed
       const signedBytes = state.signedBytes ?? 0;
       const st = await fh.stat({ bigint: true });
       const size = Number(st.size);
@@ -608,7 +609,7 @@ class Follower {
       });
       return this.startSegment(fh, link && { ...link, how: 'rotation' });
     }
-    await this.startSegment(fh, link, { fh: sidecarFh, at: cut });
+    await this.startSegment(fh, link, { fh: sidecarFh, at: cut, epochMs: this.opts.epochMs ?? last.header.epochMs! });
   }
 
   /** Stops: signs the complete records read so far, closes the sidecar with its trailer. */

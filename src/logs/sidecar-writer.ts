@@ -68,6 +68,8 @@ export class SidecarWriter {
   private readonly identity: LogIdentity;
   /** The epoch of the last checkpoint sealed (-1: none yet). */
   private sealedEpoch = -1;
+  /** The stream line, until begin() has announced it. */
+  private starting: StreamAnchor | null = null;
   /** Where the current block's checkpoint goes, and where its next MAC goes. */
   private blockAt: number;
   private macAt: number;
@@ -145,9 +147,6 @@ export class SidecarWriter {
       throw err;
     }
   }
-
-  /** The stream line, until begin() has announced it. */
-  private starting: StreamAnchor | null = null;
 
   /** Announces the stream line (once the sidecar is where readers find it), then wipes its nonce. */
   async begin(): Promise<void> {
@@ -229,9 +228,9 @@ export class SidecarWriter {
     if (this.bufLen >= WRITE_BYTES) await this.send();
   }
 
-  /** Whether records have waited `checkpointIntervalMs` for a checkpoint. */
-  due(now = Date.now()): boolean {
-    return this.chain.due(now);
+  /** Whether records have waited `checkpointIntervalMs` for a checkpoint (with `beat`, a heartbeat too: see CheckpointChain.due). */
+  due(now = Date.now(), beat = this.opts.heartbeat === true): boolean {
+    return this.chain.due(now, beat);
   }
 
   /** Milliseconds until `due()` (Infinity when nothing waits). */
@@ -239,10 +238,10 @@ export class SidecarWriter {
     return this.chain.dueIn(now);
   }
 
-  /** Seals the waiting records (if any; with a heartbeat, also none once the interval is over) into a checkpoint. */
-  async checkpoint(): Promise<void> {
+  /** Seals the waiting records (if any; with `beat`, also none once the interval is over: a heartbeat) into a checkpoint. */
+  async checkpoint(beat = false): Promise<void> {
     this.check();
-    if (this.chain.pending > 0 || (this.opts.heartbeat && this.chain.due())) await this.seal();
+    if (this.chain.pending > 0 || (beat && this.opts.heartbeat && this.chain.due())) await this.seal();
   }
 
   /** Milliseconds until the key epoch is over (Infinity: the stream has none). */

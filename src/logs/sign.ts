@@ -15,7 +15,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Anchor } from './anchors.js';
 import { createTemp, pathString } from './atomic-file.js';
-import type { MacEngine } from './engine.js';
+import { secretBuffer, type MacEngine } from './engine.js';
 import {
   MAX_PERIOD_MS,
   RAW_RECORD_MAX,
@@ -300,7 +300,10 @@ export async function signLog(input: LogInput, sidecarPath: FilePath, opts: Sign
   // a finished file's lines are shipped once its sidecar is in place: a sign that fails ships nothing
   const shipped: Anchor[] = [];
   const collect = (a: Anchor) => {
-    shipped.push(a.type === 'stream' && Buffer.isBuffer(a.nonce) ? { ...a, nonce: Buffer.from(a.nonce) } : a);
+    if (a.type !== 'stream' || !Buffer.isBuffer(a.nonce)) return void shipped.push(a);
+    const nonce = secretBuffer(a.nonce.length); // the writer wipes its own once this returns
+    nonce.set(a.nonce);
+    shipped.push({ ...a, nonce });
   };
   const log = opts.log ?? (isPath ? resolve(pathString(input)) : undefined);
   const tmp = await createTemp(sidecarPath);
