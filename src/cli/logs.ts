@@ -208,7 +208,9 @@ export function signCommand(): Command {
     if (flags.follow) return follow(file, out, framing, forwardSecure, scopeOf(flags));
     const total = await sizeOf(file);
     const c0 = process.cpuUsage();
-    const sink = flags.checkpointsOut === undefined ? undefined : await checkpointSink(flags.checkpointsOut);
+    // a finished file's lines are shipped together at the end: synced once, when the sink closes
+    const sink =
+      flags.checkpointsOut === undefined ? undefined : await checkpointSink(flags.checkpointsOut, { sync: 'close' });
     try {
       await withClient(scopeOf(flags), async (client) => {
         const engine = await engineFromClient(client, flags.keyId, flags.algorithm);

@@ -47,8 +47,9 @@ import { derivedStreamKeys, kmsStreamKeys, type StreamKeys } from './keys.js';
 /** A stream of the sidecar being verified, as the scan found it. */
 export interface SidecarStream {
   streamId: string;
-  /** Its header (version 3; null for a version-2 sidecar). */
+  /** Its header (version 3; null for a version-2 sidecar or a record stream), and the bytes its MAC covers. */
   header: SidecarHeader | null;
+  headerBytes?: Buffer;
   /** Its last checkpoint in the sidecar (index, records, time), or null. */
   last: { index: number; records: number; timeMs: number } | null;
   closed: boolean;
@@ -357,6 +358,13 @@ export class AnchorCheck {
       if (!s || (v3 ? !s.start : s.verified.size === 0)) {
         missing.push(seg.streamId);
         continue;
+      }
+      if (seg.headerBytes && s.start && s.start.anchor.header !== seg.headerBytes.toString('base64')) {
+        this.issues.add({
+          kind: 'anchor-mismatch',
+          count: 1,
+          message: `the header of stream ${seg.streamId} differs from the one shipped: the sidecar was rewritten`,
+        });
       }
       const newest = newestOf(s);
       const last = seg.last;

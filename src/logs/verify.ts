@@ -8,6 +8,7 @@
  * go to the Aligner (aligner.ts), which works out what happened.
  */
 import { resolve } from 'node:path';
+import { pathString } from './atomic-file.js';
 import { AnchorCheck, type SidecarStream } from './anchor-check.js';
 import { Aligner, type AlignRecord, type Matcher } from './aligner.js';
 import {
@@ -155,7 +156,7 @@ export async function verifyLog(input: LogInput, sidecarPath: FilePath, opts: Ve
         `${String(sidecarPath)} is MACed with the KMS key itself, record by record: it cannot be verified through a remote KMS (kms); use a client or an engine with the key`,
       );
     if (opts.checkpoints !== undefined) {
-      const logPath = typeof input === 'string' ? resolve(input) : input instanceof URL ? input.pathname : undefined;
+      const logPath = typeof input === 'string' || input instanceof URL ? resolve(pathString(input)) : undefined;
       anchors = new AnchorCheck({ engine, issues, maxGapMs: opts.maxGapMs, logPath });
       await anchors.load(opts.checkpoints, header);
     }
@@ -203,6 +204,7 @@ function sidecarStreams(sf: SidecarFile, state: SidecarState): SidecarStream[] {
   return state.segments.map((seg) => ({
     streamId: seg.header.streamId,
     header: seg.header.version >= 3 ? seg.header : null,
+    headerBytes: seg.headerBytes,
     last: seg.last ? { index: seg.last.index, records: seg.last.records, timeMs: seg.last.timeMs } : null,
     closed: seg.closed,
   }));
