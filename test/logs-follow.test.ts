@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createMacKey } from '../src/mac/key.js';
 import { anchorLine, type Anchor } from '../src/logs/anchors.js';
 import { engineFromMacKey } from '../src/logs/engine.js';
@@ -138,9 +138,12 @@ describe('followLog', () => {
     await b.stop();
     expect(b.events[0]).toMatchObject({
       type: 'start',
-      resumed: { checkpoint: 3, records: 40 },
+      // after the first run's last checkpoint: 3 (40 records in blocks of 10), or a heartbeat after it if the machine
+      // stalled for a heartbeat interval before the stop
+      resumed: { checkpoint: first.checkpoints - 1, records: 40 },
       streamId: first.streamId,
     });
+    expect(first.checkpoints).toBeGreaterThanOrEqual(4);
 
     // a crash while writing: the trailer gone and the last block cut short
     const sc = `${log}.mac`;
@@ -342,6 +345,32 @@ describe('followLog', () => {
     const r = await verifyLog(log, `${log}.mac`, { engine });
     expect(r).toMatchObject({ ok: true, version: 2, closed: true, records: 37, verified: 37 });
     await expect(followLog(log, { engine, forwardSecure: true })).rejects.toThrow(/forwardSecure needs onCheckpoint/);
+  });
+
+  it('heartbeats with no record; a clock that goes back shows as clock-backwards in the shipped checkpoints', async () => {
+    const d = workDir();
+    const log = join(d, 'clock.log');
+    writeFileSync(log, lines(0, 3));
+    const real = Date.now.bind(Date);
+    let back = 0;
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => real() - back);
+    try {
+      const f = follow(log);
+      const beats = () => f.anchors.filter((a) => a.type === 'checkpoint').length;
+      await until('heartbeats', () => beats() >= 4);
+      expect(f.anchors.filter((a) => a.type === 'checkpoint').at(-1)).toMatchObject({ records: 3 }); // no new record
+      back = 400; // the clock steps back: the next block sealed by its record count says so
+      appendFileSync(log, lines(3, 12));
+      await until('15 signed', () => f.signed() === 15);
+      await f.stop();
+      writeFileSync(join(d, 'shipped'), f.anchors.map(anchorLine).join(''));
+    } finally {
+      clock.mockRestore();
+    }
+    const r = await verifyLog(log, `${log}.mac`, { engine, checkpoints: join(d, 'shipped'), maxGapMs: 60_000 });
+    expect(r.tampered).toBe(false);
+    expect(r.counts['clock-backwards']).toBe(1);
+    expect(r.issues.find((i) => i.kind === 'clock-backwards')!.message).toMatch(/clock went back from .* to /);
   });
 });
 
