@@ -8,8 +8,8 @@
 //
 // Without files: every prebuilds/linux-*/*.glibc.node. Prints each floor and
 // the symbols above the limits; exits 1 when a --max-* limit is exceeded.
-// The default limits (report only) are RHEL 8's: glibc 2.28 (Node 20's own
-// floor) and libstdc++ GLIBCXX_3.4.25 (GCC 8).
+// The default limits (report only) are RHEL 8's: glibc 2.28 (the floor of
+// Node's own Linux binaries, 22 to 26) and libstdc++ GLIBCXX_3.4.25 (GCC 8).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';

@@ -4,10 +4,10 @@
 #   quay.io/pypa/manylinux_2_28_*  AlmaLinux 8: glibc 2.28 and gcc-toolset, whose
 #                                  libstdc++ links its post-GCC-8 parts statically,
 #                                  so a build here needs no newer glibc or libstdc++
-#                                  than Node 20 itself. Node is the runner's own
+#                                  than Node itself. Node is the runner's own
 #                                  (setup-node), mounted at /opt/node; Python for
 #                                  node-gyp is the image's.
-#   node:20-alpine                 musl: the compiler and Python come from apk.
+#   node:24-alpine                 musl: the compiler and Python come from apk.
 # Usage: docker run --rm -v "$PWD:/src" -w /src [-v NODE_PREFIX:/opt/node] IMAGE \
 #          sh scripts/in-release-container.sh COMMAND...
 set -eu

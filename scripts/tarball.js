@@ -3,11 +3,8 @@
 // build the addon would fail instead of quietly compiling it.
 // Used by scripts/check-tarball.js, scripts/test-arm64.js and test/prebuild.test.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+import { existsSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 
 /** npm and npx are .cmd scripts on Windows, which Node only runs through a shell. */
 export const WINDOWS_SHELL = process.platform === 'win32';
@@ -28,6 +25,14 @@ export function packPackage(packageDir, destination, env = process.env) {
   return { tarball: join(destination, filename), files: files.map((f) => f.path) };
 }
 
+/** The first `name` on env's PATH. */
+function onPath(name, env) {
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  throw new Error(`${name} is not on PATH`);
+}
+
 /**
  * `env` with a PATH of only node, npm, npx and sh (symlinks in `dir`/bin):
  * no cc, g++, make or python, so node-gyp cannot build anything.
@@ -38,12 +43,11 @@ export function compilerFreeEnv(dir, env = process.env) {
   if (WINDOWS_SHELL) return { ...env };
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
-  // npm-cli.js and npx-cli.js sit together: beside the running npm, else in this Node's prefix.
+  // npm-cli.js and npx-cli.js sit together: beside the running npm, else beside the npm on PATH
+  // (a Node from scripts/node-dist.js has none of its own; the system's npm runs on it).
   const running = env.npm_execpath ? dirname(env.npm_execpath) : undefined;
   const npmBin =
-    running && existsSync(join(running, 'npm-cli.js'))
-      ? running
-      : join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin');
+    running && existsSync(join(running, 'npm-cli.js')) ? running : dirname(realpathSync(onPath('npm', env)));
   const tools = {
     node: process.execPath,
     npm: join(npmBin, 'npm-cli.js'),
@@ -58,20 +62,16 @@ export function compilerFreeEnv(dir, env = process.env) {
 }
 
 /**
- * Installs `tarball` into a new project at `consumer`; returns the spawnSync result (status, stdout, stderr).
- *
- * better-sqlite3 (the file key store's database, a dependency) downloads its prebuilt binary from GitHub
- * at install, which this network cannot reach, and would compile SQLite instead. So the consumer
- * declines its install script (npm's `allowScripts`) and gets the binary already built in this
- * checkout, as the download would have given it. kms-hmac's own install script runs: what is checked
- * is the package's own addon, as a user with a normal network gets it.
+ * Installs `tarball` into a new project at `consumer` as a user would:
+ * `npm install` with the package's own install script allowed (npm's
+ * `allowScripts`), nothing copied in by hand. Returns the spawnSync result
+ * (status, stdout, stderr).
  */
 export function installTarball(tarball, consumer, env, extraArgs = []) {
   mkdirSync(consumer, { recursive: true });
-  const allowScripts = { 'kms-hmac': true, 'better-sqlite3': false };
   writeFileSync(
     join(consumer, 'package.json'),
-    JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts }),
+    JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts: { 'kms-hmac': true } }),
   );
   const args = [
     'install',
@@ -82,9 +82,5 @@ export function installTarball(tarball, consumer, env, extraArgs = []) {
     '--foreground-scripts',
     ...extraArgs,
   ];
-  const result = spawnSync('npm', args, { cwd: consumer, env, encoding: 'utf8', shell: WINDOWS_SHELL });
-  const sqliteBuild = join('node_modules', 'better-sqlite3', 'build', 'Release');
-  if (result.status === 0 && existsSync(join(ROOT, sqliteBuild)))
-    cpSync(join(ROOT, sqliteBuild), join(consumer, sqliteBuild), { recursive: true });
-  return result;
+  return spawnSync('npm', args, { cwd: consumer, env, encoding: 'utf8', shell: WINDOWS_SHELL });
 }

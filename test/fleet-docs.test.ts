@@ -13,8 +13,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   cpSync,
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -53,6 +55,8 @@ function walkThrough(): string {
   return m[1]!;
 }
 
+const asRoot = process.getuid?.() === 0;
+
 /**
  * This checkout as `npm install -g kms-hmac` lays it out (`prefix`/bin/kms-hmac, the package and
  * its dependencies under `prefix`/lib/node_modules), so that the walk-through's user can run it
@@ -70,16 +74,23 @@ function installGlobally(prefix: string): string {
       cpSync(join(ROOT, path), join(pkg, path), { recursive: true });
   const bin = join(prefix, 'bin');
   mkdirSync(bin);
-  writeFileSync(
-    join(bin, 'kms-hmac'),
-    `#!/bin/sh\nexec "${process.execPath}" "${join(pkg, 'bin', 'kms-hmac.js')}" "$@"\n`,
-  );
+  // As root the walk-through runs as postgres, who may not reach this Node (scripts/node-dist.js
+  // caches the official binaries under root's home, 0700): it gets its own link (or copy) of it.
+  const node = asRoot ? join(bin, 'node') : process.execPath;
+  if (asRoot) {
+    try {
+      linkSync(process.execPath, node);
+    } catch {
+      copyFileSync(process.execPath, node);
+    }
+    chmodSync(node, 0o755);
+  }
+  writeFileSync(join(bin, 'kms-hmac'), `#!/bin/sh\nexec "${node}" "${join(pkg, 'bin', 'kms-hmac.js')}" "$@"\n`);
   chmodSync(join(bin, 'kms-hmac'), 0o755);
   chmodSync(prefix, 0o755);
   return bin;
 }
 
-const asRoot = process.getuid?.() === 0;
 /** `command` as the user the walk-through runs as (postgres, when the tests run as root). */
 const asWalker = (command: string[]): [string, string[]] =>
   asRoot ? ['runuser', ['-u', 'postgres', '--', ...command]] : [command[0]!, command.slice(1)];

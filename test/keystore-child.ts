@@ -1,9 +1,10 @@
 /**
  * Child processes running the key store, for the crash and migration tests.
  * The child (test/fixtures/keystore-child.mjs) is plain JS run by a bare
- * `node`, which cannot import TypeScript on Node 20: it imports the compiled
- * store from dist/, which `useKeyStoreChild()` rebuilds first when it is
- * older than src/ (the same check the server's child-process tests make).
+ * `node`, which does not import TypeScript on every supported Node (22.16
+ * does not strip types by default): it imports the compiled store from
+ * dist/, which `useKeyStoreChild()` rebuilds first when it is older than
+ * src/ (the same check the server's child-process tests make).
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';

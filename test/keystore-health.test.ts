@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { FileKeyStore, KeyStoreCorruptError, MemoryKeyStore, type KeyStoreHealth } from '../src/keystore/index.js';
@@ -38,24 +38,24 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
  * the change logged. Returns how to put the store back as it was.
  */
 function tamper(path: string, keyId: string): () => void {
-  const db = new Database(path);
+  const db = new DatabaseSync(path);
   try {
     const row = db.prepare('SELECT body FROM kms_hmac_keys WHERE key_id = ?').get(keyId) as { body: string };
     const meta = db.prepare('SELECT generation, tag FROM kms_hmac_meta').get() as { generation: number; tag: string };
     const edited = JSON.stringify({ ...JSON.parse(row.body), keyState: 'Enabled' });
-    db.transaction(() => {
-      db.prepare('UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?').run(edited, keyId);
-      db.prepare('UPDATE kms_hmac_meta SET generation = ?').run(meta.generation + 1);
-      db.prepare("INSERT INTO kms_hmac_changes (rev, kind, id) VALUES (?, 'k', ?)").run(meta.generation + 1, keyId);
-    })();
+    db.exec('BEGIN');
+    db.prepare('UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?').run(edited, keyId);
+    db.prepare('UPDATE kms_hmac_meta SET generation = ?').run(meta.generation + 1);
+    db.prepare("INSERT INTO kms_hmac_changes (rev, kind, id) VALUES (?, 'k', ?)").run(meta.generation + 1, keyId);
+    db.exec('COMMIT');
     return () => {
-      const again = new Database(path);
+      const again = new DatabaseSync(path);
       try {
-        again.transaction(() => {
-          again.prepare('UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?').run(row.body, keyId);
-          again.prepare('UPDATE kms_hmac_meta SET generation = ?, tag = ?').run(meta.generation, meta.tag);
-          again.prepare('DELETE FROM kms_hmac_changes WHERE rev > ?').run(meta.generation);
-        })();
+        again.exec('BEGIN');
+        again.prepare('UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?').run(row.body, keyId);
+        again.prepare('UPDATE kms_hmac_meta SET generation = ?, tag = ?').run(meta.generation, meta.tag);
+        again.prepare('DELETE FROM kms_hmac_changes WHERE rev > ?').run(meta.generation);
+        again.exec('COMMIT');
       } finally {
         again.close();
       }

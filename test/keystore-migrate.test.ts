@@ -7,7 +7,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, test } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { canonical } from '../src/keystore/codec.js';
@@ -208,7 +208,7 @@ describe('format-1 JSON stores migrate on first open', () => {
     await (await FileKeyStore.open(path, { passphrase: null })).close();
     expect(readdirSync(join(path, '..'))).toEqual(['keystore.json']);
 
-    const holder = new Database(`${path}.setup-lock`);
+    const holder = new DatabaseSync(`${path}.setup-lock`);
     holder.exec('BEGIN EXCLUSIVE');
     await (await FileKeyStore.open(path, { passphrase: null })).close();
     expect(readdirSync(join(path, '..'))).toContain('keystore.json.setup-lock'); // with the holder's journal

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, test } from 'vitest';
 import {
   FileKeyStore,
@@ -125,7 +125,7 @@ async function killLane(path: string, open: Open, want: Map<string, string>, kil
 }
 
 function kdfOf(path: string): { N: number } {
-  const db = new Database(path, { readonly: true });
+  const db = new DatabaseSync(path, { readOnly: true });
   try {
     return JSON.parse((db.prepare('SELECT encryption FROM kms_hmac_meta').get() as { encryption: string }).encryption)
       .kdf;

@@ -13,7 +13,7 @@ import { createHmac } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, test } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { DEFAULT_SCRYPT, resolvePassphrase } from '../src/keystore/crypto.js';
@@ -29,7 +29,7 @@ const cli = (args: string[], env: Record<string, string> = {}, input?: string | 
   runCli(args, { cwd: dir, env: { ...NO_PASS, ...env }, input });
 
 function kdfOf(path: string): { N: number; r: number; p: number } {
-  const db = new Database(path, { readonly: true });
+  const db = new DatabaseSync(path, { readOnly: true });
   try {
     return JSON.parse((db.prepare('SELECT encryption FROM kms_hmac_meta').get() as { encryption: string }).encryption)
       .kdf;

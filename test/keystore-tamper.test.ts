@@ -9,7 +9,7 @@ import { createHmac } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { afterAll, describe, expect, test } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { StoreKeys } from '../src/keystore/crypto.js';
@@ -44,8 +44,8 @@ async function victim(): Promise<{ path: string; enabled: string; disabled: stri
   return { path, enabled: enabled.keyId, disabled: disabled.keyId };
 }
 
-function edit(path: string, sql: string, ...params: unknown[]): void {
-  const db = new Database(path);
+function edit(path: string, sql: string, ...params: SQLInputValue[]): void {
+  const db = new DatabaseSync(path);
   try {
     db.prepare(sql).run(...params);
   } finally {
@@ -54,7 +54,7 @@ function edit(path: string, sql: string, ...params: unknown[]): void {
 }
 
 function body(path: string, keyId: string): Record<string, unknown> {
-  const db = new Database(path, { readonly: true });
+  const db = new DatabaseSync(path, { readOnly: true });
   try {
     return JSON.parse(
       (db.prepare('SELECT body FROM kms_hmac_keys WHERE key_id = ?').get(keyId) as { body: string }).body,
@@ -115,7 +115,7 @@ describe('an encrypted store edited without the passphrase', () => {
   test('"encryption": null — the whole store rewritten unencrypted, consistently, by the editor: refused when opened with the passphrase', async () => {
     const v = await victim();
     const known = random.bytes(32);
-    const db = new Database(v.path);
+    const db = new DatabaseSync(v.path);
     for (const id of [v.enabled, v.disabled]) {
       const b = JSON.parse(
         (db.prepare('SELECT body FROM kms_hmac_keys WHERE key_id = ?').get(id) as { body: string }).body,
@@ -138,8 +138,8 @@ describe('an encrypted store edited without the passphrase', () => {
   test('a record moved from another store with the same passphrase', async () => {
     const v = await victim();
     const other = await victim();
-    const db = new Database(v.path);
-    const theirs = new Database(other.path, { readonly: true });
+    const db = new DatabaseSync(v.path);
+    const theirs = new DatabaseSync(other.path, { readOnly: true });
     const row = theirs.prepare('SELECT key_id, rev, body FROM kms_hmac_keys WHERE key_id = ?').get(other.enabled) as {
       key_id: string;
       rev: number;
@@ -184,7 +184,7 @@ describe('an encrypted store edited without the passphrase', () => {
     const s = await FileKeyStore.open(path, { passphrase: PASS, scrypt: FAST });
     const k = key();
     await s.transact((tx) => tx.insertKey(k));
-    const db0 = new Database(path, { readonly: true });
+    const db0 = new DatabaseSync(path, { readOnly: true });
     const old = db0.prepare('SELECT rev, body FROM kms_hmac_keys').get() as { rev: number; body: string };
     db0.close();
     await s.transact((tx) => tx.replaceKey({ ...tx.getKey(k.keyId)!, keyState: 'Disabled' }));
@@ -229,13 +229,13 @@ describe('an open store never goes back', () => {
     const again = await FileKeyStore.open(path, { passphrase: PASS, pollIntervalMs: 0 });
     await again.transact((tx) => tx.replaceKey({ ...tx.getKey(k.keyId)!, keyState: 'Disabled' }));
     // Put every row of the old copy back (rows and meta: the old generation with its valid tag).
-    const db = new Database(path);
+    const db = new DatabaseSync(path);
     db.exec(`ATTACH DATABASE '${copy}' AS old`);
-    db.transaction(() => {
-      for (const t of ['kms_hmac_keys', 'kms_hmac_aliases', 'kms_hmac_meta', 'kms_hmac_changes']) {
-        db.exec(`DELETE FROM main.${t}; INSERT INTO main.${t} SELECT * FROM old.${t}`);
-      }
-    })();
+    db.exec('BEGIN');
+    for (const t of ['kms_hmac_keys', 'kms_hmac_aliases', 'kms_hmac_meta', 'kms_hmac_changes']) {
+      db.exec(`DELETE FROM main.${t}; INSERT INTO main.${t} SELECT * FROM old.${t}`);
+    }
+    db.exec('COMMIT');
     db.close();
     await expect(again.refresh()).rejects.toThrow(/generation went back/);
     expect(again.getKey(k.keyId)!.keyState).toBe('Disabled');
@@ -251,7 +251,7 @@ describe('an open store never goes back', () => {
  */
 function forgeUnencryptedTag(path: string, keepHeader: boolean): void {
   const keys = StoreKeys.unencrypted();
-  const db = new Database(path);
+  const db = new DatabaseSync(path);
   const digest = Buffer.alloc(32);
   const xor = (h: Buffer) => {
     for (let i = 0; i < 32; i++) digest[i]! ^= h[i]!;

@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
   FileKeyStore,
@@ -49,8 +49,8 @@ function freshPath(): string {
 }
 
 /** Edits a store file the way someone with file access but without the passphrase could. */
-function edit(path: string, fn: (db: Database.Database) => void): void {
-  const db = new Database(path);
+function edit(path: string, fn: (db: DatabaseSync) => void): void {
+  const db = new DatabaseSync(path);
   try {
     fn(db);
   } finally {

@@ -2,8 +2,10 @@
  * The package as it ships: `npm run prebuild` (scripts/prebuild.js: this
  * platform's addon and, on linux-x64, the cross-built linux-arm64 one) in a
  * scratch copy of the package, `npm pack`, then scripts/check-tarball.js:
- * install with no compiler on PATH, the prebuild loads and agrees with
- * node:crypto, `npx kms-hmac demo` runs, WebAssembly takes over without it.
+ * install with no compiler on PATH and nothing copied in, the prebuild loads
+ * and agrees with node:crypto, `npx kms-hmac demo` and `keys create` run on
+ * the default file store, and without the prebuild the install script still
+ * succeeds and both run on WebAssembly. On whichever Node runs the tests.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -54,8 +56,8 @@ describe('the npm tarball', () => {
     expect(packed).toContain('CHANGELOG.md');
   });
 
-  it('installs without a compiler, loads its prebuild, runs the demo, falls back to WebAssembly', {
-    timeout: 300_000,
+  it('installs without a compiler, loads its prebuild, runs the demo and keys create, falls back to WebAssembly', {
+    timeout: 600_000,
   }, () => {
     const check = spawnSync(
       process.execPath,

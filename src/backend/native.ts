@@ -65,7 +65,15 @@ export interface NativeBatchStats {
  */
 export function loadNativeBinding(root: string = PACKAGE_ROOT): NativeBinding {
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-  return nodeGypBuild(root) as NativeBinding;
+  const binding = nodeGypBuild(root) as Partial<NativeBinding>;
+  // A runtime that drops the error an addon's initialisation threw (Deno 2.9) hands back its empty exports.
+  if (typeof binding.Key !== 'function' || !Array.isArray(binding.macLengths)) {
+    throw new Error(
+      'kms-hmac native backend unavailable: the addon loaded but its initialisation exported nothing ' +
+        '(this runtime dropped the error it threw; the addon needs the OpenSSL 3 of a Node.js process)',
+    );
+  }
+  return binding as NativeBinding;
 }
 
 export function createNativeBackend(binding: NativeBinding = loadNativeBinding()): Backend {

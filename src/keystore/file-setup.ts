@@ -30,13 +30,13 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
 import { StoreKeys, validEncryptionHeader, type KdfHeader } from './crypto.js';
 import { KeyStoreCorruptError, KeyStoreLockTimeoutError, KeyStorePassphraseError } from './errors.js';
 import { decodeLegacy, legacyCodec, looksLikeLegacy, parseLegacy, PLAIN_CODEC } from './legacy.js';
 import { notEncrypted, passphraseNeeded, type ReplicaOptions } from './options.js';
 import { Replica } from './replica.js';
 import { commitStatements, derive, migrationStatements, type Steps } from './schema.js';
+import { type DatabaseSync, openDatabase, type SQLInputValue, sqliteCode, transaction } from './sqlite.js';
 import type { ChangeSet } from './state.js';
 
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
@@ -63,9 +63,9 @@ export function inspectPath(path: string): PathKind {
 }
 
 /** Opens a connection configured as every FileKeyStore connection is. */
-export function connect(path: string, fileMustExist: boolean): Database.Database {
-  const db = new Database(path, { fileMustExist, timeout: 2_000 });
-  db.pragma('synchronous = FULL'); // in WAL mode: the WAL is fsynced at every commit, so an acknowledged commit survives power loss
+export function connect(path: string, mustExist: boolean): DatabaseSync {
+  const db = openDatabase(path, { mustExist, timeoutMs: 2_000 });
+  db.exec('PRAGMA synchronous = FULL'); // in WAL mode: the WAL is fsynced at every commit, so an acknowledged commit survives power loss
   return db;
 }
 
@@ -114,13 +114,13 @@ function removeTemps(path: string): void {
 function withSetupLock<T>(path: string, timeoutMs: number, before: PathKind, done: T, fn: () => T): T {
   const lockPath = `${path}.setup-lock`;
   for (let attempt = 0; ; attempt++) {
-    const lock = new Database(lockPath, { timeout: timeoutMs });
+    const lock = openDatabase(lockPath, { mustExist: false, timeoutMs });
     try {
       try {
         lock.exec('BEGIN EXCLUSIVE');
       } catch (err) {
         if (inspectPath(path) !== before) return done;
-        if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
+        if (sqliteCode(err) === 'SQLITE_BUSY') {
           throw new KeyStoreLockTimeoutError(path, timeoutMs, 'another process creating or migrating it');
         }
         if (attempt < 3) continue;
@@ -150,7 +150,7 @@ function removeLeftSetupLock(path: string): void {
   const lockPath = `${path}.setup-lock`;
   if (!existsSync(lockPath)) return;
   try {
-    const lock = new Database(lockPath, { timeout: 0 });
+    const lock = openDatabase(lockPath, { mustExist: false, timeoutMs: 0 });
     try {
       lock.exec('BEGIN EXCLUSIVE');
       unlinkSync(lockPath);
@@ -241,11 +241,11 @@ function createStore(
   try {
     const db = connect(tmp, true);
     try {
-      db.pragma('journal_mode = WAL');
-      db.transaction(() => {
+      db.exec('PRAGMA journal_mode = WAL');
+      transaction(db, 'DEFERRED', () => {
         for (const [sql, params] of [...migrationStatements(path, 0), ...commitStatements(prepared.plan)])
-          db.prepare(sql).run(...params);
-      })();
+          db.prepare(sql).run(...(params as SQLInputValue[]));
+      });
     } finally {
       db.close(); // checkpoints the WAL into the file and removes it
     }

@@ -1,7 +1,8 @@
 /**
  * FileKeyStore: the embedded durable store, one SQLite database file
- * (better-sqlite3, WAL mode), shared safely by any number of processes on
- * one machine. The tables and the in-memory replica are replica.ts's.
+ * (the runtime's node:sqlite, sqlite.ts; WAL mode), shared safely by any
+ * number of processes on one machine. The tables and the in-memory replica
+ * are replica.ts's.
  *
  * - Reads are synchronous and come from the replica in memory: no file
  *   system call on the MAC path. Other processes' commits are picked up in
@@ -21,7 +22,6 @@
 import { mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type Database from 'better-sqlite3';
 import { deriveMaster, deriveMasterSync, type StoreKeys } from './crypto.js';
 import { DurableKeyStore } from './durable.js';
 import { KeyStoreCorruptError, KeyStoreLockTimeoutError } from './errors.js';
@@ -37,17 +37,21 @@ import {
   type Steps,
   type SyncRunner,
 } from './schema.js';
+import {
+  loadSqlite,
+  pragma,
+  type DatabaseSync,
+  type SQLInputValue,
+  sqliteCode,
+  type StatementSync,
+  transaction,
+} from './sqlite.js';
 import { Mutex, runTransaction } from './state.js';
 import type { KeyStoreTransaction } from './types.js';
 
 export interface FileKeyStoreOptions extends KeyStoreOptions {
   /** How often to check for other processes' commits (besides the file watch). Default 100; 0: only on refresh() and transact. */
   pollIntervalMs?: number;
-}
-
-function sqliteCode(err: unknown): string {
-  const code = (err as { code?: unknown })?.code;
-  return typeof code === 'string' ? code : '';
 }
 
 function isBusy(err: unknown): boolean {
@@ -86,8 +90,8 @@ export class FileKeyStore extends DurableKeyStore {
   readonly path: string;
   readonly #lockTimeoutMs: number;
   readonly #pollMs: number;
-  #db: Database.Database | undefined;
-  readonly #statements = new Map<string, Database.Statement>();
+  #db: DatabaseSync | undefined;
+  readonly #statements = new Map<string, StatementSync>();
   #mutex = new Mutex();
   #dataVersion = -1;
   #timer: NodeJS.Timeout | undefined;
@@ -169,12 +173,13 @@ export class FileKeyStore extends DurableKeyStore {
           return result;
         }
         prepared = runSteps(prepareSteps(replica, changes, rekeyTo), this.#run);
-        for (const [sql, params] of commitStatements(prepared.plan)) this.#statement(sql).run(...params);
+        for (const [sql, params] of commitStatements(prepared.plan))
+          this.#statement(sql).run(...(params as SQLInputValue[]));
         db.exec('COMMIT');
         replica.committed(prepared);
         return result;
       } catch (err) {
-        if (db.inTransaction) db.exec('ROLLBACK');
+        if (db.isTransaction) db.exec('ROLLBACK');
         if (prepared) this.replica.abandoned(prepared);
         throw asCorrupt(this.path, err);
       }
@@ -201,7 +206,7 @@ export class FileKeyStore extends DurableKeyStore {
     derive: (kdf) => deriveMasterSync(this.settings.passphrase!, kdf),
   };
 
-  #statement(sql: string): Database.Statement {
+  #statement(sql: string): StatementSync {
     let st = this.#statements.get(sql);
     if (!st) {
       st = this.#db!.prepare(sql);
@@ -212,10 +217,11 @@ export class FileKeyStore extends DurableKeyStore {
 
   /** Reads inside the current write transaction, or in a read transaction of their own. */
   #query(sql: string, params: unknown[]): unknown[] {
-    return this.#statement(sql).all(...params);
+    return this.#statement(sql).all(...(params as SQLInputValue[]));
   }
 
   *#openSteps(): Steps<void> {
+    loadSqlite(this.path); // where the runtime has no node:sqlite, say so before touching anything
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const created = yield* setupSteps(this.path, this.settings, this.#lockTimeoutMs);
     const db = connect(this.path, true);
@@ -225,30 +231,31 @@ export class FileKeyStore extends DurableKeyStore {
     this.#caughtUp();
     if (this.replica.generation === undefined) throw new KeyStoreCorruptError(this.path, 'it has no meta row');
     // Only now, the contents verified: make sure the file is in WAL mode (a store restored from a backup may not be).
-    if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+    if (pragma(db, 'journal_mode') !== 'wal') db.exec('PRAGMA journal_mode = WAL');
     this.opened(created);
     this.#startWatching();
   }
 
   /** Checks the schema version; applies missing migrations under the write lock (never when the schema is current). */
-  #migrate(db: Database.Database): void {
+  #migrate(db: DatabaseSync): void {
+    const schemaVersion = () => (db.prepare(SQL.schemaVersion).get() as { version: number | null }).version ?? 0;
     let version: number;
     try {
-      version = (db.prepare(SQL.schemaVersion).get() as { version: number | null }).version ?? 0;
+      version = schemaVersion();
     } catch {
       throw new KeyStoreCorruptError(this.path, 'it is a SQLite database but not a kms-hmac key store');
     }
     if (migrationStatements(this.path, version).length === 1) return; // current: only the CREATE TABLE IF NOT EXISTS
-    db.transaction(() => {
-      const again = (db.prepare(SQL.schemaVersion).get() as { version: number | null }).version ?? 0;
-      for (const [sql, params] of migrationStatements(this.path, again).slice(1)) db.prepare(sql).run(...params);
-    }).immediate();
+    transaction(db, 'IMMEDIATE', () => {
+      for (const [sql, params] of migrationStatements(this.path, schemaVersion()).slice(1))
+        db.prepare(sql).run(...(params as SQLInputValue[]));
+    });
   }
 
   /** Runs steps in one read transaction (one snapshot), unless a write transaction is already open. */
   *#readTransaction<T>(steps: Steps<T>): Steps<T> {
     const db = this.#db!;
-    if (db.inTransaction) return yield* steps;
+    if (db.isTransaction) return yield* steps;
     db.exec('BEGIN');
     try {
       return yield* steps;
@@ -258,7 +265,7 @@ export class FileKeyStore extends DurableKeyStore {
   }
 
   #caughtUp(): void {
-    this.#dataVersion = this.#db!.pragma('data_version', { simple: true }) as number;
+    this.#dataVersion = pragma(this.#db!, 'data_version') as number;
     this.noteLoad();
   }
 
@@ -275,18 +282,18 @@ export class FileKeyStore extends DurableKeyStore {
   }
 
   /** BEGIN IMMEDIATE, waiting asynchronously while another connection holds the write lock. */
-  async #lockForWrite(db: Database.Database): Promise<void> {
+  async #lockForWrite(db: DatabaseSync): Promise<void> {
     const deadline = Date.now() + this.#lockTimeoutMs;
     let delay = 1;
     for (;;) {
-      db.pragma('busy_timeout = 0');
+      db.exec('PRAGMA busy_timeout = 0');
       try {
         db.exec('BEGIN IMMEDIATE');
         return;
       } catch (err) {
         if (!isBusy(err)) throw err;
       } finally {
-        db.pragma('busy_timeout = 2000');
+        db.exec('PRAGMA busy_timeout = 2000');
       }
       const left = deadline - Date.now();
       if (left <= 0) throw new KeyStoreLockTimeoutError(this.path, this.#lockTimeoutMs, lockHolders(this.path));
@@ -328,7 +335,7 @@ export class FileKeyStore extends DurableKeyStore {
     if (this.closed || this.#mutex.busy || !this.#db) return;
     let dv: number;
     try {
-      dv = this.#db.pragma('data_version', { simple: true }) as number;
+      dv = pragma(this.#db, 'data_version') as number;
     } catch (err) {
       this.noteLoad(err as Error);
       return;

@@ -11,7 +11,7 @@
  *
  * Steps: the logic that reads the store and derives keys is written once, as
  * generators that yield what they need (a query, or a key derived from the
- * passphrase). FileKeyStore runs them synchronously (better-sqlite3,
+ * passphrase). FileKeyStore runs them synchronously (node:sqlite,
  * scryptSync), PostgresKeyStore asynchronously (pg, scrypt on the thread pool).
  */
 import type { KdfHeader } from './crypto.js';
