@@ -10,6 +10,7 @@ describe('the package root', () => {
     'createMacKey',
     'MacKey',
     'packMessages',
+    'BatchBuffer',
     'backendInfo',
     'getBackend',
     'loadBackend',

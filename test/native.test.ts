@@ -189,6 +189,29 @@ describe('async batches and environment life cycle', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(lastMac);
   });
+
+  it('worker.terminate() while its batches read and write shared memory the main thread goes on using', () => {
+    const r = run(`
+      const { Worker } = require('node:worker_threads');
+      const shared = new Uint8Array(new SharedArrayBuffer(data.length));
+      shared.set(data);
+      const sharedOffsets = new Uint32Array(new SharedArrayBuffer(offsets.byteLength));
+      sharedOffsets.set(offsets);
+      const out = new Uint8Array(new SharedArrayBuffer(count * 32));
+      const worker = new Worker(${JSON.stringify(prelude)} + \`
+        const { parentPort, workerData: { shared, sharedOffsets, out } } = require('node:worker_threads');
+        for (let i = 0; i < 4; i++) key.macPackedAsync(shared, sharedOffsets, out);
+        parentPort.postMessage('started');\`, { eval: true, env: process.env, workerData: { shared, sharedOffsets, out } });
+      worker.on('message', async () => {
+        await worker.terminate();
+        out.fill(0);
+        await key.macPackedAsync(shared, sharedOffsets, out);
+        console.log(Buffer.from(out.subarray(out.length - 32)).toString('hex'));
+      });`);
+    expect(r.signal).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(lastMac);
+  });
 });
 
 /**
