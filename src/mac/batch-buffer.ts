@@ -19,10 +19,15 @@
  * never crash or make the engine read outside the buffer. The buffer's own
  * methods refuse to run while one of its batches is in flight.
  */
-import type { MacAlgorithm } from '../backend/types.js';
+import type { BackendKey, MacAlgorithm } from '../backend/types.js';
 import { MAC_ALGORITHMS, MAC_LENGTH } from '../backend/types.js';
-import type { MacKey } from './key.js';
 import { byteLength, copyInto, isUint8Array } from './views.js';
+
+/** The key a BatchBuffer's batches take: a MacKey, or a backend's own key. */
+export type BatchKey = Pick<
+  BackendKey,
+  'algorithm' | 'macPackedInto' | 'verifyPackedInto' | 'macPackedAsync' | 'verifyPackedAsync'
+>;
 
 export interface BatchBufferOptions {
   /** Messages per batch (default 16,384). */
@@ -133,27 +138,37 @@ export class BatchBuffer {
   }
 
   /** The batch's MACs, written into `macs`: a view of its first count × macLength bytes. */
-  mac(key: MacKey): Uint8Array {
+  mac(key: BatchKey): Uint8Array {
     this.#idle();
-    return key.macPackedInto(this.data, this.#offsetsView(), this.#macsView(key));
+    const macs = this.#macsView(key);
+    key.macPackedInto(this.data, this.#offsetsView(), macs);
+    return macs;
   }
 
   /** mac() on the worker threads, reading the batch in place. Resolves with the same view. */
-  macAsync(key: MacKey): Promise<Uint8Array> {
-    return this.#async(() => key.macPackedAsync(this.data, this.#offsetsView(), this.#macsView(key)));
+  macAsync(key: BatchKey): Promise<Uint8Array> {
+    return this.#async(async () => {
+      const macs = this.#macsView(key);
+      await key.macPackedAsync(this.data, this.#offsetsView(), macs);
+      return macs;
+    });
   }
 
   /** Checks each message against the MAC in its slot of `macs`: a view of the first count bytes of `results`. */
-  verify(key: MacKey): Uint8Array {
+  verify(key: BatchKey): Uint8Array {
     this.#idle();
-    return key.verifyPackedInto(this.data, this.#offsetsView(), this.#macsView(key), this.#resultsView());
+    const results = this.#resultsView();
+    key.verifyPackedInto(this.data, this.#offsetsView(), this.#macsView(key), results);
+    return results;
   }
 
   /** verify() on the worker threads, reading the batch in place. Resolves with the same view. */
-  verifyAsync(key: MacKey): Promise<Uint8Array> {
-    return this.#async(() =>
-      key.verifyPackedAsync(this.data, this.#offsetsView(), this.#macsView(key), this.#resultsView()),
-    );
+  verifyAsync(key: BatchKey): Promise<Uint8Array> {
+    return this.#async(async () => {
+      const results = this.#resultsView();
+      await key.verifyPackedAsync(this.data, this.#offsetsView(), this.#macsView(key), results);
+      return results;
+    });
   }
 
   /** Where a message of `length` bytes starts once added, or -1 when it does not fit. */
@@ -169,7 +184,7 @@ export class BatchBuffer {
     return this.offsets.subarray(0, this.#count + 1);
   }
 
-  #macsView(key: MacKey): Uint8Array {
+  #macsView(key: BatchKey): Uint8Array {
     if (key.algorithm !== this.algorithm) {
       throw new TypeError(`this BatchBuffer holds ${this.algorithm} MACs, not ${key.algorithm}`);
     }
@@ -184,11 +199,12 @@ export class BatchBuffer {
     if (this.#inFlight) throw new Error('this BatchBuffer has a batch in flight: await it first');
   }
 
-  async #async(start: () => Promise<Uint8Array>): Promise<Uint8Array> {
+  /** Runs `batch` as this buffer's batch in flight. */
+  async #async(batch: () => Promise<Uint8Array>): Promise<Uint8Array> {
     this.#idle();
     this.#inFlight = true;
     try {
-      return await start();
+      return await batch();
     } finally {
       this.#inFlight = false;
     }
