@@ -239,7 +239,6 @@ export interface BatchJob {
   id: number;
   alg: number;
   ml: number;
-  verify: boolean;
   units: number;
   control: Int32Array;
   bounds: Uint32Array;

@@ -585,8 +585,8 @@ class WasmKey implements BackendKey {
     const keyState = this.backend.engine.readSlot(this.live());
     let done: Promise<void>[];
     try {
-      const job = { alg: this.alg, ml, verify: macs !== null, units, control, bounds, offsets: rebased };
-      done = pool.run({ ...job, data, macs: expected, out: results }, keyState, workers);
+      const job = { alg: this.alg, ml, units, control, bounds, offsets: rebased, data, macs: expected, out: results };
+      done = pool.run(job, keyState, workers);
     } finally {
       keyState.fill(0);
     }
