@@ -231,9 +231,9 @@ export function workBytes(offsets: Uint32Array, b: number, e: number, blockLengt
  * in place) or the batch's area (src/backend/wasm.ts), which holds the
  * offsets (always a checked copy: nothing another thread can change), the
  * copies of ArrayBuffer inputs and the results to copy out. The calling
- * thread copies ArrayBuffer inputs unit by unit after posting, and
- * publishes each unit in the control word READY (Atomics.notify); workers
- * that run ahead wait for it there.
+ * thread posts the batch first and fills the area then (so the workers'
+ * wake-up overlaps that), and sets the control word READY once it is
+ * complete (Atomics.notify); a worker that comes in before waits for it.
  */
 export interface BatchJob {
   id: number;
@@ -252,7 +252,7 @@ export interface BatchJob {
   keyState: ArrayBuffer;
 }
 
-/** Control words of a batch (BatchJob.control). */
+/** Control words of a batch (BatchJob.control): the next unit to take; 1 once the area is filled. */
 export const NEXT = 0;
 export const READY = 1;
 export const CONTROL_WORDS = 2;
@@ -264,12 +264,10 @@ export function runUnits(engine: WasmEngine, job: BatchJob): void {
   try {
     engine.writeSlot(0, keyState);
     keyState.fill(0);
+    while (Atomics.load(control, READY) === 0) Atomics.wait(control, READY, 0);
     for (;;) {
       const u = Atomics.add(control, NEXT, 1);
       if (u >= job.units) return;
-      for (let ready = Atomics.load(control, READY); u >= ready; ready = Atomics.load(control, READY)) {
-        Atomics.wait(control, READY, ready);
-      }
       const b = bounds[u]!;
       const e = bounds[u + 1]!;
       const unitOffsets = offsets.subarray(b, e + 1);
