@@ -1,9 +1,10 @@
 /**
  * BatchBuffer: packed batch storage in shared memory, filled message by
  * message and reused batch after batch. Every backend reads a batch in
- * shared memory where it lies (the native pool threads, the WebAssembly
- * workers) and writes its MACs there, so an async batch from a BatchBuffer
- * copies nothing but its offsets (docs/performance.md, "Shared memory").
+ * shared memory where it lies (the native pool threads; the WebAssembly
+ * workers, unit by unit into their engines) and writes its MACs there, so
+ * the calling thread copies nothing of an async batch from a BatchBuffer
+ * but its offsets (docs/performance.md, "Shared memory").
  *
  *   buffer (one SharedArrayBuffer)
  *   ├── data      maxBytes                  the messages, back to back
@@ -75,7 +76,7 @@ export class BatchBuffer {
     const offsetsBytes = (n + 1) * 4;
     const macsAt = offsetsBytes;
     const resultsAt = macsAt + n * this.macLength;
-    const dataAt = resultsAt + n;
+    const dataAt = Math.ceil((resultsAt + n) / 64) * 64; // on a cache line of its own
     this.buffer = new SharedArrayBuffer(dataAt + this.maxBytes);
     this.offsets = new Uint32Array(this.buffer, 0, n + 1);
     this.macs = new Uint8Array(this.buffer, macsAt, n * this.macLength);
