@@ -44,7 +44,7 @@ function start(cmd, args, env) {
   child.stdout.on('data', (d) => {
     buf += d;
     const parts = buf.split('\n');
-    buf = parts.pop();
+    buf = /** @type {string} */ (parts.pop());
     for (const p of parts) if (p.trim()) lines.push(JSON.parse(p));
   });
   const exited = new Promise((resolve) => child.on('close', resolve));

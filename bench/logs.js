@@ -9,7 +9,7 @@
 // in-process (bench/logs-in-process.js) while a 10 ms interval timer measures
 // how late the event loop gets to it.
 //
-// Targets (issue 12): sign and verify >= 25x the baseline (wall time);
+// Targets: sign and verify >= 25x the baseline (wall time);
 // the timer never late by more than 20 ms during the in-process signLog (in
 // every one of --runs runs, in a process that has signed before; a cold
 // first use is reported beside it).
@@ -150,7 +150,10 @@ try {
     const v = [...xs].sort((a, b) => a - b);
     return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
   };
+  /** @typedef {{ ms: number, cpuMs: number, ok: boolean }} Run */
+  /** @type {{ sign: Run[], verify: Run[] }} */
   const ours = { sign: [], verify: [] };
+  /** @type {{ sign: Run[], verify: Run[] }} */
   const base = { sign: [], verify: [] };
   let same = true;
   for (let r = 0; r < runs; r++) {
@@ -184,7 +187,7 @@ try {
     await warm(log, join(dir, 'ours.mac'));
     base.verify.push(await json(BASELINE, ['verify', log, join(dir, 'ours.mac'), '--key-hex', keyHex]));
     console.log(
-      `# run ${r + 1}/${runs}: sign ${(s.elapsedMs / 1000).toFixed(2)} s vs ${(bs.ms / 1000).toFixed(2)} s; verify ${(v.elapsedMs / 1000).toFixed(2)} s vs ${(base.verify.at(-1).ms / 1000).toFixed(2)} s`,
+      `# run ${r + 1}/${runs}: sign ${(s.elapsedMs / 1000).toFixed(2)} s vs ${(bs.ms / 1000).toFixed(2)} s; verify ${(v.elapsedMs / 1000).toFixed(2)} s vs ${(/** @type {Run} */ (base.verify.at(-1)).ms / 1000).toFixed(2)} s`,
     );
   }
   const summary = (xs) => ({
@@ -211,6 +214,7 @@ try {
   const loopVerify = await json(IN_PROCESS, ['verify', log, join(dir, 'lib.mac'), 'alias/bench'], cliEnv);
   const lateWorst = Math.max(...loopSigns.map((l) => l.timer.worstMs));
 
+  /** @type {[string, string, ReturnType<typeof summary>][]} */
   const rows = [
     ['sign', 'kms-hmac sign', oursSign],
     ['sign', 'node:crypto baseline', baseSign],

@@ -22,6 +22,7 @@ import { Bench } from 'tinybench';
 import { loadWasmBackend } from '../dist/backend/wasm.js';
 import { BatchBuffer } from '../dist/index.js';
 
+/** @type {{ alg: 'HMAC_SHA_256' | 'HMAC_SHA_512', label: string, size: number, count: number }[]} */
 const CASES = [
   { alg: 'HMAC_SHA_256', label: 'HMAC-SHA-256', size: 64, count: 4096 },
   { alg: 'HMAC_SHA_256', label: 'HMAC-SHA-256', size: 4096, count: 128 },
@@ -54,7 +55,7 @@ async function activeBackend() {
     const info = backendInfo();
     return `${info.name}${info.simd ? ' (simd)' : ''}`;
   } catch (err) {
-    return `unknown (${err.message})`;
+    return `unknown (${/** @type {Error} */ (err).message})`;
   }
 }
 
@@ -108,6 +109,7 @@ export async function runWasmBench(opts = {}) {
     await kA2.macPackedAsync(data, offsets);
     await shared.macAsync(kA2);
 
+    /** @type {[name: string, fn: () => unknown, kind?: 'async'][]} */
     const tasks = [
       [
         'hash-wasm createHMAC (per message)',
@@ -150,9 +152,10 @@ export async function runWasmBench(opts = {}) {
       ],
     ];
 
-    const perRound = new Map(tasks.map(([name]) => [name, []]));
+    const perRound = new Map(tasks.map(([name]) => [name, /** @type {number[]} */ ([])]));
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 ? [...tasks].reverse() : tasks;
+      /** @type {[Bench, typeof tasks][]} */
       const benches = [
         [new Bench({ ...benchOpts, ...(clock === 'cpu' ? { now: cpuNow } : {}) }), order.filter((t) => !t[2])],
         [new Bench(benchOpts), order.filter((t) => t[2] === 'async')],
@@ -160,12 +163,16 @@ export async function runWasmBench(opts = {}) {
       for (const [bench, list] of benches) {
         for (const [name, fn] of list) bench.add(name, fn);
         await bench.run();
-        for (const t of bench.tasks) perRound.get(t.name).push(t.result.latency.p50);
+        for (const t of bench.tasks) {
+          // (throws: true: a failed task has thrown, so each result here is a completed one)
+          const { latency } = /** @type {import('tinybench').TaskResultCompleted} */ (t.result);
+          /** @type {number[]} */ (perRound.get(t.name)).push(latency.p50);
+        }
       }
     }
-    const ref = perRound.get(tasks[0][0]);
+    const ref = /** @type {number[]} */ (perRound.get(tasks[0][0]));
     for (const [name] of tasks) {
-      const ms = perRound.get(name);
+      const ms = /** @type {number[]} */ (perRound.get(name));
       const medianMs = median(ms);
       const row = {
         case: `${c.label} ${c.size} B`,

@@ -9,6 +9,11 @@ export class PostgresCluster {
   readonly socketDir: string;
   readonly port: number;
   running: boolean;
+  /** With `tls`: the TCP port on 127.0.0.1 (TLS only there) and the CA that signed the server's certificate for localhost. */
+  readonly tcpPort: number | undefined;
+  readonly caFile: string | undefined;
+  /** A URL for `database` over TCP to localhost, with `query` appended (with `tls`). */
+  tcpUrl(database?: string, query?: string): string;
   /** A connection URL for `database` (unix socket). */
   url(database?: string): string;
   /** PGHOST, PGPORT, PGUSER, PGDATABASE for this cluster. */
@@ -21,4 +26,4 @@ export class PostgresCluster {
 }
 
 /** A new throwaway cluster, or undefined when PostgreSQL is not available (KMS_HMAC_REQUIRE_POSTGRES=1: an error instead). */
-export function startPostgres(options?: { durable?: boolean }): Promise<PostgresCluster | undefined>;
+export function startPostgres(options?: { durable?: boolean; tls?: boolean }): Promise<PostgresCluster | undefined>;

@@ -2,16 +2,32 @@
 // temporary directory, the server listening on a unix socket in that
 // directory only (no TCP port, so parallel runs never collide), stopped and
 // removed afterwards. PostgreSQL refuses to run as root: as root, every
-// server command runs as the `postgres` user (runuser).
+// server command runs as the `postgres` user (runuser), from `/`, since the
+// postgres user may not be able to enter the caller's working directory (a
+// checkout in a 0700 directory: psql would warn, initdb and pg_ctl refuse).
 //
 //   const pg = await startPostgres();          // undefined when PostgreSQL is not installed
 //   const url = await pg.createDatabase('t1'); // postgres://postgres@/t1?host=<socket dir>
 //   await pg.stop(); await pg.start();          // a database restart
 //   await pg.destroy();
 //
+//   const tls = await startPostgres({ tls: true }); // also on 127.0.0.1:<free port>, TLS only there,
+//   tls.tcpUrl('t1', 'sslmode=verify-full&sslrootcert=' + tls.caFile)  // a certificate for localhost from a CA of its own
+//
 // `KMS_HMAC_REQUIRE_POSTGRES=1` turns "not installed" into an error (CI).
 import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -51,17 +67,19 @@ export function postgresUnavailableReason() {
   return undefined;
 }
 
-function run(cmd, args, opts = {}) {
+/** Runs a PostgreSQL program; resolves with its standard output (warnings on stderr are not an answer). */
+function run(cmd, args) {
   const asRoot = process.getuid?.() === 0;
   const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
-    const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const p = spawn(file, argv, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
     p.on('error', reject);
     p.on('close', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out}`)),
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out}${err}`)),
     );
   });
 }
@@ -75,11 +93,20 @@ export class PostgresCluster {
     this.port = 5432;
     this.options = options;
     this.running = false;
+    /** With `tls`: the TCP port on 127.0.0.1, and the CA that signed the server's certificate (CN and SAN localhost). */
+    this.tcpPort = undefined;
+    this.caFile = undefined;
+  }
+
+  /** A URL for `database` over TCP to 127.0.0.1 by the name localhost (the certificate's), with `query` appended. */
+  tcpUrl(database = 'postgres', query = '') {
+    return `postgres://postgres@localhost:${this.tcpPort}/${database}${query ? `?${query}` : ''}`;
   }
 
   /** A connection URL for `database` (over the unix socket). */
   url(database = 'postgres') {
-    return `postgres://postgres@/${database}?host=${encodeURIComponent(this.socketDir)}`;
+    const port = this.port === 5432 ? '' : `&port=${this.port}`;
+    return `postgres://postgres@/${database}?host=${encodeURIComponent(this.socketDir)}${port}`;
   }
 
   /** The environment that points psql, pg and `kms-hmac --keystore postgres://` at this cluster. */
@@ -88,7 +115,14 @@ export class PostgresCluster {
   }
 
   async start() {
-    const settings = [`-k ${this.socketDir}`, `-p ${this.port}`, "-c listen_addresses=''", '-c max_connections=200'];
+    const listen = this.tcpPort === undefined ? "''" : '127.0.0.1';
+    const settings = [
+      `-k ${this.socketDir}`,
+      `-p ${this.port}`,
+      `-c listen_addresses=${listen}`,
+      '-c max_connections=200',
+    ];
+    if (this.tcpPort !== undefined) settings.push('-c ssl=on');
     if (!this.options.durable) settings.push('-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off');
     await run(join(this.bin, 'pg_ctl'), [
       '-D',
@@ -154,18 +188,96 @@ export class PostgresCluster {
  * (benchmarks); tests run without it, which loses nothing unless the machine
  * itself crashes.
  */
-export async function startPostgres({ durable = false } = {}) {
+/** A free TCP port on 127.0.0.1. */
+function freePort() {
+  return new Promise(
+    /** @param {(port: number) => void} resolve */ (resolve, reject) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const { port } = /** @type {import('node:net').AddressInfo} */ (s.address());
+        s.close(() => resolve(port));
+      });
+      s.on('error', reject);
+    },
+  );
+}
+
+/** A CA and a server certificate for localhost / 127.0.0.1 signed by it (openssl), in the data directory. */
+function makeCertificates(cluster, owner) {
+  const d = cluster.data;
+  const ssl = (...args) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=kms-hmac test CA',
+    '-keyout',
+    join(cluster.dir, 'ca.key'),
+    '-out',
+    join(cluster.dir, 'ca.pem'),
+  );
+  ssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=localhost',
+    '-keyout',
+    join(d, 'server.key'),
+    '-out',
+    join(cluster.dir, 'server.csr'),
+  );
+  const ext = join(cluster.dir, 'san.ext');
+  appendFileSync(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    join(cluster.dir, 'server.csr'),
+    '-CA',
+    join(cluster.dir, 'ca.pem'),
+    '-CAkey',
+    join(cluster.dir, 'ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+    '-out',
+    join(d, 'server.crt'),
+  );
+  chmodSync(join(d, 'server.key'), 0o600);
+  if (owner) for (const f of ['server.key', 'server.crt']) chownSync(join(d, f), owner.uid, owner.gid);
+  // TLS is required on TCP (the first matching line wins); the unix socket stays as it was (trust).
+  const hba = join(d, 'pg_hba.conf');
+  writeFileSync(
+    hba,
+    `hostnossl all all 0.0.0.0/0 reject\nhostssl all all 127.0.0.1/32 trust\n${readFileSync(hba, 'utf8')}`,
+  );
+  cluster.caFile = join(cluster.dir, 'ca.pem');
+}
+
+export async function startPostgres({ durable = false, tls = false } = {}) {
   const reason = postgresUnavailableReason();
   if (reason) {
     if (process.env[REQUIRE_ENV] === '1') throw new Error(`${REQUIRE_ENV}=1 but ${reason}`);
     return undefined;
   }
-  const bin = postgresBinDir();
+  const bin = /** @type {string} */ (postgresBinDir()); // (there is one: no reason above)
   const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-pg-'));
+  let owner;
   if (process.getuid?.() === 0) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
-    chownSync(dir, uid, gid);
+    owner = {
+      uid: Number(execFileSync('id', ['-u', 'postgres']).toString()),
+      gid: Number(execFileSync('id', ['-g', 'postgres']).toString()),
+    };
+    chownSync(dir, owner.uid, owner.gid);
   }
   const cluster = new PostgresCluster(dir, bin, { durable });
   try {
@@ -181,6 +293,11 @@ export async function startPostgres({ durable = false } = {}) {
       '--locale=C',
       '--no-sync',
     ]);
+    if (tls) {
+      makeCertificates(cluster, owner);
+      cluster.tcpPort = await freePort();
+      cluster.port = cluster.tcpPort; // PostgreSQL has one port: the TCP listener's, and the socket's name
+    }
     await cluster.start();
     return cluster;
   } catch (err) {

@@ -19,8 +19,10 @@ export type { Backend, BackendKey, BackendName, MacAlgorithm } from './backend/t
 
 // The KMS API.
 export { KmsHmacClient, SUPPORTED_OPERATIONS } from './client/client.js';
+export { QUOTAS } from './kms/quotas.js';
 export type {
   KmsHmacClientOptions,
+  Quotas,
   ImportKeyMaterialInput,
   CreateKeyInput,
   KeyMetadata,

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { beforeAll } from 'vitest';
 import { builtServeEntry } from './server-helpers.js';
+import { track } from './support/process-group.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(here, 'fixtures', 'keystore-child.mjs');
@@ -25,6 +26,8 @@ export interface ChildRun {
 export interface ChildOptions {
   /** Store passphrase ('' for none). */
   pass?: string;
+  /** The new passphrase of `rekey`. */
+  newPass?: string;
   /** Called for every complete line the child prints; may kill it. */
   onLine?: (line: string, kill: () => void) => void;
   /** SIGKILL the child this long after it was spawned. */
@@ -43,13 +46,16 @@ export function useKeyStoreChild(): RunChild {
   const moduleUrl = pathToFileURL(join(here, '..', 'dist', 'keystore', 'index.js')).href;
 
   /** Runs the child; resolves with the complete lines it printed and how it ended. */
-  return (args, { pass = '', onLine, killAfterMs, wrap = [] } = {}) =>
+  return (args, { pass = '', newPass = '', onLine, killAfterMs, wrap = [] } = {}) =>
     new Promise((resolve, reject) => {
       const [cmd, ...pre] = [...wrap, process.execPath];
-      const p = spawn(cmd!, [...pre, CHILD, ...args], {
-        env: { ...process.env, KS_MODULE: moduleUrl, KS_PASS: pass },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const p = track(
+        spawn(cmd!, [...pre, CHILD, ...args], {
+          env: { ...process.env, KS_MODULE: moduleUrl, KS_PASS: pass, KS_NEW_PASS: newPass },
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
       let buf = '';
       let stderr = '';
       const lines: string[] = [];

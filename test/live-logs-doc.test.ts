@@ -6,11 +6,21 @@
  * logrotate configurations with `logrotate -d` where those tools are installed.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { track } from './support/process-group.js';
 
 const BIN = fileURLToPath(new URL('../bin/kms-hmac.js', import.meta.url));
 const WRITER = fileURLToPath(new URL('./fixtures/log-writer.mjs', import.meta.url));
@@ -49,19 +59,28 @@ function unit(root: string) {
 
 function setup(name: string) {
   const root = join(tmp, name);
-  for (const d of ['var/log', 'mnt/audit', 'etc']) mkdirSync(join(root, d), { recursive: true });
-  writeFileSync(join(root, 'etc', 'passphrase'), 'live logs doc test passphrase\n', { mode: 0o600 }); // the unit's KMS_HMAC_PASSPHRASE_FILE
+  for (const d of ['var/log', 'mnt/audit']) mkdirSync(join(root, d), { recursive: true });
   const { env, exec } = unit(root);
   const sh = (cmd: string, extra: Record<string, string> = {}) =>
     spawnSync('sh', ['-c', cmd], { cwd: root, env: { ...process.env, ...env, ...extra }, encoding: 'utf8' });
   const service = (): { child: ChildProcess; exited: Promise<number | null> } => {
-    const child = spawn('sh', ['-c', `exec ${exec}`], { cwd: root, env: { ...process.env, ...env }, stdio: 'ignore' });
+    const child = track(
+      spawn('sh', ['-c', `exec ${exec}`], {
+        cwd: root,
+        env: { ...process.env, ...env },
+        detached: true,
+        stdio: 'ignore',
+      }),
+    );
     return { child, exited: new Promise((r) => child.on('close', r)) };
   };
   const app = () => {
-    const child = spawn(process.execPath, [WRITER, join(root, 'var/log/app.log'), '--burst', '100', '--every', '5'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = track(
+      spawn(process.execPath, [WRITER, join(root, 'var/log/app.log'), '--burst', '100', '--every', '5'], {
+        detached: true,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
+    );
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     return {
@@ -94,12 +113,23 @@ describe('docs/live-logs.md', () => {
   const inShort = block('sh', 'sign --follow')
     .split('\n')
     .filter((l) => l.startsWith('kms-hmac'));
+  /** The systemd section's setup, as written: the store, its passphrase file, the key. */
+  const unitSetup = (t: ReturnType<typeof setup>) => {
+    const r = t.sh(localize(block('sh', 'install -d -m 700 /etc/kms-hmac/'), t.root), {
+      KMS_HMAC_KEYSTORE: '',
+      KMS_HMAC_PASSPHRASE_FILE: '',
+      KMS_HMAC_PASSPHRASE: '',
+    });
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(statSync(join(t.root, 'etc', 'passphrase')).mode & 0o077).toBe(0);
+    expect(JSON.parse(r.stdout).KeyMetadata.KeySpec).toBe('HMAC_256');
+  };
 
   it('the unit runs the signer; a crash leaves INCOMPLETE, not TAMPERED; a restart resumes; a rename rotation as shown; verify as shown', {
     timeout: 180_000,
   }, async () => {
     const t = setup('rename');
-    expect(t.sh(localize(inShort[0]!, t.root)).status).toBe(0); // kms-hmac keys create …
+    unitSetup(t);
     writeFileSync(t.log, '');
     const app = t.app();
     let svc = t.service();
@@ -140,7 +170,7 @@ describe('docs/live-logs.md', () => {
     timeout: 120_000,
   }, async () => {
     const t = setup('copytruncate');
-    expect(t.sh(localize(inShort[0]!, t.root)).status).toBe(0);
+    unitSetup(t);
     writeFileSync(t.log, '');
     const app = t.app();
     const svc = t.service();

@@ -4,7 +4,6 @@
  * by rename and by copytruncate (live and while stopped), shipped
  * checkpoints. The kill -9 loop and the CLI run in logs-live.test.ts.
  */
-import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   existsSync,
@@ -24,12 +23,13 @@ import { anchorLine, type Anchor } from '../src/logs/anchors.js';
 import { engineFromMacKey } from '../src/logs/engine.js';
 import { FollowError, followLog, type FollowEvent, type FollowOptions } from '../src/logs/follow.js';
 import { verifyLog } from '../src/logs/verify.js';
+import { random } from './support/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kms-hmac-follow-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const ARN = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-0000000000f0';
-const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), ARN, 'HMAC_SHA_256');
+const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', random.bytes(32)), ARN, 'HMAC_SHA_256');
 
 const line = (n: number) => `${String(n).padStart(8, '0')} ${'x'.repeat(40)}\n`;
 const lines = (from: number, count: number) => Array.from({ length: count }, (_, i) => line(from + i)).join('');
@@ -173,7 +173,7 @@ describe('followLog', () => {
     expect(readFileSync(`${log}.mac`).equals(before)).toBe(true);
 
     const other = engineFromMacKey(
-      createMacKey('HMAC_SHA_256', randomBytes(32)),
+      createMacKey('HMAC_SHA_256', random.bytes(32)),
       ARN.replace('f0', 'f1'),
       'HMAC_SHA_256',
     );

@@ -1,5 +1,5 @@
 /** createSignStream / createVerifyStream: order, backpressure, round trip through the KMS client. */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import {
   type SignedRecord,
   type VerifiedRecord,
 } from '../src/logs/index.js';
+import { random } from './support/random.js';
 
 async function collect<T>(
   src: Iterable<unknown> | AsyncIterable<unknown>,
@@ -40,7 +41,7 @@ describe('record streams', () => {
     const client = new KmsHmacClient();
     const { KeyMetadata } = await client.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
     await client.createAlias({ AliasName: 'alias/streams', TargetKeyId: KeyMetadata.KeyId });
-    const records = Array.from({ length: 10_000 }, (_, i) => (i % 997 === 0 ? randomBytes(5000) : `record ${i}`));
+    const records = Array.from({ length: 10_000 }, (_, i) => (i % 997 === 0 ? random.bytes(5000) : `record ${i}`));
     const signer = createSignStream({ client, keyId: 'alias/streams', batchSize: 256 });
     const signed = await collect<SignedRecord>(records, signer);
     expect(signed.length).toBe(records.length);
@@ -59,7 +60,7 @@ describe('record streams', () => {
     // another stream id: nothing verifies
     const other = await collect<VerifiedRecord>(
       tampered.slice(0, 5),
-      createVerifyStream({ client, keyId: KeyMetadata.Arn, streamId: randomBytes(16) }),
+      createVerifyStream({ client, keyId: KeyMetadata.Arn, streamId: random.bytes(16) }),
     );
     expect(other.every((v) => !v.valid)).toBe(true);
     await client.close();
@@ -131,7 +132,7 @@ describe('record streams', () => {
 
   it('checkpoints: every N records and at the end, after the records they seal, chained, each verifiable on its own', async () => {
     const engine = engineFromMacKey(
-      createMacKey('HMAC_SHA_256', randomBytes(32)),
+      createMacKey('HMAC_SHA_256', random.bytes(32)),
       'arn:aws:kms:us-east-1:111122223333:key/cp',
       'HMAC_SHA_256',
     );
@@ -189,7 +190,7 @@ describe('record streams', () => {
 
   it('a checkpoint for records that wait, after checkpointIntervalMs, without the stream ending', async () => {
     const engine = engineFromMacKey(
-      createMacKey('HMAC_SHA_256', randomBytes(32)),
+      createMacKey('HMAC_SHA_256', random.bytes(32)),
       'arn:aws:kms:us-east-1:111122223333:key/cp',
       'HMAC_SHA_256',
     );

@@ -3,7 +3,6 @@
  * exactly, and an intact log never gives an issue. An independent oracle
  * (node:crypto, written from docs/log-format.md) checks the sidecar bytes.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,14 +14,15 @@ import { signLog } from '../src/logs/sign.js';
 import { verifyLog, type VerifyReport } from '../src/logs/verify.js';
 import type { Framing } from '../src/logs/format.js';
 import { blocks, v1Sidecar, v2Sidecar } from './log-oracle.js';
+import { random } from './support/random.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-logs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const material = randomBytes(32);
+const material = random.bytes(32);
 const ARN = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000001';
 const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', material), ARN, 'HMAC_SHA_256');
-const otherEngine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), ARN, 'HMAC_SHA_256');
+const otherEngine = engineFromMacKey(createMacKey('HMAC_SHA_256', random.bytes(32)), ARN, 'HMAC_SHA_256');
 
 let fileNo = 0;
 function chunks(buf: Buffer, size = 7): Readable {
@@ -63,7 +63,7 @@ describe('intact logs verify with no issue', () => {
     ['no trailing newline', Buffer.from('a\nb\nc')],
     ['CRLF', Buffer.from('a\r\nb\r\n\r\nc\r\n')],
     ['blank lines', Buffer.from('\n\n\n')],
-    ['binary bytes', Buffer.concat([randomBytes(5000), Buffer.from('\n'), Buffer.from([0, 255, 13, 10, 0])])],
+    ['binary bytes', Buffer.concat([random.bytes(5000), Buffer.from('\n'), Buffer.from([0, 255, 13, 10, 0])])],
     [
       'records of 4096 and 4097 bytes',
       Buffer.from(`${'a'.repeat(4095)}\n${'b'.repeat(4096)}\n${'c'.repeat(4070)}\n${'d'.repeat(4071)}\n`),
@@ -135,7 +135,7 @@ describe('sidecar bytes match an independent node:crypto implementation of docs/
 });
 
 describe('version-1 sidecars (written by earlier releases) still verify', () => {
-  const sid = randomBytes(16);
+  const sid = random.bytes(16);
   const base = lines(60);
   const v1 = join(dir, 'v1.mac');
   writeFileSync(v1, v1Sidecar(join_(base), material, sid, ARN));

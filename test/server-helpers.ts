@@ -10,10 +10,15 @@ import { existsSync, statSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { track } from './support/process-group.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const CRED = { accessKeyId: 'AKIDKMSHMACTEST', secretAccessKey: 'kms-hmac-test-secret/with+chars=' };
-export const CRED2 = { accessKeyId: 'AKIDSECOND', secretAccessKey: 'second-secret', sessionToken: 'session-token-xyz' };
+export const CRED2 = {
+  accessKeyId: 'AKIDSECOND',
+  secretAccessKey: 'second-secret-of-the-tests',
+  sessionToken: 'session-token-xyz',
+};
 
 class Sha256 {
   private h;
@@ -88,6 +93,14 @@ export function rawRequest(
   },
 ): Promise<RawResponse> {
   const u = new URL(url);
+  // Headers given as pairs are sent as they are: declare the body's length as every AWS client does (not chunked).
+  let headers = opts.headers;
+  if (
+    Array.isArray(headers) &&
+    opts.body !== undefined &&
+    !headers.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k))
+  )
+    headers = [...headers, ['content-length', String(Buffer.byteLength(opts.body))]];
   return new Promise((resolvePromise, reject) => {
     const req = http.request(
       {
@@ -95,9 +108,9 @@ export function rawRequest(
         port: u.port,
         method: opts.method ?? 'POST',
         path: opts.path ?? '/',
-        headers: opts.headers as http.OutgoingHttpHeaders,
+        headers: headers as http.OutgoingHttpHeaders,
         agent: opts.agent ?? false,
-        setHost: !hasHost(opts.headers),
+        setHost: !hasHost(headers),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -222,6 +235,7 @@ export function amzNow(): string {
 export interface ServeChild {
   proc: ChildProcess;
   url: string;
+  stdout: () => string;
   stderr: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -232,16 +246,19 @@ export interface ServeChild {
  */
 export function startServe(args: string[], home: string, env: NodeJS.ProcessEnv = {}): Promise<ServeChild> {
   const quiet = args.includes('--log') ? [] : ['--quiet'];
-  const proc = spawn(process.execPath, [builtServeEntry(), '--port', '0', ...quiet, ...args], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: home,
-      KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
-      KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = track(
+    spawn(process.execPath, [builtServeEntry(), '--port', '0', ...quiet, ...args], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: home,
+        KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
+        KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
+        ...env,
+      },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
@@ -255,7 +272,7 @@ export function startServe(args: string[], home: string, env: NodeJS.ProcessEnv 
       const m = /listening on (http:\/\/[^ ]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ proc, url: m[1]!, stderr: () => err, exited });
+        resolve({ proc, url: m[1]!, stdout: () => out, stderr: () => err, exited });
       }
     });
     void exited.then(({ code }) => {

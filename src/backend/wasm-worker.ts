@@ -1,7 +1,7 @@
 /**
- * An async worker of the WebAssembly backend: one engine instance, taking
+ * An async worker of the WebAssembly backend: one instance of the module, taking
  * units of the batches it is sent until none is left, reading inputs from
- * and writing results to shared memory (src/backend/wasm-engine.ts
+ * and writing results to shared memory (src/backend/wasm-hmac.ts
  * BatchJob). Its reply carries no data, only the batch's id.
  *
  * A real module file (dist/backend/wasm-worker.js once built), started with
@@ -9,14 +9,14 @@
  * tools, bundlers and minifiers see and keep it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type BatchJob, runUnits, WA, WasmEngine, type WasmModule } from './wasm-engine.js';
+import { type BatchJob, runUnits, WA, WasmHmac, type WasmModule } from './wasm-hmac.js';
 
 const port = parentPort!;
-const engine = new WasmEngine(new WA!.Instance((workerData as { module: WasmModule }).module, {}));
+const hmac = new WasmHmac(new WA!.Instance((workerData as { module: WasmModule }).module, {}));
 
 port.on('message', (job: BatchJob) => {
   try {
-    runUnits(engine, job);
+    runUnits(hmac, job);
     port.postMessage({ id: job.id });
   } catch (error) {
     port.postMessage({ id: job.id, error: error instanceof Error ? error.message : String(error) });

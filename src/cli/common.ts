@@ -7,12 +7,13 @@
  *   2  usage or input error (bad flags, unreadable file, ValidationException, not a sidecar)
  *   3  key or service error (NotFoundException, DisabledException, KMSInvalidStateException,
  *      InvalidKeyUsageException, key store errors, anything unexpected)
+ *   4  `serve --exit-on-tamper`: the key store failed authentication while serving
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { MacAlgorithm } from '../backend/types.js';
 import { KmsHmacClient, type KmsHmacClientOptions } from '../client/client.js';
-import { readPassphraseFile } from '../keystore/crypto.js';
+import { readPassphraseFile, usePassphraseFile } from '../keystore/crypto.js';
 import { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from '../keystore/index.js';
 import { defaultKeyStorePath } from './paths.js';
 
@@ -20,6 +21,7 @@ export const EXIT_OK = 0;
 export const EXIT_VERIFY_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_KEY = 3;
+export const EXIT_TAMPERED = 4;
 
 /** An error with a chosen exit code and a message printed as is. */
 export class CliError extends Error {
@@ -75,9 +77,8 @@ export function addKeyStoreOptions(program: Command): void {
   program.hook('preAction', (_program, action) => {
     const file = (action.opts() as { passphraseFile?: string }).passphraseFile;
     if (file === undefined) return;
-    readPassphraseFile(file).fill(0); // unreadable or empty: a usage error now, not deep inside the command
-    process.env[PASSPHRASE_FILE_ENV] = resolve(file);
-    delete process.env[PASSPHRASE_ENV];
+    readPassphraseFile(file).fill(0); // unreadable, open to others or empty: a usage error now, not deep inside the command
+    usePassphraseFile(resolve(file));
   });
 }
 
@@ -110,7 +111,13 @@ export async function withClient<T>(
   }
 }
 
-const INPUT_ERRORS = new Set(['ValidationException', 'SerializationException', 'LogInputError', 'SidecarFormatError']);
+const INPUT_ERRORS = new Set([
+  'ValidationException',
+  'SerializationException',
+  'LogInputError',
+  'SidecarFormatError',
+  'PassphraseFileError',
+]);
 
 /** The exit code for an error thrown by a command. */
 export function exitCodeFor(err: unknown): number {

@@ -2,7 +2,8 @@
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { Command, Option } from 'commander';
 import type { KmsHmacClient } from '../client/client.js';
-import { resolvePassphrase } from '../keystore/crypto.js';
+import { readPassphraseFile, resolvePassphrase } from '../keystore/crypto.js';
+import type { DurableKeyStore } from '../keystore/durable.js';
 import { describeKeyStore, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from '../keystore/index.js';
 import {
   CliError,
@@ -190,17 +191,32 @@ export function keysCommand(): Command {
       .description(
         'import key material into an EXTERNAL key (wrapped with RSAES_OAEP_SHA_256 / RSA_2048 as KMS requires)',
       )
-      .option('--material <file>', 'raw key material bytes (`-` for stdin)')
-      .option('--material-hex <hex>', 'key material as hex')
-      .option('--material-base64 <b64>', 'key material as base64')
+      .option('--material-file <file>', 'the raw key material bytes, from a file or `-` (stdin)')
+      .addOption(new Option('--material <file>', 'the same as --material-file').hideHelp())
+      .option(
+        '--material-hex <hex>',
+        'key material as hex; deprecated, goes away in the next major version: argv is visible to other users',
+      )
+      .option(
+        '--material-base64 <b64>',
+        'key material as base64; deprecated, goes away in the next major version: argv is visible to other users',
+      )
       .option('--valid-to <date>', 'material expires then (ISO 8601); default: never expires')
       .action(
         act(async (c, f) => {
           let material: Buffer;
+          const file = (f.materialFile ?? f.material) as string | undefined;
+          if (f.materialHex || f.materialBase64) {
+            process.emitWarning(
+              `--material-${f.materialHex ? 'hex' : 'base64'} puts key material in argv, where other users of this machine can read it (ps, /proc): ` +
+                'use --material-file FILE, or --material-file - and stdin. The flag goes away in the next major version.',
+              { type: 'DeprecationWarning', code: 'KMS_HMAC_MATERIAL_IN_ARGV' },
+            );
+          }
           if (f.materialHex) material = Buffer.from(f.materialHex as string, 'hex');
           else if (f.materialBase64) material = Buffer.from(f.materialBase64 as string, 'base64');
-          else if (f.material) material = await readInput(f.material as string);
-          else throw new CliError('keys import: give --material FILE, --material-hex or --material-base64', EXIT_USAGE);
+          else if (file) material = await readInput(file);
+          else throw new CliError('keys import: give --material-file FILE (or - for stdin)', EXIT_USAGE);
           const keyId = await resolveKeyId(c, f.keyId as string);
           const params = (await c.getParametersForImport({
             KeyId: keyId,
@@ -255,6 +271,33 @@ export function keysCommand(): Command {
           },
           { encryptExisting: true },
         );
+      }),
+  );
+  keys.addCommand(
+    common(new Command('rekey'))
+      .description(
+        "change an encrypted key store's passphrase (the current one from --passphrase-file or the environment); " +
+          'it is re-sealed with the current scrypt cost in one atomic commit',
+      )
+      .requiredOption('--new-passphrase-file <path>', 'the new passphrase (a file only you can read)')
+      .action(async (flags: F) => {
+        const next = readPassphraseFile(flags.newPassphraseFile as string);
+        try {
+          await withClient(flags, async (c) => {
+            const store = c.keyStore as Partial<DurableKeyStore>;
+            if (typeof store.rekey !== 'function')
+              throw new CliError('keys rekey: the key store has no passphrase to change', EXIT_USAGE);
+            await store.rekey(next);
+            printJson({
+              KeyStore: describeKeyStore(keystorePath(flags)),
+              Encrypted: true,
+              Keys: c.keyStore.listKeys().length,
+              Scrypt: store.scrypt,
+            });
+          });
+        } finally {
+          next.fill(0);
+        }
       }),
   );
   return keys;

@@ -8,7 +8,9 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeKeyStore } from '../keystore/index.js';
-import { addKeyStoreOptions, KEYSTORE_OPTION, printWarningsPlainly } from './common.js';
+import { healthMessage } from '../keystore/health.js';
+import { QUOTAS } from '../kms/quotas.js';
+import { addKeyStoreOptions, EXIT_TAMPERED, KEYSTORE_OPTION, printWarningsPlainly } from './common.js';
 import { defaultKeyStorePath } from './paths.js';
 import {
   DEFAULT_ACCOUNT_ID,
@@ -30,7 +32,8 @@ import {
 interface ServeFlags {
   host: string;
   port: number;
-  keystore: string;
+  allowedHost: string[];
+  keystore?: string;
   region: string;
   accountId: string;
   accessKeyId?: string;
@@ -45,6 +48,17 @@ interface ServeFlags {
   maxConnections: number;
   headersTimeout: number;
   requestTimeout: number;
+  exitOnTamper?: boolean;
+  keysQuota: number;
+  aliasesPerKeyQuota: number;
+  tagsPerKeyQuota: number;
+  importParametersRate: number;
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0)) throw new InvalidArgumentError('expected a positive number');
+  return n;
 }
 
 function intArg(min: number, max: number) {
@@ -80,13 +94,19 @@ export function serveCommand(): Command {
     .description('Serve the AWS KMS HMAC API over HTTP (AWS JSON 1.1, SigV4), for the AWS CLI and SDKs')
     .option('--host <host>', 'address to bind (loopback unless told otherwise)', DEFAULT_HOST)
     .option('--port <port>', 'port (0 picks a free one; the startup line says which)', intArg(0, 65535), DEFAULT_PORT)
+    .option(
+      '--allowed-host <name>',
+      'a host name or address clients may address requests to, besides loopback ones (repeatable; any port)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region of key ARNs and of the SigV4 credential scope', DEFAULT_REGION)
     .option('--account-id <id>', 'account id in key ARNs', DEFAULT_ACCOUNT_ID)
     .option('--access-key-id <id>', `accepted access key id (or env ${ENV_ACCESS_KEY_ID})`)
     .option(
       '--secret-access-key <secret>',
-      `its secret (prefer env ${ENV_SECRET_ACCESS_KEY}: argv is visible to other users)`,
+      `its secret; deprecated, goes away in the next major version: argv is visible to other users (use env ${ENV_SECRET_ACCESS_KEY})`,
     )
     .option(
       '--credentials-file <file>',
@@ -95,7 +115,7 @@ export function serveCommand(): Command {
     .addOption(
       new Option(
         '--auth <mode>',
-        'sigv4: verify signatures; any: accept any well-formed, in-window signature (local emulator only)',
+        'sigv4: verify signatures; any: accept any well-formed, in-window signature (local emulator: loopback only, keys in memory unless --keystore)',
       )
         .choices(['sigv4', 'any'])
         .default('sigv4'),
@@ -118,28 +138,93 @@ export function serveCommand(): Command {
       intArg(1, 600_000),
       REQUEST_TIMEOUT_MS,
     )
+    .option(
+      '--keys-quota <n>',
+      'KMS keys in the store, in any state (AWS: 100,000)',
+      intArg(1, 100_000_000),
+      QUOTAS.keys,
+    )
+    .option('--aliases-per-key-quota <n>', 'aliases per KMS key (AWS: 50)', intArg(1, 1_000_000), QUOTAS.aliasesPerKey)
+    .option('--tags-per-key-quota <n>', 'tags per KMS key (AWS: 50)', intArg(1, 1_000_000), QUOTAS.tagsPerKey)
+    .option(
+      '--import-parameters-rate <per-second>',
+      'GetParametersForImport requests per key and second (AWS: 0.25)',
+      positiveNumber,
+      QUOTAS.getParametersForImportPerSecond,
+    )
+    .option(
+      '--exit-on-tamper',
+      `stop (exit ${EXIT_TAMPERED}) when the key store fails authentication while running, instead of serving on from its last authenticated snapshot`,
+    )
     .addHelpText(
       'after',
       `
 Credentials: ${ENV_ACCESS_KEY_ID} / ${ENV_SECRET_ACCESS_KEY} (and ${ENV_SESSION_TOKEN}),
-or --access-key-id/--secret-access-key, or --credentials-file. Without any, the server
-refuses to start unless --auth any is given. A request with no credentials or unknown ones is
-answered at once (its body is never read) and its connection closed.
+or --credentials-file. Secrets need at least 16 characters. Without any credentials, the
+server refuses to start unless --auth any is given (loopback only; keys in memory unless
+--keystore names a store). A request with no credentials or unknown ones is answered at once
+(its body is never read) and its connection closed, and so is a request addressed to a host
+that is neither loopback nor an --allowed-host (403).
+
+Exit codes: 0 stopped by SIGTERM/SIGINT; 2 bad flags or could not start; ${EXIT_TAMPERED} the key store
+failed authentication while running (--exit-on-tamper).
 
 Example:
-  ${ENV_ACCESS_KEY_ID}=AKIDLOCAL ${ENV_SECRET_ACCESS_KEY}=local-secret kms-hmac serve --port 4599
-  AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local-secret \\
+  export ${ENV_ACCESS_KEY_ID}=AKIDLOCAL ${ENV_SECRET_ACCESS_KEY}=$(head -c 30 /dev/urandom | base64)
+  kms-hmac serve --port 4599 &
+  AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=$${ENV_SECRET_ACCESS_KEY} \\
     aws kms create-key --key-spec HMAC_256 --key-usage GENERATE_VERIFY_MAC --endpoint-url http://127.0.0.1:4599`,
     )
     .action(async (flags: ServeFlags, command: Command) => {
       let options: StartServerOptions;
+      let server: StartedServer | undefined;
+      let stopping = false;
+      const stop = (why: string, code: number) => {
+        if (stopping) return;
+        stopping = true;
+        process.stderr.write(`kms-hmac serve: ${why}\n`);
+        const exit = (c: number) => process.exit(c);
+        if (!server) return exit(code);
+        server.close().then(
+          () => {
+            process.stderr.write('kms-hmac serve: stopped\n');
+            exit(code);
+          },
+          (err) => {
+            process.stderr.write(`kms-hmac serve: shutdown failed: ${String(err)}\n`);
+            exit(code === 0 ? 1 : code);
+          },
+        );
+      };
+      if (flags.secretAccessKey !== undefined) {
+        process.emitWarning(
+          `--secret-access-key puts the secret in argv, where other users of this machine can read it (ps, /proc): ` +
+            `use ${ENV_SECRET_ACCESS_KEY} or --credentials-file. The flag goes away in the next major version.`,
+          { type: 'DeprecationWarning', code: 'KMS_HMAC_SECRET_IN_ARGV' },
+        );
+      }
+      // Emulator mode never serves the user's own keys (the default store, or $KMS_HMAC_KEYSTORE, that sign and verify use).
+      const emulator = flags.auth === 'any';
+      if (emulator && flags.keystore === undefined && process.env.KMS_HMAC_KEYSTORE) {
+        process.emitWarning(
+          '--auth any does not use $KMS_HMAC_KEYSTORE: keys are kept in memory (pass --keystore to choose a store)',
+          { type: 'ServerWarning', code: 'KMS_HMAC_AUTH_ANY_KEYSTORE' },
+        );
+      }
       try {
         options = {
           host: flags.host,
           port: flags.port,
-          keyStore: flags.keystore ?? defaultKeyStorePath(),
+          allowedHosts: flags.allowedHost,
+          keyStore: flags.keystore ?? (emulator ? undefined : defaultKeyStorePath()),
           region: flags.region,
           accountId: flags.accountId,
+          quotas: {
+            keys: flags.keysQuota,
+            aliasesPerKey: flags.aliasesPerKeyQuota,
+            tagsPerKey: flags.tagsPerKeyQuota,
+            getParametersForImportPerSecond: flags.importParametersRate,
+          },
           credentials: credentialsFromFlags(flags, process.env),
           auth: flags.auth,
           workers: flags.workers,
@@ -148,25 +233,15 @@ Example:
           maxConnections: flags.maxConnections,
           headersTimeoutMs: flags.headersTimeout,
           requestTimeoutMs: flags.requestTimeout,
+          onKeyStoreHealth: (h) => {
+            if (flags.exitOnTamper && h.state === 'tampered')
+              stop(`${healthMessage(h)}: stopping (--exit-on-tamper)`, EXIT_TAMPERED);
+          },
         };
         if (flags.credentialsFile !== undefined) options.credentialsFile = flags.credentialsFile;
       } catch (err) {
         command.error(`kms-hmac serve: ${(err as Error).message}`, { exitCode: 2 });
       }
-      if (flags.auth === 'any') {
-        process.stderr.write(
-          '\n' +
-            '!!! kms-hmac serve: --auth any — SIGNATURES ARE NOT VERIFIED.\n' +
-            '!!! Any well-formed, in-window SigV4 request is accepted, whoever signed it.\n' +
-            '!!! Local emulator use only: never expose this endpoint beyond loopback.\n\n',
-        );
-      }
-      if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(flags.host)) {
-        process.stderr.write(
-          `kms-hmac serve: binding to ${flags.host}, which is not loopback: other machines can reach this endpoint\n`,
-        );
-      }
-      let server: StartedServer;
       try {
         server = await startServer(options!);
       } catch (err) {
@@ -176,9 +251,10 @@ Example:
         command.error(`kms-hmac serve: ${msg}`, { exitCode: 2 });
       }
       const nCred = options!.auth === 'any' ? 'any signature (emulator mode)' : 'SigV4';
+      const store = options!.keyStore === undefined ? 'in memory' : describeKeyStore(options!.keyStore as string);
       process.stdout.write(
-        `kms-hmac serve: listening on ${server.url} (region ${options!.region}, account ${options!.accountId}, ` +
-          `key store ${describeKeyStore(options!.keyStore as string)}, auth ${nCred}, workers ${server.workers})\n`,
+        `kms-hmac serve: listening on ${server!.url} (region ${options!.region}, account ${options!.accountId}, ` +
+          `key store ${store}, auth ${nCred}, workers ${server!.workers})\n`,
       );
       let signals = 0;
       const shutdown = (sig: NodeJS.Signals) => {
@@ -186,17 +262,7 @@ Example:
           process.stderr.write(`kms-hmac serve: second ${sig}, exiting now\n`);
           process.exit(1);
         }
-        process.stderr.write(`kms-hmac serve: ${sig}: finishing in-flight requests\n`);
-        server!.close().then(
-          () => {
-            process.stderr.write('kms-hmac serve: stopped\n');
-            process.exit(0);
-          },
-          (err) => {
-            process.stderr.write(`kms-hmac serve: shutdown failed: ${String(err)}\n`);
-            process.exit(1);
-          },
-        );
+        stop(`${sig}: finishing in-flight requests`, 0);
       };
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);

@@ -1,8 +1,9 @@
 /**
  * KmsHmacClient: the AWS KMS HMAC API (GenerateMac/VerifyMac and the key
  * management around them) with `@aws-sdk/client-kms`'s input and output
- * shapes, computed locally. Behaviour follows ../shared/spec/kms-semantics.md;
- * choices where AWS is not documented are listed in docs/compatibility.md.
+ * shapes, computed locally. Behaviour follows AWS KMS as its API reference,
+ * the SDK's service model and recorded responses show it; the choices where
+ * AWS is not documented are listed in docs/compatibility.md.
  *
  * This class is the public surface: options, store ownership, `send()` /
  * `execute()` dispatch and the client's lifetime. The operations live in one
@@ -17,13 +18,14 @@ import { inspect } from 'node:util';
 import { getBackend, type BackendChoice } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
 import { openKeyStore, type OpenKeyStoreOptions } from '../keystore/index.js';
-import type { HmacKeySpec, KeyStore, Tag } from '../keystore/types.js';
+import type { HmacKeySpec, KeyStore, KeyStoreHealth, Tag } from '../keystore/types.js';
 import { ClientContext } from '../kms/context.js';
 import { kmsError } from '../kms/errors.js';
 import { partitionOf } from '../kms/identifiers.js';
 import { ImportOperations, type ImportKeyMaterialInput } from '../kms/import-operations.js';
 import { KeyOperations, type CreateKeyInput } from '../kms/key-operations.js';
 import { OPERATION_NAMES, OPERATIONS } from '../kms/operations.js';
+import { resolveQuotas, type Quotas } from '../kms/quotas.js';
 import { SPEC_ALGORITHM, type KeyMetadata } from '../kms/keys.js';
 import {
   MacOperations,
@@ -39,6 +41,7 @@ import {
 
 export type { KeyMetadata } from '../kms/keys.js';
 export type { CreateKeyInput } from '../kms/key-operations.js';
+export type { Quotas } from '../kms/quotas.js';
 export type { ImportKeyMaterialInput } from '../kms/import-operations.js';
 export type {
   GenerateMacBatchInput,
@@ -69,6 +72,13 @@ export interface KmsHmacClientOptions {
   requireNative?: boolean;
   /** Epoch milliseconds; injectable for tests (deletion windows, token and material expiry). */
   clock?: () => number;
+  /**
+   * AWS's resource quotas, and GetParametersForImport's request rate, with
+   * AWS's defaults: `{ keys: 100_000, aliasesPerKey: 50, tagsPerKey: 50,
+   * getParametersForImportPerSecond: 0.25 }`. Past one, LimitExceededException
+   * (the rate: ThrottlingException).
+   */
+  quotas?: Partial<Quotas>;
 }
 
 /** Internal hook for the fast path (src/client/fast-path.ts). */
@@ -103,8 +113,9 @@ export class KmsHmacClient {
     this.#ownsStore = !(typeof options.keyStore === 'object' && options.keyStore !== null);
     // Resolved before the store opens, so a missing required addon leaves nothing open.
     const backend = getBackend({ backend: options.backend, requireNative: options.requireNative });
+    const quotas = resolveQuotas(options.quotas);
     const store = openKeyStore(options.keyStore, options.keyStoreOptions);
-    this.#ctx = new ClientContext(store, options.clock ?? Date.now, scope, backend);
+    this.#ctx = new ClientContext(store, options.clock ?? Date.now, scope, backend, quotas);
     this.#mac = new MacOperations(this.#ctx);
     this.#keys = new KeyOperations(this.#ctx);
     this.#import = new ImportOperations(this.#ctx);
@@ -113,6 +124,17 @@ export class KmsHmacClient {
   /** The store this client reads and writes. */
   get keyStore(): KeyStore {
     return this.#ctx.store;
+  }
+
+  /**
+   * How the key store is doing: `ok`, `degraded` (the database is lost; MACs
+   * come from the snapshot) or `tampered` (a background reload failed
+   * authentication). Each change is also told once to
+   * `keyStoreOptions.onHealthChange`, or emitted as a process warning.
+   */
+  keyStoreHealth(): KeyStoreHealth {
+    const store = this.#ctx.store;
+    return store.health?.() ?? { store: store.constructor.name, state: 'ok', reloadFailures: 0 };
   }
 
   /**

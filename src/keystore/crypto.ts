@@ -26,14 +26,20 @@ import {
   scryptSync,
   timingSafeEqual,
 } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { createMacKey, type MacKey } from '../mac/key.js';
-import { KeyStoreError } from './errors.js';
+import { KeyStoreError, PassphraseFileError } from './errors.js';
 
 export const PASSPHRASE_ENV = 'KMS_HMAC_PASSPHRASE';
 export const PASSPHRASE_FILE_ENV = 'KMS_HMAC_PASSPHRASE_FILE';
 
-export const DEFAULT_SCRYPT: Readonly<ScryptParams> = Object.freeze({ N: 1 << 15, r: 8, p: 1 });
+/**
+ * The scrypt cost of stores created, encrypted or rekeyed from now on:
+ * OWASP's minimum for scrypt (N=2^17, r=8, p=1; 128 MiB, docs/key-stores.md
+ * has the open time). Existing stores keep the cost recorded in their header
+ * (kms-hmac 0.1 used N=2^15) until `kms-hmac keys rekey`.
+ */
+export const DEFAULT_SCRYPT: Readonly<ScryptParams> = Object.freeze({ N: 1 << 17, r: 8, p: 1 });
 const CHECK_PLAINTEXT = Buffer.from('kms-hmac-keystore passphrase check v1');
 const UNENCRYPTED_MASTER = createHash('sha256').update('kms-hmac-keystore v2: no passphrase').digest();
 
@@ -62,6 +68,36 @@ export interface EncryptionHeader {
 }
 
 /**
+ * `KMS_HMAC_PASSPHRASE` as this process last found it. Once read it is taken
+ * out of the environment, so that cluster workers and child processes do not
+ * inherit it (`serve --workers` hands it to its workers over IPC); later
+ * reads in this process get it from here, unless the variable is set again
+ * (the new value replaces it) or a passphrase file is set.
+ */
+let passphraseFromEnv: string | undefined;
+
+/** The variable if it is set now (taken out of process.env), and the value it last had. */
+function envPassphrase(env: NodeJS.ProcessEnv): { now: string | undefined; last: string | undefined } {
+  const now = env[PASSPHRASE_ENV];
+  if (env !== process.env) return { now, last: now };
+  if (now !== undefined) {
+    passphraseFromEnv = now;
+    delete env[PASSPHRASE_ENV];
+  }
+  return { now, last: passphraseFromEnv };
+}
+
+/**
+ * From now on, this process (and what it starts) reads the passphrase from
+ * `path`, whatever `KMS_HMAC_PASSPHRASE` said (the CLI's --passphrase-file).
+ */
+export function usePassphraseFile(path: string): void {
+  process.env[PASSPHRASE_FILE_ENV] = path;
+  delete process.env[PASSPHRASE_ENV];
+  passphraseFromEnv = undefined;
+}
+
+/**
  * The passphrase to use: the option if given (`null`: none, whatever the
  * environment says), else `KMS_HMAC_PASSPHRASE_FILE` (the file's contents,
  * one trailing newline dropped), else `KMS_HMAC_PASSPHRASE`. Setting both
@@ -76,22 +112,41 @@ export function resolvePassphrase(
   if (p instanceof Uint8Array) return p.byteLength ? Buffer.from(p) : undefined;
   if (p !== undefined) throw new TypeError('passphrase must be a string, a Uint8Array or null');
   const file = env[PASSPHRASE_FILE_ENV];
-  const value = env[PASSPHRASE_ENV];
-  if (file && value) throw new TypeError(`set ${PASSPHRASE_ENV} or ${PASSPHRASE_FILE_ENV}, not both`);
+  const value = envPassphrase(env);
+  if (file && value.now) throw new TypeError(`set ${PASSPHRASE_ENV} or ${PASSPHRASE_FILE_ENV}, not both`);
   if (file) return readPassphraseFile(file);
-  return value ? Buffer.from(value, 'utf8') : undefined;
+  return value.last ? Buffer.from(value.last, 'utf8') : undefined;
 }
 
-/** A passphrase file's bytes without one trailing newline (`echo secret > file` adds one). */
+/**
+ * A passphrase file's bytes without one trailing newline (`echo secret >
+ * file` adds one). A file that group or others may read is refused
+ * (PassphraseFileError), as ssh refuses such a private key: whoever reads it
+ * can decrypt the store.
+ */
 export function readPassphraseFile(path: string): Buffer {
-  let bytes = readFileSync(path);
+  const fd = openSync(path, 'r');
+  let bytes: Buffer;
+  try {
+    const mode = fstatSync(fd).mode;
+    if (process.platform !== 'win32' && (mode & 0o044) !== 0) {
+      const octal = (mode & 0o777).toString(8).padStart(4, '0');
+      throw new PassphraseFileError(
+        path,
+        `is readable by group or others (mode ${octal}): chmod 600 ${path} (or 400; a Kubernetes secret: defaultMode 0400)`,
+      );
+    }
+    bytes = readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   const end = bytes.at(-1) === 0x0a ? (bytes.at(-2) === 0x0d ? 2 : 1) : 0;
   if (end) {
     const trimmed = Buffer.from(bytes.subarray(0, bytes.length - end));
     bytes.fill(0);
     bytes = trimmed;
   }
-  if (bytes.length === 0) throw new TypeError(`passphrase file ${path} is empty`);
+  if (bytes.length === 0) throw new PassphraseFileError(path, 'is empty');
   return bytes;
 }
 
@@ -215,7 +270,7 @@ export class StoreKeys {
   /** Records decode with their secrets sealed until first read (codec.ts, records.ts LazySecret). */
   readonly lazy = true;
   #seal: Buffer | undefined;
-  /** HMAC-SHA-256 under the row key, on this package's own HMAC engine: a whole store hashes in one batch. */
+  /** HMAC-SHA-256 under the row key, on this package's own HMAC backend: a whole store hashes in one batch. */
   #rows: MacKey | undefined;
   #head: Buffer;
 
@@ -281,7 +336,7 @@ export class StoreKeys {
     return Buffer.from(this.#rowKey().mac(Buffer.from(rowText(kind, id, rev, body))));
   }
 
-  /** H of many rows at once (one call into the HMAC engine per chunk); hash i at i * 32. */
+  /** H of many rows at once (one call into the backend per chunk); hash i at i * 32. */
   rowHashes(kind: RowKind, rows: readonly { id: string; rev: number; body: string }[]): Buffer {
     const out = Buffer.allocUnsafe(rows.length * 32);
     const CHUNK = 16_384;

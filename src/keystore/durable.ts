@@ -2,13 +2,16 @@
  * What the two durable stores (FileKeyStore, PostgresKeyStore) share: the
  * in-memory replica every read is served from, whether it may be read yet
  * (or still), the state a user can inspect, and how the store shows itself.
- * The engines (SQLite, PostgreSQL) are the subclasses' business.
+ * The databases (SQLite, PostgreSQL) are the subclasses' business.
  */
 import { inspect } from 'node:util';
+import type { StoreKeys } from './crypto.js';
 import { KeyStoreError, KeyStoreNotReadyError } from './errors.js';
+import { HealthTracker } from './health.js';
 import { replicaOptions, warnIfCreatedUnencrypted, type KeyStoreOptions, type ReplicaOptions } from './options.js';
 import { Replica } from './replica.js';
-import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
+import { rekeyStore } from './rekey.js';
+import type { AliasRecord, KeyRecord, KeyStore, KeyStoreHealth, KeyStoreTransaction } from './types.js';
 
 export abstract class DurableKeyStore implements KeyStore {
   /** The store as it may be shown: a file path, or a URL without its password. */
@@ -21,12 +24,14 @@ export abstract class DurableKeyStore implements KeyStore {
   #closed = false;
   #created = false;
   #loadError: Error | undefined;
+  readonly #health: HealthTracker;
 
   protected constructor(name: string, options: KeyStoreOptions) {
     this.#name = name;
     this.#options = options;
     this.settings = replicaOptions(name, options);
     this.replica = new Replica(this.settings);
+    this.#health = new HealthTracker(name, options.onHealthChange);
   }
 
   /** Whether secrets are encrypted at rest and the whole store authenticated under the passphrase. */
@@ -47,6 +52,30 @@ export abstract class DurableKeyStore implements KeyStore {
   /** The error of the last failed background catch-up (reads keep the last good state), if any. */
   get lastLoadError(): Error | undefined {
     return this.#loadError;
+  }
+
+  /** How the store is doing: ok, degraded (unreachable) or tampered (a reload failed authentication). */
+  health(): KeyStoreHealth {
+    return this.#health.get();
+  }
+
+  /** The scrypt cost of an encrypted store's passphrase (as recorded in the store). */
+  get scrypt(): { N: number; r: number; p: number } | undefined {
+    const kdf = this.replica.kdf;
+    return kdf && { N: kdf.N, r: kdf.r, p: kdf.p };
+  }
+
+  /**
+   * Re-seals an encrypted store under a new passphrase, with the current
+   * scrypt cost (or `scrypt`), in one commit: every secret sealed again and
+   * every row authenticated under the new keys. A crash at any instant
+   * leaves the store under exactly one of the two passphrases, with every
+   * key. Other processes that have the store open must be restarted with the
+   * new passphrase (until then their reloads fail: `health()` says tampered).
+   */
+  rekey(passphrase: string | Uint8Array, scrypt?: KeyStoreOptions['scrypt']): Promise<void> {
+    if (this.#closed) return Promise.reject(this.closedError());
+    return rekeyStore(this.#name, this.replica, this.settings, passphrase, scrypt, (keys) => this.rewrite(keys));
   }
 
   getKey(keyId: string): KeyRecord | undefined {
@@ -70,6 +99,8 @@ export abstract class DurableKeyStore implements KeyStore {
   }
 
   abstract transact<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T>;
+  /** One commit that rewrites every row under `keys` (a rekey), under the write lock. */
+  protected abstract rewrite(keys: StoreKeys): Promise<void>;
   abstract ready(): Promise<void>;
   abstract refresh(): Promise<boolean>;
   abstract close(): Promise<void>;
@@ -104,6 +135,7 @@ export abstract class DurableKeyStore implements KeyStore {
   protected opened(created: boolean): void {
     this.#created = created;
     this.#readable = true;
+    this.#health.current();
     warnIfCreatedUnencrypted(this.#name, created, this.encrypted, this.#options);
   }
 
@@ -119,15 +151,17 @@ export abstract class DurableKeyStore implements KeyStore {
     return true;
   }
 
-  /** Zeroes every secret and key held (once the engine is closed). */
+  /** Zeroes every secret and key held (once the database is closed). */
   protected wipe(): void {
     this.replica.destroy();
     this.settings.passphrase?.fill(0);
   }
 
-  /** Records how the last background catch-up went. */
+  /** Records how the last background catch-up (or check) went: the error, or none when the snapshot is current. */
   protected noteLoad(err?: Error): void {
     this.#loadError = err;
+    if (err === undefined) this.#health.current();
+    else this.#health.failed(err);
   }
 
   protected closedError(): KeyStoreError {

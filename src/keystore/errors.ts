@@ -15,7 +15,8 @@ export type KeyStoreErrorCode =
   | 'PASSPHRASE'
   | 'LOCK_TIMEOUT'
   | 'NOT_READY'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  | 'TLS_REQUIRED';
 
 export class KeyStoreError extends Error {
   readonly code: KeyStoreErrorCode;
@@ -47,6 +48,16 @@ export class KeyStorePassphraseError extends KeyStoreError {
   constructor(path: string, reason: string) {
     super('PASSPHRASE', `key store ${path}: ${reason}`);
     this.name = 'KeyStorePassphraseError';
+    this.path = path;
+  }
+}
+
+/** A passphrase file that cannot be used: readable by group or others, or empty. Nothing was opened. */
+export class PassphraseFileError extends KeyStoreError {
+  readonly path: string;
+  constructor(path: string, reason: string) {
+    super('PASSPHRASE', `passphrase file ${path} ${reason}`);
+    this.name = 'PassphraseFileError';
     this.path = path;
   }
 }

@@ -22,7 +22,7 @@ import { mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:f
 import { basename, dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
-import { deriveMaster, deriveMasterSync } from './crypto.js';
+import { deriveMaster, deriveMasterSync, type StoreKeys } from './crypto.js';
 import { DurableKeyStore } from './durable.js';
 import { KeyStoreCorruptError, KeyStoreLockTimeoutError } from './errors.js';
 import { connect, setupSteps } from './file-setup.js';
@@ -145,6 +145,15 @@ export class FileKeyStore extends DurableKeyStore {
   }
 
   transact<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T> {
+    return this.#transact(mutate);
+  }
+
+  protected async rewrite(keys: StoreKeys): Promise<void> {
+    await this.#transact(() => undefined, keys);
+  }
+
+  /** A write transaction; with `rekeyTo`, it rewrites every row under those keys (a rekey). */
+  #transact<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>, rekeyTo?: StoreKeys): Promise<T> {
     if (this.closed) return Promise.reject(this.closedError());
     return this.#mutex.run(async () => {
       // Transactions queued before close() still run; close() waits for them.
@@ -155,11 +164,11 @@ export class FileKeyStore extends DurableKeyStore {
         this.#catchUp();
         const replica = this.replica;
         const { result, changes } = await runTransaction(replica.state, mutate);
-        if (!changes && !replica.needsEncryption) {
+        if (!changes && !replica.needsEncryption && !rekeyTo) {
           db.exec('ROLLBACK');
           return result;
         }
-        prepared = runSteps(prepareSteps(replica, changes), this.#run);
+        prepared = runSteps(prepareSteps(replica, changes, rekeyTo), this.#run);
         for (const [sql, params] of commitStatements(prepared.plan)) this.#statement(sql).run(...params);
         db.exec('COMMIT');
         replica.committed(prepared);
@@ -259,7 +268,9 @@ export class FileKeyStore extends DurableKeyStore {
       this.#caughtUp();
       return changed;
     } catch (err) {
-      throw asCorrupt(this.path, err);
+      const e = asCorrupt(this.path, err);
+      this.noteLoad(e as Error);
+      throw e;
     }
   }
 
@@ -322,12 +333,15 @@ export class FileKeyStore extends DurableKeyStore {
       this.noteLoad(err as Error);
       return;
     }
-    if (dv === this.#dataVersion) return;
+    if (dv === this.#dataVersion) {
+      this.noteLoad(); // checked: nothing new
+      return;
+    }
     void this.#mutex
       .run(async () => {
         if (!this.closed) this.#catchUp();
       })
-      .catch((err: Error) => this.noteLoad(err)); // reads keep the last good state; transact reports it
+      .catch(() => {}); // noted by #catchUp; reads keep the last good state, transact reports it
   }
 
   #dispose(): void {

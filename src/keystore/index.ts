@@ -6,7 +6,8 @@
  */
 import { FileKeyStore, type FileKeyStoreOptions } from './file.js';
 import { MemoryKeyStore } from './memory.js';
-import { isPostgresUrl, PostgresKeyStore, redactUrl, type PostgresKeyStoreOptions } from './postgres.js';
+import { isPostgresUrl, redactUrl } from './pg-url.js';
+import { PostgresKeyStore, type PostgresKeyStoreOptions } from './postgres.js';
 import type { KeyStore } from './types.js';
 
 export type {
@@ -17,6 +18,7 @@ export type {
   KeyRecord,
   KeyState,
   KeyStore,
+  KeyStoreHealth,
   KeyStoreTransaction,
   Tag,
 } from './types.js';
@@ -27,11 +29,14 @@ export {
   KeyStoreNotReadyError,
   KeyStorePassphraseError,
   KeyStoreUnavailableError,
+  PassphraseFileError,
   type KeyStoreErrorCode,
 } from './errors.js';
 export { MemoryKeyStore } from './memory.js';
 export { FileKeyStore, type FileKeyStoreOptions } from './file.js';
-export { PostgresKeyStore, isPostgresUrl, type PostgresKeyStoreOptions } from './postgres.js';
+export { PostgresKeyStore, type PostgresKeyStoreOptions } from './postgres.js';
+export { isPostgresUrl, redactUrl, REQUIRE_TLS_ENV } from './pg-url.js';
+export { healthMessage } from './health.js';
 export { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from './crypto.js';
 export type { KeyStoreOptions } from './options.js';
 

@@ -6,7 +6,7 @@
 import { inspect } from 'node:util';
 import { KeyStoreError } from './errors.js';
 import { Mutex, StoreState, runTransaction, wipeLater } from './state.js';
-import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from './types.js';
+import type { AliasRecord, KeyRecord, KeyStore, KeyStoreHealth, KeyStoreTransaction } from './types.js';
 
 export class MemoryKeyStore implements KeyStore {
   readonly #state = new StoreState();
@@ -24,6 +24,11 @@ export class MemoryKeyStore implements KeyStore {
 
   refresh(): Promise<boolean> {
     return Promise.resolve(false);
+  }
+
+  /** Always ok: there is nothing to reload. */
+  health(): KeyStoreHealth {
+    return { store: 'memory', state: 'ok', reloadFailures: 0 };
   }
 
   getKey(keyId: string): KeyRecord | undefined {

@@ -8,6 +8,7 @@ import {
   type ScryptParams,
 } from './crypto.js';
 import { KeyStorePassphraseError } from './errors.js';
+import type { KeyStoreHealth } from './types.js';
 
 /** Options every durable store takes. */
 export interface KeyStoreOptions {
@@ -20,8 +21,15 @@ export interface KeyStoreOptions {
   passphrase?: string | Uint8Array | null;
   /** How long a write waits for another writer's lock before KeyStoreLockTimeoutError. Default 10 000. */
   lockTimeoutMs?: number;
-  /** scrypt cost for a store created (or encrypted) from now on; existing stores keep theirs. Default N=2^15, r=8, p=1. */
+  /** scrypt cost for a store created, encrypted or rekeyed from now on; existing stores keep theirs. Default N=2^17, r=8, p=1. */
   scrypt?: Partial<ScryptParams>;
+  /**
+   * Called once at each change of `health().state` (a background reload
+   * failed authentication, the database was lost, and the recovery). Without
+   * it, each change is a process warning (KMS_HMAC_KEYSTORE_TAMPERED,
+   * _DEGRADED, _RECOVERED).
+   */
+  onHealthChange?: (health: KeyStoreHealth) => void;
   /**
    * An existing unencrypted store opened with a passphrase is refused, since
    * anyone could have made it. True: accept it and encrypt it (every record

@@ -27,6 +27,7 @@
 import { createRequire } from 'node:module';
 import type pg from 'pg';
 import { deriveMaster, StoreKeys } from './crypto.js';
+import { checkTls, isPostgresUrl, redactText, redactUrl } from './pg-url.js';
 import { KeyStoreCorruptError, KeyStoreError, KeyStoreLockTimeoutError, KeyStoreUnavailableError } from './errors.js';
 import { DurableKeyStore } from './durable.js';
 import { checkTimeout, type KeyStoreOptions } from './options.js';
@@ -59,25 +60,15 @@ export interface PostgresKeyStoreOptions extends KeyStoreOptions {
   queryTimeoutMs?: number;
   /** Extra `pg.Pool` settings (ssl, max, …). Host, port, database, user and password come from the URL or the PG* variables. */
   pool?: Omit<pg.PoolConfig, 'connectionString'>;
+  /**
+   * How often the store asks the database whether anything changed, besides
+   * listening for NOTIFY (a notification lost, or suppressed on the network,
+   * then delays a change by at most this). Default 5000; 0: NOTIFY only.
+   */
+  pollIntervalMs?: number;
 }
 
-/** Whether `spec` names a PostgreSQL store (a `postgres://` or `postgresql://` URL). */
-export function isPostgresUrl(spec: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(spec);
-}
-
-/** The URL as it may be shown: without its password. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/:[^:@/]*@/, ':***@');
-  }
-}
-
-/** `?` placeholders (replica.ts writes SQL for both engines) as PostgreSQL's `$n`. */
+/** `?` placeholders (replica.ts writes SQL for both databases) as PostgreSQL's `$n`. */
 const numbered = new Map<string, string>();
 function pgSql(sql: string): string {
   let out = numbered.get(sql);
@@ -150,6 +141,9 @@ export class PostgresKeyStore extends DurableKeyStore {
   /** The connection URL without its password. */
   readonly url: string;
   readonly #lockTimeoutMs: number;
+  readonly #pollMs: number;
+  /** The URL as given (with its password): only for connecting, and for taking it out of error messages. */
+  readonly #rawUrl: string;
   readonly #pool: pg.Pool;
   readonly #connection: pg.ClientConfig;
   readonly #mutex = new Mutex();
@@ -161,6 +155,7 @@ export class PostgresKeyStore extends DurableKeyStore {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #pendingCatchUp: Promise<boolean> | undefined;
   #catchUpAgain = false;
+  #pollTimer: NodeJS.Timeout | undefined;
 
   /**
    * Starts opening the store at `url` (`postgres://user:pass@host:port/db`,
@@ -170,9 +165,12 @@ export class PostgresKeyStore extends DurableKeyStore {
   constructor(url: string, options: PostgresKeyStoreOptions = {}) {
     if (typeof url !== 'string' || !isPostgresUrl(url))
       throw new TypeError('PostgresKeyStore needs a postgres:// or postgresql:// URL');
+    checkTls(url, options.pool?.ssl);
     super(redactUrl(url), options);
     this.url = redactUrl(url);
+    this.#rawUrl = url;
     this.#lockTimeoutMs = checkTimeout('lockTimeoutMs', options.lockTimeoutMs ?? 10_000);
+    this.#pollMs = checkTimeout('pollIntervalMs', options.pollIntervalMs ?? 5_000);
     const queryTimeout = checkTimeout('queryTimeoutMs', options.queryTimeoutMs ?? 5_000);
     this.#connection = {
       connectionString: url,
@@ -227,14 +225,22 @@ export class PostgresKeyStore extends DurableKeyStore {
     });
   }
 
-  /** One write transaction around `mutate` (under the mutex). */
-  #commit<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>): Promise<T> {
+  protected rewrite(keys: StoreKeys): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
+    return this.#mutex.run(async () => {
+      await this.#ready;
+      await this.#commit(() => undefined, keys);
+    });
+  }
+
+  /** One write transaction around `mutate` (under the mutex); with `rekeyTo`, every row rewritten under those keys. */
+  #commit<T>(mutate: (tx: KeyStoreTransaction) => T | Promise<T>, rekeyTo?: StoreKeys): Promise<T> {
     return this.#write(async (run) => {
       const replica = this.replica;
       await runStepsAsync(catchUpSteps(replica), run);
       const { result, changes } = await runTransaction(replica.state, mutate);
-      if (!changes && !replica.needsEncryption) return { result };
-      const prepared = await runStepsAsync(prepareSteps(replica, changes), run);
+      if (!changes && !replica.needsEncryption && !rekeyTo) return { result };
+      const prepared = await runStepsAsync(prepareSteps(replica, changes, rekeyTo), run);
       try {
         for (const [sql, params] of pgCommit(prepared.plan)) await run.query(sql, params);
       } catch (err) {
@@ -248,6 +254,7 @@ export class PostgresKeyStore extends DurableKeyStore {
   async close(): Promise<void> {
     if (!this.markClosed()) return;
     clearTimeout(this.#reconnectTimer);
+    clearInterval(this.#pollTimer);
     await this.#ready.catch(() => {});
     await this.#mutex.idle();
     await this.#disconnect();
@@ -273,11 +280,16 @@ export class PostgresKeyStore extends DurableKeyStore {
     };
   }
 
-  /** Maps a failure to the store's errors: unavailable (with whether a write may have committed), lock timeout, or as is. */
+  /**
+   * Maps a failure to the store's errors: unavailable (with whether a write
+   * may have committed), lock timeout, or as is; a `pg` error's message never
+   * carries the URL's password.
+   */
   #failure(err: unknown, mayHaveCommitted: boolean): unknown {
     if (err instanceof KeyStoreError) return err;
     if ((err as { code?: unknown })?.code === '55P03')
       return new KeyStoreLockTimeoutError(this.url, this.#lockTimeoutMs, 'another writer');
+    if (err instanceof Error) err.message = redactText(err.message, this.#rawUrl);
     if (isConnectionError(err)) {
       return new KeyStoreUnavailableError(this.url, (err as Error).message || String(err), !mayHaveCommitted, {
         cause: err,
@@ -372,6 +384,7 @@ export class PostgresKeyStore extends DurableKeyStore {
       if (this.replica.generation === undefined) throw new KeyStoreCorruptError(this.url, 'its meta row is missing');
       this.opened(created);
       if (this.replica.needsEncryption) await this.#mutex.run(() => this.#commit(() => undefined));
+      this.#startPolling();
     } catch (err) {
       this.markClosed();
       clearTimeout(this.#reconnectTimer);
@@ -440,7 +453,7 @@ export class PostgresKeyStore extends DurableKeyStore {
     client.on('error', () => this.#lostListener(client));
     client.on('end', () => this.#lostListener(client));
     client.on('notification', () => {
-      this.#catchUpSoon().catch((err: Error) => this.noteLoad(err));
+      this.#catchUpSoon().catch(() => {}); // noted by #catchUpSoon
     });
     try {
       await client.connect();
@@ -457,6 +470,10 @@ export class PostgresKeyStore extends DurableKeyStore {
     if (this.#listener !== client) return;
     this.#listener = undefined;
     this.#downSince ??= Date.now();
+    if (!this.closed)
+      this.noteLoad(
+        new KeyStoreUnavailableError(this.url, 'the connection to the database was lost; reconnecting', true),
+      );
     client.removeAllListeners('end');
     client.end().catch(() => {});
     if (!this.closed) this.#scheduleReconnect();
@@ -492,6 +509,19 @@ export class PostgresKeyStore extends DurableKeyStore {
     this.#reconnectTimer.unref();
   }
 
+  /**
+   * Asks the database every `pollIntervalMs` whether anything changed, so a
+   * lost NOTIFY delays a change by at most that. (While the connection is
+   * down, the reconnection reloads everything instead.)
+   */
+  #startPolling(): void {
+    if (this.#pollMs === 0) return;
+    this.#pollTimer = setInterval(() => {
+      if (!this.closed && this.#downSince === undefined) this.#catchUpSoon().catch(() => {}); // noted by #catchUpSoon
+    }, this.#pollMs);
+    this.#pollTimer.unref();
+  }
+
   /** A catch-up soon: one runs at a time, and a request arriving during one runs another after it. */
   #catchUpSoon(): Promise<boolean> {
     if (this.#pendingCatchUp) {
@@ -500,11 +530,16 @@ export class PostgresKeyStore extends DurableKeyStore {
     }
     const run = async (): Promise<boolean> => {
       let changed = false;
-      do {
-        this.#catchUpAgain = false;
-        if (this.closed) break;
-        changed = (await this.#read(catchUpSteps(this.replica))) || changed;
-      } while (this.#catchUpAgain);
+      try {
+        do {
+          this.#catchUpAgain = false;
+          if (this.closed) break;
+          changed = (await this.#read(catchUpSteps(this.replica))) || changed;
+        } while (this.#catchUpAgain);
+      } catch (err) {
+        this.noteLoad(err as Error);
+        throw err;
+      }
       this.noteLoad();
       return changed;
     };

@@ -3,7 +3,7 @@
  * holds in memory and serves every read from: shared by FileKeyStore
  * (SQLite) and PostgresKeyStore.
  *
- * Every commit runs under the engine's write lock, first catching up with
+ * Every commit runs under the database's write lock, first catching up with
  * whatever other processes committed, then writing only the changed rows, a
  * change-log entry per row, and the meta row with generation + 1 and a new
  * tag (crypto.ts): O(changes). Other processes catch up by reading the
@@ -58,14 +58,22 @@ export function* catchUpSteps(replica: Replica, full = false): Steps<boolean> {
   }
 }
 
-/** Encodes a transaction's changes for commit, deriving new keys first when the store is being encrypted. */
-export function* prepareSteps(replica: Replica, changes: ChangeSet | undefined): Steps<PreparedCommit> {
-  const req = replica.commitKeysNeeded(false);
-  const newKeys = req ? req.keys(yield* derive(req.kdf)) : undefined;
+/**
+ * Encodes a transaction's changes for commit, deriving new keys first when
+ * the store is being encrypted. `rekeyTo`: every row is rewritten under
+ * these keys instead (rekey.ts).
+ */
+export function* prepareSteps(
+  replica: Replica,
+  changes: ChangeSet | undefined,
+  rekeyTo?: StoreKeys,
+): Steps<PreparedCommit> {
+  const req = rekeyTo ? undefined : replica.commitKeysNeeded(false);
+  const newKeys = rekeyTo ?? (req ? req.keys(yield* derive(req.kdf)) : undefined);
   return replica.prepare(changes ?? { keys: new Map(), aliases: new Map() }, newKeys);
 }
 
-/** Hands a prepared commit back to the replica once the engine committed it. */
+/** Hands a prepared commit back to the replica once the database committed it. */
 export interface PreparedCommit {
   plan: CommitPlan;
   changes: ChangeSet;
@@ -115,6 +123,16 @@ export class Replica {
 
   get name(): string {
     return this.#o.name;
+  }
+
+  /** The key derivation of the keys held (an encrypted store's salt and scrypt cost); undefined when unencrypted. */
+  get kdf(): KdfHeader | undefined {
+    return this.#keys?.header?.kdf;
+  }
+
+  /** Whether `keys` are the ones this replica holds (adopted by a commit or a load). */
+  holds(keys: StoreKeys): boolean {
+    return this.#keys === keys;
   }
 
   #corrupt(reason: string): KeyStoreCorruptError {
@@ -410,7 +428,7 @@ export class Replica {
     return { plan, changes, digest, keyInfo, aliasInfo, keys };
   }
 
-  /** Adopts a commit the engine made durable. */
+  /** Adopts a commit the database made durable. */
   committed(p: PreparedCommit): void {
     this.#adopt(p.plan.meta, p.keys, p.digest);
     setInfo(this.#keyRows, p.keyInfo);

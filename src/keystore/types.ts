@@ -91,6 +91,29 @@ export interface KeyStoreTransaction {
   deleteAlias(aliasName: string): boolean;
 }
 
+/**
+ * How a store is doing while it runs (`KeyStore.health()`,
+ * `KmsHmacClient.keyStoreHealth()`; `serve`'s readiness and metrics read it).
+ * - `ok`: the snapshot is the store's, as last loaded or caught up with.
+ * - `degraded`: the durable store cannot be reached (the database is lost);
+ *   MACs are served from the snapshot, writes fail until it is back.
+ * - `tampered`: a background reload failed authentication (an edit made
+ *   without the passphrase, an older copy put back, the passphrase changed
+ *   by `kms-hmac keys rekey` elsewhere); MACs are served from the snapshot
+ *   last authenticated. Stays until a reload authenticates again.
+ */
+export interface KeyStoreHealth {
+  /** The store as it may be shown: a file path, a URL without its password, or `memory`. */
+  store: string;
+  state: 'ok' | 'degraded' | 'tampered';
+  /** Epoch ms at which the snapshot was last known current: loaded, caught up, or checked unchanged. */
+  snapshotLoadedAt?: number;
+  /** The last failure of a background reload (kept after recovery). */
+  lastError?: { name: string; message: string; at: number };
+  /** Background reloads that failed since the store was opened. */
+  reloadFailures: number;
+}
+
 export interface KeyStore {
   /**
    * Synchronous reads for the MAC hot path, from an in-memory snapshot: they
@@ -126,4 +149,6 @@ export interface KeyStore {
    * calls this before answering "not found".
    */
   refresh?(): Promise<boolean>;
+  /** How the store is doing (see KeyStoreHealth); a store without it is taken to be always ok. */
+  health?(): KeyStoreHealth;
 }

@@ -6,11 +6,17 @@
  * owns the store's lifetime and flips `closed`.
  */
 import type { Backend } from '../backend/types.js';
-import { KeyStoreLockTimeoutError, KeyStoreUnavailableError } from '../keystore/errors.js';
+import {
+  KeyStoreCorruptError,
+  KeyStoreLockTimeoutError,
+  KeyStorePassphraseError,
+  KeyStoreUnavailableError,
+} from '../keystore/errors.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from '../keystore/types.js';
 import { kmsError } from './errors.js';
 import { aliasArn, keyArn, parseKeyId, type Scope } from './identifiers.js';
 import { applyTimeRules, timeAdjusted, timeDeadline } from './keys.js';
+import type { Quotas } from './quotas.js';
 
 /** Errors a stale snapshot can cause: another process created, enabled or imported the key a moment ago. */
 export const STALE_ERRORS: ReadonlySet<string> = new Set([
@@ -46,6 +52,8 @@ export class ClientContext {
   readonly scope: Scope;
   /** HMAC backend for prepared keys. */
   readonly backend: Backend;
+  /** The resource and request quotas this client enforces (quotas.ts). */
+  readonly quotas: Quotas;
   /** Resolves once the store is open (a PostgreSQL store opens asynchronously); rejects with why it could not. */
   readonly ready: Promise<void>;
   #isReady = false;
@@ -53,11 +61,12 @@ export class ClientContext {
   /** The pending background persistence of time rules noticed by a read (see readKey). */
   sweep: Promise<void> | undefined;
 
-  constructor(store: KeyStore, clock: () => number, scope: Scope, backend: Backend) {
+  constructor(store: KeyStore, clock: () => number, scope: Scope, backend: Backend, quotas: Quotas) {
     this.store = store;
     this.clock = clock;
     this.scope = scope;
     this.backend = backend;
+    this.quotas = quotas;
     this.ready = Promise.resolve(store.ready?.()).then(
       () => {
         this.#isReady = true;
@@ -94,11 +103,16 @@ export class ClientContext {
     return op();
   }
 
-  /** Catches up with the store now; whether anything changed. */
+  /**
+   * Catches up with the store now; whether anything changed. A store that
+   * fails authentication changed nothing this process may use: the answer
+   * stays the snapshot's (the store's health() reports the failure).
+   */
   async refresh(): Promise<boolean> {
     try {
       return (await this.store.refresh?.()) ?? false;
     } catch (err) {
+      if (err instanceof KeyStoreCorruptError || err instanceof KeyStorePassphraseError) return false;
       throw kmsStoreError(err);
     }
   }

@@ -137,6 +137,7 @@ export const KMSInternalException = defineError('KMSInternalException');
 export const KeyUnavailableException = defineError('KeyUnavailableException');
 export const DependencyTimeoutException = defineError('DependencyTimeoutException');
 export const UnknownOperationException = defineError('UnknownOperationException');
+export const ThrottlingException = defineError('ThrottlingException');
 
 export type KmsErrorName =
   | 'ValidationException'
@@ -163,7 +164,8 @@ export type KmsErrorName =
   | 'KMSInternalException'
   | 'KeyUnavailableException'
   | 'DependencyTimeoutException'
-  | 'UnknownOperationException';
+  | 'UnknownOperationException'
+  | 'ThrottlingException';
 
 const OWN: Record<KmsErrorName, new (message?: string, requestId?: string) => KmsError> = {
   ValidationException,
@@ -191,6 +193,7 @@ const OWN: Record<KmsErrorName, new (message?: string, requestId?: string) => Km
   KeyUnavailableException,
   DependencyTimeoutException,
   UnknownOperationException,
+  ThrottlingException,
 };
 
 // ---------------------------------------------------------------------------

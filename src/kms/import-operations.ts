@@ -5,7 +5,8 @@
  * request's KeyId to the local copy). The wrapping and token primitives
  * live in ./import.ts.
  */
-import type { HmacKeySpec, KeyRecord, Tag } from '../keystore/types.js';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import type { HmacKeySpec, ImportParameters, KeyRecord, Tag } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
 import { kmsError } from './errors.js';
 import { aliasArn, keyArn, newKeyId, parseKeyId, type ParsedKeyId } from './identifiers.js';
@@ -22,6 +23,7 @@ import {
 } from './import.js';
 import { HMAC_KEY_SPECS, keyMetadata, withChanges, type KeyMetadata } from './keys.js';
 import { LIMITS } from './limits.js';
+import { checkKeyQuota, checkTagQuota, PerKeyRate } from './quotas.js';
 import { checkAliasName, checkNotPendingDeletion, requireKeyId, validateTags } from './request-checks.js';
 import {
   EXPIRATION_MODEL_ENUM,
@@ -47,9 +49,12 @@ export class ImportOperations {
   /** Remote key ID / ARN / alias (name and ARN) → local keyId; rebuilt when the store version changes. */
   #remoteIndex: Map<string, string> | undefined;
   #remoteIndexVersion = -1;
+  /** GetParametersForImport's request quota, per key. */
+  readonly #importRate: PerKeyRate;
 
   constructor(ctx: ClientContext) {
     this.#ctx = ctx;
+    this.#importRate = new PerKeyRate(ctx.quotas.getParametersForImportPerSecond);
   }
 
   async getParametersForImport(input: {
@@ -88,27 +93,41 @@ export class ImportOperations {
         `WrappingKeySpec ${spec} is not supported. Use RSA_2048, RSA_3072 or RSA_4096.`,
       );
     }
-    // RSA key generation takes long: done before the transaction, the key re-checked inside it.
-    const pair = await generateWrappingKey(spec!);
-    const { token, tokenId } = newImportToken();
-    return this.#ctx.mutate((tx, now) => {
-      const cur = this.#ctx.resolveTx(tx, rec.keyId, false);
-      checkImportable(cur);
-      const expiresAt = now + IMPORT_PARAMETERS_TTL_MS;
-      tx.replaceKey(
-        withChanges(cur, {
-          importParameters: {
-            tokenId,
-            wrappingAlgorithm: alg!,
-            wrappingKeySpec: spec!,
-            privateKey: pair.privateKey,
-            expiresAt,
-          },
-        }),
-      );
-      pair.privateKey.fill(0);
-      return { KeyId: cur.arn, ImportToken: token, PublicKey: pair.publicKey, ParametersValidTo: new Date(expiresAt) };
-    });
+    this.#importRate.take(rec.keyId, this.#ctx.clock());
+    // A new token every time; the RSA key of the key's current parameters is reused while it has at least half
+    // of its 24 hours left (an RSA-4096 key takes a second of CPU to make). A key that must be made is made before
+    // the transaction, and the key re-checked inside it.
+    for (;;) {
+      const pair = reusable(rec.importParameters, alg!, spec!, this.#ctx.clock())
+        ? undefined
+        : await generateWrappingKey(spec!);
+      const { token, tokenId } = newImportToken();
+      try {
+        const out = await this.#ctx.mutate((tx, now) => {
+          const cur = this.#ctx.resolveTx(tx, rec.keyId, false);
+          checkImportable(cur);
+          const old = reusable(cur.importParameters, alg!, spec!, now) ? cur.importParameters : undefined;
+          if (old === undefined && pair === undefined) return undefined; // reusable a moment ago, not now: make one
+          const expiresAt = old?.expiresAt ?? now + IMPORT_PARAMETERS_TTL_MS;
+          tx.replaceKey(
+            withChanges(cur, {
+              importParameters: {
+                tokenId,
+                wrappingAlgorithm: alg!,
+                wrappingKeySpec: spec!,
+                privateKey: old?.privateKey ?? pair!.privateKey,
+                expiresAt,
+              },
+            }),
+          );
+          const publicKey = old ? publicKeyOf(old.privateKey) : pair!.publicKey;
+          return { KeyId: cur.arn, ImportToken: token, PublicKey: publicKey, ParametersValidTo: new Date(expiresAt) };
+        });
+        if (out) return out;
+      } finally {
+        pair?.privateKey.fill(0);
+      }
+    }
   }
 
   async importKeyMaterial(input: ImportKeyMaterialInput): Promise<{ KeyId: string }> {
@@ -235,6 +254,7 @@ export class ImportOperations {
     v.throwIfAny();
     const p = parseRemoteArn(remoteArn!);
     checkMaterialLength(spec!, material!);
+    checkTagQuota(tags.length, this.#ctx.quotas);
     if (input.AliasName !== undefined) checkAliasName(input.AliasName);
     const id = newKeyId(p.keyId.startsWith('mrk-'));
     const now = this.#ctx.clock();
@@ -255,7 +275,9 @@ export class ImportOperations {
       remoteArn: remoteArn!,
     };
     await this.#ctx.mutate((tx) => {
-      for (const k of tx.listKeys()) {
+      const keys = tx.listKeys();
+      checkKeyQuota(keys.length, this.#ctx.quotas);
+      for (const k of keys) {
         if (k.remoteArn === remoteArn)
           throw kmsError('AlreadyExistsException', `A local copy of ${remoteArn} already exists: ${k.arn}`);
       }
@@ -330,6 +352,32 @@ export class ImportOperations {
 }
 
 // ---------------------------------------------------------------------------
+
+/** Whether import parameters may be handed out again (same wrapping, at least half their validity left). */
+function reusable(
+  p: ImportParameters | undefined,
+  algorithm: string,
+  spec: string,
+  now: number,
+): p is ImportParameters {
+  return (
+    p !== undefined &&
+    p.wrappingAlgorithm === algorithm &&
+    p.wrappingKeySpec === spec &&
+    p.expiresAt - now >= IMPORT_PARAMETERS_TTL_MS / 2
+  );
+}
+
+/** The DER SubjectPublicKeyInfo of a PKCS#8 RSA private key. */
+function publicKeyOf(privateKey: Uint8Array): Uint8Array {
+  const der = Buffer.from(privateKey);
+  try {
+    const key = createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }));
+    return new Uint8Array(key.export({ type: 'spki', format: 'der' }));
+  } finally {
+    der.fill(0);
+  }
+}
 
 /** Only EXTERNAL-origin keys have imported material to replace or delete. */
 function checkExternalOrigin(rec: KeyRecord): void {

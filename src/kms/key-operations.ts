@@ -4,7 +4,7 @@
  * do not support: the operations answer as AWS does for them).
  */
 import { randomBytes } from 'node:crypto';
-import type { HmacKeySpec, KeyRecord, Tag } from '../keystore/types.js';
+import type { HmacKeySpec, KeyRecord, KeyStoreTransaction, Tag } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
 import { aliasArn, keyArn, newKeyId } from './identifiers.js';
@@ -19,12 +19,12 @@ import {
   type KeyMetadata,
 } from './keys.js';
 import { LIMITS } from './limits.js';
+import { checkAliasQuota, checkKeyQuota, checkTagQuota } from './quotas.js';
 import {
   aliasPrefixError,
   checkAliasName,
   checkNotPending,
   checkNotPendingDeletion,
-  checkTagCount,
   requireKeyId,
   validateTags,
 } from './request-checks.js';
@@ -81,6 +81,7 @@ export class KeyOperations {
     const multiRegion = v.boolean('multiRegion', input.MultiRegion) ?? false;
     v.string('xksKeyId', input.XksKeyId, ...LIMITS.xksKeyId, false);
     v.throwIfAny();
+    checkTagQuota(tags.length, this.#ctx.quotas);
     if (keySpec !== undefined && cmks !== undefined) {
       throw validationMessage(
         'You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.',
@@ -126,7 +127,10 @@ export class KeyOperations {
       ...(external ? {} : { keyMaterial: new Uint8Array(randomBytes(GENERATED_MATERIAL_LENGTH[hmacSpec])) }),
     };
     try {
-      await this.#ctx.mutate((tx) => tx.insertKey(record));
+      await this.#ctx.mutate((tx) => {
+        checkKeyQuota(tx.listKeys().length, this.#ctx.quotas);
+        tx.insertKey(record);
+      });
     } finally {
       record.keyMaterial?.fill(0); // the store keeps its own copy
     }
@@ -179,6 +183,7 @@ export class KeyOperations {
       const arn = aliasArn(this.#ctx.scope, aliasName);
       if (tx.getAlias(aliasName))
         throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
+      checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
       tx.insertAlias({ aliasName, aliasArn: arn, targetKeyId: rec.keyId, creationDate: now, lastUpdatedDate: now });
     });
     return {};
@@ -195,6 +200,7 @@ export class KeyOperations {
       if (!existing) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       const rec = this.#ctx.resolveTx(tx, targetKeyId, false);
       checkNotPendingDeletion(rec);
+      if (existing.targetKeyId !== rec.keyId) checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
       tx.replaceAlias({ ...existing, targetKeyId: rec.keyId, lastUpdatedDate: now });
     });
     return {};
@@ -339,7 +345,7 @@ export class KeyOperations {
         if (i >= 0) merged[i] = t;
         else merged.push(t);
       }
-      checkTagCount(merged.length);
+      checkTagQuota(merged.length, this.#ctx.quotas);
       tx.replaceKey(withChanges(rec, { tags: merged }));
     });
     return {};
@@ -395,6 +401,13 @@ function validateAliasInput(input: { AliasName: string | undefined; TargetKeyId:
   v.throwIfAny();
   checkAliasName(aliasName!);
   return { aliasName: aliasName!, targetKeyId: targetKeyId! };
+}
+
+/** The aliases that point to `keyId`. */
+function aliasCount(tx: KeyStoreTransaction, keyId: string): number {
+  let n = 0;
+  for (const a of tx.listAliases()) if (a.targetKeyId === keyId) n++;
+  return n;
 }
 
 function byCreation(a: KeyRecord, b: KeyRecord): number {

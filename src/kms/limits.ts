@@ -39,5 +39,4 @@ export const LIMITS = {
   listResourceTagsLimit: [1, 50],
 } as const satisfies Record<string, Range>;
 
-/** Tags on one key (TagException beyond it). */
-export const MAX_TAGS_PER_KEY = 50;
+// The resource quotas (keys, aliases per key, tags per key) are in quotas.ts.

@@ -6,7 +6,7 @@
 import type { KeyRecord, Tag } from '../keystore/types.js';
 import { kmsError } from './errors.js';
 import { aliasNameProblem, ALIAS_NAME_PATTERN } from './identifiers.js';
-import { LIMITS, MAX_TAGS_PER_KEY } from './limits.js';
+import { LIMITS } from './limits.js';
 import { validationError, validationMessage, Violations } from './validation.js';
 
 /** The operations whose only required member is KeyId. */
@@ -28,7 +28,10 @@ export function checkNotPending(rec: KeyRecord): void {
   if (rec.keyState === 'PendingImport') throw kmsError('KMSInvalidStateException', `${rec.arn} is pending import.`);
 }
 
-/** Tags member of CreateKey/TagResource/importRemoteKey: model violations go to `v`, KMS rules throw TagException. */
+/**
+ * Tags member of CreateKey/TagResource/importRemoteKey: model violations go
+ * to `v`, KMS rules throw TagException. (The count is a quota: checkTagQuota.)
+ */
 export function validateTags(v: Violations, tags: unknown): Tag[] {
   if (tags === undefined || tags === null) return [];
   if (!Array.isArray(tags)) throw validationMessage('Tags must be a list');
@@ -45,7 +48,6 @@ export function validateTags(v: Violations, tags: unknown): Tag[] {
     if (seen.has(t.TagKey)) throw kmsError('TagException', `Duplicate tag keys: ${t.TagKey}`);
     seen.add(t.TagKey);
   }
-  checkTagCount(out.length);
   return out;
 }
 
@@ -73,10 +75,4 @@ export function aliasPrefixError() {
   return validationMessage(
     'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html',
   );
-}
-
-/** A key holds at most MAX_TAGS_PER_KEY tags: in one request, and after merging with the key's own. */
-export function checkTagCount(count: number): void {
-  if (count > MAX_TAGS_PER_KEY)
-    throw kmsError('TagException', `The request would exceed the ${MAX_TAGS_PER_KEY} tag limit for a KMS key`);
 }

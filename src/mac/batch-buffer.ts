@@ -2,7 +2,7 @@
  * BatchBuffer: packed batch storage in shared memory, filled message by
  * message and reused batch after batch. Every backend reads a batch in
  * shared memory where it lies (the native pool threads; the WebAssembly
- * workers, unit by unit into their engines) and writes its MACs there, so
+ * workers, unit by unit into their module instances) and writes its MACs there, so
  * the calling thread copies nothing of an async batch from a BatchBuffer
  * but its offsets (docs/performance.md, "Shared memory").
  *
@@ -17,7 +17,7 @@
  * `macs`. Writing a region while a batch reads it, from this thread or
  * another that was given `buffer`, is a data race and the caller's to
  * avoid: it can change which bytes are hashed, so which MACs come out,
- * never crash or make the engine read outside the buffer. The buffer's own
+ * never crash or make the backend read outside the buffer. The buffer's own
  * methods refuse to run while one of its batches is in flight.
  */
 import type { BackendKey, MacAlgorithm } from '../backend/types.js';

@@ -14,6 +14,13 @@ export const ENV_ACCESS_KEY_ID = 'KMS_HMAC_ACCESS_KEY_ID';
 export const ENV_SECRET_ACCESS_KEY = 'KMS_HMAC_SECRET_ACCESS_KEY';
 export const ENV_SESSION_TOKEN = 'KMS_HMAC_SESSION_TOKEN';
 
+/**
+ * The shortest secret access key `startServer` accepts (except in emulator
+ * mode): a SigV4 signature is an offline oracle for the secret, so a short
+ * one can be guessed from a single logged request. AWS's own are 40.
+ */
+export const MIN_SECRET_LENGTH = 16;
+
 export class CredentialsError extends Error {
   override readonly name = 'CredentialsError';
 }
@@ -85,6 +92,18 @@ export function loadCredentialsFile(path: string, warn?: (msg: string) => void):
     }
   }
   return parseCredentialsFile(text, path);
+}
+
+/** Refuses a secret shorter than MIN_SECRET_LENGTH, naming its access key (never the secret). */
+export function checkSecretLengths(credentials: readonly Credential[]): void {
+  for (const c of credentials) {
+    if (c.secretAccessKey.length < MIN_SECRET_LENGTH) {
+      throw new CredentialsError(
+        `the secret access key of ${c.accessKeyId} has ${c.secretAccessKey.length} characters; at least ${MIN_SECRET_LENGTH} are required ` +
+          '(generate one: head -c 30 /dev/urandom | base64)',
+      );
+    }
+  }
 }
 
 /** Merges pairs, rejecting two different secrets for one access key id. */

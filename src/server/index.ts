@@ -6,21 +6,30 @@ import cluster, { type Worker } from 'node:cluster';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KmsHmacClient } from '../client/client.js';
-import type { KeyStore } from '../keystore/types.js';
-import { createAccessLog, type AccessLogOptions } from './log.js';
-import { checkCredential, loadCredentialsFile, mergeCredentials, CredentialsError } from './credentials.js';
+import { resolvePassphrase } from '../keystore/crypto.js';
+import { describeKeyStore } from '../keystore/index.js';
+import type { KeyStore, KeyStoreHealth } from '../keystore/types.js';
+import { resolveQuotas, type Quotas } from '../kms/quotas.js';
+import type { AccessLogOptions } from './log.js';
+import {
+  checkCredential,
+  checkSecretLengths,
+  loadCredentialsFile,
+  mergeCredentials,
+  CredentialsError,
+} from './credentials.js';
+import { checkAllowedHosts, isLoopbackHost } from './hosts.js';
 import {
   DEFAULT_ACCOUNT_ID,
   DEFAULT_HOST,
   DEFAULT_PORT,
   DEFAULT_REGION,
-  listen,
   serverLimits,
   type KmsApi,
   type RunningServer,
 } from './server.js';
 import type { Credential } from './sigv4.js';
+import { startInProcess } from './start.js';
 
 export {
   DEFAULT_ACCOUNT_ID,
@@ -30,16 +39,31 @@ export {
   HEADERS_TIMEOUT_MS,
   MAX_BODY_BYTES,
   MAX_CONNECTIONS,
+  MAX_UNHASHED_BODY_BYTES,
   REQUEST_TIMEOUT_MS,
   KmsRequestHandler,
 } from './server.js';
 export type { KmsApi, RunningServer } from './server.js';
 export { SigV4Verifier, AuthError, deriveSigningKey, type Credential } from './sigv4.js';
-export { CredentialsError, ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN } from './credentials.js';
+export {
+  CredentialsError,
+  ENV_ACCESS_KEY_ID,
+  ENV_SECRET_ACCESS_KEY,
+  ENV_SESSION_TOKEN,
+  MIN_SECRET_LENGTH,
+} from './credentials.js';
+export { isAllowedHost, isLoopbackHost } from './hosts.js';
 
 export interface StartServerOptions {
-  /** Default 127.0.0.1 (loopback only). */
+  /** Default 127.0.0.1 (loopback only). `auth: 'any'` binds to loopback only. */
   host?: string;
+  /**
+   * Host names or addresses requests may be addressed to (their `Host`
+   * header), besides loopback ones; any port. Anything else is refused with
+   * 403 before it is read (DNS rebinding). Needed when clients reach the
+   * endpoint by another name or address than loopback.
+   */
+  allowedHosts?: readonly string[];
   /** Default 4599; 0 picks a free port (reported in the result). */
   port?: number;
   /** Key store: a file path (FileKeyStore), a postgres:// URL (PostgresKeyStore) or a KeyStore; default in memory. A path or URL for workers > 1. */
@@ -48,17 +72,25 @@ export interface StartServerOptions {
   client?: KmsApi;
   region?: string;
   accountId?: string;
+  /** AWS's resource quotas and GetParametersForImport's rate (the client's `quotas` option; AWS's defaults). */
+  quotas?: Partial<Quotas>;
   /** Accepted SigV4 credentials: one `{ accessKeyId, secretAccessKey, sessionToken? }` (the SDK's shape) or a list. */
   credentials?: Credential | readonly Credential[];
   /** JSON file with more pairs (see credentials.ts). */
   credentialsFile?: string;
-  /** `'sigv4'` (default) verifies signatures against the credentials; `'any'` is emulator mode. */
+  /**
+   * `'sigv4'` (default) verifies signatures against the credentials, whose
+   * secrets must have at least 16 characters. `'any'` is emulator mode: any
+   * well-formed signature is accepted, on loopback only.
+   */
   auth?: 'sigv4' | 'any';
   /** Worker processes (node:cluster) sharing the port and one durable key store. Default 1 (in-process). */
   workers?: number;
   /** Access log; `false` or `{ level: 'silent' }` disables it. Default: info to stderr. */
   log?: AccessLogOptions | false;
   maxBodyBytes?: number;
+  /** Body limit of a request that does not declare x-amz-content-sha256 (default 64 KiB; server.ts says why). */
+  maxUnhashedBodyBytes?: number;
   shutdownTimeoutMs?: number;
   /** Open connections allowed at once, all workers together (default 1024); more are closed as they are accepted. */
   maxConnections?: number;
@@ -66,11 +98,22 @@ export interface StartServerOptions {
   headersTimeoutMs?: number;
   /** Time allowed for a whole request, body included (default 30 s). */
   requestTimeoutMs?: number;
+  /**
+   * Called once at each change of the key store's health (a background
+   * reload failed authentication, the database was lost, the recovery; with
+   * workers, any worker's), after it was logged at error level (warn for a
+   * recovery) to the access log, or as a process warning without one.
+   */
+  onKeyStoreHealth?: (health: KeyStoreHealth) => void;
 }
 
 export interface StartedServer extends RunningServer {
   workers: number;
+  /** The key store's health: this process's store; with workers, the worst that any live worker last reported. */
+  keyStoreHealth(): KeyStoreHealth;
 }
+
+const HEALTH_ORDER = ['ok', 'degraded', 'tampered'] as const;
 
 /** Checks what startServer would refuse, before anything is opened. */
 function checkOptions(o: StartServerOptions): Credential[] {
@@ -81,6 +124,14 @@ function checkOptions(o: StartServerOptions): Credential[] {
     checkCredential(c ?? {}, Array.isArray(o.credentials) ? `credentials[${i}]` : 'credentials'),
   );
   const credentials = mergeCredentials([checked, fromFile]);
+  const host = o.host ?? DEFAULT_HOST;
+  checkAllowedHosts(o.allowedHosts);
+  if (o.auth === 'any' && !isLoopbackHost(host)) {
+    throw new TypeError(
+      `auth 'any' (emulator mode: signatures are not verified) serves loopback only, and ${host} is not loopback; verify signatures (auth 'sigv4' with credentials) to serve other machines`,
+    );
+  }
+  if (o.auth !== 'any') checkSecretLengths(credentials);
   if (o.auth !== 'any' && credentials.length === 0) {
     throw new CredentialsError(
       'no credentials configured: set KMS_HMAC_ACCESS_KEY_ID and KMS_HMAC_SECRET_ACCESS_KEY, ' +
@@ -97,51 +148,35 @@ function checkOptions(o: StartServerOptions): Credential[] {
     );
   }
   if (workers > 1 && o.client) throw new TypeError('workers > 1 cannot use an injected client');
+  resolveQuotas(o.quotas);
   serverLimits(o);
   return credentials;
 }
 
+/** What an operator must know before the endpoint answers anyone: said once, by the process that was asked to serve. */
+function warnAboutExposure(o: StartServerOptions): void {
+  if (o.auth === 'any') {
+    process.emitWarning(
+      '--auth any: SIGNATURES ARE NOT VERIFIED. Any well-formed, in-window SigV4 request is accepted, whoever signed it: local emulator use only',
+      { type: 'ServerWarning', code: 'KMS_HMAC_AUTH_ANY' },
+    );
+  }
+  const host = o.host ?? DEFAULT_HOST;
+  if (!isLoopbackHost(host)) {
+    const names = o.allowedHosts?.length ? o.allowedHosts.join(', ') : 'none given: add --allowed-host (allowedHosts)';
+    process.emitWarning(
+      `binding to ${host}, which is not loopback: other machines can reach this endpoint. It answers requests addressed to loopback names and to the allowed hosts (${names})`,
+      { type: 'ServerWarning', code: 'KMS_HMAC_NOT_LOOPBACK' },
+    );
+  }
+}
+
 export async function startServer(options: StartServerOptions = {}): Promise<StartedServer> {
   const credentials = checkOptions(options);
+  warnAboutExposure(options);
   const workers = options.workers ?? 1;
   if (workers > 1) return startWorkers(options, credentials, workers);
-
-  const log = options.log === false ? null : createAccessLog(options.log ?? {});
-  const client =
-    options.client ??
-    (new KmsHmacClient({
-      keyStore: options.keyStore,
-      region: options.region ?? DEFAULT_REGION,
-      accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
-    }) as unknown as KmsApi);
-  let srv: Awaited<ReturnType<typeof listen>>;
-  try {
-    // A PostgreSQL store opens asynchronously: answer nothing before the snapshot is loaded. (Keys another
-    // process creates later are found by the client itself, which asks the store when a lookup misses.)
-    await (client as { ready?: () => Promise<void> }).ready?.();
-    srv = await listen({
-      client,
-      credentials,
-      auth: options.auth ?? 'sigv4',
-      region: options.region ?? DEFAULT_REGION,
-      host: options.host ?? DEFAULT_HOST,
-      port: options.port ?? DEFAULT_PORT,
-      log,
-      ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
-      ...(options.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: options.shutdownTimeoutMs } : {}),
-      ...serverLimits(options),
-      // An injected client belongs to the caller.
-      closeClient: options.client === undefined,
-    });
-  } catch (err) {
-    if (!options.client && typeof client.close === 'function') await client.close();
-    throw err;
-  }
-  const close = async () => {
-    await srv.close();
-    log?.flush();
-  };
-  return { url: srv.url, host: srv.host, port: srv.port, close, workers: 1 };
+  return startInProcess(options, credentials);
 }
 
 /** Worker entry (compiled JS: cluster workers cannot load .ts). */
@@ -157,11 +192,20 @@ function workerScript(): string {
 /** What the primary sends each worker (over the IPC channel, so secrets never sit in argv or env). */
 export interface WorkerStartMessage {
   type: 'start';
-  options: Omit<StartServerOptions, 'client' | 'workers' | 'credentialsFile'> & {
+  options: Omit<StartServerOptions, 'client' | 'workers' | 'credentialsFile' | 'onKeyStoreHealth'> & {
     keyStore: string;
     credentials: Credential[];
   };
+  /** The key store's passphrase, base64 (null: none): workers do not read it from an environment. */
+  passphrase: string | null;
 }
+
+/** What a worker tells the primary. */
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'listening'; port: number }
+  | { type: 'failed'; error: string }
+  | { type: 'health'; health: KeyStoreHealth };
 
 async function startWorkers(options: StartServerOptions, credentials: Credential[], n: number): Promise<StartedServer> {
   const exec = workerScript();
@@ -172,17 +216,25 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
     keyStore: options.keyStore as string,
     region: options.region ?? DEFAULT_REGION,
     accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
+    ...(options.quotas !== undefined ? { quotas: options.quotas } : {}),
     credentials,
     auth: options.auth ?? 'sigv4',
     log: options.log ?? {},
+    ...(options.allowedHosts !== undefined ? { allowedHosts: options.allowedHosts } : {}),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    ...(options.maxUnhashedBodyBytes !== undefined ? { maxUnhashedBodyBytes: options.maxUnhashedBodyBytes } : {}),
     ...(options.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: options.shutdownTimeoutMs } : {}),
     ...serverLimits(options),
   };
   // The cluster primary hands connections to workers in turn: each worker holds its share of the cap.
   wOptions.maxConnections = Math.ceil(wOptions.maxConnections! / n);
+  // Read here once (KMS_HMAC_PASSPHRASE then leaves this process's environment, which workers inherit).
+  const secret = resolvePassphrase(undefined);
+  const passphrase = secret ? secret.toString('base64') : null;
+  secret?.fill(0);
   let closing = false;
   const live = new Set<Worker>();
+  const healthOf = new Map<Worker, KeyStoreHealth>();
   let restarts = 0;
 
   const fork = (requested: number): Promise<number> =>
@@ -190,19 +242,23 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
       const w = cluster.fork();
       live.add(w);
       let started = false;
-      w.on('message', (m: { type?: string; port?: number; error?: string }) => {
+      w.on('message', (m: WorkerMessage) => {
         if (m?.type === 'ready') {
           // Sent once the worker's message handler exists (a message sent on 'online' could arrive before it and be dropped).
-          w.send({ type: 'start', options: { ...wOptions, port: requested } } satisfies WorkerStartMessage);
+          w.send({ type: 'start', options: { ...wOptions, port: requested }, passphrase } satisfies WorkerStartMessage);
         } else if (m?.type === 'listening') {
           started = true;
-          resolveFork(m.port!);
+          resolveFork(m.port);
+        } else if (m?.type === 'health') {
+          healthOf.set(w, m.health);
+          options.onKeyStoreHealth?.(m.health);
         } else if (m?.type === 'failed') {
           rejectFork(new Error(`worker ${w.process.pid} failed to start: ${m.error}`));
         }
       });
       w.once('exit', (code, signal) => {
         live.delete(w);
+        healthOf.delete(w);
         if (!started) {
           rejectFork(new Error(`worker ${w.process.pid} exited during startup (code ${code}, signal ${signal})`));
           return;
@@ -250,5 +306,17 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
   const host = wOptions.host!;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   let done: Promise<void> | undefined;
-  return { url: `http://${shownHost}:${port}`, host, port, workers: n, close: () => (done ??= stopAll()) };
+  const keyStoreHealth = (): KeyStoreHealth => {
+    let worst: KeyStoreHealth = { store: describeKeyStore(wOptions.keyStore), state: 'ok', reloadFailures: 0 };
+    for (const h of healthOf.values()) if (HEALTH_ORDER.indexOf(h.state) > HEALTH_ORDER.indexOf(worst.state)) worst = h;
+    return worst;
+  };
+  return {
+    url: `http://${shownHost}:${port}`,
+    host,
+    port,
+    workers: n,
+    close: () => (done ??= stopAll()),
+    keyStoreHealth,
+  };
 }

@@ -3,16 +3,18 @@
  * `X-Amz-Target: TrentService.<Operation>`, SigV4 on every request.
  *
  * Request pipeline (each step answers its own error; none buffers more than
- * `maxBodyBytes`): method/path → SigV4 on the headers → body (size-limited)
- * → SigV4 on the body → target → JSON → member types → KmsHmacClient →
- * response. A request refused before its body is read (wrong method or
- * path, no or unknown credentials, a bad scope or date, a body declared too
- * large) is answered at once and its connection closed: the body is never
- * buffered.
+ * `maxBodyBytes`): Host (hosts.ts) → method/path → SigV4 on the headers →
+ * body (size-limited) → SigV4 on the body → target → JSON → member types →
+ * KmsHmacClient → response. A request refused before its body is read (a
+ * Host that is neither loopback nor allowed, wrong method or path, no or
+ * unknown credentials, a bad scope or date, a body declared too large) is
+ * answered at once and its connection closed: the body is never buffered.
  *
  * Resources a caller can hold are bounded: open connections
  * (`maxConnections`), time to send the headers (`headersTimeoutMs`) and the
- * whole request (`requestTimeoutMs`), body size (`maxBodyBytes`).
+ * whole request (`requestTimeoutMs`), body size (`maxBodyBytes`, and
+ * `maxUnhashedBodyBytes` for a request whose signature can only be checked
+ * once its body is in).
  *
  * Status policy: client errors are 4xx, always. A 5xx is only ever sent for a
  * read-only operation (GenerateMac, VerifyMac, Describe*, List*): clients
@@ -26,7 +28,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { toWireError } from '../kms/errors.js';
-import { AuthError, SigV4Verifier, type Credential, type PendingAuth } from './sigv4.js';
+import { checkAllowedHosts, isAllowedHost } from './hosts.js';
+import { AuthError, rawHeader, SigV4Verifier, type Credential, type PendingAuth } from './sigv4.js';
 import {
   OPERATIONS,
   SerializationError,
@@ -44,6 +47,16 @@ export const DEFAULT_REGION = 'us-east-1';
 export const DEFAULT_ACCOUNT_ID = '111122223333';
 /** Request bodies above this are refused (413) without being buffered. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * The body limit of a request that does not declare its payload hash
+ * (`x-amz-content-sha256`; the Python clients and the AWS CLI never do). Its
+ * signature can be checked only once the body is in, so whoever knows an
+ * access key id (it is logged) could otherwise make the server buffer and
+ * hash `maxBodyBytes` per connection. Such a request must declare a
+ * Content-Length up to this, or it is refused before its body is read. Every
+ * request the KMS HMAC operations take fits with room to spare.
+ */
+export const MAX_UNHASHED_BODY_BYTES = 64 * 1024;
 /** Open connections beyond this are closed as they are accepted. */
 export const MAX_CONNECTIONS = 1024;
 /** A request's headers must arrive within this (from its first byte). */
@@ -70,6 +83,10 @@ export interface HandlerOptions {
   /** Region the credential scope must name (default us-east-1). `--auth any` accepts any region. */
   region?: string;
   maxBodyBytes?: number;
+  /** Body limit when `x-amz-content-sha256` is not sent (default 64 KiB, at most `maxBodyBytes`). */
+  maxUnhashedBodyBytes?: number;
+  /** Host names or addresses answered besides loopback ones (DNS rebinding, hosts.ts); any port. */
+  allowedHosts?: readonly string[];
   log?: AccessLog | null;
   /** Clock for SigV4, for tests. */
   now?: () => number;
@@ -97,6 +114,8 @@ export class KmsRequestHandler {
   readonly client: KmsApi;
   private readonly verifier: SigV4Verifier;
   private readonly maxBody: number;
+  private readonly maxUnhashedBody: number;
+  private readonly allowedHosts: readonly string[];
   private readonly log: AccessLog | null;
   private readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
   private readonly verSync: ((i: Record<string, unknown>) => unknown) | undefined;
@@ -116,6 +135,8 @@ export class KmsRequestHandler {
       ...(opts.now ? { now: opts.now } : {}),
     });
     this.maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+    this.maxUnhashedBody = Math.min(this.maxBody, opts.maxUnhashedBodyBytes ?? MAX_UNHASHED_BODY_BYTES);
+    this.allowedHosts = checkAllowedHosts(opts.allowedHosts);
     this.log = opts.log ?? null;
     const c = this.client;
     this.genSync = typeof c.generateMacSync === 'function' ? c.generateMacSync.bind(c) : undefined;
@@ -160,6 +181,21 @@ export class KmsRequestHandler {
       op: undefined,
       accessKeyId: undefined,
     };
+    // Before anything else: a request addressed to another host may come from a page that rebound its name to us.
+    const host = rawHeader(req.rawHeaders, 'host');
+    if (!isAllowedHost(host, this.allowedHosts)) {
+      this.refuse(
+        req,
+        res,
+        ctx,
+        403,
+        'AccessDeniedException',
+        host === undefined
+          ? 'The request has no Host header.'
+          : `Host '${truncate(host)}' is not allowed: this endpoint answers requests addressed to a loopback name or address, or to a host given with --allowed-host.`,
+      );
+      return;
+    }
     if (req.method !== 'POST') {
       res.setHeader('Allow', 'POST');
       this.refuse(
@@ -193,9 +229,23 @@ export class KmsRequestHandler {
       else this.sendUnexpected(req, res, ctx, err, undefined, true);
       return;
     }
+    // Without a declared payload hash the signature is still unproven: such a body must be small and announced.
+    const unhashed = pending.declaredHash === undefined;
+    const limit = unhashed ? this.maxUnhashedBody : this.maxBody;
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.maxBody) {
-      this.refuseTooLarge(req, res, ctx);
+    if (declared !== undefined && Number(declared) > limit) {
+      this.refuseTooLarge(req, res, ctx, unhashed);
+      return;
+    }
+    if (unhashed && declared === undefined && req.headers['transfer-encoding'] !== undefined) {
+      this.refuse(
+        req,
+        res,
+        ctx,
+        411,
+        'LengthRequiredException',
+        `A request without x-amz-content-sha256 must declare its Content-Length (at most ${this.maxUnhashedBody} bytes).`,
+      );
       return;
     }
     this.inflight++;
@@ -210,13 +260,13 @@ export class KmsRequestHandler {
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > this.maxBody) {
+      if (size > limit) {
         req.removeListener('data', onData);
         req.removeListener('end', onEnd);
         first = undefined;
         chunks = undefined;
         finish();
-        this.refuseTooLarge(req, res, ctx);
+        this.refuseTooLarge(req, res, ctx, unhashed);
         return;
       }
       if (first === undefined) first = chunk;
@@ -259,14 +309,16 @@ export class KmsRequestHandler {
     }
   }
 
-  private refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx): void {
+  private refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, unhashed: boolean): void {
     this.refuse(
       req,
       res,
       ctx,
       413,
       'RequestEntityTooLargeException',
-      `Request body exceeds the limit of ${this.maxBody} bytes.`,
+      unhashed && this.maxUnhashedBody < this.maxBody
+        ? `Request body exceeds the limit of ${this.maxUnhashedBody} bytes for a request without x-amz-content-sha256 (declare the payload hash to send up to ${this.maxBody} bytes).`
+        : `Request body exceeds the limit of ${this.maxBody} bytes.`,
     );
   }
 

@@ -4,7 +4,10 @@
  * SIGTERM or SIGINT (exit 0 once in-flight requests finished and the store
  * is closed).
  */
-import { startServer, type WorkerStartMessage, type StartedServer } from './index.js';
+import type { StartedServer, StartServerOptions, WorkerMessage, WorkerStartMessage } from './index.js';
+import { startInProcess } from './start.js';
+
+const tell = (m: WorkerMessage) => process.send?.(m);
 
 let server: StartedServer | undefined;
 let stopping = false;
@@ -26,14 +29,21 @@ async function stop(): Promise<void> {
 
 process.on('message', (m: WorkerStartMessage | { type: 'shutdown' }) => {
   if (m?.type === 'start' && server === undefined) {
-    startServer({ ...m.options, workers: 1 }).then(
+    // The primary checked the options and warned; the store's health goes to the primary too.
+    const options: StartServerOptions = {
+      ...m.options,
+      workers: 1,
+      onKeyStoreHealth: (health) => tell({ type: 'health', health }),
+    };
+    const passphrase = m.passphrase === null ? null : Buffer.from(m.passphrase, 'base64');
+    startInProcess(options, m.options.credentials, { passphrase }).then(
       (s) => {
         server = s;
         if (stopping) void s.close();
-        else process.send?.({ type: 'listening', port: s.port });
+        else tell({ type: 'listening', port: s.port });
       },
       (err) => {
-        process.send?.({ type: 'failed', error: err instanceof Error ? err.message : String(err) });
+        tell({ type: 'failed', error: err instanceof Error ? err.message : String(err) });
         process.exit(1);
       },
     );
@@ -43,4 +53,4 @@ process.on('message', (m: WorkerStartMessage | { type: 'shutdown' }) => {
 });
 process.on('SIGTERM', () => void stop());
 process.on('SIGINT', () => void stop());
-process.send?.({ type: 'ready' });
+tell({ type: 'ready' });

@@ -1,8 +1,9 @@
 /**
- * Drives one instance of the AssemblyScript engine (assembly/): on the main
- * thread for the sync calls (src/backend/wasm.ts) and in each async worker
- * (src/backend/wasm-worker.ts), so both run exactly the same chunking code.
- * Inputs are copied into the engine's static regions and results copied out,
+ * WasmHmac drives one instance of the WebAssembly HMAC module (built from
+ * assembly/): on the main thread for the sync calls (src/backend/wasm.ts)
+ * and in each async worker (src/backend/wasm-worker.ts), so both run exactly
+ * the same chunking code.
+ * Inputs are copied into the module's static regions and results copied out,
  * one WASM call per chunk of messages (never one per message).
  *
  * WASM memory (fixed size, addresses exported by the module, see
@@ -37,7 +38,7 @@ export const WA = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 /** Bytes of one key slot: inner state @0, outer state @64 (assembly/layout.ts SLOT_SIZE). */
 export const SLOT_SIZE = 128;
 
-export class WasmEngine {
+export class WasmHmac {
   // biome-ignore lint/suspicious/noExplicitAny: the module's exports, typed by the checks in the constructor
   readonly ex: any;
   readonly u8: Uint8Array;
@@ -76,7 +77,7 @@ export class WasmEngine {
     this.MAX_BATCH = ex.MAX_BATCH.value;
     this.simd = ex.SIMD.value === 1;
     checkAlgorithmTable(
-      'the WebAssembly engine',
+      'the WebAssembly module',
       ex.ALGORITHM_COUNT.value,
       ex.algorithmMacLength,
       ex.algorithmBlockLength,
@@ -257,12 +258,12 @@ export const NEXT = 0;
 export const READY = 1;
 export const CONTROL_WORDS = 2;
 
-/** Runs units of `job` in `engine`'s slot 0 until none is left, then wipes the key state wherever it was. */
-export function runUnits(engine: WasmEngine, job: BatchJob): void {
+/** Runs units of `job` in `hmac`'s slot 0 until none is left, then wipes the key state wherever it was. */
+export function runUnits(hmac: WasmHmac, job: BatchJob): void {
   const keyState = new Uint8Array(job.keyState);
   const { control, bounds, offsets, data, macs, out, ml } = job;
   try {
-    engine.writeSlot(0, keyState);
+    hmac.writeSlot(0, keyState);
     keyState.fill(0);
     while (Atomics.load(control, READY) === 0) Atomics.wait(control, READY, 0);
     for (;;) {
@@ -272,13 +273,13 @@ export function runUnits(engine: WasmEngine, job: BatchJob): void {
       const e = bounds[u + 1]!;
       const unitOffsets = offsets.subarray(b, e + 1);
       if (macs !== null) {
-        engine.packed(0, job.alg, ml, data, unitOffsets, 1, macs.subarray(b * ml, e * ml), out.subarray(b, e));
+        hmac.packed(0, job.alg, ml, data, unitOffsets, 1, macs.subarray(b * ml, e * ml), out.subarray(b, e));
       } else {
-        engine.packed(0, job.alg, ml, data, unitOffsets, 0, out.subarray(b * ml, e * ml));
+        hmac.packed(0, job.alg, ml, data, unitOffsets, 0, out.subarray(b * ml, e * ml));
       }
     }
   } finally {
     keyState.fill(0);
-    engine.wipeSlot(0);
+    hmac.wipeSlot(0);
   }
 }
