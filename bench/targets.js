@@ -7,14 +7,15 @@
 // two separate medians is not.
 //
 // Also reports the per-batch budget of the native async path (copy,
-// hand-off, hashing, return, settle), from the addon's own counters.
+// hand-off, hashing, return, settle), from the addon's own counters, for
+// ArrayBuffer inputs (copied) and for shared memory (read in place).
 //
 //   node bench/targets.js [--quick] [--json FILE]
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { createMacKey, loadBackend, packMessages } from '../dist/index.js';
+import { BatchBuffer, createMacKey, loadBackend, packMessages } from '../dist/index.js';
 import { loadNativeBinding } from '../dist/backend/native.js';
 import { loadWasmBackend } from '../dist/backend/wasm.js';
 import { environment, printEnvironment } from './env.js';
@@ -25,14 +26,20 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** Distinct messages of `size` bytes, as separate buffers and packed. */
+/**
+ * Distinct messages of `size` bytes, as separate buffers, packed, and in a
+ * BatchBuffer (shared memory: data, offsets and MACs read and written in
+ * place by the async batch).
+ */
 function batch(count, size, algorithm, key) {
   const messages = Array.from({ length: count }, () => randomBytes(size));
   const { data, offsets } = packMessages(messages);
   const macs = key.macPacked(data, offsets);
   const macList = Array.from({ length: count }, (_, i) => macs.subarray(i * key.macLength, (i + 1) * key.macLength));
   const out = new Uint8Array(count * key.macLength);
-  return { messages, data, offsets, macs, macList, out, asyncOut: out.slice(), algorithm };
+  const shared = new BatchBuffer(algorithm, { maxMessages: count, maxBytes: count * size });
+  for (const m of messages) shared.append(m);
+  return { messages, data, offsets, macs, macList, out, asyncOut: out.slice(), shared, algorithm };
 }
 
 /**
@@ -42,9 +49,10 @@ function batch(count, size, algorithm, key) {
  * into a caller's buffer, so the async call does too (`out`); the rows
  * marked "new output" show what a fresh result buffer costs on top.
  */
+const shape = (count, size) => `${count} x ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`}`;
 const asyncVsSync = (target, count, size) => [
   [
-    `macPackedAsync(out) vs macPackedInto, ${count} x ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`}`,
+    `macPackedAsync(out) vs macPackedInto, ${shape(count, size)}`,
     target,
     'native',
     count,
@@ -62,7 +70,24 @@ const asyncVsSync = (target, count, size) => [
     (k, b) => k.macPackedInto(b.data, b.offsets, b.out),
   ],
 ];
+/**
+ * The async batch from shared memory (a BatchBuffer: nothing
+ * copied but the offsets, MACs written in place) against the same sync
+ * packed batch.
+ */
+const sharedVsSync = (target, count, size) => [
+  `shared memory: BatchBuffer macAsync vs macPackedInto, ${shape(count, size)}`,
+  target,
+  'native',
+  count,
+  size,
+  (k, b) => b.shared.macAsync(k),
+  (k, b) => k.macPackedInto(b.data, b.offsets, b.out),
+];
 const TARGETS = [
+  sharedVsSync(1.7, 16384, 64),
+  sharedVsSync(1.7, 4096, 1024),
+  sharedVsSync(1.2, 4096, 64),
   ...asyncVsSync(1.7, 16384, 64),
   ...asyncVsSync(1.7, 4096, 1024),
   ...asyncVsSync(1.2, 4096, 64),
@@ -100,6 +125,15 @@ const TARGETS = [
     16384,
     64,
     (k, b) => k.macPackedAsync(b.data, b.offsets, b.asyncOut),
+    (_k, b) => b.syncKey.macPackedInto(b.data, b.offsets, b.out),
+  ],
+  [
+    'wasm-simd, shared memory: BatchBuffer macAsync (2 workers) vs 1-thread macPackedInto, 16384 x 64 B',
+    1.8,
+    'wasm-simd',
+    16384,
+    64,
+    (k, b) => b.shared.macAsync(k),
     (_k, b) => b.syncKey.macPackedInto(b.data, b.offsets, b.out),
   ],
 ];
@@ -167,24 +201,39 @@ export async function runTargets({ quick = false, log = () => {} } = {}) {
   return results;
 }
 
-/** The budgets bench/run.js and this script report: a large batch both ways, and a small one. */
+/**
+ * The budgets bench/run.js and this script report: a large batch from
+ * ArrayBuffers both ways, and a small one; the same two from shared memory.
+ */
 export async function runBudgets() {
-  return [await runBudget(), await runBudget({ callerOut: false }), await runBudget({ count: 4096, batches: 500 })];
+  return [
+    await runBudget(),
+    await runBudget({ callerOut: false }),
+    await runBudget({ count: 4096, batches: 500 }),
+    await runBudget({ shared: true }),
+    await runBudget({ count: 4096, size: 1024, shared: true }),
+    await runBudget({ count: 4096, batches: 500, shared: true }),
+  ];
 }
 
 /**
  * The native async path's per-batch budget at `count` x `size`: microseconds
  * per phase and copies/allocations per batch, from the addon's counters.
+ * `shared`: from a BatchBuffer (data, offsets and MACs in shared memory).
  */
-export async function runBudget({ count = 16384, size = 64, batches = 200, callerOut = true } = {}) {
+export async function runBudget({ count = 16384, size = 64, batches = 200, callerOut = true, shared = false } = {}) {
   const binding = loadNativeBinding();
   const key = createMacKey('HMAC_SHA_256', randomBytes(32), { backend: loadBackend('native') });
-  const { data, offsets } = packMessages(Array.from({ length: count }, () => randomBytes(size)));
+  const messages = Array.from({ length: count }, () => randomBytes(size));
+  const { data, offsets } = packMessages(messages);
   const out = callerOut ? new Uint8Array(count * key.macLength) : undefined;
-  for (let i = 0; i < 20; i++) await key.macPackedAsync(data, offsets, out);
+  const buffer = shared ? new BatchBuffer('HMAC_SHA_256', { maxMessages: count, maxBytes: count * size }) : undefined;
+  if (buffer) for (const m of messages) buffer.append(m);
+  const run = buffer ? () => buffer.macAsync(key) : () => key.macPackedAsync(data, offsets, out);
+  for (let i = 0; i < 20; i++) await run();
   const before = binding.batchStats();
   const wallStart = performance.now();
-  for (let i = 0; i < batches; i++) await key.macPackedAsync(data, offsets, out);
+  for (let i = 0; i < batches; i++) await run();
   const wallUs = ((performance.now() - wallStart) * 1000) / batches;
   const after = binding.batchStats();
   const d = Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]));
@@ -194,7 +243,8 @@ export async function runBudget({ count = 16384, size = 64, batches = 200, calle
   return {
     messages: count,
     size,
-    output: callerOut ? 'caller buffer' : 'new buffer',
+    input: shared ? 'shared memory' : 'ArrayBuffers',
+    output: shared ? 'shared buffer, in place' : callerOut ? 'caller buffer' : 'new buffer',
     threads: after.threads,
     wallUs: +wallUs.toFixed(1),
     copyUs: us(d.copyNs),
@@ -259,7 +309,9 @@ export async function runCeiling({ count, size, threads = 2, rounds = 7, time = 
 export async function runCeilings({ quick = false } = {}) {
   const shapes = [
     ...new Map(
-      TARGETS.filter((t) => t[1] !== null && t[0].startsWith('macPackedAsync')).map((t) => [`${t[3]}x${t[4]}`, t]),
+      TARGETS.filter((t) => t[1] !== null && t[2] === 'native' && /^(macPackedAsync|shared memory)/.test(t[0])).map(
+        (t) => [`${t[3]}x${t[4]}`, t],
+      ),
     ).values(),
   ];
   const ceilings = [];
@@ -311,7 +363,8 @@ export function formatTargets(rows) {
 
 export function formatBudget(b) {
   return (
-    `native async budget, ${b.messages} x ${b.size} B into a ${b.output}, ${b.threads} threads: ${b.wallUs} µs per batch = ` +
+    `native async budget, ${b.messages} x ${b.size} B from ${b.input ?? 'ArrayBuffers'} into a ${b.output}, ` +
+    `${b.threads} threads: ${b.wallUs} µs per batch = ` +
     `copy ${b.copyUs} + hand-off ${b.startUs} + hashing ${b.hashUs} + return ${b.returnUs} + settle ${b.settleUs} µs ` +
     `(+ promise/await); ${b.chunksPerBatch} chunks, ${Math.round(b.bytesCopiedPerBatch)} bytes copied (once), ` +
     `${b.allocationsPerBatch} allocations per batch, ${b.settledInCallPerBatch} settled in the call`

@@ -20,6 +20,7 @@ import { sha256 as nobleSha256, sha512 as nobleSha512 } from '@noble/hashes/sha2
 import { createHMAC, createSHA256, createSHA512 } from 'hash-wasm';
 import { Bench } from 'tinybench';
 import { loadWasmBackend } from '../dist/backend/wasm.js';
+import { BatchBuffer } from '../dist/index.js';
 
 /** @type {{ alg: 'HMAC_SHA_256' | 'HMAC_SHA_512', label: string, size: number, count: number }[]} */
 const CASES = [
@@ -91,6 +92,9 @@ export async function runWasmBench(opts = {}) {
     const data = fill(new Uint8Array(c.size * c.count), c.size + c.count);
     const offsets = new Uint32Array(c.count + 1).map((_, i) => i * c.size);
     const messages = Array.from({ length: c.count }, (_, i) => data.subarray(i * c.size, (i + 1) * c.size));
+    // The same messages in shared memory, which the workers read (and write MACs to) in place.
+    const shared = new BatchBuffer(c.alg, { maxMessages: c.count, maxBytes: data.length });
+    for (const m of messages) shared.append(m);
     const kSimd = simd.createKey(c.alg, key);
     const kScalar = scalar.createKey(c.alg, key);
     const kA1 = async1.createKey(c.alg, key);
@@ -103,6 +107,7 @@ export async function runWasmBench(opts = {}) {
     // Warm the worker pools (spawn + instantiate) outside the measurement.
     await kA1.macPackedAsync(data, offsets);
     await kA2.macPackedAsync(data, offsets);
+    await shared.macAsync(kA2);
 
     /** @type {[name: string, fn: () => unknown, kind?: 'async'][]} */
     const tasks = [
@@ -132,6 +137,7 @@ export async function runWasmBench(opts = {}) {
       ],
       ['wasm-simd async batch, 1 worker', () => kA1.macPackedAsync(data, offsets), 'async'],
       ['wasm-simd async batch, 2 workers', () => kA2.macPackedAsync(data, offsets), 'async'],
+      ['wasm-simd async batch, 2 workers, shared memory', () => shared.macAsync(kA2), 'async'],
       [
         '@noble/hashes hmac (per message)',
         () => {

@@ -2,7 +2,7 @@
 //
 // The addon takes single messages and packed batches only (data + n+1
 // offsets + an output). The array-of-Uint8Array forms are packed in
-// JavaScript (src/pack.ts), so native code never walks a JS array, and no
+// JavaScript (src/mac/pack.ts), so native code never walks a JS array, and no
 // JavaScript can run while it holds a pointer into a JS buffer
 // (js_args.h).
 #include <napi.h>
@@ -85,27 +85,27 @@ class Key : public Napi::ObjectWrap<Key> {
     return Napi::Boolean::New(info.Env(), key.Verify(message.data, message.length, mac.data, mac.length));
   }
 
-  // macPackedInto(data, offsets, out)
+  // macPackedInto(data, offsets, out). Any of them may be shared memory (js_args.h).
   Napi::Value MacPackedInto(const Napi::CallbackInfo& info) {
-    const PackedBatch batch = GetPacked(info[0], info[1]);
+    const JsBatch batch = GetPacked(info[0], info[1]);
     const HmacKey& key = Live(info.Env());
-    const Bytes out = GetOutput(info[2], CheckedProduct(info.Env(), batch.count, key.mac_length), "out");
-    MacAll(key, batch, out.data);
+    const Bytes out = GetOutput(info[2], CheckedProduct(info.Env(), batch.spans.count, key.mac_length), "out");
+    MacAll(key, batch.spans, out.data);
     return info.Env().Undefined();
   }
 
   // verifyPackedInto(data, offsets, macs, results)
   Napi::Value VerifyPackedInto(const Napi::CallbackInfo& info) {
-    const PackedBatch batch = WithMacs(info, GetPacked(info[0], info[1]), info[2]);
-    const Bytes results = GetOutput(info[3], batch.count, "results");
-    VerifyAll(Live(info.Env()), batch, results.data);
+    const JsBatch batch = WithMacs(info, GetPacked(info[0], info[1]), info[2]);
+    const Bytes results = GetOutput(info[3], batch.spans.count, "results");
+    VerifyAll(Live(info.Env()), batch.spans, results.data);
     return info.Env().Undefined();
   }
 
   // macPackedAsync(data, offsets, out?) -> Promise<Uint8Array>
   Napi::Value MacPackedAsync(const Napi::CallbackInfo& info) {
     try {
-      const PackedBatch batch = GetPacked(info[0], info[1]);
+      const JsBatch batch = GetPacked(info[0], info[1]);
       return StartBatch(info.Env(), Live(info.Env()), batch, info[2]);
     } catch (const Napi::Error& error) {
       return Rejected(error);
@@ -115,7 +115,7 @@ class Key : public Napi::ObjectWrap<Key> {
   // verifyPackedAsync(data, offsets, macs, results?) -> Promise<Uint8Array of 0/1>
   Napi::Value VerifyPackedAsync(const Napi::CallbackInfo& info) {
     try {
-      const PackedBatch batch = WithMacs(info, GetPacked(info[0], info[1]), info[2]);
+      const JsBatch batch = WithMacs(info, GetPacked(info[0], info[1]), info[2]);
       return StartBatch(info.Env(), Live(info.Env()), batch, info[3]);
     } catch (const Napi::Error& error) {
       return Rejected(error);
@@ -129,9 +129,8 @@ class Key : public Napi::ObjectWrap<Key> {
   }
 
   // The batch with its MACs (n of them, at the key's stride); checks the key is live.
-  PackedBatch WithMacs(const Napi::CallbackInfo& info, PackedBatch batch, const Napi::Value& macs_value) const {
-    const HmacKey& key = Live(info.Env());
-    batch.macs = GetOutput(macs_value, CheckedProduct(info.Env(), batch.count, key.mac_length), "macs").data;
+  JsBatch WithMacs(const Napi::CallbackInfo& info, JsBatch batch, const Napi::Value& macs_value) const {
+    AddMacs(batch, macs_value, Live(info.Env()).mac_length);
     return batch;
   }
 

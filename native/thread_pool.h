@@ -92,7 +92,6 @@ class ThreadPool {
   PoolJob* head_ = nullptr;
   PoolJob* tail_ = nullptr;
   size_t sleeping_ = 0;              // threads waiting on wake_ (guarded by mutex_)
-  size_t spinning_ = 0;              // threads looking for work before they sleep (guarded by mutex_)
   size_t waking_ = 0;                // notified, not yet back from the wait (guarded by mutex_)
   std::atomic<bool> queued_{false};  // head_ != nullptr, readable without the mutex
 };

@@ -35,7 +35,9 @@ const hmacArgs = [
 ];
 
 // The framer's kernel grows its memory to the framer's layout once, before
-// any view of it is made (src/logs/framer.ts).
+// any view of it is made (src/logs/framer.ts). The memory is shared (a
+// SharedArrayBuffer), so the native pool threads hash framed records where
+// they lie (docs/performance.md, "The log pipeline on shared memory").
 const framerArgs = [
   join(root, 'assembly/log-framer.ts'),
   '--runtime',
@@ -44,6 +46,7 @@ const framerArgs = [
   '1',
   '--maximumMemory',
   '65536',
+  '--sharedMemory',
 ];
 
 async function compile(name, extra, entry = hmacArgs) {
@@ -73,7 +76,7 @@ mkdirSync(outDir, { recursive: true });
 const release = ['-O3', '--noAssert', '--converge'];
 const scalar = await compile('kms-hmac.scalar', release);
 const simd = await compile('kms-hmac.simd', [...release, '--enable', 'simd']);
-const framer = await compile('log-framer', [...release, '--enable', 'simd'], framerArgs);
+const framer = await compile('log-framer', [...release, '--enable', 'simd,threads'], framerArgs);
 if (debug) {
   await compile('kms-hmac.scalar.debug', ['--debug']);
   await compile('kms-hmac.simd.debug', ['--debug', '--enable', 'simd']);

@@ -6,6 +6,9 @@
 // Low level: keys with precomputed HMAC states on the active backend.
 export { createMacKey, MacKey, packMessages } from './mac/key.js';
 export type { MacKeyOptions, PackedMessages } from './mac/key.js';
+// Packed batch storage in shared memory, which async batches read and write in place.
+export { BatchBuffer } from './mac/batch-buffer.js';
+export type { BatchBufferOptions, BatchKey } from './mac/batch-buffer.js';
 export { backendInfo, getBackend, loadBackend, BACKEND_NAMES } from './backend/index.js';
 export type { BackendChoice, BackendInfo, BackendOptions } from './backend/index.js';
 // A WebAssembly backend with its own worker count (loadBackend('wasm-simd') uses the default).

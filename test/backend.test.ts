@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND_NAMES, loadBackend, type Backend } from '../src/backend/index.js';
 import { MAC_ALGORITHMS, type MacAlgorithm } from '../src/backend/types.js';
+import { BatchBuffer } from '../src/mac/batch-buffer.js';
 import { createMacKey, packMessages, type MacKey } from '../src/mac/key.js';
 import { bytes } from './support/bytes.js';
 import { random } from './support/random.js';
@@ -242,9 +243,17 @@ describe.each(BACKENDS_UNDER_TEST as typeof BACKEND_NAMES)('backend %s', (name) 
       expect(() => key.macBatch([message, detachedView()])).toThrow(/detached/);
       expect(() => createMacKey('HMAC_SHA_256', detachedView(), { backend })).toThrow(/detached/);
       const shared = new Uint8Array(new SharedArrayBuffer(16));
+      // Single messages, their outputs and key material: never shared memory.
       expect(() => key.mac(shared)).toThrow(/SharedArrayBuffer/);
-      expect(() => key.macPacked(shared, new Uint32Array([0, 16]))).toThrow(/SharedArrayBuffer/);
-      expect(() => key.macPacked(message, new Uint32Array(new SharedArrayBuffer(8)))).toThrow(/SharedArrayBuffer/);
+      expect(() => key.macInto(message, shared, 0)).toThrow(/SharedArrayBuffer/);
+      expect(() => key.verify(message, shared)).toThrow(/SharedArrayBuffer/);
+      expect(() => createMacKey('HMAC_SHA_256', shared, { backend })).toThrow(/SharedArrayBuffer/);
+      // Packed batches: read in place (test/hostile.test.ts has the races).
+      shared.set(message);
+      expect(hex(key.macPacked(shared, new Uint32Array([0, 10])))).toBe(good);
+      const sharedOffsets = new Uint32Array(new SharedArrayBuffer(8));
+      sharedOffsets[1] = 10;
+      expect(hex(key.macPacked(message, sharedOffsets))).toBe(good);
     });
 
     it('offsets out of range or decreasing, outputs too small, mismatched counts', async () => {
@@ -290,6 +299,81 @@ describe.each(BACKENDS_UNDER_TEST as typeof BACKEND_NAMES)('backend %s', (name) 
       const k = keyFor('HMAC_SHA_256', secret);
       expect(inspect(k, { showHidden: true, depth: 5 })).not.toContain('super-secret');
       expect(JSON.stringify(k)).not.toContain('super-secret');
+    });
+  });
+
+  describe('BatchBuffer', () => {
+    it.each(MAC_ALGORITHMS)(
+      '%s: filled, MACed and verified in place, sync and async, batch after batch',
+      async (algorithm) => {
+        const material = bytes(40, 3);
+        const key = keyFor(algorithm, material);
+        const batch = new BatchBuffer(algorithm, { maxMessages: 3000, maxBytes: 300_000 });
+        const ml = key.macLength;
+        expect(batch.macLength).toBe(ml);
+        for (let round = 0; round < 3; round++) {
+          batch.reset();
+          const messages = Array.from({ length: 2500 + round * 200 }, (_, i) =>
+            bytes((i * 7 + round) % 120, i + round),
+          );
+          for (const [i, m] of messages.entries()) {
+            if (i % 2) expect(batch.append(m, oracle(algorithm, material, i === 5 ? m.subarray(1) : m))).toBe(true);
+            else batch.reserve(m.length)!.set(m); // framed in place
+          }
+          expect(batch.count).toBe(messages.length);
+          expect(batch.byteLength).toBe(messages.reduce((n, m) => n + m.length, 0));
+          const want = Buffer.concat(messages.map((m) => oracle(algorithm, material, m)));
+          const macs = await batch.macAsync(key);
+          expect(macs.buffer).toBe(batch.buffer); // written in place, not copied
+          expect(macs.length).toBe(messages.length * ml);
+          expect(hex(macs)).toBe(want.toString('hex'));
+          macs.fill(0);
+          expect(hex(batch.mac(key))).toBe(want.toString('hex'));
+          // Expected MACs: every odd message's came with append (message 5's is wrong); the rest are there from mac().
+          const results = await batch.verifyAsync(key);
+          expect(results.buffer).toBe(batch.buffer);
+          expect([...results]).toEqual(messages.map(() => 1));
+          for (let i = 1; i < messages.length; i += 2) {
+            batch.macs.set(oracle(algorithm, material, i === 5 ? messages[i]!.subarray(1) : messages[i]!), i * ml);
+          }
+          const want5 = messages.map((m, i) => (i === 5 && m.length > 0 ? 0 : 1));
+          expect([...batch.verify(key)]).toEqual(want5);
+          expect([...(await batch.verifyAsync(key))]).toEqual(want5);
+        }
+      },
+    );
+
+    it('full, empty, and bad arguments', async () => {
+      const key = keyFor('HMAC_SHA_256', bytes(32, 1));
+      const batch = new BatchBuffer('HMAC_SHA_256', { maxMessages: 3, maxBytes: 10 });
+      expect((await batch.macAsync(key)).length).toBe(0);
+      expect(batch.append(bytes(6, 1))).toBe(true);
+      expect(batch.append(bytes(5, 2))).toBe(false); // 11 bytes: does not fit, nothing added
+      expect(batch.reserve(5)).toBeUndefined();
+      expect(batch.append(bytes(4, 3))).toBe(true);
+      expect(batch.reserve(0)!.length).toBe(0);
+      expect(batch.append(new Uint8Array(0))).toBe(false); // a fourth message
+      expect([batch.count, batch.byteLength]).toEqual([3, 10]);
+      expect(hex(batch.mac(key))).toBe(
+        Buffer.concat(
+          [bytes(6, 1), bytes(4, 3), new Uint8Array(0)].map((m) => oracle('HMAC_SHA_256', bytes(32, 1), m)),
+        ).toString('hex'),
+      );
+      expect(() => batch.append('text' as never)).toThrow(TypeError);
+      batch.reset();
+      expect(() => batch.append(bytes(1, 1), new Uint8Array(31))).toThrow(/32 bytes/);
+      expect(batch.count).toBe(0);
+      expect(() => batch.reserve(-1)).toThrow(RangeError);
+      expect(() => batch.mac(keyFor('HMAC_SHA_512', bytes(32, 1)))).toThrow(/HMAC_SHA_256 MACs, not HMAC_SHA_512/);
+      await expect(batch.macAsync(keyFor('HMAC_SHA_384', bytes(32, 1)))).rejects.toThrow(TypeError);
+      expect(batch.inFlight).toBe(false);
+      expect(() => new BatchBuffer('HMAC_SHA_1' as never)).toThrow(TypeError);
+      for (const bad of [0, -1, 1.5, '8', 2 ** 40]) {
+        expect(() => new BatchBuffer('HMAC_SHA_256', { maxMessages: bad as never })).toThrow(RangeError);
+        expect(() => new BatchBuffer('HMAC_SHA_256', { maxBytes: bad as never })).toThrow(RangeError);
+      }
+      const defaults = new BatchBuffer('HMAC_SHA_224');
+      expect([defaults.maxMessages, defaults.maxBytes, defaults.macs.length]).toEqual([16_384, 4 << 20, 16_384 * 28]);
     });
   });
 

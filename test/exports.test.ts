@@ -14,6 +14,7 @@ describe('the package root', () => {
     'createMacKey',
     'MacKey',
     'packMessages',
+    'BatchBuffer',
     'backendInfo',
     'getBackend',
     'loadBackend',

@@ -10,19 +10,27 @@
  * - every overlap of an output with data, offsets or MACs, for every packed
  *   form, sync and async;
  * - buffers detached or resized after an async call returned;
- * - destroy() while an async batch runs.
+ * - destroy() while an async batch runs;
+ * - shared memory (read in place by the packed forms): every mix of shared
+ *   and unshared arguments, another thread rewriting the data or the
+ *   offsets during batches, a growable buffer grown during a batch, the
+ *   allocating thread exiting during a batch, destroy() during a batch.
  *
  * Every case may throw a typed error (TypeError, RangeError, a KMS error, or
  * the "destroyed"/"closed" Error). If it returns, every MAC equals
- * node:crypto's over the bytes each message held when it was read. The
+ * node:crypto's over the bytes each message held when it was read (raced
+ * shared memory: over one of the states its bytes and bounds were in). The
  * process must never crash: `npm run test:asan` runs this file against the
  * sanitizer build of the addon.
  */
 import { createHmac } from 'node:crypto';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND_NAMES, loadBackend, type Backend } from '../src/backend/index.js';
 import type { MacAlgorithm } from '../src/backend/types.js';
 import { KmsHmacClient } from '../src/client/client.js';
+import { BatchBuffer } from '../src/mac/batch-buffer.js';
 import { createMacKey, packMessages, type MacKey } from '../src/mac/key.js';
 import { bytes } from './support/bytes.js';
 
@@ -64,6 +72,53 @@ function resizable(content: Uint8Array): Uint8Array {
 
 function resize(view: Uint8Array, length: number): void {
   (view.buffer as Resizable).resize(length);
+}
+
+type Memory = 'ArrayBuffer' | 'SharedArrayBuffer';
+const MEMORIES: Memory[] = ['ArrayBuffer', 'SharedArrayBuffer'];
+
+/** `content` copied into a view of its own type over new memory of `kind`. */
+function inMemory<T extends Uint8Array | Uint32Array>(kind: Memory, content: T): T {
+  const buffer =
+    kind === 'ArrayBuffer' ? new ArrayBuffer(content.byteLength) : new SharedArrayBuffer(content.byteLength);
+  const view = (content instanceof Uint32Array ? new Uint32Array(buffer) : new Uint8Array(buffer)) as T;
+  view.set(content);
+  return view;
+}
+
+/**
+ * A worker thread that rewrites `target` (a view over shared memory) until
+ * stopped: sweep after sweep, element positions[j] becomes states[(sweep +
+ * j) % states.length][j], so at any moment the positions are in a mix of
+ * states, each element in one of its own.
+ */
+class Writer {
+  private readonly control = new Int32Array(new SharedArrayBuffer(8)); // [stop, sweeps]
+  private readonly worker: Worker;
+
+  constructor(target: Uint8Array | Uint32Array, positions: number[], states: number[][]) {
+    const code = `
+      const { workerData: { target, positions, states, control }, parentPort } = require('node:worker_threads');
+      parentPort.postMessage('started');
+      for (let sweep = 0; Atomics.load(control, 0) === 0; sweep++) {
+        for (let j = 0; j < positions.length; j++) Atomics.store(target, positions[j], states[(sweep + j) % states.length][j]);
+        Atomics.add(control, 1, 1);
+      }`;
+    this.worker = new Worker(code, { eval: true, workerData: { target, positions, states, control: this.control } });
+  }
+
+  /** Resolves once the writer is writing. */
+  async started(): Promise<void> {
+    await once(this.worker, 'message');
+    while (Atomics.load(this.control, 1) === 0) await new Promise((r) => setTimeout(r, 1));
+  }
+
+  /** Stops the writer; resolves with the number of sweeps it made. */
+  async stop(): Promise<number> {
+    Atomics.store(this.control, 0, 1);
+    await once(this.worker, 'exit');
+    return Atomics.load(this.control, 1);
+  }
 }
 
 /** `content` in a view of the same kind as `like` (resizable or not). */
@@ -420,18 +475,23 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
       expect([...key.verifyPacked(data, offsets, out)].every((r) => r === 1)).toBe(true);
     });
 
-    it('growable SharedArrayBuffers: rejected for the zero-copy packed forms, copied for the array forms', async () => {
+    it('growable SharedArrayBuffers: read in place by the packed forms, copied by the array forms, refused for single messages', async () => {
       const key = newKey();
       const shared = new Uint8Array(growableShared(64, 256));
       shared.set(bytes(64, 5));
       const offsets = new Uint32Array([0, 64]);
+      const sharedOffsets = new Uint32Array(growableShared(8, 64));
+      sharedOffsets.set(offsets);
+      const want = oracle(bytes(64, 5));
+      const out = new Uint8Array(growableShared(32, 64));
+      expectMacs(key.macPacked(shared, offsets), want);
+      expectMacs(key.macPackedInto(bytes(64, 5), sharedOffsets, out), want);
+      expectMacs(await key.macPackedAsync(shared, sharedOffsets), want);
+      expect([...key.verifyPacked(shared, offsets, out)]).toEqual([1]);
       for (const run of [
-        (): unknown => key.macPacked(shared, offsets),
-        () => key.macPackedInto(bytes(64, 5), offsets, shared),
-        () => key.macPackedAsync(shared, offsets),
-        () => key.macPacked(bytes(64, 5), new Uint32Array(growableShared(8, 64))),
-        () => key.verifyPacked(bytes(64, 5), offsets, shared),
-        () => key.mac(shared),
+        (): unknown => key.mac(shared),
+        () => key.macInto(bytes(3, 1), shared, 0),
+        () => key.verify(bytes(3, 1), shared),
       ]) {
         const outcome = await settle(run);
         expect(outcome.ok).toBe(false);
@@ -495,6 +555,7 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
       count: number,
       place: { data: number; offsets: number; macs?: number; out: number },
       verify: boolean,
+      memory: 'ArrayBuffer' | 'SharedArrayBuffer',
     ) {
       const messages = Array.from({ length: count }, (_, i) => bytes(8 + (i % 5) * 9, i + 7));
       const packed = packMessages(messages);
@@ -504,11 +565,11 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
         (place.macs ?? 0) + count * ML,
         place.out + count * ML,
       );
-      const memory = new ArrayBuffer(size + 64);
-      const data = new Uint8Array(memory, place.data, packed.data.length);
-      const offsets = new Uint32Array(memory, place.offsets, count + 1);
-      const macs = new Uint8Array(memory, place.macs ?? 0, count * ML);
-      const out = new Uint8Array(memory, place.out, verify ? count : count * ML);
+      const buffer = memory === 'ArrayBuffer' ? new ArrayBuffer(size + 64) : new SharedArrayBuffer(size + 64);
+      const data = new Uint8Array(buffer, place.data, packed.data.length);
+      const offsets = new Uint32Array(buffer, place.offsets, count + 1);
+      const macs = new Uint8Array(buffer, place.macs ?? 0, count * ML);
+      const out = new Uint8Array(buffer, place.out, verify ? count : count * ML);
       // Written in the order that leaves each region intact where they overlap: offsets last.
       if (verify) {
         macs.set(concatOracle(messages));
@@ -545,15 +606,21 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
       ['MACs inside data, results inside both', { data: 0, offsets: 40000, macs: 10, out: 12 }],
     ];
 
+    // In shared memory the async batch reads the inputs in place: an output
+    // over them must still be written as if every input were read first.
     describe.each([
-      ['4 messages', 4],
-      ['400 messages (the worker threads for async)', 400],
-    ] as const)('%s', (_label, count) => {
+      ['4 messages', 4, 'ArrayBuffer'],
+      ['400 messages (the worker threads for async)', 400, 'ArrayBuffer'],
+      ['3000 messages (the worker threads for async, on every backend)', 3000, 'ArrayBuffer'],
+      ['4 messages in a SharedArrayBuffer', 4, 'SharedArrayBuffer'],
+      ['400 messages in a SharedArrayBuffer', 400, 'SharedArrayBuffer'],
+      ['3000 messages in a SharedArrayBuffer', 3000, 'SharedArrayBuffer'],
+    ] as const)('%s', (_label, count, memory) => {
       it.each(MAC_LAYOUTS)('macPackedInto / macPackedAsync(out): %s', async (_name, place) => {
         const key = newKey();
-        let l = layout(count, place, false);
+        let l = layout(count, place, false, memory);
         expectMacs(key.macPackedInto(l.data, l.offsets, l.out), l.wantMacs);
-        l = layout(count, place, false);
+        l = layout(count, place, false, memory);
         const result = await key.macPackedAsync(l.data, l.offsets, l.out);
         expect(result).toBe(l.out);
         expectMacs(result, l.wantMacs);
@@ -561,11 +628,262 @@ describe.each(BACKENDS_UNDER_TEST)('hostile callers, backend %s', (name) => {
 
       it.each(VERIFY_LAYOUTS)('verifyPackedInto / verifyPackedAsync(results): %s', async (_name, place) => {
         const key = newKey();
-        let l = layout(count, place, true);
+        let l = layout(count, place, true, memory);
         expect([...key.verifyPackedInto(l.data, l.offsets, l.macs, l.out)]).toEqual(l.wantResults);
-        l = layout(count, place, true);
+        l = layout(count, place, true, memory);
         expect([...(await key.verifyPackedAsync(l.data, l.offsets, l.macs, l.out))]).toEqual(l.wantResults);
       });
+    });
+  });
+
+  describe('shared memory', () => {
+    it.each([
+      ['6 messages (inline)', 6],
+      ['3000 messages (the worker threads)', 3000],
+    ] as const)(
+      'every mix of shared and unshared data, offsets, MACs and outputs, sync and async: %s',
+      async (_label, count) => {
+        const key = newKey();
+        const messages = plainItems(count);
+        const packed = packMessages(messages);
+        const want = concatOracle(messages);
+        const wrong = Uint8Array.from(want);
+        wrong[ML] ^= 1; // message 1's MAC is wrong
+        const wantResults = messages.map((_, i) => (i === 1 ? 0 : 1));
+        for (const dataMemory of MEMORIES) {
+          for (const offsetsMemory of MEMORIES) {
+            const data = inMemory(dataMemory, packed.data);
+            const offsets = inMemory(offsetsMemory, packed.offsets);
+            for (const outMemory of [undefined, ...MEMORIES]) {
+              const out = outMemory && inMemory(outMemory, new Uint8Array(want.length));
+              if (out) expectMacs(key.macPackedInto(data, offsets, out), want);
+              const fresh = out && inMemory(outMemory, new Uint8Array(want.length));
+              const macs = await key.macPackedAsync(data, offsets, fresh);
+              expectMacs(macs, want);
+              if (fresh) expect(macs).toBe(fresh);
+              for (const macsMemory of MEMORIES) {
+                const expected = inMemory(macsMemory, wrong);
+                const results = outMemory && inMemory(outMemory, new Uint8Array(count));
+                if (results) expect([...key.verifyPackedInto(data, offsets, expected, results)]).toEqual(wantResults);
+                const target = outMemory && inMemory(outMemory, new Uint8Array(count));
+                expect([...(await key.verifyPackedAsync(data, offsets, expected, target))]).toEqual(wantResults);
+              }
+            }
+          }
+        }
+      },
+    );
+
+    it('a worker thread rewriting the data during batches: every MAC is over one of the states the bytes were in', async () => {
+      const key = newKey();
+      const count = 3000;
+      const messages = plainItems(count); // 20..109 bytes
+      const batch = new BatchBuffer(ALG, { maxMessages: count, maxBytes: 1 << 20 });
+      for (const m of messages) batch.append(m, oracle(m));
+      // The writer flips the first and the last byte of every message between 0x00 and 0xff.
+      const positions = messages.flatMap((_, i) => [batch.offsets[i]!, batch.offsets[i + 1]! - 1]);
+      const states = [0x00, 0xff].map((v) => positions.map(() => v));
+      const valid = messages.map((m) => {
+        const macs = new Set<string>();
+        for (const first of [0x00, 0xff]) {
+          for (const last of [0x00, 0xff]) {
+            const variant = Uint8Array.from(m);
+            variant[0] = first;
+            variant[m.length - 1] = last;
+            macs.add(oracle(variant).toString('hex'));
+          }
+        }
+        return macs;
+      });
+      const checkMacs = (macs: Uint8Array) => {
+        for (let i = 0; i < count; i++) {
+          const mac = Buffer.from(macs.buffer, macs.byteOffset + i * ML, ML).toString('hex');
+          if (!valid[i]!.has(mac)) expect.fail(`MAC ${i} is over none of the states of message ${i}`);
+        }
+      };
+      const checkResults = (results: Uint8Array) => expect(results.every((r) => r === 0 || r === 1)).toBe(true);
+      const writer = new Writer(batch.data, positions, states);
+      await writer.started();
+      try {
+        const offsets = batch.offsets.subarray(0, count + 1);
+        const plainOffsets = offsets.slice();
+        for (let round = 0; round < 8; round++) {
+          checkMacs(await batch.macAsync(key));
+          checkResults(await batch.verifyAsync(key));
+          checkMacs(batch.mac(key));
+          checkResults(batch.verify(key));
+          checkMacs(await key.macPackedAsync(batch.data, plainOffsets));
+          checkMacs(await key.macPackedAsync(batch.data, offsets, new Uint8Array(count * ML)));
+          checkResults(await key.verifyPackedAsync(batch.data, plainOffsets, batch.macs.slice(0, count * ML)));
+        }
+      } finally {
+        expect(await writer.stop()).toBeGreaterThan(0);
+      }
+      // With the writer gone the bytes hold still: the MACs of what they hold now.
+      const now = Array.from({ length: count }, (_, i) => batch.data.slice(batch.offsets[i], batch.offsets[i + 1]));
+      expectMacs(await batch.macAsync(key), concatOracle(now));
+    }, 120_000);
+
+    it('a worker thread rewriting the offsets during batches: a RangeError, or every MAC over bounds the offsets held', async () => {
+      const key = newKey();
+      const count = 3000;
+      const size = 64;
+      const data = inMemory('SharedArrayBuffer', bytes(count * size, 3));
+      const offsets = inMemory(
+        'SharedArrayBuffer',
+        Uint32Array.from({ length: count + 1 }, (_, i) => i * size),
+      );
+      // Every 5th offset moves between its place and 17 bytes on, which any mix
+      // of the others keeps in order; one of them also goes past the end of
+      // data, and before its predecessor.
+      const moving = Array.from({ length: count / 5 - 1 }, (_, j) => (j + 1) * 5);
+      const bad = moving[moving.length >> 1]!;
+      const shifts = [...Array.from({ length: 14 }, (_, k) => (k % 2) * 17), 'past', 'back'] as const;
+      const states = shifts.map((shift) =>
+        moving.map((i) => {
+          if (i !== bad && typeof shift === 'string') return i * size;
+          return shift === 'past' ? 0xffffffff : shift === 'back' ? (i - 2) * size : i * size + (shift as number);
+        }),
+      );
+      const starts = (i: number) => (i % 5 === 0 && i > 0 && i < count ? [i * size, i * size + 17] : [i * size]);
+      const valid = Array.from({ length: count }, (_, i) => {
+        const macs = new Set<string>();
+        for (const s of starts(i)) for (const e of starts(i + 1)) macs.add(oracle(data.subarray(s, e)).toString('hex'));
+        return macs;
+      });
+      const outcomes = { value: 0, error: 0 };
+      const check = async (run: () => Uint8Array | Promise<Uint8Array>) => {
+        const outcome = await settle(run);
+        if (!outcome.ok) {
+          expect(outcome.error).toBeInstanceOf(RangeError);
+          outcomes.error++;
+          return;
+        }
+        outcomes.value++;
+        for (let i = 0; i < count; i++) {
+          const mac = Buffer.from(outcome.value.buffer, outcome.value.byteOffset + i * ML, ML).toString('hex');
+          if (!valid[i]!.has(mac)) expect.fail(`MAC ${i} is over none of the bounds its offsets held`);
+        }
+      };
+      const writer = new Writer(offsets, moving, states);
+      await writer.started();
+      expect(offsets.buffer).toBeInstanceOf(SharedArrayBuffer);
+      try {
+        const sharedOut = new Uint8Array(new SharedArrayBuffer(count * ML));
+        for (let round = 0; round < 12; round++) {
+          await check(() => key.macPackedAsync(data, offsets));
+          await check(() => key.macPackedAsync(data, offsets, sharedOut));
+          await check(() => key.macPacked(data, offsets));
+          await check(() => key.macPackedAsync(bytes(count * size, 3), offsets));
+          const verified = await settle(() => key.verifyPackedAsync(data, offsets, sharedOut));
+          if (!verified.ok) expect(verified.error).toBeInstanceOf(RangeError);
+          else expect(verified.value.every((r) => r === 0 || r === 1)).toBe(true);
+        }
+      } finally {
+        expect(await writer.stop()).toBeGreaterThan(0);
+      }
+      expect(outcomes.value + outcomes.error).toBe(48);
+    }, 120_000);
+
+    it('growable buffers grown during the batch: it covers the lengths read at the call', async () => {
+      const key = newKey();
+      const messages = plainItems(3000);
+      const packed = packMessages(messages);
+      const want = concatOracle(messages);
+      const grown = (content: Uint8Array | Uint32Array) => {
+        const buffer = growableShared(content.byteLength, 4 * content.byteLength + 4096);
+        const view = content instanceof Uint32Array ? new Uint32Array(buffer) : new Uint8Array(buffer);
+        view.set(content);
+        return view; // length-tracking
+      };
+      const grow = (view: ArrayBufferView) => {
+        const buffer = view.buffer as SharedArrayBuffer & { grow(length: number): void; maxByteLength: number };
+        buffer.grow(buffer.maxByteLength);
+        new Uint8Array(buffer).fill(0xee, buffer.byteLength >> 1); // junk where nothing was
+      };
+      for (let round = 0; round < 3; round++) {
+        const data = grown(packed.data) as Uint8Array;
+        const offsets = grown(packed.offsets) as Uint32Array;
+        const out = grown(new Uint8Array(want.length)) as Uint8Array;
+        const macs = grown(want) as Uint8Array;
+        const pending = key.macPackedAsync(data, offsets, out);
+        const verified = key.verifyPackedAsync(data, offsets, macs);
+        if (round === 0) {
+          grow(data); // here, as soon as the calls return
+          grow(offsets);
+        } else {
+          // From another thread, while the batches run.
+          const code = `const { workerData } = require('node:worker_threads');
+            for (const b of workerData) { b.grow(b.maxByteLength); new Uint8Array(b).fill(0xee, b.byteLength >> 1); }`;
+          const worker = new Worker(code, { eval: true, workerData: [data.buffer, offsets.buffer, macs.buffer] });
+          await once(worker, 'exit');
+        }
+        const result = await pending;
+        expect(result).toBe(out);
+        expectMacs(result.subarray(0, want.length), want);
+        expect((await verified).every((r) => r === 1)).toBe(true);
+        grow(out);
+      }
+    });
+
+    it('the thread that allocated the memory exits during the batch', async () => {
+      const key = newKey();
+      const count = 3000;
+      const code = `const { parentPort, workerData: count } = require('node:worker_threads');
+        // (Filled in place: map() would return views over new, unshared memory.)
+        const data = new Uint8Array(new SharedArrayBuffer(count * 64));
+        data.forEach((_, i) => (data[i] = (i * 31) & 0xff));
+        const offsets = new Uint32Array(new SharedArrayBuffer((count + 1) * 4));
+        offsets.forEach((_, i) => (offsets[i] = i * 64));
+        parentPort.postMessage({ data, offsets });
+        parentPort.once('message', () => process.exit(0));`;
+      const worker = new Worker(code, { eval: true, workerData: count });
+      const [{ data, offsets }] = (await once(worker, 'message')) as [{ data: Uint8Array; offsets: Uint32Array }];
+      expect(data.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(offsets.buffer).toBeInstanceOf(SharedArrayBuffer);
+      const want = concatOracle(Array.from({ length: count }, (_, i) => data.slice(i * 64, (i + 1) * 64)));
+      const pending = key.macPackedAsync(data, offsets, new Uint8Array(new SharedArrayBuffer(count * ML)));
+      worker.postMessage('exit');
+      await once(worker, 'exit');
+      expectMacs(await pending, want);
+    });
+
+    it('destroy() while batches over shared memory run: they finish with their own copy of the key', async () => {
+      const messages = plainItems(3000);
+      const want = concatOracle(messages);
+      const batch = new BatchBuffer(ALG, { maxMessages: 3000, maxBytes: 1 << 20 });
+      for (const m of messages) batch.append(m, oracle(m));
+      let key = newKey();
+      const pending = batch.macAsync(key);
+      key.destroy();
+      expectMacs(await pending, want);
+      key = newKey();
+      const verified = batch.verifyAsync(key);
+      key.destroy();
+      expect((await verified).every((r) => r === 1)).toBe(true);
+      await expect(batch.macAsync(key)).rejects.toThrow(/destroyed/);
+      expect(batch.inFlight).toBe(false);
+    });
+
+    it('a BatchBuffer refuses its own methods while its batch is in flight', async () => {
+      const key = newKey();
+      const batch = new BatchBuffer(ALG, { maxMessages: 3000, maxBytes: 1 << 20 });
+      for (const m of plainItems(3000)) batch.append(m);
+      const pending = batch.macAsync(key);
+      expect(batch.inFlight).toBe(true);
+      for (const run of [
+        () => batch.append(bytes(3, 1)),
+        () => batch.reserve(3),
+        () => batch.reset(),
+        () => batch.mac(key),
+        () => batch.verify(key),
+      ]) {
+        expect(run).toThrow(/in flight/);
+      }
+      await expect(batch.macAsync(key)).rejects.toThrow(/in flight/);
+      await pending;
+      expect(batch.inFlight).toBe(false);
+      expect(batch.count).toBe(3000);
     });
   });
 

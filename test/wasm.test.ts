@@ -394,6 +394,36 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       expect(results[10]).toBe(0);
       key.destroy();
     });
+
+    it('batches in flight together, of several keys, from shared and unshared memory, each get their own MACs', async () => {
+      const shapes = [0, 1, 2, 3, 4, 5].map((i) => {
+        const alg = ALGS[i % 4]!;
+        const material = random.bytes(20 + i);
+        const messages = Array.from({ length: 3000 + i * 500 }, (_, j) => random.bytes((j * 13 + i) % 200));
+        const { data, offsets } = pack(messages);
+        const shared = i % 2 === 1;
+        const inMemory = <T extends Uint8Array | Uint32Array>(view: T): T => {
+          if (!shared) return view;
+          const copy = (
+            view instanceof Uint32Array
+              ? new Uint32Array(new SharedArrayBuffer(view.byteLength))
+              : new Uint8Array(new SharedArrayBuffer(view.byteLength))
+          ) as T;
+          copy.set(view);
+          return copy;
+        };
+        const want = Buffer.concat(messages.map((m) => oracle(alg, material, m)));
+        const key = backend().createKey(alg, material);
+        const out = i % 3 === 0 ? undefined : inMemory(new Uint8Array(want.length));
+        return { key, data: inMemory(data), offsets: inMemory(offsets), out, want };
+      });
+      const results = await Promise.all(shapes.map((b) => b.key.macPackedAsync(b.data, b.offsets, b.out)));
+      shapes.forEach((b, i) => {
+        expect(Buffer.from(results[i]!).equals(b.want), `batch ${i}`).toBe(true);
+        if (b.out) expect(results[i]).toBe(b.out);
+        b.key.destroy();
+      });
+    });
   });
 });
 

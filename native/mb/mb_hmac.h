@@ -29,6 +29,9 @@ namespace mb {
 // Avx512: 16 SHA-256 / 8 SHA-512 lanes (AVX-512 F + BW).
 enum class Path { Off, Sse2, Avx2, ShaNi, Avx512 };
 constexpr Path kAllPaths[] = {Path::Off, Path::Sse2, Path::Avx2, Path::ShaNi, Path::Avx512};
+// The most messages any path hashes at once (Avx512's SHA-256 lanes); every
+// path's lane count divides it.
+constexpr size_t kMaxLanes = 16;
 
 // "off" | "sse2" | "avx2" | "shani" | "avx512".
 const char* PathName(Path);

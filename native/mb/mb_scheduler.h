@@ -71,8 +71,6 @@ size_t PadTail(const uint8_t* src, size_t rem, uint64_t total_bytes, uint8_t* ds
   return blocks;
 }
 
-constexpr size_t kMaxLanes = 16;
-
 // HMAC of messages 0..n-1 through kernel `k`: message i is span_at(i), asked
 // in order. When its MAC is ready (out of order) it is written to
 // slot(i, scratch), which returns where it goes (the caller's output, or

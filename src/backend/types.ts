@@ -72,13 +72,23 @@ export type BackendName = 'native' | 'wasm-simd' | 'wasm-scalar';
  *   of macLength.
  *
  * Every method checks its own arguments (TypeError/RangeError) and never runs
- * caller code while it works, so nothing can change an input under it. An
- * output that overlaps an input is computed as if every input had been read
- * first. Async variants copy their inputs before returning, so the caller may
- * reuse its buffers at once; they reject rather than throw, and always
- * settle. With `out` (or `results`) they write into that buffer when the
- * work is done, after checking it is still attached and large enough, and
- * resolve with it; without, they resolve with a new buffer.
+ * caller code while it works, so nothing in this thread can change an input
+ * under it. An output that overlaps an input is computed as if every input
+ * had been read first. Async variants copy their ArrayBuffer inputs before
+ * returning, so the caller may reuse those buffers at once; they reject
+ * rather than throw, and always settle. With `out` (or `results`) they write
+ * into that buffer when the work is done, after checking it is still
+ * attached and large enough, and resolve with it; without, they resolve with
+ * a new buffer.
+ *
+ * The packed arguments (data, offsets, macs, out, results) may also be
+ * backed by a SharedArrayBuffer, which another thread can write at any
+ * time. Then each length is read once, at the call; offsets are copied once
+ * and checked on the copy; an async batch reads shared data and MACs in
+ * place until it settles, and writes a shared output in place. A caller
+ * writing shared memory while a batch reads it races with the batch: it
+ * changes which bytes are hashed, never where the backend reads or writes.
+ * Single messages and key material must not be shared memory.
  */
 export interface BackendKey {
   readonly algorithm: MacAlgorithm;

@@ -224,56 +224,59 @@ export function workBytes(offsets: Uint32Array, b: number, e: number, blockLengt
 }
 
 /**
- * One part of an async batch, as sent to a worker: a single ArrayBuffer
- * (transferred there and back, then recycled) laid out as
- *
- *   key state (SLOT_SIZE) | offsets (count+1) x u32 | MACs count x ml (verify) | results | data
- *
- * where results are count x ml MACs, or count bytes of 1/0 for verify.
+ * An async batch as a worker receives it: the batch is cut into `units`
+ * (messages bounds[u] .. bounds[u+1]), which the workers take one at a time
+ * (Atomics.add on the control word NEXT), so a worker slowed by another
+ * process leaves its share to the others. Every view is over shared memory:
+ * the caller's own (a shared input read in place, a shared output written
+ * in place) or the batch's area (src/backend/wasm.ts), which holds the
+ * offsets (always a checked copy: nothing another thread can change), the
+ * copies of ArrayBuffer inputs and the results to copy out. The calling
+ * thread posts the batch first and fills the area then (so the workers'
+ * wake-up overlaps that), and sets the control word READY once it is
+ * complete (Atomics.notify); a worker that comes in before waits for it.
  */
-export interface PartJob {
+export interface BatchJob {
   id: number;
   alg: number;
   ml: number;
-  verify: boolean;
-  count: number;
-  dataLength: number;
-  buffer: ArrayBuffer;
+  units: number;
+  control: Int32Array;
+  bounds: Uint32Array;
+  offsets: Uint32Array;
+  data: Uint8Array;
+  /** verify: the expected MACs, at ml stride. */
+  macs: Uint8Array | null;
+  /** MACs at ml stride, or for verify one 1/0 byte per message. */
+  out: Uint8Array;
+  /** The key's inner and outer states, transferred to this worker alone and wiped there. */
+  keyState: ArrayBuffer;
 }
 
-export interface PartLayout {
-  offsets: number;
-  macs: number;
-  results: number;
-  resultsLength: number;
-  data: number;
-  size: number;
-}
+/** Control words of a batch (BatchJob.control): the next unit to take; 1 once the area is filled. */
+export const NEXT = 0;
+export const READY = 1;
+export const CONTROL_WORDS = 2;
 
-export function partLayout(count: number, dataLength: number, ml: number, verify: boolean): PartLayout {
-  const offsets = SLOT_SIZE;
-  const macs = offsets + (count + 1) * 4;
-  const results = macs + (verify ? count * ml : 0);
-  const resultsLength = verify ? count : count * ml;
-  const data = results + resultsLength;
-  return { offsets, macs, results, resultsLength, data, size: data + dataLength };
-}
-
-/** Runs one part in `hmac`'s slot 0 and wipes the key state wherever it was. */
-export function runPart(hmac: WasmHmac, job: PartJob): void {
-  const at = partLayout(job.count, job.dataLength, job.ml, job.verify);
-  const bytes = new Uint8Array(job.buffer);
-  const keyState = bytes.subarray(0, SLOT_SIZE);
+/** Runs units of `job` in `hmac`'s slot 0 until none is left, then wipes the key state wherever it was. */
+export function runUnits(hmac: WasmHmac, job: BatchJob): void {
+  const keyState = new Uint8Array(job.keyState);
+  const { control, bounds, offsets, data, macs, out, ml } = job;
   try {
     hmac.writeSlot(0, keyState);
     keyState.fill(0);
-    const offsets = new Uint32Array(job.buffer, at.offsets, job.count + 1);
-    const data = bytes.subarray(at.data, at.data + job.dataLength);
-    const results = bytes.subarray(at.results, at.results + at.resultsLength);
-    if (job.verify) {
-      hmac.packed(0, job.alg, job.ml, data, offsets, 1, bytes.subarray(at.macs, at.results), results);
-    } else {
-      hmac.packed(0, job.alg, job.ml, data, offsets, 0, results);
+    while (Atomics.load(control, READY) === 0) Atomics.wait(control, READY, 0);
+    for (;;) {
+      const u = Atomics.add(control, NEXT, 1);
+      if (u >= job.units) return;
+      const b = bounds[u]!;
+      const e = bounds[u + 1]!;
+      const unitOffsets = offsets.subarray(b, e + 1);
+      if (macs !== null) {
+        hmac.packed(0, job.alg, ml, data, unitOffsets, 1, macs.subarray(b * ml, e * ml), out.subarray(b, e));
+      } else {
+        hmac.packed(0, job.alg, ml, data, unitOffsets, 0, out.subarray(b * ml, e * ml));
+      }
     }
   } finally {
     keyState.fill(0);

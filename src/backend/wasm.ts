@@ -17,6 +17,7 @@ import {
   byteLength,
   bufferProblem,
   copyInto,
+  isShared,
   isUint32Array,
   isUint8Array,
   overlaps,
@@ -26,7 +27,17 @@ import {
 import { algorithmCode, BLOCK_LENGTH, MAC_ALGORITHMS, MAC_LENGTH } from './types.js';
 import type { Backend, BackendKey, BackendName, MacAlgorithm } from './types.js';
 import { WASM_HASH, WASM_SCALAR_BASE64, WASM_SIMD_BASE64 } from './wasm-binaries.js';
-import { partLayout, workBytes, SLOT_SIZE, WA, WasmHmac, type PartJob, type WasmModule } from './wasm-hmac.js';
+import {
+  type BatchJob,
+  CONTROL_WORDS,
+  NEXT,
+  READY,
+  SLOT_SIZE,
+  WA,
+  WasmHmac,
+  type WasmModule,
+  workBytes,
+} from './wasm-hmac.js';
 
 export { WasmHmac } from './wasm-hmac.js';
 export type WasmVariant = 'simd' | 'scalar';
@@ -36,10 +47,13 @@ export type WasmVariant = 'simd' | 'scalar';
  * development machine (docs/performance.md): a round trip to a worker
  * (post, wake, post back, settle) costs about what the SIMD module needs for
  * ~1,000 blocks. Below INLINE_BLOCKS the calling thread does the batch
- * itself; a part sent to a worker is at least MIN_PART_BLOCKS.
+ * itself; each worker sent a batch gets at least MIN_PART_BLOCKS of it; the
+ * workers take it in units of about UNIT_BLOCKS (~0.15 ms for the SIMD
+ * module), so that they finish within a unit of each other.
  */
 const INLINE_BLOCKS = 1024;
 const MIN_PART_BLOCKS = 2048;
+const UNIT_BLOCKS = 1024;
 
 // ------------------------------------------------------------ module cache
 
@@ -98,7 +112,7 @@ function workerExecArgv(): string[] {
 }
 
 interface PendingPart {
-  resolve: (buffer: ArrayBuffer) => void;
+  resolve: () => void;
   reject: (error: Error) => void;
   worker: PoolWorker;
 }
@@ -110,14 +124,15 @@ interface PoolWorker {
 /**
  * One instance of the module per worker, up to `size` workers, started on demand.
  * Workers are unref()ed while idle, so they never keep the process alive,
- * and ref()ed while they hold a part, so an awaited batch cannot be cut
- * short by the process exiting. Part buffers come back from the workers and
- * are reused, so a steady stream of batches allocates nothing.
+ * and ref()ed while they hold a batch, so an awaited batch cannot be cut
+ * short by the process exiting. Batch areas (shared memory) come back when
+ * their batch settles and are reused, so a steady stream of batches
+ * allocates nothing.
  */
 class WorkerPool {
   private readonly workers: PoolWorker[] = [];
   private readonly parts = new Map<number, PendingPart>();
-  private readonly spare: ArrayBuffer[] = [];
+  private readonly spare: SharedArrayBuffer[] = [];
   private nextId = 1;
 
   constructor(
@@ -125,50 +140,65 @@ class WorkerPool {
     readonly size: number,
   ) {}
 
-  /** A buffer of at least `size` bytes for one part (recycled when possible). */
-  takeBuffer(size: number): ArrayBuffer {
+  /** Shared memory of at least `size` bytes for one batch's area (recycled when possible). */
+  takeArea(size: number): SharedArrayBuffer {
     let best = -1;
     for (let i = 0; i < this.spare.length; i++) {
       const length = this.spare[i]!.byteLength;
       if (length >= size && (best < 0 || length < this.spare[best]!.byteLength)) best = i;
     }
     if (best >= 0) return this.spare.splice(best, 1)[0]!;
-    return new ArrayBuffer(Math.max(64 * 1024, size + (size >>> 2)));
+    return new SharedArrayBuffer(Math.max(64 * 1024, size + (size >>> 2)));
   }
 
-  giveBuffer(buffer: ArrayBuffer): void {
-    if (this.spare.length >= 2 * this.size || buffer.byteLength > 64 * 1024 * 1024) return;
-    this.spare.push(buffer);
+  giveArea(area: SharedArrayBuffer): void {
+    if (this.spare.length >= 2 * this.size || area.byteLength > 64 * 1024 * 1024) return;
+    this.spare.push(area);
   }
 
-  /** Runs one part on the least busy worker; resolves with its buffer, results inside. */
-  run(job: Omit<PartJob, 'id'>): Promise<ArrayBuffer> {
-    return new Promise((resolve, reject) => {
-      const pw = this.pick();
-      const id = this.nextId++;
-      this.parts.set(id, { resolve, reject, worker: pw });
-      if (pw.pending++ === 0) pw.worker.ref();
-      try {
-        pw.worker.postMessage({ ...job, id }, [job.buffer]);
-      } catch (err) {
-        this.parts.delete(id);
-        this.settle(pw);
-        reject(err as Error);
-      }
-    });
+  /**
+   * Sends `job` to `workers` different workers (the least busy, started as
+   * needed; at most `size`). Each promise settles when its worker has left
+   * the batch: it finished, failed, or died.
+   */
+  run(job: Omit<BatchJob, 'id' | 'keyState'>, keyState: Uint8Array, workers: number): Promise<void>[] {
+    const chosen = new Set<PoolWorker>();
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < workers; i++) {
+      const pw = this.pick(chosen);
+      chosen.add(pw);
+      done.push(
+        new Promise((resolve, reject) => {
+          const id = this.nextId++;
+          this.parts.set(id, { resolve, reject, worker: pw });
+          if (pw.pending++ === 0) pw.worker.ref();
+          // Each worker gets its own copy of the key states, transferred (not cloned) and wiped there.
+          const own = keyState.slice().buffer;
+          try {
+            pw.worker.postMessage({ ...job, id, keyState: own }, [own]);
+          } catch (err) {
+            new Uint8Array(own).fill(0);
+            this.parts.delete(id);
+            this.settle(pw);
+            reject(err as Error);
+          }
+        }),
+      );
+    }
+    return done;
   }
 
   private spawn(): PoolWorker {
     const worker = new Worker(WORKER_URL, { workerData: { module: this.module }, execArgv: workerExecArgv() });
     const pw: PoolWorker = { worker, pending: 0 };
     worker.unref();
-    worker.on('message', (msg: { id: number; buffer?: ArrayBuffer; error?: string }) => {
+    worker.on('message', (msg: { id: number; error?: string }) => {
       const part = this.parts.get(msg.id);
       if (!part) return;
       this.parts.delete(msg.id);
       this.settle(pw);
       if (msg.error !== undefined) part.reject(new Error(`kms-hmac wasm worker: ${msg.error}`));
-      else part.resolve(msg.buffer!);
+      else part.resolve();
     });
     const fail = (err: Error) => {
       const i = this.workers.indexOf(pw);
@@ -189,9 +219,10 @@ class WorkerPool {
     if (--pw.pending === 0) pw.worker.unref();
   }
 
-  private pick(): PoolWorker {
+  /** The least busy worker not in `taken`, or a new one while there is room (an idle one first). */
+  private pick(taken: Set<PoolWorker>): PoolWorker {
     let best: PoolWorker | undefined;
-    for (const w of this.workers) if (!best || w.pending < best.pending) best = w;
+    for (const w of this.workers) if (!taken.has(w) && (!best || w.pending < best.pending)) best = w;
     if ((!best || best.pending > 0) && this.workers.length < this.size) return this.spawn();
     return best!;
   }
@@ -199,15 +230,17 @@ class WorkerPool {
 
 // ------------------------------------------------------- argument checks
 
-function bytesArg(value: unknown, what: string): Uint8Array {
+/** A Uint8Array over an ArrayBuffer, or (`shared`: a packed batch argument) over a SharedArrayBuffer. */
+function bytesArg(value: unknown, what: string, shared = false): Uint8Array {
   if (!isUint8Array(value)) throw new TypeError(`${what} must be a Uint8Array`);
-  const problem = bufferProblem(value);
+  const problem = bufferProblem(value, shared);
   if (problem !== undefined) throw new TypeError(`${what} ${problem}`);
   return value;
 }
 
+/** A packed batch's output (or MACs), shared memory allowed: a plain view of at least `needed` bytes. */
 function outputArg(value: unknown, needed: number, what: string): Uint8Array {
-  const out = plainView(bytesArg(value, what));
+  const out = plainView(bytesArg(value, what, true));
   if (out.length < needed) throw new RangeError(`${what} is too small: need ${needed} bytes, have ${out.length}`);
   return out;
 }
@@ -219,27 +252,52 @@ function indexArg(value: unknown, what: string): number {
 }
 
 interface Packed {
+  /** A plain view, of the length read once here (shared memory may grow, never shrink). */
   data: Uint8Array;
+  /** Never shared memory: shared offsets are copied once, and checked on the copy. */
   offsets: Uint32Array;
   count: number;
 }
 
-/** data + offsets as plain views, checked like native GetPacked. */
+/**
+ * Where shared offsets are copied to be checked: reused, since fresh memory
+ * costs more than the copy (a 64 KiB array ~0.25 ms in page faults here,
+ * the copy ~20 µs). Its contents are used only until the call that checked
+ * them returns, or an async batch has copied them into its area (before its
+ * first await), and no caller code runs in between.
+ */
+let offsetsScratch = new Uint32Array(1024);
+const KEEP_OFFSETS = 1 << 20;
+
+function offsetsRoom(entries: number): Uint32Array {
+  if (offsetsScratch.length >= entries) return offsetsScratch.subarray(0, entries);
+  const scratch = new Uint32Array(Math.max(entries, 2 * offsetsScratch.length));
+  if (scratch.length <= KEEP_OFFSETS) offsetsScratch = scratch;
+  return scratch.subarray(0, entries);
+}
+
+/** data + offsets as plain views, checked like native GetPacked (native/js_args.cc). */
 function packedArgs(data: unknown, offsets: unknown): Packed {
-  const bytes = plainView(bytesArg(data, 'data'));
+  const bytes = plainView(bytesArg(data, 'data', true));
   if (!isUint32Array(offsets)) throw new TypeError('offsets must be a Uint32Array');
-  const problem = bufferProblem(offsets);
+  const problem = bufferProblem(offsets, true);
   if (problem !== undefined) throw new TypeError(`offsets ${problem}`);
-  const offs = plainOffsets(offsets);
-  if (offs.length === 0) throw new RangeError('offsets must have n+1 entries (at least 1)');
+  const given = plainOffsets(offsets);
+  const entries = given.length;
+  if (entries === 0) throw new RangeError('offsets must have n+1 entries (at least 1)');
+  // Checked in place, shared offsets could change between the check and
+  // their use: each is read once, into our own memory, and checked there.
+  const copy = isShared(given) ? offsetsRoom(entries) : undefined;
+  const length = bytes.length;
   let previous = 0;
-  for (let i = 0; i < offs.length; i++) {
-    const offset = offs[i]!;
-    if (offset > bytes.length) throw new RangeError(`offsets[${i}] is past the end of data`);
+  for (let i = 0; i < entries; i++) {
+    const offset = given[i]!;
+    if (offset > length) throw new RangeError(`offsets[${i}] is past the end of data`);
     if (offset < previous) throw new RangeError(`offsets must not decrease (offsets[${i}])`);
+    if (copy !== undefined) copy[i] = offset;
     previous = offset;
   }
-  return { data: bytes, offsets: offs, count: offs.length - 1 };
+  return { data: bytes, offsets: copy ?? given, count: entries - 1 };
 }
 
 /** Whether `out` (its first `length` bytes) shares memory with any input. */
@@ -479,11 +537,14 @@ class WasmKey implements BackendKey {
   }
 
   /**
-   * Small batches run here and now. Larger ones are split into parts of
-   * about equal work, one per worker, each copied once into a recycled
-   * buffer that is transferred to the worker and back. The caller's `out`
-   * (if any) is written when every part is done, after checking it is still
-   * usable.
+   * Small batches run here and now. Larger ones go to the workers (one per
+   * MIN_PART_BLOCKS of work, at most one per core) through a recycled area
+   * of shared memory: the checked offsets, rebased; the unit bounds; copies
+   * of the ArrayBuffer inputs, made after the workers were sent the batch;
+   * and the results, unless they are written in place into the caller's
+   * shared output. Shared inputs are read in place. The caller's other
+   * outputs are written when every worker is done, after checking they are
+   * still usable.
    */
   private async runAsync(
     batch: Packed,
@@ -504,66 +565,79 @@ class WasmKey implements BackendKey {
     }
 
     const pool = this.backend.workerPool();
-    const parts = Math.max(1, Math.min(pool.size, Math.floor(blocks / MIN_PART_BLOCKS)));
+    const ml = this.macLength;
+    const units = Math.max(1, Math.floor(blocks / UNIT_BLOCKS));
+    const workers = Math.max(1, Math.min(pool.size, Math.floor(blocks / MIN_PART_BLOCKS)));
+    const first = offsets[0]!;
+    const dataLength = offsets[count]! - first;
+    const copyData = !isShared(batch.data);
+    const copyMacs = macs !== null && !isShared(macs);
+    const inPlace = out !== undefined && isShared(out) && !overlapsInputs(out, length, batch, macs);
+    // The area: control words | unit bounds | offsets | MACs (copied) | results (unless in place) | data (copied).
+    const boundsAt = CONTROL_WORDS * 4;
+    const offsetsAt = boundsAt + (units + 1) * 4;
+    const macsAt = offsetsAt + (count + 1) * 4;
+    const resultsAt = macsAt + (copyMacs ? count * ml : 0);
+    const dataAt = resultsAt + (inPlace ? 0 : length);
+    const area = pool.takeArea(dataAt + (copyData ? dataLength : 0));
+    const control = new Int32Array(area, 0, CONTROL_WORDS);
+    const bounds = new Uint32Array(area, boundsAt, units + 1);
+    const rebased = new Uint32Array(area, offsetsAt, count + 1);
+    const data = copyData ? new Uint8Array(area, dataAt, dataLength) : batch.data.subarray(first, first + dataLength);
+    const expected = macs === null ? null : copyMacs ? new Uint8Array(area, macsAt, count * ml) : macs;
+    const results = inPlace ? out : new Uint8Array(area, resultsAt, length);
+    Atomics.store(control, NEXT, 0);
+    Atomics.store(control, READY, 0);
+
+    // The workers are sent the batch first, so that their wake-up (tens of
+    // microseconds, more on a busy machine) overlaps the rest of this call;
+    // a worker that comes in early waits for the units to be published.
     const keyState = this.backend.hmac.readSlot(this.live());
-    const pending: { first: number; promise: Promise<ArrayBuffer> }[] = [];
+    let done: Promise<void>[];
     try {
-      let first = 0;
-      for (let p = 1; p <= parts; p++) {
-        // The first message at which p/parts of the work is done (the last part takes the rest).
-        let end = count;
-        if (p < parts) {
-          const target = (total * p) / parts;
-          let lo = first;
-          while (lo < end) {
-            const mid = (lo + end) >>> 1;
-            if (work(mid) >= target) end = mid;
-            else lo = mid + 1;
-          }
-        }
-        if (end > first) pending.push({ first, promise: this.sendPart(pool, batch, macs, keyState, first, end) });
-        first = end;
-      }
+      const job = { alg: this.alg, ml, units, control, bounds, offsets: rebased, data, macs: expected, out: results };
+      done = pool.run(job, keyState, workers);
     } finally {
       keyState.fill(0);
     }
+    try {
+      rebased.set(offsets);
+      if (first !== 0) for (let i = 0; i <= count; i++) rebased[i]! -= first;
+      // Unit u ends at the first message where u/units of the work is done.
+      for (let u = 1; u < units; u++) {
+        const target = (total * u) / units;
+        let lo = bounds[u - 1]!;
+        let hi = count;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (work(mid) >= target) hi = mid;
+          else lo = mid + 1;
+        }
+        bounds[u] = lo;
+      }
+      bounds[units] = count;
+      if (copyData) copyInto(data, batch.data.subarray(first, first + dataLength), 0);
+      if (copyMacs) copyInto(expected!, macs.subarray(0, count * ml), 0);
+    } finally {
+      // Published once, with one wake-up: a wake-up per unit would let the
+      // woken workers preempt this thread's copy unit after unit. (Whatever
+      // happened: no worker waits forever.)
+      Atomics.store(control, READY, 1);
+      Atomics.notify(control, READY);
+    }
 
-    const buffers = await Promise.all(pending.map((part) => part.promise));
-    const result =
-      callerOut === undefined ? new Uint8Array(length) : outputArg(callerOut, length, macs ? 'results' : 'out');
-    const stride = macs === null ? this.macLength : 1;
-    pending.forEach((part, i) => {
-      const buffer = buffers[i]!;
-      const partCount = (pending[i + 1]?.first ?? count) - part.first;
-      const at = partLayout(partCount, 0, this.macLength, macs !== null);
-      copyInto(result, new Uint8Array(buffer, at.results, at.resultsLength), part.first * stride);
-      pool.giveBuffer(buffer);
-    });
-    return callerOut ?? result;
-  }
-
-  private sendPart(
-    pool: WorkerPool,
-    batch: Packed,
-    macs: Uint8Array | null,
-    keyState: Uint8Array,
-    first: number,
-    end: number,
-  ): Promise<ArrayBuffer> {
-    const { data, offsets } = batch;
-    const ml = this.macLength;
-    const count = end - first;
-    const base = offsets[first]!;
-    const dataLength = offsets[end]! - base;
-    const at = partLayout(count, dataLength, ml, macs !== null);
-    const buffer = pool.takeBuffer(at.size);
-    const bytes = new Uint8Array(buffer);
-    bytes.set(keyState, 0);
-    const partOffsets = new Uint32Array(buffer, at.offsets, count + 1);
-    for (let i = 0; i <= count; i++) partOffsets[i] = offsets[first + i]! - base;
-    if (macs !== null) bytes.set(macs.subarray(first * ml, end * ml), at.macs);
-    bytes.set(data.subarray(base, base + dataLength), at.data);
-    return pool.run({ alg: this.alg, ml, verify: macs !== null, count, dataLength, buffer });
+    const outcomes = await Promise.allSettled(done);
+    try {
+      const failed = outcomes.find((o) => o.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      if (inPlace) return callerOut!;
+      const result =
+        callerOut === undefined ? new Uint8Array(length) : outputArg(callerOut, length, macs ? 'results' : 'out');
+      copyInto(result, results, 0);
+      return callerOut ?? result;
+    } finally {
+      pool.giveArea(area); // every worker has left the batch
+    }
   }
 }
 

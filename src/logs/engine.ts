@@ -15,7 +15,9 @@ export interface MacEngine {
   /**
    * MACs of message i = data[offsets[i]..offsets[i+1]) at i*macLength, in
    * `out` when given (left alone until this settles), else in a new buffer.
-   * Inputs may be reused once this returns.
+   * Inputs in an ArrayBuffer may be reused once this returns; inputs in a
+   * SharedArrayBuffer (the framer's arena) are read in place until this
+   * settles and must not be written meanwhile (src/backend/types.ts).
    */
   macPacked(data: Uint8Array, offsets: Uint32Array, out?: Uint8Array): Promise<Uint8Array>;
   /** One byte per message: 1 valid, 0 invalid; in `results` when given. */

@@ -11,9 +11,19 @@
  * bytes is hashed incrementally, never buffered, so memory stays constant
  * whatever the record or file size.
  *
- * Memory is one buffer, laid out once:
+ * Memory is one SharedArrayBuffer, laid out once:
  *
  *   [ stream id | offsets and starts of each slot | input 0 | input 1 | slot 0 | … | slot S-1 ]
+ *
+ * Shared memory, so that an async batch is hashed where it lies: the native
+ * pool threads read a batch's data and offsets from its slot (pinned until
+ * the batch settles) instead of the backend copying them per batch
+ * (docs/performance.md, "The log pipeline on shared memory"). The arena is
+ * the library's own memory and only the framer writes it: a caller's chunk
+ * is copied into an input area before it is framed, never handed to the
+ * pool, and nothing writes a batch's slot from close() until release(), so
+ * the bytes a batch is hashed over are the bytes framed, whatever happens to
+ * the log or the caller's buffers meanwhile.
  *
  * The log's bytes are framed from an input area: a file reader reads straight
  * into one (inputArea) while the other is framed; any other chunk is copied
@@ -100,11 +110,14 @@ let kernelModule: WebAssembly.Module | null | undefined;
 
 /**
  * A kernel instance whose memory holds at least `bytes`, or null where it
- * cannot run: no WebAssembly or no SIMD128 (e.g. --jitless), or a big-endian
- * host (the typed-array views of its memory would read its little-endian
- * numbers wrong). The JavaScript loop does the same work there.
+ * cannot run: no WebAssembly, SIMD128 or shared memory (e.g. --jitless), or a
+ * big-endian host (the typed-array views of its memory would read its
+ * little-endian numbers wrong). The JavaScript loop does the same work there.
+ * The kernel's memory is shared (scripts/build-wasm.js: --sharedMemory), so
+ * its buffer is a SharedArrayBuffer, which grows in place and is never
+ * detached.
  */
-function kernelWithMemory(bytes: number): Kernel | null {
+function kernelWithMemory(bytes: number): { kernel: Kernel; arena: SharedArrayBuffer } | null {
   if (kernelModule === undefined) {
     kernelModule = null;
     if (typeof WebAssembly === 'object' && endianness() === 'LE') {
@@ -122,7 +135,8 @@ function kernelWithMemory(bytes: number): Kernel | null {
   } catch {
     return null; // more than the kernel's maximum memory
   }
-  return k;
+  const arena: unknown = k.memory.buffer;
+  return arena instanceof SharedArrayBuffer ? { kernel: k, arena } : null;
 }
 
 /**
@@ -133,7 +147,7 @@ function kernelWithMemory(bytes: number): Kernel | null {
  * default sizes), which would hold up the event loop at the start of every
  * log.
  */
-let spare: { size: number; kernel: Kernel | null; arena: ArrayBuffer } | null = null;
+let spare: { size: number; kernel: Kernel | null; arena: SharedArrayBuffer } | null = null;
 
 const align8 = (n: number): number => Math.ceil(n / 8) * 8;
 
@@ -176,7 +190,7 @@ export class RecordFramer {
   private readonly size: number;
   /** Where the input areas start in the arena; the stream id is at 0. */
   private readonly inputAt: number;
-  private readonly arena: ArrayBuffer;
+  private readonly arena: SharedArrayBuffer;
   private readonly u8: Uint8Array;
   private readonly buf: Buffer;
   private readonly dv: DataView;
@@ -236,8 +250,9 @@ export class RecordFramer {
       ({ kernel: this.kernel, arena: this.arena } = spare);
       spare = null;
     } else {
-      this.kernel = wantKernel ? kernelWithMemory(this.size) : null;
-      this.arena = this.kernel ? this.kernel.memory.buffer : new ArrayBuffer(this.size);
+      const k = wantKernel ? kernelWithMemory(this.size) : null;
+      this.kernel = k?.kernel ?? null;
+      this.arena = k?.arena ?? new SharedArrayBuffer(this.size);
     }
     this.u8 = new Uint8Array(this.arena);
     this.buf = Buffer.from(this.arena);

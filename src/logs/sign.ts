@@ -199,6 +199,12 @@ export async function inodeOf(path: FilePath): Promise<string> {
  * `inflight` batches are MACed at once on the worker threads, into MAC
  * buffers of the pipeline's own, while the next is framed; the writer takes
  * the MACs in order. Nothing is allocated per record or per batch's data.
+ *
+ * The framer's arena and the MAC buffers are shared memory, so the pool
+ * threads read each batch where it was framed and write its MACs in place:
+ * nothing of a batch is copied on its way to the pool but its offsets. A
+ * batch's slot and MAC buffer are handed back only once its MACs have
+ * settled and reached the writer.
  */
 export class SignPipeline {
   readonly framer: RecordFramer;
@@ -224,7 +230,9 @@ export class SignPipeline {
       start: opts.start,
       slots: this.inflight + 1, // in flight, and one waiting for its turn
     });
-    for (let i = 0; i < this.inflight; i++) this.outs.push(new Uint8Array(batchSize * header.macLength));
+    const outBytes = batchSize * header.macLength;
+    const outs = new SharedArrayBuffer(this.inflight * outBytes);
+    for (let i = 0; i < this.inflight; i++) this.outs.push(new Uint8Array(outs, i * outBytes, outBytes));
   }
 
   /** The areas to read the log into (see RecordFramer.inputArea). */

@@ -274,7 +274,12 @@ async function alignLog(
     slots: inflight + 1,
   });
   type Job = { batch: RecordBatch; d: number; results: Uint8Array; res: Promise<Uint8Array> };
-  const resultsPool: Uint8Array[] = Array.from({ length: inflight }, () => new Uint8Array(batchSize));
+  // shared memory, as the framer's arena: the pool threads write each batch's results in place
+  const resultsArea = new SharedArrayBuffer(inflight * batchSize);
+  const resultsPool: Uint8Array[] = Array.from(
+    { length: inflight },
+    (_, i) => new Uint8Array(resultsArea, i * batchSize, batchSize),
+  );
   const scratch = Buffer.allocUnsafe(batchSize * L);
   let d = 0; // the fast path's assumption: record j is signed record j + d
 
@@ -284,7 +289,8 @@ async function alignLog(
     const lo = batch.first + d;
     await window.load(lo, lo + batch.count, aligner.reach().lo);
     const results = resultsPool.pop()!;
-    // the engine copies its inputs before it returns: the window's own bytes can go as they are
+    // the batch's records are read in place (the framer's shared arena, untouched until release); the MACs are
+    // in ArrayBuffers (the window's own bytes, or scratch), which the engine copies before it returns
     const res = keys.verify(batch, lo, streamId, window.macs(lo, batch.count, scratch), results);
     res.catch(() => {}); // observed in handle
     return { batch, d, results, res };

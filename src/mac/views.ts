@@ -49,15 +49,22 @@ export function copyInto(target: Uint8Array, source: Uint8Array, offset: number)
 
 /**
  * What is wrong with a typed array as an input or output buffer, or
- * undefined. `view` must already be a typed array. Reads `.buffer`, which
- * makes V8 give a small on-heap array its own ArrayBuffer: call it once per
- * argument, never once per message of a batch.
+ * undefined. `view` must already be a typed array; `shared`: whether a
+ * SharedArrayBuffer is acceptable (the packed batch arguments, see
+ * native/js_args.h). Reads `.buffer`, which makes V8 give a small on-heap
+ * array its own ArrayBuffer: call it once per argument, never once per
+ * message of a batch.
  */
-export function bufferProblem(view: ArrayBufferView): string | undefined {
+export function bufferProblem(view: ArrayBufferView, shared = false): string | undefined {
   const buffer = bufferOf.call(view);
-  if (buffer instanceof SharedArrayBuffer) return 'must not be backed by a SharedArrayBuffer';
+  if (buffer instanceof SharedArrayBuffer) return shared ? undefined : 'must not be backed by a SharedArrayBuffer';
   if (byteLengthOf.call(view) === 0 && isDetached(buffer as ArrayBuffer)) return 'is backed by a detached ArrayBuffer';
   return undefined;
+}
+
+/** Whether the view is backed by a SharedArrayBuffer (another thread may write it at any time). */
+export function isShared(view: ArrayBufferView): boolean {
+  return bufferOf.call(view) instanceof SharedArrayBuffer;
 }
 
 /** Whether an empty-looking view's buffer is detached (only call this for empty views: it allocates). */
@@ -88,9 +95,17 @@ export function plainOffsets(view: Uint32Array): Uint32Array {
   return new Uint32Array(bufferOf.call(view), byteOffsetOf.call(view), byteLengthOf.call(view) / 4);
 }
 
-/** Whether the first `aBytes` of `a` and the first `bBytes` of `b` share memory. */
+/**
+ * Whether the first `aBytes` of `a` and the first `bBytes` of `b` may share
+ * memory. Two SharedArrayBuffer objects may be one memory (a buffer posted
+ * to this thread and back, a WebAssembly.Memory's buffer before and after it
+ * grew), and JavaScript cannot tell: views over two of them may overlap.
+ */
 export function overlaps(a: ArrayBufferView, aBytes: number, b: ArrayBufferView, bBytes: number): boolean {
-  if (aBytes === 0 || bBytes === 0 || bufferOf.call(a) !== bufferOf.call(b)) return false;
+  if (aBytes === 0 || bBytes === 0) return false;
+  const aBuffer = bufferOf.call(a);
+  const bBuffer = bufferOf.call(b);
+  if (aBuffer !== bBuffer) return aBuffer instanceof SharedArrayBuffer && bBuffer instanceof SharedArrayBuffer;
   const aStart = byteOffsetOf.call(a);
   const bStart = byteOffsetOf.call(b);
   return aStart < bStart + bBytes && bStart < aStart + aBytes;
