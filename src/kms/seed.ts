@@ -204,9 +204,9 @@ function fromOwn(doc: Doc, source: string): Seed {
       description: str(entry.description, `${where}.description`, false) ?? '',
       tags: Object.entries(tags).map(([TagKey, v]) => ({ TagKey, TagValue: str(v, `${where}.tags.${TagKey}`, true) })),
     });
-    list(entry.aliases, `${where}.aliases`).forEach((a, j) =>
-      seed.aliases.push({ aliasName: str(a, `${where}.aliases[${j}]`, true), targetKeyId: keyId }),
-    );
+    list(entry.aliases, `${where}.aliases`).forEach((a, j) => {
+      seed.aliases.push({ aliasName: str(a, `${where}.aliases[${j}]`, true), targetKeyId: keyId });
+    });
   });
   list(doc.aliases, 'aliases').forEach((a, i) => {
     if (!isObject(a)) throw new SeedError(`aliases[${i}] must be a mapping with aliasName and targetKeyId`);
@@ -259,8 +259,10 @@ function fromLocalKms(doc: Doc, source: string): Seed {
       if (!isObject(entry)) throw new SeedError(`${where} must be a mapping`);
       const metadata = isObject(entry.Metadata) ? entry.Metadata : {};
       const spec = metadata.KeySpec;
-      if (typeof spec !== 'string' || !spec.startsWith('HMAC_'))
-        return skip(`a ${String(spec ?? 'SYMMETRIC_DEFAULT')} key`, entry.KeyId);
+      if (typeof spec !== 'string' || !spec.startsWith('HMAC_')) {
+        skip(`a ${String(spec ?? 'SYMMETRIC_DEFAULT')} key`, entry.KeyId);
+        return;
+      }
       const material = isObject(entry.Material) ? entry.Material.BackingKeys : undefined;
       seed.keys.push(localKmsKey({ ...metadata, KeyId: entry.KeyId }, material, where));
     });

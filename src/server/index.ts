@@ -10,9 +10,8 @@ import { KmsHmacClient } from '../client/client.js';
 import { resolvePassphrase } from '../keystore/crypto.js';
 import { describeKeyStore } from '../keystore/index.js';
 import type { KeyStore, KeyStoreHealth } from '../keystore/types.js';
-import { partitionOf } from '../kms/identifiers.js';
 import { resolveQuotas, type Quotas } from '../kms/quotas.js';
-import { applySeed, readSeedFile, wipeSeed, type Seed, type SeedResult } from '../kms/seed.js';
+import { readSeedFile, wipeSeed, type Seed, type SeedResult } from '../kms/seed.js';
 import type { AccessLogOptions } from './log.js';
 import {
   checkCredential,

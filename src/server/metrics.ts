@@ -125,7 +125,8 @@ export class ServerMetrics implements RequestMetrics {
   /** `registry`: where to register (default a new one; a worker passes the one the primary aggregates). */
   constructor(source: MetricsSource, registry?: Prom.Registry) {
     const p = promClient();
-    const registers = [(this.registry = registry ?? new p.Registry())];
+    this.registry = registry ?? new p.Registry();
+    const registers = [this.registry];
     this.#requests = new p.Counter({
       name: 'kms_hmac_requests_total',
       help: 'Requests answered, by operation (none: refused before one was known) and exception (none: success).',
@@ -196,13 +197,21 @@ export class ServerMetrics implements RequestMetrics {
 
   request(operation: string | undefined, exception: string | undefined, seconds: number): void {
     let byException = this.#counts.get(operation);
-    if (byException === undefined) this.#counts.set(operation, (byException = new Map()));
+    if (byException === undefined) {
+      byException = new Map();
+      this.#counts.set(operation, byException);
+    }
     let count = byException.get(exception);
-    if (count === undefined)
-      byException.set(exception, (count = this.#requests.labels(operationLabel(operation), exceptionLabel(exception))));
+    if (count === undefined) {
+      count = this.#requests.labels(operationLabel(operation), exceptionLabel(exception));
+      byException.set(exception, count);
+    }
     count.inc();
     let timer = this.#timers.get(operation);
-    if (timer === undefined) this.#timers.set(operation, (timer = this.#latency.labels(operationLabel(operation))));
+    if (timer === undefined) {
+      timer = this.#latency.labels(operationLabel(operation));
+      this.#timers.set(operation, timer);
+    }
     timer.observe(seconds);
   }
 

@@ -210,7 +210,10 @@ export class KmsRequestHandler {
     // Probes first: a Kubernetes probe addresses the pod by its IP and signs nothing; the answer is one word (health.ts).
     if (req.method !== 'POST') {
       const probe = probeOf(req);
-      if (probe !== undefined) return answerProbe(probe, req, res, this.probes);
+      if (probe !== undefined) {
+        answerProbe(probe, req, res, this.probes);
+        return;
+      }
     }
     // Then, before anything else: a request addressed to another host may come from a page that rebound its name to us.
     const host = rawHeader(req.rawHeaders, 'host');
