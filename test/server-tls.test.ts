@@ -170,7 +170,7 @@ describe('HTTPS with the clients', () => {
 
   it.skipIf(!boto3Present)(
     "boto3 with verify= the CA's path",
-    () => {
+    async () => {
       const script = `
 import base64, boto3, json, sys
 kms = boto3.client('kms', endpoint_url=sys.argv[1], verify=sys.argv[2], region_name='us-east-1',
@@ -180,16 +180,23 @@ mac = kms.generate_mac(KeyId=key, Message=b'from boto3', MacAlgorithm='HMAC_SHA_
 ok = kms.verify_mac(KeyId=key, Message=b'from boto3', Mac=mac, MacAlgorithm='HMAC_SHA_256')['MacValid']
 print(json.dumps({'key': key, 'mac': base64.b64encode(mac).decode(), 'valid': ok}))
 `;
-      const r = spawnSync(PYTHON, ['-c', script, server.url, certs.caFile, CRED.accessKeyId, CRED.secretAccessKey], {
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: {
-          PATH: process.env.PATH,
-          HOME: dir,
-          AWS_CONFIG_FILE: '/dev/null',
-          AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-        },
-      });
+      // Asynchronously: the server answers from this process's event loop.
+      const r = await new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(
+          PYTHON,
+          ['-c', script, server.url, certs.caFile, CRED.accessKeyId, CRED.secretAccessKey],
+          {
+            timeout: 60_000,
+            env: {
+              PATH: process.env.PATH,
+              HOME: dir,
+              AWS_CONFIG_FILE: '/dev/null',
+              AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+            },
+          },
+          (err, stdout, stderr) => resolve({ status: err ? 1 : 0, stdout, stderr }),
+        ),
+      );
       expect(r.status, r.stderr).toBe(0);
       const out = JSON.parse(r.stdout.trim());
       expect(out.valid).toBe(true);
