@@ -302,6 +302,17 @@ Example:
           e.code === 'EADDRINUSE' ? `port ${flags.port} on ${flags.host} is already in use (try --port 0)` : e.message;
         command.error(`kms-hmac serve: ${msg}`, { exitCode: 2 });
       }
+      // Before the listening line: a supervisor may send SIGTERM as soon as it reads it.
+      let signals = 0;
+      const shutdown = (sig: NodeJS.Signals) => {
+        if (++signals > 1) {
+          process.stderr.write(`kms-hmac serve: second ${sig}, exiting now\n`);
+          process.exit(1);
+        }
+        stop(`${sig}: finishing in-flight requests`, 0);
+      };
+      process.on('SIGTERM', shutdown);
+      process.on('SIGINT', shutdown);
       const nCred = options!.auth === 'any' ? 'any signature (emulator mode)' : 'SigV4';
       const store = options!.keyStore === undefined ? 'in memory' : describeKeyStore(options!.keyStore as string);
       if (server!.seeded) process.stdout.write(`kms-hmac serve: ${seedSummary(options!.seed!, server!.seeded)}\n`);
@@ -324,16 +335,6 @@ Example:
           );
         });
       }
-      let signals = 0;
-      const shutdown = (sig: NodeJS.Signals) => {
-        if (++signals > 1) {
-          process.stderr.write(`kms-hmac serve: second ${sig}, exiting now\n`);
-          process.exit(1);
-        }
-        stop(`${sig}: finishing in-flight requests`, 0);
-      };
-      process.on('SIGTERM', shutdown);
-      process.on('SIGINT', shutdown);
     });
   return cmd;
 }

@@ -125,10 +125,11 @@ function parseYaml(text: string, source: string): unknown {
   const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const err = doc.errors[0];
   if (err) {
-    const at = err.linePos?.[0];
-    throw new SeedError(
-      `${source}: not valid YAML or JSON (${err.code}${at ? ` at line ${at.line}, column ${at.col}` : ''})`,
-    );
+    // The code and where, never the message: some quote the token they stopped at.
+    const before = text.slice(0, err.pos[0]);
+    const line = before.split('\n').length;
+    const col = before.length - before.lastIndexOf('\n');
+    throw new SeedError(`${source}: not valid YAML or JSON (${err.code} at line ${line}, column ${col})`);
   }
   return doc.toJS({ maxAliasCount: 100 });
 }
