@@ -28,7 +28,7 @@ describe('Dockerfile', () => {
   });
 
   it('builds on node:24-slim, makes the prebuild, and ships it without dev dependencies', () => {
-    expect(stages.map((s) => s.getImageName() + ':' + s.getImageTag())).toEqual(['node:24-slim', 'node:24-slim']);
+    expect(stages.map((s) => `${s.getImageName()}:${s.getImageTag()}`)).toEqual(['node:24-slim', 'node:24-slim']);
     const run = args('RUN').join('\n');
     expect(run).toMatch(/npm ci/);
     expect(run).toMatch(/scripts\/prebuild\.js --arch/);
