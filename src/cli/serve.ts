@@ -316,10 +316,6 @@ Example:
       const nCred = options!.auth === 'any' ? 'any signature (emulator mode)' : 'SigV4';
       const store = options!.keyStore === undefined ? 'in memory' : describeKeyStore(options!.keyStore as string);
       if (server!.seeded) process.stdout.write(`kms-hmac serve: ${seedSummary(options!.seed!, server!.seeded)}\n`);
-      process.stdout.write(
-        `kms-hmac serve: listening on ${server!.url} (region ${options!.region}, account ${options!.accountId}, ` +
-          `key store ${store}, auth ${nCred}, workers ${server!.workers})\n`,
-      );
       if (server!.metricsUrl)
         process.stdout.write(`kms-hmac serve: metrics on ${server!.metricsUrl}/metrics (probes: /healthz, /readyz)\n`);
       const reloadTls = server!.reloadTls;
@@ -335,6 +331,11 @@ Example:
           );
         });
       }
+      // Last: the line a supervisor (and the tests) wait for, once every handler is in place.
+      process.stdout.write(
+        `kms-hmac serve: listening on ${server!.url} (region ${options!.region}, account ${options!.accountId}, ` +
+          `key store ${store}, auth ${nCred}, workers ${server!.workers})\n`,
+      );
     });
   return cmd;
 }
