@@ -1,10 +1,10 @@
-// kms-hmac WebAssembly engine: HMAC (RFC 2104) over SHA-224/256/384/512.
+// kms-hmac's WebAssembly HMAC module: HMAC (RFC 2104) over SHA-224/256/384/512.
 //
 // The ABI is static regions (layout.ts) plus a few calls. JS copies inputs
 // into the regions, calls once per chunk, and copies results out. Nothing
 // here allocates; every entry point checks its scalar arguments and the
 // batch offsets, and returns a status instead of trapping, so bad input can
-// neither crash the host nor make the engine read another region (such as the
+// neither crash the host nor make the module read another region (such as the
 // key slots) into a MAC.
 //
 // Status codes: 0 ok, 1 bad argument, 2 bad offsets. verify* return 1 valid,

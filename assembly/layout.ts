@@ -1,4 +1,4 @@
-// Static memory layout of the kms-hmac WebAssembly engine.
+// Static memory layout of the kms-hmac WebAssembly HMAC module.
 //
 // Every region is a fixed static reservation (`memory.data`): the module is
 // built with initial == maximum memory and never allocates, so the JS views

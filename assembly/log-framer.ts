@@ -1,6 +1,6 @@
 // The log framer's hot loop (src/logs/framer.ts), for a one-byte record
-// delimiter: not part of the HMAC engine (assembly/index.ts), a module of its
-// own, built with it by scripts/build-wasm.js into src/backend/wasm-binaries.ts.
+// delimiter: not part of the HMAC module (assembly/index.ts), a module of its
+// own, built with it by scripts/build-wasm.js into src/logs/framer-binary.ts.
 //
 // The framer's memory is this module's memory; the JavaScript side lays it
 // out and passes addresses: the log's bytes in an input area, the batch slot

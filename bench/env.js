@@ -24,7 +24,7 @@ function cpuDetails() {
 
 /**
  * The kernel's scheduler group and its nice value ("/autogroup-N nice -15"
- * for a run raised above the machine's other jobs, see docs/performance.md
+ * for a run raised above the machine's other jobs, see docs/benchmarks.md
  * "Measuring on a shared machine"). Both sides of every ratio run in it.
  */
 function schedulerGroup() {

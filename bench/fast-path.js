@@ -75,8 +75,8 @@ export async function runFastPathBench({ quick = false } = {}) {
     const held = await importedKey(kms);
     await local.importRemoteKey({ RemoteArn: held.arn, KeySpec: 'HMAC_256', KeyMaterial: held.material });
     // A key with no local copy: every GenerateMac for it goes to the remote.
-    const { KeyMetadata: remoteOnly } = await kms.send(
-      new CreateKeyCommand({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }),
+    const { KeyMetadata: remoteOnly } = /** @type {{ KeyMetadata: { Arn: string } }} */ (
+      await kms.send(new CreateKeyCommand({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }))
     );
     const lease = await client.fastPath.probe(held.arn);
     if (lease?.lease !== 'valid') throw new Error(`no lease for the local copy: ${JSON.stringify(lease)}`);
@@ -92,7 +92,11 @@ export async function runFastPathBench({ quick = false } = {}) {
     const b = await kms.send(
       new GenerateMacCommand({ KeyId: held.arn, MacAlgorithm: 'HMAC_SHA_256', Message: messages[0] }),
     );
-    if (Buffer.compare(Buffer.from(a.Mac), Buffer.from(b.Mac)) !== 0) throw new Error('local and remote MACs differ');
+    if (
+      Buffer.compare(Buffer.from(/** @type {Uint8Array} */ (a.Mac)), Buffer.from(/** @type {Uint8Array} */ (b.Mac))) !==
+      0
+    )
+      throw new Error('local and remote MACs differ');
 
     const paths = [
       { name: 'local (lease valid), 1 in flight', keyId: held.arn, inFlight: 1, local: true },
@@ -120,9 +124,10 @@ export async function runFastPathBench({ quick = false } = {}) {
     if (after.keys[held.arn].forwarded !== before.keys[held.arn].forwarded || after.keys[held.arn].lease !== 'valid') {
       throw new Error(`the local path forwarded calls: ${JSON.stringify(after.keys[held.arn])}`);
     }
+    /** @type {{ path: string, inFlight: number, local: boolean, medianUsPerBatch: number, callsPerSecond: number, spreadPercent: number, ratioToForwarded?: number }[]} */
     const rows = bench.tasks.map((task, k) => {
       const r = task.result;
-      if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state} ${r.error ?? ''}`);
+      if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state} ${'error' in r ? r.error : ''}`);
       const medianMs = r.latency.p50;
       return {
         path: paths[k].name,
@@ -134,7 +139,9 @@ export async function runFastPathBench({ quick = false } = {}) {
       };
     });
     for (const row of rows) {
-      const forwarded = rows.find((r) => !r.local && r.inFlight === row.inFlight);
+      const forwarded = /** @type {(typeof rows)[number]} */ (
+        rows.find((r) => !r.local && r.inFlight === row.inFlight)
+      );
       row.ratioToForwarded = row.callsPerSecond / forwarded.callsPerSecond;
     }
     return rows;

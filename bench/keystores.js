@@ -133,6 +133,7 @@ async function mutationsOn(store) {
  * machine slows them all alike; a first pass on every store warms the code up.
  */
 async function mutationCosts(stores, kind, reps) {
+  /** @type {any[]} */
   const subjects = [];
   for (const size of SIZES) {
     const store = await stores.open(kind);
@@ -141,7 +142,7 @@ async function mutationCosts(stores, kind, reps) {
     subjects.push({ size, store, ...(await mutationsOn(store)) });
   }
   const names = Object.keys(subjects[0].ops);
-  const times = subjects.map(() => Object.fromEntries(names.map((n) => [n, []])));
+  const times = subjects.map(() => Object.fromEntries(names.map((n) => [n, /** @type {number[]} */ ([])])));
   for (const name of names) {
     for (let i = 0; i < reps / 4; i++) for (const s of subjects) await s.ops[name]();
     globalThis.gc?.(); // (node --expose-gc, as `npm run bench:kms` runs it)
@@ -221,6 +222,7 @@ export async function runKeyStoreBench({ quick = false } = {}) {
     'file-encrypted': quick ? 50 : 200,
     postgres: quick ? 50 : 200,
   };
+  /** @type {{ mutations: object[], open: object[], mac: object | undefined, skipped: string[] }} */
   const result = { mutations: [], open: [], mac: undefined, skipped: [] };
   try {
     for (const kind of KINDS) {

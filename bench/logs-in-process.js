@@ -8,7 +8,7 @@
 // logs: it signs the log's first 16 MiB (full batches). The first use in a
 // process loads the backend, starts its threads and times its SIMD paths
 // (~10–20 ms once), and page-faults in the memory the pipeline recycles from
-// then on: the framer's 16 MiB and the engine's batch copies (about 20 µs a
+// then on: the framer's 16 MiB and the native backend's batch copies (about 20 µs a
 // page in this VM, in the first batches). With --cold there is no warm-up:
 // that first use is what is measured.
 //

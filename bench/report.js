@@ -2,9 +2,11 @@
 // Prints bench/results/latest.json (written by `npm run bench`) as the
 // markdown tables the README shows, so README numbers always come from a run.
 //
-//   node bench/report.js            every table of the run
-//   node bench/report.js --readme   the README's performance section, from the recorded runs
-//                                   (test/readme.test.ts keeps the README equal to it)
+//   node bench/report.js                every table of the run
+//   node bench/report.js --readme       the README's performance section, from the recorded runs
+//   node bench/report.js --benchmarks   docs/benchmarks.md's "The recorded run": the targets, the
+//                                       logs and the SIMD lanes per CPU measured
+// (test/readme.test.ts keeps the README and docs/benchmarks.md equal to what these print)
 import { readdirSync, readFileSync } from 'node:fs';
 
 const results = (name) => JSON.parse(readFileSync(new URL(`./results/${name}`, import.meta.url), 'utf8'));
@@ -14,6 +16,10 @@ const rate = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFix
 
 if (process.argv.includes('--readme')) {
   readme();
+  process.exit(0);
+}
+if (process.argv.includes('--benchmarks')) {
+  benchmarks();
   process.exit(0);
 }
 
@@ -58,18 +64,17 @@ for (const b of budget) {
   );
 }
 
-/** The README's performance section: one table, the chart, the targets, the logs and the SIMD lanes per CPU measured. */
+function machine(e) {
+  return `${e.cpu} (family ${e.cpuDetails.family} model ${e.cpuDetails.model}), ${e.cores} vCPUs, Node ${e.node.replace(/^v/, '')}, OpenSSL ${e.openssl}`;
+}
+
+/** The README's performance section: one table and the chart. */
 function readme() {
-  const machine = (e) =>
-    `${e.cpu} (family ${e.cpuDetails.family} model ${e.cpuDetails.model}), ${e.cores} vCPUs, Node ${e.node.replace(/^v/, '')}, OpenSSL ${e.openssl}`;
-  const raised = /nice -\d+/.exec(env.schedulerGroup ?? '')?.[0];
   console.log(
-    `Measured by \`npm run bench\` on ${env.date.slice(0, 10)}: ${machine(env)}, a VM shared with other jobs` +
-      `${raised ? ` (run in a scheduler group raised to ${raised.replace('-', '−')}, so that it gets both cores; docs/performance.md says why)` : ''}.` +
-      ' Messages per second, median, and × `node:crypto` `createHmac` in the same run. Read the ratios: absolute rates' +
-      ' on a shared machine move by ±20–30 % from run to run. Every table of the run: `node bench/report.js`;' +
-      ' every earlier run: [docs/benchmarks.md](docs/benchmarks.md).\n',
+    `Measured by \`npm run bench\` on ${env.date.slice(0, 10)}, on a VM shared with other jobs: ${machine(env)}.` +
+      ' Messages per second (median) and × `node:crypto` `createHmac` in the same run.\n',
   );
+  /** @type {[string, number][]} */
   const cells = [
     ['HMAC_SHA_256', 64],
     ['HMAC_SHA_256', 1024],
@@ -97,13 +102,28 @@ function readme() {
     });
     console.log(`| ${path} | ${row.join(' | ')} |`);
   }
-  console.log(
-    '\nThe async row awaits one batch of 8 × as many messages at a time, each into a new buffer (its page faults' +
-      " included); into a caller's `out` buffer, against the sync batch, see the targets below.",
-  );
   console.log('\n![HMAC throughput by message size](bench/results/chart.svg)\n');
+  console.log(
+    'How it is fast and what bounds it: [docs/performance.md](docs/performance.md). Every target and what was' +
+      ' missed, how the runs are made and read, and every earlier run: [docs/benchmarks.md](docs/benchmarks.md).',
+  );
+}
 
+/** docs/benchmarks.md's "The recorded run": the targets (misses included), the logs, the SIMD lanes per CPU. */
+function benchmarks() {
+  const raised = /nice -\d+/.exec(env.schedulerGroup ?? '')?.[0];
   const logs = results('logs-latest.json');
+  console.log(
+    `\`npm run bench\` on ${env.date.slice(0, 10)} and \`npm run bench:logs\` on ${logs.env.date.slice(0, 10)}:` +
+      ` ${machine(env)}` +
+      `${raised ? `, in a scheduler group raised to ${raised.replace('-', '−')} (see "Measuring on a shared machine")` : ''}.` +
+      ' Files: `bench/results/latest.json`, `chart.svg`, `logs-latest.json`; every table of the run:' +
+      ' `node bench/report.js`.\n',
+  );
+  console.log(
+    "The README's table: the async row awaits one batch of 8 × as many messages at a time, each into a new buffer" +
+      " (its page faults included); into a caller's `out` buffer, against the sync batch, see the targets below.\n",
+  );
   const x = (v) => `${v.toFixed(1)}×`;
   console.log('Batches and logs against their targets (same-run ratios, median of rounds):\n');
   console.log('| | ratio | target |');
@@ -127,10 +147,8 @@ function readme() {
     `| a 10 ms timer during an in-process \`signLog\` of the same log: worst lateness | ${worst.toFixed(1)} ms | ≤ ${logs.targets.timerLateMs} ms ` +
       `${worst <= logs.targets.timerLateMs ? 'met' : '**missed**'} |`,
   );
-  console.log('\nWhere the time goes, and why the misses: [docs/performance.md](docs/performance.md).\n');
-
   console.log(
-    'Multi-buffer SIMD lanes against OpenSSL alone (packed batch of 4,096 messages, 1 thread, `npm run bench:simd`), per CPU measured:\n',
+    '\nMulti-buffer SIMD lanes against OpenSSL alone (packed batch of 4,096 messages, 1 thread, `npm run bench:simd`), per CPU measured:\n',
   );
   const simd = readdirSync(new URL('./results/', import.meta.url))
     .filter((f) => /^simd-.*-targets\.json$/.test(f))
@@ -145,5 +163,4 @@ function readme() {
     );
     console.log(`| ${r.algorithm.replace('HMAC-', '')} ${r.size} | ${cells.join(' | ')} |`);
   }
-  console.log('\nThe paths, their self-tests and the calibrated dispatch: [docs/simd.md](docs/simd.md).');
 }

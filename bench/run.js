@@ -31,11 +31,11 @@ const passCount = (size) => Math.max(256, Math.min(8192, Math.floor(2 ** 20 / si
 
 function backendsAvailable() {
   const available = [];
-  for (const name of ['native', 'wasm-simd', 'wasm-scalar']) {
+  for (const name of /** @type {const} */ (['native', 'wasm-simd', 'wasm-scalar'])) {
     try {
       available.push(loadBackend(name));
     } catch (error) {
-      console.log(`# ${name} not measured: ${error.message}`);
+      console.log(`# ${name} not measured: ${/** @type {Error} */ (error).message}`);
     }
   }
   return available;
@@ -93,10 +93,16 @@ async function measure(algorithm, size, backends) {
   const paths = pathsFor(algorithm, size, backends);
   for (const path of paths) bench.add(path.name, path.fn);
   await bench.run();
+  /**
+   * @type {{ algorithm: string, size: number, path: string, messagesPerCall: number, nsPerMessage: number,
+   *   messagesPerSecond: number, megabytesPerSecond: number, spreadPercent: number, samples: number,
+   *   ratioToNodeCrypto?: number }[]}
+   */
   const rows = [];
   for (const [i, task] of bench.tasks.entries()) {
     const result = task.result;
-    if (result.state !== 'completed') throw new Error(`${task.name}: ${result.state} ${result.error ?? ''}`);
+    if (result.state !== 'completed')
+      throw new Error(`${task.name}: ${result.state} ${'error' in result ? result.error : ''}`);
     const path = paths[i];
     const medianMs = result.latency.p50;
     rows.push({
@@ -111,7 +117,7 @@ async function measure(algorithm, size, backends) {
       samples: result.latency.samplesCount ?? result.totalTime,
     });
   }
-  const baseline = rows.find((r) => r.path === BASELINE).messagesPerSecond;
+  const baseline = /** @type {(typeof rows)[number]} */ (rows.find((r) => r.path === BASELINE)).messagesPerSecond;
   for (const row of rows) row.ratioToNodeCrypto = row.messagesPerSecond / baseline;
   return rows;
 }
@@ -144,9 +150,9 @@ for (const algorithm of ALGORITHMS) {
   rows.push(...algorithmRows);
 }
 
-// The WebAssembly engine against the other WASM/JS HMACs on npm (hash-wasm,
+// The WebAssembly backend against the other WASM/JS HMACs on npm (hash-wasm,
 // @noble/hashes), one thread and the async worker pool (bench/wasm.js).
-console.log('\nWebAssembly engine against hash-wasm and @noble/hashes (ratios to hash-wasm createHMAC):');
+console.log('\nWebAssembly backend against hash-wasm and @noble/hashes (ratios to hash-wasm createHMAC):');
 const wasmRows = await runWasmBench({ quick, time: quick ? 150 : 250, rounds: quick ? 2 : 3 });
 console.log(formatWasmRows(wasmRows));
 

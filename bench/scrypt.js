@@ -21,14 +21,16 @@ const COSTS = [
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const derive = (c) =>
-  new Promise((resolve, reject) =>
-    scrypt(
-      'bench passphrase',
-      'sixteen byte salt',
-      32,
-      { N: c.N, r: c.r, p: c.p, maxmem: 256 * c.N * c.r + (1 << 20) },
-      (e) => (e ? reject(e) : resolve()),
-    ),
+  /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) =>
+      scrypt(
+        'bench passphrase',
+        'sixteen byte salt',
+        32,
+        { N: c.N, r: c.r, p: c.p, maxmem: 256 * c.N * c.r + (1 << 20) },
+        (e) => (e ? reject(e) : resolve()),
+      ),
+    )
   );
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-bench-scrypt-'));
@@ -41,8 +43,8 @@ try {
     await (await FileKeyStore.open(path, { passphrase: 'bench passphrase', scrypt: c, pollIntervalMs: 0 })).close();
     paths.push(path);
   }
-  const open = COSTS.map(() => []);
-  const bare = COSTS.map(() => []);
+  const open = COSTS.map(() => /** @type {number[]} */ ([]));
+  const bare = COSTS.map(() => /** @type {number[]} */ ([]));
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < COSTS.length; i++) {
       let t = performance.now();

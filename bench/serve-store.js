@@ -9,7 +9,10 @@ const server = await startServer({
   log: false,
   keyStore: process.argv[2],
   credentials: [
-    { accessKeyId: process.env.KMS_HMAC_ACCESS_KEY_ID, secretAccessKey: process.env.KMS_HMAC_SECRET_ACCESS_KEY },
+    {
+      accessKeyId: /** @type {string} */ (process.env.KMS_HMAC_ACCESS_KEY_ID),
+      secretAccessKey: /** @type {string} */ (process.env.KMS_HMAC_SECRET_ACCESS_KEY),
+    },
   ],
 });
 process.stdout.write(`kms-hmac serve: listening on ${server.url}\n`);

@@ -72,12 +72,16 @@ const server = http.createServer({ keepAlive: true, noDelay: true }, (req, res) 
       return;
     }
     const input = JSON.parse(body.toString());
-    const mac = createHmac('sha256', KEY).update(Buffer.from(input.Message, 'base64')).digest('base64');
+    const mac = createHmac('sha256', /** @type {Buffer} */ (KEY))
+      .update(Buffer.from(input.Message, 'base64'))
+      .digest('base64');
     const out = JSON.stringify({ KeyId: KEY_ARN, Mac: mac, MacAlgorithm: input.MacAlgorithm });
     res.writeHead(200, { 'Content-Type': 'application/x-amz-json-1.1', 'Content-Length': Buffer.byteLength(out) });
     res.end(out);
   });
 });
 server.keepAliveTimeout = 65_000;
-server.listen(0, '127.0.0.1', () => console.log(`listening ${server.address().port}`));
+server.listen(0, '127.0.0.1', () =>
+  console.log(`listening ${/** @type {import('node:net').AddressInfo} */ (server.address()).port}`),
+);
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

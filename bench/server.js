@@ -16,19 +16,26 @@
 //      hot path must not care: target ≥ 0.95×); then two replicas on one PostgreSQL loaded at the
 //      same time (req/s per replica), and DisableKey acknowledged by one replica until the other
 //      refuses the key (propagation time, p50/p99 over 20 trials).
+//   6. strangers: `kms-hmac serve` (1 worker) answering signed GenerateMac on 4 keep-alive
+//      connections, quiet and then beside 2,000 strangers trickling large bodies
+//      (bench/stranger-load.js, at a lower priority: strangers bring their own CPUs; here they
+//      share ours): latency and the server's RSS growth.
 // Each server runs in its own child process; the load generator shares the
 // machine. Reports req/s, p50/p99 latency and errors for each, and checks the
-// targets (1 worker ≥ 18,000 req/s, p99 ≤ 10 ms, 0 errors; 2 workers ≥ 1.4×).
+// targets (1 worker ≥ 18,000 req/s, p99 ≤ 10 ms, 0 errors; 2 workers ≥ 1.4×;
+// signed p99 ≤ 50 ms beside 2,000 strangers).
 //
 // Env: BENCH_SERVER_DURATION (s, default 10), BENCH_SERVER_CONNECTIONS (default 32),
 // BENCH_SERVER_MESSAGE_BYTES (default 64), BENCH_SERVER_LOG=1 (access log on, to /dev/null),
-// BENCH_SERVER_ONLY=one,two,baseline,http,tls,fleet (tls also runs the metrics comparison). `--json` prints the results as JSON too.
+// BENCH_SERVER_ONLY=one,two,baseline,http,tls,fleet,strangers (tls also runs the metrics comparison). `--json`
+// prints the results as JSON too.
 // Needs dist/ (`npm run build:ts`; `npm ci` builds it).
+import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -39,10 +46,12 @@ import { environment, printEnvironment } from './env.js';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SERVE = join(ROOT, 'dist/cli/serve.js');
 const BASELINE = join(ROOT, 'bench/server-baseline.js');
+const STRANGER_LOAD = join(ROOT, 'bench/stranger-load.js');
+const STRANGERS = 2000;
 const DURATION = Number(process.env.BENCH_SERVER_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_SERVER_CONNECTIONS ?? 32);
 const MESSAGE_BYTES = Number(process.env.BENCH_SERVER_MESSAGE_BYTES ?? 64);
-const ONLY = (process.env.BENCH_SERVER_ONLY ?? 'one,two,baseline,http,tls,fleet').split(',');
+const ONLY = (process.env.BENCH_SERVER_ONLY ?? 'one,two,baseline,http,tls,fleet,strangers').split(',');
 const CRED = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret-key' };
 const REGION = 'us-east-1';
 
@@ -183,17 +192,10 @@ function requestsFor(port, keyId) {
   return requests;
 }
 
-function cannon(port, requests, duration, scheme = 'http') {
+function cannon(port, requests, duration, { connections = CONNECTIONS, scheme = 'http' } = {}) {
   return new Promise((resolvePromise, reject) => {
     const inst = autocannon(
-      {
-        url: `${scheme}://127.0.0.1:${port}`,
-        connections: CONNECTIONS,
-        pipelining: 1,
-        duration,
-        requests,
-        timeout: 10,
-      },
+      { url: `${scheme}://127.0.0.1:${port}`, connections, pipelining: 1, duration, requests, timeout: 10 },
       (err, result) => (err ? reject(err) : resolvePromise(result)),
     );
     autocannon.track(inst, { renderProgressBar: false, renderResultsTable: false, renderLatencyTable: false });
@@ -208,10 +210,10 @@ async function run(name, start) {
     const probe = await send(scheme, port, requests[0].headers, requests[0].body);
     if (probe.status !== 200 || !JSON.parse(probe.text).Mac)
       throw new Error(`${name}: probe failed: ${probe.status} ${probe.text}`);
-    await cannon(port, requests, 2, scheme); // warm-up (JIT, connection setup)
+    await cannon(port, requests, 2, { scheme }); // warm-up (JIT, connection setup)
     const cpu0 = cpuSeconds(proc.pid);
     const gen0 = process.cpuUsage();
-    const r = await cannon(port, requests, DURATION, scheme);
+    const r = await cannon(port, requests, DURATION, { scheme });
     const gen = process.cpuUsage(gen0);
     const cpu1 = cpuSeconds(proc.pid);
     const cpuUsPerReq =
@@ -238,7 +240,11 @@ async function run(name, start) {
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-bench-server-'));
 const logArgs = process.env.BENCH_SERVER_LOG === '1' ? ['--log', '/dev/null'] : ['--quiet'];
 
-/** `kms-hmac serve` with `workers`, and `extra` flags (`tls`: HTTPS with the bench's certificate). */
+/**
+ * `kms-hmac serve` with `workers`, and `extra` flags (`tls`: HTTPS with the bench's certificate).
+ * @param {number} workers
+ * @param {{ extra?: string[], tls?: boolean }} [options]
+ */
 function kmsHmac(workers, { extra = [], tls = false } = {}) {
   return async () => {
     const store = join(dir, `keystore-${workers}-${tls ? 'tls' : 'plain'}-${extra.length}.json`);
@@ -378,7 +384,7 @@ async function fleetRun(results) {
             ? memory.serverCpuUsPerReq / postgres.serverCpuUsPerReq
             : null,
         perReplica,
-        propagationMs: { p50: pct(0.5), p99: pct(0.99), max: propagation.at(-1) },
+        propagationMs: { p50: pct(0.5), p99: pct(0.99), max: /** @type {number} */ (propagation.at(-1)) },
       };
     } finally {
       await Promise.all([stopChild(a.proc), stopChild(b.proc)]);
@@ -415,9 +421,89 @@ async function operationsRun(results) {
   };
 }
 
+/** Resident set size of a Linux process in MiB (/proc), or null elsewhere. */
+function rssMiB(pid) {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb ? Number(kb) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Signed GenerateMac on 4 connections, quiet and then beside STRANGERS strangers (see the header). */
+async function strangersRun() {
+  const { proc, port, keyId } = await kmsHmac(1)();
+  try {
+    const requests = requestsFor(port, keyId);
+    const latency = (r) => ({
+      reqPerSec: Math.round(r.requests.average),
+      p50ms: r.latency.p50,
+      p99ms: r.latency.p99,
+      maxms: r.latency.max,
+      errors: r.errors + r.timeouts + r.non2xx,
+    });
+    await cannon(port, requests, 2, { connections: 4 }); // warm-up
+    const quiet = latency(await cannon(port, requests, DURATION, { connections: 4 }));
+    const baseRss = rssMiB(proc.pid);
+    let peakRss = baseRss;
+    const sampler = setInterval(() => {
+      const now = rssMiB(proc.pid);
+      if (now !== null && peakRss !== null) peakRss = Math.max(peakRss, now);
+    }, 50);
+    const config = {
+      port,
+      slots: STRANGERS,
+      declaredBytes: 1024 * 1024,
+      firstBytes: 16 * 1024,
+      chunkBytes: 1024,
+      trickleMs: 100,
+      reconnectMs: 2000,
+      knownAccessKeyId: CRED.accessKeyId,
+    };
+    const attacker = spawn(process.execPath, [STRANGER_LOAD, JSON.stringify(config)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      setPriority(/** @type {number} */ (attacker.pid), 10);
+      let out = '';
+      attacker.stdout.on('data', (d) => (out += d));
+      await new Promise((resolveReady, reject) => {
+        const poll = setInterval(() => {
+          if (!out.includes('ready')) return;
+          clearInterval(poll);
+          resolveReady(undefined);
+        }, 20);
+        attacker.once('exit', (code) => {
+          clearInterval(poll);
+          reject(new Error(`the stranger load generator exited (${code}): ${out}`));
+        });
+      });
+      const underAttack = latency(await cannon(port, requests, DURATION, { connections: 4 }));
+      const exited = new Promise((r) => attacker.once('exit', r));
+      attacker.stdin.write('stop\n');
+      await exited;
+      const stats = JSON.parse(out.slice(out.indexOf('\n') + 1));
+      return {
+        strangers: STRANGERS,
+        strangerConnections: stats.connections,
+        quiet,
+        underAttack,
+        rssGrowthMiB: baseRss === null || peakRss === null ? null : Math.round((peakRss - baseRss) * 10) / 10,
+      };
+    } finally {
+      clearInterval(sampler);
+      if (attacker.exitCode === null) attacker.kill('SIGKILL');
+    }
+  } finally {
+    await stopChild(proc);
+  }
+}
+
 const results = [];
 let fleet;
 let operations;
+let strangers;
 try {
   if (ONLY.includes('one')) results.push(await run('kms-hmac serve, 1 worker', kmsHmac(1)));
   if (ONLY.includes('two')) results.push(await run('kms-hmac serve, --workers 2', kmsHmac(2)));
@@ -425,6 +511,7 @@ try {
   if (ONLY.includes('http')) results.push(await run('floor: node:http, fixed answer', httpOnly));
   if (ONLY.includes('tls')) operations = await operationsRun(results);
   if (ONLY.includes('fleet')) fleet = await fleetRun(results);
+  if (ONLY.includes('strangers')) strangers = await strangersRun();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -495,6 +582,17 @@ if (operations) {
     `metrics on vs off, 1 worker: ${o.metricsRatio.toFixed(3)}× req/s, p99 ${o.metricsP99[0]} ms vs ${o.metricsP99[1]} ms (target ≥ 0.95×: ${o.metricsRatio >= 0.95 ? 'met' : 'MISSED'})`,
   );
 }
+if (strangers) {
+  const { quiet, underAttack: loaded } = strangers;
+  console.log(
+    `signed GenerateMac on 4 connections, quiet: ${quiet.reqPerSec} req/s, p50 ${quiet.p50ms} ms, p99 ${quiet.p99ms} ms; ` +
+      `beside ${strangers.strangers} strangers (${strangers.strangerConnections} connections refused): ${loaded.reqPerSec} req/s, ` +
+      `p50 ${loaded.p50ms} ms, p99 ${loaded.p99ms} ms, max ${loaded.maxms} ms, ${loaded.errors} errors; server RSS +${strangers.rssGrowthMiB ?? 'n/a'} MiB`,
+  );
+  console.log(
+    `target signed p99 ≤ 50 ms beside ${strangers.strangers} strangers: ${loaded.p99ms} ms → ${loaded.p99ms <= 50 && loaded.errors === 0 ? 'met' : 'MISSED'}`,
+  );
+}
 if (process.argv.includes('--json'))
   console.log(
     JSON.stringify(
@@ -506,6 +604,7 @@ if (process.argv.includes('--json'))
         results,
         fleet,
         operations,
+        strangers,
       },
       null,
       2,

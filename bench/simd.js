@@ -2,7 +2,7 @@
 // Multi-buffer SIMD lanes vs this package's OpenSSL batch path, 1 thread,
 // packed sync batch, in one process (the path is switched with the addon's
 // setSimdPath between samples). Usage:
-//   node bench/simd.js            the issue-11 target cases (4096 messages), every path
+//   node bench/simd.js            the target cases (4096 messages: docs/benchmarks.md), every path
 //   node bench/simd.js --sweep    auto/off for all four algorithms, 16 B .. 4 KiB,
 //                                 4096 messages and small batches (1..64)
 //   options: --samples N (pairs per cell, default 15), --sample-ms MS (default 4), --json FILE
@@ -82,8 +82,12 @@ const cpuMs = () => {
 };
 
 // path: [name for setSimdPath, always]
+/** @typedef {[path: string, always: boolean]} PathChoice (addon.setSimdPath's arguments) */
+/** @type {PathChoice} */
 const OFF = ['off', false];
+/** @type {PathChoice} */
 const AUTO = ['auto', false];
+/** @param {PathChoice} choice */
 const use = ([p, always]) => addon.setSimdPath(p, always);
 
 // One cell: off vs each of `paths`. Returns ratios per path label.
@@ -191,7 +195,7 @@ if (SWEEP) {
     return `${fmt(r.ratio.auto)} ${r.autoPath}`;
   };
   say();
-  say('auto/off, 4096 messages per batch (the issue-11 cells):');
+  say('auto/off, 4096 messages per batch (the target cells):');
   const rows = {};
   for (const alg of ALGS) {
     rows[alg.name] = {};
@@ -216,6 +220,7 @@ if (SWEEP) {
   );
 } else {
   const mixed = (n) => Array.from({ length: n }, () => 16 + Math.floor(rand() * (4096 - 16 + 1)));
+  /** @type {[algorithm: string, size: string, lengths: number[], target: number | undefined][]} */
   const cases = [
     ['HMAC-SHA-256', '64 B', Array(4096).fill(64), 2.0],
     ['HMAC-SHA-256', '4096 B', Array(4096).fill(4096), 2.0],

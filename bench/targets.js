@@ -1,4 +1,4 @@
-// The performance targets of the async and array batch paths (issue 12), as
+// The performance targets of the async and array batch paths, as
 // same-run ratios. Each target compares two calls on the same data; the calls
 // alternate in rounds (order swapped every other round), a round times each
 // call over ~`time` ms and keeps its median, and a target's figure is the
@@ -116,17 +116,19 @@ async function perCall(fn, time) {
   return median(samples);
 }
 
+/** @param {{ quick?: boolean, log?: (row: object) => void }} [options] */
 export async function runTargets({ quick = false, log = () => {} } = {}) {
   const rounds = quick ? 5 : 15;
   const time = quick ? 40 : 120;
   const material = randomBytes(32);
+  /** @type {object[]} */
   const results = [];
   for (const [name, target, backendName, count, size, faster, slower] of TARGETS) {
     let backend;
     try {
       backend = backendName === 'wasm-simd' ? loadWasmBackend('simd', { threads: 2 }) : loadBackend(backendName);
     } catch (error) {
-      results.push({ name, target, skipped: error.message });
+      results.push({ name, target, skipped: /** @type {Error} */ (error).message });
       continue;
     }
     const key = createMacKey('HMAC_SHA_256', material, { backend });
@@ -134,6 +136,7 @@ export async function runTargets({ quick = false, log = () => {} } = {}) {
     b.syncKey = createMacKey('HMAC_SHA_256', material, { backend: loadBackend(backendName) });
     const tasks = [() => faster(key, b), () => slower(key, b)];
     for (const task of tasks) for (let i = 0; i < 5; i++) await task(); // warm-up (JIT, worker start, recycled memory)
+    /** @type {[number[], number[]]} */
     const ms = [[], []];
     const ratios = [];
     for (let r = 0; r < rounds; r++) {
@@ -141,6 +144,7 @@ export async function runTargets({ quick = false, log = () => {} } = {}) {
       for (const i of order) ms[i].push(await perCall(tasks[i], time));
       ratios.push(ms[1][r] / ms[0][r]);
     }
+    /** @type {Record<string, unknown> & { ratio: number }} */
     const row = {
       name,
       target,
@@ -215,7 +219,8 @@ export async function runBudget({ count = 16384, size = 64, batches = 200, calle
  * of one core (SMT, what many 2-vCPU cloud VMs are) it is much less, since
  * the SHA-NI unit and the vector ports are the core's, shared.
  */
-export async function runCeiling({ count, size, threads = 2, rounds = 7, time = 150 } = {}) {
+/** @param {{ count: number, size: number, threads?: number, rounds?: number, time?: number }} shape */
+export async function runCeiling({ count, size, threads = 2, rounds = 7, time = 150 }) {
   const once = async (n) => {
     const workers = Array.from(
       { length: n },
@@ -274,7 +279,9 @@ async function ceilingWorker({ count, size, time }) {
     key.macPackedInto(data, offsets, out);
     calls++;
   }
-  parentPort.postMessage(calls / ((performance.now() - start) / 1000));
+  /** @type {import('node:worker_threads').MessagePort} */ (parentPort).postMessage(
+    calls / ((performance.now() - start) / 1000),
+  );
 }
 
 export function formatCeiling(c) {

@@ -21,6 +21,7 @@ import { createHMAC, createSHA256, createSHA512 } from 'hash-wasm';
 import { Bench } from 'tinybench';
 import { loadWasmBackend } from '../dist/backend/wasm.js';
 
+/** @type {{ alg: 'HMAC_SHA_256' | 'HMAC_SHA_512', label: string, size: number, count: number }[]} */
 const CASES = [
   { alg: 'HMAC_SHA_256', label: 'HMAC-SHA-256', size: 64, count: 4096 },
   { alg: 'HMAC_SHA_256', label: 'HMAC-SHA-256', size: 4096, count: 128 },
@@ -53,7 +54,7 @@ async function activeBackend() {
     const info = backendInfo();
     return `${info.name}${info.simd ? ' (simd)' : ''}`;
   } catch (err) {
-    return `unknown (${err.message})`;
+    return `unknown (${/** @type {Error} */ (err).message})`;
   }
 }
 
@@ -103,6 +104,7 @@ export async function runWasmBench(opts = {}) {
     await kA1.macPackedAsync(data, offsets);
     await kA2.macPackedAsync(data, offsets);
 
+    /** @type {[name: string, fn: () => unknown, kind?: 'async'][]} */
     const tasks = [
       [
         'hash-wasm createHMAC (per message)',
@@ -144,9 +146,10 @@ export async function runWasmBench(opts = {}) {
       ],
     ];
 
-    const perRound = new Map(tasks.map(([name]) => [name, []]));
+    const perRound = new Map(tasks.map(([name]) => [name, /** @type {number[]} */ ([])]));
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 ? [...tasks].reverse() : tasks;
+      /** @type {[Bench, typeof tasks][]} */
       const benches = [
         [new Bench({ ...benchOpts, ...(clock === 'cpu' ? { now: cpuNow } : {}) }), order.filter((t) => !t[2])],
         [new Bench(benchOpts), order.filter((t) => t[2] === 'async')],
@@ -154,12 +157,16 @@ export async function runWasmBench(opts = {}) {
       for (const [bench, list] of benches) {
         for (const [name, fn] of list) bench.add(name, fn);
         await bench.run();
-        for (const t of bench.tasks) perRound.get(t.name).push(t.result.latency.p50);
+        for (const t of bench.tasks) {
+          // (throws: true: a failed task has thrown, so each result here is a completed one)
+          const { latency } = /** @type {import('tinybench').TaskResultCompleted} */ (t.result);
+          /** @type {number[]} */ (perRound.get(t.name)).push(latency.p50);
+        }
       }
     }
-    const ref = perRound.get(tasks[0][0]);
+    const ref = /** @type {number[]} */ (perRound.get(tasks[0][0]));
     for (const [name] of tasks) {
-      const ms = perRound.get(name);
+      const ms = /** @type {number[]} */ (perRound.get(name));
       const medianMs = median(ms);
       const row = {
         case: `${c.label} ${c.size} B`,

@@ -26,7 +26,9 @@ import { pathToFileURL } from 'node:url';
 const KMS_MESSAGE_MAX = 4096;
 const ALGORITHMS = { HMAC_SHA_224: 'sha224', HMAC_SHA_256: 'sha256', HMAC_SHA_384: 'sha384', HMAC_SHA_512: 'sha512' };
 
+/** @returns {{ packageDir: string, messages: number, seed: string }} */
 function parseArgs(argv) {
+  /** @type {{ packageDir: string | undefined, messages: number, seed: string }} */
   const options = { packageDir: undefined, messages: 10_000, seed: randomBytes(8).toString('hex') };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--package') options.packageDir = resolve(argv[++i]);
@@ -35,7 +37,7 @@ function parseArgs(argv) {
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   if (!options.packageDir) throw new Error('usage: check-prebuild.js --package DIR [--messages N] [--seed S]');
-  return options;
+  return { ...options, packageDir: options.packageDir };
 }
 
 /** A reproducible byte stream: AES-256-CTR over zeros, keyed by the seed. */

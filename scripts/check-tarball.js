@@ -80,7 +80,8 @@ function main() {
       const asyncMac = Buffer.from(macs[4999]).toString('hex');
       console.log(JSON.stringify({ backend: backendInfo().name, mac, asyncMac }));`;
     const fallback = run(process.execPath, ['--input-type=module', '-e', probe], { cwd: consumer, env });
-    const result = fallback.status === 0 ? JSON.parse(fallback.stdout.trim().split('\n').pop()) : {};
+    const result =
+      fallback.status === 0 ? JSON.parse(/** @type {string} */ (fallback.stdout.trim().split('\n').pop())) : {};
     step(
       'without the prebuild: WebAssembly, with its notice, and the right MACs (sync and on the worker pool)',
       /^wasm-/.test(result.backend) &&

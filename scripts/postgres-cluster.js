@@ -2,7 +2,9 @@
 // temporary directory, the server listening on a unix socket in that
 // directory only (no TCP port, so parallel runs never collide), stopped and
 // removed afterwards. PostgreSQL refuses to run as root: as root, every
-// server command runs as the `postgres` user (runuser).
+// server command runs as the `postgres` user (runuser), from `/`, since the
+// postgres user may not be able to enter the caller's working directory (a
+// checkout in a 0700 directory: psql would warn, initdb and pg_ctl refuse).
 //
 //   const pg = await startPostgres();          // undefined when PostgreSQL is not installed
 //   const url = await pg.createDatabase('t1'); // postgres://postgres@/t1?host=<socket dir>
@@ -65,17 +67,19 @@ export function postgresUnavailableReason() {
   return undefined;
 }
 
-function run(cmd, args, opts = {}) {
+/** Runs a PostgreSQL program; resolves with its standard output (warnings on stderr are not an answer). */
+function run(cmd, args) {
   const asRoot = process.getuid?.() === 0;
   const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
-    const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const p = spawn(file, argv, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
     p.on('error', reject);
     p.on('close', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out}`)),
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out}${err}`)),
     );
   });
 }
@@ -186,14 +190,16 @@ export class PostgresCluster {
  */
 /** A free TCP port on 127.0.0.1. */
 function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
+  return new Promise(
+    /** @param {(port: number) => void} resolve */ (resolve, reject) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const { port } = /** @type {import('node:net').AddressInfo} */ (s.address());
+        s.close(() => resolve(port));
+      });
+      s.on('error', reject);
+    },
+  );
 }
 
 /** A CA and a server certificate for localhost / 127.0.0.1 signed by it (openssl), in the data directory. */
@@ -217,7 +223,7 @@ export async function startPostgres({ durable = false, tls = false } = {}) {
     if (process.env[REQUIRE_ENV] === '1') throw new Error(`${REQUIRE_ENV}=1 but ${reason}`);
     return undefined;
   }
-  const bin = postgresBinDir();
+  const bin = /** @type {string} */ (postgresBinDir()); // (there is one: no reason above)
   const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-pg-'));
   let owner;
   if (process.getuid?.() === 0) {

@@ -69,6 +69,7 @@ function parseArgs(argv) {
  * compiler when `arch` is not the host's) and prebuildify's strip tool.
  */
 function toolchain(arch) {
+  /** @type {NodeJS.ProcessEnv} */
   const env = { ...process.env, JOBS: 'max' };
   // A developer's CFLAGS (say -march=native) must not end up in a shipped binary.
   for (const name of ['CFLAGS', 'CXXFLAGS', 'CPPFLAGS', 'LDFLAGS']) delete env[name];

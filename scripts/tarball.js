@@ -60,7 +60,7 @@ export function compilerFreeEnv(dir, env = process.env) {
 /**
  * Installs `tarball` into a new project at `consumer`; returns the spawnSync result (status, stdout, stderr).
  *
- * better-sqlite3 (the file key store's engine, a dependency) downloads its prebuilt binary from GitHub
+ * better-sqlite3 (the file key store's database, a dependency) downloads its prebuilt binary from GitHub
  * at install, which this network cannot reach, and would compile SQLite instead. So the consumer
  * declines its install script (npm's `allowScripts`) and gets the binary already built in this
  * checkout, as the download would have given it. kms-hmac's own install script runs: what is checked

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliRun } from './cli-run.js';
+import { track } from './support/process-group.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-cli-'));
 const KS = join(dir, 'keystore.json');
@@ -41,7 +42,9 @@ describe('help and usage', () => {
   it('a reader that closes the pipe early (| head) ends the command quietly', async () => {
     const { spawn } = await import('node:child_process');
     const bin = new URL('../bin/kms-hmac.js', import.meta.url).pathname;
-    const child = spawn(process.execPath, [bin, 'verify', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = track(
+      spawn(process.execPath, [bin, 'verify', '--help'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     child.stdout.destroy(); // the reader is gone before the first write
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));

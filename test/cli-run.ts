@@ -1,6 +1,7 @@
 /** Runs the built `kms-hmac` CLI (bin/ → dist/) as a child process and collects its output. */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { track } from './support/process-group.js';
 
 const BIN = fileURLToPath(new URL('../bin/kms-hmac.js', import.meta.url));
 
@@ -15,11 +16,14 @@ export function runCli(
   options: { cwd: string; env?: Record<string, string>; input?: string | Buffer },
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: options.cwd,
-      env: { ...process.env, ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = track(
+      spawn(process.execPath, [BIN, ...args], {
+        cwd: options.cwd,
+        env: { ...process.env, ...options.env },
+        detached: true,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      }),
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

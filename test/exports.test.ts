@@ -2,8 +2,10 @@
  * The package root exports what the README documents (a name documented but
  * not exported is a broken promise; see README "API").
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as pkg from '../src/index.js';
+import * as server from '../src/server/index.js';
 
 describe('the package root', () => {
   it.each([
@@ -37,5 +39,18 @@ describe('the package root', () => {
       '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
     );
     key.destroy();
+  });
+
+  it("the README's API section names every export, and nothing else (one line per function, class or group)", () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const api = /^## API\n([\s\S]*?)\n## /m.exec(readme)![1]!;
+    const [root, sub] = api.split('`kms-hmac/server`:');
+    // The names a bullet documents: the backticked identifiers before its first ': '.
+    const names = (text: string) =>
+      [...text.matchAll(/^- (.*?): /gm)].flatMap(([, head]) =>
+        [...head!.matchAll(/`([A-Za-z_$][\w$]*)/g)].map((m) => m[1]!),
+      );
+    expect(names(root!).sort()).toEqual(Object.keys(pkg).sort());
+    expect(names(sub!).sort()).toEqual(Object.keys(server).sort());
   });
 });

@@ -1,6 +1,6 @@
 /**
  * What a fleet of `kms-hmac serve` replicas on one PostgreSQL is promised,
- * each tested against real processes and a real server (issue 13):
+ * each tested against real processes and a real server (docs/fleet.md):
  *   - DisableKey, ScheduleKeyDeletion, DeleteAlias, UpdateAlias acknowledged by
  *     one replica are obeyed by the others (p99 reported here; the 1 s target
  *     is checked by `npm run bench:server`);
@@ -13,13 +13,15 @@
  *     on from the snapshot, everything recovers without restarting replicas.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants, createHmac, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, createHmac, createPublicKey, publicEncrypt } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { PostgresKeyStore } from '../src/keystore/index.js';
 import { PG_SKIP, usePostgres } from './postgres.js';
 import { builtServeEntry, CRED, rawRequest, signKms, type RawResponse } from './server-helpers.js';
+import { random } from './support/random.js';
+import { killGroup, track } from './support/process-group.js';
 
 const PASS = 'fleet passphrase';
 const FAST = { N: 1 << 10, r: 8, p: 1 };
@@ -46,15 +48,18 @@ afterEach(async () => {
 
 /** A `kms-hmac serve` process on the PostgreSQL store at `storeUrl`. */
 function replica(storeUrl: string): Promise<Replica> {
-  const proc = spawn(process.execPath, [entry, '--port', '0', '--quiet', '--keystore', storeUrl], {
-    env: {
-      PATH: process.env.PATH,
-      KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
-      KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
-      KMS_HMAC_PASSPHRASE: PASS,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = track(
+    spawn(process.execPath, [entry, '--port', '0', '--quiet', '--keystore', storeUrl], {
+      env: {
+        PATH: process.env.PATH,
+        KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
+        KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
+        KMS_HMAC_PASSPHRASE: PASS,
+      },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
@@ -74,7 +79,7 @@ function replica(storeUrl: string): Promise<Replica> {
         exited,
         stop: async () => {
           running.delete(r);
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+          if (proc.exitCode === null && proc.signalCode === null) killGroup(proc, 'SIGKILL');
           await exited;
         },
       };
@@ -231,7 +236,7 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
         const worker = async () => {
           while (alive) {
             try {
-              if (Math.random() < 0.5) {
+              if (random.float() < 0.5) {
                 const md = (await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }))
                   .KeyMetadata as { KeyId: string };
                 acked.set(md.KeyId, null);
@@ -240,7 +245,7 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
                 const md = (
                   await ok(r, 'CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Origin: 'EXTERNAL' })
                 ).KeyMetadata as { KeyId: string };
-                const material = randomBytes(32);
+                const material = random.bytes(32);
                 attempted.set(md.KeyId, material);
                 const p = (await ok(r, 'GetParametersForImport', {
                   KeyId: md.KeyId,
@@ -271,7 +276,7 @@ describe.skipIf(PG_SKIP)('a fleet of serve replicas on one PostgreSQL', () => {
         };
         const killer = (async () => {
           await Promise.race([acking, new Promise((res) => setTimeout(res, 2_000))]);
-          await new Promise((res) => setTimeout(res, Math.random() * 400));
+          await new Promise((res) => setTimeout(res, random.float() * 400));
           r.proc.kill('SIGKILL');
           alive = false;
           kills++;

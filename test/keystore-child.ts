@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { beforeAll } from 'vitest';
 import { builtServeEntry } from './server-helpers.js';
+import { track } from './support/process-group.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(here, 'fixtures', 'keystore-child.mjs');
@@ -48,10 +49,13 @@ export function useKeyStoreChild(): RunChild {
   return (args, { pass = '', newPass = '', onLine, killAfterMs, wrap = [] } = {}) =>
     new Promise((resolve, reject) => {
       const [cmd, ...pre] = [...wrap, process.execPath];
-      const p = spawn(cmd!, [...pre, CHILD, ...args], {
-        env: { ...process.env, KS_MODULE: moduleUrl, KS_PASS: pass, KS_NEW_PASS: newPass },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const p = track(
+        spawn(cmd!, [...pre, CHILD, ...args], {
+          env: { ...process.env, KS_MODULE: moduleUrl, KS_PASS: pass, KS_NEW_PASS: newPass },
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
       let buf = '';
       let stderr = '';
       const lines: string[] = [];

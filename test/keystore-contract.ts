@@ -3,10 +3,11 @@
  * file encrypted, PostgreSQL). `make` returns a fresh, empty store; the
  * caller closes it.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
 import { expect, test } from 'vitest';
 import { KeyStoreError, type KeyRecord, type KeyStore } from '../src/keystore/index.js';
+import { random } from './support/random.js';
 
 export function key(over: Partial<KeyRecord> = {}): KeyRecord {
   const keyId = over.keyId ?? randomUUID();
@@ -21,7 +22,7 @@ export function key(over: Partial<KeyRecord> = {}): KeyRecord {
     multiRegion: false,
     creationDate: 1_700_000_000_000,
     tags: [{ TagKey: 'team', TagValue: 'x' }],
-    keyMaterial: new Uint8Array(randomBytes(32)),
+    keyMaterial: new Uint8Array(random.bytes(32)),
     ...over,
   };
 }
@@ -66,7 +67,7 @@ export function keyStoreContract(make: () => Promise<KeyStore>): void {
     const k = key();
     await s.transact((tx) => tx.insertKey(k));
     const err = await s
-      .transact((tx) => tx.insertKey({ ...k, description: 'other', keyMaterial: randomBytes(32) }))
+      .transact((tx) => tx.insertKey({ ...k, description: 'other', keyMaterial: random.bytes(32) }))
       .catch((e) => e);
     expect(err).toBeInstanceOf(KeyStoreError);
     expect(err.code).toBe('KEY_EXISTS');
@@ -184,7 +185,7 @@ export function keyStoreContract(make: () => Promise<KeyStore>): void {
         tokenId: 't',
         wrappingAlgorithm: 'RSAES_OAEP_SHA_256',
         wrappingKeySpec: 'RSA_2048',
-        privateKey: randomBytes(64),
+        privateKey: random.bytes(64),
         expiresAt: 1,
       },
     });
@@ -218,7 +219,7 @@ export function keyStoreContract(make: () => Promise<KeyStore>): void {
     await Promise.all(
       ids.map((id) =>
         s.transact(async (tx) => {
-          await new Promise((r) => setTimeout(r, Math.random() * 3));
+          await new Promise((r) => setTimeout(r, random.float() * 3));
           tx.insertKey(key({ keyId: id }));
         }),
       ),

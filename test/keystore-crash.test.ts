@@ -7,13 +7,13 @@
  * test/keystore-child.ts.)
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FileKeyStore, KeyStoreLockTimeoutError } from '../src/keystore/index.js';
 import { useKeyStoreChild } from './keystore-child.js';
+import { random } from './support/random.js';
 
 const runChild = useKeyStoreChild();
 let root: string;
@@ -25,10 +25,6 @@ beforeAll(() => {
 afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
-
-function rand(lo: number, hi: number): number {
-  return lo + Math.floor(Math.random() * (hi - lo + 1));
-}
 
 interface LaneStats {
   kills: number;
@@ -58,7 +54,7 @@ async function lane(rounds: number, writers: number, pass: string, from: 'ready'
             const trigger = from === 'ready' ? line.startsWith('ready ') : line.startsWith('ack ');
             if (trigger && !armed) {
               armed = true;
-              setTimeout(kill, rand(5, 80));
+              setTimeout(kill, random.between(5, 80));
             }
           },
         });
@@ -205,7 +201,7 @@ describe('FileKeyStore crash safety (child processes, SIGKILL)', () => {
 });
 
 function record() {
-  const keyId = randomBytes(16).toString('hex');
+  const keyId = random.bytes(16).toString('hex');
   return {
     keyId,
     arn: `arn:aws:kms:us-east-1:111122223333:key/${keyId}`,
@@ -217,6 +213,6 @@ function record() {
     multiRegion: false,
     creationDate: Date.now(),
     tags: [],
-    keyMaterial: new Uint8Array(randomBytes(32)),
+    keyMaterial: new Uint8Array(random.bytes(32)),
   };
 }

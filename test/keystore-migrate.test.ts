@@ -3,7 +3,7 @@
  * open, in place; the JSON file stays until the new store is durable, so a
  * kill at any moment leaves one or the other, complete.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { deriveMasterSync, newKdf, seal } from '../src/keystore/crypto.js';
 import { FileKeyStore, KeyStoreCorruptError, KeyStorePassphraseError, type KeyRecord } from '../src/keystore/index.js';
 import { key } from './keystore-contract.js';
 import { useKeyStoreChild } from './keystore-child.js';
+import { random } from './support/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kms-hmac-migrate-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -81,7 +82,7 @@ describe('format-1 JSON stores migrate on first open', () => {
     const keys = [
       key(),
       key({ keyState: 'Disabled' }),
-      key({ keySpec: 'HMAC_512', keyMaterial: new Uint8Array(randomBytes(64)) }),
+      key({ keySpec: 'HMAC_512', keyMaterial: new Uint8Array(random.bytes(64)) }),
     ];
     writeLegacy(path, keys, {
       aliases: [
@@ -180,7 +181,7 @@ describe('format-1 JSON stores migrate on first open', () => {
       const path = fresh();
       writeFileSync(path, json, { mode: 0o600 });
       // Start-up takes most of the span; bias the kills towards its end, where the migration runs.
-      const run = await runChild([path, 'open'], { killAfterMs: span * (0.4 + 0.7 * Math.random()) });
+      const run = await runChild([path, 'open'], { killAfterMs: span * (0.4 + 0.7 * random.float()) });
       if (run.signal !== 'SIGKILL') expect(run.code, run.stderr).toBe(0);
       const bytes = readFileSync(path);
       if (bytes.equals(json)) seen.json++;

@@ -3,7 +3,6 @@
  * test/postgres.ts): the KeyStore contract, the schema, sealing, NOTIFY,
  * misses that ask the database, reconnects, and a database restart.
  */
-import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, test } from 'vitest';
 import {
   KeyStoreCorruptError,
@@ -15,6 +14,7 @@ import {
 } from '../src/keystore/index.js';
 import { key, keyStoreContract } from './keystore-contract.js';
 import { PG_SKIP, usePostgres } from './postgres.js';
+import { random } from './support/random.js';
 
 const FAST = { N: 1 << 10, r: 8, p: 1 };
 const pg = usePostgres();
@@ -78,7 +78,7 @@ describe.skipIf(PG_SKIP)('PostgresKeyStore', () => {
         tokenId: 't',
         wrappingAlgorithm: 'RSAES_OAEP_SHA_256',
         wrappingKeySpec: 'RSA_2048',
-        privateKey: randomBytes(100),
+        privateKey: random.bytes(100),
         expiresAt: 1,
       },
     });

@@ -22,6 +22,7 @@ import {
 } from '../src/keystore/index.js';
 import { runCli } from './cli-run.js';
 import { useKeyStoreChild } from './keystore-child.js';
+import { track } from './support/process-group.js';
 import { key } from './keystore-contract.js';
 import { PG_SKIP, usePostgres } from './postgres.js';
 
@@ -261,13 +262,16 @@ describe('kms-hmac keys rekey', () => {
     for (let r = 0; r < 7; r++) {
       const [from, to] = current === A ? [oldFile, newFile] : [newFile, oldFile];
       const t0 = Date.now();
-      const p = spawn(
-        process.execPath,
-        [bin, 'keys', 'rekey', '--keystore', ks, '--passphrase-file', from, '--new-passphrase-file', to],
-        {
-          env: { ...process.env, KMS_HMAC_PASSPHRASE: '', KMS_HMAC_PASSPHRASE_FILE: '' },
-          stdio: 'ignore',
-        },
+      const p = track(
+        spawn(
+          process.execPath,
+          [bin, 'keys', 'rekey', '--keystore', ks, '--passphrase-file', from, '--new-passphrase-file', to],
+          {
+            env: { ...process.env, KMS_HMAC_PASSPHRASE: '', KMS_HMAC_PASSPHRASE_FILE: '' },
+            detached: true,
+            stdio: 'ignore',
+          },
+        ),
       );
       // The first run goes to its end and times the command; the others are killed anywhere in that time.
       const timer = r === 0 ? undefined : setTimeout(() => p.kill('SIGKILL'), rand(0, fullMs));

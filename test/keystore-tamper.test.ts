@@ -1,10 +1,11 @@
 /**
  * An encrypted key store, edited by someone who can write the file but does
- * not know the passphrase (issue 10, finding 4). Every edit below is refused
+ * not know the passphrase (the store's whole-store authentication,
+ * docs/key-stores.md "Encryption and authentication"). Every edit below is refused
  * with a typed error, the file is left exactly as the attacker left it, and
  * no client ever MACs with what the attacker wrote.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { KmsHmacClient } from '../src/client/client.js';
 import { StoreKeys } from '../src/keystore/crypto.js';
 import { FileKeyStore, KeyStoreCorruptError, KeyStorePassphraseError } from '../src/keystore/index.js';
 import { key } from './keystore-contract.js';
+import { random } from './support/random.js';
 
 const FAST = { N: 1 << 10, r: 8, p: 1 };
 const PASS = 'the owner knows this';
@@ -86,7 +88,7 @@ describe('an encrypted store edited without the passphrase', () => {
 
   test('sealed material replaced by plaintext material the editor knows ({"$bytes": …})', async () => {
     const v = await victim();
-    const known = randomBytes(32);
+    const known = random.bytes(32);
     const b = body(v.path, v.enabled);
     edit(
       v.path,
@@ -103,7 +105,7 @@ describe('an encrypted store edited without the passphrase', () => {
     edit(
       v.path,
       'UPDATE kms_hmac_keys SET body = ? WHERE key_id = ?',
-      JSON.stringify({ ...b, keyMaterial: { $bytes: randomBytes(32).toString('base64') } }),
+      JSON.stringify({ ...b, keyMaterial: { $bytes: random.bytes(32).toString('base64') } }),
       v.enabled,
     );
     forgeUnencryptedTag(v.path, true);
@@ -112,7 +114,7 @@ describe('an encrypted store edited without the passphrase', () => {
 
   test('"encryption": null — the whole store rewritten unencrypted, consistently, by the editor: refused when opened with the passphrase', async () => {
     const v = await victim();
-    const known = randomBytes(32);
+    const known = random.bytes(32);
     const db = new Database(v.path);
     for (const id of [v.enabled, v.disabled]) {
       const b = JSON.parse(
@@ -193,7 +195,7 @@ describe('an encrypted store edited without the passphrase', () => {
 
   test('no MAC is ever computed with material the editor planted', async () => {
     const v = await victim();
-    const known = randomBytes(32);
+    const known = random.bytes(32);
     const b = body(v.path, v.enabled);
     edit(
       v.path,

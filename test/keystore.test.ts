@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -23,6 +23,7 @@ import {
   type KeyStore,
 } from '../src/keystore/index.js';
 import { key, keyStoreContract } from './keystore-contract.js';
+import { random } from './support/random.js';
 
 const FAST_SCRYPT = { N: 1 << 10, r: 8, p: 1 };
 let root: string;
@@ -120,7 +121,7 @@ describe('FileKeyStore on disk', () => {
         tokenId: 't',
         wrappingAlgorithm: 'RSAES_OAEP_SHA_256',
         wrappingKeySpec: 'RSA_2048',
-        privateKey: new Uint8Array(randomBytes(100)),
+        privateKey: new Uint8Array(random.bytes(100)),
         expiresAt: 5,
       },
     });
@@ -159,7 +160,7 @@ describe('FileKeyStore on disk', () => {
 
   const damage: [string, (path: string) => void][] = [
     ['truncation', (p) => writeFileSync(p, readFileSync(p).subarray(0, 4096 + 100))],
-    ['garbage', (p) => writeFileSync(p, randomBytes(300))],
+    ['garbage', (p) => writeFileSync(p, random.bytes(300))],
     ['an empty file', (p) => writeFileSync(p, '')],
     ['valid JSON of another shape', (p) => writeFileSync(p, '{"hello":1}')],
     [
@@ -171,7 +172,7 @@ describe('FileKeyStore on disk', () => {
     ],
     [
       'a changed tag',
-      (p) => edit(p, (db) => db.prepare(`UPDATE kms_hmac_meta SET tag = ?`).run(randomBytes(32).toString('base64'))),
+      (p) => edit(p, (db) => db.prepare(`UPDATE kms_hmac_meta SET tag = ?`).run(random.bytes(32).toString('base64'))),
     ],
   ];
   test.each(damage)('%s → KeyStoreCorruptError, file left untouched', async (_n, corrupt) => {
@@ -213,7 +214,7 @@ describe('FileKeyStore on disk', () => {
         tokenId: 't',
         wrappingAlgorithm: 'RSAES_OAEP_SHA_1',
         wrappingKeySpec: 'RSA_2048',
-        privateKey: randomBytes(200),
+        privateKey: random.bytes(200),
         expiresAt: 9,
       },
     });

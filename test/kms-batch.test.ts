@@ -1,8 +1,9 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { caught } from './caught.js';
 import { KmsHmacClient } from '../src/client/client.js';
 import { packMessages } from '../src/mac/key.js';
+import { random } from './support/random.js';
 
 async function setup(spec = 'HMAC_256') {
   const client = new KmsHmacClient();
@@ -11,7 +12,7 @@ async function setup(spec = 'HMAC_256') {
   return { client, key: KeyMetadata, material: Buffer.from(material) };
 }
 
-const messages = Array.from({ length: 300 }, (_, i) => randomBytes(1 + ((i * 37) % 4096)));
+const messages = Array.from({ length: 300 }, (_, i) => random.bytes(1 + ((i * 37) % 4096)));
 
 describe('batch extensions', () => {
   it('generateMacBatch (array and packed) equals node:crypto and single GenerateMac', async () => {

@@ -12,7 +12,7 @@
  * with serve-stale); probes run off the request path.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,7 @@ import {
   type LeaseState,
 } from '../src/client/fast-path.js';
 import { CRED, startServe, stopServe, type ServeChild } from './server-helpers.js';
+import { random } from './support/random.js';
 
 let dir = '';
 let remote: ServeChild;
@@ -81,7 +82,7 @@ async function importedKey(kms: KMSClient = admin): Promise<RemoteKey> {
   const params = await kms.send(
     new GetParametersForImportCommand({ KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }),
   );
-  const material = randomBytes(32);
+  const material = random.bytes(32);
   const wrapped = publicEncrypt(
     {
       key: createPublicKey({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki' }),
@@ -200,7 +201,7 @@ describe("local answers carry AWS's decision", () => {
   it('forwards until the first probe says "would succeed", then answers locally, byte-identical to the remote', async () => {
     const key = await importedKey();
     const client = await fastPath(key, {}, { alias: 'alias/signing' });
-    const msg = randomBytes(64);
+    const msg = random.bytes(64);
     const fromRemote = await admin.send(mac(key.arn, msg));
 
     // The first request names the key: its lease is pending, the request is forwarded, a probe starts in the background.
@@ -276,9 +277,9 @@ describe("local answers carry AWS's decision", () => {
   it('linkRemoteKey links a key whose material came through the import flow; a local key is never linked twice', async () => {
     const local = new KmsHmacClient();
     const arn = 'arn:aws:kms:eu-west-1:444455556666:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
-    await local.importRemoteKey({ RemoteArn: arn, KeySpec: 'HMAC_256', KeyMaterial: randomBytes(32) });
+    await local.importRemoteKey({ RemoteArn: arn, KeySpec: 'HMAC_256', KeyMaterial: random.bytes(32) });
     const dup = await local
-      .importRemoteKey({ RemoteArn: arn, KeySpec: 'HMAC_256', KeyMaterial: randomBytes(32) })
+      .importRemoteKey({ RemoteArn: arn, KeySpec: 'HMAC_256', KeyMaterial: random.bytes(32) })
       .catch((e) => e);
     expect(dup.name).toBe('AlreadyExistsException');
     const { KeyMetadata: normal } = await local.createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
@@ -293,7 +294,7 @@ describe("local answers carry AWS's decision", () => {
       .importRemoteKey({
         RemoteArn: 'arn:aws:kms:eu-west-1:1:key/33333333-3333-3333-3333-333333333333',
         KeySpec: 'HMAC_256',
-        KeyMaterial: randomBytes(16),
+        KeyMaterial: random.bytes(16),
       })
       .catch((x) => x);
     expect(short.name).toBe('IncorrectKeyMaterialException');

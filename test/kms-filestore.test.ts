@@ -1,10 +1,11 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { MemoryKeyStore } from '../src/keystore/index.js';
+import { random } from './support/random.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-client-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,7 +22,7 @@ describe('KmsHmacClient on a FileKeyStore', () => {
       Description: 'durable',
     });
     await a.createAlias({ AliasName: 'alias/durable', TargetKeyId: k.KeyId });
-    const material = randomBytes(64);
+    const material = random.bytes(64);
     const { KeyMetadata: r } = await a.importRemoteKey({
       RemoteArn: 'arn:aws:kms:us-east-1:111122223333:key/44444444-4444-4444-4444-444444444444',
       KeySpec: 'HMAC_512',

@@ -1,4 +1,4 @@
-import { constants, createCipheriv, createHmac, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, createCipheriv, createHmac, createPublicKey, publicEncrypt } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { caught } from './caught.js';
@@ -10,6 +10,7 @@ import {
   InvalidImportTokenException,
 } from '@aws-sdk/client-kms';
 import { KmsHmacClient } from '../src/client/client.js';
+import { random } from './support/random.js';
 
 const HOUR = 3_600_000;
 
@@ -19,7 +20,7 @@ function wrap(publicKeyDer: Uint8Array, material: Uint8Array, algorithm: string)
   if (algorithm.startsWith('RSAES_OAEP')) {
     return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, material);
   }
-  const aes = randomBytes(32);
+  const aes = random.bytes(32);
   const wrappedAes = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, aes);
   const c = createCipheriv('id-aes256-wrap-pad', aes, Buffer.from('A65959A6', 'hex'));
   return Buffer.concat([wrappedAes, c.update(material), c.final()]);
@@ -51,7 +52,7 @@ describe('import flow', () => {
       expect(p.KeyId).toBe(md.Arn);
       expect(p.ImportToken).toBeInstanceOf(Uint8Array);
       expect(p.PublicKey).toBeInstanceOf(Uint8Array);
-      const material = randomBytes(len);
+      const material = random.bytes(len);
       await client.importKeyMaterial({
         KeyId: md.KeyId,
         ImportToken: p.ImportToken,
@@ -63,7 +64,7 @@ describe('import flow', () => {
       expect(after.Enabled).toBe(true);
       expect(after.ExpirationModel).toBe('KEY_MATERIAL_DOES_NOT_EXPIRE');
       expect(after).not.toHaveProperty('ValidTo');
-      for (const msg of [Buffer.from('a'), randomBytes(64), randomBytes(4096)]) {
+      for (const msg of [Buffer.from('a'), random.bytes(64), random.bytes(4096)]) {
         const out = client.generateMacSync({ KeyId: md.KeyId, MacAlgorithm: alg, Message: msg });
         expect(Buffer.from(out.Mac).toString('hex')).toBe(createHmac(hash, material).update(msg).digest('hex'));
       }
@@ -122,7 +123,7 @@ describe('import flow', () => {
     });
     const pub = createPublicKey({ key: Buffer.from(p.PublicKey), format: 'der', type: 'spki' });
     expect(pub.asymmetricKeyDetails?.modulusLength).toBe(4096);
-    const material = randomBytes(32);
+    const material = random.bytes(32);
     await client.importKeyMaterial({
       KeyId: md.KeyId,
       ImportToken: p.ImportToken,
@@ -147,7 +148,7 @@ describe('import flow', () => {
       WrappingAlgorithm: 'RSAES_OAEP_SHA_256',
       WrappingKeySpec: 'RSA_2048',
     });
-    const material = randomBytes(32);
+    const material = random.bytes(32);
     const enc = (m: Uint8Array, pk = p.PublicKey) => wrap(pk, m, 'RSAES_OAEP_SHA_256');
 
     // another key's token
@@ -161,7 +162,7 @@ describe('import flow', () => {
     expect(e).toBeInstanceOf(InvalidImportTokenException);
     // garbage token
     e = await caught(
-      client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: randomBytes(66), EncryptedKeyMaterial: enc(material) }),
+      client.importKeyMaterial({ KeyId: md.KeyId, ImportToken: random.bytes(66), EncryptedKeyMaterial: enc(material) }),
     );
     expect(e.name).toBe('InvalidImportTokenException');
     // material wrapped with another public key
@@ -179,7 +180,7 @@ describe('import flow', () => {
         client.importKeyMaterial({
           KeyId: md.KeyId,
           ImportToken: p.ImportToken,
-          EncryptedKeyMaterial: enc(randomBytes(len)),
+          EncryptedKeyMaterial: enc(random.bytes(len)),
         }),
       );
       expect(e).toBeInstanceOf(IncorrectKeyMaterialException);
@@ -209,7 +210,7 @@ describe('import flow', () => {
       client.importKeyMaterial({
         KeyId: md.KeyId,
         ImportToken: p.ImportToken,
-        EncryptedKeyMaterial: enc(randomBytes(32)),
+        EncryptedKeyMaterial: enc(random.bytes(32)),
       }),
     );
     expect(e).toBeInstanceOf(IncorrectKeyMaterialException);
@@ -225,7 +226,7 @@ describe('import flow', () => {
       client.importKeyMaterial({
         KeyId: md.KeyId,
         ImportToken: p.ImportToken,
-        EncryptedKeyMaterial: enc(randomBytes(32)),
+        EncryptedKeyMaterial: enc(random.bytes(32)),
       }),
     );
     expect(e.name).toBe('IncorrectKeyMaterialException');
@@ -279,7 +280,7 @@ describe('import flow', () => {
       WrappingAlgorithm: 'RSAES_OAEP_SHA_1',
       WrappingKeySpec: 'RSA_2048',
     });
-    const material = randomBytes(40);
+    const material = random.bytes(40);
     const validTo = new Date(t.now + 2 * HOUR);
     await client.importKeyMaterial({
       KeyId: md.KeyId,

@@ -4,7 +4,6 @@
  * the sidecar reaches the disk (an exclusive temporary file, never through a
  * planted symlink).
  */
-import { randomBytes } from 'node:crypto';
 import {
   existsSync,
   lstatSync,
@@ -26,6 +25,7 @@ import { createTemp, openExclusive } from '../src/logs/atomic-file.js';
 import { engineFromMacKey } from '../src/logs/engine.js';
 import { signLog } from '../src/logs/sign.js';
 import { verifyLog } from '../src/logs/verify.js';
+import { random } from './support/random.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-logs-api-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,8 +33,8 @@ const p = (n: string) => join(dir, n);
 
 const ARN_A = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-00000000000a';
 const ARN_B = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-00000000000b';
-const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), ARN_A, 'HMAC_SHA_256');
-const engineB = engineFromMacKey(createMacKey('HMAC_SHA_256', randomBytes(32)), ARN_B, 'HMAC_SHA_256');
+const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', random.bytes(32)), ARN_A, 'HMAC_SHA_256');
+const engineB = engineFromMacKey(createMacKey('HMAC_SHA_256', random.bytes(32)), ARN_B, 'HMAC_SHA_256');
 
 const LOG = Buffer.from('one\ntwo\nthree\n');
 writeFileSync(p('app.log'), LOG);
@@ -65,7 +65,7 @@ describe('a log is a path (string or URL), bytes, a byte stream or an async iter
   });
 
   it('a path is never taken as content: verifyLog(path) checks the file, whatever the path string says', async () => {
-    // issue 10, finding 5: signLog/verifyLog once signed the bytes of the path string itself
+    // signLog/verifyLog once signed the bytes of the path string itself (fixed in 0.2.0, CHANGELOG.md)
     const sc = p('path-attack.mac');
     await signLog(p('app.log'), sc, { engine });
     writeFileSync(p('app-edited.log'), 'one\nTWO\nthree\n');

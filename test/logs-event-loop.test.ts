@@ -7,7 +7,6 @@
  * The target — never late by more than 20 ms during a 1 GiB signLog — is
  * measured by `npm run bench:logs`.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +16,7 @@ import { createMacKey } from '../src/mac/key.js';
 import { engineFromMacKey } from '../src/logs/engine.js';
 import { signLog } from '../src/logs/sign.js';
 import { verifyLog } from '../src/logs/verify.js';
+import { random } from './support/random.js';
 
 const MIB = 64;
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-loop-'));
@@ -51,7 +51,7 @@ it(`a 10 ms timer keeps firing while a ${MIB} MiB log is signed and verified`, {
   for (let i = 0; i < MIB; i++) await fh.write(chunk);
   await fh.close();
   const engine = engineFromMacKey(
-    createMacKey('HMAC_SHA_256', randomBytes(32)),
+    createMacKey('HMAC_SHA_256', random.bytes(32)),
     'arn:aws:kms:us-east-1:111122223333:key/loop',
     'HMAC_SHA_256',
   );

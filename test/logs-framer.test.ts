@@ -1,8 +1,9 @@
 /** RecordFramer: records split exactly as a reference split, whatever the chunking and delimiter. */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MAC_INPUT_PREFIX, RAW_RECORD_MAX } from '../src/logs/format.js';
 import { RecordFramer, recordEnd, type RecordBatch } from '../src/logs/framer.js';
+import { random } from './support/random.js';
 
 /** Reference: records end after each (non-overlapping, leftmost) delimiter; a non-empty tail is a record. */
 function reference(data: Buffer, delim: Buffer): Buffer[] {
@@ -30,7 +31,7 @@ interface FrameOptions {
 }
 
 function frame(data: Buffer, delim: Buffer, chunkSizes: () => number, o: FrameOptions = {}) {
-  const sid = randomBytes(16);
+  const sid = random.bytes(16);
   const slots = o.slots ?? 2;
   const checked: number[] = [];
   const f = new RecordFramer({
@@ -77,7 +78,7 @@ function frame(data: Buffer, delim: Buffer, chunkSizes: () => number, o: FrameOp
       take(f.push(area.subarray(0, Math.min(n, data.length - p))));
     } else take(f.push(Buffer.from(data.subarray(p, p + n))));
     p += n;
-    if (o.flushes && Math.random() < 0.2) take(f.flush());
+    if (o.flushes && random.float() < 0.2) take(f.flush());
   }
   take(f.end());
   while (held.length) settle(held.shift()!);
@@ -93,18 +94,11 @@ function frame(data: Buffer, delim: Buffer, chunkSizes: () => number, o: FrameOp
 function randomLog(): Buffer {
   const parts: Buffer[] = [];
   for (let i = 0; i < 200; i++) {
-    const r = Math.random();
+    const r = random.float();
     if (r < 0.02)
-      parts.push(Buffer.alloc(4071 + Math.floor(Math.random() * 3), 0x61)); // around the digest threshold
-    else if (r < 0.03) parts.push(randomBytes(10_000));
-    else
-      parts.push(
-        Buffer.from(
-          Array.from({ length: Math.floor(Math.random() * 12) }, () => 'ab\n\r\0x'[Math.floor(Math.random() * 6)]).join(
-            '',
-          ),
-        ),
-      );
+      parts.push(Buffer.alloc(4071 + random.int(3), 0x61)); // around the digest threshold
+    else if (r < 0.03) parts.push(random.bytes(10_000));
+    else parts.push(Buffer.from(Array.from({ length: random.int(12) }, () => 'ab\n\r\0x'[random.int(6)]).join('')));
   }
   return Buffer.concat(parts);
 }
@@ -130,8 +124,6 @@ function expectFramed(data: Buffer, delim: Buffer, { got, records, bytes }: Retu
   });
 }
 
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
-
 describe('RecordFramer', () => {
   const delims = ['\n', '\r\n', 'ab', 'aba', '\0\0\0'].map((d) => Buffer.from(d));
   it.each(delims.map((d) => [JSON.stringify(d.toString()), d] as const))(
@@ -143,7 +135,7 @@ describe('RecordFramer', () => {
         expectFramed(
           data,
           delim,
-          frame(data, delim, () => 1 + Math.floor(Math.random() * maxChunk)),
+          frame(data, delim, () => 1 + random.int(maxChunk)),
         );
       }
     },
@@ -151,7 +143,7 @@ describe('RecordFramer', () => {
 
   it('the WebAssembly kernel and the JavaScript loop frame a one-byte delimiter alike', () => {
     // a record check makes the framer use the JavaScript loop, whatever the delimiter
-    const sid = randomBytes(16);
+    const sid = random.bytes(16);
     expect(new RecordFramer({ streamId: sid, delimiter: Buffer.from('\n'), digest: 'SHA-256' }).framedByKernel).toBe(
       true,
     );
@@ -168,7 +160,7 @@ describe('RecordFramer', () => {
         expectFramed(
           data,
           Buffer.from('\n'),
-          frame(data, Buffer.from('\n'), () => 1 + Math.floor(Math.random() * 5000), { check, batchSize: 50 }),
+          frame(data, Buffer.from('\n'), () => 1 + random.int(5000), { check, batchSize: 50 }),
         );
       }
     }
@@ -176,22 +168,22 @@ describe('RecordFramer', () => {
 
   it('any input area, batch and slot size; reads into the input areas; flush() between chunks keeps an unfinished record', () => {
     for (let round = 0; round < 60; round++) {
-      const delim = pick(delims);
+      const delim = random.pick(delims);
       const data = randomLog();
       const o: FrameOptions = {
-        inputBytes: pick([1, 16, 100, 4096, 1 << 16]),
-        batchBytes: pick([MAC_INPUT_PREFIX + RAW_RECORD_MAX, 9000, 1 << 16]),
-        batchSize: pick([1, 3, 50, 4096]),
-        slots: pick([1, 2, 3]),
-        inPlace: Math.random() < 0.5,
-        flushes: Math.random() < 0.5,
-        check: Math.random() < 0.3,
+        inputBytes: random.pick([1, 16, 100, 4096, 1 << 16]),
+        batchBytes: random.pick([MAC_INPUT_PREFIX + RAW_RECORD_MAX, 9000, 1 << 16]),
+        batchSize: random.pick([1, 3, 50, 4096]),
+        slots: random.pick([1, 2, 3]),
+        inPlace: random.float() < 0.5,
+        flushes: random.float() < 0.5,
+        check: random.float() < 0.3,
       };
-      const maxChunk = pick([3, 64, 5000, 1 << 16]);
+      const maxChunk = random.pick([3, 64, 5000, 1 << 16]);
       expectFramed(
         data,
         delim,
-        frame(data, delim, () => 1 + Math.floor(Math.random() * maxChunk), o),
+        frame(data, delim, () => 1 + random.int(maxChunk), o),
       );
     }
   });
@@ -199,7 +191,7 @@ describe('RecordFramer', () => {
   it('a batch holds at most batchSize records and batchBytes bytes', () => {
     const counts = (line: string) => {
       const f = new RecordFramer({
-        streamId: randomBytes(16),
+        streamId: random.bytes(16),
         delimiter: Buffer.from('\n'),
         digest: 'SHA-256',
         batchSize: 10,
@@ -224,7 +216,7 @@ describe('RecordFramer', () => {
 
   it('a consumer that holds more batches than it asked slots for gets an error, never a batch overwritten under it', () => {
     const f = new RecordFramer({
-      streamId: randomBytes(16),
+      streamId: random.bytes(16),
       delimiter: Buffer.from('\n'),
       digest: 'SHA-256',
       batchSize: 1,
@@ -238,7 +230,7 @@ describe('RecordFramer', () => {
   });
   it('dispose() hands the memory to the next framer of that size, only once every batch is back; a disposed framer refuses input', () => {
     const opts = {
-      streamId: randomBytes(16),
+      streamId: random.bytes(16),
       delimiter: Buffer.from('\n'),
       digest: 'SHA-256',
       batchSize: 2,

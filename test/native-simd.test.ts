@@ -11,10 +11,11 @@
  * lanes too; "auto" is the shipped dispatch (the calibrated cost model).
  */
 import { spawnSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createNativeBackend, loadNativeBinding, type NativeBinding } from '../src/backend/native.js';
+import { random } from './support/random.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LANE_PATHS = ['sse2', 'avx2', 'shani', 'avx512'];
@@ -92,9 +93,8 @@ function firstMismatch(got: Uint8Array, want: Uint8Array, macLength: number, mes
   return 'none';
 }
 
-const random = (n: number) => new Uint8Array(randomBytes(n));
-const randomLengths = (n: number, max: number) =>
-  Array.from({ length: n }, () => Math.floor(Math.random() * (max + 1)));
+const randomMessage = (n: number) => new Uint8Array(random.bytes(n));
+const randomLengths = (n: number, max: number) => Array.from({ length: n }, () => random.int(max + 1));
 
 /** Loads the addon in a fresh process with `env` and returns what it reports. */
 function probe(env: Record<string, string>): { path: string; reason: string; paths: string[]; status: string } {
@@ -193,13 +193,13 @@ describe.each(PATHS)('path %s', (label, path, force) => {
   const use = () => binding.setSimdPath(path, force);
 
   describe.each(ALGS)('$name', ({ index, hash }) => {
-    const keyBytes = random(index * 37 + 20);
+    const keyBytes = randomMessage(index * 37 + 20);
     const key = new binding.Key(index, keyBytes);
     const macLength = binding.macLengths[index];
 
     it('every message length 0..4200 in one packed batch', () => {
       use();
-      const messages = Array.from({ length: 4201 }, (_, len) => random(len));
+      const messages = Array.from({ length: 4201 }, (_, len) => randomMessage(len));
       const { data, offsets } = pack(messages);
       const out = new Uint8Array(messages.length * macLength);
       key.macPackedInto(data, offsets, out);
@@ -210,8 +210,11 @@ describe.each(PATHS)('path %s', (label, path, force) => {
     it('batch sizes 1..100 (every partial-lane count), equal and mixed lengths', () => {
       use();
       for (let n = 1; n <= 100; n++) {
-        const len = Math.floor(Math.random() * 300);
-        for (const messages of [Array.from({ length: n }, () => random(len)), randomLengths(n, 1100).map(random)]) {
+        const len = random.int(300);
+        for (const messages of [
+          Array.from({ length: n }, () => randomMessage(len)),
+          randomLengths(n, 1100).map(randomMessage),
+        ]) {
           const out = new Uint8Array(n * macLength);
           const { data, offsets } = pack(messages);
           key.macPackedInto(data, offsets, out);
@@ -223,7 +226,7 @@ describe.each(PATHS)('path %s', (label, path, force) => {
 
     it('mixed lengths 0..4200: packed, async and verify agree with node:crypto', async () => {
       use();
-      const messages = randomLengths(600, 4200).map(random);
+      const messages = randomLengths(600, 4200).map(randomMessage);
       const want = expected(hash, keyBytes, messages, macLength);
       const { data, offsets } = pack(messages);
       const packed = new Uint8Array(want.length);
@@ -248,7 +251,7 @@ describe.each(PATHS)('path %s', (label, path, force) => {
 
     it(`${label}: one long message among many short ones, and empty batches`, () => {
       use();
-      const messages = [random(9000), ...randomLengths(40, 20).map(random), random(5000)];
+      const messages = [randomMessage(9000), ...randomLengths(40, 20).map(randomMessage), randomMessage(5000)];
       const out = new Uint8Array(messages.length * macLength);
       const { data, offsets } = pack(messages);
       key.macPackedInto(data, offsets, out);

@@ -46,6 +46,14 @@ describe('the npm tarball', () => {
     expect(packed.filter((p) => /^(build|src|test)\//.test(p))).toEqual([]);
   });
 
+  it('carries the licence its package.json names (Apache-2.0 requires the text) and the changelog', () => {
+    expect(packed).toContain('LICENSE');
+    expect(readFileSync(join(packageDir, 'LICENSE'), 'utf8')).toMatch(
+      /^\s*Apache License\s+Version 2\.0, January 2004/,
+    );
+    expect(packed).toContain('CHANGELOG.md');
+  });
+
   it('installs without a compiler, loads its prebuild, runs the demo, falls back to WebAssembly', {
     timeout: 300_000,
   }, () => {

@@ -14,15 +14,27 @@
  *   - `<!-- readme-test: test/prebuild.test.ts -->`: the install steps, which
  *     that test performs on the real tarball (checked below to stay the same).
  *
- * The performance section is `node bench/report.js --readme`: its figures
- * come from the runs recorded in bench/results/, never typed in.
+ * The performance section is `node bench/report.js --readme`, and
+ * docs/benchmarks.md's "The recorded run" is `node bench/report.js
+ * --benchmarks`: their figures come from the runs recorded in bench/results/,
+ * never typed in.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { killGroup, track } from './support/process-group.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -55,7 +67,7 @@ const CI_COMMANDS = /^npm (ci|test)$/;
 const scratch = mkdtempSync(join(tmpdir(), 'kms-hmac-readme-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/** A project with kms-hmac installed (this checkout) and the SDK, as a user's app would have. */
+/** A project with kms-hmac installed (this checkout), the SDK and the loggers, as a user's app would have. */
 function project(): { cwd: string; env: NodeJS.ProcessEnv } {
   const cwd = join(scratch, 'app');
   mkdirSync(join(cwd, 'node_modules', '.bin'), { recursive: true });
@@ -69,6 +81,9 @@ function project(): { cwd: string; env: NodeJS.ProcessEnv } {
     join(ROOT, 'node_modules', '@aws-sdk', 'client-kms'),
     join(cwd, 'node_modules', '@aws-sdk', 'client-kms'),
   );
+  // the loggers the README's log-signing examples use (kms-hmac/pino, kms-hmac/winston)
+  for (const name of ['pino', 'winston'])
+    symlinkSync(join(ROOT, 'node_modules', name), join(cwd, 'node_modules', name));
   symlinkSync(join(ROOT, 'bin', 'kms-hmac.js'), join(cwd, 'node_modules', '.bin', 'kms-hmac'));
   const home = join(scratch, 'home');
   mkdirSync(home);
@@ -85,12 +100,14 @@ function project(): { cwd: string; env: NodeJS.ProcessEnv } {
 
 /** One bash session fed block by block; background jobs are stopped with it. */
 function session(cwd: string, env: NodeJS.ProcessEnv) {
-  const bash = spawn('bash', ['--noprofile', '--norc', '-s'], {
-    cwd,
-    env,
-    detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const bash = track(
+    spawn('bash', ['--noprofile', '--norc', '-s'], {
+      cwd,
+      env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   bash.stdout.on('data', (d) => (out += d));
   bash.stderr.on('data', (d) => (out += d));
@@ -121,11 +138,7 @@ function session(cwd: string, env: NodeJS.ProcessEnv) {
       });
     },
     stop() {
-      try {
-        process.kill(-bash.pid!, 'SIGTERM');
-      } catch {
-        // already gone
-      }
+      killGroup(bash, 'SIGTERM');
     },
   };
 }
@@ -155,9 +168,66 @@ describe('README.md', () => {
     ).toBe(true);
   });
 
+  it('no shell loop in it or in a docs page runs unbounded: each waits a fixed number of times', () => {
+    // A loop that waits for a server forever outlives the test that ran it when the server never
+    // comes (and holds whatever the walk-through started). `for i in $(seq N)` with a break instead.
+    const pages = ['README.md', ...readdirSync(join(ROOT, 'docs')).map((f) => join('docs', f))].filter((f) =>
+      f.endsWith('.md'),
+    );
+    for (const page of pages) {
+      const text = readFileSync(join(ROOT, page), 'utf8');
+      for (const m of text.matchAll(/^```(?:sh|bash)\n([\s\S]*?)^```$/gm)) {
+        for (const line of commands(m[1]!))
+          expect(line, `${page}: an unbounded loop`).not.toMatch(/^(until|while)\b|;\s*(until|while)\b/);
+      }
+    }
+  });
+
+  it('every relative link in it and in the docs points at a file and a heading that exist', () => {
+    const pages = [
+      'README.md',
+      'CHANGELOG.md',
+      'CONTRIBUTING.md',
+      ...readdirSync(join(ROOT, 'docs')).map((f) => join('docs', f)),
+    ];
+    const prose = (file: string) => readFileSync(file, 'utf8').replace(/^```[\s\S]*?^```$/gm, '');
+    // GitHub's anchors: the heading in lower case, without punctuation, spaces as hyphens.
+    const slug = (heading: string) =>
+      heading
+        .trim()
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+        .replace(/\s/g, '-');
+    const headings = (file: string) => new Set([...prose(file).matchAll(/^#+ (.*)$/gm)].map((m) => slug(m[1]!)));
+    const broken: string[] = [];
+    for (const page of pages.filter((p) => p.endsWith('.md'))) {
+      for (const [, target] of prose(join(ROOT, page)).matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue; // https:, mailto:
+        const [path, anchor] = target!.split('#');
+        const file = path ? join(ROOT, dirname(page), path) : join(ROOT, page);
+        if (!existsSync(file)) broken.push(`${page}: ${target} (no such file)`);
+        else if (anchor && !headings(file).has(anchor)) broken.push(`${page}: ${target} (no such heading)`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
   it('the performance section is what bench/report.js prints from the recorded runs (bench/results/)', () => {
     const section = /^## Performance\n\n([\s\S]*?)\n## /m.exec(README)?.[1];
     const report = spawnSync(process.execPath, [join(ROOT, 'bench', 'report.js'), '--readme'], { encoding: 'utf8' });
+    expect(report.status, report.stderr).toBe(0);
+    expect(section).toBe(report.stdout);
+  });
+
+  it("docs/benchmarks.md's recorded run is what bench/report.js --benchmarks prints from the same runs", () => {
+    const page = readFileSync(join(ROOT, 'docs', 'benchmarks.md'), 'utf8');
+    const section =
+      /^<!-- bench\/report\.js --benchmarks -->\n([\s\S]*?)^<!-- end of bench\/report\.js --benchmarks -->$/m.exec(
+        page,
+      )?.[1];
+    const report = spawnSync(process.execPath, [join(ROOT, 'bench', 'report.js'), '--benchmarks'], {
+      encoding: 'utf8',
+    });
     expect(report.status, report.stderr).toBe(0);
     expect(section).toBe(report.stdout);
   });

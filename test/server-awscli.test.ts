@@ -4,12 +4,13 @@
  * would pass them. Skipped, loudly, only when the CLI is absent locally.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type StartedServer } from '../src/server/index.js';
 import { CRED } from './server-helpers.js';
+import { killGroup, track } from './support/process-group.js';
 
 const AWS = '/usr/bin/aws';
 const present = existsSync(AWS);
@@ -39,19 +40,23 @@ describe.skipIf(!present)('AWS CLI v2 against kms-hmac serve', () => {
 
   function aws(...args: string[]): Promise<CliResult> {
     return new Promise((resolve) => {
-      execFile(
-        AWS,
-        ['kms', ...args, '--endpoint-url', server.url, '--output', 'json'],
-        { env, timeout: 60_000 },
-        (err, stdout, stderr) => {
-          const code = err
-            ? typeof (err as { code?: unknown }).code === 'number'
-              ? (err as { code: number }).code
-              : -1
-            : 0;
-          resolve({ code, stdout, stderr });
-        },
+      const child = track(
+        spawn(AWS, ['kms', ...args, '--endpoint-url', server.url, '--output', 'json'], {
+          env,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
       );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      const timer = setTimeout(() => killGroup(child), 60_000);
+      child.on('error', () => resolve({ code: -1, stdout, stderr }));
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
     });
   }
 

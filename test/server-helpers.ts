@@ -10,6 +10,7 @@ import { existsSync, statSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { track } from './support/process-group.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const CRED = { accessKeyId: 'AKIDKMSHMACTEST', secretAccessKey: 'kms-hmac-test-secret/with+chars=' };
@@ -245,16 +246,19 @@ export interface ServeChild {
  */
 export function startServe(args: string[], home: string, env: NodeJS.ProcessEnv = {}): Promise<ServeChild> {
   const quiet = args.includes('--log') ? [] : ['--quiet'];
-  const proc = spawn(process.execPath, [builtServeEntry(), '--port', '0', ...quiet, ...args], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: home,
-      KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
-      KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = track(
+    spawn(process.execPath, [builtServeEntry(), '--port', '0', ...quiet, ...args], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: home,
+        KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
+        KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
+        ...env,
+      },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));

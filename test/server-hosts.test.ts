@@ -30,6 +30,7 @@ import {
   startServe,
   stopServe,
 } from './server-helpers.js';
+import { track } from './support/process-group.js';
 
 let dir = '';
 beforeAll(() => {
@@ -257,10 +258,13 @@ describe('emulator mode (--auth any)', () => {
   });
 
   it('refuses to bind beyond loopback (CLI exit 2; startServer rejects)', async () => {
-    const proc = spawn(process.execPath, [builtServeEntry(), '--auth', 'any', '--host', '0.0.0.0', '--port', '0'], {
-      env: { PATH: process.env.PATH, HOME: dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = track(
+      spawn(process.execPath, [builtServeEntry(), '--auth', 'any', '--host', '0.0.0.0', '--port', '0'], {
+        env: { PATH: process.env.PATH, HOME: dir },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
     let err = '';
     proc.stderr.on('data', (d) => (err += d));
     expect(await new Promise((r) => proc.on('exit', r))).toBe(2);
@@ -296,15 +300,18 @@ describe('secrets', () => {
     const err = await startServer({ port: 0, credentials: [short], log: false }).catch((e: Error) => e);
     expect(String(err)).toMatch(/the secret access key of AKIDSHORT has 12 characters; at least 16 are required/);
     expect(String(err)).not.toContain('local-secret');
-    const proc = spawn(process.execPath, [builtServeEntry(), '--port', '0', '--keystore', join(dir, 'short.db')], {
-      env: {
-        PATH: process.env.PATH,
-        HOME: dir,
-        KMS_HMAC_ACCESS_KEY_ID: 'AKIDSHORT',
-        KMS_HMAC_SECRET_ACCESS_KEY: 'local-secret',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = track(
+      spawn(process.execPath, [builtServeEntry(), '--port', '0', '--keystore', join(dir, 'short.db')], {
+        env: {
+          PATH: process.env.PATH,
+          HOME: dir,
+          KMS_HMAC_ACCESS_KEY_ID: 'AKIDSHORT',
+          KMS_HMAC_SECRET_ACCESS_KEY: 'local-secret',
+        },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
     let stderr = '';
     proc.stderr.on('data', (d) => (stderr += d));
     expect(await new Promise((r) => proc.on('exit', r))).toBe(2);

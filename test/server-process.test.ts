@@ -26,6 +26,7 @@ import {
   type RawResponse,
   type ServeChild,
 } from './server-helpers.js';
+import { track } from './support/process-group.js';
 
 let entry = '';
 let dir = '';
@@ -50,10 +51,13 @@ async function call(url: string, op: string, body: unknown, agent?: http.Agent):
 
 describe('kms-hmac serve as a process', () => {
   it('refuses to start without credentials, saying how to set them', async () => {
-    const proc = spawn(process.execPath, [entry, '--port', '0', '--keystore', join(dir, 'none.json')], {
-      env: { PATH: process.env.PATH, HOME: dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = track(
+      spawn(process.execPath, [entry, '--port', '0', '--keystore', join(dir, 'none.json')], {
+        env: { PATH: process.env.PATH, HOME: dir },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
     let err = '';
     proc.stderr.on('data', (d) => (err += d));
     const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));

@@ -4,7 +4,7 @@
  * errors a client can provoke with raw requests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { constants, createHmac, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, createHmac, createPublicKey, publicEncrypt } from 'node:crypto';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -29,6 +29,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { startServer, type StartedServer } from '../src/server/index.js';
 import { CRED, rawRequest, signedCall, signKms } from './server-helpers.js';
+import { random } from './support/random.js';
 
 const SPECS: Array<[KeySpec, MacAlgorithmSpec, string, number]> = [
   ['HMAC_224', 'HMAC_SHA_224', 'sha224', 28],
@@ -93,7 +94,7 @@ describe('@aws-sdk/client-kms against kms-hmac serve', () => {
   it('VerifyMac: valid → MacValid true; tampered → KMSInvalidMacException (the SDK class, no message)', async () => {
     for (const [spec, alg, , len] of SPECS) {
       const KeyId = keys[spec]!.id;
-      const Message = randomBytes(100);
+      const Message = random.bytes(100);
       const { Mac } = await kms.send(new GenerateMacCommand({ KeyId, Message, MacAlgorithm: alg }));
       expect(Mac!.length).toBe(len);
       const ok = await kms.send(new VerifyMacCommand({ KeyId, Message, Mac, MacAlgorithm: alg }));
@@ -171,7 +172,7 @@ describe('@aws-sdk/client-kms against kms-hmac serve', () => {
       expect(params.ImportToken).toBeInstanceOf(Uint8Array);
       expect(params.PublicKey).toBeInstanceOf(Uint8Array);
       expect(params.ParametersValidTo).toBeInstanceOf(Date);
-      const material = randomBytes(Number(spec.slice(5)) / 8);
+      const material = random.bytes(Number(spec.slice(5)) / 8);
       const wrapped = publicEncrypt(
         {
           key: createPublicKey({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki' }),
@@ -188,7 +189,7 @@ describe('@aws-sdk/client-kms against kms-hmac serve', () => {
           ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
         }),
       );
-      const msg = randomBytes(257);
+      const msg = random.bytes(257);
       const { Mac } = await kms.send(new GenerateMacCommand({ KeyId, Message: msg, MacAlgorithm: alg }));
       expect(Buffer.from(Mac!).toString('hex')).toBe(createHmac(hash, material).update(msg).digest('hex'));
     }

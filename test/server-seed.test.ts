@@ -15,6 +15,7 @@ import { FileKeyStore, MemoryKeyStore } from '../src/keystore/index.js';
 import { applySeed, parseSeed, SeedConflictError, SeedError } from '../src/kms/seed.js';
 import { startServer } from '../src/server/index.js';
 import { builtServeEntry, CRED, signedCall, startServe, stopServe } from './server-helpers.js';
+import { track } from './support/process-group.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-seed-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -285,14 +286,17 @@ keys:
 describe('serve --seed', () => {
   const run = (args: string[], home: string) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, [builtServeEntry(), '--port', '0', ...args], {
-        env: {
-          PATH: process.env.PATH,
-          HOME: home,
-          KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
-          KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
-        },
-      });
+      const p = track(
+        spawn(process.execPath, [builtServeEntry(), '--port', '0', ...args], {
+          env: {
+            PATH: process.env.PATH,
+            HOME: home,
+            KMS_HMAC_ACCESS_KEY_ID: CRED.accessKeyId,
+            KMS_HMAC_SECRET_ACCESS_KEY: CRED.secretAccessKey,
+          },
+          detached: true,
+        }),
+      );
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d) => {

@@ -1,21 +1,22 @@
 /**
  * WebAssembly-specific tests. The shared backend suite (backend.test.ts)
  * already runs wasm-simd and wasm-scalar against node:crypto; this file
- * covers what only the WASM engine has: the generated module being current,
- * the SIMD lane scheduler with mixed lengths, engine state after errors,
+ * covers what only the WebAssembly module has: the generated module being current,
+ * the SIMD lane scheduler with mixed lengths, the module's state after errors,
  * memory wiping, SIMD detection and the worker pool.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { MacAlgorithm } from '../src/backend/types.js';
-import { loadWasmBackend, wasmEngineOf, wasmSimdSupported, type WasmVariant } from '../src/backend/wasm.js';
+import { loadWasmBackend, wasmHmacOf, wasmSimdSupported, type WasmVariant } from '../src/backend/wasm.js';
 import { WASM_HASH } from '../src/backend/wasm-binaries.js';
 import { FRAMER_WASM_HASH } from '../src/logs/framer-binary.js';
+import { random } from './support/random.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NODE_HASH: Record<MacAlgorithm, string> = {
@@ -65,7 +66,7 @@ describe('generated module', () => {
         stdio: 'pipe',
       });
       expect(JSON.parse(readFileSync(join(out, 'hashes.json'), 'utf8'))).toEqual({
-        engine: WASM_HASH,
+        hmac: WASM_HASH,
         framer: FRAMER_WASM_HASH,
       });
     } finally {
@@ -112,13 +113,13 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
   describe('mixed lengths in one batch (SIMD lanes finish at different blocks)', () => {
     it.each(ALGS)('%s: every length 0..1000, shuffled, packed / verify', (alg) => {
-      const keyBytes = randomBytes(alg.includes('256') ? 64 : 100);
+      const keyBytes = random.bytes(alg.includes('256') ? 64 : 100);
       const key = backend().createKey(alg, keyBytes);
       const lengths = shuffled(
         Array.from({ length: 1001 }, (_, i) => i),
         0x5eed + alg.length,
       );
-      const messages = lengths.map((n) => randomBytes(n));
+      const messages = lengths.map((n) => random.bytes(n));
       const expected = Buffer.concat(messages.map((m) => oracle(alg, keyBytes, m)));
       const { data, offsets } = pack(messages);
       const ml = key.macLength;
@@ -140,7 +141,7 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       // One message of length L with short companions: the companions finish
       // first, leaving L's lane alone mid-inner-hash, on its length-only block,
       // or with only the outer block left, depending on L.
-      const keyBytes = randomBytes(33);
+      const keyBytes = random.bytes(33);
       const key = backend().createKey(alg, keyBytes);
       const ml = key.macLength;
       for (let len = 0; len <= 400; len++) {
@@ -150,7 +151,7 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
           [len, 0],
           [3, len, 200, 1, 0],
         ]) {
-          const messages = shape.map((n) => randomBytes(n));
+          const messages = shape.map((n) => random.bytes(n));
           const out = new Uint8Array(messages.length * ml);
           const { data, offsets } = pack(messages);
           key.macPackedInto(data, offsets, out);
@@ -163,10 +164,10 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
     });
 
     it('batches of 1, 2, 3, 5 messages (idle lanes) and empty batches', () => {
-      const keyBytes = randomBytes(32);
+      const keyBytes = random.bytes(32);
       const key = backend().createKey('HMAC_SHA_256', keyBytes);
       for (const n of [0, 1, 2, 3, 5]) {
-        const messages = Array.from({ length: n }, (_, i) => randomBytes(i * 97));
+        const messages = Array.from({ length: n }, (_, i) => random.bytes(i * 97));
         const out = new Uint8Array(n * 32);
         const { data, offsets } = pack(messages);
         key.macPackedInto(data, offsets, out);
@@ -178,12 +179,12 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
     });
 
     it('a batch larger than the 1 MiB I/O region and MAX_BATCH, with a message larger than the region', () => {
-      const keyBytes = randomBytes(20);
+      const keyBytes = random.bytes(20);
       const key = backend().createKey('HMAC_SHA_256', keyBytes);
       const messages = [
-        ...Array.from({ length: 20_000 }, (_, i) => randomBytes(i % 67)),
-        randomBytes(1_500_000),
-        ...Array.from({ length: 300 }, () => randomBytes(4096)),
+        ...Array.from({ length: 20_000 }, (_, i) => random.bytes(i % 67)),
+        random.bytes(1_500_000),
+        ...Array.from({ length: 300 }, () => random.bytes(4096)),
       ];
       const expected = Buffer.concat(messages.map((m) => oracle('HMAC_SHA_256', keyBytes, m)));
       const out = new Uint8Array(messages.length * 32);
@@ -196,9 +197,9 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
   describe('inputs larger than the static regions', () => {
     it.each(ALGS)('%s: keys longer than the 4 KiB key window, messages longer than the 1 MiB data region', (alg) => {
-      const msg = randomBytes(1_300_000);
+      const msg = random.bytes(1_300_000);
       for (const keyLen of [4095, 4096, 4097, 10_000]) {
-        const keyBytes = randomBytes(keyLen);
+        const keyBytes = random.bytes(keyLen);
         const key = backend().createKey(alg, keyBytes);
         const expected = oracle(alg, keyBytes, msg);
         const out = new Uint8Array(key.macLength);
@@ -219,9 +220,9 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
   describe('state after errors', () => {
     it('rejects bad input with typed errors and still computes correct MACs afterwards', async () => {
-      const keyBytes = randomBytes(48);
+      const keyBytes = random.bytes(48);
       const key = backend().createKey('HMAC_SHA_384', keyBytes);
-      const msg = randomBytes(333);
+      const msg = random.bytes(333);
       const good = oracle('HMAC_SHA_384', keyBytes, msg);
       const check = () => {
         const out = new Uint8Array(48);
@@ -256,27 +257,27 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
       key.destroy(); // idempotent
     });
 
-    it('the engine itself rejects bad arguments and offsets with a status, never reading outside DATA', () => {
+    it('the module itself rejects bad arguments and offsets with a status, never reading outside DATA', () => {
       const b = backend();
-      const engine = wasmEngineOf(b);
-      const keyBytes = randomBytes(32);
+      const hmac = wasmHmacOf(b);
+      const keyBytes = random.bytes(32);
       const key = b.createKey('HMAC_SHA_256', keyBytes);
-      const ex = engine.ex;
+      const ex = hmac.ex;
       // Offsets pointing into other regions (decreasing, past DATA): status 2, no output.
-      engine.u32.set([0, 10, 5], engine.OFFS >>> 2);
+      hmac.u32.set([0, 10, 5], hmac.OFFS >>> 2);
       expect(ex.batch(0, 1, 2, 0, 0)).toBe(2);
-      engine.u32.set([0, engine.DATA_SIZE + 64], engine.OFFS >>> 2);
+      hmac.u32.set([0, hmac.DATA_SIZE + 64], hmac.OFFS >>> 2);
       expect(ex.batch(0, 1, 1, 0, 0)).toBe(2);
-      expect(ex.batch(0, 1, engine.MAX_BATCH + 1, 0, 0)).toBe(2);
-      expect(ex.batch(engine.KEY_SLOTS, 1, 1, 0, 0)).toBe(1);
+      expect(ex.batch(0, 1, hmac.MAX_BATCH + 1, 0, 0)).toBe(2);
+      expect(ex.batch(hmac.KEY_SLOTS, 1, 1, 0, 0)).toBe(1);
       expect(ex.batch(0, 9, 1, 0, 0)).toBe(1);
-      expect(ex.macOne(0, 1, engine.DATA_SIZE + 1)).toBe(1);
+      expect(ex.macOne(0, 1, hmac.DATA_SIZE + 1)).toBe(1);
       expect(ex.verifyOne(0, 4, 1)).toBe(-1);
-      expect(ex.keySetup(engine.KEY_SLOTS, 1, 0)).toBe(1);
+      expect(ex.keySetup(hmac.KEY_SLOTS, 1, 0)).toBe(1);
       expect(ex.keySetup(0, 1, 65)).toBe(1);
       expect(ex.streamInit(7, -1)).toBe(1);
       expect(ex.streamUpdate(2, 1)).toBe(1);
-      const msg = randomBytes(1000);
+      const msg = random.bytes(1000);
       const out = new Uint8Array(32);
       key.macInto(msg, out, 0);
       expect(Buffer.from(out)).toEqual(oracle('HMAC_SHA_256', keyBytes, msg));
@@ -287,30 +288,30 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
   describe('memory hygiene', () => {
     it('the key window is wiped after setup; the key slot is wiped on destroy', () => {
       const b = backend();
-      const engine = wasmEngineOf(b);
-      const mem = engine.u8;
+      const hmac = wasmHmacOf(b);
+      const mem = hmac.u8;
       for (const [alg, len] of [
         ['HMAC_SHA_256', 40],
         ['HMAC_SHA_512', 100],
         ['HMAC_SHA_256', 200], // longer than the block: hashed in the stream context first
       ] as const) {
-        const keyBytes = randomBytes(len);
+        const keyBytes = random.bytes(len);
         const key = b.createKey(alg, keyBytes);
         // Raw key material is nowhere in linear memory, key window and scratch are zero.
         expect(indexOfBytes(mem, keyBytes.subarray(0, 16))).toBe(-1);
-        expect(mem.subarray(engine.KEYWIN, engine.KEYWIN + engine.KEYWIN_SIZE).every((x) => x === 0)).toBe(true);
+        expect(mem.subarray(hmac.KEYWIN, hmac.KEYWIN + hmac.KEYWIN_SIZE).every((x) => x === 0)).toBe(true);
         // The precomputed inner/outer states are in some slot: find it via a non-zero slot scan.
         const out = new Uint8Array(key.macLength);
         key.macInto(new Uint8Array(5), out, 0);
         const slots: number[] = [];
         for (let s = 0; s < 64; s++) {
-          const at = engine.KEYS + s * engine.SLOT_SIZE;
-          if (mem.subarray(at, at + engine.SLOT_SIZE).some((x) => x !== 0)) slots.push(s);
+          const at = hmac.KEYS + s * hmac.SLOT_SIZE;
+          if (mem.subarray(at, at + hmac.SLOT_SIZE).some((x) => x !== 0)) slots.push(s);
         }
         expect(slots.length).toBeGreaterThan(0);
-        const before = slots.map((s) => engine.readSlot(s));
+        const before = slots.map((s) => hmac.readSlot(s));
         key.destroy();
-        const after = slots.map((s) => engine.readSlot(s));
+        const after = slots.map((s) => hmac.readSlot(s));
         const wiped = after.filter((st, i) => st.every((x) => x === 0) && before[i]!.some((x) => x !== 0));
         expect(wiped.length).toBe(1);
         // The wiped state appears nowhere else in memory.
@@ -322,14 +323,35 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
 
     it('freed slots are reused, so many short-lived keys do not exhaust the slot table', () => {
       const b = backend();
-      const slots = wasmEngineOf(b).KEY_SLOTS;
-      for (let i = 0; i < slots + 10; i++) b.createKey('HMAC_SHA_224', new Uint8Array([i & 0xff])).destroy();
+      const hmac = wasmHmacOf(b);
+      const slots = hmac.KEY_SLOTS;
+      const holds = (slot: number) => hmac.readSlot(slot).some((x) => x !== 0);
+      const inUse = () => Array.from({ length: slots }, (_, s) => holds(s));
+      const msg = new TextEncoder().encode('reused');
+      const out = new Uint8Array(28);
+      const before = inUse();
+      let slot = -1;
+      for (let i = 0; i < slots + 10; i++) {
+        const material = new Uint8Array([i & 0xff, i >> 8]);
+        const key = b.createKey('HMAC_SHA_224', material);
+        if (i === 0) slot = inUse().findIndex((used, s) => used && !before[s]);
+        // Every key lives in the regular slot the one before it freed, never in the swap slot (the
+        // last one), where keys go once the table is full: a table's worth and more of them, one by one.
+        expect(slot).toBeGreaterThanOrEqual(0);
+        expect(slot).toBeLessThan(slots - 1);
+        expect(holds(slot), `key ${i}`).toBe(true);
+        key.macInto(msg, out, 0);
+        expect(Buffer.from(out), `key ${i}`).toEqual(oracle('HMAC_SHA_224', material, msg));
+        key.destroy();
+        expect(holds(slot), `key ${i}`).toBe(false);
+      }
+      expect(inUse()).toEqual(before);
     });
 
     it('more live keys than slots: the extras share the swap slot and stay correct, interleaved', () => {
       const b = backend();
-      const engine = wasmEngineOf(b);
-      const n = engine.KEY_SLOTS + 3;
+      const hmac = wasmHmacOf(b);
+      const n = hmac.KEY_SLOTS + 3;
       const keys = Array.from({ length: n }, (_, i) => {
         const material = new Uint8Array(4);
         new DataView(material.buffer).setUint32(0, i);
@@ -342,20 +364,20 @@ describe.each(VARIANTS)('wasm-%s', (variant) => {
         keys[i]!.key.macInto(msg, out, 0);
         expect(Buffer.from(out), `key ${i}`).toEqual(oracle('HMAC_SHA_256', keys[i]!.material, msg));
       }
-      const swap = engine.readSlot(engine.KEY_SLOTS - 1);
+      const swap = hmac.readSlot(hmac.KEY_SLOTS - 1);
       expect(swap.some((x) => x !== 0)).toBe(true);
       for (const { key } of keys) key.destroy();
       // Everything is wiped, the swap slot included.
-      const at = engine.KEYS;
-      expect(engine.u8.subarray(at, at + engine.KEY_SLOTS * engine.SLOT_SIZE).every((x) => x === 0)).toBe(true);
+      const at = hmac.KEYS;
+      expect(hmac.u8.subarray(at, at + hmac.KEY_SLOTS * hmac.SLOT_SIZE).every((x) => x === 0)).toBe(true);
     });
   });
 
   describe('async worker pool', () => {
     it('splits a large batch across workers and equals the sync result, for mac and verify', async () => {
-      const keyBytes = randomBytes(64);
+      const keyBytes = random.bytes(64);
       const key = backend().createKey('HMAC_SHA_512', keyBytes);
-      const messages = Array.from({ length: 5000 }, (_, i) => randomBytes((i * 31) % 700));
+      const messages = Array.from({ length: 5000 }, (_, i) => random.bytes((i * 31) % 700));
       const { data, offsets } = pack(messages);
       const sync = new Uint8Array(messages.length * 64);
       key.macPackedInto(data, offsets, sync);

@@ -1,5 +1,5 @@
 /**
- * The backend contract: what every HMAC engine (native addon, WebAssembly
+ * The backend contract: what every backend (native addon, WebAssembly
  * SIMD, WebAssembly scalar) implements. Nothing here knows about KMS; the
  * façade (`MacKey`, `src/kms/`) validates everything before calling in, so a
  * backend may trust its arguments' types and ranges — but it must still never
@@ -8,8 +8,8 @@
 
 /**
  * The algorithm table. An algorithm's code is its index here: the native
- * addon and the WebAssembly engine number theirs the same way, and each
- * engine's own lengths are checked against this table when it loads
+ * addon and the WebAssembly module number theirs the same way, and each
+ * one's own lengths are checked against this table when it loads
  * (checkAlgorithmTable), so the three can never drift apart silently.
  */
 export const MAC_ALGORITHMS = ['HMAC_SHA_224', 'HMAC_SHA_256', 'HMAC_SHA_384', 'HMAC_SHA_512'] as const;
@@ -31,17 +31,18 @@ export const BLOCK_LENGTH: Readonly<Record<MacAlgorithm, number>> = {
   HMAC_SHA_512: 128,
 };
 
-/** The code both engines use for `algorithm`. */
+/** The code the addon and the WebAssembly module use for `algorithm`. */
 export function algorithmCode(algorithm: MacAlgorithm): number {
   return MAC_ALGORITHMS.indexOf(algorithm);
 }
 
 /**
- * Throws unless `engine` numbers the algorithms as this table does: `count`
- * algorithms, and for each code the same MAC and block lengths.
+ * Throws unless `implementation` (the addon or the WebAssembly module)
+ * numbers the algorithms as this table does: `count` algorithms, and for each
+ * code the same MAC and block lengths.
  */
 export function checkAlgorithmTable(
-  engine: string,
+  implementation: string,
   count: number,
   macLength: (code: number) => number,
   blockLength: (code: number) => number,
@@ -51,7 +52,7 @@ export function checkAlgorithmTable(
   );
   if (count !== MAC_ALGORITHMS.length || wrong.length > 0) {
     throw new Error(
-      `${engine} does not match the algorithm table (${count} algorithms for ${MAC_ALGORITHMS.length}` +
+      `${implementation} does not match the algorithm table (${count} algorithms for ${MAC_ALGORITHMS.length}` +
         `${wrong.length > 0 ? `; lengths differ for ${wrong.join(', ')}` : ''}): it was built from other sources`,
     );
   }
@@ -61,7 +62,7 @@ export type BackendName = 'native' | 'wasm-simd' | 'wasm-scalar';
 
 /**
  * A key with its HMAC inner/outer hash states precomputed, owned by one
- * backend. The engine's primitives are a single message and packed batches
+ * backend. Its primitives are a single message and packed batches
  * (the array forms are packed by the façade, src/mac/pack.ts):
  *
  * - message i is `data[offsets[i] .. offsets[i+1])` (offsets has n+1

@@ -1,9 +1,9 @@
 /**
  * The WebAssembly backends ('wasm-simd', 'wasm-scalar'): HMAC-SHA-2 from the
- * AssemblyScript engine in assembly/ (driven by wasm-engine.ts), embedded by
- * src/backend/wasm-binaries.ts.
+ * WebAssembly module built from assembly/ (AssemblyScript), embedded by
+ * src/backend/wasm-binaries.ts and driven by wasm-hmac.ts.
  *
- * One engine instance per backend on the calling thread, plus one per async
+ * One instance of the module per backend on the calling thread, plus one per async
  * worker (wasm-worker.ts). Compiled modules are cached; instantiation is
  * synchronous so backend selection stays sync.
  *
@@ -26,15 +26,15 @@ import {
 import { algorithmCode, BLOCK_LENGTH, MAC_ALGORITHMS, MAC_LENGTH } from './types.js';
 import type { Backend, BackendKey, BackendName, MacAlgorithm } from './types.js';
 import { WASM_HASH, WASM_SCALAR_BASE64, WASM_SIMD_BASE64 } from './wasm-binaries.js';
-import { partLayout, workBytes, SLOT_SIZE, WA, WasmEngine, type PartJob, type WasmModule } from './wasm-engine.js';
+import { partLayout, workBytes, SLOT_SIZE, WA, WasmHmac, type PartJob, type WasmModule } from './wasm-hmac.js';
 
-export { WasmEngine } from './wasm-engine.js';
+export { WasmHmac } from './wasm-hmac.js';
 export type WasmVariant = 'simd' | 'scalar';
 
 /**
  * Async work in compression-function calls (workBytes / block length). Measured on the
  * development machine (docs/performance.md): a round trip to a worker
- * (post, wake, post back, settle) costs about what the SIMD engine needs for
+ * (post, wake, post back, settle) costs about what the SIMD module needs for
  * ~1,000 blocks. Below INLINE_BLOCKS the calling thread does the batch
  * itself; a part sent to a worker is at least MIN_PART_BLOCKS.
  */
@@ -49,7 +49,7 @@ function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(Buffer.from(variant === 'simd' ? WASM_SIMD_BASE64 : WASM_SCALAR_BASE64, 'base64'));
 }
 
-/** Whether this JavaScript engine can run the SIMD128 build. */
+/** Whether this runtime can run the SIMD128 build. */
 export function wasmSimdSupported(): boolean {
   try {
     return WA?.validate(wasmBytes('simd')) ?? false;
@@ -108,7 +108,7 @@ interface PoolWorker {
 }
 
 /**
- * One engine instance per worker, up to `size` workers, started on demand.
+ * One instance of the module per worker, up to `size` workers, started on demand.
  * Workers are unref()ed while idle, so they never keep the process alive,
  * and ref()ed while they hold a part, so an awaited batch cannot be cut
  * short by the process exiting. Part buffers come back from the workers and
@@ -277,7 +277,7 @@ let nextKeyId = 1;
 class WasmBackend implements Backend {
   readonly name: BackendName;
   readonly details: Readonly<Record<string, string | number | boolean>>;
-  readonly engine: WasmEngine;
+  readonly hmac: WasmHmac;
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
   private pool: WorkerPool | undefined;
@@ -287,14 +287,14 @@ class WasmBackend implements Backend {
     private readonly module: WasmModule,
     private readonly threads: number,
   ) {
-    this.engine = new WasmEngine(new WA!.Instance(module, {}));
-    if (this.engine.SLOT_SIZE !== SLOT_SIZE) throw new Error('kms-hmac wasm: key slot size does not match the engine');
+    this.hmac = new WasmHmac(new WA!.Instance(module, {}));
+    if (this.hmac.SLOT_SIZE !== SLOT_SIZE) throw new Error('kms-hmac wasm: key slot size does not match the module');
     this.name = variant === 'simd' ? 'wasm-simd' : 'wasm-scalar';
     this.details = Object.freeze({
-      simd: this.engine.simd,
-      simdLanes: this.engine.simd ? 'SHA-224/256 x4 (i32x4), SHA-384/512 x2 (i64x2)' : 'none',
+      simd: this.hmac.simd,
+      simdLanes: this.hmac.simd ? 'SHA-224/256 x4 (i32x4), SHA-384/512 x2 (i64x2)' : 'none',
       threads,
-      keySlots: this.engine.KEY_SLOTS,
+      keySlots: this.hmac.KEY_SLOTS,
       wasmHash: WASM_HASH.slice(0, 16),
     });
   }
@@ -308,7 +308,7 @@ class WasmBackend implements Backend {
   private swapOwner = 0;
 
   private get swapSlot(): number {
-    return this.engine.KEY_SLOTS - 1;
+    return this.hmac.KEY_SLOTS - 1;
   }
 
   /** A free slot, or -1 when every regular slot is taken. */
@@ -323,7 +323,7 @@ class WasmBackend implements Backend {
   slotFor(token: SlotToken): number {
     if (token.spill === null) return token.slot;
     if (this.swapOwner !== token.id) {
-      this.engine.writeSlot(this.swapSlot, token.spill);
+      this.hmac.writeSlot(this.swapSlot, token.spill);
       this.swapOwner = token.id;
     }
     return this.swapSlot;
@@ -334,11 +334,11 @@ class WasmBackend implements Backend {
     if (token.spill !== null) {
       token.spill.fill(0);
       if (this.swapOwner === token.id) {
-        this.engine.wipeSlot(this.swapSlot);
+        this.hmac.wipeSlot(this.swapSlot);
         this.swapOwner = 0;
       }
     } else {
-      this.engine.wipeSlot(token.slot);
+      this.hmac.wipeSlot(token.slot);
       this.freeSlots.push(token.slot);
     }
   }
@@ -351,14 +351,14 @@ class WasmBackend implements Backend {
     const token: SlotToken = { backend: this, id: nextKeyId++, slot: target, spill: null };
     try {
       if (slot < 0) this.swapOwner = 0; // the swap slot is overwritten below
-      this.engine.setKey(target, algorithmCode(algorithm), material);
+      this.hmac.setKey(target, algorithmCode(algorithm), material);
     } catch (err) {
-      this.engine.wipeSlot(target);
+      this.hmac.wipeSlot(target);
       if (slot >= 0) this.freeSlots.push(slot);
       throw err;
     }
     if (slot < 0) {
-      token.spill = this.engine.readSlot(target);
+      token.spill = this.hmac.readSlot(target);
       this.swapOwner = token.id;
     }
     const key = new WasmKey(this, algorithm, token);
@@ -401,13 +401,13 @@ class WasmKey implements BackendKey {
     const room = byteLength(target);
     if (offset > room || room - offset < this.macLength)
       throw new RangeError('out is too small for the MAC at outOffset');
-    this.backend.engine.macInto(slot, this.alg, this.macLength, msg, target, offset);
+    this.backend.hmac.macInto(slot, this.alg, this.macLength, msg, target, offset);
   }
 
   verify(message: Uint8Array, mac: Uint8Array): boolean {
     const msg = bytesArg(message, 'message');
     const expected = bytesArg(mac, 'mac');
-    return this.backend.engine.verify(this.live(), this.alg, this.macLength, msg, expected);
+    return this.backend.hmac.verify(this.live(), this.alg, this.macLength, msg, expected);
   }
 
   macPackedInto(data: Uint8Array, offsets: Uint32Array, out: Uint8Array): void {
@@ -461,20 +461,20 @@ class WasmKey implements BackendKey {
   /** MACs into `out`; through a scratch buffer when `out` overlaps an input, so every input is read first. */
   private macAll(slot: number, batch: Packed, out: Uint8Array): void {
     const length = batch.count * this.macLength;
-    const engine = this.backend.engine;
+    const hmac = this.backend.hmac;
     if (!overlapsInputs(out, length, batch, null)) {
-      engine.packed(slot, this.alg, this.macLength, batch.data, batch.offsets, 0, out);
+      hmac.packed(slot, this.alg, this.macLength, batch.data, batch.offsets, 0, out);
       return;
     }
     const scratch = new Uint8Array(length);
-    engine.packed(slot, this.alg, this.macLength, batch.data, batch.offsets, 0, scratch);
+    hmac.packed(slot, this.alg, this.macLength, batch.data, batch.offsets, 0, scratch);
     out.set(scratch);
   }
 
   private verifyAll(slot: number, batch: Packed, macs: Uint8Array, results: Uint8Array): void {
-    const engine = this.backend.engine;
+    const hmac = this.backend.hmac;
     const target = overlapsInputs(results, batch.count, batch, macs) ? new Uint8Array(batch.count) : results;
-    engine.packed(slot, this.alg, this.macLength, batch.data, batch.offsets, 1, macs, target);
+    hmac.packed(slot, this.alg, this.macLength, batch.data, batch.offsets, 1, macs, target);
     if (target !== results) results.set(target);
   }
 
@@ -505,7 +505,7 @@ class WasmKey implements BackendKey {
 
     const pool = this.backend.workerPool();
     const parts = Math.max(1, Math.min(pool.size, Math.floor(blocks / MIN_PART_BLOCKS)));
-    const keyState = this.backend.engine.readSlot(this.live());
+    const keyState = this.backend.hmac.readSlot(this.live());
     const pending: { first: number; promise: Promise<ArrayBuffer> }[] = [];
     try {
       let first = 0;
@@ -589,8 +589,8 @@ export function loadWasmBackend(variant: WasmVariant, options: WasmBackendOption
   return backend;
 }
 
-/** Test hook: the engine (exports, memory) behind a backend from loadWasmBackend. */
-export function wasmEngineOf(backend: Backend): WasmEngine {
+/** Test hook: the module instance (exports, memory) behind a backend from loadWasmBackend. */
+export function wasmHmacOf(backend: Backend): WasmHmac {
   if (!(backend instanceof WasmBackend)) throw new TypeError('not a wasm backend');
-  return backend.engine;
+  return backend.hmac;
 }

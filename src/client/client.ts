@@ -1,8 +1,9 @@
 /**
  * KmsHmacClient: the AWS KMS HMAC API (GenerateMac/VerifyMac and the key
  * management around them) with `@aws-sdk/client-kms`'s input and output
- * shapes, computed locally. Behaviour follows ../shared/spec/kms-semantics.md;
- * choices where AWS is not documented are listed in docs/compatibility.md.
+ * shapes, computed locally. Behaviour follows AWS KMS as its API reference,
+ * the SDK's service model and recorded responses show it; the choices where
+ * AWS is not documented are listed in docs/compatibility.md.
  *
  * This class is the public surface: options, store ownership, `send()` /
  * `execute()` dispatch and the client's lifetime. The operations live in one

@@ -270,7 +270,7 @@ export class StoreKeys {
   /** Records decode with their secrets sealed until first read (codec.ts, records.ts LazySecret). */
   readonly lazy = true;
   #seal: Buffer | undefined;
-  /** HMAC-SHA-256 under the row key, on this package's own HMAC engine: a whole store hashes in one batch. */
+  /** HMAC-SHA-256 under the row key, on this package's own HMAC backend: a whole store hashes in one batch. */
   #rows: MacKey | undefined;
   #head: Buffer;
 
@@ -336,7 +336,7 @@ export class StoreKeys {
     return Buffer.from(this.#rowKey().mac(Buffer.from(rowText(kind, id, rev, body))));
   }
 
-  /** H of many rows at once (one call into the HMAC engine per chunk); hash i at i * 32. */
+  /** H of many rows at once (one call into the backend per chunk); hash i at i * 32. */
   rowHashes(kind: RowKind, rows: readonly { id: string; rev: number; body: string }[]): Buffer {
     const out = Buffer.allocUnsafe(rows.length * 32);
     const CHUNK = 16_384;

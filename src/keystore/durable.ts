@@ -2,7 +2,7 @@
  * What the two durable stores (FileKeyStore, PostgresKeyStore) share: the
  * in-memory replica every read is served from, whether it may be read yet
  * (or still), the state a user can inspect, and how the store shows itself.
- * The engines (SQLite, PostgreSQL) are the subclasses' business.
+ * The databases (SQLite, PostgreSQL) are the subclasses' business.
  */
 import { inspect } from 'node:util';
 import type { StoreKeys } from './crypto.js';
@@ -151,7 +151,7 @@ export abstract class DurableKeyStore implements KeyStore {
     return true;
   }
 
-  /** Zeroes every secret and key held (once the engine is closed). */
+  /** Zeroes every secret and key held (once the database is closed). */
   protected wipe(): void {
     this.replica.destroy();
     this.settings.passphrase?.fill(0);

@@ -68,7 +68,7 @@ export interface PostgresKeyStoreOptions extends KeyStoreOptions {
   pollIntervalMs?: number;
 }
 
-/** `?` placeholders (replica.ts writes SQL for both engines) as PostgreSQL's `$n`. */
+/** `?` placeholders (replica.ts writes SQL for both databases) as PostgreSQL's `$n`. */
 const numbered = new Map<string, string>();
 function pgSql(sql: string): string {
   let out = numbered.get(sql);

@@ -3,7 +3,7 @@
  * holds in memory and serves every read from: shared by FileKeyStore
  * (SQLite) and PostgresKeyStore.
  *
- * Every commit runs under the engine's write lock, first catching up with
+ * Every commit runs under the database's write lock, first catching up with
  * whatever other processes committed, then writing only the changed rows, a
  * change-log entry per row, and the meta row with generation + 1 and a new
  * tag (crypto.ts): O(changes). Other processes catch up by reading the
@@ -73,7 +73,7 @@ export function* prepareSteps(
   return replica.prepare(changes ?? { keys: new Map(), aliases: new Map() }, newKeys);
 }
 
-/** Hands a prepared commit back to the replica once the engine committed it. */
+/** Hands a prepared commit back to the replica once the database committed it. */
 export interface PreparedCommit {
   plan: CommitPlan;
   changes: ChangeSet;
@@ -428,7 +428,7 @@ export class Replica {
     return { plan, changes, digest, keyInfo, aliasInfo, keys };
   }
 
-  /** Adopts a commit the engine made durable. */
+  /** Adopts a commit the database made durable. */
   committed(p: PreparedCommit): void {
     this.#adopt(p.plan.meta, p.keys, p.digest);
     setInfo(this.#keyRows, p.keyInfo);

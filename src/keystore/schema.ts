@@ -1,7 +1,7 @@
 /**
  * The tables both durable stores keep (FileKeyStore on SQLite,
  * PostgresKeyStore), the statements that read and write them, and the
- * "steps" machinery that lets one piece of logic run on both engines.
+ * "steps" machinery that lets one piece of logic run on both databases.
  *
  *   kms_hmac_meta        one row: generation, encryption header (JSON or NULL), tag
  *   kms_hmac_keys        one row per key:   key_id, rev, body (codec.ts)
@@ -36,7 +36,7 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS kms_hmac_migrations (version integer PRIMARY KEY, applied_at text NOT NULL)`;
 
-/** Every statement the engines run, with `?` placeholders (PostgreSQL numbers them). Valid SQL for both. */
+/** Every statement the databases run, with `?` placeholders (PostgreSQL numbers them). Valid SQL for both. */
 export const SQL = {
   schemaVersion: `SELECT max(version) AS version FROM kms_hmac_migrations`,
   recordMigration: `INSERT INTO kms_hmac_migrations (version, applied_at) VALUES (?, ?)`,
@@ -59,14 +59,14 @@ export const SQL = {
   updateMeta: `UPDATE kms_hmac_meta SET generation = ?, encryption = ?, tag = ? WHERE id = 1`,
 } as const;
 
-/** A row as the engines return it (a deleted row's LEFT JOIN gives null rev and body). */
+/** A row as the databases return it (a deleted row's LEFT JOIN gives null rev and body). */
 interface SqlRow {
   id: string;
   rev: number | string | null;
   body: string | null;
 }
 
-/** Rows from an engine: PostgreSQL returns bigint as a string. */
+/** Rows from a database: PostgreSQL returns bigint as a string. */
 export function toRow(r: SqlRow): Row {
   return { id: r.id, rev: Number(r.rev), body: r.body! };
 }
@@ -83,7 +83,7 @@ export function toMeta(
 
 /**
  * The statements of one commit in order, each with its parameters: rows,
- * deletions, the change log, pruning, the meta row. Both engines run exactly
+ * deletions, the change log, pruning, the meta row. Both databases run exactly
  * these inside their write transaction.
  */
 export function commitStatements(plan: CommitPlan): [string, unknown[]][] {
@@ -142,7 +142,7 @@ export interface ChangedRow {
   row: Row | undefined;
 }
 
-/** What an engine read in one consistent snapshot. */
+/** What a database read in one consistent snapshot. */
 export type Fetched =
   | { kind: 'missing' }
   | { kind: 'current'; meta: MetaRow }

@@ -130,13 +130,13 @@ interface PreparedBatch {
  */
 class KeySlot {
   record: KeyRecord;
-  readonly macKey: BackendKey;
-  constructor(record: KeyRecord, macKey: BackendKey) {
+  readonly backendKey: BackendKey;
+  constructor(record: KeyRecord, backendKey: BackendKey) {
     this.record = record;
-    this.macKey = macKey;
+    this.backendKey = backendKey;
   }
   retire(): void {
-    this.macKey.destroy();
+    this.backendKey.destroy();
   }
   [inspect.custom](): string {
     return `KeySlot(${this.record.keyId})`;
@@ -180,7 +180,7 @@ export class MacOperations {
     ) {
       const e = this.#hotEntry(keyId, 'GenerateMac');
       if (e.algorithm !== alg) throw incompatibleAlgorithm(alg, e);
-      return { Mac: pooledMac(e.slot.macKey, msg), MacAlgorithm: alg, KeyId: e.arn };
+      return { Mac: pooledMac(e.slot.backendKey, msg), MacAlgorithm: alg, KeyId: e.arn };
     }
     return this.generateMacFull(input, undefined);
   }
@@ -206,7 +206,7 @@ export class MacOperations {
     ) {
       const e = this.#hotEntry(keyId, 'VerifyMac');
       if (e.algorithm !== alg) throw incompatibleAlgorithm(alg, e);
-      if (!e.slot.macKey.verify(msg, mac)) throw kmsError('KMSInvalidMacException');
+      if (!e.slot.backendKey.verify(msg, mac)) throw kmsError('KMSInvalidMacException');
       return { KeyId: e.arn, MacValid: true, MacAlgorithm: alg };
     }
     return this.verifyMacFull(input, undefined);
@@ -219,7 +219,7 @@ export class MacOperations {
     if (e.algorithm !== r.alg) throw incompatibleAlgorithm(r.alg, e);
     if (r.dryRun) throw dryRunError();
     return {
-      Mac: pooledMac(e.slot.macKey, r.message),
+      Mac: pooledMac(e.slot.backendKey, r.message),
       MacAlgorithm: r.alg,
       KeyId: local ? local.responseKeyId : e.arn,
     };
@@ -230,7 +230,7 @@ export class MacOperations {
     const r = validateMacRequest(input, true);
     const e = this.#hotEntry(local ? local.keyId : r.keyId, 'VerifyMac');
     if (e.algorithm !== r.alg) throw incompatibleAlgorithm(r.alg, e);
-    if (!e.slot.macKey.verify(r.message, r.mac!)) throw kmsError('KMSInvalidMacException');
+    if (!e.slot.backendKey.verify(r.message, r.mac!)) throw kmsError('KMSInvalidMacException');
     if (r.dryRun) throw dryRunError();
     return { KeyId: local ? local.responseKeyId : e.arn, MacValid: true, MacAlgorithm: r.alg };
   }
@@ -240,14 +240,14 @@ export class MacOperations {
 
   generateMacBatch(input: GenerateMacBatchInput): GenerateMacBatchOutput {
     return this.#withBatch(input, false, (b) => {
-      b.entry.slot.macKey.macPackedInto(b.data, b.offsets, b.out);
+      b.entry.slot.backendKey.macPackedInto(b.data, b.offsets, b.out);
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacLength: b.entry.macLength, Macs: b.out };
     });
   }
 
   verifyMacBatch(input: VerifyMacBatchInput): VerifyMacBatchOutput {
     return this.#withBatch(input, true, (b) => {
-      b.entry.slot.macKey.verifyPackedInto(b.data, b.offsets, b.macs!, b.out);
+      b.entry.slot.backendKey.verifyPackedInto(b.data, b.offsets, b.macs!, b.out);
       for (const i of b.wrongLength) b.out[i] = 0;
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid: b.out };
     });
@@ -256,7 +256,7 @@ export class MacOperations {
   async generateMacBatchAsync(input: GenerateMacBatchInput): Promise<GenerateMacBatchOutput> {
     const { b, done } = this.#withBatch(input, false, (b) => ({
       b,
-      done: b.entry.slot.macKey.macPackedAsync(b.data, b.offsets, b.out),
+      done: b.entry.slot.backendKey.macPackedAsync(b.data, b.offsets, b.out),
     }));
     const { entry, alg } = b;
     await done;
@@ -266,7 +266,7 @@ export class MacOperations {
   async verifyMacBatchAsync(input: VerifyMacBatchInput): Promise<VerifyMacBatchOutput> {
     const { b, done } = this.#withBatch(input, true, (b) => ({
       b,
-      done: b.entry.slot.macKey.verifyPackedAsync(b.data, b.offsets, b.macs!, b.out),
+      done: b.entry.slot.backendKey.verifyPackedAsync(b.data, b.offsets, b.macs!, b.out),
     }));
     await done;
     for (const i of b.wrongLength) b.out[i] = 0;
@@ -402,7 +402,7 @@ export class MacOperations {
     if (!rec.keyMaterial) throw kmsError('KMSInvalidStateException', `${rec.arn} is pending import.`);
     const slot = this.#slotFor(rec);
     const algorithm = SPEC_ALGORITHM[rec.keySpec];
-    return { arn: rec.arn, algorithm, macLength: slot.macKey.macLength, slot, deadline: timeDeadline(rec) };
+    return { arn: rec.arn, algorithm, macLength: slot.backendKey.macLength, slot, deadline: timeDeadline(rec) };
   }
 
   /** The prepared key for a record, reused while the material is the same bytes (a store write replaces records). */
@@ -420,8 +420,8 @@ export class MacOperations {
       }
       existing.retire();
     }
-    const macKey = this.#ctx.backend.createKey(SPEC_ALGORITHM[rec.keySpec], rec.keyMaterial!);
-    const slot = new KeySlot(rec, macKey);
+    const backendKey = this.#ctx.backend.createKey(SPEC_ALGORITHM[rec.keySpec], rec.keyMaterial!);
+    const slot = new KeySlot(rec, backendKey);
     this.#slots.set(rec.keyId, slot);
     return slot;
   }

@@ -1,5 +1,5 @@
 /**
- * The array-of-Uint8Array batch forms, packed for the engines' one batch
+ * The array-of-Uint8Array batch forms, packed for the backends' one batch
  * primitive (data + n+1 offsets, MACs at a fixed stride).
  *
  * Each element is read exactly once, in one pass that checks it and copies

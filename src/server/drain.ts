@@ -28,13 +28,30 @@ export const IDLE_GRACE_MS = 1000;
 /** Default drain timeout (`--drain-timeout`). */
 export const DRAIN_TIMEOUT_MS = 10_000;
 
+const listenerClosed = new WeakMap<http.Server, Promise<void>>();
+
+/**
+ * Closes `server`'s listener (idempotent) and resolves once its last
+ * connection closed. Alone, it changes nothing for the connections open:
+ * a cluster worker calls it first, so that the primary stops handing it
+ * connections before its own ones start closing (index.ts says why).
+ */
+export function stopAccepting(server: http.Server): Promise<void> {
+  let closed = listenerClosed.get(server);
+  if (closed === undefined) {
+    // net.Server#close stops accepting without http.Server#close's immediate closing of idle connections.
+    closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+    listenerClosed.set(server, closed);
+  }
+  return closed;
+}
+
 /**
  * Drains `server` (see above) and resolves once every connection is closed
  * and `idle()` resolved (no request is still being processed).
  */
 export async function drain(server: http.Server, timeoutMs: number, idle: () => Promise<void>): Promise<void> {
-  // net.Server#close stops accepting without http.Server#close's immediate closing of idle connections.
-  const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+  const closed = stopAccepting(server);
   const grace = setTimeout(() => server.closeIdleConnections(), Math.min(IDLE_GRACE_MS, timeoutMs));
   const cut = setTimeout(() => server.closeAllConnections(), timeoutMs);
   try {

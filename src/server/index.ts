@@ -287,10 +287,11 @@ export type WorkerMessage =
   | { type: 'listening'; port: number }
   | { type: 'failed'; error: string }
   | { type: 'health'; health: KeyStoreHealth }
-  | { type: 'tls'; id: number; info?: TlsCertificateInfo; error?: string };
+  | { type: 'tls'; id: number; info?: TlsCertificateInfo; error?: string }
+  | { type: 'not-accepting' };
 
 /** What the primary tells a worker after 'start'. */
-export type PrimaryMessage = { type: 'shutdown' } | { type: 'reload-tls'; id: number };
+export type PrimaryMessage = { type: 'stop-accepting' } | { type: 'shutdown' } | { type: 'reload-tls'; id: number };
 
 async function startWorkers(
   options: StartServerOptions,
@@ -360,6 +361,8 @@ async function startWorkers(
           options.onKeyStoreHealth?.(m.health);
         } else if (m?.type === 'tls') {
           tlsReplies.get(m.id)?.(m);
+        } else if (m?.type === 'not-accepting') {
+          w.emit('not-accepting');
         } else if (m?.type === 'failed') {
           rejectFork(new Error(`worker ${w.process.pid} failed to start: ${m.error}`));
         }
@@ -381,8 +384,40 @@ async function startWorkers(
       });
     });
 
+  /**
+   * A drain's first step, in every worker before any drains: each closes its listener and says so
+   * after the cluster's own message that takes it out of the primary's round robin (one IPC channel,
+   * in order). Draining closes connections, whose clients reconnect at once; were one worker to drain
+   * while another had closed its listener but was still counted by the primary, the primary would
+   * accept such a connection, find no worker left to take it, and reset it. This way the primary's
+   * listening socket is gone (new connections are refused) before any connection is closed.
+   */
+  let notAccepting: Promise<void> | undefined;
+  const stopAccepting = (): Promise<void> =>
+    (notAccepting ??= Promise.all(
+      [...live].map(
+        (w) =>
+          new Promise<void>((res) => {
+            if (!w.isConnected()) return res();
+            const timer = setTimeout(res, 1000); // a stuck worker is not waited for: the drain goes on
+            const done = () => {
+              clearTimeout(timer);
+              res();
+            };
+            w.once('not-accepting', done);
+            w.once('exit', done);
+            try {
+              w.send({ type: 'stop-accepting' } satisfies PrimaryMessage);
+            } catch {
+              done();
+            }
+          }),
+      ),
+    ).then(() => undefined));
+
   const stopAll = async (): Promise<void> => {
     closing = true;
+    await stopAccepting();
     await Promise.all(
       [...live].map(
         (w) =>
@@ -459,6 +494,7 @@ async function startWorkers(
     host,
     port,
     workers: n,
+    stopAccepting: () => void stopAccepting(),
     close: () =>
       (done ??= stopAll().then(async () => {
         await metricsServer?.close();

@@ -41,7 +41,7 @@ import {
   type OperationSpec,
 } from './codec.js';
 import type { KeyStoreHealth } from '../keystore/types.js';
-import { DRAIN_TIMEOUT_MS, drain } from './drain.js';
+import { DRAIN_TIMEOUT_MS, drain, stopAccepting } from './drain.js';
 import { answerProbe, probeOf, type ProbeSource } from './health.js';
 import type { AccessLog } from './log.js';
 import { CONNECTION_LIMIT, type RequestMetrics } from './metrics.js';
@@ -578,6 +578,8 @@ export interface RunningServer {
   port: number;
   /** Graceful drain (drain.ts): stop accepting, finish in-flight requests, close the client/store. Idempotent. */
   close(): Promise<void>;
+  /** The drain's first step alone: the listener closes, open connections carry on (drain.ts). */
+  stopAccepting(): void;
   /**
    * Re-reads the TLS certificate and key for new connections (SIGHUP in
    * `serve`). Rejects with TlsConfigError, the old pair still in use, when the
@@ -688,6 +690,7 @@ export async function listen(
     host,
     port,
     close,
+    stopAccepting: () => void stopAccepting(server),
     handler,
     server,
     ...(files ? { reloadTls: async () => reloadTls(server as https.Server, files) } : {}),

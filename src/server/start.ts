@@ -140,6 +140,7 @@ export async function startInProcess(
     host: running.host,
     port: running.port,
     close,
+    stopAccepting: running.stopAccepting,
     workers: 1,
     keyStoreHealth,
     ...(running.reloadTls ? { reloadTls: running.reloadTls } : {}),

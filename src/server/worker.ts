@@ -70,6 +70,9 @@ process.on('message', (m: WorkerStartMessage | PrimaryMessage) => {
         process.exit(1);
       },
     );
+  } else if (m?.type === 'stop-accepting') {
+    server?.stopAccepting(); // the cluster's message that removes this worker from the round robin goes first
+    tell({ type: 'not-accepting' });
   } else if (m?.type === 'shutdown') {
     void stop();
   } else if (m?.type === 'reload-tls') {

@@ -1,8 +1,9 @@
 /**
- * Drives one instance of the AssemblyScript engine (assembly/): on the main
- * thread for the sync calls (src/backend/wasm.ts) and in each async worker
- * (src/backend/wasm-worker.ts), so both run exactly the same chunking code.
- * Inputs are copied into the engine's static regions and results copied out,
+ * WasmHmac drives one instance of the WebAssembly HMAC module (built from
+ * assembly/): on the main thread for the sync calls (src/backend/wasm.ts)
+ * and in each async worker (src/backend/wasm-worker.ts), so both run exactly
+ * the same chunking code.
+ * Inputs are copied into the module's static regions and results copied out,
  * one WASM call per chunk of messages (never one per message).
  *
  * WASM memory (fixed size, addresses exported by the module, see
@@ -37,7 +38,7 @@ export const WA = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 /** Bytes of one key slot: inner state @0, outer state @64 (assembly/layout.ts SLOT_SIZE). */
 export const SLOT_SIZE = 128;
 
-export class WasmEngine {
+export class WasmHmac {
   // biome-ignore lint/suspicious/noExplicitAny: the module's exports, typed by the checks in the constructor
   readonly ex: any;
   readonly u8: Uint8Array;
@@ -76,7 +77,7 @@ export class WasmEngine {
     this.MAX_BATCH = ex.MAX_BATCH.value;
     this.simd = ex.SIMD.value === 1;
     checkAlgorithmTable(
-      'the WebAssembly engine',
+      'the WebAssembly module',
       ex.ALGORITHM_COUNT.value,
       ex.algorithmMacLength,
       ex.algorithmBlockLength,
@@ -258,24 +259,24 @@ export function partLayout(count: number, dataLength: number, ml: number, verify
   return { offsets, macs, results, resultsLength, data, size: data + dataLength };
 }
 
-/** Runs one part in `engine`'s slot 0 and wipes the key state wherever it was. */
-export function runPart(engine: WasmEngine, job: PartJob): void {
+/** Runs one part in `hmac`'s slot 0 and wipes the key state wherever it was. */
+export function runPart(hmac: WasmHmac, job: PartJob): void {
   const at = partLayout(job.count, job.dataLength, job.ml, job.verify);
   const bytes = new Uint8Array(job.buffer);
   const keyState = bytes.subarray(0, SLOT_SIZE);
   try {
-    engine.writeSlot(0, keyState);
+    hmac.writeSlot(0, keyState);
     keyState.fill(0);
     const offsets = new Uint32Array(job.buffer, at.offsets, job.count + 1);
     const data = bytes.subarray(at.data, at.data + job.dataLength);
     const results = bytes.subarray(at.results, at.results + at.resultsLength);
     if (job.verify) {
-      engine.packed(0, job.alg, job.ml, data, offsets, 1, bytes.subarray(at.macs, at.results), results);
+      hmac.packed(0, job.alg, job.ml, data, offsets, 1, bytes.subarray(at.macs, at.results), results);
     } else {
-      engine.packed(0, job.alg, job.ml, data, offsets, 0, results);
+      hmac.packed(0, job.alg, job.ml, data, offsets, 0, results);
     }
   } finally {
     keyState.fill(0);
-    engine.wipeSlot(0);
+    hmac.wipeSlot(0);
   }
 }
