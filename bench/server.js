@@ -7,6 +7,10 @@
 //   2. `kms-hmac serve --workers 2`     (same)
 //   3. a minimal Node server doing SigV4 + createHmac with node:crypto (bench/server-baseline.js)
 //   4. node:http alone answering a fixed body (the floor: HTTP parsing, the kernel, the load generator)
+//   tls, metrics: `kms-hmac serve` (1 worker) over HTTPS (--tls-cert, a P-256 certificate made by openssl,
+//      keep-alive: one handshake per connection), and with --metrics-port, each in turns with the plain
+//      1-worker run, twice, the better run of each kept: HTTPS against HTTP, metrics on against off
+//      (target ≥ 0.95×), req/s, server CPU µs per request and p99, same machine, same run.
 //   5. fleet (when PostgreSQL is installed: a throwaway cluster, fsync on): one server on a memory
 //      store and on a PostgreSQL store, in turns, twice each, the better run of each kept (the MAC
 //      hot path must not care: target ≥ 0.95×); then two replicas on one PostgreSQL loaded at the
@@ -23,15 +27,19 @@
 //
 // Env: BENCH_SERVER_DURATION (s, default 10), BENCH_SERVER_CONNECTIONS (default 32),
 // BENCH_SERVER_MESSAGE_BYTES (default 64), BENCH_SERVER_LOG=1 (access log on, to /dev/null),
-// BENCH_SERVER_ONLY=one,two,baseline,http,fleet,strangers. `--json` prints the results as JSON too.
+// BENCH_SERVER_ONLY=one,two,baseline,http,tls,fleet,strangers (tls also runs the metrics comparison). `--json`
+// prints the results as JSON too.
 // Needs dist/ (`npm run build:ts`; `npm ci` builds it).
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { makeCertificates } from '../scripts/certificates.js';
 import { startChild, stopChild } from './child.js';
 import { environment, printEnvironment } from './env.js';
 
@@ -43,7 +51,7 @@ const STRANGERS = 2000;
 const DURATION = Number(process.env.BENCH_SERVER_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_SERVER_CONNECTIONS ?? 32);
 const MESSAGE_BYTES = Number(process.env.BENCH_SERVER_MESSAGE_BYTES ?? 64);
-const ONLY = (process.env.BENCH_SERVER_ONLY ?? 'one,two,baseline,http,fleet,strangers').split(',');
+const ONLY = (process.env.BENCH_SERVER_ONLY ?? 'one,two,baseline,http,tls,fleet,strangers').split(',');
 const CRED = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret-key' };
 const REGION = 'us-east-1';
 
@@ -132,14 +140,37 @@ async function startServer(args, readyPattern) {
   return { proc, port: Number(ready) };
 }
 
-async function post(port, target, body) {
-  const res = await fetch(`http://127.0.0.1:${port}/`, {
-    method: 'POST',
-    headers: sign(`127.0.0.1:${port}`, target, body),
-    body,
+/** The TLS certificate of the HTTPS runs (made once, in the scratch directory). */
+let certificates;
+
+/** One request over HTTP or HTTPS (trusting the bench's CA); resolves with the status and body. */
+function send(scheme, port, headers, body) {
+  const lib = scheme === 'https' ? https : http;
+  return new Promise((resolvePromise, reject) => {
+    const req = lib.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/',
+        headers,
+        agent: false,
+        ...(scheme === 'https' ? { ca: readFileSync(certificates.caFile), servername: 'localhost' } : {}),
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolvePromise({ status: res.statusCode, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
   });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`${target}: ${res.status} ${text}`);
+}
+
+async function post(port, target, body, scheme = 'http') {
+  const { status, text } = await send(scheme, port, sign(`127.0.0.1:${port}`, target, body), body);
+  if (status !== 200) throw new Error(`${target}: ${status} ${text}`);
   return JSON.parse(text);
 }
 
@@ -161,10 +192,10 @@ function requestsFor(port, keyId) {
   return requests;
 }
 
-function cannon(port, requests, duration, connections = CONNECTIONS) {
+function cannon(port, requests, duration, { connections = CONNECTIONS, scheme = 'http' } = {}) {
   return new Promise((resolvePromise, reject) => {
     const inst = autocannon(
-      { url: `http://127.0.0.1:${port}`, connections, pipelining: 1, duration, requests, timeout: 10 },
+      { url: `${scheme}://127.0.0.1:${port}`, connections, pipelining: 1, duration, requests, timeout: 10 },
       (err, result) => (err ? reject(err) : resolvePromise(result)),
     );
     autocannon.track(inst, { renderProgressBar: false, renderResultsTable: false, renderLatencyTable: false });
@@ -172,22 +203,17 @@ function cannon(port, requests, duration, connections = CONNECTIONS) {
 }
 
 async function run(name, start) {
-  const { proc, port, keyId } = await start();
+  const { proc, port, keyId, scheme = 'http' } = await start();
   try {
     const requests = requestsFor(port, keyId);
     // Sanity: the pre-signed request is accepted and answers a MAC.
-    const probe = await fetch(`http://127.0.0.1:${port}/`, {
-      method: 'POST',
-      headers: requests[0].headers,
-      body: requests[0].body,
-    });
-    const probeBody = await probe.text();
-    if (probe.status !== 200 || !JSON.parse(probeBody).Mac)
-      throw new Error(`${name}: probe failed: ${probe.status} ${probeBody}`);
-    await cannon(port, requests, 2); // warm-up (JIT, connection setup)
+    const probe = await send(scheme, port, requests[0].headers, requests[0].body);
+    if (probe.status !== 200 || !JSON.parse(probe.text).Mac)
+      throw new Error(`${name}: probe failed: ${probe.status} ${probe.text}`);
+    await cannon(port, requests, 2, { scheme }); // warm-up (JIT, connection setup)
     const cpu0 = cpuSeconds(proc.pid);
     const gen0 = process.cpuUsage();
-    const r = await cannon(port, requests, DURATION);
+    const r = await cannon(port, requests, DURATION, { scheme });
     const gen = process.cpuUsage(gen0);
     const cpu1 = cpuSeconds(proc.pid);
     const cpuUsPerReq =
@@ -214,19 +240,28 @@ async function run(name, start) {
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-bench-server-'));
 const logArgs = process.env.BENCH_SERVER_LOG === '1' ? ['--log', '/dev/null'] : ['--quiet'];
 
-function kmsHmac(workers) {
+/**
+ * `kms-hmac serve` with `workers`, and `extra` flags (`tls`: HTTPS with the bench's certificate).
+ * @param {number} workers
+ * @param {{ extra?: string[], tls?: boolean }} [options]
+ */
+function kmsHmac(workers, { extra = [], tls = false } = {}) {
   return async () => {
-    const store = join(dir, `keystore-${workers}.json`);
+    const store = join(dir, `keystore-${workers}-${tls ? 'tls' : 'plain'}-${extra.length}.json`);
+    if (tls) certificates ??= makeCertificates(dir);
+    const tlsArgs = tls ? ['--tls-cert', certificates.certFile, '--tls-key', certificates.keyFile] : [];
     const { proc, port } = await startServer(
-      [SERVE, '--port', '0', '--keystore', store, '--workers', String(workers), ...logArgs],
-      /listening on http:\/\/127\.0\.0\.1:(\d+)/,
+      [SERVE, '--port', '0', '--keystore', store, '--workers', String(workers), ...tlsArgs, ...extra, ...logArgs],
+      /listening on https?:\/\/127\.0\.0\.1:(\d+)/,
     );
+    const scheme = tls ? 'https' : 'http';
     const created = await post(
       port,
       'TrentService.CreateKey',
       JSON.stringify({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }),
+      scheme,
     );
-    return { proc, port, keyId: created.KeyMetadata.KeyId };
+    return { proc, port, keyId: created.KeyMetadata.KeyId, scheme };
   };
 }
 
@@ -361,6 +396,36 @@ async function fleetRun(results) {
   }
 }
 
+/**
+ * HTTPS against HTTP, and metrics on against off: the three 1-worker servers in turns, twice, the
+ * better run of each kept (a shared machine's load drifts over a minute). Pushes the runs into `results`.
+ */
+async function operationsRun(results) {
+  const variants = [
+    ['kms-hmac serve, HTTP (compare)', kmsHmac(1)],
+    ['kms-hmac serve, HTTPS (TLS 1.3)', kmsHmac(1, { tls: true })],
+    ['kms-hmac serve, --metrics-port', kmsHmac(1, { extra: ['--metrics-port', '0'] })],
+  ];
+  const runs = [];
+  for (let i = 0; i < 2; i++) for (const [name, start] of variants) runs.push(await run(name, start));
+  const best = variants.map(
+    ([name]) => runs.filter((r) => r.name === name).sort((a, b) => b.reqPerSec - a.reqPerSec)[0],
+  );
+  results.push(...best);
+  const [plain, tls, metrics] = best;
+  // Server CPU per request as well: on a loaded machine req/s follows the neighbours more than the server.
+  const cpuRatio = (r) =>
+    r.serverCpuUsPerReq && plain.serverCpuUsPerReq ? plain.serverCpuUsPerReq / r.serverCpuUsPerReq : null;
+  return {
+    httpsRatio: tls.reqPerSec / plain.reqPerSec,
+    httpsCpuRatio: cpuRatio(tls),
+    httpsP99: [tls.p99ms, plain.p99ms],
+    metricsRatio: metrics.reqPerSec / plain.reqPerSec,
+    metricsCpuRatio: cpuRatio(metrics),
+    metricsP99: [metrics.p99ms, plain.p99ms],
+  };
+}
+
 /** Resident set size of a Linux process in MiB (/proc), or null elsewhere. */
 function rssMiB(pid) {
   try {
@@ -383,8 +448,8 @@ async function strangersRun() {
       maxms: r.latency.max,
       errors: r.errors + r.timeouts + r.non2xx,
     });
-    await cannon(port, requests, 2, 4); // warm-up
-    const quiet = latency(await cannon(port, requests, DURATION, 4));
+    await cannon(port, requests, 2, { connections: 4 }); // warm-up
+    const quiet = latency(await cannon(port, requests, DURATION, { connections: 4 }));
     const baseRss = rssMiB(proc.pid);
     let peakRss = baseRss;
     const sampler = setInterval(() => {
@@ -419,7 +484,7 @@ async function strangersRun() {
           reject(new Error(`the stranger load generator exited (${code}): ${out}`));
         });
       });
-      const underAttack = latency(await cannon(port, requests, DURATION, 4));
+      const underAttack = latency(await cannon(port, requests, DURATION, { connections: 4 }));
       const exited = new Promise((r) => attacker.once('exit', r));
       attacker.stdin.write('stop\n');
       await exited;
@@ -442,12 +507,14 @@ async function strangersRun() {
 
 const results = [];
 let fleet;
+let operations;
 let strangers;
 try {
   if (ONLY.includes('one')) results.push(await run('kms-hmac serve, 1 worker', kmsHmac(1)));
   if (ONLY.includes('two')) results.push(await run('kms-hmac serve, --workers 2', kmsHmac(2)));
   if (ONLY.includes('baseline')) results.push(await run('baseline: node:crypto + SigV4, minimal', baseline));
   if (ONLY.includes('http')) results.push(await run('floor: node:http, fixed answer', httpOnly));
+  if (ONLY.includes('tls')) operations = await operationsRun(results);
   if (ONLY.includes('fleet')) fleet = await fleetRun(results);
   if (ONLY.includes('strangers')) strangers = await strangersRun();
 } finally {
@@ -511,6 +578,17 @@ if (fleet) {
       `${fleet.hotPathCpuRatio ? `, ${fleet.hotPathCpuRatio.toFixed(3)}× per server CPU µs` : ''} (target ≥ 0.95×: ${fleet.hotPathRatio >= 0.95 ? 'met' : 'MISSED'})`,
   );
 }
+if (operations) {
+  const o = operations;
+  console.log(
+    `HTTPS vs HTTP, 1 worker: ${o.httpsRatio.toFixed(3)}× req/s` +
+      `${o.httpsCpuRatio ? `, ${o.httpsCpuRatio.toFixed(3)}× per server CPU µs` : ''}, p99 ${o.httpsP99[0]} ms vs ${o.httpsP99[1]} ms`,
+  );
+  console.log(
+    `metrics on vs off, 1 worker: ${o.metricsRatio.toFixed(3)}× req/s` +
+      `${o.metricsCpuRatio ? `, ${o.metricsCpuRatio.toFixed(3)}× per server CPU µs` : ''}, p99 ${o.metricsP99[0]} ms vs ${o.metricsP99[1]} ms (target ≥ 0.95×: ${o.metricsRatio >= 0.95 ? 'met' : 'MISSED'})`,
+  );
+}
 if (strangers) {
   const { quiet, underAttack: loaded } = strangers;
   console.log(
@@ -532,6 +610,7 @@ if (process.argv.includes('--json'))
         messageBytes: MESSAGE_BYTES,
         results,
         fleet,
+        operations,
         strangers,
       },
       null,

@@ -17,7 +17,6 @@
 // `KMS_HMAC_REQUIRE_POSTGRES=1` turns "not installed" into an error (CI).
 import { execFileSync, spawn } from 'node:child_process';
 import {
-  appendFileSync,
   chmodSync,
   chownSync,
   existsSync,
@@ -30,6 +29,7 @@ import {
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeCertificates as makeCertificateFiles } from './certificates.js';
 
 const REQUIRE_ENV = 'KMS_HMAC_REQUIRE_POSTGRES';
 
@@ -205,53 +205,7 @@ function freePort() {
 /** A CA and a server certificate for localhost / 127.0.0.1 signed by it (openssl), in the data directory. */
 function makeCertificates(cluster, owner) {
   const d = cluster.data;
-  const ssl = (...args) => execFileSync('openssl', args, { stdio: 'ignore' });
-  ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=kms-hmac test CA',
-    '-keyout',
-    join(cluster.dir, 'ca.key'),
-    '-out',
-    join(cluster.dir, 'ca.pem'),
-  );
-  ssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=localhost',
-    '-keyout',
-    join(d, 'server.key'),
-    '-out',
-    join(cluster.dir, 'server.csr'),
-  );
-  const ext = join(cluster.dir, 'san.ext');
-  appendFileSync(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    join(cluster.dir, 'server.csr'),
-    '-CA',
-    join(cluster.dir, 'ca.pem'),
-    '-CAkey',
-    join(cluster.dir, 'ca.key'),
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    ext,
-    '-out',
-    join(d, 'server.crt'),
-  );
+  makeCertificateFiles(cluster.dir, { certFile: join(d, 'server.crt'), keyFile: join(d, 'server.key') });
   chmodSync(join(d, 'server.key'), 0o600);
   if (owner) for (const f of ['server.key', 'server.crt']) chownSync(join(d, f), owner.uid, owner.gid);
   // TLS is required on TCP (the first matching line wins); the unix socket stays as it was (trust).

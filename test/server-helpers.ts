@@ -269,7 +269,7 @@ export function startServe(args: string[], home: string, env: NodeJS.ProcessEnv 
     const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 60_000);
     proc.stdout!.on('data', (d) => {
       out += d;
-      const m = /listening on (http:\/\/[^ ]+)/.exec(out);
+      const m = /listening on (https?:\/\/[^ ]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve({ proc, url: m[1]!, stdout: () => out, stderr: () => err, exited });

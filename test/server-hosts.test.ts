@@ -281,7 +281,8 @@ describe('emulator mode (--auth any)', () => {
       expect.objectContaining({ code: 'KMS_HMAC_AUTH_ANY' }),
     );
     warn.mockClear();
-    const wide = await startServer({ host: '0.0.0.0', port: 0, credentials: [CRED], log: false });
+    // Plain HTTP beyond loopback needs insecureHttp (test/server-tls.test.ts checks that rule and its own warning).
+    const wide = await startServer({ host: '0.0.0.0', port: 0, credentials: [CRED], log: false, insecureHttp: true });
     await wide.close();
     expect(warn).toHaveBeenCalledWith(
       expect.stringMatching(/binding to 0\.0\.0\.0, which is not loopback.*--allowed-host/),

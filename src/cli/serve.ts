@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeKeyStore } from '../keystore/index.js';
 import { healthMessage } from '../keystore/health.js';
 import { QUOTAS } from '../kms/quotas.js';
+import { seedSummary } from '../kms/seed.js';
 import { addKeyStoreOptions, EXIT_TAMPERED, KEYSTORE_OPTION, printWarningsPlainly } from './common.js';
 import { defaultKeyStorePath } from '../keystore/default-path.js';
 import {
@@ -17,6 +18,7 @@ import {
   DEFAULT_HOST,
   DEFAULT_PORT,
   DEFAULT_REGION,
+  DRAIN_TIMEOUT_MS,
   HEADERS_TIMEOUT_MS,
   MAX_CONNECTIONS,
   REQUEST_TIMEOUT_MS,
@@ -44,10 +46,18 @@ interface ServeFlags {
   log: string;
   logLevel: string;
   quiet?: boolean;
-  shutdownTimeout: number;
+  shutdownTimeout?: number;
   maxConnections: number;
   headersTimeout: number;
   requestTimeout: number;
+  drainTimeout?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecureHttp?: boolean;
+  metricsPort?: number;
+  metricsHost: string;
+  degradedNotReady?: boolean;
+  seed?: string;
   exitOnTamper?: boolean;
   keysQuota: number;
   aliasesPerKeyQuota: number;
@@ -124,7 +134,32 @@ export function serveCommand(): Command {
     .option('--log <dest>', 'access log destination: stderr, stdout or a file path', 'stderr')
     .option('--log-level <level>', 'access log level (info, warn, error, silent)', 'info')
     .option('-q, --quiet', 'no access log (same as --log-level silent)')
-    .option('--shutdown-timeout <ms>', 'how long shutdown waits for in-flight requests', intArg(0, 600_000), 10_000)
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); re-read on SIGHUP')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert; re-read on SIGHUP')
+    .option(
+      '--insecure-http',
+      'serve plain HTTP on an address that is not loopback (without it, such a --host needs TLS)',
+    )
+    .option(
+      '--drain-timeout <ms>',
+      'on SIGTERM, how long in-flight requests may take before connections are cut',
+      intArg(0, 600_000),
+      DRAIN_TIMEOUT_MS,
+    )
+    .addOption(
+      new Option('--shutdown-timeout <ms>', 'the old name of --drain-timeout').argParser(intArg(0, 600_000)).hideHelp(),
+    )
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus /metrics, /healthz and /readyz on this port (0 picks one; off by default)',
+      intArg(0, 65535),
+    )
+    .option('--metrics-host <host>', 'address of the metrics port', DEFAULT_HOST)
+    .option('--degraded-not-ready', '/readyz answers 503 while the key store is degraded (default: 200 "degraded")')
+    .option(
+      '--seed <file>',
+      "create these keys and aliases at start-up if absent, never overwritten (YAML or JSON; kms-hmac's format or local-kms's seed.yaml)",
+    )
     .option(
       '--max-connections <n>',
       'open connections allowed at once (all workers together); more are closed on accept',
@@ -165,6 +200,13 @@ server refuses to start unless --auth any is given (loopback only; keys in memor
 --keystore names a store). A request with no credentials or unknown ones is answered at once
 (its body is never read) and its connection closed, and so is a request addressed to a host
 that is neither loopback nor an --allowed-host (403).
+
+Binding an address that is not loopback needs TLS (--tls-cert, --tls-key; TLS 1.2 at least;
+SIGHUP re-reads them) or --insecure-http. /healthz and /readyz answer on the serving port (before
+the Host check and SigV4: a probe signs nothing) and on --metrics-port, which also serves /metrics.
+
+SIGTERM drains: no new connections, requests in flight are answered (with Connection: close),
+idle connections closed, everything left cut after --drain-timeout; then exit 0.
 
 Exit codes: 0 stopped by SIGTERM/SIGINT; 2 bad flags or could not start; ${EXIT_TAMPERED} the key store
 failed authentication while running (--exit-on-tamper).
@@ -229,7 +271,7 @@ Example:
           auth: flags.auth,
           workers: flags.workers,
           log: flags.quiet ? false : { destination: flags.log, level: flags.logLevel },
-          shutdownTimeoutMs: flags.shutdownTimeout,
+          shutdownTimeoutMs: flags.shutdownTimeout ?? flags.drainTimeout ?? DRAIN_TIMEOUT_MS,
           maxConnections: flags.maxConnections,
           headersTimeoutMs: flags.headersTimeout,
           requestTimeoutMs: flags.requestTimeout,
@@ -239,6 +281,16 @@ Example:
           },
         };
         if (flags.credentialsFile !== undefined) options.credentialsFile = flags.credentialsFile;
+        if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined))
+          throw new Error('--tls-cert and --tls-key go together');
+        if (flags.tlsCert !== undefined) options.tls = { certFile: flags.tlsCert, keyFile: flags.tlsKey! };
+        if (flags.insecureHttp) options.insecureHttp = true;
+        if (flags.metricsPort !== undefined) {
+          options.metricsPort = flags.metricsPort;
+          options.metricsHost = flags.metricsHost;
+        }
+        if (flags.degradedNotReady) options.degradedReady = false;
+        if (flags.seed !== undefined) options.seed = flags.seed;
       } catch (err) {
         command.error(`kms-hmac serve: ${(err as Error).message}`, { exitCode: 2 });
       }
@@ -250,12 +302,7 @@ Example:
           e.code === 'EADDRINUSE' ? `port ${flags.port} on ${flags.host} is already in use (try --port 0)` : e.message;
         command.error(`kms-hmac serve: ${msg}`, { exitCode: 2 });
       }
-      const nCred = options!.auth === 'any' ? 'any signature (emulator mode)' : 'SigV4';
-      const store = options!.keyStore === undefined ? 'in memory' : describeKeyStore(options!.keyStore as string);
-      process.stdout.write(
-        `kms-hmac serve: listening on ${server!.url} (region ${options!.region}, account ${options!.accountId}, ` +
-          `key store ${store}, auth ${nCred}, workers ${server!.workers})\n`,
-      );
+      // Before the listening line: a supervisor may send SIGTERM as soon as it reads it.
       let signals = 0;
       const shutdown = (sig: NodeJS.Signals) => {
         if (++signals > 1) {
@@ -266,6 +313,29 @@ Example:
       };
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);
+      const nCred = options!.auth === 'any' ? 'any signature (emulator mode)' : 'SigV4';
+      const store = options!.keyStore === undefined ? 'in memory' : describeKeyStore(options!.keyStore as string);
+      if (server!.seeded) process.stdout.write(`kms-hmac serve: ${seedSummary(options!.seed!, server!.seeded)}\n`);
+      if (server!.metricsUrl)
+        process.stdout.write(`kms-hmac serve: metrics on ${server!.metricsUrl}/metrics (probes: /healthz, /readyz)\n`);
+      const reloadTls = server!.reloadTls;
+      if (reloadTls !== undefined) {
+        process.on('SIGHUP', () => {
+          reloadTls().then(
+            (c) =>
+              process.stderr.write(
+                `kms-hmac serve: SIGHUP: TLS certificate reloaded (${c.subject}, valid to ${c.validTo})\n`,
+              ),
+            (err: Error) =>
+              process.stderr.write(`kms-hmac serve: SIGHUP: ${err.message}; the certificate in use is kept\n`),
+          );
+        });
+      }
+      // Last: the line a supervisor (and the tests) wait for, once every handler is in place.
+      process.stdout.write(
+        `kms-hmac serve: listening on ${server!.url} (region ${options!.region}, account ${options!.accountId}, ` +
+          `key store ${store}, auth ${nCred}, workers ${server!.workers})\n`,
+      );
     });
   return cmd;
 }

@@ -196,6 +196,9 @@ const OWN: Record<KmsErrorName, new (message?: string, requestId?: string) => Km
   ThrottlingException,
 };
 
+/** Every exception name the KMS layer throws: the catalogue (bounded label values for metrics). */
+export const KMS_ERROR_NAMES: ReadonlySet<string> = new Set(Object.keys(OWN));
+
 // ---------------------------------------------------------------------------
 // Optional SDK classes, loaded lazily (never a hard import).
 

@@ -6,10 +6,12 @@ import cluster, { type Worker } from 'node:cluster';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KmsHmacClient } from '../client/client.js';
 import { resolvePassphrase } from '../keystore/crypto.js';
 import { describeKeyStore } from '../keystore/index.js';
 import type { KeyStore, KeyStoreHealth } from '../keystore/types.js';
 import { resolveQuotas, type Quotas } from '../kms/quotas.js';
+import { readSeedFile, wipeSeed, type Seed, type SeedResult } from '../kms/seed.js';
 import type { AccessLogOptions } from './log.js';
 import {
   checkCredential,
@@ -19,6 +21,7 @@ import {
   CredentialsError,
 } from './credentials.js';
 import { checkAllowedHosts, isLoopbackHost } from './hosts.js';
+import { promClient, startMetricsServer, type MetricsServer } from './metrics.js';
 import {
   DEFAULT_ACCOUNT_ID,
   DEFAULT_HOST,
@@ -29,7 +32,8 @@ import {
   type RunningServer,
 } from './server.js';
 import type { Credential } from './sigv4.js';
-import { startInProcess } from './start.js';
+import { seedClient, startInProcess, warnSeed } from './start.js';
+import { loadTlsPair, TlsConfigError, wipeTlsPair, type TlsCertificateInfo, type TlsFiles } from './tls.js';
 
 export {
   DEFAULT_ACCOUNT_ID,
@@ -53,10 +57,42 @@ export {
   MIN_SECRET_LENGTH,
 } from './credentials.js';
 export { isAllowedHost, isLoopbackHost } from './hosts.js';
+export { DRAIN_TIMEOUT_MS, IDLE_GRACE_MS } from './drain.js';
+export { readiness, type ProbeSource, type ReadinessStatus } from './health.js';
+export { LATENCY_BUCKETS, registerFastPathMetrics, type FastPathStatsSource } from './metrics.js';
+export { TLS_MIN_VERSION, TlsConfigError, type TlsCertificateInfo, type TlsFiles } from './tls.js';
+export {
+  applySeed,
+  parseSeed,
+  readSeedFile,
+  SeedConflictError,
+  SeedError,
+  type Seed,
+  type SeedResult,
+} from '../kms/seed.js';
 
 export interface StartServerOptions {
-  /** Default 127.0.0.1 (loopback only). `auth: 'any'` binds to loopback only. */
+  /**
+   * Default 127.0.0.1 (loopback only). `auth: 'any'` binds to loopback only;
+   * any other address needs `tls`, or `insecureHttp` to serve plain HTTP.
+   */
   host?: string;
+  /** Serve HTTPS (TLS 1.2 at least) with this PEM certificate (chain) and private key; `reloadTls()` re-reads them. */
+  tls?: TlsFiles;
+  /** Serve plain HTTP on an address that is not loopback (warned about): messages and MACs cross the network in the clear. */
+  insecureHttp?: boolean;
+  /** Port of `/metrics` (Prometheus), `/healthz` and `/readyz`; none by default. 0 picks a free one. */
+  metricsPort?: number;
+  /** Address of the metrics port (default 127.0.0.1). */
+  metricsHost?: string;
+  /** Whether /readyz answers 200 while the key store is degraded (database lost, MACs from the snapshot). Default true. */
+  degradedReady?: boolean;
+  /**
+   * A seed file (YAML or JSON; kms-hmac's format or local-kms's seed.yaml):
+   * its keys and aliases are created before the endpoint answers, when
+   * absent, never overwritten (src/kms/seed.ts).
+   */
+  seed?: string;
   /**
    * Host names or addresses requests may be addressed to (their `Host`
    * header), besides loopback ones; any port. Anything else is refused with
@@ -91,6 +127,7 @@ export interface StartServerOptions {
   maxBodyBytes?: number;
   /** Body limit of a request that does not declare x-amz-content-sha256 (default 64 KiB; server.ts says why). */
   maxUnhashedBodyBytes?: number;
+  /** How long a drain (close(), SIGTERM) waits for in-flight requests before cutting connections (default 10 s). */
   shutdownTimeoutMs?: number;
   /** Open connections allowed at once, all workers together (default 1024); more are closed as they are accepted. */
   maxConnections?: number;
@@ -109,14 +146,29 @@ export interface StartServerOptions {
 
 export interface StartedServer extends RunningServer {
   workers: number;
+  /** `http://host:port` of the metrics port, when `metricsPort` was given. */
+  metricsUrl?: string;
+  /** What the seed did (counts, never material), when `seed` was given. */
+  seeded?: SeedResult;
   /** The key store's health: this process's store; with workers, the worst that any live worker last reported. */
   keyStoreHealth(): KeyStoreHealth;
 }
 
 const HEALTH_ORDER = ['ok', 'degraded', 'tampered'] as const;
 
+/** What checkOptions read: the credentials and the parsed seed. */
+interface Checked {
+  credentials: Credential[];
+  seed: Seed | undefined;
+}
+
+function checkPort(name: string, v: unknown): void {
+  if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 65535))
+    throw new RangeError(`${name} must be an integer from 0 to 65535`);
+}
+
 /** Checks what startServer would refuse, before anything is opened. */
-function checkOptions(o: StartServerOptions): Credential[] {
+function checkOptions(o: StartServerOptions): Checked {
   const fromFile = o.credentialsFile ? loadCredentialsFile(o.credentialsFile, (m) => process.emitWarning(m)) : [];
   const given =
     o.credentials === undefined ? [] : Array.isArray(o.credentials) ? o.credentials : [o.credentials as Credential];
@@ -131,6 +183,15 @@ function checkOptions(o: StartServerOptions): Credential[] {
       `auth 'any' (emulator mode: signatures are not verified) serves loopback only, and ${host} is not loopback; verify signatures (auth 'sigv4' with credentials) to serve other machines`,
     );
   }
+  if (o.tls !== undefined)
+    wipeTlsPair(loadTlsPair(o.tls)); // a bad pair fails here, before anything is opened
+  else if (!isLoopbackHost(host) && o.insecureHttp !== true) {
+    throw new TlsConfigError(
+      `binding to ${host}, which is not loopback, without TLS would send messages and MACs in the clear: give a certificate and key (--tls-cert, --tls-key), or --insecure-http to serve plain HTTP anyway`,
+    );
+  }
+  checkPort('port', o.port);
+  checkPort('metricsPort', o.metricsPort);
   if (o.auth !== 'any') checkSecretLengths(credentials);
   if (o.auth !== 'any' && credentials.length === 0) {
     throw new CredentialsError(
@@ -150,7 +211,10 @@ function checkOptions(o: StartServerOptions): Credential[] {
   if (workers > 1 && o.client) throw new TypeError('workers > 1 cannot use an injected client');
   resolveQuotas(o.quotas);
   serverLimits(o);
-  return credentials;
+  const seed = o.seed === undefined ? undefined : readSeedFile(o.seed);
+  if (seed !== undefined && o.client !== undefined && !(o.client as { keyStore?: unknown }).keyStore)
+    throw new TypeError('seed needs the key store: an injected client must have a keyStore (KmsHmacClient has)');
+  return { credentials, seed };
 }
 
 /** What an operator must know before the endpoint answers anyone: said once, by the process that was asked to serve. */
@@ -162,6 +226,12 @@ function warnAboutExposure(o: StartServerOptions): void {
     );
   }
   const host = o.host ?? DEFAULT_HOST;
+  if (!isLoopbackHost(host) && o.tls === undefined) {
+    process.emitWarning(
+      `--insecure-http: serving plain HTTP on ${host}, which is not loopback: messages, MACs and signed requests cross the network in the clear`,
+      { type: 'ServerWarning', code: 'KMS_HMAC_INSECURE_HTTP' },
+    );
+  }
   if (!isLoopbackHost(host)) {
     const names = o.allowedHosts?.length ? o.allowedHosts.join(', ') : 'none given: add --allowed-host (allowedHosts)';
     process.emitWarning(
@@ -172,11 +242,17 @@ function warnAboutExposure(o: StartServerOptions): void {
 }
 
 export async function startServer(options: StartServerOptions = {}): Promise<StartedServer> {
-  const credentials = checkOptions(options);
+  const { credentials, seed } = checkOptions(options);
   warnAboutExposure(options);
+  if (seed !== undefined)
+    for (const s of seed.skipped) warnSeed(`seed ${options.seed}: skipped ${s} (this endpoint holds HMAC keys only)`);
   const workers = options.workers ?? 1;
-  if (workers > 1) return startWorkers(options, credentials, workers);
-  return startInProcess(options, credentials);
+  try {
+    if (workers > 1) return await startWorkers(options, credentials, workers, seed);
+    return await startInProcess(options, credentials, { ...(seed ? { seed } : {}) });
+  } finally {
+    if (seed !== undefined) wipeSeed(seed);
+  }
 }
 
 /** Worker entry (compiled JS: cluster workers cannot load .ts). */
@@ -192,12 +268,17 @@ function workerScript(): string {
 /** What the primary sends each worker (over the IPC channel, so secrets never sit in argv or env). */
 export interface WorkerStartMessage {
   type: 'start';
-  options: Omit<StartServerOptions, 'client' | 'workers' | 'credentialsFile' | 'onKeyStoreHealth'> & {
+  options: Omit<
+    StartServerOptions,
+    'client' | 'workers' | 'credentialsFile' | 'onKeyStoreHealth' | 'seed' | 'metricsPort' | 'metricsHost'
+  > & {
     keyStore: string;
     credentials: Credential[];
   };
   /** The key store's passphrase, base64 (null: none): workers do not read it from an environment. */
   passphrase: string | null;
+  /** Count into a registry the primary aggregates (the primary serves the metrics port). */
+  metrics: boolean;
 }
 
 /** What a worker tells the primary. */
@@ -205,9 +286,19 @@ export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'listening'; port: number }
   | { type: 'failed'; error: string }
-  | { type: 'health'; health: KeyStoreHealth };
+  | { type: 'health'; health: KeyStoreHealth }
+  | { type: 'tls'; id: number; info?: TlsCertificateInfo; error?: string }
+  | { type: 'not-accepting' };
 
-async function startWorkers(options: StartServerOptions, credentials: Credential[], n: number): Promise<StartedServer> {
+/** What the primary tells a worker after 'start'. */
+export type PrimaryMessage = { type: 'stop-accepting' } | { type: 'shutdown' } | { type: 'reload-tls'; id: number };
+
+async function startWorkers(
+  options: StartServerOptions,
+  credentials: Credential[],
+  n: number,
+  seed: Seed | undefined,
+): Promise<StartedServer> {
   const exec = workerScript();
   cluster.setupPrimary({ exec, args: [], silent: false });
   const wOptions: WorkerStartMessage['options'] = {
@@ -224,16 +315,27 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
     ...(options.maxUnhashedBodyBytes !== undefined ? { maxUnhashedBodyBytes: options.maxUnhashedBodyBytes } : {}),
     ...(options.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: options.shutdownTimeoutMs } : {}),
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
+    ...(options.degradedReady !== undefined ? { degradedReady: options.degradedReady } : {}),
     ...serverLimits(options),
   };
+  const metricsOn = options.metricsPort !== undefined;
   // The cluster primary hands connections to workers in turn: each worker holds its share of the cap.
   wOptions.maxConnections = Math.ceil(wOptions.maxConnections! / n);
   // Read here once (KMS_HMAC_PASSPHRASE then leaves this process's environment, which workers inherit).
   const secret = resolvePassphrase(undefined);
   const passphrase = secret ? secret.toString('base64') : null;
-  secret?.fill(0);
+  let seeded: SeedResult | undefined;
+  try {
+    // Seeded once, here, before any worker answers: one transaction, one summary.
+    if (seed !== undefined) seeded = await seedStore(options, wOptions, secret ?? null, seed);
+  } finally {
+    secret?.fill(0);
+  }
   let closing = false;
   const live = new Set<Worker>();
+  /** Pending reloadTls() calls: each worker's answer, by request id. */
+  const tlsReplies = new Map<number, (m: Extract<WorkerMessage, { type: 'tls' }>) => void>();
   const healthOf = new Map<Worker, KeyStoreHealth>();
   let restarts = 0;
 
@@ -245,13 +347,22 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
       w.on('message', (m: WorkerMessage) => {
         if (m?.type === 'ready') {
           // Sent once the worker's message handler exists (a message sent on 'online' could arrive before it and be dropped).
-          w.send({ type: 'start', options: { ...wOptions, port: requested }, passphrase } satisfies WorkerStartMessage);
+          w.send({
+            type: 'start',
+            options: { ...wOptions, port: requested },
+            passphrase,
+            metrics: metricsOn,
+          } satisfies WorkerStartMessage);
         } else if (m?.type === 'listening') {
           started = true;
           resolveFork(m.port);
         } else if (m?.type === 'health') {
           healthOf.set(w, m.health);
           options.onKeyStoreHealth?.(m.health);
+        } else if (m?.type === 'tls') {
+          tlsReplies.get(m.id)?.(m);
+        } else if (m?.type === 'not-accepting') {
+          w.emit('not-accepting');
         } else if (m?.type === 'failed') {
           rejectFork(new Error(`worker ${w.process.pid} failed to start: ${m.error}`));
         }
@@ -273,8 +384,40 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
       });
     });
 
+  /**
+   * A drain's first step, in every worker before any drains: each closes its listener and says so
+   * after the cluster's own message that takes it out of the primary's round robin (one IPC channel,
+   * in order). Draining closes connections, whose clients reconnect at once; were one worker to drain
+   * while another had closed its listener but was still counted by the primary, the primary would
+   * accept such a connection, find no worker left to take it, and reset it. This way the primary's
+   * listening socket is gone (new connections are refused) before any connection is closed.
+   */
+  let notAccepting: Promise<void> | undefined;
+  const stopAccepting = (): Promise<void> =>
+    (notAccepting ??= Promise.all(
+      [...live].map(
+        (w) =>
+          new Promise<void>((res) => {
+            if (!w.isConnected()) return res();
+            const timer = setTimeout(res, 1000); // a stuck worker is not waited for: the drain goes on
+            const done = () => {
+              clearTimeout(timer);
+              res();
+            };
+            w.once('not-accepting', done);
+            w.once('exit', done);
+            try {
+              w.send({ type: 'stop-accepting' } satisfies PrimaryMessage);
+            } catch {
+              done();
+            }
+          }),
+      ),
+    ).then(() => undefined));
+
   const stopAll = async (): Promise<void> => {
     closing = true;
+    await stopAccepting();
     await Promise.all(
       [...live].map(
         (w) =>
@@ -282,7 +425,7 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
             if (w.isDead()) return res();
             w.once('exit', () => res());
             try {
-              w.send({ type: 'shutdown' });
+              w.send({ type: 'shutdown' } satisfies PrimaryMessage);
             } catch {
               w.kill('SIGTERM');
             }
@@ -311,12 +454,77 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
     for (const h of healthOf.values()) if (HEALTH_ORDER.indexOf(h.state) > HEALTH_ORDER.indexOf(worst.state)) worst = h;
     return worst;
   };
+  let metricsServer: MetricsServer | undefined;
+  if (metricsOn) {
+    // Each worker answers the aggregator over IPC (its registry is set in worker.ts).
+    const aggregator = new (promClient().AggregatorRegistry)();
+    try {
+      metricsServer = await startMetricsServer({
+        host: options.metricsHost ?? DEFAULT_HOST,
+        port: options.metricsPort!,
+        scrape: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
+        probes: { keyStoreHealth, draining: () => closing, degradedReady: options.degradedReady ?? true },
+      });
+    } catch (err) {
+      await stopAll();
+      throw err;
+    }
+  }
+  let tlsRequests = 0;
+  const reloadTls = async (): Promise<TlsCertificateInfo> => {
+    const id = ++tlsRequests;
+    const workers = [...live].filter((w) => w.isConnected());
+    const replies = await new Promise<Extract<WorkerMessage, { type: 'tls' }>[]>((resolveAll) => {
+      const got: Extract<WorkerMessage, { type: 'tls' }>[] = [];
+      tlsReplies.set(id, (m) => {
+        got.push(m);
+        if (got.length === workers.length) resolveAll(got);
+      });
+      for (const w of workers) w.send({ type: 'reload-tls', id } satisfies PrimaryMessage);
+      if (workers.length === 0) resolveAll(got);
+    }).finally(() => tlsReplies.delete(id));
+    const failed = replies.find((r) => r.error !== undefined);
+    if (failed) throw new TlsConfigError(failed.error!);
+    // No worker running (all restarting): each new one loads the files as it starts.
+    if (replies.length === 0) throw new TlsConfigError('no worker is running to reload its certificate');
+    return replies[0]!.info!;
+  };
   return {
-    url: `http://${shownHost}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${shownHost}:${port}`,
     host,
     port,
     workers: n,
-    close: () => (done ??= stopAll()),
+    stopAccepting: () => void stopAccepting(),
+    close: () =>
+      (done ??= stopAll().then(async () => {
+        await metricsServer?.close();
+      })),
     keyStoreHealth,
+    ...(options.tls ? { reloadTls } : {}),
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
+    ...(seeded ? { seeded } : {}),
   };
+}
+
+/** Applies the seed in the primary, on a client of its own that is closed at once. */
+async function seedStore(
+  options: StartServerOptions,
+  wOptions: WorkerStartMessage['options'],
+  passphrase: Buffer | null,
+  seed: Seed,
+): Promise<SeedResult> {
+  const copy = passphrase === null ? null : Buffer.from(passphrase);
+  const client = new KmsHmacClient({
+    keyStore: wOptions.keyStore,
+    keyStoreOptions: { passphrase: copy },
+    region: wOptions.region!,
+    accountId: wOptions.accountId!,
+  });
+  try {
+    await client.ready();
+    return await seedClient(client as unknown as KmsApi, seed, options.seed ?? 'seed');
+  } finally {
+    copy?.fill(0); // the store keeps its own copy
+    await client.close();
+  }
 }

@@ -25,6 +25,7 @@
  * and the write certainly did not commit, so a retry is what the client should do.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { toWireError } from '../kms/errors.js';
@@ -39,7 +40,12 @@ import {
   parseBody,
   type OperationSpec,
 } from './codec.js';
+import type { KeyStoreHealth } from '../keystore/types.js';
+import { DRAIN_TIMEOUT_MS, drain, stopAccepting } from './drain.js';
+import { answerProbe, probeOf, type ProbeSource } from './health.js';
 import type { AccessLog } from './log.js';
+import { CONNECTION_LIMIT, type RequestMetrics } from './metrics.js';
+import { loadTlsPair, reloadTls, wipeTlsPair, type TlsCertificateInfo, type TlsFiles } from './tls.js';
 
 export const DEFAULT_PORT = 4599;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -88,6 +94,10 @@ export interface HandlerOptions {
   /** Host names or addresses answered besides loopback ones (DNS rebinding, hosts.ts); any port. */
   allowedHosts?: readonly string[];
   log?: AccessLog | null;
+  /** Request counts and latencies (metrics.ts); none by default. */
+  metrics?: RequestMetrics | null;
+  /** Whether /readyz answers 200 while the key store is degraded (MACs from the snapshot). Default true. */
+  degradedReady?: boolean;
   /** Clock for SigV4, for tests. */
   now?: () => number;
   /**
@@ -117,6 +127,9 @@ export class KmsRequestHandler {
   private readonly maxUnhashedBody: number;
   private readonly allowedHosts: readonly string[];
   private readonly log: AccessLog | null;
+  private readonly metrics: RequestMetrics | null;
+  /** What /healthz and /readyz answer from (health.ts). */
+  readonly probes: ProbeSource;
   private readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
   private readonly verSync: ((i: Record<string, unknown>) => unknown) | undefined;
   private readonly refresh: (() => boolean) | undefined;
@@ -138,7 +151,15 @@ export class KmsRequestHandler {
     this.maxUnhashedBody = Math.min(this.maxBody, opts.maxUnhashedBodyBytes ?? MAX_UNHASHED_BODY_BYTES);
     this.allowedHosts = checkAllowedHosts(opts.allowedHosts);
     this.log = opts.log ?? null;
+    this.metrics = opts.metrics ?? null;
     const c = this.client;
+    const health =
+      typeof c.keyStoreHealth === 'function' ? (c.keyStoreHealth as () => KeyStoreHealth).bind(c) : undefined;
+    this.probes = {
+      keyStoreHealth: () => health?.() ?? { store: 'injected client', state: 'ok', reloadFailures: 0 },
+      draining: () => this.closing,
+      degradedReady: opts.degradedReady ?? true,
+    };
     this.genSync = typeof c.generateMacSync === 'function' ? c.generateMacSync.bind(c) : undefined;
     this.verSync = typeof c.verifyMacSync === 'function' ? c.verifyMacSync.bind(c) : undefined;
     this.refresh = opts.refresh;
@@ -168,6 +189,11 @@ export class KmsRequestHandler {
     this.verifier.destroy();
   }
 
+  /** Requests being processed now (past their headers' checks, answer not yet written). */
+  get inflightRequests(): number {
+    return this.inflight;
+  }
+
   /** Resolves when no request is being processed (used by shutdown before closing the store). */
   idle(): Promise<void> {
     if (this.inflight === 0) return Promise.resolve();
@@ -177,11 +203,19 @@ export class KmsRequestHandler {
   readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const ctx: Ctx = {
       id: randomUUID(),
-      start: this.log ? performance.now() : 0,
+      start: this.log || this.metrics ? performance.now() : 0,
       op: undefined,
       accessKeyId: undefined,
     };
-    // Before anything else: a request addressed to another host may come from a page that rebound its name to us.
+    // Probes first: a Kubernetes probe addresses the pod by its IP and signs nothing; the answer is one word (health.ts).
+    if (req.method !== 'POST') {
+      const probe = probeOf(req);
+      if (probe !== undefined) {
+        answerProbe(probe, req, res, this.probes);
+        return;
+      }
+    }
+    // Then, before anything else: a request addressed to another host may come from a page that rebound its name to us.
     const host = rawHeader(req.rawHeaders, 'host');
     if (!isAllowedHost(host, this.allowedHosts)) {
       this.refuse(
@@ -335,6 +369,7 @@ export class KmsRequestHandler {
     type: string,
     message: string,
   ): void {
+    this.metrics?.rejected(type);
     this.sendError(req, res, ctx, status, type, message, true);
   }
 
@@ -506,6 +541,7 @@ export class KmsRequestHandler {
     if (close || this.closing) headers.Connection = 'close';
     res.writeHead(status, headers);
     res.end(body);
+    this.metrics?.request(ctx.op, errorType, (performance.now() - ctx.start) / 1000);
     if (this.log)
       this.log.request(req, ctx.id, ctx.op, status, errorType, ctx.accessKeyId, performance.now() - ctx.start);
   }
@@ -521,8 +557,10 @@ export interface ListenOptions extends HandlerOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
-  /** How long shutdown waits for in-flight requests before cutting connections. */
+  /** How long a drain (shutdown) waits for in-flight requests before cutting connections (default 10 s; drain.ts). */
   shutdownTimeoutMs?: number;
+  /** Serve HTTPS with this PEM certificate and key (tls.ts); `reloadTls()` re-reads them. */
+  tls?: TlsFiles;
   /** Open connections allowed at once (default 1024); more are closed as they are accepted. */
   maxConnections?: number;
   /** Time allowed for a request's headers, from its first byte (default 10 s); then 408 and the connection is closed. */
@@ -534,12 +572,20 @@ export interface ListenOptions extends HandlerOptions {
 }
 
 export interface RunningServer {
-  /** `http://host:port` */
+  /** `http://host:port`, or `https://…` with TLS */
   url: string;
   host: string;
   port: number;
-  /** Graceful: stop accepting, finish in-flight requests, close the client/store. Idempotent. */
+  /** Graceful drain (drain.ts): stop accepting, finish in-flight requests, close the client/store. Idempotent. */
   close(): Promise<void>;
+  /** The drain's first step alone: the listener closes, open connections carry on (drain.ts). */
+  stopAccepting(): void;
+  /**
+   * Re-reads the TLS certificate and key for new connections (SIGHUP in
+   * `serve`). Rejects with TlsConfigError, the old pair still in use, when the
+   * new one does not load; with workers, when any worker's did not. Undefined without TLS.
+   */
+  reloadTls?(): Promise<TlsCertificateInfo>;
 }
 
 export interface ServerLimits {
@@ -572,19 +618,26 @@ export async function listen(
 ): Promise<RunningServer & { handler: KmsRequestHandler; server: http.Server }> {
   const handler = new KmsRequestHandler(opts);
   const limits = serverLimits(opts);
-  const server = http.createServer(
-    {
-      keepAlive: true,
-      noDelay: true,
-      requireHostHeader: false,
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      // node:http enforces both timeouts on this tick (default 30 s, which would stretch a 10 s limit to 40 s).
-      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
-    },
-    handler.handle,
-  );
+  const tls = opts.tls === undefined ? undefined : loadTlsPair(opts.tls);
+  const serverOptions: http.ServerOptions = {
+    keepAlive: true,
+    noDelay: true,
+    requireHostHeader: false,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // node:http enforces both timeouts on this tick (default 30 s, which would stretch a 10 s limit to 40 s).
+    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+  };
+  const server: http.Server =
+    tls === undefined
+      ? http.createServer(serverOptions, handler.handle)
+      : https.createServer({ ...serverOptions, ...tls.options }, handler.handle);
+  if (tls !== undefined) wipeTlsPair(tls); // the server holds its own secure context
   server.maxConnections = limits.maxConnections;
+  if (opts.metrics) {
+    const metrics = opts.metrics;
+    server.on('drop', () => metrics.rejected(CONNECTION_LIMIT));
+  }
   // Clients pool connections for a while; outlive their idle timers so they never reuse a socket we just closed.
   // (An idle connection is not a request: the headers timeout starts with a request's first byte.)
   server.keepAliveTimeout = 65_000;
@@ -593,12 +646,13 @@ export async function listen(
     // Unparseable HTTP or a timeout: answer in JSON when the socket is still writable and no answer has begun.
     const pending = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
     if (socket.writable && !pending?.headersSent) {
-      const [status, type, message] =
+      const [status, type, message]: [number, string, string] =
         err.code === 'HPE_HEADER_OVERFLOW'
           ? [431, 'RequestHeaderFieldsTooLargeException', 'Malformed HTTP request.']
           : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
             ? [408, 'RequestTimeoutException', 'The request was not received in time.']
             : [400, 'SerializationException', 'Malformed HTTP request.'];
+      opts.metrics?.rejected(type);
       const body = JSON.stringify({ __type: type, message });
       socket.end(
         `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: ${CONTENT_TYPE}\r\n` +
@@ -623,18 +677,22 @@ export async function listen(
   const close = (): Promise<void> => {
     closing ??= (async () => {
       handler.closing = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const cut = setTimeout(() => server.closeAllConnections(), opts.shutdownTimeoutMs ?? 10_000);
-      cut.unref();
-      await closed;
-      await handler.idle();
-      clearTimeout(cut);
+      await drain(server, opts.shutdownTimeoutMs ?? DRAIN_TIMEOUT_MS, () => handler.idle());
       handler.destroy();
       if (opts.closeClient !== false && typeof handler.client.close === 'function') await handler.client.close();
     })();
     return closing;
   };
   const shownHost = host.includes(':') ? `[${host}]` : host;
-  return { url: `http://${shownHost}:${port}`, host, port, close, handler, server };
+  const files = opts.tls;
+  return {
+    url: `${files ? 'https' : 'http'}://${shownHost}:${port}`,
+    host,
+    port,
+    close,
+    stopAccepting: () => void stopAccepting(server),
+    handler,
+    server,
+    ...(files ? { reloadTls: async () => reloadTls(server as https.Server, files) } : {}),
+  };
 }

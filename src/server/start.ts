@@ -1,14 +1,19 @@
 /**
- * One serving process: the client and its key store, the access log, the
- * listener, and what the key store's health changes are told to. Used by
- * `startServer` for `workers: 1` and by each cluster worker (worker.ts), once
- * the options were checked and warned about (index.ts).
+ * One serving process: the client and its key store, the seed, the access
+ * log, the listener, the metrics port, and what the key store's health
+ * changes are told to. Used by `startServer` for `workers: 1` and by each
+ * cluster worker (worker.ts), once the options were checked and warned
+ * about (index.ts).
  */
+import type { Registry } from 'prom-client';
 import { KmsHmacClient } from '../client/client.js';
 import { healthMessage, warnHealth } from '../keystore/health.js';
 import type { KeyStoreHealth } from '../keystore/types.js';
+import { partitionOf } from '../kms/identifiers.js';
+import { applySeed, seedSummary, type Seed, type SeedResult } from '../kms/seed.js';
 import type { StartedServer, StartServerOptions } from './index.js';
 import { createAccessLog } from './log.js';
+import { ServerMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import {
   DEFAULT_ACCOUNT_ID,
   DEFAULT_HOST,
@@ -23,6 +28,24 @@ import type { Credential } from './sigv4.js';
 export interface InProcessHooks {
   /** The store's passphrase as the primary resolved it (workers; `null`: none). Undefined: the store reads the environment. */
   passphrase?: Buffer | null;
+  /** The seed as startServer read it (workers: the primary applied it). */
+  seed?: Seed;
+  /** Count into this registry, which the cluster primary aggregates (workers with metrics on). */
+  metricsRegistry?: Registry;
+}
+
+/** A seed's note (a skipped key, an alias left pointing elsewhere), as a process warning. */
+export function warnSeed(message: string): void {
+  process.emitWarning(message, { type: 'SeedWarning', code: 'KMS_HMAC_SEED' });
+}
+
+/** Applies a seed through `client`'s key store and scope, and warns about what was left as it is. */
+export async function seedClient(client: KmsApi, seed: Seed, source: string): Promise<SeedResult> {
+  const c = client as unknown as KmsHmacClient;
+  const scope = { region: c.region, accountId: c.accountId, partition: partitionOf(c.region) };
+  const result = await applySeed(c.keyStore, scope, seed);
+  for (const n of result.notes) warnSeed(`seed ${source}: ${n}`);
+  return result;
 }
 
 export async function startInProcess(
@@ -48,11 +71,29 @@ export async function startInProcess(
       accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
       ...(options.quotas !== undefined ? { quotas: options.quotas } : {}),
     }) as unknown as KmsApi);
-  let srv: Awaited<ReturnType<typeof listen>>;
+  const storeHealth = client.keyStoreHealth as (() => KeyStoreHealth) | undefined;
+  const keyStoreHealth = (): KeyStoreHealth =>
+    typeof storeHealth === 'function'
+      ? storeHealth.call(client)
+      : { store: 'injected client', state: 'ok', reloadFailures: 0 };
+  let srv: Awaited<ReturnType<typeof listen>> | undefined;
+  let metricsServer: MetricsServer | undefined;
+  let seeded: SeedResult | undefined;
   try {
     // A PostgreSQL store opens asynchronously: answer nothing before the snapshot is loaded. (Keys another
     // process creates later are found by the client itself, which asks the store when a lookup misses.)
     await (client as { ready?: () => Promise<void> }).ready?.();
+    if (hooks.seed !== undefined) {
+      seeded = await seedClient(client, hooks.seed, options.seed ?? 'seed');
+      log?.logger.info(
+        { seed: { file: options.seed ?? null, ...seeded } },
+        seedSummary(options.seed ?? 'seed', seeded),
+      );
+    }
+    const metricsOn = options.metricsPort !== undefined || hooks.metricsRegistry !== undefined;
+    const metrics = metricsOn
+      ? new ServerMetrics({ inflight: () => srv?.handler.inflightRequests ?? 0, keyStoreHealth }, hooks.metricsRegistry)
+      : null;
     srv = await listen({
       client,
       credentials,
@@ -61,6 +102,9 @@ export async function startInProcess(
       host: options.host ?? DEFAULT_HOST,
       port: options.port ?? DEFAULT_PORT,
       log,
+      metrics,
+      ...(options.tls !== undefined ? { tls: options.tls } : {}),
+      ...(options.degradedReady !== undefined ? { degradedReady: options.degradedReady } : {}),
       ...(options.allowedHosts !== undefined ? { allowedHosts: options.allowedHosts } : {}),
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
       ...(options.maxUnhashedBodyBytes !== undefined ? { maxUnhashedBodyBytes: options.maxUnhashedBodyBytes } : {}),
@@ -69,24 +113,38 @@ export async function startInProcess(
       // An injected client belongs to the caller.
       closeClient: options.client === undefined,
     });
+    if (metrics !== null && options.metricsPort !== undefined) {
+      const registry = metrics.registry;
+      metricsServer = await startMetricsServer({
+        host: options.metricsHost ?? DEFAULT_HOST,
+        port: options.metricsPort,
+        scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+        probes: srv.handler.probes,
+      });
+    }
   } catch (err) {
-    if (!options.client && typeof client.close === 'function') await client.close();
+    if (srv !== undefined) await srv.close();
+    else if (!options.client && typeof client.close === 'function') await client.close();
     throw err;
   } finally {
     hooks.passphrase?.fill(0); // the store keeps its own copy
   }
+  const running = srv;
   const close = async () => {
-    await srv.close();
+    await running.close();
+    await metricsServer?.close(); // after the drain: /readyz said "draining" meanwhile
     log?.flush();
   };
-  const health = client.keyStoreHealth as (() => KeyStoreHealth) | undefined;
   return {
-    url: srv.url,
-    host: srv.host,
-    port: srv.port,
+    url: running.url,
+    host: running.host,
+    port: running.port,
     close,
+    stopAccepting: running.stopAccepting,
     workers: 1,
-    keyStoreHealth: () =>
-      typeof health === 'function' ? health.call(client) : { store: 'injected client', state: 'ok', reloadFailures: 0 },
+    keyStoreHealth,
+    ...(running.reloadTls ? { reloadTls: running.reloadTls } : {}),
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
+    ...(seeded ? { seeded } : {}),
   };
 }

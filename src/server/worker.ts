@@ -1,11 +1,12 @@
 /**
  * Cluster worker entry for `startServer({ workers: N })`: waits for its
- * options over IPC, serves, and shuts down gracefully on `shutdown`,
- * SIGTERM or SIGINT (exit 0 once in-flight requests finished and the store
- * is closed).
+ * options over IPC, serves, reloads its TLS pair when the primary asks
+ * (the primary gets SIGHUP), and drains on `shutdown`, SIGTERM or SIGINT
+ * (exit 0 once in-flight requests finished and the store is closed).
  */
-import type { StartedServer, StartServerOptions, WorkerMessage, WorkerStartMessage } from './index.js';
-import { startInProcess } from './start.js';
+import type { PrimaryMessage, StartedServer, StartServerOptions, WorkerMessage, WorkerStartMessage } from './index.js';
+import { promClient } from './metrics.js';
+import { startInProcess, type InProcessHooks } from './start.js';
 
 const tell = (m: WorkerMessage) => process.send?.(m);
 
@@ -27,16 +28,38 @@ async function stop(): Promise<void> {
   setTimeout(() => process.exit(), 200).unref();
 }
 
-process.on('message', (m: WorkerStartMessage | { type: 'shutdown' }) => {
+function reloadTls(id: number): void {
+  const reload = server?.reloadTls;
+  if (reload === undefined) return void tell({ type: 'tls', id, error: 'this worker serves no TLS' });
+  reload().then(
+    (info) => tell({ type: 'tls', id, info }),
+    (err: unknown) => tell({ type: 'tls', id, error: (err as Error).message }),
+  );
+}
+
+/** The registry the primary's AggregatorRegistry reads over IPC (prom-client answers its requests itself). */
+function clusterRegistry(): NonNullable<InProcessHooks['metricsRegistry']> {
+  const { AggregatorRegistry } = promClient();
+  const registry = new AggregatorRegistry(); // constructing one installs the worker's answering listener
+  AggregatorRegistry.setRegistries([registry]);
+  return registry as unknown as NonNullable<InProcessHooks['metricsRegistry']>;
+}
+
+process.on('message', (m: WorkerStartMessage | PrimaryMessage) => {
   if (m?.type === 'start' && server === undefined) {
-    // The primary checked the options and warned; the store's health goes to the primary too.
+    // The primary checked the options, warned and seeded; the store's health goes to the primary too.
     const options: StartServerOptions = {
       ...m.options,
       workers: 1,
       onKeyStoreHealth: (health) => tell({ type: 'health', health }),
     };
     const passphrase = m.passphrase === null ? null : Buffer.from(m.passphrase, 'base64');
-    startInProcess(options, m.options.credentials, { passphrase }).then(
+    // SIGHUP is the primary's: it asks every worker to reload (a hangup of the whole group must not kill workers).
+    if (m.options.tls !== undefined) process.on('SIGHUP', () => {});
+    startInProcess(options, m.options.credentials, {
+      passphrase,
+      ...(m.metrics ? { metricsRegistry: clusterRegistry() } : {}),
+    }).then(
       (s) => {
         server = s;
         if (stopping) void s.close();
@@ -47,8 +70,13 @@ process.on('message', (m: WorkerStartMessage | { type: 'shutdown' }) => {
         process.exit(1);
       },
     );
+  } else if (m?.type === 'stop-accepting') {
+    server?.stopAccepting(); // the cluster's message that removes this worker from the round robin goes first
+    tell({ type: 'not-accepting' });
   } else if (m?.type === 'shutdown') {
     void stop();
+  } else if (m?.type === 'reload-tls') {
+    reloadTls(m.id);
   }
 });
 process.on('SIGTERM', () => void stop());
