@@ -110,7 +110,7 @@ export function serveCommand(): Command {
     )
     .option(
       '--credentials-file <file>',
-      'JSON file with several pairs: {"credentials":[{"accessKeyId","secretAccessKey","sessionToken"?}]}',
+      'JSON file of access keys, each with its principal: {"credentials":[{"accessKeyId","secretAccessKey","sessionToken"?,"principal"?,"accountId"?}]} (reloaded on SIGHUP)',
     )
     .addOption(
       new Option(
@@ -160,7 +160,18 @@ export function serveCommand(): Command {
       'after',
       `
 Credentials: ${ENV_ACCESS_KEY_ID} / ${ENV_SECRET_ACCESS_KEY} (and ${ENV_SESSION_TOKEN}),
-or --credentials-file. Secrets need at least 16 characters. Without any credentials, the
+or --credentials-file. Secrets need at least 16 characters.
+
+Who may do what: each --credentials-file entry may name the principal its requests are
+evaluated as, for key policies, grants and accounts:
+  "principal"  an IAM ARN, e.g. arn:aws:iam::111122223333:user/shipper (root, user/, role/,
+               or sts assumed-role/); its account is the ARN's
+  "accountId"  12 digits; alone, the entry is that account's root principal
+An entry with neither, and the --access-key-id pair, is the root of --account-id. The file is
+re-read on SIGHUP: a file that fails to load or check leaves the previous set in force (the
+reason is printed as a warning).
+
+Without any credentials, the Without any credentials, the
 server refuses to start unless --auth any is given (loopback only; keys in memory unless
 --keystore names a store). A request with no credentials or unknown ones is answered at once
 (its body is never read) and its connection closed, and so is a request addressed to a host

@@ -53,6 +53,26 @@ export interface KeyRecord {
   tags: Tag[];
   /** Fast path: the ARN of the same key (same imported material) in AWS KMS. */
   remoteArn?: string;
+  /** The key policy (JSON text) as PutKeyPolicy or CreateKey stored it; absent: the account's default policy. */
+  policy?: string;
+  /** The key's grants (CreateGrant), oldest first. */
+  grants?: GrantRecord[];
+}
+
+/** A grant on a key (CreateGrant): the grantee may run the listed operations. */
+export interface GrantRecord {
+  /** 64 hex digits. */
+  grantId: string;
+  name?: string;
+  /** The principal ARN the grant is for. */
+  granteePrincipal: string;
+  retiringPrincipal?: string;
+  /** `arn:aws:iam::<account>:root` of the account that created the grant. */
+  issuingAccount: string;
+  /** KMS operation names (GenerateMac, VerifyMac, DescribeKey, RetireGrant, CreateGrant). */
+  operations: string[];
+  /** Epoch milliseconds. */
+  creationDate: number;
 }
 
 export interface AliasRecord {

@@ -14,13 +14,16 @@ import {
 } from '../keystore/errors.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from '../keystore/types.js';
 import { kmsError } from './errors.js';
-import { aliasArn, keyArn, parseKeyId, type Scope } from './identifiers.js';
+import { authorize, type AccessDetails, type Caller } from './authorize.js';
+import { aliasArn, arnAccount, keyArn, parseKeyId, type Scope } from './identifiers.js';
 import { applyTimeRules, timeAdjusted, timeDeadline } from './keys.js';
 import type { Quotas } from './quotas.js';
 
 /** Errors a stale snapshot can cause: another process created, enabled or imported the key a moment ago. */
 export const STALE_ERRORS: ReadonlySet<string> = new Set([
   'NotFoundException',
+  // A grant token from CreateGrant in another process names a grant this snapshot has not seen yet.
+  'InvalidGrantTokenException',
   'DisabledException',
   'KMSInvalidStateException',
 ]);
@@ -131,27 +134,53 @@ export class ClientContext {
 
   /**
    * Resolves a KeyId in any form allowed by the operation, from the read
-   * view. `allowAlias` false: key ID or key ARN only.
+   * view, as `caller` names keys (a key ID or alias name in its own account,
+   * an ARN in any), then authorizes `operation` on it (authorize.ts) unless
+   * `operation` is undefined (a permission IAM alone decides).
+   * `allowAlias` false: key ID or key ARN only.
    */
-  resolveRead(id: string, allowAlias: boolean): KeyRecord {
-    return resolveKeyId(
-      this.scope,
+  resolveRead(
+    id: string,
+    allowAlias: boolean,
+    caller: Caller,
+    operation: string | undefined,
+    details?: AccessDetails,
+  ): KeyRecord {
+    const rec = resolveKeyId(
+      this.scopeOf(caller),
       id,
       allowAlias,
       (k) => this.readKey(k),
       (a) => this.store.getAlias(a),
     );
+    if (operation !== undefined) authorize(rec, caller, operation, details);
+    return rec;
   }
 
   /** Like resolveRead, inside a mutation's transaction. */
-  resolveTx(tx: KeyStoreTransaction, id: string, allowAlias: boolean): KeyRecord {
-    return resolveKeyId(
-      this.scope,
+  resolveTx(
+    tx: KeyStoreTransaction,
+    id: string,
+    allowAlias: boolean,
+    caller: Caller,
+    operation: string | undefined,
+    details?: AccessDetails,
+  ): KeyRecord {
+    const rec = resolveKeyId(
+      this.scopeOf(caller),
       id,
       allowAlias,
       (k) => tx.getKey(k),
       (a) => tx.getAlias(a),
     );
+    if (operation !== undefined) authorize(rec, caller, operation, details);
+    return rec;
+  }
+
+  /** The client's region with the caller's account: where the caller's key IDs and alias names resolve. */
+  scopeOf(caller: Caller): Scope {
+    const s = this.scope;
+    return caller.accountId === s.accountId ? s : { ...s, accountId: caller.accountId };
   }
 
   /** Runs a mutation with the time rules applied first (expired keys really deleted). */
@@ -200,13 +229,16 @@ function resolveKeyId(
   switch (p.kind) {
     case 'keyId': {
       const rec = getKey(p.keyId);
-      if (!rec) throw kmsError('NotFoundException', `Key '${keyArn(s, p.keyId)}' does not exist`);
+      if (!rec || arnAccount(rec.arn) !== s.accountId)
+        throw kmsError('NotFoundException', `Key '${keyArn(s, p.keyId)}' does not exist`);
       return rec;
     }
     case 'keyArn': {
       if (p.region !== s.region) throw kmsError('NotFoundException', `Invalid arn ${p.region}`);
-      const rec = p.account === s.accountId && p.partition === s.partition ? getKey(p.keyId) : undefined;
-      if (!rec) throw kmsError('NotFoundException', `Key '${p.arn}' does not exist`);
+      // Another account's key is reached by its ARN (the key policy then decides).
+      const rec = getKey(p.keyId);
+      if (!rec || arnAccount(rec.arn) !== p.account || p.partition !== s.partition)
+        throw kmsError('NotFoundException', `Key '${p.arn}' does not exist`);
       return rec;
     }
     case 'aliasName':
@@ -216,11 +248,12 @@ function resolveKeyId(
       if (p.kind === 'aliasArn') {
         if (p.region !== s.region) throw kmsError('NotFoundException', `Invalid arn ${p.region}`);
         arn = p.arn;
-        if (p.account !== s.accountId || p.partition !== s.partition)
-          throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+        if (p.partition !== s.partition) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       } else arn = aliasArn(s, p.aliasName);
+      // Alias names are unique in the store; an alias answers only in its own account (or by its ARN).
       const a = getAlias(p.aliasName);
-      const rec = a ? getKey(a.targetKeyId) : undefined;
+      const account = p.kind === 'aliasArn' ? p.account : s.accountId;
+      const rec = a && arnAccount(a.aliasArn) === account ? getKey(a.targetKeyId) : undefined;
       if (!rec) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       return rec;
     }

@@ -7,7 +7,9 @@ import { randomBytes } from 'node:crypto';
 import type { HmacKeySpec, KeyRecord, KeyStoreTransaction, Tag } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
-import { aliasArn, keyArn, newKeyId } from './identifiers.js';
+import { authorize, keyAccount, type Caller } from './authorize.js';
+import { aliasArn, arnAccount, keyArn, newKeyId } from './identifiers.js';
+import { checkNewPolicy } from './policy-operations.js';
 import { GENERATED_MATERIAL_LENGTH } from './import.js';
 import {
   aliasListEntry,
@@ -60,10 +62,10 @@ export class KeyOperations {
     this.#ctx = ctx;
   }
 
-  async createKey(input: CreateKeyInput = {}): Promise<{ KeyMetadata: KeyMetadata }> {
+  async createKey(input: CreateKeyInput, caller: Caller): Promise<{ KeyMetadata: KeyMetadata }> {
     input ??= {};
     const v = new Violations();
-    v.string('policy', input.Policy, ...LIMITS.policy, false);
+    const policy = v.string('policy', input.Policy, ...LIMITS.policy, false);
     const description = v.string('description', input.Description, ...LIMITS.description, false);
     const usage = v.enumValue('keyUsage', input.KeyUsage, KEY_USAGE_ENUM, `[${KEY_USAGE_ENUM.join(', ')}]`, false);
     const cmks = v.enumValue(
@@ -76,7 +78,7 @@ export class KeyOperations {
     const keySpec = v.enumValue('keySpec', input.KeySpec, KEY_SPEC_ENUM, `[${KEY_SPEC_ENUM.join(', ')}]`, false);
     const origin = v.enumValue('origin', input.Origin, ORIGIN_ENUM, `[${ORIGIN_ENUM.join(', ')}]`, false) ?? 'AWS_KMS';
     const customKeyStoreId = v.string('customKeyStoreId', input.CustomKeyStoreId, ...LIMITS.customKeyStoreId, false);
-    v.boolean('bypassPolicyLockoutSafetyCheck', input.BypassPolicyLockoutSafetyCheck);
+    const bypass = v.boolean('bypassPolicyLockoutSafetyCheck', input.BypassPolicyLockoutSafetyCheck) ?? false;
     const tags = validateTags(v, input.Tags);
     const multiRegion = v.boolean('multiRegion', input.MultiRegion) ?? false;
     v.string('xksKeyId', input.XksKeyId, ...LIMITS.xksKeyId, false);
@@ -111,11 +113,13 @@ export class KeyOperations {
     }
     const hmacSpec = spec as HmacKeySpec;
     const id = newKeyId(multiRegion);
+    const arn = keyArn(this.#ctx.scopeOf(caller), id);
+    if (policy !== undefined) checkNewPolicy(policy, arn, caller, bypass);
     const now = this.#ctx.clock();
     const external = origin === 'EXTERNAL';
     const record: KeyRecord = {
       keyId: id,
-      arn: keyArn(this.#ctx.scope, id),
+      arn,
       keySpec: hmacSpec,
       keyUsage: 'GENERATE_VERIFY_MAC',
       keyState: external ? 'PendingImport' : 'Enabled',
@@ -124,6 +128,7 @@ export class KeyOperations {
       multiRegion,
       creationDate: now,
       tags,
+      ...(policy !== undefined ? { policy } : {}),
       ...(external ? {} : { keyMaterial: new Uint8Array(randomBytes(GENERATED_MATERIAL_LENGTH[hmacSpec])) }),
     };
     try {
@@ -137,19 +142,26 @@ export class KeyOperations {
     return { KeyMetadata: keyMetadata(record) };
   }
 
-  async describeKey(input: {
-    KeyId: string | undefined;
-    GrantTokens?: string[];
-  }): Promise<{ KeyMetadata: KeyMetadata }> {
+  async describeKey(
+    input: {
+      KeyId: string | undefined;
+      GrantTokens?: string[];
+    },
+    caller: Caller,
+  ): Promise<{ KeyMetadata: KeyMetadata }> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     v.grantTokens(input?.GrantTokens);
     v.throwIfAny();
-    return { KeyMetadata: keyMetadata(this.#ctx.resolveRead(keyId!, true)) };
+    const grantTokens = input.GrantTokens ?? undefined;
+    return {
+      KeyMetadata: keyMetadata(this.#ctx.resolveRead(keyId!, true, caller, 'DescribeKey', { grantTokens })),
+    };
   }
 
   async listKeys(
-    input: { Limit?: number; Marker?: string } = {},
+    input: { Limit?: number; Marker?: string },
+    caller: Caller,
   ): Promise<{ Keys: { KeyId: string; KeyArn: string }[]; Truncated: boolean; NextMarker?: string }> {
     const v = new Violations();
     const limit = v.integer('limit', input?.Limit, ...LIMITS.listKeysLimit) ?? 100;
@@ -159,7 +171,7 @@ export class KeyOperations {
     const keys = this.#ctx.store
       .listKeys()
       .map((r) => (timeDeadline(r) <= now ? timeAdjusted(r, now) : r))
-      .filter((r): r is KeyRecord => r !== undefined)
+      .filter((r): r is KeyRecord => r !== undefined && keyAccount(r) === caller.accountId)
       .sort(byCreation);
     const page = paginate(keys, limit, marker, (r) => [r.creationDate, r.keyId]);
     return {
@@ -172,15 +184,18 @@ export class KeyOperations {
   // -------------------------------------------------------------------------
   // Aliases
 
-  async createAlias(input: {
-    AliasName: string | undefined;
-    TargetKeyId: string | undefined;
-  }): Promise<Record<string, never>> {
+  async createAlias(
+    input: {
+      AliasName: string | undefined;
+      TargetKeyId: string | undefined;
+    },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
     const { aliasName, targetKeyId } = validateAliasInput(input);
     await this.#ctx.mutate((tx, now) => {
-      const rec = this.#ctx.resolveTx(tx, targetKeyId, false);
+      const rec = this.#ctx.resolveTx(tx, targetKeyId, false, caller, 'CreateAlias');
       checkNotPendingDeletion(rec);
-      const arn = aliasArn(this.#ctx.scope, aliasName);
+      const arn = aliasArn(this.#ctx.scopeOf(caller), aliasName);
       if (tx.getAlias(aliasName))
         throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
       checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
@@ -189,16 +204,22 @@ export class KeyOperations {
     return {};
   }
 
-  async updateAlias(input: {
-    AliasName: string | undefined;
-    TargetKeyId: string | undefined;
-  }): Promise<Record<string, never>> {
+  async updateAlias(
+    input: {
+      AliasName: string | undefined;
+      TargetKeyId: string | undefined;
+    },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
     const { aliasName, targetKeyId } = validateAliasInput(input);
     await this.#ctx.mutate((tx, now) => {
-      const arn = aliasArn(this.#ctx.scope, aliasName);
+      const arn = aliasArn(this.#ctx.scopeOf(caller), aliasName);
       const existing = tx.getAlias(aliasName);
-      if (!existing) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
-      const rec = this.#ctx.resolveTx(tx, targetKeyId, false);
+      if (!existing || arnAccount(existing.aliasArn) !== caller.accountId)
+        throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+      const current = tx.getKey(existing.targetKeyId);
+      if (current) authorize(current, caller, 'UpdateAlias');
+      const rec = this.#ctx.resolveTx(tx, targetKeyId, false, caller, 'UpdateAlias');
       checkNotPendingDeletion(rec);
       if (existing.targetKeyId !== rec.keyId) checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
       tx.replaceAlias({ ...existing, targetKeyId: rec.keyId, lastUpdatedDate: now });
@@ -206,29 +227,34 @@ export class KeyOperations {
     return {};
   }
 
-  async deleteAlias(input: { AliasName: string | undefined }): Promise<Record<string, never>> {
+  async deleteAlias(input: { AliasName: string | undefined }, caller: Caller): Promise<Record<string, never>> {
     const v = new Violations();
     const aliasName = v.string('aliasName', input?.AliasName, ...LIMITS.aliasName, true);
     v.throwIfAny();
     if (!aliasName!.startsWith('alias/')) throw aliasPrefixError();
     await this.#ctx.mutate((tx) => {
-      if (!tx.getAlias(aliasName!))
-        throw kmsError('NotFoundException', `Alias ${aliasArn(this.#ctx.scope, aliasName!)} is not found.`);
+      const existing = tx.getAlias(aliasName!);
+      if (!existing || arnAccount(existing.aliasArn) !== caller.accountId)
+        throw kmsError('NotFoundException', `Alias ${aliasArn(this.#ctx.scopeOf(caller), aliasName!)} is not found.`);
+      const target = tx.getKey(existing.targetKeyId);
+      if (target) authorize(target, caller, 'DeleteAlias');
       tx.deleteAlias(aliasName!);
     });
     return {};
   }
 
-  async listAliases(input: { KeyId?: string; Limit?: number; Marker?: string } = {}) {
+  async listAliases(input: { KeyId?: string; Limit?: number; Marker?: string }, caller: Caller) {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, false);
     const limit = v.integer('limit', input?.Limit, ...LIMITS.listAliasesLimit) ?? 50;
     const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
     let target: string | undefined;
-    if (keyId !== undefined) target = this.#ctx.resolveRead(keyId, false).keyId;
+    // ListAliases is an IAM permission: no key policy is consulted, and only the caller's own aliases are listed.
+    if (keyId !== undefined) target = this.#ctx.resolveRead(keyId, false, caller, undefined).keyId;
     const aliases = this.#ctx.store
       .listAliases()
+      .filter((a) => arnAccount(a.aliasArn) === caller.accountId)
       .filter((a) => (target === undefined ? this.#ctx.readKey(a.targetKeyId) !== undefined : a.targetKeyId === target))
       .sort((a, b) => (a.aliasName < b.aliasName ? -1 : a.aliasName > b.aliasName ? 1 : 0));
     const page = paginate(aliases, limit, marker, (a) => [0, a.aliasName]);
@@ -242,33 +268,33 @@ export class KeyOperations {
   // -------------------------------------------------------------------------
   // Key state
 
-  async enableKey(input: { KeyId: string | undefined }): Promise<Record<string, never>> {
+  async enableKey(input: { KeyId: string | undefined }, caller: Caller): Promise<Record<string, never>> {
     const keyId = requireKeyId(input);
     await this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId, false);
+      const rec = this.#ctx.resolveTx(tx, keyId, false, caller, 'EnableKey');
       checkNotPending(rec);
       if (rec.keyState !== 'Enabled') tx.replaceKey(withChanges(rec, { keyState: 'Enabled' }));
     });
     return {};
   }
 
-  async disableKey(input: { KeyId: string | undefined }): Promise<Record<string, never>> {
+  async disableKey(input: { KeyId: string | undefined }, caller: Caller): Promise<Record<string, never>> {
     const keyId = requireKeyId(input);
     await this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId, false);
+      const rec = this.#ctx.resolveTx(tx, keyId, false, caller, 'DisableKey');
       checkNotPending(rec);
       if (rec.keyState !== 'Disabled') tx.replaceKey(withChanges(rec, { keyState: 'Disabled' }));
     });
     return {};
   }
 
-  async scheduleKeyDeletion(input: { KeyId: string | undefined; PendingWindowInDays?: number }) {
+  async scheduleKeyDeletion(input: { KeyId: string | undefined; PendingWindowInDays?: number }, caller: Caller) {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const days = v.integer('pendingWindowInDays', input?.PendingWindowInDays, ...LIMITS.pendingWindowInDays) ?? 30;
     v.throwIfAny();
     return this.#ctx.mutate((tx, now) => {
-      const rec = this.#ctx.resolveTx(tx, keyId!, false);
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'ScheduleKeyDeletion');
       checkNotPendingDeletion(rec);
       const deletionDate = now + days * DAY_MS;
       tx.replaceKey(withChanges(rec, { keyState: 'PendingDeletion', deletionDate, pendingDeletionWindowInDays: days }));
@@ -281,10 +307,10 @@ export class KeyOperations {
     });
   }
 
-  async cancelKeyDeletion(input: { KeyId: string | undefined }): Promise<{ KeyId: string }> {
+  async cancelKeyDeletion(input: { KeyId: string | undefined }, caller: Caller): Promise<{ KeyId: string }> {
     const keyId = requireKeyId(input);
     return this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId, false);
+      const rec = this.#ctx.resolveTx(tx, keyId, false, caller, 'CancelKeyDeletion');
       if (rec.keyState !== 'PendingDeletion')
         throw kmsError('KMSInvalidStateException', `${rec.arn} is not pending deletion.`);
       tx.replaceKey(
@@ -301,24 +327,27 @@ export class KeyOperations {
   // -------------------------------------------------------------------------
   // Rotation: HMAC keys have none; AWS answers UnsupportedOperationException after resolving the key.
 
-  async enableKeyRotation(input: { KeyId: string | undefined; RotationPeriodInDays?: number }): Promise<never> {
+  async enableKeyRotation(
+    input: { KeyId: string | undefined; RotationPeriodInDays?: number },
+    caller: Caller,
+  ): Promise<never> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     v.integer('rotationPeriodInDays', input?.RotationPeriodInDays, ...LIMITS.rotationPeriodInDays);
     v.throwIfAny();
-    throw this.#rotationUnsupported(keyId!);
+    throw this.#rotationUnsupported(keyId!, caller, 'EnableKeyRotation');
   }
 
-  async disableKeyRotation(input: { KeyId: string | undefined }): Promise<never> {
-    throw this.#rotationUnsupported(requireKeyId(input));
+  async disableKeyRotation(input: { KeyId: string | undefined }, caller: Caller): Promise<never> {
+    throw this.#rotationUnsupported(requireKeyId(input), caller, 'DisableKeyRotation');
   }
 
-  async getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<never> {
-    throw this.#rotationUnsupported(requireKeyId(input));
+  async getKeyRotationStatus(input: { KeyId: string | undefined }, caller: Caller): Promise<never> {
+    throw this.#rotationUnsupported(requireKeyId(input), caller, 'GetKeyRotationStatus');
   }
 
-  #rotationUnsupported(keyId: string): KmsErrorLike {
-    const rec = this.#ctx.resolveRead(keyId, false);
+  #rotationUnsupported(keyId: string, caller: Caller, operation: string): KmsErrorLike {
+    const rec = this.#ctx.resolveRead(keyId, false, caller, operation);
     if (rec.keyState === 'PendingDeletion')
       return kmsError('KMSInvalidStateException', `${rec.arn} is pending deletion.`);
     return kmsError(
@@ -330,14 +359,17 @@ export class KeyOperations {
   // -------------------------------------------------------------------------
   // Tags
 
-  async tagResource(input: { KeyId: string | undefined; Tags: Tag[] | undefined }): Promise<Record<string, never>> {
+  async tagResource(
+    input: { KeyId: string | undefined; Tags: Tag[] | undefined },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     if (input?.Tags === undefined || input?.Tags === null) v.add('tags', null, 'Member must not be null');
     const tags = validateTags(v, input?.Tags);
     v.throwIfAny();
     await this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId!, false);
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'TagResource');
       checkNotPendingDeletion(rec);
       const merged = rec.tags.map((t) => ({ ...t }));
       for (const t of tags) {
@@ -351,10 +383,13 @@ export class KeyOperations {
     return {};
   }
 
-  async untagResource(input: {
-    KeyId: string | undefined;
-    TagKeys: string[] | undefined;
-  }): Promise<Record<string, never>> {
+  async untagResource(
+    input: {
+      KeyId: string | undefined;
+      TagKeys: string[] | undefined;
+    },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const keys = input?.TagKeys;
@@ -366,7 +401,7 @@ export class KeyOperations {
       });
     v.throwIfAny();
     await this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId!, false);
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'UntagResource');
       checkNotPendingDeletion(rec);
       const drop = new Set(keys);
       tx.replaceKey(withChanges(rec, { tags: rec.tags.filter((t) => !drop.has(t.TagKey)).map((t) => ({ ...t })) }));
@@ -374,13 +409,13 @@ export class KeyOperations {
     return {};
   }
 
-  async listResourceTags(input: { KeyId: string | undefined; Limit?: number; Marker?: string }) {
+  async listResourceTags(input: { KeyId: string | undefined; Limit?: number; Marker?: string }, caller: Caller) {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const limit = v.integer('limit', input?.Limit, ...LIMITS.listResourceTagsLimit) ?? 50;
     const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
-    const rec = this.#ctx.resolveRead(keyId!, false);
+    const rec = this.#ctx.resolveRead(keyId!, false, caller, 'ListResourceTags');
     const tags = rec.tags.map((t, i) => ({ t, i }));
     const page = paginate(tags, limit, marker, (x) => [x.i, x.t.TagKey]);
     return {
@@ -418,7 +453,7 @@ function byCreation(a: KeyRecord, b: KeyRecord): number {
  * Opaque markers: base64url of the sort position of the last item returned,
  * so a page boundary survives items added or removed between calls.
  */
-function paginate<T>(items: T[], limit: number, marker: string | undefined, pos: (t: T) => [number, string]) {
+export function paginate<T>(items: T[], limit: number, marker: string | undefined, pos: (t: T) => [number, string]) {
   let start = 0;
   if (marker !== undefined) {
     let after: [number, string];

@@ -14,6 +14,7 @@ import { byteLength, elementCount, isUint32Array, isUint8Array, plainView } from
 import { inspect } from 'node:util';
 import { MAC_LENGTH, type BackendKey, type MacAlgorithm } from '../backend/types.js';
 import type { KeyRecord, KeyStore } from '../keystore/types.js';
+import type { Caller } from './authorize.js';
 import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
 import { LIMITS } from './limits.js';
@@ -100,8 +101,18 @@ export interface LocalTarget {
 
 type MacOperation = 'GenerateMac' | 'VerifyMac';
 
+/** The bit of a MAC operation in HotEntry.allowed. */
+const OPERATION_BIT: Record<MacOperation, number> = { GenerateMac: 1, VerifyMac: 2 };
+
 /** One resolved, usable key on the hot path. */
 interface HotEntry {
+  readonly record: KeyRecord;
+  /**
+   * The authorization decisions taken for this record (authorize.ts), per
+   * caller: a bit per MAC operation allowed with the key's own algorithm.
+   * Dropped with the entry when the store's version changes.
+   */
+  readonly allowed: Map<Caller, number>;
   readonly arn: string;
   readonly algorithm: MacAlgorithm;
   readonly macLength: number;
@@ -163,7 +174,7 @@ export class MacOperations {
     this.#clock = ctx.clock;
   }
 
-  generateMacSync(input: GenerateMacInput): GenerateMacOutput {
+  generateMacSync(input: GenerateMacInput, caller: Caller): GenerateMacOutput {
     const msg = input?.Message;
     const keyId = input?.KeyId;
     const alg = input?.MacAlgorithm;
@@ -178,14 +189,14 @@ export class MacOperations {
       input.GrantTokens === undefined &&
       input.DryRun === undefined
     ) {
-      const e = this.#hotEntry(keyId, 'GenerateMac');
+      const e = this.#hotEntry(keyId, 'GenerateMac', caller, alg, undefined);
       if (e.algorithm !== alg) throw incompatibleAlgorithm(alg, e);
       return { Mac: pooledMac(e.slot.backendKey, msg), MacAlgorithm: alg, KeyId: e.arn };
     }
-    return this.generateMacFull(input, undefined);
+    return this.generateMacFull(input, caller, undefined);
   }
 
-  verifyMacSync(input: VerifyMacInput): VerifyMacOutput {
+  verifyMacSync(input: VerifyMacInput, caller: Caller): VerifyMacOutput {
     const msg = input?.Message;
     const keyId = input?.KeyId;
     const alg = input?.MacAlgorithm;
@@ -204,18 +215,18 @@ export class MacOperations {
       input.GrantTokens === undefined &&
       input.DryRun === undefined
     ) {
-      const e = this.#hotEntry(keyId, 'VerifyMac');
+      const e = this.#hotEntry(keyId, 'VerifyMac', caller, alg, undefined);
       if (e.algorithm !== alg) throw incompatibleAlgorithm(alg, e);
       if (!e.slot.backendKey.verify(msg, mac)) throw kmsError('KMSInvalidMacException');
       return { KeyId: e.arn, MacValid: true, MacAlgorithm: alg };
     }
-    return this.verifyMacFull(input, undefined);
+    return this.verifyMacFull(input, caller, undefined);
   }
 
   /** GenerateMac in the full evaluation order; `local`: answer for the fast path's local copy of a remote key. */
-  generateMacFull(input: GenerateMacInput, local: LocalTarget | undefined): GenerateMacOutput {
+  generateMacFull(input: GenerateMacInput, caller: Caller, local: LocalTarget | undefined): GenerateMacOutput {
     const r = validateMacRequest(input, false);
-    const e = this.#hotEntry(local ? local.keyId : r.keyId, 'GenerateMac');
+    const e = this.#hotEntry(local ? local.keyId : r.keyId, 'GenerateMac', caller, r.alg, r.grantTokens);
     if (e.algorithm !== r.alg) throw incompatibleAlgorithm(r.alg, e);
     if (r.dryRun) throw dryRunError();
     return {
@@ -226,9 +237,9 @@ export class MacOperations {
   }
 
   /** VerifyMac in the full evaluation order; `local` as for generateMacFull. */
-  verifyMacFull(input: VerifyMacInput, local: LocalTarget | undefined): VerifyMacOutput {
+  verifyMacFull(input: VerifyMacInput, caller: Caller, local: LocalTarget | undefined): VerifyMacOutput {
     const r = validateMacRequest(input, true);
-    const e = this.#hotEntry(local ? local.keyId : r.keyId, 'VerifyMac');
+    const e = this.#hotEntry(local ? local.keyId : r.keyId, 'VerifyMac', caller, r.alg, r.grantTokens);
     if (e.algorithm !== r.alg) throw incompatibleAlgorithm(r.alg, e);
     if (!e.slot.backendKey.verify(r.message, r.mac!)) throw kmsError('KMSInvalidMacException');
     if (r.dryRun) throw dryRunError();
@@ -238,23 +249,23 @@ export class MacOperations {
   // -------------------------------------------------------------------------
   // Batch extensions
 
-  generateMacBatch(input: GenerateMacBatchInput): GenerateMacBatchOutput {
-    return this.#withBatch(input, false, (b) => {
+  generateMacBatch(input: GenerateMacBatchInput, caller: Caller): GenerateMacBatchOutput {
+    return this.#withBatch(input, false, caller, (b) => {
       b.entry.slot.backendKey.macPackedInto(b.data, b.offsets, b.out);
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacLength: b.entry.macLength, Macs: b.out };
     });
   }
 
-  verifyMacBatch(input: VerifyMacBatchInput): VerifyMacBatchOutput {
-    return this.#withBatch(input, true, (b) => {
+  verifyMacBatch(input: VerifyMacBatchInput, caller: Caller): VerifyMacBatchOutput {
+    return this.#withBatch(input, true, caller, (b) => {
       b.entry.slot.backendKey.verifyPackedInto(b.data, b.offsets, b.macs!, b.out);
       for (const i of b.wrongLength) b.out[i] = 0;
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid: b.out };
     });
   }
 
-  async generateMacBatchAsync(input: GenerateMacBatchInput): Promise<GenerateMacBatchOutput> {
-    const { b, done } = this.#withBatch(input, false, (b) => ({
+  async generateMacBatchAsync(input: GenerateMacBatchInput, caller: Caller): Promise<GenerateMacBatchOutput> {
+    const { b, done } = this.#withBatch(input, false, caller, (b) => ({
       b,
       done: b.entry.slot.backendKey.macPackedAsync(b.data, b.offsets, b.out),
     }));
@@ -263,8 +274,8 @@ export class MacOperations {
     return { KeyId: entry.arn, MacAlgorithm: alg, MacLength: entry.macLength, Macs: b.out };
   }
 
-  async verifyMacBatchAsync(input: VerifyMacBatchInput): Promise<VerifyMacBatchOutput> {
-    const { b, done } = this.#withBatch(input, true, (b) => ({
+  async verifyMacBatchAsync(input: VerifyMacBatchInput, caller: Caller): Promise<VerifyMacBatchOutput> {
+    const { b, done } = this.#withBatch(input, true, caller, (b) => ({
       b,
       done: b.entry.slot.backendKey.verifyPackedAsync(b.data, b.offsets, b.macs!, b.out),
     }));
@@ -284,6 +295,7 @@ export class MacOperations {
   #withBatch<T>(
     input: GenerateMacBatchInput | VerifyMacBatchInput,
     verify: boolean,
+    caller: Caller,
     use: (batch: PreparedBatch) => T,
   ): T {
     if (input === null || typeof input !== 'object')
@@ -294,6 +306,7 @@ export class MacOperations {
       | MacAlgorithm
       | undefined;
     v.grantTokens(input.GrantTokens);
+    const grantTokens = input.GrantTokens ?? undefined;
     const dryRun = v.boolean('dryRun', input.DryRun);
     const macs = verify ? (input as VerifyMacBatchInput).Macs : undefined;
     const out = input.Out;
@@ -304,7 +317,7 @@ export class MacOperations {
       if (verify && (macs === undefined || macs === null)) v.add('macs', null, 'Member must not be null');
       const prepare = (packedMacs: Uint8Array | undefined, wrongLength: readonly number[]): T => {
         v.throwIfAny();
-        const entry = this.#hotEntry(keyId!, verify ? 'VerifyMac' : 'GenerateMac');
+        const entry = this.#hotEntry(keyId!, verify ? 'VerifyMac' : 'GenerateMac', caller, alg!, grantTokens);
         if (entry.algorithm !== alg) throw incompatibleAlgorithm(alg, entry);
         if (verify && packedMacs!.byteLength !== count * entry.macLength) {
           throw validationMessage(
@@ -369,18 +382,34 @@ export class MacOperations {
     this.#hot.clear();
   }
 
-  /** Resolves a KeyId (any form) to a usable key for a MAC operation, or throws the KMS error. */
-  #hotEntry(keyId: string, op: MacOperation): HotEntry {
+  /**
+   * Resolves a KeyId (any form) to a usable key for a MAC operation that
+   * `caller` may run with `alg`, or throws the KMS error. A decision taken
+   * once for (record, caller, operation) with the key's own algorithm and no
+   * grant tokens is remembered in the entry.
+   */
+  #hotEntry(
+    keyId: string,
+    op: MacOperation,
+    caller: Caller,
+    alg: string | undefined,
+    grantTokens: readonly string[] | undefined,
+  ): HotEntry {
     const version = this.#store.version;
     if (version !== this.#hotVersion) {
       this.#hot.clear();
       this.#hotVersion = version;
       this.#retireStaleSlots();
     }
-    const cached = this.#hot.get(keyId);
-    if (cached !== undefined && (cached.deadline === Infinity || cached.deadline > this.#clock())) return cached;
-    const rec = this.#ctx.resolveRead(keyId, true);
-    const entry = this.#usableEntry(rec, op);
+    let cached = this.#hot.get(keyId);
+    if (cached !== undefined && cached.deadline !== Infinity && cached.deadline <= this.#clock()) cached = undefined;
+    const bit = OPERATION_BIT[op];
+    if (cached !== undefined && ((cached.allowed.get(caller) ?? 0) & bit) !== 0 && alg === cached.algorithm)
+      return cached;
+    const rec = this.#ctx.resolveRead(keyId, true, caller, op, { macAlgorithm: alg, grantTokens });
+    const entry = cached !== undefined && cached.record === rec ? cached : this.#usableEntry(rec, op);
+    if (alg === entry.algorithm && grantTokens === undefined)
+      entry.allowed.set(caller, (entry.allowed.get(caller) ?? 0) | bit);
     if (this.#store.version === version) this.#hot.set(keyId, entry);
     return entry;
   }
@@ -402,7 +431,15 @@ export class MacOperations {
     if (!rec.keyMaterial) throw kmsError('KMSInvalidStateException', `${rec.arn} is pending import.`);
     const slot = this.#slotFor(rec);
     const algorithm = SPEC_ALGORITHM[rec.keySpec];
-    return { arn: rec.arn, algorithm, macLength: slot.backendKey.macLength, slot, deadline: timeDeadline(rec) };
+    return {
+      record: rec,
+      allowed: new Map(),
+      arn: rec.arn,
+      algorithm,
+      macLength: slot.backendKey.macLength,
+      slot,
+      deadline: timeDeadline(rec),
+    };
   }
 
   /** The prepared key for a record, reused while the material is the same bytes (a store write replaces records). */
@@ -441,7 +478,8 @@ function validateMacRequest(input: GenerateMacInput | VerifyMacInput, verify: bo
   v.grantTokens(input.GrantTokens);
   const dryRun = v.boolean('dryRun', input.DryRun);
   v.throwIfAny();
-  return { message: message!, keyId: keyId!, alg: alg as MacAlgorithm, mac, dryRun: dryRun === true };
+  const grantTokens = input.GrantTokens ?? undefined;
+  return { message: message!, keyId: keyId!, alg: alg as MacAlgorithm, mac, dryRun: dryRun === true, grantTokens };
 }
 
 /** Key state, then key usage (spec §3 evaluation order steps 5 and 6). */

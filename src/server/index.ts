@@ -109,14 +109,20 @@ export interface StartServerOptions {
 
 export interface StartedServer extends RunningServer {
   workers: number;
+  /**
+   * Replaces the accepted credentials (and their principals) in every
+   * worker; requests in flight finish as they began. Throws, leaving the old
+   * set, when the new one is refused. `serve` calls it on SIGHUP.
+   */
+  setCredentials(credentials: readonly Credential[]): void;
   /** The key store's health: this process's store; with workers, the worst that any live worker last reported. */
   keyStoreHealth(): KeyStoreHealth;
 }
 
 const HEALTH_ORDER = ['ok', 'degraded', 'tampered'] as const;
 
-/** Checks what startServer would refuse, before anything is opened. */
-function checkOptions(o: StartServerOptions): Credential[] {
+/** The credentials the options name (flags/option pairs and the credentials file), merged and checked. */
+export function resolveCredentials(o: StartServerOptions): Credential[] {
   const fromFile = o.credentialsFile ? loadCredentialsFile(o.credentialsFile, (m) => process.emitWarning(m)) : [];
   const given =
     o.credentials === undefined ? [] : Array.isArray(o.credentials) ? o.credentials : [o.credentials as Credential];
@@ -124,19 +130,25 @@ function checkOptions(o: StartServerOptions): Credential[] {
     checkCredential(c ?? {}, Array.isArray(o.credentials) ? `credentials[${i}]` : 'credentials'),
   );
   const credentials = mergeCredentials([checked, fromFile]);
-  const host = o.host ?? DEFAULT_HOST;
-  checkAllowedHosts(o.allowedHosts);
-  if (o.auth === 'any' && !isLoopbackHost(host)) {
-    throw new TypeError(
-      `auth 'any' (emulator mode: signatures are not verified) serves loopback only, and ${host} is not loopback; verify signatures (auth 'sigv4' with credentials) to serve other machines`,
-    );
-  }
   if (o.auth !== 'any') checkSecretLengths(credentials);
   if (o.auth !== 'any' && credentials.length === 0) {
     throw new CredentialsError(
       'no credentials configured: set KMS_HMAC_ACCESS_KEY_ID and KMS_HMAC_SECRET_ACCESS_KEY, ' +
         'or pass --access-key-id/--secret-access-key or --credentials-file, ' +
         'or run with --auth any to accept any well-formed signature (local emulator mode)',
+    );
+  }
+  return credentials;
+}
+
+/** Checks what startServer would refuse, before anything is opened. */
+function checkOptions(o: StartServerOptions): Credential[] {
+  const credentials = resolveCredentials(o);
+  const host = o.host ?? DEFAULT_HOST;
+  checkAllowedHosts(o.allowedHosts);
+  if (o.auth === 'any' && !isLoopbackHost(host)) {
+    throw new TypeError(
+      `auth 'any' (emulator mode: signatures are not verified) serves loopback only, and ${host} is not loopback; verify signatures (auth 'sigv4' with credentials) to serve other machines`,
     );
   }
   const workers = o.workers ?? 1;
@@ -175,8 +187,40 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
   const credentials = checkOptions(options);
   warnAboutExposure(options);
   const workers = options.workers ?? 1;
-  if (workers > 1) return startWorkers(options, credentials, workers);
-  return startInProcess(options, credentials);
+  const started =
+    workers > 1 ? await startWorkers(options, credentials, workers) : await startInProcess(options, credentials);
+  return options.credentialsFile === undefined ? started : reloadOnHangup(started, options);
+}
+
+/**
+ * SIGHUP re-reads the credentials file (with the pairs given as options);
+ * a set that fails to load or is refused leaves the old one, and says why.
+ */
+function reloadOnHangup(started: StartedServer, options: StartServerOptions): StartedServer {
+  const reload = (): void => {
+    try {
+      const next = resolveCredentials(options);
+      started.setCredentials(next);
+      process.emitWarning(`credentials reloaded from ${options.credentialsFile}: ${next.length} access keys`, {
+        type: 'ServerNotice',
+        code: 'KMS_HMAC_CREDENTIALS_RELOADED',
+      });
+    } catch (err) {
+      process.emitWarning(
+        `credentials reload from ${options.credentialsFile} failed; the previous credentials stay in force: ${(err as Error).message}`,
+        { type: 'ServerWarning', code: 'KMS_HMAC_CREDENTIALS_RELOAD_FAILED' },
+      );
+    }
+  };
+  process.on('SIGHUP', reload);
+  const close = started.close;
+  return {
+    ...started,
+    close: () => {
+      process.removeListener('SIGHUP', reload);
+      return close();
+    },
+  };
 }
 
 /** Worker entry (compiled JS: cluster workers cannot load .ts). */
@@ -198,6 +242,12 @@ export interface WorkerStartMessage {
   };
   /** The key store's passphrase, base64 (null: none): workers do not read it from an environment. */
   passphrase: string | null;
+}
+
+/** A reloaded credential set, sent by the primary to each worker. */
+export interface WorkerCredentialsMessage {
+  type: 'credentials';
+  credentials: Credential[];
 }
 
 /** What a worker tells the primary. */
@@ -311,6 +361,10 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
     for (const h of healthOf.values()) if (HEALTH_ORDER.indexOf(h.state) > HEALTH_ORDER.indexOf(worst.state)) worst = h;
     return worst;
   };
+  const setCredentials = (next: readonly Credential[]): void => {
+    wOptions.credentials = [...next]; // what a worker started later gets
+    for (const w of live) if (!w.isDead()) w.send({ type: 'credentials', credentials: wOptions.credentials });
+  };
   return {
     url: `http://${shownHost}:${port}`,
     host,
@@ -318,5 +372,6 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
     workers: n,
     close: () => (done ??= stopAll()),
     keyStoreHealth,
+    setCredentials,
   };
 }

@@ -71,7 +71,24 @@ export interface KmsApi {
   [method: string]: unknown;
   generateMacSync?(input: Record<string, unknown>): unknown;
   verifyMacSync?(input: Record<string, unknown>): unknown;
+  /** The same client as another principal (KmsHmacClient#forPrincipal): needed for credentials that name one. */
+  forPrincipal?(principal: { principal?: string; accountId?: string }): KmsApi;
   close?(): Promise<void> | void;
+}
+
+/** A client as one credential's principal, with its sync MAC twins bound. */
+interface BoundClient {
+  readonly client: KmsApi;
+  readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
+  readonly verSync: ((i: Record<string, unknown>) => unknown) | undefined;
+}
+
+function bind(c: KmsApi): BoundClient {
+  return {
+    client: c,
+    genSync: typeof c.generateMacSync === 'function' ? c.generateMacSync.bind(c) : undefined,
+    verSync: typeof c.verifyMacSync === 'function' ? c.verifyMacSync.bind(c) : undefined,
+  };
 }
 
 export interface HandlerOptions {
@@ -100,7 +117,13 @@ export interface HandlerOptions {
 }
 
 /** Errors that a stale view of the store can cause (another process created, enabled or imported the key). */
-const STALE_ERRORS = new Set(['NotFoundException', 'DisabledException', 'KMSInvalidStateException']);
+const STALE_ERRORS = new Set([
+  'NotFoundException',
+  'DisabledException',
+  'KMSInvalidStateException',
+  // A grant token that another process issued a moment ago.
+  'InvalidGrantTokenException',
+]);
 
 interface Ctx {
   id: string;
@@ -117,8 +140,10 @@ export class KmsRequestHandler {
   private readonly maxUnhashedBody: number;
   private readonly allowedHosts: readonly string[];
   private readonly log: AccessLog | null;
-  private readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
-  private readonly verSync: ((i: Record<string, unknown>) => unknown) | undefined;
+  /** The client as the server's account's root: emulator mode, and credentials that name no principal. */
+  private readonly root: BoundClient;
+  /** accessKeyId → the client as that credential's principal (only credentials that name one). */
+  private byAccessKey = new Map<string, BoundClient>();
   private readonly refresh: (() => boolean) | undefined;
   /** Set during shutdown: responses carry `Connection: close`. */
   closing = false;
@@ -138,10 +163,38 @@ export class KmsRequestHandler {
     this.maxUnhashedBody = Math.min(this.maxBody, opts.maxUnhashedBodyBytes ?? MAX_UNHASHED_BODY_BYTES);
     this.allowedHosts = checkAllowedHosts(opts.allowedHosts);
     this.log = opts.log ?? null;
-    const c = this.client;
-    this.genSync = typeof c.generateMacSync === 'function' ? c.generateMacSync.bind(c) : undefined;
-    this.verSync = typeof c.verifyMacSync === 'function' ? c.verifyMacSync.bind(c) : undefined;
+    this.root = bind(this.client);
+    this.byAccessKey = this.principals(opts.credentials ?? []);
     this.refresh = opts.refresh;
+  }
+
+  /** The clients of the credentials that name a principal or account. */
+  private principals(credentials: readonly Credential[]): Map<string, BoundClient> {
+    const out = new Map<string, BoundClient>();
+    for (const c of credentials) {
+      if (c.principal === undefined && c.accountId === undefined) continue;
+      if (typeof this.client.forPrincipal !== 'function')
+        throw new TypeError(
+          `credential ${c.accessKeyId} names a principal, but the client has no forPrincipal() to evaluate it with`,
+        );
+      out.set(
+        c.accessKeyId,
+        bind(
+          this.client.forPrincipal({
+            ...(c.principal !== undefined ? { principal: c.principal } : {}),
+            ...(c.accountId !== undefined ? { accountId: c.accountId } : {}),
+          }),
+        ),
+      );
+    }
+    return out;
+  }
+
+  /** Replaces the accepted credentials and their principals (a reloaded credentials file), all or nothing. */
+  setCredentials(credentials: readonly Credential[]): void {
+    const next = this.principals(credentials);
+    this.verifier.setCredentials(credentials);
+    this.byAccessKey = next;
   }
 
   /** True when `err` may come from a stale store view and the store did change since: worth one retry. */
@@ -355,6 +408,7 @@ export class KmsRequestHandler {
       }
       throw err;
     }
+    const caller = (ctx.accessKeyId !== undefined ? this.byAccessKey.get(ctx.accessKeyId) : undefined) ?? this.root;
     const target = req.headers['x-amz-target'];
     const opName =
       typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
@@ -384,10 +438,10 @@ export class KmsRequestHandler {
     // Hot path: MAC operations run synchronously (no promise, no extra tick). A key lookup that fails
     // on this process's snapshot falls through to the async method below, which asks the key store
     // first (a key another replica created or enabled a moment ago).
-    if (opName === 'GenerateMac' && this.genSync) {
+    if (opName === 'GenerateMac' && caller.genSync) {
       let out: unknown;
       try {
-        out = this.callSync(this.genSync, input);
+        out = this.callSync(caller.genSync, input);
       } catch (err) {
         if (!STALE_ERRORS.has((err as Error)?.name)) {
           this.sendKmsError(req, res, ctx, err, spec);
@@ -399,10 +453,10 @@ export class KmsRequestHandler {
         return undefined;
       }
     }
-    if (opName === 'VerifyMac' && this.verSync) {
+    if (opName === 'VerifyMac' && caller.verSync) {
       let out: unknown;
       try {
-        out = this.callSync(this.verSync, input);
+        out = this.callSync(caller.verSync, input);
       } catch (err) {
         if (!STALE_ERRORS.has((err as Error)?.name)) {
           this.sendKmsError(req, res, ctx, err, spec);
@@ -414,12 +468,12 @@ export class KmsRequestHandler {
         return undefined;
       }
     }
-    const fn = this.client[spec.method];
+    const fn = caller.client[spec.method];
     if (typeof fn !== 'function') {
       this.sendError(req, res, ctx, 400, 'UnknownOperationException', `Unknown operation ${truncate(String(target))}`);
       return undefined;
     }
-    const call = () => Promise.resolve((fn as (i: unknown) => unknown).call(this.client, input));
+    const call = () => Promise.resolve((fn as (i: unknown) => unknown).call(caller.client, input));
     let result: Promise<unknown>;
     try {
       result = call();

@@ -27,6 +27,10 @@ export interface Credential {
   secretAccessKey: string;
   /** When set, requests must carry this exact `X-Amz-Security-Token`. */
   sessionToken?: string;
+  /** The principal ARN requests signed with this key are evaluated as (default: the account's root). */
+  principal?: string;
+  /** The principal's account (default: the principal ARN's, else the server's account). */
+  accountId?: string;
 }
 
 export type AuthErrorType =
@@ -256,7 +260,7 @@ function isoBasic(ms: number): string {
 }
 
 export class SigV4Verifier {
-  private readonly byKey = new Map<string, Credential>();
+  private byKey = new Map<string, Credential>();
   private readonly acceptAny: boolean;
   private readonly region: string;
   private readonly service: string;
@@ -276,6 +280,13 @@ export class SigV4Verifier {
     this.now = opts.now ?? Date.now;
     for (const c of opts.credentials ?? []) this.byKey.set(c.accessKeyId, c);
     if (!this.acceptAny && this.byKey.size === 0) throw new Error('SigV4Verifier: no credentials configured');
+  }
+
+  /** Replaces the accepted credentials (a reloaded credentials file); cached signing keys are wiped. */
+  setCredentials(credentials: readonly Credential[]): void {
+    if (!this.acceptAny && credentials.length === 0) throw new Error('SigV4Verifier: no credentials configured');
+    this.byKey = new Map(credentials.map((c) => [c.accessKeyId, c]));
+    this.destroy();
   }
 
   /** Throws AuthError; returns the authenticated access key. Both steps of `checkHeaders` + `checkBody`. */

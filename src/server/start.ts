@@ -86,6 +86,7 @@ export async function startInProcess(
     port: srv.port,
     close,
     workers: 1,
+    setCredentials: (c) => srv.handler.setCredentials(c),
     keyStoreHealth: () =>
       typeof health === 'function' ? health.call(client) : { store: 'injected client', state: 'ok', reloadFailures: 0 },
   };

@@ -4,7 +4,13 @@
  * SIGTERM or SIGINT (exit 0 once in-flight requests finished and the store
  * is closed).
  */
-import type { StartedServer, StartServerOptions, WorkerMessage, WorkerStartMessage } from './index.js';
+import type {
+  StartedServer,
+  StartServerOptions,
+  WorkerCredentialsMessage,
+  WorkerMessage,
+  WorkerStartMessage,
+} from './index.js';
 import { startInProcess } from './start.js';
 
 const tell = (m: WorkerMessage) => process.send?.(m);
@@ -27,7 +33,7 @@ async function stop(): Promise<void> {
   setTimeout(() => process.exit(), 200).unref();
 }
 
-process.on('message', (m: WorkerStartMessage | { type: 'shutdown' }) => {
+process.on('message', (m: WorkerStartMessage | WorkerCredentialsMessage | { type: 'shutdown' }) => {
   if (m?.type === 'start' && server === undefined) {
     // The primary checked the options and warned; the store's health goes to the primary too.
     const options: StartServerOptions = {
@@ -47,6 +53,13 @@ process.on('message', (m: WorkerStartMessage | { type: 'shutdown' }) => {
         process.exit(1);
       },
     );
+  } else if (m?.type === 'credentials') {
+    // Checked by the primary, which reloaded them; a refusal here leaves this worker on its old set.
+    try {
+      server?.setCredentials(m.credentials);
+    } catch (err) {
+      process.stderr.write(`kms-hmac worker ${process.pid}: credentials not replaced: ${String(err)}\n`);
+    }
   } else if (m?.type === 'shutdown') {
     void stop();
   }
