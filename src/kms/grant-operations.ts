@@ -224,7 +224,7 @@ export class GrantOperations {
   /**
    * Retires a grant named by its token, or by KeyId (key ARN) and GrantId.
    * Allowed to the grant's retiring principal, to its grantee when the grant
-   * includes RetireGrant, and to the account that issued it.
+   * includes RetireGrant, and to the root of the account that issued it.
    */
   async retireGrant(
     input: { GrantToken?: string; KeyId?: string; GrantId?: string; DryRun?: boolean },
@@ -252,7 +252,8 @@ export class GrantOperations {
       const mayRetire =
         grant.retiringPrincipal === caller.principalArn ||
         (grant.granteePrincipal === caller.principalArn && grant.operations.includes('RetireGrant')) ||
-        grant.issuingAccount === `arn:${partitionOf(this.#ctx.scope.region)}:iam::${caller.accountId}:root`;
+        // The issuing account as its root: IAM would have to delegate it to anyone else, and IAM is out of scope.
+        grant.issuingAccount === caller.principalArn;
       if (!mayRetire)
         throw kmsError(
           'AccessDeniedException',
