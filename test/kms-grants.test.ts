@@ -154,14 +154,12 @@ describe('grants', () => {
       const reopened = new KmsHmacClient({ keyStore: path, principal: ADMIN });
       expect((await reopened.getKeyPolicy({ KeyId: KeyMetadata.KeyId })).Policy).toBe(ADMIN_ONLY);
       expect((await reopened.listGrants({ KeyId: KeyMetadata.KeyId })).Grants.map((g) => g.GrantId)).toEqual([GrantId]);
-      const out = await reopened
-        .forPrincipal(SHIPPER)
-        .generateMac({
-          KeyId: KeyMetadata.KeyId,
-          MacAlgorithm: 'HMAC_SHA_256',
-          Message: 'x',
-          GrantTokens: [GrantToken],
-        });
+      const out = await reopened.forPrincipal(SHIPPER).generateMac({
+        KeyId: KeyMetadata.KeyId,
+        MacAlgorithm: 'HMAC_SHA_256',
+        Message: 'x',
+        GrantTokens: [GrantToken],
+      });
       expect(out.KeyId).toBe(KeyMetadata.Arn);
       await reopened.close();
     } finally {
