@@ -122,7 +122,7 @@ export interface StartedServer extends RunningServer {
 const HEALTH_ORDER = ['ok', 'degraded', 'tampered'] as const;
 
 /** The credentials the options name (flags/option pairs and the credentials file), merged and checked. */
-export function resolveCredentials(o: StartServerOptions): Credential[] {
+function resolveCredentials(o: StartServerOptions): Credential[] {
   const fromFile = o.credentialsFile ? loadCredentialsFile(o.credentialsFile, (m) => process.emitWarning(m)) : [];
   const given =
     o.credentials === undefined ? [] : Array.isArray(o.credentials) ? o.credentials : [o.credentials as Credential];
