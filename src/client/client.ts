@@ -24,9 +24,10 @@ import { kmsError } from '../kms/errors.js';
 import { partitionOf } from '../kms/identifiers.js';
 import { ImportOperations, type ImportKeyMaterialInput } from '../kms/import-operations.js';
 import { KeyOperations, type CreateKeyInput } from '../kms/key-operations.js';
+import { isRegionName, MultiRegionOperations, type ReplicateKeyInput } from '../kms/multi-region.js';
 import { OPERATION_NAMES, OPERATIONS } from '../kms/operations.js';
 import { resolveQuotas, type Quotas } from '../kms/quotas.js';
-import { SPEC_ALGORITHM, type KeyMetadata } from '../kms/keys.js';
+import { keyMetadata, SPEC_ALGORITHM, type KeyMetadata } from '../kms/keys.js';
 import {
   MacOperations,
   type GenerateMacBatchInput,
@@ -43,6 +44,7 @@ export type { KeyMetadata } from '../kms/keys.js';
 export type { CreateKeyInput } from '../kms/key-operations.js';
 export type { Quotas } from '../kms/quotas.js';
 export type { ImportKeyMaterialInput } from '../kms/import-operations.js';
+export type { ReplicateKeyInput } from '../kms/multi-region.js';
 export type {
   GenerateMacBatchInput,
   GenerateMacBatchOutput,
@@ -105,6 +107,10 @@ export class KmsHmacClient {
   readonly #mac: MacOperations;
   readonly #keys: KeyOperations;
   readonly #import: ImportOperations;
+  readonly #multiRegion: MultiRegionOperations;
+  /** The clients of the other Regions (inRegion), sharing this one's store and backend. */
+  readonly #regions = new Map<string, KmsHmacClient>();
+  readonly #options: KmsHmacClientOptions;
 
   constructor(options: KmsHmacClientOptions = {}) {
     this.region = options.region ?? 'us-east-1';
@@ -119,6 +125,26 @@ export class KmsHmacClient {
     this.#mac = new MacOperations(this.#ctx);
     this.#keys = new KeyOperations(this.#ctx);
     this.#import = new ImportOperations(this.#ctx);
+    this.#multiRegion = new MultiRegionOperations(this.#ctx, keyMetadata);
+    this.#options = { clock: this.#ctx.clock, accountId: this.accountId, quotas, backend };
+  }
+
+  /**
+   * This client in another Region: the same store, account, backend, clock
+   * and quotas, with key ARNs, lookups, ListKeys and ListAliases in `region`
+   * (as an AWS SDK client made for that Region). `serve` answers each
+   * request through the client of its SigV4 Region. Closed with this client.
+   */
+  inRegion(region: string): KmsHmacClient {
+    if (region === this.region) return this;
+    if (!isRegionName(region)) throw new RangeError(`Not a Region name: ${inspect(region)}`);
+    if (this.#ctx.closed) throw new Error('KmsHmacClient is closed');
+    let client = this.#regions.get(region);
+    if (client === undefined) {
+      client = new KmsHmacClient({ ...this.#options, keyStore: this.#ctx.store, region });
+      this.#regions.set(region, client);
+    }
+    return client;
   }
 
   /** The store this client reads and writes. */
@@ -255,8 +281,35 @@ export class KmsHmacClient {
     return this.#ctx.run(() => this.#keys.disableKeyRotation(input));
   }
 
-  getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<never> {
+  /** HMAC keys never rotate: `{ KeyRotationEnabled: false, KeyId: <key ARN> }` in every key state. */
+  getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<{ KeyRotationEnabled: false; KeyId: string }> {
     return this.#ctx.run(() => this.#keys.getKeyRotationStatus(input));
+  }
+
+  updateKeyDescription(input: {
+    KeyId: string | undefined;
+    Description: string | undefined;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#keys.updateKeyDescription(input));
+  }
+
+  // -------------------------------------------------------------------------
+  // Multi-Region keys (kms/multi-region.ts), called in the primary key's Region
+
+  replicateKey(
+    input: ReplicateKeyInput,
+  ): Promise<{ ReplicaKeyMetadata: KeyMetadata; ReplicaTags: { TagKey: string; TagValue: string }[] }> {
+    return this.#ctx.run(() => this.#multiRegion.replicateKey(input)) as Promise<{
+      ReplicaKeyMetadata: KeyMetadata;
+      ReplicaTags: Tag[];
+    }>;
+  }
+
+  updatePrimaryRegion(input: {
+    KeyId: string | undefined;
+    PrimaryRegion: string | undefined;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#multiRegion.updatePrimaryRegion(input));
   }
 
   tagResource(input: { KeyId: string | undefined; Tags: Tag[] | undefined }): Promise<Record<string, never>> {
@@ -376,6 +429,8 @@ export class KmsHmacClient {
     await this.#ctx.ready.catch(() => {});
     await this.#ctx.sweep;
     this.#ctx.closed = true;
+    for (const client of this.#regions.values()) await client.close();
+    this.#regions.clear();
     this.#mac.close();
     if (this.#ownsStore) await this.#ctx.store.close();
   }

@@ -16,6 +16,7 @@ import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from '../k
 import { kmsError } from './errors.js';
 import { aliasArn, keyArn, parseKeyId, type Scope } from './identifiers.js';
 import { applyTimeRules, timeAdjusted, timeDeadline } from './keys.js';
+import { findAlias, findKey } from './multi-region.js';
 import type { Quotas } from './quotas.js';
 
 /** Errors a stale snapshot can cause: another process created, enabled or imported the key a moment ago. */
@@ -117,7 +118,12 @@ export class ClientContext {
     }
   }
 
-  /** Reads (no write lock). Applies time rules virtually and schedules their persistence. */
+  /** The key `keyId` in this client's Region and account, from the read view. */
+  readKeyInScope(keyId: string): KeyRecord | undefined {
+    return findKey((k) => this.readKey(k), keyId, keyArn(this.scope, keyId));
+  }
+
+  /** Reads a key by its store id (no write lock). Applies time rules virtually and schedules their persistence. */
   readKey(keyId: string): KeyRecord | undefined {
     const rec = this.store.getKey(keyId);
     if (rec === undefined) return undefined;
@@ -199,13 +205,15 @@ function resolveKeyId(
   const p = parseKeyId(id);
   switch (p.kind) {
     case 'keyId': {
-      const rec = getKey(p.keyId);
-      if (!rec) throw kmsError('NotFoundException', `Key '${keyArn(s, p.keyId)}' does not exist`);
+      const arn = keyArn(s, p.keyId);
+      const rec = findKey(getKey, p.keyId, arn);
+      if (!rec) throw kmsError('NotFoundException', `Key '${arn}' does not exist`);
       return rec;
     }
     case 'keyArn': {
       if (p.region !== s.region) throw kmsError('NotFoundException', `Invalid arn ${p.region}`);
-      const rec = p.account === s.accountId && p.partition === s.partition ? getKey(p.keyId) : undefined;
+      const rec =
+        p.account === s.accountId && p.partition === s.partition ? findKey(getKey, p.keyId, p.arn) : undefined;
       if (!rec) throw kmsError('NotFoundException', `Key '${p.arn}' does not exist`);
       return rec;
     }
@@ -219,8 +227,8 @@ function resolveKeyId(
         if (p.account !== s.accountId || p.partition !== s.partition)
           throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       } else arn = aliasArn(s, p.aliasName);
-      const a = getAlias(p.aliasName);
-      const rec = a ? getKey(a.targetKeyId) : undefined;
+      const a = findAlias(getAlias, p.aliasName, arn);
+      const rec = a ? findKey(getKey, a.targetKeyId, keyArn(s, a.targetKeyId)) : undefined;
       if (!rec) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       return rec;
     }

@@ -23,6 +23,7 @@ import {
 } from './import.js';
 import { HMAC_KEY_SPECS, keyMetadata, withChanges, type KeyMetadata } from './keys.js';
 import { LIMITS } from './limits.js';
+import { findAlias, placeAlias } from './multi-region.js';
 import { checkKeyQuota, checkTagQuota, PerKeyRate } from './quotas.js';
 import { checkAliasName, checkNotPendingDeletion, requireKeyId, validateTags } from './request-checks.js';
 import {
@@ -283,16 +284,18 @@ export class ImportOperations {
       }
       if (input.AliasName !== undefined) {
         const arn = aliasArn(this.#ctx.scope, input.AliasName);
-        if (tx.getAlias(input.AliasName))
+        if (findAlias((a) => tx.getAlias(a), input.AliasName, arn))
           throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
         tx.insertKey(record);
-        tx.insertAlias({
-          aliasName: input.AliasName,
-          aliasArn: arn,
-          targetKeyId: id,
-          creationDate: now,
-          lastUpdatedDate: now,
-        });
+        tx.insertAlias(
+          placeAlias(tx, {
+            aliasName: input.AliasName,
+            aliasArn: arn,
+            targetKeyId: id,
+            creationDate: now,
+            lastUpdatedDate: now,
+          }),
+        );
       } else tx.insertKey(record);
     });
     record.keyMaterial!.fill(0);

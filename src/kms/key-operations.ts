@@ -19,6 +19,8 @@ import {
   type KeyMetadata,
 } from './keys.js';
 import { LIMITS } from './limits.js';
+import { aliasStoreId } from '../keystore/records.js';
+import { arnScope, checkDeletable, findAlias, placeAlias, sameScope } from './multi-region.js';
 import { checkAliasQuota, checkKeyQuota, checkTagQuota } from './quotas.js';
 import {
   aliasPrefixError,
@@ -156,8 +158,10 @@ export class KeyOperations {
     const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
     const now = this.#ctx.clock();
+    const scope = arnScope(keyArn(this.#ctx.scope, ''));
     const keys = this.#ctx.store
       .listKeys()
+      .filter((r) => r.arn.startsWith(scope))
       .map((r) => (timeDeadline(r) <= now ? timeAdjusted(r, now) : r))
       .filter((r): r is KeyRecord => r !== undefined)
       .sort(byCreation);
@@ -181,10 +185,12 @@ export class KeyOperations {
       const rec = this.#ctx.resolveTx(tx, targetKeyId, false);
       checkNotPendingDeletion(rec);
       const arn = aliasArn(this.#ctx.scope, aliasName);
-      if (tx.getAlias(aliasName))
+      if (findAlias((a) => tx.getAlias(a), aliasName, arn))
         throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
-      checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
-      tx.insertAlias({ aliasName, aliasArn: arn, targetKeyId: rec.keyId, creationDate: now, lastUpdatedDate: now });
+      checkAliasQuota(aliasCount(tx, rec), rec.arn, this.#ctx.quotas);
+      tx.insertAlias(
+        placeAlias(tx, { aliasName, aliasArn: arn, targetKeyId: rec.keyId, creationDate: now, lastUpdatedDate: now }),
+      );
     });
     return {};
   }
@@ -196,11 +202,11 @@ export class KeyOperations {
     const { aliasName, targetKeyId } = validateAliasInput(input);
     await this.#ctx.mutate((tx, now) => {
       const arn = aliasArn(this.#ctx.scope, aliasName);
-      const existing = tx.getAlias(aliasName);
+      const existing = findAlias((a) => tx.getAlias(a), aliasName, arn);
       if (!existing) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       const rec = this.#ctx.resolveTx(tx, targetKeyId, false);
       checkNotPendingDeletion(rec);
-      if (existing.targetKeyId !== rec.keyId) checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
+      if (existing.targetKeyId !== rec.keyId) checkAliasQuota(aliasCount(tx, rec), rec.arn, this.#ctx.quotas);
       tx.replaceAlias({ ...existing, targetKeyId: rec.keyId, lastUpdatedDate: now });
     });
     return {};
@@ -212,9 +218,10 @@ export class KeyOperations {
     v.throwIfAny();
     if (!aliasName!.startsWith('alias/')) throw aliasPrefixError();
     await this.#ctx.mutate((tx) => {
-      if (!tx.getAlias(aliasName!))
-        throw kmsError('NotFoundException', `Alias ${aliasArn(this.#ctx.scope, aliasName!)} is not found.`);
-      tx.deleteAlias(aliasName!);
+      const arn = aliasArn(this.#ctx.scope, aliasName!);
+      const existing = findAlias((a) => tx.getAlias(a), aliasName!, arn);
+      if (!existing) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+      tx.deleteAlias(aliasStoreId(existing));
     });
     return {};
   }
@@ -227,9 +234,13 @@ export class KeyOperations {
     v.throwIfAny();
     let target: string | undefined;
     if (keyId !== undefined) target = this.#ctx.resolveRead(keyId, false).keyId;
+    const scope = arnScope(aliasArn(this.#ctx.scope, ''));
     const aliases = this.#ctx.store
       .listAliases()
-      .filter((a) => (target === undefined ? this.#ctx.readKey(a.targetKeyId) !== undefined : a.targetKeyId === target))
+      .filter((a) => a.aliasArn.startsWith(scope))
+      .filter((a) =>
+        target === undefined ? this.#ctx.readKeyInScope(a.targetKeyId) !== undefined : a.targetKeyId === target,
+      )
       .sort((a, b) => (a.aliasName < b.aliasName ? -1 : a.aliasName > b.aliasName ? 1 : 0));
     const page = paginate(aliases, limit, marker, (a) => [0, a.aliasName]);
     return {
@@ -270,6 +281,7 @@ export class KeyOperations {
     return this.#ctx.mutate((tx, now) => {
       const rec = this.#ctx.resolveTx(tx, keyId!, false);
       checkNotPendingDeletion(rec);
+      checkDeletable(rec);
       const deletionDate = now + days * DAY_MS;
       tx.replaceKey(withChanges(rec, { keyState: 'PendingDeletion', deletionDate, pendingDeletionWindowInDays: days }));
       return {
@@ -313,8 +325,15 @@ export class KeyOperations {
     throw this.#rotationUnsupported(requireKeyId(input));
   }
 
-  async getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<never> {
-    throw this.#rotationUnsupported(requireKeyId(input));
+  /**
+   * HMAC keys never rotate: AWS answers `KeyRotationEnabled: false` in every
+   * key state (a key pending deletion reports false too).
+   */
+  async getKeyRotationStatus(input: {
+    KeyId: string | undefined;
+  }): Promise<{ KeyRotationEnabled: false; KeyId: string }> {
+    const rec = this.#ctx.resolveRead(requireKeyId(input), false);
+    return { KeyRotationEnabled: false, KeyId: rec.arn };
   }
 
   #rotationUnsupported(keyId: string): KmsErrorLike {
@@ -325,6 +344,26 @@ export class KeyOperations {
       'UnsupportedOperationException',
       `${rec.arn} key spec is ${rec.keySpec}, which does not support automatic key rotation.`,
     );
+  }
+
+  // -------------------------------------------------------------------------
+  // Description
+
+  /** Any key state but PendingDeletion (the key-state table); the description may be empty. */
+  async updateKeyDescription(input: {
+    KeyId: string | undefined;
+    Description: string | undefined;
+  }): Promise<Record<string, never>> {
+    const v = new Violations();
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
+    const description = v.string('description', input?.Description, ...LIMITS.description, true);
+    v.throwIfAny();
+    await this.#ctx.mutate((tx) => {
+      const rec = this.#ctx.resolveTx(tx, keyId!, false);
+      checkNotPendingDeletion(rec);
+      if (rec.description !== description) tx.replaceKey(withChanges(rec, { description: description! }));
+    });
+    return {};
   }
 
   // -------------------------------------------------------------------------
@@ -403,10 +442,10 @@ function validateAliasInput(input: { AliasName: string | undefined; TargetKeyId:
   return { aliasName: aliasName!, targetKeyId: targetKeyId! };
 }
 
-/** The aliases that point to `keyId`. */
-function aliasCount(tx: KeyStoreTransaction, keyId: string): number {
+/** The aliases that point to `rec` (in its Region). */
+function aliasCount(tx: KeyStoreTransaction, rec: KeyRecord): number {
   let n = 0;
-  for (const a of tx.listAliases()) if (a.targetKeyId === keyId) n++;
+  for (const a of tx.listAliases()) if (a.targetKeyId === rec.keyId && sameScope(a, rec)) n++;
   return n;
 }
 

@@ -94,6 +94,23 @@ export const OPERATIONS: ReadonlyMap<string, OperationSpec> = new Map<string, Op
   ['EnableKeyRotation', op('enableKeyRotation', { KeyId: 'string', RotationPeriodInDays: 'integer' }, true)],
   ['DisableKeyRotation', op('disableKeyRotation', KEY, true)],
   ['GetKeyRotationStatus', op('getKeyRotationStatus', KEY, false)],
+  ['UpdateKeyDescription', op('updateKeyDescription', { KeyId: 'string', Description: 'string' }, true)],
+  [
+    'ReplicateKey',
+    op(
+      'replicateKey',
+      {
+        KeyId: 'string',
+        ReplicaRegion: 'string',
+        Policy: 'string',
+        BypassPolicyLockoutSafetyCheck: 'boolean',
+        Description: 'string',
+        Tags: 'tags',
+      },
+      true,
+    ),
+  ],
+  ['UpdatePrimaryRegion', op('updatePrimaryRegion', { KeyId: 'string', PrimaryRegion: 'string' }, true)],
   ['GenerateMac', op('generateMac', { ...MAC_COMMON }, false)],
   ['VerifyMac', op('verifyMac', { ...MAC_COMMON, Mac: 'blob' }, false)],
 ]);
