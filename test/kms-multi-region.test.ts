@@ -327,10 +327,10 @@ describe('GetKeyRotationStatus', () => {
 
 const pg = usePostgres();
 
-describe.each([
-  ['file', async () => join(mkdtempSync(join(dir, 'f-')), 'keys.db')],
-  ...(PG_SKIP ? [] : ([['postgres', () => pg.database()]] as const)),
-])('a %s store holds a primary and its replica under one key id', (_name, location) => {
+const stores: [string, () => Promise<string>][] = [['file', async () => join(mkdtempSync(join(dir, 'f-')), 'keys.db')]];
+if (!PG_SKIP) stores.push(['postgres', () => pg.database()]);
+
+describe.each(stores)('a %s store holds a primary and its replica under one key id', (_name, location) => {
   it('both records survive a reopen, encrypted, with their own state and one material', async () => {
     const keyStore = await location();
     const keyStoreOptions = { passphrase: 'correct horse battery staple', scrypt: { N: 1024 } };

@@ -28,6 +28,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { toWireError } from '../kms/errors.js';
+import { isRegionName } from '../kms/multi-region.js';
 import { checkAllowedHosts, isAllowedHost } from './hosts.js';
 import { AuthError, rawHeader, SigV4Verifier, type Credential, type PendingAuth } from './sigv4.js';
 import {
@@ -71,8 +72,28 @@ export interface KmsApi {
   [method: string]: unknown;
   generateMacSync?(input: Record<string, unknown>): unknown;
   verifyMacSync?(input: Record<string, unknown>): unknown;
+  /** The same API in another Region (KmsHmacClient#inRegion); without it every request is answered in the client's. */
+  inRegion?(region: string): KmsApi;
   close?(): Promise<void> | void;
 }
+
+/** A client of one Region with its hot-path MAC methods bound once. */
+interface RegionalApi {
+  client: KmsApi;
+  genSync: ((i: Record<string, unknown>) => unknown) | undefined;
+  verSync: ((i: Record<string, unknown>) => unknown) | undefined;
+}
+
+function regionalApi(client: KmsApi): RegionalApi {
+  return {
+    client,
+    genSync: typeof client.generateMacSync === 'function' ? client.generateMacSync.bind(client) : undefined,
+    verSync: typeof client.verifyMacSync === 'function' ? client.verifyMacSync.bind(client) : undefined,
+  };
+}
+
+/** Under `--auth any` (any scope accepted), the most distinct Regions answered, so a caller cannot grow the cache without end. */
+const MAX_ANY_REGIONS = 64;
 
 export interface HandlerOptions {
   client: KmsApi;
@@ -80,8 +101,14 @@ export interface HandlerOptions {
   credentials?: readonly Credential[];
   /** `'sigv4'` (default): verify signatures. `'any'`: emulator mode, any well-formed in-window signature. */
   auth?: 'sigv4' | 'any';
-  /** Region the credential scope must name (default us-east-1). `--auth any` accepts any region. */
+  /** Region the credential scope must name (default us-east-1), and the client's. `--auth any` accepts any region. */
   region?: string;
+  /**
+   * More Regions answered besides `region`: a request is answered by the
+   * client's `inRegion(<its SigV4 scope's Region>)`. Under `--auth any`,
+   * every well-formed Region name is answered.
+   */
+  regions?: readonly string[];
   maxBodyBytes?: number;
   /** Body limit when `x-amz-content-sha256` is not sent (default 64 KiB, at most `maxBodyBytes`). */
   maxUnhashedBodyBytes?: number;
@@ -117,8 +144,9 @@ export class KmsRequestHandler {
   private readonly maxUnhashedBody: number;
   private readonly allowedHosts: readonly string[];
   private readonly log: AccessLog | null;
-  private readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
-  private readonly verSync: ((i: Record<string, unknown>) => unknown) | undefined;
+  private readonly home: RegionalApi;
+  private readonly homeRegion: string;
+  private readonly regional = new Map<string, RegionalApi>();
   private readonly refresh: (() => boolean) | undefined;
   /** Set during shutdown: responses carry `Connection: close`. */
   closing = false;
@@ -132,16 +160,31 @@ export class KmsRequestHandler {
       credentials: opts.credentials ?? [],
       acceptAny,
       region: acceptAny ? '*' : (opts.region ?? DEFAULT_REGION),
+      ...(opts.regions ? { regions: opts.regions } : {}),
       ...(opts.now ? { now: opts.now } : {}),
     });
     this.maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
     this.maxUnhashedBody = Math.min(this.maxBody, opts.maxUnhashedBodyBytes ?? MAX_UNHASHED_BODY_BYTES);
     this.allowedHosts = checkAllowedHosts(opts.allowedHosts);
     this.log = opts.log ?? null;
-    const c = this.client;
-    this.genSync = typeof c.generateMacSync === 'function' ? c.generateMacSync.bind(c) : undefined;
-    this.verSync = typeof c.verifyMacSync === 'function' ? c.verifyMacSync.bind(c) : undefined;
+    this.home = regionalApi(this.client);
+    this.homeRegion = opts.region ?? DEFAULT_REGION;
     this.refresh = opts.refresh;
+  }
+
+  /**
+   * The client that answers a request scoped to `region` (the verifier
+   * accepted it). Undefined: a Region this server will not answer.
+   */
+  private apiFor(region: string): RegionalApi | undefined {
+    if (region === this.homeRegion || typeof this.client.inRegion !== 'function') return this.home;
+    let api = this.regional.get(region);
+    if (api === undefined) {
+      if (!isRegionName(region) || this.regional.size >= MAX_ANY_REGIONS) return undefined;
+      api = regionalApi(this.client.inRegion(region));
+      this.regional.set(region, api);
+    }
+    return api;
   }
 
   /** True when `err` may come from a stale store view and the store did change since: worth one retry. */
@@ -346,8 +389,17 @@ export class KmsRequestHandler {
     pending: PendingAuth,
     body: Buffer,
   ): Promise<void> | undefined {
+    let api: RegionalApi | undefined;
     try {
-      ctx.accessKeyId = this.verifier.checkBody(pending, body).accessKeyId;
+      const auth = this.verifier.checkBody(pending, body);
+      ctx.accessKeyId = auth.accessKeyId;
+      api = this.apiFor(auth.region);
+      if (api === undefined) {
+        throw new AuthError(
+          'InvalidSignatureException',
+          `Credential should be scoped to a valid region, not '${truncate(auth.region)}'. `,
+        );
+      }
     } catch (err) {
       if (err instanceof AuthError) {
         this.sendError(req, res, ctx, 400, err.name, err.message);
@@ -355,6 +407,7 @@ export class KmsRequestHandler {
       }
       throw err;
     }
+    const { client, genSync, verSync } = api;
     const target = req.headers['x-amz-target'];
     const opName =
       typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
@@ -384,10 +437,10 @@ export class KmsRequestHandler {
     // Hot path: MAC operations run synchronously (no promise, no extra tick). A key lookup that fails
     // on this process's snapshot falls through to the async method below, which asks the key store
     // first (a key another replica created or enabled a moment ago).
-    if (opName === 'GenerateMac' && this.genSync) {
+    if (opName === 'GenerateMac' && genSync) {
       let out: unknown;
       try {
-        out = this.callSync(this.genSync, input);
+        out = this.callSync(genSync, input);
       } catch (err) {
         if (!STALE_ERRORS.has((err as Error)?.name)) {
           this.sendKmsError(req, res, ctx, err, spec);
@@ -399,10 +452,10 @@ export class KmsRequestHandler {
         return undefined;
       }
     }
-    if (opName === 'VerifyMac' && this.verSync) {
+    if (opName === 'VerifyMac' && verSync) {
       let out: unknown;
       try {
-        out = this.callSync(this.verSync, input);
+        out = this.callSync(verSync, input);
       } catch (err) {
         if (!STALE_ERRORS.has((err as Error)?.name)) {
           this.sendKmsError(req, res, ctx, err, spec);
@@ -414,12 +467,12 @@ export class KmsRequestHandler {
         return undefined;
       }
     }
-    const fn = this.client[spec.method];
+    const fn = client[spec.method];
     if (typeof fn !== 'function') {
       this.sendError(req, res, ctx, 400, 'UnknownOperationException', `Unknown operation ${truncate(String(target))}`);
       return undefined;
     }
-    const call = () => Promise.resolve((fn as (i: unknown) => unknown).call(this.client, input));
+    const call = () => Promise.resolve((fn as (i: unknown) => unknown).call(client, input));
     let result: Promise<unknown>;
     try {
       result = call();

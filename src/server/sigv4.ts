@@ -56,15 +56,18 @@ export interface VerifierOptions {
   acceptAny?: boolean;
   /** Region that the credential scope must name; `'*'` accepts any region. */
   region: string;
+  /** More Regions the scope may name besides `region` (the Regions `serve` answers). */
+  regions?: readonly string[];
   /** Service name in the scope (always `kms` for this server). */
   service?: string;
   /** Clock, for tests. */
   now?: () => number;
 }
 
-/** What a verified request proved: the access key that signed it. */
+/** What a verified request proved: the access key that signed it, and the Region of its credential scope. */
 export interface AuthResult {
   accessKeyId: string;
+  region: string;
 }
 
 /** The parts of an incoming request the verifier needs. */
@@ -81,6 +84,8 @@ export interface SignedRequest {
 export interface PendingAuth {
   /** The access key the request names: known (or `--auth any`), its session token right. Not yet proof of the secret. */
   readonly accessKeyId: string;
+  /** The Region of the credential scope (one this verifier accepts). */
+  readonly region: string;
   /** `x-amz-content-sha256` as sent: the body must hash to it. */
   readonly declaredHash: string | undefined;
   /** Set when the signature still has to be checked against the body's hash. */
@@ -258,7 +263,8 @@ function isoBasic(ms: number): string {
 export class SigV4Verifier {
   private readonly byKey = new Map<string, Credential>();
   private readonly acceptAny: boolean;
-  private readonly region: string;
+  /** The Regions the scope may name; undefined: any. */
+  private readonly regions: ReadonlySet<string> | undefined;
   private readonly service: string;
   private readonly now: () => number;
   /**
@@ -271,7 +277,7 @@ export class SigV4Verifier {
 
   constructor(opts: VerifierOptions) {
     this.acceptAny = opts.acceptAny === true;
-    this.region = opts.region;
+    this.regions = opts.region === '*' ? undefined : new Set([opts.region, ...(opts.regions ?? [])]);
     this.service = opts.service ?? 'kms';
     this.now = opts.now ?? Date.now;
     for (const c of opts.credentials ?? []) this.byKey.set(c.accessKeyId, c);
@@ -325,7 +331,7 @@ export class SigV4Verifier {
         `Credential should be scoped to correct service: '${this.service}'. `,
       );
     }
-    if (this.region !== '*' && auth.region !== this.region) {
+    if (this.regions !== undefined && !this.regions.has(auth.region)) {
       throw new AuthError(
         'InvalidSignatureException',
         `Credential should be scoped to a valid region, not '${truncate(auth.region)}'. `,
@@ -373,7 +379,8 @@ export class SigV4Verifier {
     if (declaredHash !== undefined && !HEX64.test(declaredHash))
       throw new AuthError('InvalidSignatureException', MSG_PAYLOAD_HASH);
 
-    if (this.acceptAny) return { accessKeyId: auth.accessKeyId, declaredHash, signature: undefined };
+    const { accessKeyId, region } = auth;
+    if (this.acceptAny) return { accessKeyId, region, declaredHash, signature: undefined };
     const cred = this.byKey.get(auth.accessKeyId);
     if (cred === undefined) throw new AuthError('UnrecognizedClientException', MSG_INVALID_TOKEN);
     const token = rawHeader(rawHeaders, 'x-amz-security-token');
@@ -403,9 +410,9 @@ export class SigV4Verifier {
       date: auth.date,
       region: auth.region,
     };
-    if (declaredHash === undefined) return { accessKeyId: auth.accessKeyId, declaredHash, signature };
+    if (declaredHash === undefined) return { accessKeyId, region, declaredHash, signature };
     this.checkSignature(signature, declaredHash);
-    return { accessKeyId: auth.accessKeyId, declaredHash, signature: undefined };
+    return { accessKeyId, region, declaredHash, signature: undefined };
   }
 
   /** Finishes what `checkHeaders` began: the body's hash, then the signature if it was left for now. Throws AuthError. */
@@ -415,7 +422,7 @@ export class SigV4Verifier {
       throw new AuthError('InvalidSignatureException', MSG_PAYLOAD_HASH);
     }
     if (pending.signature !== undefined) this.checkSignature(pending.signature, payloadHash);
-    return { accessKeyId: pending.accessKeyId };
+    return { accessKeyId: pending.accessKeyId, region: pending.region };
   }
 
   /** Compares the signature in constant time against the one computed over the canonical request ending in `payloadHash`. */
