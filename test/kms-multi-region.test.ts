@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   DescribeKeyCommand,
@@ -20,6 +21,7 @@ const arn = (region: string, keyId: string) => `arn:aws:kms:${region}:${ACCOUNT}
 const DAY = 86_400_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-mrk-'));
+const FIXTURES = fileURLToPath(new URL('fixtures', import.meta.url));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A primary in us-east-1 replicated to eu-west-1: the two clients and the key id. */
@@ -365,4 +367,33 @@ describe.each(stores)('a %s store holds a primary and its replica under one key 
     );
     await again.close();
   }, 60_000);
+});
+
+describe('a file store written before replicas existed (test/fixtures/keystore-main-96f04dd.*)', () => {
+  it('opens unchanged: same keys, aliases and MACs; its multi-Region key replicates', async () => {
+    const fixture = JSON.parse(readFileSync(join(FIXTURES, 'keystore-main-96f04dd.json'), 'utf8'));
+    const keyStore = join(mkdtempSync(join(dir, 'fixture-')), 'keys.db');
+    copyFileSync(join(FIXTURES, 'keystore-main-96f04dd.db'), keyStore);
+    const keyStoreOptions = { passphrase: fixture.passphrase, scrypt: { N: 1024 } };
+    const client = new KmsHmacClient({ keyStore, keyStoreOptions });
+    const Message = Buffer.from(fixture.message, 'base64');
+    const m = await client.generateMac({ KeyId: 'alias/mrk', MacAlgorithm: 'HMAC_SHA_256', Message });
+    const s = await client.generateMac({ KeyId: 'alias/single', MacAlgorithm: 'HMAC_SHA_384', Message });
+    expect(Buffer.from(m.Mac).toString('base64')).toBe(fixture.mrk.mac);
+    expect(Buffer.from(s.Mac).toString('base64')).toBe(fixture.single.mac);
+    expect(m.KeyId).toBe(arn('us-east-1', fixture.mrk.keyId));
+    await client.replicateKey({ KeyId: fixture.mrk.keyId, ReplicaRegion: 'eu-west-1' });
+    await client.close();
+    const again = new KmsHmacClient({ keyStore, keyStoreOptions, region: 'eu-west-1' });
+    const w = await again.generateMac({ KeyId: fixture.mrk.keyId, MacAlgorithm: 'HMAC_SHA_256', Message });
+    expect(Buffer.from(w.Mac).toString('base64')).toBe(fixture.mrk.mac);
+    expect(
+      (await again.inRegion('us-east-1').describeKey({ KeyId: 'alias/mrk' })).KeyMetadata.MultiRegionConfiguration,
+    ).toEqual({
+      MultiRegionKeyType: 'PRIMARY',
+      PrimaryKey: { Arn: arn('us-east-1', fixture.mrk.keyId), Region: 'us-east-1' },
+      ReplicaKeys: [{ Arn: arn('eu-west-1', fixture.mrk.keyId), Region: 'eu-west-1' }],
+    });
+    await again.close();
+  });
 });

@@ -296,13 +296,8 @@ export class KmsHmacClient {
   // -------------------------------------------------------------------------
   // Multi-Region keys (kms/multi-region.ts), called in the primary key's Region
 
-  replicateKey(
-    input: ReplicateKeyInput,
-  ): Promise<{ ReplicaKeyMetadata: KeyMetadata; ReplicaTags: { TagKey: string; TagValue: string }[] }> {
-    return this.#ctx.run(() => this.#multiRegion.replicateKey(input)) as Promise<{
-      ReplicaKeyMetadata: KeyMetadata;
-      ReplicaTags: Tag[];
-    }>;
+  replicateKey(input: ReplicateKeyInput): Promise<{ ReplicaKeyMetadata: KeyMetadata; ReplicaTags: Tag[] }> {
+    return this.#ctx.run(() => this.#multiRegion.replicateKey(input));
   }
 
   updatePrimaryRegion(input: {

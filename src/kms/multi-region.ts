@@ -16,6 +16,7 @@ import { aliasStoreId, keyStoreId, qualifiedId } from '../keystore/records.js';
 import type { AliasRecord, KeyRecord, KeyStoreTransaction, Tag } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
 import { kmsError } from './errors.js';
+import type { KeyMetadata } from './keys.js';
 import { partitionOf } from './identifiers.js';
 import { LIMITS } from './limits.js';
 import { checkKeyQuota, checkTagQuota } from './quotas.js';
@@ -59,9 +60,8 @@ export function findKey(
   arn: string,
 ): KeyRecord | undefined {
   const rec = get(keyId);
-  if (rec === undefined || rec.arn === arn) {
-    if (rec !== undefined || !keyId.startsWith('mrk-')) return rec;
-  } else if (!keyId.startsWith('mrk-')) return undefined; // a UUID has one record, in another Region
+  if (rec?.arn === arn) return rec;
+  if (!keyId.startsWith('mrk-')) return undefined; // a single-Region key has one record
   const other = get(qualifiedId(keyId, arnRegion(arn)));
   return other?.arn === arn ? other : undefined;
 }
@@ -122,7 +122,7 @@ function members(tx: KeyStoreTransaction, rec: KeyRecord): KeyRecord[] {
   return out;
 }
 
-/** Writes `fam` into every record of the key (`extra`: records not in the store yet are left to the caller). */
+/** Writes `fam` into every record of `recs` (a key's records in the store; a new one is the caller's). */
 function rewriteFamily(tx: KeyStoreTransaction, recs: KeyRecord[], fam: Family): void {
   const regions = fam.replicas.length === 0 ? undefined : fam;
   for (const m of recs) {
@@ -187,14 +187,15 @@ export interface ReplicateKeyInput {
 /** ReplicateKey and UpdatePrimaryRegion, in the caller's Region (the primary key's). */
 export class MultiRegionOperations {
   readonly #ctx: ClientContext;
-  readonly #keyMetadata: (rec: KeyRecord) => unknown;
+  readonly #keyMetadata: (rec: KeyRecord) => KeyMetadata;
 
-  constructor(ctx: ClientContext, keyMetadata: (rec: KeyRecord) => unknown) {
+  // keys.ts's keyMetadata, passed in: keys.ts imports this module (MultiRegionConfiguration, removeKey).
+  constructor(ctx: ClientContext, keyMetadata: (rec: KeyRecord) => KeyMetadata) {
     this.#ctx = ctx;
     this.#keyMetadata = keyMetadata;
   }
 
-  async replicateKey(input: ReplicateKeyInput) {
+  async replicateKey(input: ReplicateKeyInput): Promise<{ ReplicaKeyMetadata: KeyMetadata; ReplicaTags: Tag[] }> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const region = regionMember(v, 'replicaRegion', input?.ReplicaRegion);

@@ -391,13 +391,12 @@ export class KmsRequestHandler {
   ): Promise<void> | undefined {
     let api: RegionalApi | undefined;
     try {
-      const auth = this.verifier.checkBody(pending, body);
-      ctx.accessKeyId = auth.accessKeyId;
-      api = this.apiFor(auth.region);
+      ctx.accessKeyId = this.verifier.checkBody(pending, body).accessKeyId;
+      api = this.apiFor(pending.region);
       if (api === undefined) {
         throw new AuthError(
           'InvalidSignatureException',
-          `Credential should be scoped to a valid region, not '${truncate(auth.region)}'. `,
+          `Credential should be scoped to a valid region, not '${truncate(pending.region)}'. `,
         );
       }
     } catch (err) {

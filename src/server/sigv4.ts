@@ -64,10 +64,9 @@ export interface VerifierOptions {
   now?: () => number;
 }
 
-/** What a verified request proved: the access key that signed it, and the Region of its credential scope. */
+/** What a verified request proved: the access key that signed it. */
 export interface AuthResult {
   accessKeyId: string;
-  region: string;
 }
 
 /** The parts of an incoming request the verifier needs. */
@@ -422,7 +421,7 @@ export class SigV4Verifier {
       throw new AuthError('InvalidSignatureException', MSG_PAYLOAD_HASH);
     }
     if (pending.signature !== undefined) this.checkSignature(pending.signature, payloadHash);
-    return { accessKeyId: pending.accessKeyId, region: pending.region };
+    return { accessKeyId: pending.accessKeyId };
   }
 
   /** Compares the signature in constant time against the one computed over the canonical request ending in `payloadHash`. */
