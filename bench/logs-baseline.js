@@ -45,15 +45,15 @@ function prefix(sid, n, kind) {
 
 const CKPT = Buffer.from('KHMACCKP');
 
-/** The checkpoints of a version-2 sidecar: [{ records, time }], walking its blocks. */
-function checkpointsOf(fd, at, L) {
+/** The checkpoints of a version-2 or -3 sidecar (entries of `size` bytes): [{ records, time }], walking its blocks. */
+function checkpointsOf(fd, at, L, size) {
   const out = [];
   const entry = Buffer.alloc(40);
   let records = 0;
   while (readSync(fd, entry, 0, 40, at) === 40 && entry.subarray(0, 8).equals(CKPT)) {
     const count = Number(entry.readBigUInt64BE(16));
     out.push({ records: count, time: Number(entry.readBigUInt64BE(32)) });
-    at += 40 + L + (count - records) * L;
+    at += size + (count - records) * L;
     records = count;
   }
   return out;
@@ -106,11 +106,18 @@ const recordMac = (seq, rec) =>
     ? hmac(prefix(sid, seq, 0), rec)
     : hmac(prefix(sid, seq, 1), createHash(digest).update(rec).digest());
 const headerMac = hmac(prefix(sid, 0, 0x48), headerBytes);
+if (header.version !== 2 && header.version !== 3) throw new Error('the baseline implements versions 2 and 3 only');
+if (header.version === 3 && header.keys !== 'kms') throw new Error('the baseline implements kms-keyed streams only');
+// version 3: a checkpoint entry also stores the key epoch (always 0 here) and the block digest, and its MAC binds the epoch
+const v3 = header.version === 3;
+const D = digest === 'sha512' ? 64 : 32;
+const ENTRY = v3 ? 48 + D + L : 40 + L;
+const MAC_AT = ENTRY - L;
+const blockDigest = (macs) => createHash(digest).update(macs).digest();
 const checkpointMac = (k, count, logBytes, time, prev, macs) =>
-  hmac(prefix(sid, k, 0x43), u64(count), u64(logBytes), u64(time), prev, createHash(digest).update(macs).digest());
+  hmac(prefix(sid, k, 0x43), u64(count), u64(logBytes), u64(time), ...(v3 ? [u64(0)] : []), prev, blockDigest(macs));
 // the checkpoints of the sidecar to imitate (sign) or check (verify): where each block ends, and its time
-const checkpoints = checkpointsOf(fd, headerBytes.length + L, L);
-if (header.version !== 2) throw new Error('the baseline implements version 2 only');
+const checkpoints = checkpointsOf(fd, headerBytes.length + L, L, ENTRY);
 
 if (mode === 'sign') {
   closeSync(fd);
@@ -124,7 +131,8 @@ if (mode === 'sign') {
     const c = checkpoints[k];
     const macs = Buffer.concat(block);
     const mac = checkpointMac(k, c.records, bytes, c.time, prev, macs);
-    sealed.push(CKPT, u64(k), u64(c.records), u64(bytes), u64(c.time), mac, macs);
+    const stored = v3 ? [u64(0), blockDigest(macs)] : [];
+    sealed.push(CKPT, u64(k), u64(c.records), u64(bytes), u64(c.time), ...stored, mac, macs);
     prev = mac;
     block = [];
     k++;
@@ -159,7 +167,7 @@ if (mode === 'sign') {
   let used = 0;
   let prev = headerMac;
   let logBytes = 0;
-  const entry = Buffer.alloc(40 + L);
+  const entry = Buffer.alloc(ENTRY);
   const nextBlock = () => {
     readSync(fd, entry, 0, entry.length, at);
     const count = Number(entry.readBigUInt64BE(16));
@@ -173,7 +181,8 @@ if (mode === 'sign') {
   const endBlock = () => {
     const c = checkpoints[k];
     const mac = checkpointMac(k, c.records, Number(entry.readBigUInt64BE(24)), c.time, prev, macs);
-    if (!timingSafeEqual(mac, entry.subarray(40)) || Number(entry.readBigUInt64BE(24)) !== logBytes) ok = false;
+    if (!timingSafeEqual(mac, entry.subarray(MAC_AT)) || Number(entry.readBigUInt64BE(24)) !== logBytes) ok = false;
+    if (v3 && !blockDigest(macs).equals(entry.subarray(48, 48 + D))) ok = false;
     prev = mac;
   };
   bytes = await eachLine(logPath, (rec) => {

@@ -1,8 +1,9 @@
 /**
- * An independent implementation of docs/log-format.md (both versions), in
- * plain node:crypto and written from the document, not from src/stream: the
+ * An independent implementation of docs/log-format.md (every version), in
+ * plain node:crypto and written from the document, not from src/logs: the
  * tests compare its bytes with the signer's, and use it to make version-1
- * sidecars now that the signer writes version 2. Line framing only.
+ * and version-2 sidecars now that the signer writes version 3, and to derive
+ * a forward-secure stream's keys. Line framing, HMAC-SHA-256 only.
  */
 import { createHash, createHmac } from 'node:crypto';
 
@@ -108,22 +109,89 @@ export function v2Sidecar(
   return Buffer.concat(parts);
 }
 
-/** The blocks of a version-2 sidecar: each checkpoint's fields and where its block ends. */
-export function blocks(sc: Buffer): { index: number; records: number; logBytes: number; time: number; end: number }[] {
+/**
+ * The version-3 sidecar (one kms-keyed stream) the signer should have
+ * written for `log`, given its header bytes, checkpoints every `every`
+ * records (and a last one for the rest), and the times its checkpoints
+ * state (read back by `timeOf(k)`).
+ */
+export function v3Sidecar(
+  log: Buffer,
+  key: Buffer,
+  head: Buffer,
+  every: number,
+  timeOf: (k: number) => number,
+): Buffer {
+  const json = JSON.parse(head.subarray(12).toString());
+  const o = new Oracle(key, Buffer.from(json.streamId, 'hex'));
+  const headerMac = o.mac(0, 0x48, head);
+  const recs = lines(log);
+  const parts = [head, headerMac];
+  let prev = headerMac;
+  let bytes = 0;
+  let k = 0;
+  for (let first = 0; first < recs.length || k === 0; first += every, k++) {
+    const block = recs.slice(first, first + every);
+    const macs = Buffer.concat(block.map((r, i) => o.record(first + i, r)));
+    bytes += block.reduce((s, r) => s + r.length, 0);
+    const count = first + block.length;
+    const fields = Buffer.concat([u64(count), u64(bytes), u64(timeOf(k)), u64(0)]); // epoch 0
+    const digest = createHash('sha256').update(macs).digest();
+    const mac = o.mac(k, 0x43, fields, prev, digest);
+    parts.push(Buffer.from('KHMACCKP'), u64(k), fields, digest, mac, macs);
+    prev = mac;
+  }
+  parts.push(Buffer.from('KHMACEND'), u64(recs.length), u64(bytes), o.mac(recs.length, 0x54, u64(bytes), prev));
+  return Buffer.concat(parts);
+}
+
+/**
+ * A forward-secure stream's MAC key of epoch `epoch`, from the KMS key's
+ * material, the stream id and the nonce, as the format defines it:
+ * S0 = HMAC(kms, sid|0|'S'|nonce), S(e+1) = HMAC(S(e), sid|e+1|'R'), K(e) = HMAC(S(e), sid|e|'K').
+ */
+export function epochKey(
+  kmsKey: Buffer,
+  sid: Buffer,
+  nonce: Buffer,
+  epoch: number,
+): { seed: Buffer; state: Buffer; key: Buffer } {
+  const h = (k: Buffer, n: number, kind: number, ...p: Buffer[]) =>
+    createHmac('sha256', k)
+      .update(Buffer.concat([sid, u64(n), Buffer.from([kind]), ...p]))
+      .digest();
+  const seed = h(kmsKey, 0, 0x53, nonce);
+  let state = seed;
+  for (let e = 1; e <= epoch; e++) state = h(state, e, 0x52);
+  return { seed, state, key: h(state, epoch, 0x4b) };
+}
+
+/** The blocks of a version-2 or -3 sidecar's first stream: each checkpoint's fields and where its block ends. */
+export function blocks(
+  sc: Buffer,
+): { index: number; records: number; logBytes: number; time: number; epoch: number; at: number; end: number }[] {
   const j = sc.readUInt32BE(8);
-  const L = JSON.parse(sc.subarray(12, 12 + j).toString()).macLength as number;
+  const header = JSON.parse(sc.subarray(12, 12 + j).toString()) as {
+    macLength: number;
+    version: number;
+    digest: string;
+  };
+  const L = header.macLength;
+  const entry = header.version >= 3 ? 48 + (header.digest === 'SHA-512' ? 64 : 32) + L : 40 + L;
   const out = [];
   let pos = 12 + j + L;
   let records = 0;
-  while (pos + 40 + L <= sc.length && sc.subarray(pos, pos + 8).toString() === 'KHMACCKP') {
+  while (pos + entry <= sc.length && sc.subarray(pos, pos + 8).toString() === 'KHMACCKP') {
     const count = Number(sc.readBigUInt64BE(pos + 16));
-    const end = pos + 40 + L + (count - records) * L;
+    const end = pos + entry + (count - records) * L;
     if (end > sc.length) break;
     out.push({
       index: Number(sc.readBigUInt64BE(pos + 8)),
       records: count,
       logBytes: Number(sc.readBigUInt64BE(pos + 24)),
       time: Number(sc.readBigUInt64BE(pos + 32)),
+      epoch: header.version >= 3 ? Number(sc.readBigUInt64BE(pos + 40)) : 0,
+      at: pos,
       end,
     });
     pos = end;

@@ -4,6 +4,7 @@
  * by rename and by copytruncate (live and while stopped), shipped
  * checkpoints. The kill -9 loop and the CLI run in logs-live.test.ts.
  */
+import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   existsSync,
@@ -17,19 +18,21 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createMacKey } from '../src/mac/key.js';
 import { anchorLine, type Anchor } from '../src/logs/anchors.js';
 import { engineFromMacKey } from '../src/logs/engine.js';
 import { FollowError, followLog, type FollowEvent, type FollowOptions } from '../src/logs/follow.js';
 import { verifyLog } from '../src/logs/verify.js';
 import { random } from './support/random.js';
+import { headerBytes, v2Sidecar } from './log-oracle.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kms-hmac-follow-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const ARN = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-0000000000f0';
-const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', random.bytes(32)), ARN, 'HMAC_SHA_256');
+const material = random.bytes(32);
+const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', material), ARN, 'HMAC_SHA_256');
 
 const line = (n: number) => `${String(n).padStart(8, '0')} ${'x'.repeat(40)}\n`;
 const lines = (from: number, count: number) => Array.from({ length: count }, (_, i) => line(from + i)).join('');
@@ -101,7 +104,7 @@ describe('followLog', () => {
 
     const r = await verifyLog(log, `${log}.mac`, { engine });
     // the unterminated line is not signed: the writer may still be writing it
-    expect(r).toMatchObject({ tampered: false, closed: true, signedRecords: 55, verified: 55, version: 2 });
+    expect(r).toMatchObject({ tampered: false, closed: true, signedRecords: 55, verified: 55, version: 3 });
     expect(r.issues.map((i) => [i.kind, i.line])).toEqual([['unsigned', 56]]);
     writeFileSync(join(d, 'shipped'), f.anchors.map(anchorLine).join(''));
     appendFileSync(log, '\n');
@@ -136,9 +139,12 @@ describe('followLog', () => {
     await b.stop();
     expect(b.events[0]).toMatchObject({
       type: 'start',
-      resumed: { checkpoint: 3, records: 40 },
+      // after the first run's last checkpoint: 3 (40 records in blocks of 10), or a heartbeat after it if the machine
+      // stalled for a heartbeat interval before the stop
+      resumed: { checkpoint: first.checkpoints - 1, records: 40 },
       streamId: first.streamId,
     });
+    expect(first.checkpoints).toBeGreaterThanOrEqual(4);
 
     // a crash while writing: the trailer gone and the last block cut short
     const sc = `${log}.mac`;
@@ -308,6 +314,64 @@ describe('followLog', () => {
     await expect(followLog('x.log', { engine, checkpointEvery: 2_000_000 })).rejects.toThrow(RangeError);
     await expect(followLog('x.log', { engine, checkpointIntervalMs: -1 })).rejects.toThrow(RangeError);
     expect(statSync(root).isDirectory()).toBe(true);
+  });
+
+  it('a version-2 sidecar (an earlier release) is continued as version 2, and forward-secure needs a sink', async () => {
+    const d = workDir();
+    const log = join(d, 'v2.log');
+    writeFileSync(log, lines(0, 25));
+    const head = headerBytes({
+      format: 'kms-hmac-log',
+      version: 2,
+      keyArn: ARN,
+      macAlgorithm: 'HMAC_SHA_256',
+      macLength: 32,
+      framing: { type: 'line' },
+      streamId: randomBytes(16).toString('hex'),
+      digest: 'SHA-256',
+      rawRecordMax: 4071,
+      createdAt: '2026-01-01T00:00:00.000Z',
+      checkpointEvery: 10,
+      previous: null,
+    });
+    writeFileSync(
+      `${log}.mac`,
+      v2Sidecar(readFileSync(log), material, head, 10, (k) => 1767225600000 + k),
+    );
+    appendFileSync(log, lines(25, 12));
+    const f = follow(log);
+    await until('37', () => f.signed() === 37);
+    await f.stop();
+    expect(f.events[0]).toMatchObject({ type: 'start', resumed: { records: 25 }, keys: 'kms' });
+    const r = await verifyLog(log, `${log}.mac`, { engine });
+    expect(r).toMatchObject({ ok: true, version: 2, closed: true, records: 37, verified: 37 });
+    await expect(followLog(log, { engine, forwardSecure: true })).rejects.toThrow(/forwardSecure needs onCheckpoint/);
+  });
+
+  it('heartbeats with no record; a clock that goes back shows as clock-backwards in the shipped checkpoints', async () => {
+    const d = workDir();
+    const log = join(d, 'clock.log');
+    writeFileSync(log, lines(0, 3));
+    const real = Date.now.bind(Date);
+    let back = 0;
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => real() - back);
+    try {
+      const f = follow(log);
+      const beats = () => f.anchors.filter((a) => a.type === 'checkpoint').length;
+      await until('heartbeats', () => beats() >= 4);
+      expect(f.anchors.filter((a) => a.type === 'checkpoint').at(-1)).toMatchObject({ records: 3 }); // no new record
+      back = 400; // the clock steps back: the next block sealed by its record count says so
+      appendFileSync(log, lines(3, 12));
+      await until('15 signed', () => f.signed() === 15);
+      await f.stop();
+      writeFileSync(join(d, 'shipped'), f.anchors.map(anchorLine).join(''));
+    } finally {
+      clock.mockRestore();
+    }
+    const r = await verifyLog(log, `${log}.mac`, { engine, checkpoints: join(d, 'shipped'), maxGapMs: 60_000 });
+    expect(r.tampered).toBe(false);
+    expect(r.counts['clock-backwards']).toBe(1);
+    expect(r.issues.find((i) => i.kind === 'clock-backwards')!.message).toMatch(/clock went back from .* to /);
   });
 });
 

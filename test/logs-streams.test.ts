@@ -1,11 +1,15 @@
 /** createSignStream / createVerifyStream: order, backpressure, round trip through the KMS client. */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { KmsHmacClient } from '../src/client/client.js';
 import { createMacKey } from '../src/mac/key.js';
 import {
+  anchorLine,
   anchorVerifies,
   createSignStream,
   createVerifyStream,
@@ -215,5 +219,85 @@ describe('record streams', () => {
     s.resume();
     await finished(s); // its last checkpoint needs the client
     await client.close();
+  });
+});
+
+describe('createVerifyStream with checkpoints: the shipped checkpoints are the authority', () => {
+  const engine = engineFromMacKey(
+    createMacKey('HMAC_SHA_256', random.bytes(32)),
+    'arn:aws:kms:us-east-1:111122223333:key/cp',
+    'HMAC_SHA_256',
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-streams-'));
+  const records = Array.from({ length: 250 }, (_, i) => `rec ${i}`);
+
+  async function signed(log?: string) {
+    const lines: string[] = [];
+    const signer = createSignStream({
+      engine,
+      checkpointEvery: 100,
+      log,
+      onCheckpoint: (c) => void lines.push(anchorLine(c)),
+    });
+    const out = await collect<SignedRecord>(records, signer);
+    const file = join(dir, `${signer.streamId}.jsonl`);
+    writeFileSync(file, lines.join(''));
+    return { out, file, streamId: signer.streamId, logId: signer.logId };
+  }
+  const verify = async (items: { record: Buffer; mac: Buffer }[], streamId: string, checkpoints: string) => {
+    const v = createVerifyStream({ engine, streamId, checkpoints });
+    const out = await collect<VerifiedRecord>(items, v);
+    return { out, issues: v.issues.map((i) => i.kind) };
+  };
+
+  it('intact: no issue; every checkpoint carries the log id and a name', async () => {
+    const s = await signed('orders');
+    const lines = readFileSync(s.file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.every((l) => l.logId === s.logId && l.log === 'orders' && l.epoch === 0)).toBe(true);
+    const r = await verify(s.out, s.streamId, s.file);
+    expect(r.issues).toEqual([]);
+    expect(r.out.every((o) => o.valid)).toBe(true);
+  });
+
+  it('the records cut short below a shipped checkpoint: anchor-missing; a MAC changed: anchor-mismatch', async () => {
+    const s = await signed();
+    expect((await verify(s.out.slice(0, 150), s.streamId, s.file)).issues).toEqual(['anchor-missing']);
+    const changed = s.out.map((o, i) => (i === 120 ? { ...o, mac: Buffer.alloc(32, 7) } : o));
+    expect((await verify(changed, s.streamId, s.file)).issues).toEqual(['anchor-mismatch']);
+  });
+
+  it('a stream signed afresh is in none of them: anchor-missing; a checkpoint shipped twice, differently: fork', async () => {
+    const s = await signed();
+    const other = await signed();
+    const r = await verify(other.out, other.streamId, s.file);
+    expect(r.issues).toEqual(['anchor-missing']);
+    const both = join(dir, 'both.jsonl');
+    const mine = readFileSync(s.file, 'utf8').trim().split('\n');
+    const twin = JSON.parse(mine[1]!);
+    twin.time = new Date(Date.parse(twin.time) + 1).toISOString(); // the same checkpoint, sealed a millisecond later
+    const { anchor } = await (async () => {
+      // re-MAC it with the key, as a second signer with the key would
+      const { checkpointMacInput } = await import('../src/logs/format.js');
+      const fields = {
+        index: twin.checkpoint,
+        records: twin.records,
+        logBytes: twin.logBytes,
+        timeMs: Date.parse(twin.time),
+        epoch: 0,
+      };
+      const input = checkpointMacInput(
+        Buffer.from(twin.streamId, 'hex'),
+        fields,
+        Buffer.from(twin.prev, 'base64'),
+        Buffer.from(twin.digest, 'base64'),
+        3,
+      );
+      return { anchor: { ...twin, mac: Buffer.from(await engine.mac(input)).toString('base64') } };
+    })();
+    writeFileSync(both, `${mine.join('\n')}\n${JSON.stringify(anchor)}\n`);
+    expect((await verify(s.out, s.streamId, both)).issues).toEqual(['fork']);
   });
 });

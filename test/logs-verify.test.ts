@@ -1,8 +1,9 @@
 /**
- * Log signing and verification (src/stream): every tamper kind is reported
+ * Log signing and verification (src/logs): every tamper kind is reported
  * exactly, and an intact log never gives an issue. An independent oracle
  * (node:crypto, written from docs/log-format.md) checks the sidecar bytes.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { engineFromMacKey } from '../src/logs/engine.js';
 import { signLog } from '../src/logs/sign.js';
 import { verifyLog, type VerifyReport } from '../src/logs/verify.js';
 import type { Framing } from '../src/logs/format.js';
-import { blocks, v1Sidecar, v2Sidecar } from './log-oracle.js';
+import { blocks, headerBytes, v1Sidecar, v2Sidecar, v3Sidecar } from './log-oracle.js';
 import { random } from './support/random.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-logs-'));
@@ -25,6 +26,8 @@ const engine = engineFromMacKey(createMacKey('HMAC_SHA_256', material), ARN, 'HM
 const otherEngine = engineFromMacKey(createMacKey('HMAC_SHA_256', random.bytes(32)), ARN, 'HMAC_SHA_256');
 
 let fileNo = 0;
+/** A version-3 checkpoint entry of HMAC_SHA_256: magic, index, records, log bytes, time, epoch, digest, MAC. */
+const ENTRY = 48 + 32 + 32;
 function chunks(buf: Buffer, size = 7): Readable {
   // small, uneven chunks exercise records and delimiters split across reads
   const parts: Buffer[] = [];
@@ -113,12 +116,14 @@ describe('sidecar bytes match an independent node:crypto implementation of docs/
     const sc = readFileSync(sidecar);
     const head = sc.subarray(0, 12 + sc.readUInt32BE(8));
     expect(JSON.parse(head.subarray(12).toString())).toMatchObject({
-      version: 2,
+      version: 3,
       checkpointEvery: every,
       previous: null,
+      heartbeatMs: null,
+      keys: 'kms',
     });
     const times = blocks(sc).map((b) => b.time);
-    expect(sc.equals(v2Sidecar(log, material, head, every, (k) => times[k]!))).toBe(true);
+    expect(sc.equals(v3Sidecar(log, material, head, every, (k) => times[k]!))).toBe(true);
   });
 
   it("batched writes: blocks that straddle the writer's buffers, checkpoints written after their block went to the disk", async () => {
@@ -130,7 +135,46 @@ describe('sidecar bytes match an independent node:crypto implementation of docs/
     const head = sc.subarray(0, 12 + sc.readUInt32BE(8));
     const times = blocks(sc).map((b) => b.time);
     expect(times.length).toBe(6);
-    expect(sc.equals(v2Sidecar(log, material, head, 7000, (k) => times[k]!))).toBe(true);
+    expect(sc.equals(v3Sidecar(log, material, head, 7000, (k) => times[k]!))).toBe(true);
+  });
+});
+
+describe('version-2 sidecars (written by earlier releases) still verify', () => {
+  const sid = randomBytes(16);
+  const base = lines(45);
+  const head = headerBytes({
+    format: 'kms-hmac-log',
+    version: 2,
+    keyArn: ARN,
+    macAlgorithm: 'HMAC_SHA_256',
+    macLength: 32,
+    framing: { type: 'line' },
+    streamId: sid.toString('hex'),
+    digest: 'SHA-256',
+    rawRecordMax: 4071,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    checkpointEvery: 10,
+    previous: null,
+  });
+  const v2 = join(dir, 'v2.mac');
+  const full = v2Sidecar(join_(base), material, head, 10, (k) => 1767225600000 + k * 1000);
+  writeFileSync(v2, full);
+
+  it('intact: ok, version 2, its checkpoints', async () => {
+    const r = await verify(join_(base), v2);
+    expect(summary(r)).toEqual([]);
+    expect(r).toMatchObject({ ok: true, version: 2, closed: true, records: 45, checkpoint: { index: 4, records: 45 } });
+  });
+
+  it('tampering, and a sidecar cut inside its last block (a crash) as before', async () => {
+    const t = [...base];
+    t[7] = 'changed\n';
+    expect(summary(await verify(join_(t), v2))).toEqual([{ kind: 'modified', line: 8, signedRecord: 8, count: 1 }]);
+    const cut = join(dir, 'v2-cut.mac');
+    writeFileSync(cut, full.subarray(0, full.length - 56 - 7));
+    const r = await verify(join_(base), cut);
+    expect(r).toMatchObject({ tampered: false, closed: false, signedRecords: 40 });
+    expect(summary(r)).toEqual([{ kind: 'unsigned', line: 41, signedRecord: undefined, count: 5 }]);
   });
 });
 
@@ -266,7 +310,7 @@ describe('tampering is reported exactly', () => {
     const sidecar = join(dir, 'blocks.mac');
     await signLog(log, sidecar, { engine, batchSize: 16, checkpointEvery: 10 });
     const full = readFileSync(sidecar);
-    const block = 72 + 10 * 32;
+    const block = ENTRY + 10 * 32;
     const trailer = 56;
     for (const [cut, through] of [
       [10, 40], // inside the trailer: every checkpoint is whole
@@ -294,7 +338,7 @@ describe('tampering is reported exactly', () => {
     const sidecar = join(dir, 'chain.mac');
     await signLog(log, sidecar, { engine, batchSize: 16, checkpointEvery: 2 }); // 20 blocks
     const full = readFileSync(sidecar);
-    const at = (k: number) => blocks(full)[k]!.end - (72 + 2 * 32);
+    const at = (k: number) => blocks(full)[k]!.at;
     const damaged = (name: string, edit: (b: Buffer) => void) => {
       const b = Buffer.from(full);
       edit(b);
@@ -304,7 +348,7 @@ describe('tampering is reported exactly', () => {
     const r1 = await damaged('chain-time.mac', (b) => (b[at(1) + 39] ^= 1)); // checkpoint 1's time
     expect(r1.issues.map((i) => i.kind)).toEqual(['sidecar-checkpoint']);
     expect(r1.issues[0]!.message).toMatch(/checkpoint 1 \(records through 4\) does not verify/);
-    const r2 = await damaged('chain-mac.mac', (b) => (b[at(5) + 72 + 32] ^= 1)); // the MAC of record 12
+    const r2 = await damaged('chain-mac.mac', (b) => (b[at(5) + ENTRY + 32] ^= 1)); // the MAC of record 12
     expect(summary(r2)).toEqual([
       { kind: 'sidecar-checkpoint', line: undefined, signedRecord: undefined, count: 1 },
       { kind: 'modified', line: 12, signedRecord: 12, count: 1 },
@@ -326,7 +370,7 @@ describe('tampering is reported exactly', () => {
     writeFileSync(join(dir, 'tail-damaged.mac'), open);
     const r = await verify(log, join(dir, 'tail-damaged.mac'));
     expect(r).toMatchObject({ tampered: false, signedRecords: 36, checkpoint: { index: 17 } });
-    expect(r.tornBytes).toBe(2 * (72 + 64));
+    expect(r.tornBytes).toBe(2 * (ENTRY + 64));
     expect(summary(r)).toEqual([{ kind: 'unsigned', line: 37, signedRecord: undefined, count: 4 }]);
   });
 

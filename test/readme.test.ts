@@ -67,7 +67,7 @@ const CI_COMMANDS = /^npm (ci|test)$/;
 const scratch = mkdtempSync(join(tmpdir(), 'kms-hmac-readme-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/** A project with kms-hmac installed (this checkout) and the SDK, as a user's app would have. */
+/** A project with kms-hmac installed (this checkout), the SDK and the loggers, as a user's app would have. */
 function project(): { cwd: string; env: NodeJS.ProcessEnv } {
   const cwd = join(scratch, 'app');
   mkdirSync(join(cwd, 'node_modules', '.bin'), { recursive: true });
@@ -81,6 +81,9 @@ function project(): { cwd: string; env: NodeJS.ProcessEnv } {
     join(ROOT, 'node_modules', '@aws-sdk', 'client-kms'),
     join(cwd, 'node_modules', '@aws-sdk', 'client-kms'),
   );
+  // the loggers the README's log-signing examples use (kms-hmac/pino, kms-hmac/winston)
+  for (const name of ['pino', 'winston'])
+    symlinkSync(join(ROOT, 'node_modules', name), join(cwd, 'node_modules', name));
   symlinkSync(join(ROOT, 'bin', 'kms-hmac.js'), join(cwd, 'node_modules', '.bin', 'kms-hmac'));
   const home = join(scratch, 'home');
   mkdirSync(home);

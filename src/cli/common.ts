@@ -15,7 +15,7 @@ import type { MacAlgorithm } from '../backend/types.js';
 import { KmsHmacClient, type KmsHmacClientOptions } from '../client/client.js';
 import { readPassphraseFile, usePassphraseFile } from '../keystore/crypto.js';
 import { PASSPHRASE_ENV, PASSPHRASE_FILE_ENV } from '../keystore/index.js';
-import { defaultKeyStorePath } from './paths.js';
+import { defaultKeyStorePath } from '../keystore/default-path.js';
 
 export const EXIT_OK = 0;
 export const EXIT_VERIFY_FAILED = 1;

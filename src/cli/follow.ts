@@ -1,7 +1,7 @@
 /**
  * `kms-hmac sign --follow FILE`: signs a live log until SIGTERM or SIGINT,
  * then closes the sidecar with its trailer and exits 0 (follow.ts in
- * src/stream does the work; docs/live-logs.md shows a systemd unit and
+ * src/logs does the work; docs/live-logs.md shows a systemd unit and
  * logrotate setups). Progress goes to stderr — a line at start, at each
  * rotation and at stop, and a status line a minute — or, with --json, every
  * event (each checkpoint with the signer's lag) as a JSON line on stdout.
@@ -9,20 +9,27 @@
 import type { Framing } from '../logs/format.js';
 import { FollowError, followLog, type FollowEvent } from '../logs/follow.js';
 import { engineFromClient } from '../logs/kms-engine.js';
-import { checkpointsOut } from './checkpoints-out.js';
-import { CliError, EXIT_VERIFY_FAILED, jsonReplacer, withClient, type SignFlags } from './common.js';
+import { checkpointSink } from '../logs/sink.js';
+import { CliError, EXIT_VERIFY_FAILED, jsonReplacer, withClient } from './common.js';
+import type { SignCliFlags } from './logs.js';
 
 import { count } from './numbers.js';
 
 const STATUS_EVERY_MS = 60_000;
 
 /** `flags` as parsed, with the key's region and account settled. */
-export async function follow(file: string, sidecar: string, framing: Framing, flags: SignFlags): Promise<void> {
+export async function follow(
+  file: string,
+  sidecar: string,
+  framing: Framing,
+  forwardSecure: boolean,
+  flags: SignCliFlags,
+): Promise<void> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  const sink = await checkpointsOut(flags.checkpointsOut, file);
+  const sink = flags.checkpointsOut === undefined ? undefined : await checkpointSink(flags.checkpointsOut);
   try {
     await withClient(flags, async (client) => {
       const engine = await engineFromClient(client, flags.keyId, flags.algorithm);
@@ -34,6 +41,8 @@ export async function follow(file: string, sidecar: string, framing: Framing, fl
         checkpointEvery: flags.checkpointEvery,
         checkpointIntervalMs: flags.checkpointInterval * 1000,
         onCheckpoint: sink?.write,
+        forwardSecure,
+        epochMs: flags.epoch,
         signal: stop.signal,
         onEvent: flags.json
           ? (e) => process.stdout.write(`${JSON.stringify(eventJson(e), jsonReplacer)}\n`)
@@ -60,6 +69,7 @@ function eventJson(e: FollowEvent): object {
     records: a.records,
     logBytes: a.logBytes,
     time: a.time,
+    ...(a.epoch !== undefined ? { epoch: a.epoch } : {}),
     lagBytes: e.lagBytes,
   };
 }
@@ -73,7 +83,7 @@ function humanReporter(): (e: FollowEvent) => void {
         say(
           e.resumed
             ? `following ${e.log}: resumed ${e.sidecar} after checkpoint ${e.resumed.checkpoint} (${count(e.resumed.records)} records signed; the log still holds them all)`
-            : `following ${e.log}: new sidecar ${e.sidecar}, stream ${e.streamId}${e.previous ? `, continuing stream ${e.previous}` : ''}`,
+            : `following ${e.log}: ${e.restart ? `sidecar ${e.sidecar}, new stream` : `new sidecar ${e.sidecar}, stream`} ${e.streamId}${e.keys === 'forward-secure' ? ' (forward-secure)' : ''}${e.previous ? `, continuing stream ${e.previous}` : ''}`,
         );
         break;
       case 'rotate':

@@ -6,9 +6,10 @@ import { MAC_ALGORITHMS } from '../backend/types.js';
 import { parseKeyId } from '../kms/identifiers.js';
 import { MAX_CHECKPOINT_EVERY, parseDelimiter, type Framing } from '../logs/format.js';
 import { engineFromClient } from '../logs/kms-engine.js';
+import { DEFAULT_EPOCH_MS } from '../logs/keys.js';
 import { signLog } from '../logs/sign.js';
+import { checkpointSink } from '../logs/sink.js';
 import { verifyLog, type VerifyReport } from '../logs/verify.js';
-import { checkpointsOut } from './checkpoints-out.js';
 import {
   CliError,
   EXIT_USAGE,
@@ -41,10 +42,41 @@ function seconds(v: string): number {
   return n;
 }
 
+/** A duration: seconds, or a number with s, m or h (15m, 1h, 0.5s); at least 0.1 s, at most a day. */
+function duration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(v);
+  const ms = m ? Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 's' | 'm' | 'h'] : Number.NaN;
+  if (!(ms >= 100 && ms <= 86_400_000))
+    throw new InvalidArgumentError('expected a duration from 0.1s to 24h: seconds, or with s, m or h (900, 15m, 1h)');
+  return Math.round(ms);
+}
+
+/** sign's flags beyond the shared ones. */
+export interface SignCliFlags extends SignFlags {
+  /** --forward-secure / --no-forward-secure; undefined: the default (on for --follow with --checkpoints-out). */
+  forwardSecure?: boolean;
+  /** --epoch, in ms. */
+  epoch: number;
+}
+
+/**
+ * Whether new streams are forward-secure. --follow with a sink: by default
+ * (docs/log-format.md, "Forward-secure epochs", says why); without a sink,
+ * never: the nonce would have nowhere to go but the host's disk.
+ */
+function forwardSecureOf(flags: SignCliFlags): boolean {
+  if (flags.forwardSecure && flags.checkpointsOut === undefined)
+    throw new CliError(
+      "--forward-secure needs --checkpoints-out: each stream's nonce is shipped there and kept nowhere else (without it the sidecar could never be verified)",
+      EXIT_USAGE,
+    );
+  return flags.forwardSecure ?? (flags.follow === true && flags.checkpointsOut !== undefined);
+}
 interface VerifyFlags extends CommonFlags {
   sidecar?: string;
   keyId?: string;
   checkpoints?: string;
+  maxGap?: number;
   json?: boolean;
   progress: boolean;
   maxIssues: number;
@@ -135,12 +167,27 @@ export function signCommand(): Command {
         '--checkpoints-out <path>',
         'also write each checkpoint as a JSON line to PATH (appended) or - (stdout), to keep off this host',
       )
+      .option(
+        '--forward-secure',
+        "forward-secure key epochs: the key makes each stream's seed only, and each epoch's keys are destroyed when the next begins, so an intruder cannot re-sign earlier epochs (needs --checkpoints-out; the default for --follow with --checkpoints-out)",
+      )
+      .option(
+        '--no-forward-secure',
+        'MAC every record with the key itself (sidecars verify without the shipped checkpoints)',
+      )
+      .option(
+        '--epoch <duration>',
+        'forward-secure: a new key epoch this often (900, 15m, 1h)',
+        duration,
+        DEFAULT_EPOCH_MS,
+      )
       .addHelpText(
         'after',
         '\nExamples:\n  kms-hmac sign app.log --key-id alias/logs\n  kms-hmac sign --follow /var/log/app.log --key-id alias/logs --checkpoints-out /mnt/other/app.checkpoints',
       ),
-  ).action(async (file: string, flags: SignFlags) => {
+  ).action(async (file: string, flags: SignCliFlags) => {
     const framing = framingOf(flags);
+    const forwardSecure = forwardSecureOf(flags);
     if (file === '-' && (!flags.out || flags.follow))
       throw new CliError(
         flags.follow ? 'sign --follow needs a file, not stdin' : 'sign -: reading stdin needs --out SIDECAR',
@@ -158,10 +205,12 @@ export function signCommand(): Command {
     ) {
       throw new CliError('--checkpoints-out must be neither the log nor the sidecar', EXIT_USAGE);
     }
-    if (flags.follow) return follow(file, out, framing, scopeOf(flags));
+    if (flags.follow) return follow(file, out, framing, forwardSecure, scopeOf(flags));
     const total = await sizeOf(file);
     const c0 = process.cpuUsage();
-    const sink = await checkpointsOut(flags.checkpointsOut, file);
+    // a finished file's lines are shipped together at the end: synced once, when the sink closes
+    const sink =
+      flags.checkpointsOut === undefined ? undefined : await checkpointSink(flags.checkpointsOut, { sync: 'close' });
     try {
       await withClient(scopeOf(flags), async (client) => {
         const engine = await engineFromClient(client, flags.keyId, flags.algorithm);
@@ -175,6 +224,8 @@ export function signCommand(): Command {
             checkpointEvery: flags.checkpointEvery,
             checkpointIntervalMs: flags.checkpointInterval * 1000,
             onCheckpoint: sink?.write,
+            forwardSecure,
+            epochMs: flags.epoch,
             onProgress: (p) => bar.update(p),
           });
           bar.stop();
@@ -189,7 +240,7 @@ export function signCommand(): Command {
           else {
             process.stdout.write(
               `signed ${count(s.records)} records (${mb(s.bytes)} MB) of ${file} -> ${out}\n` +
-                `  key ${s.keyArn}, ${s.macAlgorithm}, framing ${s.framing}, stream ${s.streamId}, ${count(s.checkpoints)} checkpoints\n` +
+                `  key ${s.keyArn}, ${s.macAlgorithm}, framing ${s.framing}, stream ${s.streamId}, ${count(s.checkpoints)} checkpoints${s.keys === 'forward-secure' ? ', forward-secure' : ''}\n` +
                 `  ${(s.elapsedMs / 1000).toFixed(2)} s, ${rate(s.records, s.elapsedMs)} records/s, ${mb((s.bytes / s.elapsedMs) * 1000)} MB/s\n`,
             );
           }
@@ -216,9 +267,11 @@ function signedThrough(r: VerifyReport): string {
 export function printReport(file: string, sidecar: string, r: VerifyReport, indent = ''): void {
   const w = (s: string) => process.stdout.write(s.replace(/^(?=.)/gm, indent));
   const through = signedThrough(r);
-  const keyLine = `  key ${r.keyArn}, ${r.macAlgorithm}, framing ${r.framing}, stream ${r.streamId}${r.previous ? ` (continues stream ${r.previous.streamId})` : ''}\n`;
+  const streams = r.streams?.length ?? 1;
+  const more = streams > 1 ? ` and ${streams - 1} more after restarts` : '';
+  const keyLine = `  key ${r.keyArn}, ${r.macAlgorithm}${r.keys === 'forward-secure' ? ' (forward-secure)' : ''}, framing ${r.framing}, stream ${r.streamId}${more}${r.previous ? ` (continues stream ${r.previous.streamId})` : ''}\n`;
   const anchors = r.anchors
-    ? `  ${count(r.anchors.shipped)} shipped checkpoints of this stream agree${r.anchors.newest ? `; the newest is ${r.anchors.newest.checkpoint}` : ''}\n`
+    ? `  ${count(r.anchors.shipped)} shipped checkpoints of ${streams > 1 ? `its ${streams} streams` : 'this stream'} agree${r.anchors.newest ? `; the newest is ${r.anchors.newest.checkpoint}` : ''}\n`
     : '';
   if (r.ok) {
     w(
@@ -235,9 +288,13 @@ export function printReport(file: string, sidecar: string, r: VerifyReport, inde
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
   if (r.tampered) w(`TAMPERED: ${file} does not match ${sidecar} (${kinds})\n`);
-  else
+  else if (r.counts['signer-silent'] + r.counts['clock-backwards'] === 0)
     w(
       `INCOMPLETE: ${file}: ${count(r.counts.unsigned)} records are not signed yet by ${sidecar}; nothing was tampered with\n`,
+    );
+  else
+    w(
+      `INCOMPLETE: ${file}: nothing in it or in ${sidecar} was found tampered with, but the shipped checkpoints do not vouch for all of its time (${kinds})\n`,
     );
   if (through) w(`  ${through}\n`);
   for (const i of r.issues) w(`  ${i.message}\n`);
@@ -273,6 +330,11 @@ export function verifyCommand(): Command {
         '--checkpoints <path>',
         'checkpoint lines shipped by sign --checkpoints-out: detects the log and sidecar cut, or replaced by an older copy, together',
       )
+      .option(
+        '--max-gap <seconds>',
+        'with --checkpoints: the longest silence allowed between shipped checkpoints (default: 3 x the heartbeat the signer declares)',
+        seconds,
+      )
       .option('--max-issues <n>', 'issues listed (counts are always complete)', posInt, 1000)
       .option('--window <n>', 'alignment window: how far a moved or deleted record is searched for', posInt, 1024)
       .addHelpText(
@@ -296,6 +358,7 @@ export function verifyCommand(): Command {
           client,
           keyId,
           checkpoints: flags.checkpoints,
+          maxGapMs: flags.maxGap === undefined ? undefined : flags.maxGap * 1000,
           maxIssues: flags.maxIssues,
           window: flags.window,
           batchSize: flags.batchSize,

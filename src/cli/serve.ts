@@ -11,7 +11,7 @@ import { describeKeyStore } from '../keystore/index.js';
 import { healthMessage } from '../keystore/health.js';
 import { QUOTAS } from '../kms/quotas.js';
 import { addKeyStoreOptions, EXIT_TAMPERED, KEYSTORE_OPTION, printWarningsPlainly } from './common.js';
-import { defaultKeyStorePath } from './paths.js';
+import { defaultKeyStorePath } from '../keystore/default-path.js';
 import {
   DEFAULT_ACCOUNT_ID,
   DEFAULT_HOST,

@@ -2,8 +2,10 @@
  * The checkpoint chain (format.ts): record MACs go in as they are made; every
  * `every` records (or when the interval has passed) a checkpoint seals them:
  * its MAC binds the record count, the log length, the time, the previous
- * checkpoint's MAC and the digest of the MACs it seals. Shared by the sidecar
- * writer and the record stream (createSignStream).
+ * checkpoint's MAC, the digest of the MACs it seals and (version 3) the key
+ * epoch. With `heartbeat`, a checkpoint is due every interval even when no
+ * record waits: a live log's signer shows it is alive (and when it stopped).
+ * Shared by the sidecar writer and the record stream (createSignStream).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { checkpointAnchor, type CheckpointAnchor } from './anchors.js';
@@ -47,6 +49,12 @@ export interface ChainHead {
   mac: Buffer;
 }
 
+/** What the chain's checkpoints look like: the format version (3 binds the epoch), and whether they beat without records. */
+export interface ChainShape {
+  version: number;
+  heartbeat: boolean;
+}
+
 export class CheckpointChain {
   private readonly every: number;
   private readonly intervalMs: number;
@@ -63,6 +71,7 @@ export class CheckpointChain {
     digest: DigestName,
     private head: ChainHead,
     options: CheckpointOptions,
+    private readonly shape: ChainShape,
   ) {
     ({ every: this.every, intervalMs: this.intervalMs } = checkpointSettings(options));
     this.digestName = nodeDigestName(digest);
@@ -96,31 +105,45 @@ export class CheckpointChain {
     this.pendingEnd = end;
   }
 
-  /** Whether a checkpoint is due: `every` records waiting, or records waiting for the interval. */
-  due(now = Date.now()): boolean {
-    return this.pending >= this.every || (this.pending > 0 && now - this.lastSeal >= this.intervalMs);
+  /**
+   * Whether a checkpoint is due: `every` records waiting, or records waiting
+   * for the interval — or, with `beat` (a heartbeat chain whose signer is
+   * idle: nothing read is still being MACed), none.
+   */
+  due(now = Date.now(), beat = this.shape.heartbeat): boolean {
+    return this.pending >= this.every || this.timeLeft(now, beat) === 0;
   }
 
-  /** Milliseconds until a checkpoint is due by time (Infinity when nothing waits). */
+  /** Milliseconds until a checkpoint is due by time (Infinity when nothing waits and there is no heartbeat). */
   dueIn(now = Date.now()): number {
-    return this.pending > 0 ? Math.max(0, this.lastSeal + this.intervalMs - now) : Infinity;
+    return this.timeLeft(now, this.shape.heartbeat);
   }
 
-  /** Seals the records added since the last checkpoint (possibly none) into the next checkpoint. */
-  async seal(engine: MacEngine): Promise<{ fields: CheckpointFields; mac: Buffer; anchor: CheckpointAnchor }> {
+  private timeLeft(now: number, beat: boolean): number {
+    return this.pending > 0 || beat ? Math.max(0, this.lastSeal + this.intervalMs - now) : Infinity;
+  }
+
+  /** Seals the records added since the last checkpoint (possibly none) into the next checkpoint, MACed by `engine` (key epoch `epoch`). */
+  async seal(
+    engine: MacEngine,
+    epoch: number,
+  ): Promise<{ fields: CheckpointFields; digest: Buffer; mac: Buffer; anchor: CheckpointAnchor }> {
     const fields: CheckpointFields = {
       index: this.head.index + 1,
       records: this.records,
       logBytes: this.pendingEnd,
       timeMs: Date.now(),
+      epoch,
     };
     const digest = this.digest.digest();
     const prev = this.head.mac;
-    const mac = Buffer.from(await engine.mac(checkpointMacInput(this.streamId, fields, prev, digest)));
+    const { version } = this.shape;
+    const mac = Buffer.from(await engine.mac(checkpointMacInput(this.streamId, fields, prev, digest, version)));
     this.head = { index: fields.index, records: fields.records, logBytes: fields.logBytes, mac };
     this.digest = createHash(this.digestName);
     this.pending = 0;
     this.lastSeal = fields.timeMs;
-    return { fields, mac, anchor: checkpointAnchor(this.keyArn, this.streamId, fields, prev, digest, mac) };
+    const anchor = checkpointAnchor(this.keyArn, this.streamId, fields, prev, digest, mac, version);
+    return { fields, digest, mac, anchor };
   }
 }

@@ -22,7 +22,10 @@ export interface MacEngine {
   verifyPacked(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array, results?: Uint8Array): Promise<Uint8Array>;
   /** Same, on the calling thread: cheaper than a worker round trip for a handful of messages (the verifier's search). */
   verifyPackedSync(data: Uint8Array, offsets: Uint32Array, macs: Uint8Array): Uint8Array;
-  /** A fresh (not pooled) MAC. */
+  /**
+   * A fresh (not pooled) MAC, which the caller owns: the engine keeps no
+   * other copy of it (it may be a forward-secure stream's seed, keys.ts).
+   */
   mac(message: Uint8Array): Promise<Uint8Array>;
   verify(message: Uint8Array, mac: Uint8Array): Promise<boolean>;
 }
@@ -56,8 +59,13 @@ export function engineFromMacKey(key: PackedMacKey, keyArn: string, algorithm: M
         : key.verifyPackedAsync(data, offsets, macs),
     verifyPackedSync: (data, offsets, macs) => key.verifyPacked(data, offsets, macs),
     async mac(message) {
+      // a fresh copy for the caller, and nothing left behind: this MAC may be a stream's seed (keys.ts)
       const offs = new Uint32Array([0, message.length]);
-      return Uint8Array.from(await key.macPackedAsync(message, offs));
+      const r = await key.macPackedAsync(message, offs);
+      const out = secretBuffer(r.length);
+      out.set(r);
+      r.fill(0);
+      return out;
     },
     async verify(message, mac) {
       if (mac.length !== macLength) return false;
@@ -65,6 +73,17 @@ export function engineFromMacKey(key: PackedMacKey, keyArn: string, algorithm: M
       return r[0] === 1;
     },
   };
+}
+
+/**
+ * `n` zero bytes for a secret that will be wiped, in an ArrayBuffer of its
+ * own: outside the JavaScript heap, never pooled. A small typed array made by
+ * length (Buffer.alloc(32), Uint8Array.from(…)) lives on the heap, where a
+ * garbage collection may move it and the first native call that reads it
+ * copies it out, each leaving a copy behind that no fill(0) reaches.
+ */
+export function secretBuffer(n: number): Buffer {
+  return Buffer.from(new ArrayBuffer(n));
 }
 
 /** Constant-time compare that treats a length difference as a mismatch. */

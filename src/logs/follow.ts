@@ -5,9 +5,18 @@
  * fdatasynced before its checkpoint is announced, until `signal` aborts;
  * then the signer finishes the sidecar with a trailer.
  *
+ * While no record comes, a checkpoint is still sealed every interval (a
+ * heartbeat), so the shipped checkpoints show when a signer stopped.
+ *
  * A crash loses no checkpointed prefix: a restarted follower finds the
  * sidecar, checks that the log still holds every record it signed (the whole
  * signed prefix is verified), and continues the same sidecar and chain.
+ * A forward-secure stream (keys.ts) cannot be continued — its keys are
+ * destroyed, and its nonce is not on the host — so a restart starts a new
+ * stream in the same sidecar, chained to the last checkpoint on disk, with a
+ * fresh nonce shipped; the signer can no longer check the records it signed
+ * before (it holds no key for them): the verifier does, with the shipped
+ * nonces.
  *
  * Rotation:
  *  - by rename (logrotate's default): the old file is read to its end, and
@@ -28,25 +37,28 @@
  */
 import { constants, watch, type FSWatcher } from 'node:fs';
 import { link, lstat, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Anchor, CheckpointAnchor } from './anchors.js';
 import { createTemp, pathString, syncDir } from './atomic-file.js';
 import type { MacEngine } from './engine.js';
 import { SidecarFormatError, type ChainLink, type Framing, type SidecarHeader } from './format.js';
 import { assertPath, fileChunks, type FilePath } from './input.js';
 import { IssueLog } from './issues.js';
+import { kmsKeys, kmsStreamKeys, type SigningKeys } from './keys.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
-import { headerVerifies, openSidecar, scanSidecar } from './sidecar-reader.js';
+import { headerVerifies, openSidecar, scanSidecar, type SegmentState, type SidecarState } from './sidecar-reader.js';
 import { checkpointSettings } from './checkpoint.js';
 import { SidecarWriter, type SidecarCheckpointOptions } from './sidecar-writer.js';
-import { SignPipeline, newHeader } from './sign.js';
+import { SignPipeline, epochSetting, identity, newStream, type ForwardSecureOptions } from './sign.js';
 import { verifyLog } from './verify.js';
 
-export interface FollowOptions extends KeyOptions, SidecarCheckpointOptions {
+export interface FollowOptions extends KeyOptions, SidecarCheckpointOptions, ForwardSecureOptions {
   /** The sidecar (default: the log's path + `.mac`). */
   sidecar?: FilePath;
-  /** Framing of a new sidecar (a resumed one keeps its own). */
+  /** Framing of a new sidecar (a resumed one keeps its own, and so does it keep how it is keyed: forwardSecure). */
   framing?: Framing;
+  /** The log id of a new sidecar with no predecessor (default: random); rotations and restarts carry it on. */
+  logId?: string;
   batchSize?: number;
   inflight?: number;
   /** Aborting stops the follower: it signs the complete records read, writes the trailer and resolves. */
@@ -66,8 +78,12 @@ export type FollowEvent =
       log: string;
       sidecar: string;
       streamId: string;
+      logId: string;
+      keys: 'kms' | 'forward-secure';
       resumed: { checkpoint: number; records: number } | null;
+      /** The stream this one continues; `restart`: a forward-secure stream begun after a restart, in the same sidecar. */
       previous: string | null;
+      restart?: boolean;
     }
   | { type: 'checkpoint'; anchor: CheckpointAnchor; lagBytes: number }
   | {
@@ -110,6 +126,7 @@ interface Segment {
   fh: FileHandle;
   ino: bigint;
   header: SidecarHeader;
+  keys: SigningKeys;
   sidecarFh: FileHandle;
   writer: SidecarWriter;
   pipeline: SignPipeline;
@@ -130,6 +147,10 @@ export async function followLog(path: FilePath, opts: FollowOptions): Promise<Fo
   assertKeyOptions(opts, 'followLog');
   if (opts.sidecar !== undefined) assertPath(opts.sidecar, 'followLog: the sidecar');
   checkpointSettings(opts);
+  if (epochSetting(opts, 'followLog') !== null && !opts.onCheckpoint)
+    throw new TypeError(
+      "followLog: forwardSecure needs onCheckpoint: each stream's nonce is shipped there, and kept nowhere else",
+    );
   const engine = await engineFor(opts, 'followLog');
   return new Follower(pathString(path), opts, engine).run();
 }
@@ -139,6 +160,11 @@ class Follower {
   private readonly dir: string;
   private readonly base: string;
   private readonly every: number;
+  private readonly intervalMs: number;
+  /** The key epoch of new forward-secure sidecars, or null (kms). */
+  private readonly epochMs: number | null;
+  /** The log's id: a resumed sidecar's, carried through rotations. */
+  private logId: string | undefined;
   private readonly pollMs: number;
   private readonly graceMs: number;
   private readonly t0 = performance.now();
@@ -156,7 +182,9 @@ class Follower {
     this.sidecarPath = opts.sidecar === undefined ? `${path}.mac` : pathString(opts.sidecar);
     this.dir = dirname(path);
     this.base = basename(path);
-    this.every = checkpointSettings(opts).every;
+    ({ every: this.every, intervalMs: this.intervalMs } = checkpointSettings(opts));
+    this.epochMs = epochSetting(opts, 'followLog');
+    this.logId = opts.logId;
     this.pollMs = opts.pollMs ?? 250;
     this.graceMs = opts.rotateGraceMs ?? 1000;
   }
@@ -195,6 +223,7 @@ class Follower {
   /** Reads and signs until stopped, handling rotations. */
   private async follow(): Promise<void> {
     while (!this.stopped && !this.seg.retired) {
+      if (this.seg.writer.epochDueIn() === 0) await this.endEpoch();
       const got = await this.read();
       const seg = this.seg;
       if (got === 'truncated') {
@@ -202,20 +231,26 @@ class Follower {
         continue;
       }
       if (got > 0) {
-        if (seg.writer.due()) await seg.writer.checkpoint();
+        if (seg.writer.due(Date.now(), false)) await seg.writer.checkpoint(); // records waiting: a heartbeat only when idle
         continue;
       }
-      // at the end of the data: sign the complete records now, then look around and wait
+      // at the end of the data: sign the complete records now, then look around and wait (and beat)
       await seg.pipeline.flush();
-      if (seg.writer.due()) await seg.writer.checkpoint();
+      if (seg.writer.due()) await seg.writer.checkpoint(true);
       const now = Date.now();
       if (!seg.rotatedAt && (await this.renamedAway(seg))) seg.rotatedAt = now;
       if (seg.rotatedAt && now - Math.max(seg.rotatedAt, seg.lastGrowth) >= this.graceMs) {
         await this.rotate('rename');
         continue;
       }
-      await this.sleep(Math.min(this.pollMs, seg.writer.dueIn(now)));
+      await this.sleep(Math.min(this.pollMs, seg.writer.dueIn(now), seg.writer.epochDueIn(now)));
     }
+  }
+
+  /** The key epoch is over: everything read is MACed with its key and sealed, then the keys ratchet. */
+  private async endEpoch(): Promise<void> {
+    await this.seg.pipeline.flush();
+    await this.seg.writer.endEpoch();
   }
 
   /** Feeds the next bytes of the log; 0 at the end of the data; 'truncated' when the bytes before the read position changed. */
@@ -275,6 +310,7 @@ class Follower {
   ): Promise<ChainLink> {
     await writer.close();
     await sidecarFh.close();
+    if (this.seg?.writer === writer) this.seg.keys.destroy();
     const h = writer.chainHead;
     const sidecar = await this.setAside(header.streamId, rotatedLog);
     if (this.seg && this.seg.writer === writer) this.seg.sidecar = sidecar;
@@ -288,36 +324,77 @@ class Follower {
       records: h.records,
       whileStopped,
     });
-    return { streamId: header.streamId, checkpoint: h.index, records: h.records, head: h.mac };
+    return {
+      streamId: header.streamId,
+      checkpoint: h.index,
+      records: h.records,
+      head: h.mac,
+      how: 'rotation',
+      logBytes: h.logBytes,
+    };
   }
 
-  /** A new sidecar for `fh`, from its first byte; `previous` is the chain it continues. */
-  private async startSegment(fh: FileHandle, previous: ChainLink | null): Promise<void> {
+  /**
+   * A new stream for `fh`: a new sidecar, from the log's first byte (the
+   * sidecar appears with its header complete, or not at all: a crash never
+   * leaves a stub that blocks a restart); or, with `restart`, a new segment
+   * of the sidecar open in `restart.fh`, written at `restart.at`, that takes
+   * up the log where the segment before it ends. `previous` is the chain it
+   * continues.
+   */
+  private async startSegment(
+    fh: FileHandle,
+    previous: ChainLink | null,
+    restart?: { fh: FileHandle; at: number; epochMs: number },
+  ): Promise<void> {
     const ino = (await fh.stat({ bigint: true })).ino;
-    const header = newHeader(this.engine, {
+    const { header, keys, nonce } = await newStream(this.engine, {
       framing: this.opts.framing ?? { type: 'line' },
       checkpointEvery: this.every,
       previous,
       logInode: String(ino),
+      logId: this.logId,
+      heartbeatMs: this.intervalMs,
+      epochMs: restart ? restart.epochMs : this.epochMs, // a restarted sidecar keeps how it is keyed
     });
-    // the sidecar appears with its header complete, or not at all: a crash here never leaves a stub that blocks a restart
-    const tmp = await createTemp(this.sidecarPath);
+    this.logId = header.logId;
     let writer: SidecarWriter;
-    try {
-      writer = await SidecarWriter.create(tmp.fh, header, this.writerOptions(fh));
-      await tmp.publish();
-    } catch (err) {
-      await tmp.discard();
-      throw err;
+    let sidecarFh: FileHandle;
+    let head: Buffer = Buffer.alloc(0);
+    let tail: Buffer = Buffer.alloc(0);
+    if (restart) {
+      sidecarFh = restart.fh;
+      writer = await SidecarWriter.create(sidecarFh, header, this.writerOptions(fh, keys), restart.at, nonce);
+      const at = previous!.logBytes!;
+      head = await readAt(fh, 0, Math.min(HEAD_MEMO, at));
+      tail = await readAt(fh, Math.max(0, at - TAIL_MEMO), Math.min(TAIL_MEMO, at));
+    } else {
+      const tmp = await createTemp(this.sidecarPath);
+      let created: SidecarWriter | undefined;
+      try {
+        created = await SidecarWriter.create(tmp.fh, header, this.writerOptions(fh, keys), 0, nonce);
+        await tmp.publish();
+      } catch (err) {
+        created?.discard();
+        await tmp.discard();
+        keys.destroy();
+        throw err;
+      }
+      writer = created;
+      sidecarFh = tmp.fh;
     }
-    this.install(fh, ino, header, tmp.fh, writer, Buffer.alloc(0), Buffer.alloc(0));
+    await writer.begin();
+    this.install(fh, ino, header, keys, sidecarFh, writer, head, tail);
     this.opts.onEvent?.({
       type: 'start',
       log: this.path,
       sidecar: this.sidecarPath,
       streamId: header.streamId,
+      logId: header.logId!,
+      keys: header.keys!,
       resumed: null,
       previous: previous?.streamId ?? null,
+      ...(restart ? { restart: true } : {}),
     });
   }
 
@@ -326,6 +403,7 @@ class Follower {
     fh: FileHandle,
     ino: bigint,
     header: SidecarHeader,
+    keys: SigningKeys,
     sidecarFh: FileHandle,
     writer: SidecarWriter,
     head: Buffer,
@@ -337,9 +415,10 @@ class Follower {
       fh,
       ino,
       header,
+      keys,
       sidecarFh,
       writer,
-      pipeline: new SignPipeline(this.engine, header, writer, {
+      pipeline: new SignPipeline(keys, header, writer, {
         batchSize: this.opts.batchSize,
         inflight: this.opts.inflight,
         start,
@@ -356,11 +435,13 @@ class Follower {
     this.segments++;
   }
 
-  private writerOptions(fh: FileHandle) {
+  private writerOptions(fh: FileHandle, keys: SigningKeys) {
     return {
       ...this.opts,
-      engine: this.engine,
+      keys,
       durable: true,
+      heartbeat: true,
+      identity: identity(resolve(this.path)),
       onCheckpoint: async (a: Anchor) => {
         await this.opts.onCheckpoint?.(a);
         if (a.type !== 'checkpoint' || !this.opts.onEvent) return;
@@ -374,11 +455,13 @@ class Follower {
   }
 
   /**
-   * Continues the sidecar found at start: it must be ours (version 2, the
-   * same key, intact), and the log must still hold every record it signed.
-   * If the log was rotated or truncated while the signer was stopped, the
-   * old sidecar is finished and a new one chained to it; if it was changed
-   * in place, the signer refuses and leaves the sidecar as it is.
+   * Continues the sidecar found at start: it must be ours (version 2 or 3,
+   * the same key, intact). A kms-keyed one is continued (the same stream),
+   * once the whole signed prefix has been checked against the log; if the
+   * log was rotated or truncated while the signer was stopped, the old
+   * sidecar is finished and a new one chained to it; if it was changed in
+   * place, the signer refuses and leaves the sidecar as it is. A
+   * forward-secure one gets a new stream (resumeForwardSecure).
    */
   private async resume(fh: FileHandle): Promise<void> {
     const sf = await openSidecar(this.sidecarPath).catch((err: unknown) => {
@@ -398,11 +481,27 @@ class Follower {
           `${name} was made with key ${header.keyArn} (${header.macAlgorithm}), not ${this.engine.keyArn} (${this.engine.algorithm}): not continuing it`,
         );
       }
-      if (!(await headerVerifies(sf, this.engine)))
+      const forward = header.keys === 'forward-secure';
+      if (!forward && !(await headerVerifies(sf, this.engine)))
         throw new FollowError(`${name}: its header does not verify with key ${this.engine.keyArn}`);
+      // a forward-secure stream's keys are gone: its blocks are checked by their structure alone (sidecar-reader.ts)
+      const trusted = kmsStreamKeys(this.engine);
       const issues = new IssueLog(1);
-      const state = await scanSidecar(sf, this.engine, issues);
+      const state = await scanSidecar(
+        sf,
+        async (seg) => (seg.header.keys === 'forward-secure' ? null : trusted),
+        issues,
+      );
       if (issues.tampered) throw new FollowError(`${name}: ${issues.done()[0]!.message}`);
+      this.logId = header.logId;
+      const last = state.segments.at(-1)!;
+      if (last.header.keys === 'forward-secure') {
+        if (!this.opts.onCheckpoint)
+          throw new FollowError(
+            `${name} is forward-secure: continuing it starts a new stream, whose nonce must be shipped (give a checkpoint sink)`,
+          );
+        return await this.resumeForwardSecure(fh, sf.header, state);
+      }
       const signedBytes = state.signedBytes ?? 0;
       const st = await fh.stat({ bigint: true });
       const size = Number(st.size);
@@ -421,33 +520,96 @@ class Follower {
         );
       }
       const sidecarFh = await open(name, constants.O_RDWR | constants.O_NOFOLLOW);
-      const writer = await SidecarWriter.resume(sidecarFh, sf, state, this.writerOptions(fh));
+      const keys = kmsKeys(this.engine);
+      const writer = await SidecarWriter.resume(sidecarFh, last, state.validEnd, this.writerOptions(fh, keys));
       if (!intact) {
         // rotated (another file at the path) or truncated (copytruncate) while stopped: finish the old sidecar, chain a new one
         const rotatedLog = renamed ? await this.findByInode(BigInt(header.logInode!)) : null;
-        const link = await this.retire(writer, sidecarFh, header, renamed ? 'rename' : 'truncate', rotatedLog, true);
+        const link = await this.retire(
+          writer,
+          sidecarFh,
+          last.header,
+          renamed ? 'rename' : 'truncate',
+          rotatedLog,
+          true,
+        );
         return this.startSegment(fh, link);
       }
-      const memo = async (at: number, len: number) => {
-        const b = Buffer.alloc(len);
-        await fh.read(b, 0, len, at);
-        return b;
-      };
-      const head = await memo(0, Math.min(HEAD_MEMO, signedBytes));
-      const tail = await memo(Math.max(0, signedBytes - TAIL_MEMO), Math.min(TAIL_MEMO, signedBytes));
-      this.install(fh, st.ino, header, sidecarFh, writer, head, tail);
+      const head = await readAt(fh, 0, Math.min(HEAD_MEMO, signedBytes));
+      const tail = await readAt(fh, Math.max(0, signedBytes - TAIL_MEMO), Math.min(TAIL_MEMO, signedBytes));
+      this.install(fh, st.ino, last.header, keys, sidecarFh, writer, head, tail);
       const h = writer.chainHead;
       this.opts.onEvent?.({
         type: 'start',
         log: this.path,
         sidecar: name,
-        streamId: header.streamId,
+        streamId: last.header.streamId,
+        logId: last.header.logId ?? '',
+        keys: 'kms',
         resumed: { checkpoint: h.index, records: h.records },
-        previous: header.previous?.streamId ?? null,
+        previous: last.header.previous?.streamId ?? null,
       });
     } finally {
       await sf.fh.close();
     }
+  }
+
+  /**
+   * A forward-secure sidecar after a restart: its last stream cannot be
+   * continued (its keys were destroyed; its nonce never touched this disk).
+   * What a crash left unfinished after its last complete block is dropped
+   * (and a last stream with no block at all: it signed nothing), and a new
+   * stream begins there, chained to that block's checkpoint, with a fresh
+   * nonce shipped. If the log was rotated or truncated while the signer was
+   * stopped, the old sidecar is set aside as it is (it cannot get a
+   * trailer) and a new sidecar continues it. The records signed before
+   * cannot be checked here: the verifier checks them, with the nonces.
+   */
+  private async resumeForwardSecure(fh: FileHandle, first: SidecarHeader, state: SidecarState): Promise<void> {
+    const name = this.sidecarPath;
+    let last: SegmentState = state.segments.at(-1)!;
+    let cut = last.end; // after its trailer, when it has one
+    let link: ChainLink | null;
+    if (last.last) link = linkTo(last, 'restart');
+    else {
+      cut = last.at;
+      link = last.header.previous ?? null;
+      last = state.segments.at(-2) ?? last;
+    }
+    const st = await fh.stat({ bigint: true });
+    const renamed = first.logInode !== undefined && first.logInode !== String(st.ino);
+    const truncated = Number(st.size) < (link?.how === 'restart' ? link.logBytes! : 0);
+    const sidecarFh = await open(name, constants.O_RDWR | constants.O_NOFOLLOW);
+    try {
+      await sidecarFh.truncate(cut);
+      await sidecarFh.datasync();
+    } catch (err) {
+      await sidecarFh.close();
+      throw err;
+    }
+    if (cut === 0 || renamed || truncated) {
+      await sidecarFh.close();
+      if (cut === 0) {
+        // its only stream signed nothing: the sidecar starts over (chained as it was)
+        await unlink(name);
+        await syncDir(this.dir);
+        return this.startSegment(fh, link);
+      }
+      const rotatedLog = renamed ? await this.findByInode(BigInt(first.logInode!)) : null;
+      const sidecar = await this.setAside(last.header.streamId, rotatedLog);
+      this.opts.onEvent?.({
+        type: 'rotate',
+        how: renamed ? 'rename' : 'truncate',
+        log: this.path,
+        rotatedLog,
+        sidecar,
+        streamId: last.header.streamId,
+        records: link?.records ?? 0,
+        whileStopped: true,
+      });
+      return this.startSegment(fh, link && { ...link, how: 'rotation' });
+    }
+    await this.startSegment(fh, link, { fh: sidecarFh, at: cut, epochMs: this.opts.epochMs ?? last.header.epochMs! });
   }
 
   /** Stops: signs the complete records read so far, closes the sidecar with its trailer. */
@@ -460,6 +622,7 @@ class Follower {
       }
       await seg.pipeline.flush();
       await seg.writer.close();
+      seg.keys.destroy();
       await seg.sidecarFh.close();
       await seg.fh.close();
     }
@@ -577,6 +740,26 @@ class Follower {
       this.wake = done;
     });
   }
+}
+
+/** The link a new stream makes to a segment's last checkpoint. */
+function linkTo(seg: SegmentState, how: 'restart' | 'rotation'): ChainLink {
+  const l = seg.last!;
+  return {
+    streamId: seg.header.streamId,
+    checkpoint: l.index,
+    records: l.records,
+    head: l.mac,
+    how,
+    logBytes: l.logBytes,
+  };
+}
+
+/** `len` bytes of `fh` at `at`. */
+async function readAt(fh: FileHandle, at: number, len: number): Promise<Buffer> {
+  const b = Buffer.alloc(len);
+  await fh.read(b, 0, len, at);
+  return b;
 }
 
 async function exists(p: string): Promise<boolean> {

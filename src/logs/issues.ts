@@ -22,7 +22,10 @@ export type IssueKind =
   // checkpoints shipped elsewhere (verify --checkpoints)
   | 'anchor-missing'
   | 'anchor-mismatch'
-  | 'anchor-invalid';
+  | 'anchor-invalid'
+  | 'fork'
+  | 'signer-silent'
+  | 'clock-backwards';
 
 export const ISSUE_KINDS: readonly IssueKind[] = [
   'modified',
@@ -40,15 +43,24 @@ export const ISSUE_KINDS: readonly IssueKind[] = [
   'anchor-missing',
   'anchor-mismatch',
   'anchor-invalid',
+  'fork',
+  'signer-silent',
+  'clock-backwards',
 ];
 
 /**
- * Every kind but `unsigned` is evidence of tampering. Unsigned records are
- * records the sidecar does not cover yet: written after its last checkpoint
- * (the signer is still running, or was stopped before it signed them).
+ * What is not covered, as opposed to what was changed: records the sidecar
+ * does not cover yet (`unsigned`: written after its last checkpoint, while
+ * the signer runs or after it stopped), a window in which no shipped
+ * checkpoint vouches for the log (`signer-silent`: a signer stopped or
+ * crashed — or stopped by an intruder), and a signer clock that went back
+ * (`clock-backwards`). Each makes a verification not OK; none proves an edit.
  */
+const NOT_COVERED: ReadonlySet<IssueKind> = new Set(['unsigned', 'signer-silent', 'clock-backwards']);
+
+/** Every other kind is evidence of tampering. */
 export function isTampering(kind: IssueKind): boolean {
-  return kind !== 'unsigned';
+  return !NOT_COVERED.has(kind);
 }
 
 export interface VerifyIssue {
@@ -61,6 +73,9 @@ export interface VerifyIssue {
   offset?: number;
   /** How many consecutive lines / signed records this issue covers. */
   count: number;
+  /** signer-silent, clock-backwards: the window (ISO 8601); a silence still going on has no `to`. */
+  from?: string;
+  to?: string;
   message: string;
 }
 

@@ -1,7 +1,11 @@
 /**
- * Writes a version-2 sidecar (format.ts): the header, then blocks — a
- * checkpoint and the MACs of the records it seals — and, when the signer
- * finishes, a trailer.
+ * Writes a sidecar's stream (format.ts; version 3, or a version-2 sidecar
+ * it continues): the header — at the start of the file, or after the
+ * segment before it — then blocks — a checkpoint and the MACs of the records
+ * it seals — and, when the signer finishes, a trailer. The first line it
+ * announces is the stream line (version 3): the header, and a
+ * forward-secure stream's nonce, which the writer wipes once the line has
+ * been taken.
  *
  * Record MACs are laid out as they come, after a gap left for their block's
  * checkpoint; sealing the block puts the checkpoint into the gap. Until then
@@ -22,21 +26,22 @@
  * leaves at most CRASH_TAIL_BLOCKS blocks unfinished.
  */
 import type { FileHandle } from 'node:fs/promises';
-import type { Anchor } from './anchors.js';
+import { streamAnchor, type Anchor, type LogIdentity, type StreamAnchor } from './anchors.js';
 import { CheckpointChain, type ChainHead, type CheckpointOptions } from './checkpoint.js';
-import type { MacEngine } from './engine.js';
 import {
   CRASH_TAIL_BLOCKS,
-  checkpointSize,
   encodeCheckpoint,
   encodeHeader,
   encodeTrailerFixed,
+  entryLayout,
   headerMacInput,
   trailerMacInput,
+  type EntryLayout,
   type SidecarHeader,
 } from './format.js';
 import { recordEnd, type RecordBatch } from './framer.js';
-import { chainOrigin, type SidecarFile, type SidecarState } from './sidecar-reader.js';
+import type { SigningKeys } from './keys.js';
+import type { SegmentState } from './sidecar-reader.js';
 
 /** Checkpoints of a sidecar: when, and who hears of them. */
 export interface SidecarCheckpointOptions extends CheckpointOptions {
@@ -45,15 +50,26 @@ export interface SidecarCheckpointOptions extends CheckpointOptions {
 }
 
 export interface WriterOptions extends SidecarCheckpointOptions {
-  engine: MacEngine;
+  /** The keys of the stream: the KMS key's engine, or forward-secure epoch keys (keys.ts). */
+  keys: SigningKeys;
   /** fdatasync each block before announcing its checkpoint (a live log); else the caller syncs at the end. */
   durable: boolean;
+  /** A checkpoint every interval even when no record waits (a live log's heartbeat). */
+  heartbeat?: boolean;
+  /** Stamped on every line announced: the log's host and path. */
+  identity?: Omit<LogIdentity, 'logId'>;
 }
 
 export class SidecarWriter {
   private readonly L: number;
   private readonly C: number;
+  private readonly layout: EntryLayout;
   private readonly chain: CheckpointChain;
+  private readonly identity: LogIdentity;
+  /** The epoch of the last checkpoint sealed (-1: none yet). */
+  private sealedEpoch = -1;
+  /** The stream line, until begin() has announced it. */
+  private starting: StreamAnchor | null = null;
   /** Where the current block's checkpoint goes, and where its next MAC goes. */
   private blockAt: number;
   private macAt: number;
@@ -80,47 +96,102 @@ export class SidecarWriter {
     pos: number,
   ) {
     this.L = header.macLength;
-    this.C = checkpointSize(this.L);
+    this.layout = entryLayout(header);
+    this.C = this.layout.size;
+    this.identity = { ...(header.logId ? { logId: header.logId } : {}), ...opts.identity };
     // the header fixes the block size; the options give the interval
-    this.chain = new CheckpointChain(header.keyArn, Buffer.from(header.streamId, 'hex'), header.digest, head, {
-      ...opts,
-      checkpointEvery: header.checkpointEvery,
-    });
+    this.chain = new CheckpointChain(
+      header.keyArn,
+      Buffer.from(header.streamId, 'hex'),
+      header.digest,
+      head,
+      { ...opts, checkpointEvery: header.checkpointEvery },
+      { version: header.version, heartbeat: opts.heartbeat === true },
+    );
     this.blockAt = this.written = this.bufAt = pos;
     this.macAt = pos + this.C;
     this.buf = Buffer.allocUnsafeSlow(WRITE_BYTES + (64 << 10));
   }
 
-  /** Writes the header of a new sidecar into `fh` (empty, opened for writing). */
-  static async create(fh: FileHandle, header: SidecarHeader, opts: WriterOptions): Promise<SidecarWriter> {
-    const headerBytes = encodeHeader(header);
-    const headerMac = Buffer.from(
-      await opts.engine.mac(headerMacInput(Buffer.from(header.streamId, 'hex'), headerBytes)),
-    );
-    const start = Buffer.concat([headerBytes, headerMac]);
-    await writeAll(fh, start, 0);
-    const origin = header.previous?.head ?? headerMac;
-    return new SidecarWriter(fh, header, opts, { index: -1, records: 0, logBytes: 0, mac: origin }, start.length);
+  /**
+   * Starts a stream: writes its header at `at` of `fh` (opened for writing,
+   * and holding nothing from `at` on): at 0 for a new sidecar, after the
+   * last segment for a forward-secure restart (synced, if durable). Then
+   * begin() announces the stream line (version 3), with `nonce`, which it
+   * wipes.
+   */
+  static async create(
+    fh: FileHandle,
+    header: SidecarHeader,
+    opts: WriterOptions,
+    at = 0,
+    nonce?: Buffer,
+  ): Promise<SidecarWriter> {
+    try {
+      const headerBytes = encodeHeader(header);
+      const headerMac = Buffer.from(
+        await opts.keys.engine.mac(headerMacInput(Buffer.from(header.streamId, 'hex'), headerBytes)),
+      );
+      const start = Buffer.concat([headerBytes, headerMac]);
+      await writeAll(fh, start, at);
+      if (opts.durable) await fh.datasync();
+      const link = header.previous;
+      const first =
+        link?.how === 'restart' ? { records: link.records, logBytes: link.logBytes! } : { records: 0, logBytes: 0 };
+      const origin = link?.head ?? headerMac;
+      const writer = new SidecarWriter(fh, header, opts, { index: -1, ...first, mac: origin }, at + start.length);
+      if (header.version >= 3) writer.starting = streamAnchor(header, headerBytes, headerMac, nonce);
+      return writer;
+    } catch (err) {
+      nonce?.fill(0);
+      throw err;
+    }
+  }
+
+  /** Announces the stream line (once the sidecar is where readers find it), then wipes its nonce. */
+  async begin(): Promise<void> {
+    const a = this.starting;
+    this.starting = null;
+    if (!a) return;
+    try {
+      await this.announce(a);
+    } finally {
+      if (Buffer.isBuffer(a.nonce)) a.nonce.fill(0);
+    }
+  }
+
+  /** Wipes what a writer that will not begin() holds (its stream's nonce). */
+  discard(): void {
+    const a = this.starting;
+    this.starting = null;
+    if (a && Buffer.isBuffer(a.nonce)) a.nonce.fill(0);
   }
 
   /**
-   * Continues a sidecar after its last checkpoint (`state` from scanSidecar,
-   * which the caller has checked): drops what follows it — a block cut short
-   * by a crash, or the trailer — and chains on. `fh` is open for writing.
+   * Continues the last stream of a sidecar after its last checkpoint
+   * (`segment` from scanSidecar, which the caller has checked): drops what
+   * follows it — a block cut short by a crash, or the trailer — and chains
+   * on. `fh` is open for writing.
    */
   static async resume(
     fh: FileHandle,
-    sf: SidecarFile,
-    state: SidecarState,
+    segment: SegmentState,
+    validEnd: number,
     opts: WriterOptions,
   ): Promise<SidecarWriter> {
-    await fh.truncate(state.validEnd);
+    await fh.truncate(validEnd);
     await fh.datasync();
-    const l = state.last;
+    const l = segment.last;
     const head = l
       ? { index: l.index, records: l.records, logBytes: l.logBytes, mac: l.mac }
-      : { index: -1, records: 0, logBytes: 0, mac: chainOrigin(sf) };
-    return new SidecarWriter(fh, sf.header, opts, head, state.validEnd);
+      : { index: -1, ...segment.start, mac: segment.origin };
+    const writer = new SidecarWriter(fh, segment.header, opts, head, validEnd);
+    if (l) writer.sealedEpoch = l.epoch;
+    return writer;
+  }
+
+  private async announce(a: Anchor): Promise<void> {
+    await this.opts.onCheckpoint?.({ ...a, ...this.identity });
   }
 
   /** Records MACed so far (sealed or waiting), and the log bytes they cover. */
@@ -157,9 +228,9 @@ export class SidecarWriter {
     if (this.bufLen >= WRITE_BYTES) await this.send();
   }
 
-  /** Whether records have waited `checkpointIntervalMs` for a checkpoint. */
-  due(now = Date.now()): boolean {
-    return this.chain.due(now);
+  /** Whether records have waited `checkpointIntervalMs` for a checkpoint (with `beat`, a heartbeat too: see CheckpointChain.due). */
+  due(now = Date.now(), beat = this.opts.heartbeat === true): boolean {
+    return this.chain.due(now, beat);
   }
 
   /** Milliseconds until `due()` (Infinity when nothing waits). */
@@ -167,10 +238,27 @@ export class SidecarWriter {
     return this.chain.dueIn(now);
   }
 
-  /** Seals the waiting records (if any) into a checkpoint. */
-  async checkpoint(): Promise<void> {
+  /** Seals the waiting records (if any; with `beat`, also none once the interval is over: a heartbeat) into a checkpoint. */
+  async checkpoint(beat = false): Promise<void> {
     this.check();
-    if (this.chain.pending > 0) await this.seal();
+    if (this.chain.pending > 0 || (beat && this.opts.heartbeat && this.chain.due())) await this.seal();
+  }
+
+  /** Milliseconds until the key epoch is over (Infinity: the stream has none). */
+  epochDueIn(now = Date.now()): number {
+    return this.opts.keys.epochDueIn(now);
+  }
+
+  /**
+   * Ends the key epoch (the caller has added every record MACed with its
+   * key): its last checkpoint is sealed with its key, then the keys ratchet
+   * and the old ones are destroyed. Every epoch thus ends with a checkpoint
+   * of its own.
+   */
+  async endEpoch(): Promise<void> {
+    this.check();
+    if (this.chain.pending > 0 || this.sealedEpoch !== this.opts.keys.epoch) await this.seal();
+    this.opts.keys.advance();
   }
 
   /** Waits until every write so far is done (and synced, if durable). */
@@ -186,10 +274,13 @@ export class SidecarWriter {
    */
   async close(): Promise<void> {
     this.check();
-    if (this.chain.pending > 0 || this.chain.last.index < 0) await this.seal();
+    // the trailer is MACed with the key of the last checkpoint's epoch: seal one in this epoch if it has none
+    if (this.chain.pending > 0 || this.chain.last.index < 0 || this.sealedEpoch !== this.opts.keys.epoch)
+      await this.seal();
     const h = this.chain.last;
     const streamId = Buffer.from(this.header.streamId, 'hex');
-    const trailerMac = Buffer.from(await this.opts.engine.mac(trailerMacInput(streamId, h.records, h.logBytes, h.mac)));
+    const { engine, epoch } = this.opts.keys;
+    const trailerMac = Buffer.from(await engine.mac(trailerMacInput(streamId, h.records, h.logBytes, h.mac)));
     this.closed = true;
     this.place(Buffer.concat([encodeTrailerFixed(h.records, h.logBytes), trailerMac]), this.blockAt, {
       type: 'close',
@@ -198,6 +289,7 @@ export class SidecarWriter {
       checkpoint: h.index,
       records: h.records,
       logBytes: h.logBytes,
+      ...(this.header.version >= 3 ? { epoch } : {}),
       head: h.mac.toString('base64'),
       mac: trailerMac.toString('base64'),
     });
@@ -206,9 +298,11 @@ export class SidecarWriter {
   }
 
   private async seal(): Promise<void> {
-    const { fields, mac, anchor } = await this.chain.seal(this.opts.engine);
+    const { engine, epoch } = this.opts.keys;
+    const { fields, digest, mac, anchor } = await this.chain.seal(engine, epoch);
+    this.sealedEpoch = epoch;
     const entry = Buffer.allocUnsafe(this.C);
-    encodeCheckpoint(entry, 0, fields, mac);
+    encodeCheckpoint(entry, 0, fields, digest, mac, this.layout);
     this.place(entry, this.blockAt, anchor);
     this.blockAt = this.macAt;
     this.macAt = this.blockAt + this.C;
@@ -273,7 +367,7 @@ export class SidecarWriter {
         }
         await writeAll(this.fh, bytes, at);
         if (this.opts.durable) await this.fh.datasync();
-        for (const a of anchors) await this.opts.onCheckpoint?.(a);
+        for (const a of anchors) await this.announce(a);
       })
       .catch((err: Error) => {
         this.failure ??= err;

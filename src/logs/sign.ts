@@ -11,14 +11,19 @@
  * only when complete, so a crash never leaves a plausible but partial sidecar.
  */
 import { stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import type { Anchor } from './anchors.js';
 import { createTemp, pathString } from './atomic-file.js';
-import type { MacEngine } from './engine.js';
+import { secretBuffer, type MacEngine } from './engine.js';
 import {
+  MAX_PERIOD_MS,
   RAW_RECORD_MAX,
   SIDECAR_FORMAT,
   SIDECAR_VERSION,
   digestFor,
   framingDelimiter,
+  newLogId,
   newStreamId,
   type ChainLink,
   type Framing,
@@ -26,7 +31,8 @@ import {
 } from './format.js';
 import { DEFAULT_BATCH_RECORDS, RecordFramer, type RecordBatch, type RecordCheck } from './framer.js';
 import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput, type ReadAreas } from './input.js';
-import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
+import { DEFAULT_EPOCH_MS, forwardSecureKeys, kmsKeys, type SigningKeys } from './keys.js';
+import { assertKeyOptions, engineFor, isRemoteEngine, type KeyOptions } from './kms-engine.js';
 import { checkpointSettings } from './checkpoint.js';
 import { SidecarWriter, type SidecarCheckpointOptions } from './sidecar-writer.js';
 
@@ -35,8 +41,26 @@ export interface Progress {
   bytes: number;
 }
 
-export interface SignLogOptions extends KeyOptions, SidecarCheckpointOptions {
+/** How a new stream's MACs are keyed (keys.ts). */
+export interface ForwardSecureOptions {
+  /**
+   * Forward-secure epoch keys: the KMS key makes the stream's seed only (one
+   * GenerateMac), and each epoch's keys are destroyed when the next begins.
+   * The seed's nonce is shipped in the stream line and kept nowhere else, so
+   * `onCheckpoint` is required, and the sidecar verifies only with the lines
+   * shipped. Default false.
+   */
+  forwardSecure?: boolean;
+  /** How long a key epoch lasts at most (ms; default 15 minutes, at most a day). */
+  epochMs?: number;
+}
+
+export interface SignLogOptions extends KeyOptions, SidecarCheckpointOptions, ForwardSecureOptions {
   framing?: Framing;
+  /** The log's id (32 hex digits) the sidecar and its shipped lines carry; random by default. */
+  logId?: string;
+  /** The log's path as shipped lines name it (default: the input path, made absolute). */
+  log?: string;
   /** 16 bytes; random by default. */
   streamId?: Uint8Array;
   batchSize?: number;
@@ -52,6 +76,8 @@ export interface SignSummary {
   /** Checkpoints in the sidecar. */
   checkpoints: number;
   streamId: string;
+  logId: string;
+  keys: 'kms' | 'forward-secure';
   keyArn: string;
   macAlgorithm: string;
   framing: Framing['type'];
@@ -77,20 +103,30 @@ export function ndjsonCheck(framing: Framing): RecordCheck | undefined {
   };
 }
 
-/** The header of a new version-2 sidecar. */
+/** What a new stream's header states, besides what the key gives. */
+export interface StreamSetup {
+  framing: Framing;
+  streamId?: Uint8Array;
+  checkpointEvery: number;
+  previous?: ChainLink | null;
+  logInode?: string;
+  createdAt?: Date;
+  logId?: string;
+  /** The heartbeat a live log's signer promises (ms), or null. */
+  heartbeatMs?: number | null;
+  /** Forward-secure epochs of this length (ms), or null: the KMS key MACs everything. */
+  epochMs?: number | null;
+}
+
+/** The header of a new stream (version 3). */
 export function newHeader(
-  engine: MacEngine,
-  opts: {
-    framing: Framing;
-    streamId?: Uint8Array;
-    checkpointEvery: number;
-    previous?: ChainLink | null;
-    logInode?: string;
-    createdAt?: Date;
-  },
+  engine: Pick<MacEngine, 'keyArn' | 'algorithm' | 'macLength'>,
+  opts: StreamSetup,
 ): SidecarHeader {
   const streamId = Buffer.from(opts.streamId ?? newStreamId());
   if (streamId.length !== 16) throw new RangeError('streamId must be 16 bytes');
+  const logId = opts.logId ?? newLogId();
+  if (!/^[0-9a-f]{32}$/.test(logId)) throw new RangeError('logId must be 32 hex digits');
   return {
     format: SIDECAR_FORMAT,
     version: SIDECAR_VERSION,
@@ -105,7 +141,40 @@ export function newHeader(
     checkpointEvery: opts.checkpointEvery,
     previous: opts.previous ?? null,
     ...(opts.logInode !== undefined ? { logInode: opts.logInode } : {}),
+    logId,
+    heartbeatMs: opts.heartbeatMs ?? null,
+    keys: opts.epochMs ? 'forward-secure' : 'kms',
+    ...(opts.epochMs ? { epochMs: opts.epochMs } : {}),
   };
+}
+
+/** Checks forwardSecure / epochMs; the epoch length, or null for a kms-keyed stream. */
+export function epochSetting(o: ForwardSecureOptions, caller: string): number | null {
+  if (o.epochMs !== undefined && !(Number.isSafeInteger(o.epochMs) && o.epochMs >= 100 && o.epochMs <= MAX_PERIOD_MS))
+    throw new RangeError(`${caller}: epochMs must be a whole number of milliseconds from 100 to ${MAX_PERIOD_MS}`);
+  return o.forwardSecure ? (o.epochMs ?? DEFAULT_EPOCH_MS) : null;
+}
+
+/**
+ * A new stream's header and keys. Forward-secure: a fresh nonce and seed
+ * (one MAC with the KMS key); the caller hands `nonce` to SidecarWriter.create,
+ * which ships it and wipes it.
+ */
+export async function newStream(
+  engine: MacEngine,
+  setup: StreamSetup,
+): Promise<{ header: SidecarHeader; keys: SigningKeys; nonce?: Buffer }> {
+  const streamId = Buffer.from(setup.streamId ?? newStreamId());
+  const header = newHeader(engine, { ...setup, streamId });
+  if (!setup.epochMs) {
+    if (isRemoteEngine(engine))
+      throw new TypeError(
+        'a key reached through a remote KMS (kms) signs forward-secure streams only: their records are MACed with keys derived from one GenerateMac',
+      );
+    return { header, keys: kmsKeys(engine) };
+  }
+  const { keys, nonce } = await forwardSecureKeys(engine, streamId, setup.epochMs);
+  return { header, keys, nonce };
 }
 
 export interface PipelineOptions {
@@ -139,7 +208,7 @@ export class SignPipeline {
   private readonly outs: Uint8Array[] = [];
 
   constructor(
-    private readonly engine: MacEngine,
+    private readonly keys: SigningKeys,
     header: SidecarHeader,
     private readonly writer: SidecarWriter,
     private readonly opts: PipelineOptions,
@@ -155,7 +224,7 @@ export class SignPipeline {
       start: opts.start,
       slots: this.inflight + 1, // in flight, and one waiting for its turn
     });
-    for (let i = 0; i < this.inflight; i++) this.outs.push(new Uint8Array(batchSize * engine.macLength));
+    for (let i = 0; i < this.inflight; i++) this.outs.push(new Uint8Array(batchSize * header.macLength));
   }
 
   /** The areas to read the log into (see RecordFramer.inputArea). */
@@ -183,7 +252,8 @@ export class SignPipeline {
   private async submit(batch: RecordBatch): Promise<void> {
     await this.drain(this.inflight - 1);
     const out = this.outs.pop()!;
-    const macs = this.engine.macPacked(batch.data, batch.offsets, out);
+    // the current epoch's key: an epoch ends only once the pipeline is drained (SidecarWriter.endEpoch)
+    const macs = this.keys.engine.macPacked(batch.data, batch.offsets, out);
     macs.catch(() => {}); // observed in drain; avoid an unhandled rejection meanwhile
     this.queue.push({ batch, out, macs });
   }
@@ -210,21 +280,44 @@ export async function signLog(input: LogInput, sidecarPath: FilePath, opts: Sign
   assertPath(sidecarPath, 'signLog: the sidecar');
   assertKeyOptions(opts, 'signLog');
   const { every } = checkpointSettings(opts);
+  const epochMs = epochSetting(opts, 'signLog');
+  if (epochMs !== null && !opts.onCheckpoint)
+    throw new TypeError(
+      "signLog: forwardSecure needs onCheckpoint: the stream's nonce is shipped there, and kept nowhere else",
+    );
   const engine = await engineFor(opts, 'signLog');
   const framing = opts.framing ?? { type: 'line' };
   const isPath = typeof input === 'string' || input instanceof URL;
-  const header = newHeader(engine, {
+  const { header, keys, nonce } = await newStream(engine, {
     framing,
     streamId: opts.streamId,
     checkpointEvery: every,
     createdAt: opts.createdAt,
     logInode: isPath ? await inodeOf(input) : undefined,
+    logId: opts.logId,
+    epochMs,
   });
+  // a finished file's lines are shipped once its sidecar is in place: a sign that fails ships nothing
+  const shipped: Anchor[] = [];
+  const collect = (a: Anchor) => {
+    if (a.type !== 'stream' || !Buffer.isBuffer(a.nonce)) return void shipped.push(a);
+    const nonce = secretBuffer(a.nonce.length); // the writer wipes its own once this returns
+    nonce.set(a.nonce);
+    shipped.push({ ...a, nonce });
+  };
+  const log = opts.log ?? (isPath ? resolve(pathString(input)) : undefined);
   const tmp = await createTemp(sidecarPath);
   let ok = false;
   try {
-    const writer = await SidecarWriter.create(tmp.fh, header, { ...opts, engine, durable: false });
-    const pipeline = new SignPipeline(engine, header, writer, {
+    const writer = await SidecarWriter.create(
+      tmp.fh,
+      header,
+      { ...opts, onCheckpoint: opts.onCheckpoint && collect, keys, durable: false, identity: identity(log) },
+      0,
+      nonce,
+    );
+    await writer.begin();
+    const pipeline = new SignPipeline(keys, header, writer, {
       batchSize: opts.batchSize,
       inflight: opts.inflight,
       checkNdjson: true,
@@ -232,18 +325,25 @@ export async function signLog(input: LogInput, sidecarPath: FilePath, opts: Sign
     });
     for await (const chunk of logChunks(input, 'signLog', pipeline.readAreas)) {
       await pipeline.push(chunk);
+      if (writer.epochDueIn() === 0) {
+        await pipeline.flush();
+        await writer.endEpoch();
+      }
       if (writer.due()) await writer.checkpoint();
     }
     await pipeline.end();
     await writer.close();
     await tmp.commit();
     ok = true;
+    for (const a of shipped) await opts.onCheckpoint!(a);
     const { framer } = pipeline;
     return {
       records: framer.records,
       bytes: framer.bytes,
       checkpoints: writer.chainHead.index + 1,
       streamId: header.streamId,
+      logId: header.logId!,
+      keys: header.keys!,
       keyArn: engine.keyArn,
       macAlgorithm: engine.algorithm,
       framing: framing.type,
@@ -251,6 +351,13 @@ export async function signLog(input: LogInput, sidecarPath: FilePath, opts: Sign
       elapsedMs: performance.now() - t0,
     };
   } finally {
+    keys.destroy();
+    for (const a of shipped) if (a.type === 'stream' && Buffer.isBuffer(a.nonce)) a.nonce.fill(0);
     if (!ok) await tmp.discard();
   }
+}
+
+/** What every shipped line says of where the log is: this host, and its path when it has one. */
+export function identity(log: string | undefined): { host: string; log?: string } {
+  return { host: hostname(), ...(log !== undefined ? { log } : {}) };
 }

@@ -24,12 +24,16 @@
  * were pushed, with the same object `sign --checkpoints-out` ships (verify it
  * with anchorVerifies). Its `logBytes` counts record bytes.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { AnchorCheck, type ShippedCheckpoint } from './anchor-check.js';
 import type { CheckpointAnchor } from './anchors.js';
+import { assertPath, type FilePath } from './input.js';
+import { IssueLog, isTampering, type VerifyIssue } from './issues.js';
 import { CheckpointChain, checkpointSettings, type CheckpointOptions } from './checkpoint.js';
 import type { MacEngine } from './engine.js';
 import { macEqual } from './engine.js';
-import { digestFor, newStreamId, recordMacInput, type DigestName } from './format.js';
+import { SIDECAR_VERSION, digestFor, newLogId, newStreamId, recordMacInput, type DigestName } from './format.js';
 import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
 
 /** The key (an engine, or a client + keyId: see KeyOptions) and the stream's parameters. */
@@ -48,9 +52,13 @@ export interface SignStreamOptions extends RecordStreamOptions, CheckpointOption
   onCheckpoint?: (c: CheckpointAnchor) => void | Promise<void>;
   /**
    * The last checkpoint of an earlier run of this stream, to continue its
-   * chain: the stream id and `firstSeq` default to (and must match) its own.
+   * chain: the stream id, `firstSeq` and `logId` default to (and must match) its own.
    */
   chainFrom?: CheckpointAnchor;
+  /** The id of the log (32 hex digits) every checkpoint names; random by default (chainFrom's when continuing). */
+  logId?: string;
+  /** A name for the log, carried by every checkpoint (informational, as a sidecar's log path). */
+  log?: string;
 }
 
 export interface SignedRecord {
@@ -75,6 +83,17 @@ export interface VerifiedRecord extends SignedRecord {
 export interface VerifyStreamOptions extends RecordStreamOptions {
   /** Fail the stream (KMSInvalidMacException) at the first invalid record instead of passing `valid: false`. */
   failFast?: boolean;
+  /**
+   * The checkpoint lines the sign stream's checkpoints were shipped to (a
+   * file): the records must agree with every shipped checkpoint of the
+   * stream and reach the newest; the stream must be there at all. What is
+   * found is emitted as 'issue' events (VerifyIssue, as verifyLog reports:
+   * anchor-missing, anchor-mismatch, anchor-invalid, fork, signer-silent)
+   * and kept in `issues`; with failFast, a tampering issue fails the stream.
+   */
+  checkpoints?: FilePath;
+  /** With `checkpoints`: the longest silence allowed between shipped checkpoints (ms); record streams declare no heartbeat. */
+  maxGapMs?: number;
 }
 
 function toBuf(x: Buffer | Uint8Array | string, what: string): Buffer {
@@ -237,6 +256,8 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
   private checkpoints: CheckpointChain | undefined;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private readonly firstSeq: number;
+  /** The id of the log the stream's checkpoints name (hex). */
+  readonly logId: string;
 
   constructor(private readonly sopts: SignStreamOptions) {
     const from = sopts.chainFrom;
@@ -245,10 +266,15 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
         throw new RangeError('createSignStream: streamId differs from chainFrom.streamId');
       if (sopts.firstSeq !== undefined && sopts.firstSeq !== from.records)
         throw new RangeError('createSignStream: firstSeq differs from chainFrom.records');
+      if (sopts.logId !== undefined && from.logId !== undefined && sopts.logId !== from.logId)
+        throw new RangeError('createSignStream: logId differs from chainFrom.logId');
     }
     super(from ? { ...sopts, streamId: from.streamId, firstSeq: from.records } : sopts, false);
     checkpointSettings(sopts);
     this.firstSeq = this.seq;
+    const logId = sopts.logId ?? from?.logId ?? newLogId();
+    if (!/^[0-9a-f]{32}$/.test(logId)) throw new RangeError('createSignStream: logId must be 32 hex digits');
+    this.logId = logId;
   }
 
   protected recordOf(item: Buffer | Uint8Array | string): Buffer {
@@ -276,7 +302,10 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
     const head = from
       ? { index: from.checkpoint, records: from.records, logBytes: from.logBytes, mac: Buffer.from(from.mac, 'base64') }
       : { index: -1, records: this.firstSeq, logBytes: 0, mac: Buffer.alloc(engine.macLength) }; // a stream's chain starts from zeros
-    this.checkpoints = new CheckpointChain(engine.keyArn, this.sid, digestFor(engine.algorithm), head, this.sopts);
+    this.checkpoints = new CheckpointChain(engine.keyArn, this.sid, digestFor(engine.algorithm), head, this.sopts, {
+      version: SIDECAR_VERSION,
+      heartbeat: false,
+    });
     return this.checkpoints;
   }
 
@@ -302,7 +331,12 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
   }
 
   private async seal(): Promise<void> {
-    const { anchor } = await this.chain().seal(this.engine!);
+    const sealed = await this.chain().seal(this.engine!, 0);
+    const anchor: CheckpointAnchor = {
+      ...sealed.anchor,
+      logId: this.logId,
+      ...(this.sopts.log ? { log: this.sopts.log } : {}),
+    };
     this.emit('checkpoint', anchor);
     await this.sopts.onCheckpoint?.(anchor);
   }
@@ -330,8 +364,101 @@ class SignStream extends BatchingTransform<Buffer | Uint8Array | string, SignedR
 type VerifyIn = { record: Buffer | Uint8Array | string; mac: Uint8Array; seq?: number };
 
 class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
+  /** With `checkpoints`: what the check against them found. */
+  readonly issues: VerifyIssue[] = [];
+  private anchors: Promise<AnchorCheck> | undefined;
+  private shipped: ShippedCheckpoint[] = [];
+  /** The next shipped checkpoint to compare, the MACs since the one before, and the last one the records reached. */
+  private next = 0;
+  private blockDigest: Hash | undefined;
+  private reached: ShippedCheckpoint | null = null;
+  private readonly log: IssueLog;
+
   constructor(private readonly vopts: VerifyStreamOptions) {
     super(vopts, true);
+    if (vopts.checkpoints !== undefined) assertPath(vopts.checkpoints, 'createVerifyStream: checkpoints');
+    this.log = new IssueLog(1000, (i) => {
+      this.issues.push(i);
+      this.emit('issue', i);
+    });
+  }
+
+  /** The shipped checkpoints, loaded and verified once the key is known. */
+  private check(): Promise<AnchorCheck> {
+    this.anchors ??= (async () => {
+      const check = new AnchorCheck({ engine: this.engine!, issues: this.log, maxGapMs: this.vopts.maxGapMs });
+      await check.load(this.vopts.checkpoints!, { streamId: this.streamId });
+      this.shipped = check.checkpointsOf(this.streamId);
+      this.blockDigest = this.newDigest();
+      return check;
+    })();
+    return this.anchors;
+  }
+
+  private readonly firstSeq = this.seq;
+  /** The record the MACs in blockDigest start from. */
+  private digestFrom = this.seq;
+
+  private newDigest(): Hash {
+    return createHash(this.digest === 'SHA-512' ? 'sha512' : 'sha256');
+  }
+
+  /**
+   * Each shipped checkpoint the records now reach (`count` records seen): its
+   * digest must be that of the MACs since the one before it (when this run
+   * saw them all: a run that continues a stream starts at a checkpoint).
+   */
+  private compare(count: number): void {
+    while (this.next < this.shipped.length && this.shipped[this.next]!.records <= count) {
+      const c = this.shipped[this.next]!;
+      const start = this.next > 0 ? this.shipped[this.next - 1]!.records : c.index === 0 ? this.firstSeq : null;
+      this.next++;
+      if (c.records > this.firstSeq && start === this.digestFrom && this.blockDigest!.digest('base64') !== c.digest) {
+        this.log.add({
+          kind: 'anchor-mismatch',
+          count: 1,
+          message: `checkpoint ${c.index} (record ${c.records}) was shipped over other MACs than the records verified here: records or MACs were changed, added or removed`,
+        });
+      }
+      if (c.records >= this.firstSeq) {
+        this.blockDigest = this.newDigest();
+        this.digestFrom = c.records;
+      }
+      this.reached = c;
+    }
+  }
+
+  protected override async afterEmit(outs: VerifiedRecord[]): Promise<void> {
+    if (this.vopts.checkpoints === undefined) return;
+    await this.check();
+    const L = this.engine!.macLength;
+    for (const o of outs) {
+      this.blockDigest!.update(o.mac.length === L ? o.mac : Buffer.alloc(L));
+      this.compare(o.seq + 1);
+    }
+  }
+
+  protected override async finish(): Promise<void> {
+    if (this.vopts.checkpoints === undefined) return;
+    const check = await this.check();
+    this.compare(this.seq);
+    const r = this.reached;
+    check.finish([
+      {
+        streamId: this.streamId,
+        header: null,
+        last: r ? { index: r.index, records: r.records, timeMs: r.timeMs } : null,
+        closed: false,
+      },
+    ]);
+    check.destroy();
+    this.log.done();
+    const bad = this.issues.find((i) => isTampering(i.kind));
+    if (bad && this.vopts.failFast) {
+      const err = new Error(bad.message);
+      err.name = 'KMSInvalidMacException';
+      throw err;
+    }
   }
   protected recordOf(item: VerifyIn): Buffer {
     if (!item || !(item.mac instanceof Uint8Array))
@@ -388,13 +515,13 @@ class VerifyStream extends BatchingTransform<VerifyIn, VerifiedRecord> {
  */
 export function createSignStream(
   options: SignStreamOptions,
-): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
+): Transform & { readonly streamId: string; readonly logId: string; readonly keyArn: string | undefined } {
   return new SignStream(options);
 }
 
 /** `{ record, mac, seq? }` in, `{ seq, record, mac, valid, problem? }` out; `options.streamId` and the key are required. */
 export function createVerifyStream(
   options: VerifyStreamOptions,
-): Transform & { readonly streamId: string; readonly keyArn: string | undefined } {
+): Transform & { readonly streamId: string; readonly keyArn: string | undefined; readonly issues: VerifyIssue[] } {
   return new VerifyStream(options);
 }

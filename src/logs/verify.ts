@@ -7,32 +7,39 @@
  * removed). A batch that verifies in order is done; the records of any other
  * go to the Aligner (aligner.ts), which works out what happened.
  */
-import type { MacEngine } from './engine.js';
-import { AnchorCheck } from './anchors.js';
+import { resolve } from 'node:path';
+import { pathString } from './atomic-file.js';
+import { AnchorCheck, type SidecarStream } from './anchor-check.js';
 import { Aligner, type AlignRecord, type Matcher } from './aligner.js';
 import {
   MAC_INPUT_PREFIX,
   PREFIX_KIND,
   PREFIX_N,
+  PREFIX_STREAM_ID,
   SidecarFormatError,
   framingDelimiter,
+  headerMacInput,
   writePrefix,
   writeU64,
 } from './format.js';
 import { DEFAULT_BATCH_RECORDS, RecordFramer, type RecordBatch } from './framer.js';
 import { assertLogInput, assertPath, logChunks, type FilePath, type LogInput } from './input.js';
 import { IssueLog, type IssueKind, type VerifyIssue } from './issues.js';
-import { assertKeyOptions, engineFor, type KeyOptions } from './kms-engine.js';
+import { kmsStreamKeys, type StreamKeys } from './keys.js';
+import { assertKeyOptions, engineFor, isRemoteEngine, type KeyOptions } from './kms-engine.js';
 import {
   MacWindow,
-  headerVerifies,
+  firstSegment,
+  keyRuns,
   macSource,
   openSidecar,
   scanSidecar,
+  type KeyRun,
+  type SegmentState,
   type SidecarFile,
   type SidecarState,
 } from './sidecar-reader.js';
-import type { Progress } from './sign.js';
+import { LogInputError, type Progress } from './sign.js';
 
 export { ISSUE_KINDS, describe, isTampering } from './issues.js';
 export type { IssueKind, VerifyIssue } from './issues.js';
@@ -67,8 +74,12 @@ export interface VerifyReport {
   closed: boolean;
   /** Bytes after the last checkpoint that a crash left unfinished (ignored: their records are unsigned). */
   tornBytes: number;
-  /** Version 2: the sidecar this one continues after a log rotation. */
+  /** Version 2+: the sidecar this one continues after a log rotation. */
   previous: { streamId: string; checkpoint: number; records: number } | null;
+  /** Version 3: the log's id, how the stream's MACs are keyed, and the streams the sidecar holds (several after forward-secure restarts). */
+  logId?: string;
+  keys?: 'kms' | 'forward-secure';
+  streams?: { streamId: string; records: number; checkpoint: number | null; closed: boolean }[];
   /** With `checkpoints`: how many of this stream's checkpoints were shipped, and the newest. */
   anchors?: AnchorCheck['summary'];
   elapsedMs: number;
@@ -86,8 +97,17 @@ export interface VerifyLogOptions extends KeyOptions {
   maxIssues?: number;
   batchSize?: number;
   inflight?: number;
-  /** Checkpoint lines shipped by `sign --checkpoints-out` (a file): the sidecar must reach the newest one of its stream and agree with each. */
+  /**
+   * Checkpoint lines shipped by `sign --checkpoints-out` (a file): the
+   * authority (anchor-check.ts). The sidecar's streams must be there, reach
+   * the newest checkpoint shipped of each and agree with every one; the
+   * log's streams must form one chain; silences longer than `maxGapMs` are
+   * reported. A forward-secure sidecar can only be verified with them: its
+   * keys come from the nonce shipped there.
+   */
   checkpoints?: FilePath;
+  /** With `checkpoints`: the longest silence allowed between shipped checkpoints (ms); default 3 × the heartbeat the stream declares. */
+  maxGapMs?: number;
   onIssue?: (issue: VerifyIssue) => void;
   onProgress?: (p: Progress) => void;
 }
@@ -112,6 +132,7 @@ export async function verifyLog(input: LogInput, sidecarPath: FilePath, opts: Ve
     issues.add({ kind: 'sidecar-header', count: 1, message: err.message });
     return report(issues, t0, null, null, null);
   }
+  let anchors: AnchorCheck | null = null;
   try {
     const { header } = sf;
     const engine = await engineFor(opts, 'verifyLog', header.macAlgorithm);
@@ -125,23 +146,68 @@ export async function verifyLog(input: LogInput, sidecarPath: FilePath, opts: Ve
       });
       return report(issues, t0, sf, null, null);
     }
-    if (!(await headerVerifies(sf, engine))) {
+    const forward = header.keys === 'forward-secure';
+    if (forward && opts.checkpoints === undefined)
+      throw new LogInputError(
+        `${String(sidecarPath)} is forward-secure: its keys are derived from a nonce that only its shipped checkpoints hold; verify it with them (checkpoints, --checkpoints)`,
+      );
+    if (!forward && isRemoteEngine(engine))
+      throw new LogInputError(
+        `${String(sidecarPath)} is MACed with the KMS key itself, record by record: it cannot be verified through a remote KMS (kms); use a client or an engine with the key`,
+      );
+    if (opts.checkpoints !== undefined) {
+      const logPath = typeof input === 'string' || input instanceof URL ? resolve(pathString(input)) : undefined;
+      anchors = new AnchorCheck({ engine, issues, maxGapMs: opts.maxGapMs, logPath });
+      await anchors.load(opts.checkpoints, header);
+    }
+    const trusted = kmsStreamKeys(engine);
+    const keysFor = async (seg: SegmentState): Promise<StreamKeys | null> =>
+      seg.header.keys === 'forward-secure' ? (anchors?.keysFor(seg.header) ?? null) : trusted;
+    const first = await keysFor(firstSegment(sf));
+    if (first === null) {
+      // a forward-secure stream whose nonce was not shipped: nothing in it can be checked
+      anchors!.finish([{ streamId: header.streamId, header, last: null, closed: false }]);
+      return report(issues, t0, sf, null, null, anchors!.summary);
+    }
+    if (!(await first.engineFor(0).verify(headerMacInput(sf.streamId, sf.headerBytes), sf.headerMac))) {
       issues.add({
         kind: 'sidecar-header',
         count: 1,
         message: `the sidecar header MAC does not verify with key ${engine.keyArn}: the header was altered`,
       });
-      return report(issues, t0, sf, null, null);
+      return report(issues, t0, sf, null, null, anchors?.summary);
     }
-    const anchors = opts.checkpoints === undefined ? null : new AnchorCheck(header.streamId, engine, issues);
-    await anchors?.load(opts.checkpoints!);
-    const state = await scanSidecar(sf, engine, issues, anchors ? (c) => anchors.visit(c) : undefined);
-    anchors?.finish(state);
-    const log = await alignLog(input, sf, state, engine, issues, opts);
+    const state = await scanSidecar(
+      sf,
+      keysFor,
+      issues,
+      anchors ? (c, seg) => anchors!.visit(seg.header.streamId, c) : undefined,
+    );
+    anchors?.finish(sidecarStreams(sf, state));
+    const keys = new Map<SegmentState, StreamKeys>();
+    for (const seg of state.segments) {
+      const k = await keysFor(seg);
+      if (k === null) return report(issues, t0, sf, state, null, anchors?.summary); // (anchor-missing, reported)
+      keys.set(seg, k);
+    }
+    const log = await alignLog(input, sf, state, (seg) => keys.get(seg) ?? trusted, issues, opts);
     return report(issues, t0, sf, state, log, anchors?.summary);
   } finally {
+    anchors?.destroy();
     await sf.fh.close();
   }
+}
+
+function sidecarStreams(sf: SidecarFile, state: SidecarState): SidecarStream[] {
+  if (state.segments.length === 0)
+    return [{ streamId: sf.header.streamId, header: null, last: null, closed: state.closed }];
+  return state.segments.map((seg) => ({
+    streamId: seg.header.streamId,
+    header: seg.header.version >= 3 ? seg.header : null,
+    headerBytes: seg.headerBytes,
+    last: seg.last ? { index: seg.last.index, records: seg.last.records, timeMs: seg.last.timeMs } : null,
+    closed: seg.closed,
+  }));
 }
 
 /** Streams the log through the fast path and the aligner; returns what it saw. */
@@ -149,35 +215,44 @@ async function alignLog(
   input: LogInput,
   sf: SidecarFile,
   state: SidecarState,
-  engine: MacEngine,
+  keysOf: (seg: SegmentState) => StreamKeys,
   issues: IssueLog,
   opts: VerifyLogOptions,
 ) {
   const { header, streamId, macLength: L } = sf;
   const n = state.signed;
-  const window = new MacWindow(macSource(sf, state, engine, issues), n);
+  const window = new MacWindow(macSource(sf, state, keysOf, issues), n);
+  const keys = new KeyMap(keyRuns(state, keysOf, sf));
 
   /** Which of `seqs` the record was signed as: a few MACs, on this thread (a worker round trip costs more). */
   const match: Matcher = (r, seqs) => {
     const stride = MAC_INPUT_PREFIX + r.payload.length;
-    const data = Buffer.allocUnsafe(stride * seqs.length);
-    const offsets = new Uint32Array(seqs.length + 1);
-    const macs = Buffer.allocUnsafe(L * seqs.length);
-    for (let i = 0; i < seqs.length; i++) {
-      writePrefix(data, i * stride, streamId, seqs[i]!, r.kind);
-      r.payload.copy(data, i * stride + MAC_INPUT_PREFIX);
-      offsets[i + 1] = (i + 1) * stride;
-      window.get(seqs[i]!).copy(macs, i * L);
+    // the candidates in order, a packed call for each run of them under one key
+    for (let a = 0; a < seqs.length; ) {
+      const run = keys.at(seqs[a]!);
+      let b = a + 1;
+      while (b < seqs.length && keys.at(seqs[b]!) === run) b++;
+      const m = b - a;
+      const data = Buffer.allocUnsafe(stride * m);
+      const offsets = new Uint32Array(m + 1);
+      const macs = Buffer.allocUnsafe(L * m);
+      for (let i = 0; i < m; i++) {
+        writePrefix(data, i * stride, run.streamId, seqs[a + i]!, r.kind);
+        r.payload.copy(data, i * stride + MAC_INPUT_PREFIX);
+        offsets[i + 1] = (i + 1) * stride;
+        window.get(seqs[a + i]!).copy(macs, i * L);
+      }
+      const res = run.engine.verifyPackedSync(data, offsets, macs);
+      for (let i = 0; i < m; i++) if (res[i] === 1) return seqs[a + i]!;
+      a = b;
     }
-    const res = engine.verifyPackedSync(data, offsets, macs);
-    for (let i = 0; i < seqs.length; i++) if (res[i] === 1) return seqs[i]!;
     return -1;
   };
   const aligner = new Aligner({
     signed: n,
     window: opts.window ?? 1024,
-    // a version-2 sidecar covers what was signed so far; so does a cut version-1 sidecar
-    unsignedTail: header.version === 2 || state.truncated,
+    // a version-2+ sidecar covers what was signed so far; so does a cut version-1 sidecar
+    unsignedTail: header.version >= 2 || state.truncated,
     match,
     issue: (i) => issues.add(i),
   });
@@ -210,7 +285,7 @@ async function alignLog(
     await window.load(lo, lo + batch.count, aligner.reach().lo);
     const results = resultsPool.pop()!;
     // the engine copies its inputs before it returns: the window's own bytes can go as they are
-    const res = engine.verifyPacked(batch.data, batch.offsets, window.macs(lo, batch.count, scratch), results);
+    const res = keys.verify(batch, lo, streamId, window.macs(lo, batch.count, scratch), results);
     res.catch(() => {}); // observed in handle
     return { batch, d, results, res };
   };
@@ -304,7 +379,82 @@ function report(
     closed: state?.closed ?? false,
     tornBytes: state?.tornBytes ?? 0,
     previous: prev ? { streamId: prev.streamId, checkpoint: prev.checkpoint, records: prev.records } : null,
+    ...(h?.logId
+      ? {
+          logId: h.logId,
+          keys: h.keys,
+          streams: (state?.segments ?? []).map((seg) => ({
+            streamId: seg.header.streamId,
+            records: seg.last?.records ?? seg.start.records,
+            checkpoint: seg.last?.index ?? null,
+            closed: seg.closed,
+          })),
+        }
+      : {}),
     ...(anchors ? { anchors } : {}),
     elapsedMs: performance.now() - t0,
   };
+}
+
+/**
+ * Which key checks which signed record: the runs of keyRuns(), one for a
+ * kms-keyed sidecar (then a batch is one packed call, as it always was), one
+ * per stream and key epoch for a forward-secure one.
+ */
+class KeyMap {
+  constructor(private readonly runs: KeyRun[]) {}
+
+  /** The run holding seq `s`. */
+  at(s: number): KeyRun {
+    const { runs } = this;
+    let lo = 0;
+    let hi = runs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (runs[mid]!.seq <= s) lo = mid;
+      else hi = mid - 1;
+    }
+    return runs[lo]!;
+  }
+
+  /**
+   * Verifies a batch whose record i is checked as signed record `lo + i`:
+   * split where the key changes, each part under its stream id (written into
+   * the records' MAC inputs when it is not the framer's) and its key.
+   */
+  async verify(
+    batch: RecordBatch,
+    lo: number,
+    framerStream: Buffer,
+    macs: Buffer,
+    results: Uint8Array,
+  ): Promise<Uint8Array> {
+    const { data, offsets, count } = batch;
+    const first = this.at(lo);
+    if (this.at(lo + count - 1) === first && first.streamId.equals(framerStream))
+      return first.engine.verifyPacked(data, offsets, macs, results); // one key: one call, as for a kms-keyed sidecar
+    const L = first.engine.macLength;
+    const parts: Promise<Uint8Array>[] = [];
+    for (let a = 0; a < count; ) {
+      const run = this.at(lo + a);
+      let b = a + 1;
+      while (b < count && this.at(lo + b) === run) b++;
+      if (!run.streamId.equals(framerStream))
+        for (let i = a; i < b; i++) data.set(run.streamId, offsets[i]! + PREFIX_STREAM_ID);
+      const base = offsets[a]!;
+      const sub = new Uint32Array(b - a + 1);
+      for (let i = a; i <= b; i++) sub[i - a] = offsets[i]! - base;
+      parts.push(
+        run.engine.verifyPacked(
+          data.subarray(base, offsets[b]!),
+          sub,
+          macs.subarray(a * L, b * L),
+          results.subarray(a, b),
+        ),
+      );
+      a = b;
+    }
+    await Promise.all(parts);
+    return results.subarray(0, count);
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * Shared default locations for the `kms-hmac` command (every subcommand that
+ * The default key store location, shared by the `kms-hmac` command (every subcommand that
  * opens a key store uses the same default, so `kms-hmac keys create` and
  * `kms-hmac serve` see the same keys without flags).
  */
