@@ -240,7 +240,7 @@ describe.skipIf(!awsPresent)('AWS CLI v2: multi-Region keys across the Regions s
   }, 120_000);
 });
 
-const BOTO3_SCRIPT = String.raw`
+const BOTO3_SCRIPT = `
 import json, sys, boto3, botocore
 url = sys.argv[1]
 east = boto3.client('kms', region_name='us-east-1', endpoint_url=url)
