@@ -42,7 +42,10 @@ describe('passphrase on every command that opens a store', () => {
     });
   });
 
-  it('an encrypted store: --passphrase-file or KMS_HMAC_PASSPHRASE opens it; nothing else does', async () => {
+  // Each command derives the passphrase with scrypt N=2^17 (about 2 s on a loaded 2-vCPU machine).
+  it('an encrypted store: --passphrase-file or KMS_HMAC_PASSPHRASE opens it; nothing else does', {
+    timeout: 240_000,
+  }, async () => {
     const ks = join(dir, 'enc.db');
     const c = await cli([
       'keys',
@@ -118,7 +121,9 @@ describe('passphrase on every command that opens a store', () => {
 describe.skipIf(PG_SKIP)('--keystore postgres://… on every command', () => {
   const pg = usePostgres();
 
-  it('keys, mac, sign, verify on a PostgreSQL store, by flag, by KMS_HMAC_KEYSTORE, and by PG* variables behind a bare postgres://', async () => {
+  it('keys, mac, sign, verify on a PostgreSQL store, by flag, by KMS_HMAC_KEYSTORE, and by PG* variables behind a bare postgres://', {
+    timeout: 240_000,
+  }, async () => {
     const url = await pg.database();
     const dbName = url.slice(url.lastIndexOf('/') + 1, url.indexOf('?'));
     const pass = { KMS_HMAC_PASSPHRASE: 'fleet pass' };

@@ -1,10 +1,12 @@
 /**
- * The package root exports what the README documents (a name documented but
+ * The package root and its subpaths export what the README documents (a name documented but
  * not exported is a broken promise; see README "API").
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as pkg from '../src/index.js';
+import * as pino from '../src/logs/pino.js';
+import * as winston from '../src/logs/winston.js';
 import * as server from '../src/server/index.js';
 
 describe('the package root', () => {
@@ -44,7 +46,9 @@ describe('the package root', () => {
   it("the README's API section names every export, and nothing else (one line per function, class or group)", () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const api = /^## API\n([\s\S]*?)\n## /m.exec(readme)![1]!;
-    const [root, sub] = api.split('`kms-hmac/server`:');
+    const [root, rest] = api.split('`kms-hmac/server`:');
+    const [sub, afterServer] = rest!.split('`kms-hmac/pino` (');
+    const [pinoPart, winstonPart] = afterServer!.split('`kms-hmac/winston` (');
     // The names a bullet documents: the backticked identifiers before its first ': '.
     const names = (text: string) =>
       [...text.matchAll(/^- (.*?): /gm)].flatMap(([, head]) =>
@@ -52,5 +56,7 @@ describe('the package root', () => {
       );
     expect(names(root!).sort()).toEqual(Object.keys(pkg).sort());
     expect(names(sub!).sort()).toEqual(Object.keys(server).sort());
+    expect(names(pinoPart!).sort()).toEqual(Object.keys(pino).sort());
+    expect(names(winstonPart!).sort()).toEqual(Object.keys(winston).sort());
   });
 });
