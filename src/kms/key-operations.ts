@@ -4,6 +4,7 @@
  * do not support: the operations answer as AWS does for them).
  */
 import { randomBytes } from 'node:crypto';
+import { aliasStoreId } from '../keystore/records.js';
 import type { HmacKeySpec, KeyRecord, KeyStoreTransaction, Tag } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
@@ -19,7 +20,6 @@ import {
   type KeyMetadata,
 } from './keys.js';
 import { LIMITS } from './limits.js';
-import { aliasStoreId } from '../keystore/records.js';
 import { arnScope, checkDeletable, findAlias, placeAlias, sameScope } from './multi-region.js';
 import { checkAliasQuota, checkKeyQuota, checkTagQuota } from './quotas.js';
 import {
