@@ -35,6 +35,7 @@ interface ServeFlags {
   allowedHost: string[];
   keystore?: string;
   region: string;
+  regions?: string[];
   accountId: string;
   accessKeyId?: string;
   secretAccessKey?: string;
@@ -102,6 +103,11 @@ export function serveCommand(): Command {
     )
     .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region of key ARNs and of the SigV4 credential scope', DEFAULT_REGION)
+    .option(
+      '--regions <list>',
+      'more Regions answered besides --region, comma-separated: each request is answered in the Region of its SigV4 scope (multi-Region keys replicate across them)',
+      (v: string) => v.split(',').filter((r) => r !== ''),
+    )
     .option('--account-id <id>', 'account id in key ARNs', DEFAULT_ACCOUNT_ID)
     .option('--access-key-id <id>', `accepted access key id (or env ${ENV_ACCESS_KEY_ID})`)
     .option(
@@ -171,7 +177,7 @@ An entry with neither, and the --access-key-id pair, is the root of --account-id
 re-read on SIGHUP: a file that fails to load or check leaves the previous set in force (the
 reason is printed as a warning).
 
-Without any credentials, the Without any credentials, the
+Without any credentials, the
 server refuses to start unless --auth any is given (loopback only; keys in memory unless
 --keystore names a store). A request with no credentials or unknown ones is answered at once
 (its body is never read) and its connection closed, and so is a request addressed to a host
@@ -229,6 +235,7 @@ Example:
           allowedHosts: flags.allowedHost,
           keyStore: flags.keystore ?? (emulator ? undefined : defaultKeyStorePath()),
           region: flags.region,
+          ...(flags.regions !== undefined ? { regions: flags.regions } : {}),
           accountId: flags.accountId,
           quotas: {
             keys: flags.keysQuota,

@@ -27,9 +27,10 @@ import { kmsError } from '../kms/errors.js';
 import { partitionOf } from '../kms/identifiers.js';
 import { ImportOperations, type ImportKeyMaterialInput } from '../kms/import-operations.js';
 import { KeyOperations, type CreateKeyInput } from '../kms/key-operations.js';
+import { isRegionName, MultiRegionOperations, type ReplicateKeyInput } from '../kms/multi-region.js';
 import { OPERATION_NAMES, OPERATIONS } from '../kms/operations.js';
 import { resolveQuotas, type Quotas } from '../kms/quotas.js';
-import { SPEC_ALGORITHM, type KeyMetadata } from '../kms/keys.js';
+import { keyMetadata, SPEC_ALGORITHM, type KeyMetadata } from '../kms/keys.js';
 import {
   MacOperations,
   type GenerateMacBatchInput,
@@ -47,6 +48,7 @@ export type { CreateKeyInput } from '../kms/key-operations.js';
 export type { CreateGrantInput, GrantListEntry } from '../kms/grant-operations.js';
 export type { Quotas } from '../kms/quotas.js';
 export type { ImportKeyMaterialInput } from '../kms/import-operations.js';
+export type { ReplicateKeyInput } from '../kms/multi-region.js';
 export type {
   GenerateMacBatchInput,
   GenerateMacBatchOutput,
@@ -96,6 +98,17 @@ export interface KmsHmacClientOptions {
 /** Internal: the option that makes the constructor build a forPrincipal() view. */
 const VIEW_OF = Symbol('kms-hmac.viewOf');
 
+/** Internal: the option that makes the constructor build another Region's client of a family (inRegion). */
+const FAMILY_OF = Symbol('kms-hmac.familyOf');
+
+interface Family {
+  readonly owner: KmsHmacClient;
+  /** Region → the family's client there (not a forPrincipal() view). */
+  readonly clients: Map<string, KmsHmacClient>;
+  /** What a new Region's client is built with (besides the store and the Region). */
+  readonly options: KmsHmacClientOptions;
+}
+
 /** Internal hook for the fast path (src/client/fast-path.ts). */
 export const FAST_PATH = Symbol('kms-hmac.fastPath');
 
@@ -126,8 +139,17 @@ export class KmsHmacClient {
   readonly #import: ImportOperations;
   readonly #policies: PolicyOperations;
   readonly #grants: GrantOperations;
+  readonly #multiRegion: MultiRegionOperations;
   /** Set on a forPrincipal() view: the client whose store and caches it shares. */
   readonly #parent: KmsHmacClient | undefined;
+  /**
+   * One client per Region answered (this one's included), shared by every
+   * client made from the same constructor call: they share its store,
+   * backend, clock, quotas and caller. The client that made it closes the others.
+   */
+  readonly #family: Family;
+  /** What inRegion() returned: this client's principal in another Region. */
+  readonly #inRegion = new Map<string, KmsHmacClient>();
 
   constructor(options: KmsHmacClientOptions = {}) {
     const view = (options as { [VIEW_OF]?: { parent: KmsHmacClient; caller: Caller } })[VIEW_OF];
@@ -145,6 +167,8 @@ export class KmsHmacClient {
       this.#import = p.#import;
       this.#policies = p.#policies;
       this.#grants = p.#grants;
+      this.#multiRegion = p.#multiRegion;
+      this.#family = p.#family;
       return;
     }
     this.#parent = undefined;
@@ -165,6 +189,20 @@ export class KmsHmacClient {
     this.#import = new ImportOperations(this.#ctx);
     this.#policies = new PolicyOperations(this.#ctx);
     this.#grants = new GrantOperations(this.#ctx);
+    this.#multiRegion = new MultiRegionOperations(this.#ctx, keyMetadata);
+    const member = (options as { [FAMILY_OF]?: Family })[FAMILY_OF];
+    this.#family = member ?? {
+      owner: this,
+      clients: new Map(),
+      options: {
+        clock: this.#ctx.clock,
+        accountId: this.accountId,
+        ...(options.principal !== undefined ? { principal: this.principal } : {}),
+        quotas,
+        backend,
+      },
+    };
+    this.#family.clients.set(this.region, this);
   }
 
   /**
@@ -176,7 +214,41 @@ export class KmsHmacClient {
   forPrincipal(principal: string | { principal?: string; accountId?: string }): KmsHmacClient {
     const o = typeof principal === 'string' ? { principal } : (principal ?? {});
     const caller = callerFrom(o.principal, o.accountId, partitionOf(this.region), this.#ctx.scope.accountId);
-    return new KmsHmacClient({ [VIEW_OF]: { parent: this.#parent ?? this, caller } } as KmsHmacClientOptions);
+    return (this.#parent ?? this).#viewAs(caller);
+  }
+
+  #viewAs(caller: Caller): KmsHmacClient {
+    return new KmsHmacClient({ [VIEW_OF]: { parent: this, caller } } as KmsHmacClientOptions);
+  }
+
+  /**
+   * This client in another Region: the same store, principal, backend, clock
+   * and quotas, with key ARNs, lookups, ListKeys and ListAliases in `region`
+   * (as an AWS SDK client made for that Region). A forPrincipal() view's is
+   * that principal in `region`. `serve` answers each request through the
+   * client of its principal and its SigV4 Region. Closed with this client.
+   */
+  inRegion(region: string): KmsHmacClient {
+    if (region === this.region) return this;
+    if (!isRegionName(region)) throw new RangeError(`Not a Region name: ${inspect(region)}`);
+    if (this.#ctx.closed) throw new Error('KmsHmacClient is closed');
+    let client = this.#inRegion.get(region);
+    if (client === undefined) {
+      const family = this.#family;
+      let base = family.clients.get(region);
+      if (base === undefined) {
+        base = new KmsHmacClient({
+          ...family.options,
+          keyStore: this.#ctx.store,
+          region,
+          [FAMILY_OF]: family,
+        } as KmsHmacClientOptions);
+      }
+      // Every base client of a family has the family's caller: a view keeps its own principal.
+      client = this.#parent === undefined ? base : base.#viewAs(this.#caller);
+      this.#inRegion.set(region, client);
+    }
+    return client;
   }
 
   /** The store this client reads and writes. */
@@ -313,8 +385,30 @@ export class KmsHmacClient {
     return this.#ctx.run(() => this.#keys.disableKeyRotation(input, this.#caller));
   }
 
-  getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<never> {
+  /** HMAC keys never rotate: `{ KeyRotationEnabled: false, KeyId: <key ARN> }` in every key state. */
+  getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<{ KeyRotationEnabled: false; KeyId: string }> {
     return this.#ctx.run(() => this.#keys.getKeyRotationStatus(input, this.#caller));
+  }
+
+  updateKeyDescription(input: {
+    KeyId: string | undefined;
+    Description: string | undefined;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#keys.updateKeyDescription(input, this.#caller));
+  }
+
+  // -------------------------------------------------------------------------
+  // Multi-Region keys (kms/multi-region.ts), called in the primary key's Region
+
+  replicateKey(input: ReplicateKeyInput): Promise<{ ReplicaKeyMetadata: KeyMetadata; ReplicaTags: Tag[] }> {
+    return this.#ctx.run(() => this.#multiRegion.replicateKey(input, this.#caller));
+  }
+
+  updatePrimaryRegion(input: {
+    KeyId: string | undefined;
+    PrimaryRegion: string | undefined;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#multiRegion.updatePrimaryRegion(input, this.#caller));
   }
 
   tagResource(input: { KeyId: string | undefined; Tags: Tag[] | undefined }): Promise<Record<string, never>> {
@@ -489,6 +583,10 @@ export class KmsHmacClient {
     await this.#ctx.ready.catch(() => {});
     await this.#ctx.sweep;
     this.#ctx.closed = true;
+    if (this.#family.owner === this) {
+      for (const client of this.#family.clients.values()) if (client !== this) await client.close();
+      this.#family.clients.clear();
+    }
     this.#mac.close();
     if (this.#ownsStore) await this.#ctx.store.close();
   }

@@ -17,6 +17,7 @@ import { kmsError } from './errors.js';
 import { authorize, type AccessDetails, type Caller } from './authorize.js';
 import { aliasArn, arnAccount, keyArn, parseKeyId, type Scope } from './identifiers.js';
 import { applyTimeRules, timeAdjusted, timeDeadline } from './keys.js';
+import { findAlias, findKey } from './multi-region.js';
 import type { Quotas } from './quotas.js';
 
 /** Errors a stale snapshot can cause: another process created, enabled or imported the key a moment ago. */
@@ -120,7 +121,12 @@ export class ClientContext {
     }
   }
 
-  /** Reads (no write lock). Applies time rules virtually and schedules their persistence. */
+  /** The key `keyId` in this client's Region and `caller`'s account, from the read view. */
+  readKeyInScope(keyId: string, caller: Caller): KeyRecord | undefined {
+    return findKey((k) => this.readKey(k), keyId, keyArn(this.scopeOf(caller), keyId));
+  }
+
+  /** Reads a key by its store id (no write lock). Applies time rules virtually and schedules their persistence. */
   readKey(keyId: string): KeyRecord | undefined {
     const rec = this.store.getKey(keyId);
     if (rec === undefined) return undefined;
@@ -228,17 +234,17 @@ function resolveKeyId(
   const p = parseKeyId(id);
   switch (p.kind) {
     case 'keyId': {
-      const rec = getKey(p.keyId);
-      if (!rec || arnAccount(rec.arn) !== s.accountId)
-        throw kmsError('NotFoundException', `Key '${keyArn(s, p.keyId)}' does not exist`);
+      // The record whose ARN is this one: the caller's account, the client's Region.
+      const arn = keyArn(s, p.keyId);
+      const rec = findKey(getKey, p.keyId, arn);
+      if (!rec) throw kmsError('NotFoundException', `Key '${arn}' does not exist`);
       return rec;
     }
     case 'keyArn': {
       if (p.region !== s.region) throw kmsError('NotFoundException', `Invalid arn ${p.region}`);
       // Another account's key is reached by its ARN (the key policy then decides).
-      const rec = getKey(p.keyId);
-      if (!rec || arnAccount(rec.arn) !== p.account || p.partition !== s.partition)
-        throw kmsError('NotFoundException', `Key '${p.arn}' does not exist`);
+      const rec = p.partition === s.partition ? findKey(getKey, p.keyId, p.arn) : undefined;
+      if (!rec) throw kmsError('NotFoundException', `Key '${p.arn}' does not exist`);
       return rec;
     }
     case 'aliasName':
@@ -250,10 +256,10 @@ function resolveKeyId(
         arn = p.arn;
         if (p.partition !== s.partition) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       } else arn = aliasArn(s, p.aliasName);
-      // Alias names are unique in the store; an alias answers only in its own account (or by its ARN).
-      const a = getAlias(p.aliasName);
-      const account = p.kind === 'aliasArn' ? p.account : s.accountId;
-      const rec = a && arnAccount(a.aliasArn) === account ? getKey(a.targetKeyId) : undefined;
+      // An alias answers in its own account and Region only (another account's by its ARN).
+      const a = findAlias(getAlias, p.aliasName, arn);
+      const owner = a === undefined ? s : { ...s, accountId: arnAccount(a.aliasArn) };
+      const rec = a ? findKey(getKey, a.targetKeyId, keyArn(owner, a.targetKeyId)) : undefined;
       if (!rec) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       return rec;
     }

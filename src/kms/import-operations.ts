@@ -24,6 +24,7 @@ import {
 } from './import.js';
 import { HMAC_KEY_SPECS, keyMetadata, withChanges, type KeyMetadata } from './keys.js';
 import { LIMITS } from './limits.js';
+import { aliasTaken, placeAlias } from './multi-region.js';
 import { checkKeyQuota, checkTagQuota, PerKeyRate } from './quotas.js';
 import { checkAliasName, checkNotPendingDeletion, requireKeyId, validateTags } from './request-checks.js';
 import {
@@ -293,16 +294,18 @@ export class ImportOperations {
       }
       if (input.AliasName !== undefined) {
         const arn = aliasArn(this.#ctx.scopeOf(caller), input.AliasName);
-        if (tx.getAlias(input.AliasName))
+        if (aliasTaken((a) => tx.getAlias(a), input.AliasName, arn))
           throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
         tx.insertKey(record);
-        tx.insertAlias({
-          aliasName: input.AliasName,
-          aliasArn: arn,
-          targetKeyId: id,
-          creationDate: now,
-          lastUpdatedDate: now,
-        });
+        tx.insertAlias(
+          placeAlias(tx, {
+            aliasName: input.AliasName,
+            aliasArn: arn,
+            targetKeyId: id,
+            creationDate: now,
+            lastUpdatedDate: now,
+          }),
+        );
       } else tx.insertKey(record);
     });
     record.keyMaterial!.fill(0);

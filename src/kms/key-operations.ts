@@ -4,11 +4,12 @@
  * do not support: the operations answer as AWS does for them).
  */
 import { randomBytes } from 'node:crypto';
+import { aliasStoreId } from '../keystore/records.js';
 import type { HmacKeySpec, KeyRecord, KeyStoreTransaction, Tag } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
-import { authorize, keyAccount, type Caller } from './authorize.js';
-import { aliasArn, arnAccount, keyArn, newKeyId } from './identifiers.js';
+import { authorize, type Caller } from './authorize.js';
+import { aliasArn, keyArn, newKeyId } from './identifiers.js';
 import { checkNewPolicy } from './policy-operations.js';
 import { GENERATED_MATERIAL_LENGTH } from './import.js';
 import {
@@ -21,6 +22,7 @@ import {
   type KeyMetadata,
 } from './keys.js';
 import { LIMITS } from './limits.js';
+import { aliasTaken, arnScope, checkDeletable, findAlias, findKey, placeAlias, sameScope } from './multi-region.js';
 import { checkAliasQuota, checkKeyQuota, checkTagQuota } from './quotas.js';
 import {
   aliasPrefixError,
@@ -168,10 +170,13 @@ export class KeyOperations {
     const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
     const now = this.#ctx.clock();
+    // The caller's own account, in this client's Region.
+    const scope = arnScope(keyArn(this.#ctx.scopeOf(caller), ''));
     const keys = this.#ctx.store
       .listKeys()
+      .filter((r) => r.arn.startsWith(scope))
       .map((r) => (timeDeadline(r) <= now ? timeAdjusted(r, now) : r))
-      .filter((r): r is KeyRecord => r !== undefined && keyAccount(r) === caller.accountId)
+      .filter((r): r is KeyRecord => r !== undefined)
       .sort(byCreation);
     const page = paginate(keys, limit, marker, (r) => [r.creationDate, r.keyId]);
     return {
@@ -196,10 +201,12 @@ export class KeyOperations {
       const rec = this.#ctx.resolveTx(tx, targetKeyId, false, caller, 'CreateAlias');
       checkNotPendingDeletion(rec);
       const arn = aliasArn(this.#ctx.scopeOf(caller), aliasName);
-      if (tx.getAlias(aliasName))
+      if (aliasTaken((a) => tx.getAlias(a), aliasName, arn))
         throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
-      checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
-      tx.insertAlias({ aliasName, aliasArn: arn, targetKeyId: rec.keyId, creationDate: now, lastUpdatedDate: now });
+      checkAliasQuota(aliasCount(tx, rec), rec.arn, this.#ctx.quotas);
+      tx.insertAlias(
+        placeAlias(tx, { aliasName, aliasArn: arn, targetKeyId: rec.keyId, creationDate: now, lastUpdatedDate: now }),
+      );
     });
     return {};
   }
@@ -213,15 +220,15 @@ export class KeyOperations {
   ): Promise<Record<string, never>> {
     const { aliasName, targetKeyId } = validateAliasInput(input);
     await this.#ctx.mutate((tx, now) => {
-      const arn = aliasArn(this.#ctx.scopeOf(caller), aliasName);
-      const existing = tx.getAlias(aliasName);
-      if (!existing || arnAccount(existing.aliasArn) !== caller.accountId)
-        throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
-      const current = tx.getKey(existing.targetKeyId);
+      const scope = this.#ctx.scopeOf(caller);
+      const arn = aliasArn(scope, aliasName);
+      const existing = findAlias((a) => tx.getAlias(a), aliasName, arn);
+      if (!existing) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+      const current = findKey((k) => tx.getKey(k), existing.targetKeyId, keyArn(scope, existing.targetKeyId));
       if (current) authorize(current, caller, 'UpdateAlias');
       const rec = this.#ctx.resolveTx(tx, targetKeyId, false, caller, 'UpdateAlias');
       checkNotPendingDeletion(rec);
-      if (existing.targetKeyId !== rec.keyId) checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
+      if (existing.targetKeyId !== rec.keyId) checkAliasQuota(aliasCount(tx, rec), rec.arn, this.#ctx.quotas);
       tx.replaceAlias({ ...existing, targetKeyId: rec.keyId, lastUpdatedDate: now });
     });
     return {};
@@ -233,12 +240,13 @@ export class KeyOperations {
     v.throwIfAny();
     if (!aliasName!.startsWith('alias/')) throw aliasPrefixError();
     await this.#ctx.mutate((tx) => {
-      const existing = tx.getAlias(aliasName!);
-      if (!existing || arnAccount(existing.aliasArn) !== caller.accountId)
-        throw kmsError('NotFoundException', `Alias ${aliasArn(this.#ctx.scopeOf(caller), aliasName!)} is not found.`);
-      const target = tx.getKey(existing.targetKeyId);
+      const scope = this.#ctx.scopeOf(caller);
+      const arn = aliasArn(scope, aliasName!);
+      const existing = findAlias((a) => tx.getAlias(a), aliasName!, arn);
+      if (!existing) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+      const target = findKey((k) => tx.getKey(k), existing.targetKeyId, keyArn(scope, existing.targetKeyId));
       if (target) authorize(target, caller, 'DeleteAlias');
-      tx.deleteAlias(aliasName!);
+      tx.deleteAlias(aliasStoreId(existing));
     });
     return {};
   }
@@ -250,12 +258,16 @@ export class KeyOperations {
     const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
     let target: string | undefined;
-    // ListAliases is an IAM permission: no key policy is consulted, and only the caller's own aliases are listed.
+    // ListAliases is an IAM permission: no key policy is consulted, and only the caller's own aliases
+    // (in this client's Region) are listed.
     if (keyId !== undefined) target = this.#ctx.resolveRead(keyId, false, caller, undefined).keyId;
+    const scope = arnScope(aliasArn(this.#ctx.scopeOf(caller), ''));
     const aliases = this.#ctx.store
       .listAliases()
-      .filter((a) => arnAccount(a.aliasArn) === caller.accountId)
-      .filter((a) => (target === undefined ? this.#ctx.readKey(a.targetKeyId) !== undefined : a.targetKeyId === target))
+      .filter((a) => a.aliasArn.startsWith(scope))
+      .filter((a) =>
+        target === undefined ? this.#ctx.readKeyInScope(a.targetKeyId, caller) !== undefined : a.targetKeyId === target,
+      )
       .sort((a, b) => (a.aliasName < b.aliasName ? -1 : a.aliasName > b.aliasName ? 1 : 0));
     const page = paginate(aliases, limit, marker, (a) => [0, a.aliasName]);
     return {
@@ -296,6 +308,7 @@ export class KeyOperations {
     return this.#ctx.mutate((tx, now) => {
       const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'ScheduleKeyDeletion');
       checkNotPendingDeletion(rec);
+      checkDeletable(rec);
       const deletionDate = now + days * DAY_MS;
       tx.replaceKey(withChanges(rec, { keyState: 'PendingDeletion', deletionDate, pendingDeletionWindowInDays: days }));
       return {
@@ -342,8 +355,16 @@ export class KeyOperations {
     throw this.#rotationUnsupported(requireKeyId(input), caller, 'DisableKeyRotation');
   }
 
-  async getKeyRotationStatus(input: { KeyId: string | undefined }, caller: Caller): Promise<never> {
-    throw this.#rotationUnsupported(requireKeyId(input), caller, 'GetKeyRotationStatus');
+  /**
+   * HMAC keys never rotate: AWS answers `KeyRotationEnabled: false` in every
+   * key state (a key pending deletion reports false too).
+   */
+  async getKeyRotationStatus(
+    input: { KeyId: string | undefined },
+    caller: Caller,
+  ): Promise<{ KeyRotationEnabled: false; KeyId: string }> {
+    const rec = this.#ctx.resolveRead(requireKeyId(input), false, caller, 'GetKeyRotationStatus');
+    return { KeyRotationEnabled: false, KeyId: rec.arn };
   }
 
   #rotationUnsupported(keyId: string, caller: Caller, operation: string): KmsErrorLike {
@@ -354,6 +375,26 @@ export class KeyOperations {
       'UnsupportedOperationException',
       `${rec.arn} key spec is ${rec.keySpec}, which does not support automatic key rotation.`,
     );
+  }
+
+  // -------------------------------------------------------------------------
+  // Description
+
+  /** Any key state but PendingDeletion (the key-state table); the description may be empty. */
+  async updateKeyDescription(
+    input: { KeyId: string | undefined; Description: string | undefined },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
+    const v = new Violations();
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
+    const description = v.string('description', input?.Description, ...LIMITS.description, true);
+    v.throwIfAny();
+    await this.#ctx.mutate((tx) => {
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'UpdateKeyDescription');
+      checkNotPendingDeletion(rec);
+      if (rec.description !== description) tx.replaceKey(withChanges(rec, { description: description! }));
+    });
+    return {};
   }
 
   // -------------------------------------------------------------------------
@@ -438,10 +479,10 @@ function validateAliasInput(input: { AliasName: string | undefined; TargetKeyId:
   return { aliasName: aliasName!, targetKeyId: targetKeyId! };
 }
 
-/** The aliases that point to `keyId`. */
-function aliasCount(tx: KeyStoreTransaction, keyId: string): number {
+/** The aliases that point to `rec` (in its Region). */
+function aliasCount(tx: KeyStoreTransaction, rec: KeyRecord): number {
   let n = 0;
-  for (const a of tx.listAliases()) if (a.targetKeyId === keyId) n++;
+  for (const a of tx.listAliases()) if (a.targetKeyId === rec.keyId && sameScope(a, rec)) n++;
   return n;
 }
 

@@ -37,6 +37,8 @@ export const LIMITS = {
   /** `GrantTokens`: the item count, and each token's length. */
   grantTokenCount: [0, 10],
   grantToken: [1, 8192],
+  /** `ReplicaRegion`, `PrimaryRegion`. */
+  region: [1, 32],
   pendingWindowInDays: [7, 30],
   rotationPeriodInDays: [90, 2560],
   /** `Limit` of ListKeys, ListAliases and ListResourceTags. */

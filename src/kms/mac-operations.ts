@@ -13,6 +13,7 @@ import { BatchItemError, withPackedMacs, withPackedMessages } from '../mac/pack.
 import { byteLength, elementCount, isUint32Array, isUint8Array, plainView } from '../mac/views.js';
 import { inspect } from 'node:util';
 import { MAC_LENGTH, type BackendKey, type MacAlgorithm } from '../backend/types.js';
+import { keyStoreId } from '../keystore/records.js';
 import type { KeyRecord, KeyStore } from '../keystore/types.js';
 import type { Caller } from './authorize.js';
 import type { ClientContext } from './context.js';
@@ -165,7 +166,7 @@ export class MacOperations {
   /** KeyId string as given → resolved usable key. Cleared whenever the store version changes. */
   readonly #hot = new Map<string, HotEntry>();
   #hotVersion = -1;
-  /** keyId → prepared MacKey for the record's current material. */
+  /** Store id (keyStoreId: one Region's record) → prepared MacKey for the record's current material. */
   readonly #slots = new Map<string, KeySlot>();
 
   constructor(ctx: ClientContext) {
@@ -416,11 +417,11 @@ export class MacOperations {
 
   /** Wipes prepared keys whose key is gone or lost its material (deleted, expired, material deleted). */
   #retireStaleSlots(): void {
-    for (const [keyId, slot] of this.#slots) {
-      const rec = this.#store.getKey(keyId);
+    for (const [storeId, slot] of this.#slots) {
+      const rec = this.#store.getKey(storeId);
       if (rec === undefined || rec.keyMaterial === undefined) {
         slot.retire();
-        this.#slots.delete(keyId);
+        this.#slots.delete(storeId);
       }
     }
   }
@@ -444,7 +445,7 @@ export class MacOperations {
 
   /** The prepared key for a record, reused while the material is the same bytes (a store write replaces records). */
   #slotFor(rec: KeyRecord): KeySlot {
-    const existing = this.#slots.get(rec.keyId);
+    const existing = this.#slots.get(keyStoreId(rec));
     if (existing !== undefined) {
       if (existing.record === rec) return existing;
       if (
@@ -459,7 +460,7 @@ export class MacOperations {
     }
     const backendKey = this.#ctx.backend.createKey(SPEC_ALGORITHM[rec.keySpec], rec.keyMaterial!);
     const slot = new KeySlot(rec, backendKey);
-    this.#slots.set(rec.keyId, slot);
+    this.#slots.set(keyStoreId(rec), slot);
     return slot;
   }
 }

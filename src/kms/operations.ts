@@ -128,6 +128,23 @@ export const OPERATIONS: ReadonlyMap<string, OperationSpec> = new Map<string, Op
     op('retireGrant', { GrantToken: 'string', KeyId: 'string', GrantId: 'string', DryRun: 'boolean' }, true),
   ],
   ['RevokeGrant', op('revokeGrant', { KeyId: 'string', GrantId: 'string', DryRun: 'boolean' }, true)],
+  ['UpdateKeyDescription', op('updateKeyDescription', { KeyId: 'string', Description: 'string' }, true)],
+  [
+    'ReplicateKey',
+    op(
+      'replicateKey',
+      {
+        KeyId: 'string',
+        ReplicaRegion: 'string',
+        Policy: 'string',
+        BypassPolicyLockoutSafetyCheck: 'boolean',
+        Description: 'string',
+        Tags: 'tags',
+      },
+      true,
+    ),
+  ],
+  ['UpdatePrimaryRegion', op('updatePrimaryRegion', { KeyId: 'string', PrimaryRegion: 'string' }, true)],
   ['GenerateMac', op('generateMac', { ...MAC_COMMON }, false)],
   ['VerifyMac', op('verifyMac', { ...MAC_COMMON, Mac: 'blob' }, false)],
 ]);

@@ -10,6 +10,7 @@ import { resolvePassphrase } from '../keystore/crypto.js';
 import { describeKeyStore } from '../keystore/index.js';
 import type { KeyStore, KeyStoreHealth } from '../keystore/types.js';
 import { resolveQuotas, type Quotas } from '../kms/quotas.js';
+import { isRegionName } from '../kms/multi-region.js';
 import type { AccessLogOptions } from './log.js';
 import {
   checkCredential,
@@ -71,6 +72,12 @@ export interface StartServerOptions {
   /** Use this client instead of creating one (then keyStore/region/accountId are the client's business). */
   client?: KmsApi;
   region?: string;
+  /**
+   * More Regions answered besides `region` (whose SigV4 scopes are accepted):
+   * each request is answered in the Region of its scope, with the client's
+   * `inRegion()`. Multi-Region keys replicate across them.
+   */
+  regions?: readonly string[];
   accountId?: string;
   /** AWS's resource quotas and GetParametersForImport's rate (the client's `quotas` option; AWS's defaults). */
   quotas?: Partial<Quotas>;
@@ -146,6 +153,8 @@ function checkOptions(o: StartServerOptions): Credential[] {
   const credentials = resolveCredentials(o);
   const host = o.host ?? DEFAULT_HOST;
   checkAllowedHosts(o.allowedHosts);
+  for (const r of [o.region ?? DEFAULT_REGION, ...(o.regions ?? [])])
+    if (!isRegionName(r)) throw new TypeError(`Not a Region name: ${JSON.stringify(r)}`);
   if (o.auth === 'any' && !isLoopbackHost(host)) {
     throw new TypeError(
       `auth 'any' (emulator mode: signatures are not verified) serves loopback only, and ${host} is not loopback; verify signatures (auth 'sigv4' with credentials) to serve other machines`,
@@ -265,6 +274,7 @@ async function startWorkers(options: StartServerOptions, credentials: Credential
     port: options.port ?? DEFAULT_PORT,
     keyStore: options.keyStore as string,
     region: options.region ?? DEFAULT_REGION,
+    ...(options.regions !== undefined ? { regions: options.regions } : {}),
     accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
     ...(options.quotas !== undefined ? { quotas: options.quotas } : {}),
     credentials,

@@ -28,6 +28,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { toWireError } from '../kms/errors.js';
+import { isRegionName } from '../kms/multi-region.js';
 import { checkAllowedHosts, isAllowedHost } from './hosts.js';
 import { AuthError, rawHeader, SigV4Verifier, type Credential, type PendingAuth } from './sigv4.js';
 import {
@@ -73,10 +74,12 @@ export interface KmsApi {
   verifyMacSync?(input: Record<string, unknown>): unknown;
   /** The same client as another principal (KmsHmacClient#forPrincipal): needed for credentials that name one. */
   forPrincipal?(principal: { principal?: string; accountId?: string }): KmsApi;
+  /** The same API in another Region (KmsHmacClient#inRegion); without it every request is answered in the client's. */
+  inRegion?(region: string): KmsApi;
   close?(): Promise<void> | void;
 }
 
-/** A client as one credential's principal, with its sync MAC twins bound. */
+/** A client as one principal in one Region, with its sync MAC twins bound. */
 interface BoundClient {
   readonly client: KmsApi;
   readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
@@ -91,14 +94,33 @@ function bind(c: KmsApi): BoundClient {
   };
 }
 
+/** One principal's clients: in the server's Region, and in the others it was asked in (inRegion). */
+interface PrincipalClients {
+  readonly home: BoundClient;
+  readonly regional: Map<string, BoundClient>;
+}
+
+function principalClients(c: KmsApi): PrincipalClients {
+  return { home: bind(c), regional: new Map() };
+}
+
+/** Under `--auth any` (any scope accepted), the most distinct Regions answered, so a caller cannot grow the cache without end. */
+const MAX_ANY_REGIONS = 64;
+
 export interface HandlerOptions {
   client: KmsApi;
   /** Credential pairs accepted for SigV4; at least one unless `auth` is `'any'`. */
   credentials?: readonly Credential[];
   /** `'sigv4'` (default): verify signatures. `'any'`: emulator mode, any well-formed in-window signature. */
   auth?: 'sigv4' | 'any';
-  /** Region the credential scope must name (default us-east-1). `--auth any` accepts any region. */
+  /** Region the credential scope must name (default us-east-1), and the client's. `--auth any` accepts any region. */
   region?: string;
+  /**
+   * More Regions answered besides `region`: a request is answered by the
+   * client's `inRegion(<its SigV4 scope's Region>)`. Under `--auth any`,
+   * every well-formed Region name is answered.
+   */
+  regions?: readonly string[];
   maxBodyBytes?: number;
   /** Body limit when `x-amz-content-sha256` is not sent (default 64 KiB, at most `maxBodyBytes`). */
   maxUnhashedBodyBytes?: number;
@@ -141,9 +163,10 @@ export class KmsRequestHandler {
   private readonly allowedHosts: readonly string[];
   private readonly log: AccessLog | null;
   /** The client as the server's account's root: emulator mode, and credentials that name no principal. */
-  private readonly root: BoundClient;
+  private readonly root: PrincipalClients;
   /** accessKeyId → the client as that credential's principal (only credentials that name one). */
-  private byAccessKey = new Map<string, BoundClient>();
+  private byAccessKey = new Map<string, PrincipalClients>();
+  private readonly homeRegion: string;
   private readonly refresh: (() => boolean) | undefined;
   /** Set during shutdown: responses carry `Connection: close`. */
   closing = false;
@@ -157,20 +180,22 @@ export class KmsRequestHandler {
       credentials: opts.credentials ?? [],
       acceptAny,
       region: acceptAny ? '*' : (opts.region ?? DEFAULT_REGION),
+      ...(opts.regions ? { regions: opts.regions } : {}),
       ...(opts.now ? { now: opts.now } : {}),
     });
     this.maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
     this.maxUnhashedBody = Math.min(this.maxBody, opts.maxUnhashedBodyBytes ?? MAX_UNHASHED_BODY_BYTES);
     this.allowedHosts = checkAllowedHosts(opts.allowedHosts);
     this.log = opts.log ?? null;
-    this.root = bind(this.client);
+    this.root = principalClients(this.client);
     this.byAccessKey = this.principals(opts.credentials ?? []);
+    this.homeRegion = opts.region ?? DEFAULT_REGION;
     this.refresh = opts.refresh;
   }
 
   /** The clients of the credentials that name a principal or account. */
-  private principals(credentials: readonly Credential[]): Map<string, BoundClient> {
-    const out = new Map<string, BoundClient>();
+  private principals(credentials: readonly Credential[]): Map<string, PrincipalClients> {
+    const out = new Map<string, PrincipalClients>();
     for (const c of credentials) {
       if (c.principal === undefined && c.accountId === undefined) continue;
       if (typeof this.client.forPrincipal !== 'function')
@@ -179,7 +204,7 @@ export class KmsRequestHandler {
         );
       out.set(
         c.accessKeyId,
-        bind(
+        principalClients(
           this.client.forPrincipal({
             ...(c.principal !== undefined ? { principal: c.principal } : {}),
             ...(c.accountId !== undefined ? { accountId: c.accountId } : {}),
@@ -195,6 +220,24 @@ export class KmsRequestHandler {
     const next = this.principals(credentials);
     this.verifier.setCredentials(credentials);
     this.byAccessKey = next;
+  }
+
+  /**
+   * The client that answers a request of access key `accessKeyId` scoped to
+   * `region` (the verifier accepted both): that credential's principal (the
+   * root of the server's account without one) in that Region. Undefined: a
+   * Region this server will not answer.
+   */
+  private apiFor(accessKeyId: string | undefined, region: string): BoundClient | undefined {
+    const p = (accessKeyId !== undefined ? this.byAccessKey.get(accessKeyId) : undefined) ?? this.root;
+    if (region === this.homeRegion || typeof p.home.client.inRegion !== 'function') return p.home;
+    let api = p.regional.get(region);
+    if (api === undefined) {
+      if (!isRegionName(region) || p.regional.size >= MAX_ANY_REGIONS) return undefined;
+      api = bind(p.home.client.inRegion(region));
+      p.regional.set(region, api);
+    }
+    return api;
   }
 
   /** True when `err` may come from a stale store view and the store did change since: worth one retry. */
@@ -399,8 +442,16 @@ export class KmsRequestHandler {
     pending: PendingAuth,
     body: Buffer,
   ): Promise<void> | undefined {
+    let api: BoundClient | undefined;
     try {
       ctx.accessKeyId = this.verifier.checkBody(pending, body).accessKeyId;
+      api = this.apiFor(ctx.accessKeyId, pending.region);
+      if (api === undefined) {
+        throw new AuthError(
+          'InvalidSignatureException',
+          `Credential should be scoped to a valid region, not '${truncate(pending.region)}'. `,
+        );
+      }
     } catch (err) {
       if (err instanceof AuthError) {
         this.sendError(req, res, ctx, 400, err.name, err.message);
@@ -408,7 +459,7 @@ export class KmsRequestHandler {
       }
       throw err;
     }
-    const caller = (ctx.accessKeyId !== undefined ? this.byAccessKey.get(ctx.accessKeyId) : undefined) ?? this.root;
+    const { client, genSync, verSync } = api;
     const target = req.headers['x-amz-target'];
     const opName =
       typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
@@ -438,10 +489,10 @@ export class KmsRequestHandler {
     // Hot path: MAC operations run synchronously (no promise, no extra tick). A key lookup that fails
     // on this process's snapshot falls through to the async method below, which asks the key store
     // first (a key another replica created or enabled a moment ago).
-    if (opName === 'GenerateMac' && caller.genSync) {
+    if (opName === 'GenerateMac' && genSync) {
       let out: unknown;
       try {
-        out = this.callSync(caller.genSync, input);
+        out = this.callSync(genSync, input);
       } catch (err) {
         if (!STALE_ERRORS.has((err as Error)?.name)) {
           this.sendKmsError(req, res, ctx, err, spec);
@@ -453,10 +504,10 @@ export class KmsRequestHandler {
         return undefined;
       }
     }
-    if (opName === 'VerifyMac' && caller.verSync) {
+    if (opName === 'VerifyMac' && verSync) {
       let out: unknown;
       try {
-        out = this.callSync(caller.verSync, input);
+        out = this.callSync(verSync, input);
       } catch (err) {
         if (!STALE_ERRORS.has((err as Error)?.name)) {
           this.sendKmsError(req, res, ctx, err, spec);
@@ -468,12 +519,12 @@ export class KmsRequestHandler {
         return undefined;
       }
     }
-    const fn = caller.client[spec.method];
+    const fn = client[spec.method];
     if (typeof fn !== 'function') {
       this.sendError(req, res, ctx, 400, 'UnknownOperationException', `Unknown operation ${truncate(String(target))}`);
       return undefined;
     }
-    const call = () => Promise.resolve((fn as (i: unknown) => unknown).call(caller.client, input));
+    const call = () => Promise.resolve((fn as (i: unknown) => unknown).call(client, input));
     let result: Promise<unknown>;
     try {
       result = call();

@@ -60,6 +60,8 @@ export interface VerifierOptions {
   acceptAny?: boolean;
   /** Region that the credential scope must name; `'*'` accepts any region. */
   region: string;
+  /** More Regions the scope may name besides `region` (the Regions `serve` answers). */
+  regions?: readonly string[];
   /** Service name in the scope (always `kms` for this server). */
   service?: string;
   /** Clock, for tests. */
@@ -85,6 +87,8 @@ export interface SignedRequest {
 export interface PendingAuth {
   /** The access key the request names: known (or `--auth any`), its session token right. Not yet proof of the secret. */
   readonly accessKeyId: string;
+  /** The Region of the credential scope (one this verifier accepts). */
+  readonly region: string;
   /** `x-amz-content-sha256` as sent: the body must hash to it. */
   readonly declaredHash: string | undefined;
   /** Set when the signature still has to be checked against the body's hash. */
@@ -262,7 +266,8 @@ function isoBasic(ms: number): string {
 export class SigV4Verifier {
   private byKey = new Map<string, Credential>();
   private readonly acceptAny: boolean;
-  private readonly region: string;
+  /** The Regions the scope may name; undefined: any. */
+  private readonly regions: ReadonlySet<string> | undefined;
   private readonly service: string;
   private readonly now: () => number;
   /**
@@ -275,7 +280,7 @@ export class SigV4Verifier {
 
   constructor(opts: VerifierOptions) {
     this.acceptAny = opts.acceptAny === true;
-    this.region = opts.region;
+    this.regions = opts.region === '*' ? undefined : new Set([opts.region, ...(opts.regions ?? [])]);
     this.service = opts.service ?? 'kms';
     this.now = opts.now ?? Date.now;
     for (const c of opts.credentials ?? []) this.byKey.set(c.accessKeyId, c);
@@ -336,7 +341,7 @@ export class SigV4Verifier {
         `Credential should be scoped to correct service: '${this.service}'. `,
       );
     }
-    if (this.region !== '*' && auth.region !== this.region) {
+    if (this.regions !== undefined && !this.regions.has(auth.region)) {
       throw new AuthError(
         'InvalidSignatureException',
         `Credential should be scoped to a valid region, not '${truncate(auth.region)}'. `,
@@ -384,7 +389,8 @@ export class SigV4Verifier {
     if (declaredHash !== undefined && !HEX64.test(declaredHash))
       throw new AuthError('InvalidSignatureException', MSG_PAYLOAD_HASH);
 
-    if (this.acceptAny) return { accessKeyId: auth.accessKeyId, declaredHash, signature: undefined };
+    const { accessKeyId, region } = auth;
+    if (this.acceptAny) return { accessKeyId, region, declaredHash, signature: undefined };
     const cred = this.byKey.get(auth.accessKeyId);
     if (cred === undefined) throw new AuthError('UnrecognizedClientException', MSG_INVALID_TOKEN);
     const token = rawHeader(rawHeaders, 'x-amz-security-token');
@@ -414,9 +420,9 @@ export class SigV4Verifier {
       date: auth.date,
       region: auth.region,
     };
-    if (declaredHash === undefined) return { accessKeyId: auth.accessKeyId, declaredHash, signature };
+    if (declaredHash === undefined) return { accessKeyId, region, declaredHash, signature };
     this.checkSignature(signature, declaredHash);
-    return { accessKeyId: auth.accessKeyId, declaredHash, signature: undefined };
+    return { accessKeyId, region, declaredHash, signature: undefined };
   }
 
   /** Finishes what `checkHeaders` began: the body's hash, then the signature if it was left for now. Throws AuthError. */

@@ -58,6 +58,7 @@ export async function startInProcess(
       credentials,
       auth: options.auth ?? 'sigv4',
       region: options.region ?? DEFAULT_REGION,
+      ...(options.regions !== undefined ? { regions: options.regions } : {}),
       host: options.host ?? DEFAULT_HOST,
       port: options.port ?? DEFAULT_PORT,
       log,
