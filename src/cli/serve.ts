@@ -37,6 +37,7 @@ interface ServeFlags {
   allowedHost: string[];
   keystore?: string;
   region: string;
+  regions?: string[];
   accountId: string;
   accessKeyId?: string;
   secretAccessKey?: string;
@@ -112,6 +113,11 @@ export function serveCommand(): Command {
     )
     .option(...KEYSTORE_OPTION)
     .option('--region <region>', 'region of key ARNs and of the SigV4 credential scope', DEFAULT_REGION)
+    .option(
+      '--regions <list>',
+      'more Regions answered besides --region, comma-separated: each request is answered in the Region of its SigV4 scope (multi-Region keys replicate across them)',
+      (v: string) => v.split(',').filter((r) => r !== ''),
+    )
     .option('--account-id <id>', 'account id in key ARNs', DEFAULT_ACCOUNT_ID)
     .option('--access-key-id <id>', `accepted access key id (or env ${ENV_ACCESS_KEY_ID})`)
     .option(
@@ -120,7 +126,7 @@ export function serveCommand(): Command {
     )
     .option(
       '--credentials-file <file>',
-      'JSON file with several pairs: {"credentials":[{"accessKeyId","secretAccessKey","sessionToken"?}]}',
+      'JSON file of access keys, each with its principal: {"credentials":[{"accessKeyId","secretAccessKey","sessionToken"?,"principal"?,"accountId"?}]} (reloaded on SIGHUP)',
     )
     .addOption(
       new Option(
@@ -195,7 +201,18 @@ export function serveCommand(): Command {
       'after',
       `
 Credentials: ${ENV_ACCESS_KEY_ID} / ${ENV_SECRET_ACCESS_KEY} (and ${ENV_SESSION_TOKEN}),
-or --credentials-file. Secrets need at least 16 characters. Without any credentials, the
+or --credentials-file. Secrets need at least 16 characters.
+
+Who may do what: each --credentials-file entry may name the principal its requests are
+evaluated as, for key policies, grants and accounts:
+  "principal"  an IAM ARN, e.g. arn:aws:iam::111122223333:user/shipper (root, user/, role/,
+               or sts assumed-role/); its account is the ARN's
+  "accountId"  12 digits; alone, the entry is that account's root principal
+An entry with neither, and the --access-key-id pair, is the root of --account-id. The file is
+re-read on SIGHUP: a file that fails to load or check leaves the previous set in force (the
+reason is printed as a warning).
+
+Without any credentials, the
 server refuses to start unless --auth any is given (loopback only; keys in memory unless
 --keystore names a store). A request with no credentials or unknown ones is answered at once
 (its body is never read) and its connection closed, and so is a request addressed to a host
@@ -260,6 +277,7 @@ Example:
           allowedHosts: flags.allowedHost,
           keyStore: flags.keystore ?? (emulator ? undefined : defaultKeyStorePath()),
           region: flags.region,
+          ...(flags.regions !== undefined ? { regions: flags.regions } : {}),
           accountId: flags.accountId,
           quotas: {
             keys: flags.keysQuota,

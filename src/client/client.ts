@@ -19,14 +19,18 @@ import { getBackend, type BackendChoice } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
 import { openKeyStore, type OpenKeyStoreOptions } from '../keystore/index.js';
 import type { HmacKeySpec, KeyStore, KeyStoreHealth, Tag } from '../keystore/types.js';
+import { callerFrom, type Caller } from '../kms/authorize.js';
 import { ClientContext } from '../kms/context.js';
+import { GrantOperations, type CreateGrantInput } from '../kms/grant-operations.js';
+import { PolicyOperations } from '../kms/policy-operations.js';
 import { kmsError } from '../kms/errors.js';
 import { partitionOf } from '../kms/identifiers.js';
 import { ImportOperations, type ImportKeyMaterialInput } from '../kms/import-operations.js';
 import { KeyOperations, type CreateKeyInput } from '../kms/key-operations.js';
+import { isRegionName, MultiRegionOperations, type ReplicateKeyInput } from '../kms/multi-region.js';
 import { OPERATION_NAMES, OPERATIONS } from '../kms/operations.js';
 import { resolveQuotas, type Quotas } from '../kms/quotas.js';
-import { SPEC_ALGORITHM, type KeyMetadata } from '../kms/keys.js';
+import { keyMetadata, SPEC_ALGORITHM, type KeyMetadata } from '../kms/keys.js';
 import {
   MacOperations,
   type GenerateMacBatchInput,
@@ -41,8 +45,10 @@ import {
 
 export type { KeyMetadata } from '../kms/keys.js';
 export type { CreateKeyInput } from '../kms/key-operations.js';
+export type { CreateGrantInput, GrantListEntry } from '../kms/grant-operations.js';
 export type { Quotas } from '../kms/quotas.js';
 export type { ImportKeyMaterialInput } from '../kms/import-operations.js';
+export type { ReplicateKeyInput } from '../kms/multi-region.js';
 export type {
   GenerateMacBatchInput,
   GenerateMacBatchOutput,
@@ -64,8 +70,16 @@ export interface KmsHmacClientOptions {
   keyStoreOptions?: OpenKeyStoreOptions;
   /** Default `us-east-1`. */
   region?: string;
-  /** Default `111122223333`. */
+  /** Default `111122223333`: the account of keys created without a `principal`, and the `principal` default's. */
   accountId?: string;
+  /**
+   * The principal this client's calls are evaluated as (key policies,
+   * grants, accounts): an IAM ARN such as
+   * `arn:aws:iam::111122223333:user/shipper`. Default: the account's root
+   * (`arn:aws:iam::<accountId>:root`), which the default key policy allows
+   * everything. `forPrincipal()` gives another principal's view of the same store.
+   */
+  principal?: string;
   /** HMAC backend (name or instance); default: the package's automatic selection. */
   backend?: BackendChoice | Backend;
   /** Throw from the constructor instead of falling back to WebAssembly (also env KMS_HMAC_REQUIRE_NATIVE=1). */
@@ -79,6 +93,20 @@ export interface KmsHmacClientOptions {
    * (the rate: ThrottlingException).
    */
   quotas?: Partial<Quotas>;
+}
+
+/** Internal: the option that makes the constructor build a forPrincipal() view. */
+const VIEW_OF = Symbol('kms-hmac.viewOf');
+
+/** Internal: the option that makes the constructor build another Region's client of a family (inRegion). */
+const FAMILY_OF = Symbol('kms-hmac.familyOf');
+
+interface Family {
+  readonly owner: KmsHmacClient;
+  /** Region → the family's client there (not a forPrincipal() view). */
+  readonly clients: Map<string, KmsHmacClient>;
+  /** What a new Region's client is built with (besides the store and the Region). */
+  readonly options: KmsHmacClientOptions;
 }
 
 /** Internal hook for the fast path (src/client/fast-path.ts). */
@@ -99,17 +127,57 @@ export const SUPPORTED_OPERATIONS: readonly string[] = OPERATION_NAMES;
 
 export class KmsHmacClient {
   readonly region: string;
+  /** The caller's account. */
   readonly accountId: string;
+  /** The principal ARN this client's calls are evaluated as. */
+  readonly principal: string;
   readonly #ctx: ClientContext;
   readonly #ownsStore: boolean;
+  readonly #caller: Caller;
   readonly #mac: MacOperations;
   readonly #keys: KeyOperations;
   readonly #import: ImportOperations;
+  readonly #policies: PolicyOperations;
+  readonly #grants: GrantOperations;
+  readonly #multiRegion: MultiRegionOperations;
+  /** Set on a forPrincipal() view: the client whose store and caches it shares. */
+  readonly #parent: KmsHmacClient | undefined;
+  /**
+   * One client per Region answered (this one's included), shared by every
+   * client made from the same constructor call: they share its store,
+   * backend, clock, quotas and caller. The client that made it closes the others.
+   */
+  readonly #family: Family;
+  /** What inRegion() returned: this client's principal in another Region. */
+  readonly #inRegion = new Map<string, KmsHmacClient>();
 
   constructor(options: KmsHmacClientOptions = {}) {
+    const view = (options as { [VIEW_OF]?: { parent: KmsHmacClient; caller: Caller } })[VIEW_OF];
+    if (view !== undefined) {
+      const p = view.parent;
+      this.region = p.region;
+      this.#caller = view.caller;
+      this.accountId = view.caller.accountId;
+      this.principal = view.caller.principalArn;
+      this.#parent = p;
+      this.#ownsStore = false;
+      this.#ctx = p.#ctx;
+      this.#mac = p.#mac;
+      this.#keys = p.#keys;
+      this.#import = p.#import;
+      this.#policies = p.#policies;
+      this.#grants = p.#grants;
+      this.#multiRegion = p.#multiRegion;
+      this.#family = p.#family;
+      return;
+    }
+    this.#parent = undefined;
     this.region = options.region ?? 'us-east-1';
-    this.accountId = options.accountId ?? '111122223333';
-    const scope = { region: this.region, accountId: this.accountId, partition: partitionOf(this.region) };
+    const partition = partitionOf(this.region);
+    this.#caller = callerFrom(options.principal, options.accountId, partition, '111122223333');
+    this.accountId = this.#caller.accountId;
+    this.principal = this.#caller.principalArn;
+    const scope = { region: this.region, accountId: this.accountId, partition };
     this.#ownsStore = !(typeof options.keyStore === 'object' && options.keyStore !== null);
     // Resolved before the store opens, so a missing required addon leaves nothing open.
     const backend = getBackend({ backend: options.backend, requireNative: options.requireNative });
@@ -119,6 +187,68 @@ export class KmsHmacClient {
     this.#mac = new MacOperations(this.#ctx);
     this.#keys = new KeyOperations(this.#ctx);
     this.#import = new ImportOperations(this.#ctx);
+    this.#policies = new PolicyOperations(this.#ctx);
+    this.#grants = new GrantOperations(this.#ctx);
+    this.#multiRegion = new MultiRegionOperations(this.#ctx, keyMetadata);
+    const member = (options as { [FAMILY_OF]?: Family })[FAMILY_OF];
+    this.#family = member ?? {
+      owner: this,
+      clients: new Map(),
+      options: {
+        clock: this.#ctx.clock,
+        accountId: this.accountId,
+        ...(options.principal !== undefined ? { principal: this.principal } : {}),
+        quotas,
+        backend,
+      },
+    };
+    this.#family.clients.set(this.region, this);
+  }
+
+  /**
+   * The same client (store, prepared keys, decision cache) as another
+   * principal: `principal` an IAM ARN, or omitted with `accountId` for that
+   * account's root. What `serve` uses for each credential's principal.
+   * Closing a view closes nothing; close the client it came from.
+   */
+  forPrincipal(principal: string | { principal?: string; accountId?: string }): KmsHmacClient {
+    const o = typeof principal === 'string' ? { principal } : (principal ?? {});
+    const caller = callerFrom(o.principal, o.accountId, partitionOf(this.region), this.#ctx.scope.accountId);
+    return (this.#parent ?? this).#viewAs(caller);
+  }
+
+  #viewAs(caller: Caller): KmsHmacClient {
+    return new KmsHmacClient({ [VIEW_OF]: { parent: this, caller } } as KmsHmacClientOptions);
+  }
+
+  /**
+   * This client in another Region: the same store, principal, backend, clock
+   * and quotas, with key ARNs, lookups, ListKeys and ListAliases in `region`
+   * (as an AWS SDK client made for that Region). A forPrincipal() view's is
+   * that principal in `region`. `serve` answers each request through the
+   * client of its principal and its SigV4 Region. Closed with this client.
+   */
+  inRegion(region: string): KmsHmacClient {
+    if (region === this.region) return this;
+    if (!isRegionName(region)) throw new RangeError(`Not a Region name: ${inspect(region)}`);
+    if (this.#ctx.closed) throw new Error('KmsHmacClient is closed');
+    let client = this.#inRegion.get(region);
+    if (client === undefined) {
+      const family = this.#family;
+      let base = family.clients.get(region);
+      if (base === undefined) {
+        base = new KmsHmacClient({
+          ...family.options,
+          keyStore: this.#ctx.store,
+          region,
+          [FAMILY_OF]: family,
+        } as KmsHmacClientOptions);
+      }
+      // Every base client of a family has the family's caller: a view keeps its own principal.
+      client = this.#parent === undefined ? base : base.#viewAs(this.#caller);
+      this.#inRegion.set(region, client);
+    }
+    return client;
   }
 
   /** The store this client reads and writes. */
@@ -150,11 +280,11 @@ export class KmsHmacClient {
   // GenerateMac / VerifyMac (kms/mac-operations.ts)
 
   generateMacSync(input: GenerateMacInput): GenerateMacOutput {
-    return this.#mac.generateMacSync(input);
+    return this.#mac.generateMacSync(input, this.#caller);
   }
 
   verifyMacSync(input: VerifyMacInput): VerifyMacOutput {
-    return this.#mac.verifyMacSync(input);
+    return this.#mac.verifyMacSync(input, this.#caller);
   }
 
   generateMac(input: GenerateMacInput): Promise<GenerateMacOutput> {
@@ -176,99 +306,176 @@ export class KmsHmacClient {
   }
 
   generateMacBatch(input: GenerateMacBatchInput): GenerateMacBatchOutput {
-    return this.#mac.generateMacBatch(input);
+    return this.#mac.generateMacBatch(input, this.#caller);
   }
 
   verifyMacBatch(input: VerifyMacBatchInput): VerifyMacBatchOutput {
-    return this.#mac.verifyMacBatch(input);
+    return this.#mac.verifyMacBatch(input, this.#caller);
   }
 
   /** Like generateMacBatch, computed on worker threads (all cores); inputs may be reused once it returns. */
   generateMacBatchAsync(input: GenerateMacBatchInput): Promise<GenerateMacBatchOutput> {
-    return this.#ctx.run(() => this.#mac.generateMacBatchAsync(input));
+    return this.#ctx.run(() => this.#mac.generateMacBatchAsync(input, this.#caller));
   }
 
   verifyMacBatchAsync(input: VerifyMacBatchInput): Promise<VerifyMacBatchOutput> {
-    return this.#ctx.run(() => this.#mac.verifyMacBatchAsync(input));
+    return this.#ctx.run(() => this.#mac.verifyMacBatchAsync(input, this.#caller));
   }
 
   // -------------------------------------------------------------------------
   // Key management (kms/key-operations.ts)
 
   createKey(input: CreateKeyInput = {}): Promise<{ KeyMetadata: KeyMetadata }> {
-    return this.#ctx.run(() => this.#keys.createKey(input));
+    return this.#ctx.run(() => this.#keys.createKey(input, this.#caller));
   }
 
   describeKey(input: { KeyId: string | undefined; GrantTokens?: string[] }): Promise<{ KeyMetadata: KeyMetadata }> {
-    return this.#ctx.run(() => this.#keys.describeKey(input));
+    return this.#ctx.run(() => this.#keys.describeKey(input, this.#caller));
   }
 
   listKeys(
     input: { Limit?: number; Marker?: string } = {},
   ): Promise<{ Keys: { KeyId: string; KeyArn: string }[]; Truncated: boolean; NextMarker?: string }> {
-    return this.#ctx.run(() => this.#keys.listKeys(input));
+    return this.#ctx.run(() => this.#keys.listKeys(input, this.#caller));
   }
 
   createAlias(input: {
     AliasName: string | undefined;
     TargetKeyId: string | undefined;
   }): Promise<Record<string, never>> {
-    return this.#ctx.run(() => this.#keys.createAlias(input));
+    return this.#ctx.run(() => this.#keys.createAlias(input, this.#caller));
   }
 
   updateAlias(input: {
     AliasName: string | undefined;
     TargetKeyId: string | undefined;
   }): Promise<Record<string, never>> {
-    return this.#ctx.run(() => this.#keys.updateAlias(input));
+    return this.#ctx.run(() => this.#keys.updateAlias(input, this.#caller));
   }
 
   deleteAlias(input: { AliasName: string | undefined }): Promise<Record<string, never>> {
-    return this.#ctx.run(() => this.#keys.deleteAlias(input));
+    return this.#ctx.run(() => this.#keys.deleteAlias(input, this.#caller));
   }
 
   listAliases(input: { KeyId?: string; Limit?: number; Marker?: string } = {}) {
-    return this.#ctx.run(() => this.#keys.listAliases(input));
+    return this.#ctx.run(() => this.#keys.listAliases(input, this.#caller));
   }
 
   enableKey(input: { KeyId: string | undefined }): Promise<Record<string, never>> {
-    return this.#ctx.run(() => this.#keys.enableKey(input));
+    return this.#ctx.run(() => this.#keys.enableKey(input, this.#caller));
   }
 
   disableKey(input: { KeyId: string | undefined }): Promise<Record<string, never>> {
-    return this.#ctx.run(() => this.#keys.disableKey(input));
+    return this.#ctx.run(() => this.#keys.disableKey(input, this.#caller));
   }
 
   scheduleKeyDeletion(input: { KeyId: string | undefined; PendingWindowInDays?: number }) {
-    return this.#ctx.run(() => this.#keys.scheduleKeyDeletion(input));
+    return this.#ctx.run(() => this.#keys.scheduleKeyDeletion(input, this.#caller));
   }
 
   cancelKeyDeletion(input: { KeyId: string | undefined }): Promise<{ KeyId: string }> {
-    return this.#ctx.run(() => this.#keys.cancelKeyDeletion(input));
+    return this.#ctx.run(() => this.#keys.cancelKeyDeletion(input, this.#caller));
   }
 
   enableKeyRotation(input: { KeyId: string | undefined; RotationPeriodInDays?: number }): Promise<never> {
-    return this.#ctx.run(() => this.#keys.enableKeyRotation(input));
+    return this.#ctx.run(() => this.#keys.enableKeyRotation(input, this.#caller));
   }
 
   disableKeyRotation(input: { KeyId: string | undefined }): Promise<never> {
-    return this.#ctx.run(() => this.#keys.disableKeyRotation(input));
+    return this.#ctx.run(() => this.#keys.disableKeyRotation(input, this.#caller));
   }
 
-  getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<never> {
-    return this.#ctx.run(() => this.#keys.getKeyRotationStatus(input));
+  /** HMAC keys never rotate: `{ KeyRotationEnabled: false, KeyId: <key ARN> }` in every key state. */
+  getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<{ KeyRotationEnabled: false; KeyId: string }> {
+    return this.#ctx.run(() => this.#keys.getKeyRotationStatus(input, this.#caller));
+  }
+
+  updateKeyDescription(input: {
+    KeyId: string | undefined;
+    Description: string | undefined;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#keys.updateKeyDescription(input, this.#caller));
+  }
+
+  // -------------------------------------------------------------------------
+  // Multi-Region keys (kms/multi-region.ts), called in the primary key's Region
+
+  replicateKey(input: ReplicateKeyInput): Promise<{ ReplicaKeyMetadata: KeyMetadata; ReplicaTags: Tag[] }> {
+    return this.#ctx.run(() => this.#multiRegion.replicateKey(input, this.#caller));
+  }
+
+  updatePrimaryRegion(input: {
+    KeyId: string | undefined;
+    PrimaryRegion: string | undefined;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#multiRegion.updatePrimaryRegion(input, this.#caller));
   }
 
   tagResource(input: { KeyId: string | undefined; Tags: Tag[] | undefined }): Promise<Record<string, never>> {
-    return this.#ctx.run(() => this.#keys.tagResource(input));
+    return this.#ctx.run(() => this.#keys.tagResource(input, this.#caller));
   }
 
   untagResource(input: { KeyId: string | undefined; TagKeys: string[] | undefined }): Promise<Record<string, never>> {
-    return this.#ctx.run(() => this.#keys.untagResource(input));
+    return this.#ctx.run(() => this.#keys.untagResource(input, this.#caller));
   }
 
   listResourceTags(input: { KeyId: string | undefined; Limit?: number; Marker?: string }) {
-    return this.#ctx.run(() => this.#keys.listResourceTags(input));
+    return this.#ctx.run(() => this.#keys.listResourceTags(input, this.#caller));
+  }
+
+  // -------------------------------------------------------------------------
+  // Key policies (kms/policy-operations.ts) and grants (kms/grant-operations.ts)
+
+  getKeyPolicy(input: { KeyId: string | undefined; PolicyName?: string }) {
+    return this.#ctx.run(() => this.#policies.getKeyPolicy(input, this.#caller));
+  }
+
+  putKeyPolicy(input: {
+    KeyId: string | undefined;
+    PolicyName?: string;
+    Policy: string | undefined;
+    BypassPolicyLockoutSafetyCheck?: boolean;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#policies.putKeyPolicy(input, this.#caller));
+  }
+
+  listKeyPolicies(input: { KeyId: string | undefined; Limit?: number; Marker?: string }) {
+    return this.#ctx.run(() => this.#policies.listKeyPolicies(input, this.#caller));
+  }
+
+  createGrant(input: CreateGrantInput): Promise<{ GrantToken: string; GrantId: string }> {
+    return this.#ctx.run(() => this.#grants.createGrant(input, this.#caller));
+  }
+
+  listGrants(input: {
+    KeyId: string | undefined;
+    Limit?: number;
+    Marker?: string;
+    GrantId?: string;
+    GranteePrincipal?: string;
+  }) {
+    return this.#ctx.run(() => this.#grants.listGrants(input, this.#caller));
+  }
+
+  listRetirableGrants(input: { RetiringPrincipal: string | undefined; Limit?: number; Marker?: string }) {
+    return this.#ctx.run(() => this.#grants.listRetirableGrants(input, this.#caller));
+  }
+
+  retireGrant(input: {
+    GrantToken?: string;
+    KeyId?: string;
+    GrantId?: string;
+    DryRun?: boolean;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#grants.retireGrant(input, this.#caller));
+  }
+
+  revokeGrant(input: {
+    KeyId: string | undefined;
+    GrantId: string | undefined;
+    DryRun?: boolean;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#grants.revokeGrant(input, this.#caller));
   }
 
   // -------------------------------------------------------------------------
@@ -279,15 +486,15 @@ export class KmsHmacClient {
     WrappingAlgorithm: string | undefined;
     WrappingKeySpec: string | undefined;
   }) {
-    return this.#ctx.run(() => this.#import.getParametersForImport(input));
+    return this.#ctx.run(() => this.#import.getParametersForImport(input, this.#caller));
   }
 
   importKeyMaterial(input: ImportKeyMaterialInput): Promise<{ KeyId: string }> {
-    return this.#ctx.run(() => this.#import.importKeyMaterial(input));
+    return this.#ctx.run(() => this.#import.importKeyMaterial(input, this.#caller));
   }
 
   deleteImportedKeyMaterial(input: { KeyId: string | undefined; KeyMaterialId?: string }): Promise<{ KeyId: string }> {
-    return this.#ctx.run(() => this.#import.deleteImportedKeyMaterial(input));
+    return this.#ctx.run(() => this.#import.deleteImportedKeyMaterial(input, this.#caller));
   }
 
   /**
@@ -304,7 +511,7 @@ export class KmsHmacClient {
     AliasName?: string;
     Tags?: Tag[];
   }): Promise<{ KeyMetadata: KeyMetadata }> {
-    return this.#ctx.run(() => this.#import.importRemoteKey(input));
+    return this.#ctx.run(() => this.#import.importRemoteKey(input, this.#caller));
   }
 
   /** Links an existing local EXTERNAL key (material imported through ImportKeyMaterial) to a key in AWS KMS. */
@@ -312,16 +519,16 @@ export class KmsHmacClient {
     KeyId: string;
     RemoteArn: string | undefined;
   }): Promise<{ KeyId: string; RemoteArn: string | undefined }> {
-    return this.#ctx.run(() => this.#import.linkRemoteKey(input));
+    return this.#ctx.run(() => this.#import.linkRemoteKey(input, this.#caller));
   }
 
   get [FAST_PATH](): FastPathHooks {
     return {
       findRemote: (keyId) => this.#import.findRemote(keyId),
       generate: (input, localKeyId, responseKeyId) =>
-        this.#mac.generateMacFull(input, { keyId: localKeyId, responseKeyId }),
+        this.#mac.generateMacFull(input, this.#caller, { keyId: localKeyId, responseKeyId }),
       verify: (input, localKeyId, responseKeyId) =>
-        this.#mac.verifyMacFull(input, { keyId: localKeyId, responseKeyId }),
+        this.#mac.verifyMacFull(input, this.#caller, { keyId: localKeyId, responseKeyId }),
       usable: (localKeyId) => {
         if (!this.#ctx.isReady) return false;
         const rec = this.#ctx.readKey(localKeyId);
@@ -372,19 +579,28 @@ export class KmsHmacClient {
 
   /** Wipes prepared keys and closes the key store if this client opened it. */
   async close(): Promise<void> {
-    if (this.#ctx.closed) return;
+    if (this.#parent !== undefined || this.#ctx.closed) return;
     await this.#ctx.ready.catch(() => {});
     await this.#ctx.sweep;
     this.#ctx.closed = true;
+    if (this.#family.owner === this) {
+      for (const client of this.#family.clients.values()) if (client !== this) await client.close();
+      this.#family.clients.clear();
+    }
     this.#mac.close();
     if (this.#ownsStore) await this.#ctx.store.close();
   }
 
   [inspect.custom](): string {
-    return `KmsHmacClient { region: '${this.region}', accountId: '${this.accountId}' }`;
+    const principal = this.#isRoot() ? '' : `, principal: '${this.principal}'`;
+    return `KmsHmacClient { region: '${this.region}', accountId: '${this.accountId}'${principal} }`;
   }
 
   toJSON(): object {
-    return { region: this.region, accountId: this.accountId };
+    return { region: this.region, accountId: this.accountId, ...(this.#isRoot() ? {} : { principal: this.principal }) };
+  }
+
+  #isRoot(): boolean {
+    return this.principal.endsWith(':root');
   }
 }

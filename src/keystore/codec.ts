@@ -12,7 +12,7 @@
  * readable to whoever can read the store.
  */
 import { KeyStoreError } from './errors.js';
-import { adoptDecoded, LazySecret, type LeafDecoder } from './records.js';
+import { adoptDecoded, aliasStoreId, keyStoreId, LazySecret, type LeafDecoder } from './records.js';
 import type { SealedBox } from './crypto.js';
 import type { AliasRecord, KeyRecord } from './types.js';
 
@@ -41,8 +41,9 @@ export function canonical(v: unknown): string {
 
 const SECRET_PATHS = new Set(['keyMaterial', 'importParameters.privateKey']);
 
-function aad(keyId: string, path: string): string {
-  return `${keyId}\0${path}`;
+/** A sealed field's additional data: the record's store id (its key id unless qualified by a Region) and the field. */
+function aad(storeId: string, path: string): string {
+  return `${storeId}\0${path}`;
 }
 
 function encodeValue(v: unknown, path: string, keyId: string, codec: SecretCodec | undefined): unknown {
@@ -116,7 +117,7 @@ function parseObject(text: string, what: string): Record<string, unknown> {
 }
 
 export function encodeKey(rec: KeyRecord, codec: SecretCodec): string {
-  return canonical(encodeValue(rec, '', rec.keyId, codec));
+  return canonical(encodeValue(rec, '', keyStoreId(rec), codec));
 }
 
 export function encodeAlias(rec: AliasRecord): string {
@@ -126,7 +127,8 @@ export function encodeAlias(rec: AliasRecord): string {
 /** A decoded, validated, frozen key record; `entry` may be parsed JSON already. Throws RecordDecodeError. */
 export function decodeKey(keyId: string, entry: string | Record<string, unknown>, codec: SecretCodec): KeyRecord {
   const obj = typeof entry === 'string' ? parseObject(entry, `key ${keyId}`) : entry;
-  if (obj.keyId !== keyId) throw new RecordDecodeError(`key ${keyId}: the record names key ${String(obj.keyId)}`);
+  const named = keyStoreId(obj as Pick<KeyRecord, 'keyId' | 'idRegion'>);
+  if (named !== keyId) throw new RecordDecodeError(`key ${keyId}: the record names key ${String(named)}`);
   const secrets: Uint8Array[] = [];
   try {
     return adoptDecoded<KeyRecord>(obj, `key ${keyId}`, leafDecoder(keyId, codec, secrets));
@@ -140,8 +142,8 @@ export function decodeKey(keyId: string, entry: string | Record<string, unknown>
 
 export function decodeAlias(aliasName: string, entry: string | Record<string, unknown>): AliasRecord {
   const obj = typeof entry === 'string' ? parseObject(entry, `alias ${aliasName}`) : entry;
-  if (obj.aliasName !== aliasName)
-    throw new RecordDecodeError(`alias ${aliasName}: the record names alias ${String(obj.aliasName)}`);
+  const named = aliasStoreId(obj as Pick<AliasRecord, 'aliasName' | 'idRegion'>);
+  if (named !== aliasName) throw new RecordDecodeError(`alias ${aliasName}: the record names alias ${String(named)}`);
   try {
     return adoptDecoded<AliasRecord>(obj, `alias ${aliasName}`, leafDecoder(aliasName, undefined, []));
   } catch (err) {

@@ -34,6 +34,7 @@ import { StoreKeys, validEncryptionHeader, type KdfHeader } from './crypto.js';
 import { KeyStoreCorruptError, KeyStoreLockTimeoutError, KeyStorePassphraseError } from './errors.js';
 import { decodeLegacy, legacyCodec, looksLikeLegacy, parseLegacy, PLAIN_CODEC } from './legacy.js';
 import { notEncrypted, passphraseNeeded, type ReplicaOptions } from './options.js';
+import { aliasStoreId, keyStoreId } from './records.js';
 import { Replica } from './replica.js';
 import { commitStatements, derive, migrationStatements, type Steps } from './schema.js';
 import { type DatabaseSync, openDatabase, type SQLInputValue, sqliteCode, transaction } from './sqlite.js';
@@ -280,8 +281,8 @@ function migrateLegacy(path: string, options: ReplicaOptions, masters: Masters):
   }
   const records = decodeLegacy(path, doc, codec);
   const changes: ChangeSet = { keys: new Map(), aliases: new Map() };
-  for (const k of records.keys) changes.keys.set(k.keyId, k);
-  for (const a of records.aliases) changes.aliases.set(a.aliasName, a);
+  for (const k of records.keys) changes.keys.set(keyStoreId(k), k);
+  for (const a of records.aliases) changes.aliases.set(aliasStoreId(a), a);
   try {
     createStore(path, options, create, changes, (tmp) => renameSync(tmp, path));
   } finally {

@@ -14,6 +14,32 @@ import type { AliasRecord, KeyRecord } from './types.js';
 
 export const REDACTED = '[REDACTED]';
 
+/**
+ * Joins a key id or alias name to the Region that qualifies it in a store id.
+ * Neither key ids, alias names (model pattern) nor Region names contain it.
+ */
+const ID_REGION_SEPARATOR = '@';
+
+/** The store id of the record named `id` that carries `idRegion`. */
+export function qualifiedId(id: string, idRegion: string | undefined): string {
+  return idRegion === undefined ? id : `${id}${ID_REGION_SEPARATOR}${idRegion}`;
+}
+
+/**
+ * A key's identity in every store: its key id, which is unique for a
+ * single-Region key and for the first Region's record of a multi-Region key
+ * (so every record written before replicas existed keeps its id); a replica
+ * created while that id is taken is `keyId@region`.
+ */
+export function keyStoreId(rec: Pick<KeyRecord, 'keyId' | 'idRegion'>): string {
+  return qualifiedId(rec.keyId, rec.idRegion);
+}
+
+/** An alias's identity in every store: its name, or `name@region` for a second Region's alias of that name. */
+export function aliasStoreId(rec: Pick<AliasRecord, 'aliasName' | 'idRegion'>): string {
+  return qualifiedId(rec.aliasName, rec.idRegion);
+}
+
 /** Paths of secret fields (encrypted at rest, redacted in output). */
 export const SECRET_FIELDS = ['keyMaterial', 'importParameters.privateKey'] as const;
 

@@ -21,7 +21,7 @@ import { decodeAlias, decodeKey, encodeAlias, encodeKey, RecordDecodeError } fro
 import { newKdf, SetDigest, StoreKeys, validEncryptionHeader, type KdfHeader, type RowKind } from './crypto.js';
 import { KeyStoreCorruptError, KeyStorePassphraseError } from './errors.js';
 import { notEncrypted, passphraseNeeded, type ReplicaOptions } from './options.js';
-import { secretBuffers } from './records.js';
+import { aliasStoreId, keyStoreId, secretBuffers } from './records.js';
 import {
   CHANGE_LOG_KEPT,
   derive,
@@ -370,8 +370,8 @@ export class Replica {
     if (this.#keys === undefined || this.#generation === undefined) throw new Error('replica not loaded');
     if (!newKeys) return this.#plan(this.#keys, this.#digest.copy(), this.#generation, changes, false);
     const all: ChangeSet = { keys: new Map(), aliases: new Map() };
-    for (const rec of this.state.listKeys()) all.keys.set(rec.keyId, rec);
-    for (const rec of this.state.listAliases()) all.aliases.set(rec.aliasName, rec);
+    for (const rec of this.state.listKeys()) all.keys.set(keyStoreId(rec), rec);
+    for (const rec of this.state.listAliases()) all.aliases.set(aliasStoreId(rec), rec);
     for (const [id, rec] of changes.keys) all.keys.set(id, rec);
     for (const [id, rec] of changes.aliases) all.aliases.set(id, rec);
     return this.#plan(newKeys, new SetDigest(), this.#generation, all, false, true);

@@ -12,7 +12,7 @@
  *   A throwing mutation simply drops its overlay (all-or-nothing).
  */
 import { KeyStoreError } from './errors.js';
-import { freezeAlias, freezeKey, secretBuffers } from './records.js';
+import { aliasStoreId, freezeAlias, freezeKey, keyStoreId, secretBuffers } from './records.js';
 import type { AliasRecord, KeyRecord, KeyStoreTransaction } from './types.js';
 
 /** What one transaction changed: the new record per id, or null for a deletion. */
@@ -168,12 +168,12 @@ export class Transaction implements KeyStoreTransaction {
 
   listKeys(): KeyRecord[] {
     this.#check();
-    return this.#merge(this.#base.listKeys(), this.#keys, (r) => r.keyId);
+    return this.#merge(this.#base.listKeys(), this.#keys, keyStoreId);
   }
 
   listScheduledKeys(): KeyRecord[] {
     this.#check();
-    const out = this.#base.listScheduledKeys().filter((r) => !this.#keys.has(r.keyId));
+    const out = this.#base.listScheduledKeys().filter((r) => !this.#keys.has(keyStoreId(r)));
     for (const r of this.#keys.values()) if (r && scheduled(r)) out.push(r);
     return out;
   }
@@ -185,25 +185,27 @@ export class Transaction implements KeyStoreTransaction {
 
   listAliases(): AliasRecord[] {
     this.#check();
-    return this.#merge(this.#base.listAliases(), this.#aliases, (a) => a.aliasName);
+    return this.#merge(this.#base.listAliases(), this.#aliases, aliasStoreId);
   }
 
   insertKey(record: KeyRecord): void {
     this.#check();
     const rec = freezeKey(record);
-    if (this.#key(rec.keyId)) throw new KeyStoreError('KEY_EXISTS', `key ${rec.keyId} already exists`);
-    this.#keys.set(rec.keyId, rec);
+    const id = keyStoreId(rec);
+    if (this.#key(id)) throw new KeyStoreError('KEY_EXISTS', `key ${id} already exists`);
+    this.#keys.set(id, rec);
   }
 
   replaceKey(record: KeyRecord): void {
     this.#check();
-    const old = record && typeof record === 'object' ? this.#key(record.keyId) : undefined;
+    const id = record && typeof record === 'object' ? keyStoreId(record) : undefined;
+    const old = id === undefined ? undefined : this.#key(id);
     if (!old) {
       freezeKey(record); // a malformed record reports INVALID_RECORD first
-      throw new KeyStoreError('KEY_NOT_FOUND', `key ${record.keyId} does not exist`);
+      throw new KeyStoreError('KEY_NOT_FOUND', `key ${id} does not exist`);
     }
     // Buffers the store already owns keep their identity (no copy, no wipe).
-    this.#keys.set(old.keyId, freezeKey(record, new Set(secretBuffers(old))));
+    this.#keys.set(id!, freezeKey(record, new Set(secretBuffers(old))));
   }
 
   /** Returns whether the key existed. */
@@ -217,16 +219,17 @@ export class Transaction implements KeyStoreTransaction {
   insertAlias(alias: AliasRecord): void {
     this.#check();
     const rec = freezeAlias(alias);
-    if (this.#alias(rec.aliasName)) throw new KeyStoreError('ALIAS_EXISTS', `alias ${rec.aliasName} already exists`);
-    this.#aliases.set(rec.aliasName, rec);
+    const id = aliasStoreId(rec);
+    if (this.#alias(id)) throw new KeyStoreError('ALIAS_EXISTS', `alias ${id} already exists`);
+    this.#aliases.set(id, rec);
   }
 
   replaceAlias(alias: AliasRecord): void {
     this.#check();
     const rec = freezeAlias(alias);
-    if (!this.#alias(rec.aliasName))
-      throw new KeyStoreError('ALIAS_NOT_FOUND', `alias ${rec.aliasName} does not exist`);
-    this.#aliases.set(rec.aliasName, rec);
+    const id = aliasStoreId(rec);
+    if (!this.#alias(id)) throw new KeyStoreError('ALIAS_NOT_FOUND', `alias ${id} does not exist`);
+    this.#aliases.set(id, rec);
   }
 
   /** Returns whether the alias existed. */

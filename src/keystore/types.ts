@@ -53,6 +53,38 @@ export interface KeyRecord {
   tags: Tag[];
   /** Fast path: the ARN of the same key (same imported material) in AWS KMS. */
   remoteArn?: string;
+  /** The key policy (JSON text) as PutKeyPolicy or CreateKey stored it; absent: the account's default policy. */
+  policy?: string;
+  /** The key's grants (CreateGrant), oldest first. */
+  grants?: GrantRecord[];
+  /**
+   * Multi-Region keys: the Region of the primary key and of every replica,
+   * the same in every Region's record of the key. Absent: a primary key
+   * (in this record's Region) without replicas.
+   */
+  regions?: { primary: string; replicas: string[] };
+  /**
+   * Set when another Region's record of the same key id held the store id
+   * `keyId` when this one was created (a multi-Region replica): this
+   * record's store id is then `keyId@idRegion` (keyStoreId, records.ts).
+   */
+  idRegion?: string;
+}
+
+/** A grant on a key (CreateGrant): the grantee may run the listed operations. */
+export interface GrantRecord {
+  /** 64 hex digits. */
+  grantId: string;
+  name?: string;
+  /** The principal ARN the grant is for. */
+  granteePrincipal: string;
+  retiringPrincipal?: string;
+  /** `arn:aws:iam::<account>:root` of the account that created the grant. */
+  issuingAccount: string;
+  /** KMS operation names (GenerateMac, VerifyMac, DescribeKey, RetireGrant, CreateGrant). */
+  operations: string[];
+  /** Epoch milliseconds. */
+  creationDate: number;
 }
 
 export interface AliasRecord {
@@ -63,9 +95,16 @@ export interface AliasRecord {
   /** Epoch milliseconds. */
   creationDate: number;
   lastUpdatedDate: number;
+  /** Set when an alias of the same name in another Region held the store id `aliasName`: its id is `aliasName@idRegion`. */
+  idRegion?: string;
 }
 
 /** A consistent view of the store, handed to a mutation. Changes apply on commit. */
+/**
+ * A store identifies a key by its store id (`keyStoreId(record)`: the key id,
+ * or `keyId@region` for a second Region's record of a multi-Region key) and an
+ * alias by `aliasStoreId(record)` (likewise). Reads and deletions take those ids.
+ */
 export interface KeyStoreTransaction {
   getKey(keyId: string): KeyRecord | undefined;
   listKeys(): KeyRecord[];

@@ -14,13 +14,17 @@ import {
 } from '../keystore/errors.js';
 import type { AliasRecord, KeyRecord, KeyStore, KeyStoreTransaction } from '../keystore/types.js';
 import { kmsError } from './errors.js';
-import { aliasArn, keyArn, parseKeyId, type Scope } from './identifiers.js';
+import { authorize, type AccessDetails, type Caller } from './authorize.js';
+import { aliasArn, arnAccount, keyArn, parseKeyId, type Scope } from './identifiers.js';
 import { applyTimeRules, timeAdjusted, timeDeadline } from './keys.js';
+import { findAlias, findKey } from './multi-region.js';
 import type { Quotas } from './quotas.js';
 
 /** Errors a stale snapshot can cause: another process created, enabled or imported the key a moment ago. */
 export const STALE_ERRORS: ReadonlySet<string> = new Set([
   'NotFoundException',
+  // A grant token from CreateGrant in another process names a grant this snapshot has not seen yet.
+  'InvalidGrantTokenException',
   'DisabledException',
   'KMSInvalidStateException',
 ]);
@@ -117,7 +121,12 @@ export class ClientContext {
     }
   }
 
-  /** Reads (no write lock). Applies time rules virtually and schedules their persistence. */
+  /** The key `keyId` in this client's Region and `caller`'s account, from the read view. */
+  readKeyInScope(keyId: string, caller: Caller): KeyRecord | undefined {
+    return findKey((k) => this.readKey(k), keyId, keyArn(this.scopeOf(caller), keyId));
+  }
+
+  /** Reads a key by its store id (no write lock). Applies time rules virtually and schedules their persistence. */
   readKey(keyId: string): KeyRecord | undefined {
     const rec = this.store.getKey(keyId);
     if (rec === undefined) return undefined;
@@ -131,27 +140,53 @@ export class ClientContext {
 
   /**
    * Resolves a KeyId in any form allowed by the operation, from the read
-   * view. `allowAlias` false: key ID or key ARN only.
+   * view, as `caller` names keys (a key ID or alias name in its own account,
+   * an ARN in any), then authorizes `operation` on it (authorize.ts) unless
+   * `operation` is undefined (a permission IAM alone decides).
+   * `allowAlias` false: key ID or key ARN only.
    */
-  resolveRead(id: string, allowAlias: boolean): KeyRecord {
-    return resolveKeyId(
-      this.scope,
+  resolveRead(
+    id: string,
+    allowAlias: boolean,
+    caller: Caller,
+    operation: string | undefined,
+    details?: AccessDetails,
+  ): KeyRecord {
+    const rec = resolveKeyId(
+      this.scopeOf(caller),
       id,
       allowAlias,
       (k) => this.readKey(k),
       (a) => this.store.getAlias(a),
     );
+    if (operation !== undefined) authorize(rec, caller, operation, details);
+    return rec;
   }
 
   /** Like resolveRead, inside a mutation's transaction. */
-  resolveTx(tx: KeyStoreTransaction, id: string, allowAlias: boolean): KeyRecord {
-    return resolveKeyId(
-      this.scope,
+  resolveTx(
+    tx: KeyStoreTransaction,
+    id: string,
+    allowAlias: boolean,
+    caller: Caller,
+    operation: string | undefined,
+    details?: AccessDetails,
+  ): KeyRecord {
+    const rec = resolveKeyId(
+      this.scopeOf(caller),
       id,
       allowAlias,
       (k) => tx.getKey(k),
       (a) => tx.getAlias(a),
     );
+    if (operation !== undefined) authorize(rec, caller, operation, details);
+    return rec;
+  }
+
+  /** The client's region with the caller's account: where the caller's key IDs and alias names resolve. */
+  scopeOf(caller: Caller): Scope {
+    const s = this.scope;
+    return caller.accountId === s.accountId ? s : { ...s, accountId: caller.accountId };
   }
 
   /** Runs a mutation with the time rules applied first (expired keys really deleted). */
@@ -199,13 +234,16 @@ function resolveKeyId(
   const p = parseKeyId(id);
   switch (p.kind) {
     case 'keyId': {
-      const rec = getKey(p.keyId);
-      if (!rec) throw kmsError('NotFoundException', `Key '${keyArn(s, p.keyId)}' does not exist`);
+      // The record whose ARN is this one: the caller's account, the client's Region.
+      const arn = keyArn(s, p.keyId);
+      const rec = findKey(getKey, p.keyId, arn);
+      if (!rec) throw kmsError('NotFoundException', `Key '${arn}' does not exist`);
       return rec;
     }
     case 'keyArn': {
       if (p.region !== s.region) throw kmsError('NotFoundException', `Invalid arn ${p.region}`);
-      const rec = p.account === s.accountId && p.partition === s.partition ? getKey(p.keyId) : undefined;
+      // Another account's key is reached by its ARN (the key policy then decides).
+      const rec = p.partition === s.partition ? findKey(getKey, p.keyId, p.arn) : undefined;
       if (!rec) throw kmsError('NotFoundException', `Key '${p.arn}' does not exist`);
       return rec;
     }
@@ -216,11 +254,12 @@ function resolveKeyId(
       if (p.kind === 'aliasArn') {
         if (p.region !== s.region) throw kmsError('NotFoundException', `Invalid arn ${p.region}`);
         arn = p.arn;
-        if (p.account !== s.accountId || p.partition !== s.partition)
-          throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+        if (p.partition !== s.partition) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       } else arn = aliasArn(s, p.aliasName);
-      const a = getAlias(p.aliasName);
-      const rec = a ? getKey(a.targetKeyId) : undefined;
+      // An alias answers in its own account and Region only (another account's by its ARN).
+      const a = findAlias(getAlias, p.aliasName, arn);
+      const owner = a === undefined ? s : { ...s, accountId: arnAccount(a.aliasArn) };
+      const rec = a ? findKey(getKey, a.targetKeyId, keyArn(owner, a.targetKeyId)) : undefined;
       if (!rec) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
       return rec;
     }

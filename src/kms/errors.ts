@@ -138,6 +138,8 @@ export const KeyUnavailableException = defineError('KeyUnavailableException');
 export const DependencyTimeoutException = defineError('DependencyTimeoutException');
 export const UnknownOperationException = defineError('UnknownOperationException');
 export const ThrottlingException = defineError('ThrottlingException');
+export const AccessDeniedException = defineError('AccessDeniedException');
+export const MalformedPolicyDocumentException = defineError('MalformedPolicyDocumentException');
 
 export type KmsErrorName =
   | 'ValidationException'
@@ -165,7 +167,9 @@ export type KmsErrorName =
   | 'KeyUnavailableException'
   | 'DependencyTimeoutException'
   | 'UnknownOperationException'
-  | 'ThrottlingException';
+  | 'ThrottlingException'
+  | 'AccessDeniedException'
+  | 'MalformedPolicyDocumentException';
 
 const OWN: Record<KmsErrorName, new (message?: string, requestId?: string) => KmsError> = {
   ValidationException,
@@ -194,6 +198,8 @@ const OWN: Record<KmsErrorName, new (message?: string, requestId?: string) => Km
   DependencyTimeoutException,
   UnknownOperationException,
   ThrottlingException,
+  AccessDeniedException,
+  MalformedPolicyDocumentException,
 };
 
 /** Every exception name the KMS layer throws: the catalogue (bounded label values for metrics). */

@@ -64,6 +64,11 @@ export function keyArn(scope: Scope, keyId: string): string {
   return `arn:${scope.partition}:kms:${scope.region}:${scope.accountId}:key/${keyId}`;
 }
 
+/** The account field of an ARN (`arn:partition:service:region:account:…`). */
+export function arnAccount(arn: string): string {
+  return arn.split(':', 5)[4] ?? '';
+}
+
 export function aliasArn(scope: Scope, aliasName: string): string {
   return `arn:${scope.partition}:kms:${scope.region}:${scope.accountId}:${aliasName}`;
 }

@@ -7,6 +7,7 @@
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import type { HmacKeySpec, ImportParameters, KeyRecord, Tag } from '../keystore/types.js';
+import type { Caller } from './authorize.js';
 import type { ClientContext } from './context.js';
 import { kmsError } from './errors.js';
 import { aliasArn, keyArn, newKeyId, parseKeyId, type ParsedKeyId } from './identifiers.js';
@@ -23,6 +24,7 @@ import {
 } from './import.js';
 import { HMAC_KEY_SPECS, keyMetadata, withChanges, type KeyMetadata } from './keys.js';
 import { LIMITS } from './limits.js';
+import { aliasTaken, placeAlias } from './multi-region.js';
 import { checkKeyQuota, checkTagQuota, PerKeyRate } from './quotas.js';
 import { checkAliasName, checkNotPendingDeletion, requireKeyId, validateTags } from './request-checks.js';
 import {
@@ -57,11 +59,14 @@ export class ImportOperations {
     this.#importRate = new PerKeyRate(ctx.quotas.getParametersForImportPerSecond);
   }
 
-  async getParametersForImport(input: {
-    KeyId: string | undefined;
-    WrappingAlgorithm: string | undefined;
-    WrappingKeySpec: string | undefined;
-  }) {
+  async getParametersForImport(
+    input: {
+      KeyId: string | undefined;
+      WrappingAlgorithm: string | undefined;
+      WrappingKeySpec: string | undefined;
+    },
+    caller: Caller,
+  ) {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const alg = v.enumValue(
@@ -79,7 +84,7 @@ export class ImportOperations {
       true,
     );
     v.throwIfAny();
-    const rec = this.#ctx.resolveRead(keyId!, false);
+    const rec = this.#ctx.resolveRead(keyId!, false, caller, 'GetParametersForImport');
     checkImportable(rec);
     if (!SUPPORTED_WRAPPING_ALGORITHMS.has(alg!)) {
       throw kmsError(
@@ -104,7 +109,7 @@ export class ImportOperations {
       const { token, tokenId } = newImportToken();
       try {
         const out = await this.#ctx.mutate((tx, now) => {
-          const cur = this.#ctx.resolveTx(tx, rec.keyId, false);
+          const cur = this.#ctx.resolveTx(tx, rec.arn, false, caller, 'GetParametersForImport');
           checkImportable(cur);
           const old = reusable(cur.importParameters, alg!, spec!, now) ? cur.importParameters : undefined;
           if (old === undefined && pair === undefined) return undefined; // reusable a moment ago, not now: make one
@@ -130,7 +135,7 @@ export class ImportOperations {
     }
   }
 
-  async importKeyMaterial(input: ImportKeyMaterialInput): Promise<{ KeyId: string }> {
+  async importKeyMaterial(input: ImportKeyMaterialInput, caller: Caller): Promise<{ KeyId: string }> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const token = v.blob('importToken', input?.ImportToken, ...LIMITS.importToken, true, false);
@@ -165,7 +170,7 @@ export class ImportOperations {
     if (model === 'KEY_MATERIAL_DOES_NOT_EXPIRE' && validTo !== undefined)
       throw validationMessage('A validTo date must not be set if the ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE');
     const arn = await this.#ctx.mutate((tx, now) => {
-      const rec = this.#ctx.resolveTx(tx, keyId!, false);
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'ImportKeyMaterial');
       checkImportable(rec);
       if (validTo !== undefined && validTo <= now) throw validationMessage('The ValidTo date must be in the future');
       const params = rec.importParameters;
@@ -208,13 +213,16 @@ export class ImportOperations {
     return { KeyId: arn };
   }
 
-  async deleteImportedKeyMaterial(input: {
-    KeyId: string | undefined;
-    KeyMaterialId?: string;
-  }): Promise<{ KeyId: string }> {
+  async deleteImportedKeyMaterial(
+    input: {
+      KeyId: string | undefined;
+      KeyMaterialId?: string;
+    },
+    caller: Caller,
+  ): Promise<{ KeyId: string }> {
     const keyId = requireKeyId(input);
     return this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId, false);
+      const rec = this.#ctx.resolveTx(tx, keyId, false, caller, 'DeleteImportedKeyMaterial');
       checkExternalOrigin(rec);
       tx.replaceKey(
         withChanges(rec, {
@@ -231,14 +239,17 @@ export class ImportOperations {
   // -------------------------------------------------------------------------
   // Remote keys (fast path)
 
-  async importRemoteKey(input: {
-    RemoteArn: string;
-    KeySpec: HmacKeySpec | string;
-    KeyMaterial: Uint8Array;
-    Description?: string;
-    AliasName?: string;
-    Tags?: Tag[];
-  }): Promise<{ KeyMetadata: KeyMetadata }> {
+  async importRemoteKey(
+    input: {
+      RemoteArn: string;
+      KeySpec: HmacKeySpec | string;
+      KeyMaterial: Uint8Array;
+      Description?: string;
+      AliasName?: string;
+      Tags?: Tag[];
+    },
+    caller: Caller,
+  ): Promise<{ KeyMetadata: KeyMetadata }> {
     const v = new Violations();
     const remoteArn = v.string('remoteArn', input?.RemoteArn, ...LIMITS.keyId, true);
     const spec = v.enumValue(
@@ -260,7 +271,7 @@ export class ImportOperations {
     const now = this.#ctx.clock();
     const record: KeyRecord = {
       keyId: id,
-      arn: keyArn(this.#ctx.scope, id),
+      arn: keyArn(this.#ctx.scopeOf(caller), id),
       keySpec: spec!,
       keyUsage: 'GENERATE_VERIFY_MAC',
       keyState: 'Enabled',
@@ -282,32 +293,38 @@ export class ImportOperations {
           throw kmsError('AlreadyExistsException', `A local copy of ${remoteArn} already exists: ${k.arn}`);
       }
       if (input.AliasName !== undefined) {
-        const arn = aliasArn(this.#ctx.scope, input.AliasName);
-        if (tx.getAlias(input.AliasName))
+        const arn = aliasArn(this.#ctx.scopeOf(caller), input.AliasName);
+        if (aliasTaken((a) => tx.getAlias(a), input.AliasName, arn))
           throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
         tx.insertKey(record);
-        tx.insertAlias({
-          aliasName: input.AliasName,
-          aliasArn: arn,
-          targetKeyId: id,
-          creationDate: now,
-          lastUpdatedDate: now,
-        });
+        tx.insertAlias(
+          placeAlias(tx, {
+            aliasName: input.AliasName,
+            aliasArn: arn,
+            targetKeyId: id,
+            creationDate: now,
+            lastUpdatedDate: now,
+          }),
+        );
       } else tx.insertKey(record);
     });
     record.keyMaterial!.fill(0);
     return { KeyMetadata: keyMetadata({ ...record, keyMaterial: undefined }) };
   }
 
-  async linkRemoteKey(input: {
-    KeyId: string;
-    RemoteArn: string | undefined;
-  }): Promise<{ KeyId: string; RemoteArn: string | undefined }> {
+  async linkRemoteKey(
+    input: {
+      KeyId: string;
+      RemoteArn: string | undefined;
+    },
+    caller: Caller,
+  ): Promise<{ KeyId: string; RemoteArn: string | undefined }> {
     const keyId = requireKeyId(input);
     const remoteArn = input.RemoteArn;
     if (remoteArn !== undefined) parseRemoteArn(remoteArn);
     return this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId, false);
+      // Linking changes what answers for the key: as much a key administration as importing its material.
+      const rec = this.#ctx.resolveTx(tx, keyId, false, caller, 'ImportKeyMaterial');
       if (rec.origin !== 'EXTERNAL') {
         throw kmsError(
           'UnsupportedOperationException',

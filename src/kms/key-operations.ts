@@ -4,10 +4,13 @@
  * do not support: the operations answer as AWS does for them).
  */
 import { randomBytes } from 'node:crypto';
+import { aliasStoreId } from '../keystore/records.js';
 import type { HmacKeySpec, KeyRecord, KeyStoreTransaction, Tag } from '../keystore/types.js';
 import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
+import { authorize, type Caller } from './authorize.js';
 import { aliasArn, keyArn, newKeyId } from './identifiers.js';
+import { checkNewPolicy } from './policy-operations.js';
 import { GENERATED_MATERIAL_LENGTH } from './import.js';
 import {
   aliasListEntry,
@@ -19,6 +22,7 @@ import {
   type KeyMetadata,
 } from './keys.js';
 import { LIMITS } from './limits.js';
+import { aliasTaken, arnScope, checkDeletable, findAlias, findKey, placeAlias, sameScope } from './multi-region.js';
 import { checkAliasQuota, checkKeyQuota, checkTagQuota } from './quotas.js';
 import {
   aliasPrefixError,
@@ -60,10 +64,10 @@ export class KeyOperations {
     this.#ctx = ctx;
   }
 
-  async createKey(input: CreateKeyInput = {}): Promise<{ KeyMetadata: KeyMetadata }> {
+  async createKey(input: CreateKeyInput, caller: Caller): Promise<{ KeyMetadata: KeyMetadata }> {
     input ??= {};
     const v = new Violations();
-    v.string('policy', input.Policy, ...LIMITS.policy, false);
+    const policy = v.string('policy', input.Policy, ...LIMITS.policy, false);
     const description = v.string('description', input.Description, ...LIMITS.description, false);
     const usage = v.enumValue('keyUsage', input.KeyUsage, KEY_USAGE_ENUM, `[${KEY_USAGE_ENUM.join(', ')}]`, false);
     const cmks = v.enumValue(
@@ -76,7 +80,7 @@ export class KeyOperations {
     const keySpec = v.enumValue('keySpec', input.KeySpec, KEY_SPEC_ENUM, `[${KEY_SPEC_ENUM.join(', ')}]`, false);
     const origin = v.enumValue('origin', input.Origin, ORIGIN_ENUM, `[${ORIGIN_ENUM.join(', ')}]`, false) ?? 'AWS_KMS';
     const customKeyStoreId = v.string('customKeyStoreId', input.CustomKeyStoreId, ...LIMITS.customKeyStoreId, false);
-    v.boolean('bypassPolicyLockoutSafetyCheck', input.BypassPolicyLockoutSafetyCheck);
+    const bypass = v.boolean('bypassPolicyLockoutSafetyCheck', input.BypassPolicyLockoutSafetyCheck) ?? false;
     const tags = validateTags(v, input.Tags);
     const multiRegion = v.boolean('multiRegion', input.MultiRegion) ?? false;
     v.string('xksKeyId', input.XksKeyId, ...LIMITS.xksKeyId, false);
@@ -111,11 +115,13 @@ export class KeyOperations {
     }
     const hmacSpec = spec as HmacKeySpec;
     const id = newKeyId(multiRegion);
+    const arn = keyArn(this.#ctx.scopeOf(caller), id);
+    if (policy !== undefined) checkNewPolicy(policy, arn, caller, bypass);
     const now = this.#ctx.clock();
     const external = origin === 'EXTERNAL';
     const record: KeyRecord = {
       keyId: id,
-      arn: keyArn(this.#ctx.scope, id),
+      arn,
       keySpec: hmacSpec,
       keyUsage: 'GENERATE_VERIFY_MAC',
       keyState: external ? 'PendingImport' : 'Enabled',
@@ -124,6 +130,7 @@ export class KeyOperations {
       multiRegion,
       creationDate: now,
       tags,
+      ...(policy !== undefined ? { policy } : {}),
       ...(external ? {} : { keyMaterial: new Uint8Array(randomBytes(GENERATED_MATERIAL_LENGTH[hmacSpec])) }),
     };
     try {
@@ -137,27 +144,37 @@ export class KeyOperations {
     return { KeyMetadata: keyMetadata(record) };
   }
 
-  async describeKey(input: {
-    KeyId: string | undefined;
-    GrantTokens?: string[];
-  }): Promise<{ KeyMetadata: KeyMetadata }> {
+  async describeKey(
+    input: {
+      KeyId: string | undefined;
+      GrantTokens?: string[];
+    },
+    caller: Caller,
+  ): Promise<{ KeyMetadata: KeyMetadata }> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     v.grantTokens(input?.GrantTokens);
     v.throwIfAny();
-    return { KeyMetadata: keyMetadata(this.#ctx.resolveRead(keyId!, true)) };
+    const grantTokens = input.GrantTokens ?? undefined;
+    return {
+      KeyMetadata: keyMetadata(this.#ctx.resolveRead(keyId!, true, caller, 'DescribeKey', { grantTokens })),
+    };
   }
 
   async listKeys(
-    input: { Limit?: number; Marker?: string } = {},
+    input: { Limit?: number; Marker?: string },
+    caller: Caller,
   ): Promise<{ Keys: { KeyId: string; KeyArn: string }[]; Truncated: boolean; NextMarker?: string }> {
     const v = new Violations();
     const limit = v.integer('limit', input?.Limit, ...LIMITS.listKeysLimit) ?? 100;
     const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
     const now = this.#ctx.clock();
+    // The caller's own account, in this client's Region.
+    const scope = arnScope(keyArn(this.#ctx.scopeOf(caller), ''));
     const keys = this.#ctx.store
       .listKeys()
+      .filter((r) => r.arn.startsWith(scope))
       .map((r) => (timeDeadline(r) <= now ? timeAdjusted(r, now) : r))
       .filter((r): r is KeyRecord => r !== undefined)
       .sort(byCreation);
@@ -172,64 +189,85 @@ export class KeyOperations {
   // -------------------------------------------------------------------------
   // Aliases
 
-  async createAlias(input: {
-    AliasName: string | undefined;
-    TargetKeyId: string | undefined;
-  }): Promise<Record<string, never>> {
+  async createAlias(
+    input: {
+      AliasName: string | undefined;
+      TargetKeyId: string | undefined;
+    },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
     const { aliasName, targetKeyId } = validateAliasInput(input);
     await this.#ctx.mutate((tx, now) => {
-      const rec = this.#ctx.resolveTx(tx, targetKeyId, false);
+      const rec = this.#ctx.resolveTx(tx, targetKeyId, false, caller, 'CreateAlias');
       checkNotPendingDeletion(rec);
-      const arn = aliasArn(this.#ctx.scope, aliasName);
-      if (tx.getAlias(aliasName))
+      const arn = aliasArn(this.#ctx.scopeOf(caller), aliasName);
+      if (aliasTaken((a) => tx.getAlias(a), aliasName, arn))
         throw kmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
-      checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
-      tx.insertAlias({ aliasName, aliasArn: arn, targetKeyId: rec.keyId, creationDate: now, lastUpdatedDate: now });
+      checkAliasQuota(aliasCount(tx, rec), rec.arn, this.#ctx.quotas);
+      tx.insertAlias(
+        placeAlias(tx, { aliasName, aliasArn: arn, targetKeyId: rec.keyId, creationDate: now, lastUpdatedDate: now }),
+      );
     });
     return {};
   }
 
-  async updateAlias(input: {
-    AliasName: string | undefined;
-    TargetKeyId: string | undefined;
-  }): Promise<Record<string, never>> {
+  async updateAlias(
+    input: {
+      AliasName: string | undefined;
+      TargetKeyId: string | undefined;
+    },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
     const { aliasName, targetKeyId } = validateAliasInput(input);
     await this.#ctx.mutate((tx, now) => {
-      const arn = aliasArn(this.#ctx.scope, aliasName);
-      const existing = tx.getAlias(aliasName);
+      const scope = this.#ctx.scopeOf(caller);
+      const arn = aliasArn(scope, aliasName);
+      const existing = findAlias((a) => tx.getAlias(a), aliasName, arn);
       if (!existing) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
-      const rec = this.#ctx.resolveTx(tx, targetKeyId, false);
+      const current = findKey((k) => tx.getKey(k), existing.targetKeyId, keyArn(scope, existing.targetKeyId));
+      if (current) authorize(current, caller, 'UpdateAlias');
+      const rec = this.#ctx.resolveTx(tx, targetKeyId, false, caller, 'UpdateAlias');
       checkNotPendingDeletion(rec);
-      if (existing.targetKeyId !== rec.keyId) checkAliasQuota(aliasCount(tx, rec.keyId), rec.arn, this.#ctx.quotas);
+      if (existing.targetKeyId !== rec.keyId) checkAliasQuota(aliasCount(tx, rec), rec.arn, this.#ctx.quotas);
       tx.replaceAlias({ ...existing, targetKeyId: rec.keyId, lastUpdatedDate: now });
     });
     return {};
   }
 
-  async deleteAlias(input: { AliasName: string | undefined }): Promise<Record<string, never>> {
+  async deleteAlias(input: { AliasName: string | undefined }, caller: Caller): Promise<Record<string, never>> {
     const v = new Violations();
     const aliasName = v.string('aliasName', input?.AliasName, ...LIMITS.aliasName, true);
     v.throwIfAny();
     if (!aliasName!.startsWith('alias/')) throw aliasPrefixError();
     await this.#ctx.mutate((tx) => {
-      if (!tx.getAlias(aliasName!))
-        throw kmsError('NotFoundException', `Alias ${aliasArn(this.#ctx.scope, aliasName!)} is not found.`);
-      tx.deleteAlias(aliasName!);
+      const scope = this.#ctx.scopeOf(caller);
+      const arn = aliasArn(scope, aliasName!);
+      const existing = findAlias((a) => tx.getAlias(a), aliasName!, arn);
+      if (!existing) throw kmsError('NotFoundException', `Alias ${arn} is not found.`);
+      const target = findKey((k) => tx.getKey(k), existing.targetKeyId, keyArn(scope, existing.targetKeyId));
+      if (target) authorize(target, caller, 'DeleteAlias');
+      tx.deleteAlias(aliasStoreId(existing));
     });
     return {};
   }
 
-  async listAliases(input: { KeyId?: string; Limit?: number; Marker?: string } = {}) {
+  async listAliases(input: { KeyId?: string; Limit?: number; Marker?: string }, caller: Caller) {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, false);
     const limit = v.integer('limit', input?.Limit, ...LIMITS.listAliasesLimit) ?? 50;
     const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
     let target: string | undefined;
-    if (keyId !== undefined) target = this.#ctx.resolveRead(keyId, false).keyId;
+    // ListAliases is an IAM permission: no key policy is consulted, and only the caller's own aliases
+    // (in this client's Region) are listed.
+    if (keyId !== undefined) target = this.#ctx.resolveRead(keyId, false, caller, undefined).keyId;
+    const scope = arnScope(aliasArn(this.#ctx.scopeOf(caller), ''));
     const aliases = this.#ctx.store
       .listAliases()
-      .filter((a) => (target === undefined ? this.#ctx.readKey(a.targetKeyId) !== undefined : a.targetKeyId === target))
+      .filter((a) => a.aliasArn.startsWith(scope))
+      .filter((a) =>
+        target === undefined ? this.#ctx.readKeyInScope(a.targetKeyId, caller) !== undefined : a.targetKeyId === target,
+      )
       .sort((a, b) => (a.aliasName < b.aliasName ? -1 : a.aliasName > b.aliasName ? 1 : 0));
     const page = paginate(aliases, limit, marker, (a) => [0, a.aliasName]);
     return {
@@ -242,34 +280,35 @@ export class KeyOperations {
   // -------------------------------------------------------------------------
   // Key state
 
-  async enableKey(input: { KeyId: string | undefined }): Promise<Record<string, never>> {
+  async enableKey(input: { KeyId: string | undefined }, caller: Caller): Promise<Record<string, never>> {
     const keyId = requireKeyId(input);
     await this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId, false);
+      const rec = this.#ctx.resolveTx(tx, keyId, false, caller, 'EnableKey');
       checkNotPending(rec);
       if (rec.keyState !== 'Enabled') tx.replaceKey(withChanges(rec, { keyState: 'Enabled' }));
     });
     return {};
   }
 
-  async disableKey(input: { KeyId: string | undefined }): Promise<Record<string, never>> {
+  async disableKey(input: { KeyId: string | undefined }, caller: Caller): Promise<Record<string, never>> {
     const keyId = requireKeyId(input);
     await this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId, false);
+      const rec = this.#ctx.resolveTx(tx, keyId, false, caller, 'DisableKey');
       checkNotPending(rec);
       if (rec.keyState !== 'Disabled') tx.replaceKey(withChanges(rec, { keyState: 'Disabled' }));
     });
     return {};
   }
 
-  async scheduleKeyDeletion(input: { KeyId: string | undefined; PendingWindowInDays?: number }) {
+  async scheduleKeyDeletion(input: { KeyId: string | undefined; PendingWindowInDays?: number }, caller: Caller) {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const days = v.integer('pendingWindowInDays', input?.PendingWindowInDays, ...LIMITS.pendingWindowInDays) ?? 30;
     v.throwIfAny();
     return this.#ctx.mutate((tx, now) => {
-      const rec = this.#ctx.resolveTx(tx, keyId!, false);
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'ScheduleKeyDeletion');
       checkNotPendingDeletion(rec);
+      checkDeletable(rec);
       const deletionDate = now + days * DAY_MS;
       tx.replaceKey(withChanges(rec, { keyState: 'PendingDeletion', deletionDate, pendingDeletionWindowInDays: days }));
       return {
@@ -281,10 +320,10 @@ export class KeyOperations {
     });
   }
 
-  async cancelKeyDeletion(input: { KeyId: string | undefined }): Promise<{ KeyId: string }> {
+  async cancelKeyDeletion(input: { KeyId: string | undefined }, caller: Caller): Promise<{ KeyId: string }> {
     const keyId = requireKeyId(input);
     return this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId, false);
+      const rec = this.#ctx.resolveTx(tx, keyId, false, caller, 'CancelKeyDeletion');
       if (rec.keyState !== 'PendingDeletion')
         throw kmsError('KMSInvalidStateException', `${rec.arn} is not pending deletion.`);
       tx.replaceKey(
@@ -301,24 +340,35 @@ export class KeyOperations {
   // -------------------------------------------------------------------------
   // Rotation: HMAC keys have none; AWS answers UnsupportedOperationException after resolving the key.
 
-  async enableKeyRotation(input: { KeyId: string | undefined; RotationPeriodInDays?: number }): Promise<never> {
+  async enableKeyRotation(
+    input: { KeyId: string | undefined; RotationPeriodInDays?: number },
+    caller: Caller,
+  ): Promise<never> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     v.integer('rotationPeriodInDays', input?.RotationPeriodInDays, ...LIMITS.rotationPeriodInDays);
     v.throwIfAny();
-    throw this.#rotationUnsupported(keyId!);
+    throw this.#rotationUnsupported(keyId!, caller, 'EnableKeyRotation');
   }
 
-  async disableKeyRotation(input: { KeyId: string | undefined }): Promise<never> {
-    throw this.#rotationUnsupported(requireKeyId(input));
+  async disableKeyRotation(input: { KeyId: string | undefined }, caller: Caller): Promise<never> {
+    throw this.#rotationUnsupported(requireKeyId(input), caller, 'DisableKeyRotation');
   }
 
-  async getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<never> {
-    throw this.#rotationUnsupported(requireKeyId(input));
+  /**
+   * HMAC keys never rotate: AWS answers `KeyRotationEnabled: false` in every
+   * key state (a key pending deletion reports false too).
+   */
+  async getKeyRotationStatus(
+    input: { KeyId: string | undefined },
+    caller: Caller,
+  ): Promise<{ KeyRotationEnabled: false; KeyId: string }> {
+    const rec = this.#ctx.resolveRead(requireKeyId(input), false, caller, 'GetKeyRotationStatus');
+    return { KeyRotationEnabled: false, KeyId: rec.arn };
   }
 
-  #rotationUnsupported(keyId: string): KmsErrorLike {
-    const rec = this.#ctx.resolveRead(keyId, false);
+  #rotationUnsupported(keyId: string, caller: Caller, operation: string): KmsErrorLike {
+    const rec = this.#ctx.resolveRead(keyId, false, caller, operation);
     if (rec.keyState === 'PendingDeletion')
       return kmsError('KMSInvalidStateException', `${rec.arn} is pending deletion.`);
     return kmsError(
@@ -328,16 +378,39 @@ export class KeyOperations {
   }
 
   // -------------------------------------------------------------------------
+  // Description
+
+  /** Any key state but PendingDeletion (the key-state table); the description may be empty. */
+  async updateKeyDescription(
+    input: { KeyId: string | undefined; Description: string | undefined },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
+    const v = new Violations();
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
+    const description = v.string('description', input?.Description, ...LIMITS.description, true);
+    v.throwIfAny();
+    await this.#ctx.mutate((tx) => {
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'UpdateKeyDescription');
+      checkNotPendingDeletion(rec);
+      if (rec.description !== description) tx.replaceKey(withChanges(rec, { description: description! }));
+    });
+    return {};
+  }
+
+  // -------------------------------------------------------------------------
   // Tags
 
-  async tagResource(input: { KeyId: string | undefined; Tags: Tag[] | undefined }): Promise<Record<string, never>> {
+  async tagResource(
+    input: { KeyId: string | undefined; Tags: Tag[] | undefined },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     if (input?.Tags === undefined || input?.Tags === null) v.add('tags', null, 'Member must not be null');
     const tags = validateTags(v, input?.Tags);
     v.throwIfAny();
     await this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId!, false);
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'TagResource');
       checkNotPendingDeletion(rec);
       const merged = rec.tags.map((t) => ({ ...t }));
       for (const t of tags) {
@@ -351,10 +424,13 @@ export class KeyOperations {
     return {};
   }
 
-  async untagResource(input: {
-    KeyId: string | undefined;
-    TagKeys: string[] | undefined;
-  }): Promise<Record<string, never>> {
+  async untagResource(
+    input: {
+      KeyId: string | undefined;
+      TagKeys: string[] | undefined;
+    },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const keys = input?.TagKeys;
@@ -366,7 +442,7 @@ export class KeyOperations {
       });
     v.throwIfAny();
     await this.#ctx.mutate((tx) => {
-      const rec = this.#ctx.resolveTx(tx, keyId!, false);
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'UntagResource');
       checkNotPendingDeletion(rec);
       const drop = new Set(keys);
       tx.replaceKey(withChanges(rec, { tags: rec.tags.filter((t) => !drop.has(t.TagKey)).map((t) => ({ ...t })) }));
@@ -374,13 +450,13 @@ export class KeyOperations {
     return {};
   }
 
-  async listResourceTags(input: { KeyId: string | undefined; Limit?: number; Marker?: string }) {
+  async listResourceTags(input: { KeyId: string | undefined; Limit?: number; Marker?: string }, caller: Caller) {
     const v = new Violations();
     const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
     const limit = v.integer('limit', input?.Limit, ...LIMITS.listResourceTagsLimit) ?? 50;
     const marker = v.string('marker', input?.Marker, ...LIMITS.marker, false);
     v.throwIfAny();
-    const rec = this.#ctx.resolveRead(keyId!, false);
+    const rec = this.#ctx.resolveRead(keyId!, false, caller, 'ListResourceTags');
     const tags = rec.tags.map((t, i) => ({ t, i }));
     const page = paginate(tags, limit, marker, (x) => [x.i, x.t.TagKey]);
     return {
@@ -403,10 +479,10 @@ function validateAliasInput(input: { AliasName: string | undefined; TargetKeyId:
   return { aliasName: aliasName!, targetKeyId: targetKeyId! };
 }
 
-/** The aliases that point to `keyId`. */
-function aliasCount(tx: KeyStoreTransaction, keyId: string): number {
+/** The aliases that point to `rec` (in its Region). */
+function aliasCount(tx: KeyStoreTransaction, rec: KeyRecord): number {
   let n = 0;
-  for (const a of tx.listAliases()) if (a.targetKeyId === keyId) n++;
+  for (const a of tx.listAliases()) if (a.targetKeyId === rec.keyId && sameScope(a, rec)) n++;
   return n;
 }
 
@@ -418,7 +494,7 @@ function byCreation(a: KeyRecord, b: KeyRecord): number {
  * Opaque markers: base64url of the sort position of the last item returned,
  * so a page boundary survives items added or removed between calls.
  */
-function paginate<T>(items: T[], limit: number, marker: string | undefined, pos: (t: T) => [number, string]) {
+export function paginate<T>(items: T[], limit: number, marker: string | undefined, pos: (t: T) => [number, string]) {
   let start = 0;
   if (marker !== undefined) {
     let after: [number, string];

@@ -4,6 +4,7 @@
  */
 import type { AliasRecord, HmacKeySpec, KeyRecord, KeyStoreTransaction } from '../keystore/types.js';
 import type { MacAlgorithm } from '../backend/types.js';
+import { multiRegionConfiguration, removeKey } from './multi-region.js';
 
 export const SPEC_ALGORITHM: Readonly<Record<HmacKeySpec, MacAlgorithm>> = {
   HMAC_224: 'HMAC_SHA_224',
@@ -34,7 +35,7 @@ export interface KeyMetadata {
   MacAlgorithms: MacAlgorithm[];
   MultiRegion: boolean;
   MultiRegionConfiguration?: {
-    MultiRegionKeyType: 'PRIMARY';
+    MultiRegionKeyType: 'PRIMARY' | 'REPLICA';
     PrimaryKey: { Arn: string; Region: string };
     ReplicaKeys: { Arn: string; Region: string }[];
   };
@@ -47,7 +48,7 @@ export function arnParts(arn: string): { partition: string; region: string; acco
 
 /** Member order follows AWS's responses (S5 recordings). */
 export function keyMetadata(rec: KeyRecord): KeyMetadata {
-  const { region, account } = arnParts(rec.arn);
+  const { account } = arnParts(rec.arn);
   const md: Partial<KeyMetadata> = {
     AWSAccountId: account,
     KeyId: rec.keyId,
@@ -68,13 +69,7 @@ export function keyMetadata(rec: KeyRecord): KeyMetadata {
   md.KeySpec = rec.keySpec;
   md.MacAlgorithms = [SPEC_ALGORITHM[rec.keySpec]];
   md.MultiRegion = rec.multiRegion;
-  if (rec.multiRegion) {
-    md.MultiRegionConfiguration = {
-      MultiRegionKeyType: 'PRIMARY',
-      PrimaryKey: { Arn: rec.arn, Region: region },
-      ReplicaKeys: [],
-    };
-  }
+  if (rec.multiRegion) md.MultiRegionConfiguration = multiRegionConfiguration(rec);
   return md as KeyMetadata;
 }
 
@@ -129,8 +124,7 @@ export function applyTimeRules(tx: KeyStoreTransaction, now: number): boolean {
     const next = timeAdjusted(rec, now);
     changed = true;
     if (next === undefined) {
-      for (const a of tx.listAliases()) if (a.targetKeyId === rec.keyId) tx.deleteAlias(a.aliasName);
-      tx.deleteKey(rec.keyId);
+      removeKey(tx, rec);
     } else {
       tx.replaceKey(next);
     }

@@ -19,6 +19,12 @@ export const LIMITS = {
   aliasName: [1, 256],
   description: [0, 8192],
   policy: [1, 32768],
+  /** GetKeyPolicy/PutKeyPolicy `PolicyName` (only `default` exists). */
+  policyName: [1, 128],
+  /** CreateGrant `Name`, `GranteePrincipal`, `RetiringPrincipal`; the grant operations' `GrantId`. */
+  grantName: [1, 256],
+  principal: [1, 256],
+  grantId: [1, 128],
   customKeyStoreId: [1, 64],
   xksKeyId: [1, 128],
   tagKey: [1, 128],
@@ -31,12 +37,17 @@ export const LIMITS = {
   /** `GrantTokens`: the item count, and each token's length. */
   grantTokenCount: [0, 10],
   grantToken: [1, 8192],
+  /** `ReplicaRegion`, `PrimaryRegion`. */
+  region: [1, 32],
   pendingWindowInDays: [7, 30],
   rotationPeriodInDays: [90, 2560],
   /** `Limit` of ListKeys, ListAliases and ListResourceTags. */
   listKeysLimit: [1, 1000],
   listAliasesLimit: [1, 100],
   listResourceTagsLimit: [1, 50],
+  /** `Limit` of ListGrants, ListRetirableGrants and ListKeyPolicies. */
+  listGrantsLimit: [1, 100],
+  listKeyPoliciesLimit: [1, 1000],
 } as const satisfies Record<string, Range>;
 
 // The resource quotas (keys, aliases per key, tags per key) are in quotas.ts.

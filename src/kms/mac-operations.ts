@@ -13,7 +13,9 @@ import { BatchItemError, withPackedMacs, withPackedMessages } from '../mac/pack.
 import { byteLength, elementCount, isUint32Array, isUint8Array, plainView } from '../mac/views.js';
 import { inspect } from 'node:util';
 import { MAC_LENGTH, type BackendKey, type MacAlgorithm } from '../backend/types.js';
+import { keyStoreId } from '../keystore/records.js';
 import type { KeyRecord, KeyStore } from '../keystore/types.js';
+import type { Caller } from './authorize.js';
 import type { ClientContext } from './context.js';
 import { kmsError, type KmsErrorLike } from './errors.js';
 import { LIMITS } from './limits.js';
@@ -100,8 +102,18 @@ export interface LocalTarget {
 
 type MacOperation = 'GenerateMac' | 'VerifyMac';
 
+/** The bit of a MAC operation in HotEntry.allowed. */
+const OPERATION_BIT: Record<MacOperation, number> = { GenerateMac: 1, VerifyMac: 2 };
+
 /** One resolved, usable key on the hot path. */
 interface HotEntry {
+  readonly record: KeyRecord;
+  /**
+   * The authorization decisions taken for this record (authorize.ts), per
+   * caller: a bit per MAC operation allowed with the key's own algorithm.
+   * Dropped with the entry when the store's version changes.
+   */
+  readonly allowed: Map<Caller, number>;
   readonly arn: string;
   readonly algorithm: MacAlgorithm;
   readonly macLength: number;
@@ -154,7 +166,7 @@ export class MacOperations {
   /** KeyId string as given → resolved usable key. Cleared whenever the store version changes. */
   readonly #hot = new Map<string, HotEntry>();
   #hotVersion = -1;
-  /** keyId → prepared MacKey for the record's current material. */
+  /** Store id (keyStoreId: one Region's record) → prepared MacKey for the record's current material. */
   readonly #slots = new Map<string, KeySlot>();
 
   constructor(ctx: ClientContext) {
@@ -163,7 +175,7 @@ export class MacOperations {
     this.#clock = ctx.clock;
   }
 
-  generateMacSync(input: GenerateMacInput): GenerateMacOutput {
+  generateMacSync(input: GenerateMacInput, caller: Caller): GenerateMacOutput {
     const msg = input?.Message;
     const keyId = input?.KeyId;
     const alg = input?.MacAlgorithm;
@@ -178,14 +190,14 @@ export class MacOperations {
       input.GrantTokens === undefined &&
       input.DryRun === undefined
     ) {
-      const e = this.#hotEntry(keyId, 'GenerateMac');
+      const e = this.#hotEntry(keyId, 'GenerateMac', caller, alg, undefined);
       if (e.algorithm !== alg) throw incompatibleAlgorithm(alg, e);
       return { Mac: pooledMac(e.slot.backendKey, msg), MacAlgorithm: alg, KeyId: e.arn };
     }
-    return this.generateMacFull(input, undefined);
+    return this.generateMacFull(input, caller, undefined);
   }
 
-  verifyMacSync(input: VerifyMacInput): VerifyMacOutput {
+  verifyMacSync(input: VerifyMacInput, caller: Caller): VerifyMacOutput {
     const msg = input?.Message;
     const keyId = input?.KeyId;
     const alg = input?.MacAlgorithm;
@@ -204,18 +216,18 @@ export class MacOperations {
       input.GrantTokens === undefined &&
       input.DryRun === undefined
     ) {
-      const e = this.#hotEntry(keyId, 'VerifyMac');
+      const e = this.#hotEntry(keyId, 'VerifyMac', caller, alg, undefined);
       if (e.algorithm !== alg) throw incompatibleAlgorithm(alg, e);
       if (!e.slot.backendKey.verify(msg, mac)) throw kmsError('KMSInvalidMacException');
       return { KeyId: e.arn, MacValid: true, MacAlgorithm: alg };
     }
-    return this.verifyMacFull(input, undefined);
+    return this.verifyMacFull(input, caller, undefined);
   }
 
   /** GenerateMac in the full evaluation order; `local`: answer for the fast path's local copy of a remote key. */
-  generateMacFull(input: GenerateMacInput, local: LocalTarget | undefined): GenerateMacOutput {
+  generateMacFull(input: GenerateMacInput, caller: Caller, local: LocalTarget | undefined): GenerateMacOutput {
     const r = validateMacRequest(input, false);
-    const e = this.#hotEntry(local ? local.keyId : r.keyId, 'GenerateMac');
+    const e = this.#hotEntry(local ? local.keyId : r.keyId, 'GenerateMac', caller, r.alg, r.grantTokens);
     if (e.algorithm !== r.alg) throw incompatibleAlgorithm(r.alg, e);
     if (r.dryRun) throw dryRunError();
     return {
@@ -226,9 +238,9 @@ export class MacOperations {
   }
 
   /** VerifyMac in the full evaluation order; `local` as for generateMacFull. */
-  verifyMacFull(input: VerifyMacInput, local: LocalTarget | undefined): VerifyMacOutput {
+  verifyMacFull(input: VerifyMacInput, caller: Caller, local: LocalTarget | undefined): VerifyMacOutput {
     const r = validateMacRequest(input, true);
-    const e = this.#hotEntry(local ? local.keyId : r.keyId, 'VerifyMac');
+    const e = this.#hotEntry(local ? local.keyId : r.keyId, 'VerifyMac', caller, r.alg, r.grantTokens);
     if (e.algorithm !== r.alg) throw incompatibleAlgorithm(r.alg, e);
     if (!e.slot.backendKey.verify(r.message, r.mac!)) throw kmsError('KMSInvalidMacException');
     if (r.dryRun) throw dryRunError();
@@ -238,23 +250,23 @@ export class MacOperations {
   // -------------------------------------------------------------------------
   // Batch extensions
 
-  generateMacBatch(input: GenerateMacBatchInput): GenerateMacBatchOutput {
-    return this.#withBatch(input, false, (b) => {
+  generateMacBatch(input: GenerateMacBatchInput, caller: Caller): GenerateMacBatchOutput {
+    return this.#withBatch(input, false, caller, (b) => {
       b.entry.slot.backendKey.macPackedInto(b.data, b.offsets, b.out);
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacLength: b.entry.macLength, Macs: b.out };
     });
   }
 
-  verifyMacBatch(input: VerifyMacBatchInput): VerifyMacBatchOutput {
-    return this.#withBatch(input, true, (b) => {
+  verifyMacBatch(input: VerifyMacBatchInput, caller: Caller): VerifyMacBatchOutput {
+    return this.#withBatch(input, true, caller, (b) => {
       b.entry.slot.backendKey.verifyPackedInto(b.data, b.offsets, b.macs!, b.out);
       for (const i of b.wrongLength) b.out[i] = 0;
       return { KeyId: b.entry.arn, MacAlgorithm: b.alg, MacValid: b.out };
     });
   }
 
-  async generateMacBatchAsync(input: GenerateMacBatchInput): Promise<GenerateMacBatchOutput> {
-    const { b, done } = this.#withBatch(input, false, (b) => ({
+  async generateMacBatchAsync(input: GenerateMacBatchInput, caller: Caller): Promise<GenerateMacBatchOutput> {
+    const { b, done } = this.#withBatch(input, false, caller, (b) => ({
       b,
       done: b.entry.slot.backendKey.macPackedAsync(b.data, b.offsets, b.out),
     }));
@@ -263,8 +275,8 @@ export class MacOperations {
     return { KeyId: entry.arn, MacAlgorithm: alg, MacLength: entry.macLength, Macs: b.out };
   }
 
-  async verifyMacBatchAsync(input: VerifyMacBatchInput): Promise<VerifyMacBatchOutput> {
-    const { b, done } = this.#withBatch(input, true, (b) => ({
+  async verifyMacBatchAsync(input: VerifyMacBatchInput, caller: Caller): Promise<VerifyMacBatchOutput> {
+    const { b, done } = this.#withBatch(input, true, caller, (b) => ({
       b,
       done: b.entry.slot.backendKey.verifyPackedAsync(b.data, b.offsets, b.macs!, b.out),
     }));
@@ -284,6 +296,7 @@ export class MacOperations {
   #withBatch<T>(
     input: GenerateMacBatchInput | VerifyMacBatchInput,
     verify: boolean,
+    caller: Caller,
     use: (batch: PreparedBatch) => T,
   ): T {
     if (input === null || typeof input !== 'object')
@@ -294,6 +307,7 @@ export class MacOperations {
       | MacAlgorithm
       | undefined;
     v.grantTokens(input.GrantTokens);
+    const grantTokens = input.GrantTokens ?? undefined;
     const dryRun = v.boolean('dryRun', input.DryRun);
     const macs = verify ? (input as VerifyMacBatchInput).Macs : undefined;
     const out = input.Out;
@@ -304,7 +318,7 @@ export class MacOperations {
       if (verify && (macs === undefined || macs === null)) v.add('macs', null, 'Member must not be null');
       const prepare = (packedMacs: Uint8Array | undefined, wrongLength: readonly number[]): T => {
         v.throwIfAny();
-        const entry = this.#hotEntry(keyId!, verify ? 'VerifyMac' : 'GenerateMac');
+        const entry = this.#hotEntry(keyId!, verify ? 'VerifyMac' : 'GenerateMac', caller, alg!, grantTokens);
         if (entry.algorithm !== alg) throw incompatibleAlgorithm(alg, entry);
         if (verify && packedMacs!.byteLength !== count * entry.macLength) {
           throw validationMessage(
@@ -369,29 +383,45 @@ export class MacOperations {
     this.#hot.clear();
   }
 
-  /** Resolves a KeyId (any form) to a usable key for a MAC operation, or throws the KMS error. */
-  #hotEntry(keyId: string, op: MacOperation): HotEntry {
+  /**
+   * Resolves a KeyId (any form) to a usable key for a MAC operation that
+   * `caller` may run with `alg`, or throws the KMS error. A decision taken
+   * once for (record, caller, operation) with the key's own algorithm and no
+   * grant tokens is remembered in the entry.
+   */
+  #hotEntry(
+    keyId: string,
+    op: MacOperation,
+    caller: Caller,
+    alg: string | undefined,
+    grantTokens: readonly string[] | undefined,
+  ): HotEntry {
     const version = this.#store.version;
     if (version !== this.#hotVersion) {
       this.#hot.clear();
       this.#hotVersion = version;
       this.#retireStaleSlots();
     }
-    const cached = this.#hot.get(keyId);
-    if (cached !== undefined && (cached.deadline === Infinity || cached.deadline > this.#clock())) return cached;
-    const rec = this.#ctx.resolveRead(keyId, true);
-    const entry = this.#usableEntry(rec, op);
+    let cached = this.#hot.get(keyId);
+    if (cached !== undefined && cached.deadline !== Infinity && cached.deadline <= this.#clock()) cached = undefined;
+    const bit = OPERATION_BIT[op];
+    if (cached !== undefined && ((cached.allowed.get(caller) ?? 0) & bit) !== 0 && alg === cached.algorithm)
+      return cached;
+    const rec = this.#ctx.resolveRead(keyId, true, caller, op, { macAlgorithm: alg, grantTokens });
+    const entry = cached !== undefined && cached.record === rec ? cached : this.#usableEntry(rec, op);
+    if (alg === entry.algorithm && grantTokens === undefined)
+      entry.allowed.set(caller, (entry.allowed.get(caller) ?? 0) | bit);
     if (this.#store.version === version) this.#hot.set(keyId, entry);
     return entry;
   }
 
   /** Wipes prepared keys whose key is gone or lost its material (deleted, expired, material deleted). */
   #retireStaleSlots(): void {
-    for (const [keyId, slot] of this.#slots) {
-      const rec = this.#store.getKey(keyId);
+    for (const [storeId, slot] of this.#slots) {
+      const rec = this.#store.getKey(storeId);
       if (rec === undefined || rec.keyMaterial === undefined) {
         slot.retire();
-        this.#slots.delete(keyId);
+        this.#slots.delete(storeId);
       }
     }
   }
@@ -402,12 +432,20 @@ export class MacOperations {
     if (!rec.keyMaterial) throw kmsError('KMSInvalidStateException', `${rec.arn} is pending import.`);
     const slot = this.#slotFor(rec);
     const algorithm = SPEC_ALGORITHM[rec.keySpec];
-    return { arn: rec.arn, algorithm, macLength: slot.backendKey.macLength, slot, deadline: timeDeadline(rec) };
+    return {
+      record: rec,
+      allowed: new Map(),
+      arn: rec.arn,
+      algorithm,
+      macLength: slot.backendKey.macLength,
+      slot,
+      deadline: timeDeadline(rec),
+    };
   }
 
   /** The prepared key for a record, reused while the material is the same bytes (a store write replaces records). */
   #slotFor(rec: KeyRecord): KeySlot {
-    const existing = this.#slots.get(rec.keyId);
+    const existing = this.#slots.get(keyStoreId(rec));
     if (existing !== undefined) {
       if (existing.record === rec) return existing;
       if (
@@ -422,7 +460,7 @@ export class MacOperations {
     }
     const backendKey = this.#ctx.backend.createKey(SPEC_ALGORITHM[rec.keySpec], rec.keyMaterial!);
     const slot = new KeySlot(rec, backendKey);
-    this.#slots.set(rec.keyId, slot);
+    this.#slots.set(keyStoreId(rec), slot);
     return slot;
   }
 }
@@ -441,7 +479,8 @@ function validateMacRequest(input: GenerateMacInput | VerifyMacInput, verify: bo
   v.grantTokens(input.GrantTokens);
   const dryRun = v.boolean('dryRun', input.DryRun);
   v.throwIfAny();
-  return { message: message!, keyId: keyId!, alg: alg as MacAlgorithm, mac, dryRun: dryRun === true };
+  const grantTokens = input.GrantTokens ?? undefined;
+  return { message: message!, keyId: keyId!, alg: alg as MacAlgorithm, mac, dryRun: dryRun === true, grantTokens };
 }
 
 /** Key state, then key usage (spec §3 evaluation order steps 5 and 6). */

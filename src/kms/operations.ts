@@ -9,7 +9,7 @@
  * same model as @aws-sdk/client-kms 3.1164.0).
  */
 
-export type MemberType = 'string' | 'blob' | 'timestamp' | 'boolean' | 'integer' | 'strings' | 'tags';
+export type MemberType = 'string' | 'blob' | 'timestamp' | 'boolean' | 'integer' | 'strings' | 'tags' | 'object';
 type InputSchema = Readonly<Record<string, MemberType>>;
 
 export interface OperationSpec {
@@ -94,6 +94,57 @@ export const OPERATIONS: ReadonlyMap<string, OperationSpec> = new Map<string, Op
   ['EnableKeyRotation', op('enableKeyRotation', { KeyId: 'string', RotationPeriodInDays: 'integer' }, true)],
   ['DisableKeyRotation', op('disableKeyRotation', KEY, true)],
   ['GetKeyRotationStatus', op('getKeyRotationStatus', KEY, false)],
+  [
+    'PutKeyPolicy',
+    op(
+      'putKeyPolicy',
+      { KeyId: 'string', PolicyName: 'string', Policy: 'string', BypassPolicyLockoutSafetyCheck: 'boolean' },
+      true,
+    ),
+  ],
+  ['GetKeyPolicy', op('getKeyPolicy', { KeyId: 'string', PolicyName: 'string' }, false)],
+  ['ListKeyPolicies', op('listKeyPolicies', { KeyId: 'string', ...PAGE }, false)],
+  [
+    'CreateGrant',
+    op(
+      'createGrant',
+      {
+        KeyId: 'string',
+        GranteePrincipal: 'string',
+        RetiringPrincipal: 'string',
+        Operations: 'strings',
+        Constraints: 'object',
+        GrantTokens: 'strings',
+        Name: 'string',
+        DryRun: 'boolean',
+      },
+      true,
+    ),
+  ],
+  ['ListGrants', op('listGrants', { KeyId: 'string', GrantId: 'string', GranteePrincipal: 'string', ...PAGE }, false)],
+  ['ListRetirableGrants', op('listRetirableGrants', { RetiringPrincipal: 'string', ...PAGE }, false)],
+  [
+    'RetireGrant',
+    op('retireGrant', { GrantToken: 'string', KeyId: 'string', GrantId: 'string', DryRun: 'boolean' }, true),
+  ],
+  ['RevokeGrant', op('revokeGrant', { KeyId: 'string', GrantId: 'string', DryRun: 'boolean' }, true)],
+  ['UpdateKeyDescription', op('updateKeyDescription', { KeyId: 'string', Description: 'string' }, true)],
+  [
+    'ReplicateKey',
+    op(
+      'replicateKey',
+      {
+        KeyId: 'string',
+        ReplicaRegion: 'string',
+        Policy: 'string',
+        BypassPolicyLockoutSafetyCheck: 'boolean',
+        Description: 'string',
+        Tags: 'tags',
+      },
+      true,
+    ),
+  ],
+  ['UpdatePrimaryRegion', op('updatePrimaryRegion', { KeyId: 'string', PrimaryRegion: 'string' }, true)],
   ['GenerateMac', op('generateMac', { ...MAC_COMMON }, false)],
   ['VerifyMac', op('verifyMac', { ...MAC_COMMON, Mac: 'blob' }, false)],
 ]);

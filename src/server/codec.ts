@@ -88,6 +88,10 @@ function decodeMember(name: string, type: MemberType, v: unknown): unknown {
       for (const s of v) if (typeof s !== 'string') throw typeError(name, 'a list of strings');
       return v.slice();
     }
+    case 'object':
+      // A structure the operation checks itself (CreateGrant's Constraints): any JSON object.
+      if (typeof v !== 'object' || Array.isArray(v)) throw typeError(name, 'a structure');
+      return v;
     case 'tags': {
       if (!Array.isArray(v)) throw typeError(name, 'a list of tags');
       return v.map((t) => {

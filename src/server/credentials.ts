@@ -1,13 +1,18 @@
 /**
  * Credentials for SigV4 verification: pairs from flags, environment, or a
- * JSON credentials file holding several pairs (optionally with session tokens).
+ * JSON credentials file holding several pairs (optionally with session
+ * tokens), each with the principal its requests are evaluated as.
  *
  * File format (mode 0600 recommended; the server warns when others can read it):
- *   { "credentials": [ { "accessKeyId": "AKID…", "secretAccessKey": "…", "sessionToken": "…" }, … ] }
- * A bare array is accepted too, and the AWS spellings AccessKeyId /
- * SecretAccessKey / SessionToken.
+ *   { "credentials": [ { "accessKeyId": "AKID…", "secretAccessKey": "…", "sessionToken": "…",
+ *                        "principal": "arn:aws:iam::111122223333:user/shipper", "accountId": "111122223333" }, … ] }
+ * `principal` and `accountId` are optional: without them an entry is the
+ * server's account's root, as a flag-given pair is. A bare array is accepted
+ * too, and the AWS spellings AccessKeyId / SecretAccessKey / SessionToken /
+ * Principal / AccountId.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { callerFrom } from '../kms/authorize.js';
 import type { Credential } from './sigv4.js';
 
 export const ENV_ACCESS_KEY_ID = 'KMS_HMAC_ACCESS_KEY_ID';
@@ -44,6 +49,20 @@ export function checkCredential(c: Partial<Credential>, where: string): Credenti
       throw new CredentialsError(`${where}: sessionToken must be a non-empty string`);
     out.sessionToken = c.sessionToken;
   }
+  if (c.principal !== undefined || c.accountId !== undefined) {
+    if (c.principal !== undefined && typeof c.principal !== 'string')
+      throw new CredentialsError(`${where}: principal must be an IAM ARN string`);
+    if (c.accountId !== undefined && typeof c.accountId !== 'string')
+      throw new CredentialsError(`${where}: accountId must be a string of 12 digits`);
+    try {
+      // The partition and default account do not matter here: only the fields' syntax and agreement are checked.
+      callerFrom(c.principal, c.accountId, 'aws', '000000000000');
+    } catch (err) {
+      throw new CredentialsError(`${where}: ${(err as Error).message}`);
+    }
+    if (c.principal !== undefined) out.principal = c.principal;
+    if (c.accountId !== undefined) out.accountId = c.accountId;
+  }
   return out;
 }
 
@@ -70,6 +89,10 @@ export function parseCredentialsFile(text: string, path: string): Credential[] {
     };
     const token = o.sessionToken ?? o.SessionToken;
     if (token !== undefined) c.sessionToken = token as string;
+    const principal = o.principal ?? o.Principal;
+    if (principal !== undefined) c.principal = principal as string;
+    const accountId = o.accountId ?? o.AccountId;
+    if (accountId !== undefined) c.accountId = accountId as string;
     return checkCredential(c, `${path}: credentials[${i}]`);
   });
 }
@@ -114,6 +137,9 @@ export function mergeCredentials(lists: ReadonlyArray<readonly Credential[]>): C
       const prev = byId.get(c.accessKeyId);
       if (prev && (prev.secretAccessKey !== c.secretAccessKey || prev.sessionToken !== c.sessionToken)) {
         throw new CredentialsError(`access key ${c.accessKeyId} is configured twice with different secrets`);
+      }
+      if (prev && (prev.principal !== c.principal || prev.accountId !== c.accountId)) {
+        throw new CredentialsError(`access key ${c.accessKeyId} is configured twice with different principals`);
       }
       byId.set(c.accessKeyId, c);
     }

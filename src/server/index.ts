@@ -11,6 +11,7 @@ import { resolvePassphrase } from '../keystore/crypto.js';
 import { describeKeyStore } from '../keystore/index.js';
 import type { KeyStore, KeyStoreHealth } from '../keystore/types.js';
 import { resolveQuotas, type Quotas } from '../kms/quotas.js';
+import { isRegionName } from '../kms/multi-region.js';
 import { readSeedFile, wipeSeed, type Seed, type SeedResult } from '../kms/seed.js';
 import type { AccessLogOptions } from './log.js';
 import {
@@ -107,6 +108,12 @@ export interface StartServerOptions {
   /** Use this client instead of creating one (then keyStore/region/accountId are the client's business). */
   client?: KmsApi;
   region?: string;
+  /**
+   * More Regions answered besides `region` (whose SigV4 scopes are accepted):
+   * each request is answered in the Region of its scope, with the client's
+   * `inRegion()`. Multi-Region keys replicate across them.
+   */
+  regions?: readonly string[];
   accountId?: string;
   /** AWS's resource quotas and GetParametersForImport's rate (the client's `quotas` option; AWS's defaults). */
   quotas?: Partial<Quotas>;
@@ -150,6 +157,12 @@ export interface StartedServer extends RunningServer {
   metricsUrl?: string;
   /** What the seed did (counts, never material), when `seed` was given. */
   seeded?: SeedResult;
+  /**
+   * Replaces the accepted credentials (and their principals) in every
+   * worker; requests in flight finish as they began. Throws, leaving the old
+   * set, when the new one is refused. `serve` calls it on SIGHUP.
+   */
+  setCredentials(credentials: readonly Credential[]): void;
   /** The key store's health: this process's store; with workers, the worst that any live worker last reported. */
   keyStoreHealth(): KeyStoreHealth;
 }
@@ -167,8 +180,8 @@ function checkPort(name: string, v: unknown): void {
     throw new RangeError(`${name} must be an integer from 0 to 65535`);
 }
 
-/** Checks what startServer would refuse, before anything is opened. */
-function checkOptions(o: StartServerOptions): Checked {
+/** The credentials the options name (flags/option pairs and the credentials file), merged and checked. */
+function resolveCredentials(o: StartServerOptions): Credential[] {
   const fromFile = o.credentialsFile ? loadCredentialsFile(o.credentialsFile, (m) => process.emitWarning(m)) : [];
   const given =
     o.credentials === undefined ? [] : Array.isArray(o.credentials) ? o.credentials : [o.credentials as Credential];
@@ -176,8 +189,24 @@ function checkOptions(o: StartServerOptions): Checked {
     checkCredential(c ?? {}, Array.isArray(o.credentials) ? `credentials[${i}]` : 'credentials'),
   );
   const credentials = mergeCredentials([checked, fromFile]);
+  if (o.auth !== 'any') checkSecretLengths(credentials);
+  if (o.auth !== 'any' && credentials.length === 0) {
+    throw new CredentialsError(
+      'no credentials configured: set KMS_HMAC_ACCESS_KEY_ID and KMS_HMAC_SECRET_ACCESS_KEY, ' +
+        'or pass --access-key-id/--secret-access-key or --credentials-file, ' +
+        'or run with --auth any to accept any well-formed signature (local emulator mode)',
+    );
+  }
+  return credentials;
+}
+
+/** Checks what startServer would refuse, before anything is opened. */
+function checkOptions(o: StartServerOptions): Checked {
+  const credentials = resolveCredentials(o);
   const host = o.host ?? DEFAULT_HOST;
   checkAllowedHosts(o.allowedHosts);
+  for (const r of [o.region ?? DEFAULT_REGION, ...(o.regions ?? [])])
+    if (!isRegionName(r)) throw new TypeError(`Not a Region name: ${JSON.stringify(r)}`);
   if (o.auth === 'any' && !isLoopbackHost(host)) {
     throw new TypeError(
       `auth 'any' (emulator mode: signatures are not verified) serves loopback only, and ${host} is not loopback; verify signatures (auth 'sigv4' with credentials) to serve other machines`,
@@ -192,14 +221,6 @@ function checkOptions(o: StartServerOptions): Checked {
   }
   checkPort('port', o.port);
   checkPort('metricsPort', o.metricsPort);
-  if (o.auth !== 'any') checkSecretLengths(credentials);
-  if (o.auth !== 'any' && credentials.length === 0) {
-    throw new CredentialsError(
-      'no credentials configured: set KMS_HMAC_ACCESS_KEY_ID and KMS_HMAC_SECRET_ACCESS_KEY, ' +
-        'or pass --access-key-id/--secret-access-key or --credentials-file, ' +
-        'or run with --auth any to accept any well-formed signature (local emulator mode)',
-    );
-  }
   const workers = o.workers ?? 1;
   if (!Number.isInteger(workers) || workers < 1 || workers > 64)
     throw new RangeError('workers must be an integer from 1 to 64');
@@ -247,12 +268,47 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
   if (seed !== undefined)
     for (const s of seed.skipped) warnSeed(`seed ${options.seed}: skipped ${s} (this endpoint holds HMAC keys only)`);
   const workers = options.workers ?? 1;
+  let started: StartedServer;
   try {
-    if (workers > 1) return await startWorkers(options, credentials, workers, seed);
-    return await startInProcess(options, credentials, { ...(seed ? { seed } : {}) });
+    started =
+      workers > 1
+        ? await startWorkers(options, credentials, workers, seed)
+        : await startInProcess(options, credentials, { ...(seed ? { seed } : {}) });
   } finally {
     if (seed !== undefined) wipeSeed(seed);
   }
+  return options.credentialsFile === undefined ? started : reloadOnHangup(started, options);
+}
+
+/**
+ * SIGHUP re-reads the credentials file (with the pairs given as options);
+ * a set that fails to load or is refused leaves the old one, and says why.
+ */
+function reloadOnHangup(started: StartedServer, options: StartServerOptions): StartedServer {
+  const reload = (): void => {
+    try {
+      const next = resolveCredentials(options);
+      started.setCredentials(next);
+      process.emitWarning(`credentials reloaded from ${options.credentialsFile}: ${next.length} access keys`, {
+        type: 'ServerNotice',
+        code: 'KMS_HMAC_CREDENTIALS_RELOADED',
+      });
+    } catch (err) {
+      process.emitWarning(
+        `credentials reload from ${options.credentialsFile} failed; the previous credentials stay in force: ${(err as Error).message}`,
+        { type: 'ServerWarning', code: 'KMS_HMAC_CREDENTIALS_RELOAD_FAILED' },
+      );
+    }
+  };
+  process.on('SIGHUP', reload);
+  const close = started.close;
+  return {
+    ...started,
+    close: () => {
+      process.removeListener('SIGHUP', reload);
+      return close();
+    },
+  };
 }
 
 /** Worker entry (compiled JS: cluster workers cannot load .ts). */
@@ -281,6 +337,12 @@ export interface WorkerStartMessage {
   metrics: boolean;
 }
 
+/** A reloaded credential set, sent by the primary to each worker. */
+export interface WorkerCredentialsMessage {
+  type: 'credentials';
+  credentials: Credential[];
+}
+
 /** What a worker tells the primary. */
 export type WorkerMessage =
   | { type: 'ready' }
@@ -306,6 +368,7 @@ async function startWorkers(
     port: options.port ?? DEFAULT_PORT,
     keyStore: options.keyStore as string,
     region: options.region ?? DEFAULT_REGION,
+    ...(options.regions !== undefined ? { regions: options.regions } : {}),
     accountId: options.accountId ?? DEFAULT_ACCOUNT_ID,
     ...(options.quotas !== undefined ? { quotas: options.quotas } : {}),
     credentials,
@@ -489,6 +552,10 @@ async function startWorkers(
     if (replies.length === 0) throw new TlsConfigError('no worker is running to reload its certificate');
     return replies[0]!.info!;
   };
+  const setCredentials = (next: readonly Credential[]): void => {
+    wOptions.credentials = [...next]; // what a worker started later gets
+    for (const w of live) if (!w.isDead()) w.send({ type: 'credentials', credentials: wOptions.credentials });
+  };
   return {
     url: `${options.tls ? 'https' : 'http'}://${shownHost}:${port}`,
     host,
@@ -503,6 +570,7 @@ async function startWorkers(
     ...(options.tls ? { reloadTls } : {}),
     ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     ...(seeded ? { seeded } : {}),
+    setCredentials,
   };
 }
 

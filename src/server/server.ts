@@ -29,6 +29,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { toWireError } from '../kms/errors.js';
+import { isRegionName } from '../kms/multi-region.js';
 import { checkAllowedHosts, isAllowedHost } from './hosts.js';
 import { AuthError, rawHeader, SigV4Verifier, type Credential, type PendingAuth } from './sigv4.js';
 import {
@@ -77,8 +78,40 @@ export interface KmsApi {
   [method: string]: unknown;
   generateMacSync?(input: Record<string, unknown>): unknown;
   verifyMacSync?(input: Record<string, unknown>): unknown;
+  /** The same client as another principal (KmsHmacClient#forPrincipal): needed for credentials that name one. */
+  forPrincipal?(principal: { principal?: string; accountId?: string }): KmsApi;
+  /** The same API in another Region (KmsHmacClient#inRegion); without it every request is answered in the client's. */
+  inRegion?(region: string): KmsApi;
   close?(): Promise<void> | void;
 }
+
+/** A client as one principal in one Region, with its sync MAC twins bound. */
+interface BoundClient {
+  readonly client: KmsApi;
+  readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
+  readonly verSync: ((i: Record<string, unknown>) => unknown) | undefined;
+}
+
+function bind(c: KmsApi): BoundClient {
+  return {
+    client: c,
+    genSync: typeof c.generateMacSync === 'function' ? c.generateMacSync.bind(c) : undefined,
+    verSync: typeof c.verifyMacSync === 'function' ? c.verifyMacSync.bind(c) : undefined,
+  };
+}
+
+/** One principal's clients: in the server's Region, and in the others it was asked in (inRegion). */
+interface PrincipalClients {
+  readonly home: BoundClient;
+  readonly regional: Map<string, BoundClient>;
+}
+
+function principalClients(c: KmsApi): PrincipalClients {
+  return { home: bind(c), regional: new Map() };
+}
+
+/** Under `--auth any` (any scope accepted), the most distinct Regions answered, so a caller cannot grow the cache without end. */
+const MAX_ANY_REGIONS = 64;
 
 export interface HandlerOptions {
   client: KmsApi;
@@ -86,8 +119,14 @@ export interface HandlerOptions {
   credentials?: readonly Credential[];
   /** `'sigv4'` (default): verify signatures. `'any'`: emulator mode, any well-formed in-window signature. */
   auth?: 'sigv4' | 'any';
-  /** Region the credential scope must name (default us-east-1). `--auth any` accepts any region. */
+  /** Region the credential scope must name (default us-east-1), and the client's. `--auth any` accepts any region. */
   region?: string;
+  /**
+   * More Regions answered besides `region`: a request is answered by the
+   * client's `inRegion(<its SigV4 scope's Region>)`. Under `--auth any`,
+   * every well-formed Region name is answered.
+   */
+  regions?: readonly string[];
   maxBodyBytes?: number;
   /** Body limit when `x-amz-content-sha256` is not sent (default 64 KiB, at most `maxBodyBytes`). */
   maxUnhashedBodyBytes?: number;
@@ -110,7 +149,13 @@ export interface HandlerOptions {
 }
 
 /** Errors that a stale view of the store can cause (another process created, enabled or imported the key). */
-const STALE_ERRORS = new Set(['NotFoundException', 'DisabledException', 'KMSInvalidStateException']);
+const STALE_ERRORS = new Set([
+  'NotFoundException',
+  'DisabledException',
+  'KMSInvalidStateException',
+  // A grant token that another process issued a moment ago.
+  'InvalidGrantTokenException',
+]);
 
 interface Ctx {
   id: string;
@@ -130,8 +175,11 @@ export class KmsRequestHandler {
   private readonly metrics: RequestMetrics | null;
   /** What /healthz and /readyz answer from (health.ts). */
   readonly probes: ProbeSource;
-  private readonly genSync: ((i: Record<string, unknown>) => unknown) | undefined;
-  private readonly verSync: ((i: Record<string, unknown>) => unknown) | undefined;
+  /** The client as the server's account's root: emulator mode, and credentials that name no principal. */
+  private readonly root: PrincipalClients;
+  /** accessKeyId → the client as that credential's principal (only credentials that name one). */
+  private byAccessKey = new Map<string, PrincipalClients>();
+  private readonly homeRegion: string;
   private readonly refresh: (() => boolean) | undefined;
   /** Set during shutdown: responses carry `Connection: close`. */
   closing = false;
@@ -145,6 +193,7 @@ export class KmsRequestHandler {
       credentials: opts.credentials ?? [],
       acceptAny,
       region: acceptAny ? '*' : (opts.region ?? DEFAULT_REGION),
+      ...(opts.regions ? { regions: opts.regions } : {}),
       ...(opts.now ? { now: opts.now } : {}),
     });
     this.maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
@@ -160,9 +209,57 @@ export class KmsRequestHandler {
       draining: () => this.closing,
       degradedReady: opts.degradedReady ?? true,
     };
-    this.genSync = typeof c.generateMacSync === 'function' ? c.generateMacSync.bind(c) : undefined;
-    this.verSync = typeof c.verifyMacSync === 'function' ? c.verifyMacSync.bind(c) : undefined;
+    this.root = principalClients(this.client);
+    this.byAccessKey = this.principals(opts.credentials ?? []);
+    this.homeRegion = opts.region ?? DEFAULT_REGION;
     this.refresh = opts.refresh;
+  }
+
+  /** The clients of the credentials that name a principal or account. */
+  private principals(credentials: readonly Credential[]): Map<string, PrincipalClients> {
+    const out = new Map<string, PrincipalClients>();
+    for (const c of credentials) {
+      if (c.principal === undefined && c.accountId === undefined) continue;
+      if (typeof this.client.forPrincipal !== 'function')
+        throw new TypeError(
+          `credential ${c.accessKeyId} names a principal, but the client has no forPrincipal() to evaluate it with`,
+        );
+      out.set(
+        c.accessKeyId,
+        principalClients(
+          this.client.forPrincipal({
+            ...(c.principal !== undefined ? { principal: c.principal } : {}),
+            ...(c.accountId !== undefined ? { accountId: c.accountId } : {}),
+          }),
+        ),
+      );
+    }
+    return out;
+  }
+
+  /** Replaces the accepted credentials and their principals (a reloaded credentials file), all or nothing. */
+  setCredentials(credentials: readonly Credential[]): void {
+    const next = this.principals(credentials);
+    this.verifier.setCredentials(credentials);
+    this.byAccessKey = next;
+  }
+
+  /**
+   * The client that answers a request of access key `accessKeyId` scoped to
+   * `region` (the verifier accepted both): that credential's principal (the
+   * root of the server's account without one) in that Region. Undefined: a
+   * Region this server will not answer.
+   */
+  private apiFor(accessKeyId: string | undefined, region: string): BoundClient | undefined {
+    const p = (accessKeyId !== undefined ? this.byAccessKey.get(accessKeyId) : undefined) ?? this.root;
+    if (region === this.homeRegion || typeof p.home.client.inRegion !== 'function') return p.home;
+    let api = p.regional.get(region);
+    if (api === undefined) {
+      if (!isRegionName(region) || p.regional.size >= MAX_ANY_REGIONS) return undefined;
+      api = bind(p.home.client.inRegion(region));
+      p.regional.set(region, api);
+    }
+    return api;
   }
 
   /** True when `err` may come from a stale store view and the store did change since: worth one retry. */
@@ -381,8 +478,16 @@ export class KmsRequestHandler {
     pending: PendingAuth,
     body: Buffer,
   ): Promise<void> | undefined {
+    let api: BoundClient | undefined;
     try {
       ctx.accessKeyId = this.verifier.checkBody(pending, body).accessKeyId;
+      api = this.apiFor(ctx.accessKeyId, pending.region);
+      if (api === undefined) {
+        throw new AuthError(
+          'InvalidSignatureException',
+          `Credential should be scoped to a valid region, not '${truncate(pending.region)}'. `,
+        );
+      }
     } catch (err) {
       if (err instanceof AuthError) {
         this.sendError(req, res, ctx, 400, err.name, err.message);
@@ -390,6 +495,7 @@ export class KmsRequestHandler {
       }
       throw err;
     }
+    const { client, genSync, verSync } = api;
     const target = req.headers['x-amz-target'];
     const opName =
       typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;
@@ -419,10 +525,10 @@ export class KmsRequestHandler {
     // Hot path: MAC operations run synchronously (no promise, no extra tick). A key lookup that fails
     // on this process's snapshot falls through to the async method below, which asks the key store
     // first (a key another replica created or enabled a moment ago).
-    if (opName === 'GenerateMac' && this.genSync) {
+    if (opName === 'GenerateMac' && genSync) {
       let out: unknown;
       try {
-        out = this.callSync(this.genSync, input);
+        out = this.callSync(genSync, input);
       } catch (err) {
         if (!STALE_ERRORS.has((err as Error)?.name)) {
           this.sendKmsError(req, res, ctx, err, spec);
@@ -434,10 +540,10 @@ export class KmsRequestHandler {
         return undefined;
       }
     }
-    if (opName === 'VerifyMac' && this.verSync) {
+    if (opName === 'VerifyMac' && verSync) {
       let out: unknown;
       try {
-        out = this.callSync(this.verSync, input);
+        out = this.callSync(verSync, input);
       } catch (err) {
         if (!STALE_ERRORS.has((err as Error)?.name)) {
           this.sendKmsError(req, res, ctx, err, spec);
@@ -449,12 +555,12 @@ export class KmsRequestHandler {
         return undefined;
       }
     }
-    const fn = this.client[spec.method];
+    const fn = client[spec.method];
     if (typeof fn !== 'function') {
       this.sendError(req, res, ctx, 400, 'UnknownOperationException', `Unknown operation ${truncate(String(target))}`);
       return undefined;
     }
-    const call = () => Promise.resolve((fn as (i: unknown) => unknown).call(this.client, input));
+    const call = () => Promise.resolve((fn as (i: unknown) => unknown).call(client, input));
     let result: Promise<unknown>;
     try {
       result = call();

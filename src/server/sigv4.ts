@@ -27,6 +27,10 @@ export interface Credential {
   secretAccessKey: string;
   /** When set, requests must carry this exact `X-Amz-Security-Token`. */
   sessionToken?: string;
+  /** The principal ARN requests signed with this key are evaluated as (default: the account's root). */
+  principal?: string;
+  /** The principal's account (default: the principal ARN's, else the server's account). */
+  accountId?: string;
 }
 
 export type AuthErrorType =
@@ -56,6 +60,8 @@ export interface VerifierOptions {
   acceptAny?: boolean;
   /** Region that the credential scope must name; `'*'` accepts any region. */
   region: string;
+  /** More Regions the scope may name besides `region` (the Regions `serve` answers). */
+  regions?: readonly string[];
   /** Service name in the scope (always `kms` for this server). */
   service?: string;
   /** Clock, for tests. */
@@ -81,6 +87,8 @@ export interface SignedRequest {
 export interface PendingAuth {
   /** The access key the request names: known (or `--auth any`), its session token right. Not yet proof of the secret. */
   readonly accessKeyId: string;
+  /** The Region of the credential scope (one this verifier accepts). */
+  readonly region: string;
   /** `x-amz-content-sha256` as sent: the body must hash to it. */
   readonly declaredHash: string | undefined;
   /** Set when the signature still has to be checked against the body's hash. */
@@ -256,9 +264,10 @@ function isoBasic(ms: number): string {
 }
 
 export class SigV4Verifier {
-  private readonly byKey = new Map<string, Credential>();
+  private byKey = new Map<string, Credential>();
   private readonly acceptAny: boolean;
-  private readonly region: string;
+  /** The Regions the scope may name; undefined: any. */
+  private readonly regions: ReadonlySet<string> | undefined;
   private readonly service: string;
   private readonly now: () => number;
   /**
@@ -271,11 +280,18 @@ export class SigV4Verifier {
 
   constructor(opts: VerifierOptions) {
     this.acceptAny = opts.acceptAny === true;
-    this.region = opts.region;
+    this.regions = opts.region === '*' ? undefined : new Set([opts.region, ...(opts.regions ?? [])]);
     this.service = opts.service ?? 'kms';
     this.now = opts.now ?? Date.now;
     for (const c of opts.credentials ?? []) this.byKey.set(c.accessKeyId, c);
     if (!this.acceptAny && this.byKey.size === 0) throw new Error('SigV4Verifier: no credentials configured');
+  }
+
+  /** Replaces the accepted credentials (a reloaded credentials file); cached signing keys are wiped. */
+  setCredentials(credentials: readonly Credential[]): void {
+    if (!this.acceptAny && credentials.length === 0) throw new Error('SigV4Verifier: no credentials configured');
+    this.byKey = new Map(credentials.map((c) => [c.accessKeyId, c]));
+    this.destroy();
   }
 
   /** Throws AuthError; returns the authenticated access key. Both steps of `checkHeaders` + `checkBody`. */
@@ -325,7 +341,7 @@ export class SigV4Verifier {
         `Credential should be scoped to correct service: '${this.service}'. `,
       );
     }
-    if (this.region !== '*' && auth.region !== this.region) {
+    if (this.regions !== undefined && !this.regions.has(auth.region)) {
       throw new AuthError(
         'InvalidSignatureException',
         `Credential should be scoped to a valid region, not '${truncate(auth.region)}'. `,
@@ -373,7 +389,8 @@ export class SigV4Verifier {
     if (declaredHash !== undefined && !HEX64.test(declaredHash))
       throw new AuthError('InvalidSignatureException', MSG_PAYLOAD_HASH);
 
-    if (this.acceptAny) return { accessKeyId: auth.accessKeyId, declaredHash, signature: undefined };
+    const { accessKeyId, region } = auth;
+    if (this.acceptAny) return { accessKeyId, region, declaredHash, signature: undefined };
     const cred = this.byKey.get(auth.accessKeyId);
     if (cred === undefined) throw new AuthError('UnrecognizedClientException', MSG_INVALID_TOKEN);
     const token = rawHeader(rawHeaders, 'x-amz-security-token');
@@ -403,9 +420,9 @@ export class SigV4Verifier {
       date: auth.date,
       region: auth.region,
     };
-    if (declaredHash === undefined) return { accessKeyId: auth.accessKeyId, declaredHash, signature };
+    if (declaredHash === undefined) return { accessKeyId, region, declaredHash, signature };
     this.checkSignature(signature, declaredHash);
-    return { accessKeyId: auth.accessKeyId, declaredHash, signature: undefined };
+    return { accessKeyId, region, declaredHash, signature: undefined };
   }
 
   /** Finishes what `checkHeaders` began: the body's hash, then the signature if it was left for now. Throws AuthError. */

@@ -4,7 +4,14 @@
  * (the primary gets SIGHUP), and drains on `shutdown`, SIGTERM or SIGINT
  * (exit 0 once in-flight requests finished and the store is closed).
  */
-import type { PrimaryMessage, StartedServer, StartServerOptions, WorkerMessage, WorkerStartMessage } from './index.js';
+import type {
+  PrimaryMessage,
+  StartedServer,
+  StartServerOptions,
+  WorkerCredentialsMessage,
+  WorkerMessage,
+  WorkerStartMessage,
+} from './index.js';
 import { promClient } from './metrics.js';
 import { startInProcess, type InProcessHooks } from './start.js';
 
@@ -45,7 +52,7 @@ function clusterRegistry(): NonNullable<InProcessHooks['metricsRegistry']> {
   return registry as unknown as NonNullable<InProcessHooks['metricsRegistry']>;
 }
 
-process.on('message', (m: WorkerStartMessage | PrimaryMessage) => {
+process.on('message', (m: WorkerStartMessage | WorkerCredentialsMessage | PrimaryMessage) => {
   if (m?.type === 'start' && server === undefined) {
     // The primary checked the options, warned and seeded; the store's health goes to the primary too.
     const options: StartServerOptions = {
@@ -73,6 +80,13 @@ process.on('message', (m: WorkerStartMessage | PrimaryMessage) => {
   } else if (m?.type === 'stop-accepting') {
     server?.stopAccepting(); // the cluster's message that removes this worker from the round robin goes first
     tell({ type: 'not-accepting' });
+  } else if (m?.type === 'credentials') {
+    // Checked by the primary, which reloaded them; a refusal here leaves this worker on its old set.
+    try {
+      server?.setCredentials(m.credentials);
+    } catch (err) {
+      process.stderr.write(`kms-hmac worker ${process.pid}: credentials not replaced: ${String(err)}\n`);
+    }
   } else if (m?.type === 'shutdown') {
     void stop();
   } else if (m?.type === 'reload-tls') {
