@@ -604,4 +604,30 @@ describe('accounts and cross-account use', () => {
     expect((await caught(a.describeKey({ KeyId: own.Arn }))).name).toBe('AccessDeniedException');
     await a.close();
   });
+
+  it('another account may call only the operations AWS lets cross accounts, whatever the policy grants it', async () => {
+    const a = new KmsHmacClient();
+    const b = a.forPrincipal(`arn:aws:iam::${B}:user/consumer`);
+    const { KeyMetadata: k } = await a.createKey({
+      ...HMAC,
+      Policy: policy(allow({ AWS: A }, 'kms:*'), allow({ AWS: B }, 'kms:*')),
+    });
+    const { Mac } = await b.generateMac({ KeyId: k.Arn, MacAlgorithm: 'HMAC_SHA_256', Message: 'x' });
+    expect((await b.verifyMac({ KeyId: k.Arn, MacAlgorithm: 'HMAC_SHA_256', Message: 'x', Mac })).MacValid).toBe(true);
+    expect((await b.describeKey({ KeyId: k.Arn })).KeyMetadata.KeyId).toBe(k.KeyId);
+    for (const [op, call] of [
+      ['DisableKey', () => b.disableKey({ KeyId: k.Arn })],
+      ['ScheduleKeyDeletion', () => b.scheduleKeyDeletion({ KeyId: k.Arn, PendingWindowInDays: 7 })],
+      ['GetKeyPolicy', () => b.getKeyPolicy({ KeyId: k.Arn, PolicyName: 'default' })],
+      ['UpdateKeyDescription', () => b.updateKeyDescription({ KeyId: k.Arn, Description: 'mine now' })],
+    ] as const) {
+      const e = await caught((call as () => Promise<unknown>)());
+      expect(e.name, op).toBe('AccessDeniedException');
+      expect(e.message).toBe(
+        `User: arn:aws:iam::${B}:user/consumer is not authorized to perform: kms:${op} on resource: ${k.Arn} because no resource-based policy allows the kms:${op} action`,
+      );
+    }
+    expect((await a.describeKey({ KeyId: k.KeyId })).KeyMetadata.Enabled).toBe(true);
+    await a.close();
+  });
 });

@@ -104,9 +104,30 @@ function grantAllows(grants: readonly GrantRecord[] | undefined, caller: Caller,
  * KMS operation name, e.g. `GenerateMac`) on `rec`; InvalidGrantTokenException
  * for a grant token this service did not issue for a live grant of this key.
  */
+/**
+ * The operations AWS lets a principal of another account call on a key (its API reference's
+ * "Cross-account use: Yes"); for every other one a key policy cannot grant another account access.
+ */
+const CROSS_ACCOUNT_OPERATIONS: ReadonlySet<string> = new Set([
+  'GenerateMac',
+  'VerifyMac',
+  'DescribeKey',
+  'GetKeyRotationStatus',
+  'CreateGrant',
+  'ListGrants',
+  'RetireGrant',
+  'RevokeGrant',
+]);
+
 export function authorize(rec: KeyRecord, caller: Caller, operation: string, details?: AccessDetails): void {
   if (details?.grantTokens !== undefined) checkGrantTokens(rec, details.grantTokens);
   const action = `kms:${operation}`;
+  if (rec.arn.split(':')[4] !== caller.accountId && !CROSS_ACCOUNT_OPERATIONS.has(operation)) {
+    throw kmsError(
+      'AccessDeniedException',
+      `User: ${caller.principalArn} is not authorized to perform: ${action} on resource: ${rec.arn} because no resource-based policy allows the ${action} action`,
+    );
+  }
   const context = new Map<string, string>([
     ['kms:calleraccount', caller.accountId],
     ['aws:principalarn', caller.principalArn],
