@@ -313,8 +313,15 @@ export class KmsHmacClient {
     return this.#ctx.run(() => this.#keys.disableKeyRotation(input, this.#caller));
   }
 
-  getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<never> {
+  getKeyRotationStatus(input: { KeyId: string | undefined }): Promise<{ KeyId: string; KeyRotationEnabled: false }> {
     return this.#ctx.run(() => this.#keys.getKeyRotationStatus(input, this.#caller));
+  }
+
+  updateKeyDescription(input: {
+    KeyId: string | undefined;
+    Description: string | undefined;
+  }): Promise<Record<string, never>> {
+    return this.#ctx.run(() => this.#keys.updateKeyDescription(input, this.#caller));
   }
 
   tagResource(input: { KeyId: string | undefined; Tags: Tag[] | undefined }): Promise<Record<string, never>> {

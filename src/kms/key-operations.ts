@@ -342,8 +342,29 @@ export class KeyOperations {
     throw this.#rotationUnsupported(requireKeyId(input), caller, 'DisableKeyRotation');
   }
 
-  async getKeyRotationStatus(input: { KeyId: string | undefined }, caller: Caller): Promise<never> {
-    throw this.#rotationUnsupported(requireKeyId(input), caller, 'GetKeyRotationStatus');
+  /** HMAC keys never rotate automatically: AWS answers `false` for them, in every key state (Ansible reads it after ScheduleKeyDeletion). */
+  async getKeyRotationStatus(
+    input: { KeyId: string | undefined },
+    caller: Caller,
+  ): Promise<{ KeyId: string; KeyRotationEnabled: false }> {
+    const rec = this.#ctx.resolveRead(requireKeyId(input), false, caller, 'GetKeyRotationStatus');
+    return { KeyId: rec.arn, KeyRotationEnabled: false };
+  }
+
+  async updateKeyDescription(
+    input: { KeyId: string | undefined; Description: string | undefined },
+    caller: Caller,
+  ): Promise<Record<string, never>> {
+    const v = new Violations();
+    const keyId = v.string('keyId', input?.KeyId, ...LIMITS.keyId, true);
+    const description = v.string('description', input?.Description, ...LIMITS.description, true);
+    v.throwIfAny();
+    await this.#ctx.mutate((tx) => {
+      const rec = this.#ctx.resolveTx(tx, keyId!, false, caller, 'UpdateKeyDescription');
+      checkNotPendingDeletion(rec);
+      tx.replaceKey(withChanges(rec, { description: description! }));
+    });
+    return {};
   }
 
   #rotationUnsupported(keyId: string, caller: Caller, operation: string): KmsErrorLike {

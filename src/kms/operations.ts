@@ -94,6 +94,7 @@ export const OPERATIONS: ReadonlyMap<string, OperationSpec> = new Map<string, Op
   ['EnableKeyRotation', op('enableKeyRotation', { KeyId: 'string', RotationPeriodInDays: 'integer' }, true)],
   ['DisableKeyRotation', op('disableKeyRotation', KEY, true)],
   ['GetKeyRotationStatus', op('getKeyRotationStatus', KEY, false)],
+  ['UpdateKeyDescription', op('updateKeyDescription', { KeyId: 'string', Description: 'string' }, true)],
   [
     'PutKeyPolicy',
     op(
