@@ -196,9 +196,10 @@ class Follower {
   async run(): Promise<FollowSummary> {
     const onAbort = () => this.wake?.();
     this.opts.signal?.addEventListener('abort', onAbort);
+    let fh: FileHandle | null = null;
     try {
       if (this.opts.watch !== false) this.watcher = this.watchDir();
-      const fh = await this.openLog();
+      fh = await this.openLog();
       if (!fh)
         return {
           log: this.path,
@@ -214,6 +215,12 @@ class Follower {
       else await this.startSegment(fh, null);
       await this.follow();
       return await this.finish();
+    } catch (err) {
+      // A handle left for the garbage collector to close is an uncaught error from Node 26 on: the
+      // files this signer opened are closed here, whatever failed (closing one twice is harmless).
+      const seg = this.seg as Segment | undefined;
+      await Promise.allSettled([fh?.close(), seg?.fh.close(), seg?.sidecarFh.close()]);
+      throw err;
     } finally {
       this.opts.signal?.removeEventListener('abort', onAbort);
       this.watcher?.close();
