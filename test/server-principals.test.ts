@@ -8,13 +8,12 @@
  * aws_kms_key makes on refresh, and the file reloaded on SIGHUP.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type StartedServer } from '../src/server/index.js';
 import { signedCall } from './server-helpers.js';
-import { killGroup, track } from './support/process-group.js';
+import { run } from './support/run-command.js';
 
 const AWS = '/usr/bin/aws';
 const PYTHON = '/usr/bin/python3';
@@ -24,29 +23,6 @@ const ADMIN = `arn:aws:iam::${A}:user/admin`;
 const SHIPPER = `arn:aws:iam::${A}:user/shipper`;
 const AUDITOR = `arn:aws:iam::${A}:user/auditor`;
 const CONSUMER = `arn:aws:iam::${B}:user/consumer`;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = track(spawn(cmd, args, { env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] }));
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.stdin.end(input ?? '');
-    const timer = setTimeout(() => killGroup(child), 60_000);
-    child.on('error', () => resolve({ code: -1, stdout, stderr }));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
 
 const awsPresent = existsSync(AWS);
 const boto3Present = existsSync(PYTHON) && (await run(PYTHON, ['-c', 'import boto3'], {})).code === 0;

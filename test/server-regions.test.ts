@@ -1,20 +1,10 @@
-/**
- * Multi-Region keys over HTTP, with the real AWS CLI v2 (`/usr/bin/aws`) and
- * boto3 (Debian's python3-boto3, run by `/usr/bin/python3`; `.ci/run`
- * installs both): `serve` answers us-east-1 and eu-west-1, each request in the
- * Region of its SigV4 scope. Also the calls Terraform's `aws_kms_key` makes on
- * every refresh (Terraform itself is not installable here). Skipped, loudly,
- * only when a client is absent locally; KMS_HMAC_REQUIRE_AWSCLI=1 /
- * KMS_HMAC_REQUIRE_BOTO3=1 make that a failure.
- */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../src/server/index.js';
 import { CRED } from './server-helpers.js';
-import { killGroup, track } from './support/process-group.js';
+import { run } from './support/run-command.js';
 import { random } from './support/random.js';
 
 const AWS = '/usr/bin/aws';
@@ -27,29 +17,6 @@ if (!boto3Present)
   console.warn(
     `\n*** SKIPPING the multi-Region boto3 tests: ${PYTHON} cannot import boto3 (apt-get install -y python3-boto3) ***\n`,
   );
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = track(spawn(cmd, args, { env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] }));
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.stdin.end(input ?? '');
-    const timer = setTimeout(() => killGroup(child), 60_000);
-    child.on('error', () => resolve({ code: -1, stdout, stderr }));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
 
 describe.runIf(!awsPresent && process.env.KMS_HMAC_REQUIRE_AWSCLI === '1')('AWS CLI v2 required', () => {
   it(`${AWS} is installed`, () => expect(awsPresent, `${AWS} is missing (apt-get install -y awscli)`).toBe(true));
