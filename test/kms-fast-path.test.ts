@@ -434,11 +434,14 @@ describe('remote down', () => {
       await stopServe(own);
       // No probe can grant anything now: the last lease is the bound.
       const expiresAt = closed.fastPathStats.keys[key.arn]!.expiresAt!.getTime();
-      // Both clients in use, until the fail-closed one forwards (and fails) and a while after.
+      // Both clients in use, until the fail-closed one forwards (and fails) and a while after, and until
+      // the serve-stale one is past its own lease: it probed later, and may have renewed just before the
+      // remote went down, so its lease can end after the fail-closed one's.
       const answers: Answer[] = [];
       const staleAnswers: Answer[] = [];
       let stopAt = Infinity;
-      for (const until = Date.now() + 20_000; Date.now() < Math.min(until, stopAt); ) {
+      const staleLeaseOver = () => Date.now() > stale.fastPathStats.keys[key.arn]!.expiresAt!.getTime() + 500;
+      for (const until = Date.now() + 20_000; Date.now() < until && (Date.now() < stopAt || !staleLeaseOver()); ) {
         const a = await ask(closed, key.arn);
         answers.push(a);
         staleAnswers.push(await ask(stale, key.arn));
