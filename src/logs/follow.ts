@@ -522,7 +522,7 @@ class Follower {
       if (!intact && !renamed && size >= signedBytes) {
         const first = prefix.issues.find((i) => i.kind !== 'unsigned');
         throw new FollowError(
-          `${this.path} no longer holds the records its sidecar signed${first ? ` (${first.message})` : ''}: it was changed while the signer was stopped. ` +
+          `${this.path} no longer holds the records its sidecar signed${first ? ` (${first.message})` : ''}: it was changed while the signer was stopped, or another signer is appending to it now. ` +
             `Not continuing: keep ${name} as evidence (kms-hmac verify shows what changed) and move it away to start a new sidecar.`,
         );
       }
