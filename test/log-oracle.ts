@@ -76,11 +76,13 @@ export function v1Sidecar(log: Buffer, key: Buffer, sid: Buffer, keyArn: string)
 }
 
 /**
- * The version-2 sidecar the signer should have written for `log`, given its
- * header bytes, checkpoints every `every` records (and a last one for the
- * rest), and the times its checkpoints state (read back by `timeOf(k)`).
+ * The version-2 or version-3 sidecar (one kms-keyed stream) the signer
+ * should have written for `log`, given its header bytes (which name the
+ * version), checkpoints every `every` records (and a last one for the rest),
+ * and the times its checkpoints state (read back by `timeOf(k)`). Version 3
+ * adds the epoch (0) to a checkpoint's fields and writes its digest out.
  */
-export function v2Sidecar(
+export function chainedSidecar(
   log: Buffer,
   key: Buffer,
   head: Buffer,
@@ -88,6 +90,7 @@ export function v2Sidecar(
   timeOf: (k: number) => number,
 ): Buffer {
   const json = JSON.parse(head.subarray(12).toString());
+  const v3 = json.version >= 3;
   const o = new Oracle(key, Buffer.from(json.streamId, 'hex'));
   const headerMac = o.mac(0, 0x48, head);
   const recs = lines(log);
@@ -100,45 +103,10 @@ export function v2Sidecar(
     const macs = Buffer.concat(block.map((r, i) => o.record(first + i, r)));
     bytes += block.reduce((s, r) => s + r.length, 0);
     const count = first + block.length;
-    const fields = Buffer.concat([u64(count), u64(bytes), u64(timeOf(k))]);
-    const mac = o.mac(k, 0x43, fields, prev, createHash('sha256').update(macs).digest());
-    parts.push(Buffer.from('KHMACCKP'), u64(k), fields, mac, macs);
-    prev = mac;
-  }
-  parts.push(Buffer.from('KHMACEND'), u64(recs.length), u64(bytes), o.mac(recs.length, 0x54, u64(bytes), prev));
-  return Buffer.concat(parts);
-}
-
-/**
- * The version-3 sidecar (one kms-keyed stream) the signer should have
- * written for `log`, given its header bytes, checkpoints every `every`
- * records (and a last one for the rest), and the times its checkpoints
- * state (read back by `timeOf(k)`).
- */
-export function v3Sidecar(
-  log: Buffer,
-  key: Buffer,
-  head: Buffer,
-  every: number,
-  timeOf: (k: number) => number,
-): Buffer {
-  const json = JSON.parse(head.subarray(12).toString());
-  const o = new Oracle(key, Buffer.from(json.streamId, 'hex'));
-  const headerMac = o.mac(0, 0x48, head);
-  const recs = lines(log);
-  const parts = [head, headerMac];
-  let prev = headerMac;
-  let bytes = 0;
-  let k = 0;
-  for (let first = 0; first < recs.length || k === 0; first += every, k++) {
-    const block = recs.slice(first, first + every);
-    const macs = Buffer.concat(block.map((r, i) => o.record(first + i, r)));
-    bytes += block.reduce((s, r) => s + r.length, 0);
-    const count = first + block.length;
-    const fields = Buffer.concat([u64(count), u64(bytes), u64(timeOf(k)), u64(0)]); // epoch 0
+    const fields = Buffer.concat([u64(count), u64(bytes), u64(timeOf(k)), ...(v3 ? [u64(0)] : [])]);
     const digest = createHash('sha256').update(macs).digest();
     const mac = o.mac(k, 0x43, fields, prev, digest);
-    parts.push(Buffer.from('KHMACCKP'), u64(k), fields, digest, mac, macs);
+    parts.push(Buffer.from('KHMACCKP'), u64(k), fields, ...(v3 ? [digest] : []), mac, macs);
     prev = mac;
   }
   parts.push(Buffer.from('KHMACEND'), u64(recs.length), u64(bytes), o.mac(recs.length, 0x54, u64(bytes), prev));

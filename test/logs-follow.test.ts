@@ -25,7 +25,7 @@ import { engineFromMacKey } from '../src/logs/engine.js';
 import { FollowError, followLog, type FollowEvent, type FollowOptions } from '../src/logs/follow.js';
 import { verifyLog } from '../src/logs/verify.js';
 import { random } from './support/random.js';
-import { headerBytes, v2Sidecar } from './log-oracle.js';
+import { chainedSidecar, headerBytes } from './log-oracle.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kms-hmac-follow-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -336,7 +336,7 @@ describe('followLog', () => {
     });
     writeFileSync(
       `${log}.mac`,
-      v2Sidecar(readFileSync(log), material, head, 10, (k) => 1767225600000 + k),
+      chainedSidecar(readFileSync(log), material, head, 10, (k) => 1767225600000 + k),
     );
     appendFileSync(log, lines(25, 12));
     const f = follow(log);

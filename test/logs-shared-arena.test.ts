@@ -19,7 +19,7 @@ import { engineFromMacKey, type MacEngine } from '../src/logs/engine.js';
 import { RecordFramer, type RecordBatch } from '../src/logs/framer.js';
 import { signLog } from '../src/logs/sign.js';
 import { verifyLog } from '../src/logs/verify.js';
-import { blocks, v3Sidecar } from './log-oracle.js';
+import { blocks, chainedSidecar } from './log-oracle.js';
 import { random } from './support/random.js';
 
 const ARN = 'arn:aws:kms:us-east-1:111122223333:key/5a1e0b8e-0000-4000-8000-000000000025';
@@ -158,7 +158,7 @@ describe('the log pipeline on shared memory', () => {
       const sidecar = readFileSync(p(`reused-${backend}.mac`));
       const head = sidecar.subarray(0, 12 + sidecar.readUInt32BE(8));
       const times = blocks(sidecar).map((b) => b.time);
-      expect(sidecar.equals(v3Sidecar(log, key, head, 1000, (k) => times[k]!))).toBe(true);
+      expect(sidecar.equals(chainedSidecar(log, key, head, 1000, (k) => times[k]!))).toBe(true);
       expect((await verifyLog(log, p(`reused-${backend}.mac`), { engine: inner })).ok).toBe(true);
     },
   );

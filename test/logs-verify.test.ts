@@ -14,7 +14,7 @@ import { engineFromMacKey } from '../src/logs/engine.js';
 import { signLog } from '../src/logs/sign.js';
 import { verifyLog, type VerifyReport } from '../src/logs/verify.js';
 import type { Framing } from '../src/logs/format.js';
-import { blocks, headerBytes, v1Sidecar, v2Sidecar, v3Sidecar } from './log-oracle.js';
+import { blocks, headerBytes, chainedSidecar, v1Sidecar } from './log-oracle.js';
 import { random } from './support/random.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kms-hmac-logs-'));
@@ -123,7 +123,7 @@ describe('sidecar bytes match an independent node:crypto implementation of docs/
       keys: 'kms',
     });
     const times = blocks(sc).map((b) => b.time);
-    expect(sc.equals(v3Sidecar(log, material, head, every, (k) => times[k]!))).toBe(true);
+    expect(sc.equals(chainedSidecar(log, material, head, every, (k) => times[k]!))).toBe(true);
   });
 
   it("batched writes: blocks that straddle the writer's buffers, checkpoints written after their block went to the disk", async () => {
@@ -135,7 +135,7 @@ describe('sidecar bytes match an independent node:crypto implementation of docs/
     const head = sc.subarray(0, 12 + sc.readUInt32BE(8));
     const times = blocks(sc).map((b) => b.time);
     expect(times.length).toBe(6);
-    expect(sc.equals(v3Sidecar(log, material, head, 7000, (k) => times[k]!))).toBe(true);
+    expect(sc.equals(chainedSidecar(log, material, head, 7000, (k) => times[k]!))).toBe(true);
   });
 });
 
@@ -157,7 +157,7 @@ describe('version-2 sidecars (written by earlier releases) still verify', () => 
     previous: null,
   });
   const v2 = join(dir, 'v2.mac');
-  const full = v2Sidecar(join_(base), material, head, 10, (k) => 1767225600000 + k * 1000);
+  const full = chainedSidecar(join_(base), material, head, 10, (k) => 1767225600000 + k * 1000);
   writeFileSync(v2, full);
 
   it('intact: ok, version 2, its checkpoints', async () => {
