@@ -9,8 +9,8 @@
 //   4. node:http alone answering a fixed body (the floor: HTTP parsing, the kernel, the load generator)
 //   tls, metrics: `kms-hmac serve` (1 worker) over HTTPS (--tls-cert, a P-256 certificate made by openssl,
 //      keep-alive: one handshake per connection), and with --metrics-port, each in turns with the plain
-//      1-worker run, twice, the better run of each kept: HTTPS against HTTP, metrics on against off
-//      (target ≥ 0.95×), req/s, server CPU µs per request and p99, same machine, same run.
+//      1-worker run, 4 rounds in alternating order, the median of per-round ratios: HTTPS against
+//      HTTP, metrics on against off (target ≥ 0.95×), req/s, server CPU µs per request and p99.
 //   5. fleet (when PostgreSQL is installed: a throwaway cluster, fsync on): one server on a memory
 //      store and on a PostgreSQL store, in turns, twice each, the better run of each kept (the MAC
 //      hot path must not care: target ≥ 0.95×); then two replicas on one PostgreSQL loaded at the
@@ -50,6 +50,8 @@ const STRANGER_LOAD = join(ROOT, 'bench/stranger-load.js');
 const STRANGERS = 2000;
 const DURATION = Number(process.env.BENCH_SERVER_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_SERVER_CONNECTIONS ?? 32);
+/** Rounds of the HTTPS and metrics comparison (operationsRun), in alternating order. */
+const OPERATIONS_ROUNDS = 4;
 const MESSAGE_BYTES = Number(process.env.BENCH_SERVER_MESSAGE_BYTES ?? 64);
 const ONLY = (process.env.BENCH_SERVER_ONLY ?? 'one,two,baseline,http,tls,fleet,strangers').split(',');
 const CRED = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret-key' };
@@ -397,8 +399,10 @@ async function fleetRun(results) {
 }
 
 /**
- * HTTPS against HTTP, and metrics on against off: the three 1-worker servers in turns, twice, the
- * better run of each kept (a shared machine's load drifts over a minute). Pushes the runs into `results`.
+ * HTTPS against HTTP, and metrics on against off: the three 1-worker servers in turns, in
+ * OPERATIONS_ROUNDS rounds whose order alternates (a shared machine's speed drifts over a minute, and
+ * a fixed order hands the drift to whichever variant runs last). Each ratio is the median of the
+ * per-round ratios; the table shows each variant's median round. Pushes those into `results`.
  */
 async function operationsRun(results) {
   const variants = [
@@ -406,22 +410,34 @@ async function operationsRun(results) {
     ['kms-hmac serve, HTTPS (TLS 1.3)', kmsHmac(1, { tls: true })],
     ['kms-hmac serve, --metrics-port', kmsHmac(1, { extra: ['--metrics-port', '0'] })],
   ];
-  const runs = [];
-  for (let i = 0; i < 2; i++) for (const [name, start] of variants) runs.push(await run(name, start));
-  const best = variants.map(
-    ([name]) => runs.filter((r) => r.name === name).sort((a, b) => b.reqPerSec - a.reqPerSec)[0],
-  );
-  results.push(...best);
-  const [plain, tls, metrics] = best;
+  /** @type {Record<string, any>[][]} rounds[r][v]: variant v's run in round r */
+  const rounds = [];
+  for (let r = 0; r < OPERATIONS_ROUNDS; r++) {
+    const order = r % 2 ? [2, 1, 0] : [0, 1, 2];
+    const round = [];
+    for (const v of order) round[v] = await run(variants[v][0], variants[v][1]);
+    rounds.push(round);
+  }
+  const median = (xs) => {
+    const a = xs.filter((x) => x !== null).sort((x, y) => x - y);
+    return a.length === 0 ? null : a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+  };
+  const middleRun = (v) =>
+    rounds.map((round) => round[v]).sort((a, b) => a.reqPerSec - b.reqPerSec)[(rounds.length - 1) >> 1];
+  const [plain, tls, metrics] = [0, 1, 2].map(middleRun);
+  results.push(plain, tls, metrics);
+  const ratio = (v, pick) => median(rounds.map((round) => pick(round[v], round[0])));
+  const reqRatio = (r, p) => r.reqPerSec / p.reqPerSec;
   // Server CPU per request as well: on a loaded machine req/s follows the neighbours more than the server.
-  const cpuRatio = (r) =>
-    r.serverCpuUsPerReq && plain.serverCpuUsPerReq ? plain.serverCpuUsPerReq / r.serverCpuUsPerReq : null;
+  const cpuRatio = (r, p) =>
+    r.serverCpuUsPerReq && p.serverCpuUsPerReq ? p.serverCpuUsPerReq / r.serverCpuUsPerReq : null;
   return {
-    httpsRatio: tls.reqPerSec / plain.reqPerSec,
-    httpsCpuRatio: cpuRatio(tls),
+    rounds: OPERATIONS_ROUNDS,
+    httpsRatio: ratio(1, reqRatio),
+    httpsCpuRatio: ratio(1, cpuRatio),
     httpsP99: [tls.p99ms, plain.p99ms],
-    metricsRatio: metrics.reqPerSec / plain.reqPerSec,
-    metricsCpuRatio: cpuRatio(metrics),
+    metricsRatio: ratio(2, reqRatio),
+    metricsCpuRatio: ratio(2, cpuRatio),
     metricsP99: [metrics.p99ms, plain.p99ms],
   };
 }
